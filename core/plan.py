@@ -1,0 +1,331 @@
+"""The plan: yibao's IR between the policy language and the kernel.
+
+A plan is what a policy *means*, with every name resolved and every number in engine units:
+
+- money is an ``int`` of fen (0.01 yuan);
+- a ratio is an ``int`` of millionths (``RATIO_SCALE``): 85% is ``850_000``;
+- a count or level is an ``int``; a flag is ``0``/``1``; a date is days since 1970-01-01;
+- a value of a closed text domain (``tier``, ``setting``) is the index of the value in the domain.
+
+Plans are frozen dataclasses, printable (``describe()``) and JSON-serialisable with a version
+(``to_json`` / ``from_json``). Evaluators (the Cython kernel through ``lower.py`` and the plain
+Python oracle ``reference.py``) take a plan and nothing else; they never see policy text.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+PLAN_VERSION = "yibao.plan/1"
+RATIO_SCALE = 1_000_000
+
+# -- types -----------------------------------------------------------------------------------
+
+MONEY, RATIO, INT, BOOL, TEXT, DATE = "money", "ratio", "int", "bool", "text", "date"
+SCALARS = (MONEY, RATIO, INT, BOOL, TEXT, DATE)
+
+
+@dataclass(frozen=True)
+class Type:
+    """A value type. ``domain`` lists the allowed values of a closed ``text`` or ``int``
+    attribute (a claim outside it is rejected); ``None`` means open."""
+    kind: str
+    domain: Optional[tuple] = None
+
+    def __post_init__(self):
+        if self.kind not in SCALARS:
+            raise ValueError(f"unknown type kind {self.kind!r}")
+
+    def __str__(self):
+        if self.domain is None:
+            return self.kind
+        return f"{self.kind} of {{{', '.join(map(str, self.domain))}}}"
+
+
+# -- expressions -----------------------------------------------------------------------------
+# Every node carries its result type. Text values of a closed domain are domain indices.
+
+
+@dataclass(frozen=True)
+class Expr:
+    type: Type
+
+
+@dataclass(frozen=True)
+class Const(Expr):
+    value: Any  # int in engine units (see module docstring)
+
+
+@dataclass(frozen=True)
+class Column(Expr):
+    name: str
+
+
+@dataclass(frozen=True)
+class Binary(Expr):
+    """``op`` is one of ``+ - * min max`` (numbers), ``== != < <= > >=`` (comparisons, bool
+    result), ``and or`` (bools). ``money * ratio`` rounds half-up away from zero to the fen."""
+    op: str
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class Not(Expr):
+    operand: Expr
+
+
+@dataclass(frozen=True)
+class InSet(Expr):
+    """True when ``operand`` is one of ``values`` (engine units, domain indices for text)."""
+    operand: Expr
+    values: tuple
+
+
+@dataclass(frozen=True)
+class Cond(Expr):
+    test: Expr
+    then: Expr
+    orelse: Expr
+
+
+@dataclass(frozen=True)
+class Lookup(Expr):
+    """The value of table ``table`` at the row whose keys equal ``args``."""
+    table: str
+    args: tuple
+
+
+@dataclass(frozen=True)
+class Call(Expr):
+    """A function contributed by a plugin, evaluated vectorised over whole arrays."""
+    function: str
+    args: tuple
+
+
+@dataclass(frozen=True)
+class Paid(Expr):
+    """What earlier layers paid on this claim; ``layers`` empty means all earlier layers."""
+    layers: tuple
+
+
+# -- declarations ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ColumnDecl:
+    """A claim column the plan reads, with its type."""
+    name: str
+    type: Type
+
+
+@dataclass(frozen=True)
+class Table:
+    """A lookup table. ``rows`` maps key tuples (engine units) to a value. When every key has
+    a closed domain the compiler has checked that the table is complete; otherwise a claim
+    whose keys are missing is rejected (``missing_table_key``)."""
+    name: str
+    key_types: tuple
+    value_type: Type
+    rows: tuple  # ((key, ...), value)
+    source: str = ""  # file:line where it was defined, for explanations
+
+
+@dataclass(frozen=True)
+class Key:
+    """An accumulator key: claims with equal key values share deductibles, caps, bands and
+    self-pay limits within a policy year. ``column`` null falls back to ``person_id``."""
+    name: str
+    column: str
+
+
+PERSON = Key("person", "person_id")
+
+PER_CLAIM, PER_YEAR = "claim", "year"
+
+
+@dataclass(frozen=True)
+class Deductible:
+    """起付线. ``amount`` is the deductible D for this claim. ``scope`` PER_YEAR accumulates
+    per ``key``; ``continuing`` (连续计算起付线) is a bool expression marking transfers, whose
+    deductible is ``max(0, D - the deductible paid on the key's previous claim in this layer)``."""
+    amount: Expr
+    scope: str
+    key: Key = PERSON
+    continuing: Optional[Expr] = None
+
+
+@dataclass(frozen=True)
+class Band:
+    lo: int
+    hi: Optional[int]  # None is unbounded
+    rate: int  # RATIO_SCALE units
+
+
+@dataclass(frozen=True)
+class Bands:
+    """分段: rates over the key's cumulative yearly amount after deductible."""
+    bands: tuple
+    key: Key = PERSON
+
+
+@dataclass(frozen=True)
+class Cap:
+    """封顶线. ``name`` is set for a cap shared between layers (one accumulator)."""
+    amount: Expr
+    scope: str
+    key: Key = PERSON
+    name: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class SelfPayLimit:
+    """兜底 / 自负封顶: pay what keeps the key's yearly kept burden at or below ``amount``."""
+    amount: Expr
+    key: Key = PERSON
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of benefits (基本医保, 大病保险, 医疗救助 ...). ``ratio`` is an Expr of type
+    ratio, a Bands, or None (pays 100% of what is left after the deductible)."""
+    name: str
+    label: str
+    applies: Expr
+    base: Expr
+    deductible: Optional[Deductible] = None
+    ratio: Any = None
+    caps: tuple = ()
+    limit: Optional[SelfPayLimit] = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    region: str
+    effective_from: int  # days since epoch, inclusive
+    effective_to: int  # inclusive
+    columns: tuple
+    tables: tuple
+    layers: tuple
+    year_start: tuple = (1, 1)  # month, day a policy year starts
+    version: str = PLAN_VERSION
+    meta: tuple = ()  # ((key, value), ...) free text: source files, hashes
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def table(self, name: str) -> Table:
+        for table in self.tables:
+            if table.name == name:
+                return table
+        raise KeyError(name)
+
+    def column(self, name: str) -> ColumnDecl:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+    def keys(self) -> tuple:
+        """Every accumulator key the plan uses, person first."""
+        found = {PERSON.name: PERSON}
+        for layer in self.layers:
+            for part in (layer.deductible, layer.ratio, layer.limit, *layer.caps):
+                key = getattr(part, "key", None)
+                if isinstance(key, Key):
+                    found.setdefault(key.name, key)
+        return tuple(found.values())
+
+    def shared_caps(self) -> dict:
+        """name -> (first Cap, layers using it), in layer order."""
+        found: dict = {}
+        for layer in self.layers:
+            for cap in layer.caps:
+                if cap.name:
+                    found.setdefault(cap.name, (cap, []))[1].append(layer.name)
+        return found
+
+    def describe(self) -> str:
+        from .describe import describe_plan
+        return describe_plan(self)
+
+    def to_json(self) -> str:
+        return json.dumps(_encode(self), ensure_ascii=False, indent=1, sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> "Plan":
+        data = json.loads(text)
+        version = data.get("version")
+        if version != PLAN_VERSION:
+            raise ValueError(f"plan version {version!r} is not {PLAN_VERSION!r}")
+        return _decode(data)
+
+
+# -- JSON ------------------------------------------------------------------------------------
+
+NODE_TYPES = {cls.__name__: cls for cls in (
+    Type, Const, Column, Binary, Not, InSet, Cond, Lookup, Call, Paid, ColumnDecl, Table, Key,
+    Deductible, Band, Bands, Cap, SelfPayLimit, Layer, Plan)}
+
+
+def register_node(cls):
+    """Let a plugin add its own plan node class to JSON round-trips."""
+    NODE_TYPES[cls.__name__] = cls
+    return cls
+
+
+def _encode(value):
+    if dataclasses.is_dataclass(value):
+        out = {"@": type(value).__name__}
+        for f in dataclasses.fields(value):
+            out[f.name] = _encode(getattr(value, f.name))
+        return out
+    if isinstance(value, (tuple, list)):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _decode(value):
+    if isinstance(value, dict):
+        cls = NODE_TYPES[value["@"]]
+        kwargs = {k: _decode(v) for k, v in value.items() if k != "@"}
+        return cls(**kwargs)
+    if isinstance(value, list):
+        return tuple(_decode(v) for v in value)
+    return value
+
+
+def walk(expr):
+    """Yield ``expr`` and every expression below it, depth first."""
+    yield expr
+    for f in dataclasses.fields(expr):
+        child = getattr(expr, f.name)
+        if isinstance(child, Expr):
+            yield from walk(child)
+        elif isinstance(child, tuple):
+            for c in child:
+                if isinstance(c, Expr):
+                    yield from walk(c)
+
+
+def layer_exprs(layer: Layer):
+    """Every top-level expression of a layer."""
+    yield layer.applies
+    yield layer.base
+    if layer.deductible:
+        yield layer.deductible.amount
+        if layer.deductible.continuing is not None:
+            yield layer.deductible.continuing
+    if isinstance(layer.ratio, Expr):
+        yield layer.ratio
+    for cap in layer.caps:
+        yield cap.amount
+    if layer.limit:
+        yield layer.limit.amount
