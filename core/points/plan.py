@@ -1,0 +1,295 @@
+"""Plan nodes for provider payment by points (点数法), point-method.md §2–§3.
+
+Units (engine units, as in ``yibao.core.plan``):
+
+- points are fixed-point ``int`` with 4 decimals (``POINT_SCALE``): 12.5 points is ``125_000``;
+- money is ``int`` fen; ratios and factors are ``int`` millionths (``RATIO_SCALE``);
+- a point value held in advance (Shanghai baseline) is ``int`` micro-fen per point
+  (``PV_SCALE``): 0.95 yuan per point is ``95_000_000``.
+
+Every node is a frozen dataclass registered with ``register_node`` so a ``PointsPlan``
+round-trips through ``to_json``/``from_json``. Tables are tuples of pairs, never dicts, so the
+nodes stay hashable and their JSON stable. Nothing here evaluates anything: ``compute.py`` (the
+vectorised evaluator) and ``reference.py`` (the per-claim oracle) read these nodes.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from yibao.core.plan import RATIO_SCALE, _decode, _encode, register_node
+
+POINT_SCALE = 10_000
+PV_SCALE = 1_000_000
+POINTS_PLAN_VERSION = "yibao.points/1"
+
+TEST_OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "not in")
+
+
+def _pct(ratio: int) -> str:
+    return f"{ratio / RATIO_SCALE:.6g}"
+
+
+def _pts(points: int) -> str:
+    return f"{points / POINT_SCALE:.4f}"
+
+
+@register_node
+@dataclass(frozen=True)
+class Test:
+    """``column op value`` over one claim column; ``value`` is a tuple for ``in``/``not in``.
+    A null column value never passes (so ``!=`` on a null is false, as in SQL)."""
+    column: str
+    op: str
+    value: Any
+
+    def __post_init__(self):
+        if self.op not in TEST_OPS:
+            raise ValueError(f"unknown test op {self.op!r}")
+
+    def describe(self) -> str:
+        return f"{self.column} {self.op} {self.value!r}"
+
+
+def describe_tests(tests: tuple) -> str:
+    """A conjunction of tests; the empty conjunction is ``always``."""
+    return " and ".join(t.describe() for t in tests) or "always"
+
+
+@register_node
+@dataclass(frozen=True)
+class HighBand:
+    """High-outlier threshold for groups whose base points are ≤ ``b_max`` (``None``: above
+    every earlier band). ``t_high`` is a ratio: 3 is ``3_000_000``."""
+    b_max: Optional[int]
+    t_high: int
+
+
+@register_node
+@dataclass(frozen=True)
+class Outliers:
+    """高倍率 / 低倍率 thresholds on r = cost ÷ average cost. ``high`` bands are ordered by
+    ``b_max`` ascending, the last one usually unbounded; no band means no high outliers.
+    ``t_low`` 0 disables low outliers."""
+    high: tuple = ()
+    t_low: int = 0
+
+    def t_high_for(self, base_points: int) -> Optional[int]:
+        for band in self.high:
+            if band.b_max is None or base_points <= band.b_max:
+                return band.t_high
+        return None
+
+    def describe(self) -> str:
+        bands = ", ".join(f"B ≤ {_pts(b.b_max)}: {_pct(b.t_high)}" if b.b_max is not None
+                          else f"else {_pct(b.t_high)}" for b in self.high)
+        return f"high r ≥ [{bands or 'none'}]; low r ≤ {_pct(self.t_low)}"
+
+
+@register_node
+@dataclass(frozen=True)
+class DayTier:
+    """Days ``first``..``last`` (inclusive, 1-based; ``last`` None: no end) earn the per-day
+    points × ``factor`` (ratio)."""
+    first: int
+    last: Optional[int]
+    factor: int
+
+
+@register_node
+@dataclass(frozen=True)
+class BedDay:
+    """阶梯床日: a claim whose group is in ``per_day`` (group -> points per day) earns
+    Σ over tiers of round(per_day × days in tier × factor); days beyond every tier earn 0."""
+    per_day: tuple  # ((group, points), ...)
+    tiers: tuple = (DayTier(1, None, RATIO_SCALE),)
+    los_column: str = "los"
+
+
+@register_node
+@dataclass(frozen=True)
+class Readmission:
+    """再住院: when the same person is admitted again to the same group within ``days`` days of
+    a discharge, the earlier stay earns its points × ``share``."""
+    days: int
+    share: int = RATIO_SCALE // 2
+    person_column: str = "person_id"
+    admit_column: str = "admit_date"
+    discharge_column: str = "discharge_date"
+
+
+@register_node
+@dataclass(frozen=True)
+class Adjustment:
+    """A multiplicative factor (ratio) for claims passing every test in ``when``, applied
+    after the case class in declared order, each rounded half-up (TCM ×1.1, age ≥ 80 ×1.05)."""
+    name: str
+    factor: int
+    when: tuple = ()
+
+
+BUDGET_PLUS_PAID, BUDGET_ONLY, BASELINE = "budget_plus_paid", "budget", "baseline"
+PV_KINDS = (BUDGET_PLUS_PAID, BUDGET_ONLY, BASELINE)
+
+
+@register_node
+@dataclass(frozen=True)
+class PointValue:
+    """How a pool's point value PV (fen per point) is formed from the fund amount G (budget
+    after reserve and sharing), the patients' payments P and the pool's Σ points:
+
+    - ``budget_plus_paid`` (Zhejiang): PV = (G + P) / Σ;
+    - ``budget``: PV = G / Σ;
+    - ``baseline`` (Shanghai): a share ``baseline_share`` s of every point is paid at the
+      value ``baseline_value`` PV0 fixed in advance, the rest floats on the budget:
+      PV = s·PV0 + (1 − s)·G / Σ (``include_paid`` adds P to G). The fund bears the
+      difference between s·PV0·Σ and s·G."""
+    kind: str = BUDGET_PLUS_PAID
+    baseline_value: int = 0  # PV_SCALE units (micro-fen per point)
+    baseline_share: int = 0  # ratio
+    include_paid: bool = False
+
+    def __post_init__(self):
+        if self.kind not in PV_KINDS:
+            raise ValueError(f"unknown point value kind {self.kind!r}")
+
+    def describe(self) -> str:
+        if self.kind == BUDGET_PLUS_PAID:
+            return "PV = (F + P) / Σ points"
+        if self.kind == BUDGET_ONLY:
+            return "PV = F / Σ points"
+        g = "(F + P)" if self.include_paid else "F"
+        return (f"PV = {_pct(self.baseline_share)} × {self.baseline_value / PV_SCALE:.6g} fen"
+                f" + {_pct(RATIO_SCALE - self.baseline_share)} × {g} / Σ points")
+
+
+@register_node
+@dataclass(frozen=True)
+class RiskSharing:
+    """结余留用 / 超支分担 against a target (the pool budget after reserve, or the control total
+    ``per_head`` fen × ``insured`` persons when ``per_head`` is set). With A = the pool
+    claims' fee-for-service fund cost, hospitals keep ``keep`` of a surplus (target − A > 0) and
+    bear ``bear`` of an overrun: the fund amount is A + round(keep × surplus), or
+    A − round(bear × overrun). Shared amounts are split over hospitals by points."""
+    keep: int
+    bear: int
+    per_head: Optional[int] = None
+    insured: int = 0
+
+    def describe(self) -> str:
+        target = (f"{self.per_head} fen × {self.insured} insured" if self.per_head is not None
+                  else "budget")
+        return f"keep {_pct(self.keep)} of surplus, bear {_pct(self.bear)} of overrun vs {target}"
+
+
+@register_node
+@dataclass(frozen=True)
+class Capitation:
+    """人头包干: persons signed with an institution (claims whose ``signed_column`` is not null)
+    carry ``per_head`` fen each to it (``signed`` lists (institution, persons)). Their claims
+    still earn points, valued at the pool's PV, but are paid from the signed institution's
+    capitation budget, not the pool budget; the institution keeps the balance (or bears the
+    deficit). The pool PV is formed over the unsigned claims only."""
+    per_head: int
+    signed: tuple  # ((institution, persons), ...)
+    signed_column: str = "signed_inst"
+
+
+@register_node
+@dataclass(frozen=True)
+class Pool:
+    """One budget pool (住院 DRG, 门诊 APG, 康复 bed-day …).
+
+    A claim belongs to the pool when it passes every test in ``applies``. ``group_column``
+    names the grouper's output (``drg``, ``apg``, ``dip``, ``rehab_class``). ``base_points``
+    maps group -> B (points ×10^4); ``avg_cost`` group -> fen. ``coefficients`` maps
+    (key, group) -> k (ratio), the key read from ``coefficient_by`` (``hospital_level`` or
+    ``hospital_id``); a missing pair is 1 (a new group). A group in neither ``base_points``
+    nor ``bed_day`` earns 0 points, class ``ungrouped``."""
+    name: str
+    budget: int
+    group_column: str = "drg"
+    applies: tuple = ()
+    base_points: tuple = ()  # ((group, points), ...)
+    avg_cost: tuple = ()  # ((group, fen), ...)
+    coefficients: tuple = ()  # ((key, group, ratio), ...)
+    coefficient_by: str = "hospital_level"
+    outliers: Outliers = Outliers()
+    incomplete_column: Optional[str] = None
+    bed_day: Optional[BedDay] = None
+    readmission: Optional[Readmission] = None
+    review: tuple = ()  # ((claim_id, points), ...) 特病单议
+    adjustments: tuple = ()
+    point_value: PointValue = PointValue()
+    reserve_share: int = 0  # 调剂金, ratio of the budget
+    sharing: Optional[RiskSharing] = None
+    capitation: Optional[Capitation] = None
+    prepaid: tuple = ()  # ((hospital_id, fen), ...)
+
+    def describe(self) -> str:
+        lines = [f"pool {self.name}: budget {self.budget} fen, group by {self.group_column}",
+                 f"  applies: {describe_tests(self.applies)}",
+                 f"  {len(self.base_points)} groups with base points, "
+                 f"{len(self.coefficients)} coefficients by {self.coefficient_by}",
+                 f"  outliers: {self.outliers.describe()}"]
+        if self.incomplete_column:
+            lines.append(f"  incomplete stay: {self.incomplete_column}")
+        if self.bed_day:
+            tiers = ", ".join(f"{t.first}-{t.last or ''} ×{_pct(t.factor)}"
+                              for t in self.bed_day.tiers)
+            lines.append(f"  bed-day: {len(self.bed_day.per_day)} groups, tiers {tiers}")
+        if self.readmission:
+            r = self.readmission
+            lines.append(f"  readmission within {r.days} days: earlier stay ×{_pct(r.share)}")
+        if self.review:
+            lines.append(f"  special review: {len(self.review)} claims")
+        for adj in self.adjustments:
+            lines.append(f"  adjust {adj.name} ×{_pct(adj.factor)} when "
+                         f"{describe_tests(adj.when)}")
+        lines.append(f"  {self.point_value.describe()}; reserve {_pct(self.reserve_share)}")
+        if self.sharing:
+            lines.append(f"  sharing: {self.sharing.describe()}")
+        if self.capitation:
+            cap = self.capitation
+            lines.append(f"  capitation {cap.per_head} fen/head, {len(cap.signed)} institutions")
+        if self.prepaid:
+            lines.append(f"  prepaid: {len(self.prepaid)} hospitals")
+        return "\n".join(lines)
+
+
+@register_node
+@dataclass(frozen=True)
+class PointsPlan:
+    """The provider-payment part of a plan: its pools, in order."""
+    pools: tuple
+    version: str = POINTS_PLAN_VERSION
+
+    def pool(self, name: str) -> Pool:
+        for pool in self.pools:
+            if pool.name == name:
+                return pool
+        raise KeyError(name)
+
+    def describe(self) -> str:
+        return "\n".join(pool.describe() for pool in self.pools)
+
+    def to_json(self) -> str:
+        return json.dumps(_encode(self), ensure_ascii=False, indent=1, sort_keys=True)
+
+    @staticmethod
+    def from_json(text: str) -> "PointsPlan":
+        data = json.loads(text)
+        if data.get("version") != POINTS_PLAN_VERSION:
+            raise ValueError(f"points plan version {data.get('version')!r} is not "
+                             f"{POINTS_PLAN_VERSION!r}")
+        return _decode(data)
+
+
+# Threshold bands Zhejiang cities use (point-method.md §2): 3 when B ≤ 100, 2 to 200, 1.5 above.
+ZHEJIANG_OUTLIERS = Outliers(
+    high=(HighBand(100 * POINT_SCALE, 3 * RATIO_SCALE), HighBand(200 * POINT_SCALE, 2 * RATIO_SCALE),
+          HighBand(None, 1_500_000)),
+    t_low=400_000)
+ZHEJIANG_DAY_TIERS = (DayTier(1, 30, RATIO_SCALE), DayTier(31, 60, 900_000),
+                      DayTier(61, None, 800_000))
