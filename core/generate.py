@@ -1,0 +1,315 @@
+"""Synthetic claim batches (模拟结算数据) in the claim-record schema of spec/benefits.md.
+
+``generate_claims(n, seed)`` is deterministic: the same arguments give a byte-identical table
+(one ``numpy.random.Generator`` drawn in a fixed order, no Python loop per row, so 5 million
+claims take a few seconds). The shapes are meant to look like a city's year, not to be
+statistics of one:
+
+* about four claims per person (``persons = n // 4``), drawn with gamma-distributed weights so
+  a few persons have many claims and many have one or two;
+* settings: outpatient ~70 %, inpatient ~25 %, rehab ~5 %;
+* inpatient cost lognormal with mean ≈ 9,399 yuan (Jinhua 2022 average inpatient cost, the
+  seeds), rehab a few times that, outpatient a few hundred yuan; ``self_first ≤ in_scope ≤
+  total`` always; money is int64 fen;
+* ``low_income_share`` of persons are low-income (困难群众) and ~2 % of persons flip that flag
+  on a day of the year, so a person's claims before and after differ (attributes that change
+  mid-year are the case window-function settlements cannot follow);
+* ``family_share`` of persons live in households of 2–4 persons sharing a ``family_id``; the
+  others have a null ``family_id``;
+* diagnoses and procedures are real 医保版 codes (ZD_INFO.dat / SS_INFO.dat of CHS-DRG 1.1):
+  inpatient claims mostly carry 0–1 procedures and 0–4 secondary diagnoses;
+* extra columns read by city policies and groupers: ``referral`` (a transfer, ~3 % of
+  inpatient and rehab stays), ``age`` int16, ``sex`` int8 (1 male, 2 female), ``tcm_amount``
+  (≤ in_scope, 中医 part) and ``scheme`` (employee / resident).
+
+Rows come in a shuffled order: claim ids ``C<zero-padded number>`` are a random permutation, and
+neither ids nor dates are sorted, so an engine that relies on input order is caught.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+__all__ = ["generate_claims", "write_claims", "sample_claims", "CLAIM_SCHEMA", "code_lists"]
+
+_ICD_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "chs-drg-1.1" / "executable" / "ICD"
+
+TIERS = ("tier1", "tier2", "tier3")
+SETTINGS = ("inpatient", "outpatient", "rehab")
+SCHEMES = ("employee", "resident")
+
+_DICT = pa.dictionary(pa.int32(), pa.string())
+
+CLAIM_SCHEMA = pa.schema([
+    ("claim_id", pa.string()),
+    ("person_id", pa.string()),
+    ("family_id", pa.string()),
+    ("tier", _DICT),
+    ("low_income", pa.bool_()),
+    ("setting", _DICT),
+    ("hospital_id", pa.string()),
+    ("hospital_level", pa.int8()),
+    ("hospital_tcm", pa.bool_()),
+    ("admit_date", pa.date32()),
+    ("discharge_date", pa.date32()),
+    ("los", pa.int32()),
+    ("principal_dx", pa.string()),
+    ("secondary_dx", pa.list_(pa.string())),
+    ("procedures", pa.list_(pa.string())),
+    ("total", pa.int64()),
+    ("in_scope", pa.int64()),
+    ("self_first", pa.int64()),
+    # extra attribute columns (policies / groupers)
+    ("referral", pa.bool_()),
+    ("age", pa.int16()),
+    ("sex", pa.int8()),
+    ("tcm_amount", pa.int64()),
+    ("scheme", _DICT),
+])
+
+_INPATIENT_MEAN_YUAN = 9_399.0   # Jinhua 2022 average inpatient cost (seeds)
+_SETTING_P = (0.25, 0.70, 0.05)  # inpatient, outpatient, rehab — order of SETTINGS
+
+
+# ---------------------------------------------------------------- code lists
+
+def _read_codes(path: Path) -> list[str]:
+    """First whitespace-separated field of every non-empty line (``CODE name``)."""
+    with open(path, encoding="utf-8") as fh:
+        return [line.split(maxsplit=1)[0] for line in fh if line.strip()]
+
+
+@functools.lru_cache(maxsize=4)
+def code_lists(icd_dir: str | None = None) -> tuple[pa.StringArray, pa.StringArray, pa.StringArray]:
+    """(principal-eligible diagnoses, all diagnoses, procedures) as Arrow string arrays.
+
+    Principal diagnoses exclude chapter V–Y (external causes are never principal); secondary
+    diagnoses draw from the whole list. Read once per directory and cached.
+    """
+    folder = Path(icd_dir) if icd_dir else _ICD_DIR
+    dx = _read_codes(folder / "ZD_INFO.dat")
+    px = _read_codes(folder / "SS_INFO.dat")
+    principal = [c for c in dx if c[0] not in "VWXY"]
+    return pa.array(principal, pa.string()), pa.array(dx, pa.string()), pa.array(px, pa.string())
+
+
+# ---------------------------------------------------------------- vectorised helpers
+
+def _ids(prefix: str, numbers: np.ndarray, width: int | None = None) -> pa.StringArray:
+    """``prefix + zero-padded number`` for every element, built straight into an Arrow buffer."""
+    numbers = np.asarray(numbers, dtype=np.int64)
+    count = len(numbers)
+    if width is None:
+        width = max(1, len(str(int(numbers.max())))) if count else 1
+    pre = np.frombuffer(prefix.encode(), dtype=np.uint8)
+    step = len(pre) + width
+    chars = np.empty((count, step), dtype=np.uint8)
+    chars[:, : len(pre)] = pre
+    rest = numbers.copy()
+    for col in range(step - 1, len(pre) - 1, -1):  # one pass per digit, least significant first
+        chars[:, col] = rest % 10 + ord("0")
+        rest //= 10
+    offsets = np.arange(count + 1, dtype=np.int32) * step
+    return pa.Array.from_buffers(pa.string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(chars.tobytes())])
+
+
+def _dictionary(indices: np.ndarray, values: tuple[str, ...]) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(indices.astype(np.int32)), pa.array(values, pa.string()))
+
+
+def _code_lists(rng: np.random.Generator, counts: np.ndarray, codes: pa.StringArray) -> pa.ListArray:
+    """A list<string> column with ``counts[i]`` codes drawn uniformly for row i."""
+    offsets = np.zeros(len(counts) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    values = codes.take(pa.array(rng.integers(0, len(codes), int(offsets[-1]))))
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def _lognormal_fen(rng: np.random.Generator, mean_yuan: np.ndarray | float, sigma: float, size: int) -> np.ndarray:
+    """Lognormal amounts with the given arithmetic mean, in whole fen (≥ 1 yuan)."""
+    mu = np.log(mean_yuan) - sigma * sigma / 2
+    yuan = rng.lognormal(mu, sigma, size)
+    return np.maximum(np.rint(yuan * 100), 100).astype(np.int64)
+
+
+def _portion(rng: np.random.Generator, amount: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``amount × u`` with u uniform in [low, high], in integer millionths (floor, so ≤ amount)."""
+    ppm = rng.integers(int(low * 1_000_000), int(high * 1_000_000) + 1, len(amount))
+    return amount * ppm // 1_000_000
+
+
+# ---------------------------------------------------------------- persons and households
+
+def _families(rng: np.random.Generator, persons: int, family_share: float) -> np.ndarray:
+    """Household number per person, -1 for none; households hold 2–4 persons."""
+    family = np.full(persons, -1, dtype=np.int64)
+    members = rng.permutation(persons)[: int(round(persons * family_share))]
+    sizes = rng.integers(2, 5, len(members) // 2 + 1)
+    house = np.repeat(np.arange(len(sizes)), sizes)[: len(members)]
+    if len(house) and np.count_nonzero(house == house[-1]) == 1 and house[-1] > 0:
+        house[-1] = house[-2]  # no household of one
+    family[members] = house
+    return family
+
+
+def _person_table(rng, persons, low_income_share, family_share):
+    scheme = (rng.random(persons) >= 0.45).astype(np.int8)                  # 0 employee, 1 resident
+    tier = rng.choice(3, persons, p=(0.30, 0.48, 0.22))
+    age0 = np.where(scheme == 0, rng.integers(18, 91, persons), rng.integers(0, 96, persons))
+    sex = rng.integers(1, 3, persons).astype(np.int8)
+    low = rng.random(persons) < low_income_share
+    flips = rng.random(persons) < 0.02
+    flip_day = rng.integers(30, 331, persons)                                 # day of the first year
+    weight = rng.gamma(0.8, 1.0, persons)
+    family = _families(rng, persons, family_share)
+    return dict(scheme=scheme, tier=tier, age0=age0, sex=sex, low=low, flips=flips,
+                flip_day=flip_day, weight=weight / weight.sum(), family=family)
+
+
+def _pick_persons(rng, weight, n):
+    """``n`` persons drawn with probabilities ``weight``, in random order.
+
+    Sorted uniforms make the binary search cache-friendly (8x faster than ``rng.choice(p=)``
+    at 5M); the permutation afterwards restores a random order.
+    """
+    cumulative = np.cumsum(weight)
+    who = np.searchsorted(cumulative, np.sort(rng.random(n)) * cumulative[-1], side="right")
+    return np.minimum(who, len(weight) - 1)[rng.permutation(n)]
+
+
+def _hospitals(rng, count):
+    level = rng.choice(np.arange(1, 4), count, p=(0.45, 0.35, 0.20)).astype(np.int8)
+    tcm = rng.random(count) < 0.15
+    return level, tcm
+
+
+def _pick_hospital(rng, claim_level, hosp_level):
+    """A hospital of each claim's level (every level has at least one hospital)."""
+    order = np.argsort(hosp_level, kind="stable")
+    starts = np.searchsorted(hosp_level[order], np.arange(1, 5))
+    first, size = starts[claim_level - 1], starts[claim_level] - starts[claim_level - 1]
+    return order[first + (rng.random(len(claim_level)) * size).astype(np.int64)]
+
+
+# ---------------------------------------------------------------- claims
+
+def _dates(rng, n, start_year, years):
+    year = start_year + rng.integers(0, years, n)
+    jan1 = np.array([np.datetime64(f"{y}-01-01", "D").astype(np.int64) for y in range(start_year, start_year + years + 1)])
+    first, nxt = jan1[year - start_year], jan1[year - start_year + 1]
+    doy = (rng.random(n) * (nxt - first)).astype(np.int64)
+    return year, doy, first + doy
+
+
+def _costs(rng, setting, los):
+    n = len(setting)
+    inpatient, outpatient = setting == 0, setting == 1
+    mean = np.where(inpatient, _INPATIENT_MEAN_YUAN, np.where(outpatient, 300.0, 28_000.0))
+    sigma = 1.0
+    total = _lognormal_fen(rng, mean, sigma, n)
+    in_scope = _portion(rng, total, 0.72, 0.97)
+    self_first = _portion(rng, in_scope, 0.0, 0.10)
+    return total, in_scope, self_first
+
+
+def _stay_length(rng, setting):
+    inpatient_los = np.maximum(1, np.rint(rng.lognormal(np.log(7.0), 0.6, len(setting)))).astype(np.int32)
+    rehab_los = np.maximum(7, np.rint(rng.lognormal(np.log(30.0), 0.5, len(setting)))).astype(np.int32)
+    return np.where(setting == 0, inpatient_los, np.where(setting == 2, rehab_los, 0)).astype(np.int32)
+
+
+def _draw_counts(rng, setting, table):
+    """Per-row count drawn from ``table[setting]`` (a probability vector over 0..k)."""
+    counts = np.zeros(len(setting), dtype=np.int32)
+    for code, probs in table.items():
+        rows = np.flatnonzero(setting == code)
+        counts[rows] = rng.choice(len(probs), len(rows), p=probs)
+    return counts
+
+
+_SECONDARY_P = {0: (0.20, 0.30, 0.25, 0.15, 0.10), 1: (0.75, 0.25), 2: (0.3, 0.4, 0.3)}
+_PROCEDURE_P = {0: (0.55, 0.38, 0.07), 1: (0.92, 0.08), 2: (0.6, 0.4)}
+_LEVEL_P = {0: (0.20, 0.40, 0.40), 1: (0.55, 0.30, 0.15), 2: (0.35, 0.45, 0.20)}
+
+
+def generate_claims(n: int, seed: int = 7, start_year: int = 2024, years: int = 1,
+                    persons: int | None = None, low_income_share: float = 0.06,
+                    family_share: float = 0.5) -> pa.Table:
+    """``n`` synthetic claims (see the module docstring), deterministic for the arguments.
+
+    ``n == 0`` gives an empty table of the same schema. ``persons`` defaults to ``n // 4``
+    (at least one).
+    """
+    if n < 0 or years < 1:
+        raise ValueError("n must be >= 0 and years >= 1")
+    rng = np.random.default_rng(seed)
+    persons = max(1, n // 4) if persons is None else int(persons)
+    p = _person_table(rng, persons, low_income_share, family_share)
+    hosp_level, hosp_tcm = _hospitals(rng, max(12, persons // 150))
+    who = _pick_persons(rng, p["weight"], n)
+    year, doy, discharge = _dates(rng, n, start_year, years)
+    setting = rng.choice(3, n, p=_SETTING_P)
+    level = _draw_counts(rng, setting, _LEVEL_P) + 1
+    hospital = _pick_hospital(rng, level, hosp_level)
+    los = _stay_length(rng, setting)
+    total, in_scope, self_first = _costs(rng, setting, los)
+    tcm = hosp_tcm[hospital]
+    tcm_amount = np.where(tcm, _portion(rng, in_scope, 0.2, 0.6),
+                          np.where(rng.random(n) < 0.15, _portion(rng, in_scope, 0.0, 0.2), 0))
+    # a flip at day d of the first year holds from then on (later years too)
+    flipped = p["flips"][who] & (((year - start_year) * 366 + doy) >= p["flip_day"][who])
+    low_income = p["low"][who] ^ flipped
+    referral = (setting != 1) & (rng.random(n) < 0.03)
+    principal, all_dx, procs = code_lists()
+    secondary = _code_lists(rng, _draw_counts(rng, setting, _SECONDARY_P), all_dx)
+    procedures = _code_lists(rng, _draw_counts(rng, setting, _PROCEDURE_P), procs)
+    claim_no = rng.permutation(n)
+    hosp_ids = _ids("H", np.arange(len(hosp_level)))
+    columns = {
+        "claim_id": _ids("C", claim_no, len(str(max(n - 1, 0)))),
+        "person_id": _ids("P", np.arange(persons)).take(pa.array(who)),
+        "family_id": _family_ids(p["family"], persons).take(pa.array(who)),
+        "tier": _dictionary(p["tier"][who], TIERS),
+        "low_income": pa.array(low_income),
+        "setting": _dictionary(setting, SETTINGS),
+        "hospital_id": hosp_ids.take(pa.array(hospital)),
+        "hospital_level": pa.array(level.astype(np.int8)),
+        "hospital_tcm": pa.array(tcm),
+        "admit_date": pa.array((discharge - los).astype(np.int32), pa.date32()),
+        "discharge_date": pa.array(discharge.astype(np.int32), pa.date32()),
+        "los": pa.array(los),
+        "principal_dx": principal.take(pa.array(rng.integers(0, len(principal), n))),
+        "secondary_dx": secondary,
+        "procedures": procedures,
+        "total": pa.array(total),
+        "in_scope": pa.array(in_scope),
+        "self_first": pa.array(self_first),
+        "referral": pa.array(referral),
+        "age": pa.array((p["age0"][who] + (year - start_year)).astype(np.int16)),
+        "sex": pa.array(p["sex"][who]),
+        "tcm_amount": pa.array(tcm_amount.astype(np.int64)),
+        "scheme": _dictionary(p["scheme"][who], SCHEMES),
+    }
+    return pa.Table.from_pydict(columns, schema=CLAIM_SCHEMA)
+
+
+def _family_ids(family: np.ndarray, persons: int) -> pa.StringArray:
+    """``F<number>`` per person, null where the person has no household."""
+    ids = _ids("F", np.maximum(family, 0), len(str(persons)))
+    valid = pa.array(family >= 0)
+    return pc.if_else(valid, ids, pa.nulls(len(family), pa.string()))
+
+
+def write_claims(table: pa.Table, path: str | Path, row_group_size: int = 1_000_000) -> None:
+    """Write a claim table to Parquet (zstd), ``row_group_size`` rows per row group."""
+    pq.write_table(table, str(path), row_group_size=row_group_size, compression="zstd")
+
+
+def sample_claims(n: int = 20_000, seed: int = 7) -> pa.Table:
+    """The fixed small batch used by ``yibao demo``: 20,000 claims, seed 7, year 2024."""
+    return generate_claims(n, seed=seed)

@@ -1,0 +1,149 @@
+"""The synthetic claim generator: determinism, schema, invariants and shapes."""
+import io
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from yibao.core.generate import CLAIM_SCHEMA, code_lists, generate_claims, sample_claims, write_claims
+
+GOLDEN_COLUMNS = [
+    "claim_id", "person_id", "family_id", "tier", "low_income", "setting", "hospital_id",
+    "hospital_level", "hospital_tcm", "admit_date", "discharge_date", "los", "principal_dx",
+    "secondary_dx", "procedures", "total", "in_scope", "self_first",
+]
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return generate_claims(40_000, seed=11)
+
+
+def _parquet_bytes(table):
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def test_same_seed_gives_identical_bytes():
+    a, b = generate_claims(3_000, seed=5), generate_claims(3_000, seed=5)
+    assert a.equals(b)
+    assert _parquet_bytes(a) == _parquet_bytes(b)
+
+
+def test_different_seed_differs():
+    assert not generate_claims(3_000, seed=5).equals(generate_claims(3_000, seed=6))
+
+
+def test_schema_matches_spec_and_golden_types(batch):
+    assert batch.schema == CLAIM_SCHEMA
+    assert batch.schema.names[: len(GOLDEN_COLUMNS)] == GOLDEN_COLUMNS
+    assert batch.schema.field("tier").type == pa.dictionary(pa.int32(), pa.string())
+    assert batch.schema.field("total").type == pa.int64()
+    assert batch.schema.field("secondary_dx").type == pa.list_(pa.string())
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 1_000])
+def test_sizes(n):
+    table = generate_claims(n)
+    assert table.num_rows == n
+    assert table.schema == CLAIM_SCHEMA
+
+
+def test_money_invariants(batch):
+    total, in_scope, self_first, tcm = (batch[c].to_numpy() for c in ("total", "in_scope", "self_first", "tcm_amount"))
+    assert (self_first >= 0).all() and (self_first <= in_scope).all()
+    assert (in_scope <= total).all() and (total > 0).all()
+    assert (tcm >= 0).all() and (tcm <= in_scope).all()
+
+
+def test_claim_ids_unique_and_not_sorted(batch):
+    ids = batch["claim_id"]
+    assert pc.count_distinct(ids).as_py() == batch.num_rows
+    assert ids.to_pylist() != sorted(ids.to_pylist())
+    dates = batch["discharge_date"].cast(pa.int32()).to_numpy()
+    assert (np.diff(dates) < 0).any()
+
+
+def test_dates_and_stays(batch):
+    admit = batch["admit_date"].cast(pa.int32()).to_numpy()
+    discharge = batch["discharge_date"].cast(pa.int32()).to_numpy()
+    los = batch["los"].to_numpy()
+    assert (discharge - admit == los).all()
+    years = pc.year(batch["discharge_date"]).to_numpy()
+    assert set(np.unique(years)) == {2024}
+    outpatient = pc.equal(batch["setting"].cast(pa.string()), "outpatient").to_numpy()
+    assert (los[outpatient] == 0).all() and (los[~outpatient] >= 1).all()
+
+
+def test_several_years():
+    years = pc.year(generate_claims(5_000, years=2, start_year=2023)["discharge_date"]).to_numpy()
+    assert set(np.unique(years)) == {2023, 2024}
+
+
+def test_setting_mix_and_inpatient_cost(batch):
+    setting = batch["setting"].cast(pa.string()).to_numpy(zero_copy_only=False)
+    share = {s: float(np.mean(setting == s)) for s in ("inpatient", "outpatient", "rehab")}
+    assert 0.22 < share["inpatient"] < 0.28 and 0.66 < share["outpatient"] < 0.74 and 0.03 < share["rehab"] < 0.07
+    inpatient_total = batch["total"].to_numpy()[setting == "inpatient"] / 100
+    assert 8_000 < inpatient_total.mean() < 11_000   # lognormal, mean ≈ 9,399 yuan
+    assert inpatient_total.max() > 10 * inpatient_total.mean()  # heavy tail
+
+
+def test_persons_families_and_low_income_flips(batch):
+    persons = batch["person_id"].to_numpy(zero_copy_only=False)
+    assert len(np.unique(persons)) <= 40_000 // 4
+    family = batch["family_id"]
+    assert 0.35 < family.null_count / batch.num_rows < 0.65
+    grouped = pa.table({"f": family, "p": batch["person_id"]}).drop_null().group_by("f").aggregate([("p", "count_distinct")])
+    assert grouped["p_count_distinct"].to_numpy().max() <= 4
+    low = pa.table({"p": batch["person_id"], "l": batch["low_income"]}).group_by("p").aggregate([("l", "count_distinct")])
+    flips = int((low["l_count_distinct"].to_numpy() > 1).sum())
+    assert flips > 0
+    assert 0.03 < pc.mean(batch["low_income"].cast(pa.int8())).as_py() < 0.12
+
+
+def test_extra_columns(batch):
+    setting = batch["setting"].cast(pa.string()).to_numpy(zero_copy_only=False)
+    referral = batch["referral"].to_numpy(zero_copy_only=False)
+    assert not referral[setting == "outpatient"].any()
+    assert 0.01 < referral[setting == "inpatient"].mean() < 0.06
+    assert set(np.unique(batch["sex"].to_numpy())) == {1, 2}
+    age = batch["age"].to_numpy()
+    assert age.min() >= 0 and age.max() <= 100
+    assert set(batch["scheme"].cast(pa.string()).to_pylist()) == {"employee", "resident"}
+    assert set(batch["hospital_level"].to_numpy()) == {1, 2, 3}
+
+
+def test_codes_are_real_and_list_sizes_realistic(batch):
+    principal, all_dx, procs = code_lists()
+    assert pc.all(pc.is_in(batch["principal_dx"], value_set=principal)).as_py()
+    assert pc.all(pc.is_in(pc.list_flatten(batch["secondary_dx"]), value_set=all_dx)).as_py()
+    assert pc.all(pc.is_in(pc.list_flatten(batch["procedures"]), value_set=procs)).as_py()
+    setting = batch["setting"].cast(pa.string()).to_numpy(zero_copy_only=False)
+    n_proc = pc.list_value_length(batch["procedures"]).to_numpy()[setting == "inpatient"]
+    n_sec = pc.list_value_length(batch["secondary_dx"]).to_numpy()[setting == "inpatient"]
+    assert np.mean(n_proc <= 1) > 0.85 and n_sec.max() <= 4
+
+
+def test_code_lists_read_real_files():
+    principal, all_dx, procs = code_lists()
+    assert len(all_dx) > 30_000 and len(procs) > 13_000
+    assert "K22.301" in set(all_dx.to_pylist()) and "51.2300" in set(procs.to_pylist())
+    assert not any(c[0] in "VWXY" for c in principal.to_pylist())
+
+
+def test_write_claims_round_trips(tmp_path):
+    table = generate_claims(2_500, seed=3)
+    path = tmp_path / "claims.parquet"
+    write_claims(table, path, row_group_size=1_000)
+    assert pq.ParquetFile(path).num_row_groups == 3
+    assert pq.read_table(path).equals(table)
+
+
+def test_sample_claims_is_fixed():
+    sample = sample_claims()
+    assert sample.num_rows == 20_000
+    assert sample.equals(generate_claims(20_000, seed=7))
