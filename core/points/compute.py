@@ -1,0 +1,316 @@
+"""Vectorised evaluation of a ``PointsPlan``: claim points and provider settlement.
+
+``claim_points(plan, pool, claims)`` scores one pool's claims with numpy/pyarrow array
+operations (no Python per claim; the 3-factor products go through the int128 kernel
+``_fixed.mul3_div`` so no step overflows or rounds twice). ``settle_providers`` sums points per
+hospital with Arrow's hash aggregation and then works per pool in exact ``Fraction`` arithmetic
+(per pool and per hospital, never per claim).
+
+Input claim columns (benefits.md "claim record"): ``claim_id``, ``hospital_id``, ``total``
+(fen, int64), the pool's ``group_column`` and whatever its tests, coefficients, bed-day,
+readmission and capitation name; settlement reads the patient-paid column (default
+``psn_part_amt``, 个人负担).
+
+``claim_points`` output, one row per claim in the pool:
+
+=============  ========================================================================
+claim_id       the claim
+pool           the pool's name
+hospital_id    the treating hospital
+group          the grouper's code (``group_column``)
+case_class     normal | high | low | incomplete | bedday | readmit | review | ungrouped
+points         int64, points ×10^4 after the case class and the adjustments
+adjustments    list<string>: names of the adjustments applied, in order
+=============  ========================================================================
+
+``settle_providers`` outputs (national settlement-list names where one exists, §4):
+
+hospitals (one row per pool × hospital, sorted by pool order then ``fixmedins_code``):
+  pool; ``fixmedins_code`` (定点医药机构编号, the hospital_id); ``claims``; ``points`` (×10^4);
+  ``medfee_sumamt`` (医疗费总额, Σ total); ``value`` (V[h], 点数价值, fen);
+  ``psn_part_amt`` (patients' payments); ``hifp_pay`` (fund due D = V − psn_part_amt);
+  ``prepaid`` (预付); ``shared_amt`` (surplus kept > 0 / overrun borne < 0, already inside V);
+  ``capitation_budget``, ``capitation_used``, ``capitation_balance`` (人头包干, as the signed
+  institution); ``setl_amt`` (year-end settlement = hifp_pay − prepaid + capitation_balance).
+pools (one row per pool): pool, ``budget``, ``control_total`` (budget, or per-head × insured),
+  ``reserve`` (调剂金), ``fund_cost`` (A, fee-for-service fund cost of unsigned claims),
+  ``shared_amt``, ``fund_amt`` (G), ``psn_part_amt`` (P of unsigned claims), ``points``,
+  ``points_pv`` (Σ points the PV is formed over), ``point_value`` (exact "num/den" fen per
+  point), ``point_value_e6`` (micro-fen per point, half-up), ``distributed`` (Σ value),
+  ``capitation_budget``.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from yibao.core.plan import RATIO_SCALE
+
+from . import settle
+from ._fixed import mul3_div
+from .plan import POINT_SCALE, Pool, PointsPlan
+
+CASE_CLASSES = ("normal", "high", "low", "incomplete", "bedday", "readmit", "review",
+                "ungrouped")
+NORMAL, HIGH, LOW, INCOMPLETE, BEDDAY, READMIT, REVIEW, UNGROUPED = range(len(CASE_CLASSES))
+
+_CMP = {"==": pc.equal, "!=": pc.not_equal, "<": pc.less, "<=": pc.less_equal,
+        ">": pc.greater, ">=": pc.greater_equal}
+
+
+# -- small array helpers ---------------------------------------------------------------------
+
+def column(claims: pa.Table, name: str) -> pa.ChunkedArray:
+    if name not in claims.column_names:
+        raise KeyError(f"claims have no column {name!r}, which the points plan reads")
+    return claims.column(name)
+
+
+def ints(claims: pa.Table, name: str) -> np.ndarray:
+    """An int64 numpy view of an integer or date column; nulls become 0."""
+    col = column(claims, name)
+    if pa.types.is_date(col.type):
+        col = col.cast(pa.int32())
+    return pc.fill_null(col, 0).to_numpy().astype(np.int64)
+
+
+def texts(claims: pa.Table, name: str) -> pa.Array:
+    """A column as strings, for table lookups (levels 3 and "3" are the same key)."""
+    col = column(claims, name)
+    return col.cast(pa.string()).combine_chunks() if col.type != pa.string() \
+        else col.combine_chunks()
+
+
+def lookup(keys: pa.Array, pairs: tuple, default: int = 0):
+    """(values, found) of a (key, int) table at every key; missing or null keys -> default."""
+    if not pairs:
+        n = len(keys)
+        return np.full(n, default, np.int64), np.zeros(n, bool)
+    table_keys = pa.array([str(k) for k, _ in pairs], pa.string())
+    values = np.array([v for _, v in pairs], np.int64)
+    idx = pc.fill_null(pc.index_in(keys, value_set=table_keys), -1).to_numpy()
+    found = idx >= 0
+    return np.where(found, values[np.where(found, idx, 0)], default), found
+
+
+def test_mask(claims: pa.Table, tests: tuple) -> np.ndarray:
+    """Conjunction of ``Test``s; a null value fails its test."""
+    mask = np.ones(claims.num_rows, bool)
+    for t in tests:
+        col = column(claims, t.column)
+        if t.op in ("in", "not in"):
+            hit = pc.is_in(col, value_set=pa.array(list(t.value), col.type))
+            if t.op == "not in":
+                hit = pc.if_else(pc.is_null(col), False, pc.invert(hit))
+        else:
+            hit = _CMP[t.op](col, pa.scalar(t.value, col.type))
+        mask &= pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+    return mask
+
+
+def pool_of(plan: PointsPlan, pool) -> Pool:
+    return pool if isinstance(pool, Pool) else plan.pool(pool)
+
+
+# -- case classes ----------------------------------------------------------------------------
+
+def high_thresholds(pool: Pool, base: np.ndarray):
+    """(T_high per claim, has a band) from the bands ordered by b_max."""
+    bands = pool.outliers.high
+    if not bands:
+        return np.zeros(len(base), np.int64), np.zeros(len(base), bool)
+    limits = np.array([np.iinfo(np.int64).max if b.b_max is None else b.b_max for b in bands])
+    t = np.array([b.t_high for b in bands], np.int64)
+    pos = np.searchsorted(limits, base, side="left")  # first band with B <= b_max
+    ok = pos < len(bands)
+    return np.where(ok, t[np.minimum(pos, len(bands) - 1)], 0), ok
+
+
+def bed_day_points(pool: Pool, claims: pa.Table, per_day: np.ndarray) -> np.ndarray:
+    """Σ over day tiers of round(per-day points × days in the tier × factor)."""
+    los = ints(claims, pool.bed_day.los_column)
+    total = np.zeros(len(los), np.int64)
+    for tier in pool.bed_day.tiers:
+        last = los if tier.last is None else np.minimum(los, tier.last)
+        days = np.maximum(0, last - tier.first + 1)
+        total += mul3_div(per_day, days, tier.factor, RATIO_SCALE)
+    return total
+
+
+def classify(pool: Pool, claims: pa.Table, groups: pa.Array):
+    """(class codes, points before readmission and adjustments) for every claim."""
+    n = claims.num_rows
+    base, has_base = lookup(groups, pool.base_points)
+    avg, has_avg = lookup(groups, pool.avg_cost, default=1)
+    missing = has_base & ~has_avg
+    if missing.any():
+        raise ValueError(f"pool {pool.name}: no average cost for groups "
+                         f"{sorted(set(pc.filter(groups, missing).to_pylist()))}")
+    avg = np.where(avg > 0, avg, 1)  # a 0 average only ever pairs with B = 0
+    cost = ints(claims, "total")
+    k, _ = lookup(_coef_keys(pool, claims, groups), _coef_pairs(pool), default=RATIO_SCALE)
+    t_high, has_t = high_thresholds(pool, base)
+    scaled = cost * RATIO_SCALE  # r compared as cost·10^6 against T·avg, exactly
+
+    bk = mul3_div(base, k, 1, RATIO_SCALE)
+    pts_high = bk + mul3_div(base, np.maximum(scaled - t_high * avg, 0), 1, avg * RATIO_SCALE)
+    pts_low = mul3_div(base, cost, 1, avg)
+    pts_inc = np.minimum(base, mul3_div(base, k, cost, avg * RATIO_SCALE))
+
+    code = np.full(n, UNGROUPED, np.int8)
+    points = np.zeros(n, np.int64)
+    # Lowest precedence first, so each later assignment overrides: the order is the spec's.
+    sets = [(has_base, NORMAL, bk),
+            (has_base & (pool.outliers.t_low > 0) & (scaled <= pool.outliers.t_low * avg),
+             LOW, pts_low),
+            (has_base & has_t & (scaled >= t_high * avg), HIGH, pts_high)]
+    if pool.incomplete_column:
+        flag = pc.fill_null(column(claims, pool.incomplete_column), False)
+        sets.append((has_base & flag.to_numpy(zero_copy_only=False).astype(bool),
+                     INCOMPLETE, pts_inc))
+    if pool.bed_day:
+        per_day, is_bed = lookup(groups, pool.bed_day.per_day)
+        sets.append((is_bed, BEDDAY, bed_day_points(pool, claims, per_day)))
+    for mask, cls, pts in sets:
+        code[mask] = cls
+        points[mask] = pts[mask]
+    return code, points
+
+
+def _coef_keys(pool: Pool, claims: pa.Table, groups: pa.Array) -> pa.Array:
+    return pc.binary_join_element_wise(texts(claims, pool.coefficient_by), groups, "\x1f")
+
+
+def _coef_pairs(pool: Pool) -> tuple:
+    return tuple((f"{key}\x1f{group}", k) for key, group, k in pool.coefficients)
+
+
+def readmitted(pool: Pool, claims: pa.Table, grouped: np.ndarray) -> np.ndarray:
+    """True for a grouped stay followed by the same person's next stay in the same group
+    admitted 0..N days after its discharge. Ordered by person, group, admission, claim_id, so
+    the answer does not depend on row order."""
+    r = pool.readmission
+    n = claims.num_rows
+    if r is None or n < 2:
+        return np.zeros(n, bool)
+    order = pc.sort_indices(pa.table({
+        "p": texts(claims, r.person_column), "g": texts(claims, pool.group_column),
+        "a": ints(claims, r.admit_column), "c": texts(claims, "claim_id")}),
+        sort_keys=[("p", "ascending"), ("g", "ascending"), ("a", "ascending"),
+                   ("c", "ascending")]).to_numpy()
+    person = pc.take(texts(claims, r.person_column), order)
+    group = pc.take(texts(claims, pool.group_column), order)
+    admit = ints(claims, r.admit_column)[order]
+    discharge = ints(claims, r.discharge_column)[order]
+    same = (pc.fill_null(pc.equal(person[:-1], person[1:]), False).to_numpy(zero_copy_only=False)
+            & pc.fill_null(pc.equal(group[:-1], group[1:]), False).to_numpy(zero_copy_only=False))
+    gap = admit[1:] - discharge[:-1]
+    hit_sorted = np.zeros(n, bool)
+    hit_sorted[:-1] = same & (gap >= 0) & (gap <= r.days) & grouped[order][1:]
+    hit = np.zeros(n, bool)
+    hit[order] = hit_sorted
+    return hit & grouped
+
+
+def apply_adjustments(pool: Pool, claims: pa.Table, points: np.ndarray, eligible: np.ndarray):
+    """(points, list<string> of applied names), each factor rounded half-up in order."""
+    names = [a.name for a in pool.adjustments]
+    applied = np.zeros((claims.num_rows, len(names)), bool)
+    for j, adj in enumerate(pool.adjustments):
+        mask = eligible & test_mask(claims, adj.when)
+        points = np.where(mask, mul3_div(points, adj.factor, 1, RATIO_SCALE), points)
+        applied[:, j] = mask
+    offsets = np.concatenate([[0], np.cumsum(applied.sum(axis=1))]).astype(np.int32)
+    _, cols = np.nonzero(applied)  # row-major: each row's names in declared order
+    values = pc.take(pa.array(names, pa.string()), pa.array(cols, pa.int64()))
+    return points, pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def claim_points(plan: PointsPlan, pool, claims: pa.Table) -> pa.Table:
+    """Score the claims that belong to ``pool`` (a Pool or its name); see the module doc."""
+    pool = pool_of(plan, pool)
+    claims = claims.filter(pa.array(test_mask(claims, pool.applies)))
+    groups = texts(claims, pool.group_column)
+    code, points = classify(pool, claims, groups)
+    grouped = code != UNGROUPED
+    readmit = readmitted(pool, claims, grouped)
+    points = np.where(readmit, mul3_div(points, pool.readmission.share, 1, RATIO_SCALE)
+                      if pool.readmission else points, points)
+    code[readmit] = READMIT
+    review, is_review = lookup(texts(claims, "claim_id"), pool.review)
+    code[is_review] = REVIEW
+    # Review points are the reviewers' final figure, so adjustments skip them.
+    points, names = apply_adjustments(pool, claims, points, grouped & ~is_review)
+    points = np.where(is_review, review, points)
+    return pa.table({
+        "claim_id": texts(claims, "claim_id"),
+        "pool": pa.array(np.full(claims.num_rows, pool.name, object), pa.string()),
+        "hospital_id": texts(claims, "hospital_id"),
+        "group": groups,
+        "case_class": pc.take(pa.array(CASE_CLASSES), pa.array(code.astype(np.int64))),
+        "points": pa.array(points, pa.int64()),
+        "adjustments": names,
+    })
+
+
+def all_claim_points(plan: PointsPlan, claims: pa.Table) -> pa.Table:
+    """``claim_points`` of every pool, concatenated in pool order."""
+    return pa.concat_tables([claim_points(plan, p, claims) for p in plan.pools])
+
+
+# -- settlement ------------------------------------------------------------------------------
+
+def hospital_sums(pool: Pool, claims: pa.Table, scored: pa.Table, patient_paid: str,
+                  fund_cost) -> pa.Table:
+    """Per hospital: points, unsigned points, patient-paid, Σ total, fund cost and claim count,
+    plus signed points per signed institution (capitation) in a second table."""
+    scored = scored.filter(pc.equal(scored["pool"], pool.name))
+    at = pc.index_in(scored["claim_id"], value_set=texts(claims, "claim_id"))
+    if pc.any(pc.is_null(at)).as_py():
+        raise KeyError(f"pool {pool.name}: claim_points rows without a claim")
+    rows = claims.take(at)
+    paid = ints(rows, patient_paid)
+    total = ints(rows, "total")
+    cost = ints(rows, fund_cost) if fund_cost else total - paid
+    pts = scored["points"].to_numpy()
+    signed = (pc.is_valid(column(rows, pool.capitation.signed_column))
+              .to_numpy(zero_copy_only=False) if pool.capitation else np.zeros(len(pts), bool))
+    unsigned = ~signed
+    frame = pa.table({
+        "h": scored["hospital_id"], "points": pts, "points_pv": np.where(unsigned, pts, 0),
+        "paid": paid, "paid_pv": np.where(unsigned, paid, 0), "total": total,
+        "cost_pv": np.where(unsigned, cost, 0), "n": np.ones(len(pts), np.int64)})
+    sums = frame.group_by("h").aggregate([(c, "sum") for c in frame.column_names[1:]])
+    sums = sums.rename_columns([c.removesuffix("_sum") for c in sums.column_names])
+    if pool.capitation:
+        inst = texts(rows, pool.capitation.signed_column).filter(pa.array(signed))
+        cap = pa.table({"i": inst, "points": pts[signed]}).group_by("i").aggregate(
+            [("points", "sum")])
+        signed_pts = dict(zip(cap["i"].to_pylist(), cap["points_sum"].to_pylist()))
+    else:
+        signed_pts = {}
+    per_h = {row["h"]: row for row in sums.to_pylist()}
+    return per_h, signed_pts
+
+
+def settle_pool(pool: Pool, per_h: dict, signed_pts: dict):
+    """(hospital rows, pool row) of one pool from its per-hospital sums (dicts)."""
+    return settle.settle_pool(pool, per_h, signed_pts)
+
+
+def settle_providers(plan: PointsPlan, claims: pa.Table, scored: pa.Table, *,
+                     patient_paid: str = "psn_part_amt", fund_cost: str | None = None):
+    """(hospitals, pools) tables for every pool of ``plan``; see the module doc.
+    ``fund_cost`` names a column of the fee-for-service fund cost of each claim (risk sharing's
+    actual spending A); by default it is total − patient-paid."""
+    hospitals, pools = [], []
+    for pool in plan.pools:
+        per_h, signed_pts = hospital_sums(pool, claims, scored, patient_paid, fund_cost)
+        h_rows, p_row = settle_pool(pool, per_h, signed_pts)
+        hospitals.extend(h_rows)
+        pools.append(p_row)
+    return (pa.Table.from_pylist(hospitals, schema=settle.HOSPITAL_SCHEMA),
+            pa.Table.from_pylist(pools, schema=settle.POOL_SCHEMA))

@@ -1,0 +1,137 @@
+"""Per-pool settlement in exact rational arithmetic (point-method.md §3).
+
+Works on per-hospital sums (a few thousand rows at most), never on claims, so plain Python
+``Fraction``s are cheap and exact. Every amount of money leaves here as an ``int`` of fen:
+rationals are rounded half-up away from zero once, and splits over hospitals use the largest
+remainder method (ties by hospital_id) so their sum is exactly the amount split.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pyarrow as pa
+
+from yibao.core.plan import RATIO_SCALE
+
+from .plan import BASELINE, BUDGET_PLUS_PAID, POINT_SCALE, PV_SCALE, Pool
+
+HOSPITAL_SCHEMA = pa.schema([
+    ("pool", pa.string()), ("fixmedins_code", pa.string()), ("claims", pa.int64()),
+    ("points", pa.int64()), ("medfee_sumamt", pa.int64()), ("value", pa.int64()),
+    ("psn_part_amt", pa.int64()), ("hifp_pay", pa.int64()), ("prepaid", pa.int64()),
+    ("shared_amt", pa.int64()), ("capitation_budget", pa.int64()),
+    ("capitation_used", pa.int64()), ("capitation_balance", pa.int64()),
+    ("setl_amt", pa.int64())])
+
+POOL_SCHEMA = pa.schema([
+    ("pool", pa.string()), ("budget", pa.int64()), ("control_total", pa.int64()),
+    ("reserve", pa.int64()), ("fund_cost", pa.int64()), ("shared_amt", pa.int64()),
+    ("fund_amt", pa.int64()), ("psn_part_amt", pa.int64()), ("points", pa.int64()),
+    ("points_pv", pa.int64()), ("point_value", pa.string()), ("point_value_e6", pa.int64()),
+    ("distributed", pa.int64()), ("capitation_budget", pa.int64())])
+
+
+def round_half_up(x: Fraction) -> int:
+    """Nearest integer, halves away from zero."""
+    n = abs(x)
+    q = int(n.numerator // n.denominator)
+    if 2 * (n - q) >= 1:
+        q += 1
+    return q if x >= 0 else -q
+
+
+def largest_remainder(shares: dict) -> dict:
+    """Split round_half_up(Σ shares) over the keys: each key gets the floor of its share
+    (towards zero for negative totals), the leftover fen go one each to the largest
+    fractional parts, ties by key ascending. Σ result == round_half_up(Σ shares) exactly and
+    every result is within 1 of its share. Shares must all have the sign of their sum."""
+    total = sum(shares.values(), Fraction(0))
+    sign = -1 if total < 0 else 1
+    target = abs(round_half_up(total))
+    exact = {k: abs(Fraction(v)) for k, v in shares.items()}
+    out = {k: int(v) for k, v in exact.items()}  # int() of a Fraction ≥ 0 is its floor
+    order = sorted(exact, key=lambda k: (-(exact[k] - out[k]), k))
+    for k in order[:target - sum(out.values())]:
+        out[k] += 1
+    return {k: sign * v for k, v in out.items()}
+
+
+def ratio(amount: int, r: int) -> int:
+    """round_half_up(amount × r), r in millionths."""
+    return round_half_up(Fraction(amount * r, RATIO_SCALE))
+
+
+def fund_amount(pool: Pool, cost: int):
+    """(control total, reserve, shared, G): the fund amount the point value is formed from."""
+    sharing = pool.sharing
+    control = pool.budget
+    if sharing and sharing.per_head is not None:
+        control = sharing.per_head * sharing.insured
+    reserve = ratio(control, pool.reserve_share)
+    target = control - reserve
+    if not sharing:
+        return control, reserve, 0, target
+    diff = target - cost
+    shared = ratio(diff, sharing.keep) if diff >= 0 else -ratio(-diff, sharing.bear)
+    return control, reserve, shared, cost + shared
+
+
+def point_value(pool: Pool, g: int, paid: int, points: int) -> Fraction:
+    """PV in fen per point (points given ×10^4); 0 when there are no points."""
+    if points == 0:
+        return Fraction(0)
+    pv_kind = pool.point_value
+    if pv_kind.kind == BUDGET_PLUS_PAID:
+        return Fraction((g + paid) * POINT_SCALE, points)
+    floating = Fraction(((g + paid) if pv_kind.include_paid else g) * POINT_SCALE, points)
+    if pv_kind.kind != BASELINE:
+        return floating
+    s = Fraction(pv_kind.baseline_share, RATIO_SCALE)
+    return s * Fraction(pv_kind.baseline_value, PV_SCALE) + (1 - s) * floating
+
+
+def settle_pool(pool: Pool, per_h: dict, signed_pts: dict):
+    """(hospital rows, pool row) from per-hospital sums: ``per_h[h]`` has points, points_pv,
+    paid, paid_pv, total, cost_pv, n; ``signed_pts[i]`` = points of persons signed with i."""
+    cost = sum(r["cost_pv"] for r in per_h.values())
+    paid_pv = sum(r["paid_pv"] for r in per_h.values())
+    points_pv = sum(r["points_pv"] for r in per_h.values())
+    control, reserve, shared, g = fund_amount(pool, cost)
+    pv = point_value(pool, g, paid_pv, points_pv)
+    value = largest_remainder({h: r["points"] * pv / POINT_SCALE for h, r in per_h.items()})
+    shares = largest_remainder(
+        {h: Fraction(shared * r["points_pv"], points_pv) if points_pv else Fraction(0)
+         for h, r in per_h.items()})
+    cap_budget, cap_used = capitation(pool, signed_pts, pv)
+    prepaid = {str(h): v for h, v in pool.prepaid}
+    rows = []
+    for h in sorted(set(per_h) | set(prepaid) | set(cap_budget)):
+        r = per_h.get(h, {"points": 0, "paid": 0, "total": 0, "n": 0})
+        due = value.get(h, 0) - r["paid"]
+        balance = cap_budget.get(h, 0) - cap_used.get(h, 0)
+        rows.append({
+            "pool": pool.name, "fixmedins_code": h, "claims": r["n"], "points": r["points"],
+            "medfee_sumamt": r["total"], "value": value.get(h, 0), "psn_part_amt": r["paid"],
+            "hifp_pay": due, "prepaid": prepaid.get(h, 0), "shared_amt": shares.get(h, 0),
+            "capitation_budget": cap_budget.get(h, 0), "capitation_used": cap_used.get(h, 0),
+            "capitation_balance": balance,
+            "setl_amt": due - prepaid.get(h, 0) + balance})
+    pool_row = {
+        "pool": pool.name, "budget": pool.budget, "control_total": control, "reserve": reserve,
+        "fund_cost": cost, "shared_amt": shared, "fund_amt": g, "psn_part_amt": paid_pv,
+        "points": sum(r["points"] for r in per_h.values()), "points_pv": points_pv,
+        "point_value": f"{pv.numerator}/{pv.denominator}",
+        "point_value_e6": round_half_up(pv * PV_SCALE), "distributed": sum(value.values()),
+        "capitation_budget": sum(cap_budget.values())}
+    return rows, pool_row
+
+
+def capitation(pool: Pool, signed_pts: dict, pv: Fraction):
+    """(budget, used) per signed institution: per-head × persons, and its signed persons'
+    points valued at the pool PV, split by largest remainder."""
+    if not pool.capitation:
+        return {}, {}
+    cap = pool.capitation
+    budget = {str(i): cap.per_head * persons for i, persons in cap.signed}
+    used = largest_remainder({i: p * pv / POINT_SCALE for i, p in signed_pts.items()})
+    return budget, used
