@@ -1,0 +1,90 @@
+"""Load the generated CHS-DRG tables (``data/chs_drg_11``) into Python sets and dicts.
+
+Both groupers read this one object: the reference grouper uses the sets directly, the
+kernel compiles them into integer arrays (``yibao.core.grouping.compile``).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+DATA_DIR = Path(__file__).parent / "data" / "chs_drg_11"
+
+# Grouping status (分组状态): the reason a claim has no DRG, never an exception.
+STATUSES = (
+    "ok",                    # grouped
+    "invalid_principal_dx",  # principal diagnosis null, empty or not a 医保版 2.0 code
+    "invalid_secondary_dx",  # a secondary diagnosis is not a valid code
+    "invalid_procedure",     # a procedure is not a valid code
+    "invalid_sex",           # sex null or not 1 (male) / 2 (female)
+    "invalid_age",           # age null or negative, or age_days negative
+    "sex_conflict",          # no group, and the principal dx belongs to the other sex's MDC
+    "no_mdc",                # no MDC's entry condition holds
+    "no_adrg",               # an MDC took the claim but none of its ADRGs (0000 无法入组)
+)
+STATUS_CODE = {name: i for i, name in enumerate(STATUSES)}
+
+# DRG split (细分): which suffix a severity (0 none, 1 CC, 2 MCC) lands on, keyed by
+# the suffixes the ADRG has in 3_DRG.txt.
+SPLIT_BY_SUFFIXES = {
+    "9": ("9", "9", "9"),
+    "135": ("5", "3", "1"),
+    "15": ("5", "1", "1"),     # "…1" there means "with MCC or CC"
+    "35": ("5", "3", "3"),
+}
+
+
+@dataclass(frozen=True)
+class DrgTables:
+    """The scheme (MDC/ADRG rules) and code tables, as loaded from JSON."""
+    scheme: dict
+    dx_sets: dict            # name -> frozenset of diagnosis codes
+    proc_sets: dict          # name -> frozenset of procedure codes
+    diagnoses: frozenset
+    procedures: frozenset
+    or_procedures: frozenset
+    mcc: dict                # dx -> exclusion table
+    cc: dict
+    cce: dict                # principal dx -> its exclusion table
+    trauma_regions: dict     # dx -> tuple of MDCZ body regions
+
+    @property
+    def default_mdc_order(self) -> tuple:
+        return tuple(self.scheme["mdc_order"])
+
+    def split_suffix(self, adrg: str, severity: int) -> str:
+        """DRG suffix for an ADRG given severity 0/1/2 (none/CC/MCC)."""
+        key = "".join(sorted(self.scheme["adrg"][adrg]["drgs"]))
+        return SPLIT_BY_SUFFIXES[key][severity]
+
+
+def _load(path: Path) -> DrgTables:
+    scheme = json.loads((path / "scheme.json").read_text(encoding="utf-8"))
+    codes = json.loads((path / "codes.json").read_text(encoding="utf-8"))
+    return DrgTables(
+        scheme=scheme,
+        dx_sets={k: frozenset(v) for k, v in scheme["dx_sets"].items()},
+        proc_sets={k: frozenset(v) for k, v in scheme["proc_sets"].items()},
+        diagnoses=frozenset(codes["diagnoses"]),
+        procedures=frozenset(codes["procedures"]),
+        or_procedures=frozenset(codes["or_procedures"]),
+        mcc=codes["mcc"], cc=codes["cc"], cce=codes["cce"],
+        trauma_regions={k: tuple(v) for k, v in scheme["trauma_regions"].items()},
+    )
+
+
+@lru_cache(maxsize=4)
+def load_tables(path: str | None = None) -> DrgTables:
+    """The CHS-DRG 1.1 tables shipped with the package (or another converted folder)."""
+    return _load(Path(path) if path else DATA_DIR)
+
+
+def resolve_order(tables: DrgTables, mdc_order) -> tuple:
+    """Validate a city MDC order; None means the scheme's default."""
+    order = tables.default_mdc_order if mdc_order is None else tuple(mdc_order)
+    unknown = [m for m in order if m not in tables.scheme["mdc"]]
+    if unknown:
+        raise ValueError(f"unknown MDC in mdc_order: {unknown}")
+    return order
