@@ -32,6 +32,20 @@ def package_dir():
     return mapping
 
 
+def cython_include_dir() -> str:
+    """A tree in which ``yibao/core/_kernel.pxd`` exists, so Cython finds each module's .pxd
+    under the dotted name the extension is built as (the sources live in core/, not yibao/core/)."""
+    root = Path("build") / "cython_include"
+    pkg = root / "yibao"
+    pkg.mkdir(parents=True, exist_ok=True)
+    (pkg / "__init__.pxd").touch()
+    for folder in ROOTS:
+        link = pkg / folder
+        if not link.exists():
+            link.symlink_to(Path("..", "..", "..", folder), target_is_directory=True)
+    return str(root)
+
+
 def extensions():
     exts = []
     for folder, dotted in ROOTS.items():
@@ -45,7 +59,8 @@ def extensions():
             ))
     directives = {"language_level": "3", "boundscheck": DEBUG, "wraparound": DEBUG,
                   "cdivision": True, "initializedcheck": DEBUG}
-    return cythonize(exts, compiler_directives=directives, quiet=True)
+    return cythonize(exts, compiler_directives=directives, quiet=True,
+                     include_path=[cython_include_dir()])
 
 
 setup(

@@ -1,0 +1,59 @@
+# The settlement kernel's contract: what lower.py hands the nogil loop in _kernel.pyx.
+# Every pointer is borrowed from a numpy array that lower.Program keeps alive for the call.
+from libc.stdint cimport int64_t, int32_t, uint8_t
+
+cdef enum:
+    MAX_LAYERS = 32        # layers in one plan
+    MAX_CAPS = 8           # caps in one layer
+    MAX_BANDS = 16         # bands in one layer
+    MAX_STATES = 256       # accumulator arrays in one plan
+
+cdef enum DeductibleKind:
+    DED_NONE = 0
+    DED_PER_CLAIM = 1
+    DED_PER_YEAR = 2
+
+cdef enum RatioKind:
+    RATIO_FULL = 0         # pays all of base - deductible
+    RATIO_PER_CLAIM = 1    # ratio[i] in millionths
+    RATIO_BANDS = 2        # bands over the key's cumulative yearly amount
+
+cdef struct State:
+    int key                # which key kind indexes data (0 = person)
+    int64_t* data          # one slot per dense key id; zeroed when the key's year changes
+
+cdef struct LayerSpec:
+    const uint8_t* applies         # 1 where the layer applies to row i
+    const int64_t* base_claim      # claim part of the base (fen), before paid() terms
+    int n_paid                     # number of paid() terms in the base
+    int paid_layer[MAX_LAYERS]     # earlier layer index of each term
+    int paid_sign[MAX_LAYERS]      # +1 or -1
+    int ded_kind                   # DeductibleKind
+    const int64_t* ded_amount      # D for row i (fen)
+    const uint8_t* ded_continuing  # NULL, or 1 where row i is a transfer (连续计算起付线)
+    int ded_state                  # State index: consumed this year (DED_PER_YEAR)
+    int last_ded_state             # State index: deductible paid on the key's previous claim
+    int ded_key                    # key kind of the deductible
+    int ratio_kind                 # RatioKind
+    const int64_t* ratio           # ratio for row i in millionths (RATIO_PER_CLAIM)
+    int n_bands
+    int64_t band_lo[MAX_BANDS]     # fen, inclusive
+    int64_t band_hi[MAX_BANDS]     # fen, exclusive; -1 = unbounded
+    int64_t band_rate[MAX_BANDS]   # millionths
+    int band_state                 # State index: cumulative e this year
+    int band_key
+    int n_caps
+    int cap_per_year[MAX_CAPS]     # 1 yearly (accumulated), 0 per claim
+    const int64_t* cap_amount[MAX_CAPS]  # cap for row i (fen)
+    int cap_state[MAX_CAPS]        # State index of a yearly cap (shared caps share it)
+    int cap_key[MAX_CAPS]
+    int has_limit                  # self-pay limit (兜底) instead of a ratio
+    const int64_t* limit_amount    # L for row i (fen)
+    int limit_state                # State index: burden kept this year
+    int limit_key
+    int64_t* out_pay               # payment of row i (fen)
+    int64_t* out_ded               # deductible consumed by row i (fen), or NULL
+
+cdef void settle_rows(const int64_t* order, int64_t n_order, int n_layers, LayerSpec* layers,
+                      int n_keys, const int64_t** key_ids, const int32_t* year,
+                      int32_t** key_year, int n_states, State* states) noexcept nogil

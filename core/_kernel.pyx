@@ -1,0 +1,232 @@
+# cython: language_level=3
+"""The settlement kernel: one nogil pass over claims in settlement order.
+
+lower.py evaluates everything that depends on a claim alone into arrays (vectorised), and
+hands this module the stateful part: deductibles consumed, band positions, cap room and kept
+burden, per accumulator key and policy year. See _kernel.pxd for the contract.
+"""
+from libc.stdint cimport int64_t, int32_t, uint8_t
+from libc.stdlib cimport malloc, free
+
+import numpy as np
+
+cdef extern from *:
+    """
+    typedef __int128 yb_i128;
+    /* round_half_up(amount * ratio / 1e6), half away from zero, exact in 128 bits */
+    static inline int64_t yb_mul_ratio(int64_t amount, int64_t ratio) {
+        yb_i128 p = (yb_i128)amount * (yb_i128)ratio;
+        int neg = p < 0;
+        if (neg) p = -p;
+        yb_i128 q = p / 1000000, r = p % 1000000;
+        if (2 * r >= 1000000) q += 1;
+        return (int64_t)(neg ? -q : q);
+    }
+    """
+    int64_t yb_mul_ratio(int64_t amount, int64_t ratio) noexcept nogil
+
+cdef inline int64_t i64max(int64_t a, int64_t b) noexcept nogil:
+    return a if a > b else b
+
+cdef inline int64_t i64min(int64_t a, int64_t b) noexcept nogil:
+    return a if a < b else b
+
+
+cdef void reset_key(int k, int64_t kid, int n_states, State* states) noexcept nogil:
+    cdef int s
+    for s in range(n_states):
+        if states[s].key == k:
+            states[s].data[kid] = 0
+
+
+cdef int64_t band_pay(LayerSpec* L, int64_t start, int64_t e) noexcept nogil:
+    """Σ over bands of round_half_up(|[start, start+e) ∩ [lo, hi)| × rate)."""
+    cdef int64_t total = 0, lo, hi, a, b
+    cdef int j
+    for j in range(L.n_bands):
+        lo = L.band_lo[j]
+        hi = L.band_hi[j]
+        a = i64max(start, lo)
+        b = start + e if hi < 0 else i64min(start + e, hi)
+        if b > a:
+            total += yb_mul_ratio(b - a, L.band_rate[j])
+    return total
+
+
+cdef int64_t deduct(LayerSpec* L, int64_t i, int64_t base, const int64_t** key_ids,
+                    State* states) noexcept nogil:
+    """The deductible this claim consumes (0 <= d <= base); updates the layer's state."""
+    cdef int64_t kid = key_ids[L.ded_key][i]
+    cdef int64_t D = L.ded_amount[i], remaining, d
+    if L.ded_continuing != NULL and L.ded_continuing[i]:
+        D = i64max(0, D - states[L.last_ded_state].data[kid])
+    if L.ded_kind == DED_PER_YEAR:
+        remaining = i64max(0, D - states[L.ded_state].data[kid])
+    else:
+        remaining = i64max(0, D)
+    d = i64min(base, remaining)
+    if L.ded_kind == DED_PER_YEAR:
+        states[L.ded_state].data[kid] += d
+    if L.last_ded_state >= 0:
+        states[L.last_ded_state].data[kid] = d
+    return d
+
+
+cdef int64_t apply_caps(LayerSpec* L, int64_t i, int64_t pay, const int64_t** key_ids,
+                        State* states) noexcept nogil:
+    """Caps in order, then every yearly cap's paid-so-far grows by the final payment."""
+    cdef int c
+    cdef int64_t room
+    for c in range(L.n_caps):
+        if L.cap_per_year[c]:
+            room = i64max(0, L.cap_amount[c][i]
+                          - states[L.cap_state[c]].data[key_ids[L.cap_key[c]][i]])
+        else:
+            room = i64max(0, L.cap_amount[c][i])
+        if pay > room:
+            pay = room
+    for c in range(L.n_caps):
+        if L.cap_per_year[c]:
+            states[L.cap_state[c]].data[key_ids[L.cap_key[c]][i]] += pay
+    return pay
+
+
+cdef int64_t settle_layer(LayerSpec* L, int64_t i, int64_t* paid, const int64_t** key_ids,
+                          State* states) noexcept nogil:
+    cdef int64_t base = L.base_claim[i], d = 0, e, pay, kid, kept
+    cdef int p
+    for p in range(L.n_paid):
+        base += L.paid_sign[p] * paid[L.paid_layer[p]]
+    base = i64max(0, base)
+    if L.ded_kind != DED_NONE:
+        d = deduct(L, i, base, key_ids, states)
+    if L.out_ded != NULL:
+        L.out_ded[i] = d
+    e = base - d
+    if L.has_limit:
+        kid = key_ids[L.limit_key][i]
+        kept = states[L.limit_state].data[kid]
+        pay = i64min(e, i64max(0, kept + e - L.limit_amount[i]))
+    elif L.ratio_kind == RATIO_PER_CLAIM:
+        pay = yb_mul_ratio(e, L.ratio[i])
+    elif L.ratio_kind == RATIO_BANDS:
+        kid = key_ids[L.band_key][i]
+        pay = band_pay(L, states[L.band_state].data[kid], e)
+        states[L.band_state].data[kid] += e
+    else:
+        pay = e
+    pay = apply_caps(L, i, i64max(0, i64min(pay, e)), key_ids, states)
+    if L.has_limit:
+        states[L.limit_state].data[key_ids[L.limit_key][i]] += e - pay
+    return pay
+
+
+cdef void settle_rows(const int64_t* order, int64_t n_order, int n_layers, LayerSpec* layers,
+                      int n_keys, const int64_t** key_ids, const int32_t* year,
+                      int32_t** key_year, int n_states, State* states) noexcept nogil:
+    cdef int64_t paid[MAX_LAYERS]
+    cdef int64_t t, i, kid
+    cdef int k, l
+    cdef int32_t y
+    for t in range(n_order):
+        i = order[t]
+        y = year[i]
+        for k in range(n_keys):  # a new policy year for this key: its accumulators restart
+            kid = key_ids[k][i]
+            if key_year[k][kid] != y:
+                key_year[k][kid] = y
+                reset_key(k, kid, n_states, states)
+        for l in range(n_layers):
+            if layers[l].applies[i]:
+                paid[l] = settle_layer(&layers[l], i, paid, key_ids, states)
+            else:
+                paid[l] = 0
+                if layers[l].out_ded != NULL:
+                    layers[l].out_ded[i] = 0
+            layers[l].out_pay[i] = paid[l]
+
+
+# -- Python entry ------------------------------------------------------------------------------
+
+cdef const int64_t* i64p(object a) except NULL:
+    cdef const int64_t[::1] mv = a
+    return &mv[0]
+
+cdef int64_t* i64w(object a) except NULL:
+    cdef int64_t[::1] mv = a
+    return &mv[0]
+
+cdef const uint8_t* u8p(object a) except NULL:
+    cdef const uint8_t[::1] mv = a
+    return &mv[0]
+
+
+cdef void fill_layer(LayerSpec* L, dict d, list state_arrays) except *:
+    cdef int j
+    L.applies = u8p(d["applies"])
+    L.base_claim = i64p(d["base_claim"])
+    L.n_paid = len(d["paid_terms"])
+    for j, (layer, sign) in enumerate(d["paid_terms"]):
+        L.paid_layer[j] = layer
+        L.paid_sign[j] = sign
+    L.ded_kind = d["ded_kind"]
+    L.ded_amount = i64p(d["ded_amount"]) if d["ded_kind"] else NULL
+    L.ded_continuing = u8p(d["ded_continuing"]) if d["ded_continuing"] is not None else NULL
+    L.ded_state, L.last_ded_state, L.ded_key = d["ded_state"], d["last_ded_state"], d["ded_key"]
+    L.ratio_kind = d["ratio_kind"]
+    L.ratio = i64p(d["ratio"]) if d["ratio_kind"] == RATIO_PER_CLAIM else NULL
+    L.n_bands = len(d["bands"])
+    for j, (lo, hi, rate) in enumerate(d["bands"]):
+        L.band_lo[j], L.band_hi[j], L.band_rate[j] = lo, hi, rate
+    L.band_state, L.band_key = d["band_state"], d["band_key"]
+    L.n_caps = len(d["caps"])
+    for j, (per_year, amount, state, key) in enumerate(d["caps"]):
+        L.cap_per_year[j], L.cap_amount[j] = per_year, i64p(amount)
+        L.cap_state[j], L.cap_key[j] = state, key
+    L.has_limit = d["limit_amount"] is not None
+    L.limit_amount = i64p(d["limit_amount"]) if L.has_limit else NULL
+    L.limit_state, L.limit_key = d["limit_state"], d["limit_key"]
+    L.out_pay = i64w(d["out_pay"])
+    L.out_ded = i64w(d["out_ded"]) if d["out_ded"] is not None else NULL
+
+
+def settle(object order, list layers, list key_ids, object year, list key_year,
+           list state_arrays, list state_keys):
+    """Run the kernel. ``order`` (int64) lists row indices in settlement order; every array is
+    C-contiguous and kept alive by the caller (lower.Program). Fills each layer's out arrays
+    in place. Limits: MAX_LAYERS layers, MAX_CAPS caps and MAX_BANDS bands per layer."""
+    cdef int n_layers = len(layers), n_keys = len(key_ids), n_states = len(state_arrays)
+    cdef int64_t n_order = len(order)
+    if n_order == 0:
+        return
+    if n_layers > MAX_LAYERS or n_states > MAX_STATES:
+        raise ValueError(f"plan too large for the kernel: {n_layers} layers, {n_states} states")
+    for d in layers:
+        if len(d["caps"]) > MAX_CAPS or len(d["bands"]) > MAX_BANDS:
+            raise ValueError("a layer has more caps or bands than the kernel supports")
+    cdef LayerSpec* specs = <LayerSpec*>malloc(n_layers * sizeof(LayerSpec))
+    cdef State* states = <State*>malloc(max(1, n_states) * sizeof(State))
+    cdef const int64_t** kids = <const int64_t**>malloc(n_keys * sizeof(int64_t*))
+    cdef int32_t** kyear = <int32_t**>malloc(n_keys * sizeof(int32_t*))
+    cdef int32_t[::1] ky
+    cdef const int32_t[::1] yv = year
+    cdef const int64_t* order_p = i64p(order)
+    cdef int j
+    try:
+        for j in range(n_layers):
+            fill_layer(&specs[j], layers[j], state_arrays)
+        for j in range(n_states):
+            states[j].key = state_keys[j]
+            states[j].data = i64w(state_arrays[j])
+        for j in range(n_keys):
+            kids[j] = i64p(key_ids[j])
+            ky = key_year[j]
+            kyear[j] = &ky[0]
+        with nogil:
+            settle_rows(order_p, n_order, n_layers, specs, n_keys, kids, &yv[0], kyear,
+                        n_states, states)
+    finally:
+        free(specs)
+        free(states)
+        free(kids)
+        free(kyear)

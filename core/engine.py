@@ -1,0 +1,90 @@
+"""The engine: settle a claim batch under a plan, in memory.
+
+``settle(plan, claims)`` returns the per-claim results as a pyarrow Table; ``settle_batch``
+also returns the rejects. Results are in settlement order (discharge_date, claim_id), so they
+never depend on the input's row order or batching.
+
+Result columns: ``claim_id``; one int64 fen column per layer, named by the layer; a
+``<layer>_deductible`` column for each layer with a deductible; ``self_pay`` = total − Σ layer
+payments.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from .arrow_io import Prepared, prepare, reject_more, rejects_table
+from .lower import (Lowerer, applying_lookups_missing, dense_ids, key_values, policy_years,
+                    settlement_order)
+from .plan import Plan
+from .registry import default_registry
+from .vector import Evaluator
+
+
+@dataclass
+class BatchResult:
+    results: pa.Table  # accepted claims, settlement order
+    rejects: pa.Table  # rejected rows, input row order
+    input_rows: int
+
+
+def result_schema(plan: Plan) -> pa.Schema:
+    fields = [pa.field("claim_id", pa.string())]
+    for layer in plan.layers:
+        fields.append(pa.field(layer.name, pa.int64()))
+        if layer.deductible is not None:
+            fields.append(pa.field(f"{layer.name}_deductible", pa.int64()))
+    fields.append(pa.field("self_pay", pa.int64()))
+    return pa.schema(fields)
+
+
+def _reject_missing_lookups(plan: Plan, prep: Prepared, registry) -> tuple:
+    ev = Evaluator(plan, prep.columns, prep.n, registry)
+    missing, which = applying_lookups_missing(plan, ev)
+    if not missing.any():
+        return prep, ev
+    messages = [f"no row of table {t!r} matches the claim" for t in which[missing]]
+    prep = reject_more(prep, missing, "missing_table_key", messages)
+    return prep, Evaluator(plan, prep.columns, prep.n, registry)
+
+
+def _keys(plan: Plan, prep: Prepared) -> dict:
+    out = {}
+    for key in plan.keys():
+        out[key.name] = dense_ids(key_values(prep.raw, key)) if prep.n else (
+            np.zeros(0, np.int64), 0)
+    return out
+
+
+def settle_batch(plan: Plan, claims, registry=None) -> BatchResult:
+    """Check, settle and return results and rejects for one in-memory batch."""
+    registry = registry or default_registry()
+    prep = prepare(plan, claims)
+    input_rows = prep.n + len(prep.rejects)
+    prep, ev = _reject_missing_lookups(plan, prep, registry)
+    program = Lowerer(plan, ev, _keys(plan, prep), prep.n).lower()
+    days = prep.columns["discharge_date"]
+    program.year = np.ascontiguousarray(policy_years(days, plan.year_start))
+    order = settlement_order(prep.claim_id, days)
+    program.run(order)
+    results = _results_table(plan, prep, program, order)
+    return BatchResult(results, rejects_table(prep.rejects), input_rows)
+
+
+def _results_table(plan: Plan, prep: Prepared, program, order: np.ndarray) -> pa.Table:
+    cols = {"claim_id": prep.claim_id.take(pa.array(order))}
+    paid = np.zeros(prep.n, dtype=np.int64)
+    for layer, spec in zip(plan.layers, program.layers):
+        paid += spec["out_pay"]
+        cols[layer.name] = pa.array(spec["out_pay"][order])
+        if spec["out_ded"] is not None:
+            cols[f"{layer.name}_deductible"] = pa.array(spec["out_ded"][order])
+    cols["self_pay"] = pa.array((prep.columns["total"] - paid)[order])
+    return pa.table(cols, schema=result_schema(plan))
+
+
+def settle(plan: Plan, claims, registry=None) -> pa.Table:
+    """Per-claim results of the accepted claims (see module docstring)."""
+    return settle_batch(plan, claims, registry).results

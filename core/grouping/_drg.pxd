@@ -1,0 +1,81 @@
+# The DRG kernel's contract: condition kinds, the compiled tables and the per-claim columns.
+# Every code is an int id (index into codes.json diagnoses / procedures); no strings here.
+from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint64_t
+
+cdef enum:
+    NULL_INT = -2147483648   # null integer input (age_days, birth_weight …)
+    CODE_UNKNOWN = -1        # a code not in the valid list
+    CODE_NULL = -2           # a null element inside a code list (ignored)
+
+# Condition kinds (same order as compile.COND_KINDS).
+cdef enum CondKind:
+    C_PDX_IN = 0
+    C_ANYDX_IN = 1
+    C_PPROC_IN = 2
+    C_ANYPROC_IN = 3
+    C_PPROC_OR = 4
+    C_NO_PPROC_OR = 5
+    C_SEX_EQ = 6
+    C_AGE_EQ = 7
+    C_AGE_DAYS_LT = 8
+    C_AGE_DAYS_GE = 9
+    C_WEIGHT_LT = 10
+    C_WEIGHT_GE = 11
+    C_TRAUMA_REGIONS_GE = 12
+
+# Status codes (same order as tables.STATUSES).
+cdef enum Status:
+    S_OK = 0
+    S_INVALID_PDX = 1
+    S_INVALID_SDX = 2
+    S_INVALID_PROC = 3
+    S_INVALID_SEX = 4
+    S_INVALID_AGE = 5
+    S_SEX_CONFLICT = 6
+    S_NO_MDC = 7
+    S_NO_ADRG = 8
+
+cdef struct DrgTablesC:
+    const uint64_t* dx_bits      # [n_dx * dx_words] bit s set when dx is in dx set s
+    int32_t dx_words             # uint64 words per diagnosis row
+    const uint64_t* proc_bits    # [n_proc * proc_words] bit s set when proc is in proc set s
+    int32_t proc_words           # uint64 words per procedure row
+    int32_t or_bit               # proc set bit of the operating-room procedures (SS_VALID)
+    int32_t male_bit             # dx set bit of the MDCM list, -1 if absent
+    int32_t female_bit           # dx set bit of the MDCN list, -1 if absent
+    const int32_t* dx_mcc        # [n_dx] MCC exclusion table, -1 when not an MCC
+    const int32_t* dx_cc         # [n_dx] CC exclusion table, -1 when not a CC
+    const int32_t* dx_cce        # [n_dx] exclusion table of the dx as principal, -2 if none
+    const uint32_t* dx_regions   # [n_dx] bitmask of MDCZ body regions
+    const int32_t* cond_kind     # [n_cond] CondKind
+    const int32_t* cond_arg      # [n_cond] set bit or integer threshold
+    const int32_t* rule_start    # [n_rule + 1] conditions of rule r: rule_start[r] .. [r+1]
+    const int32_t* group_start   # [n_group + 1] rules of group g (OR): group_start[g] .. [g+1]
+    const int32_t* mdc_group     # [n_mdc] entry rule group of the k-th MDC in city order
+    const int32_t* mdc_adrg_start  # [n_mdc + 1] slice of adrg_order for the k-th MDC
+    const int32_t* adrg_order    # ADRG ids, MDC by MDC, first match first
+    const int32_t* adrg_group    # [n_adrg] rule group of each ADRG
+    const int32_t* adrg_drg      # [n_adrg * 3] DRG id for severity 0 / 1 / 2
+    int32_t n_mdc                # MDCs in the city order
+
+cdef struct ClaimsC:
+    int64_t n                    # claims
+    const int32_t* pdx           # [n] principal dx id (CODE_UNKNOWN for null / invalid)
+    const int64_t* sdx_start     # [n] first secondary of claim i in sdx
+    const int64_t* sdx_end       # [n] one past its last
+    const int32_t* sdx           # secondary dx ids (CODE_NULL elements are skipped)
+    const int64_t* proc_start    # [n]
+    const int64_t* proc_end      # [n]
+    const int32_t* proc          # procedure ids, principal first
+    const int32_t* sex           # [n] 1 male, 2 female, NULL_INT
+    const int32_t* age           # [n] years, NULL_INT
+    const int32_t* age_days      # [n] days, NULL_INT
+    const int32_t* weight        # [n] birth weight g, NULL_INT
+
+cdef struct ResultC:
+    int8_t* status               # [n] Status
+    int32_t* mdc                 # [n] index in the city MDC order, -1
+    int32_t* adrg                # [n] ADRG id, -1
+    int32_t* drg                 # [n] DRG id, -1
+
+cdef void group_claims(const DrgTablesC* t, const ClaimsC* c, ResultC* out) noexcept nogil

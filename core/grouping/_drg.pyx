@@ -1,0 +1,236 @@
+# cython: language_level=3
+"""The CHS-DRG kernel: per-claim grouping over int code ids and bitsets, without the GIL.
+
+Semantics are those of ``reference.py`` (the oracle); ``compile.py`` builds the tables and
+``drg.py`` maps Arrow columns to ids. Nothing here touches a string or a Python object
+inside the claim loop.
+"""
+from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint64_t
+import numpy as np
+
+
+cdef inline bint has_bit(const uint64_t* bits, int32_t words, int32_t row, int32_t bit) noexcept nogil:
+    return (bits[<int64_t>row * words + (bit >> 6)] >> (bit & 63)) & 1
+
+
+cdef inline bint dx_in(const DrgTablesC* t, int32_t dx, int32_t bit) noexcept nogil:
+    return dx >= 0 and bit >= 0 and has_bit(t.dx_bits, t.dx_words, dx, bit)
+
+
+cdef inline bint proc_in(const DrgTablesC* t, int32_t p, int32_t bit) noexcept nogil:
+    return p >= 0 and has_bit(t.proc_bits, t.proc_words, p, bit)
+
+
+cdef inline int32_t principal_proc(const ClaimsC* c, int64_t i) noexcept nogil:
+    """First non-null procedure of claim i, or CODE_NULL."""
+    cdef int64_t k
+    for k in range(c.proc_start[i], c.proc_end[i]):
+        if c.proc[k] != CODE_NULL:
+            return c.proc[k]
+    return CODE_NULL
+
+
+cdef inline int popcount32(uint32_t x) noexcept nogil:
+    cdef int n = 0
+    while x:
+        x &= x - 1
+        n += 1
+    return n
+
+
+cdef bint any_dx_in(const DrgTablesC* t, const ClaimsC* c, int64_t i, int32_t bit) noexcept nogil:
+    cdef int64_t k
+    if dx_in(t, c.pdx[i], bit):
+        return True
+    for k in range(c.sdx_start[i], c.sdx_end[i]):
+        if dx_in(t, c.sdx[k], bit):
+            return True
+    return False
+
+
+cdef bint any_proc_in(const DrgTablesC* t, const ClaimsC* c, int64_t i, int32_t bit) noexcept nogil:
+    cdef int64_t k
+    for k in range(c.proc_start[i], c.proc_end[i]):
+        if proc_in(t, c.proc[k], bit):
+            return True
+    return False
+
+
+cdef int trauma_regions(const DrgTablesC* t, const ClaimsC* c, int64_t i) noexcept nogil:
+    cdef uint32_t mask = t.dx_regions[c.pdx[i]]
+    cdef int64_t k
+    for k in range(c.sdx_start[i], c.sdx_end[i]):
+        if c.sdx[k] >= 0:
+            mask |= t.dx_regions[c.sdx[k]]
+    return popcount32(mask)
+
+
+cdef bint check(const DrgTablesC* t, const ClaimsC* c, int64_t i, int32_t pproc,
+                int32_t kind, int32_t arg) noexcept nogil:
+    """One condition; unknown ages/weights make age/weight conditions false."""
+    cdef int32_t v
+    if kind == C_PDX_IN:
+        return dx_in(t, c.pdx[i], arg)
+    if kind == C_ANYDX_IN:
+        return any_dx_in(t, c, i, arg)
+    if kind == C_PPROC_IN:
+        return proc_in(t, pproc, arg)
+    if kind == C_ANYPROC_IN:
+        return any_proc_in(t, c, i, arg)
+    if kind == C_PPROC_OR:
+        return proc_in(t, pproc, t.or_bit)
+    if kind == C_NO_PPROC_OR:
+        return not proc_in(t, pproc, t.or_bit)
+    if kind == C_SEX_EQ:
+        return c.sex[i] == arg
+    if kind == C_AGE_EQ:
+        return c.age[i] == arg
+    if kind == C_AGE_DAYS_LT or kind == C_AGE_DAYS_GE:
+        v = c.age_days[i]
+        if v == NULL_INT:
+            return False
+        return v < arg if kind == C_AGE_DAYS_LT else v >= arg
+    if kind == C_WEIGHT_LT or kind == C_WEIGHT_GE:
+        v = c.weight[i]
+        if v == NULL_INT or v <= 0:
+            return False
+        return v < arg if kind == C_WEIGHT_LT else v >= arg
+    if kind == C_TRAUMA_REGIONS_GE:
+        return trauma_regions(t, c, i) >= arg
+    return False
+
+
+cdef bint group_holds(const DrgTablesC* t, const ClaimsC* c, int64_t i, int32_t pproc,
+                      int32_t g) noexcept nogil:
+    """OR over the rules of group g of (AND over each rule's conditions)."""
+    cdef int32_t r, k
+    cdef bint ok
+    for r in range(t.group_start[g], t.group_start[g + 1]):
+        ok = True
+        for k in range(t.rule_start[r], t.rule_start[r + 1]):
+            if not check(t, c, i, pproc, t.cond_kind[k], t.cond_arg[k]):
+                ok = False
+                break
+        if ok:
+            return True
+    return False
+
+
+cdef int8_t validate(const ClaimsC* c, int64_t i) noexcept nogil:
+    cdef int64_t k
+    if c.pdx[i] < 0:
+        return S_INVALID_PDX
+    for k in range(c.sdx_start[i], c.sdx_end[i]):
+        if c.sdx[k] == CODE_UNKNOWN:
+            return S_INVALID_SDX
+    for k in range(c.proc_start[i], c.proc_end[i]):
+        if c.proc[k] == CODE_UNKNOWN:
+            return S_INVALID_PROC
+    if c.sex[i] != 1 and c.sex[i] != 2:
+        return S_INVALID_SEX
+    if c.age[i] < 0 or (c.age_days[i] != NULL_INT and c.age_days[i] < 0):
+        return S_INVALID_AGE        # NULL_INT is negative, so a null age lands here too
+    return S_OK
+
+
+cdef int severity(const DrgTablesC* t, const ClaimsC* c, int64_t i) noexcept nogil:
+    """2 MCC / 1 CC / 0: a secondary counts unless its table equals the principal's CCE."""
+    cdef int32_t own = t.dx_cce[c.pdx[i]], x
+    cdef int best = 0
+    cdef int64_t k
+    for k in range(c.sdx_start[i], c.sdx_end[i]):
+        x = c.sdx[k]
+        if x < 0:
+            continue
+        if t.dx_mcc[x] >= 0 and t.dx_mcc[x] != own:
+            return 2
+        if t.dx_cc[x] >= 0 and t.dx_cc[x] != own:
+            best = 1
+    return best
+
+
+cdef void group_one(const DrgTablesC* t, const ClaimsC* c, int64_t i, ResultC* out) noexcept nogil:
+    cdef int32_t pproc = principal_proc(c, i), m, a, adrg, first_mdc = -1, other
+    out.mdc[i] = -1
+    out.adrg[i] = -1
+    out.drg[i] = -1
+    out.status[i] = validate(c, i)
+    if out.status[i] != S_OK:
+        return
+    for m in range(t.n_mdc):
+        if not group_holds(t, c, i, pproc, t.mdc_group[m]):
+            continue
+        if first_mdc < 0:
+            first_mdc = m
+        for a in range(t.mdc_adrg_start[m], t.mdc_adrg_start[m + 1]):
+            adrg = t.adrg_order[a]
+            if group_holds(t, c, i, pproc, t.adrg_group[adrg]):
+                out.mdc[i] = m
+                out.adrg[i] = adrg
+                out.drg[i] = t.adrg_drg[adrg * 3 + severity(t, c, i)]
+                return
+    out.mdc[i] = first_mdc
+    other = t.female_bit if c.sex[i] == 1 else t.male_bit
+    if dx_in(t, c.pdx[i], other):
+        out.status[i] = S_SEX_CONFLICT
+    elif first_mdc >= 0:
+        out.status[i] = S_NO_ADRG
+    else:
+        out.status[i] = S_NO_MDC
+
+
+cdef void group_claims(const DrgTablesC* t, const ClaimsC* c, ResultC* out) noexcept nogil:
+    cdef int64_t i
+    for i in range(c.n):
+        group_one(t, c, i, out)
+
+
+def run(dict tab, dict cols):
+    """Group claims given compiled tables (``compile.compile_tables``) and claim columns
+    (numpy arrays, see ``drg._claim_columns``); returns (status, mdc, adrg, drg) arrays."""
+    cdef const uint64_t[::1] dx_bits = tab["dx_bits"].ravel()
+    cdef const uint64_t[::1] proc_bits = tab["proc_bits"].ravel()
+    cdef const int32_t[::1] dx_mcc = tab["dx_mcc"], dx_cc = tab["dx_cc"], dx_cce = tab["dx_cce"]
+    cdef const uint32_t[::1] dx_regions = tab["dx_regions"]
+    cdef const int32_t[::1] ck = tab["cond_kind"], ca = tab["cond_arg"]
+    cdef const int32_t[::1] rs = tab["rule_start"], gs = tab["group_start"]
+    cdef const int32_t[::1] mg = tab["mdc_group"], mas = tab["mdc_adrg_start"]
+    cdef const int32_t[::1] ao = tab["adrg_order"], ag = tab["adrg_group"]
+    cdef const int32_t[::1] ad = tab["adrg_drg"].ravel()
+    cdef const int32_t[::1] pdx = cols["pdx"], sdx = cols["sdx"], proc = cols["proc"]
+    cdef const int64_t[::1] ss = cols["sdx_start"], se = cols["sdx_end"]
+    cdef const int64_t[::1] ps = cols["proc_start"], pe = cols["proc_end"]
+    cdef const int32_t[::1] sex = cols["sex"], age = cols["age"]
+    cdef const int32_t[::1] age_days = cols["age_days"], weight = cols["weight"]
+    cdef int64_t n = pdx.shape[0]
+    status = np.empty(n, dtype=np.int8)
+    mdc = np.empty(n, dtype=np.int32)
+    adrg = np.empty(n, dtype=np.int32)
+    drg = np.empty(n, dtype=np.int32)
+    if n == 0:
+        return status, mdc, adrg, drg
+    cdef int8_t[::1] st_v = status
+    cdef int32_t[::1] mdc_v = mdc, adrg_v = adrg, drg_v = drg
+    cdef DrgTablesC t
+    cdef ClaimsC c
+    cdef ResultC out
+    t.dx_bits = &dx_bits[0]; t.dx_words = tab["dx_bits"].shape[1]
+    t.proc_bits = &proc_bits[0]; t.proc_words = tab["proc_bits"].shape[1]
+    t.or_bit = tab["or_bit"]; t.male_bit = tab["male_bit"]; t.female_bit = tab["female_bit"]
+    t.dx_mcc = &dx_mcc[0]; t.dx_cc = &dx_cc[0]; t.dx_cce = &dx_cce[0]
+    t.dx_regions = &dx_regions[0]
+    t.cond_kind = &ck[0]; t.cond_arg = &ca[0]; t.rule_start = &rs[0]; t.group_start = &gs[0]
+    t.mdc_group = &mg[0]; t.mdc_adrg_start = &mas[0]; t.n_mdc = mg.shape[0]
+    t.adrg_order = &ao[0]; t.adrg_group = &ag[0]; t.adrg_drg = &ad[0]
+    c.n = n
+    c.pdx = &pdx[0]; c.sex = &sex[0]; c.age = &age[0]
+    c.age_days = &age_days[0]; c.weight = &weight[0]
+    c.sdx_start = &ss[0]; c.sdx_end = &se[0]; c.proc_start = &ps[0]; c.proc_end = &pe[0]
+    # Code lists may be empty for a whole batch; point at a dummy then (never read).
+    cdef int32_t dummy = CODE_NULL
+    c.sdx = &sdx[0] if sdx.shape[0] else &dummy
+    c.proc = &proc[0] if proc.shape[0] else &dummy
+    out.status = &st_v[0]; out.mdc = &mdc_v[0]; out.adrg = &adrg_v[0]; out.drg = &drg_v[0]
+    with nogil:
+        group_claims(&t, &c, &out)
+    return status, mdc, adrg, drg

@@ -1,0 +1,240 @@
+"""Lowering: a plan plus a prepared batch → the kernel's program (arrays and state slots).
+
+- ``split_base`` turns a layer's base into its claim-only part plus ±paid(layer) terms (the
+  compiler guarantees paid() only appears added or subtracted at the top of a base).
+- Every claim-only expression is evaluated vectorised (vector.py).
+- Accumulator keys become dense int ids (one id space per key kind), the policy year an int,
+  and each accumulator (deductible consumed, band position, cap paid, kept burden, last
+  deductible) a zeroed int64 array over the key's ids. Shared caps share one array.
+- ``settlement_order`` sorts accepted claims by (discharge_date, claim_id): processing in that
+  global order processes every key's claims in its own order, whatever the key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import _kernel
+from .plan import (PER_YEAR, Bands, Binary, Const, Expr, Key, Layer, Paid, Plan, Type, INT,
+                   MONEY)
+from .vector import Evaluator
+
+DED_NONE, DED_PER_CLAIM, DED_PER_YEAR = 0, 1, 2
+RATIO_FULL, RATIO_PER_CLAIM, RATIO_BANDS = 0, 1, 2
+
+
+class LoweringError(ValueError):
+    pass
+
+
+# -- base ------------------------------------------------------------------------------------
+
+def split_base(base: Expr, layer_index: dict, earlier: list) -> tuple:
+    """(claim-only expression, ((layer index, sign), ...)) with base = claim + Σ sign·paid."""
+    terms = []
+
+    def strip(e: Expr, sign: int) -> Expr:
+        if isinstance(e, Paid):
+            for name in (e.layers or earlier):
+                terms.append((layer_index[name], sign))
+            return Const(Type(MONEY), 0)
+        if isinstance(e, Binary) and e.op in "+-":
+            right_sign = sign if e.op == "+" else -sign
+            return Binary(e.type, e.op, strip(e.left, sign), strip(e.right, right_sign))
+        return e
+
+    claim = strip(base, 1)
+    return claim, tuple(terms)
+
+
+# -- keys and years --------------------------------------------------------------------------
+
+def key_values(raw: pa.Table, key: Key) -> pa.Array:
+    """The grouping value of every row for ``key``; a null falls back to the person."""
+    person = raw.column("person_id").combine_chunks().cast(pa.string())
+    if key.column == "person_id":
+        return person
+    col = raw.column(key.column).combine_chunks().cast(pa.string())
+    own = pc.binary_join_element_wise("k", col, "\x1f")
+    fallback = pc.binary_join_element_wise("p", person, "\x1f")
+    return pc.if_else(pc.is_null(col), fallback, own)
+
+
+def dense_ids(values: pa.Array) -> tuple:
+    """(int64 id per row, number of distinct values)."""
+    encoded = pc.dictionary_encode(values)
+    ids = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return np.ascontiguousarray(ids), len(encoded.dictionary)
+
+
+def policy_years(days: np.ndarray, year_start=(1, 1)) -> np.ndarray:
+    """Policy year of each discharge date: the calendar year, or the year in which the latest
+    ``year_start`` (month, day) on or before the date falls."""
+    dt = np.asarray(days, dtype="datetime64[D]")
+    years = dt.astype("datetime64[Y]").astype(np.int64) + 1970
+    if tuple(year_start) != (1, 1):
+        month = dt.astype("datetime64[M]").astype(np.int64) % 12 + 1
+        day = (dt - dt.astype("datetime64[M]")).astype(np.int64) + 1
+        before = (month < year_start[0]) | ((month == year_start[0]) & (day < year_start[1]))
+        years = years - before
+    return years.astype(np.int32)
+
+
+def settlement_order(claim_id: pa.Array, days: np.ndarray) -> np.ndarray:
+    """Row indices sorted by (discharge_date, claim_id). Already-sorted input (common for
+    extracts from a settlement system) is detected in O(n) and not sorted again."""
+    n = len(days)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if _is_sorted(claim_id, days):
+        return np.arange(n, dtype=np.int64)
+    t = pa.table({"d": pa.array(days, pa.int64()), "c": claim_id})
+    idx = pc.sort_indices(t, sort_keys=[("d", "ascending"), ("c", "ascending")])
+    return np.ascontiguousarray(idx.to_numpy(), dtype=np.int64)
+
+
+def _is_sorted(claim_id: pa.Array, days: np.ndarray) -> bool:
+    step = np.diff(days)
+    if (step < 0).any():
+        return False
+    ties = np.flatnonzero(step == 0)
+    if len(ties) == 0:
+        return True
+    a = claim_id.take(pa.array(ties))
+    b = claim_id.take(pa.array(ties + 1))
+    return bool(pc.all(pc.less(a, b)).as_py())
+
+
+# -- program ---------------------------------------------------------------------------------
+
+@dataclass
+class Program:
+    """Everything the kernel reads and writes for one batch; keeps the arrays alive."""
+    plan: Plan
+    n: int
+    layers: list = field(default_factory=list)  # dicts, see _kernel.fill_layer
+    key_ids: list = field(default_factory=list)
+    key_counts: list = field(default_factory=list)
+    year: np.ndarray = None
+    state_arrays: list = field(default_factory=list)
+    state_keys: list = field(default_factory=list)
+
+    def new_state(self, key_index: int) -> int:
+        self.state_arrays.append(np.zeros(self.key_counts[key_index], dtype=np.int64))
+        self.state_keys.append(key_index)
+        return len(self.state_arrays) - 1
+
+    def run(self, order: np.ndarray) -> None:
+        key_year = [np.full(c, np.iinfo(np.int32).min, dtype=np.int32) for c in self.key_counts]
+        _kernel.settle(np.ascontiguousarray(order, dtype=np.int64), self.layers, self.key_ids,
+                       self.year, key_year, self.state_arrays, self.state_keys)
+
+
+def _i64(a) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=np.int64))
+
+
+def _u8(a) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=bool).view(np.uint8))
+
+
+class Lowerer:
+    """Builds a Program from a plan, evaluated arrays and key ids."""
+
+    def __init__(self, plan: Plan, ev: Evaluator, keys: dict, n: int):
+        self.plan, self.ev, self.n = plan, ev, n
+        self.key_index = {name: i for i, name in enumerate(keys)}
+        self.prog = Program(plan, n, key_ids=[keys[k][0] for k in keys],
+                            key_counts=[keys[k][1] for k in keys])
+        self.shared_caps: dict = {}
+
+    def key(self, key: Key) -> int:
+        return self.key_index[key.name]
+
+    def lower(self) -> Program:
+        index = {layer.name: i for i, layer in enumerate(self.plan.layers)}
+        for i, layer in enumerate(self.plan.layers):
+            earlier = [l.name for l in self.plan.layers[:i]]
+            self.prog.layers.append(self.layer(layer, index, earlier))
+        return self.prog
+
+    def layer(self, layer: Layer, index: dict, earlier: list) -> dict:
+        claim, terms = split_base(layer.base, index, earlier)
+        d = {"applies": _u8(self.ev(layer.applies)), "base_claim": _i64(self.ev(claim)),
+             "paid_terms": list(terms), "out_pay": np.zeros(self.n, dtype=np.int64)}
+        d.update(self.deductible(layer))
+        d.update(self.ratio(layer))
+        d["caps"] = [self.cap(cap) for cap in layer.caps]
+        d.update(self.limit(layer))
+        return d
+
+    def deductible(self, layer: Layer) -> dict:
+        ded = layer.deductible
+        out = {"ded_kind": DED_NONE, "ded_amount": None, "ded_continuing": None,
+               "ded_state": -1, "last_ded_state": -1, "ded_key": 0, "out_ded": None}
+        if ded is None:
+            return out
+        k = self.key(ded.key)
+        out.update(ded_kind=DED_PER_YEAR if ded.scope == PER_YEAR else DED_PER_CLAIM,
+                   ded_amount=_i64(self.ev(ded.amount)), ded_key=k,
+                   out_ded=np.zeros(self.n, dtype=np.int64))
+        if ded.scope == PER_YEAR:
+            out["ded_state"] = self.prog.new_state(k)
+        if ded.continuing is not None:
+            out["ded_continuing"] = _u8(self.ev(ded.continuing))
+            out["last_ded_state"] = self.prog.new_state(k)
+        return out
+
+    def ratio(self, layer: Layer) -> dict:
+        r = layer.ratio
+        out = {"ratio_kind": RATIO_FULL, "ratio": None, "bands": [], "band_state": -1,
+               "band_key": 0}
+        if isinstance(r, Bands):
+            k = self.key(r.key)
+            out.update(ratio_kind=RATIO_BANDS, band_key=k, band_state=self.prog.new_state(k),
+                       bands=[(b.lo, -1 if b.hi is None else b.hi, b.rate) for b in r.bands])
+        elif r is not None:
+            out.update(ratio_kind=RATIO_PER_CLAIM, ratio=_i64(self.ev(r)))
+        return out
+
+    def cap(self, cap) -> tuple:
+        k = self.key(cap.key)
+        amount = _i64(self.ev(cap.amount))
+        if cap.scope != PER_YEAR:
+            return (0, amount, -1, k)
+        if cap.name:
+            if cap.name not in self.shared_caps:
+                self.shared_caps[cap.name] = self.prog.new_state(k)
+            return (1, amount, self.shared_caps[cap.name], k)
+        return (1, amount, self.prog.new_state(k), k)
+
+    def limit(self, layer: Layer) -> dict:
+        lim = layer.limit
+        if lim is None:
+            return {"limit_amount": None, "limit_state": -1, "limit_key": 0}
+        k = self.key(lim.key)
+        return {"limit_amount": _i64(self.ev(lim.amount)), "limit_state": self.prog.new_state(k),
+                "limit_key": k}
+
+
+def applying_lookups_missing(plan: Plan, ev: Evaluator) -> tuple:
+    """(mask of rows whose applying layers miss a table row, table name per such row)."""
+    missing = np.zeros(ev.n, dtype=bool)
+    which = np.full(ev.n, "", dtype=object)
+    from .plan import layer_exprs, Lookup, walk
+    for layer in plan.layers:
+        lookups = [e for top in layer_exprs(layer) for e in walk(top) if isinstance(e, Lookup)]
+        if not lookups:
+            continue
+        applies = np.asarray(ev(layer.applies), dtype=bool)
+        for lk in lookups:
+            ev.missing[:] = False
+            ev(lk)
+            new = ev.missing & applies & ~missing
+            which[new] = lk.table
+            missing |= new
+    ev.missing[:] = False
+    return missing, which

@@ -1,0 +1,222 @@
+"""The oracle: a slow, obvious per-claim evaluator of the same semantics as ``compute``.
+
+Plain Python over ``list[dict]`` claims (``table.to_pylist()``) and ``Fraction``s. It shares
+no code with ``compute``/``settle`` beyond the plan nodes, so a test comparing the two checks
+each against an independent reading of point-method.md §2–§3. Dates may be ``datetime.date``
+or day numbers.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import operator
+from fractions import Fraction
+
+from yibao.core.plan import RATIO_SCALE
+
+from .plan import BASELINE, BUDGET_PLUS_PAID, POINT_SCALE, PV_SCALE, Pool, PointsPlan
+
+_OPS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+        ">": operator.gt, ">=": operator.ge}
+
+
+def half_up(x) -> int:
+    """Round a Fraction to the nearest int, halves away from zero."""
+    x = Fraction(x)
+    sign = -1 if x < 0 else 1
+    x = abs(x)
+    whole = x.numerator // x.denominator
+    return sign * (whole + 1 if x - whole >= Fraction(1, 2) else whole)
+
+
+def passes(claim: dict, tests) -> bool:
+    for t in tests:
+        v = claim.get(t.column)
+        if v is None:
+            return False
+        if t.op == "in":
+            ok = v in t.value
+        elif t.op == "not in":
+            ok = v not in t.value
+        else:
+            ok = _OPS[t.op](v, t.value)
+        if not ok:
+            return False
+    return True
+
+
+def day(v) -> int:
+    return v.toordinal() if isinstance(v, _dt.date) else int(v)
+
+
+def base_class(pool: Pool, c: dict):
+    """(class, points) before readmission, review and adjustments."""
+    g = None if c.get(pool.group_column) is None else str(c[pool.group_column])
+    per_day = {str(k): v for k, v in (pool.bed_day.per_day if pool.bed_day else ())}
+    if g in per_day:
+        pts = 0
+        for tier in pool.bed_day.tiers:
+            los = c[pool.bed_day.los_column] or 0
+            end = los if tier.last is None else min(los, tier.last)
+            days = max(0, end - tier.first + 1)
+            pts += half_up(Fraction(per_day[g] * days * tier.factor, RATIO_SCALE))
+        return "bedday", pts
+    base = {str(k): v for k, v in pool.base_points}
+    if g not in base:
+        return "ungrouped", 0
+    b = base[g]
+    avg = dict((str(k), v) for k, v in pool.avg_cost)[g]
+    k = Fraction(RATIO_SCALE, RATIO_SCALE)
+    for key, group, kk in pool.coefficients:
+        if str(key) == str(c.get(pool.coefficient_by)) and str(group) == g:
+            k = Fraction(kk, RATIO_SCALE)
+    r = Fraction(c["total"] or 0, avg if avg > 0 else 1)
+    normal = half_up(b * k)
+    if pool.incomplete_column and c.get(pool.incomplete_column):
+        return "incomplete", min(b, half_up(b * k * r))
+    t_high = pool.outliers.t_high_for(b)
+    if t_high is not None and r >= Fraction(t_high, RATIO_SCALE):
+        return "high", normal + half_up(b * (r - Fraction(t_high, RATIO_SCALE)))
+    if pool.outliers.t_low > 0 and r <= Fraction(pool.outliers.t_low, RATIO_SCALE):
+        return "low", half_up(b * r)
+    return "normal", normal
+
+
+def is_readmitted(pool: Pool, c: dict, members: list) -> bool:
+    """Is there a stay of the same person in the same group that comes next after ``c``
+    (by admission date, then claim_id) and starts 0..N days after c's discharge?"""
+    r = pool.readmission
+    key = lambda x: (day(x[r.admit_column]), str(x["claim_id"]))
+    later = [x for x in members
+             if str(x[r.person_column]) == str(c[r.person_column])
+             and str(x[pool.group_column]) == str(c[pool.group_column])
+             and key(x) > key(c)]
+    if not later:
+        return False
+    nxt = min(later, key=key)
+    gap = day(nxt[r.admit_column]) - day(c[r.discharge_column])
+    return 0 <= gap <= r.days and base_class(pool, nxt)[0] != "ungrouped"
+
+
+def claim_points(plan: PointsPlan, pool, claims: list) -> list:
+    """One dict per claim in the pool, the same fields as ``compute.claim_points``."""
+    pool = pool if isinstance(pool, Pool) else plan.pool(pool)
+    members = [c for c in claims if passes(c, pool.applies)]
+    review = {str(k): v for k, v in pool.review}
+    out = []
+    for c in members:
+        cls, pts = base_class(pool, c)
+        if cls != "ungrouped" and pool.readmission and is_readmitted(pool, c, members):
+            cls, pts = "readmit", half_up(Fraction(pts * pool.readmission.share, RATIO_SCALE))
+        applied = []
+        if str(c["claim_id"]) in review:
+            cls, pts = "review", review[str(c["claim_id"])]
+        elif cls != "ungrouped":
+            for adj in pool.adjustments:
+                if passes(c, adj.when):
+                    pts = half_up(Fraction(pts * adj.factor, RATIO_SCALE))
+                    applied.append(adj.name)
+        out.append({"claim_id": str(c["claim_id"]), "pool": pool.name,
+                    "hospital_id": str(c["hospital_id"]),
+                    "group": None if c.get(pool.group_column) is None
+                    else str(c[pool.group_column]),
+                    "case_class": cls, "points": pts, "adjustments": applied})
+    return out
+
+
+# -- settlement ------------------------------------------------------------------------------
+
+def apportion(shares: dict) -> dict:
+    """Largest remainder: floor every |share|, hand the missing fen of round(|Σ|) to the
+    largest fractional parts, ties by key; then put the sign back."""
+    total = sum(shares.values(), Fraction(0))
+    sign = -1 if total < 0 else 1
+    result, fractions = {}, []
+    for k, v in shares.items():
+        v = abs(Fraction(v))
+        result[k] = v.numerator // v.denominator
+        fractions.append((-(v - result[k]), k))
+    missing = abs(half_up(total)) - sum(result.values())
+    for _, k in sorted(fractions)[:missing]:
+        result[k] += 1
+    return {k: sign * v for k, v in result.items()}
+
+
+def settle(plan: PointsPlan, claims: list, scored: list, patient_paid="psn_part_amt",
+           fund_cost=None):
+    """(hospital rows, pool rows) as lists of dicts, the same fields as
+    ``compute.settle_providers``."""
+    by_id = {str(c["claim_id"]): c for c in claims}
+    hospitals, pools = [], []
+    for pool in plan.pools:
+        rows = [(s, by_id[s["claim_id"]]) for s in scored if s["pool"] == pool.name]
+        h_rows, p_row = settle_one(pool, rows, patient_paid, fund_cost)
+        hospitals += h_rows
+        pools.append(p_row)
+    return hospitals, pools
+
+
+def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
+    cap = pool.capitation
+    signed = lambda c: cap is not None and c.get(cap.signed_column) is not None
+    free = [(s, c) for s, c in rows if not signed(c)]
+    paid_of = lambda c: c.get(patient_paid) or 0
+    cost_of = lambda c: (c.get(fund_cost) or 0) if fund_cost else (c["total"] or 0) - paid_of(c)
+    A = sum(cost_of(c) for _, c in free)
+    P = sum(paid_of(c) for _, c in free)
+    S = sum(s["points"] for s, _ in free)
+    sh = pool.sharing
+    control = sh.per_head * sh.insured if sh and sh.per_head is not None else pool.budget
+    reserve = half_up(Fraction(control * pool.reserve_share, RATIO_SCALE))
+    G, shared = control - reserve, 0
+    if sh:
+        surplus = G - A
+        rate = sh.keep if surplus >= 0 else sh.bear
+        shared = half_up(Fraction(surplus * rate, RATIO_SCALE))
+        G = A + shared
+    pv = Fraction(0)
+    if S:
+        pvk = pool.point_value
+        with_paid = pvk.kind == BUDGET_PLUS_PAID or (pvk.kind == BASELINE and pvk.include_paid)
+        pv = Fraction((G + P if with_paid else G) * POINT_SCALE, S)
+        if pvk.kind == BASELINE:
+            s = Fraction(pvk.baseline_share, RATIO_SCALE)
+            pv = s * Fraction(pvk.baseline_value, PV_SCALE) + (1 - s) * pv
+    hs = {}
+    for s, c in rows:
+        h = hs.setdefault(s["hospital_id"], {"n": 0, "pts": 0, "free_pts": 0, "paid": 0,
+                                             "total": 0})
+        h["n"] += 1
+        h["pts"] += s["points"]
+        h["free_pts"] += 0 if signed(c) else s["points"]
+        h["paid"] += paid_of(c)
+        h["total"] += c["total"] or 0
+    value = apportion({h: Fraction(v["pts"]) * pv / POINT_SCALE for h, v in hs.items()})
+    shares = apportion({h: Fraction(shared * v["free_pts"], S) if S else 0 for h, v in hs.items()})
+    cap_budget, cap_pts = {}, {}
+    if cap:
+        cap_budget = {str(i): cap.per_head * n for i, n in cap.signed}
+        for s, c in rows:
+            if signed(c):
+                i = str(c[cap.signed_column])
+                cap_pts[i] = cap_pts.get(i, 0) + s["points"]
+    cap_used = apportion({i: Fraction(p) * pv / POINT_SCALE for i, p in cap_pts.items()})
+    prepaid = {str(h): v for h, v in pool.prepaid}
+    out = []
+    for h in sorted(set(hs) | set(prepaid) | set(cap_budget)):
+        v = hs.get(h, {"n": 0, "pts": 0, "paid": 0, "total": 0})
+        due = value.get(h, 0) - v["paid"]
+        bal = cap_budget.get(h, 0) - cap_used.get(h, 0)
+        out.append({"pool": pool.name, "fixmedins_code": h, "claims": v["n"],
+                    "points": v["pts"], "medfee_sumamt": v["total"],
+                    "value": value.get(h, 0), "psn_part_amt": v["paid"], "hifp_pay": due,
+                    "prepaid": prepaid.get(h, 0), "shared_amt": shares.get(h, 0),
+                    "capitation_budget": cap_budget.get(h, 0),
+                    "capitation_used": cap_used.get(h, 0), "capitation_balance": bal,
+                    "setl_amt": due - prepaid.get(h, 0) + bal})
+    pool_row = {"pool": pool.name, "budget": pool.budget, "control_total": control,
+                "reserve": reserve, "fund_cost": A, "shared_amt": shared, "fund_amt": G,
+                "psn_part_amt": P, "points": sum(v["pts"] for v in hs.values()),
+                "points_pv": S, "point_value": f"{pv.numerator}/{pv.denominator}",
+                "point_value_e6": half_up(pv * PV_SCALE), "distributed": sum(value.values()),
+                "capitation_budget": sum(cap_budget.values())}
+    return out, pool_row

@@ -1,0 +1,240 @@
+"""The oracle: a slow, obvious evaluator of the same plan, claim by claim, in plain Python.
+
+It shares only ingestion (arrow_io.prepare: which rows are accepted, engine units) with the
+kernel path. Everything else — expression evaluation, ordering, years, accumulators — is
+written again here in the most direct way, straight from spec/benefits.md, so that the
+conformance corpus and the Hypothesis tests can compare the two.
+"""
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+
+import numpy as np
+import pyarrow as pa
+
+from .arrow_io import prepare, reject_more, rejects_table
+from .engine import BatchResult, result_schema
+from .plan import (MONEY, PER_YEAR, RATIO, RATIO_SCALE, Bands, Binary, Call, Column, Cond,
+                   Const, InSet, Lookup, Not, Paid, Plan, layer_exprs, walk)
+from .registry import default_registry
+
+EPOCH = datetime.date(1970, 1, 1)
+
+
+class LookupMiss(Exception):
+    pass
+
+
+def round_half_up(num: int, den: int) -> int:
+    """num/den rounded half-up away from zero."""
+    q, r = divmod(abs(num), den)
+    if 2 * r >= den:
+        q += 1
+    return q if num >= 0 else -q
+
+
+def policy_year(day: int, year_start) -> int:
+    date = EPOCH + datetime.timedelta(days=day)
+    return date.year if (date.month, date.day) >= tuple(year_start) else date.year - 1
+
+
+class ClaimEvaluator:
+    """Evaluates expressions for one claim (a dict of engine-unit values)."""
+
+    def __init__(self, plan: Plan, registry):
+        self.plan, self.registry = plan, registry
+        self.tables = {t.name: dict(t.rows) for t in plan.tables}
+
+    def eval(self, e, row, paid):
+        if isinstance(e, Const):
+            return e.value
+        if isinstance(e, Column):
+            return row[e.name]
+        if isinstance(e, Binary):
+            return self.binary(e, row, paid)
+        if isinstance(e, Not):
+            return not self.eval(e.operand, row, paid)
+        if isinstance(e, InSet):
+            return self.eval(e.operand, row, paid) in e.values
+        if isinstance(e, Cond):
+            branch = e.then if self.eval(e.test, row, paid) else e.orelse
+            return self.eval(branch, row, paid)
+        if isinstance(e, Lookup):
+            key = tuple(self.eval(a, row, paid) for a in e.args)
+            if key not in self.tables[e.table]:
+                raise LookupMiss(e.table)
+            return self.tables[e.table][key]
+        if isinstance(e, Paid):
+            return sum(paid[name] for name in (e.layers or paid))
+        if isinstance(e, Call):
+            decl = self.registry.functions[e.function]
+            args = [np.asarray([self.eval(a, row, paid)]) for a in e.args]
+            return decl.impl(*args, n=1)[0].item()
+        raise TypeError(f"reference: unsupported node {type(e).__name__}")
+
+    def binary(self, e, row, paid):
+        a, b = self.eval(e.left, row, paid), self.eval(e.right, row, paid)
+        op = e.op
+        if op == "*":
+            kinds = (e.left.type.kind, e.right.type.kind)
+            if kinds in ((MONEY, RATIO), (RATIO, MONEY)):
+                return round_half_up(a * b, RATIO_SCALE)
+            return a * b
+        return {
+            "+": lambda: a + b, "-": lambda: a - b, "min": lambda: min(a, b),
+            "max": lambda: max(a, b), "==": lambda: a == b, "!=": lambda: a != b,
+            "<": lambda: a < b, "<=": lambda: a <= b, ">": lambda: a > b, ">=": lambda: a >= b,
+            "and": lambda: bool(a) and bool(b), "or": lambda: bool(a) or bool(b),
+        }[op]()
+
+
+class Accounts:
+    """Accumulators per (key kind, key value, policy year), all starting at 0."""
+
+    def __init__(self):
+        self.values = defaultdict(int)
+
+    def get(self, *slot):
+        return self.values[slot]
+
+    def add(self, amount, *slot):
+        self.values[slot] += amount
+
+    def set(self, amount, *slot):
+        self.values[slot] = amount
+
+
+def _key_value(row, key):
+    value = row.get("__key_" + key.column)
+    return ("k", value) if value is not None and key.column != "person_id" else (
+        "p", row["__person"])
+
+
+def settle_claim(plan: Plan, ev: ClaimEvaluator, row: dict, acc: Accounts) -> dict:
+    """Every layer's payment and deductible for one claim, updating the accounts."""
+    year = policy_year(row["discharge_date"], plan.year_start)
+    paid, out = {}, {}
+    for layer in plan.layers:
+        applies = ev.eval(layer.applies, row, paid)
+        if not applies:
+            paid[layer.name] = 0
+            out[layer.name], out[layer.name + "_deductible"] = 0, 0
+            continue
+        pay, ded = settle_layer(plan, ev, layer, row, paid, acc, year)
+        paid[layer.name] = pay
+        out[layer.name], out[layer.name + "_deductible"] = pay, ded
+    out["self_pay"] = row["total"] - sum(paid.values())
+    return out
+
+
+def settle_layer(plan, ev, layer, row, paid, acc, year):
+    base = max(0, ev.eval(layer.base, row, paid))
+    d = 0
+    ded = layer.deductible
+    if ded is not None:
+        k = (layer.name, "ded", _key_value(row, ded.key), year)
+        D = ev.eval(ded.amount, row, paid)
+        if ded.continuing is not None and ev.eval(ded.continuing, row, paid):
+            D = max(0, D - acc.get(*k, "last"))
+        remaining = max(0, D - acc.get(*k, "consumed")) if ded.scope == PER_YEAR else max(0, D)
+        d = min(base, remaining)
+        if ded.scope == PER_YEAR:
+            acc.add(d, *k, "consumed")
+        acc.set(d, *k, "last")
+    e = base - d
+    if layer.limit is not None:
+        k = (layer.name, "limit", _key_value(row, layer.limit.key), year)
+        L = ev.eval(layer.limit.amount, row, paid)
+        pay = min(e, max(0, acc.get(*k) + e - L))
+    elif isinstance(layer.ratio, Bands):
+        k = (layer.name, "bands", _key_value(row, layer.ratio.key), year)
+        start = acc.get(*k)
+        pay = 0
+        for band in layer.ratio.bands:
+            hi = start + e if band.hi is None else min(start + e, band.hi)
+            width = hi - max(start, band.lo)
+            if width > 0:
+                pay += round_half_up(width * band.rate, RATIO_SCALE)
+        acc.add(e, *k)
+    elif layer.ratio is not None:
+        pay = round_half_up(e * ev.eval(layer.ratio, row, paid), RATIO_SCALE)
+    else:
+        pay = e
+    pay = max(0, min(pay, e))
+    pay = apply_caps(layer, ev, row, paid, acc, year, pay)
+    if layer.limit is not None:
+        acc.add(e - pay, layer.name, "limit", _key_value(row, layer.limit.key), year)
+    return pay, d
+
+
+def _cap_slot(layer, index, cap, row, year):
+    owner = ("shared", cap.name) if cap.name else (layer.name, index)
+    return (*owner, "cap", _key_value(row, cap.key), year)
+
+
+def apply_caps(layer, ev, row, paid, acc, year, pay):
+    for i, cap in enumerate(layer.caps):
+        amount = ev.eval(cap.amount, row, paid)
+        used = acc.get(*_cap_slot(layer, i, cap, row, year)) if cap.scope == PER_YEAR else 0
+        pay = min(pay, max(0, amount - used))
+    for i, cap in enumerate(layer.caps):
+        if cap.scope == PER_YEAR:
+            acc.add(pay, *_cap_slot(layer, i, cap, row, year))
+    return pay
+
+
+def _rows(plan: Plan, prep) -> list:
+    names = list(prep.columns)
+    cols = {k: (v.tolist() if isinstance(v, np.ndarray) else v.to_pylist())
+            for k, v in prep.columns.items()}
+    ids = prep.claim_id.to_pylist()
+    persons = prep.raw.column("person_id").to_pylist()
+    key_cols = {k.column for k in plan.keys() if k.column != "person_id"}
+    keys = {c: prep.raw.column(c).to_pylist() for c in key_cols}
+    rows = []
+    for i in range(prep.n):
+        row = {name: cols[name][i] for name in names}
+        row.update(claim_id=ids[i], __person=persons[i])
+        for c in key_cols:
+            row["__key_" + c] = keys[c][i]
+        rows.append(row)
+    return rows
+
+
+def _missing_lookup(plan, ev, row) -> str | None:
+    for layer in plan.layers:
+        lookups = [e for top in layer_exprs(layer) for e in walk(top) if isinstance(e, Lookup)]
+        if not lookups:
+            continue
+        try:
+            if not ev.eval(layer.applies, row, {}):
+                continue
+            for lk in lookups:
+                ev.eval(lk, row, {})
+        except LookupMiss as miss:
+            return str(miss)
+    return None
+
+
+def settle_reference(plan: Plan, claims, registry=None) -> BatchResult:
+    """The same contract as engine.settle_batch, computed claim by claim."""
+    registry = registry or default_registry()
+    prep = prepare(plan, claims)
+    input_rows = prep.n + len(prep.rejects)
+    ev = ClaimEvaluator(plan, registry)
+    rows = _rows(plan, prep)
+    misses = [_missing_lookup(plan, ev, r) for r in rows]
+    bad = np.array([m is not None for m in misses], dtype=bool)
+    if bad.any():
+        msgs = [f"no row of table {m!r} matches the claim" for m in misses if m is not None]
+        prep = reject_more(prep, bad, "missing_table_key", msgs)
+        rows = [r for r, m in zip(rows, misses) if m is None]
+    rows.sort(key=lambda r: (r["discharge_date"], r["claim_id"]))
+    acc = Accounts()
+    outs = [settle_claim(plan, ev, r, acc) for r in rows]
+    schema = result_schema(plan)
+    data = {"claim_id": [r["claim_id"] for r in rows]}
+    for name in schema.names[1:]:
+        data[name] = [o[name] for o in outs]
+    return BatchResult(pa.table(data, schema=schema), rejects_table(prep.rejects), input_rows)

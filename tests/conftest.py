@@ -1,0 +1,34 @@
+"""Shared fixtures: where the shared data lives, the golden batch, a hand-built reference plan."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def shared_dir() -> Path:
+    """../shared beside the repo (CI puts a copy of shared/ beside the clone)."""
+    for candidate in (REPO.parent / "shared", REPO / "shared"):
+        if candidate.is_dir():
+            return candidate
+    pytest.skip("../shared (golden batches, CHS-DRG tables) is not beside this checkout")
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    return shared_dir()
+
+
+@pytest.fixture(scope="session")
+def golden(shared):
+    import pyarrow.parquet as pq
+    claims = pq.read_table(shared / "golden" / "reference_claims.parquet")
+    expected = pq.read_table(shared / "golden" / "reference_expected.parquet")
+    return claims, expected
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-goldens", action="store_true", default=False,
+                     help="rewrite golden text files from the current output")
