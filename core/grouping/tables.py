@@ -36,7 +36,7 @@ SPLIT_BY_SUFFIXES = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)   # hashed by identity: compiled arrays are cached per object
 class DrgTables:
     """The scheme (MDC/ADRG rules) and code tables, as loaded from JSON."""
     scheme: dict
