@@ -40,6 +40,7 @@ def _pts(points: int) -> str:
 class Test:
     """``column op value`` over one claim column; ``value`` is a tuple for ``in``/``not in``.
     A null column value never passes (so ``!=`` on a null is false, as in SQL)."""
+    __test__ = False  # not a pytest test class, despite the name
     column: str
     op: str
     value: Any
