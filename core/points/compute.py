@@ -41,8 +41,6 @@ pools (one row per pool): pool, ``budget``, ``control_total`` (budget, or per-he
 """
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -51,7 +49,7 @@ from yibao.core.plan import RATIO_SCALE
 
 from . import settle
 from ._fixed import mul3_div
-from .plan import POINT_SCALE, Pool, PointsPlan
+from .plan import Pool, PointsPlan
 
 CASE_CLASSES = ("normal", "high", "low", "incomplete", "bedday", "readmit", "review",
                 "ungrouped")
@@ -264,9 +262,9 @@ def all_claim_points(plan: PointsPlan, claims: pa.Table) -> pa.Table:
 # -- settlement ------------------------------------------------------------------------------
 
 def hospital_sums(pool: Pool, claims: pa.Table, scored: pa.Table, patient_paid: str,
-                  fund_cost) -> pa.Table:
-    """Per hospital: points, unsigned points, patient-paid, Σ total, fund cost and claim count,
-    plus signed points per signed institution (capitation) in a second table."""
+                  fund_cost):
+    """(per_h, signed_pts): per hospital a dict of points, points_pv (unsigned), paid, paid_pv,
+    total, cost_pv and n (claims); and points per signed institution (capitation)."""
     scored = scored.filter(pc.equal(scored["pool"], pool.name))
     at = pc.index_in(scored["claim_id"], value_set=texts(claims, "claim_id"))
     if pc.any(pc.is_null(at)).as_py():
