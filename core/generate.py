@@ -28,6 +28,7 @@ neither ids nor dates are sorted, so an engine that relies on input order is cau
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -89,9 +90,13 @@ def code_lists(icd_dir: str | None = None) -> tuple[pa.StringArray, pa.StringArr
     """(principal-eligible diagnoses, all diagnoses, procedures) as Arrow string arrays.
 
     Principal diagnoses exclude chapter V–Y (external causes are never principal); secondary
-    diagnoses draw from the whole list. Read once per directory and cached.
+    diagnoses draw from the whole list. The folder is ``icd_dir``, else ``$YIBAO_ICD_DIR``, else
+    shared/data/chs-drg-1.1/executable/ICD next to the repo. Read once per folder and cached.
     """
-    folder = Path(icd_dir) if icd_dir else _ICD_DIR
+    folder = Path(icd_dir or os.environ.get("YIBAO_ICD_DIR") or _ICD_DIR)
+    if not (folder / "ZD_INFO.dat").exists():
+        raise FileNotFoundError(f"ICD code lists not found in {folder}: set YIBAO_ICD_DIR to the folder "
+                                "holding ZD_INFO.dat and SS_INFO.dat (CHS-DRG 1.1 executable/ICD)")
     dx = _read_codes(folder / "ZD_INFO.dat")
     px = _read_codes(folder / "SS_INFO.dat")
     principal = [c for c in dx if c[0] not in "VWXY"]
@@ -206,7 +211,7 @@ def _dates(rng, n, start_year, years):
     return year, doy, first + doy
 
 
-def _costs(rng, setting, los):
+def _costs(rng, setting):
     n = len(setting)
     inpatient, outpatient = setting == 0, setting == 1
     mean = np.where(inpatient, _INPATIENT_MEAN_YUAN, np.where(outpatient, 300.0, 28_000.0))
@@ -257,7 +262,7 @@ def generate_claims(n: int, seed: int = 7, start_year: int = 2024, years: int = 
     level = _draw_counts(rng, setting, _LEVEL_P) + 1
     hospital = _pick_hospital(rng, level, hosp_level)
     los = _stay_length(rng, setting)
-    total, in_scope, self_first = _costs(rng, setting, los)
+    total, in_scope, self_first = _costs(rng, setting)
     tcm = hosp_tcm[hospital]
     tcm_amount = np.where(tcm, _portion(rng, in_scope, 0.2, 0.6),
                           np.where(rng.random(n) < 0.15, _portion(rng, in_scope, 0.0, 0.2), 0))

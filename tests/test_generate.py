@@ -147,3 +147,8 @@ def test_sample_claims_is_fixed():
     sample = sample_claims()
     assert sample.num_rows == 20_000
     assert sample.equals(generate_claims(20_000, seed=7))
+
+
+def test_missing_code_lists_name_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="YIBAO_ICD_DIR"):
+        code_lists(str(tmp_path))
