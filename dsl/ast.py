@@ -1,0 +1,280 @@
+"""The policy AST: what the text says, before any meaning is attached.
+
+Frozen dataclasses; every node has a ``span`` (1-based line and column, end exclusive).
+Passes never mutate nodes: annotations (resolved names, types) live in the compile context,
+keyed by node identity, and a pass that changes the tree returns a new one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Span:
+    file: str
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self):
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Node:
+    span: Span
+
+
+# -- expressions -----------------------------------------------------------------------------
+
+class Expr(Node):
+    pass
+
+
+@dataclass(frozen=True)
+class Number(Expr):
+    """A numeric literal as written: ``text`` without underscores, ``unit`` one of None,
+    'yuan', 'fen', '%'. Its engine value depends on the type its place gives it."""
+    text: str
+    unit: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Str(Expr):
+    value: str
+
+
+@dataclass(frozen=True)
+class Bool(Expr):
+    value: bool
+
+
+@dataclass(frozen=True)
+class Date(Expr):
+    value: str  # YYYY-MM-DD
+
+
+@dataclass(frozen=True)
+class Name(Expr):
+    """A bare identifier: a column, or a word of a closed domain (``inpatient``)."""
+    name: str
+
+
+@dataclass(frozen=True)
+class Lookup(Expr):
+    table: Name
+    args: tuple
+
+
+@dataclass(frozen=True)
+class Call(Expr):
+    """``min``/``max`` or a plugin function."""
+    func: Name
+    args: tuple
+
+
+@dataclass(frozen=True)
+class Paid(Expr):
+    """``paid(a, b)``; ``layers`` empty is bare ``paid`` (every earlier layer)."""
+    layers: tuple
+
+
+@dataclass(frozen=True)
+class Unary(Expr):
+    op: str  # '-' or 'not'
+    operand: Expr
+
+
+@dataclass(frozen=True)
+class BinOp(Expr):
+    op: str  # + - * = != < <= > >= and or
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class InSet(Expr):
+    operand: Expr
+    values: tuple
+
+
+@dataclass(frozen=True)
+class IfElse(Expr):
+    test: Expr
+    then: Expr
+    orelse: Expr
+
+
+# -- declarations ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Header(Node):
+    name: str
+    region: Optional[str]
+    effective: Optional[tuple]  # (Date, Date)
+    year_start: Optional[str]  # MM-DD
+
+
+@dataclass(frozen=True)
+class DomainDecl(Node):
+    name: Name
+    values: tuple  # Name | Str | Number
+
+
+@dataclass(frozen=True)
+class TypeSpec(Node):
+    kind: str  # money ratio int bool text date
+    domain: Optional[tuple] = None  # Name | Str | Number
+
+
+@dataclass(frozen=True)
+class AttributeDecl(Node):
+    name: Name
+    type: TypeSpec
+
+
+@dataclass(frozen=True)
+class Row(Node):
+    keys: tuple  # literals
+    value: Expr  # literal
+
+
+@dataclass(frozen=True)
+class TableDecl(Node):
+    name: Name
+    keys: tuple  # Name
+    value_type: TypeSpec
+    rows: tuple = ()
+    csv: Optional[Str] = None  # `from "file.csv"`; check_tables loads it into rows
+
+
+# -- layer statements ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Scope(Node):
+    """``per claim`` (key None) or ``per KEY per year``."""
+    key: Optional[Name] = None
+
+
+@dataclass(frozen=True)
+class Alt(Node):
+    """``, AMOUNT when COND``."""
+    amount: Expr
+    cond: Expr
+
+
+@dataclass(frozen=True)
+class Applies(Node):
+    cond: Expr
+
+
+@dataclass(frozen=True)
+class Base(Node):
+    expr: Expr
+
+
+@dataclass(frozen=True)
+class Deductible(Node):
+    amount: Expr
+    scope: Optional[Scope]  # None: per claim (default)
+    alts: tuple = ()
+    continuing: Optional[Expr] = None
+    prefix: bool = False  # written `deductible per claim AMOUNT`
+
+
+@dataclass(frozen=True)
+class Ratio(Node):
+    expr: Expr
+
+
+@dataclass(frozen=True)
+class RatioBy(Node):
+    column: Name
+    rows: tuple  # Row
+
+
+@dataclass(frozen=True)
+class BandRow(Node):
+    lo: Number
+    hi: Optional[Number]  # None: `and above`
+    rate: Number
+
+
+@dataclass(frozen=True)
+class Bands(Node):
+    key: Name
+    bands: tuple
+
+
+@dataclass(frozen=True)
+class Cap(Node):
+    name: Optional[Name]
+    amount: Expr
+    scope: Scope
+    alts: tuple = ()
+
+
+@dataclass(frozen=True)
+class CapRef(Node):
+    name: Name
+
+
+@dataclass(frozen=True)
+class SelfPayLimit(Node):
+    amount: Expr
+    scope: Scope
+    alts: tuple = ()
+
+
+@dataclass(frozen=True)
+class LayerDecl(Node):
+    name: Name
+    label: Optional[str]
+    statements: tuple
+
+
+@dataclass(frozen=True)
+class Comment(Node):
+    text: str  # including the leading '#'
+    own_line: bool  # nothing but blanks before it on its line
+
+
+@dataclass(frozen=True)
+class PolicyFile(Node):
+    statements: tuple
+    comments: tuple = ()
+
+    def header(self) -> Optional[Header]:
+        return next((s for s in self.statements if isinstance(s, Header)), None)
+
+    def layers(self) -> tuple:
+        return tuple(s for s in self.statements if isinstance(s, LayerDecl))
+
+    def tables(self) -> tuple:
+        return tuple(s for s in self.statements if isinstance(s, TableDecl))
+
+
+def children(node):
+    """The expression children of an expression node, in order."""
+    if isinstance(node, (Lookup, Call)):
+        return node.args
+    if isinstance(node, Unary):
+        return (node.operand,)
+    if isinstance(node, BinOp):
+        return (node.left, node.right)
+    if isinstance(node, InSet):
+        return (node.operand, *node.values)
+    if isinstance(node, IfElse):
+        return (node.test, node.then, node.orelse)
+    return ()
+
+
+def walk(expr):
+    """Every expression node below ``expr`` (itself first), iteratively."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(children(node)))

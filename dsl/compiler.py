@@ -1,0 +1,71 @@
+"""Policy file -> Plan: parse, then the named passes, then lowering.
+
+``compile_text`` / ``compile_file`` / ``compile_policy`` raise ``PolicyError`` with every error
+found (several per file); warnings are issued as ``PolicyWarning``. ``check_text`` returns the
+plan (or None) and all diagnostics without raising, for tools (``yibao check``).
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Optional
+
+from yibao.core.plan import Plan
+from yibao.core.registry import Registry, default_registry
+
+from .errors import ERROR, PolicyError, PolicyWarning, render
+from .parser import parse
+from .passes import Context, check_layers, check_tables, check_types, lower_plan, resolve_names
+
+# The passes in order (name, module); each is run(policy, ctx) -> policy.
+PASSES = (
+    ("resolve_names", resolve_names),
+    ("check_tables", check_tables),
+    ("check_types", check_types),
+    ("check_layers", check_layers),
+)
+
+
+def check_text(text: str, filename: str = "<policy>", base_dir=None,
+               registry: Optional[Registry] = None):
+    """(plan or None, diagnostics): every error and warning, never raising PolicyError for
+    semantic errors (syntax errors and input limits come back as a single diagnostic)."""
+    try:
+        policy = parse(text, filename)
+    except PolicyError as exc:
+        return None, exc.diagnostics
+    ctx = Context(filename, text, registry or default_registry(),
+                  Path(base_dir) if base_dir is not None else None)
+    for _name, module in PASSES:
+        policy = module.run(policy, ctx)
+    if ctx.failed:
+        return None, ctx.diagnostics
+    return lower_plan.run(policy, ctx), ctx.diagnostics
+
+
+def compile_text(text: str, filename: str = "<policy>", base_dir=None,
+                 registry: Optional[Registry] = None) -> Plan:
+    """Compile policy text. CSV tables are read from ``base_dir`` (none when it is None)."""
+    plan, diagnostics = check_text(text, filename, base_dir, registry)
+    if plan is None:
+        raise PolicyError(diagnostics, text)
+    for diag in diagnostics:
+        warnings.warn(render(diag, text), PolicyWarning, stacklevel=2)
+    return plan
+
+
+def compile_file(path, registry: Optional[Registry] = None) -> Plan:
+    """Compile one ``*.yb`` file; its folder is where its CSV tables live."""
+    path = Path(path)
+    return compile_text(path.read_text(encoding="utf-8"), str(path), path.parent, registry)
+
+
+def compile_policy(path, registry: Optional[Registry] = None) -> Plan:
+    """Compile a city folder (its ``policy.yb``) or a single policy file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "policy.yb"
+    return compile_file(path, registry)
+
+
+__all__ = ["compile_text", "compile_file", "compile_policy", "check_text", "PASSES", "ERROR"]

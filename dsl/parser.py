@@ -1,0 +1,112 @@
+"""Policy text -> AST. The only module that imports Lark.
+
+``parse(text, filename)`` checks the input limits first (transform.check_limits), parses with
+an LALR(1) parser, and turns Lark's exceptions into ``PolicyError`` diagnostics that name the
+expected tokens in plain words.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import lark
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from . import ast
+from .errors import PolicyError, error
+from .transform import check_limits, collect_comments, to_ast
+
+GRAMMAR = Path(__file__).with_name("grammar.lark")
+
+# a newline right after one of these does not end the statement
+CONTINUES = {"PLUS", "MINUS", "STAR", "EQ", "NE", "LT", "LE", "GT", "GE", "COMMA", "LBRACE",
+             "LPAR", "LSQB", "AND", "OR", "NOT", "IN", "IF", "THEN", "ELSE", "WHEN", "ARROW",
+             "COLON"}
+
+WORDS = {
+    "NAME": "a name", "NUMBER": "a number", "STRING": 'a quoted text ("…")',
+    "DATE": "a date (YYYY-MM-DD)", "MONTHDAY": "a month and day (MM-DD)",
+    "_NL": "end of line", "$END": "end of file", "PERCENT": "'%'", "LBRACE": "'{'",
+    "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "COLON": "':'",
+    "COMMA": "','", "ARROW": "'->'", "PLUS": "'+'", "MINUS": "'-'", "STAR": "'*'", "EQ": "'='",
+    "NE": "'!='", "LT": "'<'", "LE": "'<='", "GT": "'>'", "GE": "'>='", "DATE_TYPE": "'date'",
+}
+
+
+def describe_terminal(name: str) -> str:
+    """A terminal's name in plain words: keywords quoted as written."""
+    if name in WORDS:
+        return WORDS[name]
+    return f"'{name.lower()}'"
+
+
+class PostLex:
+    """Drops newlines that do not end a statement (see grammar.lark)."""
+    always_accept = ("_NL",)
+
+    def process(self, stream):
+        depth = 0  # inside ( ) or [ ]
+        prev = None  # last token passed on
+        # No look-ahead here: the contextual lexer lexes the next token in the parser state
+        # of the moment, so a token held back would be lexed in the wrong state.
+        for tok in stream:
+            if tok.type == "_NL":
+                if prev is None or depth > 0 or prev.type in CONTINUES or prev.type == "_NL":
+                    continue
+            elif tok.type in ("LPAR", "LSQB"):
+                depth += 1
+            elif tok.type in ("RPAR", "RSQB"):
+                depth = max(0, depth - 1)
+            prev = tok
+            yield tok
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> lark.Lark:
+    return lark.Lark(GRAMMAR.read_text(encoding="utf-8"), parser="lalr", lexer="contextual",
+                     postlex=PostLex(), propagate_positions=True, maybe_placeholders=False)
+
+
+def terminal_names() -> list:
+    return [t.name for t in _parser().terminals]
+
+
+def parse(text: str, filename: str = "<policy>") -> ast.PolicyFile:
+    """Parse policy text. Raises PolicyError (limits, syntax, literals)."""
+    check_limits(text, filename)
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as exc:
+        raise PolicyError([_syntax_error(exc, text, filename)], text) from None
+    return to_ast(tree, filename, text, collect_comments(text, filename))
+
+
+def _syntax_error(exc, text: str, filename: str):
+    line, col = max(1, exc.line or 1), max(1, exc.column or 1)
+    if isinstance(exc, UnexpectedCharacters):
+        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
+        span = ast.Span(filename, line, col, line, col + 1)
+        return error("E102", f"unexpected character {ch!r}", span, _expected(exc.allowed))
+    token = getattr(exc, "token", None)
+    if isinstance(exc, UnexpectedEOF) or token is None or token.type == "$END":
+        last = text.rstrip().splitlines() or [""]
+        n = len(last)
+        span = ast.Span(filename, n, len(last[-1]) + 1, n, len(last[-1]) + 2)
+        return error("E103", "unexpected end of file", span, _expected(exc.expected))
+    if token.type == "_NL":
+        span = ast.Span(filename, line, col, line, col + 1)
+        return error("E101", "unexpected end of line", span, _expected(exc.expected))
+    span = ast.Span(filename, line, col, token.end_line or line,
+                    token.end_column or col + len(token))
+    what = describe_terminal(token.type)
+    shown = f"'{token}'" if token.type in ("NAME", "NUMBER", "STRING", "DATE") else what
+    return error("E101", f"unexpected {shown}", span, _expected(exc.expected))
+
+
+def _expected(names) -> str:
+    words = sorted({describe_terminal(n) for n in (names or ()) if n not in ("COMMENT", "WS")})
+    if not words:
+        return None
+    if len(words) > 8:
+        words = words[:8] + ["…"]
+    return "expected " + (words[0] if len(words) == 1 else "one of " + ", ".join(words))

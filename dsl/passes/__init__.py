@@ -1,0 +1,58 @@
+"""The compiler's passes, one module each, run in the order of ``PASSES``.
+
+Each pass is ``run(policy, ctx) -> policy``: it reads the AST, records what it learns in the
+``Context`` (resolved names, types, loaded table rows) keyed by node identity, appends
+diagnostics to ``ctx.diagnostics``, and returns the AST (a new one if it changed it). Passes
+keep going after an error so that one compile reports several; ``lower_plan`` runs only on a
+policy without errors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from yibao.core.plan import BOOL, DATE, INT, MONEY, TEXT, Type
+from yibao.core.registry import Registry
+
+from ..errors import ERROR
+
+SETTINGS = ("inpatient", "outpatient", "rehab")
+
+# The claim record of benefits.md, in the order Plan.columns lists them.
+BUILTIN_COLUMNS = {
+    "claim_id": Type(TEXT), "person_id": Type(TEXT), "family_id": Type(TEXT),
+    "tier": Type(TEXT), "low_income": Type(BOOL), "hospital_tcm": Type(BOOL),
+    "setting": Type(TEXT, SETTINGS), "hospital_id": Type(TEXT),
+    "hospital_level": Type(INT, (1, 2, 3)), "admit_date": Type(DATE),
+    "discharge_date": Type(DATE), "los": Type(INT), "total": Type(MONEY),
+    "in_scope": Type(MONEY), "self_first": Type(MONEY),
+}
+ALWAYS_READ = ("claim_id", "person_id", "discharge_date", "total")
+BUILTIN_FUNCTIONS = ("min", "max")
+
+
+@dataclass
+class Context:
+    filename: str
+    source: str
+    registry: Registry
+    base_dir: Optional[Path] = None
+    diagnostics: list = field(default_factory=list)
+    columns: dict = field(default_factory=lambda: dict(BUILTIN_COLUMNS))  # name -> Type
+    tables: dict = field(default_factory=dict)  # name -> ast.TableDecl
+    layers: list = field(default_factory=list)  # names in order
+    kinds: dict = field(default_factory=dict)  # id(ast.Name) -> 'column' | 'word' | …
+    types: dict = field(default_factory=dict)  # id(ast.Expr) -> Type | NUM | WORD
+    table_rows: dict = field(default_factory=dict)  # table name -> ((keys, value, span), …)
+
+    def report(self, diag) -> None:
+        self.diagnostics.append(diag)
+
+    @property
+    def failed(self) -> bool:
+        return any(d.severity == ERROR for d in self.diagnostics)
+
+    def key_column(self, key: str) -> Optional[str]:
+        decl = self.registry.keys.get(key)
+        return decl.column if decl else None

@@ -1,0 +1,179 @@
+"""Check every table (declared, CSV-loaded, and each layer's `ratio by`) and convert its rows
+to engine units in ``ctx.table_rows[name] = ((keys, value, span), …)``.
+
+- a row with the wrong number of keys: E303; a key outside its column's domain: E206;
+- a repeated key tuple: E302;
+- when every key column has a closed domain (text/int `of {…}`, bool), every combination must
+  have a row: E301 names the missing ones;
+- `from "file.csv"` reads a CSV in the policy's own folder only (E304 for absolute paths or
+  `..`; E305 when it cannot be read). Its header is the key names then `value`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+from pathlib import Path, PurePath
+
+from yibao.core.plan import BOOL, INT, MONEY, RATIO, TEXT, Type
+
+from .. import ast
+from ..errors import error
+from ..units import UnitError, number_value
+from . import Context
+
+MAX_MISSING_SHOWN = 4
+
+
+def run(policy: ast.PolicyFile, ctx: Context) -> ast.PolicyFile:
+    for table in policy.tables():
+        rows = table.rows if table.csv is None else _load_csv(table, ctx)
+        if rows is not None:
+            _check(table.name.name, table.keys, table.value_type.kind, rows, table.span, ctx)
+    for layer in policy.layers():
+        for stmt in layer.statements:
+            if isinstance(stmt, ast.RatioBy):
+                _check(f"{layer.name.name}.ratio", (stmt.column,), RATIO, stmt.rows, stmt.span,
+                       ctx)
+    return policy
+
+
+def _check(name, keys, kind, rows, span, ctx: Context) -> None:
+    key_types = [ctx.columns.get(k.name) for k in keys]
+    if None in key_types or name in ctx.table_rows:
+        return  # unknown key column (reported by resolve_names) or duplicate table name
+    out, seen = [], {}
+    for row in rows:
+        if len(row.keys) != len(keys):
+            ctx.report(error("E303", f"table '{name}' has {len(keys)} key(s); this row has "
+                             f"{len(row.keys)}", row.span))
+            continue
+        values = [literal(k, t, ctx) for k, t in zip(row.keys, key_types)]
+        value = literal(row.value, Type(kind), ctx)
+        if None in values or value is None:
+            continue
+        key = tuple(values)
+        if key in seen:
+            ctx.report(error("E302", f"table '{name}' has two rows for "
+                             f"({_show(key, key_types)})", row.span,
+                             f"the first is on line {seen[key].line}"))
+            continue
+        seen[key] = row.span
+        out.append((key, value, row.span))
+    ctx.table_rows[name] = tuple(out)
+    _check_complete(name, key_types, seen, span, ctx)
+
+
+def _check_complete(name, key_types, seen, span, ctx: Context) -> None:
+    domains = [_closed(t) for t in key_types]
+    if any(d is None for d in domains):
+        return
+    missing = [combo for combo in itertools.product(*domains) if combo not in seen]
+    if missing:
+        shown = "; ".join(f"({_show(m, key_types)})" for m in missing[:MAX_MISSING_SHOWN])
+        more = f" and {len(missing) - MAX_MISSING_SHOWN} more" if len(missing) > MAX_MISSING_SHOWN else ""
+        ctx.report(error("E301", f"table '{name}' has no row for {shown}{more}", span,
+                         "every combination of closed-domain keys needs a row"))
+
+
+def _closed(t: Type):
+    """Engine values of a closed domain, or None when the column is open."""
+    if t.kind == BOOL:
+        return (False, True)
+    if t.domain is None:
+        return None
+    return tuple(range(len(t.domain))) if t.kind == TEXT else tuple(t.domain)
+
+
+def _show(key, key_types) -> str:
+    parts = []
+    for v, t in zip(key, key_types):
+        parts.append(t.domain[v] if t.kind == TEXT and t.domain else str(v).lower()
+                     if isinstance(v, bool) else str(v))
+    return ", ".join(map(str, parts))
+
+
+def literal(node, t: Type, ctx: Context):
+    """A table key or value literal in engine units for type ``t``, or None (reported)."""
+    try:
+        return _literal(node, t)
+    except UnitError as exc:
+        ctx.report(error(exc.code, exc.message, node.span, exc.hint))
+        return None
+
+
+def _literal(node, t: Type):
+    if t.kind == TEXT:
+        if isinstance(node, (ast.Name, ast.Str)):
+            word = node.name if isinstance(node, ast.Name) else node.value
+            if t.domain is None:
+                return word
+            if word in t.domain:
+                return t.domain.index(word)
+            raise UnitError("E206", f"'{word}' is not one of {{{', '.join(t.domain)}}}")
+        raise UnitError("E210", f"expected a text value of {t}")
+    if t.kind == BOOL:
+        if isinstance(node, ast.Bool):
+            return node.value
+        raise UnitError("E210", "expected true or false")
+    if not isinstance(node, ast.Number):
+        raise UnitError("E210", f"expected {'an amount' if t.kind == MONEY else 'a ' + t.kind}")
+    value = number_value(node.text, node.unit, t.kind)
+    if t.kind == INT and t.domain is not None and value not in t.domain:
+        raise UnitError("E206", f"{value} is not one of {{{', '.join(map(str, t.domain))}}}")
+    return value
+
+
+# -- CSV -------------------------------------------------------------------------------------
+
+def _load_csv(table: ast.TableDecl, ctx: Context):
+    """The CSV's rows as AST rows (spans point at the `from "…"` text), or None."""
+    path = _csv_path(table.csv, ctx)
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        ctx.report(error("E305", f"cannot read table file '{table.csv.value}': "
+                         f"{exc.__class__.__name__}", table.csv.span,
+                         "the file must sit in the policy's folder, UTF-8"))
+        return None
+    reader = list(csv.reader(io.StringIO(text)))
+    want = [k.name for k in table.keys] + ["value"]
+    if not reader or [h.strip() for h in reader[0]] != want:
+        ctx.report(error("E305", f"table file '{table.csv.value}' must start with the header "
+                         f"{','.join(want)}", table.csv.span))
+        return None
+    return tuple(_csv_row(cells, table, n, ctx) for n, cells in enumerate(reader[1:], 2)
+                 if any(c.strip() for c in cells))
+
+
+def _csv_row(cells, table: ast.TableDecl, lineno: int, ctx: Context) -> ast.Row:
+    span = table.csv.span
+    nodes = [_csv_cell(c.strip(), span) for c in cells]
+    return ast.Row(ast.Span(f"{span.file} ({table.csv.value} line {lineno})", span.line,
+                            span.col, span.end_line, span.end_col), tuple(nodes[:-1]), nodes[-1])
+
+
+def _csv_cell(cell: str, span: ast.Span):
+    if cell in ("true", "false"):
+        return ast.Bool(span, cell == "true")
+    for unit in ("%", " yuan", " fen", ""):
+        number = cell[: len(cell) - len(unit)] if unit else cell
+        if cell.endswith(unit) and number.replace("_", "").replace(".", "", 1).lstrip("-").isdigit():
+            return ast.Number(span, number.replace("_", ""), unit.strip() or None)
+    return ast.Str(span, cell)
+
+
+def _csv_path(ref: ast.Str, ctx: Context):
+    rel = PurePath(ref.value)
+    if rel.is_absolute() or ".." in rel.parts or ref.value.startswith(("/", "\\")) or ":" in ref.value:
+        ctx.report(error("E304", f"table file '{ref.value}' is outside the policy's folder",
+                         ref.span, "give a file name relative to the policy's folder, no '..'"))
+        return None
+    if ctx.base_dir is None:
+        ctx.report(error("E305", f"cannot read table file '{ref.value}': the policy has no "
+                         "folder (compiled from text)", ref.span,
+                         "compile the policy file, or pass base_dir"))
+        return None
+    return Path(ctx.base_dir) / rel

@@ -1,0 +1,237 @@
+"""The canonical layout of a policy (``yibao fmt``).
+
+``format_policy(ast)`` prints two-space indented blocks, one blank line between top-level
+statements, numbers with ``_`` every three digits, tables with keys grouped by their first key
+on one line, and only the parentheses the precedence needs. Comments are kept: a comment on
+its own line is printed before the statement that follows it, a trailing comment at the end of
+its statement's first line. Printing is idempotent, and parse → print → parse gives the same
+plan (tests/dsl/test_printer.py).
+"""
+from __future__ import annotations
+
+from . import ast
+
+# binding strength, loosest first
+PRECEDENCE = {"if": 1, "or": 2, "and": 3, "not": 4, "=": 5, "!=": 5, "<": 5, "<=": 5, ">": 5,
+              ">=": 5, "in": 5, "+": 6, "-": 6, "*": 7, "neg": 8}
+ATOM = 9
+
+
+def format_number(node: ast.Number) -> str:
+    text = node.text
+    sign = "-" if text.startswith("-") else ""
+    whole, dot, frac = text.lstrip("-").partition(".")
+    groups = []
+    while len(whole) > 3:
+        whole, groups = whole[:-3], [whole[-3:], *groups]
+    body = "_".join([whole, *groups]) + (dot + frac)
+    unit = {"%": "%", "yuan": " yuan", "fen": " fen", None: ""}[node.unit]
+    return sign + body + unit
+
+
+def _prec(node) -> int:
+    if isinstance(node, ast.IfElse):
+        return PRECEDENCE["if"]
+    if isinstance(node, ast.BinOp):
+        return PRECEDENCE[node.op]
+    if isinstance(node, ast.InSet):
+        return PRECEDENCE["in"]
+    if isinstance(node, ast.Unary):
+        return PRECEDENCE["not" if node.op == "not" else "neg"]
+    if isinstance(node, ast.Number) and node.text.startswith("-"):
+        return PRECEDENCE["neg"]
+    return ATOM
+
+
+def format_expr(node) -> str:
+    """An expression with the fewest parentheses that keep its tree (iterative for depth)."""
+    return _Expr().run(node)
+
+
+class _Expr:
+    def run(self, node) -> str:
+        return self.fmt(node)
+
+    def wrap(self, node, at_least: int) -> str:
+        text = self.fmt(node)
+        return f"({text})" if _prec(node) < at_least else text
+
+    def fmt(self, node) -> str:
+        if isinstance(node, ast.Number):
+            return format_number(node)
+        if isinstance(node, ast.Str):
+            return f'"{node.value}"'
+        if isinstance(node, ast.Bool):
+            return "true" if node.value else "false"
+        if isinstance(node, ast.Date):
+            return node.value
+        if isinstance(node, ast.Name):
+            return node.name
+        if isinstance(node, ast.Lookup):
+            return f"{node.table.name}[{', '.join(map(self.fmt, node.args))}]"
+        if isinstance(node, ast.Call):
+            return f"{node.func.name}({', '.join(map(self.fmt, node.args))})"
+        if isinstance(node, ast.Paid):
+            return "paid" + (f"({', '.join(n.name for n in node.layers)})" if node.layers else "")
+        if isinstance(node, ast.Unary):
+            if node.op == "not":
+                return "not " + self.wrap(node.operand, PRECEDENCE["not"])
+            return "-" + self.wrap(node.operand, PRECEDENCE["neg"])
+        if isinstance(node, ast.BinOp):
+            p = PRECEDENCE[node.op]
+            left_min, right_min = (p, p + 1) if p != 5 else (p + 1, p + 1)
+            return f"{self.wrap(node.left, left_min)} {node.op} {self.wrap(node.right, right_min)}"
+        if isinstance(node, ast.InSet):
+            values = ", ".join(map(self.fmt, node.values))
+            return f"{self.wrap(node.operand, PRECEDENCE['+'])} in {{{values}}}"
+        if isinstance(node, ast.IfElse):
+            return (f"if {self.fmt(node.test)} then {self.fmt(node.then)} "
+                    f"else {self.wrap(node.orelse, PRECEDENCE['or'])}")
+        raise TypeError(f"cannot print {type(node).__name__}")
+
+
+def format_scope(scope) -> str:
+    if scope is None:
+        return ""
+    return " per claim" if scope.key is None else f" per {scope.key.name} per year"
+
+
+def format_tail(stmt) -> str:
+    """Scope, `, X when C` alternatives and `continuing when` of an amount statement."""
+    text = "" if getattr(stmt, "prefix", False) else format_scope(stmt.scope)
+    for alt in stmt.alts:
+        text += f", {format_expr(alt.amount)} when {format_expr(alt.cond)}"
+    if getattr(stmt, "continuing", None) is not None:
+        text += f" continuing when {format_expr(stmt.continuing)}"
+    return text
+
+
+def format_literal(node) -> str:
+    return format_expr(node)
+
+
+def _row(row: ast.Row) -> str:
+    return f"{', '.join(map(format_literal, row.keys))}: {format_literal(row.value)}"
+
+
+class _Printer:
+    def __init__(self, comments):
+        self.comments = sorted(comments, key=lambda c: (c.span.line, c.span.col))
+        self.lines = []
+
+    # -- comments --
+    def leading(self, before_line: int, indent: str) -> None:
+        """Own-line comments above ``before_line``; trailing ones there become own-line too."""
+        while self.comments and self.comments[0].span.line < before_line:
+            self.lines.append(indent + self.comments.pop(0).text)
+
+    def trailing(self, line: int) -> str:
+        found = []
+        while self.comments and self.comments[0].span.line == line:
+            found.append(self.comments.pop(0).text)
+        return ("  " + " ".join(found)) if found else ""
+
+    def emit(self, indent: str, text: str, node) -> None:
+        self.leading(node.span.line, indent)
+        self.lines.append(indent + text + self.trailing(node.span.line))
+
+    def close(self, indent: str, node) -> None:
+        self.leading(node.span.end_line, indent + "  ")
+        self.lines.append(indent + "}" + self.trailing(node.span.end_line))
+
+    # -- statements --
+    def policy(self, policy: ast.PolicyFile) -> str:
+        prev = None
+        for stmt in policy.statements:
+            if prev is not None and not (isinstance(stmt, ast.AttributeDecl)
+                                         and isinstance(prev, ast.AttributeDecl)):
+                self.lines.append("")
+            getattr(self, "s_" + type(stmt).__name__)(stmt)
+            prev = stmt
+        self.leading(10**9, "")
+        return "\n".join(self.lines).strip("\n") + "\n"
+
+    def s_Header(self, h: ast.Header) -> None:
+        self.emit("", f'policy "{h.name}" {{', h)
+        if h.region is not None:
+            self.lines.append(f'  region "{h.region}"')
+        if h.effective is not None:
+            self.lines.append(f"  effective {h.effective[0].value} to {h.effective[1].value}")
+        if h.year_start is not None:
+            self.lines.append(f"  year starts {h.year_start}")
+        self.close("", h)
+
+    def s_DomainDecl(self, d: ast.DomainDecl) -> None:
+        self.emit("", f"domain {d.name.name} {{ {', '.join(map(format_literal, d.values))} }}", d)
+
+    def s_AttributeDecl(self, a: ast.AttributeDecl) -> None:
+        t = a.type.kind
+        if a.type.domain is not None:
+            t += f" of {{{', '.join(map(format_literal, a.type.domain))}}}"
+        self.emit("", f"attribute {a.name.name}: {t}", a)
+
+    def s_TableDecl(self, t: ast.TableDecl) -> None:
+        head = f"table {t.name.name} ({', '.join(k.name for k in t.keys)}) -> {t.value_type.kind}"
+        if t.csv is not None:
+            return self.emit("", f'{head} from "{t.csv.value}"', t)
+        self.emit("", head + " {", t)
+        self.rows("  ", t.rows, len(t.keys) > 1)
+        self.close("", t)
+
+    def rows(self, indent: str, rows, grouped: bool) -> None:
+        groups = {}
+        for row in rows:
+            first = format_literal(row.keys[0]) if grouped and row.keys else id(row)
+            groups.setdefault(first, []).append(row)
+        for group in groups.values():
+            text = "    ".join(_row(r) for r in group)
+            self.leading(group[0].span.line, indent)
+            tails = "".join(self.trailing(r.span.line) for r in group)
+            self.lines.append(indent + text + tails)
+
+    def s_LayerDecl(self, layer: ast.LayerDecl) -> None:
+        label = f' "{layer.label}"' if layer.label is not None else ""
+        self.emit("", f"layer {layer.name.name}{label} {{", layer)
+        for stmt in layer.statements:
+            getattr(self, "l_" + type(stmt).__name__)(stmt)
+        self.close("", layer)
+
+    def l_Applies(self, s):
+        self.emit("  ", f"applies when {format_expr(s.cond)}", s)
+
+    def l_Base(self, s):
+        self.emit("  ", f"base {format_expr(s.expr)}", s)
+
+    def l_Deductible(self, s):
+        prefix = "per claim " if s.prefix else ""
+        self.emit("  ", f"deductible {prefix}{format_expr(s.amount)}{format_tail(s)}", s)
+
+    def l_Ratio(self, s):
+        self.emit("  ", f"ratio {format_expr(s.expr)}", s)
+
+    def l_RatioBy(self, s):
+        rows = ", ".join(_row(r) for r in s.rows)
+        self.emit("  ", f"ratio by {s.column.name} {{ {rows} }}", s)
+
+    def l_Bands(self, s):
+        self.emit("  ", f"bands per {s.key.name} per year {{", s)
+        for band in s.bands:
+            bound = (f"{format_number(band.lo)} to {format_number(band.hi)}" if band.hi is not None
+                     else f"{format_number(band.lo)} and above")
+            self.emit("    ", f"{bound}: {format_number(band.rate)}", band)
+        self.close("  ", s)
+
+    def l_Cap(self, s):
+        name = f"{s.name.name}: " if s.name is not None else ""
+        self.emit("  ", f"cap {name}{format_expr(s.amount)}{format_tail(s)}", s)
+
+    def l_CapRef(self, s):
+        self.emit("  ", f"cap {s.name.name}", s)
+
+    def l_SelfPayLimit(self, s):
+        self.emit("  ", f"self_pay_limit {format_expr(s.amount)}{format_tail(s)}", s)
+
+
+def format_policy(policy: ast.PolicyFile) -> str:
+    """The canonical text of a parsed policy (comments kept)."""
+    return _Printer(policy.comments).policy(policy)
