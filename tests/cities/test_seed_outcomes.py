@@ -139,6 +139,20 @@ def test_jinhua_low_income_patient_self_pay_held_to_50000(settler, plans):
     assert (covered * 100).quantize(Decimal("0.01"), ROUND_HALF_UP) >= Decimal("96.27")
 
 
+def test_jinhua_self_pay_floor_holds_over_several_admissions(settler, plans):
+    """“仅2021年,她就经历了多次住院治疗,医疗费用达到133万余元。”: the 50,000 floor is yearly,
+    so the same 1,339,000 yuan over four admissions (in any row order) still ends at 50,000."""
+    parts = [(300_000, 270_000, 9_000), (500_000, 450_000, 15_000),
+             (339_000, 300_000, 10_000), (200_000, 180_000, 6_000)]
+    claims = [dict(LIU, claim_id=f"L{i}", discharge_date=f"2021-{2 + 3 * i:02d}-15",
+                   admit_date=f"2021-{2 + 3 * i:02d}-01", total=t, in_scope=s, self_first=f)
+              for i, (t, s, f) in enumerate(parts)]
+    rows = run(settler, plans["jinhua"], "jinhua", claims[::-1])
+    assert sum(r["self_pay"] for r in rows.values()) == fen(50_000)
+    assert sum(r["basic_inpatient"] for r in rows.values()) == fen(300_000)
+    assert sum(r["critical"] for r in rows.values()) == fen(500_000)
+
+
 def test_jinhua_three_layers_close_to_seed(settler, plans):
     """“经三重保障制度化解107.42万元”: basic + critical + assistance within 1% (README explains
     the 5,800-yuan gap: in_scope and the assistance rate are assumed)."""
