@@ -73,3 +73,28 @@ def reference_plan() -> Plan:
         ("hospital_level", LEVEL), ("low_income", B)))
     return Plan("参考政策", "reference", days("2024-01-01"), days("2025-12-31"), columns,
                 (ded_table, ratio_table, out_ratio), (inpatient, outpatient, critical, assistance))
+
+
+def referral_plan() -> Plan:
+    """Exercises what the reference policy does not: a continuing deductible (连续计算起付线)
+    on referrals, a per-claim cap, a yearly cap and self-pay limit that change with the claim,
+    arithmetic with min/max and a comparison."""
+    ref = reference_plan()
+    referral = col("referral", B)
+    low = col("low_income", B)
+    level = col("hospital_level", LEVEL)
+    inpatient = ref.layers[0]
+    continuing = Deductible(Lookup(M, "deductible_by_level", (level,)), PER_CLAIM,
+                            continuing=referral)
+    per_claim_cap = Cap(Binary(M, "max", yuan(10_000),
+                               Binary(M, "*", col("total", M), Const(R, pct(40)))), PER_CLAIM)
+    inpatient = Layer(inpatient.name, inpatient.label, inpatient.applies, inpatient.base,
+                      deductible=continuing, ratio=inpatient.ratio,
+                      caps=(per_claim_cap,) + inpatient.caps)
+    big = Binary(B, ">", col("total", M), yuan(50_000))
+    assistance = Layer("assistance", "医疗救助", Binary(B, "or", low, big),
+                       minus(col("total", M), Paid(M, ())),
+                       limit=SelfPayLimit(Cond(M, low, yuan(20_000), yuan(80_000))))
+    columns = ref.columns + (ColumnDecl("referral", B),)
+    return Plan("转诊测试", "test", ref.effective_from, days("2025-12-31"), columns, ref.tables,
+                (inpatient, ref.layers[1], ref.layers[2], assistance))

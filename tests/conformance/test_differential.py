@@ -1,0 +1,73 @@
+"""Kernel == reference on generated batches, and results independent of order and batching."""
+import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from yibao.core.engine import settle_batch
+from yibao.core.reference import settle_reference
+
+from .plans import referral_plan, reference_plan
+from .strategies import batches
+
+PLANS = [reference_plan(), referral_plan()]
+FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _assert_same(a, b):
+    assert a.results.equals(b.results), (a.results.to_pylist(), b.results.to_pylist())
+    assert a.rejects.equals(b.rejects), (a.rejects.to_pylist(), b.rejects.to_pylist())
+
+
+@FAST
+@given(batch=batches(invalid=True), which=st.sampled_from([0, 1]))
+def test_kernel_equals_reference(batch, which):
+    plan = PLANS[which]
+    kernel, ref = settle_batch(plan, batch), settle_reference(plan, batch)
+    _assert_same(kernel, ref)
+    assert kernel.results.num_rows + kernel.rejects.num_rows == batch.num_rows
+
+
+@FAST
+@given(batch=batches(), seed=st.randoms(use_true_random=False), cut=st.integers(0, 40))
+def test_results_do_not_depend_on_order_or_batching(batch, seed, cut):
+    plan = reference_plan()
+    base = settle_batch(plan, batch)
+    order = list(range(batch.num_rows))
+    seed.shuffle(order)
+    shuffled = batch.take(pa.array(order, pa.int64()))
+    cut = min(cut, shuffled.num_rows)
+    # Two chunks, the second a slice with a non-zero offset into its buffers.
+    chunked = pa.concat_tables([shuffled.slice(0, cut), shuffled.slice(cut)])
+    again = settle_batch(plan, chunked)
+    assert base.results.equals(again.results)
+
+
+@FAST
+@given(batch=batches())
+def test_dictionary_encoded_text_gives_the_same_results(batch):
+    plan = reference_plan()
+    encoded = batch
+    for name in ("tier", "setting", "person_id"):
+        i = encoded.schema.get_field_index(name)
+        encoded = encoded.set_column(i, name, pc.dictionary_encode(encoded.column(name)))
+    _assert_same(settle_batch(plan, batch), settle_batch(plan, encoded))
+
+
+@FAST
+@given(batch=batches())
+def test_invariants(batch):
+    result = settle_batch(reference_plan(), batch).results
+    total = dict(zip(batch.column("claim_id").to_pylist(), batch.column("total").to_pylist()))
+    layers = ["basic_inpatient", "basic_outpatient", "critical", "assistance"]
+    for row in result.to_pylist():
+        assert all(row[l] >= 0 for l in layers)
+        assert row["self_pay"] >= 0
+        assert sum(row[l] for l in layers) + row["self_pay"] == total[row["claim_id"]]
+
+
+def test_empty_batch():
+    empty = batches().example().slice(0, 0)
+    for evaluator in (settle_batch, settle_reference):
+        out = evaluator(reference_plan(), empty)
+        assert out.results.num_rows == 0 and out.rejects.num_rows == 0
