@@ -104,7 +104,7 @@ def _check_bands(bands: ast.Bands, ctx: Context) -> None:
         if expect is None or lo != expect or (hi is not None and hi <= lo):
             where = "0" if expect == 0 else "where the previous band ends"
             ctx.report(error("E411", "bands must start at 0, each where the previous ends, "
-                             "each above its start", band.span, f"this band should start at {where}"
+                             "each above its start", band.span, f"this band should start at {where}" if expect == 0 else "this band should start where the previous one ends"
                              if expect is not None else "nothing may follow `and above`"))
             return
         expect = hi

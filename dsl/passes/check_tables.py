@@ -42,15 +42,17 @@ def _check(name, keys, kind, rows, span, ctx: Context) -> None:
     key_types = [ctx.columns.get(k.name) for k in keys]
     if None in key_types or name in ctx.table_rows:
         return  # unknown key column (reported by resolve_names) or duplicate table name
-    out, seen = [], {}
+    out, seen, bad = [], {}, False
     for row in rows:
         if len(row.keys) != len(keys):
             ctx.report(error("E303", f"table '{name}' has {len(keys)} key(s); this row has "
                              f"{len(row.keys)}", row.span))
+            bad = True
             continue
         values = [literal(k, t, ctx) for k, t in zip(row.keys, key_types)]
         value = literal(row.value, Type(kind), ctx)
         if None in values or value is None:
+            bad = True
             continue
         key = tuple(values)
         if key in seen:
@@ -61,7 +63,8 @@ def _check(name, keys, kind, rows, span, ctx: Context) -> None:
         seen[key] = row.span
         out.append((key, value, row.span))
     ctx.table_rows[name] = tuple(out)
-    _check_complete(name, key_types, seen, span, ctx)
+    if not bad:  # a row already reported would only be reported again as missing
+        _check_complete(name, key_types, seen, span, ctx)
 
 
 def _check_complete(name, key_types, seen, span, ctx: Context) -> None:
@@ -176,4 +179,10 @@ def _csv_path(ref: ast.Str, ctx: Context):
                          "folder (compiled from text)", ref.span,
                          "compile the policy file, or pass base_dir"))
         return None
-    return Path(ctx.base_dir) / rel
+    base = Path(ctx.base_dir).resolve()
+    path = (base / rel).resolve()
+    if base not in path.parents:  # e.g. a symlink pointing out of the folder
+        ctx.report(error("E304", f"table file '{ref.value}' resolves outside the policy's "
+                         "folder", ref.span))
+        return None
+    return path

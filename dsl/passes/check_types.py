@@ -122,7 +122,14 @@ class _Checker:
         return self.record(node, handler(node))
 
     def i_Number(self, node):
-        return {"yuan": T_MONEY, "fen": T_MONEY, "%": T_RATIO}.get(node.unit, NUM)
+        t = {"yuan": T_MONEY, "fen": T_MONEY, "%": T_RATIO}.get(node.unit, NUM)
+        if t != NUM:
+            try:
+                number_value(node.text, node.unit, t.kind)
+            except UnitError as exc:
+                self.mismatch(node, exc.message, exc.code, exc.hint)
+                return None
+        return t
 
     def i_Str(self, node):
         return WORD
