@@ -50,6 +50,36 @@ def _reject_missing_lookups(plan: Plan, prep: Prepared, registry) -> tuple:
     return prep, Evaluator(plan, prep.columns, prep.n, registry)
 
 
+def run_validators(plan: Plan, prep: Prepared, registry) -> Prepared:
+    """Plugin claim checks, in registration order; flagged rows go to the rejects."""
+    for v in registry.validators:
+        try:
+            mask, messages = v.check(plan, prep.columns, prep.raw, prep.n)
+        except Exception as exc:
+            raise RuntimeError(f"plugin {v.plugin!r}: validator {v.name!r} failed: {exc}") from exc
+        mask = np.asarray(mask, dtype=bool)
+        if mask.any():
+            if isinstance(messages, str):
+                messages = [messages] * int(mask.sum())
+            prep = reject_more(prep, mask, v.reason, list(messages))
+    return prep
+
+
+def run_stages(plan: Plan, results: pa.Table, claims: pa.Table, registry, context,
+               reference=False) -> pa.Table:
+    """Plugin stages after the layers: each adds its columns to the results."""
+    for stage in registry.stages:
+        fn = stage.reference if reference and stage.reference else stage.run
+        try:
+            added = fn(plan, results, claims, context or {})
+        except Exception as exc:
+            raise RuntimeError(f"plugin {stage.plugin!r}: stage {stage.name!r} failed: {exc}") \
+                from exc
+        for name, typ in stage.columns:
+            results = results.append_column(pa.field(name, typ), pa.array(added[name], typ))
+    return results
+
+
 def _keys(plan: Plan, prep: Prepared) -> dict:
     out = {}
     for key in plan.keys():
@@ -58,11 +88,13 @@ def _keys(plan: Plan, prep: Prepared) -> dict:
     return out
 
 
-def settle_batch(plan: Plan, claims, registry=None) -> BatchResult:
-    """Check, settle and return results and rejects for one in-memory batch."""
+def settle_batch(plan: Plan, claims, registry=None, context=None) -> BatchResult:
+    """Check, settle and return results and rejects for one in-memory batch. ``context`` holds
+    the run's extra inputs for plugin stages (e.g. ``{"balances": table}``)."""
     registry = registry or default_registry()
     prep = prepare(plan, claims)
     input_rows = prep.n + len(prep.rejects)
+    prep = run_validators(plan, prep, registry)
     prep, ev = _reject_missing_lookups(plan, prep, registry)
     program = Lowerer(plan, ev, _keys(plan, prep), prep.n).lower()
     days = prep.columns["discharge_date"]
@@ -70,6 +102,8 @@ def settle_batch(plan: Plan, claims, registry=None) -> BatchResult:
     order = settlement_order(prep.claim_id, days)
     program.run(order)
     results = _results_table(plan, prep, program, order)
+    if registry.stages:
+        results = run_stages(plan, results, prep.raw.take(pa.array(order)), registry, context)
     return BatchResult(results, rejects_table(prep.rejects), input_rows)
 
 
@@ -85,6 +119,6 @@ def _results_table(plan: Plan, prep: Prepared, program, order: np.ndarray) -> pa
     return pa.table(cols, schema=result_schema(plan))
 
 
-def settle(plan: Plan, claims, registry=None) -> pa.Table:
+def settle(plan: Plan, claims, registry=None, context=None) -> pa.Table:
     """Per-claim results of the accepted claims (see module docstring)."""
-    return settle_batch(plan, claims, registry).results
+    return settle_batch(plan, claims, registry, context).results

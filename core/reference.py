@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from .arrow_io import prepare, reject_more, rejects_table
-from .engine import BatchResult, result_schema
+from .engine import BatchResult, result_schema, run_stages, run_validators
 from .plan import (MONEY, PER_YEAR, RATIO, RATIO_SCALE, Bands, Binary, Call, Column, Cond,
                    Const, InSet, Lookup, Not, Paid, Plan, layer_exprs, walk)
 from .registry import default_registry
@@ -217,11 +217,12 @@ def _missing_lookup(plan, ev, row) -> str | None:
     return None
 
 
-def settle_reference(plan: Plan, claims, registry=None) -> BatchResult:
+def settle_reference(plan: Plan, claims, registry=None, context=None) -> BatchResult:
     """The same contract as engine.settle_batch, computed claim by claim."""
     registry = registry or default_registry()
     prep = prepare(plan, claims)
     input_rows = prep.n + len(prep.rejects)
+    prep = run_validators(plan, prep, registry)
     ev = ClaimEvaluator(plan, registry)
     rows = _rows(plan, prep)
     misses = [_missing_lookup(plan, ev, r) for r in rows]
@@ -230,11 +231,15 @@ def settle_reference(plan: Plan, claims, registry=None) -> BatchResult:
         msgs = [f"no row of table {m!r} matches the claim" for m in misses if m is not None]
         prep = reject_more(prep, bad, "missing_table_key", msgs)
         rows = [r for r, m in zip(rows, misses) if m is None]
-    rows.sort(key=lambda r: (r["discharge_date"], r["claim_id"]))
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["discharge_date"], rows[i]["claim_id"]))
     acc = Accounts()
-    outs = [settle_claim(plan, ev, r, acc) for r in rows]
+    outs = [settle_claim(plan, ev, rows[i], acc) for i in order]
     schema = result_schema(plan)
-    data = {"claim_id": [r["claim_id"] for r in rows]}
+    data = {"claim_id": [rows[i]["claim_id"] for i in order]}
     for name in schema.names[1:]:
         data[name] = [o[name] for o in outs]
-    return BatchResult(pa.table(data, schema=schema), rejects_table(prep.rejects), input_rows)
+    results = pa.table(data, schema=schema)
+    if registry.stages:
+        raw = prep.raw.take(pa.array(order, pa.int64()))
+        results = run_stages(plan, results, raw, registry, context, reference=True)
+    return BatchResult(results, rejects_table(prep.rejects), input_rows)

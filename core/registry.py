@@ -35,12 +35,39 @@ class KeyDecl:
     plugin: str = "yibao"
 
 
+@dataclass(frozen=True)
+class Validator:
+    """A claim check contributed by a plugin. ``check(plan, columns, raw, n)`` is vectorised:
+    ``columns`` are the accepted rows in engine units (arrow_io.Prepared.columns), ``raw`` the
+    same rows as an Arrow table; it returns a bool numpy mask of the rows to reject (length
+    ``n``) and one message per rejected row (a list, or a single string for all)."""
+    name: str
+    reason: str  # reject reason code written to rejects.parquet
+    check: Callable
+    plugin: str = "yibao"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A step after the layers, adding result columns (家庭共济 mutual aid, a report column).
+    ``run(plan, results, claims, context)`` gets the results and the accepted claims, both
+    in settlement order (discharge_date, claim_id), and ``context`` (the run's extra inputs,
+    e.g. a balances table); it returns {column name: array of len(results)}. It is vectorised
+    or a Cython loop over the whole batch, never a Python call per row. ``reference`` is the
+    plain-Python version the conformance tests compare against (same signature)."""
+    name: str
+    run: Callable
+    columns: tuple  # (name, pyarrow type) it adds
+    reference: Optional[Callable] = None
+    plugin: str = "yibao"
+
+
 @dataclass
 class Registry:
     functions: dict = field(default_factory=dict)
     keys: dict = field(default_factory=dict)
-    validators: list = field(default_factory=list)  # (plugin, callable(table, plan) -> rejects)
-    extra_columns: list = field(default_factory=list)
+    validators: list = field(default_factory=list)  # Validator, run in order
+    stages: list = field(default_factory=list)  # Stage, run in order after the layers
     groupers: dict = field(default_factory=dict)
     adjustments: dict = field(default_factory=dict)
 
