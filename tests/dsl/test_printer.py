@@ -1,0 +1,71 @@
+"""`yibao fmt`: printing is idempotent, keeps every comment, and parse -> print -> parse
+compiles to the same plan, for every policy in city_configs and in the test corpus."""
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from yibao.core.registry import KeyDecl, default_registry
+from yibao.dsl.compiler import check_text
+from yibao.dsl.parser import parse
+from yibao.dsl.printer import format_policy
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).parent
+POLICIES = sorted([*REPO.glob("city_configs/**/*.yb"), *HERE.glob("valid/*.yb"),
+                   *HERE.glob("errors/*.yb")])
+
+
+def registry():
+    reg = default_registry()
+    reg.add_key(KeyDecl("family", "family_id", "household"))
+    return reg
+
+
+def without_sources(plan):
+    """The plan minus what depends on layout: source lines and the file hash."""
+    return dataclasses.replace(
+        plan, meta=(),
+        layers=tuple(dataclasses.replace(l, source="") for l in plan.layers),
+        tables=tuple(dataclasses.replace(t, source="") for t in plan.tables))
+
+
+def try_parse(text, name):
+    try:
+        return parse(text, name)
+    except Exception:  # not every corpus file parses (syntax-error cases)
+        return None
+
+
+@pytest.mark.parametrize("path", POLICIES, ids=lambda p: str(p.relative_to(REPO)))
+def test_fmt_idempotent_and_same_plan(path):
+    text = path.read_text(encoding="utf-8")
+    tree = try_parse(text, path.name)
+    if tree is None:
+        pytest.skip("does not parse (a syntax-error case)")
+    once = format_policy(tree)
+    twice = format_policy(parse(once, path.name))
+    assert once == twice
+    for comment in tree.comments:
+        assert comment.text in once
+    before, diags_before = check_text(text, path.name, path.parent, registry())
+    after, diags_after = check_text(once, path.name, path.parent, registry())
+    assert [d.code for d in diags_before] == [d.code for d in diags_after]
+    if before is not None:
+        assert without_sources(after) == without_sources(before)
+
+
+def test_reference_is_already_canonical_apart_from_comment_spacing():
+    path = REPO / "city_configs" / "reference" / "policy.yb"
+    text = path.read_text(encoding="utf-8")
+    out = format_policy(parse(text, "policy.yb"))
+    assert out.replace("  #", "#") == text.replace("          #", "#")
+
+
+def test_parentheses_only_where_needed():
+    text = ('policy "p" { effective 2024-01-01 to 2024-12-31 }\n'
+            "layer a {\n  base (in_scope - (self_first - 1)) * (50%)\n"
+            "  applies when not (low_income or hospital_tcm) and (los > 1)\n}\n")
+    out = format_policy(parse(text))
+    assert "base (in_scope - (self_first - 1)) * 50%" in out
+    assert "applies when not (low_income or hospital_tcm) and los > 1" in out
