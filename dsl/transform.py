@@ -20,7 +20,6 @@ MAX_NESTING = 100
 MAX_ITEMS = 10_000
 MAX_TREE_DEPTH = 150
 
-PUNCTUATION = {"LBRACE", "RBRACE", "LPAR", "RPAR", "LSQB", "RSQB", "COLON", "COMMA", "ARROW"}
 
 
 # -- limits ----------------------------------------------------------------------------------

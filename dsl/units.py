@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 from decimal import Decimal
 
-from yibao.core.plan import BOOL, DATE, INT, MONEY, RATIO, RATIO_SCALE, TEXT
+from yibao.core.plan import INT, MONEY, RATIO, RATIO_SCALE
 
 EPOCH = datetime.date(1970, 1, 1)
 
@@ -51,4 +51,3 @@ def date_days(text: str) -> int:
     return (datetime.date.fromisoformat(text) - EPOCH).days
 
 
-__all__ = ["number_value", "date_days", "UnitError", "BOOL", "DATE", "TEXT"]

@@ -7,7 +7,6 @@ the table ``<layer>.ratio`` and a Lookup; a shared-cap reference copies the decl
 """
 from __future__ import annotations
 
-import datetime
 import hashlib
 
 from yibao.core import plan as P
@@ -207,4 +206,3 @@ class _Lowerer:
                       self.expr(node.orelse))
 
 
-__all__ = ["run", "datetime"]

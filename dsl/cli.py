@@ -1,0 +1,59 @@
+"""The ``yibao`` command line.
+
+It lives under dsl/ because it composes the policy language, the plugins and the core (core
+never imports either). Each subcommand is a module under ``yibao.dsl.commands`` defining
+``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``; this module finds them,
+so adding a command is adding a file. Exit codes everywhere: 0 done, 1 done with rejected rows
+or failed cases, 2 could not run.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from . import commands as commands_pkg
+
+EXIT_OK, EXIT_REJECTS, EXIT_FAILED = 0, 1, 2
+
+
+def discover_commands() -> dict:
+    found = {}
+    for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{commands_pkg.__name__}.{info.name}")
+        if hasattr(module, "NAME") and hasattr(module, "run"):
+            found[module.NAME] = module
+    return found
+
+
+def build_parser(commands: dict) -> argparse.ArgumentParser:
+    from yibao.core import __version__
+    parser = argparse.ArgumentParser(
+        prog="yibao", description="Settle medical-insurance claims under a city's policy file.")
+    parser.add_argument("--version", action="version", version=f"yibao {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in commands.items():
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+    return parser
+
+
+def main(argv=None) -> int:
+    commands = discover_commands()
+    parser = build_parser(commands)
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_FAILED
+    try:
+        return commands[args.command].run(args)
+    except KeyboardInterrupt:
+        print("yibao: interrupted", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

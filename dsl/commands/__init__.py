@@ -1,0 +1,1 @@
+"""One module per ``yibao`` subcommand (see yibao.dsl.cli)."""

@@ -1,0 +1,51 @@
+"""Helpers shared by the subcommands: loading a policy with the installed plugins, printing
+diagnostics, reading claims."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+
+from yibao.core.registry import default_registry
+
+from ..errors import PolicyError
+
+
+def registry():
+    """The registry of every installed plugin (yibao's own included), or the bare default
+    registry when the plugin system is not available."""
+    try:
+        from yibao.plugins.manager import build_registry, make_plugin_manager
+    except ImportError:
+        return default_registry()
+    return build_registry(make_plugin_manager())
+
+
+def load_policy(path, reg=None):
+    """Compile a policy folder or file; on errors print them all and return None."""
+    from ..compiler import compile_policy
+    try:
+        return compile_policy(path, registry=reg or registry())
+    except PolicyError as exc:
+        print(str(exc), file=sys.stderr)
+        return None
+    except FileNotFoundError as exc:
+        print(f"yibao: no policy at {path}: {exc}", file=sys.stderr)
+        return None
+
+
+def read_claims(path) -> pa.Table:
+    """Parquet file or folder of Parquet files, or an Arrow IPC file."""
+    import pyarrow.dataset as ds
+    import pyarrow.ipc as ipc
+    path = Path(path)
+    if path.suffix in (".arrow", ".ipc", ".feather"):
+        with pa.memory_map(str(path)) as source:
+            return ipc.open_file(source).read_all()
+    return ds.dataset(str(path), format="parquet").to_table()
+
+
+def console(stderr=False):
+    from rich.console import Console
+    return Console(stderr=stderr, highlight=False)
