@@ -24,11 +24,17 @@ def packages():
     return found
 
 
+# city_configs/ is data (policies, tables, READMEs); it is installed as yibao.city_configs so
+# that `yibao demo` finds a city policy on a machine that has only the installed package.
+DATA_PACKAGES = {"yibao.city_configs": "city_configs"}
+
+
 def package_dir():
     mapping = {}
     for pkg in packages():
         root, *rest = pkg.split(".")[1:]
         mapping[pkg] = "/".join([root, *rest])
+    mapping.update(DATA_PACKAGES)
     return mapping
 
 
@@ -64,9 +70,10 @@ def extensions():
 
 
 setup(
-    packages=packages(),
+    packages=packages() + list(DATA_PACKAGES),
     package_dir=package_dir(),
-    package_data={"": ["*.lark", "*.pxd", "*.pyi", "data/*", "data/**/*", "*.json", "*.csv"]},
+    package_data={"": ["*.lark", "*.pxd", "*.pyi", "data/*", "data/**/*", "*.json", "*.csv"],
+                  "yibao.city_configs": ["*/*.yb", "*/*.csv", "*/*.yaml", "*/*.md"]},
     include_package_data=True,
     ext_modules=extensions(),
     zip_safe=False,

@@ -140,4 +140,8 @@ def describe_plan(plan: Plan) -> str:
     out.append("layers:")
     for i, layer in enumerate(plan.layers, 1):
         out.extend(_layer_lines(i, layer))
+    for grouper in plan.groupers:
+        out.append(grouper.describe().rstrip("\n"))
+    if plan.provider is not None:
+        out.append(plan.provider.describe().rstrip("\n"))
     return "\n".join(out) + "\n"

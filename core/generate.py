@@ -71,6 +71,7 @@ CLAIM_SCHEMA = pa.schema([
     ("sex", pa.int8()),
     ("tcm_amount", pa.int64()),
     ("scheme", _DICT),
+    ("jinhuibao", pa.bool_()),  # bought 金惠保 supplementary insurance (Jinhua: 93.5% insured)
 ])
 
 _INPATIENT_MEAN_YUAN = 9_399.0   # Jinhua 2022 average inpatient cost (seeds)
@@ -91,14 +92,29 @@ def code_lists(icd_dir: str | None = None) -> tuple[pa.StringArray, pa.StringArr
 
     Principal diagnoses exclude chapter V–Y (external causes are never principal); secondary
     diagnoses draw from the whole list. The folder is ``icd_dir``, else ``$YIBAO_ICD_DIR``, else
-    shared/data/chs-drg-1.1/executable/ICD next to the repo. Read once per folder and cached.
+    the lists shipped in yibao.core.grouping's data. Read once per folder and cached.
     """
-    folder = Path(icd_dir or os.environ.get("YIBAO_ICD_DIR") or _ICD_DIR)
+    chosen = icd_dir or os.environ.get("YIBAO_ICD_DIR")
+    if chosen is None:
+        return _packaged_code_lists()
+    folder = Path(chosen)
     if not (folder / "ZD_INFO.dat").exists():
         raise FileNotFoundError(f"ICD code lists not found in {folder}: set YIBAO_ICD_DIR to the folder "
                                 "holding ZD_INFO.dat and SS_INFO.dat (CHS-DRG 1.1 executable/ICD)")
     dx = _read_codes(folder / "ZD_INFO.dat")
     px = _read_codes(folder / "SS_INFO.dat")
+    principal = [c for c in dx if c[0] not in "VWXY"]
+    return pa.array(principal, pa.string()), pa.array(dx, pa.string()), pa.array(px, pa.string())
+
+
+def _packaged_code_lists():
+    """The default: the diagnosis and procedure lists of the CHS-DRG tables shipped inside the
+    package (executable/ICD plus the four codes the ADRG rules name that ZD_INFO.dat lacks), so
+    the same seed gives the same claims on every machine, with or without shared/ beside it."""
+    import json
+    path = Path(__file__).parent / "grouping" / "data" / "chs_drg_11" / "codes.json"
+    codes = json.loads(path.read_text(encoding="utf-8"))
+    dx, px = codes["diagnoses"], codes["procedures"]
     principal = [c for c in dx if c[0] not in "VWXY"]
     return pa.array(principal, pa.string()), pa.array(dx, pa.string()), pa.array(px, pa.string())
 
@@ -299,8 +315,15 @@ def generate_claims(n: int, seed: int = 7, start_year: int = 2024, years: int = 
         "sex": pa.array(p["sex"][who]),
         "tcm_amount": pa.array(tcm_amount.astype(np.int64)),
         "scheme": _dictionary(p["scheme"][who], SCHEMES),
+        "jinhuibao": pa.array(_jinhuibao(seed, persons)[who]),
     }
     return pa.Table.from_pydict(columns, schema=CLAIM_SCHEMA)
+
+
+def _jinhuibao(seed: int, persons: int) -> np.ndarray:
+    """Who bought 金惠保, per person, from a stream of its own so the other columns stay as they
+    were for a seed. 93.5% is the take-up the Jinhua seed reports (“投保率达93.5%”)."""
+    return np.random.default_rng([seed, 93_5]).random(persons) < 0.935
 
 
 def _family_ids(family: np.ndarray, persons: int) -> pa.StringArray:

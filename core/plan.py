@@ -212,6 +212,8 @@ class Plan:
     tables: tuple
     layers: tuple
     year_start: tuple = (1, 1)  # month, day a policy year starts
+    groupers: tuple = ()  # grouping steps (CHS-DRG, decision tables), each adding a column
+    provider: Any = None  # provider payment by points (core.points.plan.PointsPlan) or None
     version: str = PLAN_VERSION
     meta: tuple = ()  # ((key, value), ...) free text: source files, hashes
 
