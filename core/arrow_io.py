@@ -111,8 +111,8 @@ def money_to_fen(arr: pa.ChunkedArray) -> np.ndarray:
     """int64 fen from int64 fen or decimal yuan with at most 2 places (exact, no float)."""
     t = arr.type
     if pa.types.is_decimal(t):
-        scaled = pc.multiply(arr, pa.scalar(10 ** (2 - t.scale), pa.decimal128(3, 0)))
-        arr = pc.cast(scaled, pa.int64())  # exact: the scaled value has no fraction left
+        scaled = pc.multiply(arr, pa.scalar(100, pa.decimal128(3, 0)))  # yuan -> fen
+        arr = pc.cast(scaled, pa.int64())  # exact: at most 2 places, so no fraction is left
     return _int_numpy(arr, np.int64)
 
 
