@@ -8,7 +8,7 @@ from yibao.core.engine import settle_batch
 from yibao.core.reference import settle_reference
 
 from .plans import referral_plan, reference_plan
-from .strategies import batches
+from .strategies import SCHEMA, batches
 
 PLANS = [reference_plan(), referral_plan()]
 FAST = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -67,7 +67,7 @@ def test_invariants(batch):
 
 
 def test_empty_batch():
-    empty = batches().example().slice(0, 0)
+    empty = SCHEMA.empty_table()
     for evaluator in (settle_batch, settle_reference):
         out = evaluator(reference_plan(), empty)
         assert out.results.num_rows == 0 and out.rejects.num_rows == 0
