@@ -1,0 +1,543 @@
+"""Explain a yuan: every step that settled one claim, from the same plan with the same rules.
+
+``explain_claims(plan, claims)`` walks the plan the way the oracle (``reference.py``) does —
+it reuses the oracle's expression evaluator, row reading and accumulator slots, so the two
+cannot disagree on semantics — and records, for every layer of every claim:
+
+- whether it applied (and the condition), the base with the column and ``paid()`` values that
+  formed it;
+- the deductible: the amount D (and the table rows behind it), the key's consumption before
+  and after this claim, and the earlier claims that consumed it;
+- the ratio: the table row that applied (with the table's ``file:line``), or the bands entered
+  with their pieces; the exact product and its half-up rounding to the fen;
+- every cap and the self-pay limit: room before, use after, and the earlier claims that used it.
+
+``explain_claim(plan, claims, claim_id)`` settles only the target's key-mates (the claims that
+share an accumulator key with it, transitively, up to the target in settlement order), so one
+claim of a large batch is explained quickly. The final numbers agree with ``engine.settle`` to
+the fen (tests/tools/test_explain.py runs it over the whole golden batch in one pass).
+
+Empty batch: no explanations. A rejected claim is not explained; ``ExplainError`` says why.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Optional
+
+from .arrow_io import prepare
+from .describe import expr_text, format_date, format_money, format_ratio, format_value
+from .engine import run_validators
+from .plan import PER_YEAR, RATIO_SCALE, Bands, Column, Lookup, Paid, Plan, walk
+from .reference import (Accounts, ClaimEvaluator, LookupMiss, _cap_slot, _key_value,
+                        _missing_lookup, _rows, policy_year, round_half_up)
+from .registry import default_registry
+
+
+class ExplainError(LookupError):
+    """The claim cannot be explained: not in the batch, or rejected (the message says why)."""
+
+
+# -- the trace -------------------------------------------------------------------------------
+
+
+@dataclass
+class TableHit:
+    """A lookup that matched: ``table`` at row ``key`` gave ``value`` (engine units)."""
+    part: str  # which step evaluated it: applies, base, deductible, ratio, cap 1, limit
+    table: str
+    key: tuple
+    key_text: tuple
+    value: int
+    value_text: str
+    source: str  # file:line of the table in the policy
+
+
+@dataclass
+class AccountStep:
+    """One accumulator (deductible, cap, bands, self-pay limit) as this claim met it."""
+    kind: str  # deductible | cap | bands | limit
+    rule: str  # the amount's expression in policy syntax
+    scope: str  # "per claim" or "per <key> per year"
+    key: str  # the key value ("person p1", "family f3"), empty per claim
+    amount: int  # D, the cap, or the limit L for this claim (fen)
+    before: int  # the key's accumulator before this claim (0 per claim)
+    room: int  # what was left for this claim
+    used: int  # what this claim added
+    after: int
+    earlier: list = field(default_factory=list)  # [(claim_id, amount)] that formed `before`
+    note: str = ""
+    name: str = ""  # a shared cap's name
+
+
+@dataclass
+class BandPiece:
+    index: int
+    lo: int
+    hi: Optional[int]
+    rate: int
+    width: int  # fen of this claim's e inside the band
+    exact: str  # width × rate, exact
+    pay: int  # rounded half-up
+
+
+@dataclass
+class LayerTrace:
+    name: str
+    label: str
+    source: str
+    applies: bool
+    applies_rule: str
+    base_rule: str = ""
+    base_values: list = field(default_factory=list)  # [(name, fen)]
+    base_raw: int = 0  # before clipping at 0
+    base: int = 0
+    deductible: Optional[AccountStep] = None
+    after_deductible: int = 0  # e = base − d
+    ratio_kind: str = ""  # ratio | bands | limit | full
+    ratio_rule: str = ""
+    ratio: Optional[int] = None  # the ratio applied (millionths)
+    exact: str = ""  # e × ratio exact, before rounding
+    bands: Optional[AccountStep] = None
+    pieces: list = field(default_factory=list)  # [BandPiece]
+    limit: Optional[AccountStep] = None
+    before_caps: int = 0
+    caps: list = field(default_factory=list)  # [AccountStep]
+    pay: int = 0
+    lookups: list = field(default_factory=list)  # [TableHit]
+
+    @property
+    def deducted(self) -> int:
+        return self.deductible.used if self.deductible else 0
+
+
+@dataclass
+class ClaimExplanation:
+    claim_id: str
+    person_id: str
+    discharge_date: str
+    year: int
+    policy: str
+    inputs: dict  # column -> value in policy units (text)
+    total: int
+    layers: list  # [LayerTrace]
+    self_pay: int
+    drg: Optional[list] = None  # yibao.core.grouping.reference.explain_drg steps
+
+    def result(self) -> dict:
+        """The numbers ``engine.settle`` gives for this claim (same column names)."""
+        out = {}
+        for t, has_ded in zip(self.layers, self._has_ded):
+            out[t.name] = t.pay
+            if has_ded:
+                out[t.name + "_deductible"] = t.deducted
+        out["self_pay"] = self.self_pay
+        return out
+
+    _has_ded: tuple = ()
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data.pop("_has_ded", None)
+        return data
+
+
+# -- the tracing evaluator -------------------------------------------------------------------
+
+
+class TracingEvaluator(ClaimEvaluator):
+    """The oracle's evaluator, also recording every table row a lookup matched."""
+
+    def __init__(self, plan: Plan, registry):
+        super().__init__(plan, registry)
+        self.hits: Optional[list] = None
+        self.part = ""
+        self.decl = {t.name: t for t in plan.tables}
+
+    def eval(self, e, row, paid):
+        if isinstance(e, Lookup) and self.hits is not None:
+            key = tuple(self.eval(a, row, paid) for a in e.args)
+            if key not in self.tables[e.table]:
+                raise LookupMiss(e.table)
+            value = self.tables[e.table][key]
+            self.hits.append(self._hit(e.table, key, value))
+            return value
+        return super().eval(e, row, paid)
+
+    def _hit(self, name, key, value) -> TableHit:
+        t = self.decl[name]
+        key_text = tuple(format_value(k, typ) for k, typ in zip(key, t.key_types))
+        return TableHit(self.part, name, key, key_text, value,
+                        format_value(value, t.value_type), t.source)
+
+    def traced(self, part: str, e, row, paid, hits: list):
+        self.hits, self.part = hits, part
+        try:
+            return self.eval(e, row, paid)
+        finally:
+            self.hits = None
+
+
+class Ledger(Accounts):
+    """The oracle's accounts, remembering which claim added what to every slot."""
+
+    def __init__(self):
+        super().__init__()
+        self.history = defaultdict(list)
+        self.claim = None
+
+    def add(self, amount, *slot):
+        super().add(amount, *slot)
+        if amount:
+            self.history[slot].append((self.claim, amount))
+
+    def set(self, amount, *slot):
+        super().set(amount, *slot)
+        self.history[slot] = [(self.claim, amount)]
+
+    def earlier(self, *slot) -> list:
+        return list(self.history.get(slot, ()))
+
+
+def _key_text(row, key) -> str:
+    kind, value = _key_value(row, key)
+    return f"{key.name} {value}" if kind == "k" else f"person {value}"
+
+
+def _scope_text(scope, key) -> str:
+    return "per claim" if scope != PER_YEAR else f"per {key.name} per year"
+
+
+# -- one claim, layer by layer (the rules of reference.settle_layer, with records) -----------
+
+
+class Tracer:
+    def __init__(self, plan: Plan, registry=None):
+        self.plan = plan
+        self.ev = TracingEvaluator(plan, registry or default_registry())
+        self.acc = Ledger()
+
+    def claim(self, row: dict) -> list:
+        """Every layer's trace for one claim, updating the accounts (settlement order)."""
+        self.acc.claim = row["claim_id"]
+        year = policy_year(row["discharge_date"], self.plan.year_start)
+        paid, traces = {}, []
+        for layer in self.plan.layers:
+            t = self.layer(layer, row, paid, year)
+            paid[layer.name] = t.pay
+            traces.append(t)
+        return traces
+
+    def layer(self, layer, row, paid, year) -> LayerTrace:
+        ev = self.ev
+        t = LayerTrace(layer.name, layer.label, layer.source, False, expr_text(layer.applies))
+        t.applies = bool(ev.traced("applies", layer.applies, row, paid, t.lookups))
+        if not t.applies:
+            return t
+        t.base_rule = expr_text(layer.base)
+        t.base_raw = ev.traced("base", layer.base, row, paid, t.lookups)
+        t.base = max(0, t.base_raw)
+        t.base_values = _base_values(ev, layer.base, row, paid)
+        d = self.deductible(layer, row, paid, year, t) if layer.deductible else 0
+        e = t.after_deductible = t.base - d
+        pay = self.ratio(layer, row, paid, year, t, e)
+        t.before_caps = pay = max(0, min(pay, e))
+        t.pay = self.caps(layer, row, paid, year, t, pay)
+        if layer.limit is not None:
+            self.acc.add(e - t.pay, layer.name, "limit", _key_value(row, layer.limit.key), year)
+            t.limit.used, t.limit.after = e - t.pay, t.limit.before + e - t.pay
+        return t
+
+    def deductible(self, layer, row, paid, year, t) -> int:
+        ded, acc = layer.deductible, self.acc
+        k = (layer.name, "ded", _key_value(row, ded.key), year)
+        full = D = self.ev.traced("deductible", ded.amount, row, paid, t.lookups)
+        note = ""
+        if ded.continuing is not None and self.ev.traced(
+                "deductible", ded.continuing, row, paid, t.lookups):
+            last = acc.get(*k, "last")
+            D = max(0, D - last)
+            note = (f"continuing (连续计算): {format_money(full)} − {format_money(last)} paid on "
+                    f"the previous claim {acc.earlier(*k, 'last')}")
+        yearly = ded.scope == PER_YEAR
+        before = acc.get(*k, "consumed") if yearly else 0
+        earlier = acc.earlier(*k, "consumed") if yearly else []
+        remaining = max(0, D - before)
+        d = min(t.base, remaining)
+        if yearly:
+            acc.add(d, *k, "consumed")
+        acc.set(d, *k, "last")
+        t.deductible = AccountStep("deductible", expr_text(ded.amount),
+                                   _scope_text(ded.scope, ded.key),
+                                   _key_text(row, ded.key) if yearly else "", D, before,
+                                   remaining, d, before + d, earlier, note)
+        return d
+
+    def ratio(self, layer, row, paid, year, t, e) -> int:
+        acc = self.acc
+        if layer.limit is not None:
+            lim = layer.limit
+            k = (layer.name, "limit", _key_value(row, lim.key), year)
+            L = self.ev.traced("limit", lim.amount, row, paid, t.lookups)
+            A = acc.get(*k)
+            t.ratio_kind, t.ratio_rule = "limit", expr_text(lim.amount)
+            t.limit = AccountStep("limit", t.ratio_rule, f"per {lim.key.name} per year",
+                                  _key_text(row, lim.key), L, A, max(0, L - A), 0, A,
+                                  acc.earlier(*k))
+            return min(e, max(0, A + e - L))
+        if isinstance(layer.ratio, Bands):
+            return self.bands(layer, row, year, t, e)
+        if layer.ratio is not None:
+            r = self.ev.traced("ratio", layer.ratio, row, paid, t.lookups)
+            t.ratio_kind, t.ratio_rule, t.ratio = "ratio", expr_text(layer.ratio), r
+            t.exact = _exact(e * r)
+            return round_half_up(e * r, RATIO_SCALE)
+        t.ratio_kind = "full"
+        return e
+
+    def bands(self, layer, row, year, t, e) -> int:
+        bands = layer.ratio
+        k = (layer.name, "bands", _key_value(row, bands.key), year)
+        start, pay = self.acc.get(*k), 0
+        t.bands = AccountStep("bands", "", f"per {bands.key.name} per year",
+                              _key_text(row, bands.key), 0, start, 0, e, start + e,
+                              self.acc.earlier(*k))
+        for i, band in enumerate(bands.bands):
+            hi = start + e if band.hi is None else min(start + e, band.hi)
+            width = hi - max(start, band.lo)
+            if width > 0:
+                piece = round_half_up(width * band.rate, RATIO_SCALE)
+                t.pieces.append(BandPiece(i, band.lo, band.hi, band.rate, width,
+                                          _exact(width * band.rate), piece))
+                pay += piece
+        self.acc.add(e, *k)
+        t.ratio_kind = "bands"
+        return pay
+
+    def caps(self, layer, row, paid, year, t, pay) -> int:
+        acc = self.acc
+        for i, cap in enumerate(layer.caps):
+            amount = self.ev.traced(f"cap {i + 1}", cap.amount, row, paid, t.lookups)
+            slot = _cap_slot(layer, i, cap, row, year)
+            yearly = cap.scope == PER_YEAR
+            used = acc.get(*slot) if yearly else 0
+            room = max(0, amount - used)
+            t.caps.append(AccountStep("cap", expr_text(cap.amount),
+                                      _scope_text(cap.scope, cap.key),
+                                      _key_text(row, cap.key) if yearly else "", amount, used,
+                                      room, 0, used, acc.earlier(*slot) if yearly else [],
+                                      name=cap.name or ""))
+            pay = min(pay, room)
+        for i, cap in enumerate(layer.caps):
+            if cap.scope == PER_YEAR:
+                acc.add(pay, *_cap_slot(layer, i, cap, row, year))
+                step = t.caps[i]
+                step.used, step.after = pay, step.before + pay
+        return pay
+
+
+def _exact(num: int) -> str:
+    """num / RATIO_SCALE fen as an exact decimal text (up to 6 places), in yuan."""
+    q = Fraction(num, RATIO_SCALE * 100)
+    whole = q.numerator // q.denominator
+    frac = q - whole
+    return f"{whole:,}" + (f"{float(frac):.8f}"[1:].rstrip("0") if frac else "")
+
+
+def _base_values(ev, base, row, paid) -> list:
+    out, seen = [], set()
+    for node in walk(base):
+        if isinstance(node, (Column, Paid)):
+            name = expr_text(node)
+            if name not in seen:
+                seen.add(name)
+                out.append((name, ev.eval(node, row, paid)))
+    return out
+
+
+# -- batches ---------------------------------------------------------------------------------
+
+
+def _inputs(plan: Plan, row: dict) -> dict:
+    return {c.name: format_value(row.get(c.name), c.type) for c in plan.columns}
+
+
+def _key_mates(plan: Plan, rows: list, targets: set) -> list:
+    """Indices of the rows in the targets' components: rows linked by sharing any accumulator
+    key value, transitively (union-find over key values)."""
+    parent = list(range(len(rows)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first = {}
+    for i, row in enumerate(rows):
+        for key in plan.keys():
+            j = first.setdefault((key.name, _key_value(row, key)), i)
+            parent[find(i)] = find(j)
+    roots = {find(i) for i, r in enumerate(rows) if r["claim_id"] in targets}
+    return [i for i in range(len(rows)) if find(i) in roots]
+
+
+def explain_claims(plan: Plan, claims, registry=None, claim_ids=None, drg: bool = False,
+                   drg_tables=None) -> dict:
+    """claim_id -> ClaimExplanation for every accepted claim (or only ``claim_ids``, settling
+    just their key-mates up to the last of them). ``drg`` adds the CHS-DRG grouping path
+    (``explain_drg``) of each explained claim. Rejected or unknown ids are absent."""
+    registry = registry or default_registry()
+    prep = run_validators(plan, prepare(plan, claims), registry)
+    tracer = Tracer(plan, registry)
+    raw = prep.raw
+    rows = [r for r in _rows(plan, prep) if _missing_lookup(plan, tracer.ev, r) is None]
+    targets = set(claim_ids) if claim_ids is not None else None
+    if targets is not None:
+        rows = [rows[i] for i in _key_mates(plan, rows, targets)]
+    order = sorted(rows, key=lambda r: (r["discharge_date"], r["claim_id"]))
+    if targets is not None:
+        last = max((i for i, r in enumerate(order) if r["claim_id"] in targets), default=-1)
+        order = order[:last + 1]
+    has_ded = tuple(layer.deductible is not None for layer in plan.layers)
+    out = {}
+    for row in order:
+        traces = tracer.claim(row)
+        if targets is not None and row["claim_id"] not in targets:
+            continue
+        ex = ClaimExplanation(
+            row["claim_id"], row["__person"], format_date(row["discharge_date"]),
+            policy_year(row["discharge_date"], plan.year_start), plan.name, _inputs(plan, row),
+            row["total"], traces, row["total"] - sum(t.pay for t in traces))
+        ex._has_ded = has_ded
+        out[row["claim_id"]] = ex
+    if drg and out:
+        _add_drg(out, raw, drg_tables)
+    return out
+
+
+def _add_drg(out: dict, raw, tables) -> None:
+    from .grouping.reference import explain_drg
+    from .grouping.tables import load_tables
+    tables = tables or load_tables()
+    wanted = [c for c in ("claim_id", "principal_dx", "secondary_dx", "procedures", "sex",
+                          "age", "age_days", "birth_weight") if c in raw.column_names]
+    for r in raw.select(wanted).to_pylist():
+        if r["claim_id"] in out:
+            out[r["claim_id"]].drg = explain_drg(r, tables)
+
+
+def explain_claim(plan: Plan, claims, claim_id: str, registry=None, drg: bool = False,
+                  drg_tables=None) -> ClaimExplanation:
+    """One claim's explanation (its key-mates settled first); ``ExplainError`` when the claim
+    is not in the batch or was rejected, with the reject reason."""
+    found = explain_claims(plan, claims, registry, [claim_id], drg, drg_tables)
+    if claim_id in found:
+        return found[claim_id]
+    from .engine import settle_batch
+    rejects = settle_batch(plan, claims, registry).rejects.to_pylist()
+    why = next((f"{r['reason']}: {r['message']}" for r in rejects if r["claim_id"] == claim_id),
+               None)
+    raise ExplainError(f"claim {claim_id!r} " + (f"was rejected ({why})" if why else
+                                                 "is not in the batch"))
+
+
+# -- text ------------------------------------------------------------------------------------
+
+M = format_money
+
+
+def _earlier(step: AccountStep) -> str:
+    if not step.earlier:
+        return ""
+    shown = ", ".join(f"{cid} {M(a)}" for cid, a in step.earlier[-6:])
+    more = f" (and {len(step.earlier) - 6} before them)" if len(step.earlier) > 6 else ""
+    return f" — earlier claims: {shown}{more}"
+
+
+def _hits(t: LayerTrace, part: str) -> list:
+    return [f"      row {h.table}[{', '.join(h.key_text)}] = {h.value_text}"
+            + (f"  ({h.source})" if h.source else "") for h in t.lookups if h.part == part]
+
+
+def _account_lines(step: AccountStep, what: str) -> list:
+    key = f" for {step.key}" if step.key else ""
+    lines = [f"   {what} {step.rule} {step.scope}{key}: {M(step.amount)}"]
+    if step.note:
+        lines.append(f"      {step.note}")
+    if step.scope != "per claim":
+        lines.append(f"      before {M(step.before)}, room {M(step.room)}, this claim "
+                     f"{M(step.used)}, after {M(step.after)}{_earlier(step)}")
+    else:
+        lines.append(f"      room {M(step.room)}, this claim {M(step.used)}")
+    return lines
+
+
+def _ratio_lines(t: LayerTrace) -> list:
+    e = M(t.after_deductible)
+    if t.ratio_kind == "ratio":
+        return [f"   ratio {t.ratio_rule} = {format_ratio(t.ratio)}", *_hits(t, "ratio"),
+                f"   {e} × {format_ratio(t.ratio)} = {t.exact} → {M(t.before_caps)} "
+                "(half-up to the fen)"]
+    if t.ratio_kind == "bands":
+        b = t.bands
+        lines = [f"   bands {b.scope} for {b.key}: cumulative {M(b.before)} → {M(b.after)}"
+                 f"{_earlier(b)}"]
+        for p in t.pieces:
+            hi = "∞" if p.hi is None else M(p.hi)
+            lines.append(f"      band {p.index + 1} [{M(p.lo)}, {hi}) {format_ratio(p.rate)}: "
+                         f"{M(p.width)} × {format_ratio(p.rate)} = {p.exact} → {M(p.pay)}")
+        return lines + [f"   bands pay {M(t.before_caps)}"]
+    if t.ratio_kind == "limit":
+        lim = t.limit
+        return [f"   self-pay limit {lim.rule} {lim.scope} for {lim.key}: {M(lim.amount)}",
+                *_hits(t, "limit"),
+                f"      burden kept before {M(lim.before)}{_earlier(lim)}",
+                f"      pays min({e}, max(0, {M(lim.before)} + {e} − {M(lim.amount)})) = "
+                f"{M(t.before_caps)}; keeps {M(lim.used)}, burden after {M(lim.after)}"]
+    return [f"   no ratio: pays all of {e}"]
+
+
+def _layer_lines(i: int, t: LayerTrace) -> list:
+    src = f"  ({t.source})" if t.source else ""
+    head = f"{i}. {t.name} {t.label}{src}"
+    if not t.applies:
+        return [head, f"   applies when {t.applies_rule}: no — pays 0.00"]
+    vals = ", ".join(f"{n} {M(v)}" for n, v in t.base_values)
+    lines = [head, f"   applies when {t.applies_rule}: yes", *_hits(t, "applies"),
+             f"   base {t.base_rule} = {M(t.base_raw)}" + (f"  [{vals}]" if vals else "")]
+    if t.base_raw < 0:
+        lines.append("      negative: clipped to 0.00")
+    lines += _hits(t, "base")
+    if t.deductible:
+        lines += _account_lines(t.deductible, "deductible 起付线")
+        lines += _hits(t, "deductible")
+        lines.append(f"   after deductible e = {M(t.base)} − {M(t.deductible.used)} = "
+                     f"{M(t.after_deductible)}")
+    lines += _ratio_lines(t)
+    for k, cap in enumerate(t.caps):
+        name = f" {cap.name}:" if cap.name else ""
+        lines += _account_lines(cap, f"cap 封顶线{name}")
+        lines += _hits(t, f"cap {k + 1}")
+    lines.append(f"   pays {M(t.pay)}")
+    return lines
+
+
+def format_explanation(ex: ClaimExplanation) -> str:
+    """The explanation as indented text, one block per layer (money in yuan)."""
+    lines = [f"claim {ex.claim_id} · person {ex.person_id} · discharged {ex.discharge_date} · "
+             f"policy year {ex.year} · {ex.policy}",
+             "  " + "  ".join(f"{k} {v}" for k, v in ex.inputs.items()), ""]
+    for i, t in enumerate(ex.layers, 1):
+        lines += _layer_lines(i, t)
+    paid = " + ".join(M(t.pay) for t in ex.layers)
+    lines += ["", f"self_pay = total {M(ex.total)} − ({paid}) = {M(ex.self_pay)}"]
+    if ex.drg:
+        lines += ["", "CHS-DRG grouping:"]
+        for step in ex.drg:
+            rule = f"  rule {step['rule']}" if step.get("rule") else ""
+            extra = f"  ({step['status']})" if "status" in step else ""
+            lines.append(f"  {step['step']}: {step['code']}{extra}{rule}")
+    return "\n".join(lines)

@@ -1,0 +1,222 @@
+"""Policy tests: hand-checked cases beside a policy (``tests.yaml``), run like ``opa test``.
+
+A case file is a YAML list; each case has a ``name``, ``claims`` (claim records, money in yuan
+as YAML numbers or strings, read exactly with ``Decimal(str(x))``) and ``expect``:
+``{claim_id: {column: yuan}}`` where a column is a layer, ``<layer>_deductible`` or
+``self_pay``. Claim fields not given take neutral defaults (tier2, inpatient, hospital H1,
+not TCM, admitted on the discharge date, no diagnoses).
+
+``run_cases`` settles each case as its own batch on the kernel (``engine.settle_batch``) and
+compares; a mismatch names the layer. Coverage comes from the tracer (``explain.py``) over the
+same cases: layers that never applied, table rows never matched, bands never entered.
+Missing expectations are not failures; a claim the engine rejects is (its reason is shown).
+"""
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+
+from .describe import format_value
+from .engine import settle_batch
+from .explain import explain_claims
+from .plan import BOOL, DATE, INT, MONEY, RATIO, Bands, Plan
+
+STANDARD = {
+    "claim_id": pa.string(), "person_id": pa.string(), "family_id": pa.string(),
+    "tier": pa.dictionary(pa.int32(), pa.string()), "low_income": pa.bool_(),
+    "setting": pa.dictionary(pa.int32(), pa.string()), "hospital_id": pa.string(),
+    "hospital_level": pa.int8(), "hospital_tcm": pa.bool_(), "admit_date": pa.date32(),
+    "discharge_date": pa.date32(), "los": pa.int32(), "principal_dx": pa.string(),
+    "secondary_dx": pa.list_(pa.string()), "procedures": pa.list_(pa.string()),
+    "total": pa.int64(), "in_scope": pa.int64(), "self_first": pa.int64(),
+}
+DEFAULTS = {"tier": "tier2", "low_income": False, "setting": "inpatient", "hospital_id": "H1",
+            "hospital_tcm": False, "principal_dx": "K85.9", "secondary_dx": [],
+            "procedures": []}
+KIND_TYPES = {MONEY: pa.int64(), RATIO: pa.int64(), INT: pa.int64(), BOOL: pa.bool_(),
+              DATE: pa.date32()}
+
+
+class CaseFileError(ValueError):
+    """A tests.yaml that cannot be read (the message names the case and field)."""
+
+
+def fen(yuan) -> int:
+    """Yuan as written in YAML (int, float, str, Decimal) to int fen, exactly."""
+    value = Decimal(str(yuan)) * 100
+    if value != value.to_integral_value():
+        raise CaseFileError(f"{yuan} yuan has more than 2 decimals")
+    return int(value)
+
+
+def _date(value) -> datetime.date:
+    return value if isinstance(value, datetime.date) else datetime.date.fromisoformat(str(value))
+
+
+def _column(name: str, typ, values: list) -> pa.Array:
+    if name in ("total", "in_scope", "self_first") or typ == "money":
+        return pa.array([None if v is None else fen(v) for v in values], pa.int64())
+    if pa.types.is_date32(typ):
+        return pa.array([None if v is None else _date(v) for v in values], typ)
+    if pa.types.is_dictionary(typ):
+        return pa.array(values, pa.string()).dictionary_encode()
+    return pa.array(values, typ)
+
+
+def claims_table(rows: list, plan: Plan) -> pa.Table:
+    """Claim records (dicts, money in yuan) as a batch of the claim-record schema plus the
+    policy's own attribute columns (typed from the plan; money ones in yuan too)."""
+    def values(name):
+        return [r.get(name, DEFAULTS.get(name)) for r in rows]
+
+    arrays = {}
+    for name, typ in STANDARD.items():
+        vals = values(name)
+        if name == "admit_date":
+            vals = [r.get("admit_date", r.get("discharge_date")) for r in rows]
+        if name == "los":
+            vals = [r.get("los", max(1, (_date(r["discharge_date"]) - _date(
+                r.get("admit_date", r["discharge_date"]))).days)) for r in rows]
+        arrays[name] = _column(name, typ, vals)
+    for col in plan.columns:
+        if col.name not in arrays:
+            typ = "money" if col.type.kind == MONEY else KIND_TYPES.get(col.type.kind, pa.string())
+            arrays[col.name] = _column(col.name, typ, values(col.name))
+    return pa.table(arrays)
+
+
+# -- cases -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    claims: tuple  # claim dicts as written
+    expect: tuple  # ((claim_id, column, fen), ...)
+
+
+def load_cases(path) -> list:
+    """The cases of a tests.yaml (a city folder's, or a file)."""
+    import yaml
+    path = Path(path)
+    if path.is_dir():
+        path = path / "tests.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    if not isinstance(data, list):
+        raise CaseFileError(f"{path}: expected a list of cases")
+    return [_case(path, i, c) for i, c in enumerate(data, 1)]
+
+
+def _case(path, i, c) -> Case:
+    if not isinstance(c, dict) or "claims" not in c or "expect" not in c:
+        raise CaseFileError(f"{path}: case {i} needs name, claims and expect")
+    expect = tuple((str(cid), col, fen(yuan)) for cid, cols in c["expect"].items()
+                   for col, yuan in cols.items())
+    return Case(str(c.get("name", f"case {i}")), tuple(c["claims"]), expect)
+
+
+@dataclass
+class Mismatch:
+    claim_id: str
+    column: str
+    layer: str  # the layer the column belongs to ("" for self_pay)
+    label: str
+    expected: int
+    actual: object  # int fen, or None when the claim was not settled
+    note: str = ""
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    mismatches: list = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches and not self.error
+
+
+@dataclass
+class Coverage:
+    """What no case exercised: layer names, (table, key text), (layer, band text)."""
+    layers: list
+    rows: list
+    bands: list
+
+    @property
+    def complete(self) -> bool:
+        return not (self.layers or self.rows or self.bands)
+
+
+def _layer_of(plan: Plan, column: str):
+    for layer in plan.layers:
+        if column in (layer.name, layer.name + "_deductible"):
+            return layer
+    return None
+
+
+def run_case(plan: Plan, case: Case, registry=None, settle_fn=None) -> CaseResult:
+    """Settle one case's claims as one batch and compare with its expectations."""
+    result = CaseResult(case)
+    try:
+        table = claims_table(list(case.claims), plan)
+        batch = (settle_fn or settle_batch)(plan, table, registry)
+    except Exception as exc:  # a case that cannot run is a failed case, with the reason
+        result.error = f"{type(exc).__name__}: {exc}"
+        return result
+    got = {r["claim_id"]: r for r in batch.results.to_pylist()}
+    why = {r["claim_id"]: f"{r['reason']}: {r['message']}" for r in batch.rejects.to_pylist()}
+    for cid, column, want in case.expect:
+        layer = _layer_of(plan, column)
+        actual = got.get(cid, {}).get(column)
+        if cid in got and column not in got[cid]:
+            note = f"no column {column!r} in the results"
+        else:
+            note = why.get(cid, "" if cid in got else "claim not in the case")
+        if actual != want:
+            result.mismatches.append(Mismatch(cid, column, layer.name if layer else "",
+                                              layer.label if layer else "", want, actual, note))
+    return result
+
+
+def coverage(plan: Plan, cases, registry=None) -> Coverage:
+    """Layers, table rows and bands that no case's claims reached (traced, case by case)."""
+    applied, rows, bands = set(), set(), set()
+    for case in cases:
+        try:
+            explained = explain_claims(plan, claims_table(list(case.claims), plan), registry)
+        except Exception:  # such a case fails in run_case; it covers nothing
+            continue
+        for ex in explained.values():
+            for t in ex.layers:
+                if t.applies:
+                    applied.add(t.name)
+                rows.update((h.table, h.key) for h in t.lookups)
+                bands.update((t.name, p.index) for p in t.pieces)
+    return Coverage(
+        [layer.name for layer in plan.layers if layer.name not in applied],
+        [(t.name, _key_text(t, key)) for t in plan.tables for key, _ in t.rows
+         if (t.name, key) not in rows],
+        [(layer.name, _band_text(b)) for layer in plan.layers if isinstance(layer.ratio, Bands)
+         for i, b in enumerate(layer.ratio.bands) if (layer.name, i) not in bands])
+
+
+def _key_text(table, key) -> str:
+    return ", ".join(format_value(k, typ) for k, typ in zip(key, table.key_types))
+
+
+def _band_text(band) -> str:
+    from .describe import format_money, format_ratio
+    hi = "and above" if band.hi is None else f"to {format_money(band.hi)}"
+    return f"{format_money(band.lo)} {hi}: {format_ratio(band.rate)}"
+
+
+def run_cases(plan: Plan, cases, registry=None, settle_fn=None) -> tuple:
+    """(results per case, coverage)."""
+    results = [run_case(plan, c, registry, settle_fn) for c in cases]
+    return results, coverage(plan, cases, registry)

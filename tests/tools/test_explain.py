@@ -1,0 +1,98 @@
+"""`explain`: the trace of every claim agrees with engine.settle to the fen, and names the
+table rows, accumulators and earlier claims that formed each number."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from yibao.core.engine import settle
+from yibao.core.explain import (ExplainError, explain_claim, explain_claims,
+                                format_explanation)
+from yibao.core.policytest import claims_table
+
+# benefits.md worked examples A1, A2 (person p1) and O1–O3 (person p3), in yuan
+WORKED = [
+    dict(claim_id="A1", person_id="p1", discharge_date="2024-03-01", setting="inpatient",
+         hospital_level=3, tier="tier2", low_income=False, total=50_000, in_scope=45_000,
+         self_first=2_000),
+    dict(claim_id="A2", person_id="p1", discharge_date="2024-07-15", setting="inpatient",
+         hospital_level=3, tier="tier2", low_income=False, total=300_000, in_scope=250_000,
+         self_first=10_000),
+    dict(claim_id="O1", person_id="p3", discharge_date="2024-01-05", setting="outpatient",
+         hospital_level=1, tier="tier2", low_income=False, total=800, in_scope=700,
+         self_first=0),
+    dict(claim_id="O2", person_id="p3", discharge_date="2024-02-05", setting="outpatient",
+         hospital_level=1, tier="tier2", low_income=False, total=1_500, in_scope=1_400,
+         self_first=100),
+]
+
+
+def test_every_golden_claim_agrees_with_settle(golden, reference_plan):
+    """One tracing pass over the whole golden batch; each claim's numbers == the kernel's."""
+    claims, expected = golden
+    explained = explain_claims(reference_plan, claims)
+    settled = settle(reference_plan, claims).to_pylist()
+    assert len(explained) == len(settled) == claims.num_rows
+    wrong = [r["claim_id"] for r in settled
+             if explained[r["claim_id"]].result() != {k: v for k, v in r.items()
+                                                       if k != "claim_id"}]
+    assert not wrong, f"{len(wrong)} claims differ, e.g. {wrong[0]}"
+    want = {r["claim_id"]: r["self_pay"] for r in expected.to_pylist()}
+    assert {cid: ex.self_pay for cid, ex in explained.items()} == want
+
+
+def test_one_golden_claim_alone_equals_the_batch(golden, reference_plan):
+    """Explaining one claim settles only its key-mates, and gives the batch's numbers."""
+    claims, _ = golden
+    settled = settle(reference_plan, claims).to_pylist()
+    for row in (settled[-1], settled[len(settled) // 2]):
+        ex = explain_claim(reference_plan, claims, row["claim_id"])
+        assert ex.result() == {k: v for k, v in row.items() if k != "claim_id"}
+
+
+def test_a2_names_the_deductible_a1_consumed(reference_plan):
+    ex = explain_claim(reference_plan, claims_table(WORKED, reference_plan), "A2")
+    basic, _, critical, _ = ex.layers
+    assert basic.base == 24_000_000 and basic.deducted == 80_000
+    assert basic.ratio == 850_000 and basic.pay == 20_332_000
+    hit = [h for h in basic.lookups if h.part == "ratio"][0]
+    assert (hit.table, hit.key_text, hit.value_text) == ("inpatient_ratio", ("tier2", "3"), "85%")
+    assert hit.source.endswith("policy.yb:15")
+    assert basic.caps[0].before == 3_587_000 and basic.caps[0].room == 26_413_000
+    ded = critical.deductible
+    assert (ded.before, ded.room, ded.used, ded.after) == (913_000, 1_087_000, 1_087_000,
+                                                           2_000_000)
+    assert ded.earlier == [("A1", 913_000)]
+    assert [(p.index, p.width, p.pay) for p in critical.pieces] == [(0, 3_581_000, 2_148_600)]
+    assert critical.pay == 2_148_600 and ex.self_pay == 7_519_400
+    text = format_explanation(ex)
+    assert "row inpatient_ratio[tier2, 3] = 85%" in text and "A1 9,130.00" in text
+    assert "self_pay = total 300,000.00" in text and "75,194.00" in text
+
+
+def test_outpatient_deductible_accumulates_over_o1_o2(reference_plan):
+    ex = explain_claim(reference_plan, claims_table(WORKED, reference_plan), "O2")
+    out = ex.layers[1]
+    assert out.deductible.earlier == [("O1", 70_000)]
+    assert (out.deductible.room, out.pay) == (30_000, 70_000)
+    assert ex.self_pay == 80_000
+
+
+def test_json_round_trips(reference_plan):
+    ex = explain_claim(reference_plan, claims_table(WORKED, reference_plan), "A1")
+    data = json.loads(json.dumps(ex.to_dict(), ensure_ascii=False))
+    assert data["claim_id"] == "A1" and data["layers"][0]["pay"] == 3_587_000
+
+
+def test_unknown_and_rejected_claims_say_why(reference_plan):
+    table = claims_table([*WORKED, dict(WORKED[0], claim_id="BAD", person_id="x",
+                                        in_scope=60_000)], reference_plan)
+    with pytest.raises(ExplainError, match="not in the batch"):
+        explain_claim(reference_plan, table, "nope")
+    with pytest.raises(ExplainError, match="in_scope_exceeds_total"):
+        explain_claim(reference_plan, table, "BAD")
+
+
+def test_empty_batch_explains_nothing(reference_plan):
+    assert explain_claims(reference_plan, claims_table([], reference_plan)) == {}
