@@ -1,0 +1,77 @@
+"""Declarations the core registry leaves untyped (groupers, point adjustments) and the
+``PluginRegistry`` view a hook fills.
+
+``Registry.groupers`` maps a name to a ``GrouperDecl``; ``Registry.adjustments`` a name to an
+``AdjustmentDecl``. Both live here, not in core, because only plugins and their callers use
+them: core/points reads the ``PointsPlan`` an adjustment returns, never the adjustment.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+from yibao.core.registry import FunctionDecl, KeyDecl, Registry, Stage, Validator
+
+
+@dataclass(frozen=True)
+class GrouperDecl:
+    """A case-mix grouper. ``run(claims: pa.Table) -> pa.Table`` returns one row per claim with
+    the ``columns`` it names (e.g. ``drg``), vectorised over the whole table."""
+    name: str
+    run: Callable
+    columns: tuple  # output column names
+    doc: str
+    plugin: str = "yibao"
+
+
+@dataclass(frozen=True)
+class AdjustmentDecl:
+    """A provider-side points adjustment. ``apply(points_plan, params) -> PointsPlan`` rewrites
+    a ``yibao.core.points.plan.PointsPlan`` (extra groups, ``Adjustment`` factors, split pools)
+    from ``params``, a plan node holding the policy's figures (never figures in code)."""
+    name: str
+    apply: Callable
+    params: type  # the params node class apply() expects
+    doc: str
+    plugin: str = "yibao"
+
+
+class PluginRegistry:
+    """What a hook sees: ``registry`` restricted to adding, stamped with the plugin's name."""
+
+    def __init__(self, registry: Registry, plugin: str):
+        self.registry, self.plugin = registry, plugin
+
+    def _stamp(self, decl):
+        return dataclasses.replace(decl, plugin=self.plugin)
+
+    def _clash(self, kind: str, table: dict, decl) -> None:
+        old = table.get(decl.name)
+        if old is not None and old.plugin != decl.plugin:
+            raise ValueError(f"{kind} {decl.name!r} from plugin {decl.plugin!r} clashes with the "
+                             f"one from plugin {old.plugin!r}")
+
+    def add_function(self, decl: FunctionDecl) -> None:
+        self.registry.add_function(self._stamp(decl))
+
+    def add_key(self, decl: KeyDecl) -> None:
+        decl = self._stamp(decl)
+        self._clash("key", self.registry.keys, decl)
+        self.registry.add_key(decl)
+
+    def add_validator(self, decl: Validator) -> None:
+        self.registry.validators.append(self._stamp(decl))
+
+    def add_stage(self, decl: Stage) -> None:
+        self.registry.stages.append(self._stamp(decl))
+
+    def add_grouper(self, decl: GrouperDecl) -> None:
+        decl = self._stamp(decl)
+        self._clash("grouper", self.registry.groupers, decl)
+        self.registry.groupers[decl.name] = decl
+
+    def add_adjustment(self, decl: AdjustmentDecl) -> None:
+        decl = self._stamp(decl)
+        self._clash("adjustment", self.registry.adjustments, decl)
+        self.registry.adjustments[decl.name] = decl

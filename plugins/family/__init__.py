@@ -1,0 +1,51 @@
+"""The ``family`` plugin (金华 家庭型医疗保障 pilot; 家庭共济):
+
+- the ``family`` accumulator key (column ``family_id``; a null falls back to the person), so a
+  policy can write ``deductible 2_000 yuan per family per year`` or ``cap … per family per year``;
+- a validator rejecting a blank ``family_id`` (``family_id_blank``) when the plan groups by
+  family: an empty string would make every such claim one household;
+- the ``family_mutual_aid`` stage (家庭共济, see ``mutual_aid``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from yibao.core.registry import KeyDecl, Stage, Validator
+
+from ..hookspecs import hookimpl
+from . import mutual_aid
+
+__version__ = "0.1.0"
+FAMILY = KeyDecl("family", "family_id", "the household (家庭): claims of one family_id; "
+                 "a null family_id falls back to the person")
+
+
+def check_blank_family(plan, columns, raw: pa.Table, n: int):
+    """Rows whose family_id is an empty or all-blank string, when the plan uses the key."""
+    if FAMILY.name not in {k.name for k in plan.keys()} or "family_id" not in raw.column_names:
+        return np.zeros(n, bool), []
+    col = raw.column("family_id").cast(pa.string())
+    blank = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(col), ""), False)
+    mask = np.asarray(blank.to_numpy(zero_copy_only=False), dtype=bool)
+    return mask, "family_id is blank; use null for a person without a household"
+
+
+@hookimpl
+def yibao_register_keys(registry):
+    """The ``family`` key."""
+    registry.add_key(FAMILY)
+
+
+@hookimpl
+def yibao_register_validators(registry):
+    """Reject blank family ids when the plan accumulates per family."""
+    registry.add_validator(Validator("family_id_not_blank", "family_id_blank", check_blank_family))
+
+
+@hookimpl
+def yibao_register_stages(registry):
+    """家庭共济: personal accounts pay bound family members' self-pay."""
+    registry.add_stage(Stage("family_mutual_aid", mutual_aid.run, mutual_aid.COLUMNS,
+                             mutual_aid.reference))
