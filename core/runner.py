@@ -1,0 +1,523 @@
+"""A settlement run: claim files in, a results folder out, in bounded memory if need be.
+
+``run_settle(plan, inputs, out_dir, ...)`` writes to ``out_dir``:
+
+- ``claims.parquet``: one row per accepted claim, ordered by (bucket, discharge_date, claim_id)
+  (core/partition.py): the same bytes whatever the engine, partition count or batch size;
+- ``rejects.parquet``: every rejected row (claim_id, row, reason, message), ordered by ``row``,
+  the input row number over the whole input (files in sorted path order, rows in file order);
+- ``summary.json``: control totals (rows and fen of input, settled, rejected; per layer), which
+  must balance or the run fails; ``manifest.json``: hashes and versions of everything used.
+
+Two local modes, the same results:
+
+- *in memory*: every file read into one table, settled by ``engine.settle_batch``;
+- *partitioned* (the estimated in-memory size exceeds ``memory_limit``): pass 1 streams the
+  input in record batches and spills each row, tagged with its row number and bucket, to the
+  Parquet file of its partition (a range of buckets); duplicate claim ids are found across the
+  whole input from 64-bit claim-id hashes (then confirmed on the ids themselves); pass 2 settles
+  partition by partition. Temporary files live in ``out_dir/.yibao-run`` and go on success.
+
+Duplicates: every copy of a claim id that appears more than once anywhere in the input is
+rejected (``duplicate_claim_id``), as ``settle_batch`` does within one batch.
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from . import __version__
+from .arrow_io import REJECT_SCHEMA, ClaimsError, _message, money_to_fen, prepare
+from .engine import settle_batch
+from .manifest import (OutputFolder, ParquetOut, Totals, exact_sum, plugin_versions,
+                       policy_files, sha256_file)
+from .partition import (NBUCKETS, PartitionError, bucket_order, buckets, hash_strings,
+                        partition_key, partition_of)
+from .plan import PERSON, Plan
+from .registry import default_registry
+
+BATCH_ROWS = 1 << 18  # rows per record batch read in the partitioned mode
+SPILL_FLUSH = 1 << 16  # rows buffered per partition before a spill write
+MEMORY_FACTOR = 6  # engine working memory per byte of uncompressed claims (measured, ~4-6x)
+IPC_SUFFIXES = (".arrow", ".ipc", ".feather")
+EXIT_OK, EXIT_REJECTS, EXIT_FAILED = 0, 1, 2
+
+
+class InputError(ValueError):
+    """A claims file cannot be read (exit 2)."""
+
+
+class BalanceError(RuntimeError):
+    """The control totals do not balance: the run is not published (exit 2)."""
+
+
+@dataclass
+class Summary:
+    policy: str
+    engine: str
+    mode: str  # "memory" or "partitioned"
+    partitions: int
+    totals: Totals
+    seconds: float = 0.0
+    labels: dict = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_REJECTS if self.totals.rejected_rows else EXIT_OK
+
+    def as_dict(self) -> dict:
+        return {"policy": self.policy, "engine": self.engine, "mode": self.mode,
+                "partitions": self.partitions, "buckets": NBUCKETS,
+                **self.totals.as_dict(), "labels": self.labels,
+                "seconds": round(self.seconds, 3)}
+
+
+# -- input -----------------------------------------------------------------------------------
+
+def input_files(inputs) -> list:
+    """The claim files of ``inputs`` (a path or a list): a folder stands for every Parquet
+    file under it; all files sorted by path, which fixes the row numbering."""
+    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    found = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(f for f in p.rglob("*.parquet") if f.is_file())
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise InputError(f"no claims file or folder at {p}")
+    if not found:
+        raise InputError(f"no Parquet files under {', '.join(map(str, paths))}")
+    return sorted(found, key=lambda f: f.as_posix())
+
+
+class Source:
+    """One claims file: Parquet, or Arrow IPC (file or stream format)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.ipc = self.path.suffix in IPC_SUFFIXES
+        try:
+            if self.ipc:
+                table = self._read_ipc()
+                self.rows, self.schema, self.bytes = table.num_rows, table.schema, table.nbytes
+            else:
+                meta = pq.ParquetFile(str(self.path)).metadata
+                self.rows = meta.num_rows
+                self.schema = meta.schema.to_arrow_schema()
+                self.bytes = sum(meta.row_group(i).total_byte_size
+                                 for i in range(meta.num_row_groups))
+        except (pa.ArrowException, OSError) as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc) -> InputError:
+        kind = "Arrow IPC" if self.ipc else "Parquet"
+        return InputError(f"{self.path}: not a readable {kind} file ({exc}); the file may be "
+                          "truncated or corrupt: export it again")
+
+    def _read_ipc(self) -> pa.Table:
+        import pyarrow.ipc as ipc
+        with pa.memory_map(str(self.path)) as src:
+            try:
+                return ipc.open_file(src).read_all()
+            except pa.ArrowInvalid:
+                src.seek(0)
+                return ipc.open_stream(src).read_all()
+
+    def batches(self, rows: int) -> Iterator[pa.Table]:
+        try:
+            if self.ipc:
+                yield from self._read_ipc().to_batches(rows)
+                return
+            for batch in pq.ParquetFile(str(self.path)).iter_batches(batch_size=rows):
+                yield pa.Table.from_batches([batch])
+        except (pa.ArrowException, OSError) as exc:
+            raise self._error(exc) from exc
+
+    def read(self) -> pa.Table:
+        try:
+            return self._read_ipc() if self.ipc else pq.read_table(str(self.path))
+        except (pa.ArrowException, OSError) as exc:
+            raise self._error(exc) from exc
+
+
+def open_sources(plan: Plan, files: list) -> list:
+    """Open every file and check that its columns can be settled (same schema everywhere)."""
+    sources = [Source(f) for f in files]
+    first = sources[0]
+    prepare(plan, first.schema.empty_table())  # raises ClaimsError for a missing/wrong column
+    for s in sources[1:]:
+        if not s.schema.equals(first.schema, check_metadata=False):
+            raise ClaimsError(f"{s.path} has columns {_cols(s.schema)} but {first.path} has "
+                              f"{_cols(first.schema)}: every claims file of a run needs the "
+                              "same columns and types")
+    return sources
+
+
+def _cols(schema) -> str:
+    return "(" + ", ".join(f"{f.name}: {f.type}" for f in schema) + ")"
+
+
+def estimated_memory(sources) -> int:
+    return MEMORY_FACTOR * sum(s.bytes for s in sources)
+
+
+def default_memory_limit() -> int:
+    """Half the machine's physical memory."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError):
+        return 4 << 30
+
+
+# -- one piece -------------------------------------------------------------------------------
+
+def settle_piece(plan: Plan, table: pa.Table, rows: np.ndarray, bucket: np.ndarray,
+                 registry, context) -> tuple:
+    """Settle the claims of some whole buckets. ``rows`` are their input row numbers and
+    ``bucket`` their buckets. Returns (results in (bucket, date, claim_id) order, rejects with
+    input row numbers, fen of the rejected rows' totals)."""
+    if table.num_rows == 0:
+        empty = settle_batch(plan, table, registry, context)
+        return empty.results, empty.rejects, 0
+    batch = settle_batch(plan, table, registry, context)
+    claim_id = table.column("claim_id").combine_chunks()
+    if not pa.types.is_string(claim_id.type):
+        claim_id = claim_id.cast(pa.string())
+    results = batch.results.take(pa.array(
+        bucket_order(batch.results.column("claim_id"), claim_id, bucket)))
+    local = np.asarray(batch.rejects.column("row").to_numpy(), dtype=np.int64)
+    rejects = batch.rejects.set_column(1, "row", pa.array(rows[local], pa.int64()))
+    fen = exact_sum(money_to_fen(table.column("total").take(pa.array(local)))) if len(local) \
+        else 0
+    return results, rejects, fen
+
+
+def duplicate_rejects(table: pa.Table, rows: np.ndarray, duplicates: pa.Array) -> tuple:
+    """(rows of ``table`` whose claim id is a known duplicate, their rejects, their fen)."""
+    mask = np.asarray(pc.is_in(table.column("claim_id"), value_set=duplicates)
+                      .to_numpy(zero_copy_only=False), dtype=bool)
+    idx = np.flatnonzero(mask)
+    ids = table.column("claim_id").take(pa.array(idx)).to_pylist()
+    rejects = pa.table({
+        "claim_id": pa.array(ids, pa.string()), "row": pa.array(rows[idx], pa.int64()),
+        "reason": pa.array(["duplicate_claim_id"] * len(idx), pa.string()),
+        "message": pa.array([_message("duplicate_claim_id", "claim_id", c) for c in ids],
+                            pa.string())}, schema=REJECT_SCHEMA)
+    fen = exact_sum(money_to_fen(table.column("total").take(pa.array(idx)))) if len(idx) else 0
+    return mask, rejects, fen
+
+
+def input_fen(table: pa.Table) -> int:
+    return exact_sum(money_to_fen(table.column("total")))
+
+
+# -- progress --------------------------------------------------------------------------------
+
+class Progress:
+    """A rich progress bar on stderr (rows, rows/s, ETA), only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool):
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar,
+                                       TaskProgressColumn, TextColumn, TimeRemainingColumn)
+            self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                           TaskProgressColumn(),
+                           TextColumn("{task.fields[rate]} rows/s"), TimeRemainingColumn(),
+                           console=Console(stderr=True), transient=False)
+            self.bar.start()
+
+    def task(self, description: str, total: int):
+        if self.bar is None:
+            return None
+        return self.bar.add_task(description, total=total, rate="-")
+
+    def advance(self, task, rows: int) -> None:
+        if self.bar is None or task is None:
+            return
+        self.bar.advance(task, rows)
+        speed = self.bar.tasks[task].speed
+        self.bar.update(task, rate=f"{speed:,.0f}" if speed else "-")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, engine="local",
+               overwrite=False, progress=True, context=None, policy_path=None,
+               partitions=None) -> Summary:
+    """Settle every claim of ``inputs`` into ``out_dir`` (module docstring). ``partitions``
+    forces the partitioned mode with that many partitions (tests); otherwise it is chosen
+    when the estimated in-memory size exceeds ``memory_limit`` (bytes; default half the RAM).
+    Raises InputError, ClaimsError, PartitionError, FileExistsError or BalanceError when the
+    run cannot be done; nothing is published then."""
+    start = time.perf_counter()
+    registry = registry or default_registry()
+    files = input_files(inputs)
+    sources = open_sources(plan, files)
+    limit = memory_limit or default_memory_limit()
+    if partitions is None and engine == "local" and estimated_memory(sources) > limit:
+        partitions = max(2, math.ceil(2 * estimated_memory(sources) / limit))
+    out = OutputFolder(out_dir, overwrite)
+    bar = Progress(progress)
+    try:
+        if engine == "spark":
+            from .spark import settle_spark
+            mode, count, totals = "spark", partitions or 0, Totals()
+            count = settle_spark(plan, sources, out, totals, registry, context, partitions)
+        elif engine != "local":
+            raise ValueError(f"unknown engine {engine!r}: use 'local' or 'spark'")
+        elif partitions:
+            mode, count = "partitioned", min(int(partitions), NBUCKETS)
+            totals = _settle_partitioned(plan, sources, out, count, registry, context, bar)
+        else:
+            mode, count = "memory", 1
+            totals = _settle_in_memory(plan, sources, out, registry, context, bar)
+        summary = Summary(plan.name, engine, mode, count, totals,
+                          time.perf_counter() - start,
+                          {layer.name: layer.label for layer in plan.layers})
+        _finish(plan, summary, sources, out, registry, policy_path)
+    except BaseException:
+        out.discard()
+        raise
+    finally:
+        bar.close()
+    return summary
+
+
+def _finish(plan, summary, sources, out, registry, policy_path) -> None:
+    t = summary.totals
+    if not t.balanced:
+        raise BalanceError(f"control totals do not balance: input {t.input_rows} rows / "
+                           f"{t.input_fen} fen, settled {t.settled_rows} / {t.settled_fen}, "
+                           f"rejected {t.rejected_rows} / {t.rejected_fen}")
+    out.write_json("summary.json", summary.as_dict())
+    out.write_json("manifest.json", _manifest(plan, summary, sources, out, registry,
+                                              policy_path))
+    out.publish()
+
+
+def _manifest(plan, summary, sources, out, registry, policy_path) -> dict:
+    outputs = {name: {"sha256": sha256_file(out.stage(name)),
+                      "rows": pq.ParquetFile(str(out.stage(name))).metadata.num_rows}
+               for name in ("claims.parquet", "rejects.parquet")}
+    return {
+        "yibao_version": __version__, "plan_version": plan.version,
+        "policy": {"name": plan.name, "region": plan.region, "meta": dict(plan.meta),
+                   "files": policy_files(policy_path)},
+        "plugins": plugin_versions(registry),
+        "inputs": [{"path": str(s.path), "sha256": sha256_file(s.path), "rows": s.rows,
+                    "bytes": s.path.stat().st_size} for s in sources],
+        "outputs": outputs, "engine": summary.engine, "mode": summary.mode,
+        "partitions": summary.partitions, "buckets": NBUCKETS,
+        "row_order": "claims: (bucket of partition key, discharge_date, claim_id); "
+                     "rejects: input row",
+    }
+
+
+def _write_rejects(out: OutputFolder, pieces: list) -> None:
+    rejects = pa.concat_tables(pieces) if pieces else REJECT_SCHEMA.empty_table()
+    rejects = rejects.take(pc.sort_indices(rejects, sort_keys=[("row", "ascending")]))
+    writer = ParquetOut(out.stage("rejects.parquet"), REJECT_SCHEMA)
+    writer.write(rejects)
+    writer.close()
+
+
+def _settle_in_memory(plan, sources, out, registry, context, bar) -> Totals:
+    task = bar.task("settle", sum(s.rows for s in sources))
+    tables = [s.read() for s in sources]
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    del tables
+    totals = Totals(input_rows=table.num_rows, input_fen=input_fen(table))
+    rows = np.arange(table.num_rows, dtype=np.int64)
+    results, rejects, fen = settle_piece(plan, table, rows, buckets(plan, table), registry,
+                                         context)
+    bar.advance(task, table.num_rows)
+    totals.add_results(results, [layer.name for layer in plan.layers])
+    totals.add_rejects(rejects, fen)
+    writer = ParquetOut(out.stage("claims.parquet"), results.schema)
+    writer.write(results)
+    writer.close()
+    _write_rejects(out, [rejects])
+    return totals
+
+
+# -- partitioned -----------------------------------------------------------------------------
+
+class Spill:
+    """Pass 1's output: one Parquet file per partition, written in buffered chunks."""
+
+    def __init__(self, folder: Path, count: int):
+        self.folder, self.count = folder, count
+        folder.mkdir(parents=True, exist_ok=True)
+        self.buffers = [[] for _ in range(count)]
+        self.sizes = [0] * count
+        self.writers = [None] * count
+
+    def path(self, p: int) -> Path:
+        return self.folder / f"part-{p:05d}.parquet"
+
+    def add(self, table: pa.Table, part: np.ndarray) -> None:
+        order = np.argsort(part, kind="stable")
+        bounds = np.searchsorted(part[order], np.arange(self.count + 1))
+        sorted_table = table.take(pa.array(order))
+        for p in range(self.count):
+            lo, hi = int(bounds[p]), int(bounds[p + 1])
+            if hi > lo:
+                self.buffers[p].append(sorted_table.slice(lo, hi - lo))
+                self.sizes[p] += hi - lo
+                if self.sizes[p] >= SPILL_FLUSH:
+                    self._flush(p)
+
+    def _flush(self, p: int) -> None:
+        table = pa.concat_tables(self.buffers[p])
+        if self.writers[p] is None:
+            self.writers[p] = pq.ParquetWriter(str(self.path(p)), table.schema,
+                                               compression="lz4")
+        self.writers[p].write_table(table)
+        self.buffers[p], self.sizes[p] = [], 0
+
+    def close(self) -> None:
+        for p in range(self.count):
+            if self.sizes[p]:
+                self._flush(p)
+            if self.writers[p] is not None:
+                self.writers[p].close()
+
+    def read(self, p: int, columns=None):
+        path = self.path(p)
+        return pq.read_table(str(path), columns=columns) if path.exists() else None
+
+
+class _KeyCheck:
+    """Global checks over pass 1: claim-id hashes (duplicates across partitions) and, when the
+    partition key is wider than the person, that every person stays in one bucket."""
+
+    def __init__(self, plan: Plan):
+        self.wide = partition_key(plan).name != PERSON.name
+        self.claims: list = []
+        self.persons: list = []
+
+    def add(self, table: pa.Table, bucket: np.ndarray, claim_hash: np.ndarray) -> None:
+        valid = np.asarray(pc.is_valid(table.column("claim_id")).to_numpy(
+            zero_copy_only=False), dtype=bool)
+        self.claims.append(claim_hash[valid])
+        if self.wide:
+            ph = hash_strings(table.column("person_id"))
+            pairs = np.unique(np.stack([ph, bucket.astype(np.uint64)], axis=1), axis=0)
+            self.persons.append(pairs)
+
+    def candidate_hashes(self) -> np.ndarray:
+        """Claim-id hashes seen more than once (the ids themselves are compared later)."""
+        h = np.sort(np.concatenate(self.claims)) if self.claims else np.zeros(0, np.uint64)
+        self.claims = []
+        return np.unique(h[1:][h[1:] == h[:-1]])
+
+    def check_persons(self) -> None:
+        if not self.wide or not self.persons:
+            return
+        pairs = np.unique(np.concatenate(self.persons), axis=0)
+        self.persons = []
+        split = np.flatnonzero(pairs[1:, 0] == pairs[:-1, 0])
+        if len(split):
+            raise PartitionError(
+                f"{len(split)} person(s) appear under different family keys (e.g. a family id "
+                "on some claims and none on others), so their claims cannot be settled "
+                "partition by partition: settle in memory (raise --memory-limit) or make "
+                "each person's family id the same on all of their claims")
+
+
+def _settle_partitioned(plan, sources, out, count, registry, context, bar) -> Totals:
+    spill = Spill(out.spill, count)
+    check = _KeyCheck(plan)
+    totals = Totals()
+    task = bar.task("partition", sum(s.rows for s in sources))
+    for table in _input_batches(sources):
+        n = table.num_rows
+        rows = np.arange(totals.input_rows, totals.input_rows + n, dtype=np.int64)
+        totals.input_rows += n
+        totals.input_fen += input_fen(table)
+        bucket = buckets(plan, table)
+        claim_hash = hash_strings(table.column("claim_id"))
+        check.add(table, bucket, claim_hash)
+        table = (table.append_column("_row", pa.array(rows))
+                 .append_column("_bucket", pa.array(bucket)))
+        spill.add(table.append_column("_chash", pa.array(claim_hash)),
+                  partition_of(bucket, count))
+        bar.advance(task, n)
+    spill.close()
+    check.check_persons()
+    duplicates = _duplicate_ids(spill, check.candidate_hashes())
+    _settle_spilled(plan, spill, out, totals, duplicates, registry, context, bar,
+                    sources[0].schema)
+    return totals
+
+
+def _input_batches(sources) -> Iterator[pa.Table]:
+    for source in sources:
+        yield from source.batches(BATCH_ROWS)
+
+
+def _duplicate_ids(spill: Spill, candidates: np.ndarray) -> pa.Array:
+    """Claim ids (strings) occurring more than once in the whole input."""
+    if len(candidates) == 0:
+        return pa.array([], pa.string())
+    found = []
+    for p in range(spill.count):
+        t = spill.read(p, ["claim_id", "_chash"])
+        if t is not None:
+            hit = pc.is_in(t.column("_chash"), value_set=pa.array(candidates))
+            found.append(t.column("claim_id").filter(hit))
+    ids = pa.chunked_array(found, pa.string()).combine_chunks() if found else \
+        pa.array([], pa.string())
+    counts = pc.value_counts(ids)
+    return counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+
+
+def _settle_spilled(plan, spill, out, totals, duplicates, registry, context, bar,
+                    schema) -> None:
+    task = bar.task("settle", totals.input_rows)
+    layer_names = [layer.name for layer in plan.layers]
+    writer, rejects = None, []
+    for p in range(spill.count):
+        table = spill.read(p)
+        if table is None:
+            continue
+        rows = np.asarray(table.column("_row").to_numpy(), dtype=np.int64)
+        bucket = np.asarray(table.column("_bucket").to_numpy(), dtype=np.int32)
+        table = table.drop_columns(["_row", "_bucket", "_chash"])
+        if len(duplicates):
+            dup, dup_rejects, fen = duplicate_rejects(table, rows, duplicates)
+            totals.add_rejects(dup_rejects, fen)
+            rejects.append(dup_rejects)
+            keep = np.flatnonzero(~dup)
+            table, rows, bucket = table.take(pa.array(keep)), rows[keep], bucket[keep]
+        results, piece_rejects, fen = settle_piece(plan, table, rows, bucket, registry, context)
+        totals.add_results(results, layer_names)
+        totals.add_rejects(piece_rejects, fen)
+        rejects.append(piece_rejects)
+        if writer is None:
+            writer = ParquetOut(out.stage("claims.parquet"), results.schema)
+        writer.write(results)
+        spill.path(p).unlink()
+        bar.advance(task, len(rows) + (0 if not len(duplicates) else int(dup.sum())))
+    if writer is None:  # no rows at all: an empty results file with the right columns
+        empty = settle_batch(plan, schema.empty_table(), registry, context).results
+        writer = ParquetOut(out.stage("claims.parquet"), empty.schema)
+    writer.close()
+    _write_rejects(out, rejects)
