@@ -1,0 +1,97 @@
+"""Versions in force: each claim settled under the version in force on its discharge date;
+gaps and overlaps are compile-time errors with file:line; mid-year carry-over is refused."""
+from __future__ import annotations
+
+import pytest
+
+from yibao.core.engine import settle
+from yibao.core.policytest import claims_table
+from yibao.core.versions import VersionError, settle_versions
+from yibao.dsl.errors import PolicyError
+from yibao.dsl.versions import compile_versions
+
+from .conftest import CONFIGS
+
+SOURCE = (CONFIGS / "reference" / "policy.yb").read_text(encoding="utf-8")
+RANGE = "effective 2024-01-01 to 2025-12-31"
+
+
+def version(folder, name, start, end, tier2_level3="85%"):
+    text = SOURCE.replace(RANGE, f"effective {start} to {end}")
+    text = text.replace("tier2, 3: 85%", f"tier2, 3: {tier2_level3}")
+    (folder / name).write_text(text, encoding="utf-8")
+
+
+def claim(cid, person, date):
+    return dict(claim_id=cid, person_id=person, discharge_date=date, setting="inpatient",
+                hospital_level=3, tier="tier2", total=50_000, in_scope=45_000, self_first=2_000)
+
+
+@pytest.fixture
+def two_years(tmp_path):
+    version(tmp_path, "policy_2024.yb", "2024-01-01", "2024-12-31")
+    version(tmp_path, "policy_2025.yb", "2025-01-01", "2025-12-31", tier2_level3="90%")
+    return tmp_path
+
+
+def test_each_claim_under_the_version_in_force(two_years):
+    plans = compile_versions(two_years)
+    assert [p.effective_from for p in plans] == sorted(p.effective_from for p in plans)
+    rows = [claim("a24", "p", "2024-06-01"), claim("a25", "p", "2025-06-01"),
+            claim("b24", "q", "2024-12-31"), claim("x", "q", "2026-01-02")]
+    table = claims_table(rows, plans[0])
+    out = settle_versions(plans, table)
+    got = {r["claim_id"]: r["basic_inpatient"] for r in out.results.to_pylist()}
+    # 42,200 after the 800 deductible: × 85% in 2024, × 90% in 2025
+    assert got == {"a24": 3_587_000, "b24": 3_587_000, "a25": 3_798_000}
+    assert out.rejects.to_pylist()[0]["claim_id"] == "x"
+    assert out.rejects.to_pylist()[0]["row"] == 3
+    assert out.results.num_rows + out.rejects.num_rows == out.input_rows == 4
+
+
+def test_last_years_claims_give_last_years_answers(two_years):
+    """The 2024 claims under the folder == the 2024 version alone (accumulators included)."""
+    plans = compile_versions(two_years)
+    rows = [claim(f"c{i}", "p", f"2024-{m:02d}-10") for i, m in enumerate((2, 5, 9, 11))]
+    rows += [claim("n1", "p", "2025-02-10")]
+    table = claims_table(rows, plans[0])
+    alone = settle(plans[0], claims_table(rows[:4], plans[0])).to_pylist()
+    both = settle_versions(plans, table).results.to_pylist()
+    assert both[:4] == [dict(r) for r in alone]
+    # 2025 starts afresh: its whole critical base 45,000 − 37,980 is deductible again (2024's
+    # four claims had consumed all 20,000)
+    assert both[4]["critical_deductible"] == 702_000
+
+
+@pytest.mark.parametrize("second, code, line_text", [
+    (("2025-02-01", "2025-12-31"), "E501", "no version is in force from 2025-01-01 to 2025-01-31"),
+    (("2024-12-01", "2025-12-31"), "E502", "previous version runs to 2024-12-31"),
+])
+def test_gap_and_overlap_are_compile_errors(tmp_path, second, code, line_text):
+    version(tmp_path, "a.yb", "2024-01-01", "2024-12-31")
+    version(tmp_path, "b.yb", *second)
+    with pytest.raises(PolicyError) as info:
+        compile_versions(tmp_path)
+    assert info.value.codes == [code]
+    text = str(info.value)
+    assert f"{tmp_path / 'b.yb'}:4:" in text and line_text in text and "^" in text
+
+
+def test_mid_year_change_refused_only_when_a_key_spans_it(tmp_path):
+    version(tmp_path, "a.yb", "2024-01-01", "2024-06-30")
+    version(tmp_path, "b.yb", "2024-07-01", "2024-12-31", tier2_level3="90%")
+    plans = compile_versions(tmp_path)
+    apart = claims_table([claim("a", "p", "2024-03-01"), claim("b", "q", "2024-09-01")],
+                         plans[0])
+    got = {r["claim_id"]: r["basic_inpatient"] for r in settle_versions(plans, apart)
+           .results.to_pylist()}
+    assert got == {"a": 3_587_000, "b": 3_798_000}
+    spans = claims_table([claim("a", "p", "2024-03-01"), claim("b", "p", "2024-09-01")],
+                         plans[0])
+    with pytest.raises(VersionError, match="person 'p' in 2024"):
+        settle_versions(plans, spans)
+
+
+def test_one_policy_file_is_one_version():
+    plans = compile_versions(CONFIGS / "reference")
+    assert len(plans) == 1 and plans[0].name == "参考政策"
