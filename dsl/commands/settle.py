@@ -1,0 +1,75 @@
+"""`yibao settle --policy CITY CLAIMS --out results/`: settle claim files into a results folder.
+
+Writes claims.parquet, rejects.parquet, summary.json and manifest.json (core/runner.py), in
+bounded memory when the input is larger than ``--memory-limit``. Exit codes: 0 settled, 1
+settled with rejected rows, 2 could not run (nothing is published then).
+"""
+from __future__ import annotations
+
+import re
+import sys
+
+NAME = "settle"
+HELP = "settle claim files (Parquet or Arrow IPC) under a policy into a results folder"
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def memory_size(text: str) -> int:
+    """Bytes from ``4G``, ``512M``, ``1.5GB`` or a plain number of bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)I?B?\s*", text.upper())
+    if not m:
+        raise ValueError(f"memory size {text!r}: write e.g. 4G, 512M or 1500000000")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def add_arguments(parser):
+    parser.add_argument("claims", nargs="+",
+                        help="Parquet file(s) or folder(s) of Parquet files, or an Arrow IPC file")
+    parser.add_argument("--policy", required=True, help="a city folder or a policy file")
+    parser.add_argument("--out", default="results", help="output folder (default: results)")
+    parser.add_argument("--memory-limit", type=memory_size, default=None,
+                        help="settle partition by partition above this size, e.g. 4G "
+                             "(default: half the machine's memory)")
+    parser.add_argument("--engine", choices=("local", "spark"), default="local")
+    parser.add_argument("--partitions", type=int, default=None,
+                        help="force this many partitions (default: from the memory limit)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace results already in the output folder")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    from yibao.core.arrow_io import ClaimsError
+    from yibao.core.partition import PartitionError
+    from yibao.core.runner import BalanceError, InputError, run_settle
+    from ._common import console, load_policy, registry
+    reg = registry()
+    plan = load_policy(args.policy, reg)
+    if plan is None:
+        return 2
+    claims = args.claims[0] if len(args.claims) == 1 else args.claims
+    try:
+        summary = run_settle(plan, claims, args.out, registry=reg,
+                             memory_limit=args.memory_limit, engine=args.engine,
+                             overwrite=args.overwrite, progress=not args.no_progress,
+                             policy_path=args.policy, partitions=args.partitions)
+    except (InputError, ClaimsError, PartitionError, BalanceError, FileExistsError,
+            ImportError) as exc:
+        print(f"yibao settle: {exc}", file=sys.stderr)
+        return 2
+    print_run(summary, console(), args.out)
+    return summary.exit_code
+
+
+def print_run(summary, out, folder) -> None:
+    from .summary import print_summary
+    t = summary.totals
+    print_summary({"policy": summary.policy, "settled": t.settled_rows,
+                   "rejected": t.rejected_rows, "layers": t.layers, "labels": summary.labels,
+                   "self_pay": t.self_pay, "seconds": summary.seconds,
+                   "input_rows": t.input_rows}, out)
+    if t.reasons:
+        out.print("rejected: " + ", ".join(f"{k} {v:,}" for k, v in t.reasons.items()))
+    out.print(f"{summary.mode} ({summary.engine}, {summary.partitions} partition(s)); "
+              f"results in {folder}/")
