@@ -88,18 +88,34 @@ def _keys(plan: Plan, prep: Prepared) -> dict:
     return out
 
 
-def settle_batch(plan: Plan, claims, registry=None, context=None) -> BatchResult:
-    """Check, settle and return results and rejects for one in-memory batch. ``context`` holds
-    the run's extra inputs for plugin stages (e.g. ``{"balances": table}``)."""
+@dataclass
+class Lowered:
+    """A batch ready for the kernel: accepted rows, the program and the settlement order."""
+    prep: Prepared
+    program: object  # lower.Program
+    order: np.ndarray  # int64 row indices of prep in settlement order
+
+
+def lower_batch(plan: Plan, claims, registry=None) -> Lowered:
+    """Everything before the kernel loop: prepare, plugin validators, lookup rejects, keys,
+    vectorised expressions, policy years and the settlement order."""
     registry = registry or default_registry()
     prep = prepare(plan, claims)
-    input_rows = prep.n + len(prep.rejects)
     prep = run_validators(plan, prep, registry)
     prep, ev = _reject_missing_lookups(plan, prep, registry)
     program = Lowerer(plan, ev, _keys(plan, prep), prep.n).lower()
     days = prep.columns["discharge_date"]
     program.year = np.ascontiguousarray(policy_years(days, plan.year_start))
-    order = settlement_order(prep.claim_id, days)
+    return Lowered(prep, program, settlement_order(prep.claim_id, days))
+
+
+def settle_batch(plan: Plan, claims, registry=None, context=None) -> BatchResult:
+    """Check, settle and return results and rejects for one in-memory batch. ``context`` holds
+    the run's extra inputs for plugin stages (e.g. ``{"balances": table}``)."""
+    registry = registry or default_registry()
+    low = lower_batch(plan, claims, registry)
+    prep, program, order = low.prep, low.program, low.order
+    input_rows = prep.n + len(prep.rejects)
     program.run(order)
     results = _results_table(plan, prep, program, order)
     if registry.stages:
