@@ -72,7 +72,8 @@ def version_index(plans, days: np.ndarray) -> np.ndarray:
     return np.where(ok, idx, -1)
 
 
-def _days(claims: pa.Table) -> np.ndarray:
+def discharge_days(claims: pa.Table) -> np.ndarray:
+    """discharge_date of every row as days since 1970-01-01 (int64; null -> int64 min)."""
     col = claims.column("discharge_date").combine_chunks()
     days = pc.cast(col, pa.int32()).to_numpy(zero_copy_only=False)
     return np.where(col.is_null().to_numpy(zero_copy_only=False), np.iinfo(np.int64).min,
@@ -83,7 +84,7 @@ def spanning_keys(plans, claims: pa.Table, which: np.ndarray) -> list:
     """(key, value, policy year, versions) for every key with claims of one policy year
     under two or more versions."""
     years = np.full(len(which), -1, dtype=np.int64)
-    days = _days(claims)
+    days = discharge_days(claims)
     for i, plan in enumerate(plans):
         mask = which == i
         years[mask] = policy_years(days[mask], plan.year_start)
@@ -107,7 +108,7 @@ def settle_versions(plans, claims, registry=None, context=None) -> BatchResult:
     input row numbers of ``claims``."""
     plans = check_versions(plans)
     claims = as_table(claims)
-    which = version_index(plans, _days(claims))
+    which = version_index(plans, discharge_days(claims))
     span = spanning_keys(plans, claims, which) if len(plans) > 1 else []
     if span:
         key, value, year, ws = span[0]
