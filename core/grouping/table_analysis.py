@@ -261,6 +261,20 @@ def _pair_finding(table: DecisionTable, regions, i: int, j: int) -> Optional[Fin
                     f"match both and get {ri.group} by first match", (j + 1, i + 1), table)
 
 
+def _merge_cross(table: DecisionTable, j: int, pairs: list) -> list:
+    """One T005 note per row, naming every earlier row that ranks above it."""
+    cross = [f for f in pairs if f.code == CROSS]
+    if len(cross) < 2:
+        return pairs
+    earlier = [f.rows[1] for f in cross]
+    names = ", ".join(f"{r} ({table.rows[r - 1].group})" for r in earlier)
+    merged = _finding(CROSS, "note",
+                      f"row {j + 1} ({table.rows[j].group}) can match claims that rows {names} "
+                      f"match through different columns or several procedures; first match "
+                      f"gives those rows", (j + 1, *earlier), table)
+    return [f for f in pairs if f.code != CROSS] + [merged]
+
+
 def analyse(table: DecisionTable) -> list:
     """Findings (``Finding``) for ``table`` in row order. A row that never matches (T004) or
     is hidden (T001, reported against the first row hiding it) takes part in no other
@@ -275,7 +289,7 @@ def analyse(table: DecisionTable) -> list:
             continue
         pairs = [f for i in live if (f := _pair_finding(table, regions, i, j)) is not None]
         hidden = next((f for f in pairs if f.code == UNREACHABLE), None)
-        findings.extend([hidden] if hidden else pairs)
+        findings.extend([hidden] if hidden else _merge_cross(table, j, pairs))
         if hidden is None:
             live.append(j)
     return findings
