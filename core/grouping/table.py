@@ -589,6 +589,8 @@ def _suffixed_conditions(cells: dict, where: str) -> list:
             continue
         column, kind = m.groups()
         if kind in ("lo", "hi"):
+            if column not in bands:
+                out.append(column)          # a placeholder: the band keeps its header place
             bands.setdefault(column, {})[kind] = _int(cell, where, name)
         elif kind == "in":
             out.append(SettingIn(_split(cell), column))
@@ -598,7 +600,7 @@ def _suffixed_conditions(cells: dict, where: str) -> list:
         lo, hi = ends.get("lo"), ends.get("hi")
         if lo is not None and hi is not None and lo >= hi:
             raise DecisionTableError(f"{where}: {column}_lo {lo} is not below {column}_hi {hi}")
-        out.append(IntBand(column, lo, hi))
+        out[out.index(column)] = IntBand(column, lo, hi)
     return out
 
 
