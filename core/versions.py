@@ -81,8 +81,8 @@ def discharge_days(claims: pa.Table) -> np.ndarray:
 
 
 def spanning_keys(plans, claims: pa.Table, which: np.ndarray) -> list:
-    """(key, value, policy year, versions) for every key with claims of one policy year
-    under two or more versions."""
+    """(key, value, policy year, [first, last version index]) for every key with claims of
+    one policy year under two or more versions (vectorised: a group-by per key)."""
     years = np.full(len(which), -1, dtype=np.int64)
     days = discharge_days(claims)
     for i, plan in enumerate(plans):
@@ -93,11 +93,12 @@ def spanning_keys(plans, claims: pa.Table, which: np.ndarray) -> list:
     for key in keys.values():
         if key.column not in claims.column_names:
             continue
-        values = key_values(claims, key).to_numpy(zero_copy_only=False)
-        seen: dict = {}
-        for v, y, w in zip(values[valid], years[valid], which[valid]):
-            seen.setdefault((v, int(y)), set()).add(int(w))
-        found += [(key.name, v, y, sorted(ws)) for (v, y), ws in seen.items() if len(ws) > 1]
+        t = pa.table({"v": key_values(claims, key), "y": pa.array(years),
+                      "w": pa.array(which)}).filter(pa.array(valid))
+        g = t.group_by(["v", "y"]).aggregate([("w", "count_distinct"), ("w", "min"),
+                                              ("w", "max")])
+        g = g.filter(pc.greater(g.column("w_count_distinct"), 1))
+        found += [(key.name, r["v"], r["y"], [r["w_min"], r["w_max"]]) for r in g.to_pylist()]
     return found
 
 
