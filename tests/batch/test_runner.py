@@ -1,0 +1,193 @@
+"""The settlement runner: one result whatever the mode, partition count or batch size; the
+row order it promises; control totals; outputs published whole; the CLI's exit codes."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from yibao.core import runner
+from yibao.core.engine import settle_batch
+from yibao.core.generate import write_claims
+from yibao.core.partition import PartitionError, buckets
+from yibao.core.runner import run_settle
+from yibao.dsl.commands import settle as settle_cmd
+
+from .conftest import REFERENCE
+
+
+def outputs(folder):
+    return {n: (folder / n).read_bytes() for n in ("claims.parquet", "rejects.parquet")}
+
+
+def with_bad_rows(claims: pa.Table) -> pa.Table:
+    """Copies of two claim ids (one copy far from the other) and a negative total."""
+    ids = claims.column("claim_id").to_pylist()
+    ids[100] = ids[4000]
+    ids[2500] = ids[7]
+    total = claims.column("total").to_pylist()
+    total[50] = -1
+    t = claims.set_column(0, "claim_id", pa.array(ids, pa.string()))
+    return t.set_column(t.schema.get_field_index("total"), "total", pa.array(total, pa.int64()))
+
+
+def solo_families(claims: pa.Table) -> pa.Table:
+    """family_id filled with the person for persons without a household (the compiled plan
+    rejects a null family_id as a null column; see the report)."""
+    fam = pc.coalesce(claims.column("family_id"),
+                      pc.binary_join_element_wise("solo-", claims.column("person_id"), ""))
+    return claims.set_column(claims.schema.get_field_index("family_id"), "family_id", fam)
+
+
+@pytest.mark.parametrize("policy", ["plan", "family_plan"])
+def test_same_bytes_in_memory_and_any_partitioning(policy, request, claims, tmp_path,
+                                                   monkeypatch, registry):
+    plan = request.getfixturevalue(policy)
+    path = tmp_path / "in.parquet"
+    if policy == "family_plan":
+        claims = solo_families(claims)
+    write_claims(with_bad_rows(claims), path, row_group_size=700)
+    base = run_settle(plan, path, tmp_path / "mem", registry=registry, progress=False)
+    assert base.mode == "memory" and base.totals.rejected_rows == 5
+    expected = outputs(tmp_path / "mem")
+    monkeypatch.setattr(runner, "BATCH_ROWS", 333)
+    monkeypatch.setattr(runner, "SPILL_FLUSH", 100)
+    for parts in (2, 7, 64):
+        s = run_settle(plan, path, tmp_path / f"p{parts}", registry=registry, progress=False,
+                       partitions=parts)
+        assert s.mode == "partitioned"
+        assert outputs(tmp_path / f"p{parts}") == expected
+        assert s.totals.as_dict() == base.totals.as_dict()
+
+
+def test_memory_limit_chooses_partitioned_mode(plan, claims_file, tmp_path, registry):
+    s = run_settle(plan, claims_file, tmp_path / "o", registry=registry, progress=False,
+                   memory_limit=200_000)
+    assert s.mode == "partitioned" and s.partitions >= 2
+    assert not (tmp_path / "o" / ".yibao-run").exists()  # temporary files removed
+
+
+def test_results_are_engine_results_in_bucket_order(plan, claims, claims_file, tmp_path,
+                                                    registry):
+    run_settle(plan, claims_file, tmp_path / "o", registry=registry, progress=False,
+               partitions=3)
+    got = pq.read_table(tmp_path / "o" / "claims.parquet")
+    engine = settle_batch(plan, claims, registry).results
+    # same rows and values as the in-memory engine, keyed by claim id
+    key = [("claim_id", "ascending")]
+    assert got.sort_by(key).equals(engine.sort_by(key))
+    # ordered by (bucket, discharge_date, claim_id)
+    by_id = dict(zip(claims.column("claim_id").to_pylist(), range(claims.num_rows)))
+    idx = np.array([by_id[c] for c in got.column("claim_id").to_pylist()])
+    b = buckets(plan, claims)[idx]
+    d = claims.column("discharge_date").cast(pa.int32()).to_numpy()[idx]
+    ids = got.column("claim_id").to_pylist()
+    keys = list(zip(b.tolist(), d.tolist(), ids))
+    assert keys == sorted(keys)
+    assert len(set(b.tolist())) > 100
+
+
+def test_rows_numbered_across_files_and_duplicates_across_files(plan, claims, tmp_path,
+                                                                registry):
+    folder = tmp_path / "in"
+    (folder / "b").mkdir(parents=True)
+    first, second = claims.slice(0, 3000), claims.slice(3000)
+    dup_id = first.column("claim_id")[10].as_py()
+    ids = second.column("claim_id").to_pylist()
+    ids[5] = dup_id
+    second = second.set_column(0, "claim_id", pa.array(ids, pa.string()))
+    write_claims(second, folder / "b" / "part-1.parquet")  # sorts after a/…, before c…
+    write_claims(first, folder / "a.parquet")
+    for parts in (None, 4):
+        out = tmp_path / f"o{parts}"
+        s = run_settle(plan, folder, out, registry=registry, progress=False, partitions=parts)
+        rejects = pq.read_table(out / "rejects.parquet").to_pylist()
+        assert [(r["row"], r["claim_id"], r["reason"]) for r in rejects] == [
+            (10, dup_id, "duplicate_claim_id"), (3005, dup_id, "duplicate_claim_id")]
+        assert s.exit_code == 1
+
+
+def test_summary_balances_and_manifest_names_everything(plan, claims_file, tmp_path,
+                                                        registry):
+    s = run_settle(plan, claims_file, tmp_path / "o", registry=registry, progress=False,
+                   policy_path=REFERENCE)
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    results = pq.read_table(tmp_path / "o" / "claims.parquet")
+    total = int(pc.sum(pq.read_table(claims_file, columns=["total"]).column("total")).as_py())
+    assert summary["input"] == {"rows": 6000, "total_fen": total}
+    paid = sum(summary["layers"].values()) + summary["self_pay"]
+    assert summary["settled"]["total_fen"] == paid == total and summary["balanced"]
+    for layer, fen in summary["layers"].items():
+        assert fen == pc.sum(results.column(layer)).as_py()
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["inputs"][0]["rows"] == 6000 and len(manifest["inputs"][0]["sha256"]) == 64
+    assert "policy.yb" in manifest["policy"]["files"]
+    assert manifest["outputs"]["claims.parquet"]["rows"] == s.totals.settled_rows
+    assert {p["name"] for p in manifest["plugins"]} >= {"builtin"}
+
+
+def test_unbalanced_totals_fail_and_publish_nothing(plan, claims_file, tmp_path, registry,
+                                                    monkeypatch):
+    real = runner.settle_piece
+
+    def losing(*args):  # an engine bug that drops a row
+        results, rejects, fen = real(*args)
+        return results.slice(1), rejects, fen
+    monkeypatch.setattr(runner, "settle_piece", losing)
+    with pytest.raises(runner.BalanceError):
+        run_settle(plan, claims_file, tmp_path / "o", registry=registry, progress=False)
+    assert not any((tmp_path / "o").iterdir())
+
+
+def test_existing_results_refused_unless_overwrite(plan, claims_file, tmp_path, registry):
+    run_settle(plan, claims_file, tmp_path / "o", registry=registry, progress=False)
+    with pytest.raises(FileExistsError):
+        run_settle(plan, claims_file, tmp_path / "o", registry=registry, progress=False)
+    (tmp_path / "o" / ".yibao-run" / "spill").mkdir(parents=True)  # a killed run's leftovers
+    run_settle(plan, claims_file, tmp_path / "o", registry=registry, progress=False,
+               overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "claims.parquet", "manifest.json", "rejects.parquet", "summary.json"]
+
+
+def test_person_under_two_family_keys_cannot_be_partitioned(family_plan, claims, tmp_path,
+                                                            registry):
+    claims = solo_families(claims)
+    fam = claims.column("family_id").to_pylist()
+    persons = claims.column("person_id").to_pylist()
+    i = next(k for k, f in enumerate(fam) if f is not None)
+    j = next(k for k, p in enumerate(persons) if p == persons[i] and k != i)
+    fam[j] = "F-other-household"
+    t = claims.set_column(claims.schema.get_field_index("family_id"), "family_id",
+                          pa.array(fam, pa.string()))
+    write_claims(t, tmp_path / "in.parquet")
+    with pytest.raises(PartitionError, match="different family keys"):
+        run_settle(family_plan, tmp_path / "in.parquet", tmp_path / "o", registry=registry,
+                   progress=False, partitions=4)
+    s = run_settle(family_plan, tmp_path / "in.parquet", tmp_path / "m", registry=registry,
+                   progress=False)
+    assert s.mode == "memory" and s.totals.balanced
+
+
+def args(**kw):
+    base = dict(policy=str(REFERENCE), out=None, memory_limit=None, engine="local",
+                partitions=None, overwrite=False, no_progress=True)
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+def test_cli_exit_codes(claims, claims_file, tmp_path, capsys):
+    assert settle_cmd.run(args(claims=[str(claims_file)], out=str(tmp_path / "a"))) == 0
+    bad = tmp_path / "bad.parquet"
+    write_claims(with_bad_rows(claims), bad)
+    assert settle_cmd.run(args(claims=[str(bad)], out=str(tmp_path / "b"))) == 1
+    assert settle_cmd.run(args(claims=[str(tmp_path / "none.parquet")],
+                               out=str(tmp_path / "c"))) == 2
+    assert settle_cmd.run(args(claims=[str(claims_file)], out=str(tmp_path / "a"))) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert settle_cmd.memory_size("4G") == 4 << 30 and settle_cmd.memory_size("512m") == 512 << 20
