@@ -96,3 +96,19 @@ def test_unknown_and_rejected_claims_say_why(reference_plan):
 
 def test_empty_batch_explains_nothing(reference_plan):
     assert explain_claims(reference_plan, claims_table([], reference_plan)) == {}
+
+
+def test_drg_path_is_included_when_asked(reference_plan):
+    tables = pytest.importorskip("yibao.core.grouping.tables")
+    try:
+        drg_tables = tables.load_tables()
+    except (FileNotFoundError, OSError):
+        pytest.skip("CHS-DRG tables are not available")
+    from yibao.core.grouping.reference import explain_drg
+    row = dict(WORKED[0], principal_dx="K85.9")
+    ex = explain_claim(reference_plan, claims_table([row], reference_plan), "A1", drg=True,
+                       drg_tables=drg_tables)
+    want = explain_drg({"principal_dx": "K85.9", "secondary_dx": [], "procedures": []},
+                       drg_tables)
+    assert ex.drg == want and ex.drg[-1]["step"] == "result"
+    assert "CHS-DRG grouping:" in format_explanation(ex)
