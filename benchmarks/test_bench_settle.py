@@ -128,8 +128,8 @@ def test_parquet_duckdb(benchmark, peers, claims_parquet, size, timings, tmp_pat
 
 def test_kernel_loop(benchmark, plan, claims, size, timings):
     low = lower_batch(plan, claims)
-    order = np.ascontiguousarray(low.order, dtype=np.int64)
-    _run(benchmark, lambda: low.program.run(order), size, timings, "kernel_loop", rounds=5)
+    _run(benchmark, lambda: low.program.run(low.kernel_order), size, timings, "kernel_loop",
+         rounds=5)
     benchmark.extra_info["claims_per_s_per_core"] = benchmark.extra_info["claims_per_s"]
     if (size, "yibao") in timings:
         benchmark.extra_info["share_of_settle"] = round(

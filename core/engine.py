@@ -90,23 +90,34 @@ def _keys(plan: Plan, prep: Prepared) -> dict:
 
 @dataclass
 class Lowered:
-    """A batch ready for the kernel: accepted rows, the program and the settlement order."""
+    """A batch ready for the kernel. The program's rows are the accepted rows permuted into
+    settlement order (row t of the program is row ``order[t]`` of ``prep``), so the kernel and
+    the result columns read memory front to back."""
     prep: Prepared
-    program: object  # lower.Program
-    order: np.ndarray  # int64 row indices of prep in settlement order
+    program: object  # lower.Program, rows in settlement order
+    order: np.ndarray  # int64: prep row of each program row
+    kernel_order: np.ndarray  # the identity 0..n-1, what the kernel walks
+
+
+def _in_order(prep: Prepared, keys: dict, order: np.ndarray) -> tuple:
+    """The prepared columns and key ids taken into settlement order (one gather each)."""
+    cols = {k: (v[order] if isinstance(v, np.ndarray) else v.take(pa.array(order)))
+            for k, v in prep.columns.items()}
+    return cols, {k: (np.ascontiguousarray(ids[order]), count) for k, (ids, count) in keys.items()}
 
 
 def lower_batch(plan: Plan, claims, registry=None) -> Lowered:
     """Everything before the kernel loop: prepare, plugin validators, lookup rejects, keys,
-    vectorised expressions, policy years and the settlement order."""
+    the settlement order, vectorised expressions and policy years."""
     registry = registry or default_registry()
     prep = prepare(plan, claims)
     prep = run_validators(plan, prep, registry)
-    prep, ev = _reject_missing_lookups(plan, prep, registry)
-    program = Lowerer(plan, ev, _keys(plan, prep), prep.n).lower()
-    days = prep.columns["discharge_date"]
-    program.year = np.ascontiguousarray(policy_years(days, plan.year_start))
-    return Lowered(prep, program, settlement_order(prep.claim_id, days))
+    prep, _ = _reject_missing_lookups(plan, prep, registry)
+    order = settlement_order(prep.claim_id, prep.columns["discharge_date"])
+    cols, keys = _in_order(prep, _keys(plan, prep), order)
+    program = Lowerer(plan, Evaluator(plan, cols, prep.n, registry), keys, prep.n).lower()
+    program.year = np.ascontiguousarray(policy_years(cols["discharge_date"], plan.year_start))
+    return Lowered(prep, program, order, np.arange(prep.n, dtype=np.int64))
 
 
 def settle_batch(plan: Plan, claims, registry=None, context=None) -> BatchResult:
@@ -114,24 +125,25 @@ def settle_batch(plan: Plan, claims, registry=None, context=None) -> BatchResult
     the run's extra inputs for plugin stages (e.g. ``{"balances": table}``)."""
     registry = registry or default_registry()
     low = lower_batch(plan, claims, registry)
-    prep, program, order = low.prep, low.program, low.order
+    prep, order = low.prep, low.order
     input_rows = prep.n + len(prep.rejects)
-    program.run(order)
-    results = _results_table(plan, prep, program, order)
+    low.program.run(low.kernel_order)
+    results = _results_table(plan, prep, low.program, order)
     if registry.stages:
         results = run_stages(plan, results, prep.raw.take(pa.array(order)), registry, context)
     return BatchResult(results, rejects_table(prep.rejects), input_rows)
 
 
 def _results_table(plan: Plan, prep: Prepared, program, order: np.ndarray) -> pa.Table:
+    """Result columns in settlement order: the kernel's outputs already are."""
     cols = {"claim_id": prep.claim_id.take(pa.array(order))}
     paid = np.zeros(prep.n, dtype=np.int64)
     for layer, spec in zip(plan.layers, program.layers):
         paid += spec["out_pay"]
-        cols[layer.name] = pa.array(spec["out_pay"][order])
+        cols[layer.name] = pa.array(spec["out_pay"])
         if spec["out_ded"] is not None:
-            cols[f"{layer.name}_deductible"] = pa.array(spec["out_ded"][order])
-    cols["self_pay"] = pa.array((prep.columns["total"] - paid)[order])
+            cols[f"{layer.name}_deductible"] = pa.array(spec["out_ded"])
+    cols["self_pay"] = pa.array(prep.columns["total"][order] - paid)
     return pa.table(cols, schema=result_schema(plan))
 
 
