@@ -105,10 +105,12 @@ def test_drg_path_is_included_when_asked(reference_plan):
     except (FileNotFoundError, OSError):
         pytest.skip("CHS-DRG tables are not available")
     from yibao.core.grouping.reference import explain_drg
-    row = dict(WORKED[0], principal_dx="K85.9")
+    codes = {"principal_dx": "K22.301", "secondary_dx": ["I10.x05"],
+             "procedures": ["96.0800x005"]}  # tests/grouping/test_edges.py GOOD
+    row = dict(WORKED[0], **codes)
     ex = explain_claim(reference_plan, claims_table([row], reference_plan), "A1", drg=True,
                        drg_tables=drg_tables)
-    want = explain_drg({"principal_dx": "K85.9", "secondary_dx": [], "procedures": []},
-                       drg_tables)
+    want = explain_drg(codes, drg_tables)
     assert ex.drg == want and ex.drg[-1]["step"] == "result"
+    assert ex.drg[0]["step"] == "mdc"  # a valid code walks MDC → ADRG → DRG
     assert "CHS-DRG grouping:" in format_explanation(ex)
