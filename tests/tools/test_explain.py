@@ -108,9 +108,12 @@ def test_drg_path_is_included_when_asked(reference_plan):
     codes = {"principal_dx": "K22.301", "secondary_dx": ["I10.x05"],
              "procedures": ["96.0800x005"]}  # tests/grouping/test_edges.py GOOD
     row = dict(WORKED[0], **codes)
-    ex = explain_claim(reference_plan, claims_table([row], reference_plan), "A1", drg=True,
-                       drg_tables=drg_tables)
-    want = explain_drg(codes, drg_tables)
+    import pyarrow as pa
+    table = claims_table([row], reference_plan)
+    table = table.append_column("sex", pa.array([2], pa.int8())).append_column(
+        "age", pa.array([88], pa.int16()))
+    ex = explain_claim(reference_plan, table, "A1", drg=True, drg_tables=drg_tables)
+    want = explain_drg(dict(codes, sex=2, age=88), drg_tables)
     assert ex.drg == want and ex.drg[-1]["step"] == "result"
     assert ex.drg[0]["step"] == "mdc"  # a valid code walks MDC → ADRG → DRG
     assert "CHS-DRG grouping:" in format_explanation(ex)
