@@ -192,8 +192,28 @@ def _key_codes(values, keys):
         return np.asarray(pc.fill_null(codes, 0).to_numpy(zero_copy_only=False),
                           dtype=np.int64), found
     sorted_keys = np.asarray(keys, dtype=np.int64)
-    values = np.asarray(values, dtype=np.int64)
+    values = np.asarray(values)
+    if len(values) and len(sorted_keys) and sorted_keys[-1] - sorted_keys[0] < 65536:
+        return _small_key_codes(values, sorted_keys)
+    values = values.astype(np.int64, copy=False)
     pos = np.searchsorted(sorted_keys, values)
     pos = np.minimum(pos, len(sorted_keys) - 1)
     found = sorted_keys[pos] == values
     return pos.astype(np.int64), found
+
+
+def _small_key_codes(values: np.ndarray, sorted_keys: np.ndarray):
+    """_key_codes for keys spanning a small range: one gather through a table over the range
+    (codes, levels, flags) instead of a binary search per row."""
+    lo, hi = int(sorted_keys[0]), int(sorted_keys[-1])
+    table = np.full(hi - lo + 1, -1, dtype=np.int64)
+    table[sorted_keys - lo] = np.arange(len(sorted_keys))
+    vmin, vmax = int(values.min()), int(values.max())
+    shifted = values.astype(np.int64) - lo
+    if not (lo <= vmin and vmax <= hi):
+        shifted = np.clip(shifted, -1, hi - lo + 1)
+        table = np.concatenate([[-1], table, [-1]])
+        shifted += 1
+    code = table[shifted]
+    found = code >= 0
+    return np.where(found, code, 0), found
