@@ -64,3 +64,18 @@ def test_the_allowlist_keeps_the_installed_plugin_out(installed):
     pm = make_plugin_manager(allowlist="family")
     assert ("ageband", "not on the allowlist (YIBAO_PLUGINS_ALLOW)") in pm.skipped
     assert "age_band_uplift" not in build_registry(pm).functions
+
+
+def test_the_docs_example_is_this_package():
+    import re
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text("utf-8")
+    source = (PACKAGE / "yibao_ageband" / "__init__.py").read_text("utf-8")
+    project = (PACKAGE / "pyproject.toml").read_text("utf-8")
+    python_block = re.search(r"implements one hook:\n\n```python\n(.*?)```", docs, re.S).group(1)
+    toml_block = re.search(r"```toml\n(.*?)```", docs, re.S).group(1)
+    for line in python_block.splitlines():
+        assert line.split("  #")[0].rstrip() in source, line
+    for line in toml_block.splitlines():
+        assert line in project, line
+    policy_block = re.search(r"a policy can write:\n\n```\n(.*?)```", docs, re.S).group(1)
+    assert policy_block.strip() == POLICY.strip()
