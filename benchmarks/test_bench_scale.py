@@ -1,0 +1,106 @@
+"""Scale: `yibao settle` end to end (Parquet in, results folder out) in memory and partitioned.
+
+Each run is a fresh `yibao settle` subprocess, timed from outside, its peak RSS read from
+inside (``ru_maxrss``). Claims are ``generate_claims`` chunks of 1M (seed = chunk number) with
+claim ids prefixed by the chunk, so ids stay unique; persons recur across chunks.
+
+* ``test_partitioned_vs_in_memory`` (default, 1M claims): per-claim time of the partitioned
+  path (``--partitions 8``) against the in-memory path on the same input;
+* ``test_50m_claims_in_4gb`` (``YIBAO_BENCH_50M=1``; ~1 hour on 2 cores): 50M claims with
+  ``--memory-limit 4G`` — asserts peak RSS ≤ 4 GiB and per-claim time within 1.5× of the
+  in-memory path measured on 5M claims in the same session.
+
+  cd /work/main && YIBAO_BENCH_50M=1 /work/venv/bin/python -m pytest \
+      benchmarks/test_bench_scale.py -q -s
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from yibao.core.generate import generate_claims, write_claims
+
+REPO = Path(__file__).resolve().parents[1]
+POLICY = REPO / "city_configs" / "reference"
+CHUNK = 1_000_000
+GiB = 1 << 30
+
+RUNNER = ("import resource, sys\n"
+          "from yibao.dsl.cli import main\n"
+          "rc = main(sys.argv[1:])\n"
+          "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+          "sys.exit(rc)\n")
+
+
+def write_input(folder: Path, n: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for k in range((n + CHUNK - 1) // CHUNK):
+        path = folder / f"claims-{k:03d}.parquet"
+        if path.exists():
+            continue
+        t = generate_claims(min(CHUNK, n - k * CHUNK), seed=k)
+        ids = pc.binary_join_element_wise(f"K{k:03d}", t.column("claim_id"), "")
+        write_claims(t.set_column(0, "claim_id", ids), path)
+    return folder
+
+
+def settle(claims: Path, out: Path, *extra) -> dict:
+    """Run `yibao settle` in a fresh process: wall seconds, peak RSS bytes, rows settled."""
+    cmd = [sys.executable, "-c", RUNNER, "settle", "--policy", str(POLICY), str(claims),
+           "--out", str(out), "--overwrite", "--no-progress", *extra]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    rss = int(done.stderr.rsplit("MAXRSS", 1)[1].split()[0]) * 1024
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["balanced"]
+    return {"seconds": round(seconds, 2), "peak_rss_gib": round(rss / GiB, 2),
+            "rows": summary["input"]["rows"], "mode": summary["mode"],
+            "partitions": summary["partitions"],
+            "claims_per_s": round(summary["input"]["rows"] / seconds)}
+
+
+def report(name: str, numbers: dict) -> None:
+    print(f"\n{name}: {json.dumps(numbers)}")
+    with open(os.environ.get("YIBAO_BENCH_SCALE_LOG", "/tmp/bench_scale.jsonl"), "a") as f:
+        f.write(json.dumps({"name": name, **numbers}) + "\n")
+
+
+def test_partitioned_vs_in_memory(tmp_path):
+    claims = write_input(tmp_path / "in", 1_000_000)
+    memory = settle(claims, tmp_path / "mem")
+    parts = settle(claims, tmp_path / "part", "--partitions", "8")
+    assert memory["mode"] == "memory" and parts["mode"] == "partitioned"
+    assert (tmp_path / "mem" / "claims.parquet").read_bytes() == \
+        (tmp_path / "part" / "claims.parquet").read_bytes()
+    ratio = round(parts["seconds"] / memory["seconds"], 2)
+    report("1M", {"memory": memory, "partitioned": parts, "ratio": ratio})
+
+
+@pytest.mark.skipif(os.environ.get("YIBAO_BENCH_50M") != "1", reason="set YIBAO_BENCH_50M=1")
+def test_50m_claims_in_4gb(tmp_path_factory):
+    root = Path(os.environ.get("YIBAO_BENCH_DIR") or tmp_path_factory.mktemp("scale"))
+    claims = write_input(root / "in50m", 50_000_000)
+    small = root / "in5m"
+    small.mkdir(exist_ok=True)
+    for k in range(5):
+        target = small / f"claims-{k:03d}.parquet"
+        if not target.exists():
+            target.symlink_to(claims / f"claims-{k:03d}.parquet")
+    memory = settle(small, root / "out5m")
+    big = settle(claims, root / "out50m", "--memory-limit", "4G")
+    per_claim = (big["seconds"] / big["rows"]) / (memory["seconds"] / memory["rows"])
+    report("50M", {"memory_5m": memory, "partitioned_50m": big,
+                   "per_claim_ratio": round(per_claim, 2)})
+    assert big["mode"] == "partitioned"
+    assert big["peak_rss_gib"] <= 4.0
+    assert per_claim <= 1.5
