@@ -442,29 +442,61 @@ class _KeyCheck:
                 "each person's family id the same on all of their claims")
 
 
-def _settle_partitioned(plan, sources, out, count, registry, context, bar) -> Totals:
-    spill = Spill(out.spill, count)
+def iter_settle(plan: Plan, batches, workdir, partitions: int = 8, registry=None,
+                context=None, totals: Totals = None, bar=None,
+                expected_rows=None) -> Iterator[tuple]:
+    """Settle a stream of claim batches (pa.RecordBatch or pa.Table, any sizes) in bounded
+    memory: pass 1 spills them to ``partitions`` Parquet files under ``workdir``; then yields
+    ``(results, rejects)`` per partition, results in (bucket, discharge_date, claim_id) order
+    (concatenated, the file's order), rejects with input row numbers (sorted per piece, not
+    across pieces). ``totals`` (if given) receives the control totals."""
+    registry = registry or default_registry()
+    totals = totals if totals is not None else Totals()
+    bar = bar or Progress(False)
+    spill = Spill(Path(workdir), partitions)
     check = _KeyCheck(plan)
-    totals = Totals()
-    task = bar.task("partition", sum(s.rows for s in sources))
-    for table in _input_batches(sources):
-        n = table.num_rows
-        rows = np.arange(totals.input_rows, totals.input_rows + n, dtype=np.int64)
-        totals.input_rows += n
-        totals.input_fen += input_fen(table)
-        bucket = buckets(plan, table)
-        claim_hash = hash_strings(table.column("claim_id"))
-        check.add(table, bucket, claim_hash)
-        table = (table.append_column("_row", pa.array(rows))
-                 .append_column("_bucket", pa.array(bucket)))
-        spill.add(table.append_column("_chash", pa.array(claim_hash)),
-                  partition_of(bucket, count))
-        bar.advance(task, n)
+    task = bar.task("partition", expected_rows)
+    for table in batches:
+        table = pa.Table.from_batches([table]) if isinstance(table, pa.RecordBatch) else table
+        if totals.input_rows == 0:
+            prepare(plan, table.schema.empty_table())  # ClaimsError for a wrong column
+        _spill_batch(plan, table, spill, check, totals)
+        bar.advance(task, table.num_rows)
     spill.close()
     check.check_persons()
     duplicates = _duplicate_ids(spill, check.candidate_hashes())
-    _settle_spilled(plan, spill, out, totals, duplicates, registry, context, bar,
-                    sources[0].schema)
+    yield from _settle_spilled(plan, spill, totals, duplicates, registry, context, bar)
+
+
+def _spill_batch(plan, table, spill, check, totals) -> None:
+    n = table.num_rows
+    rows = np.arange(totals.input_rows, totals.input_rows + n, dtype=np.int64)
+    totals.input_rows += n
+    totals.input_fen += input_fen(table)
+    bucket = buckets(plan, table)
+    claim_hash = hash_strings(table.column("claim_id"))
+    check.add(table, bucket, claim_hash)
+    table = (table.append_column("_row", pa.array(rows))
+             .append_column("_bucket", pa.array(bucket))
+             .append_column("_chash", pa.array(claim_hash)))
+    spill.add(table, partition_of(bucket, spill.count))
+
+
+def _settle_partitioned(plan, sources, out, count, registry, context, bar) -> Totals:
+    totals = Totals()
+    writer, rejects = None, []
+    for results, piece_rejects in iter_settle(plan, _input_batches(sources), out.spill, count,
+                                              registry, context, totals, bar,
+                                              sum(s.rows for s in sources)):
+        if writer is None:
+            writer = ParquetOut(out.stage("claims.parquet"), results.schema)
+        writer.write(results)
+        rejects.append(piece_rejects)
+    if writer is None:  # no rows at all: an empty results file with the right columns
+        empty = settle_batch(plan, sources[0].schema.empty_table(), registry, context).results
+        writer = ParquetOut(out.stage("claims.parquet"), empty.schema)
+    writer.close()
+    _write_rejects(out, rejects)
     return totals
 
 
@@ -489,11 +521,9 @@ def _duplicate_ids(spill: Spill, candidates: np.ndarray) -> pa.Array:
     return counts.field("values").filter(pc.greater(counts.field("counts"), 1))
 
 
-def _settle_spilled(plan, spill, out, totals, duplicates, registry, context, bar,
-                    schema) -> None:
+def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar) -> Iterator:
     task = bar.task("settle", totals.input_rows)
     layer_names = [layer.name for layer in plan.layers]
-    writer, rejects = None, []
     for p in range(spill.count):
         table = spill.read(p)
         if table is None:
@@ -501,23 +531,19 @@ def _settle_spilled(plan, spill, out, totals, duplicates, registry, context, bar
         rows = np.asarray(table.column("_row").to_numpy(), dtype=np.int64)
         bucket = np.asarray(table.column("_bucket").to_numpy(), dtype=np.int32)
         table = table.drop_columns(["_row", "_bucket", "_chash"])
+        pieces = []
         if len(duplicates):
             dup, dup_rejects, fen = duplicate_rejects(table, rows, duplicates)
             totals.add_rejects(dup_rejects, fen)
-            rejects.append(dup_rejects)
+            pieces.append(dup_rejects)
             keep = np.flatnonzero(~dup)
             table, rows, bucket = table.take(pa.array(keep)), rows[keep], bucket[keep]
         results, piece_rejects, fen = settle_piece(plan, table, rows, bucket, registry, context)
         totals.add_results(results, layer_names)
         totals.add_rejects(piece_rejects, fen)
-        rejects.append(piece_rejects)
-        if writer is None:
-            writer = ParquetOut(out.stage("claims.parquet"), results.schema)
-        writer.write(results)
+        pieces.append(piece_rejects)
+        rejects = pa.concat_tables(pieces)
+        rejects = rejects.take(pc.sort_indices(rejects, sort_keys=[("row", "ascending")]))
         spill.path(p).unlink()
-        bar.advance(task, len(rows) + (0 if not len(duplicates) else int(dup.sum())))
-    if writer is None:  # no rows at all: an empty results file with the right columns
-        empty = settle_batch(plan, schema.empty_table(), registry, context).results
-        writer = ParquetOut(out.stage("claims.parquet"), empty.schema)
-    writer.close()
-    _write_rejects(out, rejects)
+        bar.advance(task, results.num_rows + rejects.num_rows)
+        yield results, rejects

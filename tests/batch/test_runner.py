@@ -191,3 +191,18 @@ def test_cli_exit_codes(claims, claims_file, tmp_path, capsys):
     assert settle_cmd.run(args(claims=[str(claims_file)], out=str(tmp_path / "a"))) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert settle_cmd.memory_size("4G") == 4 << 30 and settle_cmd.memory_size("512m") == 512 << 20
+
+
+def test_iter_settle_streams_record_batches(plan, claims, tmp_path, registry):
+    """The core API: record batches in, (results, rejects) per partition out, in file order."""
+    batches = with_bad_rows(claims).to_batches(max_chunksize=777)
+    totals = runner.Totals()
+    pieces = list(runner.iter_settle(plan, iter(batches), tmp_path / "w", partitions=4,
+                                     registry=registry, totals=totals))
+    assert len(pieces) == 4 and totals.balanced and totals.rejected_rows == 5
+    write_claims(with_bad_rows(claims), tmp_path / "in.parquet")
+    run_settle(plan, tmp_path / "in.parquet", tmp_path / "o", registry=registry, progress=False)
+    expected = pq.read_table(tmp_path / "o" / "claims.parquet")
+    assert pa.concat_tables([r for r, _ in pieces]).equals(expected)
+    rejects = pa.concat_tables([j for _, j in pieces]).sort_by("row")
+    assert rejects.equals(pq.read_table(tmp_path / "o" / "rejects.parquet"))
