@@ -48,7 +48,9 @@ from .registry import default_registry
 
 BATCH_ROWS = 1 << 18  # rows per record batch read in the partitioned mode
 SPILL_FLUSH = 1 << 16  # rows buffered per partition before a spill write
-MEMORY_FACTOR = 6  # engine working memory per byte of uncompressed claims (measured, ~4-6x)
+MEMORY_FACTOR = 15  # peak bytes of an in-memory settle per byte of Parquet-uncompressed
+# claims (measured: 1M generated claims, 60 MB in Parquet pages, peak RSS 0.87 GB)
+GLOBAL_BYTES_PER_ROW = 24  # pass 1 keeps 8 bytes of claim-id hash per row (+ a sorted copy)
 IPC_SUFFIXES = (".arrow", ".ipc", ".feather")
 EXIT_OK, EXIT_REJECTS, EXIT_FAILED = 0, 1, 2
 
@@ -172,6 +174,14 @@ def estimated_memory(sources) -> int:
     return MEMORY_FACTOR * sum(s.bytes for s in sources)
 
 
+def partition_count(sources, limit: int) -> int:
+    """Partitions so that one partition's settle, plus pass 1's per-row hashes, fits in
+    ``limit`` with a 1.5x margin."""
+    rows = sum(s.rows for s in sources)
+    room = max(limit - GLOBAL_BYTES_PER_ROW * rows, limit // 8)
+    return min(NBUCKETS, max(2, math.ceil(1.5 * estimated_memory(sources) / room)))
+
+
 def default_memory_limit() -> int:
     """Half the machine's physical memory."""
     try:
@@ -272,7 +282,7 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
     sources = open_sources(plan, files)
     limit = memory_limit or default_memory_limit()
     if partitions is None and engine == "local" and estimated_memory(sources) > limit:
-        partitions = max(2, math.ceil(2 * estimated_memory(sources) / limit))
+        partitions = partition_count(sources, limit)
     out = OutputFolder(out_dir, overwrite)
     bar = Progress(progress)
     try:
