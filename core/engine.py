@@ -131,6 +131,9 @@ def settle_batch(plan: Plan, claims, registry=None, context=None) -> BatchResult
     results = _results_table(plan, prep, low.program, order)
     if registry.stages:
         results = run_stages(plan, results, prep.raw.take(pa.array(order)), registry, context)
+    if plan.provider is not None or plan.groupers:
+        from .provider import append_claim_columns  # provider payment: group, points
+        results = append_claim_columns(plan, results, prep.raw.take(pa.array(order)))
     return BatchResult(results, rejects_table(prep.rejects), input_rows)
 
 

@@ -242,4 +242,8 @@ def settle_reference(plan: Plan, claims, registry=None, context=None) -> BatchRe
     if registry.stages:
         raw = prep.raw.take(pa.array(order, pa.int64()))
         results = run_stages(plan, results, raw, registry, context, reference=True)
+    if plan.provider is not None or plan.groupers:
+        from .provider import append_claim_columns  # the grouping and points oracles
+        raw = prep.raw.take(pa.array(order, pa.int64()))
+        results = append_claim_columns(plan, results, raw, reference=True)
     return BatchResult(results, rejects_table(prep.rejects), input_rows)

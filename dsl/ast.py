@@ -235,6 +235,142 @@ class LayerDecl(Node):
     statements: tuple
 
 
+# -- provider payment (groupers and pools) ---------------------------------------------------
+
+@dataclass(frozen=True)
+class DrgTables(Node):
+    name: Name
+
+
+@dataclass(frozen=True)
+class MdcOrder(Node):
+    names: tuple  # Name
+
+
+@dataclass(frozen=True)
+class DrgSplit(Node):
+    cond: Expr
+    suffix: Str
+
+
+@dataclass(frozen=True)
+class GrouperDecl(Node):
+    """``grouper NAME "label" { … }`` (CHS-DRG) or ``grouper NAME from "file.csv"`` (a
+    first-match decision table, optional ``default "GROUP"``)."""
+    name: Name
+    label: Optional[str]
+    statements: tuple = ()
+    csv: Optional[Str] = None
+    default: Optional[Str] = None
+
+
+@dataclass(frozen=True)
+class GroupBy(Node):
+    grouper: Name
+
+
+@dataclass(frozen=True)
+class Budget(Node):
+    amount: Number
+
+
+@dataclass(frozen=True)
+class BudgetFrom(Node):
+    """``budget from "spending.csv" mean plus G growth``: Σ over hospitals of the mean of
+    the previous years' fund spending × (1 + G)."""
+    csv: Str
+    growth: Number
+
+
+@dataclass(frozen=True)
+class BasePoints(Node):
+    csv: Str
+
+
+@dataclass(frozen=True)
+class Coefficients(Node):
+    column: Name
+    rows: tuple = ()  # Row: key -> factor for every group
+    csv: Optional[Str] = None  # per (key, group)
+
+
+@dataclass(frozen=True)
+class HighBandRow(Node):
+    threshold: Number
+    max_points: Optional[Number]  # None: `otherwise`
+
+
+@dataclass(frozen=True)
+class HighOutlier(Node):
+    bands: tuple
+
+
+@dataclass(frozen=True)
+class LowOutlier(Node):
+    threshold: Number
+
+
+@dataclass(frozen=True)
+class Incomplete(Node):
+    column: Name
+
+
+@dataclass(frozen=True)
+class BedDay(Node):
+    csv: Str
+
+
+@dataclass(frozen=True)
+class DayTiers(Node):
+    bands: tuple  # BandRow, bounds in days
+
+
+@dataclass(frozen=True)
+class Readmission(Node):
+    days: Number
+    share: Optional[Number]  # None: halves
+
+
+@dataclass(frozen=True)
+class Adjust(Node):
+    name: Name
+    factor: Number
+    cond: Expr
+
+
+@dataclass(frozen=True)
+class PointValueDecl(Node):
+    kind: str  # budget_plus_paid | budget | baseline
+    share: Optional[Number] = None
+    value: Optional[Number] = None
+
+
+@dataclass(frozen=True)
+class Reserve(Node):
+    share: Number
+
+
+@dataclass(frozen=True)
+class Sharing(Node):
+    keep: Number
+    bear: Number
+    per_head: Optional[Number] = None
+    insured: Optional[Number] = None
+
+
+@dataclass(frozen=True)
+class Capitation(Node):
+    per_head: Number
+    csv: Str
+
+
+@dataclass(frozen=True)
+class PoolDecl(Node):
+    name: Name
+    label: Optional[str]
+    statements: tuple
+
+
 @dataclass(frozen=True)
 class Comment(Node):
     text: str  # including the leading '#'
@@ -254,6 +390,12 @@ class PolicyFile(Node):
 
     def tables(self) -> tuple:
         return tuple(s for s in self.statements if isinstance(s, TableDecl))
+
+    def groupers(self) -> tuple:
+        return tuple(s for s in self.statements if isinstance(s, GrouperDecl))
+
+    def pools(self) -> tuple:
+        return tuple(s for s in self.statements if isinstance(s, PoolDecl))
 
 
 def children(node):

@@ -15,7 +15,8 @@ from yibao.core.registry import Registry, default_registry
 
 from .errors import ERROR, PolicyError, PolicyWarning, render
 from .parser import parse
-from .passes import Context, check_layers, check_tables, check_types, lower_plan, resolve_names
+from .passes import (Context, check_layers, check_provider, check_tables, check_types, lower_plan,
+                     resolve_names)
 
 # The passes in order (name, module); each is run(policy, ctx) -> policy.
 PASSES = (
@@ -23,6 +24,7 @@ PASSES = (
     ("check_tables", check_tables),
     ("check_types", check_types),
     ("check_layers", check_layers),
+    ("check_provider", check_provider),
 )
 
 

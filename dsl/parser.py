@@ -28,7 +28,7 @@ WORDS = {
     "DATE": "a date (YYYY-MM-DD)", "MONTHDAY": "a month and day (MM-DD)",
     "_NL": "end of line", "$END": "end of file", "PERCENT": "'%'", "LBRACE": "'{'",
     "RBRACE": "'}'", "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "COLON": "':'",
-    "COMMA": "','", "ARROW": "'->'", "PLUS": "'+'", "MINUS": "'-'", "STAR": "'*'", "EQ": "'='",
+    "COMMA": "','", "ARROW": "'->'", "PLUS": "'+'", "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "EQ": "'='",
     "NE": "'!='", "LT": "'<'", "LE": "'<='", "GT": "'>'", "GE": "'>='", "DATE_TYPE": "'date'",
 }
 

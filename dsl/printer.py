@@ -232,6 +232,100 @@ class _Printer:
         self.emit("  ", f"self_pay_limit {format_expr(s.amount)}{format_tail(s)}", s)
 
 
+def _pct_or_num(node) -> str:
+    return format_number(node)
+
+
+class _ProviderPrinter:
+    """``grouper`` and ``pool`` blocks (mixed into _Printer)."""
+
+    def s_GrouperDecl(self, g: ast.GrouperDecl) -> None:
+        label = f' "{g.label}"' if g.label is not None else ""
+        if g.csv is not None:
+            default = f' default "{g.default.value}"' if g.default is not None else ""
+            return self.emit("", f'grouper {g.name.name}{label} from "{g.csv.value}"{default}', g)
+        self.emit("", f"grouper {g.name.name}{label} {{", g)
+        for stmt in g.statements:
+            if isinstance(stmt, ast.DrgTables):
+                self.emit("  ", f"tables {stmt.name.name}", stmt)
+            elif isinstance(stmt, ast.MdcOrder):
+                self.emit("  ", f"mdc order {', '.join(n.name for n in stmt.names)}", stmt)
+            else:
+                self.emit("  ", f'split suffix "{stmt.suffix.value}" when '
+                                f'{format_expr(stmt.cond)}', stmt)
+        self.close("", g)
+
+    def s_PoolDecl(self, p: ast.PoolDecl) -> None:
+        label = f' "{p.label}"' if p.label is not None else ""
+        self.emit("", f"pool {p.name.name}{label} {{", p)
+        for stmt in p.statements:
+            if isinstance(stmt, ast.DayTiers):
+                self.emit("  ", "day tiers {", stmt)
+                for band in stmt.bands:
+                    bound = (f"{format_number(band.lo)} to {format_number(band.hi)}"
+                             if band.hi is not None else f"{format_number(band.lo)} and above")
+                    self.emit("    ", f"{bound}: {format_number(band.rate)}", band)
+                self.close("  ", stmt)
+            else:
+                self.emit("  ", pool_statement(stmt), stmt)
+        self.close("", p)
+
+
+def pool_statement(s) -> str:
+    """One pool statement in its canonical form (not `day tiers`, a block)."""
+    n = format_number
+    if isinstance(s, ast.Applies):
+        return f"applies when {format_expr(s.cond)}"
+    if isinstance(s, ast.GroupBy):
+        return f"group by {s.grouper.name}"
+    if isinstance(s, ast.Budget):
+        return f"budget {n(s.amount)}"
+    if isinstance(s, ast.BudgetFrom):
+        return f'budget from "{s.csv.value}" mean with {n(s.growth)} growth'
+    if isinstance(s, ast.BasePoints):
+        return f'base points from "{s.csv.value}"'
+    if isinstance(s, ast.Coefficients):
+        if s.csv is not None:
+            return f'coefficient by {s.column.name} from "{s.csv.value}"'
+        return f"coefficient by {s.column.name} {{ {', '.join(_row(r) for r in s.rows)} }}"
+    if isinstance(s, ast.HighOutlier):
+        return "high outlier " + ", ".join(
+            f"{n(b.threshold)} when points <= {n(b.max_points)}" if b.max_points is not None
+            else f"{n(b.threshold)} otherwise" for b in s.bands)
+    if isinstance(s, ast.LowOutlier):
+        return f"low outlier {n(s.threshold)}"
+    if isinstance(s, ast.Incomplete):
+        return f"incomplete when {s.column.name}"
+    if isinstance(s, ast.BedDay):
+        return f'bed day points from "{s.csv.value}"'
+    if isinstance(s, ast.Readmission):
+        if s.share is None:
+            return f"readmission within {n(s.days)} days halves the earlier stay"
+        return f"readmission within {n(s.days)} days: earlier stay {n(s.share)}"
+    if isinstance(s, ast.Adjust):
+        return f"adjust {s.name.name} {n(s.factor)} when {format_expr(s.cond)}"
+    if isinstance(s, ast.PointValueDecl):
+        if s.kind == "budget_plus_paid":
+            return "point value (budget + patient_paid) / points"
+        if s.kind == "budget":
+            return "point value budget / points"
+        return f"point value baseline {n(s.share)} at {n(s.value)}"
+    if isinstance(s, ast.Reserve):
+        return f"reserve {n(s.share)}"
+    if isinstance(s, ast.Sharing):
+        text = f"sharing keep {n(s.keep)} surplus, bear {n(s.bear)} overrun"
+        if s.per_head is not None:
+            text += f" against {n(s.per_head)} per head for {n(s.insured)} insured"
+        return text
+    if isinstance(s, ast.Capitation):
+        return f'capitation {n(s.per_head)} per head signed from "{s.csv.value}"'
+    raise TypeError(f"cannot print {type(s).__name__}")
+
+
+for _name in ("s_GrouperDecl", "s_PoolDecl"):
+    setattr(_Printer, _name, getattr(_ProviderPrinter, _name))
+
+
 def format_policy(policy: ast.PolicyFile) -> str:
     """The canonical text of a parsed policy (comments kept)."""
     return _Printer(policy.comments).policy(policy)

@@ -370,6 +370,112 @@ class _Builder:
         layers = args[2] if len(args) > 1 else ()
         return ast.Paid(span, layers)
 
+    # -- provider payment --
+    def _label_rest(self, rest):
+        if rest and getattr(rest[0], "type", None) == "STRING":
+            return _unquote(rest[0]), rest[1:]
+        return None, rest
+
+    def str_node(self, tok) -> ast.Str:
+        return ast.Str(self.tok_span(tok), _unquote(tok))
+
+    def r_grouper_decl(self, args, span):
+        label, rest = self._label_rest(args[2:])
+        return ast.GrouperDecl(span, self.name(args[1]), label, tuple(self.nodes(rest)))
+
+    def r_grouper_table(self, args, span):
+        label, rest = self._label_rest(args[2:])
+        strings = [a for a in rest if getattr(a, "type", None) == "STRING"]
+        default = self.str_node(strings[1]) if len(strings) > 1 else None
+        return ast.GrouperDecl(span, self.name(args[1]), label, (), self.str_node(strings[0]),
+                               default)
+
+    def r_drg_tables(self, args, span):
+        return ast.DrgTables(span, self.name(args[1]))
+
+    def r_mdc_order(self, args, span):
+        return ast.MdcOrder(span, args[2])
+
+    def r_drg_split(self, args, span):
+        return ast.DrgSplit(span, args[4], self.str_node(args[2]))
+
+    def r_pool_decl(self, args, span):
+        label, rest = self._label_rest(args[2:])
+        return ast.PoolDecl(span, self.name(args[1]), label, tuple(self.nodes(rest)))
+
+    def r_group_by(self, args, span):
+        return ast.GroupBy(span, self.name(args[2]))
+
+    def r_budget(self, args, span):
+        return ast.Budget(span, args[1])
+
+    def r_budget_from(self, args, span):
+        return ast.BudgetFrom(span, self.str_node(args[2]), args[5])
+
+    def r_base_points(self, args, span):
+        return ast.BasePoints(span, self.str_node(args[3]))
+
+    def r_coefficients(self, args, span):
+        return ast.Coefficients(span, self.name(args[2]), args[3])
+
+    def r_coefficients_csv(self, args, span):
+        return ast.Coefficients(span, self.name(args[2]), (), self.str_node(args[4]))
+
+    def r_high_outlier(self, args, span):
+        return ast.HighOutlier(span, tuple(a for a in args if isinstance(a, ast.HighBandRow)))
+
+    def r_high_band(self, args, span):
+        return ast.HighBandRow(span, args[0], args[4])
+
+    def r_high_else(self, args, span):
+        return ast.HighBandRow(span, args[0], None)
+
+    def r_low_outlier(self, args, span):
+        return ast.LowOutlier(span, args[2])
+
+    def r_incomplete(self, args, span):
+        return ast.Incomplete(span, self.name(args[2]))
+
+    def r_bed_day(self, args, span):
+        return ast.BedDay(span, self.str_node(args[4]))
+
+    def r_day_tiers(self, args, span):
+        return ast.DayTiers(span, tuple(a for a in args if isinstance(a, ast.BandRow)))
+
+    def _days(self, tok):
+        return ast.Number(self.tok_span(tok), str(tok).replace("_", ""))
+
+    def r_readmission(self, args, span):
+        return ast.Readmission(span, self._days(args[2]), None)
+
+    def r_readmission_share(self, args, span):
+        return ast.Readmission(span, self._days(args[2]), args[-1])
+
+    def r_adjust(self, args, span):
+        return ast.Adjust(span, self.name(args[1]), args[2], args[4])
+
+    def r_pv_plus_paid(self, args, span):
+        return ast.PointValueDecl(span, "budget_plus_paid")
+
+    def r_pv_budget(self, args, span):
+        return ast.PointValueDecl(span, "budget")
+
+    def r_pv_baseline(self, args, span):
+        return ast.PointValueDecl(span, "baseline", args[3], args[5])
+
+    def r_reserve(self, args, span):
+        return ast.Reserve(span, args[1])
+
+    def r_sharing(self, args, span):
+        control = args[8] if len(args) > 8 else (None, None)
+        return ast.Sharing(span, args[2], args[6], *control)
+
+    def r_control(self, args, span):
+        return (args[1], args[5])
+
+    def r_capitation(self, args, span):
+        return ast.Capitation(span, args[1], self.str_node(args[6]))
+
     def r_atom(self, args, span):  # ( expr )
         return args[1]
 

@@ -45,6 +45,7 @@ class Context:
     kinds: dict = field(default_factory=dict)  # id(ast.Name) -> 'column' | 'word' | …
     types: dict = field(default_factory=dict)  # id(ast.Expr) -> Type | NUM | WORD
     table_rows: dict = field(default_factory=dict)  # table name -> ((keys, value, span), …)
+    provider: dict = field(default_factory=dict)  # check_provider: groupers and pools
 
     def report(self, diag) -> None:
         self.diagnostics.append(diag)

@@ -46,9 +46,16 @@ class _Lowerer:
             name=header.name, region=header.region or "",
             effective_from=date_days(start.value), effective_to=date_days(end.value),
             columns=self.columns(layers), tables=tuple(tables), layers=tuple(layers),
-            year_start=(month, day),
+            year_start=(month, day), groupers=tuple(self.ctx.provider.get("groupers", ())),
+            provider=self.provider(),
             meta=(("policy_file", self.ctx.filename),
                   ("sha256", hashlib.sha256(self.ctx.source.encode("utf-8")).hexdigest())))
+
+    def provider(self):
+        """The pools checked by check_provider, or None when the policy declares none."""
+        from yibao.core.points.plan import PointsPlan
+        pools = self.ctx.provider.get("pools", ())
+        return PointsPlan(tuple(pools)) if pools else None
 
     def columns(self, layers) -> tuple:
         read = set(ALWAYS_READ)

@@ -1,0 +1,414 @@
+"""Provider payment end to end: grouping, claim points and the year's settlement by pools.
+
+A plan's provider part is ``Plan.groupers`` (grouping steps, each adding columns) and
+``Plan.provider`` (a ``core.points.plan.PointsPlan``). This module runs them over claims:
+
+- ``group_claims(plan, claims)``: the claims with every grouper's output columns (CHS-DRG by
+  the nogil kernel, decision tables vectorised); ``group_claims_reference`` does the same with
+  the per-claim oracles (``grouping.reference.group_claim``, ``table.group_claim_table``).
+- ``claim_columns(plan, claims, reference=False)``: one row per claim in input order with
+  ``pool``, ``group``, ``grouping_status``, ``case_class`` and ``points`` (×10^4); a claim in
+  no pool has nulls there. Pools are first-match: a claim belongs to the first pool, in
+  declared order, whose ``applies`` tests all pass.
+- ``provider_partials`` / ``merge_partials`` / ``settle_partials``: per-pool, per-hospital sums
+  from one partition of settled claims, their reduction, and the settlement
+  (``core.points.settle``) once the global per-pool totals are known.
+- ``settle_provider_year(plan, claims, results)``: all three at once for one in-memory batch.
+
+Patient-paid (``psn_part_amt``, point-method.md §4) is the claim's ``self_pay`` from the
+benefit layers; the fund's fee-for-service cost is total − self_pay.
+
+Columns the provider part reads that the claims lack are taken as all null (a test on a null
+never passes, a decision-table condition on a null never holds, nobody is signed for
+capitation), so claims from a source without, say, ``adl_score`` still settle; their stays
+are simply unmatched by rows that need it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .grouping import group_drg, load_tables
+from .grouping import reference as drg_reference
+from .grouping import table as dtable
+from .grouping.tables import DATA_DIR
+from .plan import Plan, register_node
+from .points import compute as points_compute
+from .points import reference as points_reference
+from .points import settle as points_settle
+from .points.plan import Pool, PointsPlan, Test
+
+PATIENT_PAID = "psn_part_amt"  # 个人负担 in the national settlement list
+
+CLAIM_FIELDS = (("pool", pa.string()), ("group", pa.string()), ("grouping_status", pa.string()),
+                ("case_class", pa.string()), ("points", pa.int64()))
+CLAIM_SCHEMA = pa.schema(CLAIM_FIELDS)
+
+# -- grouper plan nodes ------------------------------------------------------------------------
+
+
+@register_node
+@dataclass(frozen=True)
+class DrgSplit:
+    """A city split on top of the national DRG (Zhejiang: age < 17, ICU): a grouped claim
+    passing any conjunction of ``when`` (a tuple of tuples of ``Test``) gets ``suffix``
+    appended to its DRG code. The first matching split wins."""
+    suffix: str
+    when: tuple
+    source: str = field(default="", compare=False)  # file:line, provenance only
+
+    def describe(self) -> str:
+        from .points.plan import describe_tests
+        cond = " or ".join(f"({describe_tests(c)})" for c in self.when)
+        return f"split when {cond}: suffix {self.suffix!r}"
+
+
+@register_node
+@dataclass(frozen=True)
+class DrgGrouper:
+    """The CHS-DRG grouper writing ``name`` (the DRG), ``{name}_status``, ``{name}_mdc`` and
+    ``{name}_adrg``. ``tables`` names a converted table folder under grouping/data;
+    ``mdc_order`` None is the scheme's order; ``columns`` are the demographic columns the
+    policy declares (sex, age, age_days, birth_weight), the others are null."""
+    name: str
+    label: str = ""
+    tables: str = "chs_drg_11"
+    mdc_order: Optional[tuple] = None
+    splits: tuple = ()
+    columns: tuple = ("sex", "age")
+    source: str = field(default="", compare=False)  # file:line, provenance only
+
+    def output_columns(self) -> tuple:
+        return ((self.name, pa.string()), (f"{self.name}_status", pa.string()),
+                (f"{self.name}_mdc", pa.string()), (f"{self.name}_adrg", pa.string()))
+
+    def describe(self) -> str:
+        order = ", ".join(self.mdc_order) if self.mdc_order else "scheme order"
+        lines = [f"grouper {self.name}: CHS-DRG tables {self.tables}, MDC order {order}, "
+                 f"reads {', '.join(self.columns)}"]
+        lines += [f"  {s.describe()}" for s in self.splits]
+        return "\n".join(lines)
+
+
+DRG_INPUTS = ("sex", "age", "age_days", "birth_weight")
+
+
+def grouper_output(grouper) -> str:
+    """The column holding a grouper's group code."""
+    return grouper.name if isinstance(grouper, DrgGrouper) else grouper.output
+
+
+def status_column(grouper) -> str:
+    return f"{grouper_output(grouper)}_status"
+
+
+def drg_tables(grouper: DrgGrouper):
+    if grouper.tables == DATA_DIR.name:
+        return load_tables()
+    return load_tables(str(DATA_DIR.parent / grouper.tables))
+
+
+# -- columns ---------------------------------------------------------------------------------
+
+def _test_type(value):
+    if isinstance(value, bool):
+        return pa.bool_()
+    if isinstance(value, int):
+        return pa.int64()
+    if isinstance(value, (tuple, list)) and value:
+        return _test_type(value[0])
+    return pa.string()
+
+
+def _condition_type(cond):
+    if isinstance(cond, (dtable.ProcAny, dtable.ProcAll, dtable.NoProcedure)):
+        return pa.list_(pa.string())
+    if isinstance(cond, dtable.IntBand):
+        return pa.int64()
+    if isinstance(cond, dtable.Flag):
+        return pa.bool_()
+    return pa.string()
+
+
+def needed_columns(plan: Plan) -> dict:
+    """name -> Arrow type of every claim column the provider part reads."""
+    out = {"claim_id": pa.string(), "hospital_id": pa.string(), "total": pa.int64()}
+    for g in plan.groupers:
+        if isinstance(g, DrgGrouper):
+            out.update({"principal_dx": pa.string(), "secondary_dx": pa.list_(pa.string()),
+                        "procedures": pa.list_(pa.string())})
+            out.update({c: pa.int64() for c in g.columns})
+            for split in g.splits:
+                out.update({t.column: _test_type(t.value) for conj in split.when for t in conj})
+        else:
+            for row in g.rows:
+                out.update({c.column: _condition_type(c) for c in row.conditions})
+    produced = {name for g in plan.groupers for name, _ in _outputs(g)}
+    for pool in (plan.provider.pools if plan.provider else ()):
+        tests = list(pool.applies) + [t for a in pool.adjustments for t in a.when]
+        out.update({t.column: _test_type(t.value) for t in tests})
+        out[pool.coefficient_by] = pa.string()
+        if pool.incomplete_column:
+            out[pool.incomplete_column] = pa.bool_()
+        if pool.bed_day:
+            out[pool.bed_day.los_column] = pa.int64()
+        if pool.readmission:
+            r = pool.readmission
+            out.update({r.person_column: pa.string(), r.admit_column: pa.int64(),
+                        r.discharge_column: pa.int64()})
+        if pool.capitation:
+            out[pool.capitation.signed_column] = pa.string()
+    return {k: v for k, v in out.items() if k not in produced}
+
+
+def _outputs(grouper) -> tuple:
+    if isinstance(grouper, DrgGrouper):
+        return grouper.output_columns()
+    return grouper.columns()
+
+
+def prepared(plan: Plan, claims: pa.Table) -> pa.Table:
+    """The claims with dictionary columns decoded and every provider column present (absent
+    ones all null, see the module docstring)."""
+    cols = {}
+    for name in claims.column_names:
+        col = claims.column(name)
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(col.type.value_type)
+        cols[name] = col
+    for name, typ in needed_columns(plan).items():
+        if name not in cols:
+            cols[name] = pa.nulls(claims.num_rows, typ)
+    return pa.table(cols) if cols else claims
+
+
+# -- grouping --------------------------------------------------------------------------------
+
+def _split_codes(grouper: DrgGrouper, claims: pa.Table, drg: pa.Array, mask_of) -> pa.Array:
+    """The DRG codes with the first matching split's suffix appended (grouped claims only)."""
+    if not grouper.splits:
+        return drg
+    suffix = np.full(claims.num_rows, "", dtype=object)
+    todo = pc.is_valid(drg).to_numpy(zero_copy_only=False).copy()
+    for split in grouper.splits:
+        hit = np.zeros(claims.num_rows, bool)
+        for conj in split.when:
+            hit |= mask_of(claims, conj)
+        hit &= todo
+        suffix[hit] = split.suffix
+        todo &= ~hit
+    return pc.binary_join_element_wise(drg, pa.array(suffix, pa.string()), "")
+
+
+def _with(claims: pa.Table, columns: dict) -> pa.Table:
+    for name, values in columns.items():
+        if name in claims.column_names:
+            claims = claims.drop_columns([name])
+        claims = claims.append_column(name, values)
+    return claims
+
+
+def _drg_inputs(grouper: DrgGrouper, claims: pa.Table) -> pa.Table:
+    """The grouping input: codes, and only the demographic columns the policy declares."""
+    n = claims.num_rows
+    cols = {c: claims.column(c) for c in ("principal_dx", "secondary_dx", "procedures")}
+    for c in DRG_INPUTS:
+        cols[c] = claims.column(c) if c in grouper.columns else pa.nulls(n, pa.int32())
+    return pa.table(cols)
+
+
+def group_claims(plan: Plan, claims: pa.Table) -> pa.Table:
+    """``prepared`` claims plus every grouper's output columns (kernel groupers)."""
+    claims = prepared(plan, claims)
+    for g in plan.groupers:
+        if isinstance(g, DrgGrouper):
+            out = group_drg(_drg_inputs(g, claims), drg_tables(g), g.mdc_order)
+            drg = _split_codes(g, claims, out.column("drg").combine_chunks(),
+                               points_compute.test_mask)
+            names = [n for n, _ in g.output_columns()]
+            claims = _with(claims, dict(zip(names, [drg, *(out.column(c) for c in
+                                                          ("drg_status", "mdc", "adrg"))])))
+        else:
+            out = dtable.group_table(g, claims)
+            claims = _with(claims, {n: out.column(n) for n, _ in g.columns()})
+    return claims
+
+
+def _reference_mask(claims: pa.Table, tests) -> np.ndarray:
+    return np.array([points_reference.passes(c, tests) for c in claims.to_pylist()], bool)
+
+
+def group_claims_reference(plan: Plan, claims: pa.Table) -> pa.Table:
+    """``group_claims`` with the per-claim oracles (slow; for tests and the reference path)."""
+    claims = prepared(plan, claims)
+    for g in plan.groupers:
+        if isinstance(g, DrgGrouper):
+            rows = _drg_inputs(g, claims).to_pylist()
+            res = [drg_reference.group_claim(r, drg_tables(g), g.mdc_order) for r in rows]
+            drg = pa.array([r.drg for r in res], pa.string())
+            drg = _split_codes(g, claims, drg, _reference_mask)
+            names = [n for n, _ in g.output_columns()]
+            claims = _with(claims, {
+                names[0]: drg, names[1]: pa.array([r.status for r in res], pa.string()),
+                names[2]: pa.array([r.mdc for r in res], pa.string()),
+                names[3]: pa.array([r.adrg for r in res], pa.string())})
+        else:
+            out = dtable.group_table_reference(g, claims)
+            claims = _with(claims, {n: out.column(n) for n, _ in g.columns()})
+    return claims
+
+
+# -- claim points ----------------------------------------------------------------------------
+
+def pool_index(plan: Plan, grouped: pa.Table) -> np.ndarray:
+    """int64 per claim: the first pool whose applies hold, -1 for none."""
+    idx = np.full(grouped.num_rows, -1, np.int64)
+    for i, pool in enumerate(plan.provider.pools):
+        hit = points_compute.test_mask(grouped, pool.applies) & (idx < 0)
+        idx[hit] = i
+    return idx
+
+
+def _status_of(plan: Plan, pool: Pool, grouped: pa.Table):
+    for g in plan.groupers:
+        if grouper_output(g) == pool.group_column:
+            return grouped.column(status_column(g))
+    return pa.nulls(grouped.num_rows, pa.string())
+
+
+def _score_pool(plan: Plan, pool: Pool, members: pa.Table, reference: bool) -> tuple:
+    """(case_class list, points list) for the members, in members' order."""
+    if reference:
+        rows = points_reference.claim_points(plan.provider, pool, members.to_pylist())
+        return [r["case_class"] for r in rows], [r["points"] for r in rows]
+    out = points_compute.claim_points(plan.provider, pool, members)
+    return out.column("case_class").to_pylist(), out.column("points").to_pylist()
+
+
+def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
+                  grouped: pa.Table | None = None) -> pa.Table:
+    """Per-claim provider columns (``CLAIM_SCHEMA``), one row per input claim, input order."""
+    n = claims.num_rows
+    if plan.provider is None:
+        return CLAIM_SCHEMA.empty_table() if n == 0 else pa.table(
+            {name: pa.nulls(n, typ) for name, typ in CLAIM_FIELDS}, schema=CLAIM_SCHEMA)
+    if grouped is None:
+        grouped = (group_claims_reference if reference else group_claims)(plan, claims)
+    idx = pool_index(plan, grouped)
+    cols = {name: [None] * n for name, _ in CLAIM_FIELDS}
+    for i, pool in enumerate(plan.provider.pools):
+        at = np.nonzero(idx == i)[0]
+        if not len(at):
+            continue
+        members = grouped.take(pa.array(at))
+        classes, points = _score_pool(plan, pool, members, reference)
+        groups = members.column(pool.group_column).to_pylist()
+        status = _status_of(plan, pool, members).to_pylist()
+        for j, row in enumerate(at.tolist()):
+            cols["pool"][row], cols["group"][row] = pool.name, groups[j]
+            cols["grouping_status"][row], cols["case_class"][row] = status[j], classes[j]
+            cols["points"][row] = points[j]
+    return pa.table({name: pa.array(cols[name], typ) for name, typ in CLAIM_FIELDS},
+                    schema=CLAIM_SCHEMA)
+
+
+def append_claim_columns(plan: Plan, results: pa.Table, claims_in_order: pa.Table,
+                         reference: bool = False) -> pa.Table:
+    """``results`` (one row per claim of ``claims_in_order``, same order) plus the provider
+    columns; unchanged when the plan has no provider part."""
+    if plan.provider is None and not plan.groupers:
+        return results
+    extra = claim_columns(plan, claims_in_order, reference)
+    for name, typ in CLAIM_FIELDS:
+        results = results.append_column(pa.field(name, typ), extra.column(name))
+    return results
+
+
+# -- the year's settlement -------------------------------------------------------------------
+
+SUM_FIELDS = ("points", "points_pv", "paid", "paid_pv", "total", "cost_pv", "n")
+
+
+def _settlement_input(plan: Plan, claims: pa.Table, results: pa.Table):
+    """(claims with psn_part_amt, scored rows) for the claims that are in a pool."""
+    if "points" not in results.column_names:
+        results = append_claim_columns(plan, results, _in_result_order(claims, results))
+    scored = results.filter(pc.is_valid(results.column("pool")))
+    at = pc.index_in(scored.column("claim_id"), value_set=claims.column("claim_id"))
+    rows = prepared(plan, claims.take(at))
+    rows = _with(rows, {PATIENT_PAID: scored.column("self_pay")})
+    scored = pa.table({"claim_id": scored.column("claim_id"), "pool": scored.column("pool"),
+                       "hospital_id": rows.column("hospital_id").cast(pa.string()),
+                       "points": scored.column("points")})
+    return rows, scored
+
+
+def _in_result_order(claims: pa.Table, results: pa.Table) -> pa.Table:
+    return claims.take(pc.index_in(results.column("claim_id"),
+                                   value_set=claims.column("claim_id")))
+
+
+def provider_partials(plan: Plan, claims: pa.Table, results: pa.Table) -> dict:
+    """pool name -> (per-hospital sums, points per signed institution) of one partition:
+    ``results`` are ``settle_batch`` results (with or without the provider columns) and
+    ``claims`` the claims they came from (any order, a superset is fine)."""
+    if plan.provider is None:
+        return {}
+    rows, scored = _settlement_input(plan, claims, results)
+    return {pool.name: points_compute.hospital_sums(pool, rows, scored, PATIENT_PAID, None)
+            for pool in plan.provider.pools}
+
+
+def merge_partials(a: dict, b: dict) -> dict:
+    """The sums of two partitions' partials (every field is additive)."""
+    out = {}
+    for name in {**a, **b}:
+        (ha, sa), (hb, sb) = a.get(name, ({}, {})), b.get(name, ({}, {}))
+        per_h = {h: dict(r) for h, r in ha.items()}
+        for h, r in hb.items():
+            if h in per_h:
+                for f in SUM_FIELDS:
+                    per_h[h][f] += r[f]
+            else:
+                per_h[h] = dict(r)
+        signed = dict(sa)
+        for i, p in sb.items():
+            signed[i] = signed.get(i, 0) + p
+        out[name] = (per_h, signed)
+    return out
+
+
+def settle_partials(plan: Plan, partials: dict):
+    """(hospitals, pools) tables (``core.points.settle`` schemas) from the reduced sums."""
+    hospitals, pools = [], []
+    for pool in (plan.provider.pools if plan.provider else ()):
+        per_h, signed = partials.get(pool.name, ({}, {}))
+        h_rows, p_row = points_settle.settle_pool(pool, per_h, signed)
+        hospitals.extend(h_rows)
+        pools.append(p_row)
+    return (pa.Table.from_pylist(hospitals, schema=points_settle.HOSPITAL_SCHEMA),
+            pa.Table.from_pylist(pools, schema=points_settle.POOL_SCHEMA))
+
+
+def settle_provider_year(plan: Plan, claims: pa.Table, results: pa.Table):
+    """(hospitals, pools) for one in-memory year of claims and their settle_batch results."""
+    return settle_partials(plan, provider_partials(plan, claims, results))
+
+
+def settle_provider_year_reference(plan: Plan, claims: pa.Table, results: pa.Table):
+    """The same with the points oracle's settlement (lists of dicts, as it returns them)."""
+    rows, scored = _settlement_input(plan, claims, results)
+    return points_reference.settle(plan.provider, rows.to_pylist(), scored.to_pylist(),
+                                   PATIENT_PAID)
+
+
+def write_outputs(folder, hospitals: pa.Table, pools: pa.Table) -> None:
+    import pyarrow.parquet as pq
+    folder = Path(folder)
+    pq.write_table(hospitals, folder / "hospitals.parquet")
+    pq.write_table(pools, folder / "pools.parquet")
