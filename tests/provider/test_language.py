@@ -1,0 +1,156 @@
+"""The provider syntax: a small pool checked by hand, and compile errors with their codes."""
+from __future__ import annotations
+
+import datetime as dt
+import textwrap
+
+import pyarrow as pa
+import pytest
+
+from yibao.core import provider
+from yibao.core.engine import settle_batch
+from yibao.dsl.compiler import check_text, compile_text
+from yibao.dsl.printer import format_policy
+from yibao.dsl.parser import parse
+
+HEADER = """policy "t" {
+  region "test"
+  effective 2024-01-01 to 2024-12-31
+}
+attribute grp: text
+layer basic "基本" {
+  applies when setting = inpatient
+  base in_scope
+  ratio 80%
+}
+"""
+
+POOL = """
+grouper g from "g.csv"
+pool drg "小池" {
+  applies when setting = inpatient
+  group by g
+  budget 1_000 yuan
+  base points from "points.csv"
+  high outlier 2 otherwise
+  low outlier 0.5
+  readmission within 15 days halves the earlier stay
+  point value (budget + patient_paid) / points
+}
+"""
+
+
+def write(tmp_path, name, text):
+    (tmp_path / name).write_text(textwrap.dedent(text), encoding="utf-8")
+
+
+@pytest.fixture
+def folder(tmp_path):
+    write(tmp_path, "g.csv", "group,grp_in\nA,a\nB,b\n")
+    write(tmp_path, "points.csv", "group,points,avg_cost\nA,100,1000\nB,50,500\n")
+    return tmp_path
+
+
+def claim(cid, person, hospital, grp, total, admit, discharge):
+    return {"claim_id": cid, "person_id": person, "family_id": None, "tier": "tier1",
+            "low_income": False, "hospital_tcm": False, "setting": "inpatient",
+            "hospital_id": hospital, "hospital_level": 3,
+            "admit_date": dt.date(2024, *admit), "discharge_date": dt.date(2024, *discharge),
+            "los": 3, "total": total, "in_scope": total, "self_first": 0, "grp": grp}
+
+
+def test_golden_small_pool(folder):
+    """By hand. Base points A 100 (avg 1,000 yuan), B 50 (avg 500 yuan); k = 1.
+    c1 A 1,000 yuan at H1: r = 1 -> normal, 100 points; but p1 is readmitted to A 10 days
+      after c1's discharge (c2), so c1 earns 100 × 50% = 50.
+    c2 A 2,500 yuan at H1: r = 2.5 ≥ 2 -> high: 100 + 100 × (2.5 − 2) = 150.
+    c3 B 200 yuan at H2: r = 0.4 ≤ 0.5 -> low: 50 × 0.4 = 20.
+    c4 B 500 yuan at H2: normal 50.
+    Σ points = 270. Patients pay 20% of each total (ratio 80%): 200 + 500 + 40 + 100 = 840
+    yuan. PV = (1,000 + 840) / 270 yuan = 18,400/2,700 fen... exactly 184,000/270 fen.
+    V[H1] = 200 × 184,000/270 = 136,296.296… fen, V[H2] = 70 × 184,000/270 = 47,703.703…:
+    floors 136,296 + 47,703 = 183,999; the missing fen goes to the larger remainder (H2, .703).
+    """
+    plan = compile_text(HEADER + POOL, "t.yb", folder)
+    rows = [claim("c1", "p1", "H1", "a", 100_000, (3, 1), (3, 5)),
+            claim("c2", "p1", "H1", "a", 250_000, (3, 15), (3, 20)),
+            claim("c3", "p2", "H2", "b", 20_000, (4, 1), (4, 3)),
+            claim("c4", "p3", "H2", "b", 50_000, (5, 1), (5, 3))]
+    claims = pa.Table.from_pylist(rows)
+    res = settle_batch(plan, claims).results
+    got = {r["claim_id"]: (r["group"], r["case_class"], r["points"]) for r in res.to_pylist()}
+    assert got == {"c1": ("A", "readmit", 500_000), "c2": ("A", "high", 1_500_000),
+                   "c3": ("B", "low", 200_000), "c4": ("B", "normal", 500_000)}
+    hospitals, pools = provider.settle_provider_year(plan, claims, res)
+    pool = pools.to_pylist()[0]
+    assert pool["points"] == 2_700_000 and pool["psn_part_amt"] == 84_000
+    assert pool["point_value"] == "18400/27"  # 184,000 fen / 270 points
+    h = {r["fixmedins_code"]: r for r in hospitals.to_pylist()}
+    assert (h["H1"]["value"], h["H2"]["value"]) == (136_296, 47_704)
+    assert h["H1"]["hifp_pay"] == 136_296 - 70_000 and h["H2"]["hifp_pay"] == 47_704 - 14_000
+    assert pool["distributed"] == 184_000
+
+
+def test_printer_round_trip(folder):
+    text = HEADER + POOL.replace("high outlier 2 otherwise",
+                                 "high outlier 3 when points <= 100, 2 otherwise")
+    once = format_policy(parse(text, "t.yb"))
+    assert format_policy(parse(once, "t.yb")) == once
+    assert compile_text(once, "t.yb", folder).provider == compile_text(text, "t.yb", folder).provider
+
+
+def codes(text, folder):
+    plan, diags = check_text(HEADER + text, "t.yb", folder)
+    return plan, [d.code for d in diags]
+
+
+@pytest.mark.parametrize("text, code", [
+    (POOL.replace("group by g", "group by h"), "E501"),
+    (POOL.replace("applies when setting = inpatient", "applies when setting = inpatient or low_income"), "E502"),
+    (POOL.replace("applies when setting = inpatient", "applies when settin = inpatient"), "E201"),
+    (POOL.replace("applies when setting = inpatient", "applies when setting = clinic"), "E206"),
+    (POOL.replace('  base points from "points.csv"\n', ""), "E503"),
+    (POOL.replace("points.csv", "missing.csv"), "E305"),
+    (POOL.replace("points.csv", "../points.csv"), "E304"),
+    (POOL.replace("budget 1_000 yuan", "budget 1_000 yuan\n  budget 2_000 yuan"), "E111"),
+    (POOL.replace("high outlier 2 otherwise", "high outlier 2 otherwise, 3 when points <= 100"), "E509"),
+    (POOL + "pool drg { group by g }\n", "E202"),
+])
+def test_compile_errors(folder, text, code):
+    plan, found = codes(text, folder)
+    assert plan is None and code in found
+
+
+def test_bad_points_csv(folder):
+    write(folder, "points.csv", "group,pts,avg_cost\nA,100,1000\n")
+    assert "E507" in codes(POOL, folder)[1]
+    write(folder, "points.csv", "group,points,avg_cost\nA,1.00001,1000\n")
+    assert "E507" in codes(POOL, folder)[1]
+
+
+def test_decision_table_rows_analysed(folder):
+    write(folder, "g.csv", "group,grp_in\nA,a|b\nB,b\n")  # B hidden by A
+    plan, found = codes(POOL, folder)
+    assert plan is None and "E505" in found
+    write(folder, "g.csv", "group,grp_in,bad_col\nA,a,1\n")
+    assert "E504" in codes(POOL, folder)[1]
+
+
+def test_drg_grouper_syntax(folder):
+    text = """
+attribute age: int
+attribute sex: int
+grouper drg "CHS-DRG" {
+  tables chs_drg_11
+  mdc order A, P, Y, Z
+  split suffix "A" when age < 17 or hospital_level = 1 and low_income
+}
+"""
+    plan = compile_text(HEADER + text, "t.yb", folder)
+    g = plan.groupers[0]
+    assert g.mdc_order == ("MDCA", "MDCP", "MDCY", "MDCZ") and g.columns == ("sex", "age")
+    assert [[(t.column, t.op, t.value) for t in c] for c in g.splits[0].when] == [
+        [("age", "<", 17)], [("hospital_level", "==", 1), ("low_income", "==", True)]]
+    bad = text.replace("A, P, Y, Z", "A, Q9")
+    assert "E508" in codes(bad, folder)[1]
+    assert "E510" in codes(text.replace('suffix "A"', 'suffix "A-B"'), folder)[1]
