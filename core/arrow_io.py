@@ -184,7 +184,8 @@ def _row_checks(plan: Plan, table: pa.Table, converted: dict):
     claim_id = table.column("claim_id")
     yield "null_claim_id", _np_bool(pc.is_null(claim_id)), "claim_id"
     yield "duplicate_claim_id", _duplicate_mask(claim_id), "claim_id"
-    for name in [c.name for c in plan.columns] + ["person_id"]:
+    key_columns = {k.column for k in plan.keys()} - {"person_id"}  # null falls back to person
+    for name in [c.name for c in plan.columns if c.name not in key_columns] + ["person_id"]:
         yield "null_value", _np_bool(pc.is_null(table.column(name))), name
     for name in MONEY_COLUMNS:
         if name in converted:

@@ -75,6 +75,8 @@ def run_stages(plan: Plan, results: pa.Table, claims: pa.Table, registry, contex
         except Exception as exc:
             raise RuntimeError(f"plugin {stage.plugin!r}: stage {stage.name!r} failed: {exc}") \
                 from exc
+        if added is None:  # the run gave the stage nothing to do (e.g. no balances table)
+            continue
         for name, typ in stage.columns:
             results = results.append_column(pa.field(name, typ), pa.array(added[name], typ))
     return results

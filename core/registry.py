@@ -52,7 +52,8 @@ class Stage:
     """A step after the layers, adding result columns (家庭共济 mutual aid, a report column).
     ``run(plan, results, claims, context)`` gets the results and the accepted claims, both
     in settlement order (discharge_date, claim_id), and ``context`` (the run's extra inputs,
-    e.g. a balances table); it returns {column name: array of len(results)}. It is vectorised
+    e.g. a balances table); it returns {column name: array of len(results)}, or None to add
+    no columns when the run did not ask for it (no balances given). It is vectorised
     or a Cython loop over the whole batch, never a Python call per row. ``reference`` is the
     plain-Python version the conformance tests compare against (same signature)."""
     name: str

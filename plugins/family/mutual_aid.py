@@ -92,7 +92,10 @@ def _outputs(pay: np.ndarray, left: np.ndarray, account: np.ndarray) -> dict:
 
 
 def run(plan, results: pa.Table, claims: pa.Table, context: dict) -> dict:
-    """The stage (Cython loop): results and claims are in settlement order."""
+    """The stage (Cython loop): results and claims are in settlement order. Without a
+    balances table the run is not a mutual-aid run and no columns are added."""
+    if context.get("balances") is None:
+        return None
     owners, balance, bindings = read_accounts(context)
     person = claims.column("person_id").combine_chunks().cast(pa.string())
     account = account_index(person, owners, bindings)
@@ -106,6 +109,8 @@ def run(plan, results: pa.Table, claims: pa.Table, context: dict) -> dict:
 def reference(plan, results: pa.Table, claims: pa.Table, context: dict) -> dict:
     """The same stage written claim by claim with dicts, from the module docstring."""
     balances = context.get("balances")
+    if balances is None:
+        return None
     left_of = {}
     if balances is not None:
         left_of = dict(zip(balances.column("person_id").to_pylist(),

@@ -58,10 +58,6 @@ def test_family_deductible_and_cap_are_shared_by_the_household():
         assert ded["n1"] == 2_000 * YUAN and pay["n1"] == 800 * YUAN
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core/arrow_io.py rejects a null in every column the plan reads (null_value), key columns "
-    "included, so a null family_id never reaches the person fallback benefits.md requires; "
-    "fix: skip plan.keys() columns in arrow_io._row_checks' null check"))
 def test_null_family_id_falls_back_to_the_person():
     t = claims({"claim_id": "a", "person_id": "p1", "family_id": "f1", "total": 1_500 * YUAN},
                {"claim_id": "b", "person_id": "p3", "family_id": None, "total": 3_000 * YUAN})
@@ -122,10 +118,10 @@ def test_mutual_aid_pays_bound_members_in_settlement_order():
         assert left == {"c1": 200 * YUAN, "c2": 0, "c3": None, "c4": 0}
 
 
-def test_mutual_aid_without_balances_is_a_no_op():
+def test_mutual_aid_without_balances_adds_no_columns():
     t = claims({"claim_id": "c", "person_id": "p1", "family_id": "f1", "total": 100})
     for res in both(family_plan(), t):
-        assert by_claim(res, "acct_mulaid_pay") == {"c": 0} and by_claim(res, "balc") == {"c": None}
+        assert "acct_mulaid_pay" not in res.column_names and "balc" not in res.column_names
 
 
 @pytest.mark.parametrize("ctx, message", [
