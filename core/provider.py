@@ -412,3 +412,31 @@ def write_outputs(folder, hospitals: pa.Table, pools: pa.Table) -> None:
     folder = Path(folder)
     pq.write_table(hospitals, folder / "hospitals.parquet")
     pq.write_table(pools, folder / "pools.parquet")
+
+
+def settle_results_folder(plan: Plan, claim_files, out_dir) -> tuple:
+    """After ``yibao settle``: read the published ``claims.parquet`` (pool, points, self_pay)
+    and the input claims' provider columns, reduce per pool and write ``hospitals.parquet``
+    and ``pools.parquet`` beside it. Returns (hospitals, pools). Holds the few columns it
+    needs of every claim in a pool in memory (not the whole claims)."""
+    import pyarrow.dataset as ds
+    folder = Path(out_dir)
+    results = ds.dataset(str(folder / "claims.parquet")).to_table(
+        columns=["claim_id", "pool", "points", "self_pay"], filter=ds.field("pool").is_valid())
+    files = [str(f) for f in claim_files]
+    source = ds.dataset(files, format="parquet")
+    names = [c for c in needed_columns(plan) if c in source.schema.names]
+    partials: dict = {}
+    wanted = results.column("claim_id")
+    for batch in source.to_batches(columns=names):
+        piece = pa.Table.from_batches([batch])
+        hit = pc.is_in(piece.column("claim_id"), value_set=wanted)
+        piece = piece.filter(hit)
+        if piece.num_rows == 0:
+            continue
+        mine = results.filter(pc.is_in(results.column("claim_id"),
+                                       value_set=piece.column("claim_id")))
+        partials = merge_partials(partials, provider_partials(plan, piece, mine))
+    hospitals, pools = settle_partials(plan, partials)
+    write_outputs(folder, hospitals, pools)
+    return hospitals, pools

@@ -59,6 +59,12 @@ def run(args) -> int:
         print(f"yibao settle: {exc}", file=sys.stderr)
         return 2
     print_run(summary, console(), args.out)
+    if plan.provider is not None:  # provider payment: the year's settlement by pools
+        from yibao.core.provider import settle_results_folder
+        from yibao.core.runner import input_files
+        hospitals, pools = settle_results_folder(plan, input_files(claims), args.out)
+        console().print(f"provider payment: {pools.num_rows} pool(s), {hospitals.num_rows} "
+                        f"hospital row(s) in {args.out}/hospitals.parquet, pools.parquet")
     return summary.exit_code
 
 

@@ -177,3 +177,23 @@ def test_rizhao_budget_and_township_sharing(settled):
     assert town["shared_amt"] == (round(Fraction(diff * 20, 100)) if diff >= 0
                                   else -round(Fraction(-diff * 20, 100)))
     assert town["fund_amt"] == town["fund_cost"] + town["shared_amt"]
+
+
+def test_yibao_settle_writes_hospitals_and_pools(tmp_path):
+    import argparse
+    import pyarrow.parquet as pq
+    from yibao.dsl.commands import settle as cmd
+    claims = generate_claims(3_000, 13)
+    (tmp_path / "in").mkdir()
+    pq.write_table(claims.slice(0, 1_500), tmp_path / "in" / "a.parquet")
+    pq.write_table(claims.slice(1_500), tmp_path / "in" / "b.parquet")
+    args = argparse.Namespace(claims=[str(tmp_path / "in")], policy="city_configs/jinhua",
+                              out=str(tmp_path / "results"), memory_limit=None, engine="local",
+                              partitions=2, overwrite=False, no_progress=True)
+    assert cmd.run(args) == 0
+    hospitals = pq.read_table(tmp_path / "results" / "hospitals.parquet")
+    pools = pq.read_table(tmp_path / "results" / "pools.parquet")
+    plan = compile_policy("city_configs/jinhua")
+    want = provider.settle_provider_year(plan, claims, settle_batch(plan, claims).results)
+    assert hospitals.to_pylist() == want[0].to_pylist()
+    assert pools.to_pylist() == want[1].to_pylist()
