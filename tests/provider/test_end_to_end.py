@@ -197,3 +197,11 @@ def test_yibao_settle_writes_hospitals_and_pools(tmp_path):
     want = provider.settle_provider_year(plan, claims, settle_batch(plan, claims).results)
     assert hospitals.to_pylist() == want[0].to_pylist()
     assert pools.to_pylist() == want[1].to_pylist()
+
+
+@pytest.mark.parametrize("city", CITIES)
+def test_plan_json_round_trip_keeps_the_provider_part(city):
+    from yibao.core.plan import Plan
+    plan = compile_policy(f"city_configs/{city}")
+    back = Plan.from_json(plan.to_json())
+    assert back == plan and back.provider == plan.provider and back.groupers == plan.groupers
