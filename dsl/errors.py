@@ -66,6 +66,20 @@ CODES = {
     "E410": "layer has both ratio and bands",
     "E411": "bands not contiguous from 0",
     "E412": "continuing deductible must be per claim",
+    # provider payment (dsl/passes/check_provider.py)
+    "E501": "group by an unknown grouper",
+    "E502": "a condition that cannot be a grouping or pool test",
+    "E503": "a pool without group by, budget or base points",
+    "E504": "a decision table that cannot be read",
+    "E505": "a decision-table row that is hidden by earlier rows or never matches",
+    "W506": "decision-table rows overlap",
+    "E507": "a provider CSV with a bad header or value",
+    "E508": "an unknown MDC or grouping table set",
+    "E509": "outlier bands or day tiers out of order",
+    "E510": "a bad split suffix",
+    # policy versions in one folder (dsl/versions.py)
+    "E601": "policy versions leave a gap",
+    "E602": "policy versions overlap",
 }
 
 

@@ -4,7 +4,7 @@
 (each one version, its range from its ``effective A to B`` header) and returns the plans
 sorted by ``effective_from``. Versions must tile time: a gap or an overlap between
 consecutive versions is a compile-time error, reported like every policy error with
-``file:line:col``, the header line and a caret (codes E501 gap, E502 overlap). A folder with
+``file:line:col``, the header line and a caret (codes E601 gap, E602 overlap). A folder with
 one ``policy.yb`` is one version. Settling under the versions: ``yibao.core.versions``.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .compiler import compile_file
 from .errors import PolicyError, error, render
 from .parser import parse
 
-VERSION_CODES = {"E501": "policy versions leave a gap", "E502": "policy versions overlap"}
+VERSION_CODES = {"E601": "policy versions leave a gap", "E602": "policy versions overlap"}
 
 
 class VersionsError(PolicyError):
@@ -62,7 +62,7 @@ def compile_versions(folder, registry: Optional[Registry] = None) -> tuple:
     plans = tuple(p for p, _ in compiled)
     for i, kind, msg in version_problems(plans):
         prev = compiled[i - 1][1]
-        code = "E501" if kind == "gap" else "E502"
+        code = "E601" if kind == "gap" else "E602"
         hint = (f"the previous version is {prev}; make this one start the day after it ends")
         diagnostics.append(error(code, f"policy version {msg}",
                                  _header_span(compiled[i][1], sources), hint))

@@ -134,6 +134,9 @@ def test_decision_table_rows_analysed(folder):
     assert plan is None and "E505" in found
     write(folder, "g.csv", "group,grp_in,bad_col\nA,a,1\n")
     assert "E504" in codes(POOL, folder)[1]
+    write(folder, "g.csv", "group,grp_in\nA,a|b\nB,b|c\n")  # share b, differ on a and c
+    plan, found = codes(POOL, folder)
+    assert plan is not None and "W506" in found
 
 
 def test_drg_grouper_syntax(folder):

@@ -64,8 +64,8 @@ def test_last_years_claims_give_last_years_answers(two_years):
 
 
 @pytest.mark.parametrize("second, code, line_text", [
-    (("2025-02-01", "2025-12-31"), "E501", "no version is in force from 2025-01-01 to 2025-01-31"),
-    (("2024-12-01", "2025-12-31"), "E502", "previous version runs to 2024-12-31"),
+    (("2025-02-01", "2025-12-31"), "E601", "no version is in force from 2025-01-01 to 2025-01-31"),
+    (("2024-12-01", "2025-12-31"), "E602", "previous version runs to 2024-12-31"),
 ])
 def test_gap_and_overlap_are_compile_errors(tmp_path, second, code, line_text):
     version(tmp_path, "a.yb", "2024-01-01", "2024-12-31")
