@@ -26,10 +26,13 @@ def plan(registry):
 
 @pytest.fixture(scope="session")
 def family_plan(registry, tmp_path_factory):
-    """The reference policy with its outpatient cap per family: partitions by family."""
+    """The reference policy with its outpatient deductible and cap per family, small enough
+    that they bind: partitions by family, and splitting a family changes the numbers."""
     text = (REFERENCE / "policy.yb").read_text(encoding="utf-8")
-    changed = text.replace("cap 5_000 yuan per person per year", "cap 5_000 yuan per family per year")
-    assert changed != text
+    changed = text.replace("cap 5_000 yuan per person per year", "cap 150 yuan per family per year")
+    changed = changed.replace("deductible 1_000 yuan per person per year",
+                              "deductible 200 yuan per family per year")
+    assert changed.count("per family") == 2
     folder = tmp_path_factory.mktemp("family_policy")
     (folder / "policy.yb").write_text(changed, encoding="utf-8")
     return compile_policy(folder, registry=registry)
