@@ -6,7 +6,8 @@ cdef enum:
     MAX_LAYERS = 32        # layers in one plan
     MAX_CAPS = 8           # caps in one layer
     MAX_BANDS = 16         # bands in one layer
-    MAX_STATES = 256       # accumulator arrays in one plan
+    MAX_STATES = 256       # accumulators in one plan
+    MAX_KEYS = 8           # accumulator key kinds (person, family, ...) in one plan
 
 cdef enum DeductibleKind:
     DED_NONE = 0
@@ -19,8 +20,14 @@ cdef enum RatioKind:
     RATIO_BANDS = 2        # bands over the key's cumulative yearly amount
 
 cdef struct State:
-    int key                # which key kind indexes data (0 = person)
-    int64_t* data          # one slot per dense key id; zeroed when the key's year changes
+    int key                # key kind whose row holds this accumulator (0 = person)
+    int offset             # slot within that row (slot 0 is the row's policy-year stamp)
+
+# Accumulators are laid out row-major per key kind: row kid of kind k is
+# blocks[k][kid * widths[k] : (kid + 1) * widths[k]], slot 0 the policy year it belongs to and
+# the other slots that key's deductibles, bands, caps and kept burden. Claims arrive in date
+# order, i.e. jumping between persons; one row per person keeps a claim's state in one or two
+# cache lines instead of one line per accumulator array.
 
 cdef struct LayerSpec:
     const uint8_t* applies         # 1 where the layer applies to row i
@@ -33,7 +40,6 @@ cdef struct LayerSpec:
     const uint8_t* ded_continuing  # NULL, or 1 where row i is a transfer (连续计算起付线)
     int ded_state                  # State index: consumed this year (DED_PER_YEAR)
     int last_ded_state             # State index: deductible paid on the key's previous claim
-    int ded_key                    # key kind of the deductible
     int ratio_kind                 # RatioKind
     const int64_t* ratio           # ratio for row i in millionths (RATIO_PER_CLAIM)
     int n_bands
@@ -41,19 +47,16 @@ cdef struct LayerSpec:
     int64_t band_hi[MAX_BANDS]     # fen, exclusive; -1 = unbounded
     int64_t band_rate[MAX_BANDS]   # millionths
     int band_state                 # State index: cumulative e this year
-    int band_key
     int n_caps
     int cap_per_year[MAX_CAPS]     # 1 yearly (accumulated), 0 per claim
     const int64_t* cap_amount[MAX_CAPS]  # cap for row i (fen)
     int cap_state[MAX_CAPS]        # State index of a yearly cap (shared caps share it)
-    int cap_key[MAX_CAPS]
     int has_limit                  # self-pay limit (兜底) instead of a ratio
     const int64_t* limit_amount    # L for row i (fen)
     int limit_state                # State index: burden kept this year
-    int limit_key
     int64_t* out_pay               # payment of row i (fen)
     int64_t* out_ded               # deductible consumed by row i (fen), or NULL
 
 cdef void settle_rows(const int64_t* order, int64_t n_order, int n_layers, LayerSpec* layers,
                       int n_keys, const int64_t** key_ids, const int32_t* year,
-                      int32_t** key_year, int n_states, State* states) noexcept nogil
+                      int64_t** blocks, const int64_t* widths, State* states) noexcept nogil

@@ -32,11 +32,9 @@ cdef inline int64_t i64min(int64_t a, int64_t b) noexcept nogil:
     return a if a < b else b
 
 
-cdef void reset_key(int k, int64_t kid, int n_states, State* states) noexcept nogil:
-    cdef int s
-    for s in range(n_states):
-        if states[s].key == k:
-            states[s].data[kid] = 0
+cdef inline int64_t* slot(State* states, int s, int64_t** rows) noexcept nogil:
+    """The accumulator ``s`` of the current claim's key (rows: this claim's row per key kind)."""
+    return rows[states[s].key] + states[s].offset
 
 
 cdef int64_t band_pay(LayerSpec* L, int64_t start, int64_t e) noexcept nogil:
@@ -53,92 +51,92 @@ cdef int64_t band_pay(LayerSpec* L, int64_t start, int64_t e) noexcept nogil:
     return total
 
 
-cdef int64_t deduct(LayerSpec* L, int64_t i, int64_t base, const int64_t** key_ids,
-                    State* states) noexcept nogil:
+cdef int64_t deduct(LayerSpec* L, int64_t i, int64_t base, State* states,
+                    int64_t** rows) noexcept nogil:
     """The deductible this claim consumes (0 <= d <= base); updates the layer's state."""
-    cdef int64_t kid = key_ids[L.ded_key][i]
     cdef int64_t D = L.ded_amount[i], remaining, d
     if L.ded_continuing != NULL and L.ded_continuing[i]:
-        D = i64max(0, D - states[L.last_ded_state].data[kid])
+        D = i64max(0, D - slot(states, L.last_ded_state, rows)[0])
     if L.ded_kind == DED_PER_YEAR:
-        remaining = i64max(0, D - states[L.ded_state].data[kid])
+        remaining = i64max(0, D - slot(states, L.ded_state, rows)[0])
     else:
         remaining = i64max(0, D)
     d = i64min(base, remaining)
     if L.ded_kind == DED_PER_YEAR:
-        states[L.ded_state].data[kid] += d
+        slot(states, L.ded_state, rows)[0] += d
     if L.last_ded_state >= 0:
-        states[L.last_ded_state].data[kid] = d
+        slot(states, L.last_ded_state, rows)[0] = d
     return d
 
 
-cdef int64_t apply_caps(LayerSpec* L, int64_t i, int64_t pay, const int64_t** key_ids,
-                        State* states) noexcept nogil:
+cdef int64_t apply_caps(LayerSpec* L, int64_t i, int64_t pay, State* states,
+                        int64_t** rows) noexcept nogil:
     """Caps in order, then every yearly cap's paid-so-far grows by the final payment."""
     cdef int c
     cdef int64_t room
     for c in range(L.n_caps):
         if L.cap_per_year[c]:
-            room = i64max(0, L.cap_amount[c][i]
-                          - states[L.cap_state[c]].data[key_ids[L.cap_key[c]][i]])
+            room = i64max(0, L.cap_amount[c][i] - slot(states, L.cap_state[c], rows)[0])
         else:
             room = i64max(0, L.cap_amount[c][i])
         if pay > room:
             pay = room
     for c in range(L.n_caps):
         if L.cap_per_year[c]:
-            states[L.cap_state[c]].data[key_ids[L.cap_key[c]][i]] += pay
+            slot(states, L.cap_state[c], rows)[0] += pay
     return pay
 
 
-cdef int64_t settle_layer(LayerSpec* L, int64_t i, int64_t* paid, const int64_t** key_ids,
-                          State* states) noexcept nogil:
-    cdef int64_t base = L.base_claim[i], d = 0, e, pay, kid, kept
+cdef int64_t settle_layer(LayerSpec* L, int64_t i, int64_t* paid, State* states,
+                          int64_t** rows) noexcept nogil:
+    cdef int64_t base = L.base_claim[i], d = 0, e, pay
+    cdef int64_t* acc
     cdef int p
     for p in range(L.n_paid):
         base += L.paid_sign[p] * paid[L.paid_layer[p]]
     base = i64max(0, base)
     if L.ded_kind != DED_NONE:
-        d = deduct(L, i, base, key_ids, states)
+        d = deduct(L, i, base, states, rows)
     if L.out_ded != NULL:
         L.out_ded[i] = d
     e = base - d
     if L.has_limit:
-        kid = key_ids[L.limit_key][i]
-        kept = states[L.limit_state].data[kid]
-        pay = i64min(e, i64max(0, kept + e - L.limit_amount[i]))
+        pay = i64min(e, i64max(0, slot(states, L.limit_state, rows)[0] + e - L.limit_amount[i]))
     elif L.ratio_kind == RATIO_PER_CLAIM:
         pay = yb_mul_ratio(e, L.ratio[i])
     elif L.ratio_kind == RATIO_BANDS:
-        kid = key_ids[L.band_key][i]
-        pay = band_pay(L, states[L.band_state].data[kid], e)
-        states[L.band_state].data[kid] += e
+        acc = slot(states, L.band_state, rows)
+        pay = band_pay(L, acc[0], e)
+        acc[0] += e
     else:
         pay = e
-    pay = apply_caps(L, i, i64max(0, i64min(pay, e)), key_ids, states)
+    pay = apply_caps(L, i, i64max(0, i64min(pay, e)), states, rows)
     if L.has_limit:
-        states[L.limit_state].data[key_ids[L.limit_key][i]] += e - pay
+        slot(states, L.limit_state, rows)[0] += e - pay
     return pay
 
 
 cdef void settle_rows(const int64_t* order, int64_t n_order, int n_layers, LayerSpec* layers,
                       int n_keys, const int64_t** key_ids, const int32_t* year,
-                      int32_t** key_year, int n_states, State* states) noexcept nogil:
+                      int64_t** blocks, const int64_t* widths, State* states) noexcept nogil:
     cdef int64_t paid[MAX_LAYERS]
-    cdef int64_t t, i, kid
+    cdef int64_t* rows[MAX_KEYS]
+    cdef int64_t t, i, w, j
     cdef int k, l
     cdef int32_t y
     for t in range(n_order):
         i = order[t]
         y = year[i]
-        for k in range(n_keys):  # a new policy year for this key: its accumulators restart
-            kid = key_ids[k][i]
-            if key_year[k][kid] != y:
-                key_year[k][kid] = y
-                reset_key(k, kid, n_states, states)
+        for k in range(n_keys):
+            w = widths[k]
+            rows[k] = blocks[k] + key_ids[k][i] * w
+            if rows[k][0] != y:  # a new policy year for this key: its accumulators restart
+                rows[k][0] = y
+                for j in range(1, w):
+                    rows[k][j] = 0
         for l in range(n_layers):
             if layers[l].applies[i]:
-                paid[l] = settle_layer(&layers[l], i, paid, key_ids, states)
+                paid[l] = settle_layer(&layers[l], i, paid, states, rows)
             else:
                 paid[l] = 0
                 if layers[l].out_ded != NULL:
@@ -161,7 +159,7 @@ cdef const uint8_t* u8p(object a) except NULL:
     return &mv[0]
 
 
-cdef void fill_layer(LayerSpec* L, dict d, list state_arrays) except *:
+cdef void fill_layer(LayerSpec* L, dict d) except *:
     cdef int j
     L.applies = u8p(d["applies"])
     L.base_claim = i64p(d["base_claim"])
@@ -172,61 +170,63 @@ cdef void fill_layer(LayerSpec* L, dict d, list state_arrays) except *:
     L.ded_kind = d["ded_kind"]
     L.ded_amount = i64p(d["ded_amount"]) if d["ded_kind"] else NULL
     L.ded_continuing = u8p(d["ded_continuing"]) if d["ded_continuing"] is not None else NULL
-    L.ded_state, L.last_ded_state, L.ded_key = d["ded_state"], d["last_ded_state"], d["ded_key"]
+    L.ded_state, L.last_ded_state = d["ded_state"], d["last_ded_state"]
     L.ratio_kind = d["ratio_kind"]
     L.ratio = i64p(d["ratio"]) if d["ratio_kind"] == RATIO_PER_CLAIM else NULL
     L.n_bands = len(d["bands"])
     for j, (lo, hi, rate) in enumerate(d["bands"]):
         L.band_lo[j], L.band_hi[j], L.band_rate[j] = lo, hi, rate
-    L.band_state, L.band_key = d["band_state"], d["band_key"]
+    L.band_state = d["band_state"]
     L.n_caps = len(d["caps"])
     for j, (per_year, amount, state, key) in enumerate(d["caps"]):
         L.cap_per_year[j], L.cap_amount[j] = per_year, i64p(amount)
-        L.cap_state[j], L.cap_key[j] = state, key
+        L.cap_state[j] = state
     L.has_limit = d["limit_amount"] is not None
     L.limit_amount = i64p(d["limit_amount"]) if L.has_limit else NULL
-    L.limit_state, L.limit_key = d["limit_state"], d["limit_key"]
+    L.limit_state = d["limit_state"]
     L.out_pay = i64w(d["out_pay"])
     L.out_ded = i64w(d["out_ded"]) if d["out_ded"] is not None else NULL
 
 
-def settle(object order, list layers, list key_ids, object year, list key_year,
-           list state_arrays, list state_keys):
-    """Run the kernel. ``order`` (int64) lists row indices in settlement order; every array is
-    C-contiguous and kept alive by the caller (lower.Program). Fills each layer's out arrays
-    in place. Limits: MAX_LAYERS layers, MAX_CAPS caps and MAX_BANDS bands per layer."""
-    cdef int n_layers = len(layers), n_keys = len(key_ids), n_states = len(state_arrays)
+def settle(object order, list layers, list key_ids, object year, list blocks, object widths,
+           list state_keys, list state_offsets):
+    """Run the kernel. ``order`` (int64) lists row indices in settlement order; ``blocks[k]``
+    is key kind k's accumulator rows (int64, ``widths[k]`` slots a key id, slot 0 the policy
+    year stamp, initialised to a year no claim has); state s lives at slot
+    ``state_offsets[s]`` of kind ``state_keys[s]``. Every array is C-contiguous and kept alive
+    by the caller (lower.Program). Fills each layer's out arrays in place."""
+    cdef int n_layers = len(layers), n_keys = len(key_ids), n_states = len(state_keys)
     cdef int64_t n_order = len(order)
     if n_order == 0:
         return
-    if n_layers > MAX_LAYERS or n_states > MAX_STATES:
-        raise ValueError(f"plan too large for the kernel: {n_layers} layers, {n_states} states")
+    if n_layers > MAX_LAYERS or n_states > MAX_STATES or n_keys > MAX_KEYS:
+        raise ValueError(f"plan too large for the kernel: {n_layers} layers, {n_states} "
+                         f"accumulators, {n_keys} keys")
     for d in layers:
         if len(d["caps"]) > MAX_CAPS or len(d["bands"]) > MAX_BANDS:
             raise ValueError("a layer has more caps or bands than the kernel supports")
     cdef LayerSpec* specs = <LayerSpec*>malloc(n_layers * sizeof(LayerSpec))
     cdef State* states = <State*>malloc(max(1, n_states) * sizeof(State))
     cdef const int64_t** kids = <const int64_t**>malloc(n_keys * sizeof(int64_t*))
-    cdef int32_t** kyear = <int32_t**>malloc(n_keys * sizeof(int32_t*))
-    cdef int32_t[::1] ky
+    cdef int64_t** rows = <int64_t**>malloc(n_keys * sizeof(int64_t*))
+    cdef const int64_t[::1] wv = widths
     cdef const int32_t[::1] yv = year
     cdef const int64_t* order_p = i64p(order)
     cdef int j
     try:
         for j in range(n_layers):
-            fill_layer(&specs[j], layers[j], state_arrays)
+            fill_layer(&specs[j], layers[j])
         for j in range(n_states):
             states[j].key = state_keys[j]
-            states[j].data = i64w(state_arrays[j])
+            states[j].offset = state_offsets[j]
         for j in range(n_keys):
             kids[j] = i64p(key_ids[j])
-            ky = key_year[j]
-            kyear[j] = &ky[0]
+            rows[j] = i64w(blocks[j])
         with nogil:
-            settle_rows(order_p, n_order, n_layers, specs, n_keys, kids, &yv[0], kyear,
-                        n_states, states)
+            settle_rows(order_p, n_order, n_layers, specs, n_keys, kids, &yv[0], rows,
+                        &wv[0], states)
     finally:
         free(specs)
         free(states)
         free(kids)
-        free(kyear)
+        free(rows)

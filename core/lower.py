@@ -170,18 +170,34 @@ class Program:
     key_ids: list = field(default_factory=list)
     key_counts: list = field(default_factory=list)
     year: np.ndarray = None
-    state_arrays: list = field(default_factory=list)
-    state_keys: list = field(default_factory=list)
+    state_keys: list = field(default_factory=list)  # key kind of each accumulator
+    state_offsets: list = field(default_factory=list)  # its slot in that kind's row
+    widths: list = None  # slots per key id, per key kind (slot 0: policy-year stamp)
 
     def new_state(self, key_index: int) -> int:
-        self.state_arrays.append(np.zeros(self.key_counts[key_index], dtype=np.int64))
+        """A new zeroed accumulator of key kind ``key_index``; returns its index."""
+        if self.widths is None:
+            self.widths = [1] * len(self.key_counts)
         self.state_keys.append(key_index)
-        return len(self.state_arrays) - 1
+        self.state_offsets.append(self.widths[key_index])
+        self.widths[key_index] += 1
+        return len(self.state_keys) - 1
+
+    def accumulator_rows(self) -> list:
+        """One zeroed row of slots per key id and kind, year stamps set to 'no year yet'."""
+        widths = self.widths or [1] * len(self.key_counts)
+        blocks = []
+        for count, width in zip(self.key_counts, widths):
+            block = np.zeros(count * width, dtype=np.int64)
+            block[::width] = np.iinfo(np.int64).min
+            blocks.append(block)
+        return blocks
 
     def run(self, order: np.ndarray) -> None:
-        key_year = [np.full(c, np.iinfo(np.int32).min, dtype=np.int32) for c in self.key_counts]
+        widths = np.asarray(self.widths or [1] * len(self.key_counts), dtype=np.int64)
         _kernel.settle(np.ascontiguousarray(order, dtype=np.int64), self.layers, self.key_ids,
-                       self.year, key_year, self.state_arrays, self.state_keys)
+                       self.year, self.accumulator_rows(), widths, self.state_keys,
+                       self.state_offsets)
 
 
 def _i64(a) -> np.ndarray:
