@@ -17,7 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-OUTPUTS = ("claims.parquet", "rejects.parquet", "summary.json", "manifest.json")
+# every file a run may publish, in publication order (the manifest last); the provider
+# payment files only for a plan with a provider part
+PROVIDER_OUTPUTS = ("hospitals.parquet", "pools.parquet")
+TABLE_OUTPUTS = ("claims.parquet", "rejects.parquet") + PROVIDER_OUTPUTS
+OUTPUTS = TABLE_OUTPUTS + ("summary.json", "manifest.json")
 STAGING = ".yibao-run"  # a run's working folder inside the output folder
 ROW_GROUP = 1 << 20  # rows per Parquet row group in the outputs, whatever the engine
 
@@ -144,6 +148,12 @@ class OutputFolder:
 
     def stage(self, name: str) -> Path:
         return self.staging / name
+
+    def write_table(self, name: str, table: pa.Table) -> None:
+        """Stage ``table`` as the Parquet output ``name`` (``ParquetOut``'s fixed layout)."""
+        writer = ParquetOut(self.stage(name), table.schema)
+        writer.write(table)
+        writer.close()
 
     def write_json(self, name: str, data: dict) -> None:
         self.stage(name).write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n",

@@ -14,6 +14,9 @@ A plan's provider part is ``Plan.groupers`` (grouping steps, each adding columns
   from one partition of settled claims, their reduction, and the settlement
   (``core.points.settle``) once the global per-pool totals are known.
 - ``settle_provider_year(plan, claims, results)``: all three at once for one in-memory batch.
+- ``ProviderYear``: the partials of a run accumulated piece by piece (core/runner.py and
+  core/spark.py write its ``settle()`` as hospitals.parquet and pools.parquet);
+  ``partials_to_json`` / ``partials_from_json`` carry partials between processes.
 
 Patient-paid (``psn_part_amt``, point-method.md §4) is the claim's ``self_pay`` from the
 benefit layers; the fund's fee-for-service cost is total − self_pay.
@@ -26,7 +29,6 @@ are simply unmatched by rows that need it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -407,36 +409,40 @@ def settle_provider_year_reference(plan: Plan, claims: pa.Table, results: pa.Tab
                                    PATIENT_PAID)
 
 
-def write_outputs(folder, hospitals: pa.Table, pools: pa.Table) -> None:
-    import pyarrow.parquet as pq
-    folder = Path(folder)
-    pq.write_table(hospitals, folder / "hospitals.parquet")
-    pq.write_table(pools, folder / "pools.parquet")
+class ProviderYear:
+    """The provider year of a run, accumulated piece by piece: ``add`` the claims and the
+    ``settle_batch`` results of each partition (every claim of a person in one piece, so
+    readmissions are complete), then ``settle`` once. The sums are exact ints and the
+    settlement sorts hospitals, so the tables are the same whatever the pieces. A plan
+    without a provider part accumulates nothing and settles to empty tables."""
+
+    def __init__(self, plan: Plan):
+        self.plan, self.partials = plan, {}
+
+    def add(self, claims: pa.Table, results: pa.Table) -> None:
+        if self.plan.provider is not None and results.num_rows:
+            self.merge(provider_partials(self.plan, claims, results))
+
+    def merge(self, partials: dict) -> None:
+        self.partials = merge_partials(self.partials, partials)
+
+    def settle(self):
+        """(hospitals, pools) tables; empty with their schemas for no provider part."""
+        return settle_partials(self.plan, self.partials)
 
 
-def settle_results_folder(plan: Plan, claim_files, out_dir) -> tuple:
-    """After ``yibao settle``: read the published ``claims.parquet`` (pool, points, self_pay)
-    and the input claims' provider columns, reduce per pool and write ``hospitals.parquet``
-    and ``pools.parquet`` beside it. Returns (hospitals, pools). Holds the few columns it
-    needs of every claim in a pool in memory (not the whole claims)."""
-    import pyarrow.dataset as ds
-    folder = Path(out_dir)
-    results = ds.dataset(str(folder / "claims.parquet")).to_table(
-        columns=["claim_id", "pool", "points", "self_pay"], filter=ds.field("pool").is_valid())
-    files = [str(f) for f in claim_files]
-    source = ds.dataset(files, format="parquet")
-    names = [c for c in needed_columns(plan) if c in source.schema.names]
-    partials: dict = {}
-    wanted = results.column("claim_id")
-    for batch in source.to_batches(columns=names):
-        piece = pa.Table.from_batches([batch])
-        hit = pc.is_in(piece.column("claim_id"), value_set=wanted)
-        piece = piece.filter(hit)
-        if piece.num_rows == 0:
-            continue
-        mine = results.filter(pc.is_in(results.column("claim_id"),
-                                       value_set=piece.column("claim_id")))
-        partials = merge_partials(partials, provider_partials(plan, piece, mine))
-    hospitals, pools = settle_partials(plan, partials)
-    write_outputs(folder, hospitals, pools)
-    return hospitals, pools
+def partials_to_json(partials: dict) -> str:
+    """``provider_partials`` as JSON text (to move them between processes, e.g. Spark
+    executors): per pool the hospital rows and the signed points as [key, value] pairs, so a
+    null hospital or institution survives."""
+    import json
+    return json.dumps({name: {"h": [[h, r] for h, r in per_h.items()],
+                              "s": [[i, p] for i, p in signed.items()]}
+                       for name, (per_h, signed) in partials.items()}, ensure_ascii=False)
+
+
+def partials_from_json(text: str) -> dict:
+    """The inverse of ``partials_to_json``."""
+    import json
+    return {name: ({h: r for h, r in d["h"]}, {i: p for i, p in d["s"]})
+            for name, d in json.loads(text).items()}

@@ -7,7 +7,13 @@
 - ``rejects.parquet``: every rejected row (claim_id, row, reason, message), ordered by ``row``,
   the input row number over the whole input (files in sorted path order, rows in file order);
 - ``summary.json``: control totals (rows and fen of input, settled, rejected; per layer), which
-  must balance or the run fails; ``manifest.json``: hashes and versions of everything used.
+  must balance or the run fails; ``manifest.json``: hashes and versions of everything used;
+- for a plan with a provider part (point method, core/provider.py): ``hospitals.parquet`` and
+  ``pools.parquet``, the year's settlement by pools, reduced from per-partition sums (the same
+  bytes whatever the partition count), with per-pool totals in ``summary.json``.
+
+Every output is staged under ``out_dir/.yibao-run`` and published by rename when the run is
+complete (core/manifest.py ``OutputFolder``).
 
 Two local modes, the same results:
 
@@ -39,11 +45,12 @@ import pyarrow.parquet as pq
 from . import __version__
 from .arrow_io import REJECT_SCHEMA, ClaimsError, _message, money_to_fen, prepare
 from .engine import settle_batch
-from .manifest import (OutputFolder, ParquetOut, Totals, exact_sum, plugin_versions,
-                       policy_files, sha256_file)
+from .manifest import (TABLE_OUTPUTS, OutputFolder, ParquetOut, Totals, exact_sum,
+                       plugin_versions, policy_files, sha256_file)
 from .partition import (NBUCKETS, PartitionError, bucket_order, buckets, hash_strings,
                         partition_key, partition_of)
 from .plan import PERSON, Plan
+from .provider import ProviderYear
 from .registry import default_registry
 
 BATCH_ROWS = 1 << 18  # rows per record batch read in the partitioned mode
@@ -72,6 +79,7 @@ class Summary:
     totals: Totals
     seconds: float = 0.0
     labels: dict = field(default_factory=dict)
+    pools: dict = field(default_factory=dict)  # pool name -> totals (provider part only)
 
     @property
     def exit_code(self) -> int:
@@ -81,6 +89,7 @@ class Summary:
         return {"policy": self.policy, "engine": self.engine, "mode": self.mode,
                 "partitions": self.partitions, "buckets": NBUCKETS,
                 **self.totals.as_dict(), "labels": self.labels,
+                **({"pools": self.pools} if self.pools else {}),
                 "seconds": round(self.seconds, 3)}
 
 
@@ -285,22 +294,26 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
         partitions = partition_count(sources, limit)
     out = OutputFolder(out_dir, overwrite)
     bar = Progress(progress)
+    year = ProviderYear(plan)
     try:
         if engine == "spark":
             from .spark import settle_spark
             mode, count, totals = "spark", partitions or 0, Totals()
-            count = settle_spark(plan, sources, out, totals, registry, context, partitions)
+            count = settle_spark(plan, sources, out, totals, registry, context, partitions,
+                                 year=year)
         elif engine != "local":
             raise ValueError(f"unknown engine {engine!r}: use 'local' or 'spark'")
         elif partitions:
             mode, count = "partitioned", min(int(partitions), NBUCKETS)
-            totals = _settle_partitioned(plan, sources, out, count, registry, context, bar)
+            totals = _settle_partitioned(plan, sources, out, count, registry, context, bar,
+                                         year)
         else:
             mode, count = "memory", 1
-            totals = _settle_in_memory(plan, sources, out, registry, context, bar)
+            totals = _settle_in_memory(plan, sources, out, registry, context, bar, year)
+        pools = _write_provider(plan, year, out)
         summary = Summary(plan.name, engine, mode, count, totals,
                           time.perf_counter() - start,
-                          {layer.name: layer.label for layer in plan.layers})
+                          {layer.name: layer.label for layer in plan.layers}, pools)
         _finish(plan, summary, sources, out, registry, policy_path)
     except BaseException:
         out.discard()
@@ -308,6 +321,31 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
     finally:
         bar.close()
     return summary
+
+
+def _write_provider(plan: Plan, year: ProviderYear, out: OutputFolder) -> dict:
+    """Stage hospitals.parquet and pools.parquet (provider part only) and return the
+    per-pool totals for summary.json; {} and no files for a plan without a provider part."""
+    if plan.provider is None:
+        return {}
+    hospitals, pools = year.settle()
+    out.write_table("hospitals.parquet", hospitals)
+    out.write_table("pools.parquet", pools)
+    return pool_totals(hospitals, pools)
+
+
+def pool_totals(hospitals: pa.Table, pools: pa.Table) -> dict:
+    """pool name -> its pools.parquet row (without ``pool``) plus the number of hospitals
+    and claims and the Σ of what the fund pays the hospitals (hifp_pay, setl_amt)."""
+    out = {}
+    rows = hospitals.to_pylist()
+    for row in pools.to_pylist():
+        name = row.pop("pool")
+        mine = [h for h in rows if h["pool"] == name]
+        out[name] = {**row, "hospitals": len(mine), "claims": sum(h["claims"] for h in mine),
+                     "hifp_pay": sum(h["hifp_pay"] for h in mine),
+                     "setl_amt": sum(h["setl_amt"] for h in mine)}
+    return out
 
 
 def _finish(plan, summary, sources, out, registry, policy_path) -> None:
@@ -325,7 +363,7 @@ def _finish(plan, summary, sources, out, registry, policy_path) -> None:
 def _manifest(plan, summary, sources, out, registry, policy_path) -> dict:
     outputs = {name: {"sha256": sha256_file(out.stage(name)),
                       "rows": pq.ParquetFile(str(out.stage(name))).metadata.num_rows}
-               for name in ("claims.parquet", "rejects.parquet")}
+               for name in TABLE_OUTPUTS if out.stage(name).exists()}
     return {
         "yibao_version": __version__, "plan_version": plan.version,
         "policy": {"name": plan.name, "region": plan.region, "meta": dict(plan.meta),
@@ -348,7 +386,7 @@ def _write_rejects(out: OutputFolder, pieces: list) -> None:
     writer.close()
 
 
-def _settle_in_memory(plan, sources, out, registry, context, bar) -> Totals:
+def _settle_in_memory(plan, sources, out, registry, context, bar, year=None) -> Totals:
     task = bar.task("settle", sum(s.rows for s in sources))
     tables = [s.read() for s in sources]
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
@@ -358,6 +396,8 @@ def _settle_in_memory(plan, sources, out, registry, context, bar) -> Totals:
     results, rejects, fen = settle_piece(plan, table, rows, buckets(plan, table), registry,
                                          context)
     bar.advance(task, table.num_rows)
+    if year is not None:
+        year.add(table, results)
     totals.add_results(results, [layer.name for layer in plan.layers])
     totals.add_rejects(rejects, fen)
     writer = ParquetOut(out.stage("claims.parquet"), results.schema)
@@ -454,12 +494,13 @@ class _KeyCheck:
 
 def iter_settle(plan: Plan, batches, workdir, partitions: int = 8, registry=None,
                 context=None, totals: Totals = None, bar=None,
-                expected_rows=None) -> Iterator[tuple]:
+                expected_rows=None, year: ProviderYear = None) -> Iterator[tuple]:
     """Settle a stream of claim batches (pa.RecordBatch or pa.Table, any sizes) in bounded
     memory: pass 1 spills them to ``partitions`` Parquet files under ``workdir``; then yields
     ``(results, rejects)`` per partition, results in (bucket, discharge_date, claim_id) order
     (concatenated, the file's order), rejects with input row numbers (sorted per piece, not
-    across pieces). ``totals`` (if given) receives the control totals."""
+    across pieces). ``totals`` (if given) receives the control totals, ``year`` (if given)
+    each partition's provider-payment sums."""
     registry = registry or default_registry()
     totals = totals if totals is not None else Totals()
     bar = bar or Progress(False)
@@ -475,7 +516,7 @@ def iter_settle(plan: Plan, batches, workdir, partitions: int = 8, registry=None
     spill.close()
     check.check_persons()
     duplicates = _duplicate_ids(spill, check.candidate_hashes())
-    yield from _settle_spilled(plan, spill, totals, duplicates, registry, context, bar)
+    yield from _settle_spilled(plan, spill, totals, duplicates, registry, context, bar, year)
 
 
 def _spill_batch(plan, table, spill, check, totals) -> None:
@@ -492,12 +533,13 @@ def _spill_batch(plan, table, spill, check, totals) -> None:
     spill.add(table, partition_of(bucket, spill.count))
 
 
-def _settle_partitioned(plan, sources, out, count, registry, context, bar) -> Totals:
+def _settle_partitioned(plan, sources, out, count, registry, context, bar,
+                        year=None) -> Totals:
     totals = Totals()
     writer, rejects = None, []
     for results, piece_rejects in iter_settle(plan, _input_batches(sources), out.spill, count,
                                               registry, context, totals, bar,
-                                              sum(s.rows for s in sources)):
+                                              sum(s.rows for s in sources), year):
         if writer is None:
             writer = ParquetOut(out.stage("claims.parquet"), results.schema)
         writer.write(results)
@@ -531,7 +573,8 @@ def _duplicate_ids(spill: Spill, candidates: np.ndarray) -> pa.Array:
     return counts.field("values").filter(pc.greater(counts.field("counts"), 1))
 
 
-def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar) -> Iterator:
+def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar,
+                    year=None) -> Iterator:
     task = bar.task("settle", totals.input_rows)
     layer_names = [layer.name for layer in plan.layers]
     for p in range(spill.count):
@@ -549,6 +592,8 @@ def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar) -> 
             keep = np.flatnonzero(~dup)
             table, rows, bucket = table.take(pa.array(keep)), rows[keep], bucket[keep]
         results, piece_rejects, fen = settle_piece(plan, table, rows, bucket, registry, context)
+        if year is not None:
+            year.add(table, results)
         totals.add_results(results, layer_names)
         totals.add_rejects(piece_rejects, fen)
         pieces.append(piece_rejects)

@@ -8,8 +8,12 @@ The job, for claim files read by ``spark.read.parquet``:
 3. ``repartition(N, _bucket)`` + ``sortWithinPartitions(_bucket, discharge_date, claim_id)``
    + ``mapInArrow(settle)``, which runs ``runner.settle_piece`` (the local engine's code) on
    each partition: a partition holds whole buckets, so every accumulator group is complete;
+   for a plan with a provider part it also sums the partition's provider payment
+   (``provider.provider_partials``, sent as JSON on the partition's totals row);
 4. the driver collects the settled rows and the rejects and writes them in the local engine's
-   order: results by (bucket, position within the bucket), rejects by input row.
+   order: results by (bucket, position within the bucket), rejects by input row; the
+   partitions' provider sums are merged into the run's ``ProviderYear`` (the runner writes
+   hospitals.parquet and pools.parquet from it, as for the local engine).
 
 Step 4 collects to the driver, which suits a run whose results fit the driver's memory; at
 cluster scale the same job writes each partition's output with ``DataFrame.write`` instead
@@ -30,6 +34,7 @@ from .arrow_io import REJECT_SCHEMA, money_to_fen
 from .engine import settle_batch
 from .manifest import ParquetOut, exact_sum
 from .partition import buckets
+from .provider import partials_from_json, partials_to_json, provider_partials
 
 HELPERS = ("_row", "_bucket", "_dup")
 
@@ -72,7 +77,8 @@ def _annotate(plan, offsets):
 
 def _out_schema(result_schema: pa.Schema) -> pa.Schema:
     fields = [pa.field("_kind", pa.string()), pa.field("_bucket", pa.int32()),
-              pa.field("_seq", pa.int64()), pa.field("_fen", pa.int64())]
+              pa.field("_seq", pa.int64()), pa.field("_fen", pa.int64()),
+              pa.field("_partials", pa.string())]
     fields += [pa.field(f"c_{f.name}", f.type) for f in result_schema]
     fields += [pa.field(f"r_{f.name}", f.type) for f in REJECT_SCHEMA]
     return pa.schema(fields)
@@ -99,14 +105,17 @@ def _settle(plan, registry, context, out_schema):
         t, rows, bucket = t.take(pa.array(keep)), rows[keep], bucket[keep]
         results, rejects, fen = settle_piece(plan, t, rows, bucket, registry, context)
         dup_fen = exact_sum(money_to_fen(t_all_total.take(pa.array(np.flatnonzero(dup)))))
+        partials = (partials_to_json(provider_partials(plan, t, results))
+                    if plan.provider is not None and results.num_rows else None)
         yield _pack(out_schema, results, pa.concat_tables([dup_rejects, rejects]),
-                    fen + dup_fen, t, bucket)
+                    fen + dup_fen, t, bucket, partials)
     return fn
 
 
-def _pack(schema, results, rejects, fen, claims, bucket) -> pa.RecordBatch:
+def _pack(schema, results, rejects, fen, claims, bucket, partials=None) -> pa.RecordBatch:
     """One output batch: the results (kind c), the rejects (kind r), other side null, then
-    one row (kind t) whose ``_fen`` is the fen of the partition's rejected rows."""
+    one row (kind t) whose ``_fen`` is the fen of the partition's rejected rows and whose
+    ``_partials`` its provider-payment sums (JSON, null without a provider part)."""
     n, m = results.num_rows, rejects.num_rows + 1
     rejects = pa.concat_tables([rejects, REJECT_SCHEMA.empty_table()])
     claim_id = claims.column("claim_id").combine_chunks().cast(pa.string())
@@ -116,7 +125,8 @@ def _pack(schema, results, rejects, fen, claims, bucket) -> pa.RecordBatch:
             "_bucket": pa.array(np.concatenate([bucket[pos], np.zeros(m, np.int32)])
                                 .astype(np.int32)),
             "_seq": pa.array(np.arange(n + m, dtype=np.int64)),
-            "_fen": pa.array([0] * (n + m - 1) + [fen], pa.int64())}
+            "_fen": pa.array([0] * (n + m - 1) + [fen], pa.int64()),
+            "_partials": pa.array([None] * (n + m - 1) + [partials], pa.string())}
     for f in schema:
         if f.name.startswith("c_"):
             cols[f.name] = pa.concat_arrays([results.column(f.name[2:]).combine_chunks()
@@ -128,9 +138,10 @@ def _pack(schema, results, rejects, fen, claims, bucket) -> pa.RecordBatch:
 
 
 def settle_spark(plan, sources, out, totals, registry, context, partitions=None,
-                 master=None) -> int:
+                 master=None, year=None) -> int:
     """Run the Spark job over ``sources`` (runner.Source, Parquet only), write the staged
-    outputs of ``out`` and fill ``totals``. Returns the number of partitions."""
+    claims and rejects of ``out``, fill ``totals`` and merge every partition's provider sums
+    into ``year`` (a ``provider.ProviderYear``, if given). Returns the number of partitions."""
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
     if any(s.ipc for s in sources):
@@ -157,7 +168,7 @@ def settle_spark(plan, sources, out, totals, registry, context, partitions=None,
                .sortWithinPartitions("_bucket", "discharge_date", "claim_id")
                .mapInArrow(_settle(plan, registry, context, schema), from_arrow_schema(schema)))
     _input_totals(annotated, totals)
-    _collect(settled.toArrow(), result_schema, plan, out, totals)
+    _collect(settled.toArrow(), result_schema, plan, out, totals, year)
     return count
 
 
@@ -178,7 +189,7 @@ def _input_totals(df, totals) -> None:
     totals.input_fen += int(Decimal(total) * 100) if isinstance(total, Decimal) else int(total)
 
 
-def _collect(table: pa.Table, result_schema, plan, out, totals) -> None:
+def _collect(table: pa.Table, result_schema, plan, out, totals, year=None) -> None:
     kind = table.column("_kind")
     res = table.filter(pc.equal(kind, "c"))
     res = res.take(pc.sort_indices(res, sort_keys=[("_bucket", "ascending"),
@@ -190,8 +201,11 @@ def _collect(table: pa.Table, result_schema, plan, out, totals) -> None:
     rejects = pa.table({f.name: rej.column(f"r_{f.name}") for f in REJECT_SCHEMA},
                        schema=REJECT_SCHEMA)
     totals.add_results(results, [layer.name for layer in plan.layers])
-    fen = table.filter(pc.equal(kind, "t")).column("_fen").to_pylist()
-    totals.add_rejects(rejects, sum(fen))
+    partition_rows = table.filter(pc.equal(kind, "t"))
+    totals.add_rejects(rejects, sum(partition_rows.column("_fen").to_pylist()))
+    for text in partition_rows.column("_partials").to_pylist():
+        if text is not None and year is not None:
+            year.merge(partials_from_json(text))
     for name, data, schema in (("claims.parquet", results, result_schema),
                                ("rejects.parquet", rejects, REJECT_SCHEMA)):
         writer = ParquetOut(out.stage(name), schema)

@@ -1,8 +1,10 @@
 """`yibao settle --policy CITY CLAIMS --out results/`: settle claim files into a results folder.
 
-Writes claims.parquet, rejects.parquet, summary.json and manifest.json (core/runner.py), in
-bounded memory when the input is larger than ``--memory-limit``. Exit codes: 0 settled, 1
-settled with rejected rows, 2 could not run (nothing is published then).
+Writes claims.parquet, rejects.parquet, summary.json and manifest.json (core/runner.py), and
+for a policy with provider payment hospitals.parquet and pools.parquet, all published together
+when the run is complete, in bounded memory when the input is larger than ``--memory-limit``.
+Exit codes: 0 settled, 1 settled with rejected rows, 2 could not run (nothing is published
+then).
 """
 from __future__ import annotations
 
@@ -59,12 +61,6 @@ def run(args) -> int:
         print(f"yibao settle: {exc}", file=sys.stderr)
         return 2
     print_run(summary, console(), args.out)
-    if plan.provider is not None:  # provider payment: the year's settlement by pools
-        from yibao.core.provider import settle_results_folder
-        from yibao.core.runner import input_files
-        hospitals, pools = settle_results_folder(plan, input_files(claims), args.out)
-        console().print(f"provider payment: {pools.num_rows} pool(s), {hospitals.num_rows} "
-                        f"hospital row(s) in {args.out}/hospitals.parquet, pools.parquet")
     return summary.exit_code
 
 
@@ -77,5 +73,9 @@ def print_run(summary, out, folder) -> None:
                    "input_rows": t.input_rows}, out)
     if t.reasons:
         out.print("rejected: " + ", ".join(f"{k} {v:,}" for k, v in t.reasons.items()))
+    if summary.pools:  # provider payment: the year's settlement by pools
+        hospitals = sum(p["hospitals"] for p in summary.pools.values())
+        out.print(f"provider payment: {len(summary.pools)} pool(s), {hospitals} hospital "
+                  f"row(s) in {folder}/hospitals.parquet, pools.parquet")
     out.print(f"{summary.mode} ({summary.engine}, {summary.partitions} partition(s)); "
               f"results in {folder}/")
