@@ -129,6 +129,9 @@ def test_summary_balances_and_manifest_names_everything(plan, claims_file, tmp_p
     assert "policy.yb" in manifest["policy"]["files"]
     assert manifest["outputs"]["claims.parquet"]["rows"] == s.totals.settled_rows
     assert {p["name"] for p in manifest["plugins"]} >= {"builtin"}
+    # no provider part: no provider files, no per-pool totals
+    assert sorted(manifest["outputs"]) == ["claims.parquet", "rejects.parquet"]
+    assert "pools" not in summary and s.pools == {}
 
 
 def test_unbalanced_totals_fail_and_publish_nothing(plan, claims_file, tmp_path, registry,
@@ -149,6 +152,9 @@ def test_existing_results_refused_unless_overwrite(plan, claims_file, tmp_path, 
     with pytest.raises(FileExistsError):
         run_settle(plan, claims_file, tmp_path / "o", registry=registry, progress=False)
     (tmp_path / "o" / ".yibao-run" / "spill").mkdir(parents=True)  # a killed run's leftovers
+    # provider files of an earlier run under another policy are results too: replaced, not kept
+    (tmp_path / "o" / "hospitals.parquet").write_bytes(b"an earlier run's")
+    (tmp_path / "o" / "pools.parquet").write_bytes(b"an earlier run's")
     run_settle(plan, claims_file, tmp_path / "o", registry=registry, progress=False,
                overwrite=True)
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
