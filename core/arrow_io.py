@@ -57,7 +57,19 @@ class Prepared:
 
 def as_table(claims) -> pa.Table:
     """Any Arrow producer to a Table: Table, RecordBatch, RecordBatchReader, or an object with
-    ``__arrow_c_stream__`` (Polars DataFrame, DuckDB relation)."""
+    ``__arrow_c_stream__`` (Polars DataFrame, DuckDB relation). Polars hands text over as
+    ``string_view``; it is cast to plain strings here so the rest sees one text layout."""
+    return _plain_text(_any_table(claims))
+
+
+def _plain_text(table: pa.Table) -> pa.Table:
+    for i, f in enumerate(table.schema):
+        if pa.types.is_string_view(f.type):
+            table = table.set_column(i, f.name, table.column(i).cast(pa.string()))
+    return table
+
+
+def _any_table(claims) -> pa.Table:
     if isinstance(claims, pa.Table):
         return claims
     if isinstance(claims, pa.RecordBatch):
@@ -67,7 +79,7 @@ def as_table(claims) -> pa.Table:
     if hasattr(claims, "__arrow_c_stream__"):
         return pa.RecordBatchReader.from_stream(claims).read_all()
     if hasattr(claims, "arrow"):  # DuckDB relations before the C stream protocol
-        return as_table(claims.arrow())
+        return _any_table(claims.arrow())
     raise ClaimsError(f"cannot read claims from a {type(claims).__name__}: give a pyarrow Table, "
                       "a RecordBatchReader or an object with __arrow_c_stream__")
 

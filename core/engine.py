@@ -15,12 +15,35 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from .arrow_io import Prepared, prepare, reject_more, rejects_table
+from .arrow_io import ClaimsError, Prepared, prepare, reject_more, rejects_table
 from .lower import (Lowerer, applying_lookups_missing, dense_ids, key_values, policy_years,
                     settlement_order)
 from .plan import Plan
 from .registry import default_registry
 from .vector import Evaluator
+
+
+class SettlementError(ClaimsError):
+    """The plan produced a result the settlement contract forbids (a claim paid more than its
+    total): a policy bug, so the run stops rather than publish wrong money (exit code 2)."""
+
+
+def check_invariants(plan: Plan, results: pa.Table) -> None:
+    """benefits.md: for every claim Σ payments + self_pay = total with self_pay ≥ 0 (each
+    payment is ≥ 0 and ≤ its base by construction). A policy whose bases add up to more than
+    the total (e.g. ``base in_scope + total``) breaks it; name the first such claim."""
+    if results.num_rows == 0:
+        return
+    self_pay = results.column("self_pay").to_numpy()
+    bad = np.flatnonzero(self_pay < 0)
+    if len(bad):
+        i = int(bad[0])
+        claim = results.column("claim_id")[i].as_py()
+        raise SettlementError(
+            f"policy {plan.name!r} pays more than the total of {len(bad)} claim(s), e.g. claim "
+            f"{claim!r} (self_pay {self_pay[i] / 100:,.2f} yuan): the layers' bases add up to "
+            "more than the claim's total; base a later layer on what is left, e.g. "
+            "`total - paid`")
 
 
 @dataclass
@@ -131,6 +154,7 @@ def settle_batch(plan: Plan, claims, registry=None, context=None) -> BatchResult
     input_rows = prep.n + len(prep.rejects)
     low.program.run(low.kernel_order)
     results = _results_table(plan, prep, low.program, order)
+    check_invariants(plan, results)
     if registry.stages:
         results = run_stages(plan, results, prep.raw.take(pa.array(order)), registry, context)
     if plan.provider is not None or plan.groupers:

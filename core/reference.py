@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from .arrow_io import prepare, reject_more, rejects_table
-from .engine import BatchResult, result_schema, run_stages, run_validators
+from .engine import BatchResult, check_invariants, result_schema, run_stages, run_validators
 from .plan import (MONEY, PER_YEAR, RATIO, RATIO_SCALE, Bands, Binary, Call, Column, Cond,
                    Const, InSet, Lookup, Not, Paid, Plan, layer_exprs, walk)
 from .registry import default_registry
@@ -239,6 +239,7 @@ def settle_reference(plan: Plan, claims, registry=None, context=None) -> BatchRe
     for name in schema.names[1:]:
         data[name] = [o[name] for o in outs]
     results = pa.table(data, schema=schema)
+    check_invariants(plan, results)
     if registry.stages:
         raw = prep.raw.take(pa.array(order, pa.int64()))
         results = run_stages(plan, results, raw, registry, context, reference=True)

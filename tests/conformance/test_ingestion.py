@@ -59,3 +59,23 @@ def test_messages_never_show_a_raw_insured_id():
     out = settle_batch(reference_plan(), claims_table(rows))
     assert out.rejects.num_rows == 1
     assert "330102199001011234" not in out.rejects.column("message")[0].as_py()
+
+
+def test_a_policy_paying_more_than_the_total_stops_the_run():
+    from yibao.core.engine import SettlementError
+    from yibao.core.reference import settle_reference
+    from yibao.dsl.compiler import compile_text
+    plan = compile_text('policy "p" {\n  effective 2024-01-01 to 2024-12-31\n}\n'
+                        'layer a "a" {\n  base in_scope + total\n}\n', "p.yb")
+    claims = claims_table([{"claim_id": "A1", "total": 100}])
+    for evaluator in (settle_batch, settle_reference):
+        with pytest.raises(SettlementError, match="claim 'A1'"):
+            evaluator(plan, claims)
+
+
+def test_polars_string_view_columns_are_read():
+    pl = pytest.importorskip("polars")
+    table = claims_table(CLAIMS)
+    frame = pl.from_arrow(table)
+    assert settle_batch(reference_plan(), frame).results.equals(
+        settle_batch(reference_plan(), table).results)
