@@ -66,6 +66,7 @@ CODES = {
     "E410": "layer has both ratio and bands",
     "E411": "bands not contiguous from 0",
     "E412": "continuing deductible must be per claim",
+    "E413": "a layer's ratio outside 0%..100% (e.g. a bare 85 meaning 8500%)",
     # provider payment (dsl/passes/check_provider.py)
     "E501": "group by an unknown grouper",
     "E502": "a condition that cannot be a grouping or pool test",

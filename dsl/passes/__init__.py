@@ -45,6 +45,9 @@ class Context:
     kinds: dict = field(default_factory=dict)  # id(ast.Name) -> 'column' | 'word' | …
     types: dict = field(default_factory=dict)  # id(ast.Expr) -> Type | NUM | WORD
     table_rows: dict = field(default_factory=dict)  # table name -> ((keys, value, span), …)
+    # table name -> ((value node, engine value, span to report), …): check_layers checks the
+    # values of a table used as a layer's ratio against 0..100%
+    table_values: dict = field(default_factory=dict)
     provider: dict = field(default_factory=dict)  # check_provider: groupers and pools
 
     def report(self, diag) -> None:

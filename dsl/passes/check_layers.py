@@ -9,6 +9,10 @@
   before this one (E401);
 - shared caps: a name declared twice with different terms (E404), or referenced and never
   declared (E405);
+- a layer pays between 0% and 100% of its base: its ratio constant, a band rate, or any value
+  of a table used as its ratio (`ratio by` rows, `ratio t[…]`) outside that range is E413,
+  with "did you mean 85%?" for a bare 85 (which is 8500%); other ratios (an uplift factor in a
+  pool) may exceed 100%;
 - an unreachable layer: applies when a constant false (E406) or a contradiction such as
   ``setting = outpatient and setting = inpatient`` (W407).
 """
@@ -28,11 +32,13 @@ def run(policy: ast.PolicyFile, ctx: Context) -> ast.PolicyFile:
     from ..printer import format_expr, format_tail  # the printed form compares caps
 
     declared = {}  # shared cap name -> (terms, span)
+    ratio_tables = set()  # tables already checked as a layer's ratio
     for index, layer in enumerate(policy.layers()):
         earlier = [layer_.name.name for layer_ in policy.layers()[:index]]
         _check_statements(layer, ctx)
         _check_paid(layer, earlier, ctx)
         _check_reachable(layer, ctx)
+        _check_ratio_range(layer, ratio_tables, ctx)
         for stmt in layer.statements:
             if isinstance(stmt, ast.Cap) and stmt.name is not None:
                 terms = format_expr(stmt.amount) + format_tail(stmt)
@@ -108,6 +114,73 @@ def _check_bands(bands: ast.Bands, ctx: Context) -> None:
                              if expect is not None else "nothing may follow `and above`"))
             return
         expect = hi
+
+
+# -- ratio range ------------------------------------------------------------------------------
+
+def _check_ratio_range(layer: ast.LayerDecl, checked: set, ctx: Context) -> None:
+    name = layer.name.name
+    for stmt in layer.statements:
+        if isinstance(stmt, ast.Ratio):
+            for kind, node in _ratio_leaves(stmt.expr):
+                if kind == "number":
+                    _in_range(node, None, f"the ratio of layer '{name}'", ctx)
+                elif node not in checked and node in ctx.table_values:
+                    checked.add(node)
+                    for value_node, value, span in ctx.table_values[node]:
+                        _in_range(value_node, value, f"a value of table '{node}' (the ratio "
+                                  f"of layer '{name}')", ctx, span)
+        elif isinstance(stmt, ast.RatioBy):
+            for value_node, value, span in ctx.table_values.get(f"{name}.ratio", ()):
+                _in_range(value_node, value, f"a `ratio by` value of layer '{name}'", ctx, span)
+        elif isinstance(stmt, ast.Bands):
+            for band in stmt.bands:
+                _in_range(band.rate, None, f"a band rate of layer '{name}'", ctx)
+
+
+def _ratio_leaves(expr):
+    """('number', node) for each constant the ratio can be, ('table', name) for each table it
+    can be looked up in: through if/else, min/max and a leading minus."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Number) or (isinstance(node, ast.Unary) and node.op == "-"
+                                            and isinstance(node.operand, ast.Number)):
+            yield "number", node
+        elif isinstance(node, ast.IfElse):
+            stack.extend((node.orelse, node.then))
+        elif isinstance(node, ast.Call) and node.func.name in ("min", "max"):
+            stack.extend(reversed(node.args))
+        elif isinstance(node, ast.Lookup):
+            yield "table", node.table.name
+
+
+def _in_range(node, value, what: str, ctx: Context, span=None) -> None:
+    """E413 when the ratio ``node`` (engine ``value`` if known) is below 0 or above 100%."""
+    from decimal import Decimal
+
+    from yibao.core.plan import RATIO, RATIO_SCALE
+
+    from ..units import UnitError, number_value
+    number, sign = (node.operand, "-") if isinstance(node, ast.Unary) else (node, "")
+    if not isinstance(number, ast.Number):
+        return
+    if value is None:
+        try:
+            value = number_value(number.text, number.unit, RATIO)
+        except UnitError:
+            return  # reported by check_types
+        value = -value if sign else value
+    if 0 <= value <= RATIO_SCALE:
+        return
+    written = f"{sign}{number.text}{number.unit or ''}"
+    percent = f"{(Decimal(value) * 100 / RATIO_SCALE).normalize():f}%"
+    shown = f"{written}," if written == percent else f"{written}, that is {percent},"
+    hint = "a layer pays between 0% and 100% of its base"
+    bare = Decimal(number.text) if number.unit is None and not sign else None
+    if bare is not None and 1 < bare <= 100:
+        hint = f"did you mean {number.text}%?"
+    ctx.report(error("E413", f"{what} is {shown} outside 0%..100%", span or node.span, hint))
 
 
 def _check_paid(layer: ast.LayerDecl, earlier: list, ctx: Context) -> None:

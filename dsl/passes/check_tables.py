@@ -29,7 +29,8 @@ def run(policy: ast.PolicyFile, ctx: Context) -> ast.PolicyFile:
     for table in policy.tables():
         rows = table.rows if table.csv is None else _load_csv(table, ctx)
         if rows is not None:
-            _check(table.name.name, table.keys, table.value_type.kind, rows, table.span, ctx)
+            _check(table.name.name, table.keys, table.value_type.kind, rows, table.span, ctx,
+                   table.csv is not None)
     for layer in policy.layers():
         for stmt in layer.statements:
             if isinstance(stmt, ast.RatioBy):
@@ -38,11 +39,11 @@ def run(policy: ast.PolicyFile, ctx: Context) -> ast.PolicyFile:
     return policy
 
 
-def _check(name, keys, kind, rows, span, ctx: Context) -> None:
+def _check(name, keys, kind, rows, span, ctx: Context, from_csv: bool = False) -> None:
     key_types = [ctx.columns.get(k.name) for k in keys]
     if None in key_types or name in ctx.table_rows:
         return  # unknown key column (reported by resolve_names) or duplicate table name
-    out, seen, bad = [], {}, False
+    out, seen, bad, values_at = [], {}, False, []
     for row in rows:
         if len(row.keys) != len(keys):
             ctx.report(error("E303", f"table '{name}' has {len(keys)} key(s); this row has "
@@ -62,7 +63,10 @@ def _check(name, keys, kind, rows, span, ctx: Context) -> None:
             continue
         seen[key] = row.span
         out.append((key, value, row.span))
+        # a CSV cell's own span is the `from "…"` text; the row's span names the CSV line
+        values_at.append((row.value, value, row.span if from_csv else row.value.span))
     ctx.table_rows[name] = tuple(out)
+    ctx.table_values[name] = tuple(values_at)
     if not bad:  # a row already reported would only be reported again as missing
         _check_complete(name, key_types, seen, span, ctx)
 
