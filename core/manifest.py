@@ -24,6 +24,17 @@ TABLE_OUTPUTS = ("claims.parquet", "rejects.parquet") + PROVIDER_OUTPUTS
 OUTPUTS = TABLE_OUTPUTS + ("summary.json", "manifest.json")
 STAGING = ".yibao-run"  # a run's working folder inside the output folder
 ROW_GROUP = 1 << 20  # rows per Parquet row group in the outputs, whatever the engine
+# The rest of the output layout, fixed here rather than left to pyarrow's defaults (which may
+# change between versions): page boundaries must follow the rows, never the write batches.
+WRITE_OPTIONS = {
+    "compression": "zstd",
+    "use_dictionary": True,
+    "data_page_size": 1 << 20,
+    "dictionary_pagesize_limit": 1 << 20,
+    "write_batch_size": 1024,
+    "data_page_version": "1.0",
+    "write_statistics": True,
+}
 
 
 def exact_sum(values) -> int:
@@ -97,11 +108,14 @@ def sha256_file(path) -> str:
 class ParquetOut:
     """A Parquet file written in row groups of exactly ``ROW_GROUP`` rows (the last one
     shorter), however the tables arrive, so the same rows give the same bytes whatever the
-    batching. Written to ``path`` (a staging name) and closed by ``close()``."""
+    batching. Each row group is written from ONE contiguous table (its chunks combined):
+    pyarrow ends a data page at every chunk boundary, so writing the pieces as they arrived
+    would put page boundaries — and so the bytes — where the batches happened to end.
+    Written to ``path`` (a staging name) and closed by ``close()``."""
 
     def __init__(self, path: Path, schema: pa.Schema):
         self.path, self.schema = Path(path), schema
-        self.writer = pq.ParquetWriter(str(path), schema, compression="zstd")
+        self.writer = pq.ParquetWriter(str(path), schema, **WRITE_OPTIONS)
         self.pending: list = []
         self.count = 0
         self.rows = 0
@@ -117,7 +131,8 @@ class ParquetOut:
 
     def _flush(self, n: int) -> None:
         buffered = pa.concat_tables(self.pending)
-        self.writer.write_table(buffered.slice(0, n), row_group_size=ROW_GROUP)
+        group = buffered.slice(0, n).combine_chunks()
+        self.writer.write_table(group, row_group_size=ROW_GROUP)
         rest = buffered.slice(n)
         self.pending, self.count = ([rest] if rest.num_rows else []), rest.num_rows
 

@@ -212,3 +212,25 @@ def test_iter_settle_streams_record_batches(plan, claims, tmp_path, registry):
     assert pa.concat_tables([r for r, _ in pieces]).equals(expected)
     rejects = pa.concat_tables([j for _, j in pieces]).sort_by("row")
     assert rejects.equals(pq.read_table(tmp_path / "o" / "rejects.parquet"))
+
+
+def test_file_bytes_do_not_follow_the_batches(plan, claims, tmp_path, monkeypatch, registry):
+    """Page boundaries follow the rows, not the pieces the rows arrived in: with pages small
+    enough that every column has many of them, the in-memory run, a few partitions and many
+    tiny partitions (down to a handful of rows each) write the same claims.parquet bytes."""
+    from yibao.core import manifest
+    monkeypatch.setitem(manifest.WRITE_OPTIONS, "data_page_size", 512)
+    monkeypatch.setattr(manifest, "ROW_GROUP", 2_500)
+    path = tmp_path / "in.parquet"
+    write_claims(claims, path, row_group_size=900)
+    run_settle(plan, path, tmp_path / "mem", registry=registry, progress=False)
+    expected = outputs(tmp_path / "mem")
+    meta = pq.ParquetFile(tmp_path / "mem" / "claims.parquet").metadata
+    assert meta.num_row_groups == 3 and meta.row_group(0).num_rows == 2_500
+    assert meta.row_group(0).column(0).total_compressed_size > 4 * 512  # many pages
+    monkeypatch.setattr(runner, "BATCH_ROWS", 333)
+    monkeypatch.setattr(runner, "SPILL_FLUSH", 100)
+    for parts in (3, 7, 26, 1000):
+        run_settle(plan, path, tmp_path / f"p{parts}", registry=registry, progress=False,
+                   partitions=parts)
+        assert outputs(tmp_path / f"p{parts}") == expected, parts
