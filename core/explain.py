@@ -125,6 +125,7 @@ class ClaimExplanation:
     layers: list  # [LayerTrace]
     self_pay: int
     drg: Optional[list] = None  # yibao.core.grouping.reference.explain_drg steps
+    provider: Optional["ProviderTrace"] = None  # pool, group, case class, points
 
     def result(self) -> dict:
         """The numbers ``engine.settle`` gives for this claim (same column names)."""
@@ -388,12 +389,15 @@ def explain_claims(plan: Plan, claims, registry=None, claim_ids=None, drg: bool 
                    drg_tables=None) -> dict:
     """claim_id -> ClaimExplanation for every accepted claim (or only ``claim_ids``, settling
     just their key-mates up to the last of them). ``drg`` adds the CHS-DRG grouping path
-    (``explain_drg``) of each explained claim. Rejected or unknown ids are absent."""
+    (``explain_drg``) of each explained claim; a plan with a provider part adds each claim's
+    pool, group, case class and points (``explain_provider``). Rejected or unknown ids are
+    absent."""
     registry = registry or default_registry()
     prep = run_validators(plan, prepare(plan, claims), registry)
     tracer = Tracer(plan, registry)
     raw = prep.raw
     rows = [r for r in _rows(plan, prep) if _missing_lookup(plan, tracer.ev, r) is None]
+    accepted = {str(r["claim_id"]) for r in rows}
     targets = set(claim_ids) if claim_ids is not None else None
     if targets is not None:
         rows = [rows[i] for i in _key_mates(plan, rows, targets)]
@@ -415,6 +419,8 @@ def explain_claims(plan: Plan, claims, registry=None, claim_ids=None, drg: bool 
         out[row["claim_id"]] = ex
     if drg and out:
         _add_drg(out, raw, drg_tables)
+    for cid, trace in explain_provider(plan, raw, accepted, set(map(str, out))).items():
+        out[cid].provider = trace
     return out
 
 
@@ -442,6 +448,170 @@ def explain_claim(plan: Plan, claims, claim_id: str, registry=None, drg: bool = 
                None)
     raise ExplainError(f"claim {claim_id!r} " + (f"was rejected ({why})" if why else
                                                  "is not in the batch"))
+
+
+# -- provider payment: pool, group, case class and points (the points oracle) ---------------
+
+
+@dataclass
+class ProviderTrace:
+    """How a claim earned its provider-payment points (point-method.md §2), from the oracles
+    (``grouping.reference``, ``table.group_claim_table``, ``points.reference.claim_points``),
+    independent of the vectorised path. ``pool`` None: the claim is in no pool."""
+    pool: Optional[str]
+    pool_applies: str = ""
+    group_column: str = ""
+    group: Optional[str] = None
+    grouping_status: Optional[str] = None
+    grouping: list = field(default_factory=list)  # [{step, code, rule|source, ...}]
+    numbers: dict = field(default_factory=dict)  # B, k, avg cost, cost, r, thresholds …
+    base_class: str = ""
+    base_points: int = 0
+    readmission: Optional[dict] = None  # the next stay that made this one a readmission
+    review: Optional[int] = None
+    adjustments: list = field(default_factory=list)
+    case_class: Optional[str] = None
+    points: Optional[int] = None  # ×10^4 (POINT_SCALE)
+
+
+def _provider_rows(plan: Plan, raw, accepted: set, targets: set):
+    """The accepted claims the oracle needs for ``targets``: theirs and, when a pool has a
+    readmission rule, every claim of the same persons (a readmission is decided by the
+    person's next stay)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from .provider import prepared
+    table = prepared(plan, raw)
+    ids = table.column("claim_id").cast(pa.string())
+    keep = pc.is_in(ids, value_set=pa.array(sorted(targets), pa.string()))
+    for pool in plan.provider.pools:
+        if pool.readmission is None:
+            continue
+        col = table.column(pool.readmission.person_column).cast(pa.string())
+        persons = pc.unique(col.filter(keep))
+        keep = pc.or_(keep, pc.fill_null(pc.is_in(col, value_set=persons), False))
+    keep = pc.and_(keep, pc.is_in(ids, value_set=pa.array(sorted(accepted), pa.string())))
+    return table.filter(keep)
+
+
+def _grouping_steps(plan: Plan, table, i: int, grouper) -> list:
+    """The path that gave row ``i`` its group: the decision-table row (with file:line), or
+    the CHS-DRG path MDC → ADRG → DRG and the city split."""
+    from .grouping.reference import explain_drg
+    from .grouping.table import group_claim_table
+    from .points.reference import passes
+    from .provider import DrgGrouper, _drg_inputs, drg_tables
+    if isinstance(grouper, DrgGrouper):
+        row = _drg_inputs(grouper, table.slice(i, 1)).to_pylist()[0]
+        steps = explain_drg(row, drg_tables(grouper), grouper.mdc_order)
+        claim = table.slice(i, 1).to_pylist()[0]
+        if steps[-1]["code"] is not None:
+            for split in grouper.splits:
+                if any(passes(claim, conj) for conj in split.when):
+                    steps.append({"step": "split", "code": steps[-1]["code"] + split.suffix,
+                                  "rule": split.describe(), "source": split.source})
+                    break
+        return steps
+    claim = table.select(list(grouper.input_columns())).slice(i, 1).to_pylist()[0] \
+        if grouper.input_columns() else {}
+    group, status, r = group_claim_table(grouper, claim)
+    row = grouper.rows[r - 1] if r else None
+    return [{"step": "table", "code": group, "status": status, "table": grouper.name,
+             "row": r, "rule": row.describe() if row else
+             ("default" if status != "unmatched" else "no row matched"),
+             "source": row.source if row else grouper.source}]
+
+
+def _case_numbers(pool, c: dict) -> dict:
+    """The numbers that decide the case class (point-method.md §2), as the oracle reads them."""
+    from .points.reference import day
+    g = None if c.get(pool.group_column) is None else str(c[pool.group_column])
+    per_day = {str(k): v for k, v in (pool.bed_day.per_day if pool.bed_day else ())}
+    if g in per_day:
+        return {"kind": "bed_day", "per_day": per_day[g], "los": c.get(pool.bed_day.los_column),
+                "tiers": [(t.first, t.last, t.factor) for t in pool.bed_day.tiers]}
+    base = {str(k): v for k, v in pool.base_points}
+    if g not in base:
+        return {"kind": "none"}
+    avg = dict((str(k), v) for k, v in pool.avg_cost)[g]
+    k = RATIO_SCALE
+    for key, group, kk in pool.coefficients:
+        if str(key) == str(c.get(pool.coefficient_by)) and str(group) == g:
+            k = kk
+    r = Fraction(c["total"] or 0, avg if avg > 0 else 1)
+    out = {"kind": "points", "B": base[g], "k": k, "coefficient_by": pool.coefficient_by,
+           "coefficient_key": c.get(pool.coefficient_by), "cost": c["total"] or 0,
+           "avg_cost": avg, "r": f"{r.numerator}/{r.denominator}",
+           "r_decimal": f"{float(r):.4f}", "t_high": pool.outliers.t_high_for(base[g]),
+           "t_low": pool.outliers.t_low}
+    if pool.incomplete_column:
+        out["incomplete"] = bool(c.get(pool.incomplete_column))
+    if pool.readmission:
+        rd = pool.readmission
+        out["admit"], out["discharge"] = (day(c[rd.admit_column]) if c.get(rd.admit_column)
+                                          is not None else None,
+                                          day(c[rd.discharge_column]) if
+                                          c.get(rd.discharge_column) is not None else None)
+    return out
+
+
+def _next_stay(pool, c: dict, members: list) -> Optional[dict]:
+    from .points.reference import day, is_readmitted
+    if not is_readmitted(pool, c, members):
+        return None
+    r = pool.readmission
+    key = lambda x: (day(x[r.admit_column]), str(x["claim_id"]))
+    nxt = min((x for x in members if str(x[r.person_column]) == str(c[r.person_column])
+               and str(x[pool.group_column]) == str(c[pool.group_column]) and key(x) > key(c)),
+              key=key)
+    return {"claim_id": str(nxt["claim_id"]), "within_days": r.days, "share": r.share,
+            "gap_days": day(nxt[r.admit_column]) - day(c[r.discharge_column])}
+
+
+def explain_provider(plan: Plan, raw, accepted: set, targets: set) -> dict:
+    """claim_id -> ProviderTrace for ``targets`` (accepted claims of ``raw``): pool (first
+    whose applies hold), group and grouping path, case class with its numbers, adjustments
+    and points, all from the oracles. Empty when the plan has no provider part."""
+    from .points.plan import describe_tests
+    from .points.reference import base_class, claim_points, passes
+    from .provider import group_claims_reference, grouper_output, status_column
+    if plan.provider is None or not targets:
+        return {}
+    grouped = group_claims_reference(plan, _provider_rows(plan, raw, accepted, targets))
+    rows = grouped.to_pylist()
+    out = {}
+    pools = {}
+    for i, c in enumerate(rows):
+        pool = next((p for p in plan.provider.pools if passes(c, p.applies)), None)
+        pools.setdefault(pool.name if pool else None, []).append(i)
+    by_name = {p.name: p for p in plan.provider.pools}
+    for name, at in pools.items():
+        wanted = [i for i in at if str(rows[i]["claim_id"]) in targets]
+        if not wanted:
+            continue
+        if name is None:
+            out.update({str(rows[i]["claim_id"]): ProviderTrace(None) for i in wanted})
+            continue
+        pool = by_name[name]
+        members = [rows[i] for i in at]
+        scored = {s["claim_id"]: s for s in claim_points(plan.provider, pool, members)}
+        grouper = next((g for g in plan.groupers if grouper_output(g) == pool.group_column),
+                       None)
+        for i in wanted:
+            c, s = rows[i], scored[str(rows[i]["claim_id"])]
+            cls, pts = base_class(pool, c)
+            t = ProviderTrace(pool.name, describe_tests(pool.applies), pool.group_column,
+                              s["group"], c.get(status_column(grouper)) if grouper else None)
+            t.grouping = _grouping_steps(plan, grouped, i, grouper) if grouper else []
+            t.numbers, t.base_class, t.base_points = _case_numbers(pool, c), cls, pts
+            if cls != "ungrouped" and pool.readmission:
+                t.readmission = _next_stay(pool, c, members)
+            t.review = dict((str(k), v) for k, v in pool.review).get(s["claim_id"])
+            t.adjustments = [(a.name, a.factor, describe_tests(a.when)) for a in pool.adjustments
+                             if a.name in s["adjustments"]]
+            t.case_class, t.points = s["case_class"], s["points"]
+            out[s["claim_id"]] = t
+    return out
 
 
 # -- text ------------------------------------------------------------------------------------
@@ -525,6 +695,82 @@ def _layer_lines(i: int, t: LayerTrace) -> list:
     return lines
 
 
+def _pts(p) -> str:
+    """Points ×10^4 as an exact decimal text (4 places)."""
+    from .points.plan import POINT_SCALE
+    if p is None:
+        return "null"
+    sign, p = ("-", -p) if p < 0 else ("", p)
+    return f"{sign}{p // POINT_SCALE:,}.{p % POINT_SCALE:04d}"
+
+
+def _grouping_lines(steps: list) -> list:
+    out = []
+    for st in steps:
+        if st["step"] == "table":
+            where = f"row {st['row']}" if st["row"] else st["status"]
+            src = f" ({st['source']})" if st.get("source") else ""
+            out.append(f"    decision table {st['table']} {where}{src}: {st['rule']}")
+        elif st["step"] == "split":
+            out.append(f"    city split: {st['rule']} → {st['code']}")
+        elif st["step"] != "result":
+            rule = f"  rule {st['rule']}" if st.get("rule") else ""
+            out.append(f"    {st['step']}: {st['code']}{rule}")
+    return out
+
+
+def _class_lines(t: ProviderTrace) -> list:
+    n = t.numbers
+    if n.get("kind") == "bed_day":
+        tiers = ", ".join(f"days {a}-{b or ''} ×{format_ratio(f)}" for a, b, f in n["tiers"])
+        return [f"  bed-day points: {_pts(n['per_day'])}/day × los {n['los']} ({tiers})"
+                f" = {_pts(t.base_points)}"]
+    if n.get("kind") != "points":
+        return [f"  group {t.group} has no base points: ungrouped, 0 points"]
+    high = "none" if n["t_high"] is None else format_ratio(n["t_high"]).rstrip("%")
+    lines = [f"  base points B {_pts(n['B'])}, coefficient k {format_ratio(n['k'])} "
+             f"({n['coefficient_by']} {n['coefficient_key']}), normal B × k "
+             f"= {_pts(half_up_points(n['B'], n['k']))}",
+             f"  cost ratio r = cost {M(n['cost'])} / average {M(n['avg_cost'])} = "
+             f"{n['r_decimal']} ({n['r']}); high when r ≥ "
+             f"{_ratio_num(n['t_high'])}, low when r ≤ {_ratio_num(n['t_low'])}"]
+    if n.get("incomplete"):
+        lines.append("  incomplete stay: min(B, B × k × r)")
+    lines.append(f"  → {t.base_class}: {_pts(t.base_points)} points")
+    return lines
+
+
+def half_up_points(b: int, k: int) -> int:
+    """B × k half-up to 10^-4 point (the normal case's points)."""
+    return round_half_up(b * k, RATIO_SCALE)
+
+
+def _ratio_num(r) -> str:
+    """A threshold ratio as a plain number (3, 1.5); None (no threshold) as ∞."""
+    return "∞" if r is None else f"{Fraction(r, RATIO_SCALE).limit_denominator(RATIO_SCALE)}" \
+        if r % (RATIO_SCALE // 1000) else f"{r / RATIO_SCALE:g}"
+
+
+def provider_lines(t: ProviderTrace) -> list:
+    """The provider-payment block of the text explanation."""
+    if t.pool is None:
+        return ["Provider payment (点数法): in no pool"]
+    lines = ["Provider payment (点数法):",
+             f"  pool {t.pool} (first pool whose applies holds: {t.pool_applies})",
+             f"  group {t.group_column} = {t.group} (grouping status {t.grouping_status})",
+             *_grouping_lines(t.grouping), *_class_lines(t)]
+    if t.readmission:
+        r = t.readmission
+        lines.append(f"  readmission: {r['claim_id']} admitted {r['gap_days']} days after this "
+                     f"discharge (within {r['within_days']}): × {format_ratio(r['share'])}")
+    if t.review is not None:
+        lines.append(f"  special review (特病单议): {_pts(t.review)} points")
+    for name, factor, when in t.adjustments:
+        lines.append(f"  adjustment {name} × {format_ratio(factor)} (when {when})")
+    lines += [f"  case class {t.case_class}", f"  points {_pts(t.points)}"]
+    return lines
+
+
 def format_explanation(ex: ClaimExplanation) -> str:
     """The explanation as indented text, one block per layer (money in yuan)."""
     lines = [f"claim {ex.claim_id} · person {ex.person_id} · discharged {ex.discharge_date} · "
@@ -540,4 +786,6 @@ def format_explanation(ex: ClaimExplanation) -> str:
             rule = f"  rule {step['rule']}" if step.get("rule") else ""
             extra = f"  ({step['status']})" if "status" in step else ""
             lines.append(f"  {step['step']}: {step['code']}{extra}{rule}")
+    if ex.provider is not None:
+        lines += ["", *provider_lines(ex.provider)]
     return "\n".join(lines)

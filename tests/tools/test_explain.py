@@ -117,3 +117,48 @@ def test_drg_path_is_included_when_asked(reference_plan):
     assert ex.drg == want and ex.drg[-1]["step"] == "result"
     assert ex.drg[0]["step"] == "mdc"  # a valid code walks MDC → ADRG → DRG
     assert "CHS-DRG grouping:" in format_explanation(ex)
+
+
+@pytest.fixture(scope="module")
+def jinhua_batch():
+    from yibao.core.engine import settle_batch
+    from yibao.core.generate import generate_claims
+    from yibao.dsl.compiler import compile_policy
+    from tests.tools.conftest import CONFIGS
+    plan = compile_policy(CONFIGS / "jinhua")
+    claims = generate_claims(5_000)
+    return plan, claims, settle_batch(plan, claims).results.to_pylist()
+
+
+def test_provider_points_of_every_drg_claim_equal_settle(jinhua_batch):
+    """Oracle-explained case class and points == the vectorised settle_batch columns, for
+    every claim of the DRG pool (readmissions see the person's other stays)."""
+    plan, claims, rows = jinhua_batch
+    drg = [r for r in rows if r["pool"] == "inpatient_drg"]
+    assert len({r["case_class"] for r in drg}) >= 3
+    ex = explain_claims(plan, claims, claim_ids=[r["claim_id"] for r in drg])
+    got = {cid: (e.provider.pool, e.provider.group, e.provider.grouping_status,
+                 e.provider.case_class, e.provider.points) for cid, e in ex.items()}
+    want = {r["claim_id"]: (r["pool"], r["group"], r["grouping_status"], r["case_class"],
+                            r["points"]) for r in drg}
+    assert got == want
+    normal = next(r for r in drg if r["case_class"] == "normal")
+    text = format_explanation(ex[normal["claim_id"]])
+    assert "case class normal" in text and "\n  points " in text
+    assert "base points B " in text and "cost ratio r = " in text and "mdc: MDC" in text
+    data = json.loads(json.dumps(ex[normal["claim_id"]].to_dict(), ensure_ascii=False))
+    assert data["provider"]["points"] == normal["points"]
+    assert data["provider"]["numbers"]["B"] > 0
+
+
+def test_one_claim_alone_gets_the_batch_points_and_table_row(jinhua_batch):
+    """explain_claim of a decision-table claim names the row's file:line, and its points
+    equal the batch's."""
+    plan, claims, rows = jinhua_batch
+    r = next(r for r in rows if r["pool"] == "outpatient_apg" and r["grouping_status"] == "ok")
+    ex = explain_claim(plan, claims, r["claim_id"])
+    assert (ex.provider.case_class, ex.provider.points) == (r["case_class"], r["points"])
+    step = ex.provider.grouping[0]
+    assert step["step"] == "table" and step["code"] == r["group"]
+    assert step["source"].startswith("apg.csv:") or "apg.csv:" in step["source"]
+    assert f"({step['source']})" in format_explanation(ex)
