@@ -14,7 +14,7 @@ from yibao.core.plan import Plan
 from yibao.core.registry import Registry, default_registry
 
 from .errors import ERROR, PolicyError, PolicyWarning, render
-from .parser import parse
+from .parser import parse, strip_bom
 from .passes import (Context, check_layers, check_provider, check_tables, check_types, lower_plan,
                      resolve_names)
 
@@ -31,7 +31,9 @@ PASSES = (
 def check_text(text: str, filename: str = "<policy>", base_dir=None,
                registry: Optional[Registry] = None):
     """(plan or None, diagnostics): every error and warning, never raising PolicyError for
-    semantic errors (syntax errors and input limits come back as a single diagnostic)."""
+    semantic errors (syntax errors and input limits come back as a single diagnostic).
+    A leading UTF-8 BOM is skipped."""
+    text = strip_bom(text)
     try:
         policy = parse(text, filename)
     except PolicyError as exc:
@@ -48,6 +50,7 @@ def check_text(text: str, filename: str = "<policy>", base_dir=None,
 def compile_text(text: str, filename: str = "<policy>", base_dir=None,
                  registry: Optional[Registry] = None) -> Plan:
     """Compile policy text. CSV tables are read from ``base_dir`` (none when it is None)."""
+    text = strip_bom(text)
     plan, diagnostics = check_text(text, filename, base_dir, registry)
     if plan is None:
         raise PolicyError(diagnostics, text)

@@ -71,8 +71,18 @@ def terminal_names() -> list:
     return [t.name for t in _parser().terminals]
 
 
+BOM = "\ufeff"
+
+
+def strip_bom(text: str) -> str:
+    """The text without a leading UTF-8 byte-order mark (Windows Notepad writes one)."""
+    return text[1:] if text.startswith(BOM) else text
+
+
 def parse(text: str, filename: str = "<policy>") -> ast.PolicyFile:
-    """Parse policy text. Raises PolicyError (limits, syntax, literals)."""
+    """Parse policy text (a leading BOM is skipped). Raises PolicyError (limits, syntax,
+    literals)."""
+    text = strip_bom(text)
     check_limits(text, filename)
     try:
         tree = _parser().parse(text)
@@ -86,7 +96,8 @@ def _syntax_error(exc, text: str, filename: str):
     if isinstance(exc, UnexpectedCharacters):
         ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else "?"
         span = ast.Span(filename, line, col, line, col + 1)
-        return error("E102", f"unexpected character {ch!r}", span, _expected(exc.allowed))
+        return error("E102", f"unexpected character {ch!r}", span,
+                     _full_width_hint(ch) or _expected(exc.allowed))
     token = getattr(exc, "token", None)
     if isinstance(exc, UnexpectedEOF) or token is None or token.type == "$END":
         last = text.rstrip().splitlines() or [""]
@@ -101,6 +112,18 @@ def _syntax_error(exc, text: str, filename: str):
     what = describe_terminal(token.type)
     shown = f"'{token}'" if token.type in ("NAME", "NUMBER", "STRING", "DATE") else what
     return error("E101", f"unexpected {shown}", span, _expected(exc.expected))
+
+
+def _full_width_hint(ch: str):
+    """For a full-width character typed with a Chinese input method (％ ， ： （ ） ｛ ｝ ＝ …,
+    U+FF01..U+FF5E, and the ideographic space): the ASCII one to use instead."""
+    if "\uff01" <= ch <= "\uff5e":
+        plain = chr(ord(ch) - 0xFEE0)
+    elif ch == "\u3000":
+        plain = " "
+    else:
+        return None
+    return f"use the ASCII '{plain}' instead of the full-width '{ch}'"
 
 
 def _expected(names) -> str:
