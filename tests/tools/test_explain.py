@@ -162,3 +162,23 @@ def test_one_claim_alone_gets_the_batch_points_and_table_row(jinhua_batch):
     assert step["step"] == "table" and step["code"] == r["group"]
     assert step["source"].startswith("apg.csv:") or "apg.csv:" in step["source"]
     assert f"({step['source']})" in format_explanation(ex)
+
+
+def test_readmission_names_the_next_stay(jinhua_batch):
+    """A stay followed by the same person's stay in the same DRG 3 days later is a readmit:
+    the explanation (of the earlier claim alone) names the later one and agrees with settle."""
+    import datetime as dt
+    import pyarrow as pa
+    from yibao.core.engine import settle_batch
+    plan, claims, rows = jinhua_batch
+    r = next(x for x in rows if x["pool"] == "inpatient_drg" and x["case_class"] == "normal")
+    c = next(x for x in claims.to_pylist() if x["claim_id"] == r["claim_id"])
+    again = dict(c, claim_id="RE1", admit_date=c["discharge_date"] + dt.timedelta(days=3),
+                 discharge_date=c["discharge_date"] + dt.timedelta(days=7))
+    table = pa.concat_tables([claims, pa.Table.from_pylist([again], schema=claims.schema)])
+    want = {x["claim_id"]: x for x in settle_batch(plan, table).results.to_pylist()}
+    ex = explain_claim(plan, table, r["claim_id"])
+    assert want[r["claim_id"]]["case_class"] == ex.provider.case_class == "readmit"
+    assert ex.provider.points == want[r["claim_id"]]["points"]
+    assert ex.provider.readmission["claim_id"] == "RE1"
+    assert "readmission: RE1 admitted 3 days after" in format_explanation(ex)
