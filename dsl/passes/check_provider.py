@@ -151,7 +151,9 @@ def _claim_value(node, t, ctx: Context):
                              f"{{{', '.join(map(str, t.domain))}}}", node.span))
             return None
         return value
-    ctx.report(error("E210", f"expected a {t.kind} value", node.span))
+    want = {MONEY: "an amount", INT: "an integer", RATIO: "a ratio", BOOL: "true or false",
+            TEXT: "a word or quoted text"}.get(t.kind, f"a {t.kind} value")
+    ctx.report(error("E210", f"expected {want}", node.span))
     return None
 
 

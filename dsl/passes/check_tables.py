@@ -118,7 +118,11 @@ def _literal(node, t: Type):
             if word in t.domain:
                 return t.domain.index(word)
             raise UnitError("E206", f"'{word}' is not one of {{{', '.join(t.domain)}}}")
-        raise UnitError("E210", f"expected a text value of {t}")
+        found = ("a number" if isinstance(node, ast.Number) else
+                 f"'{str(node.value).lower()}'" if isinstance(node, ast.Bool) else "an expression")
+        if t.domain is None:
+            raise UnitError("E210", f"expected a word or quoted text, found {found}")
+        raise UnitError("E210", f"expected one of {{{', '.join(t.domain)}}}, found {found}")
     if t.kind == BOOL:
         if isinstance(node, ast.Bool):
             return node.value

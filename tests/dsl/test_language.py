@@ -111,3 +111,24 @@ def test_newlines_continue_after_operators_and_commas():
                      "person per year,\n    500 yuan when low_income\n}\n")
     layer = compile_text(text).layers[0]
     assert layer.base.op == "-" and layer.deductible.amount.test.name == "low_income"
+
+
+@pytest.mark.parametrize("key,message", [
+    ("1", "expected a word or quoted text, found a number"),
+    ("true", "expected a word or quoted text, found 'true'"),
+])
+def test_text_key_of_wrong_kind_reads_naturally(key, message):
+    from yibao.dsl.compiler import check_text
+    text = ('policy "t" {\n  region "test"\n  effective 2024-01-01 to 2024-12-31\n}\n'
+            f"table r (tier) -> ratio {{ {key}: 50% }}\n")
+    _, diags = check_text(text, "t.yb")
+    assert [(d.code, d.message) for d in diags] == [("E210", message)]
+
+
+def test_text_key_of_closed_domain_names_the_values():
+    from yibao.dsl.compiler import check_text
+    text = ('policy "t" {\n  region "test"\n  effective 2024-01-01 to 2024-12-31\n}\n'
+            "table r (setting) -> ratio { 1: 50% }\n")
+    _, diags = check_text(text, "t.yb")
+    assert [(d.code, d.message) for d in diags] == [
+        ("E210", "expected one of {inpatient, outpatient, rehab}, found a number")]
