@@ -285,6 +285,8 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
     when the estimated in-memory size exceeds ``memory_limit`` (bytes; default half the RAM).
     Raises InputError, ClaimsError, PartitionError, FileExistsError or BalanceError when the
     run cannot be done; nothing is published then."""
+    if partitions is not None and int(partitions) < 1:
+        raise InputError(f"partitions must be at least 1, not {partitions}")
     start = time.perf_counter()
     registry = registry or default_registry()
     files = input_files(inputs)

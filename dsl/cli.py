@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -41,6 +42,29 @@ def build_parser(commands: dict) -> argparse.ArgumentParser:
     return parser
 
 
+def expected_errors() -> tuple:
+    """The exceptions that mean "could not run" (a bad path, a file that is not Parquet, claims
+    or a policy yibao refuses), reported in one line with exit 2. Anything else is a bug in
+    yibao and keeps its traceback."""
+    import pyarrow as pa
+    from yibao.core.arrow_io import ClaimsError
+    from yibao.core.explain import ExplainError
+    from yibao.core.partition import PartitionError
+    from yibao.core.policytest import CaseFileError
+    from yibao.core.runner import BalanceError, InputError
+    from yibao.core.versions import VersionError
+    from .errors import PolicyError
+    from .units import UnitError
+    found = [OSError, pa.ArrowException, ClaimsError, InputError, PartitionError,
+             BalanceError, VersionError, ExplainError, CaseFileError, PolicyError, UnitError]
+    try:
+        from yibao.plugins.manager import PluginError
+        found.append(PluginError)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
 def main(argv=None) -> int:
     commands = discover_commands()
     parser = build_parser(commands)
@@ -52,6 +76,12 @@ def main(argv=None) -> int:
         return commands[args.command].run(args)
     except KeyboardInterrupt:
         print("yibao: interrupted", file=sys.stderr)
+        return EXIT_FAILED
+    except expected_errors() as exc:
+        if os.environ.get("YIBAO_DEBUG") == "1":
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"yibao {args.command}: error: {message}", file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -25,6 +25,18 @@ def memory_size(text: str) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2)])
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def add_arguments(parser):
     parser.add_argument("claims", nargs="+",
                         help="Parquet file(s) or folder(s) of Parquet files, or an Arrow IPC file")
@@ -34,7 +46,7 @@ def add_arguments(parser):
                         help="settle partition by partition above this size, e.g. 4G "
                              "(default: half the machine's memory)")
     parser.add_argument("--engine", choices=("local", "spark"), default="local")
-    parser.add_argument("--partitions", type=int, default=None,
+    parser.add_argument("--partitions", type=positive_int, default=None,
                         help="force this many partitions (default: from the memory limit)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace results already in the output folder")
@@ -58,7 +70,7 @@ def run(args) -> int:
                              policy_path=args.policy, partitions=args.partitions)
     except (InputError, ClaimsError, PartitionError, BalanceError, FileExistsError,
             ImportError) as exc:
-        print(f"yibao settle: {exc}", file=sys.stderr)
+        print(f"yibao settle: error: {exc}", file=sys.stderr)
         return 2
     print_run(summary, console(), args.out)
     return summary.exit_code

@@ -234,3 +234,11 @@ def test_file_bytes_do_not_follow_the_batches(plan, claims, tmp_path, monkeypatc
         run_settle(plan, path, tmp_path / f"p{parts}", registry=registry, progress=False,
                    partitions=parts)
         assert outputs(tmp_path / f"p{parts}") == expected, parts
+
+
+@pytest.mark.parametrize("parts", [0, -3])
+def test_partitions_below_one_refused(plan, claims_file, tmp_path, registry, parts):
+    with pytest.raises(runner.InputError, match="at least 1"):
+        run_settle(plan, claims_file, tmp_path / "o", registry=registry, progress=False,
+                   partitions=parts)
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,91 @@
+"""Expected failures (a bad path, a file that is not Parquet, bad option values) end in one
+line `yibao <command>: error: …` on stderr and exit 2, never a traceback or exit 1; a bug
+keeps its traceback."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from yibao.core.generate import generate_claims, write_claims
+from yibao.dsl import cli
+from yibao.dsl.cli import main
+
+from .conftest import CONFIGS
+
+REFERENCE = str(CONFIGS / "reference")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli_errors")
+    claims = root / "c.parquet"
+    write_claims(generate_claims(50, seed=3), claims)
+    fake = root / "fake.parquet"
+    fake.write_text("claim_id,total\nC1,100\n", encoding="utf-8")
+    blocker = root / "a_file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    return {"claims": str(claims), "fake": str(fake), "unwritable": str(blocker / "sub")}
+
+
+def one_line_error(capsys, command):
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"yibao {command}: error: "), err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    return err
+
+
+def test_settle_into_an_unwritable_folder(files, capsys):
+    argv = ["settle", "--policy", REFERENCE, files["claims"], "--out", files["unwritable"],
+            "--no-progress"]
+    assert main(argv) == 2
+    one_line_error(capsys, "settle")
+
+
+def test_generate_to_an_unwritable_path(files, capsys):
+    assert main(["generate", "--claims", "10", "--out", files["unwritable"] + ".parquet"]) == 2
+    one_line_error(capsys, "generate")
+
+
+@pytest.mark.parametrize("argv", [
+    ["explain", "--policy", REFERENCE, "--claims", "{fake}", "--claim-id", "C1"],
+    ["diff", "--policy", REFERENCE, "--policy", REFERENCE, "--claims", "{fake}"],
+    ["settle", "--policy", REFERENCE, "{fake}", "--out", "{out}", "--no-progress"],
+])
+def test_a_csv_named_parquet(argv, files, tmp_path, capsys):
+    argv = [a.format(fake=files["fake"], out=str(tmp_path / "o")) for a in argv]
+    assert main(argv) == 2
+    one_line_error(capsys, argv[0])
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_partitions_below_one_is_a_usage_error(value, files, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["settle", "--policy", REFERENCE, files["claims"], "--out", str(tmp_path / "o"),
+              "--partitions", value])
+    assert exit_.value.code == 2
+    assert "--partitions" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    commands = cli.discover_commands()
+
+    def broken(args):
+        raise ZeroDivisionError("a bug")
+    monkeypatch.setattr(commands["generate"], "run", broken)
+    with pytest.raises(ZeroDivisionError):
+        main(["generate", "--out", "x.parquet"])
+
+
+def test_subprocess_exit_code_and_debug_traceback(files):
+    argv = [sys.executable, "-m", "yibao.dsl.cli", "generate", "--claims", "5", "--out",
+            files["unwritable"] + ".parquet"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("yibao generate: error: ")
+    debug = subprocess.run(argv, capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "YIBAO_DEBUG": "1"})
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
