@@ -338,6 +338,7 @@ def write_claims(table: pa.Table, path: str | Path, row_group_size: int = 1_000_
     pq.write_table(table, str(path), row_group_size=row_group_size, compression="zstd")
 
 
-def sample_claims(n: int = 20_000, seed: int = 7) -> pa.Table:
-    """The fixed small batch used by ``yibao demo``: 20,000 claims, seed 7, year 2024."""
-    return generate_claims(n, seed=seed)
+def sample_claims(n: int = 20_000, seed: int = 7, start_year: int = 2024) -> pa.Table:
+    """The fixed small batch used by ``yibao demo``: 20,000 claims, seed 7, year 2024 (or
+    ``start_year``: the same draws, discharged in that year instead)."""
+    return generate_claims(n, seed=seed, start_year=start_year)

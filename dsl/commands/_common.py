@@ -49,3 +49,17 @@ def read_claims(path) -> pa.Table:
 def console(stderr=False):
     from rich.console import Console
     return Console(stderr=stderr, highlight=False)
+
+
+def all_rejected_hint(plan, settled: int, reasons: dict):
+    """One line explaining a run in which every claim was rejected for the same reason, or
+    None. For claims outside the policy period it names the period."""
+    if settled or len(reasons) != 1:
+        return None
+    (reason, count), = reasons.items()
+    if reason == "outside_policy_period":
+        import datetime as dt
+        day = lambda d: (dt.date(1970, 1, 1) + dt.timedelta(days=int(d))).isoformat()
+        return (f"hint: all {count:,} claims are outside the policy period "
+                f"{day(plan.effective_from)} – {day(plan.effective_to)}")
+    return f"hint: all {count:,} claims were rejected: {reason}"

@@ -2,6 +2,7 @@
 a bundled city policy, with the summary printed. Needs nothing but the installed package."""
 from __future__ import annotations
 
+import datetime
 import time
 from importlib import resources
 from pathlib import Path
@@ -30,14 +31,17 @@ def bundled_policy(city: str) -> Path:
 def run(args) -> int:
     from yibao.core.engine import settle_batch
     from yibao.core.generate import sample_claims
-    from ._common import console, load_policy, registry
+    from ._common import all_rejected_hint, console, load_policy, registry
     from .summary import print_summary, summarise
     folder = bundled_policy(args.city)
     reg = registry()
     plan = load_policy(folder, reg)
     if plan is None:
         return 2
-    claims = sample_claims(args.claims, seed=args.seed)
+    # the sample claims are discharged in the policy's first effective year, so a policy
+    # of another year (Rizhao's is 2016) settles them instead of rejecting them all
+    first_year = (datetime.date(1970, 1, 1) + datetime.timedelta(days=plan.effective_from)).year
+    claims = sample_claims(args.claims, seed=args.seed, start_year=first_year)
     start = time.perf_counter()
     result = settle_batch(plan, claims, reg)
     elapsed = time.perf_counter() - start
@@ -46,4 +50,10 @@ def run(args) -> int:
               f"under {plan.name} ({folder.name}/policy.yb)")
     summary = summarise(plan, claims, result, elapsed)
     print_summary(summary, out)
+    reasons = {}
+    for reason in result.rejects.column("reason").to_pylist():
+        reasons[reason] = reasons.get(reason, 0) + 1
+    hint = all_rejected_hint(plan, result.results.num_rows, reasons)
+    if hint:
+        out.print(hint)
     return 0

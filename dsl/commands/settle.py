@@ -73,6 +73,10 @@ def run(args) -> int:
         print(f"yibao settle: error: {exc}", file=sys.stderr)
         return 2
     print_run(summary, console(), args.out)
+    from ._common import all_rejected_hint
+    hint = all_rejected_hint(plan, summary.totals.settled_rows, summary.totals.reasons)
+    if hint:
+        print(hint, file=sys.stderr)
     return summary.exit_code
 
 

@@ -89,3 +89,26 @@ def test_subprocess_exit_code_and_debug_traceback(files):
     debug = subprocess.run(argv, capture_output=True, text=True, timeout=60,
                            env={**os.environ, "YIBAO_DEBUG": "1"})
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_demo_settles_a_policy_of_another_year(capsys):
+    """Rizhao's policy is in force in 2016 only: the demo's sample is discharged then."""
+    assert main(["demo", "--city", "rizhao", "--claims", "2000"]) == 0
+    out = capsys.readouterr().out
+    assert "2,000 claims settled, 0 rejected" in out and "hint" not in out
+
+
+def test_generate_start_year_and_the_all_rejected_hint(tmp_path, capsys):
+    rizhao = str(CONFIGS / "rizhao")
+    c24, c16 = tmp_path / "c24.parquet", tmp_path / "c16.parquet"
+    assert main(["generate", "--claims", "300", "--out", str(c24)]) == 0
+    assert main(["generate", "--claims", "300", "--start-year", "2016", "--out", str(c16)]) == 0
+    capsys.readouterr()
+    assert main(["settle", "--policy", rizhao, str(c24), "--out", str(tmp_path / "a"),
+                 "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert ("hint: all 300 claims are outside the policy period 2016-01-01 – 2016-12-31"
+            in err)
+    assert main(["settle", "--policy", rizhao, str(c16), "--out", str(tmp_path / "b"),
+                 "--no-progress"]) == 0
+    assert "hint" not in capsys.readouterr().err
