@@ -40,7 +40,10 @@ def run(args) -> int:
     try:
         claims = read_claims(args.claims)
         plan = _version_for(plans, claims, args.claim_id)
-        drg = args.drg or bool(plan.groupers)
+        # A plan with groupers shows the grouping path in its provider block (with the plan's
+        # own tables, MDC order and splits); --drg adds the national grouper's path for plans
+        # without one.
+        drg = args.drg and not plan.groupers
         ex = explain_claim(plan, claims, args.claim_id, reg, drg=drg)
     except (ExplainError, ClaimsError, OSError) as exc:
         print(f"yibao explain: {exc}", file=sys.stderr)
