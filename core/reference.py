@@ -248,3 +248,73 @@ def settle_reference(plan: Plan, claims, registry=None, context=None) -> BatchRe
         raw = prep.raw.take(pa.array(order, pa.int64()))
         results = append_claim_columns(plan, results, raw, reference=True)
     return BatchResult(results, rejects_table(prep.rejects), input_rows)
+
+
+def settle_reference_versions(plans, claims, registry=None, context=None) -> BatchResult:
+    """The same contract as versions.settle_versions, claim by claim: each claim is settled
+    with the plan of the version in force on its discharge date, all claims in one
+    (discharge_date, claim_id) order against one set of accounts, so a mid-year change between
+    versions of the same structure carries every accumulator across (accounts are named by
+    layer). The version choice, the refusal across structures and the cross-version duplicate
+    rejects are versions.py's own checks."""
+    from .arrow_io import as_table
+    from .versions import (_concat, _duplicates, _outside, _sorted_rejects, check_spans,
+                           check_versions, cross_version_duplicates, discharge_days,
+                           version_index)
+    registry = registry or default_registry()
+    plans = check_versions(plans)
+    claims = as_table(claims)
+    which = version_index(plans, discharge_days(claims))
+    check_spans(plans, claims, which)
+    rejects = [_outside(claims, which)]
+    dup = cross_version_duplicates(claims, which)
+    if dup.any():
+        rejects.append(_duplicates(claims, np.flatnonzero(dup)))
+        which = np.where(dup, -2, which)
+    todo = []  # (plan, evaluator, row)
+    for i, plan in enumerate(plans):
+        rows, prep, ev, accepted = _version_rows(plan, claims, which == i, registry, rejects)
+        todo += [(plan, ev, r) for r in accepted]
+    todo.sort(key=lambda t: (t[2]["discharge_date"], t[2]["claim_id"]))
+    acc = Accounts()
+    outs = [settle_claim(plan, ev, row, acc) for plan, ev, row in todo]
+    pieces = []
+    for plan, group in _runs(todo, outs):
+        schema = result_schema(plan)
+        data = {"claim_id": [row["claim_id"] for _, _, row, _ in group]}
+        for name in schema.names[1:]:
+            data[name] = [o[name] for *_, o in group]
+        pieces.append(pa.table(data, schema=schema))
+    results = _concat(pieces, plans)
+    check_invariants(plans[0], results)  # reads claim_id and self_pay only
+    return BatchResult(results, _sorted_rejects(rejects), claims.num_rows)
+
+
+def _runs(todo, outs):
+    """Consecutive claims settled under one plan: [(plan, [(plan, ev, row, out)])]."""
+    runs = []
+    for (plan, ev, row), out in zip(todo, outs):
+        if not runs or runs[-1][0] is not plan:
+            runs.append((plan, []))
+        runs[-1][1].append((plan, ev, row, out))
+    return runs
+
+
+def _version_rows(plan, claims, mask, registry, rejects):
+    """Prepare one version's rows; append their rejects (input row numbers) to ``rejects``."""
+    rows = np.flatnonzero(mask)
+    prep = prepare(plan, claims.take(pa.array(rows, pa.int64())))
+    prep = run_validators(plan, prep, registry)
+    ev = ClaimEvaluator(plan, registry)
+    accepted = _rows(plan, prep)
+    misses = [_missing_lookup(plan, ev, r) for r in accepted]
+    bad = np.array([m is not None for m in misses], dtype=bool)
+    if bad.any():
+        msgs = [f"no row of table {m!r} matches the claim" for m in misses if m is not None]
+        prep = reject_more(prep, bad, "missing_table_key", msgs)
+        accepted = [r for r, m in zip(accepted, misses) if m is None]
+    rej = rejects_table(prep.rejects)
+    local = rej.column("row").to_numpy()
+    rejects.append(rej.set_column(1, "row", pa.array(rows[local] if len(local) else [],
+                                                     pa.int64())))
+    return rows, prep, ev, accepted

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from yibao.core.engine import settle
+from yibao.core.reference import settle_reference_versions
 from yibao.core.policytest import claims_table
 from yibao.core.versions import VersionError, settle_versions
 from yibao.dsl.errors import PolicyError
@@ -77,19 +78,60 @@ def test_gap_and_overlap_are_compile_errors(tmp_path, second, code, line_text):
     assert f"{tmp_path / 'b.yb'}:4:" in text and line_text in text and "^" in text
 
 
-def test_mid_year_change_refused_only_when_a_key_spans_it(tmp_path):
+def test_mid_year_change_refused_only_across_structures(tmp_path):
+    """Versions whose layers differ in structure (here: the outpatient deductible per claim
+    instead of per year) cannot carry a key's accumulators across a mid-year change."""
     version(tmp_path, "a.yb", "2024-01-01", "2024-06-30")
-    version(tmp_path, "b.yb", "2024-07-01", "2024-12-31", tier2_level3="90%")
+    text = SOURCE.replace(RANGE, "effective 2024-07-01 to 2024-12-31").replace(
+        "deductible 1_000 yuan per person per year", "deductible 1_000 yuan per claim")
+    (tmp_path / "b.yb").write_text(text, encoding="utf-8")
     plans = compile_versions(tmp_path)
     apart = claims_table([claim("a", "p", "2024-03-01"), claim("b", "q", "2024-09-01")],
                          plans[0])
     got = {r["claim_id"]: r["basic_inpatient"] for r in settle_versions(plans, apart)
            .results.to_pylist()}
-    assert got == {"a": 3_587_000, "b": 3_798_000}
+    assert got == {"a": 3_587_000, "b": 3_587_000}
     spans = claims_table([claim("a", "p", "2024-03-01"), claim("b", "p", "2024-09-01")],
                          plans[0])
     with pytest.raises(VersionError, match="person 'p' in 2024"):
         settle_versions(plans, spans)
+
+
+def test_mid_year_change_carries_deductible_and_caps(tmp_path):
+    """Same structure, new amounts from July: the critical deductible (20,000 → 15,000 yuan)
+    and cap (300,000 → 250,000 yuan) already consumed in the first half count in the
+    second; the 2nd-half ratio 90% applies to the July claim."""
+    version(tmp_path, "a.yb", "2024-01-01", "2024-06-30")
+    text = SOURCE.replace(RANGE, "effective 2024-07-01 to 2024-12-31")
+    text = text.replace("tier2, 3: 85%", "tier2, 3: 90%")
+    text = text.replace("deductible 20_000 yuan per person", "deductible 15_000 yuan per person")
+    text = text.replace("cap 300_000 yuan per person per year, 500_000",
+                        "cap 250_000 yuan per person per year, 500_000")
+    (tmp_path / "b.yb").write_text(text, encoding="utf-8")
+    plans = compile_versions(tmp_path)
+    big = dict(total=50_000, in_scope=50_000, self_first=0)
+    rows = [dict(claim("a", "p", "2024-03-01"), **big), dict(claim("b", "p", "2024-09-01"), **big)]
+    rows += [dict(claim(f"c{i}", "p", f"2024-10-{10 + i}"), total=900_000,
+                  in_scope=900_000, self_first=0) for i in range(3)]
+    out = {r["claim_id"]: r for r in settle_versions(plans, claims_table(rows, plans[0]))
+           .results.to_pylist()}
+    # a: basic (50,000 − 800) × 85% = 41,820; critical base 8,180, all deductible (of 20,000)
+    assert out["a"]["basic_inpatient"] == 4_182_000
+    assert out["a"]["critical_deductible"] == 818_000
+    # b: basic (50,000 − 800) × 90% = 44,280; critical base 5,720: 15,000 − 8,180 = 6,820
+    # deductible left, so 5,720 more is deductible (restarting would also take 5,720 — the
+    # next claim tells: only 1,100 is left)
+    assert out["b"]["basic_inpatient"] == 4_428_000
+    assert out["b"]["critical_deductible"] == 572_000
+    assert out["c0"]["critical_deductible"] == 110_000
+    # the shared basic cap (300,000 yuan) carries too: 41,820 + 44,280 already paid
+    assert out["c0"]["basic_inpatient"] == 30_000_000 - 4_182_000 - 4_428_000
+    # the critical cap is the second half's 250,000 yuan, less what was paid in the first
+    paid = sum(out[c]["critical"] for c in out)
+    assert paid == 25_000_000
+    with_ref = settle_reference_versions(plans, claims_table(rows, plans[0])).results
+    assert with_ref.to_pylist() == settle_versions(plans, claims_table(rows, plans[0])) \
+        .results.to_pylist()
 
 
 def test_one_policy_file_is_one_version():
