@@ -43,8 +43,7 @@ cdef struct DrgTablesC:
     int32_t or_bit               # proc set bit of the operating-room procedures (SS_VALID)
     int32_t male_bit             # dx set bit of the MDCM list, -1 if absent
     int32_t female_bit           # dx set bit of the MDCN list, -1 if absent
-    const int32_t* dx_mcc        # [n_dx] MCC exclusion table, -1 when not an MCC
-    const int32_t* dx_cc         # [n_dx] CC exclusion table, -1 when not a CC
+    const int32_t* dx_sev        # [n_dx * 2] (MCC, CC) exclusion table, -1 when not an MCC / CC
     const int32_t* dx_cce        # [n_dx] exclusion table of the dx as principal, -2 if none
     const uint32_t* dx_regions   # [n_dx] bitmask of MDCZ body regions
     const int32_t* cond_kind     # [n_cond] CondKind
@@ -57,6 +56,9 @@ cdef struct DrgTablesC:
     const int32_t* adrg_group    # [n_adrg] rule group of each ADRG
     const int32_t* adrg_drg      # [n_adrg * 3] DRG id for severity 0 / 1 / 2
     int32_t n_mdc                # MDCs in the city order
+    const int32_t* dx_pattern    # [n_dx] walk pattern of the dx as principal
+    const int32_t* pattern_start # [n_pattern + 1] items of pattern p: [p] .. [p+1]
+    const int32_t* pattern_items # id << 2 | is_mdc << 1 | certain (compile._candidates)
 
 cdef struct ClaimsC:
     int64_t n                    # claims

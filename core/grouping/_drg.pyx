@@ -135,37 +135,46 @@ cdef int8_t validate(const ClaimsC* c, int64_t i) noexcept nogil:
 
 cdef int severity(const DrgTablesC* t, const ClaimsC* c, int64_t i) noexcept nogil:
     """2 MCC / 1 CC / 0: a secondary counts unless its table equals the principal's CCE."""
-    cdef int32_t own = t.dx_cce[c.pdx[i]], x
+    cdef int32_t own = t.dx_cce[c.pdx[i]], x, mcc, cc
     cdef int best = 0
     cdef int64_t k
     for k in range(c.sdx_start[i], c.sdx_end[i]):
         x = c.sdx[k]
         if x < 0:
             continue
-        if t.dx_mcc[x] >= 0 and t.dx_mcc[x] != own:
+        mcc = t.dx_sev[2 * x]
+        cc = t.dx_sev[2 * x + 1]
+        if mcc >= 0 and mcc != own:
             return 2
-        if t.dx_cc[x] >= 0 and t.dx_cc[x] != own:
+        if cc >= 0 and cc != own:
             best = 1
     return best
 
 
 cdef void group_one(const DrgTablesC* t, const ClaimsC* c, int64_t i, ResultC* out) noexcept nogil:
-    cdef int32_t pproc = principal_proc(c, i), m, a, adrg, first_mdc = -1, other
+    cdef int32_t pproc = principal_proc(c, i), m, adrg, first_mdc = -1, other
     out.mdc[i] = -1
     out.adrg[i] = -1
     out.drg[i] = -1
     out.status[i] = validate(c, i)
     if out.status[i] != S_OK:
         return
-    for m in range(t.n_mdc):
-        if not group_holds(t, c, i, pproc, t.mdc_group[m]):
-            continue
-        if first_mdc < 0:
-            first_mdc = m
-        for a in range(t.mdc_adrg_start[m], t.mdc_adrg_start[m + 1]):
-            adrg = t.adrg_order[a]
-            if group_holds(t, c, i, pproc, t.adrg_group[adrg]):
-                out.mdc[i] = m
+    # The dx's precompiled walk: MDCs and ADRGs its principal dx cannot reach are gone.
+    cdef int32_t p = t.dx_pattern[c.pdx[i]], it, k, cur = -1
+    cdef bint entered = False
+    for k in range(t.pattern_start[p], t.pattern_start[p + 1]):
+        it = t.pattern_items[k]
+        if it & 2:
+            m = it >> 2
+            entered = (it & 1) or group_holds(t, c, i, pproc, t.mdc_group[m])
+            if entered:
+                cur = m
+                if first_mdc < 0:
+                    first_mdc = m
+        elif entered:
+            adrg = it >> 2
+            if (it & 1) or group_holds(t, c, i, pproc, t.adrg_group[adrg]):
+                out.mdc[i] = cur
                 out.adrg[i] = adrg
                 out.drg[i] = t.adrg_drg[adrg * 3 + severity(t, c, i)]
                 return
@@ -190,7 +199,9 @@ def run(dict tab, dict cols):
     (numpy arrays, see ``drg._claim_columns``); returns (status, mdc, adrg, drg) arrays."""
     cdef const uint64_t[::1] dx_bits = tab["dx_bits"].ravel()
     cdef const uint64_t[::1] proc_bits = tab["proc_bits"].ravel()
-    cdef const int32_t[::1] dx_mcc = tab["dx_mcc"], dx_cc = tab["dx_cc"], dx_cce = tab["dx_cce"]
+    cdef const int32_t[::1] dx_sev = tab["dx_sev"].ravel(), dx_cce = tab["dx_cce"]
+    cdef const int32_t[::1] dx_pat = tab["dx_pattern"], pat_start = tab["pattern_start"]
+    cdef const int32_t[::1] pat_items = tab["pattern_items"]
     cdef const uint32_t[::1] dx_regions = tab["dx_regions"]
     cdef const int32_t[::1] ck = tab["cond_kind"], ca = tab["cond_arg"]
     cdef const int32_t[::1] rs = tab["rule_start"], gs = tab["group_start"]
@@ -214,10 +225,14 @@ def run(dict tab, dict cols):
     cdef DrgTablesC t
     cdef ClaimsC c
     cdef ResultC out
+    # Code lists may be empty for a whole batch; point at a dummy then (never read).
+    cdef int32_t dummy = CODE_NULL
     t.dx_bits = &dx_bits[0]; t.dx_words = tab["dx_bits"].shape[1]
     t.proc_bits = &proc_bits[0]; t.proc_words = tab["proc_bits"].shape[1]
     t.or_bit = tab["or_bit"]; t.male_bit = tab["male_bit"]; t.female_bit = tab["female_bit"]
-    t.dx_mcc = &dx_mcc[0]; t.dx_cc = &dx_cc[0]; t.dx_cce = &dx_cce[0]
+    t.dx_sev = &dx_sev[0]; t.dx_cce = &dx_cce[0]
+    t.dx_pattern = &dx_pat[0]; t.pattern_start = &pat_start[0]
+    t.pattern_items = &pat_items[0] if pat_items.shape[0] else &dummy
     t.dx_regions = &dx_regions[0]
     t.cond_kind = &ck[0]; t.cond_arg = &ca[0]; t.rule_start = &rs[0]; t.group_start = &gs[0]
     t.mdc_group = &mg[0]; t.mdc_adrg_start = &mas[0]; t.n_mdc = mg.shape[0]
@@ -226,8 +241,6 @@ def run(dict tab, dict cols):
     c.pdx = &pdx[0]; c.sex = &sex[0]; c.age = &age[0]
     c.age_days = &age_days[0]; c.weight = &weight[0]
     c.sdx_start = &ss[0]; c.sdx_end = &se[0]; c.proc_start = &ps[0]; c.proc_end = &pe[0]
-    # Code lists may be empty for a whole batch; point at a dummy then (never read).
-    cdef int32_t dummy = CODE_NULL
     c.sdx = &sdx[0] if sdx.shape[0] else &dummy
     c.proc = &proc[0] if proc.shape[0] else &dummy
     out.status = &st_v[0]; out.mdc = &mdc_v[0]; out.adrg = &adrg_v[0]; out.drg = &drg_v[0]

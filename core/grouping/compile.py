@@ -79,6 +79,69 @@ def _regions(t: DrgTables, dx_universe: list) -> np.ndarray:
     return out
 
 
+def _pdx_groups(bits: np.ndarray, arrays: dict, groups) -> tuple[np.ndarray, np.ndarray]:
+    """(possible, certain) bool [len(groups), n_dx]: what a principal dx alone says of a group.
+
+    A rule is possible for a dx when all its ``pdx_in`` conditions hold, certain when it has
+    no other condition; a group (OR of rules) is possible / certain when one rule is.
+    """
+    kind, arg = arrays["cond_kind"], arrays["cond_arg"]
+    rs, gs = arrays["rule_start"], arrays["group_start"]
+    n_dx, pdx_in = bits.shape[0], COND_KINDS.index("pdx_in")
+    column = lambda b: ((bits[:, b >> 6] >> np.uint64(b & 63)) & np.uint64(1)).astype(bool)  # noqa: E731
+    possible = np.zeros((len(groups), n_dx), dtype=bool)
+    certain = np.zeros((len(groups), n_dx), dtype=bool)
+    for row, g in enumerate(groups):
+        for r in range(gs[g], gs[g + 1]):
+            ok, only_pdx = np.ones(n_dx, dtype=bool), True
+            for k in range(rs[r], rs[r + 1]):
+                if kind[k] == pdx_in:
+                    ok &= column(int(arg[k]))
+                else:
+                    only_pdx = False
+            possible[row] |= ok
+            if only_pdx:
+                certain[row] |= ok
+    return possible, certain
+
+
+def _candidates(bits: np.ndarray, arrays: dict, mdc_group, mdc_adrg_start, adrg_order,
+                adrg_group) -> dict:
+    """Per principal dx, the MDC / ADRG walk with every step its dx rules out removed.
+
+    The walk (city MDC order, each MDC's ADRGs in order) becomes items ``id << 2 | is_mdc << 1
+    | certain``; a dx keeps an MDC when its entry group is possible for that dx and an ADRG
+    when both its MDC and its own group are; ``certain`` marks a group that holds from the
+    dx alone (no check needed). Dx with the same walk share one pattern: ``dx_pattern[dx]``
+    indexes ``pattern_start`` (CSR into ``pattern_items``).
+    """
+    slots, slot_groups = [], []
+    for m in range(len(mdc_group)):
+        slots.append((m, 1, m))
+        slot_groups.append(mdc_group[m])
+        for a in adrg_order[mdc_adrg_start[m]:mdc_adrg_start[m + 1]]:
+            slots.append((int(a), 0, m))
+            slot_groups.append(adrg_group[a])
+    possible, certain = _pdx_groups(bits, arrays, slot_groups)
+    mdc_rows = [i for i, s in enumerate(slots) if s[1]]
+    for i, (_, is_mdc, m) in enumerate(slots):
+        if not is_mdc:
+            possible[i] &= possible[mdc_rows[m]]
+    state = (possible.astype(np.int8) + (possible & certain)).T   # [n_dx, n_slot]: 0 / 1 / 2
+    state = np.ascontiguousarray(state)
+    keys = state.view(np.dtype((np.void, state.shape[1]))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    items, starts = [], [0]
+    for row in state[first]:
+        for i in np.flatnonzero(row):
+            sid, is_mdc, _ = slots[i]
+            items.append(sid << 2 | is_mdc << 1 | int(row[i] == 2))
+        starts.append(len(items))
+    as32 = lambda v: np.asarray(v, dtype=np.int32)   # noqa: E731
+    return {"dx_pattern": as32(inverse.ravel()), "pattern_start": as32(starts),
+            "pattern_items": as32(items)}
+
+
 def _compile(t: DrgTables, order: tuple) -> dict:
     dx_universe = sorted(t.diagnoses)
     proc_universe = sorted(t.procedures)
@@ -97,15 +160,19 @@ def _compile(t: DrgTables, order: tuple) -> dict:
         adrg_order += [adrg_names.index(a) for a in spec["adrgs"]]
         mdc_adrg_start.append(len(adrg_order))
     as32 = lambda v: np.asarray(v, dtype=np.int32)   # noqa: E731
+    rules = rb.arrays()
+    dx_mcc = _code_table(dx_universe, t.mcc, -1)
+    dx_cc = _code_table(dx_universe, t.cc, -1)
     return {
         "dx_universe": dx_universe, "proc_universe": proc_universe,
         "dx_bits": dx_bits, "proc_bits": proc_bits, "or_bit": proc_bit[OR_SET],
         "male_bit": dx_bit.get("MDCM", -1), "female_bit": dx_bit.get("MDCN", -1),
-        "dx_mcc": _code_table(dx_universe, t.mcc, -1),
-        "dx_cc": _code_table(dx_universe, t.cc, -1),
+        "dx_mcc": dx_mcc, "dx_cc": dx_cc,
         "dx_cce": _code_table(dx_universe, t.cce, -2),
         "dx_regions": _regions(t, dx_universe),
-        **rb.arrays(),
+        "dx_sev": np.ascontiguousarray(np.stack([dx_mcc, dx_cc], axis=1)),
+        **rules,
+        **_candidates(dx_bits, rules, mdc_group, mdc_adrg_start, adrg_order, adrg_group),
         "mdc_group": as32(mdc_group), "mdc_adrg_start": as32(mdc_adrg_start),
         "adrg_order": as32(adrg_order), "adrg_group": as32(adrg_group), "adrg_drg": adrg_drg,
         "mdc_names": list(order), "adrg_names": adrg_names, "drg_names": drg_names,
