@@ -291,7 +291,24 @@ def hospital_sums(pool: Pool, claims: pa.Table, scored: pa.Table, patient_paid: 
     else:
         signed_pts = {}
     per_h = {row["h"]: row for row in sums.to_pylist()}
+    if pool.prepayments:
+        for h, month, due, n in month_sums(pool, rows, scored["hospital_id"], cost):
+            per_h[h]["due:" + month] = due
+            per_h[h]["n_m"] = per_h[h].get("n_m", 0) + n
     return per_h, signed_pts
+
+
+def month_sums(pool: Pool, rows: pa.Table, hospital: pa.ChunkedArray, cost: np.ndarray):
+    """(hospital, "YYYY-MM", Σ cost, claims) of every hospital-month, by ``month_column``
+    (a date; no date is the month "unknown")."""
+    dates = column(rows, pool.month_column)
+    if not pa.types.is_timestamp(dates.type):
+        dates = dates.cast(pa.date32()).cast(pa.timestamp("s"))
+    month = pc.fill_null(pc.strftime(dates, format="%Y-%m"), "unknown")
+    frame = pa.table({"h": hospital, "m": month, "cost": cost, "n": np.ones(len(cost), np.int64)})
+    sums = frame.group_by(["h", "m"]).aggregate([("cost", "sum"), ("n", "sum")])
+    return zip(sums["h"].to_pylist(), sums["m"].to_pylist(), sums["cost_sum"].to_pylist(),
+               sums["n_sum"].to_pylist())
 
 
 def settle_pool(pool: Pool, per_h: dict, signed_pts: dict):

@@ -207,7 +207,23 @@ class Pool:
     maps group -> B (points ×10^4); ``avg_cost`` group -> fen. ``coefficients`` maps
     (key, group) -> k (ratio), the key read from ``coefficient_by`` (``hospital_level`` or
     ``hospital_id``); a missing pair is 1 (a new group). A group in neither ``base_points``
-    nor ``bed_day`` earns 0 points, class ``ungrouped``."""
+    nor ``bed_day`` earns 0 points, class ``ungrouped``.
+
+    ``hospital_budgets`` (Rizhao: 前两个年度统筹基金实际支出额的平均数 × (1 + 增长率)) makes every
+    hospital its own budget: ``budget`` is then their sum, the reserve is taken from each
+    hospital's budget, and the hospital's surplus or overrun against its own budget is shared
+    with the pool's ``sharing`` keep/bear (no ``sharing``: the hospital is paid its budget).
+    A hospital with claims and no budget row has budget 0. Its fund amount is
+    G[h] = A[h] + shared[h] and its value V[h] = G[h] (+ P[h] for ``budget_plus_paid``), so
+    points do not move money between hospitals; not combined with capitation, a per-head
+    control total or a baseline point value.
+
+    ``prepayments`` are the monthly prepayments (预付) of each hospital; settlement subtracts
+    their sum (and the yearly ``prepaid``). A hospital-month whose prepayment is below
+    ``prepay_floor`` × the month's due (Σ total − patient-paid of the hospital's pool claims
+    whose ``month_column`` falls in that month, i.e. the fee-for-service fund amount) is a
+    finding listed in the hospital row's ``prepay_below``. The check runs only when the pool
+    has ``prepayments``."""
     name: str
     budget: int
     group_column: str = "drg"
@@ -227,6 +243,10 @@ class Pool:
     sharing: Optional[RiskSharing] = None
     capitation: Optional[Capitation] = None
     prepaid: tuple = ()  # ((hospital_id, fen), ...)
+    hospital_budgets: tuple = ()  # ((hospital_id, fen), ...) 各定点医疗机构预算额
+    prepayments: tuple = ()  # ((hospital_id, "YYYY-MM", fen), ...) 月度预付
+    prepay_floor: int = 850_000  # ratio: a month's prepayment ≥ floor × the month's due
+    month_column: str = "discharge_date"  # the date that places a claim in a month
 
     def describe(self) -> str:
         lines = [f"pool {self.name}: budget {self.budget} fen, group by {self.group_column}",
@@ -254,8 +274,14 @@ class Pool:
         if self.capitation:
             cap = self.capitation
             lines.append(f"  capitation {cap.per_head} fen/head, {len(cap.signed)} institutions")
+        if self.hospital_budgets:
+            lines.append(f"  per-hospital budgets: {len(self.hospital_budgets)} hospitals, "
+                         f"each shares its own surplus or overrun")
         if self.prepaid:
             lines.append(f"  prepaid: {len(self.prepaid)} hospitals")
+        if self.prepayments:
+            lines.append(f"  monthly prepayments: {len(self.prepayments)} rows, floor "
+                         f"{_pct(self.prepay_floor)} of the month's due by {self.month_column}")
         return "\n".join(lines)
 
 

@@ -28,6 +28,16 @@ def half_up(x) -> int:
     return sign * (whole + 1 if x - whole >= Fraction(1, 2) else whole)
 
 
+def month_of(v) -> str:
+    """"YYYY-MM" of a date (an int is days since 1970-01-01, Arrow's date32); no date is
+    "unknown"."""
+    if v is None:
+        return "unknown"
+    if not isinstance(v, _dt.date):
+        v = _dt.date(1970, 1, 1) + _dt.timedelta(days=int(v))
+    return f"{v.year:04d}-{v.month:02d}"
+
+
 def passes(claim: dict, tests) -> bool:
     for t in tests:
         v = claim.get(t.column)
@@ -182,6 +192,9 @@ def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
             s = Fraction(pvk.baseline_share, RATIO_SCALE)
             pv = s * Fraction(pvk.baseline_value, PV_SCALE) + (1 - s) * pv
     hs = {}
+    if pool.hospital_budgets:  # every hospital with a budget row has a row, claims or not
+        for h, _ in pool.hospital_budgets:
+            hs.setdefault(str(h), {"n": 0, "pts": 0, "free_pts": 0, "paid": 0, "total": 0})
     for s, c in rows:
         h = hs.setdefault(s["hospital_id"], {"n": 0, "pts": 0, "free_pts": 0, "paid": 0,
                                              "total": 0})
@@ -190,8 +203,34 @@ def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
         h["free_pts"] += 0 if signed(c) else s["points"]
         h["paid"] += paid_of(c)
         h["total"] += c["total"] or 0
-    value = apportion({h: Fraction(v["pts"]) * pv / POINT_SCALE for h, v in hs.items()})
-    shares = apportion({h: Fraction(shared * v["free_pts"], S) if S else 0 for h, v in hs.items()})
+    own = {}
+    if pool.hospital_budgets:
+        # each hospital against its own budget: G[h] = A[h] + its share of (budget − A[h])
+        budgets = dict((str(h), b) for h, b in pool.hospital_budgets)
+        for h in hs:
+            b = budgets.get(h, 0)
+            r = half_up(Fraction(b * pool.reserve_share, RATIO_SCALE))
+            a = sum(cost_of(c) for s, c in rows if s["hospital_id"] == h)
+            p = sum(paid_of(c) for s, c in rows if s["hospital_id"] == h)
+            surplus = b - r - a
+            if sh:
+                sh_h = half_up(Fraction(surplus * (sh.keep if surplus >= 0 else sh.bear),
+                                        RATIO_SCALE))
+            else:
+                sh_h = surplus
+            own[h] = {"budget": b, "reserve": r, "shared": sh_h, "G": a + sh_h, "P": p}
+        control = sum(o["budget"] for o in own.values())
+        reserve = sum(o["reserve"] for o in own.values())
+        shared = sum(o["shared"] for o in own.values())
+        G = sum(o["G"] for o in own.values())
+        plus_paid = pool.point_value.kind == BUDGET_PLUS_PAID
+        pv = Fraction((G + P if plus_paid else G) * POINT_SCALE, S) if S else Fraction(0)
+        value = {h: o["G"] + (o["P"] if plus_paid else 0) for h, o in own.items()}
+        shares = {h: o["shared"] for h, o in own.items()}
+    else:
+        value = apportion({h: Fraction(v["pts"]) * pv / POINT_SCALE for h, v in hs.items()})
+        shares = apportion({h: Fraction(shared * v["free_pts"], S) if S else 0
+                            for h, v in hs.items()})
     cap_budget, cap_pts = {}, {}
     if cap:
         cap_budget = {str(i): cap.per_head * n for i, n in cap.signed}
@@ -201,18 +240,33 @@ def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
                 cap_pts[i] = cap_pts.get(i, 0) + s["points"]
     cap_used = apportion({i: Fraction(p) * pv / POINT_SCALE for i, p in cap_pts.items()})
     prepaid = {str(h): v for h, v in pool.prepaid}
+    by_month = {}  # (hospital, month) -> prepaid
+    for h, m, fen in pool.prepayments:
+        prepaid[str(h)] = prepaid.get(str(h), 0) + fen
+        by_month[str(h), str(m)] = by_month.get((str(h), str(m)), 0) + fen
+    month_due = {}  # (hospital, month) -> Σ fee-for-service fund amount of its claims
+    for s, c in rows:
+        key = (s["hospital_id"], month_of(c.get(pool.month_column)))
+        month_due[key] = month_due.get(key, 0) + cost_of(c)
     out = []
     for h in sorted(set(hs) | set(prepaid) | set(cap_budget)):
         v = hs.get(h, {"n": 0, "pts": 0, "paid": 0, "total": 0})
         due = value.get(h, 0) - v["paid"]
         bal = cap_budget.get(h, 0) - cap_used.get(h, 0)
+        below = []
+        if pool.prepayments:
+            months = {m for hh, m in list(month_due) + list(by_month) if hh == h}
+            below = sorted(m for m in months
+                           if Fraction(by_month.get((h, m), 0))
+                           < Fraction(pool.prepay_floor, RATIO_SCALE) * month_due.get((h, m), 0))
         out.append({"pool": pool.name, "fixmedins_code": h, "claims": v["n"],
                     "points": v["pts"], "medfee_sumamt": v["total"],
                     "value": value.get(h, 0), "psn_part_amt": v["paid"], "hifp_pay": due,
                     "prepaid": prepaid.get(h, 0), "shared_amt": shares.get(h, 0),
                     "capitation_budget": cap_budget.get(h, 0),
                     "capitation_used": cap_used.get(h, 0), "capitation_balance": bal,
-                    "setl_amt": due - prepaid.get(h, 0) + bal})
+                    "setl_amt": due - prepaid.get(h, 0) + bal,
+                    "budget": own[h]["budget"] if own else None, "prepay_below": below})
     pool_row = {"pool": pool.name, "budget": pool.budget, "control_total": control,
                 "reserve": reserve, "fund_cost": A, "shared_amt": shared, "fund_amt": G,
                 "psn_part_amt": P, "points": sum(v["pts"] for v in hs.values()),

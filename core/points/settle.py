@@ -21,7 +21,7 @@ HOSPITAL_SCHEMA = pa.schema([
     ("psn_part_amt", pa.int64()), ("hifp_pay", pa.int64()), ("prepaid", pa.int64()),
     ("shared_amt", pa.int64()), ("capitation_budget", pa.int64()),
     ("capitation_used", pa.int64()), ("capitation_balance", pa.int64()),
-    ("setl_amt", pa.int64())])
+    ("setl_amt", pa.int64()), ("budget", pa.int64()), ("prepay_below", pa.list_(pa.string()))])
 
 POOL_SCHEMA = pa.schema([
     ("pool", pa.string()), ("budget", pa.int64()), ("control_total", pa.int64()),
@@ -90,32 +90,88 @@ def point_value(pool: Pool, g: int, paid: int, points: int) -> Fraction:
     return s * Fraction(pv_kind.baseline_value, PV_SCALE) + (1 - s) * floating
 
 
+def own_budgets(pool: Pool, per_h: dict) -> dict:
+    """Per-hospital budgets: h -> (budget, reserve, shared, G[h]) with G[h] = A[h] + shared[h],
+    the hospital's surplus (kept × keep) or overrun (borne × bear) against its own budget
+    after the reserve. No ``sharing``: G[h] is the budget after the reserve."""
+    budgets = {str(h): b for h, b in pool.hospital_budgets}
+    out = {}
+    for h in sorted(set(per_h) | set(budgets)):
+        budget = budgets.get(h, 0)
+        reserve = ratio(budget, pool.reserve_share)
+        cost = per_h[h]["cost_pv"] if h in per_h else 0
+        diff = budget - reserve - cost
+        if pool.sharing:
+            shared = ratio(diff, pool.sharing.keep) if diff >= 0 else -ratio(-diff, pool.sharing.bear)
+        else:
+            shared = diff
+        out[h] = (budget, reserve, shared, cost + shared)
+    return out
+
+
+def month_dues(pool: Pool, r: dict) -> dict:
+    """month -> the hospital's fee-for-service fund amount of that month (``due:`` fields)."""
+    if r.get("n_m", r["n"]) != r["n"]:
+        raise ValueError(
+            f"pool {pool.name}: the monthly dues of a hospital cover {r.get('n_m')} of its "
+            f"{r['n']} claims; per-month sums must be merged like the other sums")
+    return {k[4:]: v for k, v in r.items() if k.startswith("due:")}
+
+
+def prepay_below(pool: Pool, dues: dict, paid: dict) -> list:
+    """Months (sorted) whose prepayment is below ``prepay_floor`` × the month's due."""
+    return [m for m in sorted(set(dues) | set(paid))
+            if paid.get(m, 0) * RATIO_SCALE < pool.prepay_floor * dues.get(m, 0)]
+
+
 def settle_pool(pool: Pool, per_h: dict, signed_pts: dict):
     """(hospital rows, pool row) from per-hospital sums: ``per_h[h]`` has points, points_pv,
-    paid, paid_pv, total, cost_pv, n; ``signed_pts[i]`` = points of persons signed with i."""
+    paid, paid_pv, total, cost_pv, n (and, when the pool has monthly prepayments, n_m and a
+    ``due:YYYY-MM`` sum per month); ``signed_pts[i]`` = points of persons signed with i."""
     cost = sum(r["cost_pv"] for r in per_h.values())
     paid_pv = sum(r["paid_pv"] for r in per_h.values())
     points_pv = sum(r["points_pv"] for r in per_h.values())
-    control, reserve, shared, g = fund_amount(pool, cost)
+    own = own_budgets(pool, per_h) if pool.hospital_budgets else None
+    if own is not None:
+        control = sum(o[0] for o in own.values())
+        reserve = sum(o[1] for o in own.values())
+        shared = sum(o[2] for o in own.values())
+        g = sum(o[3] for o in own.values())
+        with_paid = pool.point_value.kind == BUDGET_PLUS_PAID
+        value = {h: o[3] + (per_h[h]["paid_pv"] if with_paid and h in per_h else 0)
+                 for h, o in own.items()}
+        shares = {h: o[2] for h, o in own.items()}
+    else:
+        control, reserve, shared, g = fund_amount(pool, cost)
     pv = point_value(pool, g, paid_pv, points_pv)
-    value = largest_remainder({h: r["points"] * pv / POINT_SCALE for h, r in per_h.items()})
-    shares = largest_remainder(
-        {h: Fraction(shared * r["points_pv"], points_pv) if points_pv else Fraction(0)
-         for h, r in per_h.items()})
+    if own is None:
+        value = largest_remainder({h: r["points"] * pv / POINT_SCALE for h, r in per_h.items()})
+        shares = largest_remainder(
+            {h: Fraction(shared * r["points_pv"], points_pv) if points_pv else Fraction(0)
+             for h, r in per_h.items()})
     cap_budget, cap_used = capitation(pool, signed_pts, pv)
     prepaid = {str(h): v for h, v in pool.prepaid}
+    monthly = {}
+    for h, month, fen in pool.prepayments:
+        monthly.setdefault(str(h), {})
+        monthly[str(h)][str(month)] = monthly[str(h)].get(str(month), 0) + fen
+    for h, months in monthly.items():
+        prepaid[h] = prepaid.get(h, 0) + sum(months.values())
     rows = []
-    for h in sorted(set(per_h) | set(prepaid) | set(cap_budget)):
+    for h in sorted(set(per_h) | set(prepaid) | set(cap_budget) | set(own or ())):
         r = per_h.get(h, {"points": 0, "paid": 0, "total": 0, "n": 0})
         due = value.get(h, 0) - r["paid"]
         balance = cap_budget.get(h, 0) - cap_used.get(h, 0)
+        below = (prepay_below(pool, month_dues(pool, r), monthly.get(h, {}))
+                 if pool.prepayments else [])
         rows.append({
             "pool": pool.name, "fixmedins_code": h, "claims": r["n"], "points": r["points"],
             "medfee_sumamt": r["total"], "value": value.get(h, 0), "psn_part_amt": r["paid"],
             "hifp_pay": due, "prepaid": prepaid.get(h, 0), "shared_amt": shares.get(h, 0),
             "capitation_budget": cap_budget.get(h, 0), "capitation_used": cap_used.get(h, 0),
             "capitation_balance": balance,
-            "setl_amt": due - prepaid.get(h, 0) + balance})
+            "setl_amt": due - prepaid.get(h, 0) + balance,
+            "budget": own[h][0] if own is not None else None, "prepay_below": below})
     pool_row = {
         "pool": pool.name, "budget": pool.budget, "control_total": control, "reserve": reserve,
         "fund_cost": cost, "shared_amt": shared, "fund_amt": g, "psn_part_amt": paid_pv,

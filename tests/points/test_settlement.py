@@ -2,6 +2,9 @@
 
 The batch: hospital h1 has one claim of 100 points, h2 one of 200 points (groups B100 and
 B200, cost = the group's average so both are normal). Every figure below is in fen."""
+import datetime as dt
+
+import pyarrow as pa
 import pytest
 
 from yibao.core.points import reference
@@ -140,3 +143,92 @@ def test_largest_remainder_ties_go_to_the_smallest_hospital_id():
     thirds = {h: Fraction(100, 3) for h in ("h3", "h1", "h2")}
     assert largest_remainder(thirds) == {"h1": 34, "h2": 33, "h3": 33}
     assert reference.apportion(thirds) == {"h1": 34, "h2": 33, "h3": 33}
+
+
+# -- per-hospital budgets (Rizhao) -------------------------------------------------------------
+# Fund cost A = total − paid: h1 399,500 (100 points), h2 599,000 (200 points).
+
+@EVALUATORS
+def test_rizhao_per_hospital_budgets_surplus_and_overrun(evaluate):
+    # h1 budget 500,000: surplus 100,500, keeps 20% = 20,100 -> G1 = 419,600, V1 = G1 + 500.
+    # h2 budget 500,000: overrun 99,000, bears 20% = 19,800 -> G2 = 579,200, V2 = G2 + 1,000.
+    # Points do not move money between them (split by points h1 would get a third).
+    pool = Pool("inp", 1_000_000, **GROUPS, sharing=RiskSharing(200_000, 200_000),
+                hospital_budgets=(("h1", 500_000), ("h2", 500_000)))
+    h, p = settle(pool, batch(), evaluate)
+    assert (h["h1"]["budget"], h["h2"]["budget"]) == (500_000, 500_000)
+    assert (h["h1"]["shared_amt"], h["h2"]["shared_amt"]) == (20_100, -19_800)
+    assert (h["h1"]["value"], h["h2"]["value"]) == (420_100, 580_200)
+    assert (h["h1"]["hifp_pay"], h["h2"]["hifp_pay"]) == (419_600, 579_200)
+    assert (p["control_total"], p["shared_amt"], p["fund_amt"]) == (1_000_000, 300, 998_800)
+    assert p["point_value"] == "10003/3" and p["distributed"] == 1_000_300
+
+
+@EVALUATORS
+def test_per_hospital_budgets_reserve_rounding_and_a_hospital_without_claims(evaluate):
+    # PV = budget / points. Reserve 5% of each budget; h3 has a budget and no claims.
+    # h1: 500,000 − 25,000 − 399,500 = 75,500 -> +15,100; G1 = V1 = 414,600; D1 = 414,100.
+    # h2: 475,000 − 599,000 = −124,000 -> −24,800; G2 = V2 = 574,200; D2 = 573,200.
+    # h3: 10,001 − round(500.05) = 9,501 surplus -> round(1,900.2) = 1,900 = V3 = D3.
+    pool = Pool("inp", 0, **GROUPS, point_value=PointValue(BUDGET_ONLY), reserve_share=50_000,
+                sharing=RiskSharing(200_000, 200_000),
+                hospital_budgets=(("h1", 500_000), ("h2", 500_000), ("h3", 10_001)))
+    h, p = settle(pool, batch(), evaluate)
+    assert [h[k]["shared_amt"] for k in ("h1", "h2", "h3")] == [15_100, -24_800, 1_900]
+    assert [h[k]["value"] for k in ("h1", "h2", "h3")] == [414_600, 574_200, 1_900]
+    assert [h[k]["hifp_pay"] for k in ("h1", "h2", "h3")] == [414_100, 573_200, 1_900]
+    assert h["h3"]["claims"] == 0 and h["h3"]["budget"] == 10_001
+    assert (p["control_total"], p["reserve"], p["shared_amt"], p["fund_amt"]) == (
+        1_010_001, 50_500, -7_800, 990_700)
+
+
+@EVALUATORS
+def test_per_hospital_budget_without_sharing_pays_the_budget(evaluate):
+    # no sharing: each hospital is paid its own budget (h2's 500,000, not its 599,000 cost).
+    pool = Pool("inp", 0, **GROUPS, point_value=PointValue(BUDGET_ONLY),
+                hospital_budgets=(("h1", 300_000), ("h2", 500_000)))
+    h, _ = settle(pool, batch(), evaluate)
+    assert (h["h1"]["value"], h["h2"]["value"]) == (300_000, 500_000)
+    assert (h["h1"]["shared_amt"], h["h2"]["shared_amt"]) == (-99_500, -99_000)
+
+
+def test_pool_sharing_rows_have_no_own_budget():
+    h, _ = settle(Pool("inp", 1_000_000, **GROUPS), batch())
+    assert h["h1"]["budget"] is None and h["h1"]["prepay_below"] == []
+
+
+# -- monthly prepayments ---------------------------------------------------------------------
+
+@EVALUATORS
+def test_monthly_prepayments_floor_and_settlement(evaluate):
+    # As test_zhejiang_budget_plus_paid: D1 = 333,333, D2 = 666,667. c1 (h1) is discharged in
+    # January (due 399,500, floor 85% = 339,575), c2 (h2) in February (due 599,000).
+    # h1 prepaid exactly the floor in January and 1,000 in February (no due): no finding.
+    # h2 prepaid 600,000 in January and nothing in February: February is below the floor
+    # although the year's prepayment exceeds the due. h3 prepaid without claims.
+    b = batch().set_column(10, "discharge_date", pa.array(
+        [dt.date(2024, 1, 3), dt.date(2024, 2, 15)], pa.date32()))
+    pool = Pool("inp", 1_000_000, **GROUPS, prepayments=(
+        ("h1", "2024-01", 339_575), ("h1", "2024-02", 1_000), ("h2", "2024-01", 600_000),
+        ("h3", "2024-01", 5_000)))
+    h, _ = settle(pool, b, evaluate)
+    assert [h[k]["prepaid"] for k in ("h1", "h2", "h3")] == [340_575, 600_000, 5_000]
+    assert [h[k]["prepay_below"] for k in ("h1", "h2", "h3")] == [[], ["2024-02"], []]
+    assert [h[k]["setl_amt"] for k in ("h1", "h2", "h3")] == [-7_242, 66_667, -5_000]
+
+
+@EVALUATORS
+def test_prepayment_one_fen_below_the_floor_is_a_finding(evaluate):
+    # h1 January due 399,500: 339,574 < 339,575.
+    pool = Pool("inp", 1_000_000, **GROUPS, prepayments=(("h1", "2024-01", 339_574),))
+    h, _ = settle(pool, batch(), evaluate)
+    assert h["h1"]["prepay_below"] == ["2024-01"] and h["h2"]["prepay_below"] == ["2024-01"]
+
+
+def test_unmerged_month_sums_are_refused():
+    from yibao.core.points.settle import settle_pool
+    pool = Pool("inp", 1_000_000, **GROUPS, prepayments=(("h1", "2024-01", 1),))
+    row = {"points": 1, "points_pv": 1, "paid": 0, "paid_pv": 0, "total": 5, "cost_pv": 5,
+           "n": 2, "n_m": 1, "due:2024-01": 5}
+    with pytest.raises(ValueError, match="merged"):
+        settle_pool(pool, {"h1": row}, {})
