@@ -29,19 +29,28 @@ cdef struct State:
 # order, i.e. jumping between persons; one row per person keeps a claim's state in one or two
 # cache lines instead of one line per accumulator array.
 
+# Every per-row input below comes with an index mask: -1 when it is an array over the rows
+# (read x[i & -1] = x[i]), 0 when the plan's expression is a constant held in one element
+# (x[i & 0] = x[0]), so a 300,000-yuan cap is one number, not an array of n copies.
+
 cdef struct LayerSpec:
     const uint8_t* applies         # 1 where the layer applies to row i
+    int64_t m_applies              # index mask of applies (see above)
     const int64_t* base_claim      # claim part of the base (fen), before paid() terms
+    int64_t m_base
     int n_paid                     # number of paid() terms in the base
     int paid_layer[MAX_LAYERS]     # earlier layer index of each term
     int paid_sign[MAX_LAYERS]      # +1 or -1
     int ded_kind                   # DeductibleKind
     const int64_t* ded_amount      # D for row i (fen)
+    int64_t m_ded
     const uint8_t* ded_continuing  # NULL, or 1 where row i is a transfer (连续计算起付线)
+    int64_t m_continuing
     int ded_state                  # State index: consumed this year (DED_PER_YEAR)
     int last_ded_state             # State index: deductible paid on the key's previous claim
     int ratio_kind                 # RatioKind
     const int64_t* ratio           # ratio for row i in millionths (RATIO_PER_CLAIM)
+    int64_t m_ratio
     int n_bands
     int64_t band_lo[MAX_BANDS]     # fen, inclusive
     int64_t band_hi[MAX_BANDS]     # fen, exclusive; -1 = unbounded
@@ -50,9 +59,11 @@ cdef struct LayerSpec:
     int n_caps
     int cap_per_year[MAX_CAPS]     # 1 yearly (accumulated), 0 per claim
     const int64_t* cap_amount[MAX_CAPS]  # cap for row i (fen)
+    int64_t m_cap[MAX_CAPS]
     int cap_state[MAX_CAPS]        # State index of a yearly cap (shared caps share it)
     int has_limit                  # self-pay limit (兜底) instead of a ratio
     const int64_t* limit_amount    # L for row i (fen)
+    int64_t m_limit
     int limit_state                # State index: burden kept this year
     int64_t* out_pay               # payment of row i (fen)
     int64_t* out_ded               # deductible consumed by row i (fen), or NULL

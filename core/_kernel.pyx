@@ -54,8 +54,8 @@ cdef int64_t band_pay(LayerSpec* L, int64_t start, int64_t e) noexcept nogil:
 cdef int64_t deduct(LayerSpec* L, int64_t i, int64_t base, State* states,
                     int64_t** rows) noexcept nogil:
     """The deductible this claim consumes (0 <= d <= base); updates the layer's state."""
-    cdef int64_t D = L.ded_amount[i], remaining, d
-    if L.ded_continuing != NULL and L.ded_continuing[i]:
+    cdef int64_t D = L.ded_amount[i & L.m_ded], remaining, d
+    if L.ded_continuing != NULL and L.ded_continuing[i & L.m_continuing]:
         D = i64max(0, D - slot(states, L.last_ded_state, rows)[0])
     if L.ded_kind == DED_PER_YEAR:
         remaining = i64max(0, D - slot(states, L.ded_state, rows)[0])
@@ -76,9 +76,9 @@ cdef int64_t apply_caps(LayerSpec* L, int64_t i, int64_t pay, State* states,
     cdef int64_t room
     for c in range(L.n_caps):
         if L.cap_per_year[c]:
-            room = i64max(0, L.cap_amount[c][i] - slot(states, L.cap_state[c], rows)[0])
+            room = i64max(0, L.cap_amount[c][i & L.m_cap[c]] - slot(states, L.cap_state[c], rows)[0])
         else:
-            room = i64max(0, L.cap_amount[c][i])
+            room = i64max(0, L.cap_amount[c][i & L.m_cap[c]])
         if pay > room:
             pay = room
     for c in range(L.n_caps):
@@ -89,7 +89,7 @@ cdef int64_t apply_caps(LayerSpec* L, int64_t i, int64_t pay, State* states,
 
 cdef int64_t settle_layer(LayerSpec* L, int64_t i, int64_t* paid, State* states,
                           int64_t** rows) noexcept nogil:
-    cdef int64_t base = L.base_claim[i], d = 0, e, pay
+    cdef int64_t base = L.base_claim[i & L.m_base], d = 0, e, pay
     cdef int64_t* acc
     cdef int p
     for p in range(L.n_paid):
@@ -101,9 +101,9 @@ cdef int64_t settle_layer(LayerSpec* L, int64_t i, int64_t* paid, State* states,
         L.out_ded[i] = d
     e = base - d
     if L.has_limit:
-        pay = i64min(e, i64max(0, slot(states, L.limit_state, rows)[0] + e - L.limit_amount[i]))
+        pay = i64min(e, i64max(0, slot(states, L.limit_state, rows)[0] + e - L.limit_amount[i & L.m_limit]))
     elif L.ratio_kind == RATIO_PER_CLAIM:
-        pay = yb_mul_ratio(e, L.ratio[i])
+        pay = yb_mul_ratio(e, L.ratio[i & L.m_ratio])
     elif L.ratio_kind == RATIO_BANDS:
         acc = slot(states, L.band_state, rows)
         pay = band_pay(L, acc[0], e)
@@ -135,7 +135,7 @@ cdef void settle_rows(const int64_t* order, int64_t n_order, int n_layers, Layer
                 for j in range(1, w):
                     rows[k][j] = 0
         for l in range(n_layers):
-            if layers[l].applies[i]:
+            if layers[l].applies[i & layers[l].m_applies]:
                 paid[l] = settle_layer(&layers[l], i, paid, states, rows)
             else:
                 paid[l] = 0
@@ -159,20 +159,29 @@ cdef const uint8_t* u8p(object a) except NULL:
     return &mv[0]
 
 
+cdef int64_t row_mask(object a):
+    """-1 for an array over the rows, 0 for a constant held in a one-element array. The
+    caller (lower.py) marks constants with length 1; a batch of one row reads x[0] either way."""
+    return 0 if len(a) == 1 else -1
+
+
 cdef void fill_layer(LayerSpec* L, dict d) except *:
     cdef int j
-    L.applies = u8p(d["applies"])
-    L.base_claim = i64p(d["base_claim"])
+    L.applies, L.m_applies = u8p(d["applies"]), row_mask(d["applies"])
+    L.base_claim, L.m_base = i64p(d["base_claim"]), row_mask(d["base_claim"])
     L.n_paid = len(d["paid_terms"])
     for j, (layer, sign) in enumerate(d["paid_terms"]):
         L.paid_layer[j] = layer
         L.paid_sign[j] = sign
     L.ded_kind = d["ded_kind"]
     L.ded_amount = i64p(d["ded_amount"]) if d["ded_kind"] else NULL
+    L.m_ded = row_mask(d["ded_amount"]) if d["ded_kind"] else 0
     L.ded_continuing = u8p(d["ded_continuing"]) if d["ded_continuing"] is not None else NULL
+    L.m_continuing = row_mask(d["ded_continuing"]) if d["ded_continuing"] is not None else 0
     L.ded_state, L.last_ded_state = d["ded_state"], d["last_ded_state"]
     L.ratio_kind = d["ratio_kind"]
     L.ratio = i64p(d["ratio"]) if d["ratio_kind"] == RATIO_PER_CLAIM else NULL
+    L.m_ratio = row_mask(d["ratio"]) if d["ratio_kind"] == RATIO_PER_CLAIM else 0
     L.n_bands = len(d["bands"])
     for j, (lo, hi, rate) in enumerate(d["bands"]):
         L.band_lo[j], L.band_hi[j], L.band_rate[j] = lo, hi, rate
@@ -180,9 +189,11 @@ cdef void fill_layer(LayerSpec* L, dict d) except *:
     L.n_caps = len(d["caps"])
     for j, (per_year, amount, state, key) in enumerate(d["caps"]):
         L.cap_per_year[j], L.cap_amount[j] = per_year, i64p(amount)
+        L.m_cap[j] = row_mask(amount)
         L.cap_state[j] = state
     L.has_limit = d["limit_amount"] is not None
     L.limit_amount = i64p(d["limit_amount"]) if L.has_limit else NULL
+    L.m_limit = row_mask(d["limit_amount"]) if L.has_limit else 0
     L.limit_state = d["limit_state"]
     L.out_pay = i64w(d["out_pay"])
     L.out_ded = i64w(d["out_ded"]) if d["out_ded"] is not None else NULL

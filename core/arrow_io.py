@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .plan import BOOL, DATE, INT, MONEY, RATIO, TEXT, Plan, Type
+from . import _ids
 from .privacy import mask_id
 
 MONEY_COLUMNS = ("total", "in_scope", "self_first")
@@ -176,15 +177,8 @@ def _np_bool(arr) -> np.ndarray:
 
 
 def _duplicate_mask(claim_id) -> np.ndarray:
-    encoded = pc.dictionary_encode(claim_id)
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.combine_chunks() if encoded.num_chunks != 1 else encoded.chunk(0)
-    idx = np.asarray(pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False))
-    counts = np.bincount(idx[idx >= 0], minlength=len(encoded.dictionary))
-    dup = np.zeros(len(idx), dtype=bool)
-    valid = idx >= 0
-    dup[valid] = counts[idx[valid]] > 1
-    return dup
+    """Rows whose claim_id occurs more than once (all copies); nulls are not duplicates."""
+    return _ids.duplicate_mask(claim_id)
 
 
 def policy_period_mask(plan: Plan, days: np.ndarray) -> np.ndarray:

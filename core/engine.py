@@ -63,16 +63,6 @@ def result_schema(plan: Plan) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _reject_missing_lookups(plan: Plan, prep: Prepared, registry) -> tuple:
-    ev = Evaluator(plan, prep.columns, prep.n, registry)
-    missing, which = applying_lookups_missing(plan, ev)
-    if not missing.any():
-        return prep, ev
-    messages = [f"no row of table {t!r} matches the claim" for t in which[missing]]
-    prep = reject_more(prep, missing, "missing_table_key", messages)
-    return prep, Evaluator(plan, prep.columns, prep.n, registry)
-
-
 def run_validators(plan: Plan, prep: Prepared, registry) -> Prepared:
     """Plugin claim checks, in registration order; flagged rows go to the rejects."""
     for v in registry.validators:
@@ -137,12 +127,27 @@ def lower_batch(plan: Plan, claims, registry=None) -> Lowered:
     registry = registry or default_registry()
     prep = prepare(plan, claims)
     prep = run_validators(plan, prep, registry)
-    prep, _ = _reject_missing_lookups(plan, prep, registry)
-    order = settlement_order(prep.claim_id, prep.columns["discharge_date"])
-    cols, keys = _in_order(prep, _keys(plan, prep), order)
-    program = Lowerer(plan, Evaluator(plan, cols, prep.n, registry), keys, prep.n).lower()
+    while True:  # twice at most: once more only after rejecting rows a lookup table misses
+        order = settlement_order(prep.claim_id, prep.columns["discharge_date"])
+        cols, keys = _in_order(prep, _keys(plan, prep), order)
+        ev = Evaluator(plan, cols, prep.n, registry)
+        missing, which = applying_lookups_missing(plan, ev)  # the lookups stay cached in ev
+        if not missing.any():
+            break
+        prep = _reject_rows_in_order(prep, order, missing, which)
+    program = Lowerer(plan, ev, keys, prep.n).lower()
     program.year = np.ascontiguousarray(policy_years(cols["discharge_date"], plan.year_start))
     return Lowered(prep, program, order, np.arange(prep.n, dtype=np.int64))
+
+
+def _reject_rows_in_order(prep: Prepared, order, missing, which) -> Prepared:
+    """Reject the rows flagged in settlement order (``missing[t]`` is prep row ``order[t]``)."""
+    bad = np.zeros(prep.n, dtype=bool)
+    bad[order[missing]] = True
+    table_of = np.empty(prep.n, dtype=object)
+    table_of[order] = which
+    messages = [f"no row of table {t!r} matches the claim" for t in table_of[bad]]
+    return reject_more(prep, bad, "missing_table_key", messages)
 
 
 def settle_batch(plan: Plan, claims, registry=None, context=None) -> BatchResult:

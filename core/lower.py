@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import _kernel
+from . import _ids, _kernel
 from .plan import (PER_YEAR, Bands, Binary, Const, Expr, Key, Layer, Paid, Plan, Type, INT,
                    MONEY)
 from .vector import Evaluator
@@ -64,10 +64,9 @@ def key_values(raw: pa.Table, key: Key) -> pa.Array:
 
 
 def dense_ids(values: pa.Array) -> tuple:
-    """(int64 id per row, number of distinct values)."""
-    encoded = pc.dictionary_encode(values)
-    ids = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-    return np.ascontiguousarray(ids), len(encoded.dictionary)
+    """(int64 id per row, number of distinct values); ids in order of first appearance. The
+    numbering only places a key's accumulators in memory: results never depend on it."""
+    return _ids.dense_ids(values)
 
 
 def policy_years(days: np.ndarray, year_start=(1, 1)) -> np.ndarray:
@@ -200,12 +199,21 @@ class Program:
                        self.state_offsets)
 
 
+def _compact(a) -> np.ndarray:
+    """A constant (a stride-0 broadcast from vector.Evaluator.const) as one element, which
+    the kernel reads for every row; anything else as it is."""
+    a = np.asarray(a)
+    if a.ndim == 1 and len(a) > 1 and a.strides[0] == 0:
+        return a[:1].copy()
+    return a
+
+
 def _i64(a) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(a, dtype=np.int64))
+    return np.ascontiguousarray(_compact(a), dtype=np.int64)
 
 
 def _u8(a) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(a, dtype=bool).view(np.uint8))
+    return np.ascontiguousarray(_compact(a), dtype=bool).view(np.uint8)
 
 
 class Lowerer:

@@ -51,6 +51,7 @@ class Evaluator:
         self.missing = np.zeros(n, dtype=bool)
         self.missing_tables: dict = {}  # table name -> mask of rows it missed
         self._tables: dict = {}
+        self._lookups: dict = {}  # id(Lookup node) -> (values, miss): each is evaluated once
 
     def __call__(self, e: Expr) -> np.ndarray:
         fn = _DISPATCH.get(type(e))
@@ -60,8 +61,10 @@ class Evaluator:
 
     # -- nodes ------------------------------------------------------------------------------
     def const(self, e: Const):
+        """A read-only broadcast view (stride 0): no n-element array for a constant; the
+        lowering hands it to the kernel as a single element."""
         dtype = bool if isinstance(e.value, bool) else np.int64
-        return np.full(self.n, e.value, dtype=dtype)
+        return np.broadcast_to(np.asarray(e.value, dtype=dtype), (self.n,))
 
     def column(self, e: Column):
         return self.columns[e.name]
@@ -94,6 +97,17 @@ class Evaluator:
         return np.where(np.asarray(self(e.test), dtype=bool), self(e.then), self(e.orelse))
 
     def lookup(self, e: Lookup):
+        """The table's value per row (0 where no row matches, which ``missing`` records).
+        The rejects check and the lowering both ask for every lookup: it is computed once."""
+        if id(e) not in self._lookups:
+            self._lookups[id(e)] = self._lookup(e)
+        values, miss = self._lookups[id(e)]
+        if miss.any():
+            self.missing |= miss
+            self.missing_tables[e.table] = self.missing_tables.get(e.table, 0) | miss
+        return values
+
+    def _lookup(self, e: Lookup):
         dense = self._dense_table(self.plan.table(e.table))
         index = np.zeros(self.n, dtype=np.int64)
         hit = np.ones(self.n, dtype=bool)
@@ -103,11 +117,7 @@ class Evaluator:
             hit &= found
         values = dense.values[index]
         hit &= dense.present[index]
-        miss = ~hit
-        if miss.any():
-            self.missing |= miss
-            self.missing_tables[e.table] = self.missing_tables.get(e.table, 0) | miss
-        return np.where(hit, values, 0)
+        return np.where(hit, values, 0), ~hit
 
     def call(self, e: Call):
         decl = self.registry.functions.get(e.function) if self.registry else None
