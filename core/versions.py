@@ -236,10 +236,10 @@ def settle_merged(parts, claims: pa.Table, registry=None, context=None) -> tuple
 
 
 def _cat(arrays: list, n: int):
-    """Concatenate per-version arrays (a scalar is broadcast to its version's rows)."""
+    """Concatenate per-version arrays (each over its version's rows)."""
     if arrays[0] is None:
         return None
-    return np.ascontiguousarray(np.concatenate(arrays)) if n else arrays[0][:0]
+    return np.ascontiguousarray(np.concatenate(arrays))
 
 
 def _merged_program(plan: Plan, programs: list, raw: pa.Table) -> Program:
@@ -268,10 +268,13 @@ def _merged_program(plan: Plan, programs: list, raw: pa.Table) -> Program:
 
 
 def _full(a, n: int):
+    """A claim array over a version's ``n`` rows; lowering holds a constant as a one-element
+    array (the kernel reads element 0 for every row), expanded here because the versions'
+    constants differ."""
     if a is None:
         return None
     a = np.asarray(a)
-    return np.broadcast_to(a, (n,)) if a.ndim == 0 else a
+    return np.broadcast_to(a.reshape(-1)[:1], (n,)) if a.ndim == 0 or len(a) == 1 else a
 
 
 def _merged_results(plan: Plan, lows: list, program: Program) -> pa.Table:

@@ -137,3 +137,57 @@ def test_mid_year_change_carries_deductible_and_caps(tmp_path):
 def test_one_policy_file_is_one_version():
     plans = compile_versions(CONFIGS / "reference")
     assert len(plans) == 1 and plans[0].name == "参考政策"
+
+
+# -- kernel == reference across a mid-year change ------------------------------------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+def _mid_year(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("midyear")
+    version(folder, "a.yb", "2024-01-01", "2024-05-31")
+    text = SOURCE.replace(RANGE, "effective 2024-06-01 to 2025-12-31")
+    for old, new in (("tier2, 3: 85%", "tier2, 3: 90%"), ("tier1, 2: 90%", "tier1, 2: 80%"),
+                     ("deductible 20_000 yuan per person", "deductible 12_000 yuan per person"),
+                     ("3: 800 yuan", "3: 1_200 yuan"),
+                     ("cap 5_000 yuan per person", "cap 3_000 yuan per person"),
+                     ("self_pay_limit 50_000", "self_pay_limit 40_000"),
+                     ("cap 300_000 yuan per person per year, 500_000",
+                      "cap 200_000 yuan per person per year, 400_000")):
+        assert old in text
+        text = text.replace(old, new)
+    (folder / "b.yb").write_text(text, encoding="utf-8")
+    return compile_versions(folder)
+
+
+_claims = st.lists(st.fixed_dictionaries({
+    "person": st.sampled_from(["p", "q", "r"]),
+    "day": st.integers(0, 540),  # 2024-01-01 .. mid 2025
+    "setting": st.sampled_from(["inpatient", "outpatient", "rehab"]),
+    "level": st.integers(1, 3), "tier": st.sampled_from(["tier1", "tier2", "tier3"]),
+    "in_scope": st.integers(0, 400_000), "extra": st.integers(0, 5_000),
+    "low_income": st.booleans()}), max_size=25)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=_claims)
+def test_kernel_equals_reference_across_a_mid_year_change(tmp_path_factory, batch):
+    import datetime
+    plans = test_kernel_equals_reference_across_a_mid_year_change.plans \
+        if hasattr(test_kernel_equals_reference_across_a_mid_year_change, "plans") else None
+    if plans is None:
+        plans = _mid_year(tmp_path_factory)
+        test_kernel_equals_reference_across_a_mid_year_change.plans = plans
+    rows = [dict(claim_id=f"c{i:03d}", person_id=c["person"],
+                 discharge_date=(datetime.date(2024, 1, 1)
+                                 + datetime.timedelta(days=c["day"])).isoformat(),
+                 setting=c["setting"], hospital_level=c["level"], tier=c["tier"],
+                 total=c["in_scope"] + c["extra"], in_scope=c["in_scope"],
+                 self_first=min(c["extra"], c["in_scope"]), low_income=c["low_income"])
+            for i, c in enumerate(batch)]
+    table = claims_table(rows, plans[0])
+    kernel = settle_versions(plans, table)
+    ref = settle_reference_versions(plans, table)
+    assert kernel.results.to_pylist() == ref.results.to_pylist()
+    assert kernel.rejects.to_pylist() == ref.rejects.to_pylist()
