@@ -276,8 +276,8 @@ class Budget(Node):
 
 @dataclass(frozen=True)
 class BudgetFrom(Node):
-    """``budget from "spending.csv" mean plus G growth``: Σ over hospitals of the mean of
-    the previous years' fund spending × (1 + G)."""
+    """``budget from "spending.csv" mean with G growth``: each hospital's budget is the mean
+    of its previous years' fund spending × (1 + G); the pool budget is their sum."""
     csv: Str
     growth: Number
 
@@ -362,6 +362,13 @@ class Sharing(Node):
 class Capitation(Node):
     per_head: Number
     csv: Str
+
+
+@dataclass(frozen=True)
+class Prepayments(Node):
+    """``prepayments from "prepayments.csv" [floor 85%]``: monthly prepayments per hospital."""
+    csv: Str
+    floor: Optional[Number] = None
 
 
 @dataclass(frozen=True)

@@ -319,6 +319,9 @@ def pool_statement(s) -> str:
         return text
     if isinstance(s, ast.Capitation):
         return f'capitation {n(s.per_head)} per head signed from "{s.csv.value}"'
+    if isinstance(s, ast.Prepayments):
+        floor = "" if s.floor is None else f" floor {n(s.floor)}"
+        return f'prepayments from "{s.csv.value}"{floor}'
     raise TypeError(f"cannot print {type(s).__name__}")
 
 

@@ -476,6 +476,9 @@ class _Builder:
     def r_capitation(self, args, span):
         return ast.Capitation(span, args[1], self.str_node(args[6]))
 
+    def r_prepayments(self, args, span):
+        return ast.Prepayments(span, self.str_node(args[2]), args[4] if len(args) > 4 else None)
+
     def r_atom(self, args, span):  # ( expr )
         return args[1]
 

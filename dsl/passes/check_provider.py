@@ -13,7 +13,10 @@ engine units in ``ctx.provider`` (groupers, pools: lists of plan-node keyword di
   one or never matching is E505, partly overlapping rows W506; a points, coefficient,
   bed-day, budget or capitation CSV with a bad header or value is E507;
 - an MDC not in the scheme (E508); high-outlier bands out of order or without a last
-  ``otherwise`` (E509); a split suffix that is not a short code (E510).
+  ``otherwise`` (E509); a split suffix that is not a short code (E510);
+- per-hospital budgets (``budget from … mean with G growth``) with capitation, a per-head
+  control total or a baseline point value (E511); a prepayments CSV with a bad header, month
+  (not YYYY-MM) or amount is E507.
 """
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ POOL_SINGLE = {ast.Applies: "applies", ast.GroupBy: "group by", ast.Budget: "bud
                ast.LowOutlier: "low outlier", ast.Incomplete: "incomplete",
                ast.BedDay: "bed day points", ast.DayTiers: "day tiers",
                ast.Readmission: "readmission", ast.PointValueDecl: "point value",
-               ast.Reserve: "reserve", ast.Sharing: "sharing", ast.Capitation: "capitation"}
+               ast.Reserve: "reserve", ast.Sharing: "sharing", ast.Capitation: "capitation",
+               ast.Prepayments: "prepayments"}
 _OPS = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
@@ -326,6 +330,15 @@ class _Pool:
                           f"add: {what} …")
         if "budget" not in seen and self.ok:
             self.kw["budget"] = 0
+        if self.kw.get("hospital_budgets"):
+            sharing, pv = self.kw.get("sharing"), self.kw.get("point_value")
+            clash = ("capitation" if "capitation" in seen else
+                     "a per-head control total" if sharing and sharing.per_head is not None else
+                     "a baseline point value" if pv and pv.kind == PP.BASELINE else None)
+            if clash:
+                self.fail("E511", f"pool '{self.kw['name']}': per-hospital budgets (budget from "
+                          f"… mean) cannot be combined with {clash}", seen["budget"],
+                          "give the pool one budget: budget <amount>")
         return PP.Pool(**self.kw) if self.ok else None
 
     def ratio(self, node, where):
@@ -366,17 +379,41 @@ class _Pool:
         years = [c for c in (rows[0][1] if rows else ()) if c != "hospital_id"]
         if rows and not years:
             self.fail("E507", f"file '{s.csv.value}' lists no year columns", s.csv.span)
-        total = 0
         from yibao.core.points.settle import round_half_up
         from fractions import Fraction
+        budgets = []
         for n, cells in rows:
             fen = [decimal_cell(cells[y], 100, s.csv, n, y, self.ctx) for y in years]
             if None in fen or growth is None:
                 self.ok = False
                 continue
             mean = Fraction(sum(fen), len(fen))
-            total += round_half_up(mean * Fraction(RATIO_SCALE + growth, RATIO_SCALE))
-        self.kw["budget"] = total
+            budgets.append((cells["hospital_id"], round_half_up(
+                mean * Fraction(RATIO_SCALE + growth, RATIO_SCALE))))
+        if len({h for h, _ in budgets}) != len(budgets):
+            self.fail("E507", f"file '{s.csv.value}' lists a hospital twice", s.csv.span)
+        self.kw["hospital_budgets"] = tuple(budgets)
+        self.kw["budget"] = sum(b for _, b in budgets)
+
+    def s_Prepayments(self, s):
+        import re
+        if s.floor is not None:
+            self.kw["prepay_floor"] = self.ratio(s.floor, "prepayment floor")
+        rows = read_csv(s.csv, self.ctx, ("hospital_id", "month", "amount"))
+        if rows is None:
+            self.ok = False
+            return
+        out = []
+        for n, cells in rows:
+            month = cells["month"].strip()
+            if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+                self.fail("E507", f"{s.csv.value} line {n}: month {month!r} is not YYYY-MM",
+                          s.csv.span)
+                continue
+            fen = decimal_cell(cells["amount"], 100, s.csv, n, "amount", self.ctx)
+            self.ok &= fen is not None
+            out.append((cells["hospital_id"], month, fen or 0))
+        self.kw["prepayments"] = tuple(out)
 
     def s_BasePoints(self, s):
         rows = read_csv(s.csv, self.ctx, ("group", "points", "avg_cost"), ("label",))

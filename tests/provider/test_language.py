@@ -157,3 +157,70 @@ grouper drg "CHS-DRG" {
     bad = text.replace("A, P, Y, Z", "A, Q9")
     assert "E508" in codes(bad, folder)[1]
     assert "E510" in codes(text.replace('suffix "A"', 'suffix "A-B"'), folder)[1]
+
+
+BUDGETS_POOL = POOL.replace("budget 1_000 yuan", 'budget from "spend.csv" mean with 10% growth\n'
+                            '  sharing keep 20% surplus, bear 20% overrun\n'
+                            '  prepayments from "prepay.csv" floor 90%')
+
+
+def test_golden_per_hospital_budgets_and_prepayments(folder):
+    """By hand, the claims of test_golden_small_pool (patients pay 20%).
+    Budgets: H1 mean(1,000, 1,200) × 1.1 = 1,210 yuan; H2 mean(500, 700) × 1.1 = 660 yuan.
+    H1 fund cost A = 3,500 − 700 = 2,800 yuan: overrun 1,590, bears 20% = 318 -> G = 2,482,
+      V = 2,482 + 700 = 3,182, D = 2,482 yuan.
+    H2 A = 700 − 140 = 560 yuan: surplus 100, keeps 20 -> G = 580, V = 720, D = 580 yuan.
+    Prepayments (floor 90% of the month's fund cost): H1 March 2,000 < 90% × 2,800 (both
+    stays end in March) -> finding; H2 April 150 ≥ 90% × 160 (c3); H2 May nothing against
+    400 (c4) -> finding. Settlement: H1 2,482 − 2,000 = 482; H2 580 − 150 = 430 yuan."""
+    write(folder, "spend.csv", "hospital_id,y2022,y2023\nH1,1000,1200\nH2,500,700\n")
+    write(folder, "prepay.csv", "hospital_id,month,amount\nH1,2024-03,2000\nH2,2024-04,150\n")
+    plan = compile_text(HEADER + BUDGETS_POOL, "t.yb", folder)
+    pool = plan.provider.pools[0]
+    assert pool.hospital_budgets == (("H1", 121_000), ("H2", 66_000)) and pool.budget == 187_000
+    assert pool.prepay_floor == 900_000
+    rows = [claim("c1", "p1", "H1", "a", 100_000, (3, 1), (3, 5)),
+            claim("c2", "p1", "H1", "a", 250_000, (3, 15), (3, 20)),
+            claim("c3", "p2", "H2", "b", 20_000, (4, 1), (4, 3)),
+            claim("c4", "p3", "H2", "b", 50_000, (5, 1), (5, 3))]
+    claims = pa.Table.from_pylist(rows)
+    res = settle_batch(plan, claims).results
+    hospitals, pools = provider.settle_provider_year(plan, claims, res)
+    ref_h, ref_p = provider.settle_provider_year_reference(plan, claims, res)
+    assert hospitals.to_pylist() == ref_h and pools.to_pylist() == ref_p
+    h = {r["fixmedins_code"]: r for r in hospitals.to_pylist()}
+    assert (h["H1"]["shared_amt"], h["H2"]["shared_amt"]) == (-31_800, 2_000)
+    assert (h["H1"]["value"], h["H2"]["value"]) == (318_200, 72_000)
+    assert (h["H1"]["hifp_pay"], h["H2"]["hifp_pay"]) == (248_200, 58_000)
+    assert (h["H1"]["prepay_below"], h["H2"]["prepay_below"]) == (["2024-03"], ["2024-05"])
+    assert (h["H1"]["setl_amt"], h["H2"]["setl_amt"]) == (48_200, 43_000)
+    assert pools.to_pylist()[0]["fund_amt"] == 306_200
+
+
+def test_prepayments_default_floor_and_round_trip(folder):
+    write(folder, "spend.csv", "hospital_id,y2022,y2023\nH1,1000,1200\n")
+    write(folder, "prepay.csv", "hospital_id,month,amount\nH1,2024-03,2000.5\n")
+    text = HEADER + BUDGETS_POOL.replace(" floor 90%", "")
+    pool = compile_text(text, "t.yb", folder).provider.pools[0]
+    assert pool.prepay_floor == 850_000 and pool.prepayments == (("H1", "2024-03", 200_050),)
+    once = format_policy(parse(HEADER + BUDGETS_POOL, "t.yb"))
+    assert format_policy(parse(once, "t.yb")) == once and "floor 90%" in once
+
+
+@pytest.mark.parametrize("prepay, spend, extra, code", [
+    ("hospital_id,month,amount\nH1,2024-13,1\n", None, "", "E507"),
+    ("hospital_id,month,amount\nH1,24-03,1\n", None, "", "E507"),
+    ("hospital_id,mon,amount\nH1,2024-03,1\n", None, "", "E507"),
+    (None, "hospital_id,y1,y2\nH1,1,2\nH1,3,4\n", "", "E507"),
+    (None, None, "  point value baseline 50% at 1 yuan\n", "E511"),
+    (None, None, "  prepayments from \"prepay.csv\"\n", "E111"),
+])
+def test_budget_and_prepayment_errors(folder, prepay, spend, extra, code):
+    write(folder, "spend.csv", spend or "hospital_id,y2022,y2023\nH1,1000,1200\n")
+    write(folder, "prepay.csv", prepay or "hospital_id,month,amount\nH1,2024-03,1\n")
+    text = BUDGETS_POOL.replace("  point value (budget + patient_paid) / points\n", extra or
+                                "  point value (budget + patient_paid) / points\n") \
+        if "point value" in extra else BUDGETS_POOL.replace("}\n", extra + "}\n", 1) \
+        if extra else BUDGETS_POOL
+    plan, found = codes(text, folder)
+    assert plan is None and code in found
