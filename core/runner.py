@@ -1,6 +1,8 @@
 """A settlement run: claim files in, a results folder out, in bounded memory if need be.
 
-``run_settle(plan, inputs, out_dir, ...)`` writes to ``out_dir``:
+``run_settle(plan, inputs, out_dir, ...)`` writes to ``out_dir``; ``plan`` is one plan or the
+versions of a policy (a sequence of plans, ``yibao.core.versions``: each claim is settled under
+the version in force on its discharge date, result columns the union in layer order):
 
 - ``claims.parquet``: one row per accepted claim, ordered by (bucket, discharge_date, claim_id)
   (core/partition.py): the same bytes whatever the engine, partition count or batch size;
@@ -93,6 +95,63 @@ class Summary:
                 "seconds": round(self.seconds, 3)}
 
 
+# -- versions ------------------------------------------------------------------------------
+
+def plans_of(plan) -> tuple:
+    """The versions of a run: a sequence of plans sorted by effective_from, or one plan."""
+    if isinstance(plan, (tuple, list)):
+        return tuple(sorted(plan, key=lambda p: p.effective_from))
+    return (plan,)
+
+
+def settle_table(plan, table: pa.Table, registry=None, context=None):
+    """settle_batch under one plan, settle_versions under several."""
+    plans = plans_of(plan)
+    if len(plans) == 1:
+        return settle_batch(plans[0], table, registry, context)
+    from .versions import settle_versions
+    return settle_versions(plans, table, registry, context)
+
+
+def bucket_plan(plan) -> Plan:
+    """The version whose partition key splits the run: every version must accumulate over
+    the person or one same wider key (a family) for the run to be split by buckets."""
+    plans = plans_of(plan)
+    wide = {k.name: p for p in plans for k in p.keys() if k.name != PERSON.name}
+    if len(wide) > 1:
+        raise PartitionError(f"the policy versions accumulate over several keys "
+                             f"({', '.join(wide)}); settle this run in memory")
+    return next(iter(wide.values())) if wide else plans[0]
+
+
+def layer_names(plan) -> list:
+    """Layer names of the versions in layer order (the union, as the result columns)."""
+    from .versions import union_schema
+    if len(plans_of(plan)) == 1:
+        return [layer.name for layer in plan.layers]
+    names = union_schema(plans_of(plan)).names
+    return [n for n in names if any(n == l.name for p in plans_of(plan) for l in p.layers)]
+
+
+def layer_labels(plan) -> dict:
+    labels = {layer.name: layer.label for p in plans_of(plan) for layer in p.layers}
+    return {name: labels[name] for name in layer_names(plan)}
+
+
+def zero_nulls(results: pa.Table) -> pa.Table:
+    """For the control totals: a layer a claim's version lacks (null) paid 0."""
+    for i, name in enumerate(results.column_names):
+        col = results.column(i)
+        if col.null_count and pa.types.is_integer(col.type):
+            results = results.set_column(i, name, col.fill_null(0))
+    return results
+
+
+def policy_name(plan) -> str:
+    names = list(dict.fromkeys(p.name for p in plans_of(plan)))
+    return ", ".join(names)
+
+
 # -- input -----------------------------------------------------------------------------------
 
 def input_files(inputs) -> list:
@@ -166,7 +225,8 @@ def open_sources(plan: Plan, files: list) -> list:
     """Open every file and check that its columns can be settled (same schema everywhere)."""
     sources = [Source(f) for f in files]
     first = sources[0]
-    prepare(plan, first.schema.empty_table())  # raises ClaimsError for a missing/wrong column
+    for version in plans_of(plan):
+        prepare(version, first.schema.empty_table())  # raises ClaimsError for a missing/wrong column
     for s in sources[1:]:
         if not s.schema.equals(first.schema, check_metadata=False):
             raise ClaimsError(f"{s.path} has columns {_cols(s.schema)} but {first.path} has "
@@ -207,9 +267,9 @@ def settle_piece(plan: Plan, table: pa.Table, rows: np.ndarray, bucket: np.ndarr
     ``bucket`` their buckets. Returns (results in (bucket, date, claim_id) order, rejects with
     input row numbers, fen of the rejected rows' totals)."""
     if table.num_rows == 0:
-        empty = settle_batch(plan, table, registry, context)
+        empty = settle_table(plan, table, registry, context)
         return empty.results, empty.rejects, 0
-    batch = settle_batch(plan, table, registry, context)
+    batch = settle_table(plan, table, registry, context)
     claim_id = table.column("claim_id").combine_chunks()
     if not pa.types.is_string(claim_id.type):
         claim_id = claim_id.cast(pa.string())
@@ -292,11 +352,12 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
     files = input_files(inputs)
     sources = open_sources(plan, files)
     limit = memory_limit or default_memory_limit()
+    _check_versions_supported(plan, engine)
     if partitions is None and engine == "local" and estimated_memory(sources) > limit:
         partitions = partition_count(sources, limit)
     out = OutputFolder(out_dir, overwrite)
     bar = Progress(progress)
-    year = ProviderYear(plan)
+    year = ProviderYear(plans_of(plan)[0])
     try:
         if engine == "spark":
             from .spark import settle_spark
@@ -312,10 +373,9 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
         else:
             mode, count = "memory", 1
             totals = _settle_in_memory(plan, sources, out, registry, context, bar, year)
-        pools = _write_provider(plan, year, out)
-        summary = Summary(plan.name, engine, mode, count, totals,
-                          time.perf_counter() - start,
-                          {layer.name: layer.label for layer in plan.layers}, pools)
+        pools = _write_provider(plans_of(plan)[0], year, out)
+        summary = Summary(policy_name(plan), engine, mode, count, totals,
+                          time.perf_counter() - start, layer_labels(plan), pools)
         _finish(plan, summary, sources, out, registry, policy_path)
     except BaseException:
         out.discard()
@@ -323,6 +383,22 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
     finally:
         bar.close()
     return summary
+
+
+def _check_versions_supported(plan, engine: str) -> None:
+    """Several versions: local engine only, and no provider part (its yearly pools are
+    computed under one plan)."""
+    plans = plans_of(plan)
+    if len(plans) == 1:
+        return
+    if engine == "spark":
+        raise InputError(f"the policy has {len(plans)} versions; the Spark engine settles "
+                         "under one version only: use --engine local (in memory or "
+                         "--partitions N), or a folder with one version")
+    if any(p.provider is not None for p in plans):
+        raise InputError(f"the policy has {len(plans)} versions with provider payment; "
+                         "the year's pools are settled under one version: settle each "
+                         "version's claims with a folder of that version only")
 
 
 def _write_provider(plan: Plan, year: ProviderYear, out: OutputFolder) -> dict:
@@ -366,10 +442,17 @@ def _manifest(plan, summary, sources, out, registry, policy_path) -> dict:
     outputs = {name: {"sha256": sha256_file(out.stage(name)),
                       "rows": pq.ParquetFile(str(out.stage(name))).metadata.num_rows}
                for name in TABLE_OUTPUTS if out.stage(name).exists()}
+    from .describe import format_date
+    plans = plans_of(plan)
+    policy = {"name": policy_name(plan), "region": plans[0].region,
+              "meta": dict(plans[-1].meta), "files": policy_files(policy_path)}
+    if len(plans) > 1:
+        policy["versions"] = [{"name": p.name, "effective_from": format_date(p.effective_from),
+                               "effective_to": format_date(p.effective_to),
+                               "meta": dict(p.meta)} for p in plans]
     return {
-        "yibao_version": __version__, "plan_version": plan.version,
-        "policy": {"name": plan.name, "region": plan.region, "meta": dict(plan.meta),
-                   "files": policy_files(policy_path)},
+        "yibao_version": __version__, "plan_version": plans[0].version,
+        "policy": policy,
         "plugins": plugin_versions(registry),
         "inputs": [{"path": str(s.path), "sha256": sha256_file(s.path), "rows": s.rows,
                     "bytes": s.path.stat().st_size} for s in sources],
@@ -395,12 +478,12 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None) -> 
     del tables
     totals = Totals(input_rows=table.num_rows, input_fen=input_fen(table))
     rows = np.arange(table.num_rows, dtype=np.int64)
-    results, rejects, fen = settle_piece(plan, table, rows, buckets(plan, table), registry,
-                                         context)
+    results, rejects, fen = settle_piece(plan, table, rows, buckets(bucket_plan(plan), table),
+                                         registry, context)
     bar.advance(task, table.num_rows)
     if year is not None:
         year.add(table, results)
-    totals.add_results(results, [layer.name for layer in plan.layers])
+    totals.add_results(zero_nulls(results), layer_names(plan))
     totals.add_rejects(rejects, fen)
     writer = ParquetOut(out.stage("claims.parquet"), results.schema)
     writer.write(results)
@@ -507,12 +590,13 @@ def iter_settle(plan: Plan, batches, workdir, partitions: int = 8, registry=None
     totals = totals if totals is not None else Totals()
     bar = bar or Progress(False)
     spill = Spill(Path(workdir), partitions)
-    check = _KeyCheck(plan)
+    check = _KeyCheck(bucket_plan(plan))
     task = bar.task("partition", expected_rows)
     for table in batches:
         table = pa.Table.from_batches([table]) if isinstance(table, pa.RecordBatch) else table
         if totals.input_rows == 0:
-            prepare(plan, table.schema.empty_table())  # ClaimsError for a wrong column
+            for version in plans_of(plan):  # ClaimsError for a wrong column
+                prepare(version, table.schema.empty_table())
         _spill_batch(plan, table, spill, check, totals)
         bar.advance(task, table.num_rows)
     spill.close()
@@ -526,7 +610,7 @@ def _spill_batch(plan, table, spill, check, totals) -> None:
     rows = np.arange(totals.input_rows, totals.input_rows + n, dtype=np.int64)
     totals.input_rows += n
     totals.input_fen += input_fen(table)
-    bucket = buckets(plan, table)
+    bucket = buckets(bucket_plan(plan), table)
     claim_hash = hash_strings(table.column("claim_id"))
     check.add(table, bucket, claim_hash)
     table = (table.append_column("_row", pa.array(rows))
@@ -547,7 +631,7 @@ def _settle_partitioned(plan, sources, out, count, registry, context, bar,
         writer.write(results)
         rejects.append(piece_rejects)
     if writer is None:  # no rows at all: an empty results file with the right columns
-        empty = settle_batch(plan, sources[0].schema.empty_table(), registry, context).results
+        empty = settle_table(plan, sources[0].schema.empty_table(), registry, context).results
         writer = ParquetOut(out.stage("claims.parquet"), empty.schema)
     writer.close()
     _write_rejects(out, rejects)
@@ -578,7 +662,7 @@ def _duplicate_ids(spill: Spill, candidates: np.ndarray) -> pa.Array:
 def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar,
                     year=None) -> Iterator:
     task = bar.task("settle", totals.input_rows)
-    layer_names = [layer.name for layer in plan.layers]
+    names = layer_names(plan)
     for p in range(spill.count):
         table = spill.read(p)
         if table is None:
@@ -596,7 +680,7 @@ def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar,
         results, piece_rejects, fen = settle_piece(plan, table, rows, bucket, registry, context)
         if year is not None:
             year.add(table, results)
-        totals.add_results(results, layer_names)
+        totals.add_results(zero_nulls(results), names)
         totals.add_rejects(piece_rejects, fen)
         pieces.append(piece_rejects)
         rejects = pa.concat_tables(pieces)

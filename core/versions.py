@@ -343,8 +343,10 @@ def _concat(results: list, plans) -> pa.Table:
     if not results:
         return schema.empty_table()
     table = pa.concat_tables(results, promote_options="default")
-    front = [n for n in schema.names if n in table.column_names]
-    return table.select(front + [n for n in table.column_names if n not in schema.names])
+    for f in schema:
+        if f.name not in table.column_names:  # a layer only versions without claims have
+            table = table.append_column(f, pa.nulls(table.num_rows, f.type))
+    return table.select(schema.names + [n for n in table.column_names if n not in schema.names])
 
 
 def _sorted_rejects(parts: list) -> pa.Table:
