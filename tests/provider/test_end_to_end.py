@@ -165,11 +165,16 @@ def test_jinhua_rehab_and_capitation(generated):
 
 def test_rizhao_budget_and_township_sharing(settled):
     plan, claims, batch = settled["rizhao"]
-    spending = [(4100000, 4300000), (3900000, 4200000), (8200000, 8800000), (7900000, 8300000),
-                (4000000, 4100000), (3800000, 4000000), (8100000, 8600000), (7700000, 8200000),
-                (3900000, 4100000), (4000000, 4300000), (8000000, 8400000), (7800000, 8100000)]
-    want = sum(round(Fraction((a + b) * 100, 2) * Fraction(107, 100)) for a, b in spending)
-    assert plan.provider.pool("inpatient_drg").budget == want == 7_853_800_000
+    import csv
+    from pathlib import Path
+    lines = [line for line in (Path(__file__).resolve().parents[2] / "city_configs" / "rizhao"
+                               / "hospital_spending.csv").read_text().splitlines()
+             if not line.startswith("#")]
+    want = {r["hospital_id"]: round(Fraction((int(r["y2015"]) + int(r["y2016"])) * 100, 2)
+                                    * Fraction(107, 100)) for r in csv.DictReader(lines)}
+    pool = plan.provider.pool("inpatient_drg")
+    assert dict(pool.hospital_budgets) == want and len(want) == 33
+    assert pool.budget == sum(want.values())
     _, pools = provider.settle_provider_year(plan, claims, batch.results)
     town = [p for p in pools.to_pylist() if p["pool"] == "township_outpatient"][0]
     assert town["control_total"] == 50_00 * 400_000
