@@ -150,22 +150,102 @@ def _reject_rows_in_order(prep: Prepared, order, missing, which) -> Prepared:
     return reject_more(prep, bad, "missing_table_key", messages)
 
 
+CHUNK_ROWS = 1 << 16  # rows evaluated and settled at a time: the temporaries stay in cache
+
+
+class ChunkedSettlement:
+    """Settles prepared rows chunk by chunk in settlement order. Each chunk gathers its rows,
+    evaluates the claim-only expressions (vector.py) and runs the kernel; the accumulators
+    (one row per key id, see _kernel.pxd) persist across chunks, so the result is that of one
+    pass. A row that misses a lookup table is not given to the kernel (a rejected row touches
+    no accumulator) and is rejected afterwards. Peak memory is the prepared columns, the
+    outputs and one chunk's temporaries, not a dozen full-length arrays per layer."""
+
+    def __init__(self, plan: Plan, prep: Prepared, registry, order: np.ndarray):
+        self.plan, self.prep, self.registry, self.order = plan, prep, registry, order
+        self.keys = _keys(plan, prep)
+        self.years = policy_years(prep.columns["discharge_date"], plan.year_start)
+        self.tables: dict = {}
+        self.blocks = None
+        n = prep.n
+        self.out_pay = [np.zeros(n, dtype=np.int64) for _ in plan.layers]
+        self.out_ded = [np.zeros(n, dtype=np.int64) if layer.deductible is not None else None
+                        for layer in plan.layers]
+        self.missing = np.zeros(n, dtype=bool)
+        self.missing_table = np.empty(n, dtype=object)
+
+    def run(self, chunk_rows: int = None) -> None:
+        chunk_rows = chunk_rows or CHUNK_ROWS
+        for start in range(0, self.prep.n, chunk_rows):
+            self.chunk(start, self.order[start:start + chunk_rows])
+
+    def chunk(self, start: int, rows: np.ndarray) -> None:
+        n, end = len(rows), start + len(rows)
+        cols = {k: (v[rows] if isinstance(v, np.ndarray) else v.take(pa.array(rows)))
+                for k, v in self.prep.columns.items()}
+        ev = Evaluator(self.plan, cols, n, self.registry, self.tables)
+        missing, which = applying_lookups_missing(self.plan, ev)
+        keys = {k: (np.ascontiguousarray(ids[rows]), count)
+                for k, (ids, count) in self.keys.items()}
+        program = Lowerer(self.plan, ev, keys, n).lower()
+        program.year = np.ascontiguousarray(self.years[rows])
+        if self.blocks is None:
+            self.blocks = program.accumulator_rows()
+        program.run_rows(np.flatnonzero(~missing).astype(np.int64), self.blocks)
+        for i, spec in enumerate(program.layers):
+            self.out_pay[i][start:end] = spec["out_pay"]
+            if spec["out_ded"] is not None:
+                self.out_ded[i][start:end] = spec["out_ded"]
+        self.missing[start:end] = missing
+        self.missing_table[start:end] = which
+
+    def results(self) -> tuple:
+        """(results table in settlement order, prep without the rows a lookup missed)."""
+        keep = ~self.missing
+        order = self.order[keep]
+        cols = {"claim_id": self.prep.claim_id.take(pa.array(order))}
+        paid = np.zeros(len(order), dtype=np.int64)
+        for layer, pay, ded in zip(self.plan.layers, self.out_pay, self.out_ded):
+            pay = pay[keep] if not keep.all() else pay
+            paid += pay
+            cols[layer.name] = pa.array(pay)
+            if ded is not None:
+                cols[f"{layer.name}_deductible"] = pa.array(ded[keep] if not keep.all() else ded)
+        cols["self_pay"] = pa.array(self.prep.columns["total"][order] - paid)
+        return pa.table(cols, schema=result_schema(self.plan)), order
+
+    def rejected(self) -> Prepared:
+        """The prepared rows with lookup misses moved to the rejects."""
+        if not self.missing.any():
+            return self.prep
+        bad = np.zeros(self.prep.n, dtype=bool)
+        bad[self.order[self.missing]] = True
+        table_of = np.empty(self.prep.n, dtype=object)
+        table_of[self.order] = self.missing_table
+        messages = [f"no row of table {t!r} matches the claim" for t in table_of[bad]]
+        return reject_more(self.prep, bad, "missing_table_key", messages)
+
+
 def settle_batch(plan: Plan, claims, registry=None, context=None) -> BatchResult:
     """Check, settle and return results and rejects for one in-memory batch. ``context`` holds
     the run's extra inputs for plugin stages (e.g. ``{"balances": table}``)."""
     registry = registry or default_registry()
-    low = lower_batch(plan, claims, registry)
-    prep, order = low.prep, low.order
+    prep = run_validators(plan, prepare(plan, claims), registry)
     input_rows = prep.n + len(prep.rejects)
-    low.program.run(low.kernel_order)
-    results = _results_table(plan, prep, low.program, order)
+    run = ChunkedSettlement(plan, prep, registry,
+                            settlement_order(prep.claim_id, prep.columns["discharge_date"]))
+    run.run()
+    results, order = run.results()
+    rejects = run.rejected().rejects
     check_invariants(plan, results)
-    if registry.stages:
-        results = run_stages(plan, results, prep.raw.take(pa.array(order)), registry, context)
-    if plan.provider is not None or plan.groupers:
-        from .provider import append_claim_columns  # provider payment: group, points
-        results = append_claim_columns(plan, results, prep.raw.take(pa.array(order)))
-    return BatchResult(results, rejects_table(prep.rejects), input_rows)
+    if registry.stages or plan.provider is not None or plan.groupers:
+        claims_in_order = prep.raw.take(pa.array(order))
+        if registry.stages:
+            results = run_stages(plan, results, claims_in_order, registry, context)
+        if plan.provider is not None or plan.groupers:
+            from .provider import append_claim_columns  # provider payment: group, points
+            results = append_claim_columns(plan, results, claims_in_order)
+    return BatchResult(results, rejects_table(rejects), input_rows)
 
 
 def _results_table(plan: Plan, prep: Prepared, program, order: np.ndarray) -> pa.Table:

@@ -193,10 +193,15 @@ class Program:
         return blocks
 
     def run(self, order: np.ndarray) -> None:
+        """Settle rows ``order`` with fresh accumulators."""
+        self.run_rows(order, self.accumulator_rows())
+
+    def run_rows(self, order: np.ndarray, blocks: list) -> None:
+        """Settle rows ``order`` against accumulators ``blocks`` (from accumulator_rows(),
+        possibly carried over from an earlier chunk of the same batch)."""
         widths = np.asarray(self.widths or [1] * len(self.key_counts), dtype=np.int64)
         _kernel.settle(np.ascontiguousarray(order, dtype=np.int64), self.layers, self.key_ids,
-                       self.year, self.accumulator_rows(), widths, self.state_keys,
-                       self.state_offsets)
+                       self.year, blocks, widths, self.state_keys, self.state_offsets)
 
 
 def _compact(a) -> np.ndarray:

@@ -46,11 +46,13 @@ class Evaluator:
     """Evaluates expressions of one plan over ``n`` prepared rows. Lookup misses are collected
     in ``missing`` (a bool mask) with the table's name, for the rejects."""
 
-    def __init__(self, plan: Plan, columns: dict, n: int, registry=None):
+    def __init__(self, plan: Plan, columns: dict, n: int, registry=None, tables=None):
+        """``tables``: a dict shared by evaluators of the same plan (chunks of one batch), so
+        each lookup table is laid out once."""
         self.plan, self.columns, self.n, self.registry = plan, columns, n, registry
         self.missing = np.zeros(n, dtype=bool)
         self.missing_tables: dict = {}  # table name -> mask of rows it missed
-        self._tables: dict = {}
+        self._tables: dict = tables if tables is not None else {}
         self._lookups: dict = {}  # id(Lookup node) -> (values, miss): each is evaluated once
 
     def __call__(self, e: Expr) -> np.ndarray:

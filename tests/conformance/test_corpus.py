@@ -50,3 +50,15 @@ def test_decimal_yuan_input_settles_like_int64_fen(stem, doc, case):
     a, b = settle_batch(plan, fen_table), settle_batch(plan, yuan_table)
     assert a.results.equals(b.results)
     assert a.rejects.column("reason").equals(b.rejects.column("reason"))
+
+
+@pytest.mark.parametrize("stem,doc,case", CASES, ids=[f"{s}:{c['name']}" for s, _, c in CASES])
+def test_corpus_in_chunks_of_one_row(stem, doc, case, monkeypatch):
+    """Accumulators carry across chunks; a row missing a table row is skipped, then rejected."""
+    import yibao.core.engine as engine
+    plan = compile_text(doc["policy"], f"{stem}.yaml")
+    table = claims_table(case["claims"])
+    whole = settle_batch(plan, table)
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 1)
+    one = settle_batch(plan, table)
+    assert one.results.equals(whole.results) and one.rejects.equals(whole.rejects)
