@@ -40,7 +40,9 @@ def positive_int(text: str) -> int:
 def add_arguments(parser):
     parser.add_argument("claims", nargs="+",
                         help="Parquet file(s) or folder(s) of Parquet files, or an Arrow IPC file")
-    parser.add_argument("--policy", required=True, help="a city folder or a policy file")
+    parser.add_argument("--policy", required=True,
+                        help="a city folder (every *.yb in it is a version, each claim settled "
+                             "under the one in force on its discharge date) or a policy file")
     parser.add_argument("--out", default="results", help="output folder (default: results)")
     parser.add_argument("--memory-limit", type=memory_size, default=None,
                         help="settle partition by partition above this size, e.g. 4G "
@@ -57,11 +59,14 @@ def run(args) -> int:
     from yibao.core.arrow_io import ClaimsError
     from yibao.core.partition import PartitionError
     from yibao.core.runner import BalanceError, InputError, run_settle
-    from ._common import console, load_policy, registry
+    from yibao.core.versions import VersionError
+    from ._common import console, registry
+    from ._policies import load_versions
     reg = registry()
-    plan = load_policy(args.policy, reg)
-    if plan is None:
+    plans = load_versions(args.policy, reg)  # every *.yb of the folder is a version
+    if plans is None:
         return 2
+    plan = plans[0] if len(plans) == 1 else plans
     claims = args.claims[0] if len(args.claims) == 1 else args.claims
     try:
         summary = run_settle(plan, claims, args.out, registry=reg,
@@ -69,12 +74,14 @@ def run(args) -> int:
                              overwrite=args.overwrite, progress=not args.no_progress,
                              policy_path=args.policy, partitions=args.partitions)
     except (InputError, ClaimsError, PartitionError, BalanceError, FileExistsError,
-            ImportError) as exc:
+            ImportError, VersionError) as exc:
         print(f"yibao settle: error: {exc}", file=sys.stderr)
         return 2
     print_run(summary, console(), args.out)
     from ._common import all_rejected_hint
-    hint = all_rejected_hint(plan, summary.totals.settled_rows, summary.totals.reasons)
+    import dataclasses
+    span = dataclasses.replace(plans[0], effective_to=plans[-1].effective_to)
+    hint = all_rejected_hint(span, summary.totals.settled_rows, summary.totals.reasons)
     if hint:
         print(hint, file=sys.stderr)
     return summary.exit_code
