@@ -191,3 +191,28 @@ def test_kernel_equals_reference_across_a_mid_year_change(tmp_path_factory, batc
     ref = settle_reference_versions(plans, table)
     assert kernel.results.to_pylist() == ref.results.to_pylist()
     assert kernel.rejects.to_pylist() == ref.rejects.to_pylist()
+
+
+def test_check_and_plan_show_every_version(two_years, capsys):
+    from yibao.dsl.cli import main
+    assert main(["check", str(two_years)]) == 0
+    out = capsys.readouterr().out
+    assert "policy_2024.yb: ok" in out and "policy_2025.yb: ok" in out
+    assert "2 versions in force without gap or overlap" in out
+    assert main(["plan", str(two_years)]) == 0
+    out = capsys.readouterr().out
+    assert "# version 1 of 2: 2024-01-01 to 2024-12-31" in out
+    assert "# version 2 of 2: 2025-01-01 to 2025-12-31" in out
+    version(two_years, "policy_2026.yb", "2026-02-01", "2026-12-31")
+    assert main(["check", str(two_years)]) == 2
+    assert "E601" in capsys.readouterr().err
+
+
+def test_spark_refuses_several_versions(two_years, tmp_path):
+    import pyarrow.parquet as pq
+    from yibao.core.runner import InputError, run_settle
+    plans = compile_versions(two_years)
+    pq.write_table(claims_table([claim("a", "p", "2024-06-01")], plans[0]), tmp_path / "c.parquet")
+    with pytest.raises(InputError, match="Spark engine settles under one version"):
+        run_settle(plans, tmp_path / "c.parquet", tmp_path / "out", engine="spark",
+                   progress=False)
