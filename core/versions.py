@@ -219,6 +219,8 @@ def settle_merged(parts, claims: pa.Table, registry=None, context=None) -> tuple
     version's claim-only arrays are evaluated on its own rows (engine.lower_batch) and
     concatenated: versions tile time in order, so the concatenation of each version's rows in
     settlement order is the settlement order of all of them."""
+    from .registry import default_registry
+    registry = registry or default_registry()
     lows = [(plan, lower_batch(plan, claims.take(pa.array(rows)), registry), rows)
             for plan, rows in parts]
     first = lows[0][0]
@@ -227,7 +229,7 @@ def settle_merged(parts, claims: pa.Table, registry=None, context=None) -> tuple
     program.run(np.arange(program.n, dtype=np.int64))
     results = _merged_results(first, lows, program)
     check_invariants(first, results)
-    if registry is not None and registry.stages:
+    if registry.stages:
         results = run_stages(first, results, raw, registry, context)
     if any(p.provider is not None or p.groupers for p, _ in parts):
         results = _provider_columns(lows, results, raw)

@@ -1,5 +1,7 @@
 """Versions in force: each claim settled under the version in force on its discharge date;
-gaps and overlaps are compile-time errors with file:line; mid-year carry-over is refused."""
+gaps and overlaps are compile-time errors with file:line; a mid-year change carries the
+accumulators when the versions share their layer structure (kernel == reference) and is
+refused across different structures."""
 from __future__ import annotations
 
 import pytest
