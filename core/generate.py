@@ -20,7 +20,12 @@ statistics of one:
   inpatient claims mostly carry 0–1 procedures and 0–4 secondary diagnoses;
 * extra columns read by city policies and groupers: ``referral`` (a transfer, ~3 % of
   inpatient and rehab stays), ``age`` int16, ``sex`` int8 (1 male, 2 female), ``tcm_amount``
-  (≤ in_scope, 中医 part) and ``scheme`` (employee / resident).
+  (≤ in_scope, 中医 part) and ``scheme`` (employee / resident);
+* rehab stays carry rehab-typical principal diagnoses (stroke sequelae I69, hemiplegia G81,
+  femoral-neck fracture S72.0, spinal-cord injury T91.3 / S14.1, rehabilitation care Z50, real
+  codes from the packaged list) and an ``adl_score`` (Barthel index 0–100, int16; null on
+  other claims). Both come from a stream of their own (``_rehab``), so every other column is
+  what it was for a seed before they existed.
 
 Rows come in a shuffled order: claim ids ``C<zero-padded number>`` are a random permutation, and
 neither ids nor dates are sorted, so an engine that relies on input order is caught.
@@ -72,6 +77,7 @@ CLAIM_SCHEMA = pa.schema([
     ("tcm_amount", pa.int64()),
     ("scheme", _DICT),
     ("jinhuibao", pa.bool_()),  # bought 金惠保 supplementary insurance (Jinhua: 93.5% insured)
+    ("adl_score", pa.int16()),  # Barthel index 0-100 (ADL 日常生活活动能力评分), rehab stays only
 ])
 
 _INPATIENT_MEAN_YUAN = 9_399.0   # Jinhua 2022 average inpatient cost (seeds)
@@ -317,7 +323,34 @@ def generate_claims(n: int, seed: int = 7, start_year: int = 2024, years: int = 
         "scheme": _dictionary(p["scheme"][who], SCHEMES),
         "jinhuibao": pa.array(_jinhuibao(seed, persons)[who]),
     }
+    is_rehab = setting == 2
+    rehab_dx, adl = _rehab(seed, n, principal)
+    columns["principal_dx"] = pc.if_else(pa.array(is_rehab), rehab_dx, columns["principal_dx"])
+    columns["adl_score"] = pa.array(adl, pa.int16(), mask=~is_rehab)
     return pa.Table.from_pydict(columns, schema=CLAIM_SCHEMA)
+
+
+# principal-diagnosis prefixes of rehab stays and their shares (SYNTHETIC shares): stroke
+# sequelae, hemiplegia, femoral-neck fracture, spinal-cord injury, rehabilitation care
+_REHAB_DX = (("I69", 0.40), ("G81", 0.10), ("S72.0", 0.15), ("T91.3", 0.03), ("S14.1", 0.02),
+             ("Z50", 0.30))
+
+
+def _rehab(seed: int, n: int, principal: pa.StringArray):
+    """(principal diagnosis, Barthel index 0–100) for every row, from a stream of its own; the
+    caller keeps them on rehab rows only. A prefix is drawn by its share, then a code with that
+    prefix uniformly from the principal list."""
+    rng = np.random.default_rng([seed, 6_9])
+    codes = principal.to_numpy(zero_copy_only=False)
+    groups = [np.flatnonzero(np.char.startswith(codes.astype(str), pre)) for pre, _ in _REHAB_DX]
+    kind = rng.choice(len(_REHAB_DX), n, p=[share for _, share in _REHAB_DX])
+    pick = rng.random(n)
+    index = np.zeros(n, np.int64)
+    for k, rows in enumerate(groups):
+        at = kind == k
+        index[at] = rows[(pick[at] * len(rows)).astype(np.int64)]
+    adl = np.clip(np.rint(rng.normal(50, 22, n)), 0, 100).astype(np.int16)
+    return principal.take(pa.array(index)), adl
 
 
 def _jinhuibao(seed: int, persons: int) -> np.ndarray:

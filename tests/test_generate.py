@@ -1,5 +1,6 @@
 """The synthetic claim generator: determinism, schema, invariants and shapes."""
 import io
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -179,3 +180,64 @@ PINNED = "e11ce1c10d9e7792cea6dead9b589e4e62e359429e717a3355760e4329b301a5"
 def test_default_sample_is_pinned():
     """seed 7 / 2024, the demo's default, keeps its values (digest taken before --start-year)."""
     assert _digest(sample_claims(2_000)) == PINNED
+
+
+# Every column the generator had before rehab diagnoses and adl_score (principal_dx on the
+# non-rehab rows), seed 7, 2,000 claims: digest taken with the generator of commit d00865a.
+PRE_REHAB_COLUMNS = ("claim_id", "person_id", "family_id", "tier", "low_income", "setting",
+                     "hospital_id", "hospital_level", "hospital_tcm", "admit_date",
+                     "discharge_date", "los", "principal_dx", "secondary_dx", "procedures",
+                     "total", "in_scope", "self_first", "referral", "age", "sex", "tcm_amount",
+                     "scheme", "jinhuibao")
+PRE_REHAB_PINNED = "65dd923164e1d2244cf084c9bfdacfbada41d69be7cd64c6851c2dc58d6bb2f3"
+
+
+def _is_rehab(table):
+    return pc.equal(table["setting"].cast(pa.string()), "rehab")
+
+
+def test_rehab_columns_leave_every_other_column_unchanged():
+    import hashlib
+    import json
+    t = sample_claims(2_000)
+    digests = {}
+    for name in PRE_REHAB_COLUMNS:
+        col = t[name]
+        if name == "principal_dx":
+            col = pc.if_else(_is_rehab(t), pa.scalar(None, pa.string()), col)
+        digests[name] = hashlib.sha256(str(col.to_pylist()).encode()).hexdigest()[:16]
+    got = hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()
+    assert got == PRE_REHAB_PINNED
+
+
+def test_rehab_diagnoses_and_adl_score(batch):
+    rehab = _is_rehab(batch).to_numpy(zero_copy_only=False)
+    dx = np.array(batch["principal_dx"].to_pylist(), dtype=object)
+    prefixes = ("I69", "G81", "S72.0", "T91.3", "S14.1", "Z50")
+    assert all(str(c).startswith(prefixes) for c in dx[rehab])
+    assert np.mean([str(c).startswith(prefixes) for c in dx[~rehab]]) < 0.05
+    assert len(set(dx[rehab])) > 20  # codes vary within the prefixes
+    adl = batch["adl_score"]
+    assert adl.type == pa.int16()
+    assert adl.null_count == int((~rehab).sum())
+    values = adl.to_numpy(zero_copy_only=False)[rehab].astype(int)
+    assert values.min() >= 0 and values.max() <= 100 and values.std() > 10
+
+
+def test_jinhua_rehab_pool_gets_classes_and_points():
+    from yibao.core import provider
+    from yibao.core.engine import settle_batch
+    from yibao.dsl.compiler import compile_policy
+    root = Path(__file__).resolve().parents[1]
+    plan = compile_policy(str(root / "city_configs" / "jinhua"))
+    claims = sample_claims(4_000)
+    res = settle_batch(plan, claims).results
+    rehab = res.filter(pc.equal(res["pool"], "rehab_pdpm"))
+    assert rehab.num_rows > 100
+    classed = pc.starts_with(pc.fill_null(rehab["group"], ""), "R-").to_numpy(zero_copy_only=False)
+    positive = (rehab["points"].to_numpy() > 0)
+    assert classed.mean() > 0.9 and positive.mean() > 0.9
+    assert len(set(rehab["group"].to_pylist())) >= 6  # stroke ADL bands, hip, hemiplegia …
+    hospitals, _ = provider.settle_provider_year(plan, claims, res)
+    due = [r["hifp_pay"] for r in hospitals.to_pylist() if r["pool"] == "rehab_pdpm"]
+    assert due and min(due) >= 0
