@@ -232,3 +232,22 @@ def test_unmerged_month_sums_are_refused():
            "n": 2, "n_m": 1, "due:2024-01": 5}
     with pytest.raises(ValueError, match="merged"):
         settle_pool(pool, {"h1": row}, {})
+
+
+def test_prepayments_given_with_the_run():
+    from yibao.core.points.prepay import with_prepayments
+    plan = PointsPlan((Pool("inp", 1_000_000, **GROUPS),))
+    table = pa.table({"hospital_id": ["h1", "h2"], "month": ["2024-01", "2024-01"],
+                      "prepaid": pa.array([339_575, 1], pa.int64())})
+    plan = with_prepayments(plan, table)
+    assert plan.pools[0].prepayments == (("h1", "2024-01", 339_575), ("h2", "2024-01", 1))
+    h, p = settle_providers(plan, batch(), all_claim_points(plan, batch()))
+    rows = {r["fixmedins_code"]: r for r in h.to_pylist()}
+    assert rows["h1"]["prepay_below"] == [] and rows["h2"]["prepay_below"] == ["2024-01"]
+    assert rows["h1"]["setl_amt"] == 333_333 - 339_575
+    for bad in ({"month": ["2024-1"]}, {"prepaid": pa.array([-1], pa.int64())},
+                {"pool": ["nope"]}):
+        cols = {"hospital_id": ["h1"], "month": ["2024-01"], "prepaid": pa.array([1], pa.int64()),
+                **bad}
+        with pytest.raises(ValueError):
+            with_prepayments(plan, pa.table(cols))
