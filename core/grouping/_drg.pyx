@@ -247,3 +247,124 @@ def run(dict tab, dict cols):
     with nogil:
         group_claims(&t, &c, &out)
     return status, mdc, adrg, drg
+
+
+# ---- code -> id: one open-addressing hash of the valid code list, built once per tables ----
+
+cimport cython
+from libc.string cimport memcpy
+
+
+cdef inline uint64_t tail_word(const unsigned char* p, int64_t n) noexcept nogil:
+    """The last 1..7 bytes of a code as one little-endian word (no variable-size memcpy)."""
+    cdef uint64_t w = 0
+    cdef int64_t k
+    for k in range(n - 1, -1, -1):
+        w = (w << 8) | p[k]
+    return w
+
+
+cdef enum:
+    KEY_WORDS = 3                # codes up to 24 bytes live inside their hash slot
+
+
+cdef inline bint load_key(const unsigned char* p, int64_t n, uint64_t* w) noexcept nogil:
+    """Zero-padded 8-byte words of a code; False when it is longer than KEY_WORDS words."""
+    cdef int64_t k = 0, j = 0
+    w[0] = 0
+    w[1] = 0
+    w[2] = 0
+    if n > 8 * KEY_WORDS:
+        return False
+    while k + 8 <= n:
+        memcpy(&w[j], p + k, 8)
+        k += 8
+        j += 1
+    if k < n:
+        w[j] = tail_word(p + k, n - k)
+    return True
+
+
+cdef inline uint64_t hash_key(const uint64_t* w, int64_t n) noexcept nogil:
+    cdef uint64_t h = <uint64_t>n * 0x9E3779B97F4A7C15ULL
+    h = (h ^ w[0]) * 0xFF51AFD7ED558CCDULL
+    h = (h ^ w[1]) * 0xC4CEB9FE1A85EC53ULL
+    h = (h ^ w[2]) * 0xFF51AFD7ED558CCDULL
+    h ^= h >> 33                       # fmix64: spread the high bits into the low ones
+    h *= 0xC4CEB9FE1A85EC53ULL
+    h ^= h >> 33
+    return h
+
+
+def build_code_index(codes):
+    """Hash index of ``codes`` (a list of str; id = position) for ``lookup_codes``, or None
+    when a code is longer than 24 bytes. Each slot is 4 uint64: the code's zero-padded
+    bytes and ``len << 32 | id + 1`` (0: empty), so a probe reads one slot and nothing else."""
+    raw = [c.encode("utf-8") for c in codes]
+    if any(len(b) > 8 * KEY_WORDS for b in raw):
+        return None
+    size = 16
+    while 2 * size < 3 * len(raw):     # load factor at most 2/3
+        size <<= 1
+    slots = np.zeros((size, KEY_WORDS + 1), dtype=np.uint64)
+    cdef uint64_t[:, ::1] sv = slots
+    cdef uint64_t mask = size - 1, h
+    cdef uint64_t w[KEY_WORDS]
+    cdef bytes b
+    cdef int32_t i
+    for i, b in enumerate(raw):
+        load_key(b, len(b), w)
+        h = hash_key(w, len(b)) & mask
+        while sv[h, KEY_WORDS] != 0:
+            h = (h + 1) & mask
+        sv[h, 0] = w[0]
+        sv[h, 1] = w[1]
+        sv[h, 2] = w[2]
+        sv[h, KEY_WORDS] = (<uint64_t>len(b) << 32) | <uint64_t>(i + 1)
+    return slots
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def lookup_codes(index, values, int32_t null_id):
+    """int32 ids of a pyarrow ``string`` Array (sliced or not) in ``index``
+    (``build_code_index``): the code's id, CODE_UNKNOWN when absent, ``null_id`` for a
+    null element. One hash probe per value, without the GIL."""
+    cdef int64_t n = len(values), off = values.offset, i, s, e, j
+    out = np.empty(n, dtype=np.int32)
+    if n == 0:
+        return out
+    bufs = values.buffers()
+    cdef const int32_t[::1] vo = np.frombuffer(bufs[1], dtype=np.int32)
+    data_buf = bufs[2] if bufs[2] is not None and bufs[2].size else b"\0"
+    cdef const unsigned char[::1] vd = np.frombuffer(data_buf, dtype=np.uint8)
+    valid_buf = bufs[0] if values.null_count else None
+    cdef const unsigned char[::1] vb = np.frombuffer(valid_buf or b"\0", dtype=np.uint8)
+    cdef bint has_nulls = valid_buf is not None
+    cdef const uint64_t[:, ::1] sl = index
+    cdef uint64_t mask = sl.shape[0] - 1, h, meta, want
+    cdef uint64_t w[KEY_WORDS]
+    cdef int32_t[::1] ov = out
+    with nogil:
+        for i in range(n):
+            j = off + i
+            if has_nulls and not ((vb[j >> 3] >> (j & 7)) & 1):
+                ov[i] = null_id
+                continue
+            s = vo[j]
+            e = vo[j + 1]
+            ov[i] = CODE_UNKNOWN
+            if not load_key(&vd[0] + s, e - s, w):
+                continue
+            h = hash_key(w, e - s) & mask
+            want = <uint64_t>(e - s) << 32
+            while True:
+                meta = sl[h, KEY_WORDS]
+                if meta == 0:
+                    break
+                if ((meta >> 32) << 32) == want and sl[h, 0] == w[0] and sl[h, 1] == w[1] \
+                        and sl[h, 2] == w[2]:
+                    ov[i] = <int32_t><uint32_t>meta - 1
+                    break
+                h = (h + 1) & mask
+    return out

@@ -30,20 +30,33 @@ def _column(table: pa.Table, name: str):
     return col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
 
 
-def _code_ids(values: pa.Array, universe: pa.Array) -> np.ndarray:
-    """int32 ids of string codes: index in ``universe``; -1 unknown, -2 null."""
+def _code_ids(values: pa.Array, universe: pa.Array, index, null_id: int = CODE_NULL) -> np.ndarray:
+    """int32 ids of string codes: index in ``universe``; -1 unknown, ``null_id`` null.
+
+    ``index`` is the universe's hash index (``_drg.build_code_index``, built once per
+    compiled tables): one probe per value, no per-batch hash table. A dictionary column is
+    looked up once per distinct value; without an index ``pc.index_in`` does the work.
+    """
     if len(values) == 0:
         return np.empty(0, dtype=np.int32)
-    enc = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
-    dictionary = enc.dictionary.cast(pa.string())
-    lookup = pc.index_in(dictionary, value_set=universe).fill_null(CODE_UNKNOWN)
-    lookup = np.append(lookup.to_numpy(zero_copy_only=False), CODE_NULL).astype(np.int32)
-    # Null codes index the appended CODE_NULL slot.
-    idx = enc.indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False)
-    return np.ascontiguousarray(lookup[idx])
+    if pa.types.is_dictionary(values.type):
+        dictionary = values.dictionary
+        lookup = np.append(_code_ids(dictionary, universe, index, CODE_UNKNOWN), null_id)
+        idx = values.indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False)
+        return np.ascontiguousarray(lookup.astype(np.int32)[idx])
+    if values.type != pa.string():
+        values = values.cast(pa.string())
+    if index is not None:
+        return _drg.lookup_codes(index, values, null_id)
+    ids = pc.index_in(values, value_set=universe).to_numpy(zero_copy_only=False)
+    ids = np.where(np.isnan(ids), CODE_UNKNOWN, ids) if ids.dtype.kind == "f" else ids
+    ids = ids.astype(np.int32)
+    if values.null_count:
+        ids[~values.is_valid().to_numpy(zero_copy_only=False)] = null_id
+    return ids
 
 
-def _list_ids(arr, n: int, universe: pa.Array):
+def _list_ids(arr, n: int, universe: pa.Array, index):
     """(start, end, ids) for a list<string> column; a null list is empty."""
     if arr is None:
         zeros = np.zeros(n, dtype=np.int64)
@@ -53,7 +66,7 @@ def _list_ids(arr, n: int, universe: pa.Array):
     if arr.null_count:
         valid = arr.is_valid().to_numpy(zero_copy_only=False)
         end[~valid] = start[~valid]
-    return start, end, _code_ids(arr.values, universe)
+    return start, end, _code_ids(arr.values, universe, index)
 
 
 def _int_column(arr, n: int) -> np.ndarray:
@@ -68,10 +81,10 @@ def _claim_columns(table: pa.Table, comp: dict) -> dict:
     pdx = _column(table, "principal_dx")
     if pdx is None:
         raise KeyError("group_drg needs a principal_dx column")
-    pdx_ids = _code_ids(pdx, dx_u)
-    pdx_ids[pdx_ids == CODE_NULL] = CODE_UNKNOWN     # a null principal dx is invalid
-    ss, se, sdx = _list_ids(_column(table, "secondary_dx"), n, dx_u)
-    ps, pe, proc = _list_ids(_column(table, "procedures"), n, proc_u)
+    dx_ix, proc_ix = comp["dx_index"], comp["proc_index"]
+    pdx_ids = _code_ids(pdx, dx_u, dx_ix, CODE_UNKNOWN)   # a null principal dx is invalid
+    ss, se, sdx = _list_ids(_column(table, "secondary_dx"), n, dx_u, dx_ix)
+    ps, pe, proc = _list_ids(_column(table, "procedures"), n, proc_u, proc_ix)
     cols = {"pdx": np.ascontiguousarray(pdx_ids), "sdx_start": ss, "sdx_end": se, "sdx": sdx,
             "proc_start": ps, "proc_end": pe, "proc": proc}
     for key, name in _INT_COLUMNS.items():
@@ -85,11 +98,14 @@ def _names(idx: np.ndarray, names: pa.Array) -> pa.Array:
 
 def _compiled_with_arrow(tables, mdc_order) -> dict:
     comp = compile_tables(tables, mdc_order)
-    if "dx_universe_arrow" not in comp:      # cached dict: build the Arrow views once
-        comp["dx_universe_arrow"] = pa.array(comp["dx_universe"], pa.string())
-        comp["proc_universe_arrow"] = pa.array(comp["proc_universe"], pa.string())
+    if "drg_names_arrow" not in comp:   # cached dict: build the Arrow views and indexes once
+        extra = {"dx_universe_arrow": pa.array(comp["dx_universe"], pa.string()),
+                 "proc_universe_arrow": pa.array(comp["proc_universe"], pa.string()),
+                 "dx_index": _drg.build_code_index(comp["dx_universe"]),
+                 "proc_index": _drg.build_code_index(comp["proc_universe"])}
         for key in ("mdc", "adrg", "drg"):
-            comp[f"{key}_names_arrow"] = pa.array(comp[f"{key}_names"], pa.string())
+            extra[f"{key}_names_arrow"] = pa.array(comp[f"{key}_names"], pa.string())
+        comp.update(extra)                # dict.update: the check key lands with the rest
     return comp
 
 
