@@ -266,7 +266,8 @@ def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
                     "capitation_budget": cap_budget.get(h, 0),
                     "capitation_used": cap_used.get(h, 0), "capitation_balance": bal,
                     "setl_amt": due - prepaid.get(h, 0) + bal,
-                    "budget": own[h]["budget"] if own else None, "prepay_below": below})
+                    "budget": (own[h]["budget"] if h in own else 0)
+                    if pool.hospital_budgets else None, "prepay_below": below})
     pool_row = {"pool": pool.name, "budget": pool.budget, "control_total": control,
                 "reserve": reserve, "fund_cost": A, "shared_amt": shared, "fund_amt": G,
                 "psn_part_amt": P, "points": sum(v["pts"] for v in hs.values()),

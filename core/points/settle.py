@@ -171,7 +171,7 @@ def settle_pool(pool: Pool, per_h: dict, signed_pts: dict):
             "capitation_budget": cap_budget.get(h, 0), "capitation_used": cap_used.get(h, 0),
             "capitation_balance": balance,
             "setl_amt": due - prepaid.get(h, 0) + balance,
-            "budget": own[h][0] if own is not None else None, "prepay_below": below})
+            "budget": None if own is None else own[h][0] if h in own else 0, "prepay_below": below})
     pool_row = {
         "pool": pool.name, "budget": pool.budget, "control_total": control, "reserve": reserve,
         "fund_cost": cost, "shared_amt": shared, "fund_amt": g, "psn_part_amt": paid_pv,

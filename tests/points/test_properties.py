@@ -49,6 +49,13 @@ pools = st.sampled_from([
     inpatient_pool(sharing=RiskSharing(950_000, 950_000), point_value=PointValue(BUDGET_ONLY)),
     inpatient_pool(applies=(Test("hospital_level", ">=", 2),), readmission=Readmission(7),
                    prepaid=(("h2", 1_000), ("h9", 5))),
+    inpatient_pool(sharing=RiskSharing(200_000, 300_000),
+                   hospital_budgets=(("h1", 150_000), ("h2", 7), ("h9", 40_001)),
+                   prepayments=(("h1", "2024-01", 90_000), ("h2", "2024-02", 3),
+                                ("h3", "2024-03", 1_000), ("h9", "2024-01", 5))),
+    inpatient_pool(point_value=PointValue(BUDGET_ONLY), reserve_share=50_000,
+                   hospital_budgets=(("h1", 100_001), ("h3", 250_000)), prepay_floor=900_000,
+                   prepayments=(("h3", "2024-02", 50_000),)),
 ])
 
 
