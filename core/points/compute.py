@@ -31,7 +31,11 @@ hospitals (one row per pool × hospital, sorted by pool order then ``fixmedins_c
   ``psn_part_amt`` (patients' payments); ``hifp_pay`` (fund due D = V − psn_part_amt);
   ``prepaid`` (预付); ``shared_amt`` (surplus kept > 0 / overrun borne < 0, already inside V);
   ``capitation_budget``, ``capitation_used``, ``capitation_balance`` (人头包干, as the signed
-  institution); ``setl_amt`` (year-end settlement = hifp_pay − prepaid + capitation_balance).
+  institution); ``setl_amt`` (year-end settlement = hifp_pay − prepaid + capitation_balance);
+  ``budget`` (the hospital's own budget under per-hospital budgets, else null);
+  ``prepay_below`` (list of ``YYYY-MM``: months whose prepayment is below the pool's
+  ``prepay_floor`` of the month's fee-for-service fund amount; empty: no finding).
+  ``prepaid`` is the yearly ``prepaid`` plus Σ monthly ``prepayments``.
 pools (one row per pool): pool, ``budget``, ``control_total`` (budget, or per-head × insured),
   ``reserve`` (调剂金), ``fund_cost`` (A, fee-for-service fund cost of unsigned claims),
   ``shared_amt``, ``fund_amt`` (G), ``psn_part_amt`` (P of unsigned claims), ``points``,
