@@ -5,8 +5,9 @@ Semantics are those of ``reference.py`` (the oracle); ``compile.py`` builds the 
 ``drg.py`` maps Arrow columns to ids. Nothing here touches a string or a Python object
 inside the claim loop.
 """
-from libc.stdint cimport int8_t, int32_t, int64_t, uint32_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint32_t, uint64_t
 import numpy as np
+import pyarrow as pa
 
 
 cdef inline bint has_bit(const uint64_t* bits, int32_t words, int32_t row, int32_t bit) noexcept nogil:
@@ -368,3 +369,42 @@ def lookup_codes(index, values, int32_t null_id):
                     break
                 h = (h + 1) & mask
     return out
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def names_from_ids(ids, names):
+    """pyarrow string Array of ``names[ids[i]]`` (null where ``ids[i] < 0``): the offsets
+    and bytes are written in one nogil pass each, no ``take`` over strings."""
+    cdef const int32_t[::1] iv = np.ascontiguousarray(ids, dtype=np.int32)
+    cdef int64_t n = iv.shape[0], i, pos = 0, nulls = 0
+    raw = [s.encode("utf-8") for s in names]
+    name_off = np.zeros(len(raw) + 1, dtype=np.int64)
+    name_off[1:] = np.cumsum([len(b) for b in raw]) if raw else []
+    cdef const int64_t[::1] no = name_off
+    cdef const unsigned char[::1] nd = np.frombuffer(b"".join(raw) + b"\0", dtype=np.uint8)
+    offsets = np.empty(n + 1, dtype=np.int32)
+    valid = np.zeros((n + 7) // 8, dtype=np.uint8)
+    cdef int32_t[::1] ov = offsets
+    cdef uint8_t[::1] vv = valid
+    cdef int32_t x
+    with nogil:
+        for i in range(n):
+            ov[i] = <int32_t>pos
+            x = iv[i]
+            if x >= 0:
+                pos += no[x + 1] - no[x]
+                vv[i >> 3] |= <uint8_t>(1 << (i & 7))
+            else:
+                nulls += 1
+        ov[n] = <int32_t>pos
+    data = np.empty(max(pos, 1), dtype=np.uint8)
+    cdef uint8_t[::1] dv = data
+    with nogil:
+        for i in range(n):
+            x = iv[i]
+            if x >= 0:
+                memcpy(&dv[0] + ov[i], &nd[0] + no[x], no[x + 1] - no[x])
+    return pa.StringArray.from_buffers(
+        n, pa.py_buffer(offsets), pa.py_buffer(data), pa.py_buffer(valid) if nulls else None,
+        nulls)

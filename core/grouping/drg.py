@@ -92,8 +92,8 @@ def _claim_columns(table: pa.Table, comp: dict) -> dict:
     return cols
 
 
-def _names(idx: np.ndarray, names: pa.Array) -> pa.Array:
-    return pc.take(names, pa.array(idx, mask=idx < 0))
+def _names(idx: np.ndarray, names: list) -> pa.Array:
+    return _drg.names_from_ids(idx, names)
 
 
 def _compiled_with_arrow(tables, mdc_order) -> dict:
@@ -122,7 +122,6 @@ def group_drg(table: pa.Table, tables: DrgTables | None = None, mdc_order=None) 
     comp = _compiled_with_arrow(tables, mdc_order)
     cols = _claim_columns(table, comp)
     status, mdc, adrg, drg = _drg.run(comp, cols)
-    return pa.table([_names(drg, comp["drg_names_arrow"]),
-                     pc.take(pa.array(STATUSES, pa.string()), pa.array(status)),
-                     _names(mdc, comp["mdc_names_arrow"]),
-                     _names(adrg, comp["adrg_names_arrow"])], schema=OUTPUT_SCHEMA)
+    return pa.table([_names(drg, comp["drg_names"]), _names(status, STATUSES),
+                     _names(mdc, comp["mdc_names"]), _names(adrg, comp["adrg_names"])],
+                    schema=OUTPUT_SCHEMA)
