@@ -46,19 +46,13 @@ cdef struct DrgTablesC:
     const int32_t* dx_sev        # [n_dx * 2] (MCC, CC) exclusion table, -1 when not an MCC / CC
     const int32_t* dx_cce        # [n_dx] exclusion table of the dx as principal, -2 if none
     const uint32_t* dx_regions   # [n_dx] bitmask of MDCZ body regions
-    const int32_t* cond_kind     # [n_cond] CondKind
-    const int32_t* cond_arg      # [n_cond] set bit or integer threshold
-    const int32_t* rule_start    # [n_rule + 1] conditions of rule r: rule_start[r] .. [r+1]
-    const int32_t* group_start   # [n_group + 1] rules of group g (OR): group_start[g] .. [g+1]
-    const int32_t* mdc_group     # [n_mdc] entry rule group of the k-th MDC in city order
-    const int32_t* mdc_adrg_start  # [n_mdc + 1] slice of adrg_order for the k-th MDC
-    const int32_t* adrg_order    # ADRG ids, MDC by MDC, first match first
-    const int32_t* adrg_group    # [n_adrg] rule group of each ADRG
     const int32_t* adrg_drg      # [n_adrg * 3] DRG id for severity 0 / 1 / 2
-    int32_t n_mdc                # MDCs in the city order
-    const int32_t* dx_pattern    # [n_dx] walk pattern of the dx as principal
-    const int32_t* pattern_start # [n_pattern + 1] items of pattern p: [p] .. [p+1]
-    const int32_t* pattern_items # id << 2 | is_mdc << 1 | certain (compile._candidates)
+    const int32_t* dx_program    # [n_dx] walk program of the dx as principal
+    const int32_t* program_start # [n_program + 1] words of program p: [p] .. [p+1]
+    const int32_t* program       # items [id << 1 | is_mdc, n, rules..(, next MDC)] (compile._programs)
+    const int32_t* strip_kind    # conditions of each rule without its pdx_in ones
+    const int32_t* strip_arg
+    const int32_t* strip_start   # [n_rule + 1]
 
 cdef struct ClaimsC:
     int64_t n                    # claims

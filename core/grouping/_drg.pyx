@@ -70,12 +70,12 @@ cdef bint check(const DrgTablesC* t, const ClaimsC* c, int64_t i, int32_t pproc,
                 int32_t kind, int32_t arg) noexcept nogil:
     """One condition; unknown ages/weights make age/weight conditions false."""
     cdef int32_t v
+    if kind == C_PPROC_IN:             # the common one (surgical ADRGs) first
+        return proc_in(t, pproc, arg)
     if kind == C_PDX_IN:
         return dx_in(t, c.pdx[i], arg)
     if kind == C_ANYDX_IN:
         return any_dx_in(t, c, i, arg)
-    if kind == C_PPROC_IN:
-        return proc_in(t, pproc, arg)
     if kind == C_ANYPROC_IN:
         return any_proc_in(t, c, i, arg)
     if kind == C_PPROC_OR:
@@ -101,15 +101,16 @@ cdef bint check(const DrgTablesC* t, const ClaimsC* c, int64_t i, int32_t pproc,
     return False
 
 
-cdef bint group_holds(const DrgTablesC* t, const ClaimsC* c, int64_t i, int32_t pproc,
-                      int32_t g) noexcept nogil:
-    """OR over the rules of group g of (AND over each rule's conditions)."""
-    cdef int32_t r, k
+cdef inline bint any_rule(const DrgTablesC* t, const ClaimsC* c, int64_t i, int32_t pproc,
+                          const int32_t* rules, int32_t n) noexcept nogil:
+    """OR over the given (stripped) rules of AND over their conditions."""
+    cdef int32_t j, r, k
     cdef bint ok
-    for r in range(t.group_start[g], t.group_start[g + 1]):
+    for j in range(n):
+        r = rules[j]
         ok = True
-        for k in range(t.rule_start[r], t.rule_start[r + 1]):
-            if not check(t, c, i, pproc, t.cond_kind[k], t.cond_arg[k]):
+        for k in range(t.strip_start[r], t.strip_start[r + 1]):
+            if not check(t, c, i, pproc, t.strip_kind[k], t.strip_arg[k]):
                 ok = False
                 break
         if ok:
@@ -160,25 +161,30 @@ cdef void group_one(const DrgTablesC* t, const ClaimsC* c, int64_t i, ResultC* o
     out.status[i] = validate(c, i)
     if out.status[i] != S_OK:
         return
-    # The dx's precompiled walk: MDCs and ADRGs its principal dx cannot reach are gone.
-    cdef int32_t p = t.dx_pattern[c.pdx[i]], it, k, cur = -1
-    cdef bint entered = False
-    for k in range(t.pattern_start[p], t.pattern_start[p + 1]):
-        it = t.pattern_items[k]
-        if it & 2:
-            m = it >> 2
-            entered = (it & 1) or group_holds(t, c, i, pproc, t.mdc_group[m])
-            if entered:
+    # The dx's precompiled walk: only rules whose pdx_in conditions the dx meets, stripped
+    # of them; an MDC that fails jumps to the next MDC item.
+    cdef int32_t k = t.program_start[t.dx_program[c.pdx[i]]], end, hdr, nr, cur = -1
+    end = t.program_start[t.dx_program[c.pdx[i]] + 1]
+    while k < end:
+        hdr = t.program[k]
+        nr = t.program[k + 1]
+        if hdr & 1:
+            m = hdr >> 1
+            if any_rule(t, c, i, pproc, t.program + k + 2, nr):
                 cur = m
                 if first_mdc < 0:
                     first_mdc = m
-        elif entered:
-            adrg = it >> 2
-            if (it & 1) or group_holds(t, c, i, pproc, t.adrg_group[adrg]):
+                k += nr + 3
+            else:
+                k = t.program[k + 2 + nr]
+        else:
+            adrg = hdr >> 1
+            if any_rule(t, c, i, pproc, t.program + k + 2, nr):
                 out.mdc[i] = cur
                 out.adrg[i] = adrg
                 out.drg[i] = t.adrg_drg[adrg * 3 + severity(t, c, i)]
                 return
+            k += nr + 2
     out.mdc[i] = first_mdc
     other = t.female_bit if c.sex[i] == 1 else t.male_bit
     if dx_in(t, c.pdx[i], other):
@@ -201,13 +207,10 @@ def run(dict tab, dict cols):
     cdef const uint64_t[::1] dx_bits = tab["dx_bits"].ravel()
     cdef const uint64_t[::1] proc_bits = tab["proc_bits"].ravel()
     cdef const int32_t[::1] dx_sev = tab["dx_sev"].ravel(), dx_cce = tab["dx_cce"]
-    cdef const int32_t[::1] dx_pat = tab["dx_pattern"], pat_start = tab["pattern_start"]
-    cdef const int32_t[::1] pat_items = tab["pattern_items"]
+    cdef const int32_t[::1] dx_prog = tab["dx_program"], prog_start = tab["program_start"]
+    cdef const int32_t[::1] prog = tab["program"], sk = tab["strip_kind"], sa = tab["strip_arg"]
+    cdef const int32_t[::1] sst = tab["strip_start"]
     cdef const uint32_t[::1] dx_regions = tab["dx_regions"]
-    cdef const int32_t[::1] ck = tab["cond_kind"], ca = tab["cond_arg"]
-    cdef const int32_t[::1] rs = tab["rule_start"], gs = tab["group_start"]
-    cdef const int32_t[::1] mg = tab["mdc_group"], mas = tab["mdc_adrg_start"]
-    cdef const int32_t[::1] ao = tab["adrg_order"], ag = tab["adrg_group"]
     cdef const int32_t[::1] ad = tab["adrg_drg"].ravel()
     cdef const int32_t[::1] pdx = cols["pdx"], sdx = cols["sdx"], proc = cols["proc"]
     cdef const int64_t[::1] ss = cols["sdx_start"], se = cols["sdx_end"]
@@ -232,12 +235,13 @@ def run(dict tab, dict cols):
     t.proc_bits = &proc_bits[0]; t.proc_words = tab["proc_bits"].shape[1]
     t.or_bit = tab["or_bit"]; t.male_bit = tab["male_bit"]; t.female_bit = tab["female_bit"]
     t.dx_sev = &dx_sev[0]; t.dx_cce = &dx_cce[0]
-    t.dx_pattern = &dx_pat[0]; t.pattern_start = &pat_start[0]
-    t.pattern_items = &pat_items[0] if pat_items.shape[0] else &dummy
+    t.dx_program = &dx_prog[0]; t.program_start = &prog_start[0]
+    t.program = &prog[0] if prog.shape[0] else &dummy
+    t.strip_kind = &sk[0] if sk.shape[0] else &dummy
+    t.strip_arg = &sa[0] if sa.shape[0] else &dummy
+    t.strip_start = &sst[0]
     t.dx_regions = &dx_regions[0]
-    t.cond_kind = &ck[0]; t.cond_arg = &ca[0]; t.rule_start = &rs[0]; t.group_start = &gs[0]
-    t.mdc_group = &mg[0]; t.mdc_adrg_start = &mas[0]; t.n_mdc = mg.shape[0]
-    t.adrg_order = &ao[0]; t.adrg_group = &ag[0]; t.adrg_drg = &ad[0]
+    t.adrg_drg = &ad[0]
     c.n = n
     c.pdx = &pdx[0]; c.sex = &sex[0]; c.age = &age[0]
     c.age_days = &age_days[0]; c.weight = &weight[0]

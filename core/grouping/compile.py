@@ -79,67 +79,78 @@ def _regions(t: DrgTables, dx_universe: list) -> np.ndarray:
     return out
 
 
-def _pdx_groups(bits: np.ndarray, arrays: dict, groups) -> tuple[np.ndarray, np.ndarray]:
-    """(possible, certain) bool [len(groups), n_dx]: what a principal dx alone says of a group.
+def _programs(bits: np.ndarray, arrays: dict, mdc_group, mdc_adrg_start, adrg_order,
+              adrg_group) -> dict:
+    """Per principal dx, the MDC / ADRG walk with what the dx alone decides already decided.
 
-    A rule is possible for a dx when all its ``pdx_in`` conditions hold, certain when it has
-    no other condition; a group (OR of rules) is possible / certain when one rule is.
+    The walk is the city MDC order, each MDC followed by its ADRGs. For one dx a rule is
+    *live* when all its ``pdx_in`` conditions hold (the others it can never satisfy); the
+    dx keeps an MDC with at least one live entry rule, and an ADRG of a kept MDC with at
+    least one live rule. Live rules are checked without their ``pdx_in`` conditions
+    (``strip_*`` arrays: the rules' other conditions; none left means the rule holds).
+
+    Dx with the same live rules share one program (``dx_program[dx]`` indexes
+    ``program_start``, CSR into ``program``). A program is a run of items
+    ``[id << 1 | is_mdc, n, rule_1 .. rule_n]``; an MDC item is followed by one more word,
+    the program position of the next MDC item (its ADRGs are skipped when it fails).
     """
     kind, arg = arrays["cond_kind"], arrays["cond_arg"]
     rs, gs = arrays["rule_start"], arrays["group_start"]
     n_dx, pdx_in = bits.shape[0], COND_KINDS.index("pdx_in")
     column = lambda b: ((bits[:, b >> 6] >> np.uint64(b & 63)) & np.uint64(1)).astype(bool)  # noqa: E731
-    possible = np.zeros((len(groups), n_dx), dtype=bool)
-    certain = np.zeros((len(groups), n_dx), dtype=bool)
-    for row, g in enumerate(groups):
-        for r in range(gs[g], gs[g + 1]):
-            ok, only_pdx = np.ones(n_dx, dtype=bool), True
-            for k in range(rs[r], rs[r + 1]):
-                if kind[k] == pdx_in:
-                    ok &= column(int(arg[k]))
-                else:
-                    only_pdx = False
-            possible[row] |= ok
-            if only_pdx:
-                certain[row] |= ok
-    return possible, certain
-
-
-def _candidates(bits: np.ndarray, arrays: dict, mdc_group, mdc_adrg_start, adrg_order,
-                adrg_group) -> dict:
-    """Per principal dx, the MDC / ADRG walk with every step its dx rules out removed.
-
-    The walk (city MDC order, each MDC's ADRGs in order) becomes items ``id << 2 | is_mdc << 1
-    | certain``; a dx keeps an MDC when its entry group is possible for that dx and an ADRG
-    when both its MDC and its own group are; ``certain`` marks a group that holds from the
-    dx alone (no check needed). Dx with the same walk share one pattern: ``dx_pattern[dx]``
-    indexes ``pattern_start`` (CSR into ``pattern_items``).
-    """
-    slots, slot_groups = [], []
+    s_kind, s_arg, s_start = [], [], [0]
+    live = []                                   # bool [n_dx] per rule
+    for r in range(len(rs) - 1):
+        ok = np.ones(n_dx, dtype=bool)
+        for k in range(rs[r], rs[r + 1]):
+            if kind[k] == pdx_in:
+                ok &= column(int(arg[k]))
+            else:
+                s_kind.append(kind[k])
+                s_arg.append(arg[k])
+        s_start.append(len(s_kind))
+        live.append(ok)
+    # slots: (id, is_mdc, group) in walk order; columns: (slot, rule) pairs
+    slots = []
     for m in range(len(mdc_group)):
-        slots.append((m, 1, m))
-        slot_groups.append(mdc_group[m])
-        for a in adrg_order[mdc_adrg_start[m]:mdc_adrg_start[m + 1]]:
-            slots.append((int(a), 0, m))
-            slot_groups.append(adrg_group[a])
-    possible, certain = _pdx_groups(bits, arrays, slot_groups)
-    mdc_rows = [i for i, s in enumerate(slots) if s[1]]
-    for i, (_, is_mdc, m) in enumerate(slots):
-        if not is_mdc:
-            possible[i] &= possible[mdc_rows[m]]
-    state = (possible.astype(np.int8) + (possible & certain)).T   # [n_dx, n_slot]: 0 / 1 / 2
-    state = np.ascontiguousarray(state)
-    keys = state.view(np.dtype((np.void, state.shape[1]))).ravel()
+        slots.append((m, 1, mdc_group[m]))
+        slots += [(int(a), 0, adrg_group[a]) for a in adrg_order[mdc_adrg_start[m]:mdc_adrg_start[m + 1]]]
+    pairs, rows = [], []
+    for si, (_, _, g) in enumerate(slots):
+        for r in range(gs[g], gs[g + 1]):
+            pairs.append((si, r))
+            rows.append(live[r])
+    state = np.ascontiguousarray(np.array(rows, dtype=bool).T)        # [n_dx, n_pair]
+    keys = np.packbits(state, axis=1)
+    keys = np.ascontiguousarray(keys).view(np.dtype((np.void, keys.shape[1]))).ravel()
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    items, starts = [], [0]
+    program, starts = [], [0]
     for row in state[first]:
-        for i in np.flatnonzero(row):
-            sid, is_mdc, _ = slots[i]
-            items.append(sid << 2 | is_mdc << 1 | int(row[i] == 2))
-        starts.append(len(items))
+        by_slot: dict = {}
+        for j in np.flatnonzero(row):
+            by_slot.setdefault(pairs[j][0], []).append(pairs[j][1])
+        mdc_open = None                          # position of the last MDC's skip word
+        for si, (sid, is_mdc, _) in enumerate(slots):
+            if is_mdc:
+                if mdc_open is not None:
+                    program[mdc_open] = len(program)
+                mdc_open = None
+            rules = by_slot.get(si)
+            if rules is None or (not is_mdc and mdc_open is None):
+                if is_mdc:
+                    mdc_open = None
+                continue
+            program += [sid << 1 | is_mdc, len(rules), *rules]
+            if is_mdc:
+                program.append(-1)
+                mdc_open = len(program) - 1
+        if mdc_open is not None:
+            program[mdc_open] = len(program)
+        starts.append(len(program))
     as32 = lambda v: np.asarray(v, dtype=np.int32)   # noqa: E731
-    return {"dx_pattern": as32(inverse.ravel()), "pattern_start": as32(starts),
-            "pattern_items": as32(items)}
+    return {"dx_program": as32(inverse.ravel()), "program_start": as32(starts),
+            "program": as32(program), "strip_kind": as32(s_kind), "strip_arg": as32(s_arg),
+            "strip_start": as32(s_start)}
 
 
 def _compile(t: DrgTables, order: tuple) -> dict:
@@ -172,7 +183,7 @@ def _compile(t: DrgTables, order: tuple) -> dict:
         "dx_regions": _regions(t, dx_universe),
         "dx_sev": np.ascontiguousarray(np.stack([dx_mcc, dx_cc], axis=1)),
         **rules,
-        **_candidates(dx_bits, rules, mdc_group, mdc_adrg_start, adrg_order, adrg_group),
+        **_programs(dx_bits, rules, mdc_group, mdc_adrg_start, adrg_order, adrg_group),
         "mdc_group": as32(mdc_group), "mdc_adrg_start": as32(mdc_adrg_start),
         "adrg_order": as32(adrg_order), "adrg_group": as32(adrg_group), "adrg_drg": adrg_drg,
         "mdc_names": list(order), "adrg_names": adrg_names, "drg_names": drg_names,
