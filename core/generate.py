@@ -212,7 +212,16 @@ def _pick_persons(rng, weight, n):
 def _hospitals(rng, count):
     level = rng.choice(np.arange(1, 4), count, p=(0.45, 0.35, 0.20)).astype(np.int8)
     tcm = rng.random(count) < 0.15
-    return level, tcm
+    return _every_level(level), tcm
+
+
+def _every_level(level: np.ndarray) -> np.ndarray:
+    """Give a level that drew no hospital one, taken from the most common level (no random
+    draw: seeds whose draw already covers every level keep their bytes)."""
+    for missing in (lvl for lvl in (1, 2, 3) if not (level == lvl).any()):
+        common = np.bincount(level, minlength=4)[1:].argmax() + 1
+        level[np.flatnonzero(level == common)[-1]] = missing
+    return level
 
 
 def _pick_hospital(rng, claim_level, hosp_level):

@@ -165,6 +165,8 @@ def needed_columns(plan: Plan) -> dict:
                         r.discharge_column: pa.int64()})
         if pool.capitation:
             out[pool.capitation.signed_column] = pa.string()
+        if getattr(pool, "prepayments", ()):
+            out[pool.month_column] = pa.int64()
     return {k: v for k, v in out.items() if k not in produced}
 
 
@@ -373,9 +375,10 @@ def merge_partials(a: dict, b: dict) -> dict:
         (ha, sa), (hb, sb) = a.get(name, ({}, {})), b.get(name, ({}, {}))
         per_h = {h: dict(r) for h, r in ha.items()}
         for h, r in hb.items():
-            if h in per_h:
-                for f in SUM_FIELDS:
-                    per_h[h][f] += r[f]
+            if h in per_h:  # every field but the hospital id is a sum (monthly dues too)
+                for f, v in r.items():
+                    if f != "h":
+                        per_h[h][f] = per_h[h].get(f, 0) + v
             else:
                 per_h[h] = dict(r)
         signed = dict(sa)

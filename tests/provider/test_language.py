@@ -5,6 +5,7 @@ import datetime as dt
 import textwrap
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pytest
 
 from yibao.core import provider
@@ -195,6 +196,28 @@ def test_golden_per_hospital_budgets_and_prepayments(folder):
     assert (h["H1"]["prepay_below"], h["H2"]["prepay_below"]) == (["2024-03"], ["2024-05"])
     assert (h["H1"]["setl_amt"], h["H2"]["setl_amt"]) == (48_200, 43_000)
     assert pools.to_pylist()[0]["fund_amt"] == 306_200
+
+
+def test_prepayments_settle_the_same_from_partitions(folder):
+    """A partitioned run sums each partition's monthly dues: one claim per piece gives the
+    one-piece answer (merge_partials once summed only the yearly fields)."""
+    write(folder, "spend.csv", "hospital_id,y2022,y2023\nH1,1000,1200\nH2,500,700\n")
+    write(folder, "prepay.csv", "hospital_id,month,amount\nH1,2024-03,2000\nH2,2024-04,150\n")
+    plan = compile_text(HEADER + BUDGETS_POOL, "t.yb", folder)
+    claims = pa.Table.from_pylist([
+        claim("c1", "p1", "H1", "a", 100_000, (3, 1), (3, 5)),
+        claim("c2", "p1", "H1", "a", 250_000, (3, 15), (3, 20)),
+        claim("c3", "p2", "H2", "b", 20_000, (4, 1), (4, 3)),
+        claim("c4", "p3", "H2", "b", 50_000, (5, 1), (5, 3))])
+    res = settle_batch(plan, claims).results
+    whole = provider.ProviderYear(plan)
+    whole.add(claims, res)
+    pieces = provider.ProviderYear(plan)
+    for cid in ("c1", "c2", "c3", "c4"):
+        pieces.add(claims.filter(pa.compute.equal(claims.column("claim_id"), cid)),
+                   res.filter(pa.compute.equal(res.column("claim_id"), cid)))
+    (h1, p1), (h2, p2) = whole.settle(), pieces.settle()
+    assert h1.equals(h2) and p1.equals(p2)
 
 
 def test_prepayments_default_floor_and_round_trip(folder):
