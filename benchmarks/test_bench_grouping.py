@@ -8,7 +8,8 @@ with a fixed seed. Run:
 import numpy as np
 import pyarrow as pa
 
-from yibao.core.grouping.drg import group_drg
+from yibao.core.grouping import _drg
+from yibao.core.grouping.drg import _claim_columns, _compiled_with_arrow, group_drg
 from yibao.core.grouping.reference import group_claim
 from yibao.core.grouping.tables import load_tables
 
@@ -49,6 +50,23 @@ def test_bench_kernel(benchmark):
     benchmark.extra_info["claims_per_s"] = round(N_KERNEL / benchmark.stats.stats.mean)
     benchmark.extra_info["grouped_share"] = round(
         out.column("drg").null_count and 1 - out.column("drg").null_count / N_KERNEL, 3)
+
+
+def test_bench_kernel_mapping(benchmark):
+    """The code -> id step alone (Arrow columns -> the kernel's int arrays)."""
+    table = synthetic_claims(N_KERNEL)
+    comp = _compiled_with_arrow(None, None)
+    benchmark(_claim_columns, table, comp)
+    benchmark.extra_info["claims_per_s"] = round(N_KERNEL / benchmark.stats.stats.mean)
+
+
+def test_bench_kernel_loop(benchmark):
+    """The nogil claim loop alone (``_drg.run`` on already mapped ids)."""
+    table = synthetic_claims(N_KERNEL)
+    comp = _compiled_with_arrow(None, None)
+    cols = _claim_columns(table, comp)
+    benchmark(_drg.run, comp, cols)
+    benchmark.extra_info["claims_per_s"] = round(N_KERNEL / benchmark.stats.stats.mean)
 
 
 def test_bench_reference(benchmark):

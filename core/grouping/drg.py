@@ -1,9 +1,9 @@
 """``group_drg``: the CHS-DRG grouper over Arrow tables (kernel in ``_drg.pyx``).
 
-String work happens once per distinct code: each code column is dictionary-encoded, the
-dictionary is looked up against the valid code list with ``pyarrow.compute.index_in``
-(vectorised over distinct values), and the per-row ids are a numpy ``take``. The claim loop
-then runs on int ids without the GIL.
+Code strings become int ids through a hash index of the valid code list, built once per
+compiled tables (``_drg.build_code_index``) and probed once per value without the GIL; a
+dictionary column is looked up once per distinct value. The claim loop then runs on int ids
+without the GIL, and the output strings are written straight from the resulting ids.
 """
 from __future__ import annotations
 
