@@ -303,30 +303,35 @@ cdef inline uint64_t hash_key(const uint64_t* w, int64_t n) noexcept nogil:
 
 def build_code_index(codes):
     """Hash index of ``codes`` (a list of str; id = position) for ``lookup_codes``, or None
-    when a code is longer than 24 bytes. Each slot is 4 uint64: the code's zero-padded
-    bytes and ``len << 32 | id + 1`` (0: empty), so a probe reads one slot and nothing else."""
+    when a code is longer than 24 bytes: ``(slots, keys)``. A slot is one uint64, the upper
+    32 hash bits and ``id + 1`` (0: empty), so the probed table is small (8 bytes a slot);
+    ``keys[id]`` holds the code's zero-padded bytes and its length for the final compare."""
     raw = [c.encode("utf-8") for c in codes]
     if any(len(b) > 8 * KEY_WORDS for b in raw):
         return None
     size = 16
-    while 2 * size < 3 * len(raw):     # load factor at most 2/3
+    while size < 2 * len(raw):         # load factor at most 1/2
         size <<= 1
-    slots = np.zeros((size, KEY_WORDS + 1), dtype=np.uint64)
-    cdef uint64_t[:, ::1] sv = slots
-    cdef uint64_t mask = size - 1, h
+    slots = np.zeros(size, dtype=np.uint64)
+    keys = np.zeros((max(len(raw), 1), KEY_WORDS + 1), dtype=np.uint64)
+    cdef uint64_t[::1] sv = slots
+    cdef uint64_t[:, ::1] kv = keys
+    cdef uint64_t mask = size - 1, h, hf
     cdef uint64_t w[KEY_WORDS]
     cdef bytes b
     cdef int32_t i
     for i, b in enumerate(raw):
         load_key(b, len(b), w)
-        h = hash_key(w, len(b)) & mask
-        while sv[h, KEY_WORDS] != 0:
+        hf = hash_key(w, len(b))
+        h = hf & mask
+        while sv[h] != 0:
             h = (h + 1) & mask
-        sv[h, 0] = w[0]
-        sv[h, 1] = w[1]
-        sv[h, 2] = w[2]
-        sv[h, KEY_WORDS] = (<uint64_t>len(b) << 32) | <uint64_t>(i + 1)
-    return slots
+        sv[h] = ((hf >> 32) << 32) | <uint64_t>(i + 1)
+        kv[i, 0] = w[0]
+        kv[i, 1] = w[1]
+        kv[i, 2] = w[2]
+        kv[i, KEY_WORDS] = len(b)
+    return slots, keys
 
 
 @cython.boundscheck(False)
@@ -346,10 +351,12 @@ def lookup_codes(index, values, int32_t null_id):
     valid_buf = bufs[0] if values.null_count else None
     cdef const unsigned char[::1] vb = np.frombuffer(valid_buf or b"\0", dtype=np.uint8)
     cdef bint has_nulls = valid_buf is not None
-    cdef const uint64_t[:, ::1] sl = index
-    cdef uint64_t mask = sl.shape[0] - 1, h, meta, want
+    cdef const uint64_t[::1] sl = index[0]
+    cdef const uint64_t[:, ::1] kv = index[1]
+    cdef uint64_t mask = sl.shape[0] - 1, h, hf, slot, tag
     cdef uint64_t w[KEY_WORDS]
     cdef int32_t[::1] ov = out
+    cdef int32_t kid
     with nogil:
         for i in range(n):
             j = off + i
@@ -361,16 +368,19 @@ def lookup_codes(index, values, int32_t null_id):
             ov[i] = CODE_UNKNOWN
             if not load_key(&vd[0] + s, e - s, w):
                 continue
-            h = hash_key(w, e - s) & mask
-            want = <uint64_t>(e - s) << 32
+            hf = hash_key(w, e - s)
+            h = hf & mask
+            tag = hf >> 32
             while True:
-                meta = sl[h, KEY_WORDS]
-                if meta == 0:
+                slot = sl[h]
+                if slot == 0:
                     break
-                if ((meta >> 32) << 32) == want and sl[h, 0] == w[0] and sl[h, 1] == w[1] \
-                        and sl[h, 2] == w[2]:
-                    ov[i] = <int32_t><uint32_t>meta - 1
-                    break
+                if (slot >> 32) == tag:
+                    kid = <int32_t><uint32_t>slot - 1
+                    if kv[kid, 0] == w[0] and kv[kid, 1] == w[1] and kv[kid, 2] == w[2] \
+                            and kv[kid, KEY_WORDS] == <uint64_t>(e - s):
+                        ov[i] = kid
+                        break
                 h = (h + 1) & mask
     return out
 
