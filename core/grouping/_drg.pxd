@@ -49,7 +49,7 @@ cdef struct DrgTablesC:
     const int32_t* adrg_drg      # [n_adrg * 3] DRG id for severity 0 / 1 / 2
     const int32_t* dx_program    # [n_dx] walk program of the dx as principal
     const int32_t* program_start # [n_program + 1] words of program p: [p] .. [p+1]
-    const int32_t* program       # items [id << 1 | is_mdc, n, rules..(, next MDC)] (compile._programs)
+    const int32_t* program       # items [id << 2 | is_mdc << 1 | fast, ...] (compile._programs)
     const int32_t* strip_kind    # conditions of each rule without its pdx_in ones
     const int32_t* strip_arg
     const int32_t* strip_start   # [n_rule + 1]

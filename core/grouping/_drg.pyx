@@ -165,26 +165,30 @@ cdef void group_one(const DrgTablesC* t, const ClaimsC* c, int64_t i, ResultC* o
     # of them; an MDC that fails jumps to the next MDC item.
     cdef int32_t k = t.program_start[t.dx_program[c.pdx[i]]], end, hdr, nr, cur = -1
     end = t.program_start[t.dx_program[c.pdx[i]] + 1]
+    cdef bint ok
     while k < end:
         hdr = t.program[k]
-        nr = t.program[k + 1]
-        if hdr & 1:
-            m = hdr >> 1
-            if any_rule(t, c, i, pproc, t.program + k + 2, nr):
-                cur = m
-                if first_mdc < 0:
-                    first_mdc = m
-                k += nr + 3
-            else:
-                k = t.program[k + 2 + nr]
+        if hdr & 1:                    # one principal-procedure bit
+            ok = proc_in(t, pproc, t.program[k + 1])
+            k += 2
         else:
-            adrg = hdr >> 1
-            if any_rule(t, c, i, pproc, t.program + k + 2, nr):
-                out.mdc[i] = cur
-                out.adrg[i] = adrg
-                out.drg[i] = t.adrg_drg[adrg * 3 + severity(t, c, i)]
-                return
+            nr = t.program[k + 1]
+            ok = any_rule(t, c, i, pproc, t.program + k + 2, nr)
             k += nr + 2
+        if hdr & 2:
+            if ok:
+                cur = hdr >> 2
+                if first_mdc < 0:
+                    first_mdc = cur
+                k += 1
+            else:
+                k = t.program[k]       # the next MDC item
+        elif ok:
+            adrg = hdr >> 2
+            out.mdc[i] = cur
+            out.adrg[i] = adrg
+            out.drg[i] = t.adrg_drg[adrg * 3 + severity(t, c, i)]
+            return
     out.mdc[i] = first_mdc
     other = t.female_bit if c.sex[i] == 1 else t.male_bit
     if dx_in(t, c.pdx[i], other):

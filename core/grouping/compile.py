@@ -91,12 +91,15 @@ def _programs(bits: np.ndarray, arrays: dict, mdc_group, mdc_adrg_start, adrg_or
 
     Dx with the same live rules share one program (``dx_program[dx]`` indexes
     ``program_start``, CSR into ``program``). A program is a run of items
-    ``[id << 1 | is_mdc, n, rule_1 .. rule_n]``; an MDC item is followed by one more word,
-    the program position of the next MDC item (its ADRGs are skipped when it fails).
+    ``[id << 2 | is_mdc << 1, n, rule_1 .. rule_n]``, or ``[id << 2 | is_mdc << 1 | 1, bit]``
+    when the item is one principal-procedure bit test (most surgical ADRGs); an MDC item is
+    followed by one more word, the program position of the next MDC item (its ADRGs are
+    skipped when it fails).
     """
     kind, arg = arrays["cond_kind"], arrays["cond_arg"]
     rs, gs = arrays["rule_start"], arrays["group_start"]
     n_dx, pdx_in = bits.shape[0], COND_KINDS.index("pdx_in")
+    pproc_in = COND_KINDS.index("pproc_in")
     column = lambda b: ((bits[:, b >> 6] >> np.uint64(b & 63)) & np.uint64(1)).astype(bool)  # noqa: E731
     s_kind, s_arg, s_start = [], [], [0]
     live = []                                   # bool [n_dx] per rule
@@ -140,7 +143,11 @@ def _programs(bits: np.ndarray, arrays: dict, mdc_group, mdc_adrg_start, adrg_or
                 if is_mdc:
                     mdc_open = None
                 continue
-            program += [sid << 1 | is_mdc, len(rules), *rules]
+            if len(rules) == 1 and s_start[rules[0] + 1] - s_start[rules[0]] == 1 \
+                    and s_kind[s_start[rules[0]]] == pproc_in:     # one principal-proc bit
+                program += [sid << 2 | is_mdc << 1 | 1, s_arg[s_start[rules[0]]]]
+            else:
+                program += [sid << 2 | is_mdc << 1, len(rules), *rules]
             if is_mdc:
                 program.append(-1)
                 mdc_open = len(program) - 1
