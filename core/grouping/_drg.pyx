@@ -154,7 +154,7 @@ cdef int severity(const DrgTablesC* t, const ClaimsC* c, int64_t i) noexcept nog
 
 
 cdef void group_one(const DrgTablesC* t, const ClaimsC* c, int64_t i, ResultC* out) noexcept nogil:
-    cdef int32_t pproc = principal_proc(c, i), m, adrg, first_mdc = -1, other
+    cdef int32_t pproc = principal_proc(c, i), adrg, first_mdc = -1, other
     out.mdc[i] = -1
     out.adrg[i] = -1
     out.drg[i] = -1
