@@ -99,3 +99,17 @@ def test_excluded_cc_never_upgrades(to_table, row, data):
     before, after = _kernel([row, plus], to_table)
     if before[1] == after[1] == "ok" and before[3] == after[3]:
         assert after[0] == before[0]
+
+
+# City MDC orders: each order compiles its own walk programs (MDC skip words, dropped MDCs).
+MDC_ORDER = list(T.default_mdc_order)
+
+
+@settings(max_examples=6, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(st.permutations(MDC_ORDER), st.integers(0, 6), st.lists(claims, min_size=1, max_size=40))
+def test_kernel_equals_reference_any_mdc_order(to_table, order, drop, rows):
+    order = order[drop:]             # a city may also leave MDCs out
+    got = [(o["drg"], o["drg_status"], o["mdc"], o["adrg"])
+           for o in group_drg(to_table(rows), mdc_order=order).to_pylist()]
+    assert got == [tuple(group_claim(r, T, order)) for r in rows]
