@@ -18,7 +18,7 @@ import pyarrow as pa
 from .arrow_io import ClaimsError, Prepared, prepare, reject_more, rejects_table
 from .lower import (Lowerer, applying_lookups_missing, dense_ids, key_values, policy_years,
                     settlement_order)
-from .plan import Plan
+from .plan import Column, Plan, layer_exprs, walk
 from .registry import default_registry
 from .vector import Evaluator
 
@@ -153,6 +153,12 @@ def _reject_rows_in_order(prep: Prepared, order, missing, which) -> Prepared:
 CHUNK_ROWS = 1 << 16  # rows evaluated and settled at a time: the temporaries stay in cache
 
 
+def expression_columns(plan: Plan) -> set:
+    """The claim columns the layers' expressions read (ids and dates are read elsewhere)."""
+    return {e.name for layer in plan.layers for top in layer_exprs(layer) for e in walk(top)
+            if isinstance(e, Column)}
+
+
 class ChunkedSettlement:
     """Settles prepared rows chunk by chunk in settlement order. Each chunk gathers its rows,
     evaluates the claim-only expressions (vector.py) and runs the kernel; the accumulators
@@ -164,6 +170,7 @@ class ChunkedSettlement:
     def __init__(self, plan: Plan, prep: Prepared, registry, order: np.ndarray):
         self.plan, self.prep, self.registry, self.order = plan, prep, registry, order
         self.keys = _keys(plan, prep)
+        self.used = expression_columns(plan)  # only these are gathered per chunk
         self.years = policy_years(prep.columns["discharge_date"], plan.year_start)
         self.tables: dict = {}
         self.blocks = None
@@ -182,7 +189,7 @@ class ChunkedSettlement:
     def chunk(self, start: int, rows: np.ndarray) -> None:
         n, end = len(rows), start + len(rows)
         cols = {k: (v[rows] if isinstance(v, np.ndarray) else v.take(pa.array(rows)))
-                for k, v in self.prep.columns.items()}
+                for k, v in self.prep.columns.items() if k in self.used}
         ev = Evaluator(self.plan, cols, n, self.registry, self.tables)
         missing, which = applying_lookups_missing(self.plan, ev)
         keys = {k: (np.ascontiguousarray(ids[rows]), count)
