@@ -203,8 +203,9 @@ class ChunkedSettlement:
             self.out_pay[i][start:end] = spec["out_pay"]
             if spec["out_ded"] is not None:
                 self.out_ded[i][start:end] = spec["out_ded"]
-        self.missing[start:end] = missing
-        self.missing_table[start:end] = which
+        if missing.any():  # rare: keep the object-array work off the common path
+            self.missing[start:end] = missing
+            self.missing_table[start:end] = which
 
     def results(self) -> tuple:
         """(results table in settlement order, prep without the rows a lookup missed)."""
