@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import time
-from importlib import resources
+import importlib.util
 from pathlib import Path
 
 NAME = "demo"
@@ -18,12 +18,23 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=7)
 
 
+def bundled_root() -> Path:
+    """Where yibao.city_configs is installed. It is a data folder without __init__.py, i.e. a
+    namespace package, whose search path may also hold an editable install's path hook (not a
+    folder), which importlib.resources refuses; so take the first real folder on it."""
+    spec = importlib.util.find_spec("yibao.city_configs")
+    for entry in (spec.submodule_search_locations or []) if spec else []:
+        if Path(entry).is_dir():
+            return Path(entry)
+    raise SystemExit("yibao demo: the bundled city policies (yibao.city_configs) are not installed")
+
+
 def bundled_policy(city: str) -> Path:
     """The folder of a city policy shipped with yibao (installed as yibao.city_configs)."""
-    root = resources.files("yibao.city_configs")
-    folder = Path(str(root / city))
+    root = bundled_root()
+    folder = root / city
     if not (folder / "policy.yb").is_file():
-        cities = sorted(p.name for p in Path(str(root)).iterdir() if (p / "policy.yb").is_file())
+        cities = sorted(p.name for p in root.iterdir() if (p / "policy.yb").is_file())
         raise SystemExit(f"yibao demo: no bundled policy {city!r}; choose one of {cities}")
     return folder
 
