@@ -217,13 +217,8 @@ def _missing_lookup(plan, ev, row) -> str | None:
     return None
 
 
-def settle_reference(plan: Plan, claims, registry=None, context=None) -> BatchResult:
-    """The same contract as engine.settle_batch, computed claim by claim."""
-    registry = registry or default_registry()
-    prep = prepare(plan, claims)
-    input_rows = prep.n + len(prep.rejects)
-    prep = run_validators(plan, prep, registry)
-    ev = ClaimEvaluator(plan, registry)
+def _without_lookup_misses(plan: Plan, prep, ev) -> tuple:
+    """(prep with rows that miss a lookup table moved to the rejects, the other rows as dicts)."""
     rows = _rows(plan, prep)
     misses = [_missing_lookup(plan, ev, r) for r in rows]
     bad = np.array([m is not None for m in misses], dtype=bool)
@@ -231,6 +226,17 @@ def settle_reference(plan: Plan, claims, registry=None, context=None) -> BatchRe
         msgs = [f"no row of table {m!r} matches the claim" for m in misses if m is not None]
         prep = reject_more(prep, bad, "missing_table_key", msgs)
         rows = [r for r, m in zip(rows, misses) if m is None]
+    return prep, rows
+
+
+def settle_reference(plan: Plan, claims, registry=None, context=None) -> BatchResult:
+    """The same contract as engine.settle_batch, computed claim by claim."""
+    registry = registry or default_registry()
+    prep = prepare(plan, claims)
+    input_rows = prep.n + len(prep.rejects)
+    prep = run_validators(plan, prep, registry)
+    ev = ClaimEvaluator(plan, registry)
+    prep, rows = _without_lookup_misses(plan, prep, ev)
     order = sorted(range(len(rows)), key=lambda i: (rows[i]["discharge_date"], rows[i]["claim_id"]))
     acc = Accounts()
     outs = [settle_claim(plan, ev, rows[i], acc) for i in order]
@@ -306,13 +312,7 @@ def _version_rows(plan, claims, mask, registry, rejects):
     prep = prepare(plan, claims.take(pa.array(rows, pa.int64())))
     prep = run_validators(plan, prep, registry)
     ev = ClaimEvaluator(plan, registry)
-    accepted = _rows(plan, prep)
-    misses = [_missing_lookup(plan, ev, r) for r in accepted]
-    bad = np.array([m is not None for m in misses], dtype=bool)
-    if bad.any():
-        msgs = [f"no row of table {m!r} matches the claim" for m in misses if m is not None]
-        prep = reject_more(prep, bad, "missing_table_key", msgs)
-        accepted = [r for r, m in zip(accepted, misses) if m is None]
+    prep, accepted = _without_lookup_misses(plan, prep, ev)
     rej = rejects_table(prep.rejects)
     local = rej.column("row").to_numpy()
     rejects.append(rej.set_column(1, "row", pa.array(rows[local] if len(local) else [],
