@@ -10,6 +10,8 @@ payments.
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -167,9 +169,9 @@ class ChunkedSettlement:
     no accumulator) and is rejected afterwards. Peak memory is the prepared columns, the
     outputs and one chunk's temporaries, not a dozen full-length arrays per layer."""
 
-    def __init__(self, plan: Plan, prep: Prepared, registry, order: np.ndarray):
+    def __init__(self, plan: Plan, prep: Prepared, registry, order: np.ndarray, keys=None):
         self.plan, self.prep, self.registry, self.order = plan, prep, registry, order
-        self.keys = _keys(plan, prep)
+        self.keys = keys if keys is not None else _keys(plan, prep)
         self.used = expression_columns(plan)  # only these are gathered per chunk
         self.years = policy_years(prep.columns["discharge_date"], plan.year_start)
         self.tables: dict = {}
@@ -182,12 +184,28 @@ class ChunkedSettlement:
         self.missing_table = np.empty(n, dtype=object)
 
     def run(self, chunk_rows: int = None) -> None:
+        """Settle every chunk in order. With two threads (the default; ``YIBAO_THREADS=1``
+        turns it off) the next chunk's gathers and expressions are built while the kernel,
+        which releases the GIL, settles this one. Only the main thread runs the kernel, in
+        chunk order, so results are the same whatever the thread count."""
         chunk_rows = chunk_rows or CHUNK_ROWS
-        for start in range(0, self.prep.n, chunk_rows):
-            self.chunk(start, self.order[start:start + chunk_rows])
+        starts = list(range(0, self.prep.n, chunk_rows))
+        if len(starts) < 2 or os.environ.get("YIBAO_THREADS", "2") == "1":
+            for start in starts:
+                self.settle_chunk(self.build(start, chunk_rows))
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-eval") as pool:
+            pending = pool.submit(self.build, starts[0], chunk_rows)
+            for k in range(len(starts)):
+                built = pending.result()
+                if k + 1 < len(starts):
+                    pending = pool.submit(self.build, starts[k + 1], chunk_rows)
+                self.settle_chunk(built)
 
-    def chunk(self, start: int, rows: np.ndarray) -> None:
-        n, end = len(rows), start + len(rows)
+    def build(self, start: int, chunk_rows: int) -> tuple:
+        """Gather one chunk's rows and evaluate its claim-only expressions (no state)."""
+        rows = self.order[start:start + chunk_rows]
+        n = len(rows)
         cols = {k: (v[rows] if isinstance(v, np.ndarray) else v.take(pa.array(rows)))
                 for k, v in self.prep.columns.items() if k in self.used}
         ev = Evaluator(self.plan, cols, n, self.registry, self.tables)
@@ -196,6 +214,12 @@ class ChunkedSettlement:
                 for k, (ids, count) in self.keys.items()}
         program = Lowerer(self.plan, ev, keys, n).lower()
         program.year = np.ascontiguousarray(self.years[rows])
+        return start, program, missing, which
+
+    def settle_chunk(self, built: tuple) -> None:
+        """Run the kernel on a built chunk against the carried accumulators."""
+        start, program, missing, which = built
+        end = start + program.n
         if self.blocks is None:
             self.blocks = program.accumulator_rows()
         program.run_rows(np.flatnonzero(~missing).astype(np.int64), self.blocks)
@@ -234,14 +258,25 @@ class ChunkedSettlement:
         return reject_more(self.prep, bad, "missing_table_key", messages)
 
 
+def _order_and_keys(plan: Plan, prep: Prepared) -> tuple:
+    """The settlement order and the dense key ids: independent, and both mostly outside the
+    GIL (sorting, id hashing), so with two threads they are computed side by side."""
+    days = prep.columns["discharge_date"]
+    if os.environ.get("YIBAO_THREADS", "2") == "1" or prep.n < CHUNK_ROWS:
+        return settlement_order(prep.claim_id, days), _keys(plan, prep)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-keys") as pool:
+        keys = pool.submit(_keys, plan, prep)
+        return settlement_order(prep.claim_id, days), keys.result()
+
+
 def settle_batch(plan: Plan, claims, registry=None, context=None) -> BatchResult:
     """Check, settle and return results and rejects for one in-memory batch. ``context`` holds
     the run's extra inputs for plugin stages (e.g. ``{"balances": table}``)."""
     registry = registry or default_registry()
     prep = run_validators(plan, prepare(plan, claims), registry)
     input_rows = prep.n + len(prep.rejects)
-    run = ChunkedSettlement(plan, prep, registry,
-                            settlement_order(prep.claim_id, prep.columns["discharge_date"]))
+    order, keys = _order_and_keys(plan, prep)
+    run = ChunkedSettlement(plan, prep, registry, order, keys)
     run.run()
     results, order = run.results()
     rejects = run.rejected().rejects

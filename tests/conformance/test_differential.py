@@ -87,3 +87,16 @@ def test_settling_in_small_chunks_changes_nothing(batch, which, rows):
     finally:
         engine.CHUNK_ROWS = saved
     _assert_same(chunked, settle_reference(plan, batch))
+
+
+def test_thread_count_does_not_change_results(monkeypatch):
+    """Two threads overlap building the next chunk with the kernel on this one; the kernel
+    still settles chunks in order, so one thread gives the same bytes."""
+    from yibao.core.generate import generate_claims
+    claims = generate_claims(150_000, seed=3)  # three chunks of 64k rows
+    plan = reference_plan()
+    monkeypatch.setenv("YIBAO_THREADS", "2")
+    two = settle_batch(plan, claims)
+    monkeypatch.setenv("YIBAO_THREADS", "1")
+    one = settle_batch(plan, claims)
+    assert two.results.equals(one.results) and two.rejects.equals(one.rejects)
