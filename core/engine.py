@@ -258,6 +258,24 @@ class ChunkedSettlement:
         return reject_more(self.prep, bad, "missing_table_key", messages)
 
 
+def _stage_columns(registry):
+    """The claim columns the registered stages read (None: a stage reads them all)."""
+    wanted = set()
+    for stage in registry.stages:
+        if stage.claim_columns is None:
+            return None
+        wanted.update(stage.claim_columns)
+    return wanted
+
+
+def _claims_in_order(raw: pa.Table, order: np.ndarray, columns) -> pa.Table:
+    """The accepted claims in settlement order, only ``columns`` of them (None: all): taking
+    every column, list columns of diagnoses included, costs more than the settlement."""
+    if columns is not None:
+        raw = raw.select([c for c in raw.column_names if c in columns or c == "claim_id"])
+    return raw.take(pa.array(order))
+
+
 def _order_and_keys(plan: Plan, prep: Prepared) -> tuple:
     """The settlement order and the dense key ids: independent, and both mostly outside the
     GIL (sorting, id hashing), so with two threads they are computed side by side."""
@@ -281,13 +299,13 @@ def settle_batch(plan: Plan, claims, registry=None, context=None) -> BatchResult
     results, order = run.results()
     rejects = run.rejected().rejects
     check_invariants(plan, results)
-    if registry.stages or plan.provider is not None or plan.groupers:
-        claims_in_order = prep.raw.take(pa.array(order))
-        if registry.stages:
-            results = run_stages(plan, results, claims_in_order, registry, context)
-        if plan.provider is not None or plan.groupers:
-            from .provider import append_claim_columns  # provider payment: group, points
-            results = append_claim_columns(plan, results, claims_in_order)
+    if registry.stages:
+        claims_in_order = _claims_in_order(prep.raw, order, _stage_columns(registry))
+        results = run_stages(plan, results, claims_in_order, registry, context)
+    if plan.provider is not None or plan.groupers:
+        from .provider import append_claim_columns, needed_columns  # group, points
+        claims_in_order = _claims_in_order(prep.raw, order, set(needed_columns(plan)))
+        results = append_claim_columns(plan, results, claims_in_order)
     return BatchResult(results, rejects_table(rejects), input_rows)
 
 

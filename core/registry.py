@@ -61,6 +61,7 @@ class Stage:
     columns: tuple  # (name, pyarrow type) it adds
     reference: Optional[Callable] = None
     plugin: str = "yibao"
+    claim_columns: Optional[tuple] = None  # the claim columns it reads; None: all of them
 
 
 @dataclass

@@ -48,4 +48,4 @@ def yibao_register_validators(registry):
 def yibao_register_stages(registry):
     """家庭共济: personal accounts pay bound family members' self-pay."""
     registry.add_stage(Stage("family_mutual_aid", mutual_aid.run, mutual_aid.COLUMNS,
-                             mutual_aid.reference))
+                             mutual_aid.reference, claim_columns=("person_id",)))
