@@ -271,58 +271,77 @@ class _ProviderPrinter:
         self.close("", p)
 
 
+def _high_outlier(s) -> str:
+    n = format_number
+    return "high outlier " + ", ".join(
+        f"{n(b.threshold)} when points <= {n(b.max_points)}" if b.max_points is not None
+        else f"{n(b.threshold)} otherwise" for b in s.bands)
+
+
+def _coefficients(s) -> str:
+    if s.csv is not None:
+        return f'coefficient by {s.column.name} from "{s.csv.value}"'
+    return f"coefficient by {s.column.name} {{ {', '.join(_row(r) for r in s.rows)} }}"
+
+
+def _readmission(s) -> str:
+    if s.share is None:
+        return f"readmission within {format_number(s.days)} days halves the earlier stay"
+    return f"readmission within {format_number(s.days)} days: earlier stay {format_number(s.share)}"
+
+
+def _point_value(s) -> str:
+    if s.kind == "budget_plus_paid":
+        return "point value (budget + patient_paid) / points"
+    if s.kind == "budget":
+        return "point value budget / points"
+    return f"point value baseline {format_number(s.share)} at {format_number(s.value)}"
+
+
+def _sharing(s) -> str:
+    n = format_number
+    text = f"sharing keep {n(s.keep)} surplus, bear {n(s.bear)} overrun"
+    if s.per_head is not None:
+        text += f" against {n(s.per_head)} per head for {n(s.insured)} insured"
+    return text
+
+
+def _prepayments(s) -> str:
+    floor = "" if s.floor is None else f" floor {format_number(s.floor)}"
+    return f'prepayments from "{s.csv.value}"{floor}'
+
+
+# Pool statements by node type (`day tiers` is a block, printed by the pool printer).
+_POOL_STATEMENTS = {
+    ast.Applies: lambda s: f"applies when {format_expr(s.cond)}",
+    ast.GroupBy: lambda s: f"group by {s.grouper.name}",
+    ast.Budget: lambda s: f"budget {format_number(s.amount)}",
+    ast.BudgetFrom: lambda s: (f'budget from "{s.csv.value}" mean with '
+                               f"{format_number(s.growth)} growth"),
+    ast.BasePoints: lambda s: f'base points from "{s.csv.value}"',
+    ast.Coefficients: _coefficients,
+    ast.HighOutlier: _high_outlier,
+    ast.LowOutlier: lambda s: f"low outlier {format_number(s.threshold)}",
+    ast.Incomplete: lambda s: f"incomplete when {s.column.name}",
+    ast.BedDay: lambda s: f'bed day points from "{s.csv.value}"',
+    ast.Readmission: _readmission,
+    ast.Adjust: lambda s: (f"adjust {s.name.name} {format_number(s.factor)} when "
+                           f"{format_expr(s.cond)}"),
+    ast.PointValueDecl: _point_value,
+    ast.Reserve: lambda s: f"reserve {format_number(s.share)}",
+    ast.Sharing: _sharing,
+    ast.Capitation: lambda s: (f"capitation {format_number(s.per_head)} per head signed from "
+                               f'"{s.csv.value}"'),
+    ast.Prepayments: _prepayments,
+}
+
+
 def pool_statement(s) -> str:
     """One pool statement in its canonical form (not `day tiers`, a block)."""
-    n = format_number
-    if isinstance(s, ast.Applies):
-        return f"applies when {format_expr(s.cond)}"
-    if isinstance(s, ast.GroupBy):
-        return f"group by {s.grouper.name}"
-    if isinstance(s, ast.Budget):
-        return f"budget {n(s.amount)}"
-    if isinstance(s, ast.BudgetFrom):
-        return f'budget from "{s.csv.value}" mean with {n(s.growth)} growth'
-    if isinstance(s, ast.BasePoints):
-        return f'base points from "{s.csv.value}"'
-    if isinstance(s, ast.Coefficients):
-        if s.csv is not None:
-            return f'coefficient by {s.column.name} from "{s.csv.value}"'
-        return f"coefficient by {s.column.name} {{ {', '.join(_row(r) for r in s.rows)} }}"
-    if isinstance(s, ast.HighOutlier):
-        return "high outlier " + ", ".join(
-            f"{n(b.threshold)} when points <= {n(b.max_points)}" if b.max_points is not None
-            else f"{n(b.threshold)} otherwise" for b in s.bands)
-    if isinstance(s, ast.LowOutlier):
-        return f"low outlier {n(s.threshold)}"
-    if isinstance(s, ast.Incomplete):
-        return f"incomplete when {s.column.name}"
-    if isinstance(s, ast.BedDay):
-        return f'bed day points from "{s.csv.value}"'
-    if isinstance(s, ast.Readmission):
-        if s.share is None:
-            return f"readmission within {n(s.days)} days halves the earlier stay"
-        return f"readmission within {n(s.days)} days: earlier stay {n(s.share)}"
-    if isinstance(s, ast.Adjust):
-        return f"adjust {s.name.name} {n(s.factor)} when {format_expr(s.cond)}"
-    if isinstance(s, ast.PointValueDecl):
-        if s.kind == "budget_plus_paid":
-            return "point value (budget + patient_paid) / points"
-        if s.kind == "budget":
-            return "point value budget / points"
-        return f"point value baseline {n(s.share)} at {n(s.value)}"
-    if isinstance(s, ast.Reserve):
-        return f"reserve {n(s.share)}"
-    if isinstance(s, ast.Sharing):
-        text = f"sharing keep {n(s.keep)} surplus, bear {n(s.bear)} overrun"
-        if s.per_head is not None:
-            text += f" against {n(s.per_head)} per head for {n(s.insured)} insured"
-        return text
-    if isinstance(s, ast.Capitation):
-        return f'capitation {n(s.per_head)} per head signed from "{s.csv.value}"'
-    if isinstance(s, ast.Prepayments):
-        floor = "" if s.floor is None else f" floor {n(s.floor)}"
-        return f'prepayments from "{s.csv.value}"{floor}'
-    raise TypeError(f"cannot print {type(s).__name__}")
+    fmt = _POOL_STATEMENTS.get(type(s))
+    if fmt is None:
+        raise TypeError(f"cannot print {type(s).__name__}")
+    return fmt(s)
 
 
 for _name in ("s_GrouperDecl", "s_PoolDecl"):
