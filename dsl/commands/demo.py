@@ -19,14 +19,25 @@ def add_arguments(parser):
 
 
 def bundled_root() -> Path:
-    """Where yibao.city_configs is installed. It is a data folder without __init__.py, i.e. a
-    namespace package, whose search path may also hold an editable install's path hook (not a
-    folder), which importlib.resources refuses; so take the first real folder on it."""
+    """Where yibao.city_configs is installed: the first folder on its search path that holds
+    at least one city policy.
+
+    It is a data folder without __init__.py, i.e. a namespace package. Its search path can hold
+    an editable install's path hook (not a folder), and an empty folder that a regular install
+    left behind when an editable install replaced it (pip removes the files, not the folders),
+    so "the first folder" is not enough. The repository's own city_configs/ next to this
+    package is the last resort, for an editable install whose hook importlib cannot list."""
     spec = importlib.util.find_spec("yibao.city_configs")
-    for entry in (spec.submodule_search_locations or []) if spec else []:
-        if Path(entry).is_dir():
-            return Path(entry)
+    candidates = [Path(e) for e in (spec.submodule_search_locations or [])] if spec else []
+    candidates.append(Path(__file__).resolve().parents[2] / "city_configs")
+    for folder in candidates:
+        if folder.is_dir() and _cities(folder):
+            return folder
     raise SystemExit("yibao demo: the bundled city policies (yibao.city_configs) are not installed")
+
+
+def _cities(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if (p / "policy.yb").is_file())
 
 
 def bundled_policy(city: str) -> Path:
@@ -34,8 +45,7 @@ def bundled_policy(city: str) -> Path:
     root = bundled_root()
     folder = root / city
     if not (folder / "policy.yb").is_file():
-        cities = sorted(p.name for p in root.iterdir() if (p / "policy.yb").is_file())
-        raise SystemExit(f"yibao demo: no bundled policy {city!r}; choose one of {cities}")
+        raise SystemExit(f"yibao demo: no bundled policy {city!r}; choose one of {_cities(root)}")
     return folder
 
 
