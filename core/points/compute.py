@@ -132,14 +132,15 @@ def high_thresholds(pool: Pool, base: np.ndarray):
 
 
 def bed_day_points(pool: Pool, claims: pa.Table, per_day: np.ndarray) -> np.ndarray:
-    """Σ over day tiers of round(per-day points × days in the tier × factor)."""
+    """round(per-day points × Σ over day tiers of days in the tier × factor): the tiered
+    formula is one value, rounded once (point-method.md §2)."""
     los = ints(claims, pool.bed_day.los_column)
-    total = np.zeros(len(los), np.int64)
+    weighted_days = np.zeros(len(los), np.int64)  # Σ days × factor, in millionths of a day
     for tier in pool.bed_day.tiers:
         last = los if tier.last is None else np.minimum(los, tier.last)
         days = np.maximum(0, last - tier.first + 1)
-        total += mul3_div(per_day, days, tier.factor, RATIO_SCALE)
-    return total
+        weighted_days += mul3_div(days, tier.factor, 1, 1)
+    return mul3_div(per_day, weighted_days, 1, RATIO_SCALE)
 
 
 def classify(pool: Pool, claims: pa.Table, groups: pa.Array):
@@ -155,10 +156,13 @@ def classify(pool: Pool, claims: pa.Table, groups: pa.Array):
     cost = ints(claims, "total")
     k, _ = lookup(_coef_keys(pool, claims, groups), _coef_pairs(pool), default=RATIO_SCALE)
     t_high, has_t = high_thresholds(pool, base)
-    scaled = cost * RATIO_SCALE  # r compared as cost·10^6 against T·avg, exactly
+    scaled = mul3_div(cost, RATIO_SCALE, 1, 1)  # r compared as cost·10^6 against T·avg
+    t_avg = mul3_div(t_high, avg, 1, 1)
 
     bk = mul3_div(base, k, 1, RATIO_SCALE)
-    pts_high = bk + mul3_div(base, np.maximum(scaled - t_high * avg, 0), 1, avg * RATIO_SCALE)
+    # B·k + B·(r − T) = B·(k·avg + cost·10^6 − T·avg) / (avg·10^6): one value, rounded once
+    excess = np.where(has_t & (scaled >= t_avg), scaled - t_avg, 0)
+    pts_high = mul3_div(base, mul3_div(k, avg, 1, 1) + excess, 1, avg * RATIO_SCALE)
     pts_low = mul3_div(base, cost, 1, avg)
     pts_inc = np.minimum(base, mul3_div(base, k, cost, avg * RATIO_SCALE))
 
@@ -166,9 +170,10 @@ def classify(pool: Pool, claims: pa.Table, groups: pa.Array):
     points = np.zeros(n, np.int64)
     # Lowest precedence first, so each later assignment overrides: the order is the spec's.
     sets = [(has_base, NORMAL, bk),
-            (has_base & (pool.outliers.t_low > 0) & (scaled <= pool.outliers.t_low * avg),
+            (has_base & (pool.outliers.t_low > 0)
+             & (scaled <= mul3_div(pool.outliers.t_low, avg, 1, 1)),
              LOW, pts_low),
-            (has_base & has_t & (scaled >= t_high * avg), HIGH, pts_high)]
+            (has_base & has_t & (scaled >= t_avg), HIGH, pts_high)]
     if pool.incomplete_column:
         flag = pc.fill_null(column(claims, pool.incomplete_column), False)
         sets.append((has_base & flag.to_numpy(zero_copy_only=False).astype(bool),
@@ -190,31 +195,35 @@ def _coef_pairs(pool: Pool) -> tuple:
     return tuple((f"{key}\x1f{group}", k) for key, group, k in pool.coefficients)
 
 
+def _day_key(seg: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """One sortable int64 per (stay segment, day): segments apart by more than any date gap."""
+    return seg * (1 << 33) + (days + (1 << 32))
+
+
 def readmitted(pool: Pool, claims: pa.Table, grouped: np.ndarray) -> np.ndarray:
-    """True for a grouped stay followed by the same person's next stay in the same group
-    admitted 0..N days after its discharge. Ordered by person, group, admission, claim_id, so
-    the answer does not depend on row order."""
+    """True for a grouped stay when ANY other stay of the same person in the same group is
+    admitted 0..N days (inclusive) after its discharge, at any hospital (point-method.md §2):
+    an overlapping transfer stay does not hide a later readmission, and in a chain every
+    earlier link is halved. A stay without a person, group or dates takes no part. Counts
+    admissions in a window over stays sorted by (person, group, admission), so the answer
+    does not depend on row order."""
     r = pool.readmission
     n = claims.num_rows
     if r is None or n < 2:
         return np.zeros(n, bool)
-    order = pc.sort_indices(pa.table({
-        "p": texts(claims, r.person_column), "g": texts(claims, pool.group_column),
-        "a": ints(claims, r.admit_column), "c": texts(claims, "claim_id")}),
-        sort_keys=[("p", "ascending"), ("g", "ascending"), ("a", "ascending"),
-                   ("c", "ascending")]).to_numpy()
-    person = pc.take(texts(claims, r.person_column), order)
-    group = pc.take(texts(claims, pool.group_column), order)
-    admit = ints(claims, r.admit_column)[order]
-    discharge = ints(claims, r.discharge_column)[order]
-    same = (pc.fill_null(pc.equal(person[:-1], person[1:]), False).to_numpy(zero_copy_only=False)
-            & pc.fill_null(pc.equal(group[:-1], group[1:]), False).to_numpy(zero_copy_only=False))
-    gap = admit[1:] - discharge[:-1]
-    hit_sorted = np.zeros(n, bool)
-    hit_sorted[:-1] = same & (gap >= 0) & (gap <= r.days) & grouped[order][1:]
-    hit = np.zeros(n, bool)
-    hit[order] = hit_sorted
-    return hit & grouped
+    person_group = pc.binary_join_element_wise(
+        texts(claims, r.person_column), texts(claims, pool.group_column), "\x1f")
+    valid = (pc.is_valid(person_group).to_numpy(zero_copy_only=False)
+             & pc.is_valid(column(claims, r.admit_column)).to_numpy(zero_copy_only=False)
+             & pc.is_valid(column(claims, r.discharge_column)).to_numpy(zero_copy_only=False))
+    seg = pc.fill_null(pc.dictionary_encode(person_group).indices, 0).to_numpy(
+        zero_copy_only=False).astype(np.int64)
+    admit, discharge = ints(claims, r.admit_column), ints(claims, r.discharge_column)
+    admitted = np.sort(_day_key(seg, admit)[valid])
+    lo = np.searchsorted(admitted, _day_key(seg, discharge), side="left")
+    hi = np.searchsorted(admitted, _day_key(seg, discharge + r.days), side="right")
+    own = (admit >= discharge) & (admit <= discharge + r.days)  # the stay's own admission
+    return valid & grouped & (hi - lo - own.astype(np.int64) > 0)
 
 
 def apply_adjustments(pool: Pool, claims: pa.Table, points: np.ndarray, eligible: np.ndarray):
@@ -268,23 +277,30 @@ def all_claim_points(plan: PointsPlan, claims: pa.Table) -> pa.Table:
 def hospital_sums(pool: Pool, claims: pa.Table, scored: pa.Table, patient_paid: str,
                   fund_cost):
     """(per_h, signed_pts): per hospital a dict of points, points_pv (unsigned), paid, paid_pv,
-    total, cost_pv and n (claims); and points per signed institution (capitation)."""
+    total, cost_pv, n (claims), pending_n and pending_total; and points per signed
+    institution (capitation). An ungrouped claim (``case_class`` ungrouped: no points, no
+    special review) counts in ``n`` and in ``pending_n``/``pending_total`` (awaiting special
+    review) only: it stays out of paid, total and cost (point-method.md §2)."""
     scored = scored.filter(pc.equal(scored["pool"], pool.name))
     at = pc.index_in(scored["claim_id"], value_set=texts(claims, "claim_id"))
     if pc.any(pc.is_null(at)).as_py():
         raise KeyError(f"pool {pool.name}: claim_points rows without a claim")
     rows = claims.take(at)
+    valued = ~pc.fill_null(pc.equal(scored["case_class"], "ungrouped"), False).to_numpy(
+        zero_copy_only=False)
     paid = ints(rows, patient_paid)
     total = ints(rows, "total")
     cost = ints(rows, fund_cost) if fund_cost else total - paid
     pts = scored["points"].to_numpy()
     signed = (pc.is_valid(column(rows, pool.capitation.signed_column))
               .to_numpy(zero_copy_only=False) if pool.capitation else np.zeros(len(pts), bool))
-    unsigned = ~signed
+    free = ~signed & valued
     frame = pa.table({
-        "h": scored["hospital_id"], "points": pts, "points_pv": np.where(unsigned, pts, 0),
-        "paid": paid, "paid_pv": np.where(unsigned, paid, 0), "total": total,
-        "cost_pv": np.where(unsigned, cost, 0), "n": np.ones(len(pts), np.int64)})
+        "h": scored["hospital_id"], "points": pts, "points_pv": np.where(free, pts, 0),
+        "paid": np.where(valued, paid, 0), "paid_pv": np.where(free, paid, 0),
+        "total": np.where(valued, total, 0), "cost_pv": np.where(free, cost, 0),
+        "n": np.ones(len(pts), np.int64), "pending_n": (~valued).astype(np.int64),
+        "pending_total": np.where(valued, 0, total)})
     sums = frame.group_by("h").aggregate([(c, "sum") for c in frame.column_names[1:]])
     sums = sums.rename_columns([c.removesuffix("_sum") for c in sums.column_names])
     if pool.capitation:
