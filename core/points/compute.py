@@ -154,6 +154,7 @@ def classify(pool: Pool, claims: pa.Table, groups: pa.Array):
                          f"{sorted(set(pc.filter(groups, missing).to_pylist()))}")
     avg = np.where(avg > 0, avg, 1)  # a 0 average only ever pairs with B = 0
     cost = ints(claims, "total")
+    _check_cost_range(claims, cost)
     k, _ = lookup(_coef_keys(pool, claims, groups), _coef_pairs(pool), default=RATIO_SCALE)
     t_high, has_t = high_thresholds(pool, base)
     scaled = mul3_div(cost, RATIO_SCALE, 1, 1)  # r compared as cost·10^6 against T·avg
@@ -185,6 +186,16 @@ def classify(pool: Pool, claims: pa.Table, groups: pa.Array):
         code[mask] = cls
         points[mask] = pts[mask]
     return code, points
+
+
+def _check_cost_range(claims: pa.Table, cost: np.ndarray) -> None:
+    """r is compared as cost × 10^6 in int64: a cost beyond that is an error naming the
+    claim, never a wrapped product."""
+    bad = np.nonzero(np.abs(cost) > np.iinfo(np.int64).max // RATIO_SCALE)[0]
+    if len(bad):
+        cid = texts(claims, "claim_id")[int(bad[0])].as_py()
+        raise OverflowError(f"claim {cid}: total {int(cost[bad[0]])} fen is too large to "
+                            "score (over 9.2 × 10^12 fen)")
 
 
 def _coef_keys(pool: Pool, claims: pa.Table, groups: pa.Array) -> pa.Array:

@@ -203,3 +203,10 @@ def test_negative_split_is_the_mirror_of_the_positive_one():
     minus = largest_remainder({k: -v for k, v in shares.items()})
     assert minus == {k: -v for k, v in plus.items()}
     assert reference.apportion({k: -v for k, v in shares.items()}) == minus
+
+
+def test_a_cost_too_large_to_score_names_the_claim():
+    # r is compared as cost × 10^6 in int64; before, the product wrapped silently
+    table = claims({"claim_id": "big", "drg": "A", "total": 10**13})
+    with pytest.raises(OverflowError, match="claim big"):
+        claim_points(PointsPlan((inpatient_pool(),)), "inp", table)
