@@ -27,21 +27,27 @@ adjustments    list<string>: names of the adjustments applied, in order
 
 hospitals (one row per pool × hospital, sorted by pool order then ``fixmedins_code``):
   pool; ``fixmedins_code`` (定点医药机构编号, the hospital_id); ``claims``; ``points`` (×10^4);
-  ``medfee_sumamt`` (医疗费总额, Σ total); ``value`` (V[h], 点数价值, fen);
-  ``psn_part_amt`` (patients' payments); ``hifp_pay`` (fund due D = V − psn_part_amt);
+  ``medfee_sumamt`` (医疗费总额, Σ total of valued claims); ``value`` (V[h], 点数价值, fen);
+  ``psn_part_amt`` (patients' payments on valued claims); ``hifp_pay`` (fund due D = V −
+  psn_part_amt when the points carry patients' money, (budget + patient_paid) / points; D = V
+  when they carry fund money only, budget / points and a baseline);
   ``prepaid`` (预付); ``shared_amt`` (surplus kept > 0 / overrun borne < 0, already inside V);
   ``capitation_budget``, ``capitation_used``, ``capitation_balance`` (人头包干, as the signed
   institution); ``setl_amt`` (year-end settlement = hifp_pay − prepaid + capitation_balance);
   ``budget`` (the hospital's own budget under per-hospital budgets, else null);
   ``prepay_below`` (list of ``YYYY-MM``: months whose prepayment is below the pool's
   ``prepay_floor`` of the month's fee-for-service fund amount; empty: no finding).
-  ``prepaid`` is the yearly ``prepaid`` plus Σ monthly ``prepayments``.
+  ``pending_review_claims`` / ``pending_review_amt`` (ungrouped claims awaiting special
+  review: count, Σ total; not charged). ``prepaid`` is the yearly ``prepaid`` plus Σ monthly
+  ``prepayments``.
 pools (one row per pool): pool, ``budget``, ``control_total`` (budget, or per-head × insured),
   ``reserve`` (调剂金), ``fund_cost`` (A, fee-for-service fund cost of unsigned claims),
   ``shared_amt``, ``fund_amt`` (G), ``psn_part_amt`` (P of unsigned claims), ``points``,
   ``points_pv`` (Σ points the PV is formed over), ``point_value`` (exact "num/den" fen per
   point), ``point_value_e6`` (micro-fen per point, half-up), ``distributed`` (Σ value),
-  ``capitation_budget``.
+  ``capitation_budget``, ``capitation_used``, ``budget_deviation`` (baseline: Σ value −
+  capitation_used − what the floating form distributes), ``hifp_pay`` (Σ fund due),
+  ``pending_review_claims``, ``pending_review_amt``. Every column: docs/outputs.md.
 """
 from __future__ import annotations
 
