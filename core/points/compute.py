@@ -195,13 +195,13 @@ def classify(pool: Pool, claims: pa.Table, groups: pa.Array):
 
 
 def _check_cost_range(claims: pa.Table, cost: np.ndarray) -> None:
-    """r is compared as cost × 10^6 in int64: a cost beyond that is an error naming the
-    claim, never a wrapped product."""
-    bad = np.nonzero(np.abs(cost) > np.iinfo(np.int64).max // RATIO_SCALE)[0]
+    """r is compared as cost × 10^6 in int64, and a high outlier adds k × avg to that: a
+    cost beyond half the range is an error naming the claim, never a wrapped product."""
+    bad = np.nonzero(np.abs(cost) > np.iinfo(np.int64).max // (2 * RATIO_SCALE))[0]
     if len(bad):
         cid = texts(claims, "claim_id")[int(bad[0])].as_py()
         raise OverflowError(f"claim {cid}: total {int(cost[bad[0]])} fen is too large to "
-                            "score (over 9.2 × 10^12 fen)")
+                            "score (over 4.6 × 10^12 fen)")
 
 
 def _coef_keys(pool: Pool, claims: pa.Table, groups: pa.Array) -> pa.Array:
