@@ -8,11 +8,13 @@ as YAML numbers or strings, read exactly with ``Decimal(str(x))``) and ``expect`
 Claim fields not given take neutral defaults (tier2, inpatient, hospital H1, not TCM,
 admitted on the discharge date, no diagnoses).
 
-A case may also state ``hospitals: {pool: {hospital_id: {column: value}}}``: the case's
-claims settled as one provider year under the policy's pools (``provider.settle_provider_year``,
-the policy's budgets as written), compared with the hospitals output (docs/outputs.md):
-money columns (``value``, ``hifp_pay``, ``psn_part_amt``, ``shared_amt``, ``setl_amt`` …) in
-yuan, ``points`` in points, ``claims`` and ``pending_review_claims`` as counts.
+A case may also state ``hospitals: {pool: {hospital_id: {column: value}}}`` and
+``pools: {pool: {column: value}}``: the case's claims settled as one provider year under the
+policy's pools (``provider.settle_provider_year``, the policy's budgets as written), compared
+with the hospitals and pools outputs (docs/outputs.md): money columns (``value``,
+``hifp_pay``, ``psn_part_amt``, ``shared_amt``, ``budget_deviation`` …) in yuan, ``points``
+and ``points_pv`` in points, ``claims`` and ``pending_review_claims`` as counts,
+``point_value`` as its exact text ("num/den" fen per point).
 
 ``run_cases`` settles each case as its own batch on the kernel (``engine.settle_batch``) and
 compares; a mismatch names the layer (or the pool and hospital). Coverage comes from the tracer (``explain.py``) over the
@@ -111,8 +113,8 @@ def _provider_columns(plan: Plan) -> dict:
 # -- cases -----------------------------------------------------------------------------------
 
 
-TEXT_COLUMNS = ("pool", "group", "grouping_status", "case_class")
-POINT_COLUMNS = ("points",)
+TEXT_COLUMNS = ("pool", "group", "grouping_status", "case_class", "point_value")
+POINT_COLUMNS = ("points", "points_pv")
 COUNT_COLUMNS = ("claims", "pending_review_claims")
 
 
@@ -159,6 +161,7 @@ class Case:
     claims: tuple  # claim dicts as written
     expect: tuple  # ((claim_id, column, engine value), ...)
     hospitals: tuple = ()  # ((pool, hospital_id, column, engine value), ...)
+    pools: tuple = ()  # ((pool, column, engine value), ...)
 
 
 def load_cases(path) -> list:
@@ -174,8 +177,10 @@ def load_cases(path) -> list:
 
 
 def _case(path, i, c) -> Case:
-    if not isinstance(c, dict) or "claims" not in c or not ("expect" in c or "hospitals" in c):
-        raise CaseFileError(f"{path}: case {i} needs name, claims and expect (or hospitals)")
+    if not isinstance(c, dict) or "claims" not in c or not (
+            "expect" in c or "hospitals" in c or "pools" in c):
+        raise CaseFileError(f"{path}: case {i} needs name, claims and expect (or hospitals, "
+                            "pools)")
     name = str(c.get("name", f"case {i}"))
     try:
         expect = tuple((str(cid), col, expected_value(col, v))
@@ -184,9 +189,11 @@ def _case(path, i, c) -> Case:
         hospitals = tuple((str(pool), str(h), col, expected_value(col, v))
                           for pool, rows in (c.get("hospitals") or {}).items()
                           for h, cols in rows.items() for col, v in cols.items())
+        pools = tuple((str(pool), col, expected_value(col, v))
+                      for pool, cols in (c.get("pools") or {}).items() for col, v in cols.items())
     except (CaseFileError, AttributeError, ArithmeticError) as exc:
         raise CaseFileError(f"{path}: case {i} ({name}): {exc}") from None
-    return Case(name, tuple(c["claims"]), expect, hospitals)
+    return Case(name, tuple(c["claims"]), expect, hospitals, pools)
 
 
 @dataclass
@@ -255,27 +262,33 @@ def run_case(plan: Plan, case: Case, registry=None, settle_fn=None) -> CaseResul
         if actual != want:
             result.mismatches.append(Mismatch(cid, column, layer.name if layer else "",
                                               layer.label if layer else "", want, actual, note))
-    if case.hospitals:
-        result.mismatches += _hospital_mismatches(plan, case, table, batch.results)
+    if case.hospitals or case.pools:
+        result.mismatches += _provider_mismatches(plan, case, table, batch.results)
     return result
 
 
-def _hospital_mismatches(plan: Plan, case: Case, table: pa.Table, results: pa.Table) -> list:
-    """The case's provider year against its ``hospitals`` expectations."""
+def _provider_mismatches(plan: Plan, case: Case, table: pa.Table, results: pa.Table) -> list:
+    """The case's provider year against its ``hospitals`` and ``pools`` expectations."""
     from .provider import settle_provider_year
+    wanted = [(pool, h, col, want) for pool, h, col, want in case.hospitals] + [
+        (pool, None, col, want) for pool, col, want in case.pools]
     if plan.provider is None:
-        return [Mismatch(f"{pool}:{h}", col, "", "", want, None, "the policy has no pools")
-                for pool, h, col, want in case.hospitals]
-    hospitals, _ = settle_provider_year(plan, table, results)
+        return [Mismatch(pool if h is None else f"{pool}:{h}", col, "", "", want, None,
+                         "the policy has no pools") for pool, h, col, want in wanted]
+    hospitals, pools = settle_provider_year(plan, table, results)
     rows = {(r["pool"], r["fixmedins_code"]): r for r in hospitals.to_pylist()}
+    rows.update({(r["pool"], None): r for r in pools.to_pylist()})
     out = []
-    for pool, h, column, want in case.hospitals:
+    for pool, h, column, want in wanted:
         row = rows.get((pool, h))
         actual = None if row is None else row.get(column)
-        note = ("no such hospital in the pool" if row is None else
-                f"no column {column!r} in hospitals" if column not in row else "")
+        what = "pools" if h is None else "hospitals"
+        note = ("no such pool" if row is None and h is None else
+                "no such hospital in the pool" if row is None else
+                f"no column {column!r} in {what}" if column not in row else "")
         if actual != want:
-            out.append(Mismatch(f"{pool}:{h}", column, "", f"pool {pool}", want, actual, note))
+            out.append(Mismatch(pool if h is None else f"{pool}:{h}", column, "",
+                                f"pool {pool}", want, actual, note))
     return out
 
 

@@ -31,6 +31,7 @@ def test_every_points_city_ships_provider_cases(city):
     assert {"group", "case_class", "points"} <= stated
     stated = {col for c in cases for _, _, col, _ in c.hospitals}
     assert {"value", "hifp_pay"} <= stated
+    assert any(c.pools for c in cases)
 
 
 @pytest.mark.parametrize("city", POINT_CITIES)
@@ -68,8 +69,11 @@ def test_a_wrong_hospital_figure_is_named(tmp_path):
         ("inpatient_drg:H01", "hifp_pay"), ("inpatient_drg:H02", "hifp_pay")}
     m = res.mismatches[0]
     assert (m.shown(m.expected), m.shown(m.actual)) == ("185,356.01", "185,356.00")
-    missing = Case("x", case.claims, (), (("inpatient_drg", "H99", "value", 1),))
-    assert run_case(plan, missing).mismatches[0].note == "no such hospital in the pool"
+    missing = Case("x", case.claims, (), (("inpatient_drg", "H99", "value", 1),),
+                   (("nope", "fund_amt", 1), ("inpatient_drg", "fund_cost", 6461)))
+    notes = [(m.claim_id, m.note) for m in run_case(plan, missing).mismatches]
+    assert notes == [("inpatient_drg:H99", "no such hospital in the pool"),
+                     ("nope", "no such pool"), ("inpatient_drg", "")]
 
 
 def test_points_and_text_expectations_are_read_exactly(tmp_path):
