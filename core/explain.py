@@ -732,7 +732,10 @@ def _class_lines(t: ProviderTrace) -> list:
         return [f"  bed-day points: {_pts(n['per_day'])}/day × los {n['los']} ({tiers})"
                 f" = {_pts(t.base_points)}"]
     if n.get("kind") != "points":
-        return [f"  group {t.group} has no base points: ungrouped, 0 points"]
+        if t.review is not None:
+            return [f"  group {t.group} has no base points: valued by special review"]
+        return [f"  group {t.group} has no base points: ungrouped, 0 points, awaiting "
+                "special review (not charged to the hospital)"]
     high = "none" if n["t_high"] is None else format_ratio(n["t_high"]).rstrip("%")
     lines = [f"  base points B {_pts(n['B'])}, coefficient k {format_ratio(n['k'])} "
              f"({n['coefficient_by']} {n['coefficient_key']}), normal B × k "

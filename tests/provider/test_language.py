@@ -283,6 +283,9 @@ def test_explain_shows_special_review(folder):
     text = format_explanation(explain_claim(plan, claims, "c1"))
     assert "special review (特病单议): 77.5000 points, final" in text
     assert "readmission:" not in text and "case class review" in text
+    claims = pa.Table.from_pylist([claim("c9", "p9", "H1", "zz", 1_000, (3, 1), (3, 5))])
+    text = format_explanation(explain_claim(plan, claims, "c9"))
+    assert "awaiting special review (not charged to the hospital)" in text
 
 
 def test_special_review_round_trip(folder):
