@@ -177,11 +177,9 @@ def settle_pool(pool: Pool, per_h: dict, signed_pts: dict):
     with_paid = carries_paid(pool)
     own = own_budgets(pool, per_h) if pool.hospital_budgets else None
     if own is not None:
-        control = sum(o[0] for o in own.values())
-        reserve = sum(o[1] for o in own.values())
-        shared = sum(o[2] for o in own.values())
-        g = sum(o[3] for o in own.values())
+        control, reserve, shared, g = (sum(o[i] for o in own.values()) for i in range(4))
         pv = point_value(pool, g, paid_pv, points_pv)
+        # each hospital is paid its own fund amount (+ its patients' money under (G + P) / Σ)
         value = {h: o[3] + (per_h[h]["paid_pv"] if with_paid and h in per_h else 0)
                  for h, o in own.items()}
         shares = {h: o[2] for h, o in own.items()}
@@ -199,7 +197,7 @@ def settle_pool(pool: Pool, per_h: dict, signed_pts: dict):
     rows = []
     for h in sorted(set(per_h) | set(prepaid) | set(cap_budget) | set(own or ())):
         r = per_h.get(h, EMPTY)
-        due = value.get(h, 0) - (r["paid"] if with_paid else 0)
+        due = value.get(h, 0) - (r["paid"] if with_paid else 0)  # patients' money off once
         balance = cap_budget.get(h, 0) - cap_used.get(h, 0)
         below = (prepay_below(pool, month_dues(pool, r), monthly.get(h, {}))
                  if pool.prepayments else [])
@@ -222,9 +220,14 @@ def settle_pool(pool: Pool, per_h: dict, signed_pts: dict):
         "capitation_budget": sum(cap_budget.values()),
         "capitation_used": sum(cap_used.values()), "budget_deviation": deviation,
         "hifp_pay": distributed - (paid_all if with_paid else 0),
-        "pending_review_claims": sum(r.get("pending_n", 0) for r in per_h.values()),
-        "pending_review_amt": sum(r.get("pending_total", 0) for r in per_h.values())}
+        **_pending(per_h)}
     return rows, pool_row
+
+
+def _pending(per_h: dict) -> dict:
+    """The pool's claims awaiting special review (ungrouped): count and Σ total."""
+    return {"pending_review_claims": sum(r.get("pending_n", 0) for r in per_h.values()),
+            "pending_review_amt": sum(r.get("pending_total", 0) for r in per_h.values())}
 
 
 def capitation(pool: Pool, signed_pts: dict, pv: Fraction):
