@@ -71,13 +71,31 @@ def test_claim_columns(city, settled):
     assert (points[ungrouped] == 0).all()
 
 
-@pytest.mark.parametrize("city", CITIES)
+def with_signed_persons(claims: pa.Table) -> pa.Table:
+    """Every third outpatient claim's person signed with H01 or H05 (Jinhua's signed.csv), so
+    capitation is exercised."""
+    n = claims.num_rows
+    inst = np.where(np.arange(n) % 3 == 0, np.where(np.arange(n) % 2 == 0, "H01", "H05"), None)
+    col = pa.array(inst.tolist(), pa.string())
+    if "signed_inst" in claims.column_names:
+        return claims.set_column(claims.schema.get_field_index("signed_inst"), "signed_inst", col)
+    return claims.append_column("signed_inst", col)
+
+
+@pytest.mark.parametrize("city", CITIES + ("jinhua+signed",))
 def test_no_fen_lost(city, settled):
     """In every pool of every city: Σ hospital values = what the pool distributes, to the
     fen, and Σ fund due = what the fund pays (point-method.md §3), both recomputed here from
     the pool's own figures rather than read back."""
-    plan, claims, batch = settled[city]
+    if city == "jinhua+signed":
+        plan, claims, _ = settled["jinhua"]
+        claims = with_signed_persons(claims)
+        batch = settle_batch(plan, claims)
+    else:
+        plan, claims, batch = settled[city]
     hospitals, pools = provider.settle_provider_year(plan, claims, batch.results)
+    if city == "jinhua+signed":
+        assert pools.to_pylist()[1]["capitation_used"] > 0
     for row in pools.to_pylist():
         pool = plan.provider.pool(row["pool"])
         mine = hospitals.filter(pc.equal(hospitals["pool"], row["pool"])).to_pylist()
