@@ -135,9 +135,9 @@ WITH c AS (
          ELSE 'normal' END AS case_class,
     CASE WHEN b IS NULL THEN 0
          WHEN scaled >= CAST(t_high AS HUGEINT) * avg
-           THEN rdiv(CAST(b AS HUGEINT) * k, {r})
-                + rdiv(CAST(b AS HUGEINT) * (scaled - CAST(t_high AS HUGEINT) * avg),
-                       CAST(avg AS HUGEINT) * {r})
+           THEN rdiv(CAST(b AS HUGEINT) * (CAST(k AS HUGEINT) * avg + scaled
+                                           - CAST(t_high AS HUGEINT) * avg),
+                     CAST(avg AS HUGEINT) * {r})  -- B·k + B·(r − T), rounded once
          WHEN scaled <= CAST({t_low} AS HUGEINT) * avg
            THEN rdiv(CAST(b AS HUGEINT) * total, avg)
          ELSE rdiv(CAST(b AS HUGEINT) * k, {r}) END AS p0
@@ -157,8 +157,9 @@ def hospital_sql(budget: int) -> str:
     r = RATIO_SCALE
     return f"""
 WITH h AS (
-  SELECT hospital_id, COUNT(*) AS claims, SUM(points) AS points, SUM(self_pay) AS paid
-  FROM pts GROUP BY hospital_id
+  SELECT hospital_id, COUNT(*) AS claims, SUM(points) AS points,
+         SUM(CASE WHEN case_class <> 'ungrouped' THEN self_pay ELSE 0 END) AS paid
+  FROM pts GROUP BY hospital_id  -- an ungrouped claim is not charged (awaits review)
 ), tot AS (
   SELECT SUM(points) AS s,
          {budget} - rdiv(CAST({budget} AS HUGEINT) * {RESERVE_SHARE}, {r}) + SUM(paid) AS gp

@@ -49,9 +49,12 @@ def test_duckdb_agrees_with_yibao_50k():
     y_hosp = y_hosp.select(HOSPITAL_COLUMNS)
     assert y_hosp.num_rows > 50
     assert y_hosp.to_pylist() == d_hosp.to_pylist()
-    # Σ value is F + P exactly (the largest remainder hands out every fen).
+    # Σ value is F + P exactly (the largest remainder hands out every fen), P over the
+    # valued claims only.
     f = params.budget - (params.budget * pp.RESERVE_SHARE + 500_000) // 1_000_000
-    assert pc.sum(d_hosp["value"]).as_py() == f + pc.sum(table["self_pay"]).as_py()
+    valued = pc.not_equal(y_scored["case_class"], "ungrouped")
+    paid = table.sort_by("claim_id").filter(valued)["self_pay"]
+    assert pc.sum(d_hosp["value"]).as_py() == f + pc.sum(paid).as_py()
 
 
 @pytest.fixture(scope="session")

@@ -556,16 +556,22 @@ def _case_numbers(pool, c: dict) -> dict:
 
 
 def _next_stay(pool, c: dict, members: list) -> Optional[dict]:
+    """The stay that makes ``c`` an earlier stay: of those admitted 0..N days after its
+    discharge (same person and group, any hospital), the first admitted (then claim_id)."""
     from .points.reference import day, is_readmitted
     if not is_readmitted(pool, c, members):
         return None
     r = pool.readmission
-    key = lambda x: (day(x[r.admit_column]), str(x["claim_id"]))
-    nxt = min((x for x in members if str(x[r.person_column]) == str(c[r.person_column])
-               and str(x[pool.group_column]) == str(c[pool.group_column]) and key(x) > key(c)),
-              key=key)
+    gap = lambda x: day(x[r.admit_column]) - day(c[r.discharge_column])
+    later = [x for x in members if x is not c
+             and None not in (x.get(r.admit_column), x.get(r.person_column),
+                              x.get(pool.group_column))
+             and str(x[r.person_column]) == str(c[r.person_column])
+             and str(x[pool.group_column]) == str(c[pool.group_column])
+             and 0 <= gap(x) <= r.days]
+    nxt = min(later, key=lambda x: (day(x[r.admit_column]), str(x["claim_id"])))
     return {"claim_id": str(nxt["claim_id"]), "within_days": r.days, "share": r.share,
-            "gap_days": day(nxt[r.admit_column]) - day(c[r.discharge_column])}
+            "gap_days": gap(nxt)}
 
 
 def explain_provider(plan: Plan, raw, accepted: set, targets: set) -> dict:
@@ -604,9 +610,9 @@ def explain_provider(plan: Plan, raw, accepted: set, targets: set) -> dict:
                               s["group"], c.get(status_column(grouper)) if grouper else None)
             t.grouping = _grouping_steps(plan, grouped, i, grouper) if grouper else []
             t.numbers, t.base_class, t.base_points = _case_numbers(pool, c), cls, pts
-            if cls != "ungrouped" and pool.readmission:
-                t.readmission = _next_stay(pool, c, members)
             t.review = dict((str(k), v) for k, v in pool.review).get(s["claim_id"])
+            if cls != "ungrouped" and pool.readmission and t.review is None:
+                t.readmission = _next_stay(pool, c, members)  # review is final: none
             t.adjustments = [(a.name, a.factor, describe_tests(a.when)) for a in pool.adjustments
                              if a.name in s["adjustments"]]
             t.case_class, t.points = s["case_class"], s["points"]
@@ -726,7 +732,10 @@ def _class_lines(t: ProviderTrace) -> list:
         return [f"  bed-day points: {_pts(n['per_day'])}/day × los {n['los']} ({tiers})"
                 f" = {_pts(t.base_points)}"]
     if n.get("kind") != "points":
-        return [f"  group {t.group} has no base points: ungrouped, 0 points"]
+        if t.review is not None:
+            return [f"  group {t.group} has no base points: valued by special review"]
+        return [f"  group {t.group} has no base points: ungrouped, 0 points, awaiting "
+                "special review (not charged to the hospital)"]
     high = "none" if n["t_high"] is None else format_ratio(n["t_high"]).rstrip("%")
     lines = [f"  base points B {_pts(n['B'])}, coefficient k {format_ratio(n['k'])} "
              f"({n['coefficient_by']} {n['coefficient_key']}), normal B × k "
@@ -764,7 +773,8 @@ def provider_lines(t: ProviderTrace) -> list:
         lines.append(f"  readmission: {r['claim_id']} admitted {r['gap_days']} days after this "
                      f"discharge (within {r['within_days']}): × {format_ratio(r['share'])}")
     if t.review is not None:
-        lines.append(f"  special review (特病单议): {_pts(t.review)} points")
+        lines.append(f"  special review (特病单议): {_pts(t.review)} points, final "
+                     "(no readmission share, no adjustments)")
     for name, factor, when in t.adjustments:
         lines.append(f"  adjustment {name} × {format_ratio(factor)} (when {when})")
     lines += [f"  case class {t.case_class}", f"  points {_pts(t.points)}"]

@@ -2,12 +2,22 @@
 
 A case file is a YAML list; each case has a ``name``, ``claims`` (claim records, money in yuan
 as YAML numbers or strings, read exactly with ``Decimal(str(x))``) and ``expect``:
-``{claim_id: {column: yuan}}`` where a column is a layer, ``<layer>_deductible`` or
-``self_pay``. Claim fields not given take neutral defaults (tier2, inpatient, hospital H1,
-not TCM, admitted on the discharge date, no diagnoses).
+``{claim_id: {column: value}}`` where a column is a layer, ``<layer>_deductible`` or
+``self_pay`` (yuan), or one of the provider-payment columns ``pool``, ``group``,
+``grouping_status``, ``case_class`` (text) and ``points`` (points, exact to 4 decimals).
+Claim fields not given take neutral defaults (tier2, inpatient, hospital H1, not TCM,
+admitted on the discharge date, no diagnoses).
+
+A case may also state ``hospitals: {pool: {hospital_id: {column: value}}}`` and
+``pools: {pool: {column: value}}``: the case's claims settled as one provider year under the
+policy's pools (``provider.settle_provider_year``, the policy's budgets as written), compared
+with the hospitals and pools outputs (docs/outputs.md): money columns (``value``,
+``hifp_pay``, ``psn_part_amt``, ``shared_amt``, ``budget_deviation`` …) in yuan, ``points``
+and ``points_pv`` in points, ``claims`` and ``pending_review_claims`` as counts,
+``point_value`` as its exact text ("num/den" fen per point).
 
 ``run_cases`` settles each case as its own batch on the kernel (``engine.settle_batch``) and
-compares; a mismatch names the layer. Coverage comes from the tracer (``explain.py``) over the
+compares; a mismatch names the layer (or the pool and hospital). Coverage comes from the tracer (``explain.py``) over the
 same cases: layers that never applied, table rows never matched, bands never entered.
 Missing expectations are not failures; a claim the engine rejects is (its reason is shown).
 """
@@ -86,17 +96,72 @@ def claims_table(rows: list, plan: Plan) -> pa.Table:
         if col.name not in arrays:
             typ = "money" if col.type.kind == MONEY else KIND_TYPES.get(col.type.kind, pa.string())
             arrays[col.name] = _column(col.name, typ, values(col.name))
+    for name, typ in _provider_columns(plan).items():  # sex, age, adl_score, signed_inst …
+        if name not in arrays:
+            arrays[name] = _column(name, typ, values(name))
     return pa.table(arrays)
 
 
+def _provider_columns(plan: Plan) -> dict:
+    """Claim columns the groupers and pools read (``provider.needed_columns``)."""
+    if plan.provider is None and not plan.groupers:
+        return {}
+    from .provider import needed_columns
+    return needed_columns(plan)
+
+
 # -- cases -----------------------------------------------------------------------------------
+
+
+TEXT_COLUMNS = ("pool", "group", "grouping_status", "case_class", "point_value")
+POINT_COLUMNS = ("points", "points_pv")
+COUNT_COLUMNS = ("claims", "pending_review_claims")
+
+
+def points_value(value) -> int:
+    """Points as written (12.5) to points ×10^4, exactly."""
+    scaled = Decimal(str(value)) * 10_000
+    if scaled != scaled.to_integral_value():
+        raise CaseFileError(f"{value} points has more than 4 decimals")
+    return int(scaled)
+
+
+def expected_value(column: str, value):
+    """A value as written in an expectation, in engine units: text, points ×10^4, a count,
+    or yuan to fen."""
+    if column in TEXT_COLUMNS:
+        if value is not None and not isinstance(value, str):
+            # YAML reads 0101 as 65 and 0000 as 0: a code must be written as text
+            raise CaseFileError(f"{column} {value!r} is not text: quote it ('{value}')")
+        return value
+    if column in POINT_COLUMNS:
+        return points_value(value)
+    if column in COUNT_COLUMNS:
+        if not isinstance(value, int):
+            raise CaseFileError(f"{column} is a count, not {value!r}")
+        return value
+    return fen(value)
+
+
+def show(column: str, value) -> str:
+    """A value in the units a case writes it (for mismatch messages)."""
+    from .describe import format_money
+    if value is None:
+        return "nothing"
+    if column in TEXT_COLUMNS or column in COUNT_COLUMNS or not isinstance(value, int):
+        return str(value)
+    if column in POINT_COLUMNS:
+        return f"{Decimal(value) / 10_000:.4f} points"
+    return format_money(value)
 
 
 @dataclass(frozen=True)
 class Case:
     name: str
     claims: tuple  # claim dicts as written
-    expect: tuple  # ((claim_id, column, fen), ...)
+    expect: tuple  # ((claim_id, column, engine value), ...)
+    hospitals: tuple = ()  # ((pool, hospital_id, column, engine value), ...)
+    pools: tuple = ()  # ((pool, column, engine value), ...)
 
 
 def load_cases(path) -> list:
@@ -112,11 +177,23 @@ def load_cases(path) -> list:
 
 
 def _case(path, i, c) -> Case:
-    if not isinstance(c, dict) or "claims" not in c or "expect" not in c:
-        raise CaseFileError(f"{path}: case {i} needs name, claims and expect")
-    expect = tuple((str(cid), col, fen(yuan)) for cid, cols in c["expect"].items()
-                   for col, yuan in cols.items())
-    return Case(str(c.get("name", f"case {i}")), tuple(c["claims"]), expect)
+    if not isinstance(c, dict) or "claims" not in c or not (
+            "expect" in c or "hospitals" in c or "pools" in c):
+        raise CaseFileError(f"{path}: case {i} needs name, claims and expect (or hospitals, "
+                            "pools)")
+    name = str(c.get("name", f"case {i}"))
+    try:
+        expect = tuple((str(cid), col, expected_value(col, v))
+                       for cid, cols in (c.get("expect") or {}).items()
+                       for col, v in cols.items())
+        hospitals = tuple((str(pool), str(h), col, expected_value(col, v))
+                          for pool, rows in (c.get("hospitals") or {}).items()
+                          for h, cols in rows.items() for col, v in cols.items())
+        pools = tuple((str(pool), col, expected_value(col, v))
+                      for pool, cols in (c.get("pools") or {}).items() for col, v in cols.items())
+    except (CaseFileError, AttributeError, ArithmeticError) as exc:
+        raise CaseFileError(f"{path}: case {i} ({name}): {exc}") from None
+    return Case(name, tuple(c["claims"]), expect, hospitals, pools)
 
 
 @dataclass
@@ -125,9 +202,13 @@ class Mismatch:
     column: str
     layer: str  # the layer the column belongs to ("" for self_pay)
     label: str
-    expected: int
-    actual: object  # int fen, or None when the claim was not settled
+    expected: object  # engine units: int fen, points ×10^4, a count, or text
+    actual: object  # the same units, or None when the claim was not settled
     note: str = ""
+
+    def shown(self, value) -> str:
+        """``value`` (expected or actual) in the units the case wrote it."""
+        return show(self.column, value)
 
 
 @dataclass
@@ -181,7 +262,34 @@ def run_case(plan: Plan, case: Case, registry=None, settle_fn=None) -> CaseResul
         if actual != want:
             result.mismatches.append(Mismatch(cid, column, layer.name if layer else "",
                                               layer.label if layer else "", want, actual, note))
+    if case.hospitals or case.pools:
+        result.mismatches += _provider_mismatches(plan, case, table, batch.results)
     return result
+
+
+def _provider_mismatches(plan: Plan, case: Case, table: pa.Table, results: pa.Table) -> list:
+    """The case's provider year against its ``hospitals`` and ``pools`` expectations."""
+    from .provider import settle_provider_year
+    wanted = [(pool, h, col, want) for pool, h, col, want in case.hospitals] + [
+        (pool, None, col, want) for pool, col, want in case.pools]
+    if plan.provider is None:
+        return [Mismatch(pool if h is None else f"{pool}:{h}", col, "", "", want, None,
+                         "the policy has no pools") for pool, h, col, want in wanted]
+    hospitals, pools = settle_provider_year(plan, table, results)
+    rows = {(r["pool"], r["fixmedins_code"]): r for r in hospitals.to_pylist()}
+    rows.update({(r["pool"], None): r for r in pools.to_pylist()})
+    out = []
+    for pool, h, column, want in wanted:
+        row = rows.get((pool, h))
+        actual = None if row is None else row.get(column)
+        what = "pools" if h is None else "hospitals"
+        note = ("no such pool" if row is None and h is None else
+                "no such hospital in the pool" if row is None else
+                f"no column {column!r} in {what}" if column not in row else "")
+        if actual != want:
+            out.append(Mismatch(pool if h is None else f"{pool}:{h}", column, "",
+                                f"pool {pool}", want, actual, note))
+    return out
 
 
 def coverage(plan: Plan, cases, registry=None) -> Coverage:

@@ -335,7 +335,8 @@ def append_claim_columns(plan: Plan, results: pa.Table, claims_in_order: pa.Tabl
 
 # -- the year's settlement -------------------------------------------------------------------
 
-SUM_FIELDS = ("points", "points_pv", "paid", "paid_pv", "total", "cost_pv", "n")
+SUM_FIELDS = ("points", "points_pv", "paid", "paid_pv", "total", "cost_pv", "n", "pending_n",
+              "pending_total")
 
 
 def _settlement_input(plan: Plan, claims: pa.Table, results: pa.Table):
@@ -348,6 +349,7 @@ def _settlement_input(plan: Plan, claims: pa.Table, results: pa.Table):
     rows = _with(rows, {PATIENT_PAID: scored.column("self_pay")})
     scored = pa.table({"claim_id": scored.column("claim_id"), "pool": scored.column("pool"),
                        "hospital_id": rows.column("hospital_id").cast(pa.string()),
+                       "case_class": scored.column("case_class"),
                        "points": scored.column("points")})
     return rows, scored
 

@@ -372,6 +372,12 @@ class Prepayments(Node):
 
 
 @dataclass(frozen=True)
+class SpecialReview(Node):
+    """``special review from "review.csv"``: 特病单议, final points by claim_id."""
+    csv: Str
+
+
+@dataclass(frozen=True)
 class PoolDecl(Node):
     name: Name
     label: Optional[str]

@@ -78,6 +78,8 @@ CODES = {
     "E508": "an unknown MDC or grouping table set",
     "E509": "outlier bands or day tiers out of order",
     "E510": "a bad split suffix",
+    "E511": "per-hospital budgets combined with capitation, a per-head control or a baseline",
+    "W512": "sharing of fund money with a point value that adds patients' payments back",
     # policy versions in one folder (dsl/versions.py)
     "E601": "policy versions leave a gap",
     "E602": "policy versions overlap",

@@ -333,6 +333,7 @@ _POOL_STATEMENTS = {
     ast.Capitation: lambda s: (f"capitation {format_number(s.per_head)} per head signed from "
                                f'"{s.csv.value}"'),
     ast.Prepayments: _prepayments,
+    ast.SpecialReview: lambda s: f'special review from "{s.csv.value}"',
 }
 
 

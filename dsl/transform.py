@@ -479,6 +479,9 @@ class _Builder:
     def r_prepayments(self, args, span):
         return ast.Prepayments(span, self.str_node(args[2]), args[4] if len(args) > 4 else None)
 
+    def r_special_review(self, args, span):
+        return ast.SpecialReview(span, self.str_node(args[3]))
+
     def r_atom(self, args, span):  # ( expr )
         return args[1]
 

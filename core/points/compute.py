@@ -27,21 +27,27 @@ adjustments    list<string>: names of the adjustments applied, in order
 
 hospitals (one row per pool × hospital, sorted by pool order then ``fixmedins_code``):
   pool; ``fixmedins_code`` (定点医药机构编号, the hospital_id); ``claims``; ``points`` (×10^4);
-  ``medfee_sumamt`` (医疗费总额, Σ total); ``value`` (V[h], 点数价值, fen);
-  ``psn_part_amt`` (patients' payments); ``hifp_pay`` (fund due D = V − psn_part_amt);
+  ``medfee_sumamt`` (医疗费总额, Σ total of valued claims); ``value`` (V[h], 点数价值, fen);
+  ``psn_part_amt`` (patients' payments on valued claims); ``hifp_pay`` (fund due D = V −
+  psn_part_amt when the points carry patients' money, (budget + patient_paid) / points; D = V
+  when they carry fund money only, budget / points and a baseline);
   ``prepaid`` (预付); ``shared_amt`` (surplus kept > 0 / overrun borne < 0, already inside V);
   ``capitation_budget``, ``capitation_used``, ``capitation_balance`` (人头包干, as the signed
   institution); ``setl_amt`` (year-end settlement = hifp_pay − prepaid + capitation_balance);
   ``budget`` (the hospital's own budget under per-hospital budgets, else null);
   ``prepay_below`` (list of ``YYYY-MM``: months whose prepayment is below the pool's
   ``prepay_floor`` of the month's fee-for-service fund amount; empty: no finding).
-  ``prepaid`` is the yearly ``prepaid`` plus Σ monthly ``prepayments``.
+  ``pending_review_claims`` / ``pending_review_amt`` (ungrouped claims awaiting special
+  review: count, Σ total; not charged). ``prepaid`` is the yearly ``prepaid`` plus Σ monthly
+  ``prepayments``.
 pools (one row per pool): pool, ``budget``, ``control_total`` (budget, or per-head × insured),
   ``reserve`` (调剂金), ``fund_cost`` (A, fee-for-service fund cost of unsigned claims),
   ``shared_amt``, ``fund_amt`` (G), ``psn_part_amt`` (P of unsigned claims), ``points``,
   ``points_pv`` (Σ points the PV is formed over), ``point_value`` (exact "num/den" fen per
   point), ``point_value_e6`` (micro-fen per point, half-up), ``distributed`` (Σ value),
-  ``capitation_budget``.
+  ``capitation_budget``, ``capitation_used``, ``budget_deviation`` (baseline: Σ value −
+  capitation_used − what the floating form distributes), ``hifp_pay`` (Σ fund due),
+  ``pending_review_claims``, ``pending_review_amt``. Every column: docs/outputs.md.
 """
 from __future__ import annotations
 
@@ -132,14 +138,15 @@ def high_thresholds(pool: Pool, base: np.ndarray):
 
 
 def bed_day_points(pool: Pool, claims: pa.Table, per_day: np.ndarray) -> np.ndarray:
-    """Σ over day tiers of round(per-day points × days in the tier × factor)."""
+    """round(per-day points × Σ over day tiers of days in the tier × factor): the tiered
+    formula is one value, rounded once (point-method.md §2)."""
     los = ints(claims, pool.bed_day.los_column)
-    total = np.zeros(len(los), np.int64)
+    weighted_days = np.zeros(len(los), np.int64)  # Σ days × factor, in millionths of a day
     for tier in pool.bed_day.tiers:
         last = los if tier.last is None else np.minimum(los, tier.last)
         days = np.maximum(0, last - tier.first + 1)
-        total += mul3_div(per_day, days, tier.factor, RATIO_SCALE)
-    return total
+        weighted_days += mul3_div(days, tier.factor, 1, 1)
+    return mul3_div(per_day, weighted_days, 1, RATIO_SCALE)
 
 
 def classify(pool: Pool, claims: pa.Table, groups: pa.Array):
@@ -153,12 +160,16 @@ def classify(pool: Pool, claims: pa.Table, groups: pa.Array):
                          f"{sorted(set(pc.filter(groups, missing).to_pylist()))}")
     avg = np.where(avg > 0, avg, 1)  # a 0 average only ever pairs with B = 0
     cost = ints(claims, "total")
+    _check_cost_range(claims, cost)
     k, _ = lookup(_coef_keys(pool, claims, groups), _coef_pairs(pool), default=RATIO_SCALE)
     t_high, has_t = high_thresholds(pool, base)
-    scaled = cost * RATIO_SCALE  # r compared as cost·10^6 against T·avg, exactly
+    scaled = mul3_div(cost, RATIO_SCALE, 1, 1)  # r compared as cost·10^6 against T·avg
+    t_avg = mul3_div(t_high, avg, 1, 1)
 
     bk = mul3_div(base, k, 1, RATIO_SCALE)
-    pts_high = bk + mul3_div(base, np.maximum(scaled - t_high * avg, 0), 1, avg * RATIO_SCALE)
+    # B·k + B·(r − T) = B·(k·avg + cost·10^6 − T·avg) / (avg·10^6): one value, rounded once
+    excess = np.where(has_t & (scaled >= t_avg), scaled - t_avg, 0)
+    pts_high = mul3_div(base, mul3_div(k, avg, 1, 1) + excess, 1, avg * RATIO_SCALE)
     pts_low = mul3_div(base, cost, 1, avg)
     pts_inc = np.minimum(base, mul3_div(base, k, cost, avg * RATIO_SCALE))
 
@@ -166,9 +177,10 @@ def classify(pool: Pool, claims: pa.Table, groups: pa.Array):
     points = np.zeros(n, np.int64)
     # Lowest precedence first, so each later assignment overrides: the order is the spec's.
     sets = [(has_base, NORMAL, bk),
-            (has_base & (pool.outliers.t_low > 0) & (scaled <= pool.outliers.t_low * avg),
+            (has_base & (pool.outliers.t_low > 0)
+             & (scaled <= mul3_div(pool.outliers.t_low, avg, 1, 1)),
              LOW, pts_low),
-            (has_base & has_t & (scaled >= t_high * avg), HIGH, pts_high)]
+            (has_base & has_t & (scaled >= t_avg), HIGH, pts_high)]
     if pool.incomplete_column:
         flag = pc.fill_null(column(claims, pool.incomplete_column), False)
         sets.append((has_base & flag.to_numpy(zero_copy_only=False).astype(bool),
@@ -182,6 +194,16 @@ def classify(pool: Pool, claims: pa.Table, groups: pa.Array):
     return code, points
 
 
+def _check_cost_range(claims: pa.Table, cost: np.ndarray) -> None:
+    """r is compared as cost × 10^6 in int64, and a high outlier adds k × avg to that: a
+    cost beyond half the range is an error naming the claim, never a wrapped product."""
+    bad = np.nonzero(np.abs(cost) > np.iinfo(np.int64).max // (2 * RATIO_SCALE))[0]
+    if len(bad):
+        cid = texts(claims, "claim_id")[int(bad[0])].as_py()
+        raise OverflowError(f"claim {cid}: total {int(cost[bad[0]])} fen is too large to "
+                            "score (over 4.6 × 10^12 fen)")
+
+
 def _coef_keys(pool: Pool, claims: pa.Table, groups: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(texts(claims, pool.coefficient_by), groups, "\x1f")
 
@@ -190,31 +212,35 @@ def _coef_pairs(pool: Pool) -> tuple:
     return tuple((f"{key}\x1f{group}", k) for key, group, k in pool.coefficients)
 
 
+def _day_key(seg: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """One sortable int64 per (stay segment, day): segments apart by more than any date gap."""
+    return seg * (1 << 33) + (days + (1 << 32))
+
+
 def readmitted(pool: Pool, claims: pa.Table, grouped: np.ndarray) -> np.ndarray:
-    """True for a grouped stay followed by the same person's next stay in the same group
-    admitted 0..N days after its discharge. Ordered by person, group, admission, claim_id, so
-    the answer does not depend on row order."""
+    """True for a grouped stay when ANY other stay of the same person in the same group is
+    admitted 0..N days (inclusive) after its discharge, at any hospital (point-method.md §2):
+    an overlapping transfer stay does not hide a later readmission, and in a chain every
+    earlier link is halved. A stay without a person, group or dates takes no part. Counts
+    admissions in a window over stays sorted by (person, group, admission), so the answer
+    does not depend on row order."""
     r = pool.readmission
     n = claims.num_rows
     if r is None or n < 2:
         return np.zeros(n, bool)
-    order = pc.sort_indices(pa.table({
-        "p": texts(claims, r.person_column), "g": texts(claims, pool.group_column),
-        "a": ints(claims, r.admit_column), "c": texts(claims, "claim_id")}),
-        sort_keys=[("p", "ascending"), ("g", "ascending"), ("a", "ascending"),
-                   ("c", "ascending")]).to_numpy()
-    person = pc.take(texts(claims, r.person_column), order)
-    group = pc.take(texts(claims, pool.group_column), order)
-    admit = ints(claims, r.admit_column)[order]
-    discharge = ints(claims, r.discharge_column)[order]
-    same = (pc.fill_null(pc.equal(person[:-1], person[1:]), False).to_numpy(zero_copy_only=False)
-            & pc.fill_null(pc.equal(group[:-1], group[1:]), False).to_numpy(zero_copy_only=False))
-    gap = admit[1:] - discharge[:-1]
-    hit_sorted = np.zeros(n, bool)
-    hit_sorted[:-1] = same & (gap >= 0) & (gap <= r.days) & grouped[order][1:]
-    hit = np.zeros(n, bool)
-    hit[order] = hit_sorted
-    return hit & grouped
+    person_group = pc.binary_join_element_wise(
+        texts(claims, r.person_column), texts(claims, pool.group_column), "\x1f")
+    valid = (pc.is_valid(person_group).to_numpy(zero_copy_only=False)
+             & pc.is_valid(column(claims, r.admit_column)).to_numpy(zero_copy_only=False)
+             & pc.is_valid(column(claims, r.discharge_column)).to_numpy(zero_copy_only=False))
+    seg = pc.fill_null(pc.dictionary_encode(person_group).indices, 0).to_numpy(
+        zero_copy_only=False).astype(np.int64)
+    admit, discharge = ints(claims, r.admit_column), ints(claims, r.discharge_column)
+    admitted = np.sort(_day_key(seg, admit)[valid])
+    lo = np.searchsorted(admitted, _day_key(seg, discharge), side="left")
+    hi = np.searchsorted(admitted, _day_key(seg, discharge + r.days), side="right")
+    own = (admit >= discharge) & (admit <= discharge + r.days)  # the stay's own admission
+    return valid & grouped & (hi - lo - own.astype(np.int64) > 0)
 
 
 def apply_adjustments(pool: Pool, claims: pa.Table, points: np.ndarray, eligible: np.ndarray):
@@ -268,23 +294,30 @@ def all_claim_points(plan: PointsPlan, claims: pa.Table) -> pa.Table:
 def hospital_sums(pool: Pool, claims: pa.Table, scored: pa.Table, patient_paid: str,
                   fund_cost):
     """(per_h, signed_pts): per hospital a dict of points, points_pv (unsigned), paid, paid_pv,
-    total, cost_pv and n (claims); and points per signed institution (capitation)."""
+    total, cost_pv, n (claims), pending_n and pending_total; and points per signed
+    institution (capitation). An ungrouped claim (``case_class`` ungrouped: no points, no
+    special review) counts in ``n`` and in ``pending_n``/``pending_total`` (awaiting special
+    review) only: it stays out of paid, total and cost (point-method.md §2)."""
     scored = scored.filter(pc.equal(scored["pool"], pool.name))
     at = pc.index_in(scored["claim_id"], value_set=texts(claims, "claim_id"))
     if pc.any(pc.is_null(at)).as_py():
         raise KeyError(f"pool {pool.name}: claim_points rows without a claim")
     rows = claims.take(at)
+    valued = ~pc.fill_null(pc.equal(scored["case_class"], "ungrouped"), False).to_numpy(
+        zero_copy_only=False)
     paid = ints(rows, patient_paid)
     total = ints(rows, "total")
     cost = ints(rows, fund_cost) if fund_cost else total - paid
     pts = scored["points"].to_numpy()
     signed = (pc.is_valid(column(rows, pool.capitation.signed_column))
               .to_numpy(zero_copy_only=False) if pool.capitation else np.zeros(len(pts), bool))
-    unsigned = ~signed
+    free = ~signed & valued
     frame = pa.table({
-        "h": scored["hospital_id"], "points": pts, "points_pv": np.where(unsigned, pts, 0),
-        "paid": paid, "paid_pv": np.where(unsigned, paid, 0), "total": total,
-        "cost_pv": np.where(unsigned, cost, 0), "n": np.ones(len(pts), np.int64)})
+        "h": scored["hospital_id"], "points": pts, "points_pv": np.where(free, pts, 0),
+        "paid": np.where(valued, paid, 0), "paid_pv": np.where(free, paid, 0),
+        "total": np.where(valued, total, 0), "cost_pv": np.where(free, cost, 0),
+        "n": np.ones(len(pts), np.int64), "pending_n": (~valued).astype(np.int64),
+        "pending_total": np.where(valued, 0, total)})
     sums = frame.group_by("h").aggregate([(c, "sum") for c in frame.column_names[1:]])
     sums = sums.rename_columns([c.removesuffix("_sum") for c in sums.column_names])
     if pool.capitation:

@@ -102,7 +102,8 @@ class DayTier:
 @dataclass(frozen=True)
 class BedDay:
     """阶梯床日: a claim whose group is in ``per_day`` (group -> points per day) earns
-    Σ over tiers of round(per_day × days in tier × factor); days beyond every tier earn 0."""
+    round(per_day × Σ over tiers of days in tier × factor): one value over all tiers, rounded
+    once (point-method.md §2); days beyond every tier earn 0."""
     per_day: tuple  # ((group, points), ...)
     tiers: tuple = (DayTier(1, None, RATIO_SCALE),)
     los_column: str = "los"
@@ -111,8 +112,11 @@ class BedDay:
 @register_node
 @dataclass(frozen=True)
 class Readmission:
-    """再住院: when the same person is admitted again to the same group within ``days`` days of
-    a discharge, the earlier stay earns its points × ``share``."""
+    """再住院: a stay earns its points × ``share`` when ANY other stay of the same person in
+    the same pool and group is admitted 0..``days`` days (inclusive) after its discharge, at
+    any hospital; in a chain every earlier link is halved. Stays without person, group or
+    dates take no part; a stay under special review is not halved (but counts as a later
+    stay)."""
     days: int
     share: int = RATIO_SCALE // 2
     person_column: str = "person_id"
@@ -140,12 +144,14 @@ class PointValue:
     """How a pool's point value PV (fen per point) is formed from the fund amount G (budget
     after reserve and sharing), the patients' payments P and the pool's Σ points:
 
-    - ``budget_plus_paid`` (Zhejiang): PV = (G + P) / Σ;
-    - ``budget``: PV = G / Σ;
+    - ``budget_plus_paid`` (Zhejiang): PV = (G + P) / Σ; the points carry fund and patients'
+      money, so fund due is value − patient-paid;
+    - ``budget``: PV = G / Σ; the points carry fund money only, fund due is the value;
     - ``baseline`` (Shanghai): a share ``baseline_share`` s of every point is paid at the
       value ``baseline_value`` PV0 fixed in advance, the rest floats on the budget:
-      PV = s·PV0 + (1 − s)·G / Σ (``include_paid`` adds P to G). The fund bears the
-      difference between s·PV0·Σ and s·G."""
+      PV = s·PV0 + (1 − s)·G / Σ (``include_paid`` adds P to G, and fund due is then
+      value − patient-paid). The pool reports Σ value − what the floating form distributes
+      as its budget deviation."""
     kind: str = BUDGET_PLUS_PAID
     baseline_value: int = 0  # PV_SCALE units (micro-fen per point)
     baseline_share: int = 0  # ratio
@@ -207,7 +213,9 @@ class Pool:
     maps group -> B (points ×10^4); ``avg_cost`` group -> fen. ``coefficients`` maps
     (key, group) -> k (ratio), the key read from ``coefficient_by`` (``hospital_level`` or
     ``hospital_id``); a missing pair is 1 (a new group). A group in neither ``base_points``
-    nor ``bed_day`` earns 0 points, class ``ungrouped``.
+    nor ``bed_day`` earns 0 points, class ``ungrouped``, unless ``review`` (特病单议, claim_id ->
+    final points) lists it; an ungrouped claim stays out of the pool's P, A and the hospital's
+    patient-paid and is counted as awaiting special review.
 
     ``hospital_budgets`` (Rizhao: 前两个年度统筹基金实际支出额的平均数 × (1 + 增长率)) makes every
     hospital its own budget: ``budget`` is then their sum, the reserve is taken from each

@@ -63,13 +63,13 @@ def base_class(pool: Pool, c: dict):
     g = None if c.get(pool.group_column) is None else str(c[pool.group_column])
     per_day = {str(k): v for k, v in (pool.bed_day.per_day if pool.bed_day else ())}
     if g in per_day:
-        pts = 0
+        exact = Fraction(0)  # the tiered formula is one value, rounded once
         for tier in pool.bed_day.tiers:
             los = c[pool.bed_day.los_column] or 0
             end = los if tier.last is None else min(los, tier.last)
             days = max(0, end - tier.first + 1)
-            pts += half_up(Fraction(per_day[g] * days * tier.factor, RATIO_SCALE))
-        return "bedday", pts
+            exact += Fraction(per_day[g] * days * tier.factor, RATIO_SCALE)
+        return "bedday", half_up(exact)
     base = {str(k): v for k, v in pool.base_points}
     if g not in base:
         return "ungrouped", 0
@@ -85,26 +85,32 @@ def base_class(pool: Pool, c: dict):
         return "incomplete", min(b, half_up(b * k * r))
     t_high = pool.outliers.t_high_for(b)
     if t_high is not None and r >= Fraction(t_high, RATIO_SCALE):
-        return "high", normal + half_up(b * (r - Fraction(t_high, RATIO_SCALE)))
+        return "high", half_up(b * k + b * (r - Fraction(t_high, RATIO_SCALE)))
     if pool.outliers.t_low > 0 and r <= Fraction(pool.outliers.t_low, RATIO_SCALE):
         return "low", half_up(b * r)
     return "normal", normal
 
 
 def is_readmitted(pool: Pool, c: dict, members: list) -> bool:
-    """Is there a stay of the same person in the same group that comes next after ``c``
-    (by admission date, then claim_id) and starts 0..N days after c's discharge?"""
+    """Is any other stay of the same person in the same group admitted 0..N days after c's
+    discharge (at any hospital)? Stays without person, group or dates take no part."""
     r = pool.readmission
-    key = lambda x: (day(x[r.admit_column]), str(x["claim_id"]))
-    later = [x for x in members
-             if str(x[r.person_column]) == str(c[r.person_column])
-             and str(x[pool.group_column]) == str(c[pool.group_column])
-             and key(x) > key(c)]
-    if not later:
+
+    def placed(x):
+        return None not in (x.get(r.person_column), x.get(pool.group_column),
+                            x.get(r.admit_column), x.get(r.discharge_column))
+
+    if not placed(c):
         return False
-    nxt = min(later, key=key)
-    gap = day(nxt[r.admit_column]) - day(c[r.discharge_column])
-    return 0 <= gap <= r.days and base_class(pool, nxt)[0] != "ungrouped"
+    for x in members:
+        if x is c or not placed(x):
+            continue
+        if (str(x[r.person_column]), str(x[pool.group_column])) != (
+                str(c[r.person_column]), str(c[pool.group_column])):
+            continue
+        if 0 <= day(x[r.admit_column]) - day(c[r.discharge_column]) <= r.days:
+            return True
+    return False
 
 
 def claim_points(plan: PointsPlan, pool, claims: list) -> list:
@@ -168,9 +174,13 @@ def settle(plan: PointsPlan, claims: list, scored: list, patient_paid="psn_part_
 def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
     cap = pool.capitation
     signed = lambda c: cap is not None and c.get(cap.signed_column) is not None
-    free = [(s, c) for s, c in rows if not signed(c)]
+    valued = [(s, c) for s, c in rows if s["case_class"] != "ungrouped"]
+    free = [(s, c) for s, c in valued if not signed(c)]
     paid_of = lambda c: c.get(patient_paid) or 0
     cost_of = lambda c: (c.get(fund_cost) or 0) if fund_cost else (c["total"] or 0) - paid_of(c)
+    pvk = pool.point_value
+    # points carry patients' money too under (G + P) / Σ (and a baseline floating on it)
+    with_paid = pvk.kind == BUDGET_PLUS_PAID or (pvk.kind == BASELINE and pvk.include_paid)
     A = sum(cost_of(c) for _, c in free)
     P = sum(paid_of(c) for _, c in free)
     S = sum(s["points"] for s, _ in free)
@@ -185,20 +195,23 @@ def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
         G = A + shared
     pv = Fraction(0)
     if S:
-        pvk = pool.point_value
-        with_paid = pvk.kind == BUDGET_PLUS_PAID or (pvk.kind == BASELINE and pvk.include_paid)
         pv = Fraction((G + P if with_paid else G) * POINT_SCALE, S)
         if pvk.kind == BASELINE:
             s = Fraction(pvk.baseline_share, RATIO_SCALE)
             pv = s * Fraction(pvk.baseline_value, PV_SCALE) + (1 - s) * pv
+    blank = lambda: {"n": 0, "pts": 0, "free_pts": 0, "paid": 0, "total": 0, "pending": 0,
+                     "pending_total": 0}
     hs = {}
     if pool.hospital_budgets:  # every hospital with a budget row has a row, claims or not
         for h, _ in pool.hospital_budgets:
-            hs.setdefault(str(h), {"n": 0, "pts": 0, "free_pts": 0, "paid": 0, "total": 0})
+            hs.setdefault(str(h), blank())
     for s, c in rows:
-        h = hs.setdefault(s["hospital_id"], {"n": 0, "pts": 0, "free_pts": 0, "paid": 0,
-                                             "total": 0})
+        h = hs.setdefault(s["hospital_id"], blank())
         h["n"] += 1
+        if s["case_class"] == "ungrouped":  # awaiting special review: not charged
+            h["pending"] += 1
+            h["pending_total"] += c["total"] or 0
+            continue
         h["pts"] += s["points"]
         h["free_pts"] += 0 if signed(c) else s["points"]
         h["paid"] += paid_of(c)
@@ -210,8 +223,8 @@ def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
         for h in hs:
             b = budgets.get(h, 0)
             r = half_up(Fraction(b * pool.reserve_share, RATIO_SCALE))
-            a = sum(cost_of(c) for s, c in rows if s["hospital_id"] == h)
-            p = sum(paid_of(c) for s, c in rows if s["hospital_id"] == h)
+            a = sum(cost_of(c) for s, c in valued if s["hospital_id"] == h)
+            p = sum(paid_of(c) for s, c in valued if s["hospital_id"] == h)
             surplus = b - r - a
             if sh:
                 sh_h = half_up(Fraction(surplus * (sh.keep if surplus >= 0 else sh.bear),
@@ -227,18 +240,23 @@ def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
         pv = Fraction((G + P if plus_paid else G) * POINT_SCALE, S) if S else Fraction(0)
         value = {h: o["G"] + (o["P"] if plus_paid else 0) for h, o in own.items()}
         shares = {h: o["shared"] for h, o in own.items()}
+        distributed = sum(value.values())
     else:
         value = apportion({h: Fraction(v["pts"]) * pv / POINT_SCALE for h, v in hs.items()})
         shares = apportion({h: Fraction(shared * v["free_pts"], S) if S else 0
                             for h, v in hs.items()})
+        distributed = half_up(pv * sum(v["pts"] for v in hs.values()) / POINT_SCALE)
     cap_budget, cap_pts = {}, {}
     if cap:
         cap_budget = {str(i): cap.per_head * n for i, n in cap.signed}
-        for s, c in rows:
+        for s, c in valued:
             if signed(c):
                 i = str(c[cap.signed_column])
                 cap_pts[i] = cap_pts.get(i, 0) + s["points"]
     cap_used = apportion({i: Fraction(p) * pv / POINT_SCALE for i, p in cap_pts.items()})
+    deviation = 0
+    if pvk.kind == BASELINE and S:
+        deviation = distributed - sum(cap_used.values()) - (G + P if with_paid else G)
     prepaid = {str(h): v for h, v in pool.prepaid}
     by_month = {}  # (hospital, month) -> prepaid
     for h, m, fen in pool.prepayments:
@@ -250,8 +268,8 @@ def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
         month_due[key] = month_due.get(key, 0) + cost_of(c)
     out = []
     for h in sorted(set(hs) | set(prepaid) | set(cap_budget)):
-        v = hs.get(h, {"n": 0, "pts": 0, "paid": 0, "total": 0})
-        due = value.get(h, 0) - v["paid"]
+        v = hs.get(h, blank())
+        due = value.get(h, 0) - (v["paid"] if with_paid else 0)
         bal = cap_budget.get(h, 0) - cap_used.get(h, 0)
         below = []
         if pool.prepayments:
@@ -267,11 +285,17 @@ def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
                     "capitation_used": cap_used.get(h, 0), "capitation_balance": bal,
                     "setl_amt": due - prepaid.get(h, 0) + bal,
                     "budget": (own[h]["budget"] if h in own else 0)
-                    if pool.hospital_budgets else None, "prepay_below": below})
+                    if pool.hospital_budgets else None, "prepay_below": below,
+                    "pending_review_claims": v["pending"],
+                    "pending_review_amt": v["pending_total"]})
     pool_row = {"pool": pool.name, "budget": pool.budget, "control_total": control,
                 "reserve": reserve, "fund_cost": A, "shared_amt": shared, "fund_amt": G,
                 "psn_part_amt": P, "points": sum(v["pts"] for v in hs.values()),
                 "points_pv": S, "point_value": f"{pv.numerator}/{pv.denominator}",
-                "point_value_e6": half_up(pv * PV_SCALE), "distributed": sum(value.values()),
-                "capitation_budget": sum(cap_budget.values())}
+                "point_value_e6": half_up(pv * PV_SCALE), "distributed": distributed,
+                "capitation_budget": sum(cap_budget.values()),
+                "capitation_used": sum(cap_used.values()), "budget_deviation": deviation,
+                "hifp_pay": sum(r["hifp_pay"] for r in out),
+                "pending_review_claims": sum(v["pending"] for v in hs.values()),
+                "pending_review_amt": sum(v["pending_total"] for v in hs.values())}
     return out, pool_row

@@ -21,14 +21,17 @@ HOSPITAL_SCHEMA = pa.schema([
     ("psn_part_amt", pa.int64()), ("hifp_pay", pa.int64()), ("prepaid", pa.int64()),
     ("shared_amt", pa.int64()), ("capitation_budget", pa.int64()),
     ("capitation_used", pa.int64()), ("capitation_balance", pa.int64()),
-    ("setl_amt", pa.int64()), ("budget", pa.int64()), ("prepay_below", pa.list_(pa.string()))])
+    ("setl_amt", pa.int64()), ("budget", pa.int64()), ("prepay_below", pa.list_(pa.string())),
+    ("pending_review_claims", pa.int64()), ("pending_review_amt", pa.int64())])
 
 POOL_SCHEMA = pa.schema([
     ("pool", pa.string()), ("budget", pa.int64()), ("control_total", pa.int64()),
     ("reserve", pa.int64()), ("fund_cost", pa.int64()), ("shared_amt", pa.int64()),
     ("fund_amt", pa.int64()), ("psn_part_amt", pa.int64()), ("points", pa.int64()),
     ("points_pv", pa.int64()), ("point_value", pa.string()), ("point_value_e6", pa.int64()),
-    ("distributed", pa.int64()), ("capitation_budget", pa.int64())])
+    ("distributed", pa.int64()), ("capitation_budget", pa.int64()),
+    ("capitation_used", pa.int64()), ("budget_deviation", pa.int64()), ("hifp_pay", pa.int64()),
+    ("pending_review_claims", pa.int64()), ("pending_review_amt", pa.int64())])
 
 
 def round_half_up(x: Fraction) -> int:
@@ -74,6 +77,16 @@ def fund_amount(pool: Pool, cost: int):
     diff = target - cost
     shared = ratio(diff, sharing.keep) if diff >= 0 else -ratio(-diff, sharing.bear)
     return control, reserve, shared, cost + shared
+
+
+def carries_paid(pool: Pool) -> bool:
+    """Do the pool's points carry patients' money as well as the fund's? Under
+    ``(budget + patient_paid) / points`` (and a baseline floating on that form) they do, and
+    fund due is value − patient-paid; under ``budget / points`` they carry fund money only
+    and fund due is the value (point-method.md §3: patients' payments never taken off
+    twice)."""
+    pv = pool.point_value
+    return pv.kind == BUDGET_PLUS_PAID or (pv.kind == BASELINE and pv.include_paid)
 
 
 def point_value(pool: Pool, g: int, paid: int, points: int) -> Fraction:
@@ -124,32 +137,21 @@ def prepay_below(pool: Pool, dues: dict, paid: dict) -> list:
             if paid.get(m, 0) * RATIO_SCALE < pool.prepay_floor * dues.get(m, 0)]
 
 
-def settle_pool(pool: Pool, per_h: dict, signed_pts: dict):
-    """(hospital rows, pool row) from per-hospital sums: ``per_h[h]`` has points, points_pv,
-    paid, paid_pv, total, cost_pv, n (and, when the pool has monthly prepayments, n_m and a
-    ``due:YYYY-MM`` sum per month); ``signed_pts[i]`` = points of persons signed with i."""
-    cost = sum(r["cost_pv"] for r in per_h.values())
-    paid_pv = sum(r["paid_pv"] for r in per_h.values())
-    points_pv = sum(r["points_pv"] for r in per_h.values())
-    own = own_budgets(pool, per_h) if pool.hospital_budgets else None
-    if own is not None:
-        control = sum(o[0] for o in own.values())
-        reserve = sum(o[1] for o in own.values())
-        shared = sum(o[2] for o in own.values())
-        g = sum(o[3] for o in own.values())
-        with_paid = pool.point_value.kind == BUDGET_PLUS_PAID
-        value = {h: o[3] + (per_h[h]["paid_pv"] if with_paid and h in per_h else 0)
-                 for h, o in own.items()}
-        shares = {h: o[2] for h, o in own.items()}
-    else:
-        control, reserve, shared, g = fund_amount(pool, cost)
+def _split_by_points(pool: Pool, per_h: dict, g: int, paid_pv: int, points_pv: int,
+                     shared: int):
+    """(PV, value per hospital, shared per hospital) of a pool with one budget: V[h] =
+    points[h] × PV and the surplus/overrun by unsigned points, each split by largest
+    remainder (a negative amount as its magnitude, then negated)."""
     pv = point_value(pool, g, paid_pv, points_pv)
-    if own is None:
-        value = largest_remainder({h: r["points"] * pv / POINT_SCALE for h, r in per_h.items()})
-        shares = largest_remainder(
-            {h: Fraction(shared * r["points_pv"], points_pv) if points_pv else Fraction(0)
-             for h, r in per_h.items()})
-    cap_budget, cap_used = capitation(pool, signed_pts, pv)
+    value = largest_remainder({h: r["points"] * pv / POINT_SCALE for h, r in per_h.items()})
+    shares = largest_remainder(
+        {h: Fraction(shared * r["points_pv"], points_pv) if points_pv else Fraction(0)
+         for h, r in per_h.items()})
+    return pv, value, shares
+
+
+def _monthly(pool: Pool):
+    """(prepaid per hospital: yearly + Σ monthly, {hospital: {month: fen}})."""
     prepaid = {str(h): v for h, v in pool.prepaid}
     monthly = {}
     for h, month, fen in pool.prepayments:
@@ -157,10 +159,45 @@ def settle_pool(pool: Pool, per_h: dict, signed_pts: dict):
         monthly[str(h)][str(month)] = monthly[str(h)].get(str(month), 0) + fen
     for h, months in monthly.items():
         prepaid[h] = prepaid.get(h, 0) + sum(months.values())
+    return prepaid, monthly
+
+
+EMPTY = {"points": 0, "paid": 0, "total": 0, "n": 0, "pending_n": 0, "pending_total": 0}
+
+
+def settle_pool(pool: Pool, per_h: dict, signed_pts: dict):
+    """(hospital rows, pool row) from per-hospital sums: ``per_h[h]`` has points, points_pv,
+    paid, paid_pv, total, cost_pv, n, pending_n, pending_total (and, when the pool has
+    monthly prepayments, n_m and a ``due:YYYY-MM`` sum per month); ``signed_pts[i]`` =
+    points of persons signed with i."""
+    cost = sum(r["cost_pv"] for r in per_h.values())
+    paid_pv = sum(r["paid_pv"] for r in per_h.values())
+    points_pv = sum(r["points_pv"] for r in per_h.values())
+    paid_all = sum(r["paid"] for r in per_h.values())
+    with_paid = carries_paid(pool)
+    own = own_budgets(pool, per_h) if pool.hospital_budgets else None
+    if own is not None:
+        control, reserve, shared, g = (sum(o[i] for o in own.values()) for i in range(4))
+        pv = point_value(pool, g, paid_pv, points_pv)
+        # each hospital is paid its own fund amount (+ its patients' money under (G + P) / Σ)
+        value = {h: o[3] + (per_h[h]["paid_pv"] if with_paid and h in per_h else 0)
+                 for h, o in own.items()}
+        shares = {h: o[2] for h, o in own.items()}
+        distributed = sum(value.values())
+    else:
+        control, reserve, shared, g = fund_amount(pool, cost)
+        pv, value, shares = _split_by_points(pool, per_h, g, paid_pv, points_pv, shared)
+        distributed = round_half_up(pv * sum(r["points"] for r in per_h.values()) / POINT_SCALE)
+    cap_budget, cap_used = capitation(pool, signed_pts, pv)
+    deviation = 0
+    if pool.point_value.kind == BASELINE and points_pv:
+        # what the baseline pays beyond what the floating form alone would distribute
+        deviation = distributed - sum(cap_used.values()) - (g + (paid_pv if with_paid else 0))
+    prepaid, monthly = _monthly(pool)
     rows = []
     for h in sorted(set(per_h) | set(prepaid) | set(cap_budget) | set(own or ())):
-        r = per_h.get(h, {"points": 0, "paid": 0, "total": 0, "n": 0})
-        due = value.get(h, 0) - r["paid"]
+        r = per_h.get(h, EMPTY)
+        due = value.get(h, 0) - (r["paid"] if with_paid else 0)  # patients' money off once
         balance = cap_budget.get(h, 0) - cap_used.get(h, 0)
         below = (prepay_below(pool, month_dues(pool, r), monthly.get(h, {}))
                  if pool.prepayments else [])
@@ -171,15 +208,26 @@ def settle_pool(pool: Pool, per_h: dict, signed_pts: dict):
             "capitation_budget": cap_budget.get(h, 0), "capitation_used": cap_used.get(h, 0),
             "capitation_balance": balance,
             "setl_amt": due - prepaid.get(h, 0) + balance,
-            "budget": None if own is None else own[h][0] if h in own else 0, "prepay_below": below})
+            "budget": None if own is None else own[h][0] if h in own else 0,
+            "prepay_below": below, "pending_review_claims": r.get("pending_n", 0),
+            "pending_review_amt": r.get("pending_total", 0)})
     pool_row = {
         "pool": pool.name, "budget": pool.budget, "control_total": control, "reserve": reserve,
         "fund_cost": cost, "shared_amt": shared, "fund_amt": g, "psn_part_amt": paid_pv,
         "points": sum(r["points"] for r in per_h.values()), "points_pv": points_pv,
         "point_value": f"{pv.numerator}/{pv.denominator}",
-        "point_value_e6": round_half_up(pv * PV_SCALE), "distributed": sum(value.values()),
-        "capitation_budget": sum(cap_budget.values())}
+        "point_value_e6": round_half_up(pv * PV_SCALE), "distributed": distributed,
+        "capitation_budget": sum(cap_budget.values()),
+        "capitation_used": sum(cap_used.values()), "budget_deviation": deviation,
+        "hifp_pay": distributed - (paid_all if with_paid else 0),
+        **_pending(per_h)}
     return rows, pool_row
+
+
+def _pending(per_h: dict) -> dict:
+    """The pool's claims awaiting special review (ungrouped): count and Σ total."""
+    return {"pending_review_claims": sum(r.get("pending_n", 0) for r in per_h.values()),
+            "pending_review_amt": sum(r.get("pending_total", 0) for r in per_h.values())}
 
 
 def capitation(pool: Pool, signed_pts: dict, pv: Fraction):

@@ -44,16 +44,14 @@ def run(args) -> int:
 
 
 def _print_failure(out, res) -> None:
-    from yibao.core.describe import format_money
     out.print(f"[red]FAIL[/] {res.case.name}")
     if res.error:
         out.print(f"     could not run: {res.error}", markup=False)
     for m in res.mismatches:
-        layer = f"layer {m.layer} {m.label}" if m.layer else m.column
-        got = format_money(m.actual) if isinstance(m.actual, int) else "nothing"
+        layer = f"layer {m.layer} {m.label}" if m.layer else m.label or m.column
         note = f"  ({m.note})" if m.note else ""
-        out.print(f"     {m.claim_id} {m.column} [{layer}]: expected {format_money(m.expected)}, "
-                  f"got {got}{note}", markup=False)
+        out.print(f"     {m.claim_id} {m.column} [{layer}]: expected {m.shown(m.expected)}, "
+                  f"got {m.shown(m.actual)}{note}", markup=False)
 
 
 def _print_coverage(out, plan, cov, several) -> None:

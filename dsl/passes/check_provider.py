@@ -16,7 +16,11 @@ engine units in ``ctx.provider`` (groupers, pools: lists of plan-node keyword di
   ``otherwise`` (E509); a split suffix that is not a short code (E510);
 - per-hospital budgets (``budget from … mean with G growth``) with capitation, a per-head
   control total or a baseline point value (E511); a prepayments CSV with a bad header, month
-  (not YYYY-MM) or amount is E507.
+  (not YYYY-MM) or amount is E507; a special-review CSV (特病单议) with a bad header, an
+  empty claim_id, points not exact at 1/10,000 or a claim listed twice is E507, naming the line;
+- a pool shape a city rarely means (W512): risk sharing, which measures the fund's own cost
+  (patients' payments excluded) against the budget, with the point value
+  ``(budget + patient_paid) / points``, which adds patients' payments back.
 """
 from __future__ import annotations
 
@@ -39,7 +43,7 @@ POOL_SINGLE = {ast.Applies: "applies", ast.GroupBy: "group by", ast.Budget: "bud
                ast.BedDay: "bed day points", ast.DayTiers: "day tiers",
                ast.Readmission: "readmission", ast.PointValueDecl: "point value",
                ast.Reserve: "reserve", ast.Sharing: "sharing", ast.Capitation: "capitation",
-               ast.Prepayments: "prepayments"}
+               ast.Prepayments: "prepayments", ast.SpecialReview: "special review"}
 _OPS = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
@@ -339,7 +343,23 @@ class _Pool:
                 self.fail("E511", f"pool '{self.kw['name']}': per-hospital budgets (budget from "
                           f"… mean) cannot be combined with {clash}", seen["budget"],
                           "give the pool one budget: budget <amount>")
+        self._warn_shape(seen)
         return PP.Pool(**self.kw) if self.ok else None
+
+    def _warn_shape(self, seen: dict) -> None:
+        """W512: sharing (fund cost against the budget) with (budget + patient_paid) / points.
+        Per-hospital budgets are exempt: there each hospital's value is its own fund amount
+        plus its own patients' payments, whatever the form."""
+        sharing, pv = self.kw.get("sharing"), self.kw.get("point_value", PP.PointValue())
+        if sharing is None or pv.kind != PP.BUDGET_PLUS_PAID or self.kw.get("hospital_budgets"):
+            return
+        self.ctx.report(warning(
+            "W512", f"pool '{self.kw['name']}' shares a surplus or overrun of fund money (its "
+            "cost without patients' payments), but its point value adds patients' payments "
+            "back", seen.get("point value", seen.get("sharing")),
+            "with sharing the fund amount is fund money; `point value budget / points` splits "
+            "it by points. Keep (budget + patient_paid) / points only if the whole cost, "
+            "patients' part included, is to be split by points"))
 
     def ratio(self, node, where):
         value = _value(node, RATIO, self.ctx, where)
@@ -564,6 +584,28 @@ class _Pool:
             insured = _value(s.insured, INT, self.ctx, "insured persons")
             self.ok &= per_head is not None and insured is not None
         self.kw["sharing"] = PP.RiskSharing(keep or 0, bear or 0, per_head, insured or 0)
+
+    def s_SpecialReview(self, s):
+        """特病单议: claim_id -> final points (point-method.md §2), one row per claim."""
+        rows = read_csv(s.csv, self.ctx, ("claim_id", "points"), ("reason", "label"))
+        if rows is None:
+            self.ok = False
+            return
+        out, first = [], {}
+        for n, cells in rows:
+            cid = cells["claim_id"]
+            if not cid:
+                self.fail("E507", f"{s.csv.value} line {n}: no claim_id", s.csv.span)
+                continue
+            if cid in first:
+                self.fail("E507", f"{s.csv.value} line {n}: claim {cid!r} is listed twice",
+                          s.csv.span, f"it is first on line {first[cid]}; keep one row")
+                continue
+            first[cid] = n
+            pts = decimal_cell(cells["points"], PP.POINT_SCALE, s.csv, n, "points", self.ctx)
+            self.ok &= pts is not None
+            out.append((cid, pts or 0))
+        self.kw["review"] = tuple(out)
 
     def s_Capitation(self, s):
         per_head = _value(s.per_head, MONEY, self.ctx, "capitation")

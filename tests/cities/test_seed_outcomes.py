@@ -382,6 +382,9 @@ def test_readme_names_every_layer(plans, city):
 # -- tests.yaml beside each policy ---------------------------------------------------------
 
 
+PROVIDER_COLUMNS = {"pool", "group", "grouping_status", "case_class", "points"}
+
+
 def yaml_cases():
     for city in CITIES:
         for case in yaml.safe_load((CONFIGS / city / "tests.yaml").read_text(encoding="utf-8")):
@@ -391,6 +394,8 @@ def yaml_cases():
 @pytest.mark.parametrize("city, case", list(yaml_cases()))
 def test_tests_yaml(settler, plans, city, case):
     rows = run(settler, plans[city], city, case["claims"])
-    for claim_id, expect in case["expect"].items():
+    for claim_id, expect in (case.get("expect") or {}).items():
         for column, yuan in expect.items():
+            if column in PROVIDER_COLUMNS:  # tests/provider/test_city_cases.py, both paths
+                continue
             assert rows[claim_id][column] == fen(yuan), f"{claim_id}.{column}"

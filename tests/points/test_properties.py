@@ -15,7 +15,8 @@ from hypothesis import given, settings, strategies as st
 from yibao.core.points import reference
 from yibao.core.points.compute import all_claim_points, settle_providers
 from yibao.core.points.plan import (
-    BUDGET_ONLY, POINT_SCALE, PointsPlan, PointValue, Readmission, RiskSharing, Test)
+    BASELINE, BUDGET_ONLY, POINT_SCALE, Capitation, PointsPlan, PointValue, Readmission,
+    RiskSharing, Test)
 
 from points_helpers import claims, inpatient_pool
 
@@ -23,6 +24,7 @@ GROUPS = ["A", "M", "H", "Q", "R", "0000", None]
 
 claim_rows = st.lists(st.fixed_dictionaries({
     "person_id": st.sampled_from(["p", "q", "r"]),
+    "signed_inst": st.sampled_from([None, None, "h1", "h9"]),
     "hospital_id": st.sampled_from(["h1", "h2", "h3", "h4"]),
     "hospital_level": st.integers(1, 3),
     "hospital_tcm": st.booleans(),
@@ -30,8 +32,9 @@ claim_rows = st.lists(st.fixed_dictionaries({
     "drg": st.sampled_from(GROUPS),
     "total": st.integers(0, 200_000),
     "psn_part_amt": st.integers(0, 5_000),
+    # dense dates for three persons: overlapping transfer stays, chains and same-day stays
     "admit": st.integers(0, 60),
-    "stay": st.integers(0, 70),
+    "stay": st.integers(0, 20),
     "incomplete": st.booleans(),
 }), max_size=25)
 
@@ -56,6 +59,18 @@ pools = st.sampled_from([
     inpatient_pool(point_value=PointValue(BUDGET_ONLY), reserve_share=50_000,
                    hospital_budgets=(("h1", 100_001), ("h3", 250_000)), prepay_floor=900_000,
                    prepayments=(("h3", "2024-02", 50_000),)),
+    # overruns (negative amounts split by magnitude), both forms
+    inpatient_pool(budget=7, sharing=RiskSharing(300_000, 700_000)),
+    inpatient_pool(budget=11, point_value=PointValue(BUDGET_ONLY),
+                   sharing=RiskSharing(1_000_000, 1_000_000)),
+    # baselines floating on either form, and capitation under either form
+    inpatient_pool(point_value=PointValue(BASELINE, 2_500_000_000, 750_000)),
+    inpatient_pool(point_value=PointValue(BASELINE, 333_333_333, 700_000, include_paid=True),
+                   readmission=Readmission(0)),
+    inpatient_pool(capitation=Capitation(5_000, (("h1", 3), ("h9", 1))),
+                   review=(("c001", 123_457), ("c003", 0), ("c004", 9))),  # 特病单议
+    inpatient_pool(point_value=PointValue(BUDGET_ONLY), sharing=RiskSharing(950_000, 950_000),
+                   capitation=Capitation(7_000, (("h1", 2),))),
 ])
 
 
@@ -94,17 +109,47 @@ def test_independent_of_row_order(rows, pool, rnd):
     assert (a_h, a_p) == (b_h, b_p)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(claim_rows, pools)
 def test_points_never_negative_and_no_fen_lost(rows, pool):
     plan = PointsPlan((pool,))
     scored, hosp, (p,) = vector(plan, table(rows))
     assert all(r["points"] >= 0 for r in scored)
     assert sum(h["value"] for h in hosp) == p["distributed"]
-    if p["points_pv"] and pool.point_value.kind == BUDGET_ONLY:
-        assert p["distributed"] == p["fund_amt"]
-    if p["points_pv"] and pool.point_value.kind != BUDGET_ONLY:
-        assert p["distributed"] == p["fund_amt"] + p["psn_part_amt"]
+    assert sum(h["hifp_pay"] for h in hosp) == p["hifp_pay"]
+    carries = pool.point_value.kind != BUDGET_ONLY and (
+        pool.point_value.kind != BASELINE or pool.point_value.include_paid)
+    if p["points_pv"] and not pool.hospital_budgets:
+        floating = p["fund_amt"] + (p["psn_part_amt"] if carries else 0)
+        assert p["distributed"] == floating + p["budget_deviation"] + p["capitation_used"]
+    for h in hosp:  # patients' payments are taken off once, and only when points carry them
+        assert h["hifp_pay"] == h["value"] - (h["psn_part_amt"] if carries else 0)
+    ungrouped = [r for r in scored if r["case_class"] == "ungrouped"]
+    assert sum(h["pending_review_claims"] for h in hosp) == len(ungrouped)
+
+
+@settings(max_examples=40, deadline=None)
+@given(claim_rows, pools, st.integers(1, 3))
+def test_independent_of_partitioning_by_person(rows, pool, pieces):
+    """Claims split by person into pieces, scored and summed piece by piece, then settled
+    once: the same as the whole batch (readmissions never cross persons)."""
+    from yibao.core import provider
+    from yibao.core.points.compute import hospital_sums
+    from yibao.core.points.settle import settle_pool
+    plan = PointsPlan((pool,))
+    t = table(rows)
+    _, whole_h, whole_p = vector(plan, t)
+    partials = {}
+    for k in range(pieces):
+        mine = [i for i, r in enumerate(rows) if "pqr".index(r["person_id"]) % pieces == k]
+        part = t.take(pa.array(mine, pa.int64()))
+        if not part.num_rows:
+            continue
+        sums = hospital_sums(pool, part, all_claim_points(plan, part), "psn_part_amt", None)
+        partials = provider.merge_partials(partials, {pool.name: sums})
+    per_h, signed = partials.get(pool.name, ({}, {}))
+    h_rows, p_row = settle_pool(pool, per_h, signed)
+    assert (h_rows, [p_row]) == (whole_h, whole_p)
 
 
 @settings(max_examples=40, deadline=None)

@@ -94,12 +94,14 @@ PAID = dict(paid=(100_000, 100_000))
 @EVALUATORS
 def test_jinhua_surplus_kept_95(evaluate):
     # budget 1,000,000: surplus 200,000, 95% kept = 190,000, G = 990,000 (3,300 per point);
-    # shared by points 63,333.33 | 126,666.67.
+    # shared by points 63,333.33 | 126,666.67. Under budget / points the points carry fund
+    # money only, so fund due is the value itself (patients' 100,000 each not taken off again).
     h, p = settle(jinhua(1_000_000), batch(**PAID), evaluate)
     assert (p["fund_cost"], p["shared_amt"], p["fund_amt"]) == (800_000, 190_000, 990_000)
     assert (h["h1"]["value"], h["h2"]["value"]) == (330_000, 660_000)
     assert (h["h1"]["shared_amt"], h["h2"]["shared_amt"]) == (63_333, 126_667)
-    assert (h["h1"]["hifp_pay"], h["h2"]["hifp_pay"]) == (230_000, 560_000)
+    assert (h["h1"]["hifp_pay"], h["h2"]["hifp_pay"]) == (330_000, 660_000)
+    assert p["hifp_pay"] == p["fund_amt"] == 990_000
 
 
 @EVALUATORS
@@ -167,8 +169,9 @@ def test_rizhao_per_hospital_budgets_surplus_and_overrun(evaluate):
 @EVALUATORS
 def test_per_hospital_budgets_reserve_rounding_and_a_hospital_without_claims(evaluate):
     # PV = budget / points. Reserve 5% of each budget; h3 has a budget and no claims.
-    # h1: 500,000 − 25,000 − 399,500 = 75,500 -> +15,100; G1 = V1 = 414,600; D1 = 414,100.
-    # h2: 475,000 − 599,000 = −124,000 -> −24,800; G2 = V2 = 574,200; D2 = 573,200.
+    # h1: 500,000 − 25,000 − 399,500 = 75,500 -> +15,100; G1 = V1 = D1 = 414,600.
+    # h2: 475,000 − 599,000 = −124,000 -> −24,800; G2 = V2 = D2 = 574,200.
+    # (budget / points: V is fund money only, so D = V; patients' 500 / 1,000 not taken off.)
     # h3: 10,001 − round(500.05) = 9,501 surplus -> round(1,900.2) = 1,900 = V3 = D3.
     pool = Pool("inp", 0, **GROUPS, point_value=PointValue(BUDGET_ONLY), reserve_share=50_000,
                 sharing=RiskSharing(200_000, 200_000),
@@ -176,7 +179,7 @@ def test_per_hospital_budgets_reserve_rounding_and_a_hospital_without_claims(eva
     h, p = settle(pool, batch(), evaluate)
     assert [h[k]["shared_amt"] for k in ("h1", "h2", "h3")] == [15_100, -24_800, 1_900]
     assert [h[k]["value"] for k in ("h1", "h2", "h3")] == [414_600, 574_200, 1_900]
-    assert [h[k]["hifp_pay"] for k in ("h1", "h2", "h3")] == [414_100, 573_200, 1_900]
+    assert [h[k]["hifp_pay"] for k in ("h1", "h2", "h3")] == [414_600, 574_200, 1_900]
     assert h["h3"]["claims"] == 0 and h["h3"]["budget"] == 10_001
     assert (p["control_total"], p["reserve"], p["shared_amt"], p["fund_amt"]) == (
         1_010_001, 50_500, -7_800, 990_700)

@@ -41,12 +41,13 @@ def test_each_hospital_shares_against_its_own_budget(rizhao):
     budgets = {r["hospital_id"]: half_up(Fraction(int(r["y2015"]) + int(r["y2016"]), 2)
                                          * 100 * Fraction(107, 100))
                for r in csv.DictReader(lines)}
-    # fund cost per hospital = total − self_pay of its inpatient claims
+    # fund cost per hospital = total − self_pay of its valued inpatient claims (an ungrouped
+    # claim awaits special review and is not charged, point-method.md §2)
     cost = {}
     by_id = {r["claim_id"]: r for r in res.to_pylist()}
     for c in claims.to_pylist():
         r = by_id[c["claim_id"]]
-        if r["pool"] == "inpatient_drg":
+        if r["pool"] == "inpatient_drg" and r["case_class"] != "ungrouped":
             cost[c["hospital_id"]] = cost.get(c["hospital_id"], 0) + c["total"] - r["self_pay"]
     rows = [r for r in hospitals.to_pylist() if r["pool"] == "inpatient_drg"]
     signs = set()

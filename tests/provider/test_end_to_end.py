@@ -71,28 +71,62 @@ def test_claim_columns(city, settled):
     assert (points[ungrouped] == 0).all()
 
 
-@pytest.mark.parametrize("city", CITIES)
+def with_signed_persons(claims: pa.Table) -> pa.Table:
+    """Every third outpatient claim's person signed with H01 or H05 (Jinhua's signed.csv), so
+    capitation is exercised."""
+    n = claims.num_rows
+    inst = np.where(np.arange(n) % 3 == 0, np.where(np.arange(n) % 2 == 0, "H01", "H05"), None)
+    col = pa.array(inst.tolist(), pa.string())
+    if "signed_inst" in claims.column_names:
+        return claims.set_column(claims.schema.get_field_index("signed_inst"), "signed_inst", col)
+    return claims.append_column("signed_inst", col)
+
+
+@pytest.mark.parametrize("city", CITIES + ("jinhua+signed",))
 def test_no_fen_lost(city, settled):
-    plan, claims, batch = settled[city]
+    """In every pool of every city: Σ hospital values = what the pool distributes, to the
+    fen, and Σ fund due = what the fund pays (point-method.md §3), both recomputed here from
+    the pool's own figures rather than read back."""
+    if city == "jinhua+signed":
+        plan, claims, _ = settled["jinhua"]
+        claims = with_signed_persons(claims)
+        batch = settle_batch(plan, claims)
+    else:
+        plan, claims, batch = settled[city]
     hospitals, pools = provider.settle_provider_year(plan, claims, batch.results)
+    if city == "jinhua+signed":
+        assert pools.to_pylist()[1]["capitation_used"] > 0
     for row in pools.to_pylist():
         pool = plan.provider.pool(row["pool"])
-        mine = hospitals.filter(pc.equal(hospitals["pool"], row["pool"]))
-        assert (pc.sum(mine["value"]).as_py() or 0) == row["distributed"]
-        assert (pc.sum(mine["points"]).as_py() or 0) == row["points"]
+        mine = hospitals.filter(pc.equal(hospitals["pool"], row["pool"])).to_pylist()
+        assert sum(h["value"] for h in mine) == row["distributed"]
+        assert sum(h["points"] for h in mine) == row["points"]
         pv = Fraction(row["point_value"])
-        # distributed is the exact pool amount rounded once: apportioning loses no fen
-        exact = pv * row["points"] / POINT_SCALE
-        assert abs(row["distributed"] - exact) <= Fraction(1, 2)
-        if pool.point_value.kind == BUDGET_PLUS_PAID and row["points_pv"]:
-            assert row["distributed"] == row["fund_amt"] + row["psn_part_amt"]
+        carries_paid = pool.point_value.kind == BUDGET_PLUS_PAID
+        paid = sum(h["psn_part_amt"] for h in mine)
+        signed_paid = paid - row["psn_part_amt"]
+        if not pool.hospital_budgets:
+            # distributed is the exact pool amount rounded once: apportioning loses no fen
+            exact = pv * row["points"] / POINT_SCALE
+            assert abs(row["distributed"] - exact) <= Fraction(1, 2)
+        floating = row["fund_amt"] + (row["psn_part_amt"] if carries_paid else 0)
+        if row["points_pv"] or pool.hospital_budgets:
+            assert row["distributed"] == (floating + row["budget_deviation"]
+                                          + row["capitation_used"])
+            fund_pays = (row["fund_amt"] + row["budget_deviation"] + row["capitation_used"]
+                         - (signed_paid if carries_paid else 0))
+            assert sum(h["hifp_pay"] for h in mine) == row["hifp_pay"] == fund_pays
         if pool.point_value.kind == BASELINE and row["points_pv"]:
             s = Fraction(pool.point_value.baseline_share, 10**6)
             want = (s * Fraction(pool.point_value.baseline_value, PV_SCALE)
                     * row["points"] / POINT_SCALE + (1 - s) * row["fund_amt"])
             assert abs(row["distributed"] - want) <= Fraction(1, 2)
-        for h in mine.to_pylist():
-            assert h["hifp_pay"] == h["value"] - h["psn_part_amt"]
+            assert row["budget_deviation"] == row["distributed"] - row["fund_amt"]
+        else:
+            assert row["budget_deviation"] == 0
+        for h in mine:
+            assert h["hifp_pay"] == h["value"] - (h["psn_part_amt"] if carries_paid else 0)
+        assert row["pending_review_claims"] == sum(h["pending_review_claims"] for h in mine)
 
 
 @pytest.mark.parametrize("city", CITIES)

@@ -247,3 +247,84 @@ def test_budget_and_prepayment_errors(folder, prepay, spend, extra, code):
         if extra else BUDGETS_POOL
     plan, found = codes(text, folder)
     assert plan is None and code in found
+
+
+# -- special review (特病单议) -----------------------------------------------------------------
+
+REVIEW_POOL = POOL.replace("  point value", '  special review from "review.csv"\n'
+                           '  adjust big 1.5 when hospital_level = 3\n  point value')
+
+
+def test_special_review_is_final(folder):
+    """c1 would be readmitted (c2 10 days later) and every claim at level 3 earns × 1.5;
+    under review c1 earns exactly the CSV's 77.5 points. c3 (B, low) is not under review:
+    50 × 0.4 = 20 × 1.5 = 30. The review claim is valued: it is in P like any other."""
+    write(folder, "review.csv", "claim_id,points,reason\nc1,77.5,罕见病\n")
+    plan = compile_text(HEADER + REVIEW_POOL, "t.yb", folder)
+    assert plan.provider.pools[0].review == (("c1", 775_000),)
+    claims = pa.Table.from_pylist([claim("c1", "p1", "H1", "a", 100_000, (3, 1), (3, 5)),
+                                   claim("c2", "p1", "H1", "a", 250_000, (3, 15), (3, 20)),
+                                   claim("c3", "p2", "H2", "b", 20_000, (4, 1), (4, 3))])
+    res = settle_batch(plan, claims).results
+    got = {r["claim_id"]: (r["case_class"], r["points"]) for r in res.to_pylist()}
+    assert got["c1"] == ("review", 775_000) and got["c3"] == ("low", 300_000)
+    ref = provider.claim_columns(plan, claims, reference=True).to_pylist()
+    assert (ref[0]["case_class"], ref[0]["points"]) == ("review", 775_000)
+    _, pools = provider.settle_provider_year(plan, claims, res)
+    assert pools.to_pylist()[0]["psn_part_amt"] == (100_000 + 250_000 + 20_000) // 5
+
+
+def test_explain_shows_special_review(folder):
+    from yibao.core.explain import explain_claim, format_explanation
+    write(folder, "review.csv", "claim_id,points\nc1,77.5\n")
+    plan = compile_text(HEADER + REVIEW_POOL, "t.yb", folder)
+    claims = pa.Table.from_pylist([claim("c1", "p1", "H1", "a", 100_000, (3, 1), (3, 5)),
+                                   claim("c2", "p1", "H1", "a", 250_000, (3, 15), (3, 20))])
+    text = format_explanation(explain_claim(plan, claims, "c1"))
+    assert "special review (特病单议): 77.5000 points, final" in text
+    assert "readmission:" not in text and "case class review" in text
+    claims = pa.Table.from_pylist([claim("c9", "p9", "H1", "zz", 1_000, (3, 1), (3, 5))])
+    text = format_explanation(explain_claim(plan, claims, "c9"))
+    assert "awaiting special review (not charged to the hospital)" in text
+
+
+def test_special_review_round_trip(folder):
+    write(folder, "review.csv", "claim_id,points\nc1,77.5\n")
+    once = format_policy(parse(HEADER + REVIEW_POOL, "t.yb"))
+    assert 'special review from "review.csv"' in once
+    assert format_policy(parse(once, "t.yb")) == once
+    assert compile_text(once, "t.yb", folder).provider == compile_text(
+        HEADER + REVIEW_POOL, "t.yb", folder).provider
+
+
+@pytest.mark.parametrize("csv_text, where", [
+    ("claim_id,points\nc1,77.5\nc2,1\nc1,3\n", "review.csv line 4: claim 'c1' is listed twice"),
+    ("claim_id,points\nc1,7.123456\n", "review.csv line 2: points '7.123456'"),
+    ("claim_id,points\n,7\n", "review.csv line 2: no claim_id"),
+    ("claim_id,score\nc1,7\n", "missing points"),
+    ("claim_id,points\nc1,-3\n", "review.csv line 2: points '-3'"),
+])
+def test_special_review_rows_named_by_line(folder, csv_text, where):
+    write(folder, "review.csv", csv_text)
+    plan, diags = check_text(HEADER + REVIEW_POOL, "t.yb", folder)
+    assert plan is None
+    assert any(d.code == "E507" and where in d.message for d in diags), [d.message for d in diags]
+
+
+def test_special_review_file_stays_in_the_policy_folder(folder):
+    text = REVIEW_POOL.replace('"review.csv"', '"../review.csv"')
+    assert "E304" in codes(text, folder)[1]
+    assert "E305" in codes(REVIEW_POOL, folder)[1]  # no review.csv written
+    write(folder, "review.csv", "claim_id,points\nc1,1\n")
+    text = REVIEW_POOL.replace("  point value", '  special review from "review.csv"\n  point value')
+    assert "E111" in codes(text, folder)[1]
+
+
+def test_w512_sharing_with_patient_paid(folder):
+    shared = POOL.replace("  point value", "  sharing keep 50% surplus, bear 50% overrun\n"
+                          "  point value")
+    plan, found = codes(shared, folder)
+    assert plan is not None and found == ["W512"]
+    plan, found = codes(shared.replace("(budget + patient_paid) / points", "budget / points"),
+                        folder)
+    assert plan is not None and found == []
