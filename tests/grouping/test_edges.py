@@ -37,7 +37,8 @@ def test_null_lists_and_null_elements_are_ignored(to_table):
 
 def test_empty_batch(to_table):
     out = group_drg(to_table([]))
-    assert out.num_rows == 0 and out.column_names == ["drg", "drg_status", "mdc", "adrg"]
+    assert out.num_rows == 0 and out.column_names == ["drg", "drg_status", "mdc", "adrg",
+                                                "stopped_at_mdc", "stopped_at_adrg"]
 
 
 def test_chunked_input_and_missing_optional_columns(to_table):
