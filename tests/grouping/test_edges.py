@@ -67,8 +67,18 @@ SRC = "/work/shared/data/chs-drg-1.1"
 
 def test_committed_tables_match_converter(tmp_path):
     convert_chs_drg(SRC, tmp_path)
-    for name in ("scheme.json", "codes.json"):
-        assert (tmp_path / name).read_bytes() == (DATA_DIR / name).read_bytes()
+    for name in ("scheme.json", "codes.json", "REPORT.txt"):
+        assert (tmp_path / name).read_bytes() == (DATA_DIR / name).read_bytes(), name
+
+
+def test_report_names_one_source_codes_and_adopted_mdc_codes():
+    lines = [ln.split("\t") for ln in (DATA_DIR / "REPORT.txt").read_text().splitlines()
+             if not ln.startswith("#")]
+    assert ["one_source", "FU2.pdx", "I48.900x003"] in [ln[:3] for ln in lines]
+    adopted = {(ln[1], ln[2]) for ln in lines if ln[0] == "mdc_list"}
+    assert {("MDCD", "L04.002"), ("MDCD", "L04.003")} <= adopted
+    # S12.910: listed under 头颈部创伤 by 4_ADRG_DETAIL.txt only (commented out in the .dat)
+    assert ["one_source", "MDCZ.头颈部创伤", "S12.910"] in [ln[:3] for ln in lines]
 
 
 def test_text_mcc_table_agrees_with_flat_file():
