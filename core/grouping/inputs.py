@@ -111,11 +111,20 @@ def normaliser(universe: frozenset) -> CodeNormaliser:
 
 # -- Arrow columns -----------------------------------------------------------------------------
 
+_FITS_INT32 = (pa.int8(), pa.int16(), pa.int32(), pa.uint8(), pa.uint16())
+
+
+def _int32(arr, null: int) -> np.ndarray:
+    return pc.cast(arr, pa.int32()).fill_null(null).to_numpy(zero_copy_only=False)
+
+
 def sex_column(arr, n: int, null: int) -> np.ndarray:
     """int32 sex codes of a column (any integer, float or string type); ``null`` where the
     value is null or not a recognised sex (validation then gives ``invalid_sex``)."""
     if arr is None:
         return np.full(n, null, dtype=np.int32)
+    if arr.type in _FITS_INT32:              # values other than 1 / 2 fail validation
+        return _int32(arr, null)
     if pa.types.is_integer(arr.type):
         ok = pc.is_in(arr, pa.array([1, 2], arr.type))
         return pc.if_else(ok, arr.cast(pa.int32()), null).fill_null(null) \
@@ -128,6 +137,10 @@ def int_column(arr, n: int, null: int) -> np.ndarray:
     not whole numbers in the int32 range."""
     if arr is None:
         return np.full(n, null, dtype=np.int32)
+    if arr.type in _FITS_INT32:
+        out = _int32(arr, null)
+        if np.count_nonzero(out == null) == arr.null_count:
+            return out                       # no value collides with the null marker
     if pa.types.is_integer(arr.type):
         wide = pc.cast(arr, pa.int64())
         fits = pc.and_(pc.greater(wide, -2**31), pc.less(wide, 2**31))

@@ -26,6 +26,7 @@ spec/point-method.md §1, see docs/grouping.md):
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 from yibao.core.grouping.inputs import normaliser, sex_code, whole_number
@@ -58,10 +59,16 @@ class Claim(NamedTuple):
         return self.procs[0] if self.procs else None
 
 
+@lru_cache(maxsize=8)
+def _normalisers(t: DrgTables) -> tuple:
+    """(dx, procedure) code normalisers of a tables object (cached by its identity)."""
+    return normaliser(t.diagnoses), normaliser(t.procedures)
+
+
 def normalise(row: dict, t: DrgTables | None = None) -> Claim:
     """The claim as the groupers see it (``inputs``: sex, whole numbers, code spellings)."""
     t = t or load_tables()
-    dx, proc = normaliser(t.diagnoses), normaliser(t.procedures)
+    dx, proc = _normalisers(t)
 
     def codes(key, norm):
         return tuple(norm(c) or c for c in (row.get(key) or ()) if c is not None)

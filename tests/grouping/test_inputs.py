@@ -117,3 +117,28 @@ def test_schema_is_exported_and_documented():
 
 def test_skeleton_keeps_the_leading_letter():
     assert skeleton(" x59.900X001 ") == "X59900001"
+
+
+def test_int32_minimum_is_a_value_not_a_null():
+    """The kernel's null marker is int32's minimum: an input holding it is a bad age in
+    days (invalid_age) on both groupers, not a missing one."""
+    table = pa.table({"principal_dx": ["K22.301"], "sex": pa.array([2], pa.int8()),
+                      "age": pa.array([88], pa.int32()),
+                      "age_days": pa.array([-2**31], pa.int32())})
+    row = {**GOOD, "age_days": -2**31}
+    assert group_drg(table).column("drg_status").to_pylist() == ["invalid_age"]
+    assert group_claim(row).status == "invalid_age"
+
+
+@pytest.mark.parametrize("typ", [pa.int64(), pa.uint32(), pa.int16(), pa.float64()])
+def test_wide_and_float_integer_columns(typ):
+    table = pa.table({"principal_dx": ["K22.301", "K22.301"],
+                      "sex": pa.array([2, 2], typ), "age": pa.array([88, 88], typ)})
+    assert group_drg(table).column("drg").to_pylist() == [WANT[0]] * 2
+
+
+def test_age_beyond_int32_is_rejected():
+    table = pa.table({"principal_dx": ["K22.301"], "sex": pa.array([2], pa.int64()),
+                      "age": pa.array([2**40], pa.int64())})
+    assert group_drg(table).column("drg_status").to_pylist() == ["invalid_age"]
+    assert group_claim({**GOOD, "age": 2**40}).status == "invalid_age"
