@@ -98,3 +98,11 @@ def test_zz1_reads_all_procedures():
 def test_adopted_codes_are_in_the_mdc_list():
     assert {"L04.002", "L04.003"} <= T.dx_sets["MDCD"]
     assert "I48.900x003" in T.dx_sets["FU2.pdx"]
+
+
+def test_explain_shows_where_an_undecided_claim_stopped():
+    from yibao.core.grouping.reference import explain_drg
+    steps = explain_drg(claim("P07.300", procs=[PB1_PROC], age=0))
+    assert [s["step"] for s in steps[-2:]] == ["undecided", "result"]
+    assert steps[-2]["code"] == "PB1" and steps[-2]["rule"] == "missing_age_days"
+    assert steps[-1]["status"] == "missing_age_days"
