@@ -74,9 +74,9 @@ def _normalised_ids(values: pa.Array, universe: pa.Array, index, null_id: int,
     distinct = pc.unique(odd)
     fixed = pa.array([norm(v) for v in distinct.to_pylist()], pa.string())
     fixed_ids = _code_ids(fixed, universe, index, CODE_UNKNOWN)
+    at = pc.index_in(odd, value_set=distinct, skip_nulls=False)   # a null finds the null
     ids = ids.copy()
-    ids[unknown] = fixed_ids[pc.index_in(odd, value_set=distinct).fill_null(0)
-                             .to_numpy(zero_copy_only=False)]
+    ids[unknown] = fixed_ids[at.to_numpy(zero_copy_only=False).astype(np.int64)]
     return ids
 
 

@@ -99,6 +99,9 @@ def test_odd_spellings_mixed_in_one_batch_keep_their_rows():
     got = run(rows)
     assert [g[1] for g in got] == ["ok", "ok", "invalid_principal_dx", "invalid_principal_dx",
                                    "ok"]
+    # a null among the odd spellings stays null whatever its place
+    first_null = [{**GOOD, "principal_dx": None}, {**GOOD, "principal_dx": "k22.301"}]
+    assert [g[1] for g in run(first_null)] == ["invalid_principal_dx", "ok"]
 
 
 def test_dictionary_columns_are_normalised():
