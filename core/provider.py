@@ -76,7 +76,8 @@ class DrgGrouper:
     """The CHS-DRG grouper writing ``name`` (the DRG), ``{name}_status``, ``{name}_mdc`` and
     ``{name}_adrg``. ``tables`` names a converted table folder under grouping/data;
     ``mdc_order`` None is the scheme's order; ``columns`` are the demographic columns the
-    policy declares (sex, age, age_days, birth_weight), the others are null."""
+    policy declares (sex, age …); age_days and birth_weight are read whether declared or
+    not (``ALWAYS_READ``), undeclared sex / age are null."""
     name: str
     label: str = ""
     tables: str = "chs_drg_11"
@@ -98,6 +99,7 @@ class DrgGrouper:
 
 
 DRG_INPUTS = ("sex", "age", "age_days", "birth_weight")
+ALWAYS_READ = ("age_days", "birth_weight")   # reach the grouper declared or not (spec §1)
 
 
 def grouper_output(grouper) -> str:
@@ -144,7 +146,7 @@ def needed_columns(plan: Plan) -> dict:
         if isinstance(g, DrgGrouper):
             out.update({"principal_dx": pa.string(), "secondary_dx": pa.list_(pa.string()),
                         "procedures": pa.list_(pa.string())})
-            out.update({c: pa.int64() for c in g.columns})
+            out.update({c: pa.int64() for c in (*g.columns, *ALWAYS_READ)})
             for split in g.splits:
                 out.update({t.column: _test_type(t.value) for conj in split.when for t in conj})
         else:
@@ -218,11 +220,14 @@ def _with(claims: pa.Table, columns: dict) -> pa.Table:
 
 
 def _drg_inputs(grouper: DrgGrouper, claims: pa.Table) -> pa.Table:
-    """The grouping input: codes, and only the demographic columns the policy declares."""
+    """The grouping input: codes, the demographic columns the policy declares, and age in
+    days and birth weight whether declared or not (spec §1): the grouper says
+    ``missing_age_days`` / ``missing_birth_weight`` when a newborn claim lacks them."""
     n = claims.num_rows
     cols = {c: claims.column(c) for c in ("principal_dx", "secondary_dx", "procedures")}
     for c in DRG_INPUTS:
-        cols[c] = claims.column(c) if c in grouper.columns else pa.nulls(n, pa.int32())
+        read = c in grouper.columns or (c in ALWAYS_READ and c in claims.column_names)
+        cols[c] = claims.column(c) if read else pa.nulls(n, pa.int32())
     return pa.table(cols)
 
 

@@ -14,14 +14,14 @@ cdef enum CondKind:
     C_PPROC_IN = 2
     C_ANYPROC_IN = 3
     C_PPROC_OR = 4
-    C_NO_PPROC_OR = 5
+    C_NO_OR_PROC = 5         # no operating-room procedure among all (且无手术)
     C_SEX_EQ = 6
     C_AGE_EQ = 7
     C_AGE_DAYS_LT = 8
     C_AGE_DAYS_GE = 9
     C_WEIGHT_LT = 10
     C_WEIGHT_GE = 11
-    C_TRAUMA_REGIONS_GE = 12
+    C_TRAUMA_REGIONS_GE = 12 # two different trauma codes in two different body regions
 
 # Status codes (same order as tables.STATUSES).
 cdef enum Status:
@@ -34,6 +34,16 @@ cdef enum Status:
     S_SEX_CONFLICT = 6
     S_NO_MDC = 7
     S_NO_ADRG = 8
+    S_INVALID_WEIGHT = 9
+    S_MISSING_AGE_DAYS = 10
+    S_MISSING_WEIGHT = 11
+
+# A condition's or rule's state: false, true, or undecided for want of a value (bits).
+cdef enum:
+    R_FALSE = 0
+    R_TRUE = 1
+    R_NEEDS_DAYS = 2         # reads age_days, which is null
+    R_NEEDS_WEIGHT = 4       # reads birth_weight, which is null or 0
 
 cdef struct DrgTablesC:
     const uint64_t* dx_bits      # [n_dx * dx_words] bit s set when dx is in dx set s
@@ -70,8 +80,9 @@ cdef struct ClaimsC:
 
 cdef struct ResultC:
     int8_t* status               # [n] Status
-    int32_t* mdc                 # [n] index in the city MDC order, -1
-    int32_t* adrg                # [n] ADRG id, -1
+    int32_t* mdc                 # [n] index in the city MDC order (grouped: its MDC; else
+                                 #     where it stopped, see reference.py), -1
+    int32_t* adrg                # [n] ADRG id (grouped, or the undecided one), -1
     int32_t* drg                 # [n] DRG id, -1
 
 cdef void group_claims(const DrgTablesC* t, const ClaimsC* c, ResultC* out) noexcept nogil

@@ -57,18 +57,40 @@ cdef bint any_proc_in(const DrgTablesC* t, const ClaimsC* c, int64_t i, int32_t 
     return False
 
 
-cdef int trauma_regions(const DrgTablesC* t, const ClaimsC* c, int64_t i) noexcept nogil:
-    cdef uint32_t mask = t.dx_regions[c.pdx[i]]
+cdef bint multiple_trauma(const DrgTablesC* t, const ClaimsC* c, int64_t i) noexcept nogil:
+    """Two different trauma codes in two different body regions (a code listed under two
+    regions counts once): two distinct codes with a region, and two regions among them."""
+    cdef uint32_t mask = t.dx_regions[c.pdx[i]], m
+    cdef int32_t first = c.pdx[i] if mask else -1, x
+    cdef bint two_codes = False
     cdef int64_t k
     for k in range(c.sdx_start[i], c.sdx_end[i]):
-        if c.sdx[k] >= 0:
-            mask |= t.dx_regions[c.sdx[k]]
-    return popcount32(mask)
+        x = c.sdx[k]
+        if x < 0:
+            continue
+        m = t.dx_regions[x]
+        if m == 0:
+            continue
+        mask |= m
+        if first < 0:
+            first = x
+        elif x != first:
+            two_codes = True
+    return two_codes and popcount32(mask) >= 2
 
 
-cdef bint check(const DrgTablesC* t, const ClaimsC* c, int64_t i, int32_t pproc,
-                int32_t kind, int32_t arg) noexcept nogil:
-    """One condition; unknown ages/weights make age/weight conditions false."""
+cdef bint any_or_proc(const DrgTablesC* t, const ClaimsC* c, int64_t i) noexcept nogil:
+    cdef int64_t k
+    for k in range(c.proc_start[i], c.proc_end[i]):
+        if proc_in(t, c.proc[k], t.or_bit):
+            return True
+    return False
+
+
+cdef int check(const DrgTablesC* t, const ClaimsC* c, int64_t i, int32_t pproc,
+               int32_t kind, int32_t arg) noexcept nogil:
+    """One condition: R_TRUE / R_FALSE, or R_NEEDS_DAYS / R_NEEDS_WEIGHT when it reads an
+    age_days / birth weight the claim does not have."""
     cdef int32_t v
     if kind == C_PPROC_IN:             # the common one (surgical ADRGs) first
         return proc_in(t, pproc, arg)
@@ -80,8 +102,8 @@ cdef bint check(const DrgTablesC* t, const ClaimsC* c, int64_t i, int32_t pproc,
         return any_proc_in(t, c, i, arg)
     if kind == C_PPROC_OR:
         return proc_in(t, pproc, t.or_bit)
-    if kind == C_NO_PPROC_OR:
-        return not proc_in(t, pproc, t.or_bit)
+    if kind == C_NO_OR_PROC:
+        return not any_or_proc(t, c, i)
     if kind == C_SEX_EQ:
         return c.sex[i] == arg
     if kind == C_AGE_EQ:
@@ -89,33 +111,39 @@ cdef bint check(const DrgTablesC* t, const ClaimsC* c, int64_t i, int32_t pproc,
     if kind == C_AGE_DAYS_LT or kind == C_AGE_DAYS_GE:
         v = c.age_days[i]
         if v == NULL_INT:
-            return False
+            return R_NEEDS_DAYS
         return v < arg if kind == C_AGE_DAYS_LT else v >= arg
     if kind == C_WEIGHT_LT or kind == C_WEIGHT_GE:
         v = c.weight[i]
-        if v == NULL_INT or v <= 0:
-            return False
+        if v == NULL_INT or v == 0:
+            return R_NEEDS_WEIGHT
         return v < arg if kind == C_WEIGHT_LT else v >= arg
     if kind == C_TRAUMA_REGIONS_GE:
-        return trauma_regions(t, c, i) >= arg
-    return False
+        return multiple_trauma(t, c, i)
+    return R_FALSE
 
 
-cdef inline bint any_rule(const DrgTablesC* t, const ClaimsC* c, int64_t i, int32_t pproc,
-                          const int32_t* rules, int32_t n) noexcept nogil:
-    """OR over the given (stripped) rules of AND over their conditions."""
+cdef inline int any_rule(const DrgTablesC* t, const ClaimsC* c, int64_t i, int32_t pproc,
+                         const int32_t* rules, int32_t n) noexcept nogil:
+    """OR over the given (stripped) rules of AND over their conditions: R_TRUE if one holds,
+    else the R_NEEDS_* bits of the rules left undecided (R_FALSE when none is)."""
     cdef int32_t j, r, k
-    cdef bint ok
+    cdef int got, pending, undecided = R_FALSE
     for j in range(n):
         r = rules[j]
-        ok = True
+        pending = 0                    # R_NEEDS_* bits so far; -1 once a condition is false
         for k in range(t.strip_start[r], t.strip_start[r + 1]):
-            if not check(t, c, i, pproc, t.strip_kind[k], t.strip_arg[k]):
-                ok = False
+            got = check(t, c, i, pproc, t.strip_kind[k], t.strip_arg[k])
+            if got == R_FALSE:
+                pending = -1
                 break
-        if ok:
-            return True
-    return False
+            if got != R_TRUE:
+                pending |= got
+        if pending == 0:
+            return R_TRUE
+        if pending > 0:
+            undecided |= pending
+    return undecided
 
 
 cdef int8_t validate(const ClaimsC* c, int64_t i) noexcept nogil:
@@ -132,6 +160,8 @@ cdef int8_t validate(const ClaimsC* c, int64_t i) noexcept nogil:
         return S_INVALID_SEX
     if c.age[i] < 0 or (c.age_days[i] != NULL_INT and c.age_days[i] < 0):
         return S_INVALID_AGE        # NULL_INT is negative, so a null age lands here too
+    if c.weight[i] != NULL_INT and c.weight[i] < 0:
+        return S_INVALID_WEIGHT
     return S_OK
 
 
@@ -165,7 +195,7 @@ cdef void group_one(const DrgTablesC* t, const ClaimsC* c, int64_t i, ResultC* o
     # of them; an MDC that fails jumps to the next MDC item.
     cdef int32_t k = t.program_start[t.dx_program[c.pdx[i]]], end, hdr, nr, cur = -1
     end = t.program_start[t.dx_program[c.pdx[i]] + 1]
-    cdef bint ok
+    cdef int ok
     while k < end:
         hdr = t.program[k]
         if hdr & 1:                    # one principal-procedure bit
@@ -175,6 +205,11 @@ cdef void group_one(const DrgTablesC* t, const ClaimsC* c, int64_t i, ResultC* o
             nr = t.program[k + 1]
             ok = any_rule(t, c, i, pproc, t.program + k + 2, nr)
             k += nr + 2
+        if ok > R_TRUE:                # undecided: the claim lacks the value that decides
+            out.status[i] = S_MISSING_AGE_DAYS if ok & R_NEEDS_DAYS else S_MISSING_WEIGHT
+            out.mdc[i] = hdr >> 2 if hdr & 2 else cur
+            out.adrg[i] = -1 if hdr & 2 else hdr >> 2
+            return
         if hdr & 2:
             if ok:
                 cur = hdr >> 2

@@ -12,7 +12,7 @@ import numpy as np
 from yibao.core.grouping.tables import DrgTables, load_tables, resolve_order
 
 # Same order as the CondKind enum in _drg.pxd.
-COND_KINDS = ("pdx_in", "anydx_in", "pproc_in", "anyproc_in", "pproc_or", "no_pproc_or",
+COND_KINDS = ("pdx_in", "anydx_in", "pproc_in", "anyproc_in", "pproc_or", "no_or_proc",
               "sex_eq", "age_eq", "age_days_lt", "age_days_ge", "weight_lt", "weight_ge",
               "trauma_regions_ge")
 _DX_SET_KINDS = {"pdx_in", "anydx_in"}
@@ -57,6 +57,9 @@ class _RuleBuilder:
         return len(self.group_start) - 2
 
     def _arg(self, kind: str, arg) -> int:
+        if kind == "trauma_regions_ge" and arg != 2:
+            raise ValueError(f"trauma_regions_ge {arg}: the kernel counts two codes in two "
+                             "regions only")
         if kind in _DX_SET_KINDS:
             return self.dx_bit[arg]
         if kind in _PROC_SET_KINDS:

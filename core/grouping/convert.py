@@ -9,6 +9,9 @@ Sources and why each one:
 - ``rules/4_ADRG_DETAIL.txt``: every MDC principal-diagnosis list (``MDCx 主诊表``) and every
   ADRG entry rule, one code a line under section headers. It is the only file with the
   MDCZ body-region headings and the two-set / 手术表 formulas in one place.
+- ``rules/ADRG/*.dat`` and ``rules/MDC/*.dat``: the same lists, one file per ADRG / MDC. The
+  two sources differ (``4_ADRG_DETAIL.txt`` misses I48.900x003 of FU2), so every list is their
+  union and ``REPORT.txt`` names each code found in one source only.
 - ``rules/1_MDC.txt``, ``2_ADRG.txt``, ``3_DRG.txt``: names, and which DRG suffixes
   (1/3/5/9) each ADRG is split into.
 - ``executable/DATA/MCC.dat``, ``CC.dat``, ``CCE.dat``: code → exclusion-table number. The
@@ -20,6 +23,12 @@ Sources and why each one:
 The scheme's structure that is not a code list (MDCA enters by an operating-room principal
 procedure, MDCP by age 0, MDCZ needs trauma in two body regions, MDCM/MDCN need the sex) is
 written once in ``MDC_ENTRY`` below; ages and birth weights come from parsing ADRG names.
+
+Rulings of ``spec/point-method.md`` §1 applied here (see docs/grouping.md):
+- every MDCP ADRG but PV1 needs 出生年龄 < 29 天 (``NEWBORN_DAYS``), PV1 29 days or more;
+- 「且无手术」 is ``no_or_proc``: no operating-room procedure among all the procedures;
+- a principal diagnosis named by an MDC's own ADRG lists belongs to that MDC's list
+  (``REPORT.txt`` names each code added).
 """
 from __future__ import annotations
 
@@ -35,6 +44,8 @@ PRE_ORDER = ["MDCA", "MDCP", "MDCY", "MDCZ", "MDCM", "MDCN"]
 
 # Entry conditions added to "principal dx in the MDC list"; MDCA has no list (entry by
 # an operating-room principal procedure), MDCZ also needs trauma in >= 2 body regions.
+NEWBORN_DAYS = 29          # 新生儿: 出生年龄 < 29 天 (PB1/PC1/PJ1 names)
+NEWBORN_MDC = "MDCP"
 MDC_ENTRY = {
     "MDCA": [["pproc_or", None]],
     "MDCP": [["age_eq", 0]],
@@ -126,7 +137,7 @@ def _adrg_section(adrg: dict, line: str) -> list | None:
         adrg["flags"].append(_FLAGS[line])
         return None
     if line.startswith("符合") and "无手术" in line:
-        adrg["flags"].append("no_pproc_or")
+        adrg["flags"].append("no_or_proc")          # 且无手术: no OR procedure at all
         return None
     m = _FORMULA.match(line.replace(" ", ""))
     if m:
@@ -177,7 +188,9 @@ def adrg_rules(adrg: dict, dx_sets: dict, proc_sets: dict) -> list[list[list]]:
             conds.append([cond, key])
     conds += [[flag, None] for flag in adrg["flags"]]
     conds += name_conditions(adrg["name"])
-    has_proc = any(c[0] in ("pproc_in", "anyproc_in", "pproc_or", "no_pproc_or") for c in conds)
+    if code[0] == NEWBORN_MDC[3] and not any(c[0].startswith("age_days") for c in conds):
+        conds.append(["age_days_lt", NEWBORN_DAYS])   # ruling: 新生儿 is < 29 days old
+    has_proc = any(c[0] in ("pproc_in", "anyproc_in", "pproc_or", "no_or_proc") for c in conds)
     if is_surgical(code) and not has_proc and not adrg["formulas"]:
         conds.append(["pproc_or", None])       # e.g. YC1 "HIV 相关疾患的手术室手术"
     if not adrg["formulas"]:
@@ -216,9 +229,144 @@ def text_exclusion_tables(path: Path) -> dict[str, int]:
     return out
 
 
-def build_scheme(src: Path) -> tuple[dict, dict]:
-    rules = src / "rules"
+def parse_adrg_dat(code: str, path: Path) -> dict:
+    """One ``rules/ADRG/*.dat`` file: the sections of 4_ADRG_DETAIL.txt without the header."""
+    adrg, target = _new_adrg(code, ""), None
+    for line in _read_lines(path):
+        first = line.split()[0]
+        if _CODE.match(first):
+            if target is None:
+                raise ValueError(f"{path.name}: code outside a section: {line!r}")
+            target.append(first)
+            continue
+        target = _adrg_section(adrg, line)
+    return adrg
+
+
+def parse_mdc_dat(path: Path) -> tuple[list, dict]:
+    """One ``rules/MDC/*.dat`` file: (principal-dx codes, MDCZ code -> body regions)."""
+    codes: list[str] = []
+    regions: dict[str, list[str]] = {}
+    region = None
+    for line in _read_lines(path):
+        if line.startswith("#"):                  # a line the source commented out
+            continue
+        first = line.split()[0]
+        if _CODE.match(first):
+            codes.append(first)
+            if region is not None and region not in regions.setdefault(first, []):
+                regions[first].append(region)
+        elif line.endswith("创伤") and " " not in line:
+            region = line
+        elif line not in _SECTIONS:
+            raise ValueError(f"{path.name}: unexpected line {line!r}")
+    return codes, regions
+
+
+def _dat_files(folder: Path, width: int) -> dict[str, Path]:
+    """``{code: path}`` of ``AA1_名称.dat`` style files (code = the first ``width`` chars)."""
+    return {p.name[:width]: p for p in sorted(folder.glob("*.dat"))}
+
+
+def _union(detail: list, dat: list, where: str, dat_name: str, report: list) -> list:
+    """Codes of both sources (detail order, then the .dat-only ones); reports the one-sided."""
+    a, b = set(detail), set(dat)
+    for code in sorted(a - b):
+        report.append(f"one_source\t{where}\t{code}\tonly in 4_ADRG_DETAIL.txt, not {dat_name}")
+    for code in sorted(b - a):
+        report.append(f"one_source\t{where}\t{code}\tonly in {dat_name}, not 4_ADRG_DETAIL.txt")
+    return detail + [c for c in dict.fromkeys(dat) if c not in a]
+
+
+def merge_adrg(adrg: dict, dat: dict, dat_name: str, report: list) -> dict:
+    """An ADRG's lists, tables, flags and formulas as the union of its two sources."""
+    code = adrg["code"]
+    for kind in sorted(set(adrg["lists"]) | set(dat["lists"])):
+        adrg["lists"][kind] = _union(adrg["lists"].get(kind, []), dat["lists"].get(kind, []),
+                                     f"{code}.{kind}", dat_name, report)
+    for n in sorted(set(adrg["tables"]) | set(dat["tables"])):
+        adrg["tables"][n] = _union(adrg["tables"].get(n, []), dat["tables"].get(n, []),
+                                   f"{code}.t{n}", dat_name, report)
+    for key in ("flags", "formulas"):
+        for item in dat[key]:
+            if item not in adrg[key]:
+                report.append(f"one_source\t{code}.{key}\t{item}\tonly in {dat_name}")
+                adrg[key].append(item)
+        for item in adrg[key]:
+            if item not in dat[key]:
+                report.append(f"one_source\t{code}.{key}\t{item}\tonly in 4_ADRG_DETAIL.txt")
+    return adrg
+
+
+def merge_sources(rules: Path, report: list) -> tuple[dict, dict, dict]:
+    """(MDC lists, ADRG sections, trauma regions): 4_ADRG_DETAIL.txt ∪ ADRG/*.dat ∪ MDC/*.dat."""
     mdc_lists, adrgs, regions = parse_adrg_detail(rules / "4_ADRG_DETAIL.txt")
+    adrg_files = _dat_files(rules / "ADRG", 3)
+    stray = sorted(set(adrg_files) - set(adrgs))
+    if stray:
+        raise ValueError(f"ADRG/*.dat files of ADRGs missing from 4_ADRG_DETAIL.txt: {stray}")
+    for code, adrg in adrgs.items():
+        if code not in adrg_files:
+            report.append(f"one_source\t{code}\t-\tno ADRG/{code}_*.dat file")
+            continue
+        path = adrg_files[code]
+        merge_adrg(adrg, parse_adrg_dat(code, path), f"ADRG/{path.name}", report)
+    for mdc, path in _dat_files(rules / "MDC", 4).items():
+        codes, dat_regions = parse_mdc_dat(path)
+        if not codes and mdc not in mdc_lists:
+            continue                              # MDCA: no principal-diagnosis list
+        mdc_lists[mdc] = _union(mdc_lists.get(mdc, []), codes, mdc, f"MDC/{path.name}", report)
+        _union_regions(regions, dat_regions, f"MDC/{path.name}", report)
+    return mdc_lists, adrgs, regions
+
+
+def _union_regions(regions: dict, dat_regions: dict, dat_name: str, report: list) -> None:
+    """MDCZ body regions of each code: both sources' (the ruling then counts codes, §1)."""
+    if not dat_regions:
+        return
+    for code in sorted(set(regions) | set(dat_regions)):
+        mine, theirs = regions.setdefault(code, []), dat_regions.get(code, [])
+        for r in mine:
+            if r not in theirs:
+                report.append(f"one_source\tMDCZ.{r}\t{code}\tonly in 4_ADRG_DETAIL.txt, "
+                              f"not {dat_name}")
+        for r in theirs:
+            if r not in mine:
+                report.append(f"one_source\tMDCZ.{r}\t{code}\tonly in {dat_name}, "
+                              f"not 4_ADRG_DETAIL.txt")
+                mine.append(r)
+
+
+def adopt_adrg_diagnoses(mdc_lists: dict, adrgs: dict, report: list) -> None:
+    """A principal dx an MDC's own ADRG lists name belongs to the MDC's list (ruling, §1).
+
+    Reports each code added and the other MDC lists that already hold it (the MDC order
+    then decides which MDC a claim enters first)."""
+    owners: dict[str, list[str]] = {}
+    for mdc, codes in mdc_lists.items():
+        for c in dict.fromkeys(codes):
+            owners.setdefault(c, []).append(mdc)
+    for code, adrg in adrgs.items():
+        mdc = "MDC" + code[0]
+        if mdc not in mdc_lists:
+            continue
+        own = set(mdc_lists[mdc])
+        for dx in adrg["lists"].get("pdx", []):
+            if dx in own:
+                continue
+            others = ",".join(owners.get(dx, [])) or "no MDC list"
+            report.append(f"mdc_list\t{mdc}\t{dx}\tnamed by {code} principal-dx list, "
+                          f"missing from {mdc} list (also in: {others}); added to {mdc}")
+            mdc_lists[mdc].append(dx)
+            own.add(dx)
+
+
+def build_scheme(src: Path, report: list | None = None) -> tuple[dict, dict]:
+    """(scheme, codes); appends the sources' inconsistencies to ``report`` when given."""
+    report = [] if report is None else report
+    rules = src / "rules"
+    mdc_lists, adrgs, regions = merge_sources(rules, report)
+    adopt_adrg_diagnoses(mdc_lists, adrgs, report)
     mdc_names = {k: _clean_name(v) for k, v in _pairs(rules / "1_MDC.txt").items()}
     adrg_names = {k: _clean_name(v) for k, v in _pairs(rules / "2_ADRG.txt").items()}
     splits = drg_splits(rules / "3_DRG.txt")
@@ -261,19 +409,33 @@ def build_codes(src: Path, dx_sets: dict, proc_sets: dict) -> dict:
             **excl}
 
 
+REPORT_HEADER = (
+    "# CHS-DRG 1.1 source report (generated by yibao.core.grouping.convert; do not edit)\n"
+    "# kind<TAB>where<TAB>code<TAB>what. one_source: a code (or flag) found in one of\n"
+    "# 4_ADRG_DETAIL.txt and rules/ADRG|MDC/*.dat only; the tables use the union.\n"
+    "# mdc_list: a principal dx an MDC's own ADRG lists name but its MDC list omits;\n"
+    "# the tables add it to that MDC (spec/point-method.md §1).\n")
+
+
+def report_text(report: list) -> str:
+    return REPORT_HEADER + "".join(line + "\n" for line in report)
+
+
 def convert_chs_drg(src_dir, out_dir) -> dict:
-    """Write scheme.json, codes.json, LICENSE and PROVENANCE.md; returns summary counts."""
+    """Write scheme.json, codes.json, REPORT.txt and LICENSE; returns summary counts."""
     src, out = Path(src_dir), Path(out_dir)
-    scheme, codes = build_scheme(src)
+    report: list[str] = []
+    scheme, codes = build_scheme(src, report)
     out.mkdir(parents=True, exist_ok=True)
     for name, obj in (("scheme.json", scheme), ("codes.json", codes)):
         text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
         (out / name).write_text(text + "\n", encoding="utf-8")
+    (out / "REPORT.txt").write_text(report_text(report), encoding="utf-8")
     shutil.copyfile(src / "LICENSE", out / "LICENSE")
     summary = {"mdc": len(scheme["mdc"]), "adrg": len(scheme["adrg"]),
                "drg": len(scheme["drg"]), "diagnoses": len(codes["diagnoses"]),
                "procedures": len(codes["procedures"]), "mcc": len(codes["mcc"]),
-               "cc": len(codes["cc"]), "cce": len(codes["cce"])}
+               "cc": len(codes["cc"]), "cce": len(codes["cce"]), "report_lines": len(report)}
     return summary
 
 

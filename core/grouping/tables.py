@@ -19,10 +19,13 @@ STATUSES = (
     "invalid_secondary_dx",  # a secondary diagnosis is not a valid code
     "invalid_procedure",     # a procedure is not a valid code
     "invalid_sex",           # sex null or not 1 (male) / 2 (female)
-    "invalid_age",           # age null or negative, or age_days negative
+    "invalid_age",           # age null, negative or not a whole number; age_days likewise
     "sex_conflict",          # no group, and the principal dx belongs to the other sex's MDC
     "no_mdc",                # no MDC's entry condition holds
     "no_adrg",               # an MDC took the claim but none of its ADRGs (0000 无法入组)
+    "invalid_birth_weight",  # birth weight negative or not a whole number of grams
+    "missing_age_days",      # the rule that would decide (新生儿 < 29 days) needs age_days
+    "missing_birth_weight",  # the rule that would decide (出生体重 …) needs birth_weight
 )
 STATUS_CODE = {name: i for i, name in enumerate(STATUSES)}
 
@@ -31,8 +34,8 @@ STATUS_CODE = {name: i for i, name in enumerate(STATUSES)}
 SPLIT_BY_SUFFIXES = {
     "9": ("9", "9", "9"),
     "135": ("5", "3", "1"),
-    "15": ("5", "1", "1"),     # "…1" there means "with MCC or CC"
-    "35": ("5", "3", "3"),
+    "15": ("5", "5", "1"),     # split on cost: CC cases did not differ from none (§1.3)
+    "35": ("5", "3", "3"),     # "…3" 伴并发症或合并症: MCC or CC
 }
 
 

@@ -37,7 +37,8 @@ def test_null_lists_and_null_elements_are_ignored(to_table):
 
 def test_empty_batch(to_table):
     out = group_drg(to_table([]))
-    assert out.num_rows == 0 and out.column_names == ["drg", "drg_status", "mdc", "adrg"]
+    assert out.num_rows == 0 and out.column_names == ["drg", "drg_status", "mdc", "adrg",
+                                                "stopped_at_mdc", "stopped_at_adrg"]
 
 
 def test_chunked_input_and_missing_optional_columns(to_table):
@@ -66,8 +67,18 @@ SRC = "/work/shared/data/chs-drg-1.1"
 
 def test_committed_tables_match_converter(tmp_path):
     convert_chs_drg(SRC, tmp_path)
-    for name in ("scheme.json", "codes.json"):
-        assert (tmp_path / name).read_bytes() == (DATA_DIR / name).read_bytes()
+    for name in ("scheme.json", "codes.json", "REPORT.txt"):
+        assert (tmp_path / name).read_bytes() == (DATA_DIR / name).read_bytes(), name
+
+
+def test_report_names_one_source_codes_and_adopted_mdc_codes():
+    lines = [ln.split("\t") for ln in (DATA_DIR / "REPORT.txt").read_text().splitlines()
+             if not ln.startswith("#")]
+    assert ["one_source", "FU2.pdx", "I48.900x003"] in [ln[:3] for ln in lines]
+    adopted = {(ln[1], ln[2]) for ln in lines if ln[0] == "mdc_list"}
+    assert {("MDCD", "L04.002"), ("MDCD", "L04.003")} <= adopted
+    # S12.910: listed under 头颈部创伤 by 4_ADRG_DETAIL.txt only (commented out in the .dat)
+    assert ["one_source", "MDCZ.头颈部创伤", "S12.910"] in [ln[:3] for ln in lines]
 
 
 def test_text_mcc_table_agrees_with_flat_file():

@@ -42,14 +42,24 @@ clean = _claims(dx, proc, st.sampled_from([1, 2]),
 dirty = _claims(maybe_bad(dx), maybe_bad(proc), st.sampled_from([1, 2, 0, None]),
                 st.one_of(st.integers(0, 100), st.none(), st.just(-1)),
                 st.one_of(st.none(), st.integers(0, 400), st.just(-3)))
-claims = st.one_of(clean, clean, clean, dirty)
+# Newborns and infants: MDCP principal dx, age 0, age_days / birth weight known or not.
+MDCP_DX = sorted(T.dx_sets["MDCP"])
+TRAUMA_DX = sorted(T.trauma_regions)
+newborn = _claims(st.one_of(st.sampled_from(MDCP_DX), dx), proc, st.sampled_from([1, 2]),
+                  st.just(0), st.one_of(st.none(), st.integers(0, 40), st.integers(0, 400)))
+trauma = _claims(st.sampled_from(TRAUMA_DX), proc, st.sampled_from([1, 2]),
+                 st.integers(0, 100), st.none())
+claims = st.one_of(clean, clean, clean, dirty, newborn, trauma)
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-def _kernel(rows, to_table):
-    return [(o["drg"], o["drg_status"], o["mdc"], o["adrg"])
-            for o in group_drg(to_table(rows)).to_pylist()]
+COLUMNS = ("drg", "drg_status", "mdc", "adrg", "stopped_at_mdc", "stopped_at_adrg")
+
+
+def _kernel(rows, to_table, mdc_order=None):
+    return [tuple(o[c] for c in COLUMNS)
+            for o in group_drg(to_table(rows), mdc_order=mdc_order).to_pylist()]
 
 
 @SETTINGS
@@ -110,6 +120,36 @@ MDC_ORDER = list(T.default_mdc_order)
 @given(st.permutations(MDC_ORDER), st.integers(0, 6), st.lists(claims, min_size=1, max_size=40))
 def test_kernel_equals_reference_any_mdc_order(to_table, order, drop, rows):
     order = order[drop:]             # a city may also leave MDCs out
-    got = [(o["drg"], o["drg_status"], o["mdc"], o["adrg"])
-           for o in group_drg(to_table(rows), mdc_order=order).to_pylist()]
+    got = _kernel(rows, to_table, order)
     assert got == [tuple(group_claim(r, T, order)) for r in rows]
+
+
+# Extract-shaped input: sex and ages as text, codes in odd spellings (inputs.py).
+def _odd_code(code):
+    return st.sampled_from([code, code.lower(), f" {code} ", code.replace(".", ""),
+                            code.replace("x", "X")])
+
+
+odd_dx = dx.flatmap(_odd_code)
+odd_proc = proc.flatmap(_odd_code)
+SEXES = ["1", "2", "M", "F", "男", "女", " f ", "3", "", None]
+odd = st.fixed_dictionaries({
+    "principal_dx": st.one_of(odd_dx, st.none()),
+    "secondary_dx": st.one_of(st.lists(odd_dx, max_size=4), st.none()),
+    "procedures": st.one_of(st.lists(odd_proc, max_size=3), st.none()),
+    "sex": st.sampled_from(SEXES),
+    "age": st.one_of(st.integers(0, 99).map(str), st.sampled_from(["", "x", " 0 ", None])),
+    "age_days": st.one_of(st.none(), st.integers(0, 400).map(str)),
+    "birth_weight": st.one_of(st.none(), st.integers(0, 4500).map(str), st.just("-1")),
+})
+TEXT_SCHEMA = pa.schema([("principal_dx", pa.string()), ("secondary_dx", pa.list_(pa.string())),
+                         ("procedures", pa.list_(pa.string())), ("sex", pa.string()),
+                         ("age", pa.string()), ("age_days", pa.string()),
+                         ("birth_weight", pa.string())])
+
+
+@SETTINGS
+@given(st.lists(odd, max_size=25))
+def test_kernel_equals_reference_on_text_columns(rows):
+    out = group_drg(pa.Table.from_pylist(rows, schema=TEXT_SCHEMA)).to_pylist()
+    assert [tuple(o[c] for c in COLUMNS) for o in out] == [tuple(group_claim(r, T)) for r in rows]
