@@ -48,7 +48,8 @@ from .points.plan import Pool, PointsPlan, Test
 PATIENT_PAID = "psn_part_amt"  # 个人负担 in the national settlement list
 
 CLAIM_FIELDS = (("pool", pa.string()), ("group", pa.string()), ("grouping_status", pa.string()),
-                ("case_class", pa.string()), ("points", pa.int64()))
+                ("grouping_stopped_at", pa.string()), ("case_class", pa.string()),
+                ("points", pa.int64()))
 CLAIM_SCHEMA = pa.schema(CLAIM_FIELDS)
 
 # -- grouper plan nodes ------------------------------------------------------------------------
@@ -74,7 +75,8 @@ class DrgSplit:
 @dataclass(frozen=True)
 class DrgGrouper:
     """The CHS-DRG grouper writing ``name`` (the DRG), ``{name}_status``, ``{name}_mdc`` and
-    ``{name}_adrg``. ``tables`` names a converted table folder under grouping/data;
+    ``{name}_adrg`` (grouped claims only) and ``{name}_stopped_at`` (where an ungrouped claim
+    stopped: ``MDCP`` or ``MDCP/PB1``; null for a grouped one). ``tables`` names a converted table folder under grouping/data;
     ``mdc_order`` None is the scheme's order; ``columns`` are the demographic columns the
     policy declares (sex, age …); age_days and birth_weight are read whether declared or
     not (``ALWAYS_READ``), undeclared sex / age are null."""
@@ -88,7 +90,8 @@ class DrgGrouper:
 
     def output_columns(self) -> tuple:
         return ((self.name, pa.string()), (f"{self.name}_status", pa.string()),
-                (f"{self.name}_mdc", pa.string()), (f"{self.name}_adrg", pa.string()))
+                (f"{self.name}_mdc", pa.string()), (f"{self.name}_adrg", pa.string()),
+                (f"{self.name}_stopped_at", pa.string()))
 
     def describe(self) -> str:
         order = ", ".join(self.mdc_order) if self.mdc_order else "scheme order"
@@ -109,6 +112,19 @@ def grouper_output(grouper) -> str:
 
 def status_column(grouper) -> str:
     return f"{grouper_output(grouper)}_status"
+
+
+def stopped_at(mdc, adrg):
+    """Where an ungrouped claim stopped, as one text: ``MDCP/PB1``, ``MDCP`` or null."""
+    if mdc is None:
+        return adrg
+    return f"{mdc}/{adrg}" if adrg is not None else mdc
+
+
+def _stopped_at_column(out: pa.Table) -> pa.Array:
+    mdc, adrg = out.column("stopped_at_mdc"), out.column("stopped_at_adrg")
+    joined = pc.binary_join_element_wise(mdc, adrg, "/")
+    return pc.coalesce(joined, mdc, adrg).combine_chunks()
 
 
 def drg_tables(grouper: DrgGrouper):
@@ -240,8 +256,9 @@ def group_claims(plan: Plan, claims: pa.Table) -> pa.Table:
             drg = _split_codes(g, claims, out.column("drg").combine_chunks(),
                                points_compute.test_mask)
             names = [n for n, _ in g.output_columns()]
-            claims = _with(claims, dict(zip(names, [drg, *(out.column(c) for c in
-                                                          ("drg_status", "mdc", "adrg"))])))
+            claims = _with(claims, dict(zip(names, [
+                drg, *(out.column(c) for c in ("drg_status", "mdc", "adrg")),
+                _stopped_at_column(out)])))
         else:
             out = dtable.group_table(g, claims)
             claims = _with(claims, {n: out.column(n) for n, _ in g.columns()})
@@ -265,7 +282,9 @@ def group_claims_reference(plan: Plan, claims: pa.Table) -> pa.Table:
             claims = _with(claims, {
                 names[0]: drg, names[1]: pa.array([r.status for r in res], pa.string()),
                 names[2]: pa.array([r.mdc for r in res], pa.string()),
-                names[3]: pa.array([r.adrg for r in res], pa.string())})
+                names[3]: pa.array([r.adrg for r in res], pa.string()),
+                names[4]: pa.array([stopped_at(r.stopped_at_mdc, r.stopped_at_adrg)
+                                    for r in res], pa.string())})
         else:
             out = dtable.group_table_reference(g, claims)
             claims = _with(claims, {n: out.column(n) for n, _ in g.columns()})
@@ -283,10 +302,13 @@ def pool_index(plan: Plan, grouped: pa.Table) -> np.ndarray:
     return idx
 
 
-def _status_of(plan: Plan, pool: Pool, grouped: pa.Table):
+def _grouper_column(plan: Plan, pool: Pool, grouped: pa.Table, suffix: str):
+    """The pool's grouper's ``<output>_<suffix>`` column; nulls when it writes none (a
+    decision table has no stopping point)."""
     for g in plan.groupers:
-        if grouper_output(g) == pool.group_column:
-            return grouped.column(status_column(g))
+        name = f"{grouper_output(g)}_{suffix}"
+        if grouper_output(g) == pool.group_column and name in grouped.column_names:
+            return grouped.column(name)
     return pa.nulls(grouped.num_rows, pa.string())
 
 
@@ -317,10 +339,12 @@ def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
         members = grouped.take(pa.array(at))
         classes, points = _score_pool(plan, pool, members, reference)
         groups = members.column(pool.group_column).to_pylist()
-        status = _status_of(plan, pool, members).to_pylist()
+        status = _grouper_column(plan, pool, members, "status").to_pylist()
+        stops = _grouper_column(plan, pool, members, "stopped_at").to_pylist()
         for j, row in enumerate(at.tolist()):
             cols["pool"][row], cols["group"][row] = pool.name, groups[j]
             cols["grouping_status"][row], cols["case_class"][row] = status[j], classes[j]
+            cols["grouping_stopped_at"][row] = stops[j]
             cols["points"][row] = points[j]
     return pa.table({name: pa.array(cols[name], typ) for name, typ in CLAIM_FIELDS},
                     schema=CLAIM_SCHEMA)

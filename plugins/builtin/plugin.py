@@ -35,7 +35,8 @@ def yibao_register_functions(registry):
 
 @hookimpl
 def yibao_register_groupers(registry):
-    """``chs_drg``: the national CHS-DRG 1.1 grouper (columns drg, drg_status, mdc, adrg)."""
+    """``chs_drg``: the national CHS-DRG 1.1 grouper (``grouping.drg.OUTPUT_SCHEMA``)."""
     registry.add_grouper(GrouperDecl(
-        "chs_drg", _chs_drg, ("drg", "drg_status", "mdc", "adrg"),
+        "chs_drg", _chs_drg, ("drg", "drg_status", "mdc", "adrg", "stopped_at_mdc",
+                              "stopped_at_adrg"),
         "CHS-DRG 1.1 national grouper (yibao.core.grouping.group_drg)"))

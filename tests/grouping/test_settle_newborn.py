@@ -57,3 +57,13 @@ def test_settle_reads_age_days_the_policy_does_not_declare(tmp_path):
     assert [status for _, status in got] == ["ok", "missing_age_days", "ok"]
     assert got[0][0].startswith("PB19") and got[2][0].startswith("PB19")
     assert got[1][0] is None
+    stops = [by_id[i]["grouping_stopped_at"] for i in ids]
+    assert stops[0] is None and stops[2] is None            # grouped: no stopping point
+    assert stops[1] is not None and stops[1].startswith("MDCP")
+
+
+def test_builtin_grouper_declares_the_columns_group_drg_writes():
+    from yibao.core.grouping.drg import OUTPUT_SCHEMA
+    from yibao.plugins.manager import build_registry, make_plugin_manager
+    reg = build_registry(make_plugin_manager(load_entry_points=False))
+    assert tuple(reg.groupers["chs_drg"].columns) == tuple(OUTPUT_SCHEMA.names)
