@@ -75,6 +75,12 @@ def amount_column(table, header: str) -> None:
     table.add_column(header, justify="right", no_wrap=True, overflow="fold")
 
 
+def text_column(table, header: str) -> None:
+    """A column of names or labels: when the table must shrink it wraps, and folds a long
+    identifier onto the next line rather than cutting it with an ellipsis."""
+    table.add_column(header, overflow="fold")
+
+
 def all_rejected_hint(plan, settled: int, reasons: dict):
     """One line explaining a run in which every claim was rejected for the same reason, or
     None. For claims outside the policy period it names the period."""

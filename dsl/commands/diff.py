@@ -60,7 +60,8 @@ def _signed(fen) -> str:
 
 
 def _rows(table, key_cols) -> list:
-    return [[*(str(r[k]) for k in key_cols), _money(r["fund_a"]), _money(r["fund_b"]),
+    return [[*(f"{r[k]:,}" if k == "claims" else str(r[k]) for k in key_cols),
+             _money(r["fund_a"]), _money(r["fund_b"]),
              _signed(r["change"])] for r in table.to_pylist()]
 
 
@@ -71,13 +72,13 @@ SECTIONS = (("layers", "fund spending per layer", ("layer", "label")),
 
 def print_report(r, out) -> None:
     from rich.table import Table
-    from ._common import amount_column
+    from ._common import amount_column, text_column
     out.print(f"[bold]{r.policy_a} → {r.policy_b}[/]: {r.compared:,} claims compared "
               f"({r.rejected_a:,} rejected under A, {r.rejected_b:,} under B)")
     for attr, title, keys in SECTIONS:
         t = Table(title=title, title_justify="left")
         for k in keys:
-            t.add_column(k)
+            (amount_column if k == "claims" else text_column)(t, k)
         for name in ("A (yuan)", "B (yuan)", "change"):
             amount_column(t, name)
         for row in _rows(getattr(r, attr), keys):
@@ -89,7 +90,7 @@ def print_report(r, out) -> None:
               f"{r.changed:,} claims ({r.raised:,} up, {r.lowered:,} down)")
     t = Table(title="largest movers (self-pay)", title_justify="left")
     for name in ("claim", "person", "tier", "level"):
-        t.add_column(name)
+        text_column(t, name)
     for name in ("A", "B", "change"):
         amount_column(t, name)
     for m in r.movers.to_pylist():
