@@ -15,7 +15,7 @@ HELP = "start a city folder: policy skeleton with a table, tests.yaml, README of
 
 
 def add_arguments(parser):
-    parser.add_argument("name", metavar="NAME", help="the folder to create (e.g. city_configs/wuxi)")
+    parser.add_argument("name", metavar="NAME", help="the folder to create (e.g. wuxi)")
     parser.add_argument("--year", type=int, default=datetime.date.today().year,
                         help="the policy year the skeleton is in force (default: this year)")
 
@@ -96,7 +96,7 @@ def run(args) -> int:
     if not 1900 <= args.year <= 9999:
         print("yibao init: error: --year must be 1900..9999", file=sys.stderr)
         return 2
-    region = folder.resolve().name
+    region = folder.resolve().name.replace('"', "")  # it goes inside the header's quotes
     fields = {"region": region, "year": args.year, "folder": folder.as_posix()}
     folder.mkdir(parents=True)
     for name, template in (("policy.yb", POLICY), ("tests.yaml", TESTS), ("README.md", README)):

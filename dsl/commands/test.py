@@ -140,8 +140,9 @@ def junit_xml(results, case_file: str, warned: list) -> str:
     from xml.etree import ElementTree as ET
     failed = sum(not r.passed for r in results) + (1 if warned else 0)
     root = ET.Element("testsuites")
-    suite = ET.SubElement(root, "testsuite", name="yibao test", tests=str(len(results) + bool(warned)),
-                       failures=str(failed), errors="0", skipped="0")
+    suite = ET.SubElement(root, "testsuite", name="yibao test",
+                          tests=str(len(results) + bool(warned)), failures=str(failed),
+                          errors="0", skipped="0")
     for r in results:
         case = ET.SubElement(suite, "testcase", classname=case_file, name=r.case.name)
         if not r.passed:

@@ -45,6 +45,7 @@ def test_report_equals_settling_twice(reference_plan, changed, claims):
     delta = {cid: b[cid]["self_pay"] - a[cid]["self_pay"] for cid in a}
     assert r.changed == sum(d != 0 for d in delta.values()) > 0
     assert r.raised == sum(d > 0 for d in delta.values())
+    assert r.lowered == sum(d < 0 for d in delta.values()) and r.changed == r.raised + r.lowered
     assert sum(r.histogram.column("claims").to_pylist()) == r.changed
     biggest = sorted((abs(d) for d in delta.values()), reverse=True)[:5]
     assert [abs(c) for c in r.movers.column("change").to_pylist()] == biggest
