@@ -10,7 +10,8 @@ HELP = "settle claims under two policies: fund spending per layer/tier/level, se
 
 def add_arguments(parser):
     parser.add_argument("--policy", action="append", required=True, metavar="POLICY",
-                        help="give twice: the current policy, then the changed one")
+                        help="give twice: the current policy, then the changed one (a "
+                             "folder, a file, or a bundled city's name)")
     parser.add_argument("--claims", required=True, help="Parquet file/folder or Arrow IPC file")
     parser.add_argument("--html", metavar="FILE", help="also write an HTML report with charts")
     parser.add_argument("--top", type=int, default=10, help="largest movers to list")
