@@ -24,12 +24,10 @@ def registry():
 
 def load_policy(path, reg=None):
     """Compile a policy folder or file, or a bundled city by name; on errors print them all
-    and return None."""
+    and return None. PolicyNotFound when ``path`` names nothing."""
     from ..compiler import compile_policy
-    from ._policies import policy_location
-    where = policy_location(path)
-    if where is None:
-        return None
+    from ._policies import resolve_policy
+    where = resolve_policy(path)
     try:
         return compile_policy(where, registry=reg or registry())
     except PolicyError as exc:

@@ -9,8 +9,9 @@ from pathlib import Path
 from ..errors import PolicyError
 
 
-class PolicyNotFound(Exception):
-    """The policy argument is neither an existing path nor a bundled city's name."""
+class PolicyNotFound(FileNotFoundError):
+    """The policy argument is neither an existing path nor a bundled city's name. An OSError,
+    so the command line reports it in one line, `yibao CMD: error: …`, with exit 2."""
 
 
 def resolve_policy(text) -> Path:
@@ -30,22 +31,11 @@ def resolve_policy(text) -> Path:
                          f"(bundled: {', '.join(bundled_cities())})")
 
 
-def policy_location(text):
-    """resolve_policy, or None after printing why there is no such policy."""
-    try:
-        return resolve_policy(text)
-    except PolicyNotFound as exc:
-        print(f"yibao: {exc}", file=sys.stderr)
-        return None
-
-
 def load_versions(path, reg):
     """The folder's versions (sorted plans), or None after printing every error. ``path``
-    may name a bundled city (resolve_policy)."""
+    may name a bundled city; PolicyNotFound when it names nothing (resolve_policy)."""
     from ..versions import compile_versions
-    where = policy_location(path)
-    if where is None:
-        return None
+    where = resolve_policy(path)
     try:
         return compile_versions(where, registry=reg)
     except PolicyError as exc:

@@ -31,10 +31,8 @@ def add_arguments(parser):
 def run(args) -> int:
     from ..versions import version_files
     from ._common import registry
-    from ._policies import policy_location
-    path = policy_location(args.policy)
-    if path is None:
-        return EXIT_CANNOT_RUN
+    from ._policies import resolve_policy
+    path = resolve_policy(args.policy)  # PolicyNotFound: one line, exit 2 (cli.main)
     try:
         files = version_files(path)
     except FileNotFoundError:

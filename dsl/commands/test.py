@@ -30,11 +30,9 @@ def add_arguments(parser):
 def run(args) -> int:
     from yibao.core.policytest import CaseFileError, coverage, load_cases, run_case
     from ._common import console, registry
-    from ._policies import policy_location, settle_under
+    from ._policies import resolve_policy, settle_under
     reg = registry()
-    folder = policy_location(args.folder)
-    if folder is None:
-        return 2
+    folder = resolve_policy(args.folder)  # PolicyNotFound: one line, exit 2 (cli.main)
     plans, warned = _load_recording_warnings(folder, reg)
     if plans is None:
         return 2
