@@ -2,7 +2,7 @@
 
 ``diff_policies(a, b, claims)`` returns a ``DiffReport`` of pyarrow tables (money in int64
 fen): fund spending per layer, per tier and per hospital level under each policy; how many
-claims' self-pay changed, the distribution of the change (a histogram with integer fen
+claims' self-pay changed (up and down), the distribution of the change (a histogram with integer fen
 edges) and the largest movers. ``a`` and ``b`` are a Plan or a tuple of versions (each claim
 under the version in force on its discharge date).
 
@@ -36,6 +36,7 @@ class DiffReport:
     levels: pa.Table  # hospital_level, claims, fund_a, fund_b, change
     changed: int  # claims whose self-pay changed
     raised: int  # … and went up
+    lowered: int  # … and went down (changed = raised + lowered)
     histogram: pa.Table  # lo, hi (fen, [lo, hi)), claims — over the changed claims
     movers: pa.Table  # claim_id, person_id, tier, hospital_level, self_pay_a, self_pay_b, change
 
@@ -128,5 +129,5 @@ def diff_policies(a, b, claims, registry=None, top: int = 20, bins: int = 20) ->
                   "fund_a": pa.array(fund_a, pa.int64()), "fund_b": pa.array(fund_b, pa.int64()),
                   "change": pa.array([y - x for x, y in zip(fund_a, fund_b)], pa.int64())}),
         _grouped(both, "tier"), _grouped(both, "hospital_level"),
-        int((change != 0).sum()), int((change > 0).sum()),
+        int((change != 0).sum()), int((change > 0).sum()), int((change < 0).sum()),
         histogram(change[change != 0], bins), movers)

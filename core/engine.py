@@ -183,16 +183,17 @@ class ChunkedSettlement:
         self.missing = np.zeros(n, dtype=bool)
         self.missing_table = np.empty(n, dtype=object)
 
-    def run(self, chunk_rows: int = None) -> None:
+    def run(self, chunk_rows: int = None, progress=None) -> None:
         """Settle every chunk in order. With two threads (the default; ``YIBAO_THREADS=1``
         turns it off) the next chunk's gathers and expressions are built while the kernel,
         which releases the GIL, settles this one. Only the main thread runs the kernel, in
-        chunk order, so results are the same whatever the thread count."""
+        chunk order, so results are the same whatever the thread count. ``progress(rows)``,
+        when given, is called on the main thread after each chunk with its row count."""
         chunk_rows = chunk_rows or CHUNK_ROWS
         starts = list(range(0, self.prep.n, chunk_rows))
         if len(starts) < 2 or os.environ.get("YIBAO_THREADS", "2") == "1":
             for start in starts:
-                self.settle_chunk(self.build(start, chunk_rows))
+                self.settle_chunk(self.build(start, chunk_rows), progress)
             return
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-eval") as pool:
             pending = pool.submit(self.build, starts[0], chunk_rows)
@@ -200,7 +201,7 @@ class ChunkedSettlement:
                 built = pending.result()
                 if k + 1 < len(starts):
                     pending = pool.submit(self.build, starts[k + 1], chunk_rows)
-                self.settle_chunk(built)
+                self.settle_chunk(built, progress)
 
     def build(self, start: int, chunk_rows: int) -> tuple:
         """Gather one chunk's rows and evaluate its claim-only expressions (no state)."""
@@ -216,7 +217,7 @@ class ChunkedSettlement:
         program.year = np.ascontiguousarray(self.years[rows])
         return start, program, missing, which
 
-    def settle_chunk(self, built: tuple) -> None:
+    def settle_chunk(self, built: tuple, progress=None) -> None:
         """Run the kernel on a built chunk against the carried accumulators."""
         start, program, missing, which = built
         end = start + program.n
@@ -230,6 +231,8 @@ class ChunkedSettlement:
         if missing.any():  # rare: keep the object-array work off the common path
             self.missing[start:end] = missing
             self.missing_table[start:end] = which
+        if progress is not None:
+            progress(program.n)
 
     def results(self) -> tuple:
         """(results table in settlement order, prep without the rows a lookup missed)."""
@@ -287,15 +290,17 @@ def _order_and_keys(plan: Plan, prep: Prepared) -> tuple:
         return settlement_order(prep.claim_id, days), keys.result()
 
 
-def settle_batch(plan: Plan, claims, registry=None, context=None) -> BatchResult:
+def settle_batch(plan: Plan, claims, registry=None, context=None,
+                 progress=None) -> BatchResult:
     """Check, settle and return results and rejects for one in-memory batch. ``context`` holds
-    the run's extra inputs for plugin stages (e.g. ``{"balances": table}``)."""
+    the run's extra inputs for plugin stages (e.g. ``{"balances": table}``). ``progress(rows)``
+    is called after each settled chunk (rows the validators rejected are never reported)."""
     registry = registry or default_registry()
     prep = run_validators(plan, prepare(plan, claims), registry)
     input_rows = prep.n + len(prep.rejects)
     order, keys = _order_and_keys(plan, prep)
     run = ChunkedSettlement(plan, prep, registry, order, keys)
-    run.run()
+    run.run(progress=progress)
     results, order = run.results()
     rejects = run.rejected().rejects
     check_invariants(plan, results)

@@ -104,11 +104,12 @@ def plans_of(plan) -> tuple:
     return (plan,)
 
 
-def settle_table(plan, table: pa.Table, registry=None, context=None):
-    """settle_batch under one plan, settle_versions under several."""
+def settle_table(plan, table: pa.Table, registry=None, context=None, progress=None):
+    """settle_batch under one plan, settle_versions under several. ``progress(rows)`` is
+    called per settled chunk under one plan (settle_versions does not report)."""
     plans = plans_of(plan)
     if len(plans) == 1:
-        return settle_batch(plans[0], table, registry, context)
+        return settle_batch(plans[0], table, registry, context, progress)
     from .versions import settle_versions
     return settle_versions(plans, table, registry, context)
 
@@ -262,14 +263,14 @@ def default_memory_limit() -> int:
 # -- one piece -------------------------------------------------------------------------------
 
 def settle_piece(plan: Plan, table: pa.Table, rows: np.ndarray, bucket: np.ndarray,
-                 registry, context) -> tuple:
+                 registry, context, progress=None) -> tuple:
     """Settle the claims of some whole buckets. ``rows`` are their input row numbers and
     ``bucket`` their buckets. Returns (results in (bucket, date, claim_id) order, rejects with
     input row numbers, fen of the rejected rows' totals)."""
     if table.num_rows == 0:
         empty = settle_table(plan, table, registry, context)
         return empty.results, empty.rejects, 0
-    batch = settle_table(plan, table, registry, context)
+    batch = settle_table(plan, table, registry, context, progress)
     claim_id = table.column("claim_id").combine_chunks()
     if not pa.types.is_string(claim_id.type):
         claim_id = claim_id.cast(pa.string())
@@ -478,9 +479,14 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None) -> 
     del tables
     totals = Totals(input_rows=table.num_rows, input_fen=input_fen(table))
     rows = np.arange(table.num_rows, dtype=np.int64)
+    settled = [0]
+
+    def chunk_done(count: int) -> None:  # the bar moves per kernel chunk, not once at the end
+        settled[0] += count
+        bar.advance(task, count)
     results, rejects, fen = settle_piece(plan, table, rows, buckets(bucket_plan(plan), table),
-                                         registry, context)
-    bar.advance(task, table.num_rows)
+                                         registry, context, chunk_done)
+    bar.advance(task, table.num_rows - settled[0])  # rows rejected before the kernel
     if year is not None:
         year.add(table, results)
     totals.add_results(zero_nulls(results), layer_names(plan))

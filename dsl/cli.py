@@ -3,8 +3,8 @@
 It lives under dsl/ because it composes the policy language, the plugins and the core (core
 never imports either). Each subcommand is a module under ``yibao.dsl.commands`` defining
 ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``; this module finds them,
-so adding a command is adding a file. Exit codes everywhere: 0 done, 1 done with rejected rows
-or failed cases, 2 could not run.
+so adding a command is adding a file. Exit codes everywhere, as linters use them: 0 done and
+clean, 1 findings (rejected rows, failed cases, policy errors), 2 usage error or could not run.
 """
 from __future__ import annotations
 
@@ -39,6 +39,7 @@ def build_parser(commands: dict) -> argparse.ArgumentParser:
     for name, module in commands.items():
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
+        p.set_defaults(command_parser=p)  # so a usage error shows this command's usage
     return parser
 
 
@@ -68,7 +69,10 @@ def expected_errors() -> tuple:
 def main(argv=None) -> int:
     commands = discover_commands()
     parser = build_parser(commands)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse would blame the top level: show the subcommand's own usage instead
+        getattr(args, "command_parser", parser).error(
+            f"unrecognized arguments: {' '.join(extra)}")
     if not args.command:
         parser.print_help()
         return EXIT_FAILED

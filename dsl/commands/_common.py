@@ -23,10 +23,13 @@ def registry():
 
 
 def load_policy(path, reg=None):
-    """Compile a policy folder or file; on errors print them all and return None."""
+    """Compile a policy folder or file, or a bundled city by name; on errors print them all
+    and return None. PolicyNotFound when ``path`` names nothing."""
     from ..compiler import compile_policy
+    from ._policies import resolve_policy
+    where = resolve_policy(path)
     try:
-        return compile_policy(path, registry=reg or registry())
+        return compile_policy(where, registry=reg or registry())
     except PolicyError as exc:
         print(str(exc), file=sys.stderr)
         return None
@@ -46,9 +49,34 @@ def read_claims(path) -> pa.Table:
     return ds.dataset(str(path), format="parquet").to_table()
 
 
+PIPED_WIDTH = 200  # columns when output is not a terminal: wide enough for every table
+
+
 def console(stderr=False):
+    """A rich console. Piped into a file or another program it is PIPED_WIDTH wide (COLUMNS
+    when that is wider), so no table is squeezed to 80 columns and no amount cut to
+    `3,851,727,81…`; on a terminal it is the terminal's width (see amount_column)."""
+    import os
     from rich.console import Console
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    if stream.isatty():
+        return Console(stderr=stderr, highlight=False)
+    columns = os.environ.get("COLUMNS", "")
+    width = max(PIPED_WIDTH, int(columns) if columns.isdigit() else 0)
+    return Console(stderr=stderr, highlight=False, width=width)
+
+
+def amount_column(table, header: str) -> None:
+    """A right-aligned column of amounts or counts that is never cut: rich shrinks the text
+    columns first, and if it must still shrink this one it folds the digits onto a second
+    line instead of ending them with an ellipsis."""
+    table.add_column(header, justify="right", no_wrap=True, overflow="fold")
+
+
+def text_column(table, header: str) -> None:
+    """A column of names or labels: when the table must shrink it wraps, and folds a long
+    identifier onto the next line rather than cutting it with an ellipsis."""
+    table.add_column(header, overflow="fold")
 
 
 def all_rejected_hint(plan, settled: int, reasons: dict):

@@ -19,7 +19,8 @@ HELP = "recompute base points and coefficients from two previous years of claims
 
 def add_arguments(parser):
     parser.add_argument("claims", nargs=2, help="the two previous years' claims (Parquet)")
-    parser.add_argument("--policy", required=True, help="a city folder or a policy file")
+    parser.add_argument("--policy", required=True,
+                        help="a city folder, a policy file, or a bundled city's name")
     parser.add_argument("--grouper", required=True, help="which grouper of the policy (drg, apg …)")
     parser.add_argument("--by", default="hospital_level",
                         help="coefficient key column (default: hospital_level)")

@@ -40,12 +40,24 @@ def _cities(root: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / "policy.yb").is_file())
 
 
-def bundled_policy(city: str) -> Path:
-    """The folder of a city policy shipped with yibao (installed as yibao.city_configs)."""
+def bundled_cities() -> list[str]:
+    """The names of the city policies shipped with yibao (reference, jinhua, …)."""
+    return _cities(bundled_root())
+
+
+def find_bundled(city: str):
+    """The folder of the bundled city ``city``, or None when yibao ships no such city."""
     root = bundled_root()
     folder = root / city
-    if not (folder / "policy.yb").is_file():
-        raise SystemExit(f"yibao demo: no bundled policy {city!r}; choose one of {_cities(root)}")
+    return folder if city and "/" not in city and (folder / "policy.yb").is_file() else None
+
+
+def bundled_policy(city: str) -> Path:
+    """The folder of a city policy shipped with yibao (installed as yibao.city_configs)."""
+    folder = find_bundled(city)
+    if folder is None:
+        raise SystemExit(f"yibao demo: no bundled policy {city!r}; "
+                         f"choose one of {bundled_cities()}")
     return folder
 
 

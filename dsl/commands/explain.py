@@ -9,7 +9,8 @@ HELP = "explain one claim: each layer's base, deductible, table row, rounding, c
 
 
 def add_arguments(parser):
-    parser.add_argument("--policy", required=True, help="a city folder or a policy file")
+    parser.add_argument("--policy", required=True,
+                        help="a city folder, a policy file, or a bundled city's name")
     parser.add_argument("--claims", required=True, help="Parquet file/folder or Arrow IPC file")
     parser.add_argument("--claim-id", required=True, help="the claim to explain")
     parser.add_argument("--json", action="store_true", help="print the explanation as JSON")

@@ -9,8 +9,8 @@ HELP = "print the compiled plan of every version (text; --json for the versioned
 
 
 def add_arguments(parser):
-    parser.add_argument("policy", help="a city folder (every *.yb in it is a version) or a "
-                                       "policy file")
+    parser.add_argument("policy", help="a city folder (every *.yb in it is a version), a "
+                                       "policy file, or a bundled city's name (rizhao)")
     parser.add_argument("--json", action="store_true", help="print the JSON IR")
 
 

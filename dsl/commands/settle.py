@@ -61,7 +61,7 @@ def run(args) -> int:
     from yibao.core.runner import BalanceError, InputError, run_settle
     from yibao.core.versions import VersionError
     from ._common import console, registry
-    from ._policies import load_versions
+    from ._policies import load_versions, resolve_policy
     reg = registry()
     plans = load_versions(args.policy, reg)  # every *.yb of the folder is a version
     if plans is None:
@@ -72,7 +72,7 @@ def run(args) -> int:
         summary = run_settle(plan, claims, args.out, registry=reg,
                              memory_limit=args.memory_limit, engine=args.engine,
                              overwrite=args.overwrite, progress=not args.no_progress,
-                             policy_path=args.policy, partitions=args.partitions)
+                             policy_path=resolve_policy(args.policy), partitions=args.partitions)
     except (InputError, ClaimsError, PartitionError, BalanceError, FileExistsError,
             ImportError, VersionError) as exc:
         print(f"yibao settle: error: {exc}", file=sys.stderr)

@@ -22,11 +22,12 @@ def summarise(plan, claims, result, seconds: float) -> dict:
 
 def print_summary(summary: dict, console) -> None:
     from rich.table import Table
+    from ._common import amount_column
     table = Table(title=f"{summary['policy']}: {summary['settled']:,} claims settled, "
                         f"{summary['rejected']:,} rejected", title_justify="left")
     table.add_column("layer")
     table.add_column("label")
-    table.add_column("paid (yuan)", justify="right")
+    amount_column(table, "paid (yuan)")
     for name, fen in summary["layers"].items():
         table.add_row(name, summary["labels"].get(name, ""), format_money(fen))
     table.add_row("self_pay", "个人自付", format_money(summary["self_pay"]))

@@ -1,6 +1,8 @@
 """`diff`: two policies over generated claims; the report's numbers recomputed independently."""
 from __future__ import annotations
 
+import json
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -43,6 +45,7 @@ def test_report_equals_settling_twice(reference_plan, changed, claims):
     delta = {cid: b[cid]["self_pay"] - a[cid]["self_pay"] for cid in a}
     assert r.changed == sum(d != 0 for d in delta.values()) > 0
     assert r.raised == sum(d > 0 for d in delta.values())
+    assert r.lowered == sum(d < 0 for d in delta.values()) and r.changed == r.raised + r.lowered
     assert sum(r.histogram.column("claims").to_pylist()) == r.changed
     biggest = sorted((abs(d) for d in delta.values()), reverse=True)[:5]
     assert [abs(c) for c in r.movers.column("change").to_pylist()] == biggest
@@ -80,6 +83,22 @@ def test_diff_command_table_and_html(tmp_path, changed, claims, capsys):
     out = capsys.readouterr().out
     assert "fund spending per layer" in out and "largest movers" in out
     page = out_html.read_text(encoding="utf-8")
-    assert page.count("<svg") == 4 and "<script" not in page and "http://" not in \
-        page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "<html lang='zh-CN'>" in page and '"Noto Sans CJK SC"' in page
+    # plotly.js inlined once, nothing loaded from elsewhere
+    assert page.count("<script") == page.count("</script>") and "<script src" not in page
+    assert "<link" not in page and "@import" not in page
+    assert page.count("Plotly.newPlot(") == 4  # three pair charts and the histogram
+    r = diff_policies(compile_policy(CONFIGS / "reference"), compile_policy(changed),
+                      claims.slice(0, 800), top=10)
+    assert f"… down 下降</td><td class=num>{r.lowered:,}</td>" in page and r.lowered > 0
+    assert page.count("<thead>") == 5  # summary, three sections, movers
+    assert "<th scope='col'>claim 病例</th>" in page
+    in_json = lambda text: json.dumps(text)  # noqa: E731 (plotly writes \\u escapes)
+    for side in "AB":  # the legend names each policy
+        assert f'"name":{in_json(f"{side}: 参考政策")}' in page
+    assert f'"title":{{"text":{in_json("病例数 claims")}}}' in page  # histogram axes
+
+
+def test_diff_of_two_missing_policies_cannot_run(tmp_path, changed, claims, capsys):
+    pq.write_table(claims.slice(0, 100), tmp_path / "c.parquet")
     assert main(["diff", "--policy", str(changed), "--claims", str(tmp_path / "c.parquet")]) == 2
