@@ -45,7 +45,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import __version__
-from .arrow_io import REJECT_SCHEMA, ClaimsError, _message, money_to_fen, prepare
+from .arrow_io import (REJECT_SCHEMA, ClaimsError, _message, check_unique_names, fen_sum,
+                       normal_schema, normal_table, prepare)
 from .engine import settle_batch
 from .manifest import (TABLE_OUTPUTS, OutputFolder, ParquetOut, Totals, exact_sum,
                        plugin_versions, policy_files, sha256_file)
@@ -205,30 +206,36 @@ class Source:
                 return ipc.open_stream(src).read_all()
 
     def batches(self, rows: int) -> Iterator[pa.Table]:
+        """The file in tables of ``rows`` rows, in the one column layout (arrow_io)."""
         try:
             if self.ipc:
-                yield from self._read_ipc().to_batches(rows)
+                for batch in self._read_ipc().to_batches(rows):
+                    yield normal_table(pa.Table.from_batches([batch]))
                 return
             for batch in pq.ParquetFile(str(self.path)).iter_batches(batch_size=rows):
-                yield pa.Table.from_batches([batch])
+                yield normal_table(pa.Table.from_batches([batch]))
         except (pa.ArrowException, OSError) as exc:
             raise self._error(exc) from exc
 
     def read(self) -> pa.Table:
+        """The whole file, in the one column layout (arrow_io)."""
         try:
-            return self._read_ipc() if self.ipc else pq.read_table(str(self.path))
+            table = self._read_ipc() if self.ipc else pq.ParquetFile(str(self.path)).read()
         except (pa.ArrowException, OSError) as exc:
             raise self._error(exc) from exc
+        return normal_table(table)
 
 
 def open_sources(plan: Plan, files: list) -> list:
     """Open every file and check that its columns can be settled (same schema everywhere)."""
     sources = [Source(f) for f in files]
+    for s in sources:
+        check_unique_names(s.schema, str(s.path))
     first = sources[0]
     for version in plans_of(plan):
         prepare(version, first.schema.empty_table())  # raises ClaimsError for a missing/wrong column
     for s in sources[1:]:
-        if not s.schema.equals(first.schema, check_metadata=False):
+        if not normal_schema(s.schema).equals(normal_schema(first.schema)):
             raise ClaimsError(f"{s.path} has columns {_cols(s.schema)} but {first.path} has "
                               f"{_cols(first.schema)}: every claims file of a run needs the "
                               "same columns and types")
@@ -277,8 +284,7 @@ def settle_piece(plan: Plan, table: pa.Table, rows: np.ndarray, bucket: np.ndarr
         bucket_order(batch.results.column("claim_id"), claim_id, bucket)))
     local = np.asarray(batch.rejects.column("row").to_numpy(), dtype=np.int64)
     rejects = batch.rejects.set_column(1, "row", pa.array(rows[local], pa.int64()))
-    fen = exact_sum(money_to_fen(table.column("total").take(pa.array(local)))) if len(local) \
-        else 0
+    fen = fen_sum(table.column("total").take(pa.array(local))) if len(local) else 0
     return results, rejects, fen
 
 
@@ -293,12 +299,12 @@ def duplicate_rejects(table: pa.Table, rows: np.ndarray, duplicates: pa.Array) -
         "reason": pa.array(["duplicate_claim_id"] * len(idx), pa.string()),
         "message": pa.array([_message("duplicate_claim_id", "claim_id", c) for c in ids],
                             pa.string())}, schema=REJECT_SCHEMA)
-    fen = exact_sum(money_to_fen(table.column("total").take(pa.array(idx)))) if len(idx) else 0
+    fen = fen_sum(table.column("total").take(pa.array(idx))) if len(idx) else 0
     return mask, rejects, fen
 
 
 def input_fen(table: pa.Table) -> int:
-    return exact_sum(money_to_fen(table.column("total")))
+    return fen_sum(table.column("total"))
 
 
 # -- progress --------------------------------------------------------------------------------

@@ -30,9 +30,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_io import REJECT_SCHEMA, money_to_fen
+from .arrow_io import REJECT_SCHEMA, fen_sum, normal_table
 from .engine import settle_batch
-from .manifest import ParquetOut, exact_sum
+from .manifest import ParquetOut
 from .partition import buckets
 from .provider import partials_from_json, partials_to_json, provider_partials
 
@@ -97,14 +97,14 @@ def _settle(plan, registry, context, out_schema):
         bucket = np.asarray(t.column("_bucket").to_numpy(), dtype=np.int32)
         dup = np.asarray(pc.fill_null(t.column("_dup"), False).to_numpy(zero_copy_only=False),
                          dtype=bool)
-        t = t.drop_columns(list(HELPERS))
+        t = normal_table(t.drop_columns(list(HELPERS)))  # Spark's Arrow types -> yibao's
         ids = pc.unique(t.column("claim_id").filter(pa.array(dup)))
         _, dup_rejects, _ = duplicate_rejects(t, rows, ids.cast(pa.string()))
         keep = np.flatnonzero(~dup)
         t_all_total = t.column("total")
         t, rows, bucket = t.take(pa.array(keep)), rows[keep], bucket[keep]
         results, rejects, fen = settle_piece(plan, t, rows, bucket, registry, context)
-        dup_fen = exact_sum(money_to_fen(t_all_total.take(pa.array(np.flatnonzero(dup)))))
+        dup_fen = fen_sum(t_all_total.take(pa.array(np.flatnonzero(dup))))
         partials = (partials_to_json(provider_partials(plan, t, results))
                     if plan.provider is not None and results.num_rows else None)
         yield _pack(out_schema, results, pa.concat_tables([dup_rejects, rejects]),
