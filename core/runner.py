@@ -14,8 +14,10 @@ the version in force on its discharge date, result columns the union in layer or
   ``pools.parquet``, the year's settlement by pools, reduced from per-partition sums (the same
   bytes whatever the partition count), with per-pool totals in ``summary.json``.
 
-Every output is staged under ``out_dir/.yibao-run`` and published by rename when the run is
-complete (core/manifest.py ``OutputFolder``).
+One run at a time holds ``out_dir`` (a lock; a second run is refused naming the holder), and
+the outputs appear together or not at all: staged under ``out_dir/.yibao-run``, moved to
+``out_dir/runs/<run id>/`` and published by swapping the ``out_dir/current`` link, which every
+output name in ``out_dir`` points through (core/manifest.py ``OutputFolder``).
 
 Two local modes, the same results:
 
@@ -349,8 +351,8 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
     """Settle every claim of ``inputs`` into ``out_dir`` (module docstring). ``partitions``
     forces the partitioned mode with that many partitions (tests); otherwise it is chosen
     when the estimated in-memory size exceeds ``memory_limit`` (bytes; default half the RAM).
-    Raises InputError, ClaimsError, PartitionError, FileExistsError or BalanceError when the
-    run cannot be done; nothing is published then."""
+    Raises InputError, ClaimsError, PartitionError, FileExistsError, OutputBusyError or
+    BalanceError when the run cannot be done; nothing is published then."""
     if partitions is not None and int(partitions) < 1:
         raise InputError(f"partitions must be at least 1, not {partitions}")
     start = time.perf_counter()
@@ -462,7 +464,7 @@ def _manifest(plan, summary, sources, out, registry, policy_path) -> dict:
         "plugins": plugin_versions(registry),
         "inputs": [{"path": str(s.path), "sha256": sha256_file(s.path), "rows": s.rows,
                     "bytes": s.path.stat().st_size} for s in sources],
-        "outputs": outputs, "engine": summary.engine, "mode": summary.mode,
+        "outputs": outputs, "run": out.run_id, "engine": summary.engine, "mode": summary.mode,
         "partitions": summary.partitions, "buckets": NBUCKETS,
         "row_order": "claims: (bucket of partition key, discharge_date, claim_id); "
                      "rejects: input row",

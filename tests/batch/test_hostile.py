@@ -23,7 +23,8 @@ def replace(t: pa.Table, name: str, values) -> pa.Table:
 
 
 def nothing_published(folder):
-    return not folder.exists() or not any(folder.iterdir())
+    """No results, no leftovers: at most the lock file a run leaves (docs/scale.md)."""
+    return not folder.exists() or {p.name for p in folder.iterdir()} <= {".yibao.lock"}
 
 
 @pytest.mark.parametrize("parts", MODES)
