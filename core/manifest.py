@@ -23,7 +23,8 @@ PROVIDER_OUTPUTS = ("hospitals.parquet", "pools.parquet")
 TABLE_OUTPUTS = ("claims.parquet", "rejects.parquet") + PROVIDER_OUTPUTS
 OUTPUTS = TABLE_OUTPUTS + ("summary.json", "manifest.json")
 STAGING = ".yibao-run"  # a run's working folder inside the output folder
-ROW_GROUP = 1 << 20  # rows per Parquet row group in the outputs, whatever the engine
+ROW_GROUP = 1 << 17  # rows per Parquet row group in the outputs, whatever the engine: the
+# results writer buffers one row group, so this bounds its memory (~100 bytes a row)
 # The rest of the output layout, fixed here rather than left to pyarrow's defaults (which may
 # change between versions): page boundaries must follow the rows, never the write batches.
 WRITE_OPTIONS = {
@@ -361,20 +362,19 @@ def _fsync(path: Path) -> None:
 
 
 def plugin_versions(registry) -> list:
-    """[{name, version}] of every plugin that contributed to ``registry``."""
-    from importlib import metadata
+    """[{name, distribution, version}] of every plugin the run's registry was built from
+    (``Registry.distributions``, filled by the plugin manager), and of any plugin stamped on a
+    registered item that the registry does not list (a registry assembled by hand)."""
     from . import __version__
-    names = set()
+    loaded = dict(registry.distributions)
     for group in (registry.functions.values(), registry.keys.values(), registry.validators,
                   registry.stages):
-        names.update(getattr(item, "plugin", "yibao") for item in group)
-    dists = {}
-    try:
-        for ep in metadata.entry_points(group="yibao.plugins"):
-            dists[ep.name] = ep.dist.version if ep.dist else None
-    except Exception:  # a broken environment must not stop a settlement run
-        pass
-    return [{"name": n, "version": dists.get(n) or __version__} for n in sorted(names)]
+        for item in group:
+            name = getattr(item, "plugin", "yibao")
+            loaded.setdefault(name, ("yibao", __version__) if name in ("yibao", "builtin")
+                              else ("unknown", "unknown"))
+    return [{"name": n, "distribution": d, "version": v}
+            for n, (d, v) in sorted(loaded.items())]
 
 
 def policy_files(path) -> dict:

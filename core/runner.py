@@ -58,8 +58,14 @@ from .plan import PERSON, Plan
 from .provider import ProviderYear
 from .registry import default_registry
 
-BATCH_ROWS = 1 << 18  # rows per record batch read in the partitioned mode
+BATCH_ROWS = 1 << 18  # most rows per record batch read in the partitioned mode
+MIN_BATCH_ROWS = 1 << 13  # fewest (below this, per-batch overheads dominate)
 SPILL_FLUSH = 1 << 16  # rows buffered per partition before a spill write
+# Shares of --memory-limit the partitioned mode's pass 1 may hold at once (docs/scale.md,
+# "What --memory-limit bounds"): one read batch (and its copy sorted by partition) and the
+# spill buffers of all partitions together.
+BATCH_SHARE = 16
+SPILL_SHARE = 8
 MEMORY_FACTOR = 15  # peak bytes of an in-memory settle per byte of Parquet-uncompressed
 # claims (measured: 1M generated claims, 60 MB in Parquet pages, peak RSS 0.87 GB)
 GLOBAL_BYTES_PER_ROW = 24  # pass 1 keeps 8 bytes of claim-id hash per row (+ a sorted copy)
@@ -377,7 +383,7 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
         elif partitions:
             mode, count = "partitioned", min(int(partitions), NBUCKETS)
             totals = _settle_partitioned(plan, sources, out, count, registry, context, bar,
-                                         year)
+                                         year, limit)
         else:
             mode, count = "memory", 1
             totals = _settle_in_memory(plan, sources, out, registry, context, bar, year)
@@ -505,11 +511,13 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None) -> 
 class Spill:
     """Pass 1's output: one Parquet file per partition, written in buffered chunks."""
 
-    def __init__(self, folder: Path, count: int):
+    def __init__(self, folder: Path, count: int, budget: int = None):
         self.folder, self.count = folder, count
+        self.budget = budget  # bytes all buffers may hold together (None: no bound)
         folder.mkdir(parents=True, exist_ok=True)
         self.buffers = [[] for _ in range(count)]
         self.sizes = [0] * count
+        self.buffered = 0  # bytes in all buffers
         self.writers = [None] * count
 
     def path(self, p: int) -> Path:
@@ -522,9 +530,15 @@ class Spill:
         for p in range(self.count):
             lo, hi = int(bounds[p]), int(bounds[p + 1])
             if hi > lo:
-                self.buffers[p].append(sorted_table.slice(lo, hi - lo))
+                piece = sorted_table.slice(lo, hi - lo)
+                self.buffers[p].append(piece)
                 self.sizes[p] += hi - lo
+                self.buffered += piece.nbytes
                 if self.sizes[p] >= SPILL_FLUSH:
+                    self._flush(p)
+        if self.budget is not None and self.buffered > self.budget:
+            for p in range(self.count):  # over budget: every buffer to disk
+                if self.sizes[p]:
                     self._flush(p)
 
     def _flush(self, p: int) -> None:
@@ -533,6 +547,7 @@ class Spill:
             self.writers[p] = pq.ParquetWriter(str(self.path(p)), table.schema,
                                                compression="lz4")
         self.writers[p].write_table(table)
+        self.buffered -= sum(piece.nbytes for piece in self.buffers[p])
         self.buffers[p], self.sizes[p] = [], 0
 
     def close(self) -> None:
@@ -587,17 +602,19 @@ class _KeyCheck:
 
 def iter_settle(plan: Plan, batches, workdir, partitions: int = 8, registry=None,
                 context=None, totals: Totals = None, bar=None,
-                expected_rows=None, year: ProviderYear = None) -> Iterator[tuple]:
+                expected_rows=None, year: ProviderYear = None,
+                spill_budget: int = None) -> Iterator[tuple]:
     """Settle a stream of claim batches (pa.RecordBatch or pa.Table, any sizes) in bounded
     memory: pass 1 spills them to ``partitions`` Parquet files under ``workdir``; then yields
     ``(results, rejects)`` per partition, results in (bucket, discharge_date, claim_id) order
     (concatenated, the file's order), rejects with input row numbers (sorted per piece, not
     across pieces). ``totals`` (if given) receives the control totals, ``year`` (if given)
-    each partition's provider-payment sums."""
+    each partition's provider-payment sums; ``spill_budget`` (bytes) bounds what pass 1
+    buffers before writing to the spill files."""
     registry = registry or default_registry()
     totals = totals if totals is not None else Totals()
     bar = bar or Progress(False)
-    spill = Spill(Path(workdir), partitions)
+    spill = Spill(Path(workdir), partitions, spill_budget)
     check = _KeyCheck(bucket_plan(plan))
     task = bar.task("partition", expected_rows)
     for table in batches:
@@ -628,12 +645,15 @@ def _spill_batch(plan, table, spill, check, totals) -> None:
 
 
 def _settle_partitioned(plan, sources, out, count, registry, context, bar,
-                        year=None) -> Totals:
+                        year=None, limit=None) -> Totals:
     totals = Totals()
     writer, rejects = None, []
-    for results, piece_rejects in iter_settle(plan, _input_batches(sources), out.spill, count,
+    limit = limit or default_memory_limit()
+    batches = _input_batches(sources, batch_rows(sources, limit))
+    for results, piece_rejects in iter_settle(plan, batches, out.spill, count,
                                               registry, context, totals, bar,
-                                              sum(s.rows for s in sources), year):
+                                              sum(s.rows for s in sources), year,
+                                              spill_budget=limit // SPILL_SHARE):
         if writer is None:
             writer = ParquetOut(out.stage("claims.parquet"), results.schema)
         writer.write(results)
@@ -646,9 +666,17 @@ def _settle_partitioned(plan, sources, out, count, registry, context, bar,
     return totals
 
 
-def _input_batches(sources) -> Iterator[pa.Table]:
+def batch_rows(sources, limit: int) -> int:
+    """Rows per read batch: a batch of at most ``limit / BATCH_SHARE`` bytes (Parquet's
+    uncompressed size per row), between MIN_BATCH_ROWS and BATCH_ROWS."""
+    rows = sum(s.rows for s in sources)
+    per_row = max(1, sum(s.bytes for s in sources) // max(rows, 1))
+    return int(min(BATCH_ROWS, max(MIN_BATCH_ROWS, limit // BATCH_SHARE // per_row)))
+
+
+def _input_batches(sources, rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
     for source in sources:
-        yield from source.batches(BATCH_ROWS)
+        yield from source.batches(rows)
 
 
 def _duplicate_ids(spill: Spill, candidates: np.ndarray) -> pa.Array:

@@ -28,7 +28,7 @@ def run(args) -> int:
     if not files or not all(f.is_file() for f in files):
         print(f"yibao check: no policy file at {path}", file=sys.stderr)
         return 2
-    reg = registry()
+    reg = registry(path)  # yibao's own plugins and those the policy declares
     plans = [check_file(f, reg) for f in files]
     if any(p is None for p in plans):
         return 2

@@ -25,7 +25,7 @@ def run(args) -> int:
     if len(args.policy) != 2:
         print("yibao diff: give --policy exactly twice (A, then B)", file=sys.stderr)
         return 2
-    reg = registry()
+    reg = registry(*args.policy)
     plans = [load_versions(p, reg) for p in args.policy]
     if None in plans:
         return 2

@@ -61,9 +61,14 @@ def run(args) -> int:
     from yibao.core.partition import PartitionError
     from yibao.core.runner import BalanceError, InputError, run_settle
     from yibao.core.versions import VersionError
+    from yibao.plugins.manager import PluginError
     from ._common import console, registry
     from ._policies import load_versions
-    reg = registry()
+    try:
+        reg = registry(args.policy)  # yibao's own plugins and those the policy declares
+    except PluginError as exc:
+        print(f"yibao settle: error: {exc}", file=sys.stderr)
+        return 2
     plans = load_versions(args.policy, reg)  # every *.yb of the folder is a version
     if plans is None:
         return 2

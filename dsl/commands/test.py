@@ -18,7 +18,7 @@ def run(args) -> int:
     from yibao.core.policytest import CaseFileError, coverage, load_cases, run_case
     from ._common import console, registry
     from ._policies import load_versions, settle_under
-    reg = registry()
+    reg = registry(args.folder)
     plans = load_versions(args.folder, reg)
     if plans is None:
         return 2
