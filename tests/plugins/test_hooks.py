@@ -316,3 +316,25 @@ def test_yibao_plugins_command(capsys):
     out = capsys.readouterr().out
     assert re.search(r"^tcm \S+\n  hooks: .*yibao_register_functions", out, re.M)
     assert "function tcm_share" in out and "family (not loaded: not on the allowlist" in out
+
+
+def test_plugin_declarations_print_parse_and_compile():
+    """``plugin "dist" "range"``: printed as written, and accepted by the compiler when the
+    registry holds the distribution at a version in the range (E702 otherwise)."""
+    from yibao.dsl.compiler import check_text
+    from yibao.dsl.parser import parse
+    from yibao.dsl.passes.check_plugins import declared_plugins
+    from yibao.dsl.printer import format_policy
+    from plugin_helpers import HEADER
+    text = HEADER + 'plugin "Yibao_AgeBand" ">=1.2, <2"\nlayer basic {\n  base in_scope\n' \
+                    '  ratio 50%\n}\n'
+    printed = format_policy(parse(text, "t.yb"))
+    assert 'plugin "Yibao_AgeBand" ">=1.2, <2"' in printed.splitlines()
+    assert declared_plugins(parse(printed, "t.yb")) == (("Yibao_AgeBand", ">=1.2, <2"),)
+    registry = build_registry(bare())
+    for version, codes in (("1.3.0", []), ("2.0", ["E702"]), (None, ["E702"])):
+        registry.distributions.pop("ageband", None)
+        if version:
+            registry.distributions["ageband"] = ("yibao-ageband", version)
+        plan, diags = check_text(text, "t.yb", registry=registry)
+        assert [d.code for d in diags] == codes and (plan is None) == bool(codes)
