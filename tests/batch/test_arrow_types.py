@@ -252,3 +252,29 @@ def test_a_date_beyond_python_dates_is_outside_the_policy_period(plan, registry,
     assert s.totals.balanced
     reference = settle_reference(plan, t, registry)
     assert 10 in reference.rejects.column("row").to_pylist()
+
+
+@pytest.mark.parametrize("parts", [None, 3])
+def test_an_admission_date_beyond_python_dates_settles(registry, tmp_path, parts):
+    """Any date column a policy reads, not only discharge_date, is compared as days and never
+    turned into a Python date: an admission in year 10000 or before year 1 settles."""
+    from yibao.dsl.compiler import compile_text
+    plan = compile_text('policy "p" {\n  effective 2024-01-01 to 2024-12-31\n}\n'
+                        'layer basic {\n  applies when admit_date >= 2024-03-01\n'
+                        '  base in_scope\n  ratio 50%\n}\n', "p.yb", registry=registry)
+    t = base_claims(False).slice(0, 200)
+    raw = t.column("admit_date").cast(pa.int32()).to_pylist()
+    raw[3], raw[4] = 2_932_897, -719_163  # year 10000, before year 1
+    t = replace(t, "admit_date", pa.array(raw, pa.int32()).cast(pa.date32()))
+    t = dates_as(pa.date64())(t)
+    write_ipc(t, tmp_path / "in.arrow")
+    s = run_settle(plan, tmp_path / "in.arrow", tmp_path / "o", registry=registry,
+                   progress=False, partitions=parts)
+    assert s.totals.balanced
+    results = pq.read_table(tmp_path / "o" / "claims.parquet").to_pylist()
+    paid = {r["claim_id"]: r["basic"] for r in results}
+    ids = t.column("claim_id").to_pylist()
+    assert paid[ids[3]] > 0 or t.column("in_scope")[3].as_py() == 0  # admitted after March
+    assert paid[ids[4]] == 0  # admitted before March (before year 1)
+    kernel = settle_batch(plan, t, registry)
+    assert kernel.results.equals(settle_reference(plan, t, registry).results)
