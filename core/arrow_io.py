@@ -83,7 +83,7 @@ def check_unique_names(schema: pa.Schema, where: str = "the claims") -> None:
 # brought to one layout here, at the boundary, so that nothing downstream (the checks, the hash
 # of ids, spilling, the results' raw columns) depends on which producer wrote the batch:
 # - text (string_view, large_string, a dictionary of either) -> string; any dictionary is
-#   decoded;
+#   decoded; a list of text -> list<string>;
 # - date64 and timestamps (any unit) -> date32: the calendar day. A timestamp with a time zone
 #   is an instant: its day is the date on the wall clock of that zone (Spark's and DuckDB's
 #   TIMESTAMP WITH TIME ZONE written as Asia/Shanghai gives the Chinese calendar date); a
@@ -94,14 +94,22 @@ def check_unique_names(schema: pa.Schema, where: str = "the claims") -> None:
 # (exactly, row by row) where they are read, ``money_to_fen``.
 
 def normal_type(t: pa.DataType) -> pa.DataType:
-    """The type a column of type ``t`` has after ``normal_table``."""
+    """The type a column of type ``t`` has after ``normal_table`` (lists of codes, e.g.
+    ``secondary_dx``, included: Polars hands them over as list<string_view>)."""
     if pa.types.is_dictionary(t):
         t = t.value_type
     if _is_text_type(t):
         return pa.string()
     if pa.types.is_date64(t) or pa.types.is_timestamp(t):
         return pa.date32()
+    if _is_list_type(t) and normal_type(t.value_type) != t.value_type:
+        return pa.list_(normal_type(t.value_type))
     return t
+
+
+def _is_list_type(t) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t) \
+        or pa.types.is_large_list_view(t)
 
 
 def normal_schema(schema: pa.Schema) -> pa.Schema:
@@ -129,6 +137,8 @@ def _normal_chunk(arr: pa.Array) -> pa.Array:
         return arr.cast(pa.string())
     if pa.types.is_date64(arr.type) or pa.types.is_timestamp(arr.type):
         return _calendar_days(arr)
+    if _is_list_type(arr.type) and normal_type(arr.type) != arr.type:
+        return arr.cast(normal_type(arr.type))  # lists of text: their values as string
     return arr
 
 

@@ -278,3 +278,33 @@ def test_an_admission_date_beyond_python_dates_settles(registry, tmp_path, parts
     assert paid[ids[4]] == 0  # admitted before March (before year 1)
     kernel = settle_batch(plan, t, registry)
     assert kernel.results.equals(settle_reference(plan, t, registry).results)
+
+
+def test_polars_and_duckdb_batches_settle_like_plain_arrow(plan, registry, expected, tmp_path):
+    """What the producers really hand over: Polars (string_view, dictionary<string_view,
+    uint32>; its Parquet files: large_string) and DuckDB (decimal(38, 2) money) — through the
+    in-memory API and through both run paths."""
+    import duckdb
+    import polars
+    plain = base_claims(False)
+    frame = polars.from_arrow(plain)
+    assert pa.types.is_string_view(pa.table(frame).schema.field("claim_id").type)
+    frame.write_parquet(tmp_path / "polars.parquet", row_group_size=400)
+    con = duckdb.connect()
+    con.register("claims", plain)
+    money = ", ".join(f"CAST(CAST({m} AS DECIMAL(38, 2)) * 0.01 AS DECIMAL(38, 2)) AS {m}"
+                      for m in MONEY)
+    relation = con.sql(f"SELECT * REPLACE ({money}) FROM claims")
+    assert relation.to_arrow_table().schema.field("total").type == pa.decimal128(38, 2)
+    reference = settle_reference(plan, plain, registry)
+    for producer in (frame, relation):
+        kernel = settle_batch(plan, producer, registry)
+        assert kernel.results.equals(reference.results)
+        assert kernel.rejects.equals(reference.rejects)
+    pq.write_table(relation.to_arrow_table(), tmp_path / "duckdb.parquet", row_group_size=400)
+    for name in ("polars", "duckdb"):
+        for parts in (None, 3):
+            out = tmp_path / f"{name}-{parts}"
+            run_settle(plan, tmp_path / f"{name}.parquet", out, registry=registry,
+                       progress=False, partitions=parts)
+            assert {n: (out / n).read_bytes() for n in OUTPUTS} == expected[False], (name, parts)
