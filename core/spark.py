@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_io import REJECT_SCHEMA, fen_sum, normal_table
+from .arrow_io import REJECT_SCHEMA, decimal_fen, fen_sum, normal_table
 from .engine import settle_batch
 from .manifest import ParquetOut
 from .partition import buckets
@@ -186,7 +186,8 @@ def _input_totals(df, totals) -> None:
     row = df.agg(F.count(F.lit(1)).alias("n"), F.sum("total").alias("s")).collect()[0]
     total = row["s"] or 0
     totals.input_rows += int(row["n"])
-    totals.input_fen += int(Decimal(total) * 100) if isinstance(total, Decimal) else int(total)
+    # exact: Decimal * 100 would round beyond the default context's 28 digits
+    totals.input_fen += decimal_fen(total) if isinstance(total, Decimal) else int(total)
 
 
 def _collect(table: pa.Table, result_schema, plan, out, totals, year=None) -> None:
