@@ -113,6 +113,7 @@ def _is_list_type(t) -> bool:
 
 
 def normal_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` as ``normal_table`` leaves it (claim files of a run are compared so)."""
     return pa.schema([pa.field(f.name, normal_type(f.type)) for f in schema])
 
 
@@ -148,7 +149,7 @@ def _is_text_type(t) -> bool:
 
 _PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
 _DATE32 = (-(2**31), 2**31 - 1)
-_LOCAL_DAYS = 3_000_000  # |days| a zone shift is computed for (year ±8000); beyond: clamped
+_LOCAL_DAYS = 3_000_000  # |days| a zone shift is computed for (year ±8000); beyond: UTC day
 
 
 def _calendar_days(arr: pa.Array) -> pa.Array:
