@@ -1,11 +1,17 @@
 """Scale: `yibao settle` end to end (Parquet in, results folder out) in memory and partitioned.
 
 Each run is a fresh `yibao settle` subprocess, timed from outside, its peak RSS read from
-inside (``ru_maxrss``). Claims are ``generate_claims`` chunks of 1M (seed = chunk number) with
+inside (``VmHWM``). Claims are ``generate_claims`` chunks of 1M (seed = chunk number) with
 claim ids prefixed by the chunk, so ids stay unique; persons recur across chunks.
 
 * ``test_partitioned_vs_in_memory`` (default, 1M claims): per-claim time of the partitioned
   path (``--partitions 8``) against the in-memory path on the same input;
+* ``test_memory_limit_bounds_peak_rss`` (default, 2M claims; ``YIBAO_BENCH_LIMIT_CLAIMS``,
+  ``YIBAO_BENCH_LIMITS`` change them): the peak RSS of the whole ``yibao settle`` process at
+  ``--memory-limit`` 200M (and the other limits given) is at most the fixed overhead —
+  measured here as the peak of the same command on a one-claim input: interpreter, imports,
+  compiled policy — plus ``LIMIT_MARGIN`` × the limit, or × ``LIMIT_FLOOR`` for a smaller
+  limit (docs/scale.md, "What --memory-limit bounds");
 * ``test_50m_claims_in_4gb`` (``YIBAO_BENCH_50M=1``; ~1 hour on 2 cores): 50M claims with
   ``--memory-limit 4G`` — asserts peak RSS ≤ 4 GiB and per-claim time within 1.5× of the
   in-memory path measured on 5M claims in the same session.
@@ -33,10 +39,18 @@ POLICY = REPO / "city_configs" / "reference"
 CHUNK = 1_000_000
 GiB = 1 << 30
 
+# Peak RSS in KiB: VmHWM, the high-water mark of this process's own memory since its exec.
+# Not ru_maxrss: Linux carries that over fork and exec, so a child of a big pytest process
+# would report the parent's peak.
 RUNNER = ("import resource, sys\n"
           "from yibao.dsl.cli import main\n"
           "rc = main(sys.argv[1:])\n"
-          "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+          "try:\n"
+          "    hwm = next(int(line.split()[1]) for line in open('/proc/self/status')\n"
+          "               if line.startswith('VmHWM:'))\n"
+          "except OSError:\n"
+          "    hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+          "print('MAXRSS', hwm, file=sys.stderr)\n"
           "sys.exit(rc)\n")
 
 
@@ -64,6 +78,7 @@ def settle(claims: Path, out: Path, *extra) -> dict:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["balanced"]
     return {"seconds": round(seconds, 2), "peak_rss_gib": round(rss / GiB, 2),
+            "peak_rss_mib": round(rss / (1 << 20)),
             "rows": summary["input"]["rows"], "mode": summary["mode"],
             "partitions": summary["partitions"],
             "claims_per_s": round(summary["input"]["rows"] / seconds)}
@@ -104,3 +119,25 @@ def test_50m_claims_in_4gb(tmp_path_factory):
     assert big["mode"] == "partitioned"
     assert big["peak_rss_gib"] <= 4.0
     assert per_claim <= 1.5
+
+
+LIMIT_MARGIN = 1.5  # peak RSS above the fixed overhead, per byte of --memory-limit
+LIMIT_FLOOR = 200 * (1 << 20)  # below this, the minimum batch and partition sizes dominate
+MiB = 1 << 20
+
+
+@pytest.mark.parametrize("limit", os.environ.get("YIBAO_BENCH_LIMITS", "200M").split(","))
+def test_memory_limit_bounds_peak_rss(tmp_path_factory, limit):
+    from yibao.dsl.commands.settle import memory_size
+    root = tmp_path_factory.mktemp("limit")
+    n = int(os.environ.get("YIBAO_BENCH_LIMIT_CLAIMS", 2_000_000))
+    claims = write_input(root / "in", n)
+    tiny = root / "tiny.parquet"
+    write_claims(generate_claims(1, seed=1), tiny)
+    fixed = settle(tiny, root / "out-tiny")
+    run = settle(claims, root / "out", "--memory-limit", limit)
+    budget = fixed["peak_rss_mib"] * MiB + LIMIT_MARGIN * max(memory_size(limit), LIMIT_FLOOR)
+    report(f"memory-limit {limit}", {"claims": n, "fixed_mib": fixed["peak_rss_mib"],
+                                      "budget_mib": round(budget / MiB), **run})
+    assert run["mode"] == "partitioned"
+    assert run["peak_rss_mib"] * MiB <= budget

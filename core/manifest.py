@@ -23,7 +23,8 @@ PROVIDER_OUTPUTS = ("hospitals.parquet", "pools.parquet")
 TABLE_OUTPUTS = ("claims.parquet", "rejects.parquet") + PROVIDER_OUTPUTS
 OUTPUTS = TABLE_OUTPUTS + ("summary.json", "manifest.json")
 STAGING = ".yibao-run"  # a run's working folder inside the output folder
-ROW_GROUP = 1 << 20  # rows per Parquet row group in the outputs, whatever the engine
+ROW_GROUP = 1 << 17  # rows per Parquet row group in the outputs, whatever the engine: the
+# results writer buffers one row group, so this bounds its memory (~100 bytes a row)
 # The rest of the output layout, fixed here rather than left to pyarrow's defaults (which may
 # change between versions): page boundaries must follow the rows, never the write batches.
 WRITE_OPTIONS = {
@@ -142,24 +143,59 @@ class ParquetOut:
         self.writer.close()
 
 
+class OutputBusyError(RuntimeError):
+    """Another run holds the output folder (exit 2); the message names it."""
+
+
 class OutputFolder:
-    """The output folder of a run: refuses existing results unless ``overwrite``, stages every
-    file under ``.yibao-run/`` and publishes them by rename when the run is complete. A staging
-    folder left by a killed run is removed at the next start."""
+    """The output folder of a run: one run at a time, results published all at once.
+
+    Layout (docs/scale.md, "Reliability")::
+
+        OUT/.yibao.lock              the lock (flock), with the holder's pid, host, start time
+        OUT/.yibao-run/              the running run's files: outputs as written, spill/
+        OUT/runs/<run id>/           complete result sets, each moved here in one rename
+        OUT/current -> runs/<id>     the published set: swapped by one atomic rename
+        OUT/claims.parquet -> current/claims.parquet   (and every other output name)
+
+    A reader opening ``OUT/claims.parquet`` (or anything through ``OUT/current``) sees the old
+    complete set or the new one, never a mix or a half: the outputs are written and fsynced
+    under ``.yibao-run/``, moved to ``runs/<id>/`` in one rename, and published by replacing
+    the ``current`` link. The old set is deleted only after the switch. The lock is an
+    ``fcntl.flock`` held for the whole run: the kernel drops it when the process ends, however
+    it ends, so a killed run's lock never blocks the next one; a second run on the same folder
+    is refused (``OutputBusyError``) naming the holder. Leftovers of a killed run (a staging
+    folder, a run folder never switched to) are removed by the next run."""
+
+    LOCK = ".yibao.lock"
+    RUNS = "runs"
+    CURRENT = "current"
 
     def __init__(self, out_dir, overwrite: bool = False):
         self.root = Path(out_dir)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.run_id = _run_id()
+        self._lock = _take_lock(self.root / self.LOCK, self.run_id)
+        try:
+            self._check_existing(overwrite)
+            self.staging = self.root / STAGING
+            shutil.rmtree(self.staging, ignore_errors=True)  # a killed run's leftovers
+            for name in OUTPUTS + (self.CURRENT,):
+                _unlink(self.root / (name + ".tmp"))
+            self.staging.mkdir()
+        except BaseException:
+            self.release()
+            raise
+        self.spill = self.staging / "spill"
+        publish_checkpoint("locked")
+
+    def _check_existing(self, overwrite: bool) -> None:
         existing = [n for n in OUTPUTS if (self.root / n).exists()]
+        if not existing and (self.root / self.CURRENT).exists():
+            existing = [self.CURRENT]
         if existing and not overwrite:
             raise FileExistsError(f"{self.root} already holds results ({', '.join(existing)}); "
                                   "pass --overwrite to replace them")
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.staging = self.root / STAGING
-        shutil.rmtree(self.staging, ignore_errors=True)
-        self.staging.mkdir()
-        self.spill = self.staging / "spill"
-        for name in existing:
-            (self.root / name).unlink()
 
     def stage(self, name: str) -> Path:
         return self.staging / name
@@ -175,34 +211,170 @@ class OutputFolder:
                                     encoding="utf-8")
 
     def publish(self) -> None:
-        """Rename the staged outputs into place (manifest last), then drop the staging folder."""
+        """Make the staged outputs the folder's results in one switch (class docstring)."""
+        try:
+            shutil.rmtree(self.spill, ignore_errors=True)
+            for name in OUTPUTS:
+                if self.stage(name).exists():
+                    _fsync(self.stage(name))
+            _fsync(self.staging)
+            publish_checkpoint("staged")
+            self._adopt_loose_results()
+            runs = self.root / self.RUNS
+            runs.mkdir(exist_ok=True)
+            os.rename(self.staging, runs / self.run_id)
+            _fsync(runs)
+            publish_checkpoint("moved")
+            self._link_names()
+            publish_checkpoint("linked")
+            _replace_link(self.root / self.CURRENT, f"{self.RUNS}/{self.run_id}")
+            _fsync(self.root)
+            publish_checkpoint("switched")
+            self._remove_old_runs()
+            publish_checkpoint("cleaned")
+        finally:
+            self.release()
+
+    def _adopt_loose_results(self) -> None:
+        """Results of a yibao before run folders (plain files, no ``current``): hard-link them
+        into a run folder of their own and point ``current`` at it, then every name can become
+        a link without the folder ever showing less than it held."""
+        loose = [n for n in OUTPUTS if (self.root / n).is_file()
+                 and not (self.root / n).is_symlink()]
+        if not loose or (self.root / self.CURRENT).is_symlink():
+            return
+        folder = self.root / self.RUNS / "earlier"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        for name in loose:
+            os.link(self.root / name, folder / name)
+        _fsync(folder)
+        _replace_link(self.root / self.CURRENT, f"{self.RUNS}/earlier")
+
+    def _link_names(self) -> None:
+        """Every output name a link into ``current``: the names absent from the current set
+        dangle (absent to every reader) until the switch makes them appear together."""
         for name in OUTPUTS:
-            staged = self.stage(name)
-            if staged.exists():
-                with open(staged, "rb") as f:
-                    os.fsync(f.fileno())
-                os.replace(staged, self.root / name)
-        self.discard()
+            path = self.root / name
+            target = f"{self.CURRENT}/{name}"
+            if not (path.is_symlink() and os.readlink(path) == target):
+                _replace_link(path, target)
+        _fsync(self.root)
+
+    def _remove_old_runs(self) -> None:
+        for old in (self.root / self.RUNS).iterdir():
+            if old.name != self.run_id:
+                shutil.rmtree(old, ignore_errors=True)
+        for name in OUTPUTS:  # names the new set lacks: drop their dangling links
+            path = self.root / name
+            if path.is_symlink() and not path.exists():
+                path.unlink()
 
     def discard(self) -> None:
+        """Drop the run's staged files (the published set is untouched) and the lock."""
         shutil.rmtree(self.staging, ignore_errors=True)
+        self.release()
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the descriptor drops the flock
+            self._lock = None
+
+
+PUBLISH_STEPS = ("locked", "staged", "moved", "linked", "switched", "cleaned")
+PUBLISH_HOOK = "YIBAO_TEST_PUBLISH_HOOK"  # "kill:<step>" or "pause:<step>", for the tests
+
+
+def publish_checkpoint(step: str) -> None:
+    """A point of the publish sequence (``PUBLISH_STEPS``) where the tests can kill the run
+    (SIGKILL, as a power cut would) or pause it (to hold the lock while a second run tries)."""
+    hook = os.environ.get(PUBLISH_HOOK)
+    if not hook or hook.partition(":")[2] != step:
+        return
+    if hook.startswith("kill:"):
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
+    while hook.startswith("pause:"):
+        import time
+        time.sleep(1)
+
+
+def _run_id() -> str:
+    import datetime
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+    return f"{stamp}-{os.getpid()}"
+
+
+def _take_lock(path: Path, run_id: str):
+    """Open and flock ``path``, write the holder into it; ``OutputBusyError`` naming the holder
+    if another process holds it."""
+    import fcntl
+    import socket
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip()
+        handle.close()
+        raise OutputBusyError(f"{path.parent} is in use by another yibao run ({_holder(holder)});"
+                              " wait for it to finish or choose another --out") from None
+    import datetime
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    handle.seek(0)
+    handle.truncate()
+    handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                             "started": started, "run": run_id}) + "\n")
+    handle.flush()
+    return handle
+
+
+def _holder(text: str) -> str:
+    try:
+        h = json.loads(text)
+        return f"pid {h['pid']} on {h['host']}, started {h['started']}"
+    except (ValueError, KeyError, TypeError):
+        return "holder not yet recorded"
+
+
+def _replace_link(path: Path, target: str) -> None:
+    """Point the symlink ``path`` at ``target`` in one rename (readers see old or new)."""
+    tmp = path.with_name(path.name + ".tmp")
+    _unlink(tmp)
+    os.symlink(target, tmp)
+    os.replace(tmp, path)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's or a folder's (its entries') data to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def plugin_versions(registry) -> list:
-    """[{name, version}] of every plugin that contributed to ``registry``."""
-    from importlib import metadata
+    """[{name, distribution, version}] of every plugin the run's registry was built from
+    (``Registry.distributions``, filled by the plugin manager), and of any plugin stamped on a
+    registered item that the registry does not list (a registry assembled by hand)."""
     from . import __version__
-    names = set()
+    loaded = dict(registry.distributions)
     for group in (registry.functions.values(), registry.keys.values(), registry.validators,
                   registry.stages):
-        names.update(getattr(item, "plugin", "yibao") for item in group)
-    dists = {}
-    try:
-        for ep in metadata.entry_points(group="yibao.plugins"):
-            dists[ep.name] = ep.dist.version if ep.dist else None
-    except Exception:  # a broken environment must not stop a settlement run
-        pass
-    return [{"name": n, "version": dists.get(n) or __version__} for n in sorted(names)]
+        for item in group:
+            name = getattr(item, "plugin", "yibao")
+            loaded.setdefault(name, ("yibao", __version__) if name in ("yibao", "builtin")
+                              else ("unknown", "unknown"))
+    return [{"name": n, "distribution": d, "version": v}
+            for n, (d, v) in sorted(loaded.items())]
 
 
 def policy_files(path) -> dict:

@@ -72,6 +72,9 @@ class Registry:
     stages: list = field(default_factory=list)  # Stage, run in order after the layers
     groupers: dict = field(default_factory=dict)
     adjustments: dict = field(default_factory=dict)
+    # plugin name -> (distribution, version) of every plugin the registry was built from
+    # (plugins/manager.py build_registry; empty for default_registry): the manifest's record
+    distributions: dict = field(default_factory=dict)
 
     def add_function(self, decl: FunctionDecl) -> None:
         if decl.name in self.functions and self.functions[decl.name] != decl:

@@ -14,8 +14,10 @@ the version in force on its discharge date, result columns the union in layer or
   ``pools.parquet``, the year's settlement by pools, reduced from per-partition sums (the same
   bytes whatever the partition count), with per-pool totals in ``summary.json``.
 
-Every output is staged under ``out_dir/.yibao-run`` and published by rename when the run is
-complete (core/manifest.py ``OutputFolder``).
+One run at a time holds ``out_dir`` (a lock; a second run is refused naming the holder), and
+the outputs appear together or not at all: staged under ``out_dir/.yibao-run``, moved to
+``out_dir/runs/<run id>/`` and published by swapping the ``out_dir/current`` link, which every
+output name in ``out_dir`` points through (core/manifest.py ``OutputFolder``).
 
 Two local modes, the same results:
 
@@ -45,7 +47,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import __version__
-from .arrow_io import REJECT_SCHEMA, ClaimsError, _message, money_to_fen, prepare
+from .arrow_io import (REJECT_SCHEMA, ClaimsError, _message, check_unique_names, fen_sum,
+                       normal_schema, normal_table, prepare)
 from .engine import settle_batch
 from .manifest import (TABLE_OUTPUTS, OutputFolder, ParquetOut, Totals, exact_sum,
                        plugin_versions, policy_files, sha256_file)
@@ -55,8 +58,14 @@ from .plan import PERSON, Plan
 from .provider import ProviderYear
 from .registry import default_registry
 
-BATCH_ROWS = 1 << 18  # rows per record batch read in the partitioned mode
+BATCH_ROWS = 1 << 18  # most rows per record batch read in the partitioned mode
+MIN_BATCH_ROWS = 1 << 13  # fewest (below this, per-batch overheads dominate)
 SPILL_FLUSH = 1 << 16  # rows buffered per partition before a spill write
+# Shares of --memory-limit the partitioned mode's pass 1 may hold at once (docs/scale.md,
+# "What --memory-limit bounds"): one read batch (and its copy sorted by partition) and the
+# spill buffers of all partitions together.
+BATCH_SHARE = 32
+SPILL_SHARE = 8
 MEMORY_FACTOR = 15  # peak bytes of an in-memory settle per byte of Parquet-uncompressed
 # claims (measured: 1M generated claims, 60 MB in Parquet pages, peak RSS 0.87 GB)
 GLOBAL_BYTES_PER_ROW = 24  # pass 1 keeps 8 bytes of claim-id hash per row (+ a sorted copy)
@@ -206,30 +215,39 @@ class Source:
                 return ipc.open_stream(src).read_all()
 
     def batches(self, rows: int) -> Iterator[pa.Table]:
+        """The file in tables of ``rows`` rows, in the one column layout (arrow_io)."""
         try:
             if self.ipc:
-                yield from self._read_ipc().to_batches(rows)
+                for batch in self._read_ipc().to_batches(rows):
+                    yield normal_table(pa.Table.from_batches([batch]))
                 return
-            for batch in pq.ParquetFile(str(self.path)).iter_batches(batch_size=rows):
-                yield pa.Table.from_batches([batch])
+            # a buffered stream and no pre-buffering: pages are read as the batches need them,
+            # not whole column chunks (a 1M-row row group would be ~135 MB decoded at once)
+            reader = pq.ParquetFile(str(self.path), buffer_size=1 << 20, pre_buffer=False)
+            for batch in reader.iter_batches(batch_size=rows):
+                yield normal_table(pa.Table.from_batches([batch]))
         except (pa.ArrowException, OSError) as exc:
             raise self._error(exc) from exc
 
     def read(self) -> pa.Table:
+        """The whole file, in the one column layout (arrow_io)."""
         try:
-            return self._read_ipc() if self.ipc else pq.read_table(str(self.path))
+            table = self._read_ipc() if self.ipc else pq.ParquetFile(str(self.path)).read()
         except (pa.ArrowException, OSError) as exc:
             raise self._error(exc) from exc
+        return normal_table(table)
 
 
 def open_sources(plan: Plan, files: list) -> list:
     """Open every file and check that its columns can be settled (same schema everywhere)."""
     sources = [Source(f) for f in files]
+    for s in sources:
+        check_unique_names(s.schema, str(s.path))
     first = sources[0]
     for version in plans_of(plan):
         prepare(version, first.schema.empty_table())  # raises ClaimsError for a missing/wrong column
     for s in sources[1:]:
-        if not s.schema.equals(first.schema, check_metadata=False):
+        if not normal_schema(s.schema).equals(normal_schema(first.schema)):
             raise ClaimsError(f"{s.path} has columns {_cols(s.schema)} but {first.path} has "
                               f"{_cols(first.schema)}: every claims file of a run needs the "
                               "same columns and types")
@@ -278,8 +296,7 @@ def settle_piece(plan: Plan, table: pa.Table, rows: np.ndarray, bucket: np.ndarr
         bucket_order(batch.results.column("claim_id"), claim_id, bucket)))
     local = np.asarray(batch.rejects.column("row").to_numpy(), dtype=np.int64)
     rejects = batch.rejects.set_column(1, "row", pa.array(rows[local], pa.int64()))
-    fen = exact_sum(money_to_fen(table.column("total").take(pa.array(local)))) if len(local) \
-        else 0
+    fen = fen_sum(table.column("total").take(pa.array(local))) if len(local) else 0
     return results, rejects, fen
 
 
@@ -294,12 +311,12 @@ def duplicate_rejects(table: pa.Table, rows: np.ndarray, duplicates: pa.Array) -
         "reason": pa.array(["duplicate_claim_id"] * len(idx), pa.string()),
         "message": pa.array([_message("duplicate_claim_id", "claim_id", c) for c in ids],
                             pa.string())}, schema=REJECT_SCHEMA)
-    fen = exact_sum(money_to_fen(table.column("total").take(pa.array(idx)))) if len(idx) else 0
+    fen = fen_sum(table.column("total").take(pa.array(idx))) if len(idx) else 0
     return mask, rejects, fen
 
 
 def input_fen(table: pa.Table) -> int:
-    return exact_sum(money_to_fen(table.column("total")))
+    return fen_sum(table.column("total"))
 
 
 # -- progress --------------------------------------------------------------------------------
@@ -344,8 +361,8 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
     """Settle every claim of ``inputs`` into ``out_dir`` (module docstring). ``partitions``
     forces the partitioned mode with that many partitions (tests); otherwise it is chosen
     when the estimated in-memory size exceeds ``memory_limit`` (bytes; default half the RAM).
-    Raises InputError, ClaimsError, PartitionError, FileExistsError or BalanceError when the
-    run cannot be done; nothing is published then."""
+    Raises InputError, ClaimsError, PartitionError, FileExistsError, OutputBusyError or
+    BalanceError when the run cannot be done; nothing is published then."""
     if partitions is not None and int(partitions) < 1:
         raise InputError(f"partitions must be at least 1, not {partitions}")
     start = time.perf_counter()
@@ -370,7 +387,7 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
         elif partitions:
             mode, count = "partitioned", min(int(partitions), NBUCKETS)
             totals = _settle_partitioned(plan, sources, out, count, registry, context, bar,
-                                         year)
+                                         year, limit)
         else:
             mode, count = "memory", 1
             totals = _settle_in_memory(plan, sources, out, registry, context, bar, year)
@@ -457,7 +474,7 @@ def _manifest(plan, summary, sources, out, registry, policy_path) -> dict:
         "plugins": plugin_versions(registry),
         "inputs": [{"path": str(s.path), "sha256": sha256_file(s.path), "rows": s.rows,
                     "bytes": s.path.stat().st_size} for s in sources],
-        "outputs": outputs, "engine": summary.engine, "mode": summary.mode,
+        "outputs": outputs, "run": out.run_id, "engine": summary.engine, "mode": summary.mode,
         "partitions": summary.partitions, "buckets": NBUCKETS,
         "row_order": "claims: (bucket of partition key, discharge_date, claim_id); "
                      "rejects: input row",
@@ -503,11 +520,13 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None) -> 
 class Spill:
     """Pass 1's output: one Parquet file per partition, written in buffered chunks."""
 
-    def __init__(self, folder: Path, count: int):
+    def __init__(self, folder: Path, count: int, budget: int = None):
         self.folder, self.count = folder, count
+        self.budget = budget  # bytes all buffers may hold together (None: no bound)
         folder.mkdir(parents=True, exist_ok=True)
         self.buffers = [[] for _ in range(count)]
         self.sizes = [0] * count
+        self.buffered = 0  # bytes in all buffers
         self.writers = [None] * count
 
     def path(self, p: int) -> Path:
@@ -520,9 +539,15 @@ class Spill:
         for p in range(self.count):
             lo, hi = int(bounds[p]), int(bounds[p + 1])
             if hi > lo:
-                self.buffers[p].append(sorted_table.slice(lo, hi - lo))
+                piece = sorted_table.slice(lo, hi - lo)
+                self.buffers[p].append(piece)
                 self.sizes[p] += hi - lo
+                self.buffered += piece.nbytes
                 if self.sizes[p] >= SPILL_FLUSH:
+                    self._flush(p)
+        if self.budget is not None and self.buffered > self.budget:
+            for p in range(self.count):  # over budget: every buffer to disk
+                if self.sizes[p]:
                     self._flush(p)
 
     def _flush(self, p: int) -> None:
@@ -531,6 +556,7 @@ class Spill:
             self.writers[p] = pq.ParquetWriter(str(self.path(p)), table.schema,
                                                compression="lz4")
         self.writers[p].write_table(table)
+        self.buffered -= sum(piece.nbytes for piece in self.buffers[p])
         self.buffers[p], self.sizes[p] = [], 0
 
     def close(self) -> None:
@@ -585,17 +611,19 @@ class _KeyCheck:
 
 def iter_settle(plan: Plan, batches, workdir, partitions: int = 8, registry=None,
                 context=None, totals: Totals = None, bar=None,
-                expected_rows=None, year: ProviderYear = None) -> Iterator[tuple]:
+                expected_rows=None, year: ProviderYear = None,
+                spill_budget: int = None) -> Iterator[tuple]:
     """Settle a stream of claim batches (pa.RecordBatch or pa.Table, any sizes) in bounded
     memory: pass 1 spills them to ``partitions`` Parquet files under ``workdir``; then yields
     ``(results, rejects)`` per partition, results in (bucket, discharge_date, claim_id) order
     (concatenated, the file's order), rejects with input row numbers (sorted per piece, not
     across pieces). ``totals`` (if given) receives the control totals, ``year`` (if given)
-    each partition's provider-payment sums."""
+    each partition's provider-payment sums; ``spill_budget`` (bytes) bounds what pass 1
+    buffers before writing to the spill files."""
     registry = registry or default_registry()
     totals = totals if totals is not None else Totals()
     bar = bar or Progress(False)
-    spill = Spill(Path(workdir), partitions)
+    spill = Spill(Path(workdir), partitions, spill_budget)
     check = _KeyCheck(bucket_plan(plan))
     task = bar.task("partition", expected_rows)
     for table in batches:
@@ -626,12 +654,41 @@ def _spill_batch(plan, table, spill, check, totals) -> None:
 
 
 def _settle_partitioned(plan, sources, out, count, registry, context, bar,
-                        year=None) -> Totals:
+                        year=None, limit=None) -> Totals:
+    previous = _returning_pool()
+    try:
+        return _settle_partitions(plan, sources, out, count, registry, context, bar, year,
+                                  limit)
+    finally:
+        if previous is not None:
+            pa.set_memory_pool(previous)
+
+
+def _returning_pool():
+    """Make Arrow allocate from jemalloc with decay 0 for the bounded-memory mode, so freed
+    buffers go back to the OS at once instead of staying in the allocator's caches (measured:
+    2M claims at --memory-limit 200M peak at ~450 MiB RSS with the default pool, ~390 MiB with
+    this one). Returns the pool to restore, or None where the build has no jemalloc."""
+    try:
+        pool = pa.jemalloc_memory_pool()
+        pa.jemalloc_set_decay_ms(0)
+    except (NotImplementedError, pa.ArrowException, AttributeError):
+        return None
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    return previous
+
+
+def _settle_partitions(plan, sources, out, count, registry, context, bar, year,
+                       limit) -> Totals:
     totals = Totals()
     writer, rejects = None, []
-    for results, piece_rejects in iter_settle(plan, _input_batches(sources), out.spill, count,
+    limit = limit or default_memory_limit()
+    batches = _input_batches(sources, batch_rows(sources, limit))
+    for results, piece_rejects in iter_settle(plan, batches, out.spill, count,
                                               registry, context, totals, bar,
-                                              sum(s.rows for s in sources), year):
+                                              sum(s.rows for s in sources), year,
+                                              spill_budget=limit // SPILL_SHARE):
         if writer is None:
             writer = ParquetOut(out.stage("claims.parquet"), results.schema)
         writer.write(results)
@@ -644,9 +701,17 @@ def _settle_partitioned(plan, sources, out, count, registry, context, bar,
     return totals
 
 
-def _input_batches(sources) -> Iterator[pa.Table]:
+def batch_rows(sources, limit: int) -> int:
+    """Rows per read batch: a batch of at most ``limit / BATCH_SHARE`` bytes (Parquet's
+    uncompressed size per row), between MIN_BATCH_ROWS and BATCH_ROWS."""
+    rows = sum(s.rows for s in sources)
+    per_row = max(1, sum(s.bytes for s in sources) // max(rows, 1))
+    return int(min(BATCH_ROWS, max(MIN_BATCH_ROWS, limit // BATCH_SHARE // per_row)))
+
+
+def _input_batches(sources, rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
     for source in sources:
-        yield from source.batches(BATCH_ROWS)
+        yield from source.batches(rows)
 
 
 def _duplicate_ids(spill: Spill, candidates: np.ndarray) -> pa.Array:

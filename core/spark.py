@@ -30,9 +30,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_io import REJECT_SCHEMA, money_to_fen
+from .arrow_io import REJECT_SCHEMA, decimal_fen, fen_sum, normal_table
 from .engine import settle_batch
-from .manifest import ParquetOut, exact_sum
+from .manifest import ParquetOut
 from .partition import buckets
 from .provider import partials_from_json, partials_to_json, provider_partials
 
@@ -97,14 +97,14 @@ def _settle(plan, registry, context, out_schema):
         bucket = np.asarray(t.column("_bucket").to_numpy(), dtype=np.int32)
         dup = np.asarray(pc.fill_null(t.column("_dup"), False).to_numpy(zero_copy_only=False),
                          dtype=bool)
-        t = t.drop_columns(list(HELPERS))
+        t = normal_table(t.drop_columns(list(HELPERS)))  # Spark's Arrow types -> yibao's
         ids = pc.unique(t.column("claim_id").filter(pa.array(dup)))
         _, dup_rejects, _ = duplicate_rejects(t, rows, ids.cast(pa.string()))
         keep = np.flatnonzero(~dup)
         t_all_total = t.column("total")
         t, rows, bucket = t.take(pa.array(keep)), rows[keep], bucket[keep]
         results, rejects, fen = settle_piece(plan, t, rows, bucket, registry, context)
-        dup_fen = exact_sum(money_to_fen(t_all_total.take(pa.array(np.flatnonzero(dup)))))
+        dup_fen = fen_sum(t_all_total.take(pa.array(np.flatnonzero(dup))))
         partials = (partials_to_json(provider_partials(plan, t, results))
                     if plan.provider is not None and results.num_rows else None)
         yield _pack(out_schema, results, pa.concat_tables([dup_rejects, rejects]),
@@ -186,7 +186,8 @@ def _input_totals(df, totals) -> None:
     row = df.agg(F.count(F.lit(1)).alias("n"), F.sum("total").alias("s")).collect()[0]
     total = row["s"] or 0
     totals.input_rows += int(row["n"])
-    totals.input_fen += int(Decimal(total) * 100) if isinstance(total, Decimal) else int(total)
+    # exact: Decimal * 100 would round beyond the default context's 28 digits
+    totals.input_fen += decimal_fen(total) if isinstance(total, Decimal) else int(total)
 
 
 def _collect(table: pa.Table, result_schema, plan, out, totals, year=None) -> None:

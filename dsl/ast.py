@@ -391,6 +391,14 @@ class Comment(Node):
 
 
 @dataclass(frozen=True)
+class PluginUse(Node):
+    """``plugin "yibao-ageband" ">=1.0, <2"``: the policy uses the plugins of that
+    distribution, at a version in that PEP 440 range (dsl/passes/check_plugins.py)."""
+    distribution: Str
+    versions: Str
+
+
+@dataclass(frozen=True)
 class PolicyFile(Node):
     statements: tuple
     comments: tuple = ()

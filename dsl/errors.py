@@ -83,6 +83,9 @@ CODES = {
     # policy versions in one folder (dsl/versions.py)
     "E601": "policy versions leave a gap",
     "E602": "policy versions overlap",
+    # plugins a policy declares (dsl/passes/check_plugins.py)
+    "E701": "a bad plugin declaration (version range, declared twice)",
+    "E702": "a declared plugin not loaded, or at a version outside its range",
 }
 
 

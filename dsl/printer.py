@@ -161,6 +161,9 @@ class _Printer:
             self.lines.append(f"  year starts {h.year_start}")
         self.close("", h)
 
+    def s_PluginUse(self, p: ast.PluginUse) -> None:
+        self.emit("", f'plugin "{p.distribution.value}" "{p.versions.value}"', p)
+
     def s_DomainDecl(self, d: ast.DomainDecl) -> None:
         self.emit("", f"domain {d.name.name} {{ {', '.join(map(format_literal, d.values))} }}", d)
 

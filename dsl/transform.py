@@ -383,6 +383,9 @@ class _Builder:
         label, rest = self._label_rest(args[2:])
         return ast.GrouperDecl(span, self.name(args[1]), label, tuple(self.nodes(rest)))
 
+    def r_plugin_decl(self, args, span):
+        return ast.PluginUse(span, self.str_node(args[1]), self.str_node(args[2]))
+
     def r_grouper_table(self, args, span):
         label, rest = self._label_rest(args[2:])
         strings = [a for a in rest if getattr(a, "type", None) == "STRING"]

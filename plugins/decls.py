@@ -11,6 +11,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
+from yibao.core.plan import BOOL, DATE, INT, MONEY, RATIO
 from yibao.core.registry import FunctionDecl, KeyDecl, Registry, Stage, Validator
 
 
@@ -37,6 +40,29 @@ class AdjustmentDecl:
     plugin: str = "yibao"
 
 
+EXACT_KINDS = (MONEY, RATIO, INT, BOOL, DATE)  # results that must be integers (engine units)
+
+
+def exact_results(decl: FunctionDecl):
+    """``decl.impl``, refusing a result of floating-point (or non-numeric) values for an
+    exact type: ``np.where(age >= 80, 0.05, 0.0)`` as a ratio would otherwise be truncated to
+    0 millionths, a silent 0. The error names the plugin and the function."""
+    impl, kind = decl.impl, decl.result.kind
+
+    def checked(*args, n):
+        out = impl(*args, n=n)
+        dtype = np.asarray(out).dtype
+        if kind in EXACT_KINDS and dtype.kind not in "iub":
+            unit = {MONEY: "int64 fen", RATIO: "int64 millionths (70% = 700_000)"}.get(
+                kind, "integers")
+            raise TypeError(f"plugin {decl.plugin!r}: function {decl.name!r} returned {dtype} "
+                            f"values for a {kind}; return {unit} — never floats")
+        return out
+    checked.__wrapped__ = impl
+    checked.__doc__ = impl.__doc__
+    return checked
+
+
 class PluginRegistry:
     """What a hook sees: ``registry`` restricted to adding, stamped with the plugin's name."""
 
@@ -53,7 +79,10 @@ class PluginRegistry:
                              f"one from plugin {old.plugin!r}")
 
     def add_function(self, decl: FunctionDecl) -> None:
-        self.registry.add_function(self._stamp(decl))
+        decl = self._stamp(decl)
+        if decl.impl is not None:
+            decl = dataclasses.replace(decl, impl=exact_results(decl))
+        self.registry.add_function(decl)
 
     def add_key(self, decl: KeyDecl) -> None:
         decl = self._stamp(decl)

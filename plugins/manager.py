@@ -2,8 +2,12 @@
 
 ``make_plugin_manager`` registers yibao's own features (``builtin``: the ``person`` key, the
 built-in functions and groupers) through the same hooks as everyone else, then the setuptools
-entry points of group ``yibao.plugins`` (``family`` and ``tcm`` ship that way too), filtered by
-an allowlist, then runs ``check_pending`` so a misspelt hook fails loudly.
+entry points of group ``yibao.plugins``: those of yibao's own distribution (``family`` and
+``tcm`` ship that way) and those of the distributions the policy declares
+(``plugin "name" "range"``, ``declared``), never any other installed package's — a package is
+identified by its distribution, never by its entry point's name, so an entry point named like
+one of yibao's cannot displace it. Then ``check_pending`` runs so a misspelt hook fails
+loudly.
 ``build_registry(pm)`` calls every hook and returns the filled ``Registry``. Every failure
 inside a plugin (import, registration, a hook) is a ``PluginError`` naming the plugin.
 """
@@ -37,18 +41,20 @@ class PluginError(RuntimeError):
 
 
 class YibaoPluginManager(pluggy.PluginManager):
-    """A pluggy manager that also remembers versions and what the allowlist kept out."""
+    """A pluggy manager that also remembers versions and what was kept out."""
 
     def __init__(self):
         super().__init__(hookspecs.PROJECT)
         self.versions: dict = {}  # plugin name -> version string
+        self.distributions: dict = {}  # plugin name -> (distribution, version)
         self.skipped: list = []  # (entry point name, reason), in discovery order
         self.allowlist: Optional[frozenset] = None
 
 
 def parse_allowlist(value) -> Optional[frozenset]:
-    """``None`` (no allowlist: load everything), or the set of allowed names from a
-    comma-separated string or an iterable. An empty string or empty iterable allows none."""
+    """``None`` (no allowlist), or the set of allowed names from a comma-separated string or an
+    iterable: third-party distribution names, and entry-point names of yibao's own plugins
+    (``family``, ``tcm``). An empty string or empty iterable allows no optional plugin."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -57,47 +63,127 @@ def parse_allowlist(value) -> Optional[frozenset]:
 
 
 def make_plugin_manager(allowlist=None, load_entry_points: bool = True,
-                        plugins: Iterable = ()) -> YibaoPluginManager:
-    """A manager with the builtin plugin, the allowed entry-point plugins and ``plugins``
-    (extra ``(name, module_or_object)`` pairs, registered as given). ``allowlist`` (names, or a
-    "a,b" string) defaults to env ``YIBAO_PLUGINS_ALLOW`` when set; an entry point not on a
-    configured allowlist is not imported and is listed in ``pm.skipped``."""
+                        plugins: Iterable = (), declared: Iterable = ()) -> YibaoPluginManager:
+    """A manager with the builtin plugin, yibao's own entry-point plugins, those of the
+    ``declared`` distributions (``(distribution, PEP 440 range)`` pairs: a policy's
+    ``plugin`` lines, ``policy_plugins``) and ``plugins`` (extra ``(name, object)`` pairs,
+    registered as given). An installed entry point of any other distribution is not imported
+    and is listed in ``pm.skipped``. ``allowlist`` (names, or a "a,b" string) defaults to env
+    ``YIBAO_PLUGINS_ALLOW`` when set: it can keep yibao's own optional plugins out, and a
+    declared distribution must be on it. ``PluginError`` for a declared distribution that is
+    not installed, not allowed, at a version outside its range, or whose entry point has the
+    name of another distribution's."""
     from .builtin import plugin as builtin_plugin
     pm = YibaoPluginManager()
     pm.add_hookspecs(hookspecs)
     pm.allowlist = parse_allowlist(allowlist if allowlist is not None
                                    else os.environ.get(ALLOW_ENV))
-    _register(pm, BUILTIN, builtin_plugin, yibao_version)
+    _register(pm, BUILTIN, builtin_plugin, yibao_version, YIBAO_DIST)
     if load_entry_points:
-        _load_entry_points(pm)
+        _load_entry_points(pm, _declared(declared))
     for name, obj in plugins:
-        _register(pm, name, obj, getattr(obj, "__version__", "unversioned"))
+        version = getattr(obj, "__version__", "unversioned")
+        _register(pm, name, obj, version, name)
     _check_pending(pm)
     return pm
 
 
-def _register(pm: YibaoPluginManager, name: str, obj, version: str) -> None:
+YIBAO_DIST = "yibao"
+
+
+def _canonical(name: str) -> str:
+    from packaging.utils import canonicalize_name
+    return canonicalize_name(name)
+
+
+def _declared(declared) -> dict:
+    """canonical distribution name -> (name as written, SpecifierSet)."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    out = {}
+    for dist, versions in declared:
+        try:
+            out[_canonical(dist)] = (dist, SpecifierSet(versions))
+        except InvalidSpecifier as exc:
+            raise PluginError(dist, f"{versions!r} is not a version range: {exc}") from exc
+    return out
+
+
+def _register(pm: YibaoPluginManager, name: str, obj, version: str, dist: str) -> None:
     try:
         pm.register(obj, name=name)
     except Exception as exc:
         raise PluginError(name, f"cannot be registered: {exc}") from exc
     pm.versions[name] = version
+    pm.distributions[name] = (dist, version)
 
 
-def _load_entry_points(pm: YibaoPluginManager) -> None:
-    for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        if pm.allowlist is not None and ep.name not in pm.allowlist:
-            pm.skipped.append((ep.name, f"not on the allowlist ({ALLOW_ENV})"))
-            log.warning("yibao plugin %r not loaded: not on the allowlist", ep.name)
+def _load_entry_points(pm: YibaoPluginManager, declared: dict) -> None:
+    """Entry points of yibao's distribution and of the declared ones (module docstring)."""
+    found = set()
+    points = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    # yibao's own first: a name taken by them is theirs, whatever sorts before "yibao"
+    own_first = sorted(points, key=lambda e: (_canonical(_dist_name(e)) != YIBAO_DIST,
+                                              _dist_name(e), e.name))
+    for ep in own_first:
+        dist = _dist_name(ep)
+        reason = _kept_out(pm, ep, dist, declared)
+        if reason:
+            pm.skipped.append((ep.name, reason))
+            log.info("yibao plugin %r (%s) not loaded: %s", ep.name, dist, reason)
             continue
+        found.add(_canonical(dist))
         if pm.has_plugin(ep.name):
-            continue  # the same distribution seen twice on sys.path
+            _same_or_clash(pm, ep, dist)
+            continue
+        _check_version(ep, dist, declared)
         try:
             obj = ep.load()
         except Exception as exc:
             raise PluginError(ep.name, f"cannot be imported from {ep.value!r}: {exc}") from exc
-        version = ep.dist.version if ep.dist is not None else "unknown"
-        _register(pm, ep.name, obj, version)
+        _register(pm, ep.name, obj, ep.dist.version if ep.dist else "unknown", dist)
+    for name, (dist, versions) in declared.items():
+        if name not in found:
+            raise PluginError(dist, f"the policy declares it ({versions or 'any version'}) but "
+                                    f"no installed distribution of that name has a "
+                                    f"{ENTRY_POINT_GROUP!r} entry point: pip install '{dist}'")
+
+
+def _dist_name(ep) -> str:
+    return ep.dist.name if ep.dist is not None else "unknown"
+
+
+def _kept_out(pm, ep, dist: str, declared: dict):
+    """Why the entry point is not loaded, or None. An undeclared package is never imported;
+    a declared one missing from a configured allowlist is an error, not a silent skip."""
+    own = _canonical(dist) == YIBAO_DIST
+    if not own and _canonical(dist) not in declared:
+        return f"distribution {dist!r} is not declared by the policy (plugin \"{dist}\" …)"
+    if pm.allowlist is None:
+        return None
+    if own:
+        return None if ep.name in pm.allowlist else f"not on the allowlist ({ALLOW_ENV})"
+    if dist in pm.allowlist or _canonical(dist) in {_canonical(a) for a in pm.allowlist}:
+        return None
+    raise PluginError(dist, f"the policy declares it but {ALLOW_ENV} does not allow it")
+
+
+def _same_or_clash(pm, ep, dist: str) -> None:
+    """A second entry point of a loaded name: the same distribution seen twice on sys.path is
+    skipped; another distribution's is refused (the name would be ambiguous)."""
+    first = pm.distributions.get(ep.name, ("?", ""))[0]
+    if _canonical(first) != _canonical(dist):
+        raise PluginError(ep.name, f"entry point of distribution {dist!r} has the name of the "
+                                   f"plugin of distribution {first!r}; which one provides it "
+                                   "would be a guess: uninstall one")
+
+
+def _check_version(ep, dist: str, declared: dict) -> None:
+    wanted = declared.get(_canonical(dist))
+    version = ep.dist.version if ep.dist is not None else None
+    if wanted is not None and (version is None or
+                               not wanted[1].contains(version, prereleases=True)):
+        raise PluginError(dist, f"version {version} is installed but the policy declares "
+                                f"'{wanted[1]}': pip install '{dist}{wanted[1]}'")
 
 
 def _check_pending(pm: YibaoPluginManager) -> None:
@@ -112,6 +198,7 @@ def _check_pending(pm: YibaoPluginManager) -> None:
 def build_registry(pm: pluggy.PluginManager) -> Registry:
     """Call every hook of every plugin (builtin first, then load order) on a fresh Registry."""
     registry = Registry()
+    registry.distributions.update(getattr(pm, "distributions", {}))
     for hook in hookspecs.HOOKS:
         for impl in getattr(pm.hook, hook).get_hookimpls():
             try:
@@ -128,3 +215,4 @@ def plugin_info(pm: YibaoPluginManager) -> list:
         hooks = tuple(h.name for h in pm.get_hookcallers(plugin) or ())
         out.append((name, pm.versions.get(name, "unknown"), tuple(sorted(hooks))))
     return out
+

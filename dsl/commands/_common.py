@@ -12,14 +12,28 @@ from yibao.core.registry import default_registry
 from ..errors import PolicyError
 
 
-def registry():
-    """The registry of every installed plugin (yibao's own included), or the bare default
-    registry when the plugin system is not available."""
+def registry(*policies):
+    """The registry of yibao's own plugins and of those the policy files or folders
+    ``policies`` declare (``plugin "distribution" "range"``; no other installed package is imported), or
+    the bare default registry when the plugin system is not available. Raises PluginError
+    when a declared plugin cannot be loaded."""
     try:
         from yibao.plugins.manager import build_registry, make_plugin_manager
     except ImportError:
         return default_registry()
-    return build_registry(make_plugin_manager())
+    from ..passes.check_plugins import policy_plugins
+    declared = dict(d for policy in policies for d in policy_plugins(_resolved(policy)))
+    return build_registry(make_plugin_manager(declared=declared.items()))
+
+
+def _resolved(policy):
+    """A bundled city's name as its folder; anything else as given (loading it later says
+    what is wrong with it)."""
+    from ._policies import PolicyNotFound, resolve_policy
+    try:
+        return resolve_policy(policy)
+    except PolicyNotFound:
+        return policy
 
 
 def load_policy(path, reg=None):

@@ -69,7 +69,7 @@ def calibrate_tables(plan, claims, grouper: str, by: str, setting=None):
 def run(args) -> int:
     import pyarrow as pa
     from ._common import load_policy, read_claims, registry
-    plan = load_policy(args.policy, registry())
+    plan = load_policy(args.policy, registry(args.policy))
     if plan is None:
         return 2
     try:

@@ -30,7 +30,7 @@ def run(args) -> int:
         print("yibao diff: error: --html draws its charts with plotly, which is not installed: "
               "pip install 'yibao[report]'", file=sys.stderr)
         return 2
-    reg = registry()
+    reg = registry(*args.policy)
     plans = [load_versions(p, reg) for p in args.policy]
     if None in plans:
         return 2

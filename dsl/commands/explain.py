@@ -34,7 +34,7 @@ def run(args) -> int:
     from yibao.core.explain import ExplainError, explain_claim, format_explanation
     from ._common import read_claims, registry
     from ._policies import load_versions
-    reg = registry()
+    reg = registry(args.policy)
     plans = load_versions(args.policy, reg)
     if plans is None:
         return 2

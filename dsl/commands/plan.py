@@ -17,7 +17,7 @@ def add_arguments(parser):
 def run(args) -> int:
     from ._common import registry
     from ._policies import load_versions
-    plans = load_versions(args.policy, registry())
+    plans = load_versions(args.policy, registry(args.policy))
     if plans is None:
         return 2
     if len(plans) == 1:

@@ -4,7 +4,7 @@ Writes claims.parquet, rejects.parquet, summary.json and manifest.json (core/run
 for a policy with provider payment hospitals.parquet and pools.parquet, all published together
 when the run is complete, in bounded memory when the input is larger than ``--memory-limit``.
 Exit codes: 0 settled, 1 settled with rejected rows, 2 could not run (nothing is published
-then).
+then; this includes another run holding the same ``--out``).
 """
 from __future__ import annotations
 
@@ -57,12 +57,18 @@ def add_arguments(parser):
 
 def run(args) -> int:
     from yibao.core.arrow_io import ClaimsError
+    from yibao.core.manifest import OutputBusyError
     from yibao.core.partition import PartitionError
     from yibao.core.runner import BalanceError, InputError, run_settle
     from yibao.core.versions import VersionError
+    from yibao.plugins.manager import PluginError
     from ._common import console, registry
     from ._policies import load_versions, resolve_policy
-    reg = registry()
+    try:
+        reg = registry(args.policy)  # yibao's own plugins and those the policy declares
+    except PluginError as exc:
+        print(f"yibao settle: error: {exc}", file=sys.stderr)
+        return 2
     plans = load_versions(args.policy, reg)  # every *.yb of the folder is a version
     if plans is None:
         return 2
@@ -74,7 +80,7 @@ def run(args) -> int:
                              overwrite=args.overwrite, progress=not args.no_progress,
                              policy_path=resolve_policy(args.policy), partitions=args.partitions)
     except (InputError, ClaimsError, PartitionError, BalanceError, FileExistsError,
-            ImportError, VersionError) as exc:
+            OutputBusyError, ImportError, VersionError) as exc:
         print(f"yibao settle: error: {exc}", file=sys.stderr)
         return 2
     print_run(summary, console(), args.out)

@@ -31,8 +31,8 @@ def run(args) -> int:
     from yibao.core.policytest import CaseFileError, coverage, load_cases, run_case
     from ._common import console, registry
     from ._policies import resolve_policy, settle_under
-    reg = registry()
     folder = resolve_policy(args.folder)  # PolicyNotFound: one line, exit 2 (cli.main)
+    reg = registry(folder)
     plans, warned = _load_recording_warnings(folder, reg)
     if plans is None:
         return 2

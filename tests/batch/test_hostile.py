@@ -23,7 +23,8 @@ def replace(t: pa.Table, name: str, values) -> pa.Table:
 
 
 def nothing_published(folder):
-    return not folder.exists() or not any(folder.iterdir())
+    """No results, no leftovers: at most the lock file a run leaves (docs/scale.md)."""
+    return not folder.exists() or {p.name for p in folder.iterdir()} <= {".yibao.lock"}
 
 
 @pytest.mark.parametrize("parts", MODES)
@@ -129,3 +130,29 @@ def test_empty_input(plan, claims, tmp_path, registry):
         s = settle(plan, tmp_path / "in.parquet", tmp_path / f"o{parts}", registry, parts)
         assert s.totals.input_rows == 0 and s.exit_code == 0
         assert pq.read_table(tmp_path / f"o{parts}" / "claims.parquet").num_rows == 0
+
+
+@pytest.mark.parametrize("parts", MODES)
+def test_two_columns_of_one_name_are_refused_naming_it(plan, claims, tmp_path, registry, parts):
+    t = claims.append_column("total", claims.column("in_scope"))
+    pq.write_table(t, tmp_path / "in.parquet")
+    with pytest.raises(ClaimsError, match="more than one column named 'total'"):
+        settle(plan, tmp_path / "in.parquet", tmp_path / "o", registry, parts)
+    assert nothing_published(tmp_path / "o")
+    from yibao.core.engine import settle_batch
+    with pytest.raises(ClaimsError, match="'total'"):
+        settle_batch(plan, t, registry)
+
+
+def test_two_columns_of_one_name_exit_2_with_one_line(claims, tmp_path):
+    import subprocess
+    import sys
+    from .conftest import REFERENCE
+    t = claims.append_column("total", claims.column("in_scope"))
+    pq.write_table(t, tmp_path / "in.parquet")
+    done = subprocess.run([sys.executable, "-m", "yibao.dsl.cli", "settle", "--policy",
+                           str(REFERENCE), str(tmp_path / "in.parquet"), "--out",
+                           str(tmp_path / "o"), "--no-progress"], capture_output=True, text=True)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'total'" in lines[0] and "Traceback" not in done.stderr

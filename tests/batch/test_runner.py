@@ -144,7 +144,7 @@ def test_unbalanced_totals_fail_and_publish_nothing(plan, claims_file, tmp_path,
     monkeypatch.setattr(runner, "settle_piece", losing)
     with pytest.raises(runner.BalanceError):
         run_settle(plan, claims_file, tmp_path / "o", registry=registry, progress=False)
-    assert not any((tmp_path / "o").iterdir())
+    assert [p.name for p in (tmp_path / "o").iterdir()] == [".yibao.lock"]
 
 
 def test_existing_results_refused_unless_overwrite(plan, claims_file, tmp_path, registry):
@@ -158,7 +158,9 @@ def test_existing_results_refused_unless_overwrite(plan, claims_file, tmp_path, 
     run_settle(plan, claims_file, tmp_path / "o", registry=registry, progress=False,
                overwrite=True)
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
-        "claims.parquet", "manifest.json", "rejects.parquet", "summary.json"]
+        ".yibao.lock", "claims.parquet", "current", "manifest.json", "rejects.parquet", "runs",
+        "summary.json"]
+    assert len(list((tmp_path / "o" / "runs").iterdir())) == 1  # the old set is gone
 
 
 def test_person_under_two_family_keys_cannot_be_partitioned(family_plan, claims, tmp_path,

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from yibao.core.engine import settle_batch
-from yibao.core.plan import MONEY, RATIO, Type
+from yibao.core.plan import INT, MONEY, RATIO, Type
 from yibao.core.points.plan import PointsPlan, Pool
 from yibao.core.registry import FunctionDecl, KeyDecl, Stage, Validator
 from yibao.plugins import hookspecs
@@ -199,8 +199,18 @@ def test_a_clash_names_both_plugins():
         build_registry(bare(("clash", Clash())))
 
 
-def fake_entry_points(*pairs):
-    eps = [metadata.EntryPoint(name, value, "yibao.plugins") for name, value in pairs]
+class FakeDist:
+    def __init__(self, name, version):
+        self.name, self.version = name, version
+
+
+def fake_entry_points(*points):
+    """Entry points ``(name, module)`` of yibao's own distribution, or ``(name, module,
+    distribution, version)`` of another one."""
+    eps = []
+    for name, value, *dist in points:
+        ep = metadata.EntryPoint(name, value, "yibao.plugins")
+        eps.append(ep._for(FakeDist(*(dist or ("yibao", "0.1.0")))))
     return lambda group=None: [e for e in eps if e.group == group]
 
 
@@ -221,10 +231,77 @@ def test_allowlist_parameter_and_environment(monkeypatch):
 
 def test_a_plugin_that_cannot_be_imported_is_named(monkeypatch):
     monkeypatch.setattr(metadata, "entry_points", fake_entry_points(
-        ("ghost", "yibao_no_such_module_xyz")))
+        ("ghost", "yibao_no_such_module_xyz", "yibao-ghost", "1.0")))
     with pytest.raises(PluginError, match=r"plugin 'ghost': cannot be imported"):
-        make_plugin_manager(allowlist=None)
-    assert make_plugin_manager(allowlist="family").skipped[0][0] == "ghost"  # never imported
+        make_plugin_manager(allowlist=None, declared=[("yibao-ghost", ">=1")])
+    assert make_plugin_manager().skipped[0][0] == "ghost"  # undeclared: never imported
+
+
+# -- only what the policy declares, identified by distribution ------------------------------
+
+IMPOSTOR = ("family", "yibao_impostor_module_never_imported", "evil-family", "9.0")
+
+
+def test_an_undeclared_package_is_never_imported_even_when_named_like_a_real_plugin(
+        monkeypatch):
+    monkeypatch.setattr(metadata, "entry_points", fake_entry_points(
+        ("family", "yibao.plugins.family"), ("tcm", "yibao.plugins.tcm"), IMPOSTOR))
+    monkeypatch.setenv("YIBAO_PLUGINS_ALLOW", "family,tcm")
+    pm = make_plugin_manager()
+    assert pm.distributions["family"] == ("yibao", "0.1.0")
+    assert ("family", "distribution 'evil-family' is not declared by the policy "
+                      '(plugin "evil-family" …)') in pm.skipped
+    registry = build_registry(pm)
+    assert registry.keys["family"].plugin == "family"
+    assert registry.distributions["family"][0] == "yibao"
+
+
+def test_a_declared_package_named_like_a_real_plugin_is_refused(monkeypatch):
+    monkeypatch.setattr(metadata, "entry_points", fake_entry_points(
+        ("family", "yibao.plugins.family"), IMPOSTOR))
+    monkeypatch.delenv("YIBAO_PLUGINS_ALLOW", raising=False)
+    with pytest.raises(PluginError, match=r"'evil-family' has the name of the plugin of "
+                                          r"distribution 'yibao'"):
+        make_plugin_manager(declared=[("evil-family", ">=1")])
+
+
+def test_declared_versions_and_distributions_are_checked(monkeypatch):
+    monkeypatch.setattr(metadata, "entry_points", fake_entry_points(
+        ("ageband", "yibao.plugins.tcm", "yibao-ageband", "1.4.2")))
+    monkeypatch.delenv("YIBAO_PLUGINS_ALLOW", raising=False)
+    pm = make_plugin_manager(declared=[("Yibao_AgeBand", ">=1.4, <2")])  # PEP 503 names
+    assert pm.distributions["ageband"] == ("yibao-ageband", "1.4.2")
+    with pytest.raises(PluginError, match=r"version 1.4.2 is installed but the policy "
+                                          r"declares '<1.4,>=1.0'"):
+        make_plugin_manager(declared=[("yibao-ageband", ">=1.0, <1.4")])
+    with pytest.raises(PluginError, match=r"plugin 'yibao-nothing': the policy declares it"):
+        make_plugin_manager(declared=[("yibao-nothing", ">=1")])
+    with pytest.raises(PluginError, match="does not allow it"):
+        make_plugin_manager(allowlist="family", declared=[("yibao-ageband", ">=1")])
+    assert "ageband" in make_plugin_manager(allowlist="yibao-ageband",
+                                            declared=[("yibao-ageband", ">=1")]).distributions
+
+
+class FloatUplift:
+    __version__ = "2.0"
+
+    @hookimpl
+    def yibao_register_functions(self, registry):
+        registry.add_function(FunctionDecl(
+            "old_age_uplift", (Type(INT),), Type(RATIO), "uplift by age, as floats (wrong)",
+            lambda age, *, n: np.where(np.asarray(age) >= 80, 0.05, 0.0)))
+
+
+@pytest.mark.parametrize("engine", ["kernel", "reference"])
+def test_a_function_returning_floats_for_a_ratio_is_an_error_naming_the_plugin(engine):
+    from yibao.core.reference import settle_reference
+    registry = build_registry(bare(("uplift", FloatUplift())))
+    plan = compile_policy_text("attribute age: int\nlayer basic {\n  base in_scope\n"
+                               "  ratio 70% + old_age_uplift(age)\n}\n", registry)
+    settle = settle_batch if engine == "kernel" else settle_reference
+    with pytest.raises(Exception, match=r"plugin 'uplift': function 'old_age_uplift' returned "
+                                        r"float64 values for a ratio"):
+        settle(plan, claims({"person_id": "p1", "total": 1_000, "age": 85}), registry)
 
 
 def test_plugin_info_lists_versions_and_hooks():
@@ -239,3 +316,25 @@ def test_yibao_plugins_command(capsys):
     out = capsys.readouterr().out
     assert re.search(r"^tcm \S+\n  hooks: .*yibao_register_functions", out, re.M)
     assert "function tcm_share" in out and "family (not loaded: not on the allowlist" in out
+
+
+def test_plugin_declarations_print_parse_and_compile():
+    """``plugin "dist" "range"``: printed as written, and accepted by the compiler when the
+    registry holds the distribution at a version in the range (E702 otherwise)."""
+    from yibao.dsl.compiler import check_text
+    from yibao.dsl.parser import parse
+    from yibao.dsl.passes.check_plugins import declared_plugins
+    from yibao.dsl.printer import format_policy
+    from plugin_helpers import HEADER
+    text = HEADER + 'plugin "Yibao_AgeBand" ">=1.2, <2"\nlayer basic {\n  base in_scope\n' \
+                    '  ratio 50%\n}\n'
+    printed = format_policy(parse(text, "t.yb"))
+    assert 'plugin "Yibao_AgeBand" ">=1.2, <2"' in printed.splitlines()
+    assert declared_plugins(parse(printed, "t.yb")) == (("Yibao_AgeBand", ">=1.2, <2"),)
+    registry = build_registry(bare())
+    for version, codes in (("1.3.0", []), ("2.0", ["E702"]), (None, ["E702"])):
+        registry.distributions.pop("ageband", None)
+        if version:
+            registry.distributions["ageband"] = ("yibao-ageband", version)
+        plan, diags = check_text(text, "t.yb", registry=registry)
+        assert [d.code for d in diags] == codes and (plan is None) == bool(codes)
