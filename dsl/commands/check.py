@@ -41,8 +41,14 @@ def check_file(path: Path, reg):
     """The plan of one file after printing its diagnostics and a one-line verdict; None
     when it has errors."""
     from ..compiler import check_text
-    from ..errors import ERROR, render
-    text = path.read_text(encoding="utf-8")
+    from ..errors import ERROR, PolicyError, render
+    from ..source import read_policy
+    try:
+        text = read_policy(path)
+    except PolicyError as exc:  # not UTF-8, or not a regular file: E005
+        print(str(exc), file=sys.stderr)
+        print(f"{path}: 1 error(s)", file=sys.stderr)
+        return None
     plan, diagnostics = check_text(text, str(path), path.parent, reg)
     for diag in diagnostics:
         print(render(diag, text), file=sys.stderr)
