@@ -142,3 +142,19 @@ def test_completeness_of_a_six_key_table_is_counted_not_listed():
     [diag] = diags
     assert diag.code == "E301" and "63,999,994 more" in diag.message
     assert elapsed < 0.5, elapsed
+
+
+def test_pool_adjustment_beyond_the_range_fails_check_not_settle(tmp_path):
+    """The issue's `adjust tcm 9223372036854775807 …` crashed settle with OverflowError."""
+    import shutil
+    city = Path(__file__).resolve().parents[2] / "city_configs" / "jinhua"
+    shutil.copytree(city, tmp_path / "jinhua")
+    policy = tmp_path / "jinhua" / "policy.yb"
+    text = policy.read_text(encoding="utf-8")
+    assert "adjust tcm_institution 1.1 when" in text
+    policy.write_text(text.replace("adjust tcm_institution 1.1 when",
+                                   "adjust tcm_institution 9223372036854775807 when"),
+                      encoding="utf-8")
+    with pytest.raises(PolicyError) as info:
+        compile_file(policy)
+    assert info.value.codes == ["E215"]
