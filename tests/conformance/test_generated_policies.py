@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import yibao.core.engine as engine
 from yibao.core.arrow_io import prepare
 from yibao.core.engine import SettlementError, settle_batch
+from yibao.core.explain import explain_claims
 from yibao.core.money import INT64_MAX, OutOfRange
 from yibao.core.plan import BOOL, Const, Layer, Plan, Type
 from yibao.core.reference import ClaimEvaluator, settle_reference
@@ -123,3 +124,19 @@ def test_vectorised_expressions_equal_the_reference(expr, batch):
             assert bad is not None and bad[i]
             continue
         assert (bad is None or not bad[i]) and int(values[i]) == expected, (i, expected)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(plan=plans(), batch=st.one_of(huge_batches(), batches(invalid=True)))
+def test_explain_pays_what_settle_pays(plan, batch):
+    """`yibao explain` is a third evaluator (the reference's, traced): it must explain exactly
+    the accepted claims, each paying what the kernel pays (issue 12 item 1: they differed)."""
+    out = outcome(settle_batch, plan, batch)
+    if isinstance(out, str):
+        return
+    results, _ = out
+    explained = explain_claims(plan, batch)
+    assert set(explained) == {r["claim_id"] for r in results}
+    for r in results:
+        pays = {t.name: t.pay for t in explained[r["claim_id"]].layers}
+        assert pays == {l.name: r[l.name] for l in plan.layers}, r["claim_id"]
