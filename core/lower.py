@@ -240,6 +240,8 @@ class Lowerer:
         self.prog = Program(plan, n, key_ids=[keys[k][0] for k in keys],
                             key_counts=[keys[k][1] for k in keys])
         self.shared_caps: dict = {}
+        self.over = None  # rows where the current layer's claim-only arithmetic leaves int64
+        self.applies_over = None  # the same for its applies-when condition
 
     def key(self, key: Key) -> int:
         return self.key_index[key.name]
@@ -249,7 +251,7 @@ class Lowerer:
         self.prog.claim_overflow = np.zeros(self.n, dtype=np.int32)
         for i, layer in enumerate(self.plan.layers):
             earlier = [l.name for l in self.plan.layers[:i]]
-            self.over = None  # rows where this layer's claim-only arithmetic leaves int64
+            self.over = None
             spec = self.layer(layer, index, earlier)
             self.prog.layers.append(spec)
             self._mark_overflow(i, spec)

@@ -123,3 +123,13 @@ def test_yearly_sums_out_of_range_reject_the_claim_and_roll_it_back():
     assert out.rejects.column("claim_id").to_pylist() == ["c2"]
     without = both(plan, batch(("c1", 5 * 10**18, 5 * 10**18), ("c3", 100_000, 100_000)))
     assert out.results.equals(without.results)
+
+
+def test_only_the_branch_taken_counts():
+    """`if … then … else …` is computed for both branches on the vectorised path; an overflow
+    in the branch a claim does not take must not refuse it (the reference never computes it)."""
+    plan = compile_text(HEAD + "layer a {\n  base if total > 100 then in_scope else "
+                        "in_scope * 3\n  ratio 10%\n}\n")
+    out = both(plan, batch(("big", 5 * 10**18, 5 * 10**18), ("small", 50, 50)))
+    assert out.rejects.num_rows == 0
+    assert out.results.column("a").to_pylist() == [5 * 10**17, 15]
