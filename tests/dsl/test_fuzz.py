@@ -5,6 +5,7 @@ PolicyError, never any other exception, and in bounded time. Every input that cr
 written to regressions/ (as bytes, named by its hash) before the test fails, so it stays a
 test: commit the file with the fix."""
 import hashlib
+import os
 import time
 from pathlib import Path
 
@@ -31,7 +32,9 @@ TOKENS = ["policy", "region", "effective", "to", "year", "starts", "domain", "at
           "bаsic", "раss", "ａ", "３００_000", "٣", "²", "99999999999999999999999999",
           "9223372036854775807", "-9223372036854775808", "10_000_000_000_001", "yuan",
           "\x00", "\ufeff", "％", "（"]
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+# YIBAO_FUZZ_EXAMPLES=5000 runs the fuzzer longer on purpose (crashes land in regressions/)
+FUZZ = settings(max_examples=int(os.environ.get("YIBAO_FUZZ_EXAMPLES", "150")), deadline=None,
+                suppress_health_check=list(HealthCheck))
 REGRESSIONS = HERE / "regressions"
 MAX_SECONDS = 5  # one compile; the completeness bomb took 11 s before it was counted
 
