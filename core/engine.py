@@ -254,7 +254,8 @@ class ChunkedSettlement:
             self.missing_table[start:end] = which
 
     def results(self) -> tuple:
-        """(results table in settlement order, prep without the rows a lookup missed)."""
+        """(results table in settlement order, the prep rows settled in that order); rows a
+        lookup missed or whose amounts left int64 are left out (see ``rejected``)."""
         keep = ~self.missing & (self.overflow == 0)
         order = self.order[keep]
         cols = {"claim_id": self.prep.claim_id.take(pa.array(order))}

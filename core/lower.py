@@ -346,7 +346,10 @@ def applying_lookups_missing(plan: Plan, ev: Evaluator) -> tuple:
         lookups = [e for top in layer_exprs(layer) for e in walk(top) if isinstance(e, Lookup)]
         if not lookups:
             continue
-        applies = np.asarray(ev(layer.applies), dtype=bool)
+        applies, over = ev.checked(layer.applies)
+        applies = np.asarray(applies, dtype=bool)
+        if over is not None:  # an out-of-range condition is refused as such, not as a miss
+            applies = applies & ~over
         for lk in lookups:
             ev.missing[:] = False
             ev(lk)
