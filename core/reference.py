@@ -339,6 +339,7 @@ def settle_reference(plan: Plan, claims, registry=None, context=None) -> BatchRe
     prep, rows = _without_overflows(plan, prep, rows, ev)
     order = sorted(range(len(rows)), key=lambda i: (rows[i]["discharge_date"], rows[i]["claim_id"]))
     outs, refused = _settle_all(plan, ev, rows, order, Accounts())
+    raw = prep.raw  # rows[i] is row i of it (before the refused claims leave prep)
     prep = _refuse(prep, refused)
     order = [i for i, _ in outs]
     schema = result_schema(plan)
@@ -348,12 +349,12 @@ def settle_reference(plan: Plan, claims, registry=None, context=None) -> BatchRe
     results = pa.table(data, schema=schema)
     check_invariants(plan, results)
     if registry.stages:
-        raw = prep.raw.take(pa.array(order, pa.int64()))
-        results = run_stages(plan, results, raw, registry, context, reference=True)
+        results = run_stages(plan, results, raw.take(pa.array(order, pa.int64())), registry,
+                             context, reference=True)
     if plan.provider is not None or plan.groupers:
         from .provider import append_claim_columns  # the grouping and points oracles
-        raw = prep.raw.take(pa.array(order, pa.int64()))
-        results = append_claim_columns(plan, results, raw, reference=True)
+        results = append_claim_columns(plan, results, raw.take(pa.array(order, pa.int64())),
+                                       reference=True)
     return BatchResult(results, rejects_table(prep.rejects), input_rows)
 
 

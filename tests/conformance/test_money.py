@@ -133,3 +133,20 @@ def test_only_the_branch_taken_counts():
     out = both(plan, batch(("big", 5 * 10**18, 5 * 10**18), ("small", 50, 50)))
     assert out.rejects.num_rows == 0
     assert out.results.column("a").to_pylist() == [5 * 10**17, 15]
+
+
+def test_stages_see_the_claims_that_were_settled():
+    """A refused claim leaves the claims a plugin stage receives aligned with the results."""
+    from yibao.core.registry import Stage, default_registry
+    reg = default_registry()
+    echo = lambda plan, results, claims, context: {"echo": claims.column("claim_id").to_pylist()}
+    reg.stages.append(Stage("echo", echo, (("echo", pa.string()),), reference=echo))
+    plan = compile_text(HEAD + "layer a {\n  base in_scope\n"
+                        "  bands per person per year { 0 to 1000 yuan: 50%, 1000 yuan and "
+                        "above: 10% }\n}\n")
+    claims = batch(("c1", 5 * 10**18, 5 * 10**18), ("c2", 5 * 10**18, 5 * 10**18),
+                   ("c3", 100_000, 100_000))
+    for settle in (settle_batch, settle_reference):
+        out = settle(plan, claims, reg)
+        assert out.rejects.column("claim_id").to_pylist() == ["c2"]
+        assert out.results.column("echo").equals(out.results.column("claim_id"))
