@@ -20,6 +20,7 @@ import pyarrow as pa
 from .arrow_io import ClaimsError, Prepared, prepare, reject_more, rejects_table
 from .lower import (Lowerer, applying_lookups_missing, dense_ids, key_values, policy_years,
                     settlement_order)
+from .money import OUT_OF_RANGE, out_of_range_message
 from .plan import Column, Plan, layer_exprs, walk
 from .registry import default_registry
 from .vector import Evaluator
@@ -129,17 +130,33 @@ def lower_batch(plan: Plan, claims, registry=None) -> Lowered:
     registry = registry or default_registry()
     prep = prepare(plan, claims)
     prep = run_validators(plan, prep, registry)
-    while True:  # twice at most: once more only after rejecting rows a lookup table misses
+    while True:  # at most three times: again only after rejecting lookup misses, overflows
         order = settlement_order(prep.claim_id, prep.columns["discharge_date"])
         cols, keys = _in_order(prep, _keys(plan, prep), order)
         ev = Evaluator(plan, cols, prep.n, registry)
         missing, which = applying_lookups_missing(plan, ev)  # the lookups stay cached in ev
-        if not missing.any():
+        if missing.any():
+            prep = _reject_rows_in_order(prep, order, missing, which)
+            continue
+        program = Lowerer(plan, ev, keys, prep.n).lower()
+        over = program.claim_overflow > 0
+        if not over.any():
             break
-        prep = _reject_rows_in_order(prep, order, missing, which)
-    program = Lowerer(plan, ev, keys, prep.n).lower()
+        prep = _reject_overflow_in_order(plan, prep, order, program.claim_overflow)
     program.year = np.ascontiguousarray(policy_years(cols["discharge_date"], plan.year_start))
     return Lowered(prep, program, order, np.arange(prep.n, dtype=np.int64))
+
+
+def _reject_overflow_in_order(plan: Plan, prep: Prepared, order, layer_plus_one) -> Prepared:
+    """Reject the rows whose amounts leave int64 (``layer_plus_one[t]`` > 0 for prep row
+    ``order[t]``: the index + 1 of the first layer where they do)."""
+    bad = np.zeros(prep.n, dtype=bool)
+    at = np.zeros(prep.n, dtype=np.int64)
+    flagged = layer_plus_one > 0
+    bad[order[flagged]] = True
+    at[order[flagged]] = layer_plus_one[flagged]
+    messages = [out_of_range_message(plan.layers[k - 1].name) for k in at[bad]]
+    return reject_more(prep, bad, OUT_OF_RANGE, messages)
 
 
 def _reject_rows_in_order(prep: Prepared, order, missing, which) -> Prepared:
@@ -182,6 +199,7 @@ class ChunkedSettlement:
                         for layer in plan.layers]
         self.missing = np.zeros(n, dtype=bool)
         self.missing_table = np.empty(n, dtype=object)
+        self.overflow = np.zeros(n, dtype=np.int32)  # layer + 1 where amounts leave int64
 
     def run(self, chunk_rows: int = None, progress=None) -> None:
         """Settle every chunk in order. With two threads (the default; ``YIBAO_THREADS=1``
@@ -223,7 +241,11 @@ class ChunkedSettlement:
         end = start + program.n
         if self.blocks is None:
             self.blocks = program.accumulator_rows()
-        program.run_rows(np.flatnonzero(~missing).astype(np.int64), self.blocks)
+        skip = missing | (program.claim_overflow > 0)
+        program.run_rows(np.flatnonzero(~skip).astype(np.int64), self.blocks)
+        overflow = np.where(missing, 0, np.maximum(program.claim_overflow, program.overflow))
+        if overflow.any():  # rare: rejected below, never given to (or rolled back by) the kernel
+            self.overflow[start:end] = overflow
         for i, spec in enumerate(program.layers):
             self.out_pay[i][start:end] = spec["out_pay"]
             if spec["out_ded"] is not None:
@@ -235,8 +257,9 @@ class ChunkedSettlement:
             progress(program.n)
 
     def results(self) -> tuple:
-        """(results table in settlement order, prep without the rows a lookup missed)."""
-        keep = ~self.missing
+        """(results table in settlement order, the prep rows settled in that order); rows a
+        lookup missed or whose amounts left int64 are left out (see ``rejected``)."""
+        keep = ~self.missing & (self.overflow == 0)
         order = self.order[keep]
         cols = {"claim_id": self.prep.claim_id.take(pa.array(order))}
         paid = np.zeros(len(order), dtype=np.int64)
@@ -250,15 +273,18 @@ class ChunkedSettlement:
         return pa.table(cols, schema=result_schema(self.plan)), order
 
     def rejected(self) -> Prepared:
-        """The prepared rows with lookup misses moved to the rejects."""
-        if not self.missing.any():
-            return self.prep
-        bad = np.zeros(self.prep.n, dtype=bool)
-        bad[self.order[self.missing]] = True
-        table_of = np.empty(self.prep.n, dtype=object)
-        table_of[self.order] = self.missing_table
-        messages = [f"no row of table {t!r} matches the claim" for t in table_of[bad]]
-        return reject_more(self.prep, bad, "missing_table_key", messages)
+        """The prepared rows with lookup misses, then those whose amounts leave int64,
+        moved to the rejects."""
+        prep = self.prep
+        if self.missing.any():
+            prep = _reject_rows_in_order(prep, self.order, self.missing, self.missing_table)
+        if self.overflow.any():
+            kept = self.order[~self.missing]  # prep rows left, in settlement order
+            rank = np.empty(self.prep.n, dtype=np.int64)
+            rank[np.sort(kept)] = np.arange(len(kept))  # their index in the reduced prep
+            prep = _reject_overflow_in_order(self.plan, prep, rank[kept],
+                                             self.overflow[~self.missing])
+        return prep
 
 
 def _stage_columns(registry):

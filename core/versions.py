@@ -227,6 +227,7 @@ def settle_merged(parts, claims: pa.Table, registry=None, context=None) -> tuple
     raw = pa.concat_tables([low.prep.raw.take(pa.array(low.order)) for _, low, _ in lows])
     program = _merged_program(first, [low.program for _, low, _ in lows], raw)
     program.run(np.arange(program.n, dtype=np.int64))
+    _stop_on_overflow(first, lows, program)
     results = _merged_results(first, lows, program)
     check_invariants(first, results)
     if registry.stages:
@@ -235,6 +236,21 @@ def settle_merged(parts, claims: pa.Table, registry=None, context=None) -> tuple
         results = _provider_columns(lows, results, raw)
     rejects = [_renumber(rejects_table(low.prep.rejects), rows) for _, low, rows in lows]
     return results, pa.concat_tables(rejects)
+
+
+def _stop_on_overflow(plan: Plan, lows: list, program: Program) -> None:
+    """A claim whose yearly accumulation leaves int64 across versions stops the run, naming
+    it (settle_batch rejects such a claim; this merged program does not rebuild its rows)."""
+    bad = np.flatnonzero(program.overflow)
+    if len(bad) == 0:
+        return
+    from .engine import SettlementError
+    from .money import out_of_range_message
+    ids = pa.concat_arrays([low.prep.claim_id.take(pa.array(low.order)).cast(pa.string())
+                            for _, low, _ in lows])
+    t = int(bad[0])
+    layer = plan.layers[int(program.overflow[t]) - 1].name
+    raise SettlementError(f"claim {ids[t].as_py()!r}: {out_of_range_message(layer)}")
 
 
 def _cat(arrays: list, n: int):

@@ -16,19 +16,15 @@ import re
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+import yaml
 
-pytest.importorskip("yibao.dsl.compiler")
-pytest.importorskip("yibao.core.engine")
-
-import pyarrow as pa  # noqa: E402
-import yaml  # noqa: E402
-
-from yibao.core import plan as P  # noqa: E402
-from yibao.core.engine import settle  # noqa: E402
-from yibao.core.reference import settle_reference  # noqa: E402
-from yibao.dsl.compiler import compile_policy  # noqa: E402
-from yibao.plugins.manager import build_registry, make_plugin_manager  # noqa: E402
+from yibao.core import plan as P
+from yibao.core.engine import settle
+from yibao.core.reference import settle_reference
+from yibao.dsl.compiler import compile_policy
+from yibao.plugins.manager import build_registry, make_plugin_manager
 
 # yibao's own plugins: rizhao applies the tcm plugin's tcm_tilt (`adjust by tcm_tilt`)
 SHIPPED = build_registry(make_plugin_manager(allowlist="family,tcm"))
