@@ -37,9 +37,10 @@ class EditTab:
         with ui.row().classes("items-center gap-4"):
             if len(ws.policy_files()) > 1:
                 ui.select(ws.policy_files(), value=self.name, label="版本 version",
-                          on_change=lambda e: self.open(e.value)).props("id=policy-file")
+                          on_change=lambda e: self.open(e.value)).props("id=policy-file").classes(
+                    "w-56")
             self.status = ui.label().props("id=check-status")
-            ui.button("保存 Save", on_click=self.save).props("id=save-policy")
+            ui.button("保存 Save", on_click=self.save).props("id=save-policy no-caps")
             self.saved = ui.label().classes("text-grey-7").props("id=save-status")
         self.editor = ui.codemirror(self.ws.read(self.name), on_change=self._typed,
                                     keymap={"Mod-s": self.save}).classes("w-full h-[60vh]")
@@ -112,7 +113,8 @@ class TablesTab:
             return
         with ui.row().classes("items-center gap-4"):
             ui.select(files, value=files[0], label="表 table",
-                      on_change=lambda e: self.open(e.value)).props("id=table-file")
+                      on_change=lambda e: self.open(e.value)).props("id=table-file").classes(
+                "w-56")
             ui.button("加一行 Add row", on_click=self.add_row).props("id=table-add-row")
             ui.button("删除所选行 Delete selected", on_click=self.delete_rows)
             ui.button("保存 Save", on_click=self.save).props("id=save-table")
@@ -131,8 +133,10 @@ class TablesTab:
                 for i, h in enumerate(self.table.header)]
         rows = [{"_row": n, **{f"c{i}": v for i, v in enumerate(r)}}
                 for n, r in enumerate(self.table.rows)]
-        self.grid.options = {"columnDefs": cols, "rowData": rows,
-                             "rowSelection": {"mode": "multiRow"}, "stopEditingWhenCellsLoseFocus": True}
+        # in place: the options also hold the grid's theme
+        self.grid.options.update({"columnDefs": cols, "rowData": rows,
+                                  "rowSelection": {"mode": "multiRow"},
+                                  "stopEditingWhenCellsLoseFocus": True})
         self.grid.update()
 
     def _edited(self, e) -> None:
@@ -248,7 +252,7 @@ class ExplainTab:
         self.ws, self.edit, self.on_case, self.claim = ws, edit, on_case, None
         with ui.row().classes("items-end gap-4"):
             self.query = ui.input("理赔号或人员号 claim id or person",
-                                  on_change=lambda e: self.search()).props("id=explain-search")
+                                  on_change=lambda e: self.search()).props("for=explain-search")
             self.case_button = ui.button("转为测试用例 Make test case",
                                          on_click=self.make_case).props("id=make-case")
         self.found = ui.row().classes("gap-1 flex-wrap").props("id=explain-matches")
@@ -406,7 +410,7 @@ def build_page(ws: Workspace) -> None:
     ui.page_title(f"yibao studio · {ws.folder.name}")
     with ui.header().classes("items-center"):
         ui.label(f"yibao studio 医保政策工作室 · {ws.folder}").classes("text-lg")
-    with ui.tabs() as tabs:
+    with ui.tabs().props("no-caps") as tabs:
         for key, label in (("edit", "编辑 Edit"), ("tables", "表格 Tables"), ("run", "运行 Run"),
                            ("explain", "解释 Explain"), ("tests", "测试 Tests"),
                            ("compare", "比较 Compare")):
