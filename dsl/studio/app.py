@@ -415,7 +415,7 @@ def build_page(ws: Workspace) -> None:
                            ("explain", "解释 Explain"), ("tests", "测试 Tests"),
                            ("compare", "比较 Compare")):
             ui.tab(key, label).props(f"id=tab-{key}")
-    with ui.tab_panels(tabs, value="edit").classes("w-full"):
+    with ui.tab_panels(tabs, value="edit", animated=False).classes("w-full"):
         with ui.tab_panel("edit"):
             edit = EditTab(ws, tabs)
         with ui.tab_panel("tables"):
