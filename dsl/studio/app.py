@@ -12,7 +12,8 @@ import time
 from nicegui import run, ui
 
 from .highlight import CSS, highlight
-from .workspace import COMMITTED, WORKING, CsvTable, StudioError, Workspace, source_refs
+from .workspace import (COMMITTED, WORKING, CsvTable, Workspace, could_not_run,
+                        diagnostic_decorations, source_refs)
 
 CHECK_DELAY = 0.3  # seconds of quiet typing before the policy is checked again
 
@@ -70,7 +71,6 @@ class EditTab:
         self.status.text = ("✓ 编译通过 compiles" if ok else f"✗ {errors} 个错误 error(s)") + (
             f" · {len(diags) - errors} 个警告 warning(s)" if len(diags) > errors else "")
         self.status.classes(replace="text-positive" if ok else "text-negative")
-        from .workspace import diagnostic_decorations
         marks = highlight(text) + diagnostic_decorations(text, diags)
         if self.focus:
             marks.append({"kind": "line", "line": self.focus, "class": "yb-focus-line"})
@@ -184,7 +184,7 @@ class RunTab:
         path, n = (self.claims.value or "").strip(), int(self.n.value or 5000)
         try:
             result = await run.io_bound(self.ws.settle, path, n, self._progress)
-        except (StudioError, OSError, ValueError) as exc:
+        except could_not_run() as exc:
             self.stage = (0.0, "失败 failed")
             _notify_error(exc)
             return
@@ -248,15 +248,15 @@ def _table(header: list, rows: list, ident: str = "") -> None:
 class ExplainTab:
     """Find a claim of the last run and show ``yibao explain``'s text, steps linked to lines."""
 
-    def __init__(self, ws: Workspace, edit: EditTab, on_case):
-        self.ws, self.edit, self.on_case, self.claim = ws, edit, on_case, None
+    def __init__(self, ws: Workspace, edit: EditTab):
+        self.ws, self.edit, self.claim = ws, edit, None
         with ui.row().classes("items-end gap-4"):
             self.query = ui.input("理赔号或人员号 claim id or person",
                                   on_change=lambda e: self.search()).props("for=explain-search")
             self.case_button = ui.button("转为测试用例 Make test case",
                                          on_click=self.make_case).props("id=make-case")
         self.found = ui.row().classes("gap-1 flex-wrap").props("id=explain-matches")
-        self.out = ui.column().classes("w-full gap-0").props("id=explanation")
+        self.out = ui.column().classes("w-full gap-0 overflow-x-auto").props("id=explanation")
 
     def refresh(self) -> None:
         self.search()
@@ -274,7 +274,7 @@ class ExplainTab:
     def show(self, claim_id: str) -> None:
         try:
             _ex, text = self.ws.explain(claim_id)
-        except StudioError as exc:
+        except could_not_run() as exc:
             _notify_error(exc)
             return
         self.claim = claim_id
@@ -300,11 +300,10 @@ class ExplainTab:
             return
         try:
             self.ws.add_case(self.ws.case_from_claim(self.claim))
-        except StudioError as exc:
+        except could_not_run() as exc:
             _notify_error(exc)
             return
         ui.notify(f"已加入 tests.yaml · added {self.claim} to tests.yaml", type="positive")
-        self.on_case()
 
 
 class TestsTab:
@@ -318,7 +317,7 @@ class TestsTab:
     async def go(self) -> None:
         try:
             results, covered = await run.io_bound(self.ws.run_tests)
-        except StudioError as exc:
+        except could_not_run() as exc:
             _notify_error(exc)
             return
         self.out.clear()
@@ -380,7 +379,7 @@ class CompareTab:
     async def go(self) -> None:
         try:
             report = await run.io_bound(self.ws.compare, self.a.value, self.b.value)
-        except (StudioError, OSError) as exc:
+        except could_not_run() as exc:
             _notify_error(exc)
             return
         from ..commands.diff import SECTIONS, _rows, svg_histogram, svg_pairs
@@ -423,7 +422,7 @@ def build_page(ws: Workspace) -> None:
         with ui.tab_panel("tests"):
             TestsTab(ws)
         with ui.tab_panel("explain"):
-            explain = ExplainTab(ws, edit, on_case=lambda: None)
+            explain = ExplainTab(ws, edit)
         with ui.tab_panel("run"):
             RunTab(ws, on_run=explain.refresh)
         with ui.tab_panel("compare"):

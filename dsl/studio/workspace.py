@@ -36,6 +36,14 @@ class StudioError(Exception):
     """Something the studio cannot do, said in one sentence for the page."""
 
 
+def could_not_run() -> tuple:
+    """What the page reports as a message rather than a traceback: the studio's own refusals
+    and every error the CLI reports as "could not run" (a bad path, a file that is not
+    Parquet, claims or a policy yibao refuses)."""
+    from ..cli import expected_errors
+    return (StudioError, *expected_errors())
+
+
 def atomic_write(path: Path, text: str) -> None:
     """Replace ``path`` by ``text`` (UTF-8) in one step: write a temporary file beside it,
     flush it to disk, then rename it over the old file."""

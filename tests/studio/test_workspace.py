@@ -127,6 +127,15 @@ def test_case_from_a_later_claim_pins_its_accumulated_result(jinhua):
     assert results[-1].passed
 
 
+def test_a_bad_claims_file_is_a_message_not_a_traceback(jinhua):
+    from yibao.dsl.studio.workspace import could_not_run
+    ws = Workspace(jinhua)
+    for path in (jinhua / "policy.yb", jinhua / "missing.parquet"):
+        with pytest.raises(could_not_run()):
+            ws.settle(claims_file=str(path))
+    assert ws.run is None
+
+
 def test_explain_before_a_run_says_so(jinhua):
     with pytest.raises(StudioError, match="run the policy first"):
         Workspace(jinhua).explain("C0001")
