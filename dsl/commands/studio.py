@@ -20,10 +20,26 @@ def add_arguments(parser):
                         help="do not open a browser tab, only serve")
 
 
+def port_free(port: int) -> bool:
+    """Whether 127.0.0.1:port can be listened on (checked first, for a one-line message
+    instead of the web server's traceback)."""
+    import socket
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def run(args) -> int:
     folder = Path(args.folder)
     if not any(folder.glob("*.yb")):
         print(f"yibao studio: no policy file (*.yb) in {folder}", file=sys.stderr)
+        return 2
+    if not port_free(args.port):
+        print(f"yibao studio: port {args.port} is in use on 127.0.0.1; give another with "
+              "--port N", file=sys.stderr)
         return 2
     try:
         from yibao.dsl.studio.app import serve
