@@ -382,7 +382,7 @@ class CompareTab:
         except could_not_run() as exc:
             _notify_error(exc)
             return
-        from ..commands.diff import SECTIONS, _rows, svg_histogram, svg_pairs
+        from ..commands.diff import SECTIONS, svg_histogram, svg_pairs
         t = report.totals
         self.out.clear()
         with self.out:
@@ -397,10 +397,16 @@ class CompareTab:
                 ui.html(svg_pairs(table.column(keys[0]).to_pylist(),
                                   table.column("fund_a").to_pylist(),
                                   table.column("fund_b").to_pylist()))
-                _table([*keys, "A", "B", "change"], _rows(table, keys))
+                _table([*keys, "A", "B", "change"], _figures(table, keys))
             ui.label("个人自付变化分布 change in self-pay (claims that changed)").classes(
                 "text-bold")
             ui.html(svg_histogram(report.histogram))
+
+
+def _figures(table, keys) -> list:
+    """A diff section's rows: its keys, then A, B and the change in yuan."""
+    return [[*(str(r[k]) for k in keys), _money(r["fund_a"]), _money(r["fund_b"]),
+             ("+" if r["change"] > 0 else "") + _money(r["change"])] for r in table.to_pylist()]
 
 
 def build_page(ws: Workspace) -> None:
