@@ -166,7 +166,8 @@ class Workspace:
     """A city folder: its policy versions (``*.yb``), tables (``*.csv``) and ``tests.yaml``."""
 
     def __init__(self, folder):
-        self.folder = Path(folder).resolve()
+        self.given = Path(folder)  # as the user wrote it: diagnostics name files this way
+        self.folder = self.given.resolve()
         if not self.folder.is_dir():
             raise StudioError(f"no folder {folder}")
         self._registry = None
@@ -213,7 +214,7 @@ class Workspace:
         prints for it, against the tables on disk."""
         from ..compiler import check_text
         path = self.path(name)
-        plan, diagnostics = check_text(text, str(path), path.parent, self.registry)
+        plan, diagnostics = check_text(text, str(self.given / name), path.parent, self.registry)
         views = [diagnostic_view(d, text) for d in diagnostics]
         return plan is not None and not any(d.severity == ERROR for d in diagnostics), views
 
@@ -224,7 +225,7 @@ class Workspace:
         compiler's text when it does not compile."""
         from ..versions import compile_versions
         try:
-            return compile_versions(folder or self.folder, self.registry)
+            return compile_versions(folder or self.given, self.registry)
         except PolicyError as exc:
             raise StudioError(str(exc)) from None
 

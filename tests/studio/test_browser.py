@@ -84,9 +84,12 @@ def diagnostics(driver) -> list:
             for e in css(driver, "#diagnostics .yb-diagnostic")]
 
 
-def save_policy(driver):
+def save_policy(driver, city, saved):
+    """Click Save and wait until the file on disk satisfies ``saved(text)`` (the status line
+    may still say "saved" from an earlier save)."""
     by_id(driver, "save-policy").click()
-    wait(driver, lambda: "saved" in by_id(driver, "save-status").text)
+    wait(driver, lambda: saved((city / "policy.yb").read_text(encoding="utf-8")))
+    assert "saved" in by_id(driver, "save-status").text
 
 
 def test_open_city(browser, studio):
@@ -105,7 +108,7 @@ def test_error_shows_check_diagnostic_at_its_line(browser, city):
     assert css(browser, "#policy-editor .cm-line.yb-error-line")
     assert "error" in by_id(browser, "check-status").text
     shot(browser, "02-error")
-    save_policy(browser)
+    save_policy(browser, city, lambda t: "self_first_x" in t)
     checked = cli("check", str(city))
     assert checked.returncode == 2
     # the page shows what `yibao check` prints: code, message, the line with its caret, help
@@ -113,7 +116,7 @@ def test_error_shows_check_diagnostic_at_its_line(browser, city):
     type_at_line(browser, 29, Keys.BACKSPACE, Keys.BACKSPACE)
     wait(browser, lambda: "compiles" in by_id(browser, "check-status").text
          and not diagnostics(browser))
-    save_policy(browser)
+    save_policy(browser, city, lambda t: "self_first_x" not in t)
     assert cli("check", str(city)).returncode == 0
 
 
@@ -226,7 +229,7 @@ def test_compare_working_copy_with_last_commit(browser, city):
     # tier1 at a level-3 hospital: 85% -> 80%
     type_at_line(browser, 22, *([Keys.BACKSPACE] * 3), "80%")
     wait(browser, lambda: "compiles" in by_id(browser, "check-status").text)
-    save_policy(browser)
+    save_policy(browser, city, lambda t: "tier1, 3: 80%" in t)
     assert "tier1, 3: 80%" in (city / "policy.yb").read_text(encoding="utf-8")
     open_tab(browser, "compare")
     by_id(browser, "compare-button").click()

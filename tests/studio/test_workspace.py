@@ -45,6 +45,7 @@ def test_check_gives_the_cli_diagnostics(jinhua):
     text = ws.read("policy.yb").replace("base in_scope - self_first", "base in_scope - slf")
     ok, diags = ws.check("policy.yb", text)
     _plan, expected = check_text(text, str(jinhua / "policy.yb"), jinhua, ws.registry)
+    assert diags[0]["rendered"].startswith(f"{jinhua}/policy.yb:29:")
     assert not ok
     assert [(d["code"], d["line"], d["col"], d["rendered"]) for d in diags] == [
         (d.code, d.span.line, d.span.col, render(d, text)) for d in expected]
@@ -52,6 +53,14 @@ def test_check_gives_the_cli_diagnostics(jinhua):
     [line, mark] = diagnostic_decorations(text, diags)
     assert line == {"kind": "line", "line": 29, "class": "yb-error-line"}
     assert text[mark["from"]:mark["to"]] == "slf"
+
+
+def test_files_are_named_as_the_user_wrote_the_folder(jinhua, monkeypatch):
+    """`yibao studio jinhua` shows `jinhua/policy.yb:29:…`, as `yibao check jinhua` does."""
+    monkeypatch.chdir(jinhua.parent)
+    ws = Workspace("jinhua")
+    _ok, [diag] = ws.check("policy.yb", ws.read("policy.yb").replace("- self_first", "- slf"))
+    assert diag["rendered"].startswith("jinhua/policy.yb:29:")
 
 
 def test_offset_of_counts_python_characters():
