@@ -414,7 +414,8 @@ def build_page(ws: Workspace) -> None:
     ui.add_css(CSS)
     ui.page_title(f"yibao studio · {ws.folder.name}")
     with ui.header().classes("items-center"):
-        ui.label(f"yibao studio 医保政策工作室 · {ws.folder}").classes("text-lg")
+        shown = ws.folder if str(ws.given) == "." else ws.given
+        ui.label(f"yibao studio 医保政策工作室 · {shown}").classes("text-lg")
     with ui.tabs().props("no-caps") as tabs:
         for key, label in (("edit", "编辑 Edit"), ("tables", "表格 Tables"), ("run", "运行 Run"),
                            ("explain", "解释 Explain"), ("tests", "测试 Tests"),

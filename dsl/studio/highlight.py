@@ -62,7 +62,7 @@ CSS = """
 .yb-comment { color: #808080; font-style: italic; }
 .yb-error { text-decoration: underline wavy #d11; text-decoration-skip-ink: none; }
 .yb-warning { text-decoration: underline wavy #d90; text-decoration-skip-ink: none; }
-.yb-error-line { background: #fde8e8; }
-.yb-warning-line { background: #fff6dd; }
-.yb-focus-line { background: #e3f0ff; }
+.cm-line.yb-error-line { background: #fde8e8 !important; }  /* over the active line's grey */
+.cm-line.yb-warning-line { background: #fff6dd !important; }
+.cm-line.yb-focus-line { background: #e3f0ff !important; }
 """
