@@ -382,7 +382,8 @@ class CompareTab:
         except could_not_run() as exc:
             _notify_error(exc)
             return
-        from ..commands.diff import SECTIONS, svg_histogram, svg_pairs
+        from ..commands._diff_html import histogram_figure, pairs_figure
+        from ..commands.diff import SECTIONS
         t = report.totals
         self.out.clear()
         with self.out:
@@ -394,13 +395,11 @@ class CompareTab:
             for attr, title, keys in SECTIONS:
                 table = getattr(report, attr)
                 ui.label(title).classes("text-bold")
-                ui.html(svg_pairs(table.column(keys[0]).to_pylist(),
-                                  table.column("fund_a").to_pylist(),
-                                  table.column("fund_b").to_pylist()))
+                ui.plotly(pairs_figure(report, attr)).classes("w-full")  # the diff report's charts
                 _table([*keys, "A", "B", "change"], _figures(table, keys))
             ui.label("个人自付变化分布 change in self-pay (claims that changed)").classes(
                 "text-bold")
-            ui.html(svg_histogram(report.histogram))
+            ui.plotly(histogram_figure(report)).classes("w-full")
 
 
 def _figures(table, keys) -> list:
