@@ -26,6 +26,17 @@ statistics of one:
   codes from the packaged list) and an ``adl_score`` (Barthel index 0–100, int16; null on
   other claims). Both come from a stream of their own (``_rehab``), so every other column is
   what it was for a seed before they existed.
+* inpatient stays have a case mix that groups like real data (~97 % of stays get a CHS-DRG
+  group; ``case_mix``): their principal diagnosis, and for ~35 % a principal procedure, are
+  drawn from candidate pairs of the ADRG rules of the packaged tables, kept only where the
+  real grouper groups them for the claim's sex and age (MDC M/N for that sex, MDC P for
+  newborns, MDC O for women of 17–49); 18 % keep the uniform draw, as coding noise.
+  ``age_days`` (claims at age 0) and ``birth_weight`` (newborns, 2,500–4,500 g) are null
+  elsewhere. A stream of its own (``_inpatient_stays``).
+* ``mtb_disease``: 10 % of persons are registered for a 门慢/门特 disease (``MTB_DISEASES``);
+  60 % of their outpatient visits are settled under it and carry a diagnosis of it, every
+  other claim says ``none``. ``family_doctor``: 35 % of persons signed with a family doctor.
+  A stream of their own (``_chronic_visits``). Costs are not changed by either.
 
 Rows come in a shuffled order: claim ids ``C<zero-padded number>`` are a random permutation, and
 neither ids nor dates are sorted, so an engine that relies on input order is caught.
@@ -80,6 +91,8 @@ CLAIM_SCHEMA = pa.schema([
     ("adl_score", pa.int16()),  # Barthel index 0-100 (ADL 日常生活活动能力评分), rehab stays only
     ("age_days", pa.int32()),   # days of life (出生天数), claims at age 0 only
     ("birth_weight", pa.int32()),  # grams (出生体重), newborns (age_days < 29) only
+    ("mtb_disease", _DICT),     # 门慢/门特 disease a visit is settled under, "none" otherwise
+    ("family_doctor", pa.bool_()),  # the person signed with a family doctor (签约家庭医生)
 ])
 
 _INPATIENT_MEAN_YUAN = 9_399.0   # Jinhua 2022 average inpatient cost (seeds)
@@ -339,6 +352,7 @@ def generate_claims(n: int, seed: int = 7, start_year: int = 2024, years: int = 
     columns["principal_dx"] = pc.if_else(pa.array(is_rehab), rehab_dx, columns["principal_dx"])
     columns["adl_score"] = pa.array(adl, pa.int16(), mask=~is_rehab)
     _fit_inpatient_stays(columns, seed, setting == 0)
+    _chronic_visits(columns, seed, persons, who, setting == 1)
     return pa.Table.from_pydict(columns, schema=CLAIM_SCHEMA)
 
 
@@ -355,6 +369,44 @@ def _fit_inpatient_stays(columns: dict, seed: int, inpatient: np.ndarray) -> Non
     columns["procedures"] = pc.if_else(fitted, procs, columns["procedures"])
     columns["age_days"] = age_days
     columns["birth_weight"] = weight
+
+
+# 门慢/门特 diseases (MTB_DISEASES order), their share among registered persons and the
+# principal-diagnosis prefixes of their visits (SYNTHETIC shares)
+MTB_DISEASES = ("none", "hypertension", "diabetes", "copd", "uremia", "cancer")
+_MTB = (("hypertension", 0.45, ("I10",)), ("diabetes", 0.30, ("E11",)), ("copd", 0.10, ("J44",)),
+        ("uremia", 0.05, ("N18.5",)), ("cancer", 0.10, ("C16", "C18", "C34", "C50")))
+_MTB_REGISTERED = 0.10   # persons registered for a 门慢/门特 disease (ASSUMED)
+_MTB_VISIT = 0.6         # a registered person's outpatient visits settled as 门慢/门特 visits
+_FAMILY_DOCTOR = 0.35    # persons signed with a family doctor (ASSUMED)
+
+
+def _chronic_visits(columns: dict, seed: int, persons: int, who: np.ndarray,
+                    outpatient: np.ndarray) -> None:
+    """``mtb_disease`` and ``family_doctor`` from a stream of their own. A registered person's
+    门慢/门特 visits (outpatient, ``_MTB_VISIT`` of them) carry the disease and a principal
+    diagnosis of it (a code with one of its prefixes, drawn uniformly from the principal
+    list); every other claim is ``none`` and keeps its diagnosis."""
+    rng = np.random.default_rng([seed, 4_6])
+    n = len(who)
+    registered = rng.random(persons) < _MTB_REGISTERED
+    disease = rng.choice(len(_MTB), persons, p=[share for _, share, _ in _MTB]) + 1
+    signed = rng.random(persons) < _FAMILY_DOCTOR
+    visit = outpatient & registered[who] & (rng.random(n) < _MTB_VISIT)
+    kind = np.where(visit, disease[who], 0)
+    principal = code_lists()[0]
+    codes = principal.to_numpy(zero_copy_only=False).astype(str)
+    pick = rng.random(n)
+    index = np.zeros(n, np.int64)
+    for k, (_, _, prefixes) in enumerate(_MTB, start=1):
+        rows = np.flatnonzero(np.char.startswith(codes, prefixes[0]) if len(prefixes) == 1 else
+                              np.any([np.char.startswith(codes, p) for p in prefixes], axis=0))
+        at = kind == k
+        index[at] = rows[(pick[at] * len(rows)).astype(np.int64)]
+    columns["principal_dx"] = pc.if_else(pa.array(visit), principal.take(pa.array(index)),
+                                         columns["principal_dx"])
+    columns["mtb_disease"] = _dictionary(kind, MTB_DISEASES)
+    columns["family_doctor"] = pa.array(signed[who])
 
 
 # principal-diagnosis prefixes of rehab stays and their shares (SYNTHETIC shares): stroke

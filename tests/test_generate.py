@@ -189,7 +189,7 @@ PRE_REHAB_COLUMNS = ("claim_id", "person_id", "family_id", "tier", "low_income",
                      "discharge_date", "los", "principal_dx", "secondary_dx", "procedures",
                      "total", "in_scope", "self_first", "referral", "age", "sex", "tcm_amount",
                      "scheme", "jinhuibao")
-PRE_REHAB_PINNED = "0c02756f6a147a9c7df0c2bca79c738167decaad3f068b7335670baa8878038f"
+PRE_REHAB_PINNED = "9acca31fad6f67bb678c00c17216230e2231d310325180aee1e50a018aafb163"
 
 
 def _is_rehab(table):
@@ -198,7 +198,8 @@ def _is_rehab(table):
 
 def _pre_rehab_digest(t) -> str:
     """Digest of PRE_REHAB_COLUMNS with the rows the later streams own masked: principal_dx of
-    rehab and inpatient rows, procedures of inpatient rows (the case-mix stream)."""
+    rehab and inpatient rows, procedures of inpatient rows (the case-mix stream), principal_dx
+    of 门慢/门特 visits (the chronic-visit stream)."""
     import hashlib
     import json
     inpatient = pc.equal(t["setting"].cast(pa.string()), "inpatient")
@@ -206,7 +207,9 @@ def _pre_rehab_digest(t) -> str:
     for name in PRE_REHAB_COLUMNS:
         col = t[name]
         if name == "principal_dx":
-            col = pc.if_else(pc.or_(_is_rehab(t), inpatient), pa.scalar(None, pa.string()), col)
+            chronic = pc.not_equal(t["mtb_disease"].cast(pa.string()), "none")
+            owned = pc.or_(pc.or_(_is_rehab(t), inpatient), chronic)
+            col = pc.if_else(owned, pa.scalar(None, pa.string()), col)
         if name == "procedures":
             col = pc.if_else(inpatient, pa.scalar(None, col.type), col)
         digests[name] = hashlib.sha256(str(col.to_pylist()).encode()).hexdigest()[:16]
@@ -293,3 +296,21 @@ def test_age_days_and_birth_weight_only_at_age_zero():
     assert newborn.sum() > 0 and weight.null_count == int((~newborn).sum())
     w = weight.drop_null().to_numpy()
     assert w.min() >= 2500 and w.max() <= 4500
+
+
+def test_chronic_visits_carry_their_disease_and_diagnosis():
+    from yibao.core.generate import MTB_DISEASES
+    t = generate_claims(40_000, seed=4)
+    rows = t.select(["setting", "mtb_disease", "principal_dx", "person_id", "family_doctor"]).to_pylist()
+    chronic = [r for r in rows if r["mtb_disease"] != "none"]
+    assert set(r["mtb_disease"] for r in chronic) == set(MTB_DISEASES) - {"none"}
+    assert all(r["setting"] == "outpatient" for r in chronic)
+    prefix = {"hypertension": ("I10",), "diabetes": ("E11",), "copd": ("J44",),
+              "uremia": ("N18.5",), "cancer": ("C16", "C18", "C34", "C50")}
+    assert all(r["principal_dx"].startswith(prefix[r["mtb_disease"]]) for r in chronic)
+    outpatient = sum(r["setting"] == "outpatient" for r in rows)
+    assert 0.02 < len(chronic) / outpatient < 0.12
+    signed = {}
+    for r in rows:  # signing is the person's: every claim of a person agrees
+        assert signed.setdefault(r["person_id"], r["family_doctor"]) == r["family_doctor"]
+    assert 0.25 < np.mean(list(signed.values())) < 0.45
