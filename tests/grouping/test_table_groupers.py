@@ -139,7 +139,7 @@ def test_json_round_trip_and_describe():
     assert _decode(json.loads(json.dumps(_encode(table)))) == table
     text = table.describe()
     assert "12. principal_dx in I20.000–I25.999 and no procedures" in text
-    assert "[dip.csv:7]" in text
+    assert "[dip.csv:9]" in text
 
 
 # -- analysis ---------------------------------------------------------------------------------
