@@ -513,11 +513,18 @@ def case_mix():
 
 
 def _variant_of(sex, age, age_days):
-    """Variant name of every row (see ``_VARIANTS``)."""
-    fertile = (sex == 2) & (age >= 17) & (age < 50)
-    kind = np.where(fertile, "fertile", np.where(age >= 17, "adult", np.where(age >= 1, "child",
-                    np.where(age_days < 29, "newborn", "infant"))))
-    return np.char.add(np.where(sex == 1, "male_", "female_"), kind)
+    """Index into ``_VARIANTS`` of every row (integer arithmetic: no per-row strings)."""
+    names = list(_VARIANTS)
+    female = sex == 2
+    kind = np.select([female & (age >= 17) & (age < 50), age >= 17, age >= 1, age_days < 29],
+                     [4, 0, 1, 3], default=2)  # fertile, adult, child, newborn, else infant
+    code = {(f, k): names.index(("female_" if f else "male_") + word)
+            for f in (False, True) for k, word in enumerate(("adult", "child", "infant", "newborn",
+                                                             "fertile")) if f or k != 4}
+    table = np.zeros((2, 5), np.int64)
+    for (f, k), i in code.items():
+        table[int(f), k] = i
+    return table[female.astype(np.int64), kind]
 
 
 def _inpatient_stays(seed, n, sex, age):
@@ -540,7 +547,7 @@ def _inpatient_stays(seed, n, sex, age):
         dx_parts.append(dx)
         proc_parts.append(procs)
         for want in (True, False):
-            rows = np.flatnonzero((variant == name) & (surgical == want))
+            rows = np.flatnonzero((variant == k) & (surgical == want))
             pool = np.flatnonzero(is_surg == want)
             if not len(pool):
                 pool = np.arange(len(dx))
