@@ -480,8 +480,9 @@ def case_mix():
 
     Drawn once from the ADRG rules of the packaged CHS-DRG 1.1 tables (a fixed stream, so the
     same on every machine), then grouped with the real grouper under every variant; a pair is
-    kept for the variants under which it groups. Pairs with no diagnosis condition (MDCA
-    transplants) take a diagnosis of the MDC the procedure belongs with: they are skipped."""
+    kept for the variants under which it groups. Newborns take MDC P stays only, MDC O is kept
+    for women of 17–49 only. Rules without a diagnosis condition (MDCA transplants, entered by
+    the procedure) give no pair: the generator draws a diagnosis for every stay."""
     from yibao.core.grouping import group_drg, load_tables
     tables = load_tables()
     rng = np.random.default_rng(20_26)
@@ -503,8 +504,11 @@ def case_mix():
         })
         grouped = group_drg(probe)
         ok = pc.equal(grouped.column("drg_status"), "ok")
+        mdc = pc.fill_null(grouped.column("mdc"), "")
         if variant != "female_fertile":
-            ok = pc.and_(ok, pc.not_equal(pc.fill_null(grouped.column("mdc"), ""), "MDCO"))
+            ok = pc.and_(ok, pc.not_equal(mdc, "MDCO"))
+        if variant.endswith("newborn"):
+            ok = pc.and_(ok, pc.equal(mdc, "MDCP"))
         ok = np.asarray(ok.to_numpy(zero_copy_only=False))
         keep = np.flatnonzero(ok)
         out[variant] = (dx.take(pa.array(keep)), proc_lists.take(pa.array(keep)),
