@@ -65,6 +65,9 @@ def compile_file(path, registry: Optional[Registry] = None) -> Plan:
     """Compile one ``*.yb`` file; its folder is where its CSV tables live."""
     from .source import read_policy
     path = Path(path)
+    if registry is None:  # yibao's own plugins and those the policy declares, as the CLI
+        from .plugin_registry import registry_for
+        registry = registry_for(path)
     return compile_text(read_policy(path), str(path), path.parent, registry)
 
 

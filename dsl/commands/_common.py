@@ -13,17 +13,10 @@ from ..errors import PolicyError
 
 
 def registry(*policies):
-    """The registry of yibao's own plugins and of those the policy files or folders
-    ``policies`` declare (``plugin "distribution" "range"``; no other installed package is imported), or
-    the bare default registry when the plugin system is not available. Raises PluginError
-    when a declared plugin cannot be loaded."""
-    try:
-        from yibao.plugins.manager import build_registry, make_plugin_manager
-    except ImportError:
-        return default_registry()
-    from ..passes.check_plugins import policy_plugins
-    declared = dict(d for policy in policies for d in policy_plugins(_resolved(policy)))
-    return build_registry(make_plugin_manager(declared=declared.items()))
+    """``plugin_registry.registry_for`` the policies, a bundled city's name taken as its
+    folder."""
+    from ..plugin_registry import registry_for
+    return registry_for(*(_resolved(p) for p in policies))
 
 
 def _resolved(policy):

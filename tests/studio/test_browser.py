@@ -67,6 +67,13 @@ def open_tab(driver, key):
         driver, f"#{TAB_MARK[key]}")[0].is_displayed())
 
 
+def line_of(city, text: str) -> int:
+    """The (1-based) line of the policy file of ``city`` that first contains ``text``, so the
+    steps follow the policy as it is edited rather than pinned line numbers."""
+    lines = (city / "policy.yb").read_text(encoding="utf-8").splitlines()
+    return next(i for i, line in enumerate(lines, 1) if text in line)
+
+
 def type_at_line(driver, line: int, *keys):
     """Put the cursor at the end of ``line`` of the policy editor and press ``keys``."""
     from selenium.webdriver.common.action_chains import ActionChains
@@ -102,9 +109,10 @@ def test_open_city(browser, studio):
 
 def test_error_shows_check_diagnostic_at_its_line(browser, city):
     from selenium.webdriver.common.keys import Keys
-    type_at_line(browser, 29, "_x")  # base in_scope - self_first_x: an unknown name
+    base = line_of(city, "base in_scope - self_first")
+    type_at_line(browser, base, "_x")  # base in_scope - self_first_x: an unknown name
     [(code, line, text)] = wait(browser, lambda: diagnostics(browser))
-    assert (code, line) == ("E201", "29")
+    assert (code, line) == ("E201", str(base))
     assert css(browser, "#policy-editor .cm-line.yb-error-line")
     assert "error" in by_id(browser, "check-status").text
     shot(browser, "02-error")
@@ -113,7 +121,7 @@ def test_error_shows_check_diagnostic_at_its_line(browser, city):
     assert checked.returncode == 1   # findings (docs/cli.md)
     # the page shows what `yibao check` prints: code, message, the line with its caret, help
     assert text.strip() in checked.stderr, (text, checked.stderr)
-    type_at_line(browser, 29, Keys.BACKSPACE, Keys.BACKSPACE)
+    type_at_line(browser, base, Keys.BACKSPACE, Keys.BACKSPACE)
     wait(browser, lambda: "compiles" in by_id(browser, "check-status").text
          and not diagnostics(browser))
     save_policy(browser, city, lambda t: "self_first_x" not in t)
@@ -227,7 +235,7 @@ def test_compare_working_copy_with_last_commit(browser, city):
     from selenium.webdriver.common.keys import Keys
     open_tab(browser, "edit")
     # tier1 at a level-3 hospital: 85% -> 80%
-    type_at_line(browser, 22, *([Keys.BACKSPACE] * 3), "80%")
+    type_at_line(browser, line_of(city, "tier1, 3: 85%"), *([Keys.BACKSPACE] * 3), "80%")
     wait(browser, lambda: "compiles" in by_id(browser, "check-status").text)
     save_policy(browser, city, lambda t: "tier1, 3: 80%" in t)
     assert "tier1, 3: 80%" in (city / "policy.yb").read_text(encoding="utf-8")

@@ -42,25 +42,31 @@ def test_check_gives_the_cli_diagnostics(jinhua):
     from yibao.dsl.compiler import check_text
     from yibao.dsl.errors import render
     ws = Workspace(jinhua)
-    text = ws.read("policy.yb").replace("base in_scope - self_first", "base in_scope - slf")
+    text = ws.read("policy.yb").replace("base in_scope - self_first", "base in_scope - slf", 1)
+    at = _first_line_with(text, "base in_scope - slf")
     ok, diags = ws.check("policy.yb", text)
     _plan, expected = check_text(text, str(jinhua / "policy.yb"), jinhua, ws.registry)
-    assert diags[0]["rendered"].startswith(f"{jinhua}/policy.yb:29:")
+    assert diags[0]["rendered"].startswith(f"{jinhua}/policy.yb:{at}:")
     assert not ok
     assert [(d["code"], d["line"], d["col"], d["rendered"]) for d in diags] == [
         (d.code, d.span.line, d.span.col, render(d, text)) for d in expected]
-    assert diags[0]["code"] == "E201" and diags[0]["line"] == 29
+    assert diags[0]["code"] == "E201" and diags[0]["line"] == at
     [line, mark] = diagnostic_decorations(text, diags)
-    assert line == {"kind": "line", "line": 29, "class": "yb-error-line"}
+    assert line == {"kind": "line", "line": at, "class": "yb-error-line"}
     assert text[mark["from"]:mark["to"]] == "slf"
 
 
 def test_files_are_named_as_the_user_wrote_the_folder(jinhua, monkeypatch):
-    """`yibao studio jinhua` shows `jinhua/policy.yb:29:…`, as `yibao check jinhua` does."""
+    """`yibao studio jinhua` shows `jinhua/policy.yb:LINE:…`, as `yibao check jinhua` does."""
     monkeypatch.chdir(jinhua.parent)
     ws = Workspace("jinhua")
-    _ok, [diag] = ws.check("policy.yb", ws.read("policy.yb").replace("- self_first", "- slf"))
-    assert diag["rendered"].startswith("jinhua/policy.yb:29:")
+    text = ws.read("policy.yb").replace("- self_first", "- slf", 1)
+    _ok, [diag] = ws.check("policy.yb", text)
+    assert diag["rendered"].startswith(f"jinhua/policy.yb:{_first_line_with(text, '- slf')}:")
+
+
+def _first_line_with(text: str, part: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if part in line)
 
 
 def test_offset_of_counts_python_characters():
@@ -113,7 +119,9 @@ def test_run_explain_and_case_agree_with_the_cli_functions(jinhua):
     _ex, text = ws.explain(first["claim_id"])
     assert text == format_explanation(explain_claim(run.plans[0], run.claims,
                                                     first["claim_id"], ws.registry))
-    assert source_refs(text.splitlines()[3])[0][1] == 27  # layer basic_inpatient's line
+    policy = (jinhua / "policy.yb").read_text(encoding="utf-8")
+    assert source_refs(text.splitlines()[3])[0][1] == _first_line_with(
+        policy, "layer basic_inpatient ")  # the layer's own line
     cases_before = len(load_cases(jinhua / "tests.yaml"))
     ws.add_case(ws.case_from_claim(first["claim_id"]))
     results, covered = ws.run_tests()

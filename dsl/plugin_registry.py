@@ -1,0 +1,20 @@
+"""The registry a policy compiles and settles with when the caller passes none: yibao's own
+plugins (builtin, family, tcm) and the third-party plugins the policy declares
+(``plugin "distribution" "range"``), as the commands use it. No other installed package is
+imported (docs/plugins.md)."""
+from __future__ import annotations
+
+from yibao.core.registry import Registry, default_registry
+
+
+def registry_for(*policies) -> Registry:
+    """The registry for the policy files or folders ``policies``; the bare default registry
+    when the plugin system is not installed. Raises PluginError when a declared plugin cannot
+    be loaded."""
+    try:
+        from yibao.plugins.manager import build_registry, make_plugin_manager
+    except ImportError:
+        return default_registry()
+    from .passes.check_plugins import policy_plugins
+    declared = dict(d for policy in policies for d in policy_plugins(policy))
+    return build_registry(make_plugin_manager(declared=declared.items()))
