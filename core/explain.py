@@ -442,8 +442,8 @@ def explain_claim(plan: Plan, claims, claim_id: str, registry=None, drg: bool = 
     found = explain_claims(plan, claims, registry, [claim_id], drg, drg_tables)
     if claim_id in found:
         return found[claim_id]
-    from .engine import settle_batch
-    rejects = settle_batch(plan, claims, registry).rejects.to_pylist()
+    from .engine import settle
+    rejects = settle(plan, claims, registry).rejects.to_pylist()
     why = next((f"{r['reason']}: {r['message']}" for r in rejects if r["claim_id"] == claim_id),
                None)
     raise ExplainError(f"claim {claim_id!r} " + (f"was rejected ({why})" if why else

@@ -13,11 +13,14 @@ from collections import defaultdict
 import numpy as np
 import pyarrow as pa
 
-from .arrow_io import prepare, reject_more, rejects_table
-from .engine import BatchResult, check_invariants, result_schema, run_stages, run_validators
+from .arrow_io import as_table, prepare, reject_more, rejects_table
 from .plan import (MONEY, PER_YEAR, RATIO, RATIO_SCALE, Bands, Binary, Call, Column, Cond,
                    Const, InSet, Lookup, Not, Paid, Plan, layer_exprs, walk)
+from .policy import Policy
 from .registry import default_registry
+from .settlement import (BatchResult, check_invariants, check_versions, choose_versions,
+                         concat_results, renumber_rejects, result_schema, run_stages,
+                         run_validators, sorted_rejects, with_fen_total)
 
 EPOCH = datetime.date(1970, 1, 1)
 
@@ -229,9 +232,19 @@ def _without_lookup_misses(plan: Plan, prep, ev) -> tuple:
     return prep, rows
 
 
-def settle_reference(plan: Plan, claims, registry=None, context=None) -> BatchResult:
-    """The same contract as engine.settle_batch, computed claim by claim."""
+def settle(policy, claims, registry=None, context=None) -> BatchResult:
+    """The oracle's one settle: the same contract as ``engine.settle``, computed claim by
+    claim. A Plan or a sequence of version plans is taken as ``Policy.of`` it; one version
+    never enters the version code."""
+    policy = Policy.of(policy)
     registry = registry or default_registry()
+    if policy.single:
+        return _settle_plan(policy.first, claims, registry, context)
+    return _settle_versions(policy.versions, claims, registry, context)
+
+
+def _settle_plan(plan: Plan, claims, registry, context=None) -> BatchResult:
+    """One batch under one plan, claim by claim."""
     prep = prepare(plan, claims)
     input_rows = prep.n + len(prep.rejects)
     prep = run_validators(plan, prep, registry)
@@ -251,32 +264,23 @@ def settle_reference(plan: Plan, claims, registry=None, context=None) -> BatchRe
         results = run_stages(plan, results, raw, registry, context, reference=True)
     if plan.provider is not None or plan.groupers:
         from .provider import append_claim_columns  # the grouping and points oracles
-        raw = prep.raw.take(pa.array(order, pa.int64()))
+        raw = with_fen_total(prep.raw.take(pa.array(order, pa.int64())),
+                             np.asarray(prep.columns["total"])[np.asarray(order, np.int64)])
         results = append_claim_columns(plan, results, raw, reference=True)
     return BatchResult(results, rejects_table(prep.rejects), input_rows)
 
 
-def settle_reference_versions(plans, claims, registry=None, context=None) -> BatchResult:
-    """The same contract as versions.settle_versions, claim by claim: each claim is settled
+def _settle_versions(plans, claims, registry, context=None) -> BatchResult:
+    """Several versions, claim by claim: each claim is settled
     with the plan of the version in force on its discharge date, all claims in one
     (discharge_date, claim_id) order against one set of accounts, so a mid-year change between
     versions of the same structure carries every accumulator across (accounts are named by
     layer). The version choice, the refusal across structures and the cross-version duplicate
-    rejects are versions.py's own checks."""
-    from .arrow_io import as_table
-    from .versions import (_concat, _duplicates, _outside, _sorted_rejects, check_spans,
-                           check_versions, cross_version_duplicates, discharge_days,
-                           version_index)
-    registry = registry or default_registry()
+    rejects are core/settlement.py's, shared with the kernel."""
     plans = check_versions(plans)
     claims = as_table(claims)
-    which = version_index(plans, discharge_days(claims))
-    check_spans(plans, claims, which)
-    rejects = [_outside(claims, which)]
-    dup = cross_version_duplicates(claims, which)
-    if dup.any():
-        rejects.append(_duplicates(claims, np.flatnonzero(dup)))
-        which = np.where(dup, -2, which)
+    choice = choose_versions(plans, claims)
+    which, rejects = choice.which, choice.rejects
     todo = []  # (plan, evaluator, row)
     for i, plan in enumerate(plans):
         rows, prep, ev, accepted = _version_rows(plan, claims, which == i, registry, rejects)
@@ -291,9 +295,9 @@ def settle_reference_versions(plans, claims, registry=None, context=None) -> Bat
         for name in schema.names[1:]:
             data[name] = [o[name] for *_, o in group]
         pieces.append(pa.table(data, schema=schema))
-    results = _concat(pieces, plans)
+    results = concat_results(pieces, plans)
     check_invariants(plans[0], results)  # reads claim_id and self_pay only
-    return BatchResult(results, _sorted_rejects(rejects), claims.num_rows)
+    return BatchResult(results, sorted_rejects(rejects), claims.num_rows)
 
 
 def _runs(todo, outs):
@@ -313,8 +317,5 @@ def _version_rows(plan, claims, mask, registry, rejects):
     prep = run_validators(plan, prep, registry)
     ev = ClaimEvaluator(plan, registry)
     prep, accepted = _without_lookup_misses(plan, prep, ev)
-    rej = rejects_table(prep.rejects)
-    local = rej.column("row").to_numpy()
-    rejects.append(rej.set_column(1, "row", pa.array(rows[local] if len(local) else [],
-                                                     pa.int64())))
+    rejects.append(renumber_rejects(rejects_table(prep.rejects), rows))
     return rows, prep, ev, accepted

@@ -53,7 +53,7 @@ def expected_errors() -> tuple:
     from yibao.core.partition import PartitionError
     from yibao.core.policytest import CaseFileError
     from yibao.core.runner import BalanceError, InputError
-    from yibao.core.versions import VersionError
+    from yibao.core.settlement import VersionError
     from .errors import PolicyError
     from .units import UnitError
     found = [OSError, pa.ArrowException, ClaimsError, InputError, PartitionError,

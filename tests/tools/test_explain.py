@@ -32,7 +32,7 @@ def test_every_golden_claim_agrees_with_settle(golden, reference_plan):
     """One tracing pass over the whole golden batch; each claim's numbers == the kernel's."""
     claims, expected = golden
     explained = explain_claims(reference_plan, claims)
-    settled = settle(reference_plan, claims).to_pylist()
+    settled = settle(reference_plan, claims).results.to_pylist()
     assert len(explained) == len(settled) == claims.num_rows
     wrong = [r["claim_id"] for r in settled
              if explained[r["claim_id"]].result() != {k: v for k, v in r.items()
@@ -45,7 +45,7 @@ def test_every_golden_claim_agrees_with_settle(golden, reference_plan):
 def test_one_golden_claim_alone_equals_the_batch(golden, reference_plan):
     """Explaining one claim settles only its key-mates, and gives the batch's numbers."""
     claims, _ = golden
-    settled = settle(reference_plan, claims).to_pylist()
+    settled = settle(reference_plan, claims).results.to_pylist()
     for row in (settled[-1], settled[len(settled) // 2]):
         ex = explain_claim(reference_plan, claims, row["claim_id"])
         assert ex.result() == {k: v for k, v in row.items() if k != "claim_id"}
@@ -121,17 +121,17 @@ def test_drg_path_is_included_when_asked(reference_plan):
 
 @pytest.fixture(scope="module")
 def jinhua_batch():
-    from yibao.core.engine import settle_batch
+    from yibao.core.engine import settle
     from yibao.core.generate import generate_claims
     from yibao.dsl.compiler import compile_policy
     from tests.tools.conftest import CONFIGS
     plan = compile_policy(CONFIGS / "jinhua")
     claims = generate_claims(5_000)
-    return plan, claims, settle_batch(plan, claims).results.to_pylist()
+    return plan, claims, settle(plan, claims).results.to_pylist()
 
 
 def test_provider_points_of_every_drg_claim_equal_settle(jinhua_batch):
-    """Oracle-explained case class and points == the vectorised settle_batch columns, for
+    """Oracle-explained case class and points == the vectorised settle columns, for
     every claim of the DRG pool (readmissions see the person's other stays)."""
     plan, claims, rows = jinhua_batch
     drg = [r for r in rows if r["pool"] == "inpatient_drg"]
@@ -169,14 +169,14 @@ def test_readmission_names_the_next_stay(jinhua_batch):
     the explanation (of the earlier claim alone) names the later one and agrees with settle."""
     import datetime as dt
     import pyarrow as pa
-    from yibao.core.engine import settle_batch
+    from yibao.core.engine import settle
     plan, claims, rows = jinhua_batch
     r = next(x for x in rows if x["pool"] == "inpatient_drg" and x["case_class"] == "normal")
     c = next(x for x in claims.to_pylist() if x["claim_id"] == r["claim_id"])
     again = dict(c, claim_id="RE1", admit_date=c["discharge_date"] + dt.timedelta(days=3),
                  discharge_date=c["discharge_date"] + dt.timedelta(days=7))
     table = pa.concat_tables([claims, pa.Table.from_pylist([again], schema=claims.schema)])
-    want = {x["claim_id"]: x for x in settle_batch(plan, table).results.to_pylist()}
+    want = {x["claim_id"]: x for x in settle(plan, table).results.to_pylist()}
     ex = explain_claim(plan, table, r["claim_id"])
     assert want[r["claim_id"]]["case_class"] == ex.provider.case_class == "readmit"
     assert ex.provider.points == want[r["claim_id"]]["points"]
