@@ -68,6 +68,10 @@ cdef struct LayerSpec:
     int64_t* out_pay               # payment of row i (fen)
     int64_t* out_ded               # deductible consumed by row i (fen), or NULL
 
+# Arithmetic is checked (money.py): a claim whose amounts would leave int64 is rolled back
+# (``saved`` holds its keys' accumulator rows, sum(widths) slots, copied before it settles),
+# its outputs set to 0 and overflow[i] to the layer index + 1; the loop goes on with the next.
 cdef void settle_rows(const int64_t* order, int64_t n_order, int n_layers, LayerSpec* layers,
                       int n_keys, const int64_t** key_ids, const int32_t* year,
-                      int64_t** blocks, const int64_t* widths, State* states) noexcept nogil
+                      int64_t** blocks, const int64_t* widths, State* states,
+                      int64_t* saved, int32_t* overflow) noexcept nogil

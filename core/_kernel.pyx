@@ -7,23 +7,40 @@ burden, per accumulator key and policy year. See _kernel.pxd for the contract.
 """
 from libc.stdint cimport int64_t, int32_t, uint8_t
 from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
 
 import numpy as np
 
 cdef extern from *:
     """
     typedef __int128 yb_i128;
-    /* round_half_up(amount * ratio / 1e6), half away from zero, exact in 128 bits */
-    static inline int64_t yb_mul_ratio(int64_t amount, int64_t ratio) {
+    /* round_half_up(amount * ratio / 1e6), half away from zero, exact in 128 bits; sets
+       *over when the result leaves int64 (money.round_half_up, money.fits_int64) */
+    static inline int64_t yb_mul_ratio(int64_t amount, int64_t ratio, int* over) {
         yb_i128 p = (yb_i128)amount * (yb_i128)ratio;
         int neg = p < 0;
         if (neg) p = -p;
         yb_i128 q = p / 1000000, r = p % 1000000;
         if (2 * r >= 1000000) q += 1;
-        return (int64_t)(neg ? -q : q);
+        if (neg) q = -q;
+        if (q > (yb_i128)INT64_MAX || q < (yb_i128)INT64_MIN) { *over = 1; return 0; }
+        return (int64_t)q;
+    }
+    /* a + b and a - b, setting *over instead of wrapping */
+    static inline int64_t yb_add(int64_t a, int64_t b, int* over) {
+        int64_t r;
+        if (__builtin_add_overflow(a, b, &r)) { *over = 1; return 0; }
+        return r;
+    }
+    static inline int64_t yb_sub(int64_t a, int64_t b, int* over) {
+        int64_t r;
+        if (__builtin_sub_overflow(a, b, &r)) { *over = 1; return 0; }
+        return r;
     }
     """
-    int64_t yb_mul_ratio(int64_t amount, int64_t ratio) noexcept nogil
+    int64_t yb_mul_ratio(int64_t amount, int64_t ratio, int* over) noexcept nogil
+    int64_t yb_add(int64_t a, int64_t b, int* over) noexcept nogil
+    int64_t yb_sub(int64_t a, int64_t b, int* over) noexcept nogil
 
 cdef inline int64_t i64max(int64_t a, int64_t b) noexcept nogil:
     return a if a > b else b
@@ -37,96 +54,127 @@ cdef inline int64_t* slot(State* states, int s, int64_t** rows) noexcept nogil:
     return rows[states[s].key] + states[s].offset
 
 
-cdef int64_t band_pay(LayerSpec* L, int64_t start, int64_t e) noexcept nogil:
+cdef int64_t band_pay(LayerSpec* L, int64_t start, int64_t e, int* over) noexcept nogil:
     """Σ over bands of round_half_up(|[start, start+e) ∩ [lo, hi)| × rate)."""
     cdef int64_t total = 0, lo, hi, a, b
+    cdef int64_t end = yb_add(start, e, over)
     cdef int j
     for j in range(L.n_bands):
         lo = L.band_lo[j]
         hi = L.band_hi[j]
         a = i64max(start, lo)
-        b = start + e if hi < 0 else i64min(start + e, hi)
+        b = end if hi < 0 else i64min(end, hi)
         if b > a:
-            total += yb_mul_ratio(b - a, L.band_rate[j])
+            total = yb_add(total, yb_mul_ratio(b - a, L.band_rate[j], over), over)
     return total
 
 
 cdef int64_t deduct(LayerSpec* L, int64_t i, int64_t base, State* states,
-                    int64_t** rows) noexcept nogil:
+                    int64_t** rows, int* over) noexcept nogil:
     """The deductible this claim consumes (0 <= d <= base); updates the layer's state."""
     cdef int64_t D = L.ded_amount[i & L.m_ded], remaining, d
+    cdef int64_t* consumed
     if L.ded_continuing != NULL and L.ded_continuing[i & L.m_continuing]:
-        D = i64max(0, D - slot(states, L.last_ded_state, rows)[0])
+        D = i64max(0, yb_sub(D, slot(states, L.last_ded_state, rows)[0], over))
     if L.ded_kind == DED_PER_YEAR:
-        remaining = i64max(0, D - slot(states, L.ded_state, rows)[0])
+        remaining = i64max(0, yb_sub(D, slot(states, L.ded_state, rows)[0], over))
     else:
         remaining = i64max(0, D)
     d = i64min(base, remaining)
     if L.ded_kind == DED_PER_YEAR:
-        slot(states, L.ded_state, rows)[0] += d
+        consumed = slot(states, L.ded_state, rows)
+        consumed[0] = yb_add(consumed[0], d, over)
     if L.last_ded_state >= 0:
         slot(states, L.last_ded_state, rows)[0] = d
     return d
 
 
 cdef int64_t apply_caps(LayerSpec* L, int64_t i, int64_t pay, State* states,
-                        int64_t** rows) noexcept nogil:
+                        int64_t** rows, int* over) noexcept nogil:
     """Caps in order, then every yearly cap's paid-so-far grows by the final payment."""
     cdef int c
     cdef int64_t room
+    cdef int64_t* used
     for c in range(L.n_caps):
         if L.cap_per_year[c]:
-            room = i64max(0, L.cap_amount[c][i & L.m_cap[c]] - slot(states, L.cap_state[c], rows)[0])
+            room = i64max(0, yb_sub(L.cap_amount[c][i & L.m_cap[c]],
+                                    slot(states, L.cap_state[c], rows)[0], over))
         else:
             room = i64max(0, L.cap_amount[c][i & L.m_cap[c]])
         if pay > room:
             pay = room
     for c in range(L.n_caps):
         if L.cap_per_year[c]:
-            slot(states, L.cap_state[c], rows)[0] += pay
+            used = slot(states, L.cap_state[c], rows)
+            used[0] = yb_add(used[0], pay, over)
     return pay
 
 
 cdef int64_t settle_layer(LayerSpec* L, int64_t i, int64_t* paid, State* states,
-                          int64_t** rows) noexcept nogil:
+                          int64_t** rows, int* over) noexcept nogil:
+    """One layer's payment for row i; sets *over (and the caller rolls the claim back) when
+    an amount would leave int64. The checks are those of reference.settle_layer, step for
+    step: each paid() term added in order, D − earlier, accumulators after adding, A + e − L."""
     cdef int64_t base = L.base_claim[i & L.m_base], d = 0, e, pay
     cdef int64_t* acc
     cdef int p
     for p in range(L.n_paid):
-        base += L.paid_sign[p] * paid[L.paid_layer[p]]
+        if L.paid_sign[p] > 0:
+            base = yb_add(base, paid[L.paid_layer[p]], over)
+        else:
+            base = yb_sub(base, paid[L.paid_layer[p]], over)
     base = i64max(0, base)
     if L.ded_kind != DED_NONE:
-        d = deduct(L, i, base, states, rows)
+        d = deduct(L, i, base, states, rows, over)
     if L.out_ded != NULL:
         L.out_ded[i] = d
     e = base - d
     if L.has_limit:
-        pay = i64min(e, i64max(0, slot(states, L.limit_state, rows)[0] + e - L.limit_amount[i & L.m_limit]))
+        acc = slot(states, L.limit_state, rows)
+        pay = i64min(e, i64max(0, yb_sub(yb_add(acc[0], e, over),
+                                         L.limit_amount[i & L.m_limit], over)))
     elif L.ratio_kind == RATIO_PER_CLAIM:
-        pay = yb_mul_ratio(e, L.ratio[i & L.m_ratio])
+        pay = yb_mul_ratio(e, L.ratio[i & L.m_ratio], over)
     elif L.ratio_kind == RATIO_BANDS:
         acc = slot(states, L.band_state, rows)
-        pay = band_pay(L, acc[0], e)
-        acc[0] += e
+        pay = band_pay(L, acc[0], e, over)
+        acc[0] = yb_add(acc[0], e, over)
     else:
         pay = e
-    pay = apply_caps(L, i, i64max(0, i64min(pay, e)), states, rows)
+    pay = apply_caps(L, i, i64max(0, i64min(pay, e)), states, rows, over)
     if L.has_limit:
-        slot(states, L.limit_state, rows)[0] += e - pay
+        acc = slot(states, L.limit_state, rows)
+        acc[0] = yb_add(acc[0], e - pay, over)
     return pay
+
+
+cdef void roll_back(int64_t i, int n_layers, LayerSpec* layers, int n_keys, int64_t** rows,
+                    const int64_t* widths, int64_t* saved) noexcept nogil:
+    """Undo claim i: its keys' accumulator rows as they were before it, its outputs 0."""
+    cdef int k, l
+    cdef int64_t at = 0
+    for k in range(n_keys):
+        memcpy(rows[k], saved + at, widths[k] * sizeof(int64_t))
+        at += widths[k]
+    for l in range(n_layers):
+        layers[l].out_pay[i] = 0
+        if layers[l].out_ded != NULL:
+            layers[l].out_ded[i] = 0
 
 
 cdef void settle_rows(const int64_t* order, int64_t n_order, int n_layers, LayerSpec* layers,
                       int n_keys, const int64_t** key_ids, const int32_t* year,
-                      int64_t** blocks, const int64_t* widths, State* states) noexcept nogil:
+                      int64_t** blocks, const int64_t* widths, State* states,
+                      int64_t* saved, int32_t* overflow) noexcept nogil:
     cdef int64_t paid[MAX_LAYERS]
     cdef int64_t* rows[MAX_KEYS]
-    cdef int64_t t, i, w, j
-    cdef int k, l
+    cdef int64_t t, i, w, j, at, paid_sum
+    cdef int k, l, over
     cdef int32_t y
     for t in range(n_order):
         i = order[t]
         y = year[i]
+        at = 0
         for k in range(n_keys):
             w = widths[k]
             rows[k] = blocks[k] + key_ids[k][i] * w
@@ -134,14 +182,23 @@ cdef void settle_rows(const int64_t* order, int64_t n_order, int n_layers, Layer
                 rows[k][0] = y
                 for j in range(1, w):
                     rows[k][j] = 0
+            memcpy(saved + at, rows[k], w * sizeof(int64_t))  # for a roll-back
+            at += w
+        over = 0
+        paid_sum = 0
         for l in range(n_layers):
             if layers[l].applies[i & layers[l].m_applies]:
-                paid[l] = settle_layer(&layers[l], i, paid, states, rows)
+                paid[l] = settle_layer(&layers[l], i, paid, states, rows, &over)
+                paid_sum = yb_add(paid_sum, paid[l], &over)  # self_pay = total - Σ paid
             else:
                 paid[l] = 0
                 if layers[l].out_ded != NULL:
                     layers[l].out_ded[i] = 0
             layers[l].out_pay[i] = paid[l]
+            if over:
+                roll_back(i, n_layers, layers, n_keys, rows, widths, saved)
+                overflow[i] = l + 1
+                break
 
 
 # -- Python entry ------------------------------------------------------------------------------
@@ -200,12 +257,14 @@ cdef void fill_layer(LayerSpec* L, dict d) except *:
 
 
 def settle(object order, list layers, list key_ids, object year, list blocks, object widths,
-           list state_keys, list state_offsets):
+           list state_keys, list state_offsets, object overflow):
     """Run the kernel. ``order`` (int64) lists row indices in settlement order; ``blocks[k]``
     is key kind k's accumulator rows (int64, ``widths[k]`` slots a key id, slot 0 the policy
     year stamp, initialised to a year no claim has); state s lives at slot
     ``state_offsets[s]`` of kind ``state_keys[s]``. Every array is C-contiguous and kept alive
-    by the caller (lower.Program). Fills each layer's out arrays in place."""
+    by the caller (lower.Program). Fills each layer's out arrays in place, and ``overflow``
+    (int32, one per row) with layer index + 1 for a row whose amounts would leave int64:
+    that row's accumulators are rolled back and its outputs are 0."""
     cdef int n_layers = len(layers), n_keys = len(key_ids), n_states = len(state_keys)
     cdef int64_t n_order = len(order)
     if n_order == 0:
@@ -223,6 +282,9 @@ def settle(object order, list layers, list key_ids, object year, list blocks, ob
     cdef const int64_t[::1] wv = widths
     cdef const int32_t[::1] yv = year
     cdef const int64_t* order_p = i64p(order)
+    cdef int32_t[::1] ov = overflow
+    cdef int64_t width_sum = 0
+    cdef int64_t* saved = NULL
     cdef int j
     try:
         for j in range(n_layers):
@@ -233,10 +295,13 @@ def settle(object order, list layers, list key_ids, object year, list blocks, ob
         for j in range(n_keys):
             kids[j] = i64p(key_ids[j])
             rows[j] = i64w(blocks[j])
+            width_sum += wv[j]
+        saved = <int64_t*>malloc(max(1, width_sum) * sizeof(int64_t))
         with nogil:
             settle_rows(order_p, n_order, n_layers, specs, n_keys, kids, &yv[0], rows,
-                        &wv[0], states)
+                        &wv[0], states, saved, &ov[0])
     finally:
+        free(saved)
         free(specs)
         free(states)
         free(kids)

@@ -22,6 +22,7 @@ import pyarrow as pa
 from .arrow_io import Prepared, as_table, prepare, reject_more, rejects_table
 from .lower import (Lowerer, Program, applying_lookups_missing, dense_ids, key_values,
                     policy_years, settlement_order)
+from .money import OUT_OF_RANGE, out_of_range_message
 from .plan import Column, Plan, layer_exprs, walk
 from .policy import Policy
 from .registry import default_registry
@@ -63,17 +64,33 @@ def lower_batch(plan: Plan, claims, registry=None) -> Lowered:
     registry = registry or default_registry()
     prep = prepare(plan, claims)
     prep = run_validators(plan, prep, registry)
-    while True:  # twice at most: once more only after rejecting rows a lookup table misses
+    while True:  # at most three times: again only after rejecting lookup misses, overflows
         order = settlement_order(prep.claim_id, prep.columns["discharge_date"])
         cols, keys = _in_order(prep, _keys(plan, prep), order)
         ev = Evaluator(plan, cols, prep.n, registry)
         missing, which = applying_lookups_missing(plan, ev)  # the lookups stay cached in ev
-        if not missing.any():
+        if missing.any():
+            prep = _reject_rows_in_order(prep, order, missing, which)
+            continue
+        program = Lowerer(plan, ev, keys, prep.n).lower()
+        over = program.claim_overflow > 0
+        if not over.any():
             break
-        prep = _reject_rows_in_order(prep, order, missing, which)
-    program = Lowerer(plan, ev, keys, prep.n).lower()
+        prep = _reject_overflow_in_order(plan, prep, order, program.claim_overflow)
     program.year = np.ascontiguousarray(policy_years(cols["discharge_date"], plan.year_start))
     return Lowered(prep, program, order, np.arange(prep.n, dtype=np.int64))
+
+
+def _reject_overflow_in_order(plan: Plan, prep: Prepared, order, layer_plus_one) -> Prepared:
+    """Reject the rows whose amounts leave int64 (``layer_plus_one[t]`` > 0 for prep row
+    ``order[t]``: the index + 1 of the first layer where they do)."""
+    bad = np.zeros(prep.n, dtype=bool)
+    at = np.zeros(prep.n, dtype=np.int64)
+    flagged = layer_plus_one > 0
+    bad[order[flagged]] = True
+    at[order[flagged]] = layer_plus_one[flagged]
+    messages = [out_of_range_message(plan.layers[k - 1].name) for k in at[bad]]
+    return reject_more(prep, bad, OUT_OF_RANGE, messages)
 
 
 def _reject_rows_in_order(prep: Prepared, order, missing, which) -> Prepared:
@@ -116,6 +133,7 @@ class ChunkedSettlement:
                         for layer in plan.layers]
         self.missing = np.zeros(n, dtype=bool)
         self.missing_table = np.empty(n, dtype=object)
+        self.overflow = np.zeros(n, dtype=np.int32)  # layer + 1 where amounts leave int64
 
     def run(self, chunk_rows: int = None, progress=None) -> None:
         """Settle every chunk in order. With two threads (the default; ``YIBAO_THREADS=1``
@@ -157,7 +175,11 @@ class ChunkedSettlement:
         end = start + program.n
         if self.blocks is None:
             self.blocks = program.accumulator_rows()
-        program.run_rows(np.flatnonzero(~missing).astype(np.int64), self.blocks)
+        skip = missing | (program.claim_overflow > 0)
+        program.run_rows(np.flatnonzero(~skip).astype(np.int64), self.blocks)
+        overflow = np.where(missing, 0, np.maximum(program.claim_overflow, program.overflow))
+        if overflow.any():  # rare: rejected below, never given to (or rolled back by) the kernel
+            self.overflow[start:end] = overflow
         for i, spec in enumerate(program.layers):
             self.out_pay[i][start:end] = spec["out_pay"]
             if spec["out_ded"] is not None:
@@ -169,8 +191,9 @@ class ChunkedSettlement:
             progress(program.n)
 
     def results(self) -> tuple:
-        """(results table in settlement order, prep without the rows a lookup missed)."""
-        keep = ~self.missing
+        """(results table in settlement order, the prep rows settled in that order); rows a
+        lookup missed or whose amounts left int64 are left out (see ``rejected``)."""
+        keep = ~self.missing & (self.overflow == 0)
         order = self.order[keep]
         cols = {"claim_id": self.prep.claim_id.take(pa.array(order))}
         paid = np.zeros(len(order), dtype=np.int64)
@@ -184,15 +207,18 @@ class ChunkedSettlement:
         return pa.table(cols, schema=result_schema(self.plan)), order
 
     def rejected(self) -> Prepared:
-        """The prepared rows with lookup misses moved to the rejects."""
-        if not self.missing.any():
-            return self.prep
-        bad = np.zeros(self.prep.n, dtype=bool)
-        bad[self.order[self.missing]] = True
-        table_of = np.empty(self.prep.n, dtype=object)
-        table_of[self.order] = self.missing_table
-        messages = [f"no row of table {t!r} matches the claim" for t in table_of[bad]]
-        return reject_more(self.prep, bad, "missing_table_key", messages)
+        """The prepared rows with lookup misses, then those whose amounts leave int64,
+        moved to the rejects."""
+        prep = self.prep
+        if self.missing.any():
+            prep = _reject_rows_in_order(prep, self.order, self.missing, self.missing_table)
+        if self.overflow.any():
+            kept = self.order[~self.missing]  # prep rows left, in settlement order
+            rank = np.empty(self.prep.n, dtype=np.int64)
+            rank[np.sort(kept)] = np.arange(len(kept))  # their index in the reduced prep
+            prep = _reject_overflow_in_order(self.plan, prep, rank[kept],
+                                             self.overflow[~self.missing])
+        return prep
 
 
 def _stage_columns(registry):
@@ -313,6 +339,7 @@ def _settle_merged(parts, claims: pa.Table, registry, context=None) -> tuple:
     raw = pa.concat_tables([low.prep.raw.take(pa.array(low.order)) for _, low, _ in lows])
     program = _merged_program(first, [low.program for _, low, _ in lows], raw)
     program.run(np.arange(program.n, dtype=np.int64))
+    _stop_on_overflow(first, lows, program)
     results = _merged_results(first, lows, program)
     check_invariants(first, results)
     if registry.stages:
@@ -323,6 +350,21 @@ def _settle_merged(parts, claims: pa.Table, registry, context=None) -> tuple:
         results = _provider_columns(lows, results, with_fen_total(raw, total))
     rejects = [renumber_rejects(rejects_table(low.prep.rejects), rows) for _, low, rows in lows]
     return results, pa.concat_tables(rejects)
+
+
+def _stop_on_overflow(plan: Plan, lows: list, program: Program) -> None:
+    """A claim whose yearly accumulation leaves int64 across versions stops the run, naming
+    it (the single-plan path rejects such a claim; this merged program does not rebuild its
+    rows)."""
+    bad = np.flatnonzero(program.overflow)
+    if len(bad) == 0:
+        return
+    from .money import out_of_range_message
+    ids = pa.concat_arrays([low.prep.claim_id.take(pa.array(low.order)).cast(pa.string())
+                            for _, low, _ in lows])
+    t = int(bad[0])
+    layer = plan.layers[int(program.overflow[t]) - 1].name
+    raise SettlementError(f"claim {ids[t].as_py()!r}: {out_of_range_message(layer)}")
 
 
 def _cat(arrays: list, n: int):

@@ -30,9 +30,10 @@ from typing import Optional
 from .arrow_io import prepare
 from .describe import expr_text, format_date, format_money, format_ratio, format_value
 from .engine import run_validators
+from .money import OutOfRange, checked
 from .plan import PER_YEAR, RATIO_SCALE, Bands, Column, Lookup, Paid, Plan, walk
 from .reference import (Accounts, ClaimEvaluator, LookupMiss, _cap_slot, _key_value,
-                        _missing_lookup, _rows, policy_year, round_half_up)
+                        _missing_lookup, _out_of_range_layer, _rows, policy_year, round_half_up)
 from .registry import default_registry
 
 
@@ -201,6 +202,12 @@ class Ledger(Accounts):
     def earlier(self, *slot) -> list:
         return list(self.history.get(slot, ()))
 
+    def roll_back(self) -> None:
+        """Undo the current claim, its history entries too."""
+        super().roll_back()
+        for slot, entries in self.history.items():
+            self.history[slot] = [h for h in entries if h[0] != self.claim]
+
 
 def _key_text(row, key) -> str:
     kind, value = _key_value(row, key)
@@ -231,6 +238,18 @@ class Tracer:
             traces.append(t)
         return traces
 
+    def settle(self, row: dict):
+        """claim(row), or None with the accounts rolled back when an amount of the claim
+        would leave int64 (the claim is rejected, as on the kernel path)."""
+        try:
+            traces = self.claim(row)
+            checked(sum(t.pay for t in traces))
+        except OutOfRange:
+            self.acc.roll_back()
+            return None
+        self.acc.commit()
+        return traces
+
     def layer(self, layer, row, paid, year) -> LayerTrace:
         ev = self.ev
         t = LayerTrace(layer.name, layer.label, layer.source, False, expr_text(layer.applies))
@@ -259,13 +278,13 @@ class Tracer:
         if ded.continuing is not None and self.ev.traced(
                 "deductible", ded.continuing, row, paid, t.lookups):
             last = acc.get(*k, "last")
-            D = max(0, D - last)
+            D = max(0, checked(D - last))
             note = (f"continuing (连续计算): {format_money(full)} − {format_money(last)} paid on "
                     f"the previous claim {acc.earlier(*k, 'last')}")
         yearly = ded.scope == PER_YEAR
         before = acc.get(*k, "consumed") if yearly else 0
         earlier = acc.earlier(*k, "consumed") if yearly else []
-        remaining = max(0, D - before)
+        remaining = max(0, checked(D - before))
         d = min(t.base, remaining)
         if yearly:
             acc.add(d, *k, "consumed")
@@ -287,14 +306,14 @@ class Tracer:
             t.limit = AccountStep("limit", t.ratio_rule, f"per {lim.key.name} per year",
                                   _key_text(row, lim.key), L, A, max(0, L - A), 0, A,
                                   acc.earlier(*k))
-            return min(e, max(0, A + e - L))
+            return min(e, max(0, checked(checked(A + e) - L)))
         if isinstance(layer.ratio, Bands):
             return self.bands(layer, row, year, t, e)
         if layer.ratio is not None:
             r = self.ev.traced("ratio", layer.ratio, row, paid, t.lookups)
             t.ratio_kind, t.ratio_rule, t.ratio = "ratio", expr_text(layer.ratio), r
             t.exact = _exact(e * r)
-            return round_half_up(e * r, RATIO_SCALE)
+            return checked(round_half_up(e * r, RATIO_SCALE))
         t.ratio_kind = "full"
         return e
 
@@ -302,17 +321,18 @@ class Tracer:
         bands = layer.ratio
         k = (layer.name, "bands", _key_value(row, bands.key), year)
         start, pay = self.acc.get(*k), 0
+        end = checked(start + e)
         t.bands = AccountStep("bands", "", f"per {bands.key.name} per year",
-                              _key_text(row, bands.key), 0, start, 0, e, start + e,
+                              _key_text(row, bands.key), 0, start, 0, e, end,
                               self.acc.earlier(*k))
         for i, band in enumerate(bands.bands):
-            hi = start + e if band.hi is None else min(start + e, band.hi)
+            hi = end if band.hi is None else min(end, band.hi)
             width = hi - max(start, band.lo)
             if width > 0:
-                piece = round_half_up(width * band.rate, RATIO_SCALE)
+                piece = checked(round_half_up(width * band.rate, RATIO_SCALE))
                 t.pieces.append(BandPiece(i, band.lo, band.hi, band.rate, width,
                                           _exact(width * band.rate), piece))
-                pay += piece
+                pay = checked(pay + piece)
         self.acc.add(e, *k)
         t.ratio_kind = "bands"
         return pay
@@ -324,7 +344,7 @@ class Tracer:
             slot = _cap_slot(layer, i, cap, row, year)
             yearly = cap.scope == PER_YEAR
             used = acc.get(*slot) if yearly else 0
-            room = max(0, amount - used)
+            room = max(0, checked(amount - used))
             t.caps.append(AccountStep("cap", expr_text(cap.amount),
                                       _scope_text(cap.scope, cap.key),
                                       _key_text(row, cap.key) if yearly else "", amount, used,
@@ -396,7 +416,8 @@ def explain_claims(plan: Plan, claims, registry=None, claim_ids=None, drg: bool 
     prep = run_validators(plan, prepare(plan, claims), registry)
     tracer = Tracer(plan, registry)
     raw = prep.raw
-    rows = [r for r in _rows(plan, prep) if _missing_lookup(plan, tracer.ev, r) is None]
+    rows = [r for r in _rows(plan, prep) if _missing_lookup(plan, tracer.ev, r) is None
+            and _out_of_range_layer(plan, tracer.ev, r) is None]
     accepted = {str(r["claim_id"]) for r in rows}
     targets = set(claim_ids) if claim_ids is not None else None
     if targets is not None:
@@ -408,7 +429,10 @@ def explain_claims(plan: Plan, claims, registry=None, claim_ids=None, drg: bool 
     has_ded = tuple(layer.deductible is not None for layer in plan.layers)
     out = {}
     for row in order:
-        traces = tracer.claim(row)
+        traces = tracer.settle(row)
+        if traces is None:  # refused: an amount would leave int64 (rolled back)
+            accepted.discard(str(row["claim_id"]))
+            continue
         if targets is not None and row["claim_id"] not in targets:
             continue
         ex = ClaimExplanation(

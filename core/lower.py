@@ -172,6 +172,12 @@ class Program:
     state_keys: list = field(default_factory=list)  # key kind of each accumulator
     state_offsets: list = field(default_factory=list)  # its slot in that kind's row
     widths: list = None  # slots per key id, per key kind (slot 0: policy-year stamp)
+    # layer index + 1 of the first layer whose claim-only arithmetic leaves int64 (0: none);
+    # such rows are never given to the kernel (see Lowerer.layer)
+    claim_overflow: np.ndarray = None
+    # filled by the kernel: layer index + 1 where the row's accumulation left int64 (its
+    # accumulators were rolled back, its outputs are 0); 0 for a settled row
+    overflow: np.ndarray = None
 
     def new_state(self, key_index: int) -> int:
         """A new zeroed accumulator of key kind ``key_index``; returns its index."""
@@ -198,10 +204,14 @@ class Program:
 
     def run_rows(self, order: np.ndarray, blocks: list) -> None:
         """Settle rows ``order`` against accumulators ``blocks`` (from accumulator_rows(),
-        possibly carried over from an earlier chunk of the same batch)."""
+        possibly carried over from an earlier chunk of the same batch). A row whose
+        accumulation would leave int64 is marked in ``overflow`` and leaves every accumulator
+        as it found it, so the other rows settle as if it were not in the batch."""
         widths = np.asarray(self.widths or [1] * len(self.key_counts), dtype=np.int64)
+        self.overflow = np.zeros(self.n, dtype=np.int32)
         _kernel.settle(np.ascontiguousarray(order, dtype=np.int64), self.layers, self.key_ids,
-                       self.year, blocks, widths, self.state_keys, self.state_offsets)
+                       self.year, blocks, widths, self.state_keys, self.state_offsets,
+                       self.overflow)
 
 
 def _compact(a) -> np.ndarray:
@@ -230,20 +240,47 @@ class Lowerer:
         self.prog = Program(plan, n, key_ids=[keys[k][0] for k in keys],
                             key_counts=[keys[k][1] for k in keys])
         self.shared_caps: dict = {}
+        self.over = None  # rows where the current layer's claim-only arithmetic leaves int64
+        self.applies_over = None  # the same for its applies-when condition
 
     def key(self, key: Key) -> int:
         return self.key_index[key.name]
 
     def lower(self) -> Program:
         index = {layer.name: i for i, layer in enumerate(self.plan.layers)}
+        self.prog.claim_overflow = np.zeros(self.n, dtype=np.int32)
         for i, layer in enumerate(self.plan.layers):
             earlier = [l.name for l in self.plan.layers[:i]]
-            self.prog.layers.append(self.layer(layer, index, earlier))
+            self.over = None
+            spec = self.layer(layer, index, earlier)
+            self.prog.layers.append(spec)
+            self._mark_overflow(i, spec)
         return self.prog
+
+    def _eval(self, e: Expr):
+        """The values of a claim-only expression; its overflow rows join ``self.over``."""
+        values, bad = self.ev.checked(e)
+        if bad is not None:
+            self.over = bad if self.over is None else self.over | bad
+        return values
+
+    def _mark_overflow(self, i: int, spec: dict) -> None:
+        """Record layer i for rows whose expressions leave int64 where the layer applies (as
+        the reference evaluates them: only an applying layer's amounts are computed; a
+        ``Cond`` counts the branch it takes), unless an earlier layer is already recorded."""
+        if self.over is None and self.applies_over is None:
+            return
+        applies = np.broadcast_to(np.asarray(spec["applies"], dtype=bool), (self.n,))
+        bad = np.zeros(self.n, dtype=bool) if self.over is None else self.over & applies
+        if self.applies_over is not None:
+            bad |= self.applies_over
+        first = (self.prog.claim_overflow == 0) & bad
+        self.prog.claim_overflow[first] = i + 1
 
     def layer(self, layer: Layer, index: dict, earlier: list) -> dict:
         claim, terms = split_base(layer.base, index, earlier)
-        d = {"applies": _u8(self.ev(layer.applies)), "base_claim": _i64(self.ev(claim)),
+        applies, self.applies_over = self.ev.checked(layer.applies)
+        d = {"applies": _u8(applies), "base_claim": _i64(self._eval(claim)),
              "paid_terms": list(terms), "out_pay": np.zeros(self.n, dtype=np.int64)}
         d.update(self.deductible(layer))
         d.update(self.ratio(layer))
@@ -259,12 +296,12 @@ class Lowerer:
             return out
         k = self.key(ded.key)
         out.update(ded_kind=DED_PER_YEAR if ded.scope == PER_YEAR else DED_PER_CLAIM,
-                   ded_amount=_i64(self.ev(ded.amount)), ded_key=k,
+                   ded_amount=_i64(self._eval(ded.amount)), ded_key=k,
                    out_ded=np.zeros(self.n, dtype=np.int64))
         if ded.scope == PER_YEAR:
             out["ded_state"] = self.prog.new_state(k)
         if ded.continuing is not None:
-            out["ded_continuing"] = _u8(self.ev(ded.continuing))
+            out["ded_continuing"] = _u8(self._eval(ded.continuing))
             out["last_ded_state"] = self.prog.new_state(k)
         return out
 
@@ -276,13 +313,13 @@ class Lowerer:
             k = self.key(r.key)
             out.update(ratio_kind=RATIO_BANDS, band_key=k, band_state=self.prog.new_state(k),
                        bands=[(b.lo, -1 if b.hi is None else b.hi, b.rate) for b in r.bands])
-        elif r is not None:
-            out.update(ratio_kind=RATIO_PER_CLAIM, ratio=_i64(self.ev(r)))
+        elif r is not None and layer.limit is None:  # a self-pay limit takes precedence
+            out.update(ratio_kind=RATIO_PER_CLAIM, ratio=_i64(self._eval(r)))
         return out
 
     def cap(self, cap) -> tuple:
         k = self.key(cap.key)
-        amount = _i64(self.ev(cap.amount))
+        amount = _i64(self._eval(cap.amount))
         if cap.scope != PER_YEAR:
             return (0, amount, -1, k)
         if cap.name:
@@ -296,7 +333,7 @@ class Lowerer:
         if lim is None:
             return {"limit_amount": None, "limit_state": -1, "limit_key": 0}
         k = self.key(lim.key)
-        return {"limit_amount": _i64(self.ev(lim.amount)), "limit_state": self.prog.new_state(k),
+        return {"limit_amount": _i64(self._eval(lim.amount)), "limit_state": self.prog.new_state(k),
                 "limit_key": k}
 
 
@@ -309,7 +346,10 @@ def applying_lookups_missing(plan: Plan, ev: Evaluator) -> tuple:
         lookups = [e for top in layer_exprs(layer) for e in walk(top) if isinstance(e, Lookup)]
         if not lookups:
             continue
-        applies = np.asarray(ev(layer.applies), dtype=bool)
+        applies, over = ev.checked(layer.applies)
+        applies = np.asarray(applies, dtype=bool)
+        if over is not None:  # an out-of-range condition is refused as such, not as a miss
+            applies = applies & ~over
         for lk in lookups:
             ev.missing[:] = False
             ev(lk)

@@ -1,7 +1,8 @@
 """The oracle: a slow, obvious evaluator of the same plan, claim by claim, in plain Python.
 
-It shares only ingestion (arrow_io.prepare: which rows are accepted, engine units) with the
-kernel path. Everything else — expression evaluation, ordering, years, accumulators — is
+It shares only ingestion (arrow_io.prepare: which rows are accepted, engine units) and the
+statement of the money rules (money.py: half-up rounding on Python ints, the int64 range) with
+the kernel path. Everything else — expression evaluation, ordering, years, accumulators — is
 written again here in the most direct way, straight from spec/benefits.md, so that the
 conformance corpus and the Hypothesis tests can compare the two.
 """
@@ -16,25 +17,18 @@ import pyarrow as pa
 from .arrow_io import as_table, prepare, reject_more, rejects_table
 from .plan import (MONEY, PER_YEAR, RATIO, RATIO_SCALE, Bands, Binary, Call, Column, Cond,
                    Const, InSet, Lookup, Not, Paid, Plan, layer_exprs, walk)
+from .money import OUT_OF_RANGE, OutOfRange, checked, out_of_range_message, round_half_up
 from .policy import Policy
 from .registry import default_registry
-from .settlement import (BatchResult, check_invariants, check_versions, choose_versions,
-                         concat_results, renumber_rejects, result_schema, run_stages,
-                         run_validators, sorted_rejects, with_fen_total)
+from .settlement import (BatchResult, SettlementError, check_invariants, check_versions,
+                         choose_versions, concat_results, renumber_rejects, result_schema,
+                         run_stages, run_validators, sorted_rejects, with_fen_total)
 
 EPOCH = datetime.date(1970, 1, 1)
 
 
 class LookupMiss(Exception):
     pass
-
-
-def round_half_up(num: int, den: int) -> int:
-    """num/den rounded half-up away from zero."""
-    q, r = divmod(abs(num), den)
-    if 2 * r >= den:
-        q += 1
-    return q if num >= 0 else -q
 
 
 def policy_year(day: int, year_start) -> int:
@@ -77,15 +71,19 @@ class ClaimEvaluator:
         raise TypeError(f"reference: unsupported node {type(e).__name__}")
 
     def binary(self, e, row, paid):
+        """Python ints never wrap: every +, - and * is computed exactly and then refused
+        (OutOfRange) if it leaves int64."""
         a, b = self.eval(e.left, row, paid), self.eval(e.right, row, paid)
         op = e.op
         if op == "*":
             kinds = (e.left.type.kind, e.right.type.kind)
             if kinds in ((MONEY, RATIO), (RATIO, MONEY)):
-                return round_half_up(a * b, RATIO_SCALE)
-            return a * b
+                return checked(round_half_up(a * b, RATIO_SCALE))
+            return checked(a * b)
+        if op in ("+", "-"):
+            return checked(a + b if op == "+" else a - b)
         return {
-            "+": lambda: a + b, "-": lambda: a - b, "min": lambda: min(a, b),
+            "min": lambda: min(a, b),
             "max": lambda: max(a, b), "==": lambda: a == b, "!=": lambda: a != b,
             "<": lambda: a < b, "<=": lambda: a <= b, ">": lambda: a > b, ">=": lambda: a >= b,
             "and": lambda: bool(a) and bool(b), "or": lambda: bool(a) or bool(b),
@@ -93,19 +91,33 @@ class ClaimEvaluator:
 
 
 class Accounts:
-    """Accumulators per (key kind, key value, policy year), all starting at 0."""
+    """Accumulators per (key kind, key value, policy year), all starting at 0. A claim's
+    changes are journaled so that a claim refused mid-way (OutOfRange) can be undone."""
 
     def __init__(self):
         self.values = defaultdict(int)
+        self.journal = {}  # slot -> value before the current claim touched it
 
     def get(self, *slot):
         return self.values[slot]
 
     def add(self, amount, *slot):
-        self.values[slot] += amount
+        self._write(checked(self.values[slot] + amount), slot)
 
     def set(self, amount, *slot):
+        self._write(amount, slot)
+
+    def _write(self, amount, slot) -> None:
+        self.journal.setdefault(slot, self.values[slot])
         self.values[slot] = amount
+
+    def commit(self) -> None:
+        self.journal = {}
+
+    def roll_back(self) -> None:
+        for slot, value in self.journal.items():
+            self.values[slot] = value
+        self.journal = {}
 
 
 def _key_value(row, key):
@@ -114,20 +126,35 @@ def _key_value(row, key):
         "p", row["__person"])
 
 
+class ClaimOutOfRange(Exception):
+    """A claim refused because an amount of ``layer`` would leave int64."""
+
+    def __init__(self, layer: str):
+        super().__init__(layer)
+        self.layer = layer
+
+
 def settle_claim(plan: Plan, ev: ClaimEvaluator, row: dict, acc: Accounts) -> dict:
-    """Every layer's payment and deductible for one claim, updating the accounts."""
+    """Every layer's payment and deductible for one claim, updating the accounts. Raises
+    ClaimOutOfRange (the accounts untouched) when an amount would leave int64."""
     year = policy_year(row["discharge_date"], plan.year_start)
-    paid, out = {}, {}
+    paid, out, paid_sum = {}, {}, 0
     for layer in plan.layers:
-        applies = ev.eval(layer.applies, row, paid)
-        if not applies:
-            paid[layer.name] = 0
-            out[layer.name], out[layer.name + "_deductible"] = 0, 0
-            continue
-        pay, ded = settle_layer(plan, ev, layer, row, paid, acc, year)
+        try:
+            applies = ev.eval(layer.applies, row, paid)
+            if not applies:
+                paid[layer.name] = 0
+                out[layer.name], out[layer.name + "_deductible"] = 0, 0
+                continue
+            pay, ded = settle_layer(plan, ev, layer, row, paid, acc, year)
+            paid_sum = checked(paid_sum + pay)
+        except OutOfRange:
+            acc.roll_back()
+            raise ClaimOutOfRange(layer.name) from None
         paid[layer.name] = pay
         out[layer.name], out[layer.name + "_deductible"] = pay, ded
-    out["self_pay"] = row["total"] - sum(paid.values())
+    out["self_pay"] = row["total"] - paid_sum
+    acc.commit()
     return out
 
 
@@ -139,8 +166,9 @@ def settle_layer(plan, ev, layer, row, paid, acc, year):
         k = (layer.name, "ded", _key_value(row, ded.key), year)
         D = ev.eval(ded.amount, row, paid)
         if ded.continuing is not None and ev.eval(ded.continuing, row, paid):
-            D = max(0, D - acc.get(*k, "last"))
-        remaining = max(0, D - acc.get(*k, "consumed")) if ded.scope == PER_YEAR else max(0, D)
+            D = max(0, checked(D - acc.get(*k, "last")))
+        remaining = (max(0, checked(D - acc.get(*k, "consumed"))) if ded.scope == PER_YEAR
+                     else max(0, D))
         d = min(base, remaining)
         if ded.scope == PER_YEAR:
             acc.add(d, *k, "consumed")
@@ -149,19 +177,20 @@ def settle_layer(plan, ev, layer, row, paid, acc, year):
     if layer.limit is not None:
         k = (layer.name, "limit", _key_value(row, layer.limit.key), year)
         L = ev.eval(layer.limit.amount, row, paid)
-        pay = min(e, max(0, acc.get(*k) + e - L))
+        pay = min(e, max(0, checked(checked(acc.get(*k) + e) - L)))
     elif isinstance(layer.ratio, Bands):
         k = (layer.name, "bands", _key_value(row, layer.ratio.key), year)
         start = acc.get(*k)
+        end = checked(start + e)
         pay = 0
         for band in layer.ratio.bands:
-            hi = start + e if band.hi is None else min(start + e, band.hi)
+            hi = end if band.hi is None else min(end, band.hi)
             width = hi - max(start, band.lo)
             if width > 0:
-                pay += round_half_up(width * band.rate, RATIO_SCALE)
+                pay = checked(pay + checked(round_half_up(width * band.rate, RATIO_SCALE)))
         acc.add(e, *k)
     elif layer.ratio is not None:
-        pay = round_half_up(e * ev.eval(layer.ratio, row, paid), RATIO_SCALE)
+        pay = checked(round_half_up(e * ev.eval(layer.ratio, row, paid), RATIO_SCALE))
     else:
         pay = e
     pay = max(0, min(pay, e))
@@ -180,7 +209,7 @@ def apply_caps(layer, ev, row, paid, acc, year, pay):
     for i, cap in enumerate(layer.caps):
         amount = ev.eval(cap.amount, row, paid)
         used = acc.get(*_cap_slot(layer, i, cap, row, year)) if cap.scope == PER_YEAR else 0
-        pay = min(pay, max(0, amount - used))
+        pay = min(pay, max(0, checked(amount - used)))
     for i, cap in enumerate(layer.caps):
         if cap.scope == PER_YEAR:
             acc.add(pay, *_cap_slot(layer, i, cap, row, year))
@@ -206,6 +235,8 @@ def _rows(plan: Plan, prep) -> list:
 
 
 def _missing_lookup(plan, ev, row) -> str | None:
+    """The first table an applying layer misses. A key or condition whose arithmetic leaves
+    int64 is not a miss: the claim is refused as out of range instead (_out_of_range_layer)."""
     for layer in plan.layers:
         lookups = [e for top in layer_exprs(layer) for e in walk(top) if isinstance(e, Lookup)]
         if not lookups:
@@ -213,11 +244,79 @@ def _missing_lookup(plan, ev, row) -> str | None:
         try:
             if not ev.eval(layer.applies, row, {}):
                 continue
-            for lk in lookups:
+        except OutOfRange:
+            continue
+        for lk in lookups:
+            try:
                 ev.eval(lk, row, {})
-        except LookupMiss as miss:
-            return str(miss)
+            except LookupMiss as miss:
+                return str(miss)
+            except OutOfRange:
+                pass
     return None
+
+
+def _claim_amounts(layer) -> list:
+    """The claim's own expressions an applying layer evaluates (spec order)."""
+    exprs = [layer.base]
+    if layer.deductible is not None:
+        exprs.append(layer.deductible.amount)
+        if layer.deductible.continuing is not None:
+            exprs.append(layer.deductible.continuing)
+    if layer.limit is None and layer.ratio is not None and not isinstance(layer.ratio, Bands):
+        exprs.append(layer.ratio)
+    exprs += [cap.amount for cap in layer.caps]
+    if layer.limit is not None:
+        exprs.append(layer.limit.amount)
+    return exprs
+
+
+def _out_of_range_layer(plan, ev, row) -> str | None:
+    """The first layer whose claim-only amounts leave int64 (paid() counted as 0, its terms
+    are added during settlement), checked before any claim is settled, or None."""
+    nothing_paid = defaultdict(int)
+    for layer in plan.layers:
+        try:
+            if not ev.eval(layer.applies, row, nothing_paid):
+                continue
+            for e in _claim_amounts(layer):
+                ev.eval(e, row, nothing_paid)
+        except OutOfRange:
+            return layer.name
+    return None
+
+
+def _without_overflows(plan: Plan, prep, rows: list, ev) -> tuple:
+    """(prep with rows whose claim-only amounts leave int64 moved to the rejects, the rest)."""
+    layers = [_out_of_range_layer(plan, ev, r) for r in rows]
+    bad = np.array([name is not None for name in layers], dtype=bool)
+    if bad.any():
+        msgs = [out_of_range_message(name) for name in layers if name is not None]
+        prep = reject_more(prep, bad, OUT_OF_RANGE, msgs)
+        rows = [r for r, name in zip(rows, layers) if name is None]
+    return prep, rows
+
+
+def _settle_all(plan: Plan, ev, rows: list, order: list, acc: Accounts) -> tuple:
+    """(outputs of the settled rows in order, {row index: layer} of rows refused because
+    their accumulation would leave int64; they leave the accounts untouched)."""
+    outs, refused = [], {}
+    for i in order:
+        try:
+            outs.append((i, settle_claim(plan, ev, rows[i], acc)))
+        except ClaimOutOfRange as exc:
+            refused[i] = exc.layer
+    return outs, refused
+
+
+def _refuse(prep, refused: dict):
+    """prep with the rows of ``refused`` ({prep row: layer}) moved to the rejects."""
+    if not refused:
+        return prep
+    bad = np.zeros(prep.n, dtype=bool)
+    bad[list(refused)] = True
+    msgs = [out_of_range_message(refused[i]) for i in np.flatnonzero(bad)]
+    return reject_more(prep, bad, OUT_OF_RANGE, msgs)
 
 
 def _without_lookup_misses(plan: Plan, prep, ev) -> tuple:
@@ -250,23 +349,27 @@ def _settle_plan(plan: Plan, claims, registry, context=None) -> BatchResult:
     prep = run_validators(plan, prep, registry)
     ev = ClaimEvaluator(plan, registry)
     prep, rows = _without_lookup_misses(plan, prep, ev)
+    prep, rows = _without_overflows(plan, prep, rows, ev)
     order = sorted(range(len(rows)), key=lambda i: (rows[i]["discharge_date"], rows[i]["claim_id"]))
-    acc = Accounts()
-    outs = [settle_claim(plan, ev, rows[i], acc) for i in order]
+    outs, refused = _settle_all(plan, ev, rows, order, Accounts())
+    raw = prep.raw  # rows[i] is row i of it (before the refused claims leave prep)
+    total = np.asarray(prep.columns["total"])  # fen, aligned with raw
+    prep = _refuse(prep, refused)
+    order = [i for i, _ in outs]
     schema = result_schema(plan)
     data = {"claim_id": [rows[i]["claim_id"] for i in order]}
     for name in schema.names[1:]:
-        data[name] = [o[name] for o in outs]
+        data[name] = [o[name] for _, o in outs]
     results = pa.table(data, schema=schema)
     check_invariants(plan, results)
     if registry.stages:
-        raw = prep.raw.take(pa.array(order, pa.int64()))
-        results = run_stages(plan, results, raw, registry, context, reference=True)
+        results = run_stages(plan, results, raw.take(pa.array(order, pa.int64())), registry,
+                             context, reference=True)
     if plan.provider is not None or plan.groupers:
         from .provider import append_claim_columns  # the grouping and points oracles
-        raw = with_fen_total(prep.raw.take(pa.array(order, pa.int64())),
-                             np.asarray(prep.columns["total"])[np.asarray(order, np.int64)])
-        results = append_claim_columns(plan, results, raw, reference=True)
+        results = append_claim_columns(
+            plan, results, with_fen_total(raw.take(pa.array(order, pa.int64())),
+                                          total[np.asarray(order, np.int64)]), reference=True)
     return BatchResult(results, rejects_table(prep.rejects), input_rows)
 
 
@@ -280,14 +383,25 @@ def _settle_versions(plans, claims, registry, context=None) -> BatchResult:
     plans = check_versions(plans)
     claims = as_table(claims)
     choice = choose_versions(plans, claims)
-    which, rejects = choice.which, choice.rejects
+    which, groups, rejects = choice.which, choice.groups, choice.rejects
     todo = []  # (plan, evaluator, row)
     for i, plan in enumerate(plans):
         rows, prep, ev, accepted = _version_rows(plan, claims, which == i, registry, rejects)
         todo += [(plan, ev, r) for r in accepted]
     todo.sort(key=lambda t: (t[2]["discharge_date"], t[2]["claim_id"]))
+    merged = _merged_plans(plans, groups, which)
     acc = Accounts()
-    outs = [settle_claim(plan, ev, row, acc) for plan, ev, row in todo]
+    outs, kept = [], []
+    for plan, ev, row in todo:
+        try:
+            outs.append(settle_claim(plan, ev, row, acc))
+            kept.append((plan, ev, row))
+        except ClaimOutOfRange as exc:  # the kernel's merged program stops; one plan rejects
+            if id(plan) in merged:
+                raise SettlementError(f"claim {row['claim_id']!r}: "
+                                      f"{out_of_range_message(exc.layer)}") from None
+            rejects.append(_refused_row(claims, row, exc.layer))
+    todo = kept
     pieces = []
     for plan, group in _runs(todo, outs):
         schema = result_schema(plan)
@@ -298,6 +412,25 @@ def _settle_versions(plans, claims, registry, context=None) -> BatchResult:
     results = concat_results(pieces, plans)
     check_invariants(plans[0], results)  # reads claim_id and self_pay only
     return BatchResult(results, sorted_rejects(rejects), claims.num_rows)
+
+
+def _merged_plans(plans, groups, which) -> set:
+    """ids of the plans that the kernel settles as one merged program (a
+    structure group with claims under more than one version)."""
+    used = {int(w) for w in np.unique(which) if w >= 0}
+    out = set()
+    for g in set(int(x) for x in groups):
+        members = [i for i in range(len(plans)) if groups[i] == g and i in used]
+        if len(members) > 1:
+            out.update(id(plans[i]) for i in members)
+    return out
+
+
+def _refused_row(claims, row, layer) -> pa.Table:
+    """The rejects row of a claim refused during settlement (input row number)."""
+    ids = claims.column("claim_id").to_pylist()
+    at = ids.index(row["claim_id"])
+    return rejects_table([(at, row["claim_id"], OUT_OF_RANGE, out_of_range_message(layer))])
 
 
 def _runs(todo, outs):

@@ -26,25 +26,107 @@ class MissingImplementationError(LookupError):
     """A plan calls a function no installed plugin implements (raised at lowering)."""
 
 
+_U63 = np.uint64(1 << 63)  # |INT64_MIN|: the largest magnitude a negative int64 can have
+_S = np.uint64(RATIO_SCALE)
+
+
 def round_half_up_div(num: np.ndarray, den: int) -> np.ndarray:
-    """num / den rounded half-up away from zero, exact for int64 ``num`` (den > 0)."""
-    q, r = np.divmod(np.abs(num), den)
+    """num / den rounded half-up away from zero, exact for int64 ``num`` (den > 0); the
+    vectorised twin of money.round_half_up."""
+    num = np.asarray(num, dtype=np.int64)
+    q, r = np.divmod(_magnitude(num), np.uint64(den))
     q = q + (2 * r >= den)
-    return np.where(num < 0, -q, q)
+    return _signed(q, num < 0)
+
+
+def _magnitude(a: np.ndarray) -> np.ndarray:
+    """|a| as uint64, exact for every int64 (|INT64_MIN| = 2**63 included)."""
+    a = np.asarray(a, dtype=np.int64)
+    return np.where(a < 0, (-(a + 1)).astype(np.uint64) + np.uint64(1), a.astype(np.uint64))
+
+
+def _signed(magnitude: np.ndarray, negative) -> np.ndarray:
+    """magnitude (uint64, at most 2**63 where negative, 2**63 - 1 elsewhere) with a sign, as
+    int64: two's complement negation in uint64, then a view."""
+    m = np.asarray(magnitude, dtype=np.uint64)
+    return np.where(negative, (~m + np.uint64(1)), m).astype(np.uint64).view(np.int64)
+
+
+def _mul_u64(a: np.ndarray, b: np.ndarray, limit: np.uint64) -> tuple:
+    """(a × b, a × b > limit) for uint64 magnitudes; the product is exact where not over."""
+    over = (a != 0) & (b > limit // np.where(a == 0, np.uint64(1), a))
+    return a * np.where(over, np.uint64(0), b), over
+
+
+def checked_add(a, b) -> tuple:
+    """(a + b, rows where the sum leaves int64); the sum is only meaningful elsewhere."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    r = a + b  # wraps silently on overflow: detected from the signs below
+    return r, ((a ^ r) & (b ^ r)) < 0
+
+
+def checked_sub(a, b) -> tuple:
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    r = a - b
+    return r, ((a ^ b) & (a ^ r)) < 0
+
+
+def checked_mul(a, b) -> tuple:
+    """(a × b, rows where the product leaves int64), exact, no float."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    negative = (a < 0) != (b < 0)
+    limit = np.where(negative, _U63, _U63 - np.uint64(1))
+    m, over = _mul_u64(_magnitude(a), _magnitude(b), np.uint64(1 << 63))
+    over |= m > limit
+    return _signed(np.where(over, np.uint64(0), m), negative & ~over), over
+
+
+def apply_ratio_checked(money, ratio) -> tuple:
+    """(round_half_up(money × ratio / RATIO_SCALE), rows where it leaves int64): half-up away
+    from zero for negative amounts too, exact for every int64 pair (no 128-bit type in numpy:
+    with |money| = q·S + r and |ratio| = Q·S + R, the exact quotient is
+    q·|ratio| + r·Q + r·R/S, and only the last term has a fraction)."""
+    money, ratio = np.asarray(money, dtype=np.int64), np.asarray(ratio, dtype=np.int64)
+    q, r = np.divmod(_magnitude(money), _S)
+    big_q, small_r = np.divmod(_magnitude(ratio), _S)
+    t1, over1 = _mul_u64(q, _magnitude(ratio), _U63)
+    t2, over2 = _mul_u64(r, big_q, _U63)
+    t3 = (2 * r * small_r + _S) // (2 * _S)  # r, small_r < 10**6: no overflow
+    over = over1 | over2 | (t2 > _U63 - np.minimum(t1, _U63))
+    total = np.where(over, np.uint64(0), t1 + t2)
+    over |= t3 > _U63 - np.minimum(total, _U63)
+    total = np.where(over, np.uint64(0), total + t3)
+    negative = (money < 0) != (ratio < 0)
+    over |= total > np.where(negative, _U63, _U63 - np.uint64(1))
+    return _signed(np.where(over, np.uint64(0), total), negative & ~over), over
 
 
 def apply_ratio(money: np.ndarray, ratio: np.ndarray) -> np.ndarray:
-    """money × ratio to the fen, half-up away from zero, without int64 overflow for amounts up
-    to 9.2e12 fen: split money into whole multiples of RATIO_SCALE and a remainder."""
-    money = np.asarray(money, dtype=np.int64)
-    ratio = np.asarray(ratio, dtype=np.int64)
-    hi, lo = np.divmod(money, RATIO_SCALE)  # money = hi*S + lo, 0 <= lo < S
-    return hi * ratio + round_half_up_div(lo * ratio, RATIO_SCALE)
+    """money × ratio to the fen, half-up away from zero. Raises ArithmeticError if a row's
+    result leaves int64 (the Evaluator uses apply_ratio_checked and rejects such rows)."""
+    out, over = apply_ratio_checked(money, ratio)
+    if over.any():
+        raise ArithmeticError("money × ratio leaves the int64 range of fen")
+    return out
+
+
+def _or(a, b):
+    """Union of two 'left int64' masks, either of which may be None (nothing can overflow)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a | b
 
 
 class Evaluator:
     """Evaluates expressions of one plan over ``n`` prepared rows. Lookup misses are collected
-    in ``missing`` (a bool mask) with the table's name, for the rejects."""
+    in ``missing`` (a bool mask) with the table's name, for the rejects.
+
+    Arithmetic is checked: ``checked(e)`` returns the values and a mask of the rows where some
+    node of ``e`` would leave int64 (None: no row can), following the branch a ``Cond`` takes,
+    as the reference evaluator does claim by claim; a flagged row's value is meaningless and
+    lower.py rejects the claim (``money.OUT_OF_RANGE``)."""
 
     def __init__(self, plan: Plan, columns: dict, n: int, registry=None, tables=None):
         """``tables``: a dict shared by evaluators of the same plan (chunks of one batch), so
@@ -53,9 +135,13 @@ class Evaluator:
         self.missing = np.zeros(n, dtype=bool)
         self.missing_tables: dict = {}  # table name -> mask of rows it missed
         self._tables: dict = tables if tables is not None else {}
-        self._lookups: dict = {}  # id(Lookup node) -> (values, miss): each is evaluated once
+        self._lookups: dict = {}  # id(Lookup node) -> (values, miss, over): evaluated once
 
     def __call__(self, e: Expr) -> np.ndarray:
+        return self.checked(e)[0]
+
+    def checked(self, e: Expr) -> tuple:
+        """(values, rows where the arithmetic leaves int64, or None)."""
         fn = _DISPATCH.get(type(e))
         if fn is None:
             raise UnsupportedNodeError(e)
@@ -66,67 +152,89 @@ class Evaluator:
         """A read-only broadcast view (stride 0): no n-element array for a constant; the
         lowering hands it to the kernel as a single element."""
         dtype = bool if isinstance(e.value, bool) else np.int64
-        return np.broadcast_to(np.asarray(e.value, dtype=dtype), (self.n,))
+        return np.broadcast_to(np.asarray(e.value, dtype=dtype), (self.n,)), None
 
     def column(self, e: Column):
-        return self.columns[e.name]
+        return self.columns[e.name], None
 
     def binary(self, e: Binary):
-        left, right = self(e.left), self(e.right)
-        if e.op == "*":
-            return self._multiply(e, left, right)
-        return _BINARY_OPS[e.op](left, right)
+        (left, lbad), (right, rbad) = self.checked(e.left), self.checked(e.right)
+        bad = _or(lbad, rbad)
+        if e.op in _CHECKED_OPS:
+            out, over = self._arithmetic(e, left, right)
+            return out, _or(bad, over if over.any() else None)
+        return _BINARY_OPS[e.op](left, right), bad
 
-    def _multiply(self, e: Binary, left, right):
-        lk, rk = e.left.type.kind, e.right.type.kind
-        if lk == MONEY and rk == RATIO:
-            return apply_ratio(left, right)
-        if lk == RATIO and rk == MONEY:
-            return apply_ratio(right, left)
-        return np.asarray(left, dtype=np.int64) * np.asarray(right, dtype=np.int64)
+    def _arithmetic(self, e: Binary, left, right) -> tuple:
+        if e.op == "*":
+            lk, rk = e.left.type.kind, e.right.type.kind
+            if lk == MONEY and rk == RATIO:
+                return apply_ratio_checked(left, right)
+            if lk == RATIO and rk == MONEY:
+                return apply_ratio_checked(right, left)
+        return _CHECKED_OPS[e.op](left, right)
 
     def not_(self, e: Not):
-        return ~np.asarray(self(e.operand), dtype=bool)
+        value, bad = self.checked(e.operand)
+        return ~np.asarray(value, dtype=bool), bad
 
     def in_set(self, e: InSet):
-        value = self(e.operand)
+        value, bad = self.checked(e.operand)
         if isinstance(value, (pa.Array, pa.ChunkedArray)):  # open text column
             mask = pc.is_in(value, value_set=pa.array([str(v) for v in e.values]))
-            return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False))
-        return np.isin(value, np.asarray(e.values, dtype=np.int64))
+            return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False)), bad
+        return np.isin(value, np.asarray(e.values, dtype=np.int64)), bad
 
     def cond(self, e: Cond):
-        return np.where(np.asarray(self(e.test), dtype=bool), self(e.then), self(e.orelse))
+        """Both branches are computed; a row's overflow counts only in the branch it takes."""
+        test, tbad = self.checked(e.test)
+        (then, thbad), (orelse, obad) = self.checked(e.then), self.checked(e.orelse)
+        test = np.asarray(test, dtype=bool)
+        branch_bad = None
+        if thbad is not None or obad is not None:
+            zeros = np.zeros(self.n, dtype=bool)
+            branch_bad = np.where(test, zeros if thbad is None else thbad,
+                                  zeros if obad is None else obad)
+        return np.where(test, then, orelse), _or(tbad, branch_bad)
 
     def lookup(self, e: Lookup):
         """The table's value per row (0 where no row matches, which ``missing`` records).
-        The rejects check and the lowering both ask for every lookup: it is computed once."""
+        The rejects check and the lowering both ask for every lookup: it is computed once.
+        A row whose key arithmetic left int64 is not a miss: it is rejected as out of range."""
         if id(e) not in self._lookups:
             self._lookups[id(e)] = self._lookup(e)
-        values, miss = self._lookups[id(e)]
+        values, miss, over = self._lookups[id(e)]
         if miss.any():
             self.missing |= miss
             self.missing_tables[e.table] = self.missing_tables.get(e.table, 0) | miss
-        return values
+        return values, over
 
     def _lookup(self, e: Lookup):
         dense = self._dense_table(self.plan.table(e.table))
         index = np.zeros(self.n, dtype=np.int64)
         hit = np.ones(self.n, dtype=bool)
+        over = None
         for arg, (keys, stride) in zip(e.args, dense.axes):
-            code, found = _key_codes(self(arg), keys)
+            value, bad = self.checked(arg)
+            over = _or(over, bad)
+            code, found = _key_codes(value, keys)
             index += code * stride
             hit &= found
         values = dense.values[index]
         hit &= dense.present[index]
-        return np.where(hit, values, 0), ~hit
+        miss = ~hit if over is None else ~hit & ~over
+        return np.where(hit, values, 0), miss, over
 
     def call(self, e: Call):
         decl = self.registry.functions.get(e.function) if self.registry else None
         if decl is None or decl.impl is None:
             raise MissingImplementationError(
                 f"no installed plugin implements function {e.function!r}")
-        args = [self(a) for a in e.args]
+        args, bad = [], None
+        for a in e.args:
+            value, abad = self.checked(a)
+            args.append(value)
+            bad = _or(bad, abad)
         try:
             out = decl.impl(*args, n=self.n)
         except Exception as exc:  # name the plugin: its author needs to know it was theirs
@@ -136,7 +244,7 @@ class Evaluator:
         if out.shape != (self.n,):
             raise RuntimeError(f"plugin {decl.plugin!r}: function {e.function!r} returned "
                                f"shape {out.shape}, expected ({self.n},)")
-        return out
+        return out, bad
 
     def paid(self, e: Paid):
         raise UnsupportedNodeError(e)  # paid() is split off by lower.split_base
@@ -147,9 +255,9 @@ class Evaluator:
         return self._tables[table.name]
 
 
+_CHECKED_OPS = {"+": checked_add, "-": checked_sub, "*": checked_mul}
+
 _BINARY_OPS = {
-    "+": lambda a, b: a + b,
-    "-": lambda a, b: a - b,
     "min": np.minimum,
     "max": np.maximum,
     "==": lambda a, b: a == b,

@@ -4,7 +4,10 @@ It lives under dsl/ because it composes the policy language, the plugins and the
 never imports either). Each subcommand is a module under ``yibao.dsl.commands`` defining
 ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``; this module finds them,
 so adding a command is adding a file. Exit codes everywhere, as linters use them: 0 done and
-clean, 1 findings (rejected rows, failed cases, policy errors), 2 usage error or could not run.
+clean, 1 findings (rejected rows, failed cases, policy errors), 2 usage error or could not run
+(bad usage, input or policy refused, named in one line), 70 internal error (an exception yibao
+did not expect: a bug; one line on stderr naming it, the traceback only with YIBAO_DEBUG=1).
+70 is EX_SOFTWARE of sysexits.h.
 """
 from __future__ import annotations
 
@@ -13,10 +16,11 @@ import importlib
 import os
 import pkgutil
 import sys
+import traceback
 
 from . import commands as commands_pkg
 
-EXIT_OK, EXIT_REJECTS, EXIT_FAILED = 0, 1, 2
+EXIT_OK, EXIT_REJECTS, EXIT_FAILED, EXIT_INTERNAL = 0, 1, 2, 70
 
 
 def discover_commands() -> dict:
@@ -87,6 +91,21 @@ def main(argv=None) -> int:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"yibao {args.command}: error: {message}", file=sys.stderr)
         return EXIT_FAILED
+    except Exception as exc:  # a bug: never exit 1 (rejects) or 2 (refused input) for it
+        return internal_error(args.command, exc)
+
+
+def internal_error(command: str, exc: BaseException) -> int:
+    """One line naming the exception and where it was raised (exit 70); the traceback only
+    with YIBAO_DEBUG=1, so automation can tell a crash from a refusal or a run with rejects."""
+    if os.environ.get("YIBAO_DEBUG") == "1":
+        traceback.print_exception(exc)
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" at {os.path.basename(frame.filename)}:{frame.lineno}" if frame else ""
+    message = " ".join(str(exc).split())[:300]
+    print(f"yibao {command}: internal error: {type(exc).__name__}{': ' + message if message else ''}"
+          f"{where} (a bug in yibao; YIBAO_DEBUG=1 shows the traceback)", file=sys.stderr)
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

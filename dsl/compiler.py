@@ -62,8 +62,9 @@ def compile_text(text: str, filename: str = "<policy>", base_dir=None,
 
 def compile_file(path, registry: Optional[Registry] = None) -> Plan:
     """Compile one ``*.yb`` file; its folder is where its CSV tables live."""
+    from .source import read_policy
     path = Path(path)
-    return compile_text(path.read_text(encoding="utf-8"), str(path), path.parent, registry)
+    return compile_text(read_policy(path), str(path), path.parent, registry)
 
 
 def compile_policy(path, registry: Optional[Registry] = None) -> Plan:

@@ -27,11 +27,14 @@ CODES = {
     "E002": "brackets nested too deeply",
     "E003": "too many statements or table rows",
     "E004": "expression nested too deeply",
+    # the file itself (dsl/source.py)
+    "E005": "policy file cannot be read as text (not UTF-8, or not a regular file)",
     # syntax
     "E101": "unexpected token",
     "E102": "unexpected character",
     "E103": "unexpected end of file",
-    "E104": "invalid literal (number, date, unit)",
+    "E104": "invalid literal (number, date, unit; digits other than ASCII 0-9)",
+    "E105": "name mixes alphabets or uses full-width/styled letters (a look-alike)",
     "E110": "policy header missing, repeated or incomplete",
     "E111": "statement repeated or misplaced in a layer",
     # names and types
@@ -41,17 +44,19 @@ CODES = {
     "E204": "unknown accumulator key",
     "E205": "domain declared on a column that cannot take one",
     "E206": "value outside the column's domain",
+    "E207": "name looks like another name but is spelled differently (confusable)",
     "E210": "type mismatch",
     "E211": "ratio multiplied by ratio",
     "E212": "ratio not exact at the engine's scale (millionths)",
     "E213": "money not a whole number of fen",
     "E214": "unit does not fit here",
+    "E215": "number outside the range a policy may write",
     # tables
     "E301": "table incomplete over closed domains",
     "E302": "duplicate table row",
     "E303": "row has the wrong number of keys",
-    "E304": "table file path refused (absolute or outside the policy folder)",
-    "E305": "table file cannot be read",
+    "E304": "table file path refused (absolute, outside the policy folder, or a NUL byte)",
+    "E305": "table file cannot be read (missing, not a regular file, not UTF-8, bad cell)",
     "E306": "table key is not a claim column",
     # layers
     "E401": "paid() of a layer that is not earlier",

@@ -13,7 +13,9 @@ import datetime
 from typing import Callable
 
 from . import ast
+from .confusables import name_problem, skeleton
 from .errors import PolicyError, error
+from .units import ASCII_NUMBER, ascii_digits_hint
 
 MAX_BYTES = 1_000_000
 MAX_NESTING = 100
@@ -131,6 +133,7 @@ class _Builder:
     def __init__(self, filename: str):
         self.file = filename
         self.errors = []
+        self.spellings = {}  # skeleton -> (first spelling, its span): look-alike names
 
     def build(self, rule: str, args: list, meta):
         handler: Callable = getattr(self, "r_" + rule)
@@ -145,7 +148,34 @@ class _Builder:
         return ast.Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column)
 
     def name(self, tok) -> ast.Name:
-        return ast.Name(self.tok_span(tok), str(tok))
+        node = ast.Name(self.tok_span(tok), str(tok))
+        self.check_name(node)
+        return node
+
+    def check_name(self, node: ast.Name) -> None:
+        """E105 for a name mixing alphabets or using look-alike forms (Cyrillic 'а' in a Latin
+        name, full-width letters); E207 for a name that looks like an earlier one but is
+        spelled with other characters. Chinese names are fine, alone or with Latin."""
+        problem = name_problem(node.name)
+        if problem is not None:
+            self.errors.append(error("E105", problem[0], node.span, problem[1]))
+            return
+        key = skeleton(node.name)
+        first = self.spellings.setdefault(key, (node.name, node.span))
+        if first[0] != node.name:
+            self.errors.append(error(
+                "E207", f"name '{node.name}' looks like '{first[0]}' (line {first[1].line}) "
+                "but is spelled with different characters", node.span,
+                "letters from another alphabet look alike; retype one of them"))
+
+    def number(self, tok, sign: str = "") -> str:
+        """A NUMBER token (the grammar's \\d also matches full-width and other digits): E104
+        unless it is ASCII digits."""
+        text = sign + str(tok).replace("_", "")
+        if not ASCII_NUMBER.fullmatch(text):
+            self.errors.append(error("E104", f"'{tok}' is not written with ASCII digits",
+                                     self.tok_span(tok), ascii_digits_hint(text)))
+        return text
 
     @staticmethod
     def nodes(args) -> list:
@@ -232,11 +262,11 @@ class _Builder:
         return self.date(args[0])
 
     def r_number(self, args, span):
-        return ast.Number(span, str(args[0]).replace("_", ""), args[1] if len(args) > 1 else None)
+        return ast.Number(span, self.number(args[0]), args[1] if len(args) > 1 else None)
 
     def r_negative(self, args, span):
         unit = args[2] if len(args) > 2 else None
-        return ast.Number(span, "-" + str(args[1]).replace("_", ""), unit)
+        return ast.Number(span, self.number(args[1], "-"), unit)
 
     def r_unit(self, args, span):
         return str(args[0])
@@ -446,7 +476,7 @@ class _Builder:
         return ast.DayTiers(span, tuple(a for a in args if isinstance(a, ast.BandRow)))
 
     def _days(self, tok):
-        return ast.Number(self.tok_span(tok), str(tok).replace("_", ""))
+        return ast.Number(self.tok_span(tok), self.number(tok))
 
     def r_readmission(self, args, span):
         return ast.Readmission(span, self._days(args[2]), None)

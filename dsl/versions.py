@@ -19,6 +19,7 @@ from yibao.core.settlement import version_problems
 from .compiler import compile_file
 from .errors import PolicyError, error, render
 from .parser import parse
+from .source import read_policy
 
 VERSION_CODES = {"E601": "policy versions leave a gap", "E602": "policy versions overlap"}
 
@@ -51,11 +52,11 @@ def compile_versions(folder, registry: Optional[Registry] = None) -> Policy:
     errors, or a ``VersionsError`` for gaps and overlaps (pointing at the later header)."""
     diagnostics, sources, compiled = [], {}, []
     for path in version_files(folder):
-        text = path.read_text(encoding="utf-8")
-        sources[str(path)] = text
         try:
+            sources[str(path)] = read_policy(path)
             compiled.append((compile_file(path, registry), path))
         except PolicyError as exc:
+            sources.setdefault(str(path), exc.source)
             diagnostics += exc.diagnostics
     if diagnostics:
         raise VersionsError(diagnostics, sources)

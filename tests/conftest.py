@@ -9,11 +9,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def shared_dir() -> Path:
-    """../shared beside the repo (CI puts a copy of shared/ beside the clone)."""
+    """../shared beside the repo (CI puts a copy of shared/ beside the clone). Missing, it
+    fails the test that needs it, never skips it: a suite that passes without the golden
+    batches and the CHS-DRG tables has not checked them."""
     for candidate in (REPO.parent / "shared", REPO / "shared"):
         if candidate.is_dir():
             return candidate
-    pytest.skip("../shared (golden batches, CHS-DRG tables) is not beside this checkout")
+    pytest.fail("../shared (golden batches, CHS-DRG tables) is not beside this checkout: "
+                "put a copy of shared/ beside the clone (or in it)", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -37,8 +37,9 @@ ALL_PEERS = [peers.settle_python, *WINDOW_PEERS]
 @pytest.fixture(scope="module")
 def golden():
     claims, expected = GOLDEN / "reference_claims.parquet", GOLDEN / "reference_expected.parquet"
-    if not (claims.exists() and expected.exists()):
-        pytest.skip(f"golden batch not found in {GOLDEN} (set YIBAO_GOLDEN to its folder)")
+    if not (claims.exists() and expected.exists()):  # a failure, never a skip (tests/conftest.py)
+        pytest.fail(f"golden batch not found in {GOLDEN} (set YIBAO_GOLDEN to its folder)",
+                    pytrace=False)
     return pq.read_table(claims), pq.read_table(expected)
 
 

@@ -98,7 +98,12 @@ def check_file(path: Path, reg) -> FileReport:
     """One file's diagnostics; its plan when it has no errors."""
     from ..compiler import check_text
     from yibao.core.describe import format_date
-    text = path.read_text(encoding="utf-8")
+    from ..errors import PolicyError
+    from ..source import read_policy
+    try:
+        text = read_policy(path)
+    except PolicyError as exc:  # not UTF-8, or not a regular file: E005
+        return FileReport(path, exc.diagnostics, {str(path): exc.source})
     plan, diagnostics = check_text(text, str(path), path.parent, reg)
     report = FileReport(path, diagnostics, {str(path): text}, plan)
     if plan is not None and not report.errors:

@@ -29,7 +29,8 @@ def formatted(path: Path) -> tuple:
     """(original text, canonical text); PolicyError when the file does not parse."""
     from ..parser import parse
     from ..printer import format_policy
-    text = path.read_text(encoding="utf-8")
+    from ..source import read_policy
+    text = read_policy(path)
     return text, format_policy(parse(text, str(path)))
 
 

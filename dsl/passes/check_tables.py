@@ -4,23 +4,29 @@ to engine units in ``ctx.table_rows[name] = ((keys, value, span), …)``.
 - a row with the wrong number of keys: E303; a key outside its column's domain: E206;
 - a repeated key tuple: E302;
 - when every key column has a closed domain (text/int `of {…}`, bool), every combination must
-  have a row: E301 names the missing ones;
-- `from "file.csv"` reads a CSV in the policy's own folder only (E304 for absolute paths or
-  `..`; E305 when it cannot be read). Its header is the key names then `value`.
+  have a row: E301 counts the missing ones and names the first few, in time proportional to
+  the rows present (never by listing the product of the domains);
+- `from "file.csv"` reads a CSV in the policy's own folder only (E304 for absolute paths,
+  `..` or a NUL byte; E305 when it cannot be read: missing, not a regular file — a FIFO is
+  refused before it is opened —, not UTF-8 (naming the encoding it seems to be in)). Its
+  header is the key names then `value`; a cell is a number only when written in ASCII digits.
 """
 from __future__ import annotations
 
 import csv
 import io
 import itertools
+import math
 from pathlib import Path, PurePath
 
 from yibao.core.plan import BOOL, INT, MONEY, RATIO, TEXT, Type
 
 from .. import ast
 from ..errors import error
+from ..source import SourceError, read_text
 from ..units import UnitError, number_value
 from . import Context
+
 
 MAX_MISSING_SHOWN = 4
 
@@ -72,15 +78,27 @@ def _check(name, keys, kind, rows, span, ctx: Context, from_csv: bool = False) -
 
 
 def _check_complete(name, key_types, seen, span, ctx: Context) -> None:
+    """E301 when a combination of closed-domain keys has no row. Every row in ``seen`` is a
+    distinct in-domain combination, so the count missing is the product of the domain sizes
+    minus the rows; the first few missing ones are found walking the product in order and
+    stopping after MAX_MISSING_SHOWN misses, which visits at most len(seen) + that many
+    combinations (six keys of 20 values: 64 million combinations, none listed)."""
     domains = [_closed(t) for t in key_types]
     if any(d is None for d in domains):
         return
-    missing = [combo for combo in itertools.product(*domains) if combo not in seen]
-    if missing:
-        shown = "; ".join(f"({_show(m, key_types)})" for m in missing[:MAX_MISSING_SHOWN])
-        more = f" and {len(missing) - MAX_MISSING_SHOWN} more" if len(missing) > MAX_MISSING_SHOWN else ""
-        ctx.report(error("E301", f"table '{name}' has no row for {shown}{more}", span,
-                         "every combination of closed-domain keys needs a row"))
+    count = math.prod(len(d) for d in domains) - len(seen)
+    if count <= 0:
+        return
+    first = []
+    for combo in itertools.product(*domains):
+        if combo not in seen:
+            first.append(combo)
+            if len(first) == MAX_MISSING_SHOWN:
+                break
+    shown = "; ".join(f"({_show(m, key_types)})" for m in first)
+    more = f" and {count - len(first):,} more" if count > len(first) else ""
+    ctx.report(error("E301", f"table '{name}' has no row for {shown}{more}", span,
+                     "every combination of closed-domain keys needs a row"))
 
 
 def _closed(t: Type):
@@ -143,12 +161,20 @@ def _load_csv(table: ast.TableDecl, ctx: Context):
     if path is None:
         return None
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_text(path)
+    except SourceError as exc:  # not a regular file, too large, not UTF-8
+        where = f" (line {exc.line})" if exc.text else ""
+        ctx.report(error("E305", f"cannot read table file '{table.csv.value}'{where}: "
+                         f"{exc.message.replace(repr(str(path)), 'it')}", table.csv.span,
+                         exc.hint))
+        return None
+    except OSError as exc:
         ctx.report(error("E305", f"cannot read table file '{table.csv.value}': "
-                         f"{exc.__class__.__name__}", table.csv.span,
+                         f"{exc.strerror or exc.__class__.__name__}", table.csv.span,
                          "the file must sit in the policy's folder, UTF-8"))
         return None
+    if text.startswith("\ufeff"):
+        text = text[1:]
     reader = list(csv.reader(io.StringIO(text)))
     want = [k.name for k in table.keys] + ["value"]
     if not reader or [h.strip() for h in reader[0]] != want:
@@ -161,22 +187,36 @@ def _load_csv(table: ast.TableDecl, ctx: Context):
 
 def _csv_row(cells, table: ast.TableDecl, lineno: int, ctx: Context) -> ast.Row:
     span = table.csv.span
-    nodes = [_csv_cell(c.strip(), span) for c in cells]
-    return ast.Row(ast.Span(f"{span.file} ({table.csv.value} line {lineno})", span.line,
-                            span.col, span.end_line, span.end_col), tuple(nodes[:-1]), nodes[-1])
+    row_span = ast.Span(f"{span.file} ({table.csv.value} line {lineno})", span.line, span.col,
+                        span.end_line, span.end_col)
+    nodes = [_csv_cell(c.strip(), row_span) for c in cells]
+    return ast.Row(row_span, tuple(nodes[:-1]), nodes[-1])
 
 
-def _csv_cell(cell: str, span: ast.Span):
+def _csv_cell(cell: str, row_span: ast.Span):
+    """A cell as a literal node spanning its CSV line: true/false, a number (digits of any
+    script, sign, '.', '_', an optional unit: number_value then refuses ``--5`` or ``²`` or
+    full-width digits with E104 at that line), or text."""
     if cell in ("true", "false"):
-        return ast.Bool(span, cell == "true")
+        return ast.Bool(row_span, cell == "true")
     for unit in ("%", " yuan", " fen", ""):
         number = cell[: len(cell) - len(unit)] if unit else cell
-        if cell.endswith(unit) and number.replace("_", "").replace(".", "", 1).lstrip("-").isdigit():
-            return ast.Number(span, number.replace("_", ""), unit.strip() or None)
-    return ast.Str(span, cell)
+        if cell.endswith(unit) and _numberish(number):
+            return ast.Number(row_span, number.replace("_", ""), unit.strip() or None)
+    return ast.Str(row_span, cell)
+
+
+def _numberish(text: str) -> bool:
+    """Digits (any script: ３, ², ٣ …) with only signs, '.' and '_' around them."""
+    return any(ch.isdigit() for ch in text) and all(ch.isdigit() or ch in "-+._"
+                                                    for ch in text)
 
 
 def _csv_path(ref: ast.Str, ctx: Context):
+    if "\x00" in ref.value:
+        ctx.report(error("E304", "table file name contains a NUL byte", ref.span,
+                         "give a plain file name relative to the policy's folder"))
+        return None
     rel = PurePath(ref.value)
     if rel.is_absolute() or ".." in rel.parts or ref.value.startswith(("/", "\\")) or ":" in ref.value:
         ctx.report(error("E304", f"table file '{ref.value}' is outside the policy's folder",

@@ -24,6 +24,39 @@ def run(policy: ast.PolicyFile, ctx: Context) -> P.Plan:
     return _Lowerer(ctx).policy(policy)
 
 
+def _has_paid(e) -> bool:
+    return any(isinstance(x, P.Paid) for x in P.walk(e))
+
+
+def paid_last(base: P.Expr) -> P.Expr:
+    """The base as a left-to-right sum with its paid() terms last: ``in_scope - paid(a) +
+    total`` becomes ``in_scope + total - paid(a)``. Exact integers make the two equal; the
+    order fixes which partial sums are checked against int64, so the reference evaluator
+    (every node of the tree) and the kernel (claim part first, then each paid() term in
+    order) check the same values (docs/reliability.md). check_layers guarantees paid() only
+    appears added or subtracted at the top of a base."""
+    if not _has_paid(base):
+        return base
+    terms = []
+
+    def flatten(e, sign):
+        if isinstance(e, P.Binary) and e.op in ("+", "-") and _has_paid(e):
+            flatten(e.left, sign)
+            flatten(e.right, sign if e.op == "+" else -sign)
+        else:
+            terms.append((sign, e))
+
+    flatten(base, 1)
+    ordered = ([t for t in terms if not isinstance(t[1], P.Paid)]
+               + [t for t in terms if isinstance(t[1], P.Paid)])
+    sign, out = ordered[0]
+    if sign < 0:
+        out = P.Binary(base.type, "-", P.Const(base.type, 0), out)
+    for sign, term in ordered[1:]:
+        out = P.Binary(base.type, "+" if sign > 0 else "-", out, term)
+    return out
+
+
 class _Lowerer:
     def __init__(self, ctx: Context):
         self.ctx = ctx
@@ -86,7 +119,7 @@ class _Lowerer:
             if isinstance(stmt, ast.Applies):
                 parts["applies"] = self.expr(stmt.cond)
             elif isinstance(stmt, ast.Base):
-                parts["base"] = self.expr(stmt.expr)
+                parts["base"] = paid_last(self.expr(stmt.expr))
             elif isinstance(stmt, ast.Deductible):
                 parts["deductible"] = self.deductible(stmt)
             elif isinstance(stmt, ast.Ratio):

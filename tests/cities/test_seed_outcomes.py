@@ -16,18 +16,14 @@ import re
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+import yaml
 
-pytest.importorskip("yibao.dsl.compiler")
-pytest.importorskip("yibao.core.engine")
-
-import pyarrow as pa  # noqa: E402
-import yaml  # noqa: E402
-
-from yibao.core import plan as P  # noqa: E402
-from yibao.core.engine import settle  # noqa: E402
-from yibao.core.reference import settle as settle_reference  # noqa: E402
-from yibao.dsl.compiler import compile_policy  # noqa: E402
+from yibao.core import plan as P
+from yibao.core.engine import settle
+from yibao.core.reference import settle as settle_reference
+from yibao.dsl.compiler import compile_policy
 
 CONFIGS = Path(__file__).resolve().parents[2] / "city_configs"
 CITIES = ("jinhua", "rizhao", "shanghai")

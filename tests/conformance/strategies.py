@@ -25,7 +25,8 @@ def claim(draw, persons=3, invalid=False):
     # Multiples of 10 fen make exact half-fen products (e × 85% = x.5) common: rounding bugs show.
     total = draw(st.one_of(st.integers(0, 2_000_000), st.integers(0, 150_000_000),
                            st.integers(0, 200_000).map(lambda x: x * 10)))
-    in_scope = draw(st.one_of(st.just(total), st.integers(0, total).map(lambda x: x - x % 10)))
+    in_scope = draw(st.one_of(st.just(total), st.integers(0, total).map(lambda x: x - x % 10),
+                              st.integers(0, total)))  # odd differences: half-fen products
     self_first = draw(st.one_of(st.just(0), st.integers(0, in_scope).map(lambda x: x - x % 10)))
     day = START + datetime.timedelta(days=draw(st.integers(0, 60)))
     row = {

@@ -1,6 +1,7 @@
 """Expected failures (a bad path, a file that is not Parquet, bad option values) end in one
 line `yibao <command>: error: …` on stderr and exit 2, never a traceback or exit 1; a bug
-keeps its traceback."""
+(an exception yibao did not expect) exits 70 with one line naming it, its traceback only with
+YIBAO_DEBUG=1."""
 from __future__ import annotations
 
 import os
@@ -70,14 +71,21 @@ def test_partitions_below_one_is_a_usage_error(value, files, tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_a_bug_keeps_its_traceback(monkeypatch):
+def test_a_bug_exits_70_with_one_line(monkeypatch, capsys):
     commands = cli.discover_commands()
 
     def broken(args):
         raise ZeroDivisionError("a bug")
+    monkeypatch.setattr(cli, "discover_commands", lambda: commands)
     monkeypatch.setattr(commands["generate"], "run", broken)
-    with pytest.raises(ZeroDivisionError):
-        main(["generate", "--out", "x.parquet"])
+    monkeypatch.delenv("YIBAO_DEBUG", raising=False)
+    assert main(["generate", "--out", "x.parquet"]) == cli.EXIT_INTERNAL == 70
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("yibao generate: internal error: ZeroDivisionError: a bug at ")
+    monkeypatch.setenv("YIBAO_DEBUG", "1")
+    assert main(["generate", "--out", "x.parquet"]) == 70
+    assert "Traceback" in capsys.readouterr().err
 
 
 def test_subprocess_exit_code_and_debug_traceback(files):
