@@ -13,7 +13,8 @@ from yibao.core.engine import SettlementError, settle
 from yibao.core.explain import explain_claims
 from yibao.core.money import INT64_MAX, OutOfRange
 from yibao.core.plan import BOOL, Const, Layer, Plan, Type
-from yibao.core.reference import ClaimEvaluator, settle_reference
+from yibao.core.reference import ClaimEvaluator
+from yibao.core.reference import settle as settle_reference
 from yibao.core.reference import _rows as reference_rows
 from yibao.core.registry import default_registry
 from yibao.core.vector import Evaluator
