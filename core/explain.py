@@ -29,7 +29,8 @@ from typing import Optional
 
 from .arrow_io import prepare
 from .describe import expr_text, format_date, format_money, format_ratio, format_value
-from .engine import run_validators
+from .errors import YibaoError
+from .settlement import run_validators
 from .money import OutOfRange, checked
 from .plan import PER_YEAR, RATIO_SCALE, Bands, Column, Lookup, Paid, Plan, walk
 from .reference import (Accounts, ClaimEvaluator, LookupMiss, _cap_slot, _key_value,
@@ -37,7 +38,7 @@ from .reference import (Accounts, ClaimEvaluator, LookupMiss, _cap_slot, _key_va
 from .registry import default_registry
 
 
-class ExplainError(LookupError):
+class ExplainError(YibaoError, LookupError):
     """The claim cannot be explained: not in the batch, or rejected (the message says why)."""
 
 

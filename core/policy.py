@@ -17,12 +17,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import YibaoError
 from .plan import Plan, _decode, _encode
 
 POLICY_VERSION = "yibao.policy/1"
 
 
-class PolicyShapeError(ValueError):
+class PolicyShapeError(YibaoError, ValueError):
     """A Policy built without a version, or from something that is not a plan."""
 
 

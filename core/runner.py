@@ -51,6 +51,7 @@ from . import __version__
 from .arrow_io import (REJECT_SCHEMA, ClaimsError, _message, check_unique_names, fen_sum,
                        normal_schema, normal_table, prepare)
 from .engine import settle
+from .errors import YibaoError
 from .manifest import (TABLE_OUTPUTS, OutputFolder, ParquetOut, Totals, exact_sum,
                        plugin_versions, policy_files, sha256_file)
 from .partition import (NBUCKETS, PartitionError, bucket_order, buckets, hash_strings,
@@ -75,11 +76,11 @@ IPC_SUFFIXES = (".arrow", ".ipc", ".feather")
 EXIT_OK, EXIT_REJECTS, EXIT_FAILED = 0, 1, 2
 
 
-class InputError(ValueError):
+class InputError(YibaoError, ValueError):
     """A claims file cannot be read (exit 2)."""
 
 
-class BalanceError(RuntimeError):
+class BalanceError(YibaoError, RuntimeError):
     """The control totals do not balance: the run is not published (exit 2)."""
 
 
