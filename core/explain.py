@@ -25,17 +25,20 @@ import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Optional
+
+import pyarrow as pa
 
 from .arrow_io import prepare
 from .describe import expr_text, format_date, format_money, format_ratio, format_value
 from .errors import YibaoError
-from .settlement import run_validators
 from .money import OutOfRange, checked
 from .plan import PER_YEAR, RATIO_SCALE, Bands, Column, Lookup, Paid, Plan, walk
 from .reference import (Accounts, ClaimEvaluator, LookupMiss, _cap_slot, _key_value,
                         _missing_lookup, _out_of_range_layer, _rows, policy_year, round_half_up)
 from .registry import default_registry
+from .settlement import run_validators
 
 
 class ExplainError(YibaoError, LookupError):
@@ -473,6 +476,51 @@ def explain_claim(plan: Plan, claims, claim_id: str, registry=None, drg: bool = 
                None)
     raise ExplainError(f"claim {claim_id!r} " + (f"was rejected ({why})" if why else
                                                  "is not in the batch"))
+
+
+# -- reading only what one claim needs -------------------------------------------------------
+
+
+def read_key_mates(plans, path, claim_id: str) -> pa.Table:
+    """The rows of the claims at ``path`` (a Parquet file or folder, or an Arrow IPC file)
+    that explaining ``claim_id`` needs: every row sharing an accumulator key value (person,
+    family …, under any of ``plans``) with it, transitively, and every row sharing a claim id
+    with those (a duplicate id rejects every copy). Each read is a dataset scan with a filter
+    (Parquet predicate pushdown), so the cost follows the claim's person and family, not the
+    file. Results never depend on row order, so settling these rows settles the claim exactly
+    as settling the whole file does. Empty when the claim id is not in the file."""
+    import pyarrow.dataset as ds
+    fmt = "ipc" if Path(path).suffix in (".arrow", ".ipc", ".feather") else "parquet"
+    data = ds.dataset(str(path), format=fmt)
+    columns = [c for c in dict.fromkeys(["person_id"] + [k.column for p in plans
+                                                          for k in p.keys()])
+               if c in data.schema.names]
+    rows = data.to_table(filter=ds.field("claim_id") == claim_id)
+    values = {c: set() for c in columns}
+    while rows.num_rows:  # grow to the key-mates' closure: a few rounds at most
+        grown = False
+        for c in columns:
+            found = {v for v in rows.column(c).to_pylist() if v is not None}
+            grown |= not found <= values[c]
+            values[c] |= found
+        if not grown:
+            break
+        rows = data.to_table(filter=_any_of(ds, values) | (ds.field("claim_id") == claim_id))
+    if rows.num_rows == 0:
+        return rows
+    ids = pa.array(sorted(set(rows.column("claim_id").drop_null().to_pylist())),
+                   data.schema.field("claim_id").type)
+    return data.to_table(filter=_any_of(ds, values) | ds.field("claim_id").isin(ids))
+
+
+def _any_of(ds, values: dict):
+    """A filter: the row's value of some column is one of ``values[column]``."""
+    out = None
+    for column, found in values.items():
+        if found:
+            test = ds.field(column).isin(sorted(found))
+            out = test if out is None else out | test
+    return out
 
 
 # -- provider payment: pool, group, case class and points (the points oracle) ---------------

@@ -31,8 +31,9 @@ def _version_for(plans, claims, claim_id):
 
 def run(args) -> int:
     from yibao.core.arrow_io import ClaimsError
-    from yibao.core.explain import ExplainError, explain_claim, format_explanation
-    from ._common import read_claims, registry
+    from yibao.core.explain import (ExplainError, explain_claim, format_explanation,
+                                    read_key_mates)
+    from ._common import registry
     from ._policies import load_policy
     reg = registry(args.policy)
     policy = load_policy(args.policy, reg)
@@ -40,7 +41,9 @@ def run(args) -> int:
         return 2
     plans = policy.versions
     try:
-        claims = read_claims(args.claims)
+        # only the claim's person/family rows (and rows sharing their ids): exact, and the
+        # cost follows that person's claims, not the file's
+        claims = read_key_mates(plans, args.claims, args.claim_id)
         plan = _version_for(plans, claims, args.claim_id)
         # A plan with groupers shows the grouping path in its provider block (with the plan's
         # own tables, MDC order and splits); --drg adds the national grouper's path for plans

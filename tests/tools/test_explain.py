@@ -179,3 +179,35 @@ def test_readmission_names_the_next_stay(jinhua_batch):
     assert ex.provider.points == want[r["claim_id"]]["points"]
     assert ex.provider.readmission["claim_id"] == "RE1"
     assert "readmission: RE1 admitted 3 days after" in format_explanation(ex)
+
+
+def test_reading_only_the_key_mates_explains_like_the_whole_file(jinhua_batch, tmp_path):
+    """`yibao explain` reads only the claim's person/family rows (and rows sharing their
+    claim ids) with Parquet filters: the explanation equals the one from the whole file,
+    and the read is a small part of the file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from yibao.core.explain import read_key_mates
+    plan, claims, rows = jinhua_batch
+    dup = claims.slice(7, 1).set_column(
+        claims.schema.get_field_index("person_id"), "person_id", pa.array(["someone else"]))
+    path = tmp_path / "c.parquet"
+    pq.write_table(pa.concat_tables([claims, dup]), path, row_group_size=500)
+    by_person = {}
+    for r in claims.select(["claim_id", "person_id"]).to_pylist():
+        by_person.setdefault(r["person_id"], []).append(r["claim_id"])
+    busy = max(by_person, key=lambda p: len(by_person[p]))
+    wanted = [by_person[busy][-1], rows[0]["claim_id"], claims.column("claim_id")[7].as_py()]
+    for claim_id in wanted:
+        mates = read_key_mates([plan], path, claim_id)
+        assert 0 < mates.num_rows < claims.num_rows // 10
+        whole = pq.read_table(path)
+        try:
+            want = explain_claim(plan, whole, claim_id).to_dict()
+        except ExplainError as exc:  # the duplicated id: rejected from both reads alike
+            with pytest.raises(ExplainError, match="duplicate_claim_id"):
+                explain_claim(plan, mates, claim_id)
+            assert "duplicate_claim_id" in str(exc)
+            continue
+        assert explain_claim(plan, mates, claim_id).to_dict() == want
+    assert read_key_mates([plan], path, "no such claim").num_rows == 0
