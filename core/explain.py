@@ -481,46 +481,58 @@ def explain_claim(plan: Plan, claims, claim_id: str, registry=None, drg: bool = 
 # -- reading only what one claim needs -------------------------------------------------------
 
 
-def read_key_mates(plans, path, claim_id: str) -> pa.Table:
+def read_key_mates(plans, path, claim_id: str, columns=None) -> pa.Table:
     """The rows of the claims at ``path`` (a Parquet file or folder, or an Arrow IPC file)
     that explaining ``claim_id`` needs: every row sharing an accumulator key value (person,
     family …, under any of ``plans``) with it, transitively, and every row sharing a claim id
-    with those (a duplicate id rejects every copy). Each read is a dataset scan with a filter
-    (Parquet predicate pushdown), so the cost follows the claim's person and family, not the
-    file. Results never depend on row order, so settling these rows settles the claim exactly
-    as settling the whole file does. Empty when the claim id is not in the file."""
+    with those (a duplicate id rejects every copy). Only ``columns`` are read (None: all;
+    ``explain_columns`` leaves out the diagnosis lists, most of a claim file's bytes), in one
+    scan: a predicate pushed down to Parquet skips only row groups whose statistics exclude
+    it, and claim and person ids are spread over every row group, so a filtered scan would
+    decode the same pages, once per round of the closure. Results never depend on row order,
+    so settling these rows settles the claim exactly as settling the whole file does. Empty
+    when the claim id is not in the file."""
+    import pyarrow.compute as pc
     import pyarrow.dataset as ds
     fmt = "ipc" if Path(path).suffix in (".arrow", ".ipc", ".feather") else "parquet"
     data = ds.dataset(str(path), format=fmt)
-    columns = [c for c in dict.fromkeys(["person_id"] + [k.column for p in plans
-                                                          for k in p.keys()])
-               if c in data.schema.names]
-    rows = data.to_table(filter=ds.field("claim_id") == claim_id)
-    values = {c: set() for c in columns}
-    while rows.num_rows:  # grow to the key-mates' closure: a few rounds at most
-        grown = False
-        for c in columns:
-            found = {v for v in rows.column(c).to_pylist() if v is not None}
-            grown |= not found <= values[c]
-            values[c] |= found
-        if not grown:
+    keys = [c for c in dict.fromkeys(["person_id"] + [k.column for p in plans
+                                                       for k in p.keys()])
+            if c in data.schema.names]
+    if columns is not None:
+        wanted = set(columns) | set(keys) | {"claim_id"}
+        columns = [c for c in data.schema.names if c in wanted]
+    table = data.to_table(columns=columns)
+    ids = table.column("claim_id")
+    mine = pc.equal(ids, claim_id).fill_null(False)
+    while True:  # grow to the key-mates' closure: a few rounds at most
+        grown = pc.equal(ids, claim_id).fill_null(False)
+        for c in keys:
+            found = pc.unique(table.column(c).filter(mine)).drop_null()
+            grown = pc.or_(grown, pc.is_in(table.column(c), value_set=found).fill_null(False))
+        if pc.sum(grown).as_py() == pc.sum(mine).as_py():
             break
-        rows = data.to_table(filter=_any_of(ds, values) | (ds.field("claim_id") == claim_id))
-    if rows.num_rows == 0:
-        return rows
-    ids = pa.array(sorted(set(rows.column("claim_id").drop_null().to_pylist())),
-                   data.schema.field("claim_id").type)
-    return data.to_table(filter=_any_of(ds, values) | ds.field("claim_id").isin(ids))
+        mine = grown
+    same_id = pc.is_in(ids, value_set=pc.unique(ids.filter(mine)).drop_null()).fill_null(False)
+    return table.filter(same_id)
 
 
-def _any_of(ds, values: dict):
-    """A filter: the row's value of some column is one of ``values[column]``."""
-    out = None
-    for column, found in values.items():
-        if found:
-            test = ds.field(column).isin(sorted(found))
-            out = test if out is None else out | test
-    return out
+def explain_columns(plans, registry=None, drg: bool = False):
+    """The claim columns an explanation under ``plans`` reads (None: every column, when a
+    plugin validator or the DRG path may read any): ids, keys, the plans' columns and their
+    provider part's. Leaving out the diagnosis lists the benefits never read is most of the
+    saving of reading one person's claims."""
+    from .provider import needed_columns
+    registry = registry or default_registry()
+    if drg or registry.validators:
+        return None
+    out = {"claim_id", "person_id", "discharge_date"}
+    for plan in plans:
+        out.update(c.name for c in plan.columns)
+        out.update(k.column for k in plan.keys())
+        if plan.provider is not None or plan.groupers:
+            out.update(needed_columns(plan))
+    return sorted(out)
 
 
 # -- provider payment: pool, group, case class and points (the points oracle) ---------------

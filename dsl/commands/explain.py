@@ -31,8 +31,8 @@ def _version_for(plans, claims, claim_id):
 
 def run(args) -> int:
     from yibao.core.arrow_io import ClaimsError
-    from yibao.core.explain import (ExplainError, explain_claim, format_explanation,
-                                    read_key_mates)
+    from yibao.core.explain import (ExplainError, explain_claim, explain_columns,
+                                    format_explanation, read_key_mates)
     from ._common import registry
     from ._policies import load_policy
     reg = registry(args.policy)
@@ -43,7 +43,8 @@ def run(args) -> int:
     try:
         # only the claim's person/family rows (and rows sharing their ids): exact, and the
         # cost follows that person's claims, not the file's
-        claims = read_key_mates(plans, args.claims, args.claim_id)
+        claims = read_key_mates(plans, args.claims, args.claim_id,
+                                explain_columns(plans, reg, args.drg))
         plan = _version_for(plans, claims, args.claim_id)
         # A plan with groupers shows the grouping path in its provider block (with the plan's
         # own tables, MDC order and splits); --drg adds the national grouper's path for plans

@@ -187,7 +187,7 @@ def test_reading_only_the_key_mates_explains_like_the_whole_file(jinhua_batch, t
     and the read is a small part of the file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from yibao.core.explain import read_key_mates
+    from yibao.core.explain import explain_columns, read_key_mates
     plan, claims, rows = jinhua_batch
     dup = claims.slice(7, 1).set_column(
         claims.schema.get_field_index("person_id"), "person_id", pa.array(["someone else"]))
@@ -198,8 +198,9 @@ def test_reading_only_the_key_mates_explains_like_the_whole_file(jinhua_batch, t
         by_person.setdefault(r["person_id"], []).append(r["claim_id"])
     busy = max(by_person, key=lambda p: len(by_person[p]))
     wanted = [by_person[busy][-1], rows[0]["claim_id"], claims.column("claim_id")[7].as_py()]
-    for claim_id in wanted:
-        mates = read_key_mates([plan], path, claim_id)
+    for claim_id, columns in [(c, None) for c in wanted] + [(c, explain_columns([plan]))
+                                                            for c in wanted]:
+        mates = read_key_mates([plan], path, claim_id, columns)
         assert 0 < mates.num_rows < claims.num_rows // 10
         whole = pq.read_table(path)
         try:
