@@ -39,12 +39,13 @@ def test_policy_not_utf8_names_file_and_encoding(tmp_path, encoding, named):
     assert diag.span.line >= 1
 
 
-def test_yibao_check_on_a_gbk_policy_is_one_diagnostic_exit_2(tmp_path):
+def test_yibao_check_on_a_gbk_policy_is_one_diagnostic_exit_1(tmp_path):
+    """A policy file check can read no further is a finding of check (exit 1, docs/cli.md)."""
     path = tmp_path / "policy.yb"
     path.write_bytes(POLICY.encode("gbk"))
     done = subprocess.run([sys.executable, "-m", "yibao.dsl.cli", "check", str(path)],
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2, done.stderr
+    assert done.returncode == 1, done.stderr
     assert "error[E005]" in done.stderr and "GBK/GB18030" in done.stderr
     assert "Traceback" not in done.stderr
 
