@@ -3,7 +3,7 @@
 ``diff_policies(a, b, claims)`` returns a ``DiffReport`` of pyarrow tables (money in int64
 fen): fund spending per layer, per tier and per hospital level under each policy; how many
 claims' self-pay changed (up and down), the distribution of the change (a histogram with integer fen
-edges) and the largest movers. ``a`` and ``b`` are a Plan or a tuple of versions (each claim
+edges) and the largest movers. ``a`` and ``b`` are a Policy, a Plan or a tuple of versions (each claim
 under the version in force on its discharge date).
 
 Only claims settled under both policies are compared; claims rejected under one of them are
