@@ -6,24 +6,33 @@ core/partition.py), so it is written out here rather than borrowed from a librar
 may change between versions."""
 from libc.stdint cimport int64_t, uint64_t, uint8_t
 
-import numpy as np
+from yibao.core._fnv cimport fnv1a_bytes
 
-cdef uint64_t FNV_OFFSET = 14695981039346656037ULL
-cdef uint64_t FNV_PRIME = 1099511628211ULL
+import numpy as np
+import pyarrow as pa
 
 
 cdef void _fnv(const int64_t[::1] offsets, const uint8_t[::1] data, const uint8_t[::1] valid,
                uint64_t[::1] out) noexcept nogil:
-    cdef Py_ssize_t i, j
-    cdef uint64_t h
+    cdef Py_ssize_t i
     for i in range(out.shape[0]):
         if not valid[i]:
             out[i] = 0  # null: every null hashes to 0
             continue
-        h = FNV_OFFSET
-        for j in range(offsets[i], offsets[i + 1]):
-            h = (h ^ data[j]) * FNV_PRIME
-        out[i] = h
+        out[i] = fnv1a_bytes(&data[0] + offsets[i], offsets[i + 1] - offsets[i])
+
+
+def plain_strings(values, string_type):
+    """One contiguous array of ``string_type`` (pa.string() or pa.large_string()): chunks
+    combined, dictionaries decoded, other types cast. The one reader of string buffers that
+    the bucket hash (core/partition.py) and the id tables (core/_ids.pyx) share."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    if values.type != string_type:
+        values = values.cast(string_type)
+    return values
 
 
 def fnv1a(offsets, data, valid):

@@ -11,8 +11,12 @@ never duplicates.
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memcmp
 
+from yibao.core._fnv cimport fnv1a_bytes
+
 import numpy as np
 import pyarrow as pa
+
+from yibao.core._hash import plain_strings
 
 cdef extern from "Python.h":
     void* PyMem_RawMalloc(size_t n) nogil
@@ -20,11 +24,9 @@ cdef extern from "Python.h":
 
 
 cdef inline uint64_t hash_bytes(const uint8_t* p, int64_t n) noexcept nogil:
-    """FNV-1a 64, then a final avalanche so the low bits (the table slot) are well mixed."""
-    cdef uint64_t h = 14695981039346656037ULL
-    cdef int64_t k
-    for k in range(n):
-        h = (h ^ p[k]) * 1099511628211ULL
+    """FNV-1a 64 (core/_fnv.pxd), then a final avalanche so the low bits (the table slot)
+    are well mixed."""
+    cdef uint64_t h = fnv1a_bytes(p, n)
     h ^= h >> 33
     h *= 0xff51afd7ed558ccdULL
     h ^= h >> 33
@@ -77,19 +79,8 @@ cdef int64_t hash_rows(const int32_t* offsets, const uint8_t* data, const uint8_
     return count
 
 
-def _plain_strings(values):
-    """One contiguous ``string`` array (chunks combined, large_string and views cast)."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
-    if pa.types.is_dictionary(values.type):
-        values = values.dictionary_decode()
-    if not pa.types.is_string(values.type):
-        values = values.cast(pa.string())
-    return values
-
-
 def _hash(values):
-    arr = _plain_strings(values)
+    arr = plain_strings(values, pa.string())
     cdef int64_t n = len(arr)
     ids = np.empty(n, dtype=np.int64)
     dup = np.zeros(n, dtype=np.uint8)

@@ -41,35 +41,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .claims import SETTINGS, STANDARD_SCHEMA
+
 __all__ = ["generate_claims", "write_claims", "sample_claims", "CLAIM_SCHEMA", "code_lists"]
 
 _ICD_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "chs-drg-1.1" / "executable" / "ICD"
 
 TIERS = ("tier1", "tier2", "tier3")
-SETTINGS = ("inpatient", "outpatient", "rehab")
 SCHEMES = ("employee", "resident")
 
 _DICT = pa.dictionary(pa.int32(), pa.string())
 
 CLAIM_SCHEMA = pa.schema([
-    ("claim_id", pa.string()),
-    ("person_id", pa.string()),
-    ("family_id", pa.string()),
-    ("tier", _DICT),
-    ("low_income", pa.bool_()),
-    ("setting", _DICT),
-    ("hospital_id", pa.string()),
-    ("hospital_level", pa.int8()),
-    ("hospital_tcm", pa.bool_()),
-    ("admit_date", pa.date32()),
-    ("discharge_date", pa.date32()),
-    ("los", pa.int32()),
-    ("principal_dx", pa.string()),
-    ("secondary_dx", pa.list_(pa.string())),
-    ("procedures", pa.list_(pa.string())),
-    ("total", pa.int64()),
-    ("in_scope", pa.int64()),
-    ("self_first", pa.int64()),
+    *STANDARD_SCHEMA,  # the claim record (core/claims.py)
     # extra attribute columns (policies / groupers)
     ("referral", pa.bool_()),
     ("age", pa.int16()),

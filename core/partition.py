@@ -44,12 +44,7 @@ def partition_key(plan: Plan) -> Key:
 
 def hash_strings(values) -> np.ndarray:
     """uint64 FNV-1a hash of every value (cast to string; null hashes to 0)."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
-    if pa.types.is_dictionary(values.type):
-        values = values.dictionary_decode()
-    if not pa.types.is_large_string(values.type):
-        values = values.cast(pa.large_string())
+    values = _hash.plain_strings(values, pa.large_string())
     n = len(values)
     validity, offsets, data = values.buffers()
     offs = np.frombuffer(offsets, dtype=np.int64)[values.offset:values.offset + n + 1]

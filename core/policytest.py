@@ -33,17 +33,10 @@ import pyarrow as pa
 from .describe import format_value
 from .engine import settle
 from .explain import explain_claims
+from .claims import STANDARD_SCHEMA
 from .plan import BOOL, DATE, INT, MONEY, RATIO, Bands, Plan
 
-STANDARD = {
-    "claim_id": pa.string(), "person_id": pa.string(), "family_id": pa.string(),
-    "tier": pa.dictionary(pa.int32(), pa.string()), "low_income": pa.bool_(),
-    "setting": pa.dictionary(pa.int32(), pa.string()), "hospital_id": pa.string(),
-    "hospital_level": pa.int8(), "hospital_tcm": pa.bool_(), "admit_date": pa.date32(),
-    "discharge_date": pa.date32(), "los": pa.int32(), "principal_dx": pa.string(),
-    "secondary_dx": pa.list_(pa.string()), "procedures": pa.list_(pa.string()),
-    "total": pa.int64(), "in_scope": pa.int64(), "self_first": pa.int64(),
-}
+STANDARD = {f.name: f.type for f in STANDARD_SCHEMA}  # core/claims.py
 DEFAULTS = {"tier": "tier2", "low_income": False, "setting": "inpatient", "hospital_id": "H1",
             "hospital_tcm": False, "principal_dx": "K85.9", "secondary_dx": [],
             "procedures": []}

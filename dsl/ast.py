@@ -399,6 +399,24 @@ class PluginUse(Node):
 
 
 @dataclass(frozen=True)
+class AdjustParam(Node):
+    """One figure of a plugin adjustment: ``name value`` (a literal: number, text, name,
+    true/false) or ``name from "file.csv"`` (``csv`` true, ``value`` the file name)."""
+    name: Name
+    value: Expr
+    csv: bool = False
+
+
+@dataclass(frozen=True)
+class AdjustmentDecl(Node):
+    """``adjust by tcm_tilt { … }``: the point adjustment a plugin registered under that
+    name (``Registry.adjustments``), applied to the policy's pools with these figures
+    (dsl/passes/apply_adjustments.py)."""
+    adjustment: Name
+    params: tuple  # AdjustParam, in file order
+
+
+@dataclass(frozen=True)
 class PolicyFile(Node):
     statements: tuple
     comments: tuple = ()
@@ -417,6 +435,9 @@ class PolicyFile(Node):
 
     def pools(self) -> tuple:
         return tuple(s for s in self.statements if isinstance(s, PoolDecl))
+
+    def adjustments(self) -> tuple:
+        return tuple(s for s in self.statements if isinstance(s, AdjustmentDecl))
 
 
 def children(node):

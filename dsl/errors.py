@@ -85,6 +85,7 @@ CODES = {
     "E510": "a bad split suffix",
     "E511": "per-hospital budgets combined with capitation, a per-head control or a baseline",
     "W512": "sharing of fund money with a point value that adds patients' payments back",
+    "E513": "an unknown point adjustment, or a bad figure for one (adjust by …)",
     # policy versions in one folder (dsl/versions.py)
     "E601": "policy versions leave a gap",
     "E602": "policy versions overlap",

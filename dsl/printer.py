@@ -161,6 +161,14 @@ class _Printer:
             self.lines.append(f"  year starts {h.year_start}")
         self.close("", h)
 
+    def s_AdjustmentDecl(self, a: ast.AdjustmentDecl) -> None:
+        self.emit("", f"adjust by {a.adjustment.name} {{", a)
+        for param in a.params:
+            value = (f'from "{param.value.value}"' if param.csv
+                     else format_literal(param.value))
+            self.emit("  ", f"{param.name.name} {value}", param)
+        self.close("", a)
+
     def s_PluginUse(self, p: ast.PluginUse) -> None:
         self.emit("", f'plugin "{p.distribution.value}" "{p.versions.value}"', p)
 

@@ -487,6 +487,16 @@ class _Builder:
     def r_adjust(self, args, span):
         return ast.Adjust(span, self.name(args[1]), args[2], args[4])
 
+    def r_adjustment_decl(self, args, span):
+        params = tuple(a for a in args if isinstance(a, ast.AdjustParam))
+        return ast.AdjustmentDecl(span, self.name(args[2]), params)
+
+    def r_adjust_param(self, args, span):
+        return ast.AdjustParam(span, self.name(args[0]), args[1])
+
+    def r_adjust_param_csv(self, args, span):
+        return ast.AdjustParam(span, self.name(args[0]), self.str_node(args[2]), csv=True)
+
     def r_pv_plus_paid(self, args, span):
         return ast.PointValueDecl(span, "budget_plus_paid")
 

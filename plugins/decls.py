@@ -32,12 +32,28 @@ class GrouperDecl:
 class AdjustmentDecl:
     """A provider-side points adjustment. ``apply(points_plan, params) -> PointsPlan`` rewrites
     a ``yibao.core.points.plan.PointsPlan`` (extra groups, ``Adjustment`` factors, split pools)
-    from ``params``, a plan node holding the policy's figures (never figures in code)."""
+    from ``params``, a plan node holding the policy's figures (never figures in code).
+
+    A policy applies it with ``adjust by <name> { <figure> <value> … }``
+    (dsl/passes/apply_adjustments.py): ``figures`` are ((figure name, kind), …), the kind one
+    of ``FIGURE_KINDS``; the compiler converts each value to engine units and builds the
+    params with ``params.from_figures(dict)`` when the class has it, else ``params(**dict)``.
+    The rewrite runs once, at compile time: the run evaluates the rewritten plan, vectorised,
+    and never calls back into the plugin per claim."""
     name: str
     apply: Callable
     params: type  # the params node class apply() expects
     doc: str
     plugin: str = "yibao"
+    figures: tuple = ()  # ((figure name, kind), …) a policy may give
+
+
+# What a figure of ``adjust by`` can be, and what the compiler hands the params for it:
+# ratio / money / points: an int in engine units (millionths, fen, points ×10^4);
+# column: a bool claim column's name; pool: a pool's name (a 1-tuple);
+# points_csv: ``from "file.csv"`` with columns group,points,avg_cost[,label] → ((group,
+# points ×10^4, avg_cost fen), …) in file order.
+FIGURE_KINDS = ("ratio", "money", "points", "column", "pool", "points_csv")
 
 
 EXACT_KINDS = (MONEY, RATIO, INT, BOOL, DATE)  # results that must be integers (engine units)

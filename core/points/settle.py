@@ -11,6 +11,7 @@ from fractions import Fraction
 
 import pyarrow as pa
 
+from yibao.core import money
 from yibao.core.plan import RATIO_SCALE
 
 from .plan import BASELINE, BUDGET_PLUS_PAID, POINT_SCALE, PV_SCALE, Pool
@@ -35,12 +36,9 @@ POOL_SCHEMA = pa.schema([
 
 
 def round_half_up(x: Fraction) -> int:
-    """Nearest integer, halves away from zero."""
-    n = abs(x)
-    q = int(n.numerator // n.denominator)
-    if 2 * (n - q) >= 1:
-        q += 1
-    return q if x >= 0 else -q
+    """Nearest integer, halves away from zero: core/money.py's one rounding rule on a
+    Fraction (its denominator is always positive)."""
+    return money.round_half_up(x.numerator, x.denominator)
 
 
 def largest_remainder(shares: dict) -> dict:

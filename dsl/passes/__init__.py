@@ -12,22 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from yibao.core.plan import BOOL, DATE, INT, MONEY, TEXT, Type
+from yibao.core.claims import PLAN_TYPES, SETTINGS  # noqa: F401 (SETTINGS: re-exported)
 from yibao.core.registry import Registry
 
 from ..errors import ERROR
 
-SETTINGS = ("inpatient", "outpatient", "rehab")
-
-# The claim record of benefits.md, in the order Plan.columns lists them.
-BUILTIN_COLUMNS = {
-    "claim_id": Type(TEXT), "person_id": Type(TEXT), "family_id": Type(TEXT),
-    "tier": Type(TEXT), "low_income": Type(BOOL), "hospital_tcm": Type(BOOL),
-    "setting": Type(TEXT, SETTINGS), "hospital_id": Type(TEXT),
-    "hospital_level": Type(INT, (1, 2, 3)), "admit_date": Type(DATE),
-    "discharge_date": Type(DATE), "los": Type(INT), "total": Type(MONEY),
-    "in_scope": Type(MONEY), "self_first": Type(MONEY),
-}
+# The claim record of benefits.md (core/claims.py), in the order Plan.columns lists them.
+BUILTIN_COLUMNS = PLAN_TYPES
 ALWAYS_READ = ("claim_id", "person_id", "discharge_date", "total")
 BUILTIN_FUNCTIONS = ("min", "max")
 

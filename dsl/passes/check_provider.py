@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 from decimal import Decimal, InvalidOperation
 
+from yibao.core.money import round_half_up
 from yibao.core.plan import BOOL, DATE, INT, MONEY, RATIO, RATIO_SCALE, TEXT
 from yibao.core.points import plan as PP
 
@@ -399,7 +400,6 @@ class _Pool:
         years = [c for c in (rows[0][1] if rows else ()) if c != "hospital_id"]
         if rows and not years:
             self.fail("E507", f"file '{s.csv.value}' lists no year columns", s.csv.span)
-        from yibao.core.points.settle import round_half_up
         from fractions import Fraction
         budgets = []
         for n, cells in rows:
@@ -407,9 +407,9 @@ class _Pool:
             if None in fen or growth is None:
                 self.ok = False
                 continue
-            mean = Fraction(sum(fen), len(fen))
-            budgets.append((cells["hospital_id"], round_half_up(
-                mean * Fraction(RATIO_SCALE + growth, RATIO_SCALE))))
+            budget = Fraction(sum(fen), len(fen)) * Fraction(RATIO_SCALE + growth, RATIO_SCALE)
+            budgets.append((cells["hospital_id"],
+                            round_half_up(budget.numerator, budget.denominator)))
         if len({h for h, _ in budgets}) != len(budgets):
             self.fail("E507", f"file '{s.csv.value}' lists a hospital twice", s.csv.span)
         self.kw["hospital_budgets"] = tuple(budgets)

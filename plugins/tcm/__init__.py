@@ -69,4 +69,5 @@ def yibao_register_adjustments(registry):
     """tcm_tilt: TCM groups, institution factor, separate clearing."""
     registry.add_adjustment(AdjustmentDecl(
         "tcm_tilt", points.apply, points.TcmTilt,
-        "TCM DRG groups, a factor for TCM institutions, a separate year-end pool for them"))
+        "TCM DRG groups, a factor for TCM institutions, a separate year-end pool for them",
+        figures=points.FIGURES))

@@ -41,6 +41,21 @@ class TcmTilt:
     bear: int = 0  # ratio of an overrun they bear (超支分担); the fund compensates the rest
     pools: tuple = ()
 
+    @classmethod
+    def from_figures(cls, figures: dict) -> "TcmTilt":
+        """The tilt from a policy's ``adjust by tcm_tilt { … }`` figures (engine units,
+        see ``FIGURES``): ``groups`` rows split into base points and average costs."""
+        figures = dict(figures)
+        rows = figures.pop("groups", ())
+        return cls(groups=tuple((g, p) for g, p, _ in rows),
+                   avg_cost=tuple((g, a) for g, _, a in rows), **figures)
+
+
+# The figures a policy gives in ``adjust by tcm_tilt { … }`` (plugins/decls.py FIGURE_KINDS).
+FIGURES = (("groups", "points_csv"), ("institution_factor", "ratio"),
+           ("institution_column", "column"), ("separate_budget", "money"), ("keep", "ratio"),
+           ("bear", "ratio"), ("pools", "pool"))
+
 
 def _targets(plan: PointsPlan, tilt: TcmTilt) -> list:
     names = [p.name for p in plan.pools]

@@ -24,6 +24,10 @@ from yibao.core import plan as P
 from yibao.core.engine import settle
 from yibao.core.reference import settle as settle_reference
 from yibao.dsl.compiler import compile_policy
+from yibao.plugins.manager import build_registry, make_plugin_manager
+
+# yibao's own plugins: rizhao applies the tcm plugin's tcm_tilt (`adjust by tcm_tilt`)
+SHIPPED = build_registry(make_plugin_manager(allowlist="family,tcm"))
 
 CONFIGS = Path(__file__).resolve().parents[2] / "city_configs"
 CITIES = ("jinhua", "rizhao", "shanghai")
@@ -85,7 +89,7 @@ def claims_table(rows: list, extra: dict) -> pa.Table:
 
 @pytest.fixture(scope="module")
 def plans():
-    return {city: compile_policy(CONFIGS / city / "policy.yb") for city in CITIES}
+    return {city: compile_policy(CONFIGS / city / "policy.yb", SHIPPED) for city in CITIES}
 
 
 @pytest.fixture(params=["kernel", "reference"])

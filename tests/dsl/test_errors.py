@@ -16,7 +16,7 @@ LIMIT_CODES = {"E001", "E003"}  # need megabyte inputs: tests/dsl/test_limits.py
 # Provider-payment codes need CSV tables beside the policy: tests/provider/test_language.py;
 # version codes need a folder of versions: tests/tools/test_versions.py.
 ELSEWHERE = {"E501", "E502", "E503", "E504", "E505", "W506", "E507", "E508", "E509", "E510",
-             "E511",
+             "E511", "E513",
              "E601", "E602"}
 
 

@@ -6,7 +6,11 @@ from pathlib import Path
 import pytest
 
 from yibao.dsl.compiler import check_text, compile_policy, compile_text
+from yibao.plugins.manager import build_registry, make_plugin_manager
 from yibao.dsl.errors import PolicyError
+
+# yibao's own plugins: rizhao applies the tcm plugin's tcm_tilt (`adjust by tcm_tilt`)
+SHIPPED = build_registry(make_plugin_manager(allowlist="family,tcm"))
 
 HEAD = 'policy "t" {\n  region "test"\n  effective 2024-01-01 to 2024-12-31\n}\n'
 CITIES = Path(__file__).resolve().parents[2] / "city_configs"
@@ -65,4 +69,4 @@ def test_band_rate_out_of_range():
 
 @pytest.mark.parametrize("city", ["jinhua", "rizhao", "shanghai"])
 def test_pool_uplift_above_100_percent_stays_legal(city):
-    assert compile_policy(CITIES / city) is not None
+    assert compile_policy(CITIES / city, SHIPPED) is not None

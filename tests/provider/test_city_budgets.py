@@ -13,6 +13,10 @@ from yibao.core import provider
 from yibao.core.engine import settle
 from yibao.core.generate import sample_claims
 from yibao.dsl.compiler import compile_policy
+from yibao.plugins.manager import build_registry, make_plugin_manager
+
+# yibao's own plugins: rizhao applies the tcm plugin's tcm_tilt (`adjust by tcm_tilt`)
+SHIPPED = build_registry(make_plugin_manager(allowlist="family,tcm"))
 
 RIZHAO = Path(__file__).resolve().parents[2] / "city_configs" / "rizhao"
 
@@ -25,7 +29,7 @@ def half_up(x: Fraction) -> int:
 
 @pytest.fixture(scope="module")
 def rizhao():
-    plan = compile_policy(str(RIZHAO / "policy.yb"))
+    plan = compile_policy(str(RIZHAO / "policy.yb"), SHIPPED)
     claims = sample_claims(20_000, 7, 2016)  # the sample the figures are sized to
     res = settle(plan, claims).results
     return plan, claims, res

@@ -13,6 +13,10 @@ from yibao.core.policytest import (
     CaseFileError, Case, claims_table, load_cases, run_case)
 from yibao.core.reference import settle as settle_reference
 from yibao.dsl.compiler import compile_policy
+from yibao.plugins.manager import build_registry, make_plugin_manager
+
+# yibao's own plugins: rizhao applies the tcm plugin's tcm_tilt (`adjust by tcm_tilt`)
+SHIPPED = build_registry(make_plugin_manager(allowlist="family,tcm"))
 
 CONFIGS = Path(__file__).resolve().parents[2] / "city_configs"
 POINT_CITIES = ("jinhua", "rizhao", "shanghai")
@@ -36,7 +40,7 @@ def test_every_points_city_ships_provider_cases(city):
 
 @pytest.mark.parametrize("city", POINT_CITIES)
 def test_provider_cases_pass_on_the_kernel(city):
-    plan = compile_policy(str(CONFIGS / city))
+    plan = compile_policy(str(CONFIGS / city), SHIPPED)
     for case in provider_cases(city):
         res = run_case(plan, case)
         assert res.passed, (case.name, res.error, res.mismatches)
@@ -44,7 +48,7 @@ def test_provider_cases_pass_on_the_kernel(city):
 
 @pytest.mark.parametrize("city", POINT_CITIES)
 def test_provider_cases_agree_on_the_reference_path(city):
-    plan = compile_policy(str(CONFIGS / city))
+    plan = compile_policy(str(CONFIGS / city), SHIPPED)
     for case in provider_cases(city):
         table = claims_table(list(case.claims), plan)
         kernel = settle(plan, table).results
@@ -59,7 +63,7 @@ def test_provider_cases_agree_on_the_reference_path(city):
 
 
 def test_a_wrong_hospital_figure_is_named(tmp_path):
-    plan = compile_policy(str(CONFIGS / "rizhao"))
+    plan = compile_policy(str(CONFIGS / "rizhao"), SHIPPED)
     case = next(c for c in provider_cases("rizhao") if c.hospitals)
     wrong = Case(case.name, case.claims, case.expect,
                  tuple((p, h, col, v + 1 if col == "hifp_pay" else v)

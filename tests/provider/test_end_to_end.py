@@ -16,6 +16,10 @@ from yibao.core.grouping import STATUSES as DRG_STATUSES
 from yibao.core.points.plan import BASELINE, BUDGET_PLUS_PAID, POINT_SCALE, PV_SCALE
 from yibao.core.reference import settle as settle_reference
 from yibao.dsl.compiler import compile_policy
+from yibao.plugins.manager import build_registry, make_plugin_manager
+
+# yibao's own plugins: rizhao applies the tcm plugin's tcm_tilt (`adjust by tcm_tilt`)
+SHIPPED = build_registry(make_plugin_manager(allowlist="family,tcm"))
 
 CITIES = ("jinhua", "rizhao", "shanghai")
 STATUSES = {"default", "unmatched", *DRG_STATUSES}   # DRG ones: ok, invalid_*, no_adrg …
@@ -41,7 +45,7 @@ def generated():
 def settled(generated):
     out = {}
     for city in CITIES:
-        plan = compile_policy(f"city_configs/{city}")
+        plan = compile_policy(f"city_configs/{city}", SHIPPED)
         claims = for_city(city, generated)
         out[city] = (plan, claims, settle(plan, claims))
     return out
@@ -158,7 +162,7 @@ def test_partitions_reduce_to_the_same_year(city, settled):
 def test_kernel_path_equals_reference_path(city):
     """Grouping (DRG kernel vs group_claim, tables vectorised vs per claim) and claim points
     (compute vs the points oracle) agree claim by claim."""
-    plan = compile_policy(f"city_configs/{city}")
+    plan = compile_policy(f"city_configs/{city}", SHIPPED)
     small = for_city(city, generate_claims(1_500, 9))
     kernel = settle(plan, small).results
     oracle = settle_reference(plan, small).results
@@ -240,6 +244,6 @@ def test_yibao_settle_writes_hospitals_and_pools(tmp_path):
 @pytest.mark.parametrize("city", CITIES)
 def test_plan_json_round_trip_keeps_the_provider_part(city):
     from yibao.core.plan import Plan
-    plan = compile_policy(f"city_configs/{city}")
+    plan = compile_policy(f"city_configs/{city}", SHIPPED)
     back = Plan.from_json(plan.to_json())
     assert back == plan and back.provider == plan.provider and back.groupers == plan.groupers

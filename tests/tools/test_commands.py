@@ -10,10 +10,14 @@ import pytest
 from yibao.core.policytest import claims_table, load_cases
 from yibao.dsl.cli import main
 from yibao.dsl.compiler import compile_policy
+from yibao.plugins.manager import build_registry, make_plugin_manager
 from yibao.dsl.parser import parse
 from yibao.dsl.printer import format_policy
 
 from .conftest import CONFIGS
+
+# yibao's own plugins: rizhao applies the tcm plugin's tcm_tilt (`adjust by tcm_tilt`)
+SHIPPED = build_registry(make_plugin_manager(allowlist="family,tcm"))
 
 CITIES = sorted(p.parent.name for p in CONFIGS.glob("*/policy.yb"))
 
@@ -69,7 +73,7 @@ def test_fmt_is_idempotent_and_keeps_the_plan(path, tmp_path, capsys):
     once = target.read_text(encoding="utf-8")
     assert main(["fmt", "--check", str(target)]) == 0
     assert target.read_text(encoding="utf-8") == once == format_policy(parse(once, "x"))
-    assert _same(compile_policy(target), compile_policy(path))
+    assert _same(compile_policy(target, SHIPPED), compile_policy(path, SHIPPED))
 
 
 def _same(a, b) -> bool:
