@@ -26,6 +26,17 @@ statistics of one:
   codes from the packaged list) and an ``adl_score`` (Barthel index 0–100, int16; null on
   other claims). Both come from a stream of their own (``_rehab``), so every other column is
   what it was for a seed before they existed.
+* inpatient stays have a case mix that groups like real data (~97 % of stays get a CHS-DRG
+  group; ``case_mix``): their principal diagnosis, and for ~35 % a principal procedure, are
+  drawn from candidate pairs of the ADRG rules of the packaged tables, kept only where the
+  real grouper groups them for the claim's sex and age (MDC M/N for that sex, MDC P for
+  newborns, MDC O for women of 17–49); 18 % keep the uniform draw, as coding noise.
+  ``age_days`` (claims at age 0) and ``birth_weight`` (newborns, 2,500–4,500 g) are null
+  elsewhere. A stream of its own (``_inpatient_stays``).
+* ``mtb_disease``: 10 % of persons are registered for a 门慢/门特 disease (``MTB_DISEASES``);
+  60 % of their outpatient visits are settled under it and carry a diagnosis of it, every
+  other claim says ``none``. ``family_doctor``: 35 % of persons signed with a family doctor.
+  A stream of their own (``_chronic_visits``). Costs are not changed by either.
 
 Rows come in a shuffled order: claim ids ``C<zero-padded number>`` are a random permutation, and
 neither ids nor dates are sorted, so an engine that relies on input order is caught.
@@ -62,6 +73,10 @@ CLAIM_SCHEMA = pa.schema([
     ("scheme", _DICT),
     ("jinhuibao", pa.bool_()),  # bought 金惠保 supplementary insurance (Jinhua: 93.5% insured)
     ("adl_score", pa.int16()),  # Barthel index 0-100 (ADL 日常生活活动能力评分), rehab stays only
+    ("age_days", pa.int32()),   # days of life (出生天数), claims at age 0 only
+    ("birth_weight", pa.int32()),  # grams (出生体重), newborns (age_days < 29) only
+    ("mtb_disease", _DICT),     # 门慢/门特 disease a visit is settled under, "none" otherwise
+    ("family_doctor", pa.bool_()),  # the person signed with a family doctor (签约家庭医生)
 ])
 
 _INPATIENT_MEAN_YUAN = 9_399.0   # Jinhua 2022 average inpatient cost (seeds)
@@ -320,7 +335,62 @@ def generate_claims(n: int, seed: int = 7, start_year: int = 2024, years: int = 
     rehab_dx, adl = _rehab(seed, n, principal)
     columns["principal_dx"] = pc.if_else(pa.array(is_rehab), rehab_dx, columns["principal_dx"])
     columns["adl_score"] = pa.array(adl, pa.int16(), mask=~is_rehab)
+    _fit_inpatient_stays(columns, seed, setting == 0)
+    _chronic_visits(columns, seed, persons, who, setting == 1)
     return pa.Table.from_pydict(columns, schema=CLAIM_SCHEMA)
+
+
+def _fit_inpatient_stays(columns: dict, seed: int, inpatient: np.ndarray) -> None:
+    """Give inpatient stays a principal diagnosis (and, for surgical ones, a principal
+    procedure) that groups for the claim's sex and age, and add ``age_days`` / ``birth_weight``
+    (see ``_inpatient_stays``). Other settings keep their draws."""
+    n = len(inpatient)
+    sex = columns["sex"].to_numpy(zero_copy_only=False)
+    age = columns["age"].to_numpy(zero_copy_only=False)
+    dx, procs, age_days, weight, drawn = _inpatient_stays(seed, n, sex, age)
+    fitted = pa.array(inpatient & drawn)
+    columns["principal_dx"] = pc.if_else(fitted, dx, columns["principal_dx"])
+    columns["procedures"] = pc.if_else(fitted, procs, columns["procedures"])
+    columns["age_days"] = age_days
+    columns["birth_weight"] = weight
+
+
+# 门慢/门特 diseases (MTB_DISEASES order), their share among registered persons and the
+# principal-diagnosis prefixes of their visits (SYNTHETIC shares)
+MTB_DISEASES = ("none", "hypertension", "diabetes", "copd", "uremia", "cancer")
+_MTB = (("hypertension", 0.45, ("I10",)), ("diabetes", 0.30, ("E11",)), ("copd", 0.10, ("J44",)),
+        ("uremia", 0.05, ("N18.5",)), ("cancer", 0.10, ("C16", "C18", "C34", "C50")))
+_MTB_REGISTERED = 0.10   # persons registered for a 门慢/门特 disease (ASSUMED)
+_MTB_VISIT = 0.6         # a registered person's outpatient visits settled as 门慢/门特 visits
+_FAMILY_DOCTOR = 0.35    # persons signed with a family doctor (ASSUMED)
+
+
+def _chronic_visits(columns: dict, seed: int, persons: int, who: np.ndarray,
+                    outpatient: np.ndarray) -> None:
+    """``mtb_disease`` and ``family_doctor`` from a stream of their own. A registered person's
+    门慢/门特 visits (outpatient, ``_MTB_VISIT`` of them) carry the disease and a principal
+    diagnosis of it (a code with one of its prefixes, drawn uniformly from the principal
+    list); every other claim is ``none`` and keeps its diagnosis."""
+    rng = np.random.default_rng([seed, 4_6])
+    n = len(who)
+    registered = rng.random(persons) < _MTB_REGISTERED
+    disease = rng.choice(len(_MTB), persons, p=[share for _, share, _ in _MTB]) + 1
+    signed = rng.random(persons) < _FAMILY_DOCTOR
+    visit = outpatient & registered[who] & (rng.random(n) < _MTB_VISIT)
+    kind = np.where(visit, disease[who], 0)
+    principal = code_lists()[0]
+    codes = principal.to_numpy(zero_copy_only=False).astype(str)
+    pick = rng.random(n)
+    index = np.zeros(n, np.int64)
+    for k, (_, _, prefixes) in enumerate(_MTB, start=1):
+        rows = np.flatnonzero(np.char.startswith(codes, prefixes[0]) if len(prefixes) == 1 else
+                              np.any([np.char.startswith(codes, p) for p in prefixes], axis=0))
+        at = kind == k
+        index[at] = rows[(pick[at] * len(rows)).astype(np.int64)]
+    columns["principal_dx"] = pc.if_else(pa.array(visit), principal.take(pa.array(index)),
+                                         columns["principal_dx"])
+    columns["mtb_disease"] = _dictionary(kind, MTB_DISEASES)
+    columns["family_doctor"] = pa.array(signed[who])
 
 
 # principal-diagnosis prefixes of rehab stays and their shares (SYNTHETIC shares): stroke
@@ -344,6 +414,139 @@ def _rehab(seed: int, n: int, principal: pa.StringArray):
         index[at] = rows[(pick[at] * len(rows)).astype(np.int64)]
     adl = np.clip(np.rint(rng.normal(50, 22, n)), 0, 100).astype(np.int16)
     return principal.take(pa.array(index)), adl
+
+
+# ---------------------------------------------------------------- inpatient case mix
+
+# Variants of the grouping check: (sex, age, age_days, birth_weight). A candidate stay is kept
+# for a claim only if it groups under the variant the claim belongs to, so a generated stay's
+# diagnosis, procedure, sex and age fit each other (sex-specific MDC M/N codes only for that
+# sex, newborn MDC P codes only for age 0 with age_days < 29, pregnancy MDC O codes only for
+# women of 17–49, whose MDC the national rules do not gate).
+_VARIANTS = {
+    "male_adult": (1, 50, None, None), "female_adult": (2, 50, None, None),
+    "female_fertile": (2, 30, None, None),
+    "male_child": (1, 8, None, None), "female_child": (2, 8, None, None),
+    "male_infant": (1, 0, 200, None), "female_infant": (2, 0, 200, None),
+    "male_newborn": (1, 0, 10, 3000), "female_newborn": (2, 0, 10, 3000),
+}
+_PER_RULE = 12            # candidate (diagnosis, procedure) pairs drawn per ADRG rule
+_SURGICAL_SHARE = 0.35    # share of grouped stays with a principal procedure (SYNTHETIC)
+_MISCODED_SHARE = 0.18    # stays keeping their uniform draw (~15 % of those do not group): ~97 % group
+
+
+def _rule_candidates(rng, tables, rule):
+    """(principal dx, principal procedure or None) pairs meeting a rule's code conditions,
+    or [] when the rule asks for something the generator does not draw (secondary codes)."""
+    dx_set = proc_set = None
+    for op, arg in rule:
+        if op == "pdx_in":
+            dx_set = tables.dx_sets[arg]
+        elif op in ("pproc_in", "anyproc_in") and proc_set is None:
+            proc_set = tables.proc_sets[arg]
+        elif op == "anydx_in":
+            return []
+    if dx_set is None and proc_set is None:
+        return []
+    dxs = sorted(dx_set) if dx_set is not None else None
+    procs = sorted(proc_set) if proc_set is not None else None
+    out = []
+    for _ in range(_PER_RULE):
+        proc = procs[rng.integers(len(procs))] if procs else None
+        dx = dxs[rng.integers(len(dxs))] if dxs else None
+        out.append((dx, proc))
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def case_mix():
+    """Candidate inpatient stays that group, per variant: ``{variant: (dx, procs, surgical)}``.
+
+    Drawn once from the ADRG rules of the packaged CHS-DRG 1.1 tables (a fixed stream, so the
+    same on every machine), then grouped with the real grouper under every variant; a pair is
+    kept for the variants under which it groups. Newborns take MDC P stays only, MDC O is kept
+    for women of 17–49 only. Rules without a diagnosis condition (MDCA transplants, entered by
+    the procedure) give no pair: the generator draws a diagnosis for every stay."""
+    from yibao.core.grouping import group_drg, load_tables
+    tables = load_tables()
+    rng = np.random.default_rng(20_26)
+    pairs = []
+    for name in sorted(tables.scheme["adrg"]):
+        for rule in tables.scheme["adrg"][name]["rules"]:
+            pairs += [p for p in _rule_candidates(rng, tables, rule) if p[0] is not None]
+    pairs = sorted(set(pairs), key=lambda p: (p[0], p[1] or ""))
+    dx = pa.array([p[0] for p in pairs], pa.string())
+    proc_lists = pa.array([[p[1]] if p[1] else [] for p in pairs], pa.list_(pa.string()))
+    out = {}
+    for variant, (sex, age, age_days, weight) in _VARIANTS.items():
+        n = len(pairs)
+        probe = pa.table({
+            "principal_dx": dx, "secondary_dx": pa.array([[]] * n, pa.list_(pa.string())),
+            "procedures": proc_lists, "sex": pa.array([sex] * n, pa.int8()),
+            "age": pa.array([age] * n, pa.int32()), "age_days": pa.array([age_days] * n, pa.int32()),
+            "birth_weight": pa.array([weight] * n, pa.int32()),
+        })
+        grouped = group_drg(probe)
+        ok = pc.equal(grouped.column("drg_status"), "ok")
+        mdc = pc.fill_null(grouped.column("mdc"), "")
+        if variant != "female_fertile":
+            ok = pc.and_(ok, pc.not_equal(mdc, "MDCO"))
+        if variant.endswith("newborn"):
+            ok = pc.and_(ok, pc.equal(mdc, "MDCP"))
+        ok = np.asarray(ok.to_numpy(zero_copy_only=False))
+        keep = np.flatnonzero(ok)
+        out[variant] = (dx.take(pa.array(keep)), proc_lists.take(pa.array(keep)),
+                        np.array([bool(pairs[i][1]) for i in keep]))
+    return out
+
+
+def _variant_of(sex, age, age_days):
+    """Index into ``_VARIANTS`` of every row (integer arithmetic: no per-row strings)."""
+    names = list(_VARIANTS)
+    female = sex == 2
+    kind = np.select([female & (age >= 17) & (age < 50), age >= 17, age >= 1, age_days < 29],
+                     [4, 0, 1, 3], default=2)  # fertile, adult, child, newborn, else infant
+    code = {(f, k): names.index(("female_" if f else "male_") + word)
+            for f in (False, True) for k, word in enumerate(("adult", "child", "infant", "newborn",
+                                                             "fertile")) if f or k != 4}
+    table = np.zeros((2, 5), np.int64)
+    for (f, k), i in code.items():
+        table[int(f), k] = i
+    return table[female.astype(np.int64), kind]
+
+
+def _inpatient_stays(seed, n, sex, age):
+    """(principal dx, procedures, age_days, birth_weight, drawn) for every row from a stream
+    of its own; ``drawn`` marks rows given a case-mix stay (the rest keep their uniform draw,
+    the miscoded share). age_days is set for age 0 (days of life), birth_weight for newborns
+    (< 29 days), both null otherwise."""
+    rng = np.random.default_rng([seed, 97])
+    age_days = np.where(rng.random(n) < 0.5, rng.integers(0, 29, n), rng.integers(29, 365, n))
+    weight = np.clip(np.rint(rng.normal(3300, 350, n)), 2500, 4500).astype(np.int32)
+    surgical = rng.random(n) < _SURGICAL_SHARE
+    pick = rng.random(n)
+    drawn = rng.random(n) >= _MISCODED_SHARE
+    variant = _variant_of(sex, age, age_days)
+    mix = case_mix()
+    index = np.zeros(n, np.int64)
+    dx_parts, proc_parts, offset = [], [], 0
+    for k, name in enumerate(_VARIANTS):
+        dx, procs, is_surg = mix[name]
+        dx_parts.append(dx)
+        proc_parts.append(procs)
+        for want in (True, False):
+            rows = np.flatnonzero((variant == k) & (surgical == want))
+            pool = np.flatnonzero(is_surg == want)
+            if not len(pool):
+                pool = np.arange(len(dx))
+            index[rows] = offset + pool[(pick[rows] * len(pool)).astype(np.int64)]
+        offset += len(dx)
+    all_dx = pa.concat_arrays(dx_parts)
+    all_procs = pa.concat_arrays(proc_parts)
+    is_newborn = (age == 0) & (age_days < 29)
+    return (all_dx.take(pa.array(index)), all_procs.take(pa.array(index)),
+            pa.array(age_days.astype(np.int32), mask=age != 0),
+            pa.array(weight, mask=~is_newborn), drawn)
 
 
 def _jinhuibao(seed: int, persons: int) -> np.ndarray:

@@ -8,13 +8,14 @@ import importlib.util
 from pathlib import Path
 
 NAME = "demo"
+DEMO_CLAIMS = 20_000  # the city the bundled budgets are sized to (city READMEs, "Budgets")
 HELP = "settle bundled sample claims under a bundled city policy and print the summary"
 
 
 def add_arguments(parser):
     parser.add_argument("--city", default="jinhua",
                         help="bundled city policy: reference, jinhua, rizhao, shanghai")
-    parser.add_argument("--claims", type=int, default=20_000, help="sample size")
+    parser.add_argument("--claims", type=int, default=DEMO_CLAIMS, help="sample size")
     parser.add_argument("--seed", type=int, default=7)
 
 
@@ -65,7 +66,8 @@ def run(args) -> int:
     from yibao.core.engine import settle
     from yibao.core.generate import sample_claims
     from ._common import all_rejected_hint, console, load_policy, registry
-    from .summary import print_summary, summarise
+    from yibao.core import provider
+    from .summary import print_pools, print_summary, summarise, summarise_pools
     folder = bundled_policy(args.city)
     reg = registry()
     plan = load_policy(folder, reg)
@@ -83,6 +85,14 @@ def run(args) -> int:
               f"under {plan.name} ({folder.name}/policy.yb)")
     summary = summarise(plan, claims, result, elapsed)
     print_summary(summary, out)
+    if plan.provider is not None:
+        _, pools = provider.settle_provider_year(plan, claims, result.results)
+        print_pools(summarise_pools(result, pools), out)
+        if args.claims != DEMO_CLAIMS:
+            out.print(f"note: the bundled budgets are written for the demo city of "
+                      f"{DEMO_CLAIMS:,} claims; {args.claims:,} claims are a "
+                      f"{'bigger' if args.claims > DEMO_CLAIMS else 'smaller'} city with the "
+                      f"same budgets, so point values scale inversely")
     reasons = {}
     for reason in result.rejects.column("reason").to_pylist():
         reasons[reason] = reasons.get(reason, 0) + 1

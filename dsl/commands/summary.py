@@ -1,6 +1,9 @@
 """The settlement summary as a terminal table (used by `yibao demo`)."""
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
+
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from yibao.core.describe import format_money
@@ -35,3 +38,51 @@ def print_summary(summary: dict, console) -> None:
     rate = summary["settled"] / summary["seconds"] if summary["seconds"] else 0
     console.print(f"{summary['input_rows']:,} input rows in {summary['seconds']:.2f}s "
                   f"({rate:,.0f} claims/s)")
+
+
+def summarise_pools(result, pools) -> list:
+    """One dict per provider pool of a settled year: claims, grouping rate, point value and
+    the fund's money against the fee-for-service cost (what ``yibao demo`` prints beside the
+    benefit summary). ``pools`` is the pools table of ``provider.settle_provider_year``."""
+    res = result.results
+    if "pool" not in res.column_names or pools is None or not pools.num_rows:
+        return []
+    rows = []
+    for pool in pools.to_pylist():
+        mine = res.filter(pc.equal(res.column("pool"), pool["pool"]))
+        status = mine.column("grouping_status")
+        grouped = int(pc.sum(pc.is_in(status, value_set=pa.array(["ok", "default"]))).as_py() or 0)
+        rows.append({"pool": pool["pool"], "claims": mine.num_rows, "grouped": grouped,
+                     "points_e4": pool["points"], "point_value_e6": pool["point_value_e6"],
+                     "budget": pool["control_total"], "fund_cost": pool["fund_cost"],
+                     "fund_pays": pool["hifp_pay"]})
+    return rows
+
+
+def _percent(part: int, whole: int) -> str:
+    """part / whole as a percentage with one decimal, exact (Decimal), '—' for 0/0."""
+    if not whole:
+        return "—"
+    return f"{(Decimal(part) * 100 / Decimal(whole)).quantize(Decimal('0.1'), ROUND_HALF_UP)}%"
+
+
+def print_pools(rows: list, console) -> None:
+    """The pools table: grouping rate, point value (yuan a point), budget, the fund's
+    fee-for-service cost and what it pays; surplus/overrun = pays / cost − 1."""
+    if not rows:
+        return
+    from rich.table import Table
+    from ._common import amount_column
+    table = Table(title="provider payment (点数法)", title_justify="left")
+    table.add_column("pool")
+    for header in ("claims", "grouped", "point value (yuan)", "budget (yuan)",
+                   "fund cost FFS (yuan)", "fund pays (yuan)", "vs FFS"):
+        amount_column(table, header)
+    for r in rows:
+        value = (Decimal(r["point_value_e6"]) / Decimal(100_000_000)).quantize(
+            Decimal("0.01"), ROUND_HALF_UP)
+        diff = _percent(r["fund_pays"] - r["fund_cost"], r["fund_cost"])
+        table.add_row(r["pool"], f"{r['claims']:,}", _percent(r["grouped"], r["claims"]),
+                      f"{value:,}", format_money(r["budget"]), format_money(r["fund_cost"]),
+                      format_money(r["fund_pays"]), diff if diff.startswith(("-", "—")) else "+" + diff)
+    console.print(table)

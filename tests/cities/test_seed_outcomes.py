@@ -31,7 +31,10 @@ SHIPPED = build_registry(make_plugin_manager(allowlist="family,tcm"))
 
 CONFIGS = Path(__file__).resolve().parents[2] / "city_configs"
 CITIES = ("jinhua", "rizhao", "shanghai")
-EXTRA = {"jinhua": {"jinhuibao": pa.bool_()}, "rizhao": {}, "shanghai": {"referral": pa.bool_()}}
+# declared attribute columns per city: name -> (Arrow type, value when a claim omits it)
+MTB = {"mtb_disease": (pa.string(), "none")}  # no 门慢/门特 disease
+EXTRA = {"jinhua": {"jinhuibao": (pa.bool_(), None), "family_doctor": (pa.bool_(), False), **MTB},
+         "rizhao": dict(MTB), "shanghai": {"referral": (pa.bool_(), None), **MTB}}
 SCALE = P.RATIO_SCALE
 
 
@@ -56,7 +59,8 @@ def as_date(value) -> datetime.date:
 
 def claims_table(rows: list, extra: dict) -> pa.Table:
     """Claims in the claim-record schema of shared/golden/reference_claims.parquet (money int64
-    fen), plus the policy's declared attribute columns ``extra`` (name -> Arrow type)."""
+    fen), plus the policy's declared attribute columns ``extra`` (name -> (Arrow type, default)).
+    """
     def col(name, default=None):
         return [r.get(name, default) for r in rows]
 
@@ -82,8 +86,8 @@ def claims_table(rows: list, extra: dict) -> pa.Table:
         "in_scope": pa.array([fen(r["in_scope"]) for r in rows], pa.int64()),
         "self_first": pa.array([fen(r["self_first"]) for r in rows], pa.int64()),
     }
-    for name, typ in extra.items():
-        arrays[name] = pa.array(col(name), typ)
+    for name, (typ, default) in extra.items():
+        arrays[name] = pa.array(col(name, default), typ)
     return pa.table(arrays)
 
 

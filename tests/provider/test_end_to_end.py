@@ -214,7 +214,7 @@ def test_rizhao_budget_and_township_sharing(settled):
     assert pool.budget == sum(want.values())
     _, pools = provider.settle_provider_year(plan, claims, batch.results)
     town = [p for p in pools.to_pylist() if p["pool"] == "township_outpatient"][0]
-    assert town["control_total"] == 50_00 * 400_000
+    assert town["control_total"] == 50_00 * 5_000  # the demo city: 5,000 insured
     diff = town["control_total"] - town["fund_cost"]
     assert town["shared_amt"] == (round(Fraction(diff * 20, 100)) if diff >= 0
                                   else -round(Fraction(-diff * 20, 100)))
