@@ -3,7 +3,7 @@
 The policy pays ``min(in_scope × 10%, 500 yuan)`` per claim, once as the built-in expression
 and once as ``capped_share(in_scope, 10%, 500 yuan)``, a function contributed by a plugin
 registered through the manager (vectorised impl, one numpy call per batch). Both run the whole
-``settle_batch`` on ``generate_claims(size)`` and, separately, only the layer's base
+``settle`` on ``generate_claims(size)`` and, separately, only the layer's base
 expression through the vector evaluator. Target: the plugin path within 10% of the built-in.
 Timings are interleaved (builtin, plugin, builtin, …) and the best of ``ROUNDS`` is kept, so
 load from other processes on the machine hits both sides alike. Run:
@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from yibao.core.arrow_io import prepare
-from yibao.core.engine import settle_batch
+from yibao.core.engine import settle
 from yibao.core.plan import MONEY, RATIO, Type
 from yibao.core.registry import FunctionDecl
 from yibao.core.vector import Evaluator, apply_ratio
@@ -63,12 +63,12 @@ def best_interleaved(a, b, rounds=ROUNDS):
 def test_plugin_function_overhead(benchmark, claims, size):
     reg = registry()
     builtin, plugin = compile_text(BUILTIN, registry=reg), compile_text(PLUGIN, registry=reg)
-    a = settle_batch(builtin, claims, reg).results
-    b = settle_batch(plugin, claims, reg).results
+    a = settle(builtin, claims, reg).results
+    b = settle(plugin, claims, reg).results
     assert a.equals(b) and a.num_rows == size  # same logic, same fen
 
-    t_builtin, t_plugin = best_interleaved(lambda: settle_batch(builtin, claims, reg),
-                                           lambda: settle_batch(plugin, claims, reg))
+    t_builtin, t_plugin = best_interleaved(lambda: settle(builtin, claims, reg),
+                                           lambda: settle(plugin, claims, reg))
     prep_b, prep_p = prepare(builtin, claims), prepare(plugin, claims)
     e_builtin, e_plugin = best_interleaved(
         lambda: Evaluator(builtin, prep_b.columns, prep_b.n, reg)(builtin.layers[0].base),
@@ -78,7 +78,7 @@ def test_plugin_function_overhead(benchmark, claims, size):
         claims=size, settle_builtin_s=round(t_builtin, 3), settle_plugin_s=round(t_plugin, 3),
         settle_ratio=round(t_plugin / t_builtin, 3), expr_builtin_s=round(e_builtin, 4),
         expr_plugin_s=round(e_plugin, 4), expr_ratio=round(e_plugin / e_builtin, 3))
-    benchmark.pedantic(settle_batch, args=(plugin, claims, reg), rounds=1, iterations=1)
+    benchmark.pedantic(settle, args=(plugin, claims, reg), rounds=1, iterations=1)
     # The target is ≤ 1.10; the assertion leaves room for a noisy shared machine but still
     # fails if the plugin path becomes a per-row or copying path.
     assert t_plugin / t_builtin < 1.25, benchmark.extra_info

@@ -65,7 +65,7 @@ def input_columns(plan) -> list[str]:
 
 def test_memory_yibao(benchmark, plan, claims, size, timings):
     settle(plan, claims.slice(0, 1000))  # compile lookup tables outside the timing
-    out = _run(benchmark, lambda: settle(plan, claims), size, timings, "yibao")
+    out = _run(benchmark, lambda: settle(plan, claims).results, size, timings, "yibao")
     assert out.num_rows == size
 
 
@@ -97,7 +97,7 @@ def test_parquet_yibao(benchmark, plan, claims_parquet, size, timings, tmp_path)
     target = tmp_path / "yibao_out.parquet"
 
     def run():
-        pq.write_table(settle(plan, pq.read_table(claims_parquet, columns=cols)), target)
+        pq.write_table(settle(plan, pq.read_table(claims_parquet, columns=cols)).results, target)
 
     _run(benchmark, run, size, timings, "parquet_yibao")
     assert pq.read_metadata(target).num_rows == size
@@ -167,7 +167,7 @@ def _peak_memory_main(engine: str, parquet: str) -> None:
 
     plan = compile_policy(str(REPO / "city_configs" / "reference"))
     table = pq.read_table(parquet, columns=input_columns(plan))
-    fn = {"yibao": lambda t: settle(plan, t)}.get(engine) or getattr(load_peers(), f"settle_{engine}")
+    fn = {"yibao": lambda t: settle(plan, t).results}.get(engine) or getattr(load_peers(), f"settle_{engine}")
     fn(table.slice(0, 1000))  # imports and one-off set-up outside the measurement
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     before = _status_kib("VmRSS")
@@ -196,7 +196,7 @@ def _stable_claims(claims: pa.Table) -> pa.Array:
 
 def test_peers_agree_with_yibao(plan, peers):
     claims = generate_claims(100_000, seed=7)
-    want = settle(plan, claims).select(["claim_id", *MONEY]).sort_by("claim_id")
+    want = settle(plan, claims).results.select(["claim_id", *MONEY]).sort_by("claim_id")
     assert want.num_rows == claims.num_rows
     stable = _stable_claims(claims)
     assert 0.9 * claims.num_rows < len(stable) < claims.num_rows  # some persons do change

@@ -3,7 +3,7 @@
 ``diff_policies(a, b, claims)`` returns a ``DiffReport`` of pyarrow tables (money in int64
 fen): fund spending per layer, per tier and per hospital level under each policy; how many
 claims' self-pay changed (up and down), the distribution of the change (a histogram with integer fen
-edges) and the largest movers. ``a`` and ``b`` are a Plan or a tuple of versions (each claim
+edges) and the largest movers. ``a`` and ``b`` are a Policy, a Plan or a tuple of versions (each claim
 under the version in force on its discharge date).
 
 Only claims settled under both policies are compared; claims rejected under one of them are
@@ -18,9 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .engine import settle_batch
-from .plan import Plan
-from .versions import settle_versions
+from .engine import settle
+from .policy import Policy
 
 
 @dataclass
@@ -42,12 +41,10 @@ class DiffReport:
 
 
 def _settle(policy, claims, registry):
-    if isinstance(policy, Plan):
-        return policy, settle_batch(policy, claims, registry)
-    plans = tuple(policy)
-    batch = (settle_batch(plans[0], claims, registry) if len(plans) == 1
-             else settle_versions(plans, claims, registry))
-    return plans[-1], batch
+    """(the latest version, its labels name the layers; the batch) of a Policy, a Plan or
+    a sequence of version plans."""
+    policy = Policy.of(policy)
+    return policy.last, settle(policy, claims, registry)
 
 
 def _layers(plan_a, plan_b) -> list:

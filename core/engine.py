@@ -1,8 +1,10 @@
-"""The engine: settle a claim batch under a plan, in memory.
+"""The engine: settle a claim batch under a policy, in memory, with the Cython kernel.
 
-``settle(plan, claims)`` returns the per-claim results as a pyarrow Table; ``settle_batch``
-also returns the rejects. Results are in settlement order (discharge_date, claim_id), so they
-never depend on the input's row order or batching.
+``settle(policy, claims, registry)`` is the kernel's one entry point: it returns a
+``BatchResult`` (results and rejects). Results are in settlement order (discharge_date,
+claim_id), so they never depend on the input's row order or batching. What the oracle
+(core/reference.py) shares with it — result schema, invariants, plugin validators and stages,
+reject builders, the version of each claim — lives in core/settlement.py.
 
 Result columns: ``claim_id``; one int64 fen column per layer, named by the layer; a
 ``<layer>_deductible`` column for each layer with a deductible; ``self_pay`` = total − Σ layer
@@ -17,85 +19,17 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from .arrow_io import ClaimsError, Prepared, prepare, reject_more, rejects_table
-from .lower import (Lowerer, applying_lookups_missing, dense_ids, key_values, policy_years,
-                    settlement_order)
+from .arrow_io import Prepared, as_table, prepare, reject_more, rejects_table
+from .lower import (Lowerer, Program, applying_lookups_missing, dense_ids, key_values,
+                    policy_years, settlement_order)
 from .money import OUT_OF_RANGE, out_of_range_message
 from .plan import Column, Plan, layer_exprs, walk
+from .policy import Policy
 from .registry import default_registry
+from .settlement import (BatchResult, SettlementError, check_invariants, check_versions,  # noqa: F401
+                         choose_versions, concat_results, renumber_rejects, result_schema,
+                         run_stages, run_validators, sorted_rejects, with_fen_total)
 from .vector import Evaluator
-
-
-class SettlementError(ClaimsError):
-    """The plan produced a result the settlement contract forbids (a claim paid more than its
-    total): a policy bug, so the run stops rather than publish wrong money (exit code 2)."""
-
-
-def check_invariants(plan: Plan, results: pa.Table) -> None:
-    """benefits.md: for every claim Σ payments + self_pay = total with self_pay ≥ 0 (each
-    payment is ≥ 0 and ≤ its base by construction). A policy whose bases add up to more than
-    the total (e.g. ``base in_scope + total``) breaks it; name the first such claim."""
-    if results.num_rows == 0:
-        return
-    self_pay = results.column("self_pay").to_numpy()
-    bad = np.flatnonzero(self_pay < 0)
-    if len(bad):
-        i = int(bad[0])
-        claim = results.column("claim_id")[i].as_py()
-        raise SettlementError(
-            f"policy {plan.name!r} pays more than the total of {len(bad)} claim(s), e.g. claim "
-            f"{claim!r} (self_pay {self_pay[i] / 100:,.2f} yuan): the layers' bases add up to "
-            "more than the claim's total; base a later layer on what is left, e.g. "
-            "`total - paid`")
-
-
-@dataclass
-class BatchResult:
-    results: pa.Table  # accepted claims, settlement order
-    rejects: pa.Table  # rejected rows, input row order
-    input_rows: int
-
-
-def result_schema(plan: Plan) -> pa.Schema:
-    fields = [pa.field("claim_id", pa.string())]
-    for layer in plan.layers:
-        fields.append(pa.field(layer.name, pa.int64()))
-        if layer.deductible is not None:
-            fields.append(pa.field(f"{layer.name}_deductible", pa.int64()))
-    fields.append(pa.field("self_pay", pa.int64()))
-    return pa.schema(fields)
-
-
-def run_validators(plan: Plan, prep: Prepared, registry) -> Prepared:
-    """Plugin claim checks, in registration order; flagged rows go to the rejects."""
-    for v in registry.validators:
-        try:
-            mask, messages = v.check(plan, prep.columns, prep.raw, prep.n)
-        except Exception as exc:
-            raise RuntimeError(f"plugin {v.plugin!r}: validator {v.name!r} failed: {exc}") from exc
-        mask = np.asarray(mask, dtype=bool)
-        if mask.any():
-            if isinstance(messages, str):
-                messages = [messages] * int(mask.sum())
-            prep = reject_more(prep, mask, v.reason, list(messages))
-    return prep
-
-
-def run_stages(plan: Plan, results: pa.Table, claims: pa.Table, registry, context,
-               reference=False) -> pa.Table:
-    """Plugin stages after the layers: each adds its columns to the results."""
-    for stage in registry.stages:
-        fn = stage.reference if reference and stage.reference else stage.run
-        try:
-            added = fn(plan, results, claims, context or {})
-        except Exception as exc:
-            raise RuntimeError(f"plugin {stage.plugin!r}: stage {stage.name!r} failed: {exc}") \
-                from exc
-        if added is None:  # the run gave the stage nothing to do (e.g. no balances table)
-            continue
-        for name, typ in stage.columns:
-            results = results.append_column(pa.field(name, typ), pa.array(added[name], typ))
-    return results
 
 
 def _keys(plan: Plan, prep: Prepared) -> dict:
@@ -316,11 +250,22 @@ def _order_and_keys(plan: Plan, prep: Prepared) -> tuple:
         return settlement_order(prep.claim_id, days), keys.result()
 
 
-def settle_batch(plan: Plan, claims, registry=None, context=None,
-                 progress=None) -> BatchResult:
-    """Check, settle and return results and rejects for one in-memory batch. ``context`` holds
-    the run's extra inputs for plugin stages (e.g. ``{"balances": table}``). ``progress(rows)``
-    is called after each settled chunk (rows the validators rejected are never reported)."""
+def settle(policy, claims, registry=None, context=None, progress=None) -> BatchResult:
+    """The kernel's one settle: results (settlement order) and rejects (input row order) of
+    an in-memory batch under a ``Policy`` (a Plan or a sequence of version plans is taken as
+    ``Policy.of`` it). One version runs the plain path and never the version code; several
+    settle each claim under the version in force on its discharge date (core/settlement.py).
+    ``context`` holds the run's extra inputs for plugin stages (e.g. ``{"balances": table}``).
+    ``progress(rows)`` is called after each settled chunk of a single-version run."""
+    policy = Policy.of(policy)
+    registry = registry or default_registry()
+    if policy.single:
+        return _settle_plan(policy.first, claims, registry, context, progress)
+    return _settle_versions(policy.versions, claims, registry, context)
+
+
+def _settle_plan(plan: Plan, claims, registry, context=None, progress=None) -> BatchResult:
+    """Settle one batch under one plan (one version): the single-plan path of ``settle``."""
     registry = registry or default_registry()
     prep = run_validators(plan, prepare(plan, claims), registry)
     input_rows = prep.n + len(prep.rejects)
@@ -335,24 +280,156 @@ def settle_batch(plan: Plan, claims, registry=None, context=None,
         results = run_stages(plan, results, claims_in_order, registry, context)
     if plan.provider is not None or plan.groupers:
         from .provider import append_claim_columns, needed_columns  # group, points
-        claims_in_order = _claims_in_order(prep.raw, order, set(needed_columns(plan)))
+        claims_in_order = with_fen_total(_claims_in_order(prep.raw, order,
+                                                          set(needed_columns(plan))),
+                                         prep.columns["total"][order])
         results = append_claim_columns(plan, results, claims_in_order)
     return BatchResult(results, rejects_table(rejects), input_rows)
 
 
-def _results_table(plan: Plan, prep: Prepared, program, order: np.ndarray) -> pa.Table:
-    """Result columns in settlement order: the kernel's outputs already are."""
-    cols = {"claim_id": prep.claim_id.take(pa.array(order))}
-    paid = np.zeros(prep.n, dtype=np.int64)
+# -- several versions -------------------------------------------------------------------------
+
+def _settle_versions(plans, claims, registry, context=None) -> BatchResult:
+    """Settle each claim under the version in force on its discharge date (core/settlement.py:
+    the version choice, its rejects and the refusal across structures). Results: each structure group's results in version order
+    (each in settlement order), columns the union in layer order (a layer a version lacks is
+    null); rejects carry the input row numbers of ``claims``."""
+    plans = check_versions(plans)
+    claims = as_table(claims)
+    choice = choose_versions(plans, claims)
+    which, groups, rejects, results = choice.which, choice.groups, choice.rejects, []
+    for g in range(int(groups[-1]) + 1):
+        members = [i for i in range(len(plans)) if groups[i] == g]
+        parts = [(plans[i], np.flatnonzero(which == i)) for i in members]
+        parts = [(p, rows) for p, rows in parts if len(rows)]
+        if not parts:
+            continue
+        if len(parts) == 1:
+            plan, rows = parts[0]
+            batch = _settle_plan(plan, claims.take(pa.array(rows)), registry, context)
+            res, rej = batch.results, renumber_rejects(batch.rejects, rows)
+        else:
+            res, rej = _settle_merged(parts, claims, registry, context)
+        results.append(res)
+        rejects.append(rej)
+    return BatchResult(concat_results(results, plans), sorted_rejects(rejects),
+                       claims.num_rows)
+
+
+# -- one program over several versions ---------------------------------------------------------
+# Consecutive versions of the same structure (settlement.structure) run as ONE kernel program:
+# each claim's claim-only arrays are evaluated under its own version and scattered into one
+# program whose accumulators are those of the earliest version, so a mid-year change carries
+# each key's deductible, caps, bands and kept burden across the change.
+
+CLAIM_ARRAYS = ("applies", "base_claim", "ded_amount", "ded_continuing", "ratio",
+                "limit_amount")
+
+
+def _settle_merged(parts, claims: pa.Table, registry, context=None) -> tuple:
+    """(results in settlement order, rejects with input rows) of the claims of several
+    versions of one structure, settled as one kernel program. ``parts`` is [(plan, input rows
+    of its claims)] in version order; the first plan's program gives the accumulators, every
+    version's claim-only arrays are evaluated on its own rows (engine.lower_batch) and
+    concatenated: versions tile time in order, so the concatenation of each version's rows in
+    settlement order is the settlement order of all of them."""
+    lows = [(plan, lower_batch(plan, claims.take(pa.array(rows)), registry), rows)
+            for plan, rows in parts]
+    first = lows[0][0]
+    raw = pa.concat_tables([low.prep.raw.take(pa.array(low.order)) for _, low, _ in lows])
+    program = _merged_program(first, [low.program for _, low, _ in lows], raw)
+    program.run(np.arange(program.n, dtype=np.int64))
+    _stop_on_overflow(first, lows, program)
+    results = _merged_results(first, lows, program)
+    check_invariants(first, results)
+    if registry.stages:
+        results = run_stages(first, results, raw, registry, context)
+    if any(p.provider is not None or p.groupers for p, _ in parts):
+        total = np.concatenate([np.asarray(low.prep.columns["total"])[low.order]
+                                for _, low, _ in lows])
+        results = _provider_columns(lows, results, with_fen_total(raw, total))
+    rejects = [renumber_rejects(rejects_table(low.prep.rejects), rows) for _, low, rows in lows]
+    return results, pa.concat_tables(rejects)
+
+
+def _stop_on_overflow(plan: Plan, lows: list, program: Program) -> None:
+    """A claim whose yearly accumulation leaves int64 across versions stops the run, naming
+    it (the single-plan path rejects such a claim; this merged program does not rebuild its
+    rows)."""
+    bad = np.flatnonzero(program.overflow)
+    if len(bad) == 0:
+        return
+    from .money import out_of_range_message
+    ids = pa.concat_arrays([low.prep.claim_id.take(pa.array(low.order)).cast(pa.string())
+                            for _, low, _ in lows])
+    t = int(bad[0])
+    layer = plan.layers[int(program.overflow[t]) - 1].name
+    raise SettlementError(f"claim {ids[t].as_py()!r}: {out_of_range_message(layer)}")
+
+
+def _cat(arrays: list, n: int):
+    """Concatenate per-version arrays (each over its version's rows)."""
+    if arrays[0] is None:
+        return None
+    return np.ascontiguousarray(np.concatenate(arrays))
+
+
+def _merged_program(plan: Plan, programs: list, raw: pa.Table) -> Program:
+    n = sum(p.n for p in programs)
+    template = programs[0]
+    keys = [dense_ids(key_values(raw, key)) if n else (np.zeros(0, np.int64), 0)
+            for key in plan.keys()]
+    prog = Program(plan, n, key_ids=[np.ascontiguousarray(ids) for ids, _ in keys],
+                   key_counts=[count for _, count in keys],
+                   state_keys=list(template.state_keys),
+                   state_offsets=list(template.state_offsets),
+                   widths=None if template.widths is None else list(template.widths))
+    prog.year = np.ascontiguousarray(np.concatenate([p.year for p in programs]))
+    for j, spec in enumerate(template.layers):
+        specs = [p.layers[j] for p in programs]
+        d = dict(spec)
+        for name in CLAIM_ARRAYS:
+            d[name] = _cat([_full(s[name], p.n) for s, p in zip(specs, programs)], n)
+        d["caps"] = [(kind, _cat([_full(s["caps"][c][1], p.n) for s, p in zip(specs, programs)],
+                                 n), state, key)
+                     for c, (kind, _, state, key) in enumerate(spec["caps"])]
+        d["out_pay"] = np.zeros(n, dtype=np.int64)
+        d["out_ded"] = None if spec["out_ded"] is None else np.zeros(n, dtype=np.int64)
+        prog.layers.append(d)
+    return prog
+
+
+def _full(a, n: int):
+    """A claim array over a version's ``n`` rows; lowering holds a constant as a one-element
+    array (the kernel reads element 0 for every row), expanded here because the versions'
+    constants differ."""
+    if a is None:
+        return None
+    a = np.asarray(a)
+    return np.broadcast_to(a.reshape(-1)[:1], (n,)) if a.ndim == 0 or len(a) == 1 else a
+
+
+def _merged_results(plan: Plan, lows: list, program: Program) -> pa.Table:
+    ids = pa.concat_arrays([low.prep.claim_id.take(pa.array(low.order)).cast(pa.string())
+                            for _, low, _ in lows]) if program.n else pa.array([], pa.string())
+    total = np.concatenate([np.asarray(low.prep.columns["total"])[low.order]
+                            for _, low, _ in lows]).astype(np.int64)
+    cols, paid = {"claim_id": ids}, np.zeros(program.n, dtype=np.int64)
     for layer, spec in zip(plan.layers, program.layers):
         paid += spec["out_pay"]
         cols[layer.name] = pa.array(spec["out_pay"])
         if spec["out_ded"] is not None:
             cols[f"{layer.name}_deductible"] = pa.array(spec["out_ded"])
-    cols["self_pay"] = pa.array(prep.columns["total"][order] - paid)
+    cols["self_pay"] = pa.array(total - paid)
     return pa.table(cols, schema=result_schema(plan))
 
 
-def settle(plan: Plan, claims, registry=None, context=None) -> pa.Table:
-    """Per-claim results of the accepted claims (see module docstring)."""
-    return settle_batch(plan, claims, registry, context).results
+def _provider_columns(lows: list, results: pa.Table, raw: pa.Table) -> pa.Table:
+    """Provider payment (grouping, points) of each version's claims under its own plan."""
+    from .provider import append_claim_columns
+    pieces, at = [], 0
+    for plan, low, _ in lows:
+        n = low.prep.n
+        pieces.append(append_claim_columns(plan, results.slice(at, n), raw.slice(at, n)))
+        at += n
+    return pa.concat_tables(pieces, promote_options="default")

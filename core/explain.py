@@ -25,19 +25,23 @@ import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Optional
+
+import pyarrow as pa
 
 from .arrow_io import prepare
 from .describe import expr_text, format_date, format_money, format_ratio, format_value
-from .engine import run_validators
+from .errors import YibaoError
 from .money import OutOfRange, checked
 from .plan import PER_YEAR, RATIO_SCALE, Bands, Column, Lookup, Paid, Plan, walk
 from .reference import (Accounts, ClaimEvaluator, LookupMiss, _cap_slot, _key_value,
                         _missing_lookup, _out_of_range_layer, _rows, policy_year, round_half_up)
 from .registry import default_registry
+from .settlement import run_validators
 
 
-class ExplainError(LookupError):
+class ExplainError(YibaoError, LookupError):
     """The claim cannot be explained: not in the batch, or rejected (the message says why)."""
 
 
@@ -466,12 +470,69 @@ def explain_claim(plan: Plan, claims, claim_id: str, registry=None, drg: bool = 
     found = explain_claims(plan, claims, registry, [claim_id], drg, drg_tables)
     if claim_id in found:
         return found[claim_id]
-    from .engine import settle_batch
-    rejects = settle_batch(plan, claims, registry).rejects.to_pylist()
+    from .engine import settle
+    rejects = settle(plan, claims, registry).rejects.to_pylist()
     why = next((f"{r['reason']}: {r['message']}" for r in rejects if r["claim_id"] == claim_id),
                None)
     raise ExplainError(f"claim {claim_id!r} " + (f"was rejected ({why})" if why else
                                                  "is not in the batch"))
+
+
+# -- reading only what one claim needs -------------------------------------------------------
+
+
+def read_key_mates(plans, path, claim_id: str, columns=None) -> pa.Table:
+    """The rows of the claims at ``path`` (a Parquet file or folder, or an Arrow IPC file)
+    that explaining ``claim_id`` needs: every row sharing an accumulator key value (person,
+    family …, under any of ``plans``) with it, transitively, and every row sharing a claim id
+    with those (a duplicate id rejects every copy). Only ``columns`` are read (None: all;
+    ``explain_columns`` leaves out the diagnosis lists, most of a claim file's bytes), in one
+    scan: a predicate pushed down to Parquet skips only row groups whose statistics exclude
+    it, and claim and person ids are spread over every row group, so a filtered scan would
+    decode the same pages, once per round of the closure. Results never depend on row order,
+    so settling these rows settles the claim exactly as settling the whole file does. Empty
+    when the claim id is not in the file."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+    fmt = "ipc" if Path(path).suffix in (".arrow", ".ipc", ".feather") else "parquet"
+    data = ds.dataset(str(path), format=fmt)
+    keys = [c for c in dict.fromkeys(["person_id"] + [k.column for p in plans
+                                                       for k in p.keys()])
+            if c in data.schema.names]
+    if columns is not None:
+        wanted = set(columns) | set(keys) | {"claim_id"}
+        columns = [c for c in data.schema.names if c in wanted]
+    table = data.to_table(columns=columns)
+    ids = table.column("claim_id")
+    mine = pc.equal(ids, claim_id).fill_null(False)
+    while True:  # grow to the key-mates' closure: a few rounds at most
+        grown = pc.equal(ids, claim_id).fill_null(False)
+        for c in keys:
+            found = pc.unique(table.column(c).filter(mine)).drop_null()
+            grown = pc.or_(grown, pc.is_in(table.column(c), value_set=found).fill_null(False))
+        if pc.sum(grown).as_py() == pc.sum(mine).as_py():
+            break
+        mine = grown
+    same_id = pc.is_in(ids, value_set=pc.unique(ids.filter(mine)).drop_null()).fill_null(False)
+    return table.filter(same_id)
+
+
+def explain_columns(plans, registry=None, drg: bool = False):
+    """The claim columns an explanation under ``plans`` reads (None: every column, when a
+    plugin validator or the DRG path may read any): ids, keys, the plans' columns and their
+    provider part's. Leaving out the diagnosis lists the benefits never read is most of the
+    saving of reading one person's claims."""
+    from .provider import needed_columns
+    registry = registry or default_registry()
+    if drg or registry.validators:
+        return None
+    out = {"claim_id", "person_id", "discharge_date"}
+    for plan in plans:
+        out.update(c.name for c in plan.columns)
+        out.update(k.column for k in plan.keys())
+        if plan.provider is not None or plan.groupers:
+            out.update(needed_columns(plan))
+    return sorted(out)
 
 
 # -- provider payment: pool, group, case class and points (the points oracle) ---------------

@@ -17,6 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import YibaoError
+
 # every file a run may publish, in publication order (the manifest last); the provider
 # payment files only for a plan with a provider part
 PROVIDER_OUTPUTS = ("hospitals.parquet", "pools.parquet")
@@ -143,7 +145,7 @@ class ParquetOut:
         self.writer.close()
 
 
-class OutputBusyError(RuntimeError):
+class OutputBusyError(YibaoError, RuntimeError):
     """Another run holds the output folder (exit 2); the message names it."""
 
 

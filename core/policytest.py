@@ -16,7 +16,7 @@ with the hospitals and pools outputs (docs/outputs.md): money columns (``value``
 and ``points_pv`` in points, ``claims`` and ``pending_review_claims`` as counts,
 ``point_value`` as its exact text ("num/den" fen per point).
 
-``run_cases`` settles each case as its own batch on the kernel (``engine.settle_batch``) and
+``run_cases`` settles each case as its own batch on the kernel (``engine.settle``) and
 compares; a mismatch names the layer (or the pool and hospital). Coverage comes from the tracer (``explain.py``) over the
 same cases: layers that never applied, table rows never matched, bands never entered.
 Missing expectations are not failures; a claim the engine rejects is (its reason is shown).
@@ -31,7 +31,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from .describe import format_value
-from .engine import settle_batch
+from .engine import settle
 from .explain import explain_claims
 from .claims import STANDARD_SCHEMA
 from .plan import BOOL, DATE, INT, MONEY, RATIO, Bands, Plan
@@ -239,7 +239,7 @@ def run_case(plan: Plan, case: Case, registry=None, settle_fn=None) -> CaseResul
     result = CaseResult(case)
     try:
         table = claims_table(list(case.claims), plan)
-        batch = (settle_fn or settle_batch)(plan, table, registry)
+        batch = (settle_fn or settle)(plan, table, registry)
     except Exception as exc:  # a case that cannot run is a failed case, with the reason
         result.error = f"{type(exc).__name__}: {exc}"
         return result

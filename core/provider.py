@@ -390,7 +390,7 @@ def _in_result_order(claims: pa.Table, results: pa.Table) -> pa.Table:
 
 def provider_partials(plan: Plan, claims: pa.Table, results: pa.Table) -> dict:
     """pool name -> (per-hospital sums, points per signed institution) of one partition:
-    ``results`` are ``settle_batch`` results (with or without the provider columns) and
+    ``results`` are ``engine.settle`` results (with or without the provider columns) and
     ``claims`` the claims they came from (any order, a superset is fine)."""
     if plan.provider is None:
         return {}
@@ -432,7 +432,7 @@ def settle_partials(plan: Plan, partials: dict):
 
 
 def settle_provider_year(plan: Plan, claims: pa.Table, results: pa.Table):
-    """(hospitals, pools) for one in-memory year of claims and their settle_batch results."""
+    """(hospitals, pools) for one in-memory year of claims and their ``engine.settle`` results."""
     return settle_partials(plan, provider_partials(plan, claims, results))
 
 
@@ -445,7 +445,7 @@ def settle_provider_year_reference(plan: Plan, claims: pa.Table, results: pa.Tab
 
 class ProviderYear:
     """The provider year of a run, accumulated piece by piece: ``add`` the claims and the
-    ``settle_batch`` results of each partition (every claim of a person in one piece, so
+    ``engine.settle`` results of each partition (every claim of a person in one piece, so
     readmissions are complete), then ``settle`` once. The sums are exact ints and the
     settlement sorts hospitals, so the tables are the same whatever the pieces. A plan
     without a provider part accumulates nothing and settles to empty tables."""

@@ -14,12 +14,15 @@ from collections import defaultdict
 import numpy as np
 import pyarrow as pa
 
-from .arrow_io import prepare, reject_more, rejects_table
-from .engine import BatchResult, check_invariants, result_schema, run_stages, run_validators
+from .arrow_io import as_table, prepare, reject_more, rejects_table
 from .plan import (MONEY, PER_YEAR, RATIO, RATIO_SCALE, Bands, Binary, Call, Column, Cond,
                    Const, InSet, Lookup, Not, Paid, Plan, layer_exprs, walk)
 from .money import OUT_OF_RANGE, OutOfRange, checked, out_of_range_message, round_half_up
+from .policy import Policy
 from .registry import default_registry
+from .settlement import (BatchResult, SettlementError, check_invariants, check_versions,
+                         choose_versions, concat_results, renumber_rejects, result_schema,
+                         run_stages, run_validators, sorted_rejects, with_fen_total)
 
 EPOCH = datetime.date(1970, 1, 1)
 
@@ -328,9 +331,19 @@ def _without_lookup_misses(plan: Plan, prep, ev) -> tuple:
     return prep, rows
 
 
-def settle_reference(plan: Plan, claims, registry=None, context=None) -> BatchResult:
-    """The same contract as engine.settle_batch, computed claim by claim."""
+def settle(policy, claims, registry=None, context=None) -> BatchResult:
+    """The oracle's one settle: the same contract as ``engine.settle``, computed claim by
+    claim. A Plan or a sequence of version plans is taken as ``Policy.of`` it; one version
+    never enters the version code."""
+    policy = Policy.of(policy)
     registry = registry or default_registry()
+    if policy.single:
+        return _settle_plan(policy.first, claims, registry, context)
+    return _settle_versions(policy.versions, claims, registry, context)
+
+
+def _settle_plan(plan: Plan, claims, registry, context=None) -> BatchResult:
+    """One batch under one plan, claim by claim."""
     prep = prepare(plan, claims)
     input_rows = prep.n + len(prep.rejects)
     prep = run_validators(plan, prep, registry)
@@ -340,6 +353,7 @@ def settle_reference(plan: Plan, claims, registry=None, context=None) -> BatchRe
     order = sorted(range(len(rows)), key=lambda i: (rows[i]["discharge_date"], rows[i]["claim_id"]))
     outs, refused = _settle_all(plan, ev, rows, order, Accounts())
     raw = prep.raw  # rows[i] is row i of it (before the refused claims leave prep)
+    total = np.asarray(prep.columns["total"])  # fen, aligned with raw
     prep = _refuse(prep, refused)
     order = [i for i, _ in outs]
     schema = result_schema(plan)
@@ -353,32 +367,23 @@ def settle_reference(plan: Plan, claims, registry=None, context=None) -> BatchRe
                              context, reference=True)
     if plan.provider is not None or plan.groupers:
         from .provider import append_claim_columns  # the grouping and points oracles
-        results = append_claim_columns(plan, results, raw.take(pa.array(order, pa.int64())),
-                                       reference=True)
+        results = append_claim_columns(
+            plan, results, with_fen_total(raw.take(pa.array(order, pa.int64())),
+                                          total[np.asarray(order, np.int64)]), reference=True)
     return BatchResult(results, rejects_table(prep.rejects), input_rows)
 
 
-def settle_reference_versions(plans, claims, registry=None, context=None) -> BatchResult:
-    """The same contract as versions.settle_versions, claim by claim: each claim is settled
+def _settle_versions(plans, claims, registry, context=None) -> BatchResult:
+    """Several versions, claim by claim: each claim is settled
     with the plan of the version in force on its discharge date, all claims in one
     (discharge_date, claim_id) order against one set of accounts, so a mid-year change between
     versions of the same structure carries every accumulator across (accounts are named by
     layer). The version choice, the refusal across structures and the cross-version duplicate
-    rejects are versions.py's own checks."""
-    from .arrow_io import as_table
-    from .versions import (_concat, _duplicates, _outside, _sorted_rejects, check_spans,
-                           check_versions, cross_version_duplicates, discharge_days,
-                           version_index)
-    registry = registry or default_registry()
+    rejects are core/settlement.py's, shared with the kernel."""
     plans = check_versions(plans)
     claims = as_table(claims)
-    which = version_index(plans, discharge_days(claims))
-    groups = check_spans(plans, claims, which)
-    rejects = [_outside(claims, which)]
-    dup = cross_version_duplicates(claims, which)
-    if dup.any():
-        rejects.append(_duplicates(claims, np.flatnonzero(dup)))
-        which = np.where(dup, -2, which)
+    choice = choose_versions(plans, claims)
+    which, groups, rejects = choice.which, choice.groups, choice.rejects
     todo = []  # (plan, evaluator, row)
     for i, plan in enumerate(plans):
         rows, prep, ev, accepted = _version_rows(plan, claims, which == i, registry, rejects)
@@ -391,9 +396,8 @@ def settle_reference_versions(plans, claims, registry=None, context=None) -> Bat
         try:
             outs.append(settle_claim(plan, ev, row, acc))
             kept.append((plan, ev, row))
-        except ClaimOutOfRange as exc:  # versions.settle_merged stops; settle_batch rejects
+        except ClaimOutOfRange as exc:  # the kernel's merged program stops; one plan rejects
             if id(plan) in merged:
-                from .engine import SettlementError
                 raise SettlementError(f"claim {row['claim_id']!r}: "
                                       f"{out_of_range_message(exc.layer)}") from None
             rejects.append(_refused_row(claims, row, exc.layer))
@@ -405,13 +409,13 @@ def settle_reference_versions(plans, claims, registry=None, context=None) -> Bat
         for name in schema.names[1:]:
             data[name] = [o[name] for *_, o in group]
         pieces.append(pa.table(data, schema=schema))
-    results = _concat(pieces, plans)
+    results = concat_results(pieces, plans)
     check_invariants(plans[0], results)  # reads claim_id and self_pay only
-    return BatchResult(results, _sorted_rejects(rejects), claims.num_rows)
+    return BatchResult(results, sorted_rejects(rejects), claims.num_rows)
 
 
 def _merged_plans(plans, groups, which) -> set:
-    """ids of the plans that versions.settle_versions settles as one merged program (a
+    """ids of the plans that the kernel settles as one merged program (a
     structure group with claims under more than one version)."""
     used = {int(w) for w in np.unique(which) if w >= 0}
     out = set()
@@ -446,8 +450,5 @@ def _version_rows(plan, claims, mask, registry, rejects):
     prep = run_validators(plan, prep, registry)
     ev = ClaimEvaluator(plan, registry)
     prep, accepted = _without_lookup_misses(plan, prep, ev)
-    rej = rejects_table(prep.rejects)
-    local = rej.column("row").to_numpy()
-    rejects.append(rej.set_column(1, "row", pa.array(rows[local] if len(local) else [],
-                                                     pa.int64())))
+    rejects.append(renumber_rejects(rejects_table(prep.rejects), rows))
     return rows, prep, ev, accepted

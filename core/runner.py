@@ -1,8 +1,9 @@
 """A settlement run: claim files in, a results folder out, in bounded memory if need be.
 
-``run_settle(plan, inputs, out_dir, ...)`` writes to ``out_dir``; ``plan`` is one plan or the
-versions of a policy (a sequence of plans, ``yibao.core.versions``: each claim is settled under
-the version in force on its discharge date, result columns the union in layer order):
+``run_settle(policy, inputs, out_dir, ...)`` writes to ``out_dir``; ``policy`` is a
+``core.policy.Policy`` (or one plan, or a sequence of version plans, taken as ``Policy.of`` it:
+each claim is settled under the version in force on its discharge date, result columns the
+union in layer order, core/settlement.py):
 
 - ``claims.parquet``: one row per accepted claim, ordered by (bucket, discharge_date, claim_id)
   (core/partition.py): the same bytes whatever the engine, partition count or batch size;
@@ -21,7 +22,7 @@ output name in ``out_dir`` points through (core/manifest.py ``OutputFolder``).
 
 Two local modes, the same results:
 
-- *in memory*: every file read into one table, settled by ``engine.settle_batch``;
+- *in memory*: every file read into one table, settled by ``engine.settle``;
 - *partitioned* (the estimated in-memory size exceeds ``memory_limit``): pass 1 streams the
   input in record batches and spills each row, tagged with its row number and bucket, to the
   Parquet file of its partition (a range of buckets); duplicate claim ids are found across the
@@ -29,7 +30,7 @@ Two local modes, the same results:
   partition by partition. Temporary files live in ``out_dir/.yibao-run`` and go on success.
 
 Duplicates: every copy of a claim id that appears more than once anywhere in the input is
-rejected (``duplicate_claim_id``), as ``settle_batch`` does within one batch.
+rejected (``duplicate_claim_id``), as ``engine.settle`` does within one batch.
 """
 from __future__ import annotations
 
@@ -49,12 +50,14 @@ import pyarrow.parquet as pq
 from . import __version__
 from .arrow_io import (REJECT_SCHEMA, ClaimsError, _message, check_unique_names, fen_sum,
                        normal_schema, normal_table, prepare)
-from .engine import settle_batch
+from .engine import settle
+from .errors import YibaoError
 from .manifest import (TABLE_OUTPUTS, OutputFolder, ParquetOut, Totals, exact_sum,
                        plugin_versions, policy_files, sha256_file)
 from .partition import (NBUCKETS, PartitionError, bucket_order, buckets, hash_strings,
                         partition_key, partition_of)
 from .plan import PERSON, Plan
+from .policy import Policy
 from .provider import ProviderYear
 from .registry import default_registry
 
@@ -73,11 +76,11 @@ IPC_SUFFIXES = (".arrow", ".ipc", ".feather")
 EXIT_OK, EXIT_REJECTS, EXIT_FAILED = 0, 1, 2
 
 
-class InputError(ValueError):
+class InputError(YibaoError, ValueError):
     """A claims file cannot be read (exit 2)."""
 
 
-class BalanceError(RuntimeError):
+class BalanceError(YibaoError, RuntimeError):
     """The control totals do not balance: the run is not published (exit 2)."""
 
 
@@ -106,46 +109,15 @@ class Summary:
 
 # -- versions ------------------------------------------------------------------------------
 
-def plans_of(plan) -> tuple:
-    """The versions of a run: a sequence of plans sorted by effective_from, or one plan."""
-    if isinstance(plan, (tuple, list)):
-        return tuple(sorted(plan, key=lambda p: p.effective_from))
-    return (plan,)
-
-
-def settle_table(plan, table: pa.Table, registry=None, context=None, progress=None):
-    """settle_batch under one plan, settle_versions under several. ``progress(rows)`` is
-    called per settled chunk under one plan (settle_versions does not report)."""
-    plans = plans_of(plan)
-    if len(plans) == 1:
-        return settle_batch(plans[0], table, registry, context, progress)
-    from .versions import settle_versions
-    return settle_versions(plans, table, registry, context)
-
-
 def bucket_plan(plan) -> Plan:
     """The version whose partition key splits the run: every version must accumulate over
     the person or one same wider key (a family) for the run to be split by buckets."""
-    plans = plans_of(plan)
+    plans = Policy.of(plan).versions
     wide = {k.name: p for p in plans for k in p.keys() if k.name != PERSON.name}
     if len(wide) > 1:
         raise PartitionError(f"the policy versions accumulate over several keys "
                              f"({', '.join(wide)}); settle this run in memory")
     return next(iter(wide.values())) if wide else plans[0]
-
-
-def layer_names(plan) -> list:
-    """Layer names of the versions in layer order (the union, as the result columns)."""
-    from .versions import union_schema
-    if len(plans_of(plan)) == 1:
-        return [layer.name for layer in plan.layers]
-    names = union_schema(plans_of(plan)).names
-    return [n for n in names if any(n == l.name for p in plans_of(plan) for l in p.layers)]
-
-
-def layer_labels(plan) -> dict:
-    labels = {layer.name: layer.label for p in plans_of(plan) for layer in p.layers}
-    return {name: labels[name] for name in layer_names(plan)}
 
 
 def zero_nulls(results: pa.Table) -> pa.Table:
@@ -155,11 +127,6 @@ def zero_nulls(results: pa.Table) -> pa.Table:
         if col.null_count and pa.types.is_integer(col.type):
             results = results.set_column(i, name, col.fill_null(0))
     return results
-
-
-def policy_name(plan) -> str:
-    names = list(dict.fromkeys(p.name for p in plans_of(plan)))
-    return ", ".join(names)
 
 
 # -- input -----------------------------------------------------------------------------------
@@ -244,7 +211,7 @@ def open_sources(plan: Plan, files: list) -> list:
     for s in sources:
         check_unique_names(s.schema, str(s.path))
     first = sources[0]
-    for version in plans_of(plan):
+    for version in Policy.of(plan).versions:
         prepare(version, first.schema.empty_table())  # raises ClaimsError for a missing/wrong column
     for s in sources[1:]:
         if not normal_schema(s.schema).equals(normal_schema(first.schema)):
@@ -286,9 +253,9 @@ def settle_piece(plan: Plan, table: pa.Table, rows: np.ndarray, bucket: np.ndarr
     ``bucket`` their buckets. Returns (results in (bucket, date, claim_id) order, rejects with
     input row numbers, fen of the rejected rows' totals)."""
     if table.num_rows == 0:
-        empty = settle_table(plan, table, registry, context)
+        empty = settle(plan, table, registry, context)
         return empty.results, empty.rejects, 0
-    batch = settle_table(plan, table, registry, context, progress)
+    batch = settle(plan, table, registry, context, progress)
     claim_id = table.column("claim_id").combine_chunks()
     if not pa.types.is_string(claim_id.type):
         claim_id = claim_id.cast(pa.string())
@@ -375,7 +342,7 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
         partitions = partition_count(sources, limit)
     out = OutputFolder(out_dir, overwrite)
     bar = Progress(progress)
-    year = ProviderYear(plans_of(plan)[0])
+    year = ProviderYear(Policy.of(plan).versions[0])
     try:
         if engine == "spark":
             from .spark import settle_spark
@@ -391,9 +358,9 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
         else:
             mode, count = "memory", 1
             totals = _settle_in_memory(plan, sources, out, registry, context, bar, year)
-        pools = _write_provider(plans_of(plan)[0], year, out)
-        summary = Summary(policy_name(plan), engine, mode, count, totals,
-                          time.perf_counter() - start, layer_labels(plan), pools)
+        pools = _write_provider(Policy.of(plan).versions[0], year, out)
+        summary = Summary(Policy.of(plan).name, engine, mode, count, totals,
+                          time.perf_counter() - start, Policy.of(plan).layer_labels(), pools)
         _finish(plan, summary, sources, out, registry, policy_path)
     except BaseException:
         out.discard()
@@ -406,7 +373,7 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
 def _check_versions_supported(plan, engine: str) -> None:
     """Several versions: local engine only, and no provider part (its yearly pools are
     computed under one plan)."""
-    plans = plans_of(plan)
+    plans = Policy.of(plan).versions
     if len(plans) == 1:
         return
     if engine == "spark":
@@ -461,8 +428,8 @@ def _manifest(plan, summary, sources, out, registry, policy_path) -> dict:
                       "rows": pq.ParquetFile(str(out.stage(name))).metadata.num_rows}
                for name in TABLE_OUTPUTS if out.stage(name).exists()}
     from .describe import format_date
-    plans = plans_of(plan)
-    policy = {"name": policy_name(plan), "region": plans[0].region,
+    plans = Policy.of(plan).versions
+    policy = {"name": Policy.of(plan).name, "region": plans[0].region,
               "meta": dict(plans[-1].meta), "files": policy_files(policy_path)}
     if len(plans) > 1:
         policy["versions"] = [{"name": p.name, "effective_from": format_date(p.effective_from),
@@ -506,7 +473,7 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None) -> 
     bar.advance(task, table.num_rows - settled[0])  # rows rejected before the kernel
     if year is not None:
         year.add(table, results)
-    totals.add_results(zero_nulls(results), layer_names(plan))
+    totals.add_results(zero_nulls(results), Policy.of(plan).layer_names())
     totals.add_rejects(rejects, fen)
     writer = ParquetOut(out.stage("claims.parquet"), results.schema)
     writer.write(results)
@@ -629,7 +596,7 @@ def iter_settle(plan: Plan, batches, workdir, partitions: int = 8, registry=None
     for table in batches:
         table = pa.Table.from_batches([table]) if isinstance(table, pa.RecordBatch) else table
         if totals.input_rows == 0:
-            for version in plans_of(plan):  # ClaimsError for a wrong column
+            for version in Policy.of(plan).versions:  # ClaimsError for a wrong column
                 prepare(version, table.schema.empty_table())
         _spill_batch(plan, table, spill, check, totals)
         bar.advance(task, table.num_rows)
@@ -694,7 +661,7 @@ def _settle_partitions(plan, sources, out, count, registry, context, bar, year,
         writer.write(results)
         rejects.append(piece_rejects)
     if writer is None:  # no rows at all: an empty results file with the right columns
-        empty = settle_table(plan, sources[0].schema.empty_table(), registry, context).results
+        empty = settle(plan, sources[0].schema.empty_table(), registry, context).results
         writer = ParquetOut(out.stage("claims.parquet"), empty.schema)
     writer.close()
     _write_rejects(out, rejects)
@@ -733,7 +700,7 @@ def _duplicate_ids(spill: Spill, candidates: np.ndarray) -> pa.Array:
 def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar,
                     year=None) -> Iterator:
     task = bar.task("settle", totals.input_rows)
-    names = layer_names(plan)
+    names = Policy.of(plan).layer_names()
     for p in range(spill.count):
         table = spill.read(p)
         if table is None:

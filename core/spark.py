@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .arrow_io import REJECT_SCHEMA, decimal_fen, fen_sum, normal_table
-from .engine import settle_batch
+from .engine import settle
 from .manifest import ParquetOut
 from .partition import buckets
 from .provider import partials_from_json, partials_to_json, provider_partials
@@ -161,8 +161,8 @@ def settle_spark(plan, sources, out, totals, registry, context, partitions=None,
     dups = (annotated.where(F.col("claim_id").isNotNull()).groupBy("claim_id").count()
             .where(F.col("count") > 1).select("claim_id", F.lit(True).alias("_dup")))
     joined = annotated.join(dups, on="claim_id", how="left")
-    result_schema = settle_batch(plan, sources[0].schema.empty_table(), registry,
-                                 context).results.schema
+    result_schema = settle(plan, sources[0].schema.empty_table(), registry,
+                           context).results.schema
     schema = _out_schema(result_schema)
     settled = (joined.repartition(count, "_bucket")
                .sortWithinPartitions("_bucket", "discharge_date", "claim_id")

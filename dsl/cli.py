@@ -48,8 +48,9 @@ def build_parser(commands: dict) -> argparse.ArgumentParser:
 
 
 def expected_errors() -> tuple:
-    """The exceptions that mean "could not run" (a bad path, a file that is not Parquet, claims
-    or a policy yibao refuses), reported in one line with exit 2. Anything else is a bug in
+    """The exceptions not (yet) under ``YibaoError`` that mean "could not run" (a bad path, a
+    file that is not Parquet, claims or a policy yibao refuses), reported in one line with
+    exit 2. Anything else is a bug in
     yibao and keeps its traceback."""
     import pyarrow as pa
     from yibao.core.arrow_io import ClaimsError
@@ -57,7 +58,7 @@ def expected_errors() -> tuple:
     from yibao.core.partition import PartitionError
     from yibao.core.policytest import CaseFileError
     from yibao.core.runner import BalanceError, InputError
-    from yibao.core.versions import VersionError
+    from yibao.core.settlement import VersionError
     from .errors import PolicyError
     from .units import UnitError
     found = [OSError, pa.ArrowException, ClaimsError, InputError, PartitionError,
@@ -80,19 +81,28 @@ def main(argv=None) -> int:
     if not args.command:
         parser.print_help()
         return EXIT_FAILED
+    from yibao.core.errors import YibaoError
     try:
         return commands[args.command].run(args)
     except KeyboardInterrupt:
         print("yibao: interrupted", file=sys.stderr)
         return EXIT_FAILED
+    except YibaoError as exc:  # the one place an error yibao raises on purpose becomes a code
+        return refused(args.command, exc, exc.exit_code)
     except expected_errors() as exc:
-        if os.environ.get("YIBAO_DEBUG") == "1":
-            raise
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"yibao {args.command}: error: {message}", file=sys.stderr)
-        return EXIT_FAILED
+        return refused(args.command, exc, EXIT_FAILED)
     except Exception as exc:  # a bug: never exit 1 (rejects) or 2 (refused input) for it
         return internal_error(args.command, exc)
+
+
+def refused(command: str, exc: BaseException, code: int) -> int:
+    """One line, ``yibao CMD: error: message``, and the exit code (the traceback only with
+    YIBAO_DEBUG=1)."""
+    if os.environ.get("YIBAO_DEBUG") == "1":
+        raise exc
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    print(f"yibao {command}: error: {message}", file=sys.stderr)
+    return code
 
 
 def internal_error(command: str, exc: BaseException) -> int:

@@ -49,6 +49,71 @@ def check_text(text: str, filename: str = "<policy>", base_dir=None,
     return lower_plan.run(policy, ctx), ctx.diagnostics
 
 
+def trace_passes(text: str, filename: str = "<policy>", base_dir=None,
+                 registry: Optional[Registry] = None) -> list:
+    """[(pass name, what it recorded)] for one policy text, in pass order, then
+    ("lower_plan", the plan's describe()): the compiler's stages printed one by one, as
+    DataFusion's EXPLAIN VERBOSE does (docs/architecture.md prints the reference city's)."""
+    text = strip_bom(text)
+    policy = parse(text, filename)
+    ctx = Context(filename, text, registry or default_registry(),
+                  Path(base_dir) if base_dir is not None else None)
+    out = []
+    for name, module in PASSES:
+        before = _snapshot(ctx)
+        policy = module.run(policy, ctx)
+        out.append((name, _recorded(before, _snapshot(ctx))))
+    if ctx.failed:
+        return out + [("lower_plan", "(not run: errors above)")]
+    return out + [("lower_plan", lower_plan.run(policy, ctx).describe().rstrip("\n"))]
+
+
+def _snapshot(ctx) -> dict:
+    """Each Context field as comparable text lines (node-keyed maps as counts by value)."""
+    import collections
+    import dataclasses
+    out = {}
+    for f in dataclasses.fields(ctx):
+        if f.name in ("filename", "source", "registry", "base_dir"):
+            continue
+        value = getattr(ctx, f.name)
+        if f.name in ("kinds", "types"):  # keyed by node identity: count what was recorded
+            counts = collections.Counter(str(v) for v in value.values())
+            lines = [f"{v}: {n}" for v, n in sorted(counts.items())]
+        elif f.name == "diagnostics":
+            lines = [f"{d.code} {d.message}" for d in value]
+        elif isinstance(value, dict):
+            lines = [f"{k}: {_short(v)}" for k, v in value.items()]
+        else:
+            lines = [str(v) for v in value]
+        out[f.name] = lines
+    return out
+
+
+def _short(v) -> str:
+    if isinstance(v, (tuple, list)):
+        if v and isinstance(v[0], tuple):
+            return f"{len(v)} row(s)"
+        return ", ".join(_short(x.get("name", x)) if isinstance(x, dict) else _short(x)
+                         for x in v) or "(none)"
+    if isinstance(v, dict):
+        return "; ".join(f"{k} {_short(x)}" for k, x in v.items())
+    if isinstance(v, str):
+        return v
+    name = getattr(v, "name", v)  # a declaration: its name (an ast.Name or a str)
+    return str(getattr(name, "name", name))
+
+
+def _recorded(before: dict, after: dict) -> str:
+    lines = []
+    for name, now in after.items():
+        new = [x for x in now if x not in set(before.get(name, ()))]
+        if new:
+            lines.append(f"ctx.{name}:")
+            lines += [f"  {x}" for x in new]
+    return "\n".join(lines) or "(checks only: nothing recorded, no diagnostics)"
+
+
 def compile_text(text: str, filename: str = "<policy>", base_dir=None,
                  registry: Optional[Registry] = None) -> Plan:
     """Compile policy text. CSV tables are read from ``base_dir`` (none when it is None)."""
@@ -79,4 +144,5 @@ def compile_policy(path, registry: Optional[Registry] = None) -> Plan:
     return compile_file(path, registry)
 
 
-__all__ = ["compile_text", "compile_file", "compile_policy", "check_text", "PASSES", "ERROR"]
+__all__ = ["compile_text", "compile_file", "compile_policy", "check_text", "trace_passes",
+           "PASSES", "ERROR"]

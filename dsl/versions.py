@@ -1,11 +1,11 @@
 """A city folder with several versions of its policy, each in force over a date range.
 
 ``compile_versions(folder, registry)`` compiles every ``*.yb`` file directly in the folder
-(each one version, its range from its ``effective A to B`` header) and returns the plans
-sorted by ``effective_from``. Versions must tile time: a gap or an overlap between
+(each one version, its range from its ``effective A to B`` header) and returns the ``Policy``
+(yibao.core.policy) holding the plans sorted by ``effective_from``. Versions must tile time: a gap or an overlap between
 consecutive versions is a compile-time error, reported like every policy error with
 ``file:line:col``, the header line and a caret (codes E601 gap, E602 overlap). A folder with
-one ``policy.yb`` is one version. Settling under the versions: ``yibao.core.versions``.
+one ``policy.yb`` is one version. Settling under the versions: ``settle`` of ``yibao.core.engine`` / ``yibao.core.reference``.
 """
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Optional
 
 from yibao.core.registry import Registry
-from yibao.core.versions import version_problems
+from yibao.core.policy import Policy
+from yibao.core.settlement import version_problems
 
 from .compiler import compile_file
 from .errors import PolicyError, error, render
@@ -46,8 +47,8 @@ def version_files(folder) -> list:
     return files
 
 
-def compile_versions(folder, registry: Optional[Registry] = None) -> tuple:
-    """Every version's plan, sorted by effective_from; ``PolicyError`` with every file's
+def compile_versions(folder, registry: Optional[Registry] = None) -> Policy:
+    """The folder's ``Policy``: every version's plan, sorted by effective_from; ``PolicyError`` with every file's
     errors, or a ``VersionsError`` for gaps and overlaps (pointing at the later header)."""
     diagnostics, sources, compiled = [], {}, []
     for path in version_files(folder):
@@ -69,7 +70,7 @@ def compile_versions(folder, registry: Optional[Registry] = None) -> tuple:
                                  _header_span(compiled[i][1], sources), hint))
     if diagnostics:
         raise VersionsError(diagnostics, sources)
-    return plans
+    return Policy.of(plans)
 
 
 def _header_span(path: Path, sources: dict):

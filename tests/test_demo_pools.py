@@ -7,7 +7,7 @@ import datetime
 import pytest
 
 from yibao.core import provider
-from yibao.core.engine import settle_batch
+from yibao.core.engine import settle
 from yibao.core.generate import sample_claims
 from yibao.dsl.commands.demo import DEMO_CLAIMS, bundled_policy
 from yibao.dsl.commands.summary import summarise_pools
@@ -19,7 +19,7 @@ def _pools(city: str) -> dict:
     plan = compile_policy(str(bundled_policy(city)))
     year = (datetime.date(1970, 1, 1) + datetime.timedelta(days=plan.effective_from)).year
     claims = sample_claims(DEMO_CLAIMS, start_year=year)
-    result = settle_batch(plan, claims)
+    result = settle(plan, claims)
     _, pools = provider.settle_provider_year(plan, claims, result.results)
     return {r["pool"]: r for r in summarise_pools(result, pools)}
 

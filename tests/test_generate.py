@@ -239,12 +239,12 @@ def test_rehab_diagnoses_and_adl_score(batch):
 
 def test_jinhua_rehab_pool_gets_classes_and_points():
     from yibao.core import provider
-    from yibao.core.engine import settle_batch
+    from yibao.core.engine import settle
     from yibao.dsl.compiler import compile_policy
     root = Path(__file__).resolve().parents[1]
     plan = compile_policy(str(root / "city_configs" / "jinhua"))
     claims = sample_claims(4_000)
-    res = settle_batch(plan, claims).results
+    res = settle(plan, claims).results
     rehab = res.filter(pc.equal(res["pool"], "rehab_pdpm"))
     assert rehab.num_rows > 100
     classed = pc.starts_with(pc.fill_null(rehab["group"], ""), "R-").to_numpy(zero_copy_only=False)

@@ -31,8 +31,8 @@ def resolve_policy(text) -> Path:
                          f"(bundled: {', '.join(bundled_cities())})")
 
 
-def load_versions(path, reg):
-    """The folder's versions (sorted plans), or None after printing every error. ``path``
+def load_policy(path, reg):
+    """The folder's compiled ``Policy`` (its versions), or None after printing every error. ``path``
     may name a bundled city; PolicyNotFound when it names nothing (resolve_policy)."""
     from ..versions import compile_versions
     where = resolve_policy(path)
@@ -44,11 +44,3 @@ def load_versions(path, reg):
         print(f"yibao: no policy at {path}: {exc}", file=sys.stderr)
     return None
 
-
-def settle_under(plans, claims, reg):
-    """settle_versions when there are several versions, else the plain kernel batch."""
-    from yibao.core.engine import settle_batch
-    from yibao.core.versions import settle_versions
-    if len(plans) == 1:
-        return settle_batch(plans[0], claims, reg)
-    return settle_versions(plans, claims, reg)

@@ -124,7 +124,7 @@ def check_tiling(folder: Path, reg) -> FileReport:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # already reported per file
-            plans = compile_versions(folder, reg)
+            plans = compile_versions(folder, reg).versions
     except PolicyError as exc:
         sources = getattr(exc, "sources", {})
         return FileReport(folder, exc.diagnostics, sources)

@@ -63,7 +63,7 @@ def bundled_policy(city: str) -> Path:
 
 
 def run(args) -> int:
-    from yibao.core.engine import settle_batch
+    from yibao.core.engine import settle
     from yibao.core.generate import sample_claims
     from ._common import all_rejected_hint, console, load_policy, registry
     from yibao.core import provider
@@ -78,7 +78,7 @@ def run(args) -> int:
     first_year = (datetime.date(1970, 1, 1) + datetime.timedelta(days=plan.effective_from)).year
     claims = sample_claims(args.claims, seed=args.seed, start_year=first_year)
     start = time.perf_counter()
-    result = settle_batch(plan, claims, reg)
+    result = settle(plan, claims, reg)
     elapsed = time.perf_counter() - start
     out = console()
     out.print(f"[bold]yibao demo[/bold]: {claims.num_rows:,} sample claims (seed {args.seed}) "

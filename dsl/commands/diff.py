@@ -20,9 +20,9 @@ def add_arguments(parser):
 def run(args) -> int:
     from yibao.core.arrow_io import ClaimsError
     from yibao.core.diff import diff_policies
-    from yibao.core.versions import VersionError
+    from yibao.core.settlement import VersionError
     from ._common import console, read_claims, registry
-    from ._policies import load_versions
+    from ._policies import load_policy
     if len(args.policy) != 2:
         print("yibao diff: give --policy exactly twice (A, then B)", file=sys.stderr)
         return 2
@@ -31,7 +31,7 @@ def run(args) -> int:
               "pip install 'yibao[report]'", file=sys.stderr)
         return 2
     reg = registry(*args.policy)
-    plans = [load_versions(p, reg) for p in args.policy]
+    plans = [load_policy(p, reg) for p in args.policy]
     if None in plans:
         return 2
     try:

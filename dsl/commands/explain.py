@@ -21,7 +21,7 @@ def add_arguments(parser):
 def _version_for(plans, claims, claim_id):
     """The version in force on the claim's discharge date (the first one if not found)."""
     import pyarrow.compute as pc
-    from yibao.core.versions import discharge_days, version_index
+    from yibao.core.settlement import discharge_days, version_index
     mine = claims.filter(pc.equal(claims.column("claim_id"), claim_id))
     if mine.num_rows == 0:
         return plans[0]
@@ -31,15 +31,20 @@ def _version_for(plans, claims, claim_id):
 
 def run(args) -> int:
     from yibao.core.arrow_io import ClaimsError
-    from yibao.core.explain import ExplainError, explain_claim, format_explanation
-    from ._common import read_claims, registry
-    from ._policies import load_versions
+    from yibao.core.explain import (ExplainError, explain_claim, explain_columns,
+                                    format_explanation, read_key_mates)
+    from ._common import registry
+    from ._policies import load_policy
     reg = registry(args.policy)
-    plans = load_versions(args.policy, reg)
-    if plans is None:
+    policy = load_policy(args.policy, reg)
+    if policy is None:
         return 2
+    plans = policy.versions
     try:
-        claims = read_claims(args.claims)
+        # only the claim's person/family rows (and rows sharing their ids): exact, and the
+        # cost follows that person's claims, not the file's
+        claims = read_key_mates(plans, args.claims, args.claim_id,
+                                explain_columns(plans, reg, args.drg))
         plan = _version_for(plans, claims, args.claim_id)
         # A plan with groupers shows the grouping path in its provider block (with the plan's
         # own tables, MDC order and splits); --drg adds the national grouper's path for plans

@@ -16,10 +16,11 @@ def add_arguments(parser):
 
 def run(args) -> int:
     from ._common import registry
-    from ._policies import load_versions
-    plans = load_versions(args.policy, registry(args.policy))
-    if plans is None:
+    from ._policies import load_policy
+    policy = load_policy(args.policy, registry(args.policy))
+    if policy is None:
         return 2
+    plans = policy.versions
     if len(plans) == 1:
         plan = plans[0]
         print(plan.to_json() if args.json else plan.describe(), end="" if not args.json else "\n")

@@ -60,22 +60,21 @@ def run(args) -> int:
     from yibao.core.manifest import OutputBusyError
     from yibao.core.partition import PartitionError
     from yibao.core.runner import BalanceError, InputError, run_settle
-    from yibao.core.versions import VersionError
+    from yibao.core.settlement import VersionError
     from yibao.plugins.manager import PluginError
     from ._common import console, registry
-    from ._policies import load_versions, resolve_policy
+    from ._policies import load_policy, resolve_policy
     try:
         reg = registry(args.policy)  # yibao's own plugins and those the policy declares
     except PluginError as exc:
         print(f"yibao settle: error: {exc}", file=sys.stderr)
         return 2
-    plans = load_versions(args.policy, reg)  # every *.yb of the folder is a version
-    if plans is None:
+    policy = load_policy(args.policy, reg)  # every *.yb of the folder is a version
+    if policy is None:
         return 2
-    plan = plans[0] if len(plans) == 1 else plans
     claims = args.claims[0] if len(args.claims) == 1 else args.claims
     try:
-        summary = run_settle(plan, claims, args.out, registry=reg,
+        summary = run_settle(policy, claims, args.out, registry=reg,
                              memory_limit=args.memory_limit, engine=args.engine,
                              overwrite=args.overwrite, progress=not args.no_progress,
                              policy_path=resolve_policy(args.policy), partitions=args.partitions)
@@ -86,7 +85,7 @@ def run(args) -> int:
     print_run(summary, console(), args.out)
     from ._common import all_rejected_hint
     import dataclasses
-    span = dataclasses.replace(plans[0], effective_to=plans[-1].effective_to)
+    span = dataclasses.replace(policy.first, effective_to=policy.last.effective_to)
     hint = all_rejected_hint(span, summary.totals.settled_rows, summary.totals.reasons)
     if hint:
         print(hint, file=sys.stderr)

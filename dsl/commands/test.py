@@ -30,20 +30,22 @@ def add_arguments(parser):
 def run(args) -> int:
     from yibao.core.policytest import CaseFileError, coverage, load_cases, run_case
     from ._common import console, registry
-    from ._policies import resolve_policy, settle_under
+    from yibao.core.engine import settle
+    from ._policies import resolve_policy
     folder = resolve_policy(args.folder)  # PolicyNotFound: one line, exit 2 (cli.main)
     reg = registry(folder)
-    plans, warned = _load_recording_warnings(folder, reg)
-    if plans is None:
+    policy, warned = _load_recording_warnings(folder, reg)
+    if policy is None:
         return 2
+    plans = policy.versions
     path = Path(args.cases) if args.cases else folder / "tests.yaml"
     try:
         cases = load_cases(path)
     except (CaseFileError, OSError) as exc:
         print(f"yibao test: {exc}", file=sys.stderr)
         return 2
-    settle = (lambda plan, table, r: settle_under(plans, table, r))
-    results = [run_case(plans[0], c, reg, settle) for c in cases]
+    settle_case = (lambda plan, table, r: settle(policy, table, r))
+    results = [run_case(plans[0], c, reg, settle_case) for c in cases]
     covers = [(plan, coverage(plan, cases, reg)) for plan in plans]
     if args.junit_xml:
         Path(args.junit_xml).write_text(junit_xml(results, str(path), warned if args.strict
@@ -58,13 +60,13 @@ def run(args) -> int:
 
 
 def _load_recording_warnings(folder, reg) -> tuple:
-    """(plans or None, the policy warnings' texts); the warnings still go to stderr."""
+    """(policy or None, the policy warnings' texts); the warnings still go to stderr."""
     import warnings
     from ..errors import PolicyWarning
-    from ._policies import load_versions
+    from ._policies import load_policy
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PolicyWarning)
-        plans = load_versions(folder, reg)
+        policy = load_policy(folder, reg)
     texts = []
     for w in caught:
         if issubclass(w.category, PolicyWarning):
@@ -72,7 +74,7 @@ def _load_recording_warnings(folder, reg) -> tuple:
             print(str(w.message), file=sys.stderr)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    return plans, texts
+    return policy, texts
 
 
 def _print_text(out, results, covers, quiet: bool) -> None:

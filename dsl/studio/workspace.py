@@ -1,8 +1,8 @@
 """The studio's glue: one city folder on disk, and the CLI's own functions applied to it.
 
 Nothing here settles, checks, explains, tests or diffs by itself: each method calls what the
-matching ``yibao`` command calls (``compiler.check_text`` as ``yibao check``, ``settle_batch`` /
-``settle_versions`` as ``yibao demo``, ``explain_claim`` as ``yibao explain``, ``run_case`` /
+matching ``yibao`` command calls (``compiler.check_text`` as ``yibao check``, ``engine.settle`` as
+``yibao demo``, ``explain_claim`` as ``yibao explain``, ``run_case`` /
 ``coverage`` as ``yibao test``, ``diff_policies`` as ``yibao diff``) and returns plain values
 for the page (``app.py``) to show. No NiceGUI here, so the glue is tested without a browser.
 
@@ -225,7 +225,7 @@ class Workspace:
         compiler's text when it does not compile."""
         from ..versions import compile_versions
         try:
-            return compile_versions(folder or self.given, self.registry)
+            return compile_versions(folder or self.given, self.registry).versions
         except PolicyError as exc:
             raise StudioError(str(exc)) from None
 
@@ -248,8 +248,8 @@ class Workspace:
             claims, source = self.sample(plans, n), f"sample ({n:,} claims, seed 7)"
         step(0.4, f"结算 settling {claims.num_rows:,}")
         start = time.perf_counter()
-        from ..commands._policies import settle_under
-        batch = settle_under(plans, claims, self.registry)
+        from yibao.core.engine import settle
+        batch = settle(plans, claims, self.registry)
         elapsed = time.perf_counter() - start
         step(0.85, "汇总 summarising")
         self.run = self._summarise(source, plans, claims, batch, elapsed)
@@ -318,7 +318,7 @@ class Workspace:
     @staticmethod
     def _version_for(run: Run, claim_id: str):
         """The version in force on the claim's discharge date (as ``yibao explain``)."""
-        from yibao.core.versions import discharge_days, version_index
+        from yibao.core.settlement import discharge_days, version_index
         mine = run.claims.filter(pc.equal(run.claims.column("claim_id"), claim_id))
         if len(run.plans) == 1 or mine.num_rows == 0:
             return run.plans[0]
@@ -332,14 +332,14 @@ class Workspace:
     def run_tests(self) -> tuple:
         """``yibao test``: (results per case, [(plan, coverage)])."""
         from yibao.core.policytest import CaseFileError, coverage, load_cases, run_case
-        from ..commands._policies import settle_under
+        from yibao.core.engine import settle
         plans = self.plans()
         try:
             cases = load_cases(self.tests_path()) if self.tests_path().exists() else []
         except CaseFileError as exc:
             raise StudioError(str(exc)) from None
-        settle = (lambda plan, table, r: settle_under(plans, table, r))
-        results = [run_case(plans[0], c, self.registry, settle) for c in cases]
+        settle_case = (lambda plan, table, r: settle(plans, table, r))
+        results = [run_case(plans[0], c, self.registry, settle_case) for c in cases]
         return results, [(p, coverage(p, cases, self.registry)) for p in plans]
 
     def case_from_claim(self, claim_id: str) -> dict:
@@ -349,11 +349,11 @@ class Workspace:
         since its deductible and caps depend on them; the expectation is what the engine gives
         for that case alone, so the new case passes today and fails when a change moves it."""
         from yibao.core.policytest import Case, claims_table
-        from ..commands._policies import settle_under
+        from yibao.core.engine import settle
         run = self._need_run()
         records = self._case_claims(run, claim_id)
         plans = run.plans
-        batch = settle_under(plans, claims_table(records, plans[0]), self.registry)
+        batch = settle(plans, claims_table(records, plans[0]), self.registry)
         got = {r["claim_id"]: r for r in batch.results.to_pylist()}.get(claim_id)
         if got is None:
             raise StudioError(f"claim {claim_id} is rejected on its own; not a test case")

@@ -15,9 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from yibao.core.arrow_io import prepare
-from yibao.core.engine import settle_batch
+from yibao.core.engine import settle
 from yibao.core.generate import generate_claims, write_claims
-from yibao.core.reference import settle_reference
+from yibao.core.reference import settle as settle_reference
 from yibao.core.runner import run_settle
 
 TEXT = ("claim_id", "person_id", "hospital_id", "tier", "setting", "scheme")
@@ -164,7 +164,7 @@ def test_every_arrow_type_settles_to_the_same_bytes(plan, registry, expected, tm
             assert got == expected[small], (variant, fmt, partitions)
     plain = settle_reference(plan, base_claims(small), registry)
     reference = settle_reference(plan, table, registry)
-    kernel = settle_batch(plan, table, registry)
+    kernel = settle(plan, table, registry)
     assert reference.results.equals(plain.results)
     assert reference.rejects.equals(plain.rejects)
     assert kernel.results.equals(reference.results)
@@ -276,7 +276,7 @@ def test_an_admission_date_beyond_python_dates_settles(registry, tmp_path, parts
     ids = t.column("claim_id").to_pylist()
     assert paid[ids[3]] > 0 or t.column("in_scope")[3].as_py() == 0  # admitted after March
     assert paid[ids[4]] == 0  # admitted before March (before year 1)
-    kernel = settle_batch(plan, t, registry)
+    kernel = settle(plan, t, registry)
     assert kernel.results.equals(settle_reference(plan, t, registry).results)
 
 
@@ -298,7 +298,7 @@ def test_polars_and_duckdb_batches_settle_like_plain_arrow(plan, registry, expec
     assert relation.to_arrow_table().schema.field("total").type == pa.decimal128(38, 2)
     reference = settle_reference(plan, plain, registry)
     for producer in (frame, relation):
-        kernel = settle_batch(plan, producer, registry)
+        kernel = settle(plan, producer, registry)
         assert kernel.results.equals(reference.results)
         assert kernel.rejects.equals(reference.rejects)
     pq.write_table(relation.to_arrow_table(), tmp_path / "duckdb.parquet", row_group_size=400)

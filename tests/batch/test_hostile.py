@@ -139,9 +139,9 @@ def test_two_columns_of_one_name_are_refused_naming_it(plan, claims, tmp_path, r
     with pytest.raises(ClaimsError, match="more than one column named 'total'"):
         settle(plan, tmp_path / "in.parquet", tmp_path / "o", registry, parts)
     assert nothing_published(tmp_path / "o")
-    from yibao.core.engine import settle_batch
+    from yibao.core import engine
     with pytest.raises(ClaimsError, match="'total'"):
-        settle_batch(plan, t, registry)
+        engine.settle(plan, t, registry)
 
 
 def test_two_columns_of_one_name_exit_2_with_one_line(claims, tmp_path):

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from yibao.core import runner
-from yibao.core.engine import settle_batch
+from yibao.core.engine import settle
 from yibao.core.generate import write_claims
 from yibao.core.partition import PartitionError, buckets
 from yibao.core.runner import run_settle
@@ -77,7 +77,7 @@ def test_results_are_engine_results_in_bucket_order(plan, claims, claims_file, t
     run_settle(plan, claims_file, tmp_path / "o", registry=registry, progress=False,
                partitions=3)
     got = pq.read_table(tmp_path / "o" / "claims.parquet")
-    engine = settle_batch(plan, claims, registry).results
+    engine = settle(plan, claims, registry).results
     # same rows and values as the in-memory engine, keyed by claim id
     key = [("claim_id", "ascending")]
     assert got.sort_by(key).equals(engine.sort_by(key))

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from yibao.core.engine import settle_batch
+from yibao.core.engine import settle
 from yibao.core.generate import generate_claims, write_claims
-from yibao.core.reference import settle_reference_versions
+from yibao.core.reference import settle as settle_reference
 from yibao.dsl.cli import main
 from yibao.dsl.versions import compile_versions
 
@@ -66,12 +66,12 @@ def test_each_year_under_its_own_rules(tmp_path, claims_file, registry):
     settle_cli(claims_file, folder, tmp_path / "parts", "--partitions", "3")
     for name in ("claims.parquet", "rejects.parquet"):
         assert (tmp_path / "memory" / name).read_bytes() == (tmp_path / "parts" / name).read_bytes()
-    plans = compile_versions(folder, registry)
+    plans = compile_versions(folder, registry).versions
     claims = pq.read_table(claims_file)
     year = pa.compute.year(claims.column("discharge_date"))
     got = by_id(memory)
     for plan, y in zip(plans, (2024, 2025)):
-        alone = settle_batch(plan, claims.filter(pa.compute.equal(year, y)), registry)
+        alone = settle(plan, claims.filter(pa.compute.equal(year, y)), registry)
         assert alone.results.num_rows > 500
         assert {cid: got[cid] for cid in by_id(alone.results)} == by_id(alone.results)
     outside = [r for r in rejects.to_pylist() if r["reason"] == "outside_policy_period"]
@@ -97,14 +97,14 @@ def test_mid_year_change_carries_accumulators(tmp_path, claims_file, registry):
     settle_cli(claims_file, folder, tmp_path / "parts", "--partitions", "3")
     for name in ("claims.parquet", "rejects.parquet"):
         assert (tmp_path / "memory" / name).read_bytes() == (tmp_path / "parts" / name).read_bytes()
-    plans = compile_versions(folder, registry)
-    ref = settle_reference_versions(plans, pq.read_table(claims_file), registry)
+    plans = compile_versions(folder, registry).versions
+    ref = settle_reference(plans, pq.read_table(claims_file), registry)
     assert by_id(memory) == by_id(ref.results)
     # not what settling each half on its own gives: accumulators carried across July 1st
     claims = pq.read_table(claims_file)
     late = claims.filter(pa.compute.greater_equal(
         claims.column("discharge_date"), pa.scalar(plans[1].effective_from, pa.int32())
         .cast(pa.date32())))
-    fresh = by_id(settle_batch(plans[1], late, registry).results)
+    fresh = by_id(settle(plans[1], late, registry).results)
     got = by_id(memory)
     assert any(got[c] != fresh[c] for c in fresh)

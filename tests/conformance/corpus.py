@@ -6,11 +6,18 @@ File format::
     name: what the file covers
     policy: |            # policy text (the language of docs/language.md)
       ...
+    versions: [|, |]     # instead of policy: the texts of several versions, each in force
+                         # over its own `effective` range (one Policy of several Plans)
+    files: {name: text}  # optional: CSV tables the policy reads (grouper, points)
     cases:
       - name: ...
         claims: [{claim_id: A, person_id: p, ...}, ...]   # unlisted fields take DEFAULTS
         expect: {A: {layer: yuan, ...}}                   # only the listed columns are checked
         rejects: {B: reason_code}                         # optional
+
+In ``expect``, a number is yuan of a money column, ``null`` a column the claim's version
+lacks, text is compared as it is; the columns in ``RAW`` are compared in engine units (points
+in 1/10,000).
 """
 from __future__ import annotations
 
@@ -30,7 +37,7 @@ DEFAULTS = {
     "in_scope": None, "self_first": 0, "referral": False,
 }
 TYPES = {
-    "claim_id": pa.string(), "person_id": pa.string(), "family_id": pa.string(),
+    "claim_id": pa.string(), "grp": pa.string(), "person_id": pa.string(), "family_id": pa.string(),
     "tier": pa.string(), "low_income": pa.bool_(), "setting": pa.string(),
     "hospital_id": pa.string(), "hospital_level": pa.int8(), "hospital_tcm": pa.bool_(),
     "admit_date": pa.date32(), "discharge_date": pa.date32(), "los": pa.int32(),
@@ -38,6 +45,7 @@ TYPES = {
     "referral": pa.bool_(), "age": pa.int16(), "tcm_amount": pa.int64(),
 }
 MONEY = {"total", "in_scope", "self_first", "tcm_amount"}
+RAW = {"points"}  # result columns that are not money: compared in engine units
 
 
 def fen(yuan) -> int:
@@ -67,6 +75,24 @@ def claims_table(claims: list) -> pa.Table:
                                                    - {"claim_id"})
     schema = pa.schema([(n, TYPES[n]) for n in names])
     return pa.Table.from_pylist(rows, schema=schema)
+
+
+def expected(column: str, value):
+    """The engine value an ``expect`` entry stands for (see the module docstring)."""
+    if value is None or isinstance(value, str) or column in RAW:
+        return value
+    return fen(value)
+
+
+def compile_doc(stem: str, doc: dict, folder: Path):
+    """The Policy of a corpus file: its one ``policy`` or its ``versions``, with its
+    ``files`` written to ``folder`` (where the policy's CSV tables are read)."""
+    from yibao.core.policy import Policy
+    from yibao.dsl.compiler import compile_text
+    for name, text in (doc.get("files") or {}).items():
+        (folder / name).write_text(text, encoding="utf-8")
+    texts = doc["versions"] if "versions" in doc else [doc["policy"]]
+    return Policy.of([compile_text(t, f"{stem}.yaml", folder) for t in texts])
 
 
 def load_corpus():

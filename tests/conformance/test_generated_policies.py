@@ -9,11 +9,12 @@ from hypothesis import strategies as st
 
 import yibao.core.engine as engine
 from yibao.core.arrow_io import prepare
-from yibao.core.engine import SettlementError, settle_batch
+from yibao.core.engine import SettlementError, settle
 from yibao.core.explain import explain_claims
 from yibao.core.money import INT64_MAX, OutOfRange
 from yibao.core.plan import BOOL, Const, Layer, Plan, Type
-from yibao.core.reference import ClaimEvaluator, settle_reference
+from yibao.core.reference import ClaimEvaluator
+from yibao.core.reference import settle as settle_reference
 from yibao.core.reference import _rows as reference_rows
 from yibao.core.registry import default_registry
 from yibao.core.vector import Evaluator
@@ -35,7 +36,7 @@ def outcome(fn, plan, batch):
 
 
 def assert_same(plan, batch):
-    kernel, ref = outcome(settle_batch, plan, batch), outcome(settle_reference, plan, batch)
+    kernel, ref = outcome(settle, plan, batch), outcome(settle_reference, plan, batch)
     assert kernel == ref, plan.describe()
     return kernel
 
@@ -83,7 +84,7 @@ def test_refused_claims_roll_back_in_small_chunks(plan, batch, rows):
     saved = engine.CHUNK_ROWS
     engine.CHUNK_ROWS = rows
     try:
-        chunked = outcome(settle_batch, plan, batch)
+        chunked = outcome(settle, plan, batch)
     finally:
         engine.CHUNK_ROWS = saved
     assert chunked == outcome(settle_reference, plan, batch)
@@ -93,7 +94,7 @@ def test_refused_claims_roll_back_in_small_chunks(plan, batch, rows):
 @given(plan=plans(), batch=huge_batches())
 def test_a_refused_claim_changes_no_other_claim(plan, batch):
     """Settling the batch without the refused claims gives the same results."""
-    out = outcome(settle_batch, plan, batch)
+    out = outcome(settle, plan, batch)
     if isinstance(out, str):
         return
     results, rejects = out
@@ -101,7 +102,7 @@ def test_a_refused_claim_changes_no_other_claim(plan, batch):
     if not refused:
         return
     keep = [i for i, c in enumerate(batch.column("claim_id").to_pylist()) if c not in refused]
-    again = outcome(settle_batch, plan, batch.take(pa.array(keep, pa.int64())))
+    again = outcome(settle, plan, batch.take(pa.array(keep, pa.int64())))
     assert again[0] == results
 
 
@@ -131,7 +132,7 @@ def test_vectorised_expressions_equal_the_reference(expr, batch):
 def test_explain_pays_what_settle_pays(plan, batch):
     """`yibao explain` is a third evaluator (the reference's, traced): it must explain exactly
     the accepted claims, each paying what the kernel pays (issue 12 item 1: they differed)."""
-    out = outcome(settle_batch, plan, batch)
+    out = outcome(settle, plan, batch)
     if isinstance(out, str):
         return
     results, _ = out

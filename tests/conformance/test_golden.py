@@ -3,8 +3,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from yibao.core.engine import settle_batch
-from yibao.core.reference import settle_reference
+from yibao.core.engine import settle
+from yibao.core.reference import settle as settle_reference
 
 from .plans import reference_plan
 
@@ -16,7 +16,7 @@ def _by_id(table):
                                           table.select(LAYERS).to_pylist())}
 
 
-@pytest.mark.parametrize("evaluator", [settle_batch, settle_reference], ids=["kernel", "reference"])
+@pytest.mark.parametrize("evaluator", [settle, settle_reference], ids=["kernel", "reference"])
 def test_golden_batch_to_the_fen(golden, evaluator):
     claims, expected = golden
     result = evaluator(reference_plan(), claims)

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from yibao.core.engine import settle_batch
+from yibao.core.engine import settle
 from yibao.core.explain import explain_claim
 from yibao.core.money import INT64_MAX, INT64_MIN, fits_int64, round_half_up
 from yibao.core.plan import RATIO_SCALE
-from yibao.core.reference import settle_reference
+from yibao.core.reference import settle as settle_reference
 from yibao.core.vector import (apply_ratio, apply_ratio_checked, checked_add, checked_mul,
                                checked_sub, round_half_up_div)
 from yibao.dsl.compiler import compile_text
@@ -83,7 +83,7 @@ def batch(*rows):
 
 
 def both(plan, claims):
-    kernel, ref = settle_batch(plan, claims), settle_reference(plan, claims)
+    kernel, ref = settle(plan, claims), settle_reference(plan, claims)
     assert kernel.results.equals(ref.results) and kernel.rejects.equals(ref.rejects)
     return kernel
 
@@ -146,7 +146,7 @@ def test_stages_see_the_claims_that_were_settled():
                         "above: 10% }\n}\n")
     claims = batch(("c1", 5 * 10**18, 5 * 10**18), ("c2", 5 * 10**18, 5 * 10**18),
                    ("c3", 100_000, 100_000))
-    for settle in (settle_batch, settle_reference):
-        out = settle(plan, claims, reg)
+    for settle_on in (settle, settle_reference):
+        out = settle_on(plan, claims, reg)
         assert out.rejects.column("claim_id").to_pylist() == ["c2"]
         assert out.results.column("echo").equals(out.results.column("claim_id"))

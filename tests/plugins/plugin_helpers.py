@@ -7,8 +7,8 @@ import functools
 import pyarrow as pa
 from hypothesis import strategies as st
 
-from yibao.core.engine import settle_batch
-from yibao.core.reference import settle_reference
+from yibao.core.engine import settle
+from yibao.core.reference import settle as settle_reference
 from yibao.dsl.compiler import compile_text
 from yibao.plugins.manager import build_registry, make_plugin_manager
 
@@ -75,7 +75,7 @@ def claim_rows(draw, max_size=30, persons=5):
 def both(plan, table, registry=None, context=None):
     """(kernel results, reference results), asserting the rejects agree too."""
     registry = registry or shipped_registry()
-    k = settle_batch(plan, table, registry, context)
+    k = settle(plan, table, registry, context)
     r = settle_reference(plan, table, registry, context)
     assert k.rejects.equals(r.rejects)
     return k.results, r.results

@@ -8,9 +8,9 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from yibao.core.engine import settle_batch
+from yibao.core.engine import settle
 from yibao.core.plan import Key
-from yibao.core.reference import settle_reference
+from yibao.core.reference import settle as settle_reference
 from yibao.plugins.family import mutual_aid
 
 from plugin_helpers import (both, by_claim, claim_rows, claims, compile_policy_text,
@@ -76,7 +76,7 @@ def test_family_key_kernel_equals_reference(rows):
     assert kernel.equals(reference)
     shuffled = table.take(pa.array(random.Random(len(rows)).sample(range(len(rows)), len(rows)),
                                    pa.int64()))
-    assert settle_batch(family_plan(), shuffled, shipped_registry()).results.select(
+    assert settle(family_plan(), shuffled, shipped_registry()).results.select(
         ["claim_id", "basic", "basic_deductible", "self_pay"]).equals(
         kernel.select(["claim_id", "basic", "basic_deductible", "self_pay"]))
 
@@ -84,11 +84,11 @@ def test_family_key_kernel_equals_reference(rows):
 def test_blank_family_id_is_rejected_only_when_the_plan_groups_by_family():
     t = claims({"claim_id": "x", "person_id": "p1", "family_id": " ", "total": 100},
                {"claim_id": "y", "person_id": "p1", "family_id": "f1", "total": 100})
-    out = settle_batch(family_plan(), t, shipped_registry())
+    out = settle(family_plan(), t, shipped_registry())
     assert out.rejects.column("reason").to_pylist() == ["family_id_blank"]
     assert out.results.column("claim_id").to_pylist() == ["y"]
     person_plan = compile_policy_text(FAMILY_POLICY.replace("per family", "per person"))
-    assert settle_batch(person_plan, t, shipped_registry()).rejects.num_rows == 0
+    assert settle(person_plan, t, shipped_registry()).rejects.num_rows == 0
 
 
 # -- 家庭共济 mutual aid -------------------------------------------------------------------
@@ -132,7 +132,7 @@ def test_mutual_aid_without_balances_adds_no_columns():
 def test_mutual_aid_rejects_bad_account_tables_naming_the_plugin(ctx, message):
     t = claims({"claim_id": "c", "person_id": "p1", "family_id": "f1", "total": 100})
     with pytest.raises(RuntimeError, match=f"plugin 'family'.*{message}"):
-        settle_batch(family_plan(), t, shipped_registry(), ctx)
+        settle(family_plan(), t, shipped_registry(), ctx)
 
 
 @st.composite
@@ -177,6 +177,6 @@ def test_mutual_aid_is_order_independent_on_both_paths(rows, seed):
     kernel, reference = both(family_plan(), table, context=ctx)
     assert kernel.equals(reference)
     order = random.Random(seed).sample(range(table.num_rows), table.num_rows)
-    again = settle_batch(family_plan(), table.take(pa.array(order, pa.int64())),
+    again = settle(family_plan(), table.take(pa.array(order, pa.int64())),
                          shipped_registry(), ctx).results
     assert again.equals(kernel)

@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from yibao.core.engine import settle_batch
+from yibao.core.engine import settle
 from yibao.core.plan import INT, MONEY, RATIO, Type
 from yibao.core.points.plan import PointsPlan, Pool
 from yibao.core.registry import FunctionDecl, KeyDecl, Stage, Validator
@@ -104,7 +104,7 @@ def test_hook_register_functions():
     reg = everything_registry()
     assert reg.functions["double"].plugin == "everything"
     plan = compile_policy_text('layer a "a" {\n  base double(in_scope) - in_scope\n}\n', reg)
-    res = settle_batch(plan, claims({"claim_id": "c", "person_id": "p", "total": 123}), reg)
+    res = settle(plan, claims({"claim_id": "c", "person_id": "p", "total": 123}), reg)
     assert res.results["a"].to_pylist() == [123]
 
 
@@ -114,7 +114,7 @@ def test_hook_register_keys():
                                'per year\n}\n', reg)
     t = claims({"claim_id": "c1", "person_id": "p1", "total": 80},
                {"claim_id": "c2", "person_id": "p2", "total": 80})  # two persons, one hospital
-    assert settle_batch(plan, t, reg).results["a"].to_pylist() == [80, 20]
+    assert settle(plan, t, reg).results["a"].to_pylist() == [80, 20]
 
 
 def test_hook_register_validators():
@@ -122,7 +122,7 @@ def test_hook_register_validators():
     plan = compile_policy_text('layer a "a" {\n  base in_scope\n}\n', reg)
     t = claims({"claim_id": "c1", "person_id": "p1", "total": 80, "hospital_id": "h9"},
                {"claim_id": "c2", "person_id": "p2", "total": 80})
-    out = settle_batch(plan, t, reg)
+    out = settle(plan, t, reg)
     assert out.rejects.select(["claim_id", "reason", "message"]).to_pylist() == [
         {"claim_id": "c1", "reason": "hospital_h9", "message": "h9 is closed"}]
 
@@ -130,7 +130,7 @@ def test_hook_register_validators():
 def test_hook_register_stages():
     reg = everything_registry()
     plan = compile_policy_text('layer a "a" {\n  base in_scope\n  ratio 50%\n}\n', reg)
-    out = settle_batch(plan, claims({"claim_id": "c", "person_id": "p", "total": 100}), reg)
+    out = settle(plan, claims({"claim_id": "c", "person_id": "p", "total": 100}), reg)
     assert out.results["self_pay"].to_pylist() == [50]
     assert out.results["half_self_pay"].to_pylist() == [25]
 
@@ -185,7 +185,7 @@ def test_a_function_failing_at_settlement_names_the_plugin():
     reg = build_registry(bare(("badfn", BadImpl())))
     plan = compile_policy_text('layer a "a" {\n  base bad(in_scope)\n}\n', reg)
     with pytest.raises(RuntimeError, match=r"plugin 'badfn': function 'bad' failed"):
-        settle_batch(plan, claims({"claim_id": "c", "person_id": "p", "total": 1}), reg)
+        settle(plan, claims({"claim_id": "c", "person_id": "p", "total": 1}), reg)
 
 
 class Clash:
@@ -294,14 +294,14 @@ class FloatUplift:
 
 @pytest.mark.parametrize("engine", ["kernel", "reference"])
 def test_a_function_returning_floats_for_a_ratio_is_an_error_naming_the_plugin(engine):
-    from yibao.core.reference import settle_reference
+    from yibao.core.reference import settle as settle_reference
     registry = build_registry(bare(("uplift", FloatUplift())))
     plan = compile_policy_text("attribute age: int\nlayer basic {\n  base in_scope\n"
                                "  ratio 70% + old_age_uplift(age)\n}\n", registry)
-    settle = settle_batch if engine == "kernel" else settle_reference
+    settle_on = settle if engine == "kernel" else settle_reference
     with pytest.raises(Exception, match=r"plugin 'uplift': function 'old_age_uplift' returned "
                                         r"float64 values for a ratio"):
-        settle(plan, claims({"person_id": "p1", "total": 1_000, "age": 85}), registry)
+        settle_on(plan, claims({"person_id": "p1", "total": 1_000, "age": 85}), registry)
 
 
 def test_plugin_info_lists_versions_and_hooks():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from yibao.core.engine import settle_batch
+from yibao.core.engine import settle
 from yibao.core.plan import RATIO_SCALE, Plan
 from yibao.core.points import reference as points_reference
 from yibao.core.points.compute import claim_points, settle_providers
@@ -77,7 +77,7 @@ def test_tcm_amount_out_of_range_is_rejected():
     plan = compile_policy_text(TCM_POLICY)
     t = claims({"claim_id": "a", "person_id": "p", "total": 100, "tcm_amount": 101},
                {"claim_id": "b", "person_id": "p", "total": 100, "tcm_amount": 100})
-    out = settle_batch(plan, t, shipped_registry())
+    out = settle(plan, t, shipped_registry())
     assert out.rejects.column("reason").to_pylist() == ["tcm_amount_out_of_range"]
     assert out.results.column("claim_id").to_pylist() == ["b"]
 

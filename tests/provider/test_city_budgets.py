@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from yibao.core import provider
-from yibao.core.engine import settle_batch
+from yibao.core.engine import settle
 from yibao.core.generate import sample_claims
 from yibao.dsl.compiler import compile_policy
 from yibao.plugins.manager import build_registry, make_plugin_manager
@@ -31,7 +31,7 @@ def half_up(x: Fraction) -> int:
 def rizhao():
     plan = compile_policy(str(RIZHAO / "policy.yb"), SHIPPED)
     claims = sample_claims(20_000, 7, 2016)  # the sample the figures are sized to
-    res = settle_batch(plan, claims).results
+    res = settle(plan, claims).results
     return plan, claims, res
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from yibao.core import provider
-from yibao.core.engine import settle_batch
+from yibao.core.engine import settle
 from yibao.core.policytest import (
     CaseFileError, Case, claims_table, load_cases, run_case)
-from yibao.core.reference import settle_reference
+from yibao.core.reference import settle as settle_reference
 from yibao.dsl.compiler import compile_policy
 from yibao.plugins.manager import build_registry, make_plugin_manager
 
@@ -51,7 +51,7 @@ def test_provider_cases_agree_on_the_reference_path(city):
     plan = compile_policy(str(CONFIGS / city), SHIPPED)
     for case in provider_cases(city):
         table = claims_table(list(case.claims), plan)
-        kernel = settle_batch(plan, table).results
+        kernel = settle(plan, table).results
         oracle = settle_reference(plan, table).results
         columns = ("claim_id", "pool", "group", "case_class", "points", "self_pay")
         assert oracle.select(columns).to_pylist() == kernel.select(columns).to_pylist()

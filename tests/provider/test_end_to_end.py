@@ -10,11 +10,11 @@ import pyarrow.compute as pc
 import pytest
 
 from yibao.core import provider
-from yibao.core.engine import settle_batch
+from yibao.core.engine import settle
 from yibao.core.generate import generate_claims
 from yibao.core.grouping import STATUSES as DRG_STATUSES
 from yibao.core.points.plan import BASELINE, BUDGET_PLUS_PAID, POINT_SCALE, PV_SCALE
-from yibao.core.reference import settle_reference
+from yibao.core.reference import settle as settle_reference
 from yibao.dsl.compiler import compile_policy
 from yibao.plugins.manager import build_registry, make_plugin_manager
 
@@ -47,7 +47,7 @@ def settled(generated):
     for city in CITIES:
         plan = compile_policy(f"city_configs/{city}", SHIPPED)
         claims = for_city(city, generated)
-        out[city] = (plan, claims, settle_batch(plan, claims))
+        out[city] = (plan, claims, settle(plan, claims))
     return out
 
 
@@ -93,7 +93,7 @@ def test_no_fen_lost(city, settled):
     if city == "jinhua+signed":
         plan, claims, _ = settled["jinhua"]
         claims = with_signed_persons(claims)
-        batch = settle_batch(plan, claims)
+        batch = settle(plan, claims)
     else:
         plan, claims, batch = settled[city]
     hospitals, pools = provider.settle_provider_year(plan, claims, batch.results)
@@ -151,7 +151,7 @@ def test_partitions_reduce_to_the_same_year(city, settled):
     partials = {}
     for part in range(3):
         piece = claims.filter(pa.array(ids == part))
-        res = settle_batch(plan, piece).results
+        res = settle(plan, piece).results
         partials = provider.merge_partials(partials, provider.provider_partials(plan, piece, res))
     merged = provider.settle_partials(plan, partials)
     assert merged[0].to_pylist() == whole[0].to_pylist()
@@ -164,7 +164,7 @@ def test_kernel_path_equals_reference_path(city):
     (compute vs the points oracle) agree claim by claim."""
     plan = compile_policy(f"city_configs/{city}", SHIPPED)
     small = for_city(city, generate_claims(1_500, 9))
-    kernel = settle_batch(plan, small).results
+    kernel = settle(plan, small).results
     oracle = settle_reference(plan, small).results
     assert kernel.to_pylist() == oracle.to_pylist()
     assert pc.sum(kernel["points"]).as_py() > 0
@@ -183,7 +183,7 @@ def test_jinhua_rehab_and_capitation(generated):
     c = claims.set_column(claims.schema.get_field_index("principal_dx"), "principal_dx",
                           pa.array(dx.tolist(), pa.string()))
     c = c.append_column("signed_inst", pa.array(signed.tolist(), pa.string()))
-    res = settle_batch(plan, c).results
+    res = settle(plan, c).results
     r = res.filter(pc.equal(res["pool"], "rehab_pdpm"))
     assert set(r["case_class"].to_pylist()) == {"bedday"}
     assert set(r["group"].to_pylist()) <= {"R-CARD", "R-OTHER"}
@@ -236,7 +236,7 @@ def test_yibao_settle_writes_hospitals_and_pools(tmp_path):
     hospitals = pq.read_table(tmp_path / "results" / "hospitals.parquet")
     pools = pq.read_table(tmp_path / "results" / "pools.parquet")
     plan = compile_policy("city_configs/jinhua")
-    want = provider.settle_provider_year(plan, claims, settle_batch(plan, claims).results)
+    want = provider.settle_provider_year(plan, claims, settle(plan, claims).results)
     assert hospitals.to_pylist() == want[0].to_pylist()
     assert pools.to_pylist() == want[1].to_pylist()
 

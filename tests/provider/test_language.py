@@ -9,7 +9,7 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 import pytest
 
 from yibao.core import provider
-from yibao.core.engine import settle_batch
+from yibao.core.engine import settle
 from yibao.dsl.compiler import check_text, compile_text
 from yibao.dsl.printer import format_policy
 from yibao.dsl.parser import parse
@@ -78,7 +78,7 @@ def test_golden_small_pool(folder):
             claim("c3", "p2", "H2", "b", 20_000, (4, 1), (4, 3)),
             claim("c4", "p3", "H2", "b", 50_000, (5, 1), (5, 3))]
     claims = pa.Table.from_pylist(rows)
-    res = settle_batch(plan, claims).results
+    res = settle(plan, claims).results
     got = {r["claim_id"]: (r["group"], r["case_class"], r["points"]) for r in res.to_pylist()}
     assert got == {"c1": ("A", "readmit", 500_000), "c2": ("A", "high", 1_500_000),
                    "c3": ("B", "low", 200_000), "c4": ("B", "normal", 500_000)}
@@ -185,7 +185,7 @@ def test_golden_per_hospital_budgets_and_prepayments(folder):
             claim("c3", "p2", "H2", "b", 20_000, (4, 1), (4, 3)),
             claim("c4", "p3", "H2", "b", 50_000, (5, 1), (5, 3))]
     claims = pa.Table.from_pylist(rows)
-    res = settle_batch(plan, claims).results
+    res = settle(plan, claims).results
     hospitals, pools = provider.settle_provider_year(plan, claims, res)
     ref_h, ref_p = provider.settle_provider_year_reference(plan, claims, res)
     assert hospitals.to_pylist() == ref_h and pools.to_pylist() == ref_p
@@ -209,7 +209,7 @@ def test_prepayments_settle_the_same_from_partitions(folder):
         claim("c2", "p1", "H1", "a", 250_000, (3, 15), (3, 20)),
         claim("c3", "p2", "H2", "b", 20_000, (4, 1), (4, 3)),
         claim("c4", "p3", "H2", "b", 50_000, (5, 1), (5, 3))])
-    res = settle_batch(plan, claims).results
+    res = settle(plan, claims).results
     whole = provider.ProviderYear(plan)
     whole.add(claims, res)
     pieces = provider.ProviderYear(plan)
@@ -265,7 +265,7 @@ def test_special_review_is_final(folder):
     claims = pa.Table.from_pylist([claim("c1", "p1", "H1", "a", 100_000, (3, 1), (3, 5)),
                                    claim("c2", "p1", "H1", "a", 250_000, (3, 15), (3, 20)),
                                    claim("c3", "p2", "H2", "b", 20_000, (4, 1), (4, 3))])
-    res = settle_batch(plan, claims).results
+    res = settle(plan, claims).results
     got = {r["claim_id"]: (r["case_class"], r["points"]) for r in res.to_pylist()}
     assert got["c1"] == ("review", 775_000) and got["c3"] == ("low", 300_000)
     ref = provider.claim_columns(plan, claims, reference=True).to_pylist()

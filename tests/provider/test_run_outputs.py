@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from yibao.core import provider, runner
-from yibao.core.engine import settle_batch
+from yibao.core.engine import settle
 from yibao.core.generate import generate_claims, write_claims
 from yibao.core.manifest import sha256_file
 from yibao.core.partition import buckets, partition_of
@@ -72,7 +72,7 @@ def test_same_bytes_in_memory_and_in_three_partitions(runs, jinhua, claims):
 
 def test_provider_files_equal_the_in_memory_year_of_the_accepted_claims(runs, jinhua, claims):
     folder, mem, _ = runs
-    batch = settle_batch(jinhua, claims)
+    batch = settle(jinhua, claims)
     want_h, want_p = provider.settle_provider_year(jinhua, claims, batch.results)
     hospitals = pq.read_table(folder / "p3" / "hospitals.parquet")
     pools = pq.read_table(folder / "p3" / "pools.parquet")
@@ -120,14 +120,14 @@ def test_provider_year_is_the_same_from_any_pieces(jinhua, claims):
     keep = np.ones(claims.num_rows, bool)
     keep[[3, 19_000]] = False
     claims = claims.filter(pa.array(keep))
-    batch = settle_batch(jinhua, claims)
+    batch = settle(jinhua, claims)
     one = provider.ProviderYear(jinhua)
     one.add(claims, batch.results)
     part = partition_of(buckets(jinhua, claims), 5)
     many = provider.ProviderYear(jinhua)
     for p in range(5):
         piece = claims.filter(pa.array(part == p))
-        partials = provider.provider_partials(jinhua, piece, settle_batch(jinhua, piece).results)
+        partials = provider.provider_partials(jinhua, piece, settle(jinhua, piece).results)
         many.merge(provider.partials_from_json(provider.partials_to_json(partials)))
     a, b = one.settle(), many.settle()
     assert a[0].equals(b[0]) and a[1].equals(b[1])

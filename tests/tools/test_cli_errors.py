@@ -120,3 +120,33 @@ def test_generate_start_year_and_the_all_rejected_hint(tmp_path, capsys):
     assert main(["settle", "--policy", rizhao, str(c16), "--out", str(tmp_path / "b"),
                  "--no-progress"]) == 0
     assert "hint" not in capsys.readouterr().err
+
+
+def test_a_yibao_error_exits_with_its_own_code_in_one_line(monkeypatch, capsys):
+    """dsl/cli.py maps every YibaoError to its exit code in one place (core/errors.py)."""
+    import yibao.dsl.commands.check as check
+    from yibao.core.errors import EXIT_FINDINGS, YibaoError
+    from yibao.dsl.cli import main
+
+    class Found(YibaoError):
+        exit_code = EXIT_FINDINGS
+
+    def run(args):
+        raise Found("three claims over the cap\n  at line 4")
+
+    monkeypatch.setattr(check, "run", run)
+    assert main(["check", "anything"]) == EXIT_FINDINGS
+    err = capsys.readouterr().err
+    assert err == "yibao check: error: three claims over the cap at line 4\n"
+
+
+def test_the_core_errors_of_a_run_are_yibao_errors():
+    from yibao.core.errors import EXIT_CANNOT_RUN, YibaoError
+    from yibao.core.explain import ExplainError
+    from yibao.core.manifest import OutputBusyError
+    from yibao.core.policy import PolicyShapeError
+    from yibao.core.runner import BalanceError, InputError
+    from yibao.core.settlement import SettlementError, VersionError
+    for cls in (ExplainError, OutputBusyError, PolicyShapeError, BalanceError, InputError,
+                SettlementError, VersionError):
+        assert issubclass(cls, YibaoError) and cls.exit_code == EXIT_CANNOT_RUN, cls

@@ -34,8 +34,8 @@ def claims():
 def test_report_equals_settling_twice(reference_plan, changed, claims):
     plan_b = compile_policy(changed)
     r = diff_policies(reference_plan, plan_b, claims, top=5)
-    a = {x["claim_id"]: x for x in settle(reference_plan, claims).to_pylist()}
-    b = {x["claim_id"]: x for x in settle(plan_b, claims).to_pylist()}
+    a = {x["claim_id"]: x for x in settle(reference_plan, claims).results.to_pylist()}
+    b = {x["claim_id"]: x for x in settle(plan_b, claims).results.to_pylist()}
     assert r.compared == len(a) == len(b)
     layers = {x["layer"]: x for x in r.layers.to_pylist()}
     for name in ("basic_inpatient", "critical", "assistance"):

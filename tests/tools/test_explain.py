@@ -32,7 +32,7 @@ def test_every_golden_claim_agrees_with_settle(golden, reference_plan):
     """One tracing pass over the whole golden batch; each claim's numbers == the kernel's."""
     claims, expected = golden
     explained = explain_claims(reference_plan, claims)
-    settled = settle(reference_plan, claims).to_pylist()
+    settled = settle(reference_plan, claims).results.to_pylist()
     assert len(explained) == len(settled) == claims.num_rows
     wrong = [r["claim_id"] for r in settled
              if explained[r["claim_id"]].result() != {k: v for k, v in r.items()
@@ -45,7 +45,7 @@ def test_every_golden_claim_agrees_with_settle(golden, reference_plan):
 def test_one_golden_claim_alone_equals_the_batch(golden, reference_plan):
     """Explaining one claim settles only its key-mates, and gives the batch's numbers."""
     claims, _ = golden
-    settled = settle(reference_plan, claims).to_pylist()
+    settled = settle(reference_plan, claims).results.to_pylist()
     for row in (settled[-1], settled[len(settled) // 2]):
         ex = explain_claim(reference_plan, claims, row["claim_id"])
         assert ex.result() == {k: v for k, v in row.items() if k != "claim_id"}
@@ -118,17 +118,17 @@ def test_drg_path_is_included_when_asked(reference_plan):
 
 @pytest.fixture(scope="module")
 def jinhua_batch():
-    from yibao.core.engine import settle_batch
+    from yibao.core.engine import settle
     from yibao.core.generate import generate_claims
     from yibao.dsl.compiler import compile_policy
     from tests.tools.conftest import CONFIGS
     plan = compile_policy(CONFIGS / "jinhua")
     claims = generate_claims(5_000)
-    return plan, claims, settle_batch(plan, claims).results.to_pylist()
+    return plan, claims, settle(plan, claims).results.to_pylist()
 
 
 def test_provider_points_of_every_drg_claim_equal_settle(jinhua_batch):
-    """Oracle-explained case class and points == the vectorised settle_batch columns, for
+    """Oracle-explained case class and points == the vectorised settle columns, for
     every claim of the DRG pool (readmissions see the person's other stays)."""
     plan, claims, rows = jinhua_batch
     drg = [r for r in rows if r["pool"] == "inpatient_drg"]
@@ -166,16 +166,49 @@ def test_readmission_names_the_next_stay(jinhua_batch):
     the explanation (of the earlier claim alone) names the later one and agrees with settle."""
     import datetime as dt
     import pyarrow as pa
-    from yibao.core.engine import settle_batch
+    from yibao.core.engine import settle
     plan, claims, rows = jinhua_batch
     r = next(x for x in rows if x["pool"] == "inpatient_drg" and x["case_class"] == "normal")
     c = next(x for x in claims.to_pylist() if x["claim_id"] == r["claim_id"])
     again = dict(c, claim_id="RE1", admit_date=c["discharge_date"] + dt.timedelta(days=3),
                  discharge_date=c["discharge_date"] + dt.timedelta(days=7))
     table = pa.concat_tables([claims, pa.Table.from_pylist([again], schema=claims.schema)])
-    want = {x["claim_id"]: x for x in settle_batch(plan, table).results.to_pylist()}
+    want = {x["claim_id"]: x for x in settle(plan, table).results.to_pylist()}
     ex = explain_claim(plan, table, r["claim_id"])
     assert want[r["claim_id"]]["case_class"] == ex.provider.case_class == "readmit"
     assert ex.provider.points == want[r["claim_id"]]["points"]
     assert ex.provider.readmission["claim_id"] == "RE1"
     assert "readmission: RE1 admitted 3 days after" in format_explanation(ex)
+
+
+def test_reading_only_the_key_mates_explains_like_the_whole_file(jinhua_batch, tmp_path):
+    """`yibao explain` reads only the claim's person/family rows (and rows sharing their
+    claim ids) with Parquet filters: the explanation equals the one from the whole file,
+    and the read is a small part of the file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from yibao.core.explain import explain_columns, read_key_mates
+    plan, claims, rows = jinhua_batch
+    dup = claims.slice(7, 1).set_column(
+        claims.schema.get_field_index("person_id"), "person_id", pa.array(["someone else"]))
+    path = tmp_path / "c.parquet"
+    pq.write_table(pa.concat_tables([claims, dup]), path, row_group_size=500)
+    by_person = {}
+    for r in claims.select(["claim_id", "person_id"]).to_pylist():
+        by_person.setdefault(r["person_id"], []).append(r["claim_id"])
+    busy = max(by_person, key=lambda p: len(by_person[p]))
+    wanted = [by_person[busy][-1], rows[0]["claim_id"], claims.column("claim_id")[7].as_py()]
+    for claim_id, columns in [(c, None) for c in wanted] + [(c, explain_columns([plan]))
+                                                            for c in wanted]:
+        mates = read_key_mates([plan], path, claim_id, columns)
+        assert 0 < mates.num_rows < claims.num_rows // 10
+        whole = pq.read_table(path)
+        try:
+            want = explain_claim(plan, whole, claim_id).to_dict()
+        except ExplainError as exc:  # the duplicated id: rejected from both reads alike
+            with pytest.raises(ExplainError, match="duplicate_claim_id"):
+                explain_claim(plan, mates, claim_id)
+            assert "duplicate_claim_id" in str(exc)
+            continue
+        assert explain_claim(plan, mates, claim_id).to_dict() == want
+    assert read_key_mates([plan], path, "no such claim").num_rows == 0

@@ -18,7 +18,7 @@ def test_settle_batch_reports_each_chunk(threads, small_chunks, monkeypatch, ref
     monkeypatch.setenv("YIBAO_THREADS", threads)
     claims = generate_claims(2_000, seed=5)
     seen = []
-    batch = engine.settle_batch(reference_plan, claims, progress=seen.append)
+    batch = engine.settle(reference_plan, claims, progress=seen.append)
     assert len(seen) == -(-claims.num_rows // 256) and all(n <= 256 for n in seen)
     assert sum(seen) == batch.results.num_rows + batch.rejects.num_rows == claims.num_rows
 

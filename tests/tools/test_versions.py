@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from yibao.core.engine import settle
-from yibao.core.reference import settle_reference_versions
+from yibao.core.reference import settle as settle_reference
 from yibao.core.policytest import claims_table
-from yibao.core.versions import VersionError, settle_versions
+from yibao.core.settlement import VersionError
 from yibao.dsl.errors import PolicyError
 from yibao.dsl.versions import compile_versions
 
@@ -38,12 +38,12 @@ def two_years(tmp_path):
 
 
 def test_each_claim_under_the_version_in_force(two_years):
-    plans = compile_versions(two_years)
+    plans = compile_versions(two_years).versions
     assert [p.effective_from for p in plans] == sorted(p.effective_from for p in plans)
     rows = [claim("a24", "p", "2024-06-01"), claim("a25", "p", "2025-06-01"),
             claim("b24", "q", "2024-12-31"), claim("x", "q", "2026-01-02")]
     table = claims_table(rows, plans[0])
-    out = settle_versions(plans, table)
+    out = settle(plans, table)
     got = {r["claim_id"]: r["basic_inpatient"] for r in out.results.to_pylist()}
     # 42,200 after the 800 deductible: × 85% in 2024, × 90% in 2025
     assert got == {"a24": 3_587_000, "b24": 3_587_000, "a25": 3_798_000}
@@ -54,12 +54,12 @@ def test_each_claim_under_the_version_in_force(two_years):
 
 def test_last_years_claims_give_last_years_answers(two_years):
     """The 2024 claims under the folder == the 2024 version alone (accumulators included)."""
-    plans = compile_versions(two_years)
+    plans = compile_versions(two_years).versions
     rows = [claim(f"c{i}", "p", f"2024-{m:02d}-10") for i, m in enumerate((2, 5, 9, 11))]
     rows += [claim("n1", "p", "2025-02-10")]
     table = claims_table(rows, plans[0])
-    alone = settle(plans[0], claims_table(rows[:4], plans[0])).to_pylist()
-    both = settle_versions(plans, table).results.to_pylist()
+    alone = settle(plans[0], claims_table(rows[:4], plans[0])).results.to_pylist()
+    both = settle(plans, table).results.to_pylist()
     assert both[:4] == [dict(r) for r in alone]
     # 2025 starts afresh: its whole critical base 45,000 − 37,980 is deductible again (2024's
     # four claims had consumed all 20,000)
@@ -87,16 +87,16 @@ def test_mid_year_change_refused_only_across_structures(tmp_path):
     text = SOURCE.replace(RANGE, "effective 2024-07-01 to 2024-12-31").replace(
         "deductible 1_000 yuan per person per year", "deductible 1_000 yuan per claim")
     (tmp_path / "b.yb").write_text(text, encoding="utf-8")
-    plans = compile_versions(tmp_path)
+    plans = compile_versions(tmp_path).versions
     apart = claims_table([claim("a", "p", "2024-03-01"), claim("b", "q", "2024-09-01")],
                          plans[0])
-    got = {r["claim_id"]: r["basic_inpatient"] for r in settle_versions(plans, apart)
+    got = {r["claim_id"]: r["basic_inpatient"] for r in settle(plans, apart)
            .results.to_pylist()}
     assert got == {"a": 3_587_000, "b": 3_587_000}
     spans = claims_table([claim("a", "p", "2024-03-01"), claim("b", "p", "2024-09-01")],
                          plans[0])
     with pytest.raises(VersionError, match="person 'p' in 2024"):
-        settle_versions(plans, spans)
+        settle(plans, spans)
 
 
 def test_mid_year_change_carries_deductible_and_caps(tmp_path):
@@ -110,12 +110,12 @@ def test_mid_year_change_carries_deductible_and_caps(tmp_path):
     text = text.replace("cap 300_000 yuan per person per year, 500_000",
                         "cap 250_000 yuan per person per year, 500_000")
     (tmp_path / "b.yb").write_text(text, encoding="utf-8")
-    plans = compile_versions(tmp_path)
+    plans = compile_versions(tmp_path).versions
     big = dict(total=50_000, in_scope=50_000, self_first=0)
     rows = [dict(claim("a", "p", "2024-03-01"), **big), dict(claim("b", "p", "2024-09-01"), **big)]
     rows += [dict(claim(f"c{i}", "p", f"2024-10-{10 + i}"), total=900_000,
                   in_scope=900_000, self_first=0) for i in range(3)]
-    out = {r["claim_id"]: r for r in settle_versions(plans, claims_table(rows, plans[0]))
+    out = {r["claim_id"]: r for r in settle(plans, claims_table(rows, plans[0]))
            .results.to_pylist()}
     # a: basic (50,000 − 800) × 85% = 41,820; critical base 8,180, all deductible (of 20,000)
     assert out["a"]["basic_inpatient"] == 4_182_000
@@ -131,13 +131,13 @@ def test_mid_year_change_carries_deductible_and_caps(tmp_path):
     # the critical cap is the second half's 250,000 yuan, less what was paid in the first
     paid = sum(out[c]["critical"] for c in out)
     assert paid == 25_000_000
-    with_ref = settle_reference_versions(plans, claims_table(rows, plans[0])).results
-    assert with_ref.to_pylist() == settle_versions(plans, claims_table(rows, plans[0])) \
+    with_ref = settle_reference(plans, claims_table(rows, plans[0])).results
+    assert with_ref.to_pylist() == settle(plans, claims_table(rows, plans[0])) \
         .results.to_pylist()
 
 
 def test_one_policy_file_is_one_version():
-    plans = compile_versions(CONFIGS / "reference")
+    plans = compile_versions(CONFIGS / "reference").versions
     assert len(plans) == 1 and plans[0].name == "参考政策"
 
 
@@ -160,7 +160,7 @@ def _mid_year(tmp_path_factory):
         assert old in text
         text = text.replace(old, new)
     (folder / "b.yb").write_text(text, encoding="utf-8")
-    return compile_versions(folder)
+    return compile_versions(folder).versions
 
 
 _claims = st.lists(st.fixed_dictionaries({
@@ -189,8 +189,8 @@ def test_kernel_equals_reference_across_a_mid_year_change(tmp_path_factory, batc
                  self_first=min(c["extra"], c["in_scope"]), low_income=c["low_income"])
             for i, c in enumerate(batch)]
     table = claims_table(rows, plans[0])
-    kernel = settle_versions(plans, table)
-    ref = settle_reference_versions(plans, table)
+    kernel = settle(plans, table)
+    ref = settle_reference(plans, table)
     assert kernel.results.to_pylist() == ref.results.to_pylist()
     assert kernel.rejects.to_pylist() == ref.rejects.to_pylist()
 
@@ -213,7 +213,7 @@ def test_check_and_plan_show_every_version(two_years, capsys):
 def test_spark_refuses_several_versions(two_years, tmp_path):
     import pyarrow.parquet as pq
     from yibao.core.runner import InputError, run_settle
-    plans = compile_versions(two_years)
+    plans = compile_versions(two_years).versions
     pq.write_table(claims_table([claim("a", "p", "2024-06-01")], plans[0]), tmp_path / "c.parquet")
     with pytest.raises(InputError, match="Spark engine settles under one version"):
         run_settle(plans, tmp_path / "c.parquet", tmp_path / "out", engine="spark",

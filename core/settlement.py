@@ -1,40 +1,129 @@
-"""Versions in force: several plans of one policy, each with its effective date range.
+"""What both backends of a settle share, owned by neither: the result schema, the settlement
+invariants, plugin validators and stages, reject builders, and choosing the version of each
+claim.
 
-Each claim is settled under the version in force on its ``discharge_date`` (the settlement
-date), so settling last year's claims under last year's rules gives last year's answers.
+The kernel (core/engine.py) and the oracle (core/reference.py) each have one entry point,
+``settle(policy, claims, registry)``; both call into this module for everything that is not
+the arithmetic of a settlement, so the oracle checks the engine without importing it.
 
-Accumulators and version changes. Deductibles, caps, bands and self-pay limits accumulate per
-key per policy year. Consecutive versions with the same layer *structure* (``structure``: the
-same layers in the same order, the same deductible scopes and keys, caps, bands, self-pay
-limits and paid() terms; amounts, ratios, tables and conditions may differ) are settled as ONE
-kernel program: each claim's claim-only arrays (applies, base, deductible amount, ratio, cap
-amounts, limit) are evaluated under the version in force on its discharge date and scattered
-into one program whose accumulators are those of the earliest version, so a mid-year change
-carries each key's deductible, caps, bands and kept burden across the change. Versions of
-different structures are settled as separate batches; if some accumulator key (person,
-family …) has claims of one policy year on both sides of such a change, its accumulators
-would have to carry across incompatible rules, and ``settle_versions`` refuses the batch with
-a ``VersionError`` naming the key, the year and the versions.
+Versions in force. Each claim is settled under the version in force on its
+``discharge_date`` (the settlement date). Versions must tile time: sorted by
+``effective_from``, each starts the day after the previous ends; a gap or an overlap is a
+``VersionError`` (the compiler reports it with file:line, ``yibao.dsl.versions``). Claims
+outside every version are rejected ``outside_policy_period``; a claim id under two versions is
+rejected ``duplicate_claim_id`` (each version's batch only sees its own duplicates).
 
-Versions must tile time: sorted by ``effective_from``, each starts the day after the previous
-ends. A gap or an overlap is a ``VersionError`` here (the compiler reports it with file:line,
-``yibao.dsl.versions``). Claims outside every version are rejected ``outside_policy_period``.
+Accumulators across a version change. Deductibles, caps, bands and self-pay limits accumulate
+per key per policy year. Consecutive versions with the same layer *structure* (``structure``)
+carry every key's accumulators across a mid-year change. If some key has claims of one policy
+year under versions of different structures, its accumulators would have to carry across
+incompatible rules, and the settle refuses the batch (``check_spans``, a ``VersionError``
+naming the key, the year and the versions).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_io import REJECT_SCHEMA, _message, as_table, rejects_table
+from .arrow_io import REJECT_SCHEMA, ClaimsError, Prepared, _message, reject_more
 from .describe import format_date
-from .engine import (BatchResult, check_invariants, lower_batch, result_schema, run_stages,
-                     settle_batch)
-from .lower import Program, dense_ids, key_values, policy_years, split_base
+from .errors import YibaoError
+from .lower import key_values, policy_years, split_base
 from .plan import Bands, Plan
 
+# -- results and invariants --------------------------------------------------------------------
 
-class VersionError(ValueError):
+
+class SettlementError(YibaoError, ClaimsError):
+    """The plan produced a result the settlement contract forbids (a claim paid more than its
+    total): a policy bug, so the run stops rather than publish wrong money (exit code 2)."""
+
+
+def check_invariants(plan: Plan, results: pa.Table) -> None:
+    """benefits.md: for every claim Σ payments + self_pay = total with self_pay ≥ 0 (each
+    payment is ≥ 0 and ≤ its base by construction). A policy whose bases add up to more than
+    the total (e.g. ``base in_scope + total``) breaks it; name the first such claim."""
+    if results.num_rows == 0:
+        return
+    self_pay = results.column("self_pay").to_numpy()
+    bad = np.flatnonzero(self_pay < 0)
+    if len(bad):
+        i = int(bad[0])
+        claim = results.column("claim_id")[i].as_py()
+        raise SettlementError(
+            f"policy {plan.name!r} pays more than the total of {len(bad)} claim(s), e.g. claim "
+            f"{claim!r} (self_pay {self_pay[i] / 100:,.2f} yuan): the layers' bases add up to "
+            "more than the claim's total; base a later layer on what is left, e.g. "
+            "`total - paid`")
+
+
+@dataclass
+class BatchResult:
+    results: pa.Table  # accepted claims, settlement order
+    rejects: pa.Table  # rejected rows, input row order
+    input_rows: int
+
+
+def result_schema(plan: Plan) -> pa.Schema:
+    fields = [pa.field("claim_id", pa.string())]
+    for layer in plan.layers:
+        fields.append(pa.field(layer.name, pa.int64()))
+        if layer.deductible is not None:
+            fields.append(pa.field(f"{layer.name}_deductible", pa.int64()))
+    fields.append(pa.field("self_pay", pa.int64()))
+    return pa.schema(fields)
+
+
+def run_validators(plan: Plan, prep: Prepared, registry) -> Prepared:
+    """Plugin claim checks, in registration order; flagged rows go to the rejects."""
+    for v in registry.validators:
+        try:
+            mask, messages = v.check(plan, prep.columns, prep.raw, prep.n)
+        except Exception as exc:
+            raise RuntimeError(f"plugin {v.plugin!r}: validator {v.name!r} failed: {exc}") from exc
+        mask = np.asarray(mask, dtype=bool)
+        if mask.any():
+            if isinstance(messages, str):
+                messages = [messages] * int(mask.sum())
+            prep = reject_more(prep, mask, v.reason, list(messages))
+    return prep
+
+
+def run_stages(plan: Plan, results: pa.Table, claims: pa.Table, registry, context,
+               reference=False) -> pa.Table:
+    """Plugin stages after the layers: each adds its columns to the results."""
+    for stage in registry.stages:
+        fn = stage.reference if reference and stage.reference else stage.run
+        try:
+            added = fn(plan, results, claims, context or {})
+        except Exception as exc:
+            raise RuntimeError(f"plugin {stage.plugin!r}: stage {stage.name!r} failed: {exc}") \
+                from exc
+        if added is None:  # the run gave the stage nothing to do (e.g. no balances table)
+            continue
+        for name, typ in stage.columns:
+            results = results.append_column(pa.field(name, typ), pa.array(added[name], typ))
+    return results
+
+
+def with_fen_total(claims: pa.Table, total_fen) -> pa.Table:
+    """``claims`` with ``total`` replaced by the prepared int64 fen (same rows, same order):
+    the provider part reads ``total`` from the claims, and given decimal yuan it would read
+    yuan as fen (results never depend on the input's Arrow types)."""
+    if "total" not in claims.column_names:
+        return claims
+    i = claims.schema.get_field_index("total")
+    return claims.set_column(i, pa.field("total", pa.int64()),
+                             pa.array(np.asarray(total_fen, dtype=np.int64), pa.int64()))
+
+
+# -- versions in force -------------------------------------------------------------------------
+
+
+class VersionError(YibaoError, ValueError):
     """Versions that do not tile time, or a batch whose accumulators would span a mid-year
     version change."""
 
@@ -170,158 +259,41 @@ def cross_version_duplicates(claims: pa.Table, which: np.ndarray) -> np.ndarray:
                       .to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def settle_versions(plans, claims, registry=None, context=None) -> BatchResult:
-    """Settle each claim under the version in force on its discharge date (see the module
-    docstring for accumulators). Results: each structure group's results in version order
-    (each in settlement order), columns the union in layer order (a layer a version lacks is
-    null); rejects carry the input row numbers of ``claims``."""
-    plans = check_versions(plans)
-    claims = as_table(claims)
+@dataclass
+class VersionChoice:
+    """The version of every input row: ``which[i]`` is the index of the version row ``i`` is
+    settled under, or negative when it is rejected here (``rejects``, input row numbers):
+    -1 outside every version, -2 a claim id under two versions. ``groups`` is the structure
+    group of each version (equal groups carry accumulators across)."""
+    which: np.ndarray
+    groups: np.ndarray
+    rejects: list
+
+
+def choose_versions(plans, claims: pa.Table) -> VersionChoice:
+    """Choose the version of each claim of ``claims`` (plans sorted and tiling: a Policy's
+    versions); VersionError when a key's policy year spans versions of different
+    structures."""
     which = version_index(plans, discharge_days(claims))
     groups = check_spans(plans, claims, which)
+    rejects = [outside_rejects(claims, which)]
     dup = cross_version_duplicates(claims, which) if len(plans) > 1 else None
-    results, rejects = [], [_outside(claims, which)]
     if dup is not None and dup.any():
-        rejects.append(_duplicates(claims, np.flatnonzero(dup)))
+        rejects.append(duplicate_rejects(claims, np.flatnonzero(dup)))
         which = np.where(dup, -2, which)
-    for g in range(int(groups[-1]) + 1):
-        members = [i for i in range(len(plans)) if groups[i] == g]
-        parts = [(plans[i], np.flatnonzero(which == i)) for i in members]
-        parts = [(p, rows) for p, rows in parts if len(rows)]
-        if not parts:
-            continue
-        if len(parts) == 1:
-            plan, rows = parts[0]
-            batch = settle_batch(plan, claims.take(pa.array(rows)), registry, context)
-            res, rej = batch.results, _renumber(batch.rejects, rows)
-        else:
-            res, rej = settle_merged(parts, claims, registry, context)
-        results.append(res)
-        rejects.append(rej)
-    return BatchResult(_concat(results, plans), _sorted_rejects(rejects), claims.num_rows)
+    return VersionChoice(which, groups, rejects)
 
 
-def _renumber(rejects: pa.Table, rows: np.ndarray) -> pa.Table:
+# -- rejects -----------------------------------------------------------------------------------
+
+
+def renumber_rejects(rejects: pa.Table, rows: np.ndarray) -> pa.Table:
+    """``rejects`` of a batch of some input rows, their row numbers those of the input."""
     local = rejects.column("row").to_numpy()
     return rejects.set_column(1, "row", pa.array(rows[local] if len(local) else [], pa.int64()))
 
 
-# -- one program over several versions ---------------------------------------------------------
-
-CLAIM_ARRAYS = ("applies", "base_claim", "ded_amount", "ded_continuing", "ratio",
-                "limit_amount")
-
-
-def settle_merged(parts, claims: pa.Table, registry=None, context=None) -> tuple:
-    """(results in settlement order, rejects with input rows) of the claims of several
-    versions of one structure, settled as one kernel program. ``parts`` is [(plan, input rows
-    of its claims)] in version order; the first plan's program gives the accumulators, every
-    version's claim-only arrays are evaluated on its own rows (engine.lower_batch) and
-    concatenated: versions tile time in order, so the concatenation of each version's rows in
-    settlement order is the settlement order of all of them."""
-    from .registry import default_registry
-    registry = registry or default_registry()
-    lows = [(plan, lower_batch(plan, claims.take(pa.array(rows)), registry), rows)
-            for plan, rows in parts]
-    first = lows[0][0]
-    raw = pa.concat_tables([low.prep.raw.take(pa.array(low.order)) for _, low, _ in lows])
-    program = _merged_program(first, [low.program for _, low, _ in lows], raw)
-    program.run(np.arange(program.n, dtype=np.int64))
-    _stop_on_overflow(first, lows, program)
-    results = _merged_results(first, lows, program)
-    check_invariants(first, results)
-    if registry.stages:
-        results = run_stages(first, results, raw, registry, context)
-    if any(p.provider is not None or p.groupers for p, _ in parts):
-        results = _provider_columns(lows, results, raw)
-    rejects = [_renumber(rejects_table(low.prep.rejects), rows) for _, low, rows in lows]
-    return results, pa.concat_tables(rejects)
-
-
-def _stop_on_overflow(plan: Plan, lows: list, program: Program) -> None:
-    """A claim whose yearly accumulation leaves int64 across versions stops the run, naming
-    it (settle_batch rejects such a claim; this merged program does not rebuild its rows)."""
-    bad = np.flatnonzero(program.overflow)
-    if len(bad) == 0:
-        return
-    from .engine import SettlementError
-    from .money import out_of_range_message
-    ids = pa.concat_arrays([low.prep.claim_id.take(pa.array(low.order)).cast(pa.string())
-                            for _, low, _ in lows])
-    t = int(bad[0])
-    layer = plan.layers[int(program.overflow[t]) - 1].name
-    raise SettlementError(f"claim {ids[t].as_py()!r}: {out_of_range_message(layer)}")
-
-
-def _cat(arrays: list, n: int):
-    """Concatenate per-version arrays (each over its version's rows)."""
-    if arrays[0] is None:
-        return None
-    return np.ascontiguousarray(np.concatenate(arrays))
-
-
-def _merged_program(plan: Plan, programs: list, raw: pa.Table) -> Program:
-    n = sum(p.n for p in programs)
-    template = programs[0]
-    keys = [dense_ids(key_values(raw, key)) if n else (np.zeros(0, np.int64), 0)
-            for key in plan.keys()]
-    prog = Program(plan, n, key_ids=[np.ascontiguousarray(ids) for ids, _ in keys],
-                   key_counts=[count for _, count in keys],
-                   state_keys=list(template.state_keys),
-                   state_offsets=list(template.state_offsets),
-                   widths=None if template.widths is None else list(template.widths))
-    prog.year = np.ascontiguousarray(np.concatenate([p.year for p in programs]))
-    for j, spec in enumerate(template.layers):
-        specs = [p.layers[j] for p in programs]
-        d = dict(spec)
-        for name in CLAIM_ARRAYS:
-            d[name] = _cat([_full(s[name], p.n) for s, p in zip(specs, programs)], n)
-        d["caps"] = [(kind, _cat([_full(s["caps"][c][1], p.n) for s, p in zip(specs, programs)],
-                                 n), state, key)
-                     for c, (kind, _, state, key) in enumerate(spec["caps"])]
-        d["out_pay"] = np.zeros(n, dtype=np.int64)
-        d["out_ded"] = None if spec["out_ded"] is None else np.zeros(n, dtype=np.int64)
-        prog.layers.append(d)
-    return prog
-
-
-def _full(a, n: int):
-    """A claim array over a version's ``n`` rows; lowering holds a constant as a one-element
-    array (the kernel reads element 0 for every row), expanded here because the versions'
-    constants differ."""
-    if a is None:
-        return None
-    a = np.asarray(a)
-    return np.broadcast_to(a.reshape(-1)[:1], (n,)) if a.ndim == 0 or len(a) == 1 else a
-
-
-def _merged_results(plan: Plan, lows: list, program: Program) -> pa.Table:
-    ids = pa.concat_arrays([low.prep.claim_id.take(pa.array(low.order)).cast(pa.string())
-                            for _, low, _ in lows]) if program.n else pa.array([], pa.string())
-    total = np.concatenate([np.asarray(low.prep.columns["total"])[low.order]
-                            for _, low, _ in lows]).astype(np.int64)
-    cols, paid = {"claim_id": ids}, np.zeros(program.n, dtype=np.int64)
-    for layer, spec in zip(plan.layers, program.layers):
-        paid += spec["out_pay"]
-        cols[layer.name] = pa.array(spec["out_pay"])
-        if spec["out_ded"] is not None:
-            cols[f"{layer.name}_deductible"] = pa.array(spec["out_ded"])
-    cols["self_pay"] = pa.array(total - paid)
-    return pa.table(cols, schema=result_schema(plan))
-
-
-def _provider_columns(lows: list, results: pa.Table, raw: pa.Table) -> pa.Table:
-    """Provider payment (grouping, points) of each version's claims under its own plan."""
-    from .provider import append_claim_columns
-    pieces, at = [], 0
-    for plan, low, _ in lows:
-        n = low.prep.n
-        pieces.append(append_claim_columns(plan, results.slice(at, n), raw.slice(at, n)))
-        at += n
-    return pa.concat_tables(pieces, promote_options="default")
-
-
-def _outside(claims: pa.Table, which: np.ndarray) -> pa.Table:
+def outside_rejects(claims: pa.Table, which: np.ndarray) -> pa.Table:
     rows = np.flatnonzero(which < 0)
     ids = claims.column("claim_id").take(pa.array(rows, pa.int64())).to_pylist()
     return pa.table({"claim_id": pa.array(ids, pa.string()), "row": pa.array(rows, pa.int64()),
@@ -331,7 +303,7 @@ def _outside(claims: pa.Table, which: np.ndarray) -> pa.Table:
                     schema=REJECT_SCHEMA)
 
 
-def _duplicates(claims: pa.Table, rows: np.ndarray) -> pa.Table:
+def duplicate_rejects(claims: pa.Table, rows: np.ndarray) -> pa.Table:
     ids = claims.column("claim_id").take(pa.array(rows, pa.int64())).to_pylist()
     return pa.table({"claim_id": pa.array(ids, pa.string()), "row": pa.array(rows, pa.int64()),
                      "reason": pa.array(["duplicate_claim_id"] * len(rows), pa.string()),
@@ -356,7 +328,7 @@ def union_schema(plans) -> pa.Schema:
     return pa.schema([pa.field(n, types[n]) for n in names])
 
 
-def _concat(results: list, plans) -> pa.Table:
+def concat_results(results: list, plans) -> pa.Table:
     schema = union_schema(plans)
     if not results:
         return schema.empty_table()
@@ -367,6 +339,6 @@ def _concat(results: list, plans) -> pa.Table:
     return table.select(schema.names + [n for n in table.column_names if n not in schema.names])
 
 
-def _sorted_rejects(parts: list) -> pa.Table:
+def sorted_rejects(parts: list) -> pa.Table:
     table = pa.concat_tables(parts)
     return table.take(pc.sort_indices(table, sort_keys=[("row", "ascending")]))
