@@ -1,7 +1,7 @@
 """家庭共济 (family mutual aid): an employee's personal account (个人账户) pays the self-pay
 of the family members bound to it, claim by claim in settlement order.
 
-Inputs, through ``context`` (``settle_batch(..., context=...)``):
+Inputs, through ``context`` (``engine.settle(..., context=...)``):
 
 - ``context["balances"]``: a table with ``person_id`` (string, the account owner, unique) and
   ``balance`` (int64 fen, ≥ 0, not null): the opening balance of each account for this batch.
