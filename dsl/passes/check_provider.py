@@ -31,6 +31,7 @@ from yibao.core.money import round_half_up
 from yibao.core.plan import BOOL, DATE, INT, MONEY, RATIO, RATIO_SCALE, TEXT
 from yibao.core.points import plan as PP
 
+from ..source import SourceError, read_text
 from .. import ast
 from ..errors import error, suggest, warning
 from ..units import UnitError, number_value
@@ -173,10 +174,16 @@ def read_csv(ref: ast.Str, ctx: Context, required: tuple, optional: tuple = ()):
     path = _csv_path(ref, ctx)
     if path is None:
         return None
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        ctx.report(error("E305", f"cannot read file '{ref.value}': {exc.__class__.__name__}",
+    try:  # the benefit tables' reader: a FIFO or device is refused, never read (it may hang)
+        text = read_text(path).removeprefix("\ufeff")
+    except SourceError as exc:  # not a regular file, too large, not UTF-8
+        where = f" (line {exc.line})" if exc.text else ""
+        ctx.report(error("E305", f"cannot read file '{ref.value}'{where}: "
+                         f"{exc.message.replace(repr(str(path)), 'it')}", ref.span, exc.hint))
+        return None
+    except OSError as exc:
+        ctx.report(error("E305", f"cannot read file '{ref.value}': "
+                         f"{exc.strerror or exc.__class__.__name__}",
                          ref.span, "the file must sit in the policy's folder, UTF-8"))
         return None
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1)

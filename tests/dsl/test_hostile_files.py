@@ -159,3 +159,25 @@ def test_pool_adjustment_beyond_the_range_fails_check_not_settle(tmp_path):
     with pytest.raises(PolicyError) as info:
         compile_file(policy)
     assert info.value.codes == ["E215"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+@pytest.mark.parametrize("kind", ["fifo", "gbk"])
+def test_provider_csv_that_cannot_be_read_is_a_diagnostic(tmp_path, kind):
+    """The provider part's CSVs (points, coefficients, review …) go through the same reader as
+    the benefit tables: a FIFO is refused without being opened, a GBK file is named as such."""
+    import shutil
+    city = tmp_path / "jinhua"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "city_configs" / "jinhua", city)
+    points = city / "drg_points.csv"
+    if kind == "fifo":
+        points.unlink()
+        os.mkfifo(points)
+    else:
+        points.write_bytes("group,points,avg_cost,label\nAA11,1.5,100 yuan,心脏移植\n"
+                           .encode("gbk"))
+    done = subprocess.run([sys.executable, "-m", "yibao.dsl.cli", "check", str(city)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "error[E305]" in done.stderr, done.stderr
+    assert ("not a file" in done.stderr) if kind == "fifo" else ("GBK/GB18030" in done.stderr)
+    assert "Traceback" not in done.stderr
