@@ -26,13 +26,14 @@ def policy_plugins(path) -> tuple:
     here: compiling it reports its errors."""
     from ..errors import PolicyError
     from ..parser import parse
+    from ..source import SourceError, read_text
     path = Path(path)
     files = sorted(path.glob("*.yb")) if path.is_dir() else [path]
     found = {}
     for file in files:
-        try:
-            policy = parse(file.read_text(encoding="utf-8"), str(file))
-        except (PolicyError, OSError, UnicodeDecodeError, ValueError):
+        try:  # read_text refuses a FIFO or device without opening it (it would block)
+            policy = parse(read_text(file), str(file))
+        except (PolicyError, SourceError, OSError, UnicodeDecodeError, ValueError):
             continue
         for dist, versions in declared_plugins(policy):
             found.setdefault(dist, versions)
