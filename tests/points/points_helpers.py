@@ -41,3 +41,19 @@ def inpatient_pool(**over) -> Pool:
                      Adjustment("elderly", 1_050_000, (Test("age", ">=", 80),))))
     kw.update(over)
     return Pool(**kw)
+
+
+def settled(pool, table, evaluate="vector"):
+    """({hospital_id: hospital row}, pool row) of one pool settled on ``table`` by the
+    vectorised path or, with ``evaluate="reference"``, by the reference evaluator."""
+    from yibao.core.points import reference
+    from yibao.core.points.compute import all_claim_points, settle_providers
+    from yibao.core.points.plan import PointsPlan
+    plan = PointsPlan((pool,))
+    if evaluate == "reference":
+        rows = table.to_pylist()
+        hosp, pools = reference.settle(plan, rows, reference.claim_points(plan, pool, rows))
+    else:
+        h, p = settle_providers(plan, table, all_claim_points(plan, table))
+        hosp, pools = h.to_pylist(), p.to_pylist()
+    return {r["fixmedins_code"]: r for r in hosp}, pools[0]

@@ -13,7 +13,7 @@ from yibao.core.points.plan import (
     BASELINE, BUDGET_ONLY, POINT_SCALE as PT, BedDay, DayTier, PointsPlan, PointValue, Pool,
     Readmission, RiskSharing)
 
-from points_helpers import claims, inpatient_pool
+from points_helpers import claims, inpatient_pool, settled
 
 D = dt.date
 EVALUATORS = pytest.mark.parametrize("evaluate", ["vector", "reference"])
@@ -26,15 +26,6 @@ def scored(pool, table, evaluate):
     return {r["claim_id"]: (r["case_class"], r["points"]) for r in rows}
 
 
-def settled(pool, table, evaluate):
-    plan = PointsPlan((pool,))
-    if evaluate == "reference":
-        rows = table.to_pylist()
-        hosp, pools = reference.settle(plan, rows, reference.claim_points(plan, pool, rows))
-    else:
-        h, p = settle_providers(plan, table, all_claim_points(plan, table))
-        hosp, pools = h.to_pylist(), p.to_pylist()
-    return {r["fixmedins_code"]: r for r in hosp}, pools[0]
 
 
 # -- rounding once per written step ------------------------------------------------------------

@@ -14,7 +14,7 @@ from yibao.core.points.plan import (
     RiskSharing)
 from yibao.core.points.settle import largest_remainder
 
-from points_helpers import claims
+from points_helpers import claims, settled as settle
 
 GROUPS = dict(base_points=(("B100", 100 * PT), ("B200", 200 * PT), ("B50", 50 * PT)),
               avg_cost=(("B100", 400_000), ("B200", 600_000), ("B50", 1)))
@@ -27,15 +27,6 @@ def batch(paid=(500, 1000), totals=(400_000, 600_000), extra=()):
                    "psn_part_amt": paid[1]}, *extra)
 
 
-def settle(pool, table, evaluate="vector"):
-    plan = PointsPlan((pool,))
-    if evaluate == "reference":
-        rows = table.to_pylist()
-        hosp, pools = reference.settle(plan, rows, reference.claim_points(plan, pool, rows))
-    else:
-        h, p = settle_providers(plan, table, all_claim_points(plan, table))
-        hosp, pools = h.to_pylist(), p.to_pylist()
-    return {r["fixmedins_code"]: r for r in hosp}, pools[0]
 
 
 EVALUATORS = pytest.mark.parametrize("evaluate", ["vector", "reference"])
