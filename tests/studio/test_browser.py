@@ -257,9 +257,10 @@ def test_compare_working_copy_with_last_commit(browser, city):
     shot(browser, "09-tests-fail")
 
 
-def test_nothing_written_outside_the_folder(city):
+def test_nothing_written_outside_the_folder(browser, studio, city):
     """Only the files the session saved changed, each inside the folder; no temporary files
-    left behind, and nothing (NiceGUI storage, say) beside the folder."""
+    left behind, and nothing (NiceGUI storage, say) beside the folder. It asks for the browser
+    and the studio so that it skips with the session it checks (it failed alone before)."""
     changed = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=city,
                              capture_output=True, text=True, check=True).stdout.split("\n")
     assert sorted(x[3:] for x in changed if x) == ["policy.yb", "signed.csv", "tests.yaml"]
