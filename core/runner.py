@@ -50,11 +50,11 @@ import pyarrow.parquet as pq
 from . import __version__
 from .arrow_io import (REJECT_SCHEMA, ClaimsError, _message, check_unique_names, fen_sum,
                        normal_schema, normal_table, prepare)
-from .engine import settle
+from .engine import settle, settle_by_bucket
 from .errors import YibaoError
 from .manifest import (TABLE_OUTPUTS, OutputFolder, ParquetOut, Totals, exact_sum,
                        plugin_versions, policy_files, sha256_file)
-from .partition import (NBUCKETS, PartitionError, bucket_order, buckets, hash_strings,
+from .partition import (NBUCKETS, PartitionError, buckets, hash_strings,
                         partition_key, partition_of)
 from .plan import PERSON, Plan
 from .policy import Policy
@@ -255,12 +255,8 @@ def settle_piece(plan: Plan, table: pa.Table, rows: np.ndarray, bucket: np.ndarr
     if table.num_rows == 0:
         empty = settle(plan, table, registry, context)
         return empty.results, empty.rejects, 0
-    batch = settle(plan, table, registry, context, progress)
-    claim_id = table.column("claim_id").combine_chunks()
-    if not pa.types.is_string(claim_id.type):
-        claim_id = claim_id.cast(pa.string())
-    results = batch.results.take(pa.array(
-        bucket_order(batch.results.column("claim_id"), claim_id, bucket)))
+    batch = settle_by_bucket(plan, table, bucket, registry, context, progress)
+    results = batch.results
     local = np.asarray(batch.rejects.column("row").to_numpy(), dtype=np.int64)
     rejects = batch.rejects.set_column(1, "row", pa.array(rows[local], pa.int64()))
     fen = fen_sum(table.column("total").take(pa.array(local))) if len(local) else 0
