@@ -312,7 +312,7 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
     results, order = run.results()
     rejects = run.rejected().rejects
     check_invariants(plan, results)
-    if registry.stages:
+    if any(stage.acts(context) for stage in registry.stages):  # no gather for idle stages
         claims_in_order = _claims_in_order(prep.raw, order, _stage_columns(registry))
         results = run_stages(plan, results, claims_in_order, registry, context)
     if plan.provider is not None or plan.groupers:
