@@ -121,10 +121,12 @@ def _prefix_keys(strings: pa.Array):
     key = np.zeros(n, dtype=np.uint64)
     if len(data) == 0:
         return key
-    width = int(length[0]) if n else 0
-    if 0 < width <= 8 and (length == width).all() and skip == 0:  # one width: a reshape
+    full = int(length[0]) + skip if n else 0
+    if full > skip and (length == full - skip).all():  # one width: a reshape, no gathers
+        width = min(8, full - skip)
         padded = np.zeros((n, 8), dtype=np.uint8)
-        padded[:, :width] = data[int(offsets[0]):int(offsets[-1])].reshape(n, width)
+        rows = data[int(offsets[0]):int(offsets[-1])].reshape(n, full)
+        padded[:, :width] = rows[:, skip:skip + width]
         return padded.view(">u8").ravel().astype(np.uint64)
     for j in range(8):
         byte = data[np.minimum(start + j, len(data) - 1)].astype(np.uint64)
