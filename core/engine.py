@@ -18,12 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .arrow_io import Prepared, as_table, prepare, reject_more, rejects_table
 from .lower import (Lowerer, Program, applying_lookups_missing, dense_ids, key_values,
                     policy_years, settlement_order)
 from .money import OUT_OF_RANGE, out_of_range_message
-from .plan import Column, Plan, layer_exprs, walk
+from .partition import bucket_order
+from .plan import PERSON, Column, Plan, layer_exprs, walk
 from .policy import Policy
 from .registry import default_registry
 from .settlement import (BatchResult, SettlementError, check_invariants, check_versions,  # noqa: F401
@@ -239,15 +241,25 @@ def _claims_in_order(raw: pa.Table, order: np.ndarray, columns) -> pa.Table:
     return raw.take(pa.array(order))
 
 
-def _order_and_keys(plan: Plan, prep: Prepared) -> tuple:
+def _order_and_keys(plan: Plan, prep: Prepared, lead=None) -> tuple:
     """The settlement order and the dense key ids: independent, and both mostly outside the
-    GIL (sorting, id hashing), so with two threads they are computed side by side."""
+    GIL (sorting, id hashing), so with two threads they are computed side by side. ``lead``
+    (per input row, see ``settle_by_bucket``) becomes the order's first key."""
     days = prep.columns["discharge_date"]
     if os.environ.get("YIBAO_THREADS", "2") == "1" or prep.n < CHUNK_ROWS:
-        return settlement_order(prep.claim_id, days), _keys(plan, prep)
+        return _led_order(settlement_order(prep.claim_id, days), prep, lead), _keys(plan, prep)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-keys") as pool:
         keys = pool.submit(_keys, plan, prep)
-        return settlement_order(prep.claim_id, days), keys.result()
+        return _led_order(settlement_order(prep.claim_id, days), prep, lead), keys.result()
+
+
+def _led_order(order: np.ndarray, prep: Prepared, lead) -> np.ndarray:
+    """``order`` (by date, claim id) re-sorted stably by ``lead`` of each row's input row:
+    (lead, date, claim id). Buckets fit 16 bits, so numpy's stable sort is a radix sort."""
+    if lead is None or prep.n == 0:
+        return order
+    first = np.asarray(lead)[prep.rows[order]].astype(np.uint16)
+    return order[np.argsort(first, kind="stable")]
 
 
 def settle(policy, claims, registry=None, context=None, progress=None) -> BatchResult:
@@ -264,18 +276,43 @@ def settle(policy, claims, registry=None, context=None, progress=None) -> BatchR
     return _settle_versions(policy.versions, claims, registry, context)
 
 
-def _settle_plan(plan: Plan, claims, registry, context=None, progress=None) -> BatchResult:
-    """Settle one batch under one plan (one version): the single-plan path of ``settle``."""
+def settle_by_bucket(policy, claims, bucket: np.ndarray, registry=None, context=None,
+                     progress=None) -> BatchResult:
+    """``settle`` with the results in (``bucket``, discharge_date, claim_id) order, the order
+    of a run's results file (core/partition.py); ``bucket`` is the int bucket of each input
+    row (< 65,536). When every accumulator of a one-version plan is the person's and no
+    plugin stage runs, the claims are settled in that order directly: each person's claims
+    keep their (date, claim id) order, so every claim settles as in date order, and the
+    results need no reordering (no gather of the claim ids, no claim-id lookup). Otherwise
+    the results of ``settle`` are reordered by the bucket of each claim."""
+    policy = Policy.of(policy)
+    registry = registry or default_registry()
+    acting = [stage for stage in registry.stages if stage.acts(context)]
+    if policy.single and not acting and policy.first.keys() == (PERSON,):
+        return _settle_plan(policy.first, claims, registry, context, progress, lead=bucket)
+    batch = settle(policy, claims, registry, context, progress)
+    claim_id = as_table(claims).column("claim_id").combine_chunks()
+    if not pa.types.is_string(claim_id.type):
+        claim_id = claim_id.cast(pa.string())
+    results = batch.results.take(pa.array(
+        bucket_order(batch.results.column("claim_id"), claim_id, np.asarray(bucket))))
+    return BatchResult(results, batch.rejects, batch.input_rows)
+
+
+def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
+                 lead=None) -> BatchResult:
+    """Settle one batch under one plan (one version): the single-plan path of ``settle``;
+    ``lead`` (per input row) leads the settlement order (``settle_by_bucket``)."""
     registry = registry or default_registry()
     prep = run_validators(plan, prepare(plan, claims), registry)
     input_rows = prep.n + len(prep.rejects)
-    order, keys = _order_and_keys(plan, prep)
+    order, keys = _order_and_keys(plan, prep, lead)
     run = ChunkedSettlement(plan, prep, registry, order, keys)
     run.run(progress=progress)
     results, order = run.results()
     rejects = run.rejected().rejects
     check_invariants(plan, results)
-    if registry.stages:
+    if any(stage.acts(context) for stage in registry.stages):  # no gather for idle stages
         claims_in_order = _claims_in_order(prep.raw, order, _stage_columns(registry))
         results = run_stages(plan, results, claims_in_order, registry, context)
     if plan.provider is not None or plan.groupers:

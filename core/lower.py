@@ -116,18 +116,37 @@ def _prefix_keys(strings: pa.Array):
     offsets = np.frombuffer(offsets_buf, dtype=odt)[strings.offset:strings.offset + n + 1]
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
     start, length = offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64)
+    skip = _common_prefix(strings)  # ids often share a lead ("K000C…", a hospital code)
+    start, length = start + skip, np.maximum(length - skip, 0)
     key = np.zeros(n, dtype=np.uint64)
     if len(data) == 0:
         return key
-    width = int(length[0]) if n else 0
-    if 0 < width <= 8 and (length == width).all():  # one width: a zero-copy reshape
+    full = int(length[0]) + skip if n else 0
+    if full > skip and (length == full - skip).all():  # one width: a reshape, no gathers
+        width = min(8, full - skip)
         padded = np.zeros((n, 8), dtype=np.uint8)
-        padded[:, :width] = data[int(offsets[0]):int(offsets[-1])].reshape(n, width)
+        rows = data[int(offsets[0]):int(offsets[-1])].reshape(n, full)
+        padded[:, :width] = rows[:, skip:skip + width]
         return padded.view(">u8").ravel().astype(np.uint64)
     for j in range(8):
         byte = data[np.minimum(start + j, len(data) - 1)].astype(np.uint64)
         key = (key << np.uint64(8)) | np.where(length > j, byte, np.uint64(0))
     return key
+
+
+def _common_prefix(strings: pa.Array) -> int:
+    """Bytes every non-null string starts with: those of the smallest and the largest (in
+    byte order every string between them shares their common prefix). Skipped by the
+    8-byte sort keys, which would otherwise tie on ids sharing a long lead."""
+    bounds = pc.min_max(strings)
+    lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+    if lo is None or hi is None:
+        return 0
+    lo, hi = lo.encode("utf-8"), hi.encode("utf-8")
+    same = 0
+    while same < min(len(lo), len(hi)) and lo[same] == hi[same]:
+        same += 1
+    return same
 
 
 def _two_key_order(days: np.ndarray, prefix: np.ndarray) -> np.ndarray:

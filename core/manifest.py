@@ -388,3 +388,33 @@ def policy_files(path) -> dict:
         return {path.name: sha256_file(path)}
     return {p.relative_to(path).as_posix(): sha256_file(p)
             for p in sorted(path.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+def run_manifest(plan, summary, sources, out, registry, policy_path) -> dict:
+    """manifest.json of a settle run (core/runner.py): versions, policy files, plugins, input
+    and output hashes, the mode and the row order."""
+    outputs = {name: {"sha256": sha256_file(out.stage(name)),
+                      "rows": pq.ParquetFile(str(out.stage(name))).metadata.num_rows}
+               for name in TABLE_OUTPUTS if out.stage(name).exists()}
+    from . import __version__
+    from .describe import format_date
+    from .partition import NBUCKETS
+    from .policy import Policy
+    plans = Policy.of(plan).versions
+    policy = {"name": Policy.of(plan).name, "region": plans[0].region,
+              "meta": dict(plans[-1].meta), "files": policy_files(policy_path)}
+    if len(plans) > 1:
+        policy["versions"] = [{"name": p.name, "effective_from": format_date(p.effective_from),
+                               "effective_to": format_date(p.effective_to),
+                               "meta": dict(p.meta)} for p in plans]
+    return {
+        "yibao_version": __version__, "plan_version": plans[0].version,
+        "policy": policy,
+        "plugins": plugin_versions(registry),
+        "inputs": [{"path": str(s.path), "sha256": sha256_file(s.path), "rows": s.rows,
+                    "bytes": s.path.stat().st_size} for s in sources],
+        "outputs": outputs, "run": out.run_id, "engine": summary.engine, "mode": summary.mode,
+        "partitions": summary.partitions, "buckets": NBUCKETS,
+        "row_order": "claims: (bucket of partition key, discharge_date, claim_id); "
+                     "rejects: input row",
+    }

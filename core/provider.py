@@ -313,17 +313,20 @@ def _grouper_column(plan: Plan, pool: Pool, grouped: pa.Table, suffix: str):
 
 
 def _score_pool(plan: Plan, pool: Pool, members: pa.Table, reference: bool) -> tuple:
-    """(case_class list, points list) for the members, in members' order."""
+    """(case_class, points) Arrow arrays for the members, in members' order."""
     if reference:
         rows = points_reference.claim_points(plan.provider, pool, members.to_pylist())
-        return [r["case_class"] for r in rows], [r["points"] for r in rows]
+        return (pa.array([r["case_class"] for r in rows], pa.string()),
+                pa.array([r["points"] for r in rows], pa.int64()))
     out = points_compute.claim_points(plan.provider, pool, members)
-    return out.column("case_class").to_pylist(), out.column("points").to_pylist()
+    return out.column("case_class"), out.column("points")
 
 
 def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
                   grouped: pa.Table | None = None) -> pa.Table:
-    """Per-claim provider columns (``CLAIM_SCHEMA``), one row per input claim, input order."""
+    """Per-claim provider columns (``CLAIM_SCHEMA``), one row per input claim, input order:
+    each pool's columns are computed over its members, then scattered to the members' rows
+    by one ``take`` per column (a row in no pool: nulls)."""
     n = claims.num_rows
     if plan.provider is None:
         return CLAIM_SCHEMA.empty_table() if n == 0 else pa.table(
@@ -331,23 +334,41 @@ def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
     if grouped is None:
         grouped = (group_claims_reference if reference else group_claims)(plan, claims)
     idx = pool_index(plan, grouped)
-    cols = {name: [None] * n for name, _ in CLAIM_FIELDS}
+    pieces = {name: [] for name, _ in CLAIM_FIELDS}
+    rows = []
     for i, pool in enumerate(plan.provider.pools):
         at = np.nonzero(idx == i)[0]
         if not len(at):
             continue
         members = grouped.take(pa.array(at))
         classes, points = _score_pool(plan, pool, members, reference)
-        groups = members.column(pool.group_column).to_pylist()
-        status = _grouper_column(plan, pool, members, "status").to_pylist()
-        stops = _grouper_column(plan, pool, members, "stopped_at").to_pylist()
-        for j, row in enumerate(at.tolist()):
-            cols["pool"][row], cols["group"][row] = pool.name, groups[j]
-            cols["grouping_status"][row], cols["case_class"][row] = status[j], classes[j]
-            cols["grouping_stopped_at"][row] = stops[j]
-            cols["points"][row] = points[j]
-    return pa.table({name: pa.array(cols[name], typ) for name, typ in CLAIM_FIELDS},
+        rows.append(at)
+        pieces["pool"].append(pa.repeat(pa.scalar(pool.name, pa.string()), len(at)))
+        pieces["group"].append(members.column(pool.group_column))
+        pieces["grouping_status"].append(_grouper_column(plan, pool, members, "status"))
+        pieces["grouping_stopped_at"].append(_grouper_column(plan, pool, members, "stopped_at"))
+        pieces["case_class"].append(classes)
+        pieces["points"].append(points)
+    return pa.table({name: _scatter(n, rows, pieces[name], typ) for name, typ in CLAIM_FIELDS},
                     schema=CLAIM_SCHEMA)
+
+
+def _scatter(n: int, rows: list, pieces: list, typ) -> pa.Array:
+    """A column of ``n`` rows holding ``pieces[k]`` at the row numbers ``rows[k]``, nulls
+    elsewhere."""
+    if not rows:
+        return pa.nulls(n, typ)
+    values = pa.concat_arrays([_flat(piece).cast(typ) for piece in pieces])
+    at = np.concatenate(rows)
+    source = np.full(n, -1, dtype=np.int64)
+    source[at] = np.arange(len(at), dtype=np.int64)
+    return values.take(pa.array(source, mask=source < 0))
+
+
+def _flat(column) -> pa.Array:
+    if isinstance(column, pa.ChunkedArray):
+        return column.combine_chunks() if column.num_chunks else pa.nulls(0, column.type)
+    return column
 
 
 def append_claim_columns(plan: Plan, results: pa.Table, claims_in_order: pa.Table,

@@ -62,6 +62,12 @@ class Stage:
     reference: Optional[Callable] = None
     plugin: str = "yibao"
     claim_columns: Optional[tuple] = None  # the claim columns it reads; None: all of them
+    # whether the stage adds columns for a run's context (e.g. only when balances are given);
+    # None: always. A run no stage acts on may settle in another order (engine.settle_by_bucket)
+    acts_on: Optional[Callable] = None
+
+    def acts(self, context) -> bool:
+        return self.acts_on is None or bool(self.acts_on(context or {}))
 
 
 @dataclass

@@ -22,7 +22,7 @@ output name in ``out_dir`` points through (core/manifest.py ``OutputFolder``).
 
 Two local modes, the same results:
 
-- *in memory*: every file read into one table, settled by ``engine.settle``;
+- *in memory*: every file read into one table, settled by ``engine.settle_by_bucket``;
 - *partitioned* (the estimated in-memory size exceeds ``memory_limit``): pass 1 streams the
   input in record batches and spills each row, tagged with its row number and bucket, to the
   Parquet file of its partition (a range of buckets); duplicate claim ids are found across the
@@ -31,11 +31,14 @@ Two local modes, the same results:
 
 Duplicates: every copy of a claim id that appears more than once anywhere in the input is
 rejected (``duplicate_claim_id``), as ``engine.settle`` does within one batch.
+
+The parts: core/sources.py (the input files), core/piece.py (one piece settled: also what the
+Spark engine runs), core/spill.py (pass 1 of the partitioned mode), ``manifest.run_manifest``;
+this module is the run (modes, progress, outputs, control totals). In memory the results come
+out of ``engine.settle_by_bucket`` already in the file's row order.
 """
 from __future__ import annotations
 
-import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -45,39 +48,30 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from . import __version__
-from .arrow_io import (REJECT_SCHEMA, ClaimsError, _message, check_unique_names, fen_sum,
-                       normal_schema, normal_table, prepare)
+from .arrow_io import REJECT_SCHEMA, prepare
 from .engine import settle
 from .errors import YibaoError
-from .manifest import (TABLE_OUTPUTS, OutputFolder, ParquetOut, Totals, exact_sum,
-                       plugin_versions, policy_files, sha256_file)
-from .partition import (NBUCKETS, PartitionError, bucket_order, buckets, hash_strings,
-                        partition_key, partition_of)
-from .plan import PERSON, Plan
+from .manifest import OutputFolder, ParquetOut, Totals, run_manifest
+from .partition import NBUCKETS, buckets, hash_strings, partition_of
+from .piece import (bucket_plan, duplicate_rejects, input_fen, settle_piece,  # noqa: F401
+                    zero_nulls)
+from .plan import Plan
 from .policy import Policy
 from .provider import ProviderYear
 from .registry import default_registry
+from .sources import (InputError, Source, default_memory_limit, estimated_memory,  # noqa: F401
+                      input_files, open_sources, partition_count)
+from .spill import KeyCheck, Spill, duplicate_ids
 
 BATCH_ROWS = 1 << 18  # most rows per record batch read in the partitioned mode
 MIN_BATCH_ROWS = 1 << 13  # fewest (below this, per-batch overheads dominate)
-SPILL_FLUSH = 1 << 16  # rows buffered per partition before a spill write
 # Shares of --memory-limit the partitioned mode's pass 1 may hold at once (docs/scale.md,
 # "What --memory-limit bounds"): one read batch (and its copy sorted by partition) and the
 # spill buffers of all partitions together.
 BATCH_SHARE = 32
 SPILL_SHARE = 8
-MEMORY_FACTOR = 15  # peak bytes of an in-memory settle per byte of Parquet-uncompressed
-# claims (measured: 1M generated claims, 60 MB in Parquet pages, peak RSS 0.87 GB)
-GLOBAL_BYTES_PER_ROW = 24  # pass 1 keeps 8 bytes of claim-id hash per row (+ a sorted copy)
-IPC_SUFFIXES = (".arrow", ".ipc", ".feather")
 EXIT_OK, EXIT_REJECTS, EXIT_FAILED = 0, 1, 2
-
-
-class InputError(YibaoError, ValueError):
-    """A claims file cannot be read (exit 2)."""
 
 
 class BalanceError(YibaoError, RuntimeError):
@@ -105,185 +99,6 @@ class Summary:
                 **self.totals.as_dict(), "labels": self.labels,
                 **({"pools": self.pools} if self.pools else {}),
                 "seconds": round(self.seconds, 3)}
-
-
-# -- versions ------------------------------------------------------------------------------
-
-def bucket_plan(plan) -> Plan:
-    """The version whose partition key splits the run: every version must accumulate over
-    the person or one same wider key (a family) for the run to be split by buckets."""
-    plans = Policy.of(plan).versions
-    wide = {k.name: p for p in plans for k in p.keys() if k.name != PERSON.name}
-    if len(wide) > 1:
-        raise PartitionError(f"the policy versions accumulate over several keys "
-                             f"({', '.join(wide)}); settle this run in memory")
-    return next(iter(wide.values())) if wide else plans[0]
-
-
-def zero_nulls(results: pa.Table) -> pa.Table:
-    """For the control totals: a layer a claim's version lacks (null) paid 0."""
-    for i, name in enumerate(results.column_names):
-        col = results.column(i)
-        if col.null_count and pa.types.is_integer(col.type):
-            results = results.set_column(i, name, col.fill_null(0))
-    return results
-
-
-# -- input -----------------------------------------------------------------------------------
-
-def input_files(inputs) -> list:
-    """The claim files of ``inputs`` (a path or a list): a folder stands for every Parquet
-    file under it; all files sorted by path, which fixes the row numbering."""
-    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-    found = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found.extend(f for f in p.rglob("*.parquet") if f.is_file())
-        elif p.is_file():
-            found.append(p)
-        else:
-            raise InputError(f"no claims file or folder at {p}")
-    if not found:
-        raise InputError(f"no Parquet files under {', '.join(map(str, paths))}")
-    return sorted(found, key=lambda f: f.as_posix())
-
-
-class Source:
-    """One claims file: Parquet, or Arrow IPC (file or stream format)."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.ipc = self.path.suffix in IPC_SUFFIXES
-        try:
-            if self.ipc:
-                table = self._read_ipc()
-                self.rows, self.schema, self.bytes = table.num_rows, table.schema, table.nbytes
-            else:
-                meta = pq.ParquetFile(str(self.path)).metadata
-                self.rows = meta.num_rows
-                self.schema = meta.schema.to_arrow_schema()
-                self.bytes = sum(meta.row_group(i).total_byte_size
-                                 for i in range(meta.num_row_groups))
-        except (pa.ArrowException, OSError) as exc:
-            raise self._error(exc) from exc
-
-    def _error(self, exc) -> InputError:
-        kind = "Arrow IPC" if self.ipc else "Parquet"
-        return InputError(f"{self.path}: not a readable {kind} file ({exc}); the file may be "
-                          "truncated or corrupt: export it again")
-
-    def _read_ipc(self) -> pa.Table:
-        import pyarrow.ipc as ipc
-        with pa.memory_map(str(self.path)) as src:
-            try:
-                return ipc.open_file(src).read_all()
-            except pa.ArrowInvalid:
-                src.seek(0)
-                return ipc.open_stream(src).read_all()
-
-    def batches(self, rows: int) -> Iterator[pa.Table]:
-        """The file in tables of ``rows`` rows, in the one column layout (arrow_io)."""
-        try:
-            if self.ipc:
-                for batch in self._read_ipc().to_batches(rows):
-                    yield normal_table(pa.Table.from_batches([batch]))
-                return
-            # a buffered stream and no pre-buffering: pages are read as the batches need them,
-            # not whole column chunks (a 1M-row row group would be ~135 MB decoded at once)
-            reader = pq.ParquetFile(str(self.path), buffer_size=1 << 20, pre_buffer=False)
-            for batch in reader.iter_batches(batch_size=rows):
-                yield normal_table(pa.Table.from_batches([batch]))
-        except (pa.ArrowException, OSError) as exc:
-            raise self._error(exc) from exc
-
-    def read(self) -> pa.Table:
-        """The whole file, in the one column layout (arrow_io)."""
-        try:
-            table = self._read_ipc() if self.ipc else pq.ParquetFile(str(self.path)).read()
-        except (pa.ArrowException, OSError) as exc:
-            raise self._error(exc) from exc
-        return normal_table(table)
-
-
-def open_sources(plan: Plan, files: list) -> list:
-    """Open every file and check that its columns can be settled (same schema everywhere)."""
-    sources = [Source(f) for f in files]
-    for s in sources:
-        check_unique_names(s.schema, str(s.path))
-    first = sources[0]
-    for version in Policy.of(plan).versions:
-        prepare(version, first.schema.empty_table())  # raises ClaimsError for a missing/wrong column
-    for s in sources[1:]:
-        if not normal_schema(s.schema).equals(normal_schema(first.schema)):
-            raise ClaimsError(f"{s.path} has columns {_cols(s.schema)} but {first.path} has "
-                              f"{_cols(first.schema)}: every claims file of a run needs the "
-                              "same columns and types")
-    return sources
-
-
-def _cols(schema) -> str:
-    return "(" + ", ".join(f"{f.name}: {f.type}" for f in schema) + ")"
-
-
-def estimated_memory(sources) -> int:
-    return MEMORY_FACTOR * sum(s.bytes for s in sources)
-
-
-def partition_count(sources, limit: int) -> int:
-    """Partitions so that one partition's settle, plus pass 1's per-row hashes, fits in
-    ``limit`` with a 1.5x margin."""
-    rows = sum(s.rows for s in sources)
-    room = max(limit - GLOBAL_BYTES_PER_ROW * rows, limit // 8)
-    return min(NBUCKETS, max(2, math.ceil(1.5 * estimated_memory(sources) / room)))
-
-
-def default_memory_limit() -> int:
-    """Half the machine's physical memory."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    except (ValueError, OSError):
-        return 4 << 30
-
-
-# -- one piece -------------------------------------------------------------------------------
-
-def settle_piece(plan: Plan, table: pa.Table, rows: np.ndarray, bucket: np.ndarray,
-                 registry, context, progress=None) -> tuple:
-    """Settle the claims of some whole buckets. ``rows`` are their input row numbers and
-    ``bucket`` their buckets. Returns (results in (bucket, date, claim_id) order, rejects with
-    input row numbers, fen of the rejected rows' totals)."""
-    if table.num_rows == 0:
-        empty = settle(plan, table, registry, context)
-        return empty.results, empty.rejects, 0
-    batch = settle(plan, table, registry, context, progress)
-    claim_id = table.column("claim_id").combine_chunks()
-    if not pa.types.is_string(claim_id.type):
-        claim_id = claim_id.cast(pa.string())
-    results = batch.results.take(pa.array(
-        bucket_order(batch.results.column("claim_id"), claim_id, bucket)))
-    local = np.asarray(batch.rejects.column("row").to_numpy(), dtype=np.int64)
-    rejects = batch.rejects.set_column(1, "row", pa.array(rows[local], pa.int64()))
-    fen = fen_sum(table.column("total").take(pa.array(local))) if len(local) else 0
-    return results, rejects, fen
-
-
-def duplicate_rejects(table: pa.Table, rows: np.ndarray, duplicates: pa.Array) -> tuple:
-    """(rows of ``table`` whose claim id is a known duplicate, their rejects, their fen)."""
-    mask = np.asarray(pc.is_in(table.column("claim_id"), value_set=duplicates)
-                      .to_numpy(zero_copy_only=False), dtype=bool)
-    idx = np.flatnonzero(mask)
-    ids = table.column("claim_id").take(pa.array(idx)).to_pylist()
-    rejects = pa.table({
-        "claim_id": pa.array(ids, pa.string()), "row": pa.array(rows[idx], pa.int64()),
-        "reason": pa.array(["duplicate_claim_id"] * len(idx), pa.string()),
-        "message": pa.array([_message("duplicate_claim_id", "claim_id", c) for c in ids],
-                            pa.string())}, schema=REJECT_SCHEMA)
-    fen = fen_sum(table.column("total").take(pa.array(idx))) if len(idx) else 0
-    return mask, rejects, fen
-
-
-def input_fen(table: pa.Table) -> int:
-    return fen_sum(table.column("total"))
 
 
 # -- progress --------------------------------------------------------------------------------
@@ -418,34 +233,9 @@ def _finish(plan, summary, sources, out, registry, policy_path) -> None:
                            f"{t.input_fen} fen, settled {t.settled_rows} / {t.settled_fen}, "
                            f"rejected {t.rejected_rows} / {t.rejected_fen}")
     out.write_json("summary.json", summary.as_dict())
-    out.write_json("manifest.json", _manifest(plan, summary, sources, out, registry,
-                                              policy_path))
+    out.write_json("manifest.json", run_manifest(plan, summary, sources, out, registry,
+                                                 policy_path))
     out.publish()
-
-
-def _manifest(plan, summary, sources, out, registry, policy_path) -> dict:
-    outputs = {name: {"sha256": sha256_file(out.stage(name)),
-                      "rows": pq.ParquetFile(str(out.stage(name))).metadata.num_rows}
-               for name in TABLE_OUTPUTS if out.stage(name).exists()}
-    from .describe import format_date
-    plans = Policy.of(plan).versions
-    policy = {"name": Policy.of(plan).name, "region": plans[0].region,
-              "meta": dict(plans[-1].meta), "files": policy_files(policy_path)}
-    if len(plans) > 1:
-        policy["versions"] = [{"name": p.name, "effective_from": format_date(p.effective_from),
-                               "effective_to": format_date(p.effective_to),
-                               "meta": dict(p.meta)} for p in plans]
-    return {
-        "yibao_version": __version__, "plan_version": plans[0].version,
-        "policy": policy,
-        "plugins": plugin_versions(registry),
-        "inputs": [{"path": str(s.path), "sha256": sha256_file(s.path), "rows": s.rows,
-                    "bytes": s.path.stat().st_size} for s in sources],
-        "outputs": outputs, "run": out.run_id, "engine": summary.engine, "mode": summary.mode,
-        "partitions": summary.partitions, "buckets": NBUCKETS,
-        "row_order": "claims: (bucket of partition key, discharge_date, claim_id); "
-                     "rejects: input row",
-    }
 
 
 def _write_rejects(out: OutputFolder, pieces: list) -> None:
@@ -484,98 +274,6 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None) -> 
 
 # -- partitioned -----------------------------------------------------------------------------
 
-class Spill:
-    """Pass 1's output: one Parquet file per partition, written in buffered chunks."""
-
-    def __init__(self, folder: Path, count: int, budget: int = None):
-        self.folder, self.count = folder, count
-        self.budget = budget  # bytes all buffers may hold together (None: no bound)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.buffers = [[] for _ in range(count)]
-        self.sizes = [0] * count
-        self.buffered = 0  # bytes in all buffers
-        self.writers = [None] * count
-
-    def path(self, p: int) -> Path:
-        return self.folder / f"part-{p:05d}.parquet"
-
-    def add(self, table: pa.Table, part: np.ndarray) -> None:
-        order = np.argsort(part, kind="stable")
-        bounds = np.searchsorted(part[order], np.arange(self.count + 1))
-        sorted_table = table.take(pa.array(order))
-        for p in range(self.count):
-            lo, hi = int(bounds[p]), int(bounds[p + 1])
-            if hi > lo:
-                piece = sorted_table.slice(lo, hi - lo)
-                self.buffers[p].append(piece)
-                self.sizes[p] += hi - lo
-                self.buffered += piece.nbytes
-                if self.sizes[p] >= SPILL_FLUSH:
-                    self._flush(p)
-        if self.budget is not None and self.buffered > self.budget:
-            for p in range(self.count):  # over budget: every buffer to disk
-                if self.sizes[p]:
-                    self._flush(p)
-
-    def _flush(self, p: int) -> None:
-        table = pa.concat_tables(self.buffers[p])
-        if self.writers[p] is None:
-            self.writers[p] = pq.ParquetWriter(str(self.path(p)), table.schema,
-                                               compression="lz4")
-        self.writers[p].write_table(table)
-        self.buffered -= sum(piece.nbytes for piece in self.buffers[p])
-        self.buffers[p], self.sizes[p] = [], 0
-
-    def close(self) -> None:
-        for p in range(self.count):
-            if self.sizes[p]:
-                self._flush(p)
-            if self.writers[p] is not None:
-                self.writers[p].close()
-
-    def read(self, p: int, columns=None):
-        path = self.path(p)
-        return pq.read_table(str(path), columns=columns) if path.exists() else None
-
-
-class _KeyCheck:
-    """Global checks over pass 1: claim-id hashes (duplicates across partitions) and, when the
-    partition key is wider than the person, that every person stays in one bucket."""
-
-    def __init__(self, plan: Plan):
-        self.wide = partition_key(plan).name != PERSON.name
-        self.claims: list = []
-        self.persons: list = []
-
-    def add(self, table: pa.Table, bucket: np.ndarray, claim_hash: np.ndarray) -> None:
-        valid = np.asarray(pc.is_valid(table.column("claim_id")).to_numpy(
-            zero_copy_only=False), dtype=bool)
-        self.claims.append(claim_hash[valid])
-        if self.wide:
-            ph = hash_strings(table.column("person_id"))
-            pairs = np.unique(np.stack([ph, bucket.astype(np.uint64)], axis=1), axis=0)
-            self.persons.append(pairs)
-
-    def candidate_hashes(self) -> np.ndarray:
-        """Claim-id hashes seen more than once (the ids themselves are compared later)."""
-        h = np.sort(np.concatenate(self.claims)) if self.claims else np.zeros(0, np.uint64)
-        self.claims = []
-        return np.unique(h[1:][h[1:] == h[:-1]])
-
-    def check_persons(self) -> None:
-        if not self.wide or not self.persons:
-            return
-        pairs = np.unique(np.concatenate(self.persons), axis=0)
-        self.persons = []
-        split = np.flatnonzero(pairs[1:, 0] == pairs[:-1, 0])
-        if len(split):
-            raise PartitionError(
-                f"{len(split)} person(s) appear under different family keys (e.g. a family id "
-                "on some claims and none on others), so their claims cannot be settled "
-                "partition by partition: settle in memory (raise --memory-limit) or make "
-                "each person's family id the same on all of their claims")
-
-
 def iter_settle(plan: Plan, batches, workdir, partitions: int = 8, registry=None,
                 context=None, totals: Totals = None, bar=None,
                 expected_rows=None, year: ProviderYear = None,
@@ -591,7 +289,7 @@ def iter_settle(plan: Plan, batches, workdir, partitions: int = 8, registry=None
     totals = totals if totals is not None else Totals()
     bar = bar or Progress(False)
     spill = Spill(Path(workdir), partitions, spill_budget)
-    check = _KeyCheck(bucket_plan(plan))
+    check = KeyCheck(bucket_plan(plan))
     task = bar.task("partition", expected_rows)
     for table in batches:
         table = pa.Table.from_batches([table]) if isinstance(table, pa.RecordBatch) else table
@@ -602,7 +300,7 @@ def iter_settle(plan: Plan, batches, workdir, partitions: int = 8, registry=None
         bar.advance(task, table.num_rows)
     spill.close()
     check.check_persons()
-    duplicates = _duplicate_ids(spill, check.candidate_hashes())
+    duplicates = duplicate_ids(spill, check.candidate_hashes())
     yield from _settle_spilled(plan, spill, totals, duplicates, registry, context, bar, year)
 
 
@@ -681,7 +379,7 @@ def _input_batches(sources, rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
         yield from source.batches(rows)
 
 
-def _duplicate_ids(spill: Spill, candidates: np.ndarray) -> pa.Array:
+def duplicate_ids(spill: Spill, candidates: np.ndarray) -> pa.Array:
     """Claim ids (strings) occurring more than once in the whole input."""
     if len(candidates) == 0:
         return pa.array([], pa.string())

@@ -6,7 +6,7 @@ The job, for claim files read by ``spark.read.parquet``:
    sorted file list + Spark's ``_metadata.row_index``) and its bucket (core/partition.py);
 2. duplicate claim ids over the whole input: ``groupBy(claim_id).count() > 1``, joined back;
 3. ``repartition(N, _bucket)`` + ``sortWithinPartitions(_bucket, discharge_date, claim_id)``
-   + ``mapInArrow(settle)``, which runs ``runner.settle_piece`` (the local engine's code) on
+   + ``mapInArrow(settle)``, which runs ``piece.settle_piece`` (the local engine's code) on
    each partition: a partition holds whole buckets, so every accumulator group is complete;
    for a plan with a provider part it also sums the partition's provider payment
    (``provider.provider_partials``, sent as JSON on the partition's totals row);
@@ -86,7 +86,7 @@ def _out_schema(result_schema: pa.Schema) -> pa.Schema:
 
 def _settle(plan, registry, context, out_schema):
     """mapInArrow function: settle one partition with the local engine's code."""
-    from .runner import duplicate_rejects, settle_piece
+    from .piece import duplicate_rejects, settle_piece
 
     def fn(batches):
         batches = list(batches)
@@ -139,13 +139,13 @@ def _pack(schema, results, rejects, fen, claims, bucket, partials=None) -> pa.Re
 
 def settle_spark(plan, sources, out, totals, registry, context, partitions=None,
                  master=None, year=None) -> int:
-    """Run the Spark job over ``sources`` (runner.Source, Parquet only), write the staged
+    """Run the Spark job over ``sources`` (sources.Source, Parquet only), write the staged
     claims and rejects of ``out``, fill ``totals`` and merge every partition's provider sums
     into ``year`` (a ``provider.ProviderYear``, if given). Returns the number of partitions."""
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
     if any(s.ipc for s in sources):
-        from .runner import InputError
+        from .sources import InputError
         raise InputError("the spark engine reads Parquet files only")
     count = partitions or 2 * (os.cpu_count() or 1)
     spark = session(master, count)

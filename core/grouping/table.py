@@ -25,6 +25,7 @@ never match, rows hidden by an earlier row, and overlapping rows (see ``Finding`
 """
 from __future__ import annotations
 
+import bisect
 import csv
 import re
 from dataclasses import dataclass
@@ -302,6 +303,19 @@ class _Claims:
     def __init__(self, claims: pa.Table, table: DecisionTable):
         self.claims, self.table, self.n = claims, table, claims.num_rows
         self._codes, self._lists, self._ints, self._flags = {}, {}, {}, {}
+        self._sorted: dict = {}
+
+    def sorted_codes(self, name) -> "_SortedCodes":
+        """The distinct values of a code column, sorted (``_SortedCodes``)."""
+        if ("code", name) not in self._sorted:
+            self._sorted[("code", name)] = _SortedCodes(self.codes(name)[0])
+        return self._sorted[("code", name)]
+
+    def sorted_list_codes(self, name) -> "_SortedCodes":
+        """The distinct codes of a list column, sorted (``_SortedCodes``)."""
+        if ("list", name) not in self._sorted:
+            self._sorted[("list", name)] = _SortedCodes(self.lists(name)[2])
+        return self._sorted[("list", name)]
 
     def codes(self, name):
         if name not in self._codes:
@@ -365,7 +379,12 @@ def _code_lut(claims: _Claims, cond, cache: dict):
 
 
 def _condition_mask(claims: _Claims, cond, cand: np.ndarray, cache: dict) -> np.ndarray:
-    """The condition over claims ``cand`` (positions), as a bool array of len(cand)."""
+    """The condition over claims ``cand`` (positions), as a bool array of len(cand). A few
+    candidates (an indexed row's slice) are decided on their own distinct codes
+    (``_few_mask``): a whole-column pass per row would cost rows × claims again."""
+    if len(cand) * FEW < claims.n and isinstance(cond, (DxPrefix, DxRange, SettingIn, ProcAny,
+                                                         ProcAll, NoProcedure)):
+        return _few_mask(claims, cond, cand)
     if isinstance(cond, (DxPrefix, DxRange, SettingIn)):
         lut, idx = _code_lut(claims, cond, cache)
         return lut[idx[cand]]
@@ -392,6 +411,74 @@ def _condition_mask(claims: _Claims, cond, cand: np.ndarray, cache: dict) -> np.
     raise TypeError(f"unsupported decision-table condition {cond!r}")
 
 
+FEW = 8  # candidates below 1/FEW of the claims are decided through the sorted codes
+
+
+class _SortedCodes:
+    """The distinct values of a column sorted, with each value index's rank: a prefix, a
+    code range or one exact value holds a contiguous run of ranks (``span``), so a condition
+    on a few claims is two comparisons per value, not a pass over every distinct value."""
+
+    def __init__(self, dictionary: pa.Array):
+        by_code = pc.sort_indices(dictionary).to_numpy().astype(np.int64)
+        self.rank = np.empty(len(dictionary) + 1, dtype=np.int64)
+        self.rank[by_code] = np.arange(len(dictionary))
+        self.rank[len(dictionary)] = len(dictionary)  # the null slot: after every value
+        codes = dictionary.take(pa.array(by_code)).to_pylist()
+        self.codes = codes[:len(codes) - dictionary.null_count]  # nulls sort last
+
+    def span(self, lo: str, hi: str) -> tuple:
+        """Ranks [a, b) of the values with ``lo <= value`` and ``value[:len(hi)] <= hi``."""
+        a = bisect.bisect_left(self.codes, lo)
+        b = bisect.bisect_right(self.codes, hi, lo=a, key=lambda c: c[:len(hi)])
+        return a, max(a, b)
+
+    def exact(self, value: str) -> tuple:
+        a = bisect.bisect_left(self.codes, value)
+        return a, bisect.bisect_right(self.codes, value, lo=a)
+
+    def item(self, item: str) -> tuple:
+        """A procedure item: ``X*`` the values starting with X, else X alone."""
+        return self.span(item[:-1], item[:-1]) if item.endswith("*") else self.exact(item)
+
+    def spans(self, cond) -> list:
+        if isinstance(cond, DxPrefix):
+            return [self.span(p, p) for p in cond.prefixes]
+        if isinstance(cond, DxRange):
+            return [self.span(cond.lo, cond.hi)]
+        return [self.exact(v) for v in cond.values]
+
+    def within(self, value_idx: np.ndarray, spans) -> np.ndarray:
+        """Does the value of each index lie in one of ``spans``?"""
+        r = self.rank[value_idx]
+        out = np.zeros(len(r), dtype=bool)
+        for a, b in spans:
+            if b > a:
+                out |= (r >= a) & (r < b)
+        return out
+
+
+def _few_mask(claims: _Claims, cond, cand: np.ndarray) -> np.ndarray:
+    if isinstance(cond, (DxPrefix, DxRange, SettingIn)):
+        sorted_codes, idx = claims.sorted_codes(cond.column), claims.codes(cond.column)[1]
+        return sorted_codes.within(idx[cand], sorted_codes.spans(cond))
+    start, end, _, idx = claims.lists(cond.column)
+    sorted_codes = claims.sorted_list_codes(cond.column)
+    lengths = end[cand] - start[cand]
+    bounds = np.concatenate(([0], np.cumsum(lengths)))
+    values = idx[np.repeat(start[cand] - bounds[:-1], lengths) + np.arange(bounds[-1])]
+
+    def count(hits: np.ndarray) -> np.ndarray:  # per candidate: how many of its codes hit
+        total = np.concatenate(([0], np.cumsum(hits)))
+        return total[bounds[1:]] - total[bounds[:-1]]
+    if isinstance(cond, NoProcedure):
+        return count(values < len(sorted_codes.rank) - 1) == 0  # no non-null code
+    wanted = [count(sorted_codes.within(values, [sorted_codes.item(i)])) > 0
+              for i in cond.items]
+    return np.logical_or.reduce(wanted) if isinstance(cond, ProcAny) \
+        else np.logical_and.reduce(wanted)
+
+
 def _result(table: DecisionTable, row_idx: np.ndarray) -> pa.Table:
     """Result columns from the matching row index per claim (-1: none)."""
     groups = [r.group for r in table.rows] + [table.default]
@@ -408,10 +495,14 @@ def _result(table: DecisionTable, row_idx: np.ndarray) -> pa.Table:
 def group_table(table: DecisionTable, claims: pa.Table) -> pa.Table:
     """Group every claim of ``claims`` with ``table``, vectorised.
 
-    Rows are tried in order over the claims still unassigned; within a row the conditions
-    narrow the candidates one after another. String conditions are decided once per distinct
-    code and taken through the codes' indices; list conditions use a cumulative count of
-    matching codes over the flattened list. Cost O(rows × claims) of numpy work.
+    Rows are tried in order; within a row the conditions narrow the candidates one after
+    another. A row's first candidates come from an index (``_CodeIndex``) on the code column
+    most rows read: the claims sorted by that code, so a prefix or a code range is one
+    contiguous slice, found by binary search. The cost then grows with the claims each row's
+    codes select, not rows × claims; rows that do not read the indexed column (and tables
+    that read no code column) take every claim still unassigned. String conditions are
+    decided once per distinct code and taken through the codes' indices; list conditions
+    use a cumulative count of matching codes over the flattened list.
 
     Returns one result row per claim with columns ``table.columns()``: the group (null when
     unmatched), the status (``ok``, ``default`` or ``unmatched``) and the 1-based matching row
@@ -420,20 +511,66 @@ def group_table(table: DecisionTable, claims: pa.Table) -> pa.Table:
     """
     view = _Claims(claims, table)
     row_idx = np.full(view.n, -1, dtype=np.int64)
-    remaining = np.arange(view.n, dtype=np.int64)
+    index = _CodeIndex.build(view, table)
+    unassigned = view.n
     cache: dict = {}
     for r, row in enumerate(table.rows):
-        if not len(remaining):
+        if not unassigned:
             break
-        cand = remaining
+        cand, indexed = index.candidates(row) if index is not None else (None, None)
+        cand = np.flatnonzero(row_idx < 0) if cand is None else cand[row_idx[cand] < 0]
         for cond in row.conditions:
-            cand = cand[_condition_mask(view, cond, cand, cache)]
             if not len(cand):
                 break
+            if cond is not indexed:  # the index slice holds exactly the claims it matches
+                cand = cand[_condition_mask(view, cond, cand, cache)]
         if len(cand):
             row_idx[cand] = r
-            remaining = remaining[row_idx[remaining] < 0]
+            unassigned -= len(cand)
     return _result(table, row_idx)
+
+
+def _index_column(table: DecisionTable):
+    """The code column (prefix or range conditions) most rows read; None if none does."""
+    counts: dict = {}
+    for row in table.rows:
+        for col in {c.column for c in row.conditions if isinstance(c, (DxPrefix, DxRange))}:
+            counts[col] = counts.get(col, 0) + 1
+    return max(sorted(counts), key=counts.get) if counts else None
+
+
+class _CodeIndex:
+    """The claims sorted by one code column: a prefix or a code range holds a contiguous run
+    of the sorted distinct codes (``_SortedCodes``), hence a contiguous slice of the sorted
+    claims (null codes last, in no slice)."""
+
+    def __init__(self, column: str, codes: "_SortedCodes", starts: np.ndarray,
+                 order: np.ndarray):
+        self.column, self.codes = column, codes
+        self.starts = starts    # sorted-claims offset of each code rank, plus the end
+        self.order = order      # claim positions sorted by code rank
+
+    @classmethod
+    def build(cls, view: "_Claims", table: DecisionTable):
+        column = _index_column(table)
+        if column is None or view.n == 0:
+            return None
+        codes = view.sorted_codes(column)
+        claim_rank = codes.rank[view.codes(column)[1]]
+        small = claim_rank.astype(np.uint16) if len(codes.rank) <= 1 << 16 else claim_rank
+        order = np.argsort(small, kind="stable")  # 16-bit keys: numpy's radix sort
+        counts = np.bincount(claim_rank, minlength=len(codes.rank))
+        return cls(column, codes, np.concatenate(([0], np.cumsum(counts[:-1]))), order)
+
+    def candidates(self, row: DecisionRow) -> tuple:
+        """(the positions of the claims that satisfy the row's first condition on the
+        indexed column, that condition); (None, None) when the row does not read it."""
+        cond = next((c for c in row.conditions if c.column == self.column
+                     and isinstance(c, (DxPrefix, DxRange))), None)
+        if cond is None:
+            return None, None
+        pieces = [self.order[self.starts[a]:self.starts[b]] for a, b in self.codes.spans(cond)]
+        return (np.unique(np.concatenate(pieces)) if len(pieces) > 1 else pieces[0]), cond
 
 
 # -- the reference evaluator (oracle) ---------------------------------------------------------

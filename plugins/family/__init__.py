@@ -48,4 +48,5 @@ def yibao_register_validators(registry):
 def yibao_register_stages(registry):
     """家庭共济: personal accounts pay bound family members' self-pay."""
     registry.add_stage(Stage("family_mutual_aid", mutual_aid.run, mutual_aid.COLUMNS,
-                             mutual_aid.reference, claim_columns=("person_id",)))
+                             mutual_aid.reference, claim_columns=("person_id",),
+                             acts_on=lambda context: context.get("balances") is not None))

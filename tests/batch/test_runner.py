@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from yibao.core import runner
+from yibao.core import runner, spill
 from yibao.core.engine import settle
 from yibao.core.generate import write_claims
 from yibao.core.partition import PartitionError, buckets
@@ -56,7 +56,7 @@ def test_same_bytes_in_memory_and_any_partitioning(policy, request, claims, tmp_
     assert base.mode == "memory" and base.totals.rejected_rows == 5
     expected = outputs(tmp_path / "mem")
     monkeypatch.setattr(runner, "BATCH_ROWS", 333)
-    monkeypatch.setattr(runner, "SPILL_FLUSH", 100)
+    monkeypatch.setattr(spill, "SPILL_FLUSH", 100)
     for parts in (2, 7, 64):
         s = run_settle(plan, path, tmp_path / f"p{parts}", registry=registry, progress=False,
                        partitions=parts)
@@ -231,7 +231,7 @@ def test_file_bytes_do_not_follow_the_batches(plan, claims, tmp_path, monkeypatc
     assert meta.num_row_groups == 3 and meta.row_group(0).num_rows == 2_500
     assert meta.row_group(0).column(0).total_compressed_size > 4 * 512  # many pages
     monkeypatch.setattr(runner, "BATCH_ROWS", 333)
-    monkeypatch.setattr(runner, "SPILL_FLUSH", 100)
+    monkeypatch.setattr(spill, "SPILL_FLUSH", 100)
     for parts in (3, 7, 26, 1000):
         run_settle(plan, path, tmp_path / f"p{parts}", registry=registry, progress=False,
                    partitions=parts)

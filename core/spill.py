@@ -1,0 +1,125 @@
+"""Pass 1 of the partitioned mode: every input row, tagged with its row number, bucket and
+claim-id hash, spilled to the Parquet file of its partition (a range of buckets), and the
+checks that need the whole input (claim ids seen twice across partitions; a person under one
+partition key)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .partition import PartitionError, hash_strings, partition_key
+from .plan import PERSON, Plan
+
+SPILL_FLUSH = 1 << 16  # rows buffered per partition before a spill write
+
+
+class Spill:
+    """Pass 1's output: one Parquet file per partition, written in buffered chunks."""
+
+    def __init__(self, folder: Path, count: int, budget: int = None):
+        self.folder, self.count = folder, count
+        self.budget = budget  # bytes all buffers may hold together (None: no bound)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.buffers = [[] for _ in range(count)]
+        self.sizes = [0] * count
+        self.buffered = 0  # bytes in all buffers
+        self.writers = [None] * count
+
+    def path(self, p: int) -> Path:
+        return self.folder / f"part-{p:05d}.parquet"
+
+    def add(self, table: pa.Table, part: np.ndarray) -> None:
+        order = np.argsort(part, kind="stable")
+        bounds = np.searchsorted(part[order], np.arange(self.count + 1))
+        sorted_table = table.take(pa.array(order))
+        for p in range(self.count):
+            lo, hi = int(bounds[p]), int(bounds[p + 1])
+            if hi > lo:
+                piece = sorted_table.slice(lo, hi - lo)
+                self.buffers[p].append(piece)
+                self.sizes[p] += hi - lo
+                self.buffered += piece.nbytes
+                if self.sizes[p] >= SPILL_FLUSH:
+                    self._flush(p)
+        if self.budget is not None and self.buffered > self.budget:
+            for p in range(self.count):  # over budget: every buffer to disk
+                if self.sizes[p]:
+                    self._flush(p)
+
+    def _flush(self, p: int) -> None:
+        table = pa.concat_tables(self.buffers[p])
+        if self.writers[p] is None:
+            self.writers[p] = pq.ParquetWriter(str(self.path(p)), table.schema,
+                                               compression="lz4")
+        self.writers[p].write_table(table)
+        self.buffered -= sum(piece.nbytes for piece in self.buffers[p])
+        self.buffers[p], self.sizes[p] = [], 0
+
+    def close(self) -> None:
+        for p in range(self.count):
+            if self.sizes[p]:
+                self._flush(p)
+            if self.writers[p] is not None:
+                self.writers[p].close()
+
+    def read(self, p: int, columns=None):
+        path = self.path(p)
+        return pq.read_table(str(path), columns=columns) if path.exists() else None
+
+
+class KeyCheck:
+    """Global checks over pass 1: claim-id hashes (duplicates across partitions) and, when the
+    partition key is wider than the person, that every person stays in one bucket."""
+
+    def __init__(self, plan: Plan):
+        self.wide = partition_key(plan).name != PERSON.name
+        self.claims: list = []
+        self.persons: list = []
+
+    def add(self, table: pa.Table, bucket: np.ndarray, claim_hash: np.ndarray) -> None:
+        valid = np.asarray(pc.is_valid(table.column("claim_id")).to_numpy(
+            zero_copy_only=False), dtype=bool)
+        self.claims.append(claim_hash[valid])
+        if self.wide:
+            ph = hash_strings(table.column("person_id"))
+            pairs = np.unique(np.stack([ph, bucket.astype(np.uint64)], axis=1), axis=0)
+            self.persons.append(pairs)
+
+    def candidate_hashes(self) -> np.ndarray:
+        """Claim-id hashes seen more than once (the ids themselves are compared later)."""
+        h = np.sort(np.concatenate(self.claims)) if self.claims else np.zeros(0, np.uint64)
+        self.claims = []
+        return np.unique(h[1:][h[1:] == h[:-1]])
+
+    def check_persons(self) -> None:
+        if not self.wide or not self.persons:
+            return
+        pairs = np.unique(np.concatenate(self.persons), axis=0)
+        self.persons = []
+        split = np.flatnonzero(pairs[1:, 0] == pairs[:-1, 0])
+        if len(split):
+            raise PartitionError(
+                f"{len(split)} person(s) appear under different family keys (e.g. a family id "
+                "on some claims and none on others), so their claims cannot be settled "
+                "partition by partition: settle in memory (raise --memory-limit) or make "
+                "each person's family id the same on all of their claims")
+
+
+def duplicate_ids(spill: Spill, candidates: np.ndarray) -> pa.Array:
+    """Claim ids (strings) occurring more than once in the whole input."""
+    if len(candidates) == 0:
+        return pa.array([], pa.string())
+    found = []
+    for p in range(spill.count):
+        t = spill.read(p, ["claim_id", "_chash"])
+        if t is not None:
+            hit = pc.is_in(t.column("_chash"), value_set=pa.array(candidates))
+            found.append(t.column("claim_id").filter(hit))
+    ids = pa.chunked_array(found, pa.string()).combine_chunks() if found else \
+        pa.array([], pa.string())
+    counts = pc.value_counts(ids)
+    return counts.field("values").filter(pc.greater(counts.field("counts"), 1))
