@@ -1,4 +1,4 @@
-"""`yibao settle --policy CITY CLAIMS --out results/`: settle claim files into a results folder.
+"""`yibao settle POLICY CLAIMS… --out results/`: settle claim files into a results folder.
 
 Writes claims.parquet, rejects.parquet, summary.json and manifest.json (core/runner.py), and
 for a policy with provider payment hospitals.parquet and pools.parquet, all published together
@@ -38,11 +38,10 @@ def positive_int(text: str) -> int:
 
 
 def add_arguments(parser):
-    parser.add_argument("claims", nargs="+",
-                        help="Parquet file(s) or folder(s) of Parquet files, or an Arrow IPC file")
-    parser.add_argument("--policy", required=True,
-                        help="a city folder (every *.yb in it is a version, each claim settled "
-                             "under the one in force on its discharge date) or a policy file")
+    from ._common import add_policy_and_claims
+    # a city folder: every *.yb in it is a version, each claim settled under the one in force
+    # on its discharge date
+    add_policy_and_claims(parser, claims="+")
     parser.add_argument("--out", default="results", help="output folder (default: results)")
     parser.add_argument("--memory-limit", type=memory_size, default=None,
                         help="settle partition by partition above this size, e.g. 4G "

@@ -74,7 +74,7 @@ def test_readme_two_commands_in_a_fresh_clone(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert re.search(r"\d+ passed", done.stdout), done.stdout[-2000:]
     yibao = clone / ".venv" / "bin" / "yibao"
-    done = subprocess.run([str(yibao), "demo", "--city", "rizhao", "--claims", "500"],
+    done = subprocess.run([str(yibao), "demo", "--city", "rizhao", "-n", "500"],
                           cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0 and "500 claims settled" in done.stdout, done.stderr
     shutil.rmtree(clone / ".venv")
