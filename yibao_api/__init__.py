@@ -80,9 +80,12 @@ def settle(policy: Union[CompiledPolicy, PolicySource], claims: Claims) -> "Batc
 
 
 def _claims_table(claims: Claims):
-    """A path read as Parquet (file or folder) or Arrow IPC; anything else is passed to the
+    """A path read as Parquet (file or folder) or Arrow IPC; a lazy frame (Polars
+    ``LazyFrame``: no Arrow stream until collected) collected; anything else is passed to the
     engine, which takes every Arrow producer."""
     if isinstance(claims, (str, os.PathLike)):
         from yibao.dsl.commands._common import read_claims
         return read_claims(claims)
+    if not hasattr(claims, "__arrow_c_stream__") and callable(getattr(claims, "collect", None)):
+        return claims.collect()
     return claims
