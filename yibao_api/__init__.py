@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 if TYPE_CHECKING:  # imported lazily: `import yibao` stays cheap
     from yibao.core.policy import Policy
@@ -67,16 +67,31 @@ def compile(policy: PolicySource) -> CompiledPolicy:
     return CompiledPolicy(compile_versions(where, registry=registry), registry, where)
 
 
-def settle(policy: Union[CompiledPolicy, PolicySource], claims: Claims) -> "BatchResult":
+def settle(policy: Union[CompiledPolicy, PolicySource], claims: Claims,
+           names: Literal["yibao", "national"] = "yibao") -> "BatchResult":
     """Settle ``claims`` in memory under ``policy`` (a ``CompiledPolicy``, or anything
     ``compile`` takes). Returns ``BatchResult``: ``results`` (settlement order: discharge
     date, claim id — never the input's order), ``rejects`` (input row order, with a reason)
     and ``input_rows``; every input row is in one of the two. Claims that cannot be read
-    raise ``yibao.core.arrow_io.ClaimsError`` naming the column and the cast to make."""
+    raise ``yibao.core.arrow_io.ClaimsError`` naming the column and the cast to make.
+    ``names="national"``: the results under the national settlement-list names, yuan as
+    decimal(16,2) (docs/outputs.md, core/national.py)."""
+    import dataclasses
     from yibao.core.engine import settle as settle_batch
     if not isinstance(policy, CompiledPolicy):
         policy = compile(policy)
-    return settle_batch(policy.policy, _claims_table(claims), policy.registry)
+    if names not in ("yibao", "national"):
+        raise ValueError(f"names={names!r}: use 'yibao' or 'national'")
+    table = _claims_table(claims)
+    if names == "national":  # read once: a stream cannot be read again for the identities
+        from yibao.core.arrow_io import as_table
+        table = as_table(table)
+    result = settle_batch(policy.policy, table, policy.registry)
+    if names == "national":
+        from yibao.core.national import national_table
+        named = national_table(policy.policy, result.results, table)
+        result = dataclasses.replace(result, results=named)
+    return result
 
 
 def _claims_table(claims: Claims):

@@ -52,6 +52,10 @@ def add_arguments(parser):
     parser.add_argument("--overwrite", action="store_true",
                         help="replace results already in the output folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--names", choices=("yibao", "national"), default="yibao",
+                        help="claims.parquet column names: yibao's (layer names, int64 fen) or "
+                             "the national settlement list's (setl_id, psn_no, hifp_pay …, "
+                             "yuan as decimal(16,2); docs/outputs.md)")
 
 
 def run(args) -> int:
@@ -76,7 +80,8 @@ def run(args) -> int:
         summary = run_settle(policy, claims, args.out, registry=reg,
                              memory_limit=args.memory_limit, engine=args.engine,
                              overwrite=args.overwrite, progress=not args.no_progress,
-                             policy_path=resolve_policy(args.policy), partitions=args.partitions)
+                             policy_path=resolve_policy(args.policy), partitions=args.partitions,
+                             names=args.names)
     except (InputError, ClaimsError, PartitionError, BalanceError, FileExistsError,
             OutputBusyError, ImportError, VersionError) as exc:
         print(f"yibao settle: error: {exc}", file=sys.stderr)
