@@ -75,6 +75,9 @@ def main(argv=None) -> int:
     commands = discover_commands()
     parser = build_parser(commands)
     args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "operand_shape") and not any(e.startswith("-") for e in extra):
+        args.operands += extra  # operands after an option (`settle P --out DIR C`): argparse
+        extra = []              # stops a '*' positional at the first option
     if extra:  # argparse would blame the top level: show the subcommand's own usage instead
         getattr(args, "command_parser", parser).error(
             f"unrecognized arguments: {' '.join(extra)}")

@@ -48,6 +48,13 @@ def test_settle_takes_several_claim_operands(here, capsys):
     assert "250" in json.dumps(data)  # 200 + 50 input rows
 
 
+def test_operands_may_follow_options(here, capsys):
+    assert main(["settle", "reference", "--out", "late", "--no-progress", "c.parquet"]) in (0, 1)
+    assert (here / "late" / "current" / "claims.parquet").exists()
+    with pytest.raises(SystemExit):  # an unknown option is still a usage error
+        main(["settle", "reference", "c.parquet", "--out", "x", "--bogus"])
+
+
 def test_settle_without_claims_is_a_usage_error_of_settle(here, capsys):
     with pytest.raises(SystemExit) as stop:
         main(["settle", "reference", "--out", "x"])
