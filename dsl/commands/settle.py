@@ -81,7 +81,7 @@ def run(args) -> int:
                              memory_limit=args.memory_limit, engine=args.engine,
                              overwrite=args.overwrite, progress=not args.no_progress,
                              policy_path=resolve_policy(args.policy), partitions=args.partitions,
-                             names=args.names)
+                             names=getattr(args, "names", "yibao"))
     except (InputError, ClaimsError, PartitionError, BalanceError, FileExistsError,
             OutputBusyError, ImportError, VersionError) as exc:
         print(f"yibao settle: error: {exc}", file=sys.stderr)
