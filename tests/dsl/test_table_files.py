@@ -102,3 +102,14 @@ def test_a_file_named_xlsx_that_is_not_a_workbook(tmp_path):
     _, errors = rows_of(tmp_path, "d.xlsx")
     [diag] = errors
     assert diag.code == "E305" and "not an Excel workbook" in diag.message
+
+
+@pytest.mark.parametrize("written,hint", [("30万", "write 300_000 yuan"),
+                                          ("3000元", "write 3_000 yuan"),
+                                          ("1.5万元", "write 15_000 yuan")])
+def test_chinese_amount_in_a_policy_file_gets_the_spelling_that_works(written, hint):
+    text = HEAD + f'layer a "x" {{\n  base in_scope\n  deductible {written}\n  ratio 80%\n}}\n'
+    _, diags = check_text(text, "t.yb")
+    [diag] = diags
+    assert diag.code == "E101" and diag.hint.startswith(hint)
+    assert "CSV and XLSX tables" in diag.hint
