@@ -147,12 +147,11 @@ def resolve_operands(args, parser) -> None:
     policies, claims = shape
     operands = list(args.operands)
     policy = _old_or_operands(args, operands, policies)
+    found = operands  # what the policies left: the claims
     if args.old_claims:
         deprecation_note(args.command, "--claims FILE", "the claims as positional operands "
                          "after the policy")
-        found, operands = args.old_claims + operands, []
-    else:
-        found, operands = operands, []
+        found = args.old_claims + operands
     want = {"1": (1, 1), "2": (2, 2), "+": (1, None)}[claims]
     if len(policy) != policies or len(found) < want[0] or (want[1] and len(found) > want[1]):
         parser.error(f"expected {parser.usage.replace('%(prog)s ', '').split(' [options]')[0]}"
