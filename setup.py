@@ -1,4 +1,5 @@
-"""Build script: maps core/, dsl/, plugins/ to yibao.core, yibao.dsl, yibao.plugins and
+"""Build script: maps yibao_api/ to yibao (the top-level API), core/, dsl/, plugins/ to
+yibao.core, yibao.dsl, yibao.plugins and
 compiles every Cython module under core/ and plugins/.
 
 Set YIBAO_DEBUG_KERNEL=1 to build the kernels with bounds checks and wraparound on (slow,
@@ -27,6 +28,9 @@ def packages():
 # city_configs/ is data (policies, tables, READMEs); it is installed as yibao.city_configs so
 # that `yibao demo` finds a city policy on a machine that has only the installed package.
 DATA_PACKAGES = {"yibao.city_configs": "city_configs"}
+# `import yibao` (yibao.compile, yibao.settle): the top-level package is the one small
+# folder yibao_api/, so yibao.core/dsl/plugins stay where they are.
+API_PACKAGE = {"yibao": "yibao_api"}
 
 
 def package_dir():
@@ -35,6 +39,7 @@ def package_dir():
         root, *rest = pkg.split(".")[1:]
         mapping[pkg] = "/".join([root, *rest])
     mapping.update(DATA_PACKAGES)
+    mapping.update(API_PACKAGE)
     return mapping
 
 
@@ -70,7 +75,7 @@ def extensions():
 
 
 setup(
-    packages=packages() + list(DATA_PACKAGES),
+    packages=list(API_PACKAGE) + packages() + list(DATA_PACKAGES),
     package_dir=package_dir(),
     package_data={"": ["*.lark", "*.pxd", "*.pyi", "data/*", "data/**/*", "*.json", "*.csv"],
                   "yibao.city_configs": ["*/*.yb", "*/*.csv", "*/*.yaml", "*/*.md"]},

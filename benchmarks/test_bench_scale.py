@@ -68,7 +68,7 @@ def write_input(folder: Path, n: int) -> Path:
 
 def settle(claims: Path, out: Path, *extra) -> dict:
     """Run `yibao settle` in a fresh process: wall seconds, peak RSS bytes, rows settled."""
-    cmd = [sys.executable, "-c", RUNNER, "settle", "--policy", str(POLICY), str(claims),
+    cmd = [sys.executable, "-c", RUNNER, "settle", str(POLICY), str(claims),
            "--out", str(out), "--overwrite", "--no-progress", *extra]
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True)

@@ -115,6 +115,8 @@ def _layer_lines(index: int, layer) -> list:
     if layer.limit is not None:
         lim = layer.limit
         out.append(f"   self_pay_limit per {lim.key.name} per year: {expr_text(lim.amount)}")
+    if getattr(layer, "national", ""):
+        out.append(f"   national: {layer.national}")
     return out
 
 

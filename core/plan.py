@@ -200,6 +200,7 @@ class Layer:
     caps: tuple = ()
     limit: Optional[SelfPayLimit] = None
     source: str = ""
+    national: str = ""  # the national settlement-list field it fills (core/national.py), or ""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import pyarrow as pa
@@ -155,24 +156,68 @@ class Case:
     expect: tuple  # ((claim_id, column, engine value), ...)
     hospitals: tuple = ()  # ((pool, hospital_id, column, engine value), ...)
     pools: tuple = ()  # ((pool, column, engine value), ...)
+    where: str = ""  # "tests.yaml:12": the file and line the case starts on
+    lines: tuple = ()  # ((what, line), ...): ("claim 2 in_scpoe", 14), ("expect A1 basic", 20)
+
+    def line_of(self, what: str) -> str:
+        """``file:line`` of a claim field or an expected column, else the case's own."""
+        found = dict(self.lines).get(what)
+        return f"{self.where.rpartition(':')[0]}:{found}" if found else self.where
 
 
 def load_cases(path) -> list:
-    """The cases of a tests.yaml (a city folder's, or a file)."""
+    """The cases of a tests.yaml (a city folder's, or a file), each knowing its file and
+    line. A YAML syntax error is one CaseFileError line: ``FILE:LINE:COL: …``."""
     import yaml
     path = Path(path)
     if path.is_dir():
         path = path / "tests.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text) or []
+        nodes = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise CaseFileError(_yaml_error(path, exc)) from None
     if not isinstance(data, list):
         raise CaseFileError(f"{path}: expected a list of cases")
-    return [_case(path, i, c) for i, c in enumerate(data, 1)]
+    items = nodes.value if nodes is not None else []
+    return [_case(path, i, c, _node_lines(items[i - 1]))
+            for i, c in enumerate(data, 1)]
 
 
-def _case(path, i, c) -> Case:
+def _yaml_error(path, exc) -> str:
+    """One line: where the YAML parser stopped and why."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    return " ".join(f"{where}: YAML syntax error: {problem}"
+                    f"{' (' + context + ')' if context else ''}".split())
+
+
+def _node_lines(node) -> tuple:
+    """(case line, ((what, line), …)) for one case's YAML node: each claim field as
+    ``claim N FIELD`` and each expected column as ``expect CLAIM_ID COLUMN``."""
+    import yaml
+    lines = []
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.value == "claims" and isinstance(value, yaml.SequenceNode):
+                for n, claim in enumerate(value.value, 1):
+                    lines += [(f"claim {n} {k.value}", k.start_mark.line + 1)
+                              for k, _ in getattr(claim, "value", ()) if isinstance(k, yaml.ScalarNode)]
+            if key.value == "expect" and isinstance(value, yaml.MappingNode):
+                for cid, cols in value.value:
+                    lines += [(f"expect {cid.value} {k.value}", k.start_mark.line + 1)
+                              for k, _ in getattr(cols, "value", ()) if isinstance(k, yaml.ScalarNode)]
+    return node.start_mark.line + 1, tuple(lines)
+
+
+def _case(path, i, c, lines=(0, ())) -> Case:
+    where = f"{path}:{lines[0]}"
     if not isinstance(c, dict) or "claims" not in c or not (
             "expect" in c or "hospitals" in c or "pools" in c):
-        raise CaseFileError(f"{path}: case {i} needs name, claims and expect (or hospitals, "
+        raise CaseFileError(f"{where}: case {i} needs name, claims and expect (or hospitals, "
                             "pools)")
     name = str(c.get("name", f"case {i}"))
     try:
@@ -185,8 +230,35 @@ def _case(path, i, c) -> Case:
         pools = tuple((str(pool), col, expected_value(col, v))
                       for pool, cols in (c.get("pools") or {}).items() for col, v in cols.items())
     except (CaseFileError, AttributeError, ArithmeticError) as exc:
-        raise CaseFileError(f"{path}: case {i} ({name}): {exc}") from None
-    return Case(name, tuple(c["claims"]), expect, hospitals, pools)
+        raise CaseFileError(f"{where}: case {i} ({name}): {exc}") from None
+    return Case(name, tuple(c["claims"]), expect, hospitals, pools, where, lines[1])
+
+
+# -- checking a case against the policy -------------------------------------------------------
+
+def claim_fields(plan: Plan) -> set:
+    """Every field a case's claim may set: the claim-record schema, the policy's attributes
+    and what its groupers and pools read."""
+    return set(STANDARD) | {c.name for c in plan.columns} | set(_provider_columns(plan))
+
+
+def unknown_fields(plan: Plan, case: Case) -> list:
+    """One line per claim field the policy does not know (a misspelling would otherwise be
+    dropped silently and the claim settled without it), with its line and a did-you-mean."""
+    known = claim_fields(plan)
+    out = []
+    for n, claim in enumerate(case.claims, 1):
+        for name in claim if isinstance(claim, dict) else ():
+            if str(name) not in known:
+                out.append(f"{case.line_of(f'claim {n} {name}')}: claim field {name!r} is not "
+                           f"a claim column{_did_you_mean(str(name), known)}")
+    return out
+
+
+def _did_you_mean(name: str, candidates) -> str:
+    import difflib
+    close = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 @dataclass
@@ -237,6 +309,10 @@ def _layer_of(plan: Plan, column: str):
 def run_case(plan: Plan, case: Case, registry=None, settle_fn=None) -> CaseResult:
     """Settle one case's claims as one batch and compare with its expectations."""
     result = CaseResult(case)
+    unknown = unknown_fields(plan, case)
+    if unknown:
+        result.error = "; ".join(unknown)
+        return result
     try:
         table = claims_table(list(case.claims), plan)
         batch = (settle_fn or settle)(plan, table, registry)
@@ -249,7 +325,8 @@ def run_case(plan: Plan, case: Case, registry=None, settle_fn=None) -> CaseResul
         layer = _layer_of(plan, column)
         actual = got.get(cid, {}).get(column)
         if cid in got and column not in got[cid]:
-            note = f"no column {column!r} in the results"
+            note = (f"{case.line_of(f'expect {cid} {column}')}: no column {column!r} in the "
+                    f"results{_did_you_mean(column, got[cid])}")
         else:
             note = why.get(cid, "" if cid in got else "claim not in the case")
         if actual != want:
@@ -315,6 +392,39 @@ def _band_text(band) -> str:
     from .describe import format_money, format_ratio
     hi = "and above" if band.hi is None else f"to {format_money(band.hi)}"
     return f"{format_money(band.lo)} {hi}: {format_ratio(band.rate)}"
+
+
+def coverage_share(plans_and_coverage) -> Fraction:
+    """The share of coverage items some case exercised, over every version: items are the
+    layers (applied), table rows (matched) and bands (entered) of each plan. 1 when a policy
+    has none."""
+    total = exercised = 0
+    for plan, cov in plans_and_coverage:
+        items = (len(plan.layers) + sum(len(t.rows) for t in plan.tables)
+                 + sum(len(layer.ratio.bands) for layer in plan.layers
+                       if isinstance(layer.ratio, Bands)))
+        total += items
+        exercised += items - len(cov.layers) - len(cov.rows) - len(cov.bands)
+    return Fraction(exercised, total) if total else Fraction(1)
+
+
+def select_cases(cases, expression: str) -> list:
+    """The cases whose name matches ``-k EXPRESSION`` as pytest's does: words matched as
+    case-insensitive substrings of the name, combined with and, or, not and parentheses."""
+    import re
+    tokens = re.findall(r"\(|\)|[^\s()]+", expression)
+    if not tokens:
+        return list(cases)
+
+    def matches(name: str) -> bool:
+        words = [t if t in ("and", "or", "not", "(", ")") else str(t.lower() in name.lower())
+                 for t in tokens]
+        try:
+            return bool(eval(" ".join(words), {"__builtins__": {}}, {}))  # only True/False/ops
+        except SyntaxError:
+            raise CaseFileError(f"-k {expression!r}: write words joined by and, or, not "
+                                "and parentheses") from None
+    return [c for c in cases if matches(c.name)]
 
 
 def run_cases(plan: Plan, cases, registry=None, settle_fn=None) -> tuple:

@@ -229,6 +229,12 @@ class SelfPayLimit(Node):
 
 
 @dataclass(frozen=True)
+class National(Node):
+    """``national hifp_pay``: the national settlement-list field this layer's payment fills."""
+    field: Name
+
+
+@dataclass(frozen=True)
 class LayerDecl(Node):
     name: Name
     label: Optional[str]

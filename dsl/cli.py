@@ -75,12 +75,16 @@ def main(argv=None) -> int:
     commands = discover_commands()
     parser = build_parser(commands)
     args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "operand_shape") and not any(e.startswith("-") for e in extra):
+        args.operands += extra  # operands after an option (`settle P --out DIR C`): argparse
+        extra = []              # stops a '*' positional at the first option
     if extra:  # argparse would blame the top level: show the subcommand's own usage instead
         getattr(args, "command_parser", parser).error(
             f"unrecognized arguments: {' '.join(extra)}")
     if not args.command:
         parser.print_help()
         return EXIT_FAILED
+    normalise_spellings(args)
     from yibao.core.errors import YibaoError
     try:
         return commands[args.command].run(args)
@@ -93,6 +97,14 @@ def main(argv=None) -> int:
         return refused(args.command, exc, EXIT_FAILED)
     except Exception as exc:  # a bug: never exit 1 (rejects) or 2 (refused input) for it
         return internal_error(args.command, exc)
+
+
+def normalise_spellings(args) -> None:
+    """The positional POLICY CLAIMS operands and ``-n/--count`` of the commands that take
+    them, with the previous release's flags mapped onto them (and a deprecation note)."""
+    from .commands._common import resolve_count, resolve_operands
+    resolve_operands(args, args.command_parser)
+    resolve_count(args)
 
 
 def refused(command: str, exc: BaseException, code: int) -> int:

@@ -142,7 +142,24 @@ def _syntax_error(exc, text: str, filename: str):
                     token.end_column or col + len(token))
     what = describe_terminal(token.type)
     shown = f"'{token}'" if token.type in ("NAME", "NUMBER", "STRING", "DATE") else what
-    return error("E101", f"unexpected {shown}", span, _expected(exc.expected))
+    return error("E101", f"unexpected {shown}", span,
+                 _chinese_amount_hint(text, line, col, str(token)) or _expected(exc.expected))
+
+
+def _chinese_amount_hint(text: str, line: int, col: int, word: str):
+    """For `30万` / `3000元` / `1.5万元` written in a policy file: the spelling the language
+    reads (`300_000 yuan`), exact; None for anything else."""
+    import re
+    from decimal import Decimal
+    unit = next((u for u in ("万元", "万", "元") if word.startswith(u)), None)
+    before = (text.splitlines()[line - 1:line] or [""])[0][:col - 1]
+    number = re.search(r"([0-9][0-9_]*(?:\.[0-9]+)?)$", before)
+    if unit is None or number is None:
+        return None
+    yuan = Decimal(number.group(1).replace("_", "")) * (10_000 if unit.startswith("万") else 1)
+    shown = f"{int(yuan):_}" if yuan == yuan.to_integral_value() else format(yuan, "f")
+    return (f"write {shown} yuan: {number.group(1)}{unit} is read in CSV and XLSX tables, "
+            "not in a policy file")
 
 
 def _full_width_hint(ch: str):

@@ -242,6 +242,9 @@ class _Printer:
     def l_SelfPayLimit(self, s):
         self.emit("  ", f"self_pay_limit {format_expr(s.amount)}{format_tail(s)}", s)
 
+    def l_National(self, s):
+        self.emit("  ", f"national {s.field.name}", s)
+
 
 def _pct_or_num(node) -> str:
     return format_number(node)

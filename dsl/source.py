@@ -89,6 +89,39 @@ def read_text(path, limit: int = MAX_FILE_BYTES) -> str:
     return decode(path.read_bytes(), str(path))
 
 
+def read_table_text(path, limit: int = MAX_FILE_BYTES) -> str:
+    """A table file's text: UTF-8, or else GB18030 (a superset of GBK: what Excel on Chinese
+    Windows saves as "CSV") when the bytes read as such and hold Chinese text. Anything else
+    (Big5, UTF-16, not text) is SourceError as for ``read_text``."""
+    try:
+        text = read_text(path, limit)
+    except SourceError as exc:
+        if "GBK/GB18030" not in exc.message:
+            raise
+        return Path(path).read_bytes().decode("gb18030")
+    return _gbk_read_as_utf8(path, text) or text
+
+
+def _has_cjk(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def _gbk_read_as_utf8(path, text: str) -> Optional[str]:
+    """Short GBK text can be valid UTF-8 by accident ("300元" is b"300\xd4\xaa", which UTF-8
+    reads as "300Ԫ", an Armenian letter). A table's non-ASCII text is Chinese: when every
+    non-ASCII character of the UTF-8 reading is a two-byte letter past Latin-1 (U+0100–U+07FF:
+    Armenian, Cyrillic, Hebrew … — what GBK pairs turn into; "²" or "é" stay UTF-8) and the
+    GB18030 reading has Chinese, the GB18030 text, else None."""
+    wide = [ch for ch in text if not ch.isascii()]
+    if not wide or not all("\u0100" <= ch <= "\u07ff" for ch in wide):
+        return None
+    try:
+        other = Path(path).read_bytes().decode("gb18030")
+    except UnicodeDecodeError:
+        return None
+    return other if _has_cjk(other) else None
+
+
 def read_policy(path) -> str:
     """A policy file's text, or PolicyError (E005) with one diagnostic pointing at the first
     byte that is not UTF-8 (or at the file when it is not a regular file)."""

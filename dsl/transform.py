@@ -377,6 +377,9 @@ class _Builder:
     def r_self_pay_limit(self, args, span):
         return ast.SelfPayLimit(span, args[1], args[2], tuple(args[3:]))
 
+    def r_national(self, args, span):
+        return ast.National(span, self.name(args[1]))
+
     # -- expressions --
     def r_if_else(self, args, span):
         return ast.IfElse(span, args[1], args[3], args[5])

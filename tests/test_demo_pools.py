@@ -36,7 +36,7 @@ def test_demo_city_groups_and_pays_near_fee_for_service(city):
 
 
 def test_demo_prints_grouping_rates_and_point_values(capsys):
-    assert main(["demo", "--city", "jinhua", "--claims", "4000"]) == 0
+    assert main(["demo", "--city", "jinhua", "-n", "4000"]) == 0
     out = capsys.readouterr().out
     assert "provider payment" in out and "point value (yuan)" in out and "grouped" in out
     assert "inpatient_drg" in out and "outpatient_apg" in out and "100.0%" in out

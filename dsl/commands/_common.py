@@ -98,3 +98,102 @@ def all_rejected_hint(plan, settled: int, reasons: dict):
         return (f"hint: all {count:,} claims are outside the policy period "
                 f"{day(plan.effective_from)} – {day(plan.effective_to)}")
     return f"hint: all {count:,} claims were rejected: {reason}"
+
+
+# -- one spelling for the policy and the claims -----------------------------------------------
+#
+# Every command that settles claims takes its policy and its claims as positional operands,
+# `yibao settle POLICY CLAIMS… --out DIR`, as `check/plan/test/fmt` already take the policy.
+# The flags of the previous release (`--policy P`, `--claims FILE`) are still read for one
+# release, with a deprecation note on stderr; a count is `-n/--count` (generate, demo).
+
+DEPRECATED = "deprecated: {old} will be removed in the next release; write {new}"
+
+
+def deprecation_note(command: str, old: str, new: str) -> None:
+    """One line on stderr: the old spelling still works, and which one replaces it."""
+    print(f"yibao {command}: " + DEPRECATED.format(old=old, new=new), file=sys.stderr)
+
+
+def add_policy_and_claims(parser, policies: int = 1, claims: str = "+") -> None:
+    """Positional POLICY (or POLICY_A POLICY_B when ``policies`` is 2) then CLAIMS (``claims``:
+    "1", "2" or "+" files), plus the hidden old flags. ``resolve_operands`` (called by the CLI
+    after parsing) sets ``args.policy`` (a name, or a list of two) and ``args.claims`` (a
+    path, or a list when several are allowed)."""
+    import argparse
+    names = ["POLICY"] if policies == 1 else ["POLICY_A", "POLICY_B"]
+    shown = {"1": "CLAIMS", "2": "CLAIMS CLAIMS", "+": "CLAIMS [CLAIMS ...]"}[claims]
+    parser.usage = f"%(prog)s {' '.join(names)} {shown} [options]"
+    parser.add_argument("operands", nargs="*", metavar=" ".join(names + ["CLAIMS"]),
+                        help=("the policy: a city folder, a policy file or a bundled city's "
+                              "name" if policies == 1 else
+                              "the current policy, then the changed one (each a folder, a "
+                              "file or a bundled city's name)")
+                        + "; then the claims: Parquet file(s) or folder(s), or an Arrow IPC file")
+    parser.add_argument("--policy", dest="old_policy", action="append", default=None,
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--claims", dest="old_claims", action="append", default=None,
+                        help=argparse.SUPPRESS)
+    parser.set_defaults(operand_shape=(policies, claims))
+
+
+def resolve_operands(args, parser) -> None:
+    """Split ``args.operands`` into ``args.policy`` and ``args.claims`` by the command's
+    shape; an old ``--policy``/``--claims`` flag supplies its part (with a deprecation note)
+    and the operands the rest. A wrong count is a usage error of this command (exit 2)."""
+    shape = getattr(args, "operand_shape", None)
+    if shape is None:
+        return
+    policies, claims = shape
+    operands = list(args.operands)
+    policy = _old_or_operands(args, operands, policies)
+    found = operands  # what the policies left: the claims
+    if args.old_claims:
+        deprecation_note(args.command, "--claims FILE", "the claims as positional operands "
+                         "after the policy")
+        found = args.old_claims + operands
+    want = {"1": (1, 1), "2": (2, 2), "+": (1, None)}[claims]
+    if len(policy) != policies or len(found) < want[0] or (want[1] and len(found) > want[1]):
+        parser.error(f"expected {parser.usage.replace('%(prog)s ', '').split(' [options]')[0]}"
+                     f" (got {len(policy)} polic{'y' if len(policy) == 1 else 'ies'} and "
+                     f"{len(found)} claims operand(s))")
+    args.policy = policy[0] if policies == 1 else policy
+    args.claims = found[0] if claims == "1" else found
+
+
+def _old_or_operands(args, operands, count) -> list:
+    """The policies from the old ``--policy`` flag (with a deprecation note), else the first
+    ``count`` operands (removed from ``operands``)."""
+    if args.old_policy:
+        usage = args.command_parser.usage.replace("%(prog)s", f"yibao {args.command}")
+        what = "the policy as the first operand" if count == 1 else \
+            "the two policies as the first operands"
+        deprecation_note(args.command, "--policy POLICY",
+                         f"{what} ({usage.split(' [options]')[0]})")
+        return list(args.old_policy)
+    taken = operands[:count]
+    del operands[:count]
+    return taken
+
+
+def add_count(parser, default: int, help: str) -> None:
+    """``-n/--count N``; the old ``--claims N`` still read for a release (deprecation note)."""
+    import argparse
+    parser.add_argument("-n", "--count", type=int, default=None, help=f"{help} (default: "
+                        f"{default:,})")
+    parser.add_argument("--claims", dest="old_count", type=int, default=None,
+                        help=argparse.SUPPRESS)
+    parser.set_defaults(count_default=default)
+
+
+def resolve_count(args) -> None:
+    """``args.count`` from ``-n/--count``, else from the old ``--claims N`` (with a note),
+    else the command's default."""
+    if not hasattr(args, "count_default"):
+        return
+    if args.old_count is not None:
+        deprecation_note(args.command, "--claims N", "-n/--count N")
+        if args.count is None:
+            args.count = args.old_count
+    if args.count is None:
+        args.count = args.count_default

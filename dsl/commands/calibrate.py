@@ -1,4 +1,4 @@
-"""`yibao calibrate --policy CITY YEAR1 YEAR2 --grouper drg --out DIR`: recompute base points
+"""`yibao calibrate POLICY YEAR1 YEAR2 --grouper drg --out DIR`: recompute base points
 and coefficients from two previous years of claims (point-method.md §2, Jinhua's rule:
 B = the group's average cost ÷ the city's × 100; k = the level's average cost for the group ÷
 the city's). The claims are grouped with the policy's own groupers, then
@@ -18,9 +18,8 @@ HELP = "recompute base points and coefficients from two previous years of claims
 
 
 def add_arguments(parser):
-    parser.add_argument("claims", nargs=2, help="the two previous years' claims (Parquet)")
-    parser.add_argument("--policy", required=True,
-                        help="a city folder, a policy file, or a bundled city's name")
+    from ._common import add_policy_and_claims
+    add_policy_and_claims(parser, claims="2")  # the two previous years' claims
     parser.add_argument("--grouper", required=True, help="which grouper of the policy (drg, apg …)")
     parser.add_argument("--by", default="hospital_level",
                         help="coefficient key column (default: hospital_level)")

@@ -15,7 +15,8 @@ HELP = "settle bundled sample claims under a bundled city policy and print the s
 def add_arguments(parser):
     parser.add_argument("--city", default="jinhua",
                         help="bundled city policy: reference, jinhua, rizhao, shanghai")
-    parser.add_argument("--claims", type=int, default=DEMO_CLAIMS, help="sample size")
+    from ._common import add_count
+    add_count(parser, DEMO_CLAIMS, "sample size")
     parser.add_argument("--seed", type=int, default=7)
 
 
@@ -76,7 +77,7 @@ def run(args) -> int:
     # the sample claims are discharged in the policy's first effective year, so a policy
     # of another year (Rizhao's is 2016) settles them instead of rejecting them all
     first_year = (datetime.date(1970, 1, 1) + datetime.timedelta(days=plan.effective_from)).year
-    claims = sample_claims(args.claims, seed=args.seed, start_year=first_year)
+    claims = sample_claims(args.count, seed=args.seed, start_year=first_year)
     start = time.perf_counter()
     result = settle(plan, claims, reg)
     elapsed = time.perf_counter() - start
@@ -88,10 +89,10 @@ def run(args) -> int:
     if plan.provider is not None:
         _, pools = provider.settle_provider_year(plan, claims, result.results)
         print_pools(summarise_pools(result, pools), out)
-        if args.claims != DEMO_CLAIMS:
+        if args.count != DEMO_CLAIMS:
             out.print(f"note: the bundled budgets are written for the demo city of "
-                      f"{DEMO_CLAIMS:,} claims; {args.claims:,} claims are a "
-                      f"{'bigger' if args.claims > DEMO_CLAIMS else 'smaller'} city with the "
+                      f"{DEMO_CLAIMS:,} claims; {args.count:,} claims are a "
+                      f"{'bigger' if args.count > DEMO_CLAIMS else 'smaller'} city with the "
                       f"same budgets, so point values scale inversely")
     reasons = {}
     for reason in result.rejects.column("reason").to_pylist():

@@ -1,4 +1,4 @@
-"""`yibao diff --policy A --policy B --claims C`: what changing policy A into B costs."""
+"""`yibao diff POLICY_A POLICY_B CLAIMS`: what changing policy A into B costs."""
 from __future__ import annotations
 
 import importlib.util
@@ -9,10 +9,8 @@ HELP = "settle claims under two policies: fund spending per layer/tier/level, se
 
 
 def add_arguments(parser):
-    parser.add_argument("--policy", action="append", required=True, metavar="POLICY",
-                        help="give twice: the current policy, then the changed one (a "
-                             "folder, a file, or a bundled city's name)")
-    parser.add_argument("--claims", required=True, help="Parquet file/folder or Arrow IPC file")
+    from ._common import add_policy_and_claims
+    add_policy_and_claims(parser, policies=2, claims="1")
     parser.add_argument("--html", metavar="FILE", help="also write an HTML report with charts")
     parser.add_argument("--top", type=int, default=10, help="largest movers to list")
 
@@ -23,9 +21,6 @@ def run(args) -> int:
     from yibao.core.settlement import VersionError
     from ._common import console, read_claims, registry
     from ._policies import load_policy
-    if len(args.policy) != 2:
-        print("yibao diff: give --policy exactly twice (A, then B)", file=sys.stderr)
-        return 2
     if args.html and importlib.util.find_spec("plotly") is None:
         print("yibao diff: error: --html draws its charts with plotly, which is not installed: "
               "pip install 'yibao[report]'", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""`yibao explain --policy P --claims C --claim-id X`: every step that settled one claim."""
+"""`yibao explain POLICY CLAIMS --claim-id X`: every step that settled one claim."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,8 @@ HELP = "explain one claim: each layer's base, deductible, table row, rounding, c
 
 
 def add_arguments(parser):
-    parser.add_argument("--policy", required=True,
-                        help="a city folder, a policy file, or a bundled city's name")
-    parser.add_argument("--claims", required=True, help="Parquet file/folder or Arrow IPC file")
+    from ._common import add_policy_and_claims
+    add_policy_and_claims(parser, claims="1")
     parser.add_argument("--claim-id", required=True, help="the claim to explain")
     parser.add_argument("--json", action="store_true", help="print the explanation as JSON")
     parser.add_argument("--drg", action="store_true",

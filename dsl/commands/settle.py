@@ -1,4 +1,4 @@
-"""`yibao settle --policy CITY CLAIMS --out results/`: settle claim files into a results folder.
+"""`yibao settle POLICY CLAIMS… --out results/`: settle claim files into a results folder.
 
 Writes claims.parquet, rejects.parquet, summary.json and manifest.json (core/runner.py), and
 for a policy with provider payment hospitals.parquet and pools.parquet, all published together
@@ -38,11 +38,10 @@ def positive_int(text: str) -> int:
 
 
 def add_arguments(parser):
-    parser.add_argument("claims", nargs="+",
-                        help="Parquet file(s) or folder(s) of Parquet files, or an Arrow IPC file")
-    parser.add_argument("--policy", required=True,
-                        help="a city folder (every *.yb in it is a version, each claim settled "
-                             "under the one in force on its discharge date) or a policy file")
+    from ._common import add_policy_and_claims
+    # a city folder: every *.yb in it is a version, each claim settled under the one in force
+    # on its discharge date
+    add_policy_and_claims(parser, claims="+")
     parser.add_argument("--out", default="results", help="output folder (default: results)")
     parser.add_argument("--memory-limit", type=memory_size, default=None,
                         help="settle partition by partition above this size, e.g. 4G "
@@ -53,6 +52,10 @@ def add_arguments(parser):
     parser.add_argument("--overwrite", action="store_true",
                         help="replace results already in the output folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--names", choices=("yibao", "national"), default="yibao",
+                        help="claims.parquet column names: yibao's (layer names, int64 fen) or "
+                             "the national settlement list's (setl_id, psn_no, hifp_pay …, "
+                             "yuan as decimal(16,2); docs/outputs.md)")
 
 
 def run(args) -> int:
@@ -77,7 +80,8 @@ def run(args) -> int:
         summary = run_settle(policy, claims, args.out, registry=reg,
                              memory_limit=args.memory_limit, engine=args.engine,
                              overwrite=args.overwrite, progress=not args.no_progress,
-                             policy_path=resolve_policy(args.policy), partitions=args.partitions)
+                             policy_path=resolve_policy(args.policy), partitions=args.partitions,
+                             names=getattr(args, "names", "yibao"))
     except (InputError, ClaimsError, PartitionError, BalanceError, FileExistsError,
             OutputBusyError, ImportError, VersionError) as exc:
         print(f"yibao settle: error: {exc}", file=sys.stderr)

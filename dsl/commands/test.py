@@ -25,10 +25,17 @@ def add_arguments(parser):
     parser.add_argument("--format", choices=("text", "json"), default="text",
                         help="json: one JSON document on stdout, for CI")
     parser.add_argument("--junit-xml", metavar="FILE", help="also write a JUnit XML report")
+    parser.add_argument("-k", metavar="EXPRESSION", dest="select",
+                        help="only the cases whose name matches, as pytest -k: words "
+                             "(substrings, any case) with and, or, not")
+    parser.add_argument("--min-coverage", type=float, metavar="PERCENT", default=None,
+                        help="fail (exit 1) when the cases exercise less than PERCENT of the "
+                             "policy's layers, table rows and bands (docs/testing.md)")
 
 
 def run(args) -> int:
-    from yibao.core.policytest import CaseFileError, coverage, load_cases, run_case
+    from yibao.core.policytest import (CaseFileError, coverage, coverage_share, load_cases,
+                                       run_case, select_cases)
     from ._common import console, registry
     from yibao.core.engine import settle
     from ._policies import resolve_policy
@@ -41,6 +48,8 @@ def run(args) -> int:
     path = Path(args.cases) if args.cases else folder / "tests.yaml"
     try:
         cases = load_cases(path)
+        if args.select:
+            cases = select_cases(cases, args.select)
     except (CaseFileError, OSError) as exc:
         print(f"yibao test: {exc}", file=sys.stderr)
         return 2
@@ -51,12 +60,29 @@ def run(args) -> int:
         Path(args.junit_xml).write_text(junit_xml(results, str(path), warned if args.strict
                                                   else []), encoding="utf-8")
     failed = sum(not r.passed for r in results)
+    share = coverage_share(covers)
+    short = args.min_coverage is not None and share * 100 < args.min_coverage
     if args.format == "json":
-        print(json.dumps(as_json(results, covers, warned, args.strict), ensure_ascii=False,
-                         indent=1))
+        doc = as_json(results, covers, warned, args.strict)
+        doc.update(coverage_percent=float(share * 100), min_coverage=args.min_coverage,
+                   ok=doc["ok"] and not short)
+        print(json.dumps(doc, ensure_ascii=False, indent=1))
     else:
-        _print_text(console(), results, covers, args.quiet)
-    return 1 if failed or (args.strict and warned) else 0
+        out = console()
+        _print_text(out, results, covers, args.quiet)
+        out.print(f"coverage {_percent(share)} of layers, table rows and bands"
+                  + (f" (--min-coverage {args.min_coverage:g}%)" if args.min_coverage is not None
+                     else ""))
+    if short:
+        print(f"yibao test: coverage {_percent(share)} is below --min-coverage "
+              f"{args.min_coverage:g}%", file=sys.stderr)
+    return 1 if failed or (args.strict and warned) or short else 0
+
+
+def _percent(share) -> str:
+    """A share as a percentage with one decimal, rounded down (90.0% is never 89.96%)."""
+    tenths = share.numerator * 1000 // share.denominator
+    return f"{tenths // 10}.{tenths % 10}%"
 
 
 def _load_recording_warnings(folder, reg) -> tuple:
@@ -101,7 +127,8 @@ def failure_lines(res) -> list:
 
 
 def _print_failure(out, res) -> None:
-    out.print(f"[red]FAIL[/] {res.case.name}")
+    where = f" ({res.case.where})" if res.case.where else ""
+    out.print(f"[red]FAIL[/] {res.case.name}{where}", markup=True)
     for line in failure_lines(res):
         out.print(f"     {line}", markup=False)
 
@@ -126,7 +153,7 @@ def as_json(results, covers, warned, strict: bool) -> dict:
     failed = sum(not r.passed for r in results)
     return {"ok": not failed and not (strict and warned), "strict": strict,
             "passed": len(results) - failed, "failed": failed, "warnings": warned,
-            "cases": [{"name": r.case.name, "passed": r.passed,
+            "cases": [{"name": r.case.name, "passed": r.passed, "where": r.case.where,
                        "failures": failure_lines(r)} for r in results],
             "coverage": [{"policy": plan.name, "complete": cov.complete,
                           "not_exercised": _coverage_lines(cov)} for plan, cov in covers]}
@@ -142,7 +169,9 @@ def junit_xml(results, case_file: str, warned: list) -> str:
                           tests=str(len(results) + bool(warned)), failures=str(failed),
                           errors="0", skipped="0")
     for r in results:
-        case = ET.SubElement(suite, "testcase", classname=case_file, name=r.case.name)
+        file, _, line = r.case.where.rpartition(":")
+        case = ET.SubElement(suite, "testcase", classname=case_file, name=r.case.name,
+                             **({"file": file, "line": line} if file else {}))
         if not r.passed:
             lines = failure_lines(r)
             fail = ET.SubElement(case, "failure", message=lines[0] if lines else "failed")

@@ -13,6 +13,8 @@
   of a table used as its ratio (`ratio by` rows, `ratio t[…]`) outside that range is E413,
   with "did you mean 85%?" for a bare 85 (which is 8500%); other ratios (an uplift factor in a
   pool) may exceed 100%;
+- ``national FIELD`` names a fund field of the national settlement list (E420, with
+  did-you-mean; core/national.py ``FUND_FIELDS``), once per layer (E111);
 - an unreachable layer: applies when a constant false (E406) or a contradiction such as
   ``setting = outpatient and setting = inpatient`` (W407).
 """
@@ -25,7 +27,7 @@ from .resolve_names import layer_expressions
 
 SINGLE = {ast.Applies: "applies", ast.Base: "base", ast.Deductible: "deductible",
           ast.Ratio: "ratio", ast.RatioBy: "ratio", ast.Bands: "bands",
-          ast.SelfPayLimit: "self_pay_limit"}
+          ast.SelfPayLimit: "self_pay_limit", ast.National: "national"}
 
 
 def run(policy: ast.PolicyFile, ctx: Context) -> ast.PolicyFile:
@@ -83,9 +85,21 @@ def _check_statements(layer: ast.LayerDecl, ctx: Context) -> None:
                          "a self-pay limit decides the payment itself; use two layers"))
     if "bands" in seen:
         _check_bands(seen["bands"], ctx)
+    if "national" in seen:
+        _check_national(seen["national"], ctx)
     ded = seen.get("deductible")
     if ded is not None:
         _check_deductible(ded, ctx)
+
+
+def _check_national(stmt: ast.National, ctx: Context) -> None:
+    """E420: the field must be one of the national settlement list's fund fields."""
+    from yibao.core.national import FUND_FIELDS
+    field = stmt.field.name
+    if field not in FUND_FIELDS:
+        ctx.report(error("E420", f"'{field}' is not a fund field of the national settlement "
+                         "list", stmt.field.span, suggest(field, FUND_FIELDS)
+                         or "one of: " + ", ".join(FUND_FIELDS)))
 
 
 def _check_deductible(ded: ast.Deductible, ctx: Context) -> None:

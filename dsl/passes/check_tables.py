@@ -8,8 +8,10 @@ to engine units in ``ctx.table_rows[name] = ((keys, value, span), …)``.
   the rows present (never by listing the product of the domains);
 - `from "file.csv"` reads a CSV in the policy's own folder only (E304 for absolute paths,
   `..` or a NUL byte; E305 when it cannot be read: missing, not a regular file — a FIFO is
-  refused before it is opened —, not UTF-8 (naming the encoding it seems to be in)). Its
-  header is the key names then `value`; a cell is a number only when written in ASCII digits.
+  refused before it is opened —, neither UTF-8 nor GBK/GB18030 (naming the encoding it seems
+  to be in)); `from "file.xlsx"` reads the first sheet of an Excel workbook (openpyxl). The
+  header is the key names then `value`; a cell is a number only when written in ASCII digits,
+  money also as `30万`, `3000元`, `1.5万元` (exact: 万 is 10,000 yuan).
 """
 from __future__ import annotations
 
@@ -17,18 +19,24 @@ import csv
 import io
 import itertools
 import math
+import re
+from decimal import Decimal
 from pathlib import Path, PurePath
 
 from yibao.core.plan import BOOL, INT, MONEY, RATIO, TEXT, Type
 
 from .. import ast
 from ..errors import error
-from ..source import SourceError, read_text
+from ..source import SourceError, read_table_text
 from ..units import UnitError, number_value
 from . import Context
 
 
 MAX_MISSING_SHOWN = 4
+# money as Chinese spreadsheets write it: 30万, 3000元, 1.5万元 (万 = 10,000 yuan)
+CHINESE_AMOUNT = re.compile(r"(-?[0-9][0-9_]*(?:\.[0-9]+)?)\s*(万元|万|元)")
+AMOUNT_SPELLINGS = ("write amounts as 300000 or 300_000 yuan (in a CSV or .xlsx table also "
+                    "30万, 3000元 or 1.5万元)")
 
 
 def run(policy: ast.PolicyFile, ctx: Context) -> ast.PolicyFile:
@@ -146,7 +154,8 @@ def _literal(node, t: Type):
             return node.value
         raise UnitError("E210", "expected true or false")
     if not isinstance(node, ast.Number):
-        raise UnitError("E210", f"expected {'an amount' if t.kind == MONEY else 'a ' + t.kind}")
+        raise UnitError("E210", f"expected {'an amount' if t.kind == MONEY else 'a ' + t.kind}",
+                        AMOUNT_SPELLINGS if t.kind == MONEY else None)
     value = number_value(node.text, node.unit, t.kind)
     if t.kind == INT and t.domain is not None and value not in t.domain:
         raise UnitError("E206", f"{value} is not one of {{{', '.join(map(str, t.domain))}}}")
@@ -160,9 +169,11 @@ def _load_csv(table: ast.TableDecl, ctx: Context):
     path = _csv_path(table.csv, ctx)
     if path is None:
         return None
+    if path.suffix.lower() == ".xlsx":
+        return _load_xlsx(table, path, ctx)
     try:
-        text = read_text(path)
-    except SourceError as exc:  # not a regular file, too large, not UTF-8
+        text = read_table_text(path)
+    except SourceError as exc:  # not a regular file, too large, neither UTF-8 nor GB18030
         where = f" (line {exc.line})" if exc.text else ""
         ctx.report(error("E305", f"cannot read table file '{table.csv.value}'{where}: "
                          f"{exc.message.replace(repr(str(path)), 'it')}", table.csv.span,
@@ -175,20 +186,60 @@ def _load_csv(table: ast.TableDecl, ctx: Context):
         return None
     if text.startswith("\ufeff"):
         text = text[1:]
-    reader = list(csv.reader(io.StringIO(text)))
+    return _table_rows(list(csv.reader(io.StringIO(text))), table, ctx, "line")
+
+
+def _table_rows(reader: list, table: ast.TableDecl, ctx: Context, unit: str):
+    """The header check and the rows of a CSV or sheet (lists of cell texts), or None."""
     want = [k.name for k in table.keys] + ["value"]
     if not reader or [h.strip() for h in reader[0]] != want:
         ctx.report(error("E305", f"table file '{table.csv.value}' must start with the header "
                          f"{','.join(want)}", table.csv.span))
         return None
-    return tuple(_csv_row(cells, table, n, ctx) for n, cells in enumerate(reader[1:], 2)
+    return tuple(_csv_row(cells, table, n, ctx, unit) for n, cells in enumerate(reader[1:], 2)
                  if any(c.strip() for c in cells))
 
 
-def _csv_row(cells, table: ast.TableDecl, lineno: int, ctx: Context) -> ast.Row:
+def _load_xlsx(table: ast.TableDecl, path: Path, ctx: Context):
+    """The first sheet of an .xlsx workbook as rows (spans name the sheet's row), or None."""
+    try:
+        import openpyxl
+    except ImportError:
+        ctx.report(error("E305", f"cannot read table file '{table.csv.value}': reading .xlsx "
+                         "needs openpyxl", table.csv.span,
+                         "pip install 'yibao[xlsx]', or save the sheet as CSV UTF-8"))
+        return None
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        sheet = book.worksheets[0]
+        reader = [[_sheet_cell(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+        book.close()
+    except Exception as exc:  # openpyxl raises zipfile, KeyError, its own errors …
+        ctx.report(error("E305", f"cannot read table file '{table.csv.value}': not an Excel "
+                         f"workbook ({type(exc).__name__}: {exc})", table.csv.span,
+                         "save it from Excel as .xlsx, or as CSV UTF-8"))
+        return None
+    return _table_rows(reader, table, ctx, "row")
+
+
+def _sheet_cell(value) -> str:
+    """A sheet cell as the text a CSV would hold: whole numbers without '.0', other numbers
+    in their shortest exact decimal form (the digits typed: 0.85, not 0.8499999…), booleans
+    as true/false, empty as ''."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+def _csv_row(cells, table: ast.TableDecl, lineno: int, ctx: Context,
+             unit: str = "line") -> ast.Row:
     span = table.csv.span
-    row_span = ast.Span(f"{span.file} ({table.csv.value} line {lineno})", span.line, span.col,
-                        span.end_line, span.end_col)
+    row_span = ast.Span(f"{span.file} ({table.csv.value} {unit} {lineno})", span.line,
+                        span.col, span.end_line, span.end_col)
     nodes = [_csv_cell(c.strip(), row_span) for c in cells]
     return ast.Row(row_span, tuple(nodes[:-1]), nodes[-1])
 
@@ -199,6 +250,11 @@ def _csv_cell(cell: str, row_span: ast.Span):
     full-width digits with E104 at that line), or text."""
     if cell in ("true", "false"):
         return ast.Bool(row_span, cell == "true")
+    chinese = CHINESE_AMOUNT.fullmatch(cell)
+    if chinese:  # 30万 / 3000元 / 1.5万元: yuan, exactly (Decimal, no float)
+        number, unit = chinese.group(1).replace("_", ""), chinese.group(2)
+        yuan = Decimal(number) * (10_000 if unit.startswith("万") else 1)
+        return ast.Number(row_span, format(yuan, "f"), "yuan")
     for unit in ("%", " yuan", " fen", ""):
         number = cell[: len(cell) - len(unit)] if unit else cell
         if cell.endswith(unit) and _numberish(number):

@@ -137,6 +137,8 @@ class _Lowerer:
                 parts["caps"].append(self.caps[stmt.name.name])
             elif isinstance(stmt, ast.SelfPayLimit):
                 parts["limit"] = P.SelfPayLimit(self.amount(stmt), self.key(stmt.scope.key))
+            elif isinstance(stmt, ast.National):
+                parts["national"] = stmt.field.name
         parts["caps"] = tuple(parts["caps"])
         return tables, P.Layer(name=name, label=layer.label or "", source=self.source(layer),
                                **parts)

@@ -150,7 +150,7 @@ def test_two_columns_of_one_name_exit_2_with_one_line(claims, tmp_path):
     from .conftest import REFERENCE
     t = claims.append_column("total", claims.column("in_scope"))
     pq.write_table(t, tmp_path / "in.parquet")
-    done = subprocess.run([sys.executable, "-m", "yibao.dsl.cli", "settle", "--policy",
+    done = subprocess.run([sys.executable, "-m", "yibao.dsl.cli", "settle",
                            str(REFERENCE), str(tmp_path / "in.parquet"), "--out",
                            str(tmp_path / "o"), "--no-progress"], capture_output=True, text=True)
     assert done.returncode == 2

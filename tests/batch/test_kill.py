@@ -18,7 +18,7 @@ RESULTS = ("claims.parquet", "rejects.parquet")
 
 
 def command(claims, out, *extra):
-    return [sys.executable, "-m", "yibao.dsl.cli", "settle", "--policy", str(REFERENCE),
+    return [sys.executable, "-m", "yibao.dsl.cli", "settle", str(REFERENCE),
             str(claims), "--out", str(out), "--partitions", "8", "--no-progress", *extra]
 
 

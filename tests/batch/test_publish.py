@@ -29,7 +29,7 @@ from .conftest import REFERENCE
 
 
 def command(claims, out, *extra):
-    return [sys.executable, "-m", "yibao.dsl.cli", "settle", "--policy", str(REFERENCE),
+    return [sys.executable, "-m", "yibao.dsl.cli", "settle", str(REFERENCE),
             str(claims), "--out", str(out), "--no-progress", *extra]
 
 

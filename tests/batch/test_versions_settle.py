@@ -1,4 +1,4 @@
-"""`yibao settle --policy FOLDER` with several versions: each claim under the version in force
+"""`yibao settle FOLDER CLAIMS` with several versions: each claim under the version in force
 on its discharge date, in memory and partitioned (the same bytes), manifest naming every
 version file; a mid-year change carries the accumulators across (== the reference)."""
 from __future__ import annotations
@@ -36,7 +36,7 @@ NEW_RULES = (("tier2, 3: 85%", "tier2, 3: 90%"), ("3: 800 yuan", "3: 1_000 yuan"
 
 
 def settle_cli(claims, folder, out, *extra):
-    code = main(["settle", str(claims), "--policy", str(folder), "--out", str(out),
+    code = main(["settle", str(folder), str(claims), "--out", str(out),
                  "--no-progress", *extra])
     assert code in (0, 1)
     return pq.read_table(out / "claims.parquet"), pq.read_table(out / "rejects.parquet")

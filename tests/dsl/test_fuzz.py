@@ -31,7 +31,9 @@ TOKENS = ["policy", "region", "effective", "to", "year", "starts", "domain", "at
           # hostile: look-alikes, other digits, out-of-range numbers, full-width forms
           "bаsic", "раss", "ａ", "３００_000", "٣", "²", "99999999999999999999999999",
           "9223372036854775807", "-9223372036854775808", "10_000_000_000_001", "yuan",
-          "\x00", "\ufeff", "％", "（"]
+          "\x00", "\ufeff", "％", "（",
+          # issue 15: the national field of a layer, amounts written the Chinese way
+          "national", "hifp_pay", "hifmi_pya", "万", "元", "万元"]
 # YIBAO_FUZZ_EXAMPLES=5000 runs the fuzzer longer on purpose (crashes land in regressions/)
 FUZZ = settings(max_examples=int(os.environ.get("YIBAO_FUZZ_EXAMPLES", "150")), deadline=None,
                 suppress_health_check=list(HealthCheck))

@@ -100,7 +100,7 @@ def test_settle_loads_the_declared_plugin_records_it_and_never_the_impostor(inst
     marker = tmp_path / "impostor-imported"
     env = dict(os.environ, YIBAO_PLUGINS_ALLOW="family,tcm,yibao-ageband",
                YIBAO_IMPOSTOR_MARKER=str(marker))
-    done = run_cli("settle", "--policy", folder, tmp_path / "in.parquet", "--out",
+    done = run_cli("settle", folder, tmp_path / "in.parquet", "--out",
                    tmp_path / "o", "--no-progress", env=env)
     assert done.returncode == 0, done.stderr
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text(encoding="utf-8"))
@@ -112,7 +112,7 @@ def test_settle_loads_the_declared_plugin_records_it_and_never_the_impostor(inst
     # a policy needing another version of the plugin: refused in one line, exit 2
     (folder / "policy.yb").write_text(HEADER + POLICY.replace(">=1.0, <2", ">=2"),
                                       encoding="utf-8")
-    done = run_cli("settle", "--policy", folder, tmp_path / "in.parquet", "--out",
+    done = run_cli("settle", folder, tmp_path / "in.parquet", "--out",
                    tmp_path / "o2", "--no-progress", env=env)
     assert done.returncode == 2
     assert "version 1.0.0 is installed but the policy declares '>=2'" in done.stderr

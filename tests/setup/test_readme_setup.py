@@ -67,6 +67,7 @@ def test_readme_two_commands_in_a_fresh_clone(tmp_path):
     done = subprocess.run(first, shell=True, cwd=clone, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "claims settled" in done.stdout
+    assert_python_api(clone, tmp_path, env)  # `import yibao` from the regular install
     # the second command, limited to the tests of the bundled policies (not this test again)
     selected = f"{second} -k 'demo and not readme'"
     done = subprocess.run(selected, shell=True, cwd=clone, env=env, capture_output=True,
@@ -74,7 +75,24 @@ def test_readme_two_commands_in_a_fresh_clone(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert re.search(r"\d+ passed", done.stdout), done.stdout[-2000:]
     yibao = clone / ".venv" / "bin" / "yibao"
-    done = subprocess.run([str(yibao), "demo", "--city", "rizhao", "--claims", "500"],
+    done = subprocess.run([str(yibao), "demo", "--city", "rizhao", "-n", "500"],
                           cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0 and "500 claims settled" in done.stdout, done.stderr
+    assert_python_api(clone, tmp_path, env)  # and from the editable one that replaced it
     shutil.rmtree(clone / ".venv")
+
+
+API_CHECK = """
+import yibao
+from yibao.core.generate import generate_claims
+result = yibao.settle(yibao.compile("rizhao"), generate_claims(50, seed=1, start_year=2016))
+print(yibao.__file__, result.results.num_rows)
+"""
+
+
+def assert_python_api(clone, cwd, env) -> None:
+    """docs/api.md's two calls work with the clone's .venv however yibao was installed."""
+    python = clone / ".venv" / "bin" / "python"
+    done = subprocess.run([str(python), "-c", API_CHECK], cwd=cwd, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.split()[-1] == "50", done.stderr[-3000:]

@@ -151,7 +151,7 @@ def test_table_edited_as_grid_saved_as_csv(browser, city):
 
 def test_run_claims_file(browser, city):
     claims = city.parent / "claims.parquet"
-    assert cli("generate", "--claims", "3000", "--start-year", "2021", "--seed", "5",
+    assert cli("generate", "-n", "3000", "--start-year", "2021", "--seed", "5",
                "--out", str(claims)).returncode == 0
     open_tab(browser, "run")
     box = [e for e in css(browser, "input") if e.get_attribute("placeholder") ==
@@ -177,7 +177,7 @@ def test_explain_a_claim_like_the_cli(browser, city):
     css(browser, f'#explain-matches .yb-claim[data-claim="{claim_id}"]')[0].click()
     wait(browser, lambda: f"claim {claim_id}" in by_id(browser, "explanation").text)
     shown = [e.text.strip() for e in css(browser, "#explanation .font-mono")]
-    told = cli("explain", "--policy", str(city), "--claims", str(city.parent / "claims.parquet"),
+    told = cli("explain", str(city), str(city.parent / "claims.parquet"),
                "--claim-id", claim_id)
     assert told.returncode == 0, told.stderr
     assert [x for x in shown if x] == [x.strip() for x in told.stdout.splitlines() if x.strip()]

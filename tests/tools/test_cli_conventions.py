@@ -61,15 +61,14 @@ def test_a_bundled_city_by_name(argv, capsys, monkeypatch, tmp_path):
 def test_settle_explain_and_diff_take_a_city_name(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     pq.write_table(generate_claims(200, seed=3), tmp_path / "c.parquet")
-    assert main(["settle", "--policy", "reference", "c.parquet", "--out", "out",
+    assert main(["settle", "reference", "c.parquet", "--out", "out",
                  "--no-progress"]) in (0, 1)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["policy"]["files"]  # hashed from the bundled folder
     claim = pq.read_table(tmp_path / "c.parquet").column("claim_id")[0].as_py()
-    assert main(["explain", "--policy", "reference", "--claims", "c.parquet",
+    assert main(["explain", "reference", "c.parquet",
                  "--claim-id", claim]) == 0
-    assert main(["diff", "--policy", "reference", "--policy", "jinhua",
-                 "--claims", "c.parquet"]) == 0
+    assert main(["diff", "reference", "jinhua", "c.parquet"]) == 0
 
 
 def test_a_path_that_exists_wins_over_a_city_name(capsys, monkeypatch, tmp_path, broken):

@@ -39,21 +39,21 @@ def one_line_error(capsys, command):
 
 
 def test_settle_into_an_unwritable_folder(files, capsys):
-    argv = ["settle", "--policy", REFERENCE, files["claims"], "--out", files["unwritable"],
+    argv = ["settle", REFERENCE, files["claims"], "--out", files["unwritable"],
             "--no-progress"]
     assert main(argv) == 2
     one_line_error(capsys, "settle")
 
 
 def test_generate_to_an_unwritable_path(files, capsys):
-    assert main(["generate", "--claims", "10", "--out", files["unwritable"] + ".parquet"]) == 2
+    assert main(["generate", "-n", "10", "--out", files["unwritable"]]) == 2
     one_line_error(capsys, "generate")
 
 
 @pytest.mark.parametrize("argv", [
-    ["explain", "--policy", REFERENCE, "--claims", "{fake}", "--claim-id", "C1"],
-    ["diff", "--policy", REFERENCE, "--policy", REFERENCE, "--claims", "{fake}"],
-    ["settle", "--policy", REFERENCE, "{fake}", "--out", "{out}", "--no-progress"],
+    ["explain", REFERENCE, "{fake}", "--claim-id", "C1"],
+    ["diff", REFERENCE, REFERENCE, "{fake}"],
+    ["settle", REFERENCE, "{fake}", "--out", "{out}", "--no-progress"],
 ])
 def test_a_csv_named_parquet(argv, files, tmp_path, capsys):
     argv = [a.format(fake=files["fake"], out=str(tmp_path / "o")) for a in argv]
@@ -64,7 +64,7 @@ def test_a_csv_named_parquet(argv, files, tmp_path, capsys):
 @pytest.mark.parametrize("value", ["0", "-3"])
 def test_partitions_below_one_is_a_usage_error(value, files, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
-        main(["settle", "--policy", REFERENCE, files["claims"], "--out", str(tmp_path / "o"),
+        main(["settle", REFERENCE, files["claims"], "--out", str(tmp_path / "o"),
               "--partitions", value])
     assert exit_.value.code == 2
     assert "--partitions" in capsys.readouterr().err
@@ -79,18 +79,18 @@ def test_a_bug_exits_70_with_one_line(monkeypatch, capsys):
     monkeypatch.setattr(cli, "discover_commands", lambda: commands)
     monkeypatch.setattr(commands["generate"], "run", broken)
     monkeypatch.delenv("YIBAO_DEBUG", raising=False)
-    assert main(["generate", "--out", "x.parquet"]) == cli.EXIT_INTERNAL == 70
+    assert main(["generate", "--out", "x"]) == cli.EXIT_INTERNAL == 70
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("yibao generate: internal error: ZeroDivisionError: a bug at ")
     monkeypatch.setenv("YIBAO_DEBUG", "1")
-    assert main(["generate", "--out", "x.parquet"]) == 70
+    assert main(["generate", "--out", "x"]) == 70
     assert "Traceback" in capsys.readouterr().err
 
 
 def test_subprocess_exit_code_and_debug_traceback(files):
-    argv = [sys.executable, "-m", "yibao.dsl.cli", "generate", "--claims", "5", "--out",
-            files["unwritable"] + ".parquet"]
+    argv = [sys.executable, "-m", "yibao.dsl.cli", "generate", "-n", "5", "--out",
+            files["unwritable"]]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("yibao generate: error: ")
@@ -101,23 +101,23 @@ def test_subprocess_exit_code_and_debug_traceback(files):
 
 def test_demo_settles_a_policy_of_another_year(capsys):
     """Rizhao's policy is in force in 2016 only: the demo's sample is discharged then."""
-    assert main(["demo", "--city", "rizhao", "--claims", "2000"]) == 0
+    assert main(["demo", "--city", "rizhao", "-n", "2000"]) == 0
     out = capsys.readouterr().out
     assert "2,000 claims settled, 0 rejected" in out and "hint" not in out
 
 
 def test_generate_start_year_and_the_all_rejected_hint(tmp_path, capsys):
     rizhao = str(CONFIGS / "rizhao")
-    c24, c16 = tmp_path / "c24.parquet", tmp_path / "c16.parquet"
-    assert main(["generate", "--claims", "300", "--out", str(c24)]) == 0
-    assert main(["generate", "--claims", "300", "--start-year", "2016", "--out", str(c16)]) == 0
+    c24, c16 = tmp_path / "c24", tmp_path / "c16"
+    assert main(["generate", "-n", "300", "--out", str(c24)]) == 0
+    assert main(["generate", "-n", "300", "--start-year", "2016", "--out", str(c16)]) == 0
     capsys.readouterr()
-    assert main(["settle", "--policy", rizhao, str(c24), "--out", str(tmp_path / "a"),
+    assert main(["settle", rizhao, str(c24), "--out", str(tmp_path / "a"),
                  "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert ("hint: all 300 claims are outside the policy period 2016-01-01 – 2016-12-31"
             in err)
-    assert main(["settle", "--policy", rizhao, str(c16), "--out", str(tmp_path / "b"),
+    assert main(["settle", rizhao, str(c16), "--out", str(tmp_path / "b"),
                  "--no-progress"]) == 0
     assert "hint" not in capsys.readouterr().err
 

@@ -98,7 +98,7 @@ def test_explain_command_text_and_json(tmp_path, capsys, reference_plan):
     rows = [dict(claim_id="A1", person_id="p1", discharge_date="2024-03-01", hospital_level=3,
                  total=50_000, in_scope=45_000, self_first=2_000)]
     pq.write_table(claims_table(rows, reference_plan), tmp_path / "c.parquet")
-    args = ["explain", "--policy", str(CONFIGS / "reference"), "--claims",
+    args = ["explain", str(CONFIGS / "reference"),
             str(tmp_path / "c.parquet"), "--claim-id", "A1"]
     assert main(args) == 0
     text = capsys.readouterr().out

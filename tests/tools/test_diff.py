@@ -79,8 +79,8 @@ def test_histogram_integer_bins():
 def test_diff_command_table_and_html(tmp_path, changed, claims, capsys):
     pq.write_table(claims.slice(0, 800), tmp_path / "c.parquet")
     out_html = tmp_path / "report.html"
-    assert main(["diff", "--policy", str(CONFIGS / "reference"), "--policy", str(changed),
-                 "--claims", str(tmp_path / "c.parquet"), "--html", str(out_html)]) == 0
+    assert main(["diff", str(CONFIGS / "reference"), str(changed),
+                 str(tmp_path / "c.parquet"), "--html", str(out_html)]) == 0
     out = capsys.readouterr().out
     assert "fund spending per layer" in out and "largest movers" in out
     page = out_html.read_text(encoding="utf-8")
@@ -105,4 +105,7 @@ def test_diff_command_table_and_html(tmp_path, changed, claims, capsys):
 
 def test_diff_of_two_missing_policies_cannot_run(tmp_path, changed, claims, capsys):
     pq.write_table(claims.slice(0, 100), tmp_path / "c.parquet")
-    assert main(["diff", "--policy", str(changed), "--claims", str(tmp_path / "c.parquet")]) == 2
+    with pytest.raises(SystemExit) as stop:  # one policy: a usage error of diff
+        main(["diff", str(changed), str(tmp_path / "c.parquet")])
+    assert stop.value.code == 2
+    assert "usage: yibao diff POLICY_A POLICY_B CLAIMS" in capsys.readouterr().err

@@ -63,8 +63,8 @@ def report(tmp_path_factory):
                                        encoding="utf-8")
     pq.write_table(generate_claims(1_500, seed=11), root / "c.parquet")
     page = root / "report.html"
-    assert main(["diff", "--policy", str(CONFIGS / "reference"), "--policy", str(changed),
-                 "--claims", str(root / "c.parquet"), "--html", str(page)]) == 0
+    assert main(["diff", str(CONFIGS / "reference"), str(changed),
+                 str(root / "c.parquet"), "--html", str(page)]) == 0
     return page
 
 
