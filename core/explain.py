@@ -490,19 +490,21 @@ def read_key_mates(plans, path, claim_id: str, columns=None) -> pa.Table:
 
 
 def explain_columns(plans, registry=None, drg: bool = False):
-    """The claim columns an explanation under ``plans`` reads (None: every column, when a
-    plugin validator or the DRG path may read any): ids, keys, the plans' columns and their
-    provider part's. Leaving out the diagnosis lists the benefits never read is most of the
-    saving of reading one person's claims."""
-    from .provider import needed_columns
+    """The claim columns an explanation under ``plans`` reads (None: every column, when the
+    DRG path or a plugin validator or stage that does not declare its columns may read any):
+    ids, keys, the plans' columns, their provider part's and the plugins' declared ones.
+    Leaving out the diagnosis lists the benefits never read is most of the saving of reading
+    one person's claims."""
     registry = registry or default_registry()
-    if drg or registry.validators:
+    declared = [p.claim_columns for p in (*registry.validators, *registry.stages)]
+    if drg or None in declared:
         return None
-    out = {"claim_id", "person_id", "discharge_date"}
+    out = {"claim_id", "person_id", "discharge_date", *(c for cs in declared for c in cs)}
     for plan in plans:
         out.update(c.name for c in plan.columns)
         out.update(k.column for k in plan.keys())
         if plan.provider is not None or plan.groupers:
+            from .provider import needed_columns  # imported only when there is a provider part
             out.update(needed_columns(plan))
     return sorted(out)
 
