@@ -56,3 +56,16 @@ def test_a_refused_claim_is_not_named_as_an_earlier_one():
     assert [cid for cid, _ in layer.bands.earlier] == ["c1"]
     assert [cid for cid, _ in layer.caps[0].earlier] == ["c1"]
     assert "c2" not in format_explanation(ex)
+
+
+def test_explain_reads_only_declared_columns(reference_plan):
+    """yibao's own validators and stages say which claim columns they read, so explain reads
+    the plan's columns and those, not the diagnosis lists (most of a claim file's bytes)."""
+    from yibao.core.explain import explain_columns
+    from yibao.dsl.plugin_registry import registry_for
+    from .conftest import CONFIGS
+    registry = registry_for(CONFIGS / "reference")
+    assert registry.validators and registry.stages
+    columns = explain_columns([reference_plan], registry)
+    assert columns is not None and "family_id" in columns
+    assert not {"principal_dx", "secondary_dx", "procedures"} & set(columns)
