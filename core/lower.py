@@ -21,13 +21,14 @@ from . import _ids, _kernel
 from .plan import (PER_YEAR, Bands, Binary, Const, Expr, Key, Layer, Paid, Plan, Type, INT,
                    MONEY)
 from .vector import Evaluator
+from .errors import YibaoError
 
 DED_NONE, DED_PER_CLAIM, DED_PER_YEAR = 0, 1, 2
 RATIO_FULL, RATIO_PER_CLAIM, RATIO_BANDS = 0, 1, 2
 
 
-class LoweringError(ValueError):
-    pass
+class LoweringError(YibaoError, ValueError):
+    """A plan the kernel cannot be built for (the message names the layer or function)."""
 
 
 # -- base ------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from .ast import Span
+from yibao.core.errors import YibaoError
 
 ERROR, WARNING = "error", "warning"
 
@@ -112,7 +113,7 @@ def warning(code: str, message: str, span: Optional[Span], hint: Optional[str] =
     return Diagnostic(code, WARNING, message, span, hint)
 
 
-class PolicyError(Exception):
+class PolicyError(YibaoError):
     """A policy that does not compile. ``diagnostics`` holds every error found (and the
     warnings met on the way), in source order; ``source`` is the text they point into."""
 
