@@ -415,7 +415,8 @@ def _explain(policy, claims, registry, claim_ids, drg, drg_tables) -> tuple:
     by_plan = {plan.name: plan for plan in policy.versions}
     for plan_name in {ex.policy for ex in out.values()}:
         wanted = {cid for cid, ex in out.items() if ex.policy == plan_name}
-        for cid, t in explain_provider(by_plan[plan_name], claims, accepted, wanted).items():
+        for cid, t in explain_provider(by_plan[plan_name], claims, accepted, wanted,
+                                       registry.groupers).items():
             out[cid].provider = t
     return out, settled
 
@@ -633,7 +634,7 @@ def _next_stay(pool, c: dict, members: list) -> Optional[dict]:
             "gap_days": gap(nxt)}
 
 
-def explain_provider(plan: Plan, raw, accepted: set, targets: set) -> dict:
+def explain_provider(plan: Plan, raw, accepted: set, targets: set, groupers=None) -> dict:
     """claim_id -> ProviderTrace for ``targets`` (accepted claims of ``raw``): pool (first
     whose applies hold), group and grouping path, case class with its numbers, adjustments
     and points, all from the oracles. Empty when the plan has no provider part."""
@@ -642,7 +643,8 @@ def explain_provider(plan: Plan, raw, accepted: set, targets: set) -> dict:
     from .provider import group_claims_reference, grouper_output, status_column
     if plan.provider is None or not targets:
         return {}
-    grouped = group_claims_reference(plan, _provider_rows(plan, raw, accepted, targets))
+    grouped = group_claims_reference(plan, _provider_rows(plan, raw, accepted, targets),
+                                     groupers)
     rows = grouped.to_pylist()
     out = {}
     pools = {}

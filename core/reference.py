@@ -411,7 +411,8 @@ def _settle_plan(plan: Plan, claims, registry, context=None, record=ignore) -> B
         from .provider import append_claim_columns  # the grouping and points oracles
         results = append_claim_columns(
             plan, results, with_fen_total(raw.take(pa.array(order, pa.int64())),
-                                          total[np.asarray(order, np.int64)]), reference=True)
+                                          total[np.asarray(order, np.int64)]), reference=True,
+            groupers=registry.groupers)
     return BatchResult(results, rejects_table(prep.rejects), input_rows)
 
 

@@ -93,6 +93,7 @@ CODES = {
     # plugins a policy declares (dsl/passes/check_plugins.py)
     "E701": "a bad plugin declaration (version range, declared twice)",
     "E702": "a declared plugin not loaded, or at a version outside its range",
+    "E703": "a grouper plugin (grouper … { by NAME }) that no loaded plugin registers",
 }
 
 
