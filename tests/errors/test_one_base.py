@@ -87,3 +87,14 @@ def test_the_old_bases_still_catch():
     from yibao.plugins.manager import PluginError
     assert issubclass(ClaimsError, ValueError) and issubclass(PolicyNotFound, OSError)
     assert issubclass(PluginError, RuntimeError)
+
+
+def test_plan_and_policy_json_of_another_version_are_refused_alike():
+    """One reader of versioned IR JSON (plan.versioned_json) for both roots."""
+    import json
+    from yibao.core.plan import IRVersionError, Plan
+    from yibao.core.policy import Policy, PolicyShapeError
+    with pytest.raises(IRVersionError, match="plan version 'x' is not"):
+        Plan.from_json(json.dumps({"version": "x"}))
+    with pytest.raises(PolicyShapeError, match="policy version 'x' is not"):
+        Policy.from_json(json.dumps({"version": "x"}))
