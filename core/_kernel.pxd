@@ -9,12 +9,14 @@ cdef enum:
     MAX_STATES = 256       # accumulators in one plan
     MAX_KEYS = 8           # accumulator key kinds (person, family, ...) in one plan
 
-cdef enum DeductibleKind:
+# The layer kinds are ``cpdef``: Python sees them as IntEnums (_kernel.DeductibleKind …),
+# which core/lower.py uses and _kernel.pyi types, so the kinds are defined here only.
+cpdef enum DeductibleKind:
     DED_NONE = 0
     DED_PER_CLAIM = 1
     DED_PER_YEAR = 2
 
-cdef enum RatioKind:
+cpdef enum RatioKind:
     RATIO_FULL = 0         # pays all of base - deductible
     RATIO_PER_CLAIM = 1    # ratio[i] in millionths
     RATIO_BANDS = 2        # bands over the key's cumulative yearly amount

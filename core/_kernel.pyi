@@ -1,8 +1,49 @@
 """Type stub of the settlement kernel (see _kernel.pxd for the contract)."""
+from enum import IntEnum
+from typing import Optional, TypedDict
+
 import numpy as np
 
-def settle(order: np.ndarray, layers: list[dict], key_ids: list[np.ndarray], year: np.ndarray,
-           blocks: list[np.ndarray], widths: np.ndarray, state_keys: list[int],
+
+class DeductibleKind(IntEnum):
+    """_kernel.pxd ``cpdef enum DeductibleKind`` (tests/conformance/test_kernel_spec.py)."""
+    DED_NONE = 0
+    DED_PER_CLAIM = 1
+    DED_PER_YEAR = 2
+
+
+class RatioKind(IntEnum):
+    """_kernel.pxd ``cpdef enum RatioKind``."""
+    RATIO_FULL = 0
+    RATIO_PER_CLAIM = 1
+    RATIO_BANDS = 2
+
+
+class LayerSpec(TypedDict):
+    """One layer as ``settle`` takes it: the fields of the .pxd struct ``LayerSpec`` that
+    ``fill_layer`` reads (core/lower.py builds it). Arrays are C-contiguous; a one-element
+    array is a constant for every row."""
+    applies: np.ndarray  # uint8
+    base_claim: np.ndarray  # int64 fen
+    paid_terms: list  # [(earlier layer index, +1 | -1)]
+    ded_kind: DeductibleKind
+    ded_amount: Optional[np.ndarray]  # int64 fen
+    ded_continuing: Optional[np.ndarray]  # uint8
+    ded_state: int
+    last_ded_state: int
+    ratio_kind: RatioKind
+    ratio: Optional[np.ndarray]  # int64 millionths (RATIO_PER_CLAIM)
+    bands: list  # [(lo, hi or -1, rate)]
+    band_state: int
+    caps: list  # [(per_year 0|1, amount int64 array, state, key)]
+    limit_amount: Optional[np.ndarray]
+    limit_state: int
+    out_pay: np.ndarray  # int64, filled
+    out_ded: Optional[np.ndarray]  # int64, filled
+
+
+def settle(order: np.ndarray, layers: list[LayerSpec], key_ids: list[np.ndarray],
+           year: np.ndarray, blocks: list[np.ndarray], widths: np.ndarray, state_keys: list[int],
            state_offsets: list[int], overflow: np.ndarray) -> None:
     """Settle rows ``order`` (int64 row indices in settlement order) layer by layer, filling
     each layer dict's ``out_pay`` / ``out_ded`` arrays in place. Arrays are C-contiguous:

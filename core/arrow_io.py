@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from .plan import BOOL, DATE, INT, MONEY, RATIO, TEXT, Plan, Type
 from . import _ids
 from .privacy import mask_id
+from .errors import YibaoError
 
 MONEY_COLUMNS = ("total", "in_scope", "self_first")
 REQUIRED = ("claim_id", "person_id", "discharge_date", "total")
@@ -42,7 +43,7 @@ REASONS = {
 }
 
 
-class ClaimsError(ValueError):
+class ClaimsError(YibaoError, ValueError):
     """The batch as a whole cannot be settled (exit code 2)."""
 
 

@@ -320,7 +320,8 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
         claims_in_order = with_fen_total(_claims_in_order(prep.raw, order,
                                                           set(needed_columns(plan))),
                                          prep.columns["total"][order])
-        results = append_claim_columns(plan, results, claims_in_order)
+        results = append_claim_columns(plan, results, claims_in_order,
+                                       groupers=registry.groupers)
     return BatchResult(results, rejects_table(rejects), input_rows)
 
 
@@ -384,7 +385,8 @@ def _settle_merged(parts, claims: pa.Table, registry, context=None) -> tuple:
     if any(p.provider is not None or p.groupers for p, _ in parts):
         total = np.concatenate([np.asarray(low.prep.columns["total"])[low.order]
                                 for _, low, _ in lows])
-        results = _provider_columns(lows, results, with_fen_total(raw, total))
+        results = _provider_columns(lows, results, with_fen_total(raw, total),
+                                    registry.groupers)
     rejects = [renumber_rejects(rejects_table(low.prep.rejects), rows) for _, low, rows in lows]
     return results, pa.concat_tables(rejects)
 
@@ -461,12 +463,14 @@ def _merged_results(plan: Plan, lows: list, program: Program) -> pa.Table:
     return pa.table(cols, schema=result_schema(plan))
 
 
-def _provider_columns(lows: list, results: pa.Table, raw: pa.Table) -> pa.Table:
+def _provider_columns(lows: list, results: pa.Table, raw: pa.Table,
+                      groupers=None) -> pa.Table:
     """Provider payment (grouping, points) of each version's claims under its own plan."""
     from .provider import append_claim_columns
     pieces, at = [], 0
     for plan, low, _ in lows:
         n = low.prep.n
-        pieces.append(append_claim_columns(plan, results.slice(at, n), raw.slice(at, n)))
+        pieces.append(append_claim_columns(plan, results.slice(at, n), raw.slice(at, n),
+                                           groupers=groupers))
         at += n
     return pa.concat_tables(pieces, promote_options="default")

@@ -1,8 +1,8 @@
-"""Explain a yuan: every step that settled one claim, from the same plan with the same rules.
+"""Explain a yuan: every step that settled one claim, as the oracle settled it.
 
-``explain_claims(plan, claims)`` walks the plan the way the oracle (``reference.py``) does —
-it reuses the oracle's expression evaluator, row reading and accumulator slots, so the two
-cannot disagree on semantics — and records, for every layer of every claim:
+Explain is the reference evaluator plus a recorder: ``explain_claims(policy, claims)`` runs
+``reference.settle`` with a ``Recorder`` that hears the oracle's steps (core/trace.py: one
+event per step) and keeps, for every layer of every claim asked about:
 
 - whether it applied (and the condition), the base with the column and ``paid()`` values that
   formed it;
@@ -12,12 +12,19 @@ cannot disagree on semantics — and records, for every layer of every claim:
   with their pieces; the exact product and its half-up rounding to the fen;
 - every cap and the self-pay limit: room before, use after, and the earlier claims that used it.
 
-``explain_claim(plan, claims, claim_id)`` settles only the target's key-mates (the claims that
-share an accumulator key with it, transitively, up to the target in settlement order), so one
-claim of a large batch is explained quickly. The final numbers agree with ``engine.settle`` to
-the fen (tests/tools/test_explain.py runs it over the whole golden batch in one pass).
+The numbers are the oracle's own, so an explanation agrees with ``reference.settle`` by
+construction, and with ``engine.settle`` wherever the conformance corpus does (every
+golden claim: tests/tools/test_explain.py). ``explain_claim(policy, claims, claim_id)``
+settles only the claim's key-mates (the rows sharing an accumulator key with it, transitively,
+and the rows sharing their claim ids), so its cost follows that person's claims, not the
+batch's. Several versions: each claim is explained under the version in force on its
+discharge date, the accounts carried as settlement carries them.
 
-Empty batch: no explanations. A rejected claim is not explained; ``ExplainError`` says why.
+Empty batch: no explanations. A rejected claim is not explained; ``ExplainError`` says why
+(the oracle's reject reason).
+
+Adding a step: an event in core/trace.py that the reference reports, a handler in
+``Recorder.HANDLERS`` that files it in the trace, and its lines in the text renderer below.
 """
 from __future__ import annotations
 
@@ -29,16 +36,16 @@ from pathlib import Path
 from typing import Optional
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from .arrow_io import prepare
+from . import reference, trace
+from .arrow_io import as_table
 from .describe import expr_text, format_date, format_money, format_ratio, format_value
 from .errors import YibaoError
-from .money import OutOfRange, checked
-from .plan import PER_YEAR, RATIO_SCALE, Bands, Column, Lookup, Paid, Plan, walk
-from .reference import (Accounts, ClaimEvaluator, LookupMiss, _cap_slot, _key_value,
-                        _missing_lookup, _out_of_range_layer, _rows, policy_year, round_half_up)
+from .plan import PER_YEAR, RATIO_SCALE, Column, Paid, Plan, walk
+from .policy import Policy
+from .reference import ClaimEvaluator, _key_value, round_half_up
 from .registry import default_registry
-from .settlement import run_validators
 
 
 class ExplainError(YibaoError, LookupError):
@@ -150,69 +157,6 @@ class ClaimExplanation:
         return data
 
 
-# -- the tracing evaluator -------------------------------------------------------------------
-
-
-class TracingEvaluator(ClaimEvaluator):
-    """The oracle's evaluator, also recording every table row a lookup matched."""
-
-    def __init__(self, plan: Plan, registry):
-        super().__init__(plan, registry)
-        self.hits: Optional[list] = None
-        self.part = ""
-        self.decl = {t.name: t for t in plan.tables}
-
-    def eval(self, e, row, paid):
-        if isinstance(e, Lookup) and self.hits is not None:
-            key = tuple(self.eval(a, row, paid) for a in e.args)
-            if key not in self.tables[e.table]:
-                raise LookupMiss(e.table)
-            value = self.tables[e.table][key]
-            self.hits.append(self._hit(e.table, key, value))
-            return value
-        return super().eval(e, row, paid)
-
-    def _hit(self, name, key, value) -> TableHit:
-        t = self.decl[name]
-        key_text = tuple(format_value(k, typ) for k, typ in zip(key, t.key_types))
-        return TableHit(self.part, name, key, key_text, value,
-                        format_value(value, t.value_type), t.source)
-
-    def traced(self, part: str, e, row, paid, hits: list):
-        self.hits, self.part = hits, part
-        try:
-            return self.eval(e, row, paid)
-        finally:
-            self.hits = None
-
-
-class Ledger(Accounts):
-    """The oracle's accounts, remembering which claim added what to every slot."""
-
-    def __init__(self):
-        super().__init__()
-        self.history = defaultdict(list)
-        self.claim = None
-
-    def add(self, amount, *slot):
-        super().add(amount, *slot)
-        if amount:
-            self.history[slot].append((self.claim, amount))
-
-    def set(self, amount, *slot):
-        super().set(amount, *slot)
-        self.history[slot] = [(self.claim, amount)]
-
-    def earlier(self, *slot) -> list:
-        return list(self.history.get(slot, ()))
-
-    def roll_back(self) -> None:
-        """Undo the current claim, its history entries too."""
-        super().roll_back()
-        for slot, entries in self.history.items():
-            self.history[slot] = [h for h in entries if h[0] != self.claim]
-
-
 def _key_text(row, key) -> str:
     kind, value = _key_value(row, key)
     return f"{key.name} {value}" if kind == "k" else f"person {value}"
@@ -220,147 +164,6 @@ def _key_text(row, key) -> str:
 
 def _scope_text(scope, key) -> str:
     return "per claim" if scope != PER_YEAR else f"per {key.name} per year"
-
-
-# -- one claim, layer by layer (the rules of reference.settle_layer, with records) -----------
-
-
-class Tracer:
-    def __init__(self, plan: Plan, registry=None):
-        self.plan = plan
-        self.ev = TracingEvaluator(plan, registry or default_registry())
-        self.acc = Ledger()
-
-    def claim(self, row: dict) -> list:
-        """Every layer's trace for one claim, updating the accounts (settlement order)."""
-        self.acc.claim = row["claim_id"]
-        year = policy_year(row["discharge_date"], self.plan.year_start)
-        paid, traces = {}, []
-        for layer in self.plan.layers:
-            t = self.layer(layer, row, paid, year)
-            paid[layer.name] = t.pay
-            traces.append(t)
-        return traces
-
-    def settle(self, row: dict):
-        """claim(row), or None with the accounts rolled back when an amount of the claim
-        would leave int64 (the claim is rejected, as on the kernel path)."""
-        try:
-            traces = self.claim(row)
-            checked(sum(t.pay for t in traces))
-        except OutOfRange:
-            self.acc.roll_back()
-            return None
-        self.acc.commit()
-        return traces
-
-    def layer(self, layer, row, paid, year) -> LayerTrace:
-        ev = self.ev
-        t = LayerTrace(layer.name, layer.label, layer.source, False, expr_text(layer.applies))
-        t.applies = bool(ev.traced("applies", layer.applies, row, paid, t.lookups))
-        if not t.applies:
-            return t
-        t.base_rule = expr_text(layer.base)
-        t.base_raw = ev.traced("base", layer.base, row, paid, t.lookups)
-        t.base = max(0, t.base_raw)
-        t.base_values = _base_values(ev, layer.base, row, paid)
-        d = self.deductible(layer, row, paid, year, t) if layer.deductible else 0
-        e = t.after_deductible = t.base - d
-        pay = self.ratio(layer, row, paid, year, t, e)
-        t.before_caps = pay = max(0, min(pay, e))
-        t.pay = self.caps(layer, row, paid, year, t, pay)
-        if layer.limit is not None:
-            self.acc.add(e - t.pay, layer.name, "limit", _key_value(row, layer.limit.key), year)
-            t.limit.used, t.limit.after = e - t.pay, t.limit.before + e - t.pay
-        return t
-
-    def deductible(self, layer, row, paid, year, t) -> int:
-        ded, acc = layer.deductible, self.acc
-        k = (layer.name, "ded", _key_value(row, ded.key), year)
-        full = D = self.ev.traced("deductible", ded.amount, row, paid, t.lookups)
-        note = ""
-        if ded.continuing is not None and self.ev.traced(
-                "deductible", ded.continuing, row, paid, t.lookups):
-            last = acc.get(*k, "last")
-            D = max(0, checked(D - last))
-            note = (f"continuing (连续计算): {format_money(full)} − {format_money(last)} paid on "
-                    f"the previous claim {acc.earlier(*k, 'last')}")
-        yearly = ded.scope == PER_YEAR
-        before = acc.get(*k, "consumed") if yearly else 0
-        earlier = acc.earlier(*k, "consumed") if yearly else []
-        remaining = max(0, checked(D - before))
-        d = min(t.base, remaining)
-        if yearly:
-            acc.add(d, *k, "consumed")
-        acc.set(d, *k, "last")
-        t.deductible = AccountStep("deductible", expr_text(ded.amount),
-                                   _scope_text(ded.scope, ded.key),
-                                   _key_text(row, ded.key) if yearly else "", D, before,
-                                   remaining, d, before + d, earlier, note)
-        return d
-
-    def ratio(self, layer, row, paid, year, t, e) -> int:
-        acc = self.acc
-        if layer.limit is not None:
-            lim = layer.limit
-            k = (layer.name, "limit", _key_value(row, lim.key), year)
-            L = self.ev.traced("limit", lim.amount, row, paid, t.lookups)
-            A = acc.get(*k)
-            t.ratio_kind, t.ratio_rule = "limit", expr_text(lim.amount)
-            t.limit = AccountStep("limit", t.ratio_rule, f"per {lim.key.name} per year",
-                                  _key_text(row, lim.key), L, A, max(0, L - A), 0, A,
-                                  acc.earlier(*k))
-            return min(e, max(0, checked(checked(A + e) - L)))
-        if isinstance(layer.ratio, Bands):
-            return self.bands(layer, row, year, t, e)
-        if layer.ratio is not None:
-            r = self.ev.traced("ratio", layer.ratio, row, paid, t.lookups)
-            t.ratio_kind, t.ratio_rule, t.ratio = "ratio", expr_text(layer.ratio), r
-            t.exact = _exact(e * r)
-            return checked(round_half_up(e * r, RATIO_SCALE))
-        t.ratio_kind = "full"
-        return e
-
-    def bands(self, layer, row, year, t, e) -> int:
-        bands = layer.ratio
-        k = (layer.name, "bands", _key_value(row, bands.key), year)
-        start, pay = self.acc.get(*k), 0
-        end = checked(start + e)
-        t.bands = AccountStep("bands", "", f"per {bands.key.name} per year",
-                              _key_text(row, bands.key), 0, start, 0, e, end,
-                              self.acc.earlier(*k))
-        for i, band in enumerate(bands.bands):
-            hi = end if band.hi is None else min(end, band.hi)
-            width = hi - max(start, band.lo)
-            if width > 0:
-                piece = checked(round_half_up(width * band.rate, RATIO_SCALE))
-                t.pieces.append(BandPiece(i, band.lo, band.hi, band.rate, width,
-                                          _exact(width * band.rate), piece))
-                pay = checked(pay + piece)
-        self.acc.add(e, *k)
-        t.ratio_kind = "bands"
-        return pay
-
-    def caps(self, layer, row, paid, year, t, pay) -> int:
-        acc = self.acc
-        for i, cap in enumerate(layer.caps):
-            amount = self.ev.traced(f"cap {i + 1}", cap.amount, row, paid, t.lookups)
-            slot = _cap_slot(layer, i, cap, row, year)
-            yearly = cap.scope == PER_YEAR
-            used = acc.get(*slot) if yearly else 0
-            room = max(0, checked(amount - used))
-            t.caps.append(AccountStep("cap", expr_text(cap.amount),
-                                      _scope_text(cap.scope, cap.key),
-                                      _key_text(row, cap.key) if yearly else "", amount, used,
-                                      room, 0, used, acc.earlier(*slot) if yearly else [],
-                                      name=cap.name or ""))
-            pay = min(pay, room)
-        for i, cap in enumerate(layer.caps):
-            if cap.scope == PER_YEAR:
-                acc.add(pay, *_cap_slot(layer, i, cap, row, year))
-                step = t.caps[i]
-                step.used, step.after = pay, step.before + pay
-        return pay
 
 
 def _exact(num: int) -> str:
@@ -371,85 +174,251 @@ def _exact(num: int) -> str:
     return f"{whole:,}" + (f"{float(frac):.8f}"[1:].rstrip("0") if frac else "")
 
 
-def _base_values(ev, base, row, paid) -> list:
-    out, seen = [], set()
-    for node in walk(base):
-        if isinstance(node, (Column, Paid)):
-            name = expr_text(node)
-            if name not in seen:
-                seen.add(name)
-                out.append((name, ev.eval(node, row, paid)))
-    return out
+def _inputs(plan: Plan, row: dict) -> dict:
+    return {c.name: format_value(row.get(c.name), c.type) for c in plan.columns}
+
+
+# -- the recorder: the oracle's steps filed into traces --------------------------------------
+
+
+class Recorder:
+    """Hears ``reference.settle`` (core/trace.py events) and files the steps of the claims in
+    ``targets`` (None: every claim) into ``ClaimExplanation``s, ``explained`` by claim id.
+    For every claim it also keeps which claim added what to each account, so a step can name
+    the earlier claims that formed its ``before`` (a refused claim's entries are undone).
+    Table rows a lookup matched are filed under the step that follows them."""
+
+    def __init__(self, targets=None, registry=None):
+        self.targets = targets
+        self.registry = registry
+        self.explained = {}  # claim_id -> ClaimExplanation
+        self.history = defaultdict(list)  # account slot -> [(claim_id, amount)]
+        self.journal = {}  # slot -> its history before the current claim
+        self.claim_id = None
+        self.ex = None  # the explanation being recorded (None: a claim nobody asked about)
+        self.row, self.plan, self.layer = None, None, None
+        self.hits = []  # lookups not yet filed under a step
+        self.open = {}  # account slot -> this layer's step whose use a write tells
+        self._evaluators = {}
+
+    def __call__(self, event) -> None:
+        handler = self.HANDLERS.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    # -- claims
+
+    def started(self, ev: trace.ClaimStarted) -> None:
+        row, plan = ev.row, ev.plan
+        self.claim_id, self.row, self.plan, self.journal, self.hits = row["claim_id"], row, \
+            plan, {}, []
+        self.layer = None
+        if self.targets is not None and row["claim_id"] not in self.targets:
+            self.ex = None
+            return
+        self.ex = ClaimExplanation(row["claim_id"], row["__person"],
+                                   format_date(row["discharge_date"]), ev.year, plan.name,
+                                   _inputs(plan, row), row["total"], [], 0)
+        self.ex._has_ded = tuple(layer.deductible is not None for layer in plan.layers)
+
+    def settled(self, ev: trace.ClaimSettled) -> None:
+        if self.ex is not None:
+            self.ex.self_pay = ev.out["self_pay"]
+            self.explained[ev.claim_id] = self.ex
+        self.ex = self.layer = None
+
+    def refused(self, ev: trace.ClaimRefused) -> None:
+        """An amount would leave int64: the claim is rejected, its account entries undone."""
+        self.history.update(self.journal)
+        self.ex = self.layer = None
+
+    def wrote(self, ev: trace.AccountWrite) -> None:
+        self.journal.setdefault(ev.slot, list(self.history.get(ev.slot, ())))
+        if ev.replace:
+            self.history[ev.slot] = [(self.claim_id, ev.amount)]
+        elif ev.amount:
+            self.history[ev.slot].append((self.claim_id, ev.amount))
+        step = self.open.get(ev.slot) if self.layer is not None and not ev.replace else None
+        if step is not None:
+            step.used, step.after = ev.amount, step.before + ev.amount
+
+    def table_row(self, ev: trace.TableRow) -> None:
+        if self.ex is not None:
+            self.hits.append(ev)
+
+    # -- layers
+
+    def applies(self, ev: trace.LayerApplies) -> None:
+        if self.ex is None:
+            return
+        layer = ev.layer
+        self.layer = LayerTrace(layer.name, layer.label, layer.source, ev.applies,
+                                expr_text(layer.applies))
+        self.ex.layers.append(self.layer)
+        self.open = {}
+        self._file_hits("applies")
+
+    def base(self, ev: trace.Base) -> None:
+        t = self._step("base")
+        if t is not None:
+            t.base_rule, t.base_raw, t.base = expr_text(ev.layer.base), ev.raw, ev.base
+            t.after_deductible = ev.base
+            t.base_values = self._base_values(ev.layer.base, ev.paid)
+
+    def deductible(self, ev: trace.Deductible) -> None:
+        t = self._step("deductible")
+        if t is None:
+            return
+        ded = ev.layer.deductible
+        yearly = ded.scope == PER_YEAR
+        note = "" if ev.last is None else (
+            f"continuing (连续计算): {format_money(ev.full)} − {format_money(ev.last)} paid on "
+            f"the previous claim {self._earlier(ev.slot + ('last',))}")
+        t.deductible = AccountStep(
+            "deductible", expr_text(ded.amount), _scope_text(ded.scope, ded.key),
+            _key_text(self.row, ded.key) if yearly else "", ev.amount, ev.before,
+            ev.remaining, ev.used, ev.before + ev.used,
+            self._earlier(ev.slot + ("consumed",)) if yearly else [], note)
+
+    def ratio(self, ev: trace.Ratio) -> None:
+        t = self._step("ratio")
+        if t is not None:
+            t.ratio_kind, t.ratio_rule, t.ratio = "ratio", expr_text(ev.layer.ratio), ev.ratio
+            t.exact = _exact(ev.e * ev.ratio)
+
+    def bands(self, ev: trace.Bands) -> None:
+        t = self._step("bands")
+        if t is not None:
+            key = ev.layer.ratio.key
+            t.ratio_kind = "bands"
+            t.bands = AccountStep("bands", "", f"per {key.name} per year",
+                                  _key_text(self.row, key), 0, ev.start, 0,
+                                  ev.end - ev.start, ev.end, self._earlier(ev.slot))
+
+    def band_piece(self, ev: trace.BandPiece) -> None:
+        if self.ex is not None and self.layer is not None:
+            b = ev.band
+            self.layer.pieces.append(BandPiece(ev.index, b.lo, b.hi, b.rate, ev.width,
+                                               _exact(ev.width * b.rate), ev.pay))
+
+    def limit(self, ev: trace.Limit) -> None:
+        t = self._step("limit")
+        if t is None:
+            return
+        lim = ev.layer.limit
+        t.ratio_kind, t.ratio_rule = "limit", expr_text(lim.amount)
+        t.limit = AccountStep("limit", t.ratio_rule, f"per {lim.key.name} per year",
+                              _key_text(self.row, lim.key), ev.amount, ev.kept_before,
+                              max(0, ev.amount - ev.kept_before), 0, ev.kept_before,
+                              self._earlier(ev.slot))
+        self.open[ev.slot] = t.limit
+
+    def full_pay(self, ev: trace.FullPay) -> None:
+        t = self._step("full")
+        if t is not None:
+            t.ratio_kind = "full"
+
+    def cap(self, ev: trace.Cap) -> None:
+        t = self._step(f"cap {ev.index + 1}")
+        if t is None:
+            return
+        cap = ev.layer.caps[ev.index]
+        yearly = ev.slot is not None
+        step = AccountStep("cap", expr_text(cap.amount), _scope_text(cap.scope, cap.key),
+                           _key_text(self.row, cap.key) if yearly else "", ev.amount, ev.used,
+                           ev.room, 0, ev.used, self._earlier(ev.slot) if yearly else [],
+                           name=cap.name or "")
+        t.caps.append(step)
+        if yearly:
+            self.open[ev.slot] = step
+
+    def layer_paid(self, ev: trace.LayerPaid) -> None:
+        t = self._step("paid")
+        if t is not None:
+            t.after_deductible, t.before_caps, t.pay = ev.e, ev.before_caps, ev.pay
+
+    # -- helpers
+
+    def _step(self, part: str) -> Optional[LayerTrace]:
+        """The layer being recorded (None when nobody asked about this claim), with the
+        lookups since the last step filed under ``part``."""
+        if self.ex is None or self.layer is None:
+            return None
+        self._file_hits(part)
+        return self.layer
+
+    def _file_hits(self, part: str) -> None:
+        decl = {t.name: t for t in self.plan.tables}
+        for hit in self.hits:
+            t = decl[hit.table]
+            self.layer.lookups.append(TableHit(
+                part, hit.table, hit.key,
+                tuple(format_value(k, typ) for k, typ in zip(hit.key, t.key_types)),
+                hit.value, format_value(hit.value, t.value_type), t.source))
+        self.hits = []
+
+    def _earlier(self, slot) -> list:
+        return list(self.history.get(slot, ()))
+
+    def _base_values(self, base, paid) -> list:
+        """The columns and paid() terms of the base with their values (the oracle's
+        evaluator reads them)."""
+        ev = self._evaluators.get(id(self.plan))
+        if ev is None:
+            ev = self._evaluators[id(self.plan)] = ClaimEvaluator(self.plan, self.registry)
+        out, seen = [], set()
+        for node in walk(base):
+            if isinstance(node, (Column, Paid)):
+                name = expr_text(node)
+                if name not in seen:
+                    seen.add(name)
+                    out.append((name, ev.eval(node, self.row, paid)))
+        return out
+
+    HANDLERS = {
+        trace.ClaimStarted: started, trace.ClaimSettled: settled,
+        trace.ClaimRefused: refused, trace.AccountWrite: wrote, trace.TableRow: table_row,
+        trace.LayerApplies: applies, trace.Base: base, trace.Deductible: deductible,
+        trace.Ratio: ratio, trace.Bands: bands, trace.BandPiece: band_piece,
+        trace.Limit: limit, trace.FullPay: full_pay, trace.Cap: cap,
+        trace.LayerPaid: layer_paid,
+    }
 
 
 # -- batches ---------------------------------------------------------------------------------
 
 
-def _inputs(plan: Plan, row: dict) -> dict:
-    return {c.name: format_value(row.get(c.name), c.type) for c in plan.columns}
-
-
-def _key_mates(plan: Plan, rows: list, targets: set) -> list:
-    """Indices of the rows in the targets' components: rows linked by sharing any accumulator
-    key value, transitively (union-find over key values)."""
-    parent = list(range(len(rows)))
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first = {}
-    for i, row in enumerate(rows):
-        for key in plan.keys():
-            j = first.setdefault((key.name, _key_value(row, key)), i)
-            parent[find(i)] = find(j)
-    roots = {find(i) for i, r in enumerate(rows) if r["claim_id"] in targets}
-    return [i for i in range(len(rows)) if find(i) in roots]
-
-
-def explain_claims(plan: Plan, claims, registry=None, claim_ids=None, drg: bool = False,
+def explain_claims(policy, claims, registry=None, claim_ids=None, drg: bool = False,
                    drg_tables=None) -> dict:
     """claim_id -> ClaimExplanation for every accepted claim (or only ``claim_ids``, settling
-    just their key-mates up to the last of them). ``drg`` adds the CHS-DRG grouping path
-    (``explain_drg``) of each explained claim; a plan with a provider part adds each claim's
-    pool, group, case class and points (``explain_provider``). Rejected or unknown ids are
-    absent."""
+    just their key-mates). ``policy``: a Plan, several version plans or a Policy. ``drg``
+    adds the CHS-DRG grouping path (``explain_drg``) of each explained claim; a plan with a
+    provider part adds each claim's pool, group, case class and points
+    (``explain_provider``). Rejected or unknown ids are absent."""
+    return _explain(policy, claims, registry, claim_ids, drg, drg_tables)[0]
+
+
+def _explain(policy, claims, registry, claim_ids, drg, drg_tables) -> tuple:
+    """(explanations, the oracle's BatchResult of the rows it settled)."""
+    policy = Policy.of(policy)
     registry = registry or default_registry()
-    prep = run_validators(plan, prepare(plan, claims), registry)
-    tracer = Tracer(plan, registry)
-    raw = prep.raw
-    rows = [r for r in _rows(plan, prep) if _missing_lookup(plan, tracer.ev, r) is None
-            and _out_of_range_layer(plan, tracer.ev, r) is None]
-    accepted = {str(r["claim_id"]) for r in rows}
-    targets = set(claim_ids) if claim_ids is not None else None
+    claims = as_table(claims)
+    targets = None if claim_ids is None else {str(c) for c in claim_ids}
     if targets is not None:
-        rows = [rows[i] for i in _key_mates(plan, rows, targets)]
-    order = sorted(rows, key=lambda r: (r["discharge_date"], r["claim_id"]))
-    if targets is not None:
-        last = max((i for i, r in enumerate(order) if r["claim_id"] in targets), default=-1)
-        order = order[:last + 1]
-    has_ded = tuple(layer.deductible is not None for layer in plan.layers)
-    out = {}
-    for row in order:
-        traces = tracer.settle(row)
-        if traces is None:  # refused: an amount would leave int64 (rolled back)
-            accepted.discard(str(row["claim_id"]))
-            continue
-        if targets is not None and row["claim_id"] not in targets:
-            continue
-        ex = ClaimExplanation(
-            row["claim_id"], row["__person"], format_date(row["discharge_date"]),
-            policy_year(row["discharge_date"], plan.year_start), plan.name, _inputs(plan, row),
-            row["total"], traces, row["total"] - sum(t.pay for t in traces))
-        ex._has_ded = has_ded
-        out[row["claim_id"]] = ex
+        claims = key_mates(policy.versions, claims, targets)
+    recorder = Recorder(targets, registry)
+    settled = reference.settle(policy, claims, registry, record=recorder)
+    out = recorder.explained
     if drg and out:
-        _add_drg(out, raw, drg_tables)
-    for cid, trace in explain_provider(plan, raw, accepted, set(map(str, out))).items():
-        out[cid].provider = trace
-    return out
+        _add_drg(out, claims, drg_tables)
+    accepted = set(settled.results.column("claim_id").to_pylist())
+    by_plan = {plan.name: plan for plan in policy.versions}
+    for plan_name in {ex.policy for ex in out.values()}:
+        wanted = {cid for cid, ex in out.items() if ex.policy == plan_name}
+        for cid, t in explain_provider(by_plan[plan_name], claims, accepted, wanted,
+                                       registry.groupers).items():
+            out[cid].provider = t
+    return out, settled
 
 
 def _add_drg(out: dict, raw, tables) -> None:
@@ -463,17 +432,15 @@ def _add_drg(out: dict, raw, tables) -> None:
             out[r["claim_id"]].drg = explain_drg(r, tables)
 
 
-def explain_claim(plan: Plan, claims, claim_id: str, registry=None, drg: bool = False,
+def explain_claim(policy, claims, claim_id: str, registry=None, drg: bool = False,
                   drg_tables=None) -> ClaimExplanation:
-    """One claim's explanation (its key-mates settled first); ``ExplainError`` when the claim
-    is not in the batch or was rejected, with the reject reason."""
-    found = explain_claims(plan, claims, registry, [claim_id], drg, drg_tables)
+    """One claim's explanation (its key-mates settled with it); ``ExplainError`` when the
+    claim is not in the batch or was rejected, with the reject reason."""
+    found, settled = _explain(policy, claims, registry, [claim_id], drg, drg_tables)
     if claim_id in found:
         return found[claim_id]
-    from .engine import settle
-    rejects = settle(plan, claims, registry).rejects.to_pylist()
-    why = next((f"{r['reason']}: {r['message']}" for r in rejects if r["claim_id"] == claim_id),
-               None)
+    why = next((f"{r['reason']}: {r['message']}" for r in settled.rejects.to_pylist()
+                if r["claim_id"] == claim_id), None)
     raise ExplainError(f"claim {claim_id!r} " + (f"was rejected ({why})" if why else
                                                  "is not in the batch"))
 
@@ -481,56 +448,64 @@ def explain_claim(plan: Plan, claims, claim_id: str, registry=None, drg: bool = 
 # -- reading only what one claim needs -------------------------------------------------------
 
 
-def read_key_mates(plans, path, claim_id: str, columns=None) -> pa.Table:
-    """The rows of the claims at ``path`` (a Parquet file or folder, or an Arrow IPC file)
-    that explaining ``claim_id`` needs: every row sharing an accumulator key value (person,
-    family …, under any of ``plans``) with it, transitively, and every row sharing a claim id
-    with those (a duplicate id rejects every copy). Only ``columns`` are read (None: all;
-    ``explain_columns`` leaves out the diagnosis lists, most of a claim file's bytes), in one
-    scan: a predicate pushed down to Parquet skips only row groups whose statistics exclude
-    it, and claim and person ids are spread over every row group, so a filtered scan would
-    decode the same pages, once per round of the closure. Results never depend on row order,
-    so settling these rows settles the claim exactly as settling the whole file does. Empty
-    when the claim id is not in the file."""
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
-    fmt = "ipc" if Path(path).suffix in (".arrow", ".ipc", ".feather") else "parquet"
-    data = ds.dataset(str(path), format=fmt)
+def key_mates(plans, table: pa.Table, claim_ids) -> pa.Table:
+    """The rows of ``table`` that settling ``claim_ids`` depends on: every row sharing an
+    accumulator key value (person, family …, under any of ``plans``) with them, transitively,
+    and every row sharing a claim id with those (a duplicate id rejects every copy). Results
+    never depend on row order, so settling these rows settles the claims exactly as settling
+    the whole table does. Empty when no claim id is in the table."""
     keys = [c for c in dict.fromkeys(["person_id"] + [k.column for p in plans
                                                        for k in p.keys()])
-            if c in data.schema.names]
-    if columns is not None:
-        wanted = set(columns) | set(keys) | {"claim_id"}
-        columns = [c for c in data.schema.names if c in wanted]
-    table = data.to_table(columns=columns)
-    ids = table.column("claim_id")
-    mine = pc.equal(ids, claim_id).fill_null(False)
+            if c in table.column_names]
+    ids = table.column("claim_id").cast(pa.string())
+    wanted = pa.array(sorted(claim_ids), pa.string())
+    mine = pc.is_in(ids, value_set=wanted)
     while True:  # grow to the key-mates' closure: a few rounds at most
-        grown = pc.equal(ids, claim_id).fill_null(False)
+        grown = pc.is_in(ids, value_set=wanted)
         for c in keys:
             found = pc.unique(table.column(c).filter(mine)).drop_null()
             grown = pc.or_(grown, pc.is_in(table.column(c), value_set=found).fill_null(False))
         if pc.sum(grown).as_py() == pc.sum(mine).as_py():
             break
         mine = grown
-    same_id = pc.is_in(ids, value_set=pc.unique(ids.filter(mine)).drop_null()).fill_null(False)
+    same_id = pc.is_in(ids, value_set=pc.unique(ids.filter(mine)).drop_null())
     return table.filter(same_id)
 
 
+def read_key_mates(plans, path, claim_id: str, columns=None) -> pa.Table:
+    """The rows of the claims at ``path`` (a Parquet file or folder, or an Arrow IPC file)
+    that explaining ``claim_id`` needs (``key_mates``). Only ``columns`` are read (None: all;
+    ``explain_columns`` leaves out the diagnosis lists, most of a claim file's bytes), in one
+    scan: a predicate pushed down to Parquet skips only row groups whose statistics exclude
+    it, and claim and person ids are spread over every row group, so a filtered scan would
+    decode the same pages, once per round of the closure. Empty when the claim id is not in
+    the file."""
+    import pyarrow.dataset as ds
+    fmt = "ipc" if Path(path).suffix in (".arrow", ".ipc", ".feather") else "parquet"
+    data = ds.dataset(str(path), format=fmt)
+    if columns is not None:
+        keys = ["person_id"] + [k.column for p in plans for k in p.keys()]
+        wanted = set(columns) | set(keys) | {"claim_id"}
+        columns = [c for c in data.schema.names if c in wanted]
+    return key_mates(plans, data.to_table(columns=columns), [claim_id])
+
+
 def explain_columns(plans, registry=None, drg: bool = False):
-    """The claim columns an explanation under ``plans`` reads (None: every column, when a
-    plugin validator or the DRG path may read any): ids, keys, the plans' columns and their
-    provider part's. Leaving out the diagnosis lists the benefits never read is most of the
-    saving of reading one person's claims."""
-    from .provider import needed_columns
+    """The claim columns an explanation under ``plans`` reads (None: every column, when the
+    DRG path or a plugin validator or stage that does not declare its columns may read any):
+    ids, keys, the plans' columns, their provider part's and the plugins' declared ones.
+    Leaving out the diagnosis lists the benefits never read is most of the saving of reading
+    one person's claims."""
     registry = registry or default_registry()
-    if drg or registry.validators:
+    declared = [p.claim_columns for p in (*registry.validators, *registry.stages)]
+    if drg or None in declared:
         return None
-    out = {"claim_id", "person_id", "discharge_date"}
+    out = {"claim_id", "person_id", "discharge_date", *(c for cs in declared for c in cs)}
     for plan in plans:
         out.update(c.name for c in plan.columns)
         out.update(k.column for k in plan.keys())
         if plan.provider is not None or plan.groupers:
+            from .provider import needed_columns  # imported only when there is a provider part
             out.update(needed_columns(plan))
     return sorted(out)
 
@@ -659,7 +634,7 @@ def _next_stay(pool, c: dict, members: list) -> Optional[dict]:
             "gap_days": gap(nxt)}
 
 
-def explain_provider(plan: Plan, raw, accepted: set, targets: set) -> dict:
+def explain_provider(plan: Plan, raw, accepted: set, targets: set, groupers=None) -> dict:
     """claim_id -> ProviderTrace for ``targets`` (accepted claims of ``raw``): pool (first
     whose applies hold), group and grouping path, case class with its numbers, adjustments
     and points, all from the oracles. Empty when the plan has no provider part."""
@@ -668,7 +643,8 @@ def explain_provider(plan: Plan, raw, accepted: set, targets: set) -> dict:
     from .provider import group_claims_reference, grouper_output, status_column
     if plan.provider is None or not targets:
         return {}
-    grouped = group_claims_reference(plan, _provider_rows(plan, raw, accepted, targets))
+    grouped = group_claims_reference(plan, _provider_rows(plan, raw, accepted, targets),
+                                     groupers)
     rows = grouped.to_pylist()
     out = {}
     pools = {}

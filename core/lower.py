@@ -21,13 +21,19 @@ from . import _ids, _kernel
 from .plan import (PER_YEAR, Bands, Binary, Const, Expr, Key, Layer, Paid, Plan, Type, INT,
                    MONEY)
 from .vector import Evaluator
+from .errors import YibaoError
 
-DED_NONE, DED_PER_CLAIM, DED_PER_YEAR = 0, 1, 2
-RATIO_FULL, RATIO_PER_CLAIM, RATIO_BANDS = 0, 1, 2
+# The layer kinds are the kernel's own enums (``cpdef enum`` in _kernel.pxd, typed in
+# _kernel.pyi): one definition, so the lowering cannot hand the loop a kind it reads otherwise.
+DeductibleKind, RatioKind = _kernel.DeductibleKind, _kernel.RatioKind
+DED_NONE, DED_PER_CLAIM, DED_PER_YEAR = (DeductibleKind.DED_NONE, DeductibleKind.DED_PER_CLAIM,
+                                         DeductibleKind.DED_PER_YEAR)
+RATIO_FULL, RATIO_PER_CLAIM, RATIO_BANDS = (RatioKind.RATIO_FULL, RatioKind.RATIO_PER_CLAIM,
+                                            RatioKind.RATIO_BANDS)
 
 
-class LoweringError(ValueError):
-    pass
+class LoweringError(YibaoError, ValueError):
+    """A plan the kernel cannot be built for (the message names the layer or function)."""
 
 
 # -- base ------------------------------------------------------------------------------------

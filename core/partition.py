@@ -24,11 +24,12 @@ import pyarrow.compute as pc
 from . import _hash
 from .lower import key_values
 from .plan import PERSON, Key, Plan
+from .errors import YibaoError
 
 NBUCKETS = 4096
 
 
-class PartitionError(ValueError):
+class PartitionError(YibaoError, ValueError):
     """The claims cannot be split into independent partitions under this plan (exit 2)."""
 
 

@@ -18,6 +18,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from .errors import YibaoError
+
 PLAN_VERSION = "yibao.plan/1"
 RATIO_SCALE = 1_000_000
 
@@ -264,14 +266,24 @@ class Plan:
 
     @staticmethod
     def from_json(text: str) -> "Plan":
-        data = json.loads(text)
-        version = data.get("version")
-        if version != PLAN_VERSION:
-            raise ValueError(f"plan version {version!r} is not {PLAN_VERSION!r}")
-        return _decode(data)
+        return _decode(versioned_json(text, PLAN_VERSION, "plan"))
 
 
 # -- JSON ------------------------------------------------------------------------------------
+
+
+class IRVersionError(YibaoError, ValueError):
+    """JSON of an IR root (a plan, a policy) written by another version of yibao."""
+
+
+def versioned_json(text: str, expected: str, what: str, error=IRVersionError) -> dict:
+    """The JSON object of an IR root; ``error`` unless its ``version`` is ``expected`` (the
+    IR changed: decoding it as this version's nodes would be wrong, not merely old)."""
+    data = json.loads(text)
+    version = data.get("version")
+    if version != expected:
+        raise error(f"{what} version {version!r} is not {expected!r}")
+    return data
 
 NODE_TYPES = {cls.__name__: cls for cls in (
     Type, Const, Column, Binary, Not, InSet, Cond, Lookup, Call, Paid, ColumnDecl, Table, Key,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import YibaoError
-from .plan import Plan, _decode, _encode
+from .plan import Plan, _decode, _encode, versioned_json
 
 POLICY_VERSION = "yibao.policy/1"
 
@@ -94,9 +94,6 @@ class Policy:
     @staticmethod
     def from_json(text: str) -> "Policy":
         from .points import plan as _points  # noqa: F401  registers the provider nodes
-        data = json.loads(text)
-        version = data.get("version")
-        if version != POLICY_VERSION:
-            raise PolicyShapeError(f"policy version {version!r} is not {POLICY_VERSION!r}")
+        data = versioned_json(text, POLICY_VERSION, "policy", PolicyShapeError)
         return Policy(data["name"], tuple(_decode(v) for v in data["versions"]),
                       _decode(data["provider"]))

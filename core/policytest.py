@@ -36,6 +36,7 @@ from .engine import settle
 from .explain import explain_claims
 from .claims import STANDARD_SCHEMA
 from .plan import BOOL, DATE, INT, MONEY, RATIO, Bands, Plan
+from .errors import YibaoError
 
 STANDARD = {f.name: f.type for f in STANDARD_SCHEMA}  # core/claims.py
 DEFAULTS = {"tier": "tier2", "low_income": False, "setting": "inpatient", "hospital_id": "H1",
@@ -45,7 +46,7 @@ KIND_TYPES = {MONEY: pa.int64(), RATIO: pa.int64(), INT: pa.int64(), BOOL: pa.bo
               DATE: pa.date32()}
 
 
-class CaseFileError(ValueError):
+class CaseFileError(YibaoError, ValueError):
     """A tests.yaml that cannot be read (the message names the case and field)."""
 
 

@@ -87,6 +87,7 @@ class DrgGrouper:
     splits: tuple = ()
     columns: tuple = ("sex", "age")
     source: str = field(default="", compare=False)  # file:line, provenance only
+    by: str = "chs_drg"  # the grouper plugin that groups (Registry.groupers; ``by NAME``)
 
     def output_columns(self) -> tuple:
         return ((self.name, pa.string()), (f"{self.name}_status", pa.string()),
@@ -95,8 +96,9 @@ class DrgGrouper:
 
     def describe(self) -> str:
         order = ", ".join(self.mdc_order) if self.mdc_order else "scheme order"
+        by = "" if self.by == "chs_drg" else f" by plugin grouper {self.by}"
         lines = [f"grouper {self.name}: CHS-DRG tables {self.tables}, MDC order {order}, "
-                 f"reads {', '.join(self.columns)}"]
+                 f"reads {', '.join(self.columns)}{by}"]
         lines += [f"  {s.describe()}" for s in self.splits]
         return "\n".join(lines)
 
@@ -247,33 +249,57 @@ def _drg_inputs(grouper: DrgGrouper, claims: pa.Table) -> pa.Table:
     return pa.table(cols)
 
 
-def group_claims(plan: Plan, claims: pa.Table) -> pa.Table:
-    """``prepared`` claims plus every grouper's output columns (kernel groupers)."""
+def run_drg_grouper(g: DrgGrouper, inputs: pa.Table, groupers=None) -> pa.Table:
+    """The grouping of ``inputs`` (``_drg_inputs``) by the grouper plugin the policy names
+    (``g.by``), from the run's registry (``groupers``: ``Registry.groupers``). None — a bare
+    API call without plugins — runs yibao's own CHS-DRG grouper, which is also what the
+    builtin plugin registers as ``chs_drg``."""
+    if groupers is not None and g.by in groupers:
+        return groupers[g.by].run(inputs, g)
+    if g.by != "chs_drg":
+        from .errors import YibaoError
+        raise YibaoError(f"grouper {g.name!r}: no loaded plugin registers the grouper "
+                         f"{g.by!r}")
+    return group_drg(inputs, drg_tables(g), g.mdc_order)
+
+
+def group_claims(plan: Plan, claims: pa.Table, groupers=None) -> pa.Table:
+    """``prepared`` claims plus every grouper's output columns (kernel groupers);
+    ``groupers``: the run's ``Registry.groupers`` (``run_drg_grouper``)."""
     claims = prepared(plan, claims)
     for g in plan.groupers:
         if isinstance(g, DrgGrouper):
-            out = group_drg(_drg_inputs(g, claims), drg_tables(g), g.mdc_order)
-            drg = _split_codes(g, claims, out.column("drg").combine_chunks(),
-                               points_compute.test_mask)
-            names = [n for n, _ in g.output_columns()]
-            claims = _with(claims, dict(zip(names, [
-                drg, *(out.column(c) for c in ("drg_status", "mdc", "adrg")),
-                _stopped_at_column(out)])))
+            out = run_drg_grouper(g, _drg_inputs(g, claims), groupers)
+            claims = _with_drg(g, claims, out, points_compute.test_mask)
         else:
             out = dtable.group_table(g, claims)
             claims = _with(claims, {n: out.column(n) for n, _ in g.columns()})
     return claims
 
 
+def _with_drg(g: DrgGrouper, claims: pa.Table, out: pa.Table, mask_of) -> pa.Table:
+    """``claims`` plus grouper ``g``'s columns from its output ``out`` (OUTPUT_SCHEMA), the
+    city splits applied."""
+    drg = _split_codes(g, claims, out.column("drg").combine_chunks(), mask_of)
+    names = [n for n, _ in g.output_columns()]
+    return _with(claims, dict(zip(names, [
+        drg, *(out.column(c) for c in ("drg_status", "mdc", "adrg")),
+        _stopped_at_column(out)])))
+
+
 def _reference_mask(claims: pa.Table, tests) -> np.ndarray:
     return np.array([points_reference.passes(c, tests) for c in claims.to_pylist()], bool)
 
 
-def group_claims_reference(plan: Plan, claims: pa.Table) -> pa.Table:
-    """``group_claims`` with the per-claim oracles (slow; for tests and the reference path)."""
+def group_claims_reference(plan: Plan, claims: pa.Table, groupers=None) -> pa.Table:
+    """``group_claims`` with the per-claim oracles (slow; for tests and the reference path).
+    A grouper plugin other than yibao's own CHS-DRG has no oracle here: its run is used."""
     claims = prepared(plan, claims)
     for g in plan.groupers:
-        if isinstance(g, DrgGrouper):
+        if isinstance(g, DrgGrouper) and g.by != "chs_drg":
+            out = run_drg_grouper(g, _drg_inputs(g, claims), groupers)
+            claims = _with_drg(g, claims, out, _reference_mask)
+        elif isinstance(g, DrgGrouper):
             rows = _drg_inputs(g, claims).to_pylist()
             res = [drg_reference.group_claim(r, drg_tables(g), g.mdc_order) for r in rows]
             drg = pa.array([r.drg for r in res], pa.string())
@@ -323,16 +349,18 @@ def _score_pool(plan: Plan, pool: Pool, members: pa.Table, reference: bool) -> t
 
 
 def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
-                  grouped: pa.Table | None = None) -> pa.Table:
+                  grouped: pa.Table | None = None, groupers=None) -> pa.Table:
     """Per-claim provider columns (``CLAIM_SCHEMA``), one row per input claim, input order:
     each pool's columns are computed over its members, then scattered to the members' rows
-    by one ``take`` per column (a row in no pool: nulls)."""
+    by one ``take`` per column (a row in no pool: nulls). ``groupers``: the run's
+    ``Registry.groupers``."""
     n = claims.num_rows
     if plan.provider is None:
         return CLAIM_SCHEMA.empty_table() if n == 0 else pa.table(
             {name: pa.nulls(n, typ) for name, typ in CLAIM_FIELDS}, schema=CLAIM_SCHEMA)
     if grouped is None:
-        grouped = (group_claims_reference if reference else group_claims)(plan, claims)
+        grouped = (group_claims_reference if reference else group_claims)(plan, claims,
+                                                                          groupers)
     idx = pool_index(plan, grouped)
     pieces = {name: [] for name, _ in CLAIM_FIELDS}
     rows = []
@@ -372,12 +400,13 @@ def _flat(column) -> pa.Array:
 
 
 def append_claim_columns(plan: Plan, results: pa.Table, claims_in_order: pa.Table,
-                         reference: bool = False) -> pa.Table:
+                         reference: bool = False, groupers=None) -> pa.Table:
     """``results`` (one row per claim of ``claims_in_order``, same order) plus the provider
-    columns; unchanged when the plan has no provider part."""
+    columns; unchanged when the plan has no provider part. ``groupers``: the run's
+    ``Registry.groupers`` (a policy's ``grouper … { by NAME }``)."""
     if plan.provider is None and not plan.groupers:
         return results
-    extra = claim_columns(plan, claims_in_order, reference)
+    extra = claim_columns(plan, claims_in_order, reference, groupers=groupers)
     for name, typ in CLAIM_FIELDS:
         results = results.append_column(pa.field(name, typ), extra.column(name))
     return results

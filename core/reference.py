@@ -23,6 +23,8 @@ from .registry import default_registry
 from .settlement import (BatchResult, SettlementError, check_invariants, check_versions,
                          choose_versions, concat_results, renumber_rejects, result_schema,
                          run_stages, run_validators, sorted_rejects, with_fen_total)
+from . import trace
+from .trace import ignore
 
 EPOCH = datetime.date(1970, 1, 1)
 
@@ -37,10 +39,11 @@ def policy_year(day: int, year_start) -> int:
 
 
 class ClaimEvaluator:
-    """Evaluates expressions for one claim (a dict of engine-unit values)."""
+    """Evaluates expressions for one claim (a dict of engine-unit values). ``record`` hears
+    every table row a lookup matched (``trace.TableRow``)."""
 
-    def __init__(self, plan: Plan, registry):
-        self.plan, self.registry = plan, registry
+    def __init__(self, plan: Plan, registry, record=ignore):
+        self.plan, self.registry, self.record = plan, registry, record
         self.tables = {t.name: dict(t.rows) for t in plan.tables}
 
     def eval(self, e, row, paid):
@@ -61,7 +64,9 @@ class ClaimEvaluator:
             key = tuple(self.eval(a, row, paid) for a in e.args)
             if key not in self.tables[e.table]:
                 raise LookupMiss(e.table)
-            return self.tables[e.table][key]
+            value = self.tables[e.table][key]
+            self.record(trace.TableRow(e.table, key, value))
+            return value
         if isinstance(e, Paid):
             return sum(paid[name] for name in (e.layers or paid))
         if isinstance(e, Call):
@@ -92,20 +97,24 @@ class ClaimEvaluator:
 
 class Accounts:
     """Accumulators per (key kind, key value, policy year), all starting at 0. A claim's
-    changes are journaled so that a claim refused mid-way (OutOfRange) can be undone."""
+    changes are journaled so that a claim refused mid-way (OutOfRange) can be undone.
+    ``record`` hears every change (``trace.AccountWrite``)."""
 
-    def __init__(self):
+    def __init__(self, record=ignore):
         self.values = defaultdict(int)
         self.journal = {}  # slot -> value before the current claim touched it
+        self.record = record
 
     def get(self, *slot):
         return self.values[slot]
 
     def add(self, amount, *slot):
         self._write(checked(self.values[slot] + amount), slot)
+        self.record(trace.AccountWrite(slot, amount, False))
 
     def set(self, amount, *slot):
         self._write(amount, slot)
+        self.record(trace.AccountWrite(slot, amount, True))
 
     def _write(self, amount, slot) -> None:
         self.journal.setdefault(slot, self.values[slot])
@@ -134,70 +143,99 @@ class ClaimOutOfRange(Exception):
         self.layer = layer
 
 
-def settle_claim(plan: Plan, ev: ClaimEvaluator, row: dict, acc: Accounts) -> dict:
+def settle_claim(plan: Plan, ev: ClaimEvaluator, row: dict, acc: Accounts,
+                 record=ignore) -> dict:
     """Every layer's payment and deductible for one claim, updating the accounts. Raises
-    ClaimOutOfRange (the accounts untouched) when an amount would leave int64."""
+    ClaimOutOfRange (the accounts untouched) when an amount would leave int64. ``record``
+    hears every step (core/trace.py); it changes nothing."""
     year = policy_year(row["discharge_date"], plan.year_start)
+    record(trace.ClaimStarted(plan, row, year))
     paid, out, paid_sum = {}, {}, 0
     for layer in plan.layers:
         try:
             applies = ev.eval(layer.applies, row, paid)
+            record(trace.LayerApplies(layer, bool(applies)))
             if not applies:
                 paid[layer.name] = 0
                 out[layer.name], out[layer.name + "_deductible"] = 0, 0
                 continue
-            pay, ded = settle_layer(plan, ev, layer, row, paid, acc, year)
+            pay, ded = settle_layer(plan, ev, layer, row, paid, acc, year, record)
             paid_sum = checked(paid_sum + pay)
         except OutOfRange:
             acc.roll_back()
+            record(trace.ClaimRefused(row["claim_id"], layer.name))
             raise ClaimOutOfRange(layer.name) from None
         paid[layer.name] = pay
         out[layer.name], out[layer.name + "_deductible"] = pay, ded
     out["self_pay"] = row["total"] - paid_sum
     acc.commit()
+    record(trace.ClaimSettled(row["claim_id"], out))
     return out
 
 
-def settle_layer(plan, ev, layer, row, paid, acc, year):
-    base = max(0, ev.eval(layer.base, row, paid))
-    d = 0
-    ded = layer.deductible
-    if ded is not None:
-        k = (layer.name, "ded", _key_value(row, ded.key), year)
-        D = ev.eval(ded.amount, row, paid)
-        if ded.continuing is not None and ev.eval(ded.continuing, row, paid):
-            D = max(0, checked(D - acc.get(*k, "last")))
-        remaining = (max(0, checked(D - acc.get(*k, "consumed"))) if ded.scope == PER_YEAR
-                     else max(0, D))
-        d = min(base, remaining)
-        if ded.scope == PER_YEAR:
-            acc.add(d, *k, "consumed")
-        acc.set(d, *k, "last")
+def settle_layer(plan, ev, layer, row, paid, acc, year, record=ignore):
+    raw = ev.eval(layer.base, row, paid)
+    base = max(0, raw)
+    record(trace.Base(layer, raw, base, dict(paid)))
+    d = deduct(layer, ev, row, paid, acc, year, base, record) if layer.deductible else 0
     e = base - d
     if layer.limit is not None:
         k = (layer.name, "limit", _key_value(row, layer.limit.key), year)
         L = ev.eval(layer.limit.amount, row, paid)
         pay = min(e, max(0, checked(checked(acc.get(*k) + e) - L)))
+        record(trace.Limit(layer, k, L, acc.get(*k), e, pay))
     elif isinstance(layer.ratio, Bands):
-        k = (layer.name, "bands", _key_value(row, layer.ratio.key), year)
-        start = acc.get(*k)
-        end = checked(start + e)
-        pay = 0
-        for band in layer.ratio.bands:
-            hi = end if band.hi is None else min(end, band.hi)
-            width = hi - max(start, band.lo)
-            if width > 0:
-                pay = checked(pay + checked(round_half_up(width * band.rate, RATIO_SCALE)))
-        acc.add(e, *k)
+        pay = pay_bands(layer, row, acc, year, e, record)
     elif layer.ratio is not None:
-        pay = checked(round_half_up(e * ev.eval(layer.ratio, row, paid), RATIO_SCALE))
+        r = ev.eval(layer.ratio, row, paid)
+        pay = checked(round_half_up(e * r, RATIO_SCALE))
+        record(trace.Ratio(layer, e, r, pay))
     else:
         pay = e
-    pay = max(0, min(pay, e))
-    pay = apply_caps(layer, ev, row, paid, acc, year, pay)
+        record(trace.FullPay(layer, e))
+    before_caps = pay = max(0, min(pay, e))
+    pay = apply_caps(layer, ev, row, paid, acc, year, pay, record)
+    record(trace.LayerPaid(layer, e, before_caps, pay))
     if layer.limit is not None:
         acc.add(e - pay, layer.name, "limit", _key_value(row, layer.limit.key), year)
     return pay, d
+
+
+def deduct(layer, ev, row, paid, acc, year, base, record=ignore) -> int:
+    """The deductible d this claim bears (起付线), updating the key's accounts."""
+    ded = layer.deductible
+    k = (layer.name, "ded", _key_value(row, ded.key), year)
+    D = full = ev.eval(ded.amount, row, paid)
+    last = None
+    if ded.continuing is not None and ev.eval(ded.continuing, row, paid):
+        last = acc.get(*k, "last")
+        D = max(0, checked(D - last))
+    before = acc.get(*k, "consumed") if ded.scope == PER_YEAR else 0
+    remaining = max(0, checked(D - before))
+    d = min(base, remaining)
+    record(trace.Deductible(layer, k, full, last, D, before, remaining, d))
+    if ded.scope == PER_YEAR:
+        acc.add(d, *k, "consumed")
+    acc.set(d, *k, "last")
+    return d
+
+
+def pay_bands(layer, row, acc, year, e, record=ignore) -> int:
+    """What the bands pay on ``e``, entered where the key's cumulative amount stands."""
+    k = (layer.name, "bands", _key_value(row, layer.ratio.key), year)
+    start = acc.get(*k)
+    end = checked(start + e)
+    record(trace.Bands(layer, k, start, end))
+    pay = 0
+    for i, band in enumerate(layer.ratio.bands):
+        hi = end if band.hi is None else min(end, band.hi)
+        width = hi - max(start, band.lo)
+        if width > 0:
+            piece = checked(round_half_up(width * band.rate, RATIO_SCALE))
+            record(trace.BandPiece(layer, i, band, width, piece))
+            pay = checked(pay + piece)
+    acc.add(e, *k)
+    return pay
 
 
 def _cap_slot(layer, index, cap, row, year):
@@ -205,11 +243,14 @@ def _cap_slot(layer, index, cap, row, year):
     return (*owner, "cap", _key_value(row, cap.key), year)
 
 
-def apply_caps(layer, ev, row, paid, acc, year, pay):
+def apply_caps(layer, ev, row, paid, acc, year, pay, record=ignore):
     for i, cap in enumerate(layer.caps):
         amount = ev.eval(cap.amount, row, paid)
-        used = acc.get(*_cap_slot(layer, i, cap, row, year)) if cap.scope == PER_YEAR else 0
-        pay = min(pay, max(0, checked(amount - used)))
+        slot = _cap_slot(layer, i, cap, row, year) if cap.scope == PER_YEAR else None
+        used = acc.get(*slot) if slot else 0
+        room = max(0, checked(amount - used))
+        record(trace.Cap(layer, i, slot, amount, used, room))
+        pay = min(pay, room)
     for i, cap in enumerate(layer.caps):
         if cap.scope == PER_YEAR:
             acc.add(pay, *_cap_slot(layer, i, cap, row, year))
@@ -297,13 +338,13 @@ def _without_overflows(plan: Plan, prep, rows: list, ev) -> tuple:
     return prep, rows
 
 
-def _settle_all(plan: Plan, ev, rows: list, order: list, acc: Accounts) -> tuple:
+def _settle_all(plan: Plan, ev, rows: list, order: list, acc: Accounts, record=ignore) -> tuple:
     """(outputs of the settled rows in order, {row index: layer} of rows refused because
     their accumulation would leave int64; they leave the accounts untouched)."""
     outs, refused = [], {}
     for i in order:
         try:
-            outs.append((i, settle_claim(plan, ev, rows[i], acc)))
+            outs.append((i, settle_claim(plan, ev, rows[i], acc, record)))
         except ClaimOutOfRange as exc:
             refused[i] = exc.layer
     return outs, refused
@@ -331,27 +372,28 @@ def _without_lookup_misses(plan: Plan, prep, ev) -> tuple:
     return prep, rows
 
 
-def settle(policy, claims, registry=None, context=None) -> BatchResult:
+def settle(policy, claims, registry=None, context=None, record=ignore) -> BatchResult:
     """The oracle's one settle: the same contract as ``engine.settle``, computed claim by
     claim. A Plan or a sequence of version plans is taken as ``Policy.of`` it; one version
-    never enters the version code."""
+    never enters the version code. ``record`` hears every step of every claim settled
+    (core/trace.py: how ``explain`` follows a claim); the results do not depend on it."""
     policy = Policy.of(policy)
     registry = registry or default_registry()
     if policy.single:
-        return _settle_plan(policy.first, claims, registry, context)
-    return _settle_versions(policy.versions, claims, registry, context)
+        return _settle_plan(policy.first, claims, registry, context, record)
+    return _settle_versions(policy.versions, claims, registry, context, record)
 
 
-def _settle_plan(plan: Plan, claims, registry, context=None) -> BatchResult:
+def _settle_plan(plan: Plan, claims, registry, context=None, record=ignore) -> BatchResult:
     """One batch under one plan, claim by claim."""
     prep = prepare(plan, claims)
     input_rows = prep.n + len(prep.rejects)
     prep = run_validators(plan, prep, registry)
-    ev = ClaimEvaluator(plan, registry)
+    ev = ClaimEvaluator(plan, registry, record)
     prep, rows = _without_lookup_misses(plan, prep, ev)
     prep, rows = _without_overflows(plan, prep, rows, ev)
     order = sorted(range(len(rows)), key=lambda i: (rows[i]["discharge_date"], rows[i]["claim_id"]))
-    outs, refused = _settle_all(plan, ev, rows, order, Accounts())
+    outs, refused = _settle_all(plan, ev, rows, order, Accounts(record), record)
     raw = prep.raw  # rows[i] is row i of it (before the refused claims leave prep)
     total = np.asarray(prep.columns["total"])  # fen, aligned with raw
     prep = _refuse(prep, refused)
@@ -369,11 +411,12 @@ def _settle_plan(plan: Plan, claims, registry, context=None) -> BatchResult:
         from .provider import append_claim_columns  # the grouping and points oracles
         results = append_claim_columns(
             plan, results, with_fen_total(raw.take(pa.array(order, pa.int64())),
-                                          total[np.asarray(order, np.int64)]), reference=True)
+                                          total[np.asarray(order, np.int64)]), reference=True,
+            groupers=registry.groupers)
     return BatchResult(results, rejects_table(prep.rejects), input_rows)
 
 
-def _settle_versions(plans, claims, registry, context=None) -> BatchResult:
+def _settle_versions(plans, claims, registry, context=None, record=ignore) -> BatchResult:
     """Several versions, claim by claim: each claim is settled
     with the plan of the version in force on its discharge date, all claims in one
     (discharge_date, claim_id) order against one set of accounts, so a mid-year change between
@@ -386,15 +429,16 @@ def _settle_versions(plans, claims, registry, context=None) -> BatchResult:
     which, groups, rejects = choice.which, choice.groups, choice.rejects
     todo = []  # (plan, evaluator, row)
     for i, plan in enumerate(plans):
-        rows, prep, ev, accepted = _version_rows(plan, claims, which == i, registry, rejects)
+        rows, prep, ev, accepted = _version_rows(plan, claims, which == i, registry, rejects,
+                                                 record)
         todo += [(plan, ev, r) for r in accepted]
     todo.sort(key=lambda t: (t[2]["discharge_date"], t[2]["claim_id"]))
     merged = _merged_plans(plans, groups, which)
-    acc = Accounts()
+    acc = Accounts(record)
     outs, kept = [], []
     for plan, ev, row in todo:
         try:
-            outs.append(settle_claim(plan, ev, row, acc))
+            outs.append(settle_claim(plan, ev, row, acc, record))
             kept.append((plan, ev, row))
         except ClaimOutOfRange as exc:  # the kernel's merged program stops; one plan rejects
             if id(plan) in merged:
@@ -443,12 +487,12 @@ def _runs(todo, outs):
     return runs
 
 
-def _version_rows(plan, claims, mask, registry, rejects):
+def _version_rows(plan, claims, mask, registry, rejects, record=ignore):
     """Prepare one version's rows; append their rejects (input row numbers) to ``rejects``."""
     rows = np.flatnonzero(mask)
     prep = prepare(plan, claims.take(pa.array(rows, pa.int64())))
     prep = run_validators(plan, prep, registry)
-    ev = ClaimEvaluator(plan, registry)
+    ev = ClaimEvaluator(plan, registry, record)
     prep, accepted = _without_lookup_misses(plan, prep, ev)
     rejects.append(renumber_rejects(rejects_table(prep.rejects), rows))
     return rows, prep, ev, accepted

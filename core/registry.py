@@ -45,6 +45,9 @@ class Validator:
     reason: str  # reject reason code written to rejects.parquet
     check: Callable
     plugin: str = "yibao"
+    # the raw claim columns it reads beyond the plan's own (``columns``); None: any of them.
+    # ``yibao explain`` reads only the columns every check declares (explain_columns).
+    claim_columns: Optional[tuple] = None
 
 
 @dataclass(frozen=True)

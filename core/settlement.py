@@ -37,7 +37,7 @@ from .plan import Bands, Plan
 # -- results and invariants --------------------------------------------------------------------
 
 
-class SettlementError(YibaoError, ClaimsError):
+class SettlementError(ClaimsError):
     """The plan produced a result the settlement contract forbids (a claim paid more than its
     total): a policy bug, so the run stops rather than publish wrong money (exit code 2)."""
 

@@ -12,17 +12,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .errors import EXIT_UNEXPECTED, YibaoError
 from .plan import (MONEY, RATIO, RATIO_SCALE, TEXT, Binary, Call, Column, Cond, Const, Expr,
                    InSet, Lookup, Not, Paid, Plan, Table)
 
 
-class UnsupportedNodeError(TypeError):
+class UnsupportedNodeError(YibaoError, TypeError):
+    """A plan node the vector evaluator has no rule for: a bug in yibao, not in the input."""
+    exit_code = EXIT_UNEXPECTED
+
     def __init__(self, node):
         super().__init__(f"the vector evaluator cannot evaluate a {type(node).__name__} node "
                          f"here: {node!r}")
 
 
-class MissingImplementationError(LookupError):
+class MissingImplementationError(YibaoError, LookupError):
     """A plan calls a function no installed plugin implements (raised at lowering)."""
 
 

@@ -249,6 +249,12 @@ class DrgTables(Node):
 
 
 @dataclass(frozen=True)
+class GrouperBy(Node):
+    """``by NAME``: the registered grouper plugin that groups (``Registry.groupers``)."""
+    name: Name
+
+
+@dataclass(frozen=True)
 class MdcOrder(Node):
     names: tuple  # Name
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional
 
 from .ast import Span
+from yibao.core.errors import YibaoError
 
 ERROR, WARNING = "error", "warning"
 
@@ -93,6 +94,7 @@ CODES = {
     # plugins a policy declares (dsl/passes/check_plugins.py)
     "E701": "a bad plugin declaration (version range, declared twice)",
     "E702": "a declared plugin not loaded, or at a version outside its range",
+    "E703": "a grouper plugin (grouper … { by NAME }) that no loaded plugin registers",
 }
 
 
@@ -113,7 +115,7 @@ def warning(code: str, message: str, span: Optional[Span], hint: Optional[str] =
     return Diagnostic(code, WARNING, message, span, hint)
 
 
-class PolicyError(Exception):
+class PolicyError(YibaoError):
     """A policy that does not compile. ``diagnostics`` holds every error found (and the
     warnings met on the way), in source order; ``source`` is the text they point into."""
 

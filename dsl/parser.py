@@ -112,8 +112,14 @@ def strip_bom(text: str) -> str:
 
 def parse(text: str, filename: str = "<policy>") -> ast.PolicyFile:
     """Parse policy text (a leading BOM is skipped). Raises PolicyError (limits, syntax,
-    literals)."""
-    text = strip_bom(text)
+    literals). The same text and file name parse once per process: the plugin declarations
+    are read before the registry is built (plugin_registry) and the compiler then parses the
+    same file; the AST is frozen, so both share it."""
+    return _parse(strip_bom(text), filename)
+
+
+@functools.lru_cache(maxsize=16)
+def _parse(text: str, filename: str) -> ast.PolicyFile:
     check_limits(text, filename)
     try:
         tree = _parser().parse(text)

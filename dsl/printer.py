@@ -262,6 +262,8 @@ class _ProviderPrinter:
         for stmt in g.statements:
             if isinstance(stmt, ast.DrgTables):
                 self.emit("  ", f"tables {stmt.name.name}", stmt)
+            elif isinstance(stmt, ast.GrouperBy):
+                self.emit("  ", f"by {stmt.name.name}", stmt)
             elif isinstance(stmt, ast.MdcOrder):
                 self.emit("  ", f"mdc order {', '.join(n.name for n in stmt.names)}", stmt)
             else:

@@ -14,11 +14,12 @@ from typing import Optional
 
 from . import ast
 from .errors import PolicyError, error
+from yibao.core.errors import YibaoError
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a table file larger than this is refused, not read
 
 
-class SourceError(ValueError):
+class SourceError(YibaoError, ValueError):
     """A file that cannot be read as text: ``message``, ``hint`` and where (line, col)."""
 
     def __init__(self, message: str, hint: str, line: int = 1, col: int = 1, text: str = ""):

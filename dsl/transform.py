@@ -429,6 +429,9 @@ class _Builder:
     def r_drg_tables(self, args, span):
         return ast.DrgTables(span, self.name(args[1]))
 
+    def r_grouper_by(self, args, span):
+        return ast.GrouperBy(span, self.name(args[1]))
+
     def r_mdc_order(self, args, span):
         return ast.MdcOrder(span, args[2])
 

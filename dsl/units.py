@@ -12,11 +12,12 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from yibao.core.plan import INT, MONEY, RATIO, RATIO_SCALE
+from yibao.core.errors import YibaoError
 
 EPOCH = datetime.date(1970, 1, 1)
 
 
-class UnitError(ValueError):
+class UnitError(YibaoError, ValueError):
     def __init__(self, code: str, message: str, hint: str = None):
         super().__init__(message)
         self.code, self.message, self.hint = code, message, hint

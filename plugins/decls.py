@@ -19,8 +19,13 @@ from yibao.core.registry import FunctionDecl, KeyDecl, Registry, Stage, Validato
 
 @dataclass(frozen=True)
 class GrouperDecl:
-    """A case-mix grouper. ``run(claims: pa.Table) -> pa.Table`` returns one row per claim with
-    the ``columns`` it names (e.g. ``drg``), vectorised over the whole table."""
+    """A case-mix grouper. ``run(claims: pa.Table, grouper=None) -> pa.Table`` returns one row
+    per claim with the ``columns`` it names, vectorised over the whole table. A policy names
+    it in a grouper block, ``grouper drg "…" { by NAME }`` (default ``chs_drg``, yibao's own
+    CHS-DRG 1.1): the run then calls it with the grouping inputs (codes, sex, age, age_days,
+    birth_weight) and the policy's ``core.provider.DrgGrouper`` (tables, MDC order), and it
+    returns the CHS-DRG columns (``grouping.drg.OUTPUT_SCHEMA``: drg, drg_status, mdc, adrg,
+    stopped_at_mdc, stopped_at_adrg); the policy's city splits are applied after it."""
     name: str
     run: Callable
     columns: tuple  # output column names

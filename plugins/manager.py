@@ -25,6 +25,7 @@ from yibao.core.registry import Registry
 
 from . import hookspecs
 from .decls import PluginRegistry
+from yibao.core.errors import YibaoError
 
 ENTRY_POINT_GROUP = "yibao.plugins"
 ALLOW_ENV = "YIBAO_PLUGINS_ALLOW"
@@ -32,7 +33,7 @@ BUILTIN = "builtin"
 log = logging.getLogger("yibao.plugins")
 
 
-class PluginError(RuntimeError):
+class PluginError(YibaoError, RuntimeError):
     """A plugin failed to load, register or run a hook; ``plugin`` is its name."""
 
     def __init__(self, plugin: str, message: str):

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from yibao.core.plan import register_node
+from ..errors import YibaoError
 
 __all__ = ["DxPrefix", "DxRange", "ProcAny", "ProcAll", "NoProcedure", "SettingIn", "IntBand",
            "Flag", "Row", "DecisionRow", "DecisionTable", "STATUSES", "CSV_LAYOUT",
@@ -633,7 +634,7 @@ def analyse(table: DecisionTable) -> list:
 
 # -- CSV --------------------------------------------------------------------------------------
 
-class DecisionTableError(ValueError):
+class DecisionTableError(YibaoError, ValueError):
     """A decision-table CSV that cannot be read; the message starts ``file:line:``."""
 
 

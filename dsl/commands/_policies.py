@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 
 from ..errors import PolicyError
+from yibao.core.errors import YibaoError
 
 
-class PolicyNotFound(FileNotFoundError):
-    """The policy argument is neither an existing path nor a bundled city's name. An OSError,
-    so the command line reports it in one line, `yibao CMD: error: …`, with exit 2."""
+class PolicyNotFound(YibaoError, FileNotFoundError):
+    """The policy argument is neither an existing path nor a bundled city's name: the command
+    line reports it in one line, `yibao CMD: error: …`, with exit 2."""
 
 
 def resolve_policy(text) -> Path:

@@ -49,7 +49,8 @@ def run(args) -> int:
         # own tables, MDC order and splits); --drg adds the national grouper's path for plans
         # without one.
         drg = args.drg and not plan.groupers
-        ex = explain_claim(plan, claims, args.claim_id, reg, drg=drg)
+        # the whole policy: each key-mate is settled under its own version, as `settle` does
+        ex = explain_claim(policy, claims, args.claim_id, reg, drg=drg)
     except (ExplainError, ClaimsError, OSError) as exc:
         print(f"yibao explain: {exc}", file=sys.stderr)
         return 2

@@ -268,9 +268,11 @@ def _table_grouper(decl: ast.GrouperDecl, ctx: Context):
 def _drg_grouper(decl: ast.GrouperDecl, ctx: Context):
     from yibao.core.grouping.tables import DATA_DIR, load_tables
     from yibao.core.provider import DRG_INPUTS, DrgGrouper, DrgSplit
-    parts = {"tables": "chs_drg_11", "mdc_order": None, "splits": []}
+    parts = {"tables": "chs_drg_11", "mdc_order": None, "splits": [], "by": "chs_drg"}
     for stmt in decl.statements:
-        if isinstance(stmt, ast.DrgTables):
+        if isinstance(stmt, ast.GrouperBy):
+            parts["by"] = _grouper_plugin(stmt, ctx)
+        elif isinstance(stmt, ast.DrgTables):
             if not (DATA_DIR.parent / stmt.name.name / "scheme.json").exists():
                 ctx.report(error("E508", f"unknown DRG tables '{stmt.name.name}'", stmt.name.span,
                                  f"known: {DATA_DIR.name}"))
@@ -298,7 +300,20 @@ def _drg_grouper(decl: ast.GrouperDecl, ctx: Context):
             return None
     columns = tuple(c for c in DRG_INPUTS if c in ctx.columns)
     return DrgGrouper(decl.name.name, decl.label or "", parts["tables"], parts["mdc_order"],
-                      tuple(parts["splits"]), columns, f"{decl.span}")
+                      tuple(parts["splits"]), columns, f"{decl.span}", parts["by"])
+
+
+def _grouper_plugin(stmt: ast.GrouperBy, ctx: Context) -> str:
+    """``by NAME``: a grouper some loaded plugin registers (``Registry.groupers``), else
+    E703 with the closest registered name."""
+    name, known = stmt.name.name, sorted(ctx.registry.groupers)
+    if name not in known:
+        hint = suggest(name, known) or (f"registered groupers: {', '.join(known)}" if known
+                                        else "no grouper plugin is loaded: declare the "
+                                             'distribution that provides it, plugin "…" "…"')
+        ctx.report(error("E703", f"no loaded plugin registers a grouper '{name}'",
+                         stmt.name.span, hint))
+    return name
 
 
 def _mdc_order(stmt: ast.MdcOrder, ctx: Context) -> tuple:

@@ -27,21 +27,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import ERROR, PolicyError, render
+from yibao.core.errors import YibaoError
 
 SAMPLE_CLAIMS = 5_000  # the studio's default sample: settles in well under a second
 WORKING, COMMITTED = "working copy", "last commit"
 
 
-class StudioError(Exception):
+class StudioError(YibaoError):
     """Something the studio cannot do, said in one sentence for the page."""
 
 
 def could_not_run() -> tuple:
     """What the page reports as a message rather than a traceback: the studio's own refusals
     and every error the CLI reports as "could not run" (a bad path, a file that is not
-    Parquet, claims or a policy yibao refuses)."""
+    Parquet, claims or a policy yibao refuses: every YibaoError, StudioError included)."""
     from ..cli import expected_errors
-    return (StudioError, *expected_errors())
+    return (YibaoError, *expected_errors())
 
 
 def atomic_write(path: Path, text: str) -> None:

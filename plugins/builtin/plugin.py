@@ -13,9 +13,14 @@ def _ratio_of(part, whole, *, n):
     return ratio_of(part, whole)
 
 
-def _chs_drg(claims):
+def _chs_drg(claims, grouper=None):
+    """CHS-DRG 1.1 over ``claims``; ``grouper`` (a policy's ``DrgGrouper``) names its table
+    set and MDC order (None: the national tables, scheme order)."""
     from yibao.core.grouping import group_drg  # loads the national tables on first use
-    return group_drg(claims)
+    if grouper is None:
+        return group_drg(claims)
+    from yibao.core.provider import drg_tables
+    return group_drg(claims, drg_tables(grouper), grouper.mdc_order)
 
 
 @hookimpl

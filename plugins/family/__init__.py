@@ -41,7 +41,8 @@ def yibao_register_keys(registry):
 @hookimpl
 def yibao_register_validators(registry):
     """Reject blank family ids when the plan accumulates per family."""
-    registry.add_validator(Validator("family_id_not_blank", "family_id_blank", check_blank_family))
+    registry.add_validator(Validator("family_id_not_blank", "family_id_blank", check_blank_family,
+                                     claim_columns=("family_id",)))
 
 
 @hookimpl

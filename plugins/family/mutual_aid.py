@@ -28,12 +28,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._mutual_aid import draw_accounts
+from yibao.core.errors import YibaoError
 
 COLUMNS = (("acct_mulaid_pay", pa.int64()), ("balc", pa.int64()))
 
 
-class MutualAidInputError(ValueError):
-    pass
+class MutualAidInputError(YibaoError, ValueError):
+    """A balances table the mutual-aid stage cannot use (the message says which column)."""
 
 
 def _column(table: pa.Table, name: str, what: str) -> pa.Array:

@@ -61,7 +61,7 @@ def yibao_register_functions(registry):
 def yibao_register_validators(registry):
     """tcm_amount within [0, in_scope]."""
     registry.add_validator(Validator("tcm_amount_in_range", "tcm_amount_out_of_range",
-                                     check_tcm_amount))
+                                     check_tcm_amount, claim_columns=()))  # the plan's only
 
 
 @hookimpl

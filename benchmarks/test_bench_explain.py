@@ -1,0 +1,76 @@
+"""`yibao explain` of one claim against `yibao settle` of the whole file (issue 13's target:
+explaining one claim of a 2M-claim Parquet file takes under a tenth of settling the file).
+
+Both are timed as whole commands (``python -m yibao.dsl.cli …`` from process start to exit:
+imports, plugin registry, compiling, reading, settling, writing), alternately in one run on
+the same file, so load on the shared machine falls on both. The claim is the last claim of
+the busiest person (the most key-mates). Claims: ``generate_claims(n, seed=7)``, n from
+``YIBAO_BENCH_EXPLAIN_CLAIMS`` (default 2,000,000). The figures are each command's best
+round and the ratio of the best rounds; the medians are in ``extra_info`` too.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from yibao.core.generate import generate_claims
+
+from conftest import REPO
+
+ROUNDS = 3
+TARGET = 0.10  # explain / settle
+
+
+@pytest.fixture(scope="module")
+def claims_file(tmp_path_factory):
+    n = int(os.environ.get("YIBAO_BENCH_EXPLAIN_CLAIMS", "2000000"))
+    path = tmp_path_factory.mktemp("explain") / f"claims_{n}.parquet"
+    pq.write_table(generate_claims(n, seed=7), path)
+    return path
+
+
+def busiest_claim(path) -> str:
+    """The last claim (by discharge date) of the person with the most claims."""
+    table = pq.read_table(path, columns=["claim_id", "person_id", "discharge_date"])
+    counts = table.group_by("person_id").aggregate([("claim_id", "count")])
+    person = counts.sort_by([("claim_id_count", "descending")]).column("person_id")[0]
+    mine = table.filter(pc.equal(table.column("person_id"), person))
+    return mine.sort_by([("discharge_date", "descending")]).column("claim_id")[0].as_py()
+
+
+def timed(*args) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "yibao.dsl.cli", *args], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+    return time.perf_counter() - start
+
+
+def test_explain_one_claim_vs_settle_the_file(benchmark, claims_file, tmp_path):
+    policy = str(REPO / "city_configs" / "reference")
+    claim_id = busiest_claim(claims_file)
+    settle_s, explain_s = [], []
+
+    def one_round():
+        settle_s.append(timed("settle", "--policy", policy, str(claims_file), "--out",
+                              str(tmp_path / "out"), "--overwrite", "--no-progress"))
+        explain_s.append(timed("explain", "--policy", policy, "--claims", str(claims_file),
+                               "--claim-id", claim_id))
+
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    ratio = min(explain_s) / min(settle_s)
+    benchmark.extra_info.update(
+        claims=pq.ParquetFile(claims_file).metadata.num_rows, claim_id=claim_id,
+        settle_best_s=round(min(settle_s), 2), explain_best_s=round(min(explain_s), 2),
+        settle_median_s=round(statistics.median(settle_s), 2),
+        explain_median_s=round(statistics.median(explain_s), 2),
+        ratio=round(ratio, 3), target=TARGET, met=ratio < TARGET,
+        load_average=os.getloadavg()[0])
+    print(f"\nexplain {min(explain_s):.2f} s / settle {min(settle_s):.2f} s = {ratio:.3f} "
+          f"(target < {TARGET})")
