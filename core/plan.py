@@ -216,6 +216,8 @@ class Plan:
     provider: Any = None  # provider payment by points (core.points.plan.PointsPlan) or None
     version: str = PLAN_VERSION
     meta: tuple = ()  # ((key, value), ...) free text: source files, hashes
+    # fund supervision: core.supervision.plan.Supervision (the policy's flags) or None
+    supervision: Any = None
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -267,6 +269,7 @@ class Plan:
         version = data.get("version")
         if version != PLAN_VERSION:
             raise ValueError(f"plan version {version!r} is not {PLAN_VERSION!r}")
+        from .supervision import plan as _supervision  # noqa: F401  registers its nodes
         return _decode(data)
 
 

@@ -94,6 +94,7 @@ class Policy:
     @staticmethod
     def from_json(text: str) -> "Policy":
         from .points import plan as _points  # noqa: F401  registers the provider nodes
+        from .supervision import plan as _supervision  # noqa: F401  and the flag nodes
         data = json.loads(text)
         version = data.get("version")
         if version != POLICY_VERSION:
