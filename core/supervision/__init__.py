@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .plan import SUPERVISION_VERSION, Flag, Supervision  # noqa: F401
+from .plan import SUPERVISION_VERSION, SupervisionFlag, Supervision  # noqa: F401
 from .stays import (FLAG_SCHEMA, INDICATOR_SCHEMA, PENDING, SupervisionError,  # noqa: F401
                     held_for_review, stay_columns, stays, with_pending_review)
 

@@ -125,7 +125,7 @@ GROUP_RULES = (AboveGroupMean, ShortStay, ListedGroups, CcShare, SevereShare)
 
 @register_node
 @dataclass(frozen=True)
-class Flag:
+class SupervisionFlag:
     """One ``flag`` statement: its rule over the stays passing every test of ``applies``
     (``core.points.plan.Test``; none: every settled claim), the severity its rows carry,
     and its payment effect (``review`` or ``""`` for none)."""

@@ -139,7 +139,7 @@ def length_of_stay(admit: pa.Array, discharge: pa.Array) -> pa.Array:
 
 
 def _check_sums(total: pa.Array) -> None:
-    if len(total) and float(pc.sum(pc.abs(total.cast(pa.float64()))).as_py() or 0) >= SUM_LIMIT:
+    if len(total) and float(pc.sum(pc.abs(total.cast(pa.float64(), safe=False))).as_py() or 0) >= SUM_LIMIT:
         raise SupervisionError("the batch's claim totals add up beyond 2^62 fen: supervision "
                                "sums them exactly in int64 and cannot; split the batch")
 

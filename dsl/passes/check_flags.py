@@ -1,5 +1,5 @@
 """Check the fund-supervision part (``flag`` declarations) and convert it to plan nodes in
-``ctx.flags`` (``core.supervision.plan.Flag``), which ``lower_plan`` assembles into
+``ctx.flags`` (``core.supervision.plan.SupervisionFlag``), which ``lower_plan`` assembles into
 ``Plan.supervision``.
 
 - names: a flag defined twice (E202); an unknown column in ``applies`` (E201) or a value
@@ -74,7 +74,7 @@ class _Flag:
             self.statement(stmt, kw)
         if self.ok and rules:
             self.check_effect(kw, seen)
-        return SP.Flag(**kw, source=f"{self.decl.span}") if self.ok and "rule" in kw else None
+        return SP.SupervisionFlag(**kw, source=f"{self.decl.span}") if self.ok and "rule" in kw else None
 
     def check_effect(self, kw, seen) -> None:
         rule = kw["rule"]
