@@ -72,13 +72,12 @@ class _Flag:
             if what:
                 seen[what] = stmt.span
             self.statement(stmt, kw)
-        if self.ok and rules:
-            self.check_effect(kw, seen)
+        if rules and "effect" in seen:
+            self.check_effect(rules[0], kw, seen)
         return SP.SupervisionFlag(**kw, source=f"{self.decl.span}") if self.ok and "rule" in kw else None
 
-    def check_effect(self, kw, seen) -> None:
-        rule = kw["rule"]
-        if kw.get("effect") and isinstance(rule, SP.HOSPITAL_RULES):
+    def check_effect(self, rule, kw, seen) -> None:
+        if isinstance(rule, (ast.FlagCcShare, ast.FlagSevereShare)):
             self.fail("E804", f"flag '{kw['name']}' is a hospital rule; 'effect review' holds "
                       "a claim's payment and a hospital flag names no claim", seen["effect"],
                       "drop the effect, or flag the claims with a claim rule")
@@ -117,7 +116,7 @@ class _Flag:
         return value
 
     def needs_groups(self, stmt) -> bool:
-        if self.has_groups:
+        if self.has_groups or isinstance(stmt, ast.FlagReadmit):
             return True
         self.fail("E802", f"flag '{self.decl.name.name}' reads the claims' DRG group, but the "
                   "policy has no pool to group them", stmt.span,
@@ -126,11 +125,15 @@ class _Flag:
         return False
 
     def rule(self, s):
+        """The rule's node; None (reported) for a bad figure or a group rule without groups
+        (its figures are checked either way, so one compile reports both)."""
+        rule = self.lowered(s)
+        return rule if self.needs_groups(s) else None
+
+    def lowered(self, s):
         if isinstance(s, ast.FlagReadmit):
             days = self.number(s.days, INT, "days", positive=False)
             return None if days is None else SP.Readmit(days, s.same_hospital)
-        if not self.needs_groups(s):
-            return None
         if isinstance(s, ast.FlagAboveMean):
             factor = self.number(s.factor, RATIO, "factor")
             return None if factor is None else SP.AboveGroupMean(s.measure, factor)
