@@ -98,3 +98,28 @@ def test_cli_settle_prints_and_explain_says_why(runs, tmp_path, capsys):
     assert explain.run(earlier) == 0
     data = json.loads(capsys.readouterr().out)
     assert any(r["claim_id"] == split["claim_id"] for r in data["supervision"])
+
+
+def test_policy_test_cases_state_flags_and_fail_on_a_wrong_one(tmp_path):
+    """tests.yaml `flags:` lists the rules that flag a claim or hospital, exactly; a wrong
+    list is a mismatch naming the claim; `pending_review` is an expectable column."""
+    from yibao.core.policytest import load_cases, run_cases
+    plan = city(tmp_path, FLAGS)
+    claims = """
+- name: split
+  claims:
+    - {claim_id: a, person_id: p, hospital_id: H1, grp: ab15, total: 1000, in_scope: 1000,
+       self_first: 0, admit_date: 2024-01-01, discharge_date: 2024-01-03, hospital_level: 3}
+    - {claim_id: b, person_id: p, hospital_id: H1, grp: ab15, total: 1000, in_scope: 1000,
+       self_first: 0, admit_date: 2024-01-05, discharge_date: 2024-01-06, hospital_level: 3}
+  expect:
+    b: {pending_review: 800}  # yuan: 80% of 1,000 held
+  flags:
+    a: []
+    b: [WRONG]
+"""
+    (tmp_path / "tests.yaml").write_text(claims, encoding="utf-8")
+    results, _ = run_cases(plan, load_cases(tmp_path / "tests.yaml"))
+    bad = results[0].mismatches
+    assert [(m.claim_id, m.column, m.expected, m.actual) for m in bad] == [
+        ("b", "flags", "WRONG", "split_stay")]
