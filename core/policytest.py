@@ -20,6 +20,11 @@ and ``points_pv`` in points, ``claims`` and ``pending_review_claims`` as counts,
 compares; a mismatch names the layer (or the pool and hospital). Coverage comes from the tracer (``explain.py``) over the
 same cases: layers that never applied, table rows never matched, bands never entered.
 Missing expectations are not failures; a claim the engine rejects is (its reason is shown).
+
+For a policy with ``flag`` rules (docs/supervision.md) a case may state ``flags: {claim or
+hospital id: [rule, …]}``, the rules that flag it (exactly; ``[]`` for none), and expect the
+``pending_review`` column (yuan) that ``effect review`` adds; the case's claims are
+supervised as one batch.
 """
 from __future__ import annotations
 
