@@ -272,6 +272,38 @@ def _severe_share(rule: SevereShare, members: pa.Table, weights: GroupWeights) -
 
 # -- hospital indicators ---------------------------------------------------------------------
 
+SCALE = 10 ** 30  # sums of fractions are bracketed at this scale before their one rounding
+
+
+def _term(num: int, den: int) -> tuple:
+    return (-num, -den) if den < 0 else (num, den)
+
+
+def millionths_of_sum(terms: list, divide: int = 1) -> int:
+    """round_half_up(10^6 × Σ num/den ÷ divide), exact. Each term is floored at ``SCALE``, so
+    the exact sum lies in [lo, lo + len(terms)) / SCALE; rounding is monotonic, so when both
+    ends round alike that is the answer, else (a value within 10^-24 of a rounding boundary)
+    the sum is taken as exact fractions."""
+    lo = sum((num * SCALE) // den for num, den in terms)
+    a = round_half_up(lo * RATIO_SCALE, SCALE * divide)
+    b = round_half_up((lo + len(terms)) * RATIO_SCALE, SCALE * divide)
+    if a == b:
+        return a
+    return _ratio(sum((Fraction(n, d) for n, d in terms), Fraction(0)) / divide)
+
+
+def _over_sum(value: int, terms: list):
+    """round_half_up(10^6 × value ÷ Σ num/den), exact; None when the sum is 0."""
+    lo = sum((num * SCALE) // den for num, den in terms)
+    hi = lo + len(terms)
+    if lo > 0:  # the sum is in [lo, hi) / SCALE, positive: bracket the quotient
+        ends = {round_half_up(value * RATIO_SCALE * SCALE, x) for x in (lo, hi)}
+        if len(ends) == 1:
+            return ends.pop()
+    total = sum((Fraction(n, d) for n, d in terms), Fraction(0))
+    return _ratio(Fraction(value) / total) if total else None
+
+
 def _ratio(f: Fraction):
     return round_half_up(f.numerator * RATIO_SCALE, f.denominator)
 
@@ -290,18 +322,20 @@ def indicators(stays: pa.Table, weights: GroupWeights) -> pa.Table:
     acc = {}
     for h, g, cost, n, days, m in zip(*(per[c].to_pylist() for c in (
             "hospital_id", "group", "total_sum", "total_count", "los_sum", "los_count"))):
-        a = acc.setdefault(h, [0, Fraction(0), Fraction(0), Fraction(0), 0, 0, Fraction(0)])
+        a = acc.setdefault(h, {"n": 0, "rw": [], "cost": [], "time": [], "m": 0, "c": 0,
+                               "expected": []})
         i = index[g]
-        a[0] += n
-        a[1] += n * weights.rw(i)
         gs, gn = weights.sums[i], weights.counts[i]
-        a[2] += Fraction(cost * gn, gs) if gs else Fraction(n)
+        a["n"] += n
+        a["c"] += cost
+        if weights.cost:
+            a["rw"].append(_term(n * gs * weights.n, gn * weights.cost))
+        a["cost"].append(_term(cost * gn, gs) if gs else (n, 1))
+        a["expected"].append((n * gs, gn))
         ls, lc = city_los[g]
         if m:
-            a[3] += Fraction((days or 0) * lc, ls) if ls else Fraction(m)
-            a[4] += m
-        a[5] += cost
-        a[6] += Fraction(n * gs, gn)
+            a["time"].append(_term((days or 0) * lc, ls) if ls else (m, 1))
+            a["m"] += m
     rows = []
     for h, claims, total, fund in zip(*(base[c].to_pylist() for c in (
             "hospital_id", "claim_id_count", "total_sum", "fund_sum"))):
@@ -311,12 +345,14 @@ def indicators(stays: pa.Table, weights: GroupWeights) -> pa.Table:
 
 def indicator_row(h, claims: int, total: int, self_pay: int, a) -> dict:
     row = {"hospital_id": h, "claims": claims, "total": total, "self_pay": self_pay,
-           "self_pay_rate": _ratio(Fraction(self_pay, total)) if total else None}
-    if not a or not a[0]:
+           "self_pay_rate": round_half_up(self_pay * RATIO_SCALE, total) if total > 0 else
+           (_ratio(Fraction(self_pay, total)) if total else None)}
+    if not a or not a["n"]:
         return {**row, **dict.fromkeys(("cases", "rw_total", "cmi", "cost_index",
                                         "time_index", "price_index"))}
-    n, rw, cost_terms, time_terms, m, cost, expected = a
-    return {**row, "cases": n, "rw_total": _ratio(rw), "cmi": _ratio(rw / n),
-            "cost_index": _ratio(cost_terms / n),
-            "time_index": _ratio(time_terms / m) if m else None,
-            "price_index": _ratio(Fraction(cost) / expected) if expected else None}
+    n = a["n"]
+    return {**row, "cases": n, "rw_total": millionths_of_sum(a["rw"]),
+            "cmi": millionths_of_sum(a["rw"], n),
+            "cost_index": millionths_of_sum(a["cost"], n),
+            "time_index": millionths_of_sum(a["time"], a["m"]) if a["m"] else None,
+            "price_index": _over_sum(a["c"], a["expected"])}
