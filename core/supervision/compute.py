@@ -120,6 +120,7 @@ def _readmit(rule: Readmit, members: pa.Table) -> dict:
     t = members.filter(pa.array(_mask(members, "person_id", "hospital_id", "admit",
                                       "discharge")))
     t = t.select(["claim_id", "person_id", "hospital_id", "admit", "discharge"])
+    t = _repeated(t, "person_id")  # a person with one stay has no readmission
     a = t.rename_columns([f"a_{c}" for c in t.column_names])
     b = t.rename_columns([f"b_{c}" for c in t.column_names])
     keys = ["person_id", "hospital_id"] if rule.same_hospital else ["person_id"]
@@ -142,6 +143,13 @@ def _readmit(rule: Readmit, members: pa.Table) -> dict:
                                                                    pa.int64()),
             "unit": pa.array(["days"] * len(ids), pa.string()),
             "related": agg.column("a_claim_id_list")}
+
+
+def _repeated(t: pa.Table, key: str) -> pa.Table:
+    """The rows whose ``key`` occurs at least twice (shrinks the self-join to what can pair)."""
+    counts = pc.value_counts(t.column(key).combine_chunks())
+    many = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    return t.filter(pc.is_in(t.column(key), value_set=many))
 
 
 def _earlier(pairs: pa.Table):
@@ -275,84 +283,120 @@ def _severe_share(rule: SevereShare, members: pa.Table, weights: GroupWeights) -
 SCALE = 10 ** 30  # sums of fractions are bracketed at this scale before their one rounding
 
 
-def _term(num: int, den: int) -> tuple:
-    return (-num, -den) if den < 0 else (num, den)
-
-
-def millionths_of_sum(terms: list, divide: int = 1) -> int:
-    """round_half_up(10^6 × Σ num/den ÷ divide), exact. Each term is floored at ``SCALE``, so
-    the exact sum lies in [lo, lo + len(terms)) / SCALE; rounding is monotonic, so when both
-    ends round alike that is the answer, else (a value within 10^-24 of a rounding boundary)
-    the sum is taken as exact fractions."""
-    lo = sum((num * SCALE) // den for num, den in terms)
-    a = round_half_up(lo * RATIO_SCALE, SCALE * divide)
-    b = round_half_up((lo + len(terms)) * RATIO_SCALE, SCALE * divide)
-    if a == b:
-        return a
-    return _ratio(sum((Fraction(n, d) for n, d in terms), Fraction(0)) / divide)
-
-
-def _over_sum(value: int, terms: list):
-    """round_half_up(10^6 × value ÷ Σ num/den), exact; None when the sum is 0."""
-    lo = sum((num * SCALE) // den for num, den in terms)
-    hi = lo + len(terms)
-    if lo > 0:  # the sum is in [lo, hi) / SCALE, positive: bracket the quotient
-        ends = {round_half_up(value * RATIO_SCALE * SCALE, x) for x in (lo, hi)}
-        if len(ends) == 1:
-            return ends.pop()
-    total = sum((Fraction(n, d) for n, d in terms), Fraction(0))
-    return _ratio(Fraction(value) / total) if total else None
-
 
 def _ratio(f: Fraction):
     return round_half_up(f.numerator * RATIO_SCALE, f.denominator)
 
 
 def indicators(stays: pa.Table, weights: GroupWeights) -> pa.Table:
-    """One row per hospital (docs/supervision.md "Hospital indicators")."""
+    """One row per hospital (docs/supervision.md "Hospital indicators"). The per hospital ×
+    group terms are products of small ints and per-group factors floored at ``SCALE``
+    (Python ints in numpy object arrays), summed per hospital and bracketed (``_Bracket``)."""
     base = stays.group_by("hospital_id").aggregate(
         [("claim_id", "count"), ("total", "sum"), ("fund", "sum")])
     grouped = stays.filter(pc.is_valid(stays.column("group")))
     per = grouped.group_by(["hospital_id", "group"]).aggregate(
         [("total", "sum"), ("total", "count"), ("los", "sum"), ("los", "count")])
     city = grouped.group_by("group").aggregate([("los", "sum"), ("los", "count")])
-    city_los = {g: (int(s or 0), int(c)) for g, s, c in zip(
-        city["group"].to_pylist(), city["los_sum"].to_pylist(), city["los_count"].to_pylist())}
-    index = {g: i for i, g in enumerate(weights.groups.to_pylist())}
-    acc = {}
-    for h, g, cost, n, days, m in zip(*(per[c].to_pylist() for c in (
-            "hospital_id", "group", "total_sum", "total_count", "los_sum", "los_count"))):
-        a = acc.setdefault(h, {"n": 0, "rw": [], "cost": [], "time": [], "m": 0, "c": 0,
-                               "expected": []})
-        i = index[g]
-        gs, gn = weights.sums[i], weights.counts[i]
-        a["n"] += n
-        a["c"] += cost
-        if weights.cost:
-            a["rw"].append(_term(n * gs * weights.n, gn * weights.cost))
-        a["cost"].append(_term(cost * gn, gs) if gs else (n, 1))
-        a["expected"].append((n * gs, gn))
-        ls, lc = city_los[g]
-        if m:
-            a["time"].append(_term((days or 0) * lc, ls) if ls else (m, 1))
-            a["m"] += m
+    g = _np(pc.index_in(per["group"], value_set=weights.groups)).astype(np.int64)
+    h = _np(pc.index_in(per["hospital_id"], value_set=base["hospital_id"])).astype(np.int64)
+    at = _np(pc.index_in(weights.groups, value_set=city["group"])).astype(np.int64)
+    days_g = np.array(city["los_sum"].fill_null(0).to_pylist(), object)[at]
+    m_g = np.array(city["los_count"].to_pylist(), object)[at]
+    sums, counts = np.array(weights.sums, object), np.array(weights.counts, object)
+    n_hg = np.array(per["total_count"].to_pylist(), object)
+    c_hg = np.array(per["total_sum"].to_pylist(), object)
+    d_hg = np.array(per["los_sum"].fill_null(0).to_pylist(), object)
+    m_hg = np.array(per["los_count"].to_pylist(), object)
+    order = np.argsort(h, kind="stable")
+    h = h[order]
+    starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]]) if len(h) else np.zeros(0, int)
+    sums_of = lambda v: dict(zip(h[starts].tolist(), np.add.reduceat(v[order], starts)))  # noqa: E731
+    rw = _Bracket(sums_of, n_hg, _factor(sums * weights.n, counts * weights.cost)[g]
+                  if weights.cost else None)
+    cost = _Bracket(sums_of, c_hg, _factor(counts, sums)[g], n_hg)
+    time = _Bracket(sums_of, d_hg, _factor(m_g, days_g)[g], m_hg)
+    expected = _Bracket(sums_of, n_hg, _factor(sums, counts)[g])
+    n_h, c_h, mm_h = sums_of(n_hg), sums_of(c_hg), sums_of(m_hg)
     rows = []
-    for h, claims, total, fund in zip(*(base[c].to_pylist() for c in (
-            "hospital_id", "claim_id_count", "total_sum", "fund_sum"))):
-        rows.append(indicator_row(h, claims, total, total - fund, acc.get(h)))
+    for i, (hid, claims, total, fund) in enumerate(zip(*(base[c].to_pylist() for c in (
+            "hospital_id", "claim_id_count", "total_sum", "fund_sum")))):
+        row = {"hospital_id": hid, "claims": claims, "total": total, "self_pay": total - fund,
+               "self_pay_rate": _ratio(Fraction(total - fund, total)) if total else None}
+        n = n_h.get(i, 0)
+        if n:
+            m = mm_h.get(i, 0)
+            try:
+                row.update(cases=int(n), rw_total=rw.millionths(i), cmi=rw.millionths(i, n),
+                           cost_index=cost.millionths(i, n),
+                           time_index=time.millionths(i, m) if m else None,
+                           price_index=expected.over(i, int(c_h[i])))
+            except _Undecided:
+                mine = order[h == i]
+                row.update(_exact_indicators(weights, g[mine], n_hg[mine], c_hg[mine],
+                                             d_hg[mine], m_hg[mine], days_g, m_g))
+        rows.append({**dict.fromkeys(INDICATOR_SCHEMA.names), **row})
     return sorted_indicators(pa.Table.from_pylist(rows, schema=INDICATOR_SCHEMA))
 
 
-def indicator_row(h, claims: int, total: int, self_pay: int, a) -> dict:
-    row = {"hospital_id": h, "claims": claims, "total": total, "self_pay": self_pay,
-           "self_pay_rate": round_half_up(self_pay * RATIO_SCALE, total) if total > 0 else
-           (_ratio(Fraction(self_pay, total)) if total else None)}
-    if not a or not a["n"]:
-        return {**row, **dict.fromkeys(("cases", "rw_total", "cmi", "cost_index",
-                                        "time_index", "price_index"))}
-    n = a["n"]
-    return {**row, "cases": n, "rw_total": millionths_of_sum(a["rw"]),
-            "cmi": millionths_of_sum(a["rw"], n),
-            "cost_index": millionths_of_sum(a["cost"], n),
-            "time_index": millionths_of_sum(a["time"], a["m"]) if a["m"] else None,
-            "price_index": _over_sum(a["c"], a["expected"])}
+def _exact_indicators(weights, g, n_hg, c_hg, d_hg, m_hg, days_g, m_g) -> dict:
+    """One hospital's indicators as exact fractions (the rare bracket at a boundary)."""
+    rw = cost = time = expected = Fraction(0)
+    for i, n, c, d, m in zip(g.tolist(), n_hg, c_hg, d_hg, m_hg):
+        gs, gn = weights.sums[i], weights.counts[i]
+        rw += n * weights.rw(i)
+        cost += Fraction(c * gn, gs) if gs else Fraction(n)
+        time += Fraction(d * m_g[i], days_g[i]) if days_g[i] else Fraction(m)
+        expected += Fraction(n * gs, gn)
+    n, m, c = int(sum(n_hg)), int(sum(m_hg)), int(sum(c_hg))
+    return {"cases": n, "rw_total": _ratio(rw), "cmi": _ratio(rw / n),
+            "cost_index": _ratio(cost / n), "time_index": _ratio(time / m) if m else None,
+            "price_index": _ratio(c / expected) if expected else None}
+
+
+def _factor(num, den):
+    """Per group: ⌊num × SCALE / den⌋, or None where den is 0 (the term counts 1 each)."""
+    return np.array([None if d == 0 else (n * SCALE) // d for n, d in zip(num, den)], object)
+
+
+class _Bracket:
+    """Per hospital, Σ over its groups of mult × x_g, where each x_g = num/den is known as
+    ⌊x_g × SCALE⌋ (``factor``; None: x_g is taken as ``ones`` / mult, i.e. the term counts
+    ``ones``): the exact sum lies in [lo, hi] / SCALE, so a rounding that agrees at both ends
+    is exact; otherwise (within 10^-24 of a boundary) ``_exact`` recomputes it."""
+
+    def __init__(self, sums_of, mult, factor, ones=None):
+        self.lo, self.width, self.exact = {}, {}, {}
+        if factor is None:
+            return
+        known = np.array([f is not None for f in factor], bool)
+        ones = mult if ones is None else ones
+        lo = np.where(known, mult * np.where(known, factor, 0), ones * SCALE)
+        low = np.array([min(x, 0) for x in mult], object) if len(mult) else mult
+        self.lo = sums_of(lo + np.where(known, low, 0))
+        self.width = sums_of(np.where(known, np.abs(mult), 0))
+
+    def _ends(self, i, den, value=None):
+        lo = self.lo.get(i, 0)
+        hi = lo + self.width.get(i, 0)
+        if value is None:
+            return {round_half_up(x * RATIO_SCALE, SCALE * den) for x in (lo, hi)}
+        if lo <= 0:
+            return {None, 0}  # not bracketed away from 0: undecided
+        return {round_half_up(value * RATIO_SCALE * SCALE, x) for x in (lo, hi)}
+
+    def millionths(self, i, den=1):
+        ends = self._ends(i, den)
+        if len(ends) == 1:
+            return ends.pop()
+        raise _Undecided(i)
+
+    def over(self, i, value):
+        ends = self._ends(i, 1, value)
+        if len(ends) == 1:
+            return ends.pop()
+        raise _Undecided(i)
+
+
+class _Undecided(Exception):
+    """A bracketed sum too close to a rounding boundary: recompute the hospital exactly."""

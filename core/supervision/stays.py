@@ -98,25 +98,25 @@ def _column(claims: pa.Table, name: str, n: int, typ) -> pa.Array:
 
 
 def stays(supervision: Supervision, claims: pa.Table, results: pa.Table) -> pa.Table:
-    """The stays of the settled claims (module docstring), ordered by claim_id. ``claims``
-    are the claims the results came from, in any order (a superset is fine); ``results``
-    need ``claim_id`` and ``self_pay``, and ``group`` (the provider payment's) if any."""
+    """The stays of the settled claims (module docstring), in the results' order (the
+    outputs are sorted, so no order matters). ``claims`` are the claims the results came
+    from, in any order (a superset is fine); ``results`` need ``claim_id`` and ``self_pay``,
+    and ``group`` (the provider payment's) if any."""
     ids = _plain(results.column("claim_id")).cast(pa.string())
-    order = pc.sort_indices(ids)
-    ids = ids.take(order)
     claim_ids = _plain(claims.column("claim_id")).cast(pa.string())
     at = pc.index_in(ids, value_set=claim_ids)
     if at.null_count:
         missing = ids.filter(pc.is_null(at))[0].as_py()
         raise SupervisionError(f"claim {missing!r} is in the results but not in the claims")
-    rows = claims.take(at)
+    read = [c for c in stay_columns(supervision) if c in claims.column_names]
+    rows = claims.select(read).take(at)  # only the columns read: not the diagnosis lists
     n = rows.num_rows
     admit = _days(_column(rows, "admit_date", n, pa.date32()))
     discharge = _days(_column(rows, "discharge_date", n, pa.date32()))
     total = _column(rows, "total", n, pa.int64()).cast(pa.int64())
     _check_sums(total)
-    self_pay = _plain(results.column("self_pay")).take(order).cast(pa.int64())
-    group = (_plain(results.column("group")).take(order).cast(pa.string())
+    self_pay = _plain(results.column("self_pay")).cast(pa.int64())
+    group = (_plain(results.column("group")).cast(pa.string())
              if "group" in results.column_names else pa.nulls(n, pa.string()))
     cols = {"claim_id": ids,
             "person_id": _column(rows, "person_id", n, pa.string()),

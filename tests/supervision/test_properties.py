@@ -162,3 +162,20 @@ def test_sums_beyond_int64_refused_naming_the_problem(tmp_path):
         assert "2^62" in str(exc)
     else:
         raise AssertionError("no SupervisionError")
+
+
+def test_indicator_exactly_on_a_rounding_boundary():
+    """H's cost index is (1/3 + 1/6 + 62 × 0) / 64 = 1/128 = 7,812.5 millionths, rounded
+    half-up to 7,813. The terms 1/3 and 1/6 are not exact at the bracketing scale, so the
+    fast path cannot decide and must recompute the hospital exactly; the oracle agrees."""
+    def stay(cid, h, g, total):
+        return {"claim_id": cid, "person_id": cid, "hospital_id": h, "hospital_level": 3,
+                "admit": 1, "discharge": 2, "los": 1, "total": total, "fund": 0, "group": g}
+    rows = [stay("a1", "H", "A", 1), stay("a2", "X", "A", 8), stay("a3", "X", "A", 0),
+            stay("b1", "H", "B", 1), stay("b2", "X", "B", 11), stay("c0", "X", "C", 5)]
+    rows += [stay(f"c{i}", "H", "C", 0) for i in range(1, 63)]
+    table = pa.Table.from_pylist(rows, schema=pa.schema(STAY_FIELDS))
+    sup = Supervision((SupervisionFlag("f", "", ListedGroups(("A",))),))
+    fast, slow = compute.evaluate(sup, table)[1], reference.evaluate(sup, table)[1]
+    assert fast.equals(slow)
+    assert {r["hospital_id"]: r["cost_index"] for r in fast.to_pylist()}["H"] == 7_813
