@@ -28,7 +28,11 @@ CC_DIGITS = ("1", "3")  # CHS-DRG fourth character: 1 with MCC, 3 with CC
 def evaluate(supervision: Supervision, stays: pa.Table):
     """(flags, hospital indicators) of one batch of stays."""
     weights = GroupWeights(stays)
-    pieces = [_flag_rows(flag, stays, weights) for flag in supervision.flags]
+    members = {}  # applies -> the stays passing it: flags often share one (inpatient)
+    for flag in supervision.flags:
+        if flag.applies not in members:
+            members[flag.applies] = stays.filter(pa.array(test_mask(stays, flag.applies)))
+    pieces = [_flag_rows(flag, members[flag.applies], weights) for flag in supervision.flags]
     flags = pa.concat_tables(pieces) if pieces else FLAG_SCHEMA.empty_table()
     return sorted_flags(flags), indicators(stays, weights)
 
@@ -79,8 +83,8 @@ class GroupWeights:
 
 # -- flags -----------------------------------------------------------------------------------
 
-def _flag_rows(flag, stays: pa.Table, weights: GroupWeights) -> pa.Table:
-    members = stays.filter(pa.array(test_mask(stays, flag.applies)))
+def _flag_rows(flag, members: pa.Table, weights: GroupWeights) -> pa.Table:
+    """The flag's rows over its members (the stays passing its applies)."""
     rule = flag.rule
     if isinstance(rule, Readmit):
         cols = _readmit(rule, members)
@@ -301,40 +305,39 @@ def indicators(stays: pa.Table, weights: GroupWeights) -> pa.Table:
     g = _np(pc.index_in(per["group"], value_set=weights.groups)).astype(np.int64)
     h = _np(pc.index_in(per["hospital_id"], value_set=base["hospital_id"])).astype(np.int64)
     at = _np(pc.index_in(weights.groups, value_set=city["group"])).astype(np.int64)
-    days_g = np.array(city["los_sum"].fill_null(0).to_pylist(), object)[at]
-    m_g = np.array(city["los_count"].to_pylist(), object)[at]
-    sums, counts = np.array(weights.sums, object), np.array(weights.counts, object)
-    n_hg = np.array(per["total_count"].to_pylist(), object)
-    c_hg = np.array(per["total_sum"].to_pylist(), object)
-    d_hg = np.array(per["los_sum"].fill_null(0).to_pylist(), object)
-    m_hg = np.array(per["los_count"].to_pylist(), object)
+    days_g = [int(v) for v in np.asarray(city["los_sum"].fill_null(0).to_pylist(), object)[at]]
+    m_g = [int(v) for v in np.asarray(city["los_count"].to_pylist(), object)[at]]
+    ints = lambda c: _np(per[c].fill_null(0)).astype(np.int64)  # noqa: E731
+    n_hg, c_hg, d_hg, m_hg = (ints(c) for c in ("total_count", "total_sum", "los_sum",
+                                                "los_count"))
     order = np.argsort(h, kind="stable")
     h = h[order]
     starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]]) if len(h) else np.zeros(0, int)
     sums_of = lambda v: dict(zip(h[starts].tolist(), np.add.reduceat(v[order], starts)))  # noqa: E731
-    rw = _Bracket(sums_of, n_hg, _factor(sums * weights.n, counts * weights.cost)[g]
-                  if weights.cost else None)
-    cost = _Bracket(sums_of, c_hg, _factor(counts, sums)[g], n_hg)
-    time = _Bracket(sums_of, d_hg, _factor(m_g, days_g)[g], m_hg)
-    expected = _Bracket(sums_of, n_hg, _factor(sums, counts)[g])
+    n, cost = weights.n, weights.cost
+    rw = _Bracket(sums_of, n_hg, _factor([s * n for s in weights.sums],
+                                          [c * cost for c in weights.counts]), g, n_hg * 0)
+    costs = _Bracket(sums_of, c_hg, _factor(weights.counts, weights.sums), g, n_hg)
+    time = _Bracket(sums_of, d_hg, _factor(m_g, days_g), g, m_hg)
+    expected = _Bracket(sums_of, n_hg, _factor(weights.sums, weights.counts), g, n_hg)
     n_h, c_h, mm_h = sums_of(n_hg), sums_of(c_hg), sums_of(m_hg)
     rows = []
     for i, (hid, claims, total, fund) in enumerate(zip(*(base[c].to_pylist() for c in (
             "hospital_id", "claim_id_count", "total_sum", "fund_sum")))):
         row = {"hospital_id": hid, "claims": claims, "total": total, "self_pay": total - fund,
                "self_pay_rate": _ratio(Fraction(total - fund, total)) if total else None}
-        n = n_h.get(i, 0)
+        n = int(n_h.get(i, 0))
         if n:
-            m = mm_h.get(i, 0)
+            m = int(mm_h.get(i, 0))
             try:
                 row.update(cases=int(n), rw_total=rw.millionths(i), cmi=rw.millionths(i, n),
-                           cost_index=cost.millionths(i, n),
+                           cost_index=costs.millionths(i, n),
                            time_index=time.millionths(i, m) if m else None,
                            price_index=expected.over(i, int(c_h[i])))
             except _Undecided:
                 mine = order[h == i]
-                row.update(_exact_indicators(weights, g[mine], n_hg[mine], c_hg[mine],
-                                             d_hg[mine], m_hg[mine], days_g, m_g))
+                row.update(_exact_indicators(weights, g[mine], *(int_list(v[mine]) for v in (
+                    n_hg, c_hg, d_hg, m_hg)), days_g, m_g))
         rows.append({**dict.fromkeys(INDICATOR_SCHEMA.names), **row})
     return sorted_indicators(pa.Table.from_pylist(rows, schema=INDICATOR_SCHEMA))
 
@@ -354,31 +357,41 @@ def _exact_indicators(weights, g, n_hg, c_hg, d_hg, m_hg, days_g, m_g) -> dict:
             "price_index": _ratio(c / expected) if expected else None}
 
 
-def _factor(num, den):
-    """Per group: ⌊num × SCALE / den⌋, or None where den is 0 (the term counts 1 each)."""
-    return np.array([None if d == 0 else (n * SCALE) // d for n, d in zip(num, den)], object)
+def int_list(values) -> list:
+    return [int(v) for v in values]
+
+
+def _factor(num, den) -> tuple:
+    """Per group: (⌊num × SCALE / den⌋ as Python ints in an object array, 0 where den is 0;
+    whether den is not 0)."""
+    known = np.array([d != 0 for d in den], bool)
+    return (np.array([(x * SCALE) // d if d else 0 for x, d in zip(num, den)] or [0],
+                     object)[:len(known)], known)
 
 
 class _Bracket:
-    """Per hospital, Σ over its groups of mult × x_g, where each x_g = num/den is known as
-    ⌊x_g × SCALE⌋ (``factor``; None: x_g is taken as ``ones`` / mult, i.e. the term counts
-    ``ones``): the exact sum lies in [lo, hi] / SCALE, so a rounding that agrees at both ends
-    is exact; otherwise (within 10^-24 of a boundary) ``_exact`` recomputes it."""
+    """Per hospital, Σ over its groups g of mult × x_g, x_g known as ⌊x_g × SCALE⌋
+    (``_factor``); where x_g's denominator is 0 the term counts ``ones`` instead. Each floor
+    loses less than one unit, so the exact sum × SCALE lies in [lo, lo + Σ|mult|]; a rounding
+    that agrees at both ends is exact, otherwise (within 10^-24 of a rounding boundary)
+    ``_Undecided`` sends the hospital to the exact fractions."""
 
-    def __init__(self, sums_of, mult, factor, ones=None):
-        self.lo, self.width, self.exact = {}, {}, {}
-        if factor is None:
-            return
-        known = np.array([f is not None for f in factor], bool)
-        ones = mult if ones is None else ones
-        lo = np.where(known, mult * np.where(known, factor, 0), ones * SCALE)
-        low = np.array([min(x, 0) for x in mult], object) if len(mult) else mult
-        self.lo = sums_of(lo + np.where(known, low, 0))
-        self.width = sums_of(np.where(known, np.abs(mult), 0))
+    def __init__(self, sums_of, mult, factor, g, ones):
+        values, known = factor
+        known = known[g] if len(g) else np.zeros(0, bool)
+        product = mult.astype(object) * values[g] if len(g) else np.zeros(0, object)
+        self.product = sums_of(product) if len(g) else {}
+        self.low = sums_of(np.where(known, np.minimum(mult, 0), 0)) if len(g) else {}
+        self.unknown = sums_of(np.where(known, 0, ones)) if len(g) else {}
+        self.width = sums_of(np.where(known, np.abs(mult), 0)) if len(g) else {}
+
+    def _lo(self, i) -> int:
+        return (int(self.product.get(i, 0)) + int(self.low.get(i, 0))
+                + SCALE * int(self.unknown.get(i, 0)))
 
     def _ends(self, i, den, value=None):
-        lo = self.lo.get(i, 0)
-        hi = lo + self.width.get(i, 0)
+        lo = self._lo(i)
+        hi = lo + int(self.width.get(i, 0))
         if value is None:
             return {round_half_up(x * RATIO_SCALE, SCALE * den) for x in (lo, hi)}
         if lo <= 0:

@@ -104,10 +104,7 @@ def stays(supervision: Supervision, claims: pa.Table, results: pa.Table) -> pa.T
     and ``group`` (the provider payment's) if any."""
     ids = _plain(results.column("claim_id")).cast(pa.string())
     claim_ids = _plain(claims.column("claim_id")).cast(pa.string())
-    at = pc.index_in(ids, value_set=claim_ids)
-    if at.null_count:
-        missing = ids.filter(pc.is_null(at))[0].as_py()
-        raise SupervisionError(f"claim {missing!r} is in the results but not in the claims")
+    at = claim_rows(ids, claim_ids)
     read = [c for c in stay_columns(supervision) if c in claims.column_names]
     rows = claims.select(read).take(at)  # only the columns read: not the diagnosis lists
     n = rows.num_rows
@@ -128,6 +125,16 @@ def stays(supervision: Supervision, claims: pa.Table, results: pa.Table) -> pa.T
         if name not in cols and name not in ("admit_date", "discharge_date"):
             cols[name] = _column(rows, name, n, typ)
     return pa.table(cols)
+
+
+def claim_rows(ids: pa.Array, claim_ids: pa.Array) -> pa.Array:
+    """The row of ``claim_ids`` holding each of ``ids`` (a settled id occurs once among the
+    claims: duplicates are rejected); SupervisionError naming an id that is not there."""
+    at = pc.index_in(ids, value_set=claim_ids)
+    if at.null_count:
+        missing = ids.filter(pc.is_null(at))[0].as_py()
+        raise SupervisionError(f"claim {missing!r} is in the results but not in the claims")
+    return at
 
 
 def length_of_stay(admit: pa.Array, discharge: pa.Array) -> pa.Array:
