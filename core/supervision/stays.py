@@ -170,10 +170,11 @@ def sorted_indicators(table: pa.Table) -> pa.Table:
 def held_for_review(stays_table: pa.Table, flags: pa.Table) -> pa.Table:
     """(claim_id, pending_review) of every claim a flag with ``effect review`` names: the
     fund's payment of that claim (total − self_pay) is held until reviewed."""
-    hit = flags.filter(pc.equal(flags.column("effect"), PENDING))
-    ids = pc.unique(hit.column("claim_id").drop_null())
-    at = pc.index_in(ids, value_set=stays_table.column("claim_id"))
-    return pa.table({"claim_id": ids, PENDING: stays_table.column("fund").take(at)})
+    hit = flags.filter(pc.fill_null(pc.equal(flags.column("effect"), PENDING), False))
+    ids = pc.unique(hit.column("claim_id").drop_null().combine_chunks())
+    held = stays_table.filter(pc.is_in(stays_table.column("claim_id"), value_set=ids))
+    held = held.sort_by("claim_id")  # probing the few held ids, not hashing every stay's
+    return pa.table({"claim_id": held.column("claim_id"), PENDING: held.column("fund")})
 
 
 def with_pending_review(results: pa.Table, held: pa.Table) -> pa.Table:
