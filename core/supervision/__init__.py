@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from .plan import SUPERVISION_VERSION, SupervisionFlag, Supervision  # noqa: F401
 from .stays import (FLAG_SCHEMA, INDICATOR_SCHEMA, PENDING, SupervisionError,  # noqa: F401
-                    held_for_review, stay_columns, stays, with_pending_review)
+                    build_stays, held_for_review, stay_columns, with_pending_review)
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def evaluate(policy, claims: pa.Table, results: pa.Table, reference: bool = Fals
     sup = supervision_of(policy)
     if sup is None or not sup.flags:
         return None
-    table = stays(sup, claims, results)
+    table = build_stays(sup, claims, results)
     if reference:
         from .reference import evaluate as run
     else:

@@ -313,7 +313,8 @@ def indicators(stays: pa.Table, weights: GroupWeights) -> pa.Table:
     order = np.argsort(h, kind="stable")
     h = h[order]
     starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]]) if len(h) else np.zeros(0, int)
-    sums_of = lambda v: dict(zip(h[starts].tolist(), np.add.reduceat(v[order], starts)))  # noqa: E731
+    def sums_of(v) -> dict:  # hospital index -> Σ of ``v`` over its groups
+        return dict(zip(h[starts].tolist(), np.add.reduceat(v[order], starts)))
     n, cost = weights.n, weights.cost
     rw = _Bracket(sums_of, n_hg, _factor([s * n for s in weights.sums],
                                           [c * cost for c in weights.counts]), g, n_hg * 0)

@@ -1,7 +1,7 @@
 """What both supervision evaluators share: the stays they read, the output schemas, the
 output order and the payment effect (as core/settlement.py is for settlement).
 
-``stays(supervision, claims, results)`` is the evaluators' one input: one row per settled
+``build_stays(supervision, claims, results)`` is the evaluators' one input: one row per settled
 claim (a claim in ``results``), ordered by ``claim_id``, with the columns the rules read in
 engine units. Rejected claims take no part (they are in rejects.parquet with a reason).
 Columns a claim file lacks are all null, and a stay missing what a rule needs takes no part
@@ -33,8 +33,8 @@ FLAG_SCHEMA = pa.schema([
     ("hospital_id", pa.string()),
     ("group", pa.string()),       # the DRG (claim rules) or ADRG (cc_share); else null
     ("value", pa.int64()),        # the measured figure, in ``unit``
-    ("threshold", pa.int64()),    # the largest value that does not trip the rule (smallest for *_share below)
-    ("basis", pa.int64()),        # what it is compared with: group mean, city or level share, weight
+    ("threshold", pa.int64()),    # the limit a value beyond trips (docs/supervision.md)
+    ("basis", pa.int64()),        # compared with: group mean, city or level share, weight
     ("unit", pa.string()),        # days | fen | millionths | "" (listed groups)
     ("related", pa.list_(pa.string())),  # related claims, sorted
     ("effect", pa.string()),      # pending_review or null
@@ -97,7 +97,7 @@ def _column(claims: pa.Table, name: str, n: int, typ) -> pa.Array:
     return col
 
 
-def stays(supervision: Supervision, claims: pa.Table, results: pa.Table) -> pa.Table:
+def build_stays(supervision: Supervision, claims: pa.Table, results: pa.Table) -> pa.Table:
     """The stays of the settled claims (module docstring), in the results' order (the
     outputs are sorted, so no order matters). ``claims`` are the claims the results came
     from, in any order (a superset is fine); ``results`` need ``claim_id`` and ``self_pay``,
@@ -146,7 +146,9 @@ def length_of_stay(admit: pa.Array, discharge: pa.Array) -> pa.Array:
 
 
 def _check_sums(total: pa.Array) -> None:
-    if len(total) and float(pc.sum(pc.abs(total.cast(pa.float64(), safe=False))).as_py() or 0) >= SUM_LIMIT:
+    # a float sum only to decide the guard (2^62 leaves room for its error), never an amount
+    magnitude = pc.sum(pc.abs(total.cast(pa.float64(), safe=False))).as_py() or 0
+    if len(total) and magnitude >= SUM_LIMIT:
         raise SupervisionError("the batch's claim totals add up beyond 2^62 fen: supervision "
                                "sums them exactly in int64 and cannot; split the batch")
 
@@ -197,5 +199,5 @@ def empty_flags() -> pa.Table:
     return FLAG_SCHEMA.empty_table()
 
 
-__all__ = ["stays", "FLAG_SCHEMA", "INDICATOR_SCHEMA", "sorted_flags", "sorted_indicators",
+__all__ = ["build_stays", "FLAG_SCHEMA", "INDICATOR_SCHEMA", "sorted_flags", "sorted_indicators",
            "held_for_review", "with_pending_review", "SupervisionError", "PENDING"]

@@ -74,7 +74,9 @@ class _Flag:
             self.statement(stmt, kw)
         if rules and "effect" in seen:
             self.check_effect(rules[0], kw, seen)
-        return SP.SupervisionFlag(**kw, source=f"{self.decl.span}") if self.ok and "rule" in kw else None
+        if not self.ok or "rule" not in kw:
+            return None
+        return SP.SupervisionFlag(**kw, source=f"{self.decl.span}")
 
     def check_effect(self, rule, kw, seen) -> None:
         if isinstance(rule, (ast.FlagCcShare, ast.FlagSevereShare)):

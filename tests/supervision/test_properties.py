@@ -14,7 +14,7 @@ from yibao.core.supervision import compute, reference
 from yibao.core.supervision.plan import (AboveGroupMean, CcShare, ListedGroups, Readmit,
                                          SevereShare, ShortStay, Supervision,
                                          SupervisionFlag)
-from yibao.core.supervision.stays import STAY_FIELDS, SupervisionError, stays
+from yibao.core.supervision.stays import STAY_FIELDS, SupervisionError, build_stays
 from supervision_helpers import GROUPS, city, claim
 
 ratios = st.integers(1, 4_000_000)
@@ -157,7 +157,7 @@ def test_sums_beyond_int64_refused_naming_the_problem(tmp_path):
     claims = pa.table({"claim_id": ["a", "b"], "total": pa.array([big, big], pa.int64())})
     results = pa.table({"claim_id": ["a", "b"], "self_pay": pa.array([0, 0], pa.int64())})
     try:
-        stays(plan.supervision, claims, results)
+        build_stays(plan.supervision, claims, results)
     except SupervisionError as exc:
         assert "2^62" in str(exc)
     else:
