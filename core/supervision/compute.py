@@ -32,7 +32,14 @@ def evaluate(supervision: Supervision, stays: pa.Table):
     for flag in supervision.flags:
         if flag.applies not in members:
             members[flag.applies] = stays.filter(pa.array(test_mask(stays, flag.applies)))
-    pieces = [_flag_rows(flag, members[flag.applies], weights) for flag in supervision.flags]
+    pairs = {}  # applies -> stay_pairs of its members, shared by the readmission rules
+
+    def pairs_of(applies):
+        if applies not in pairs:
+            pairs[applies] = stay_pairs(members[applies])
+        return pairs[applies]
+    pieces = [_flag_rows(flag, members[flag.applies], weights, pairs_of)
+              for flag in supervision.flags]
     flags = pa.concat_tables(pieces) if pieces else FLAG_SCHEMA.empty_table()
     return sorted_flags(flags), indicators(stays, weights)
 
@@ -83,11 +90,12 @@ class GroupWeights:
 
 # -- flags -----------------------------------------------------------------------------------
 
-def _flag_rows(flag, members: pa.Table, weights: GroupWeights) -> pa.Table:
+def _flag_rows(flag, members: pa.Table, weights: GroupWeights, pairs_of=None) -> pa.Table:
     """The flag's rows over its members (the stays passing its applies)."""
     rule = flag.rule
     if isinstance(rule, Readmit):
-        cols = _readmit(rule, members)
+        pairs = pairs_of(flag.applies) if pairs_of else stay_pairs(members)
+        cols = _readmit(rule, pairs)
     elif isinstance(rule, AboveGroupMean):
         cols = _above_mean(rule, members)
     elif isinstance(rule, ShortStay):
@@ -120,32 +128,36 @@ def _table(flag, cols: dict) -> pa.Table:
     return pa.table(out, schema=FLAG_SCHEMA)
 
 
-def _readmit(rule: Readmit, members: pa.Table) -> dict:
+def stay_pairs(members: pa.Table) -> pa.Table:
+    """Every (earlier stay a, later stay b) of one person among ``members``, b admitted on or
+    after a's discharge: a_claim_id, b_claim_id, b_hospital_id, same (hospital), gap (days).
+    Both readmission rules filter this one self-join (by gap and hospital)."""
     t = members.filter(pa.array(_mask(members, "person_id", "hospital_id", "admit",
                                       "discharge")))
     t = t.select(["claim_id", "person_id", "hospital_id", "admit", "discharge"])
     t = _repeated(t, "person_id")  # a person with one stay has no readmission
     a = t.rename_columns([f"a_{c}" for c in t.column_names])
     b = t.rename_columns([f"b_{c}" for c in t.column_names])
-    keys = ["person_id", "hospital_id"] if rule.same_hospital else ["person_id"]
-    pairs = a.join(b, keys=[f"a_{k}" for k in keys], right_keys=[f"b_{k}" for k in keys],
-                   join_type="inner")
-    if not rule.same_hospital:
-        pairs = pairs.filter(pc.not_equal(pairs["a_hospital_id"], pairs["b_hospital_id"]))
+    pairs = a.join(b, keys="a_person_id", right_keys="b_person_id", join_type="inner")
     gap = pc.subtract(pairs["b_admit"], pairs["a_discharge"])
-    keep = pc.and_(pc.and_(pc.greater_equal(gap, 0), pc.less_equal(gap, rule.days)),
-                   _earlier(pairs))
-    pairs = pairs.append_column("gap", gap).filter(keep)
+    pairs = pairs.filter(pc.and_(pc.greater_equal(gap, 0), _earlier(pairs)))
+    return pa.table({"a_claim_id": pairs["a_claim_id"], "b_claim_id": pairs["b_claim_id"],
+                     "b_hospital_id": pairs["b_hospital_id"],
+                     "same": pc.equal(pairs["a_hospital_id"], pairs["b_hospital_id"]),
+                     "gap": pc.subtract(pairs["b_admit"], pairs["a_discharge"])})
+
+
+def _readmit(rule: Readmit, pairs: pa.Table) -> dict:
+    where = pairs["same"] if rule.same_hospital else pc.invert(pairs["same"])
+    pairs = pairs.filter(pc.and_(where, pc.less_equal(pairs["gap"], rule.days)))
     pairs = pairs.take(pc.sort_indices(pairs, [("b_claim_id", "ascending"),
                                                ("a_claim_id", "ascending")]))
-    agg = pairs.group_by("b_claim_id", use_threads=False).aggregate(
+    agg = pairs.group_by(["b_claim_id", "b_hospital_id"], use_threads=False).aggregate(
         [("gap", "min"), ("a_claim_id", "list")])
-    ids = agg.column("b_claim_id")
-    at = pc.index_in(ids, value_set=t.column("claim_id"))
-    return {"claim_id": ids, "hospital_id": t.column("hospital_id").take(at),
-            "value": agg.column("gap_min"), "threshold": pa.array([rule.days] * len(ids),
-                                                                   pa.int64()),
-            "unit": pa.array(["days"] * len(ids), pa.string()),
+    n = agg.num_rows
+    return {"claim_id": agg.column("b_claim_id"), "hospital_id": agg.column("b_hospital_id"),
+            "value": agg.column("gap_min"), "threshold": pa.array([rule.days] * n, pa.int64()),
+            "unit": pa.array(["days"] * n, pa.string()),
             "related": agg.column("a_claim_id_list")}
 
 
