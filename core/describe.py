@@ -146,4 +146,6 @@ def describe_plan(plan: Plan) -> str:
         out.append(grouper.describe().rstrip("\n"))
     if plan.provider is not None:
         out.append(plan.provider.describe().rstrip("\n"))
+    if getattr(plan, "supervision", None) is not None:
+        out.append(plan.supervision.describe().rstrip("\n"))
     return "\n".join(out) + "\n"

@@ -22,7 +22,9 @@ from .errors import YibaoError
 # every file a run may publish, in publication order (the manifest last); the provider
 # payment files only for a plan with a provider part
 PROVIDER_OUTPUTS = ("hospitals.parquet", "pools.parquet")
-TABLE_OUTPUTS = ("claims.parquet", "rejects.parquet") + PROVIDER_OUTPUTS
+# and the supervision files only for a plan with flags (core/supervision/run.py)
+SUPERVISION_OUTPUTS = ("flags.parquet", "hospital_indicators.parquet")
+TABLE_OUTPUTS = ("claims.parquet", "rejects.parquet") + PROVIDER_OUTPUTS + SUPERVISION_OUTPUTS
 OUTPUTS = TABLE_OUTPUTS + ("summary.json", "manifest.json")
 STAGING = ".yibao-run"  # a run's working folder inside the output folder
 ROW_GROUP = 1 << 17  # rows per Parquet row group in the outputs, whatever the engine: the

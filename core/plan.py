@@ -219,6 +219,8 @@ class Plan:
     provider: Any = None  # provider payment by points (core.points.plan.PointsPlan) or None
     version: str = PLAN_VERSION
     meta: tuple = ()  # ((key, value), ...) free text: source files, hashes
+    # fund supervision: core.supervision.plan.Supervision (the policy's flags) or None
+    supervision: Any = None
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -266,6 +268,7 @@ class Plan:
 
     @staticmethod
     def from_json(text: str) -> "Plan":
+        from .supervision import plan as _supervision  # noqa: F401  registers its nodes
         return _decode(versioned_json(text, PLAN_VERSION, "plan"))
 
 

@@ -94,6 +94,7 @@ class Policy:
     @staticmethod
     def from_json(text: str) -> "Policy":
         from .points import plan as _points  # noqa: F401  registers the provider nodes
+        from .supervision import plan as _supervision  # noqa: F401  and the flag nodes
         data = versioned_json(text, POLICY_VERSION, "policy", PolicyShapeError)
         return Policy(data["name"], tuple(_decode(v) for v in data["versions"]),
                       _decode(data["provider"]))

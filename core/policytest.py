@@ -20,6 +20,11 @@ and ``points_pv`` in points, ``claims`` and ``pending_review_claims`` as counts,
 compares; a mismatch names the layer (or the pool and hospital). Coverage comes from the tracer (``explain.py``) over the
 same cases: layers that never applied, table rows never matched, bands never entered.
 Missing expectations are not failures; a claim the engine rejects is (its reason is shown).
+
+For a policy with ``flag`` rules (docs/supervision.md) a case may state ``flags: {claim or
+hospital id: [rule, …]}``, the rules that flag it (exactly; ``[]`` for none), and expect the
+``pending_review`` column (yuan) that ``effect review`` adds; the case's claims are
+supervised as one batch.
 """
 from __future__ import annotations
 
@@ -157,6 +162,7 @@ class Case:
     expect: tuple  # ((claim_id, column, engine value), ...)
     hospitals: tuple = ()  # ((pool, hospital_id, column, engine value), ...)
     pools: tuple = ()  # ((pool, column, engine value), ...)
+    flags: tuple = ()  # ((claim or hospital id, (rule, ...) sorted), ...): supervision
     where: str = ""  # "tests.yaml:12": the file and line the case starts on
     lines: tuple = ()  # ((what, line), ...): ("claim 2 in_scpoe", 14), ("expect A1 basic", 20)
 
@@ -217,7 +223,7 @@ def _node_lines(node) -> tuple:
 def _case(path, i, c, lines=(0, ())) -> Case:
     where = f"{path}:{lines[0]}"
     if not isinstance(c, dict) or "claims" not in c or not (
-            "expect" in c or "hospitals" in c or "pools" in c):
+            "expect" in c or "hospitals" in c or "pools" in c or "flags" in c):
         raise CaseFileError(f"{where}: case {i} needs name, claims and expect (or hospitals, "
                             "pools)")
     name = str(c.get("name", f"case {i}"))
@@ -230,9 +236,11 @@ def _case(path, i, c, lines=(0, ())) -> Case:
                           for h, cols in rows.items() for col, v in cols.items())
         pools = tuple((str(pool), col, expected_value(col, v))
                       for pool, cols in (c.get("pools") or {}).items() for col, v in cols.items())
-    except (CaseFileError, AttributeError, ArithmeticError) as exc:
+        flags = tuple((str(k), tuple(sorted(map(str, v or ()))))
+                      for k, v in (c.get("flags") or {}).items())
+    except (CaseFileError, AttributeError, ArithmeticError, TypeError) as exc:
         raise CaseFileError(f"{where}: case {i} ({name}): {exc}") from None
-    return Case(name, tuple(c["claims"]), expect, hospitals, pools, where, lines[1])
+    return Case(name, tuple(c["claims"]), expect, hospitals, pools, flags, where, lines[1])
 
 
 # -- checking a case against the policy -------------------------------------------------------
@@ -320,7 +328,11 @@ def run_case(plan: Plan, case: Case, registry=None, settle_fn=None) -> CaseResul
     except Exception as exc:  # a case that cannot run is a failed case, with the reason
         result.error = f"{type(exc).__name__}: {exc}"
         return result
-    got = {r["claim_id"]: r for r in batch.results.to_pylist()}
+    results = batch.results
+    supervised = _supervised(plan, table, results)
+    if supervised is not None:  # flags with effect review hold payments: pending_review
+        results = supervised.apply(results)
+    got = {r["claim_id"]: r for r in results.to_pylist()}
     why = {r["claim_id"]: f"{r['reason']}: {r['message']}" for r in batch.rejects.to_pylist()}
     for cid, column, want in case.expect:
         layer = _layer_of(plan, column)
@@ -335,7 +347,31 @@ def run_case(plan: Plan, case: Case, registry=None, settle_fn=None) -> CaseResul
                                               layer.label if layer else "", want, actual, note))
     if case.hospitals or case.pools:
         result.mismatches += _provider_mismatches(plan, case, table, batch.results)
+    if case.flags:
+        result.mismatches += _flag_mismatches(case, supervised)
     return result
+
+
+def _supervised(plan: Plan, table: pa.Table, results: pa.Table):
+    """The case's claims supervised as one batch (None for a policy without flags)."""
+    from .supervision import evaluate
+    return evaluate(plan, table, results)
+
+
+def _flag_mismatches(case: Case, supervised) -> list:
+    """``flags: {claim or hospital id: [rule, ...]}``: the rules that flag it, exactly."""
+    raised = {}
+    for row in (supervised.flags.to_pylist() if supervised is not None else ()):
+        key = row["claim_id"] if row["claim_id"] is not None else row["hospital_id"]
+        raised.setdefault(key, []).append(row["rule"])
+    out = []
+    for key, want in case.flags:
+        actual = tuple(sorted(raised.get(key, ())))
+        if actual != want:
+            out.append(Mismatch(key, "flags", "", "supervision", ", ".join(want) or "none",
+                                ", ".join(actual) or "none",
+                                "" if supervised is not None else "the policy has no flags"))
+    return out
 
 
 def _provider_mismatches(plan: Plan, case: Case, table: pa.Table, results: pa.Table) -> list:

@@ -88,6 +88,7 @@ class Summary:
     seconds: float = 0.0
     labels: dict = field(default_factory=dict)
     pools: dict = field(default_factory=dict)  # pool name -> totals (provider part only)
+    supervision: dict = field(default_factory=dict)  # flags per rule (policies with flags)
 
     @property
     def exit_code(self) -> int:
@@ -98,6 +99,7 @@ class Summary:
                 "partitions": self.partitions, "buckets": NBUCKETS,
                 **self.totals.as_dict(), "labels": self.labels,
                 **({"pools": self.pools} if self.pools else {}),
+                **({"supervision": self.supervision} if self.supervision else {}),
                 "seconds": round(self.seconds, 3)}
 
 
@@ -176,8 +178,11 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
         pools = _write_provider(Policy.of(plan).versions[0], year, out)
         if names == "national":
             _national_claims(plan, sources, out)
+        from .supervision.run import write_supervision  # after settlement, whole run
+        flags = write_supervision(plan, sources, out)
         summary = Summary(Policy.of(plan).name, engine, mode, count, totals,
-                          time.perf_counter() - start, Policy.of(plan).layer_labels(), pools)
+                          time.perf_counter() - start, Policy.of(plan).layer_labels(), pools,
+                          flags)
         _finish(plan, summary, sources, out, registry, policy_path)
     except BaseException:
         out.discard()

@@ -396,6 +396,71 @@ class PoolDecl(Node):
     statements: tuple
 
 
+# -- fund supervision (docs/supervision.md) ---------------------------------------------------
+
+@dataclass(frozen=True)
+class FlagReadmit(Node):
+    """``readmission within N days at the same hospital`` / ``at another hospital``."""
+    days: Number
+    same_hospital: bool
+
+
+@dataclass(frozen=True)
+class FlagAboveMean(Node):
+    """``los above 300% of the group mean`` / ``cost above …``."""
+    measure: str  # los | cost
+    factor: Number
+
+
+@dataclass(frozen=True)
+class FlagShortStay(Node):
+    """``stay at most 2 days with weight below 50%``."""
+    days: Number
+    weight: Number
+
+
+@dataclass(frozen=True)
+class FlagGroups(Node):
+    """``group in {"GZ13", …}``."""
+    groups: tuple  # Name / Str literals
+
+
+@dataclass(frozen=True)
+class FlagCcShare(Node):
+    """``cc share above 150% of the city[, at least 10 cases]``."""
+    factor: Number
+    min_cases: Optional[Number] = None
+
+
+@dataclass(frozen=True)
+class FlagSevereShare(Node):
+    """``severe share below 50% of the level, weight at least 200%[, at least 20 cases]``."""
+    factor: Number
+    weight: Number
+    min_cases: Optional[Number] = None
+
+
+@dataclass(frozen=True)
+class Severity(Node):
+    word: Name
+
+
+@dataclass(frozen=True)
+class Effect(Node):
+    kind: str  # review
+
+
+FLAG_RULES = (FlagReadmit, FlagAboveMean, FlagShortStay, FlagGroups, FlagCcShare,
+              FlagSevereShare)
+
+
+@dataclass(frozen=True)
+class FlagDecl(Node):
+    name: Name
+    label: Optional[str]
+    statements: tuple
+
+
 @dataclass(frozen=True)
 class Comment(Node):
     text: str  # including the leading '#'
@@ -450,6 +515,9 @@ class PolicyFile(Node):
 
     def adjustments(self) -> tuple:
         return tuple(s for s in self.statements if isinstance(s, AdjustmentDecl))
+
+    def flags(self) -> tuple:
+        return tuple(s for s in self.statements if isinstance(s, FlagDecl))
 
 
 def children(node):

@@ -15,8 +15,8 @@ from yibao.core.registry import Registry, default_registry
 
 from .errors import ERROR, PolicyError, PolicyWarning, render
 from .parser import parse, strip_bom
-from .passes import (Context, apply_adjustments, check_layers, check_plugins, check_provider,
-                     check_tables, check_types, lower_plan, resolve_names)
+from .passes import (Context, apply_adjustments, check_flags, check_layers, check_plugins,
+                     check_provider, check_tables, check_types, lower_plan, resolve_names)
 
 # The passes in order (name, module); each is run(policy, ctx) -> policy.
 PASSES = (
@@ -27,6 +27,7 @@ PASSES = (
     ("check_layers", check_layers),
     ("check_provider", check_provider),
     ("apply_adjustments", apply_adjustments),
+    ("check_flags", check_flags),
 )
 
 

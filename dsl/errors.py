@@ -95,6 +95,12 @@ CODES = {
     "E701": "a bad plugin declaration (version range, declared twice)",
     "E702": "a declared plugin not loaded, or at a version outside its range",
     "E703": "a grouper plugin (grouper … { by NAME }) that no loaded plugin registers",
+    # fund supervision (dsl/passes/check_flags.py)
+    "E801": "a flag without a rule, or with two",
+    "E802": "a flag rule that reads the claims' group in a policy without a pool",
+    "E803": "an unknown flag severity",
+    "E804": "a payment effect on a hospital flag",
+    "E805": "a flag figure out of range (a factor or weight of 0, no cases)",
 }
 
 

@@ -365,6 +365,47 @@ for _name in ("s_GrouperDecl", "s_PoolDecl"):
     setattr(_Printer, _name, getattr(_ProviderPrinter, _name))
 
 
+# -- fund supervision: `flag` blocks (docs/supervision.md) --
+
+def _min_cases(n) -> str:
+    return "" if n is None else f", at least {format_number(n)} cases"
+
+
+def _flag_groups(s) -> str:
+    words = [f'"{g.value}"' if isinstance(g, ast.Str) else format_expr(g) for g in s.groups]
+    return "group in {" + ", ".join(words) + "}"
+
+
+_FLAG_STATEMENTS = {
+    ast.Applies: lambda s: f"applies when {format_expr(s.cond)}",
+    ast.FlagReadmit: lambda s: (f"readmission within {format_number(s.days)} days at "
+                                f"{'the same' if s.same_hospital else 'another'} hospital"),
+    ast.FlagAboveMean: lambda s: (f"{s.measure} above {format_number(s.factor)} of the group "
+                                  "mean"),
+    ast.FlagShortStay: lambda s: (f"stay at most {format_number(s.days)} days with weight "
+                                  f"below {format_number(s.weight)}"),
+    ast.FlagGroups: _flag_groups,
+    ast.FlagCcShare: lambda s: (f"cc share above {format_number(s.factor)} of the city"
+                                f"{_min_cases(s.min_cases)}"),
+    ast.FlagSevereShare: lambda s: (f"severe share below {format_number(s.factor)} of the "
+                                    f"level, weight at least {format_number(s.weight)}"
+                                    f"{_min_cases(s.min_cases)}"),
+    ast.Severity: lambda s: f"severity {s.word.name}",
+    ast.Effect: lambda s: f"effect {s.kind}",
+}
+
+
+def _print_flag(self, f: ast.FlagDecl) -> None:
+    label = f' "{f.label}"' if f.label is not None else ""
+    self.emit("", f"flag {f.name.name}{label} {{", f)
+    for stmt in f.statements:
+        self.emit("  ", _FLAG_STATEMENTS[type(stmt)](stmt), stmt)
+    self.close("", f)
+
+
+_Printer.s_FlagDecl = _print_flag
+
+
 def format_policy(policy: ast.PolicyFile) -> str:
     """The canonical text of a parsed policy (comments kept)."""
     return _Printer(policy.comments).policy(policy)

@@ -531,6 +531,42 @@ class _Builder:
     def r_special_review(self, args, span):
         return ast.SpecialReview(span, self.str_node(args[3]))
 
+    # -- fund supervision --
+
+    def r_flag_decl(self, args, span):
+        label, rest = self._label_rest(args[2:])
+        return ast.FlagDecl(span, self.name(args[1]), label, tuple(self.nodes(rest)))
+
+    def r_flag_readmit_same(self, args, span):
+        return ast.FlagReadmit(span, self._days(args[2]), True)
+
+    def r_flag_readmit_other(self, args, span):
+        return ast.FlagReadmit(span, self._days(args[2]), False)
+
+    def r_flag_mean(self, args, span):
+        return ast.FlagAboveMean(span, str(args[0]), args[2])
+
+    def r_flag_short(self, args, span):
+        return ast.FlagShortStay(span, self._days(args[3]), args[8])
+
+    def r_flag_groups(self, args, span):
+        return ast.FlagGroups(span, tuple(self.nodes(args[3:])))
+
+    def r_flag_cc(self, args, span):
+        return ast.FlagCcShare(span, args[3], args[7] if len(args) > 7 else None)
+
+    def r_flag_severe(self, args, span):
+        return ast.FlagSevereShare(span, args[3], args[11], args[12] if len(args) > 12 else None)
+
+    def r_min_cases(self, args, span):
+        return self._days(args[3])
+
+    def r_severity(self, args, span):
+        return ast.Severity(span, self.name(args[1]))
+
+    def r_effect(self, args, span):
+        return ast.Effect(span, "review")
+
     def r_atom(self, args, span):  # ( expr )
         return args[1]
 

@@ -94,6 +94,7 @@ def run(args) -> int:
                       f"{DEMO_CLAIMS:,} claims; {args.count:,} claims are a "
                       f"{'bigger' if args.count > DEMO_CLAIMS else 'smaller'} city with the "
                       f"same budgets, so point values scale inversely")
+    _print_flags(plan, claims, result, out)
     reasons = {}
     for reason in result.rejects.column("reason").to_pylist():
         reasons[reason] = reasons.get(reason, 0) + 1
@@ -101,3 +102,13 @@ def run(args) -> int:
     if hint:
         out.print(hint)
     return 0
+
+
+def _print_flags(plan, claims, result, out) -> None:
+    """The flag summary of a city with supervision rules (docs/supervision.md)."""
+    from yibao.core import supervision
+    from .summary import print_flags
+    found = supervision.evaluate(plan, claims, result.results)
+    if found is not None:
+        labels = {f.name: f.label for f in supervision.supervision_of(plan).flags}
+        print_flags(supervision.summary(found), labels, out)

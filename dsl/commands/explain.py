@@ -30,6 +30,7 @@ def _version_for(plans, claims, claim_id):
 
 def run(args) -> int:
     from yibao.core.arrow_io import ClaimsError
+    from yibao.core.errors import YibaoError
     from yibao.core.explain import (ExplainError, explain_claim, explain_columns,
                                     format_explanation, read_key_mates)
     from ._common import registry
@@ -51,11 +52,14 @@ def run(args) -> int:
         drg = args.drg and not plan.groupers
         # the whole policy: each key-mate is settled under its own version, as `settle` does
         ex = explain_claim(policy, claims, args.claim_id, reg, drg=drg)
-    except (ExplainError, ClaimsError, OSError) as exc:
+        from yibao.core.supervision.explain import explain_flags  # why it was flagged
+        flag_text, flag_rows = explain_flags(plan, args.claims, args.claim_id, reg)
+    except (ExplainError, ClaimsError, OSError, YibaoError) as exc:
         print(f"yibao explain: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(ex.to_dict(), ensure_ascii=False, indent=1))
+        extra = {"supervision": flag_rows} if flag_rows else {}
+        print(json.dumps({**ex.to_dict(), **extra}, ensure_ascii=False, indent=1))
     else:
-        print(format_explanation(ex))
+        print("\n".join([format_explanation(ex), *flag_text]))
     return 0

@@ -109,5 +109,10 @@ def print_run(summary, out, folder) -> None:
         hospitals = sum(p["hospitals"] for p in summary.pools.values())
         out.print(f"provider payment: {len(summary.pools)} pool(s), {hospitals} hospital "
                   f"row(s) in {folder}/hospitals.parquet, pools.parquet")
+    if summary.supervision:  # flags: per rule, in flags.parquet
+        counts = summary.supervision["flags"]
+        each = ", ".join(f"{k} {v:,}" for k, v in counts.items()) or "none"
+        out.print(f"supervision: {sum(counts.values()):,} flag(s) ({each}) in "
+                  f"{folder}/flags.parquet, hospital_indicators.parquet")
     out.print(f"{summary.mode} ({summary.engine}, {summary.partitions} partition(s)); "
               f"results in {folder}/")

@@ -86,3 +86,22 @@ def print_pools(rows: list, console) -> None:
                       f"{value:,}", format_money(r["budget"]), format_money(r["fund_cost"]),
                       format_money(r["fund_pays"]), diff if diff.startswith(("-", "—")) else "+" + diff)
     console.print(table)
+
+
+def print_flags(summary: dict, labels: dict, console) -> None:
+    """The supervision table: flags per rule (supervision.summary), then what the review
+    effect holds. Nothing for a policy without flags."""
+    if not summary:
+        return
+    from rich.table import Table
+    from ._common import amount_column
+    table = Table(title="supervision flags (医保基金监管)", title_justify="left")
+    table.add_column("rule")
+    table.add_column("label")
+    amount_column(table, "flags")
+    for rule in labels:
+        table.add_row(rule, labels[rule], f"{summary['flags'].get(rule, 0):,}")
+    console.print(table)
+    if summary.get("held_claims"):
+        console.print(f"held for review: {summary['held_claims']:,} claim(s), fund "
+                      f"{format_money(summary['pending_review'])} yuan (pending_review)")

@@ -40,6 +40,7 @@ class Context:
     # values of a table used as a layer's ratio against 0..100%
     table_values: dict = field(default_factory=dict)
     provider: dict = field(default_factory=dict)  # check_provider: groupers and pools
+    flags: list = field(default_factory=list)  # check_flags: supervision SupervisionFlag nodes
 
     def report(self, diag) -> None:
         self.diagnostics.append(diag)

@@ -80,7 +80,7 @@ class _Lowerer:
             effective_from=date_days(start.value), effective_to=date_days(end.value),
             columns=self.columns(layers), tables=tuple(tables), layers=tuple(layers),
             year_start=(month, day), groupers=tuple(self.ctx.provider.get("groupers", ())),
-            provider=self.provider(),
+            provider=self.provider(), supervision=self.supervision(),
             meta=(("policy_file", self.ctx.filename),
                   ("sha256", hashlib.sha256(self.ctx.source.encode("utf-8")).hexdigest())))
 
@@ -89,6 +89,11 @@ class _Lowerer:
         from yibao.core.points.plan import PointsPlan
         pools = self.ctx.provider.get("pools", ())
         return PointsPlan(tuple(pools)) if pools else None
+
+    def supervision(self):
+        """The flags checked by check_flags, or None when the policy declares none."""
+        from yibao.core.supervision.plan import Supervision
+        return Supervision(tuple(self.ctx.flags)) if self.ctx.flags else None
 
     def columns(self, layers) -> tuple:
         read = set(ALWAYS_READ)

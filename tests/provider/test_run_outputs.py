@@ -19,7 +19,8 @@ from yibao.core.runner import run_settle
 from yibao.dsl.commands._common import registry as full_registry
 from yibao.dsl.compiler import compile_policy
 
-FILES = ("claims.parquet", "rejects.parquet", "hospitals.parquet", "pools.parquet")
+FILES = ("claims.parquet", "rejects.parquet", "hospitals.parquet", "pools.parquet",
+         "flags.parquet", "hospital_indicators.parquet")  # Jinhua has supervision flags
 
 
 @pytest.fixture(scope="module")

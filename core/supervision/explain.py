@@ -1,0 +1,106 @@
+"""Why a claim was flagged: the text ``yibao explain`` prints under the claim's settlement.
+
+``flags_for(supervised, claim_id, hospital_id)`` picks the flag rows that concern one claim —
+its own flags, flags whose related claims include it (the earlier stay of a split stay, the
+MCC/CC stays behind an upcoding flag), and hospital flags on its hospital — and
+``flag_lines`` words them, with the payment effect. The rows are the evaluators' own
+(flags.parquet), so the explanation states exactly the values that tripped each rule.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+
+from yibao.core.describe import format_money, format_ratio
+
+
+def flags_for(supervised, claim_id: str, hospital_id=None) -> list:
+    """The flag rows (dicts) that concern the claim, in flags.parquet order."""
+    out = []
+    for row in supervised.flags.to_pylist():
+        own = row["claim_id"] == claim_id
+        related = claim_id in (row["related"] or ())
+        hospital = row["level"] == "hospital" and hospital_id is not None \
+            and row["hospital_id"] == hospital_id
+        if own or related or hospital:
+            out.append(row)
+    return out
+
+
+def _pct(millionths) -> str:
+    return format_ratio(millionths) if millionths is not None else "—"
+
+
+def _reason(row: dict) -> str:
+    kind, v, t, b, g = (row["kind"], row["value"], row["threshold"], row["basis"],
+                        row["group"])
+    related = ", ".join(row["related"] or ())
+    if kind in ("split_stay", "readmission_elsewhere"):
+        where = "the same hospital" if kind == "split_stay" else "another hospital"
+        return (f"admitted {v} day(s) after the discharge of {related} at {where} "
+                f"(within {t} days trips the rule)")
+    if kind == "los_outlier":
+        return (f"stayed {v} days; group {g}'s mean is {b} days, and more than {t} days "
+                "trips the rule")
+    if kind == "cost_outlier":
+        return (f"cost {format_money(v)}; group {g}'s mean is {format_money(b)}, and more "
+                f"than {format_money(t)} trips the rule")
+    if kind == "low_standard_stay":
+        return f"stayed {v} day(s) (at most {t}) in group {g} of weight {_pct(b)}"
+    if kind == "listed_group":
+        return f"group {g} is on the city's list of groups treated as outpatients"
+    if kind == "cc_share":
+        return (f"hospital {row['hospital_id']}: share of MCC/CC stays in ADRG {g} is "
+                f"{_pct(v)}, above {_pct(t)} (the city's share is {_pct(b)}); its MCC/CC "
+                f"stays: {related}")
+    if kind == "severe_share":
+        return (f"hospital {row['hospital_id']}: share of severe stays {_pct(v)}, below "
+                f"{_pct(t)} (its level's share is {_pct(b)})")
+    return kind
+
+
+def flag_lines(rows: list, claim_id: str, held: pa.Table = None) -> list:
+    """The explanation's supervision block (no lines when no flag concerns the claim)."""
+    if not rows:
+        return []
+    lines = ["", "supervision (医保基金监管):"]
+    for row in rows:
+        label = f" '{row['label']}'" if row["label"] else ""
+        whose = "" if row["claim_id"] == claim_id else (
+            f" [on {row['claim_id']}]" if row["claim_id"] else " [hospital flag]")
+        lines.append(f"  flag {row['rule']}{label}, severity {row['severity']}{whose}: "
+                     f"{_reason(row)}")
+        if row["effect"] and row["claim_id"] == claim_id:
+            lines.append(f"    effect: the fund's payment of this claim, "
+                         f"{format_money(_held(held, claim_id))}, is held as pending_review "
+                         "until the claim is reviewed")
+    return lines
+
+
+def _held(held, claim_id) -> int:
+    if held is None:
+        return 0
+    for row in held.to_pylist():
+        if row["claim_id"] == claim_id:
+            return row["pending_review"]
+    return 0
+
+
+def explain_flags(policy, claims_path, claim_id: str, registry=None) -> tuple:
+    """(lines, rows) for ``yibao explain``: the whole claims file is settled by the kernel
+    and supervised, because a flag compares a claim with the whole batch (its group's
+    mean, the city's shares). ((), ()) for a policy without flags."""
+    from yibao.core.engine import settle
+    from yibao.core.runner import Source, input_files
+
+    from . import evaluate, supervision_of
+    if supervision_of(policy) is None:
+        return [], []
+    tables = [Source(f).read() for f in input_files(claims_path)]
+    claims = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    result = evaluate(policy, claims, settle(policy, claims, registry).results)
+    import pyarrow.compute as pc
+    mine = claims.filter(pc.equal(claims.column("claim_id"), claim_id))
+    hospital = (mine.column("hospital_id")[0].as_py()
+                if mine.num_rows and "hospital_id" in mine.column_names else None)
+    rows = flags_for(result, claim_id, hospital)
+    return flag_lines(rows, claim_id, result.held), rows
