@@ -36,6 +36,7 @@ from .errors import YibaoError
 from .money import OutOfRange, checked
 from .plan import PER_YEAR, RATIO_SCALE, Bands, Column, Lookup, Paid, Plan, walk
 from .reference import (Accounts, ClaimEvaluator, LookupMiss, _cap_slot, _key_value,
+                        chosen_bands,
                         _missing_lookup, _out_of_range_layer, _rows, policy_year, round_half_up)
 from .registry import default_registry
 from .settlement import run_validators
@@ -219,7 +220,7 @@ def _key_text(row, key) -> str:
 
 
 def _scope_text(scope, key) -> str:
-    return "per claim" if scope != PER_YEAR else f"per {key.name} per year"
+    return "per claim" if scope != PER_YEAR else key.scope_text
 
 
 # -- one claim, layer by layer (the rules of reference.settle_layer, with records) -----------
@@ -307,7 +308,7 @@ class Tracer:
             L = self.ev.traced("limit", lim.amount, row, paid, t.lookups)
             A = acc.get(*k)
             t.ratio_kind, t.ratio_rule = "limit", expr_text(lim.amount)
-            t.limit = AccountStep("limit", t.ratio_rule, f"per {lim.key.name} per year",
+            t.limit = AccountStep("limit", t.ratio_rule, lim.key.scope_text,
                                   _key_text(row, lim.key), L, A, max(0, L - A), 0, A,
                                   acc.earlier(*k))
             return min(e, max(0, checked(checked(A + e) - L)))
@@ -326,10 +327,10 @@ class Tracer:
         k = (layer.name, "bands", _key_value(row, bands.key), year)
         start, pay = self.acc.get(*k), 0
         end = checked(start + e)
-        t.bands = AccountStep("bands", "", f"per {bands.key.name} per year",
+        t.bands = AccountStep("bands", "", bands.key.scope_text,
                               _key_text(row, bands.key), 0, start, 0, e, end,
                               self.acc.earlier(*k))
-        for i, band in enumerate(bands.bands):
+        for i, band in enumerate(chosen_bands(self.ev, bands, row, {})):
             hi = end if band.hi is None else min(end, band.hi)
             width = hi - max(start, band.lo)
             if width > 0:

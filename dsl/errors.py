@@ -72,6 +72,7 @@ CODES = {
     "E411": "bands not contiguous from 0",
     "E412": "continuing deductible must be per claim",
     "E413": "a layer's ratio outside 0%..100% (e.g. a bare 85 meaning 8500%)",
+    "E414": "an accumulator key refined by a money or ratio column",
     # provider payment (dsl/passes/check_provider.py)
     "E501": "group by an unknown grouper",
     "E502": "a condition that cannot be a grouping or pool test",
