@@ -139,8 +139,8 @@ class Key:
     self-pay limits within a policy year. ``column`` null falls back to ``person_id``.
 
     ``by`` refines the key by further claim columns (``per person and mtb_disease``: one
-    accumulator per person and registered disease; a null value of such a column is a value of
-    its own); ``period`` MONTH refines it by the calendar month of ``discharge_date``
+    accumulator per person and registered disease; the compiler lists these columns among
+    the plan's columns, so a claim with a null there is rejected like any null it reads); ``period`` MONTH refines it by the calendar month of ``discharge_date``
     (``per person per month``: one accumulator per person and month). A refined key still
     restarts at the policy-year boundary."""
     name: str
