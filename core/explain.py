@@ -214,6 +214,14 @@ class Ledger(Accounts):
             self.history[slot] = [h for h in entries if h[0] != self.claim]
 
 
+def _band_set_rule(ev, bands, row) -> str:
+    """``when COND`` of the band set paying this claim, empty for the default set."""
+    for alt in reversed(bands.alts):  # the last set whose condition holds pays
+        if ev.eval(alt.cond, row, {}):
+            return f"when {expr_text(alt.cond)}"
+    return ""
+
+
 def _key_text(row, key) -> str:
     kind, value = _key_value(row, key)
     return f"{key.name} {value}" if kind == "k" else f"person {value}"
@@ -327,7 +335,7 @@ class Tracer:
         k = (layer.name, "bands", _key_value(row, bands.key), year)
         start, pay = self.acc.get(*k), 0
         end = checked(start + e)
-        t.bands = AccountStep("bands", "", bands.key.scope_text,
+        t.bands = AccountStep("bands", _band_set_rule(self.ev, bands, row), bands.key.scope_text,
                               _key_text(row, bands.key), 0, start, 0, e, end,
                               self.acc.earlier(*k))
         for i, band in enumerate(chosen_bands(self.ev, bands, row, {})):
@@ -745,8 +753,9 @@ def _ratio_lines(t: LayerTrace) -> list:
                 "(half-up to the fen)"]
     if t.ratio_kind == "bands":
         b = t.bands
-        lines = [f"   bands {b.scope} for {b.key}: cumulative {M(b.before)} → {M(b.after)}"
-                 f"{_earlier(b)}"]
+        rates = f" ({b.rule} rates)" if b.rule else ""
+        lines = [f"   bands {b.scope} for {b.key}{rates}: cumulative {M(b.before)} → "
+                 f"{M(b.after)}{_earlier(b)}"]
         for p in t.pieces:
             hi = "∞" if p.hi is None else M(p.hi)
             lines.append(f"      band {p.index + 1} [{M(p.lo)}, {hi}) {format_ratio(p.rate)}: "

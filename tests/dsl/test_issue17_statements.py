@@ -115,3 +115,22 @@ def test_a_band_set_rate_above_100_percent_is_e413():
     text = POLICY.replace("5_000 yuan and above: 80%", "5_000 yuan and above: 80")
     _, diags = check_text(text, "t.yb")
     assert "E413" in {d.code for d in diags}
+
+
+def test_explain_names_the_band_set_and_the_refined_accumulator():
+    import datetime
+
+    import pyarrow as pa
+
+    from yibao.core.explain import explain_claim, format_explanation
+    plan = compiled(POLICY.replace("  self_pay_limit 5_000 yuan per person per month\n", ""))
+    row = dict(claim_id="X", person_id="p1", family_id=None, tier="tier1", low_income=True,
+               setting="outpatient", hospital_id="h", hospital_level=3, hospital_tcm=False,
+               admit_date=datetime.date(2024, 3, 1), discharge_date=datetime.date(2024, 3, 9),
+               los=1, total=2_000_000, in_scope=2_000_000, self_first=0,
+               mtb_disease="diabetes")
+    text = format_explanation(explain_claim(plan, pa.Table.from_pylist([row]), "X"))
+    assert "for person p1 · diabetes · 2024-03" in text  # the deductible per disease and month
+    assert "for person p1 · diabetes" in text  # the yearly cap per disease
+    assert "(when low_income rates)" in text
+    assert "band 1 [0.00, 5,000.00) 60%" in text
