@@ -134,3 +134,23 @@ def test_explain_names_the_band_set_and_the_refined_accumulator():
     assert "for person p1 · diabetes" in text  # the yearly cap per disease
     assert "(when low_income rates)" in text
     assert "band 1 [0.00, 5,000.00) 60%" in text
+
+
+def test_yibao_test_coverage_tells_band_sets_apart(tmp_path, capsys):
+    """A case of a poor person enters the poor set's first band, not the default set's."""
+    from yibao.dsl.cli import main
+    (tmp_path / "policy.yb").write_text(POLICY.replace(
+        "  self_pay_limit 5_000 yuan per person per month\n", ""), encoding="utf-8")
+    (tmp_path / "tests.yaml").write_text(
+        "- name: poor\n"
+        "  claims:\n"
+        "    - {claim_id: X, person_id: p, low_income: true, setting: inpatient,\n"
+        "       discharge_date: 2024-03-01, total: 3000, in_scope: 3000, self_first: 0,\n"
+        "       mtb_disease: none}\n"
+        "  expect:\n"
+        "    X: {critical: 1800}\n", encoding="utf-8")
+    assert main(["test", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "band 0.00 to 10,000.00: 50% never entered" in out
+    assert "band when low_income: 0.00 to 5,000.00: 60% never entered" not in out
+    assert "band when low_income: 5,000.00 and above: 80% never entered" in out
