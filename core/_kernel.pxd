@@ -53,10 +53,13 @@ cdef struct LayerSpec:
     int ratio_kind                 # RatioKind
     const int64_t* ratio           # ratio for row i in millionths (RATIO_PER_CLAIM)
     int64_t m_ratio
-    int n_bands
+    int n_bands                    # over every band set (a `when` set: 困难群众 rates)
     int64_t band_lo[MAX_BANDS]     # fen, inclusive
     int64_t band_hi[MAX_BANDS]     # fen, exclusive; -1 = unbounded
     int64_t band_rate[MAX_BANDS]   # millionths
+    int band_first[MAX_BANDS + 1]  # set s is bands band_first[s] .. band_first[s+1]-1
+    const int64_t* band_set        # NULL (set 0 for every row), or the set paying row i
+    int64_t m_band_set
     int band_state                 # State index: cumulative e this year
     int n_caps
     int cap_per_year[MAX_CAPS]     # 1 yearly (accumulated), 0 per claim

@@ -54,12 +54,14 @@ cdef inline int64_t* slot(State* states, int s, int64_t** rows) noexcept nogil:
     return rows[states[s].key] + states[s].offset
 
 
-cdef int64_t band_pay(LayerSpec* L, int64_t start, int64_t e, int* over) noexcept nogil:
-    """Σ over bands of round_half_up(|[start, start+e) ∩ [lo, hi)| × rate)."""
+cdef int64_t band_pay(LayerSpec* L, int64_t i, int64_t start, int64_t e,
+                      int* over) noexcept nogil:
+    """Σ over the bands of row i's set of round_half_up(|[start, start+e) ∩ [lo, hi)| × rate)."""
     cdef int64_t total = 0, lo, hi, a, b
     cdef int64_t end = yb_add(start, e, over)
     cdef int j
-    for j in range(L.n_bands):
+    cdef int s = <int>L.band_set[i & L.m_band_set] if L.band_set != NULL else 0
+    for j in range(L.band_first[s], L.band_first[s + 1]):
         lo = L.band_lo[j]
         hi = L.band_hi[j]
         a = i64max(start, lo)
@@ -137,7 +139,7 @@ cdef int64_t settle_layer(LayerSpec* L, int64_t i, int64_t* paid, State* states,
         pay = yb_mul_ratio(e, L.ratio[i & L.m_ratio], over)
     elif L.ratio_kind == RATIO_BANDS:
         acc = slot(states, L.band_state, rows)
-        pay = band_pay(L, acc[0], e, over)
+        pay = band_pay(L, i, acc[0], e, over)
         acc[0] = yb_add(acc[0], e, over)
     else:
         pay = e
@@ -243,6 +245,10 @@ cdef void fill_layer(LayerSpec* L, dict d) except *:
     for j, (lo, hi, rate) in enumerate(d["bands"]):
         L.band_lo[j], L.band_hi[j], L.band_rate[j] = lo, hi, rate
     L.band_state = d["band_state"]
+    for j, first in enumerate(d["band_first"]):
+        L.band_first[j] = first
+    L.band_set = i64p(d["band_set"]) if d["band_set"] is not None else NULL
+    L.m_band_set = row_mask(d["band_set"]) if d["band_set"] is not None else 0
     L.n_caps = len(d["caps"])
     for j, (per_year, amount, state, key) in enumerate(d["caps"]):
         L.cap_per_year[j], L.cap_amount[j] = per_year, i64p(amount)
@@ -273,7 +279,8 @@ def settle(object order, list layers, list key_ids, object year, list blocks, ob
         raise ValueError(f"plan too large for the kernel: {n_layers} layers, {n_states} "
                          f"accumulators, {n_keys} keys")
     for d in layers:
-        if len(d["caps"]) > MAX_CAPS or len(d["bands"]) > MAX_BANDS:
+        if (len(d["caps"]) > MAX_CAPS or len(d["bands"]) > MAX_BANDS
+                or len(d["band_first"]) > MAX_BANDS + 1):
             raise ValueError("a layer has more caps or bands than the kernel supports")
     cdef LayerSpec* specs = <LayerSpec*>malloc(n_layers * sizeof(LayerSpec))
     cdef State* states = <State*>malloc(max(1, n_states) * sizeof(State))

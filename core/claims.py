@@ -52,3 +52,16 @@ PLAN_TYPES = {
     "discharge_date": Type(DATE), "los": Type(INT), "total": Type(MONEY),
     "in_scope": Type(MONEY), "self_first": Type(MONEY),
 }
+
+# Optional columns of a long-term care (长护险) claim, one month of one service for one person
+# (city_configs/feicheng; core/generate_ltc.py). A policy declares the ones it reads as
+# attributes; other claims need not carry them.
+LTC_COLUMNS = [
+    ("care_service", pa.string()),  # none | family (亲属照护) | visit (上门服务) | institution
+    ("disability_grade", pa.int8()),  # 重度失能等级 from the assessment; 0: not 重度失能
+    ("assessed_date", pa.date32()),  # the day the assessment took effect
+    ("care_days", pa.int32()),  # days of institutional care in the period
+    ("care_visits", pa.int32()),  # professional home visits in the period
+    ("scheme", pa.string()),  # employee | resident
+]
+LTC_SCHEMA = pa.schema(list(STANDARD_SCHEMA) + [pa.field(n, t) for n, t in LTC_COLUMNS])

@@ -85,15 +85,24 @@ _EXPR_FORMATTERS = {
 
 
 def _scope(scope: str, key) -> str:
-    return "per claim" if scope == PER_CLAIM else f"per {key.name} per year"
+    return "per claim" if scope == PER_CLAIM else key.scope_text
 
 
 def _bands_text(bands: Bands) -> list:
-    lines = [f"bands per {bands.key.name} per year:"]
-    for b in bands.bands:
-        hi = "and above" if b.hi is None else f"to {format_money(b.hi)}"
-        lines.append(f"  {format_money(b.lo)} {hi}: {format_ratio(b.rate)}")
+    lines = [f"bands {bands.key.scope_text}:"]
+    lines += _band_rows(bands.bands, "  ")
+    for alt in bands.alts:
+        lines.append(f"  when {expr_text(alt.cond)}:")
+        lines += _band_rows(alt.bands, "    ")
     return lines
+
+
+def _band_rows(bands, indent: str) -> list:
+    out = []
+    for b in bands:
+        hi = "and above" if b.hi is None else f"to {format_money(b.hi)}"
+        out.append(f"{indent}{format_money(b.lo)} {hi}: {format_ratio(b.rate)}")
+    return out
 
 
 def _layer_lines(index: int, layer) -> list:
@@ -114,7 +123,7 @@ def _layer_lines(index: int, layer) -> list:
         out.append(f"   cap{name} {_scope(cap.scope, cap.key)}: {expr_text(cap.amount)}")
     if layer.limit is not None:
         lim = layer.limit
-        out.append(f"   self_pay_limit per {lim.key.name} per year: {expr_text(lim.amount)}")
+        out.append(f"   self_pay_limit {lim.key.scope_text}: {expr_text(lim.amount)}")
     if getattr(layer, "national", ""):
         out.append(f"   national: {layer.national}")
     return out

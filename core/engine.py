@@ -361,7 +361,7 @@ def _settle_versions(plans, claims, registry, context=None) -> BatchResult:
 # each key's deductible, caps, bands and kept burden across the change.
 
 CLAIM_ARRAYS = ("applies", "base_claim", "ded_amount", "ded_continuing", "ratio",
-                "limit_amount")
+                "limit_amount", "band_set")
 
 
 def _settle_merged(parts, claims: pa.Table, registry, context=None) -> tuple:

@@ -163,7 +163,7 @@ def _key_text(row, key) -> str:
 
 
 def _scope_text(scope, key) -> str:
-    return "per claim" if scope != PER_YEAR else f"per {key.name} per year"
+    return "per claim" if scope != PER_YEAR else key.scope_text
 
 
 def _exact(num: int) -> str:
@@ -291,7 +291,8 @@ class Recorder:
         if t is not None:
             key = ev.layer.ratio.key
             t.ratio_kind = "bands"
-            t.bands = AccountStep("bands", "", f"per {key.name} per year",
+            rule = f"when {expr_text(ev.when)}" if ev.when is not None else ""
+            t.bands = AccountStep("bands", rule, key.scope_text,
                                   _key_text(self.row, key), 0, ev.start, 0,
                                   ev.end - ev.start, ev.end, self._earlier(ev.slot))
 
@@ -307,7 +308,7 @@ class Recorder:
             return
         lim = ev.layer.limit
         t.ratio_kind, t.ratio_rule = "limit", expr_text(lim.amount)
-        t.limit = AccountStep("limit", t.ratio_rule, f"per {lim.key.name} per year",
+        t.limit = AccountStep("limit", t.ratio_rule, lim.key.scope_text,
                               _key_text(self.row, lim.key), ev.amount, ev.kept_before,
                               max(0, ev.amount - ev.kept_before), 0, ev.kept_before,
                               self._earlier(ev.slot))
@@ -720,8 +721,9 @@ def _ratio_lines(t: LayerTrace) -> list:
                 "(half-up to the fen)"]
     if t.ratio_kind == "bands":
         b = t.bands
-        lines = [f"   bands {b.scope} for {b.key}: cumulative {M(b.before)} → {M(b.after)}"
-                 f"{_earlier(b)}"]
+        rates = f" ({b.rule} rates)" if b.rule else ""
+        lines = [f"   bands {b.scope} for {b.key}{rates}: cumulative {M(b.before)} → "
+                 f"{M(b.after)}{_earlier(b)}"]
         for p in t.pieces:
             hi = "∞" if p.hi is None else M(p.hi)
             lines.append(f"      band {p.index + 1} [{M(p.lo)}, {hi}) {format_ratio(p.rate)}: "

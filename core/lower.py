@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import _ids, _kernel
-from .plan import (PER_YEAR, Bands, Binary, Const, Expr, Key, Layer, Paid, Plan, Type, INT,
-                   MONEY)
+from .plan import (MONTH, PER_YEAR, Bands, Binary, Const, Expr, Key, Layer, Paid, Plan, Type,
+                   INT, MONEY)
 from .vector import Evaluator
 from .errors import YibaoError
 
@@ -59,14 +59,42 @@ def split_base(base: Expr, layer_index: dict, earlier: list) -> tuple:
 # -- keys and years --------------------------------------------------------------------------
 
 def key_values(raw: pa.Table, key: Key) -> pa.Array:
-    """The grouping value of every row for ``key``; a null falls back to the person."""
+    """The grouping value of every row for ``key``; a null falls back to the person. A
+    refined key (``Key.by``, ``Key.period``) appends its columns' values and the month."""
     person = raw.column("person_id").combine_chunks().cast(pa.string())
     if key.column == "person_id":
-        return person
-    col = raw.column(key.column).combine_chunks().cast(pa.string())
-    own = pc.binary_join_element_wise("k", col, "\x1f")
-    fallback = pc.binary_join_element_wise("p", person, "\x1f")
-    return pc.if_else(pc.is_null(col), fallback, own)
+        values = person
+    else:
+        col = raw.column(key.column).combine_chunks().cast(pa.string())
+        own = pc.binary_join_element_wise("k", col, "\x1f")
+        fallback = pc.binary_join_element_wise("p", person, "\x1f")
+        values = pc.if_else(pc.is_null(col), fallback, own)
+    return _refined(raw, key, values) if key.refined else values
+
+
+NULL_PART = "\u2205"  # a null refining value: a value of its own (reference._key_value)
+
+
+def _refined(raw: pa.Table, key: Key, values: pa.Array) -> pa.Array:
+    """``values`` joined with the key's ``by`` columns and, per month, the month number."""
+    parts = [values]
+    for column in key.by:
+        col = raw.column(column).combine_chunks().cast(pa.string())
+        parts.append(pc.fill_null(col, NULL_PART))
+    if key.period == MONTH:
+        parts.append(pa.array(month_numbers(_days(raw)).astype(str)))
+    return pc.binary_join_element_wise(*parts, "\x1f")
+
+
+def _days(raw: pa.Table) -> np.ndarray:
+    col = raw.column("discharge_date").combine_chunks()
+    days = pc.cast(col, pa.int32()).to_numpy(zero_copy_only=False)
+    return np.nan_to_num(np.asarray(days, dtype=float), nan=0).astype(np.int64)
+
+
+def month_numbers(days: np.ndarray) -> np.ndarray:
+    """Months since 1970-01 of each day number (the period of a ``per … per month`` key)."""
+    return np.asarray(days, dtype="datetime64[D]").astype("datetime64[M]").astype(np.int64)
 
 
 def dense_ids(values: pa.Array) -> tuple:
@@ -333,14 +361,30 @@ class Lowerer:
     def ratio(self, layer: Layer) -> dict:
         r = layer.ratio
         out = {"ratio_kind": RATIO_FULL, "ratio": None, "bands": [], "band_state": -1,
-               "band_key": 0}
+               "band_key": 0, "band_first": [0, 0], "band_set": None}
         if isinstance(r, Bands):
             k = self.key(r.key)
-            out.update(ratio_kind=RATIO_BANDS, band_key=k, band_state=self.prog.new_state(k),
-                       bands=[(b.lo, -1 if b.hi is None else b.hi, b.rate) for b in r.bands])
+            out.update(ratio_kind=RATIO_BANDS, band_key=k, band_state=self.prog.new_state(k))
+            out.update(self.band_sets(r))
         elif r is not None and layer.limit is None:  # a self-pay limit takes precedence
             out.update(ratio_kind=RATIO_PER_CLAIM, ratio=_i64(self._eval(r)))
         return out
+
+    def band_sets(self, r: Bands) -> dict:
+        """Every band set flattened (the default first, then each ``when`` set), where each
+        set starts, and per row the set that pays it (the last whose condition holds)."""
+        flat, first = [], [0]
+        for index in range(len(r.alts) + 1):
+            flat += [(b.lo, -1 if b.hi is None else b.hi, b.rate) for b in r.chosen(index)]
+            first.append(len(flat))
+        chosen = None
+        if r.alts:
+            chosen = np.zeros(self.n, dtype=np.int64)
+            for index, alt in enumerate(r.alts, start=1):
+                holds = np.broadcast_to(np.asarray(self._eval(alt.cond), dtype=bool), (self.n,))
+                chosen = np.where(holds, index, chosen)
+            chosen = _i64(chosen)
+        return {"bands": flat, "band_first": first, "band_set": chosen}
 
     def cap(self, cap) -> tuple:
         k = self.key(cap.key)

@@ -35,7 +35,9 @@ class PartitionError(YibaoError, ValueError):
 
 def partition_key(plan: Plan) -> Key:
     """The key whose groups contain every accumulator group of the plan (module docstring)."""
-    wider = [k for k in plan.keys() if k.name != PERSON.name]
+    # a refined key (per person and disease, per month) groups within its coarse key
+    wider = list({k.coarse.name: k.coarse for k in plan.keys()
+                  if k.coarse.name != PERSON.name}.values())
     if len(wider) > 1:
         names = ", ".join(k.name for k in wider)
         raise PartitionError(f"the policy accumulates over several keys ({names}); yibao can "

@@ -19,7 +19,7 @@ def bucket_plan(plan) -> Plan:
     """The version whose partition key splits the run: every version must accumulate over
     the person or one same wider key (a family) for the run to be split by buckets."""
     plans = Policy.of(plan).versions
-    wide = {k.name: p for p in plans for k in p.keys() if k.name != PERSON.name}
+    wide = {k.coarse.name: p for p in plans for k in p.keys() if k.coarse.name != PERSON.name}
     if len(wide) > 1:
         raise PartitionError(f"the policy versions accumulate over several keys "
                              f"({', '.join(wide)}); settle this run in memory")

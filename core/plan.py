@@ -138,10 +138,43 @@ class Table:
 @dataclass(frozen=True)
 class Key:
     """An accumulator key: claims with equal key values share deductibles, caps, bands and
-    self-pay limits within a policy year. ``column`` null falls back to ``person_id``."""
+    self-pay limits within a policy year. ``column`` null falls back to ``person_id``.
+
+    ``by`` refines the key by further claim columns (``per person and mtb_disease``: one
+    accumulator per person and registered disease; the compiler lists these columns among
+    the plan's columns, so a claim with a null there is rejected like any null it reads); ``period`` MONTH refines it by the calendar month of ``discharge_date``
+    (``per person per month``: one accumulator per person and month). A refined key still
+    restarts at the policy-year boundary."""
     name: str
     column: str
+    by: tuple = ()  # further claim columns
+    period: str = "year"  # YEAR or MONTH
 
+    @property
+    def refined(self) -> bool:
+        return bool(self.by) or self.period != YEAR
+
+    @property
+    def scope_text(self) -> str:
+        """How a policy writes the key: ``per person and mtb_disease per month``."""
+        base = self.name.split("&")[0].split("/")[0]
+        return f"per {' and '.join((base, *self.by))} per {self.period}"
+
+    @property
+    def coarse(self) -> "Key":
+        """The key without its refinement (its groups contain the refined key's groups)."""
+        return Key(self.name.split("&")[0].split("/")[0], self.column) if self.refined else self
+
+    def refine(self, by: tuple = (), period: str = "year") -> "Key":
+        """This key made finer by ``by`` columns and ``period``; its name says how, so
+        two layers written with the same scope share one kind of accumulator row."""
+        if not by and period == YEAR:
+            return self
+        name = self.name + "".join(f"&{c}" for c in by) + ("/month" if period == MONTH else "")
+        return Key(name, self.column, tuple(by), period)
+
+
+YEAR, MONTH = "year", "month"  # periods of an accumulator key
 
 PERSON = Key("person", "person_id")
 
@@ -167,10 +200,25 @@ class Band:
 
 
 @dataclass(frozen=True)
+class BandSet:
+    """``when COND { bands }`` inside ``bands``: the band rates of the claims where ``cond``
+    holds (困难群众 rates of 大病保险). Bounds may differ from the default set's."""
+    cond: Expr
+    bands: tuple
+
+
+@dataclass(frozen=True)
 class Bands:
-    """分段: rates over the key's cumulative yearly amount after deductible."""
+    """分段: rates over the key's cumulative yearly amount after deductible. ``alts`` are
+    BandSets; a claim is paid by the last one whose condition holds, else by ``bands``. The
+    cumulative amount is the key's whatever set paid the earlier claims."""
     bands: tuple
     key: Key = PERSON
+    alts: tuple = ()
+
+    def chosen(self, index: int) -> tuple:
+        """The bands of set ``index`` (0 the default, k the k-th alternative)."""
+        return self.bands if index == 0 else self.alts[index - 1].bands
 
 
 @dataclass(frozen=True)
@@ -290,7 +338,7 @@ def versioned_json(text: str, expected: str, what: str, error=IRVersionError) ->
 
 NODE_TYPES = {cls.__name__: cls for cls in (
     Type, Const, Column, Binary, Not, InSet, Cond, Lookup, Call, Paid, ColumnDecl, Table, Key,
-    Deductible, Band, Bands, Cap, SelfPayLimit, Layer, Plan)}
+    Deductible, Band, BandSet, Bands, Cap, SelfPayLimit, Layer, Plan)}
 
 
 def register_node(cls):
@@ -343,6 +391,9 @@ def layer_exprs(layer: Layer):
             yield layer.deductible.continuing
     if isinstance(layer.ratio, Expr):
         yield layer.ratio
+    if isinstance(layer.ratio, Bands):
+        for alt in layer.ratio.alts:
+            yield alt.cond
     for cap in layer.caps:
         yield cap.amount
     if layer.limit:

@@ -412,13 +412,21 @@ def coverage(plan: Plan, cases, registry=None) -> Coverage:
                 if t.applies:
                     applied.add(t.name)
                 rows.update((h.table, h.key) for h in t.lookups)
-                bands.update((t.name, p.index) for p in t.pieces)
+                rule = t.bands.rule if t.bands is not None else ""  # the band set that paid
+                bands.update((t.name, rule, p.index) for p in t.pieces)
     return Coverage(
         [layer.name for layer in plan.layers if layer.name not in applied],
         [(t.name, _key_text(t, key)) for t in plan.tables for key, _ in t.rows
          if (t.name, key) not in rows],
-        [(layer.name, _band_text(b)) for layer in plan.layers if isinstance(layer.ratio, Bands)
-         for i, b in enumerate(layer.ratio.bands) if (layer.name, i) not in bands])
+        [(layer.name, rule + _band_text(b)) for layer in plan.layers
+         if isinstance(layer.ratio, Bands) for rule, band_set in _band_sets(layer.ratio)
+         for i, b in enumerate(band_set) if (layer.name, rule.rstrip(": "), i) not in bands])
+
+
+def _band_sets(bands: Bands) -> list:
+    """(prefix, bands) of the default set ("") and of each `when` set ("when COND: ")."""
+    from .describe import expr_text
+    return [("", bands.bands)] + [(f"when {expr_text(a.cond)}: ", a.bands) for a in bands.alts]
 
 
 def _key_text(table, key) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from .arrow_io import as_table, prepare, reject_more, rejects_table
-from .plan import (MONEY, PER_YEAR, RATIO, RATIO_SCALE, Bands, Binary, Call, Column, Cond,
+from .plan import (MONEY, MONTH, PER_YEAR, RATIO, RATIO_SCALE, Bands, Binary, Call, Column, Cond,
                    Const, InSet, Lookup, Not, Paid, Plan, layer_exprs, walk)
 from .money import OUT_OF_RANGE, OutOfRange, checked, out_of_range_message, round_half_up
 from .policy import Policy
@@ -130,9 +130,20 @@ class Accounts:
 
 
 def _key_value(row, key):
+    """(kind, value) of the claim's accumulator key: ``k`` its own column, ``p`` the person
+    it falls back to. A refined key's value is the base value, then each ``by`` column's
+    value (a null is ∅, a value of its own) and the month, joined by ' · '."""
     value = row.get("__key_" + key.column)
-    return ("k", value) if value is not None and key.column != "person_id" else (
-        "p", row["__person"])
+    kind, value = (("k", value) if value is not None and key.column != "person_id"
+                   else ("p", row["__person"]))
+    if key.by or key.period == MONTH:
+        parts = [str(value)] + ["\u2205" if row["__key_" + c] is None else str(row["__key_" + c])
+                                for c in key.by]
+        if key.period == MONTH:
+            date = EPOCH + datetime.timedelta(days=row["discharge_date"])
+            parts.append(f"{date.year}-{date.month:02d}")
+        value = " · ".join(parts)
+    return kind, value
 
 
 class ClaimOutOfRange(Exception):
@@ -185,7 +196,7 @@ def settle_layer(plan, ev, layer, row, paid, acc, year, record=ignore):
         pay = min(e, max(0, checked(checked(acc.get(*k) + e) - L)))
         record(trace.Limit(layer, k, L, acc.get(*k), e, pay))
     elif isinstance(layer.ratio, Bands):
-        pay = pay_bands(layer, row, acc, year, e, record)
+        pay = pay_bands(layer, ev, row, paid, acc, year, e, record)
     elif layer.ratio is not None:
         r = ev.eval(layer.ratio, row, paid)
         pay = checked(round_half_up(e * r, RATIO_SCALE))
@@ -220,14 +231,16 @@ def deduct(layer, ev, row, paid, acc, year, base, record=ignore) -> int:
     return d
 
 
-def pay_bands(layer, row, acc, year, e, record=ignore) -> int:
-    """What the bands pay on ``e``, entered where the key's cumulative amount stands."""
+def pay_bands(layer, ev, row, paid, acc, year, e, record=ignore) -> int:
+    """What the bands pay on ``e``, entered where the key's cumulative amount stands, at the
+    rates of the band set chosen for this claim."""
+    when, bands = chosen_bands(ev, layer.ratio, row, paid)
     k = (layer.name, "bands", _key_value(row, layer.ratio.key), year)
     start = acc.get(*k)
     end = checked(start + e)
-    record(trace.Bands(layer, k, start, end))
+    record(trace.Bands(layer, k, start, end, when))
     pay = 0
-    for i, band in enumerate(layer.ratio.bands):
+    for i, band in enumerate(bands):
         hi = end if band.hi is None else min(end, band.hi)
         width = hi - max(start, band.lo)
         if width > 0:
@@ -236,6 +249,16 @@ def pay_bands(layer, row, acc, year, e, record=ignore) -> int:
             pay = checked(pay + piece)
     acc.add(e, *k)
     return pay
+
+
+def chosen_bands(ev, bands, row, paid) -> tuple:
+    """(condition, bands) of the band set paying this claim: the last ``when`` set whose
+    condition holds, else the default set (condition None)."""
+    chosen = (None, bands.bands)
+    for alt in bands.alts:
+        if ev.eval(alt.cond, row, paid):
+            chosen = (alt.cond, alt.bands)
+    return chosen
 
 
 def _cap_slot(layer, index, cap, row, year):
@@ -263,7 +286,7 @@ def _rows(plan: Plan, prep) -> list:
             for k, v in prep.columns.items()}
     ids = prep.claim_id.to_pylist()
     persons = prep.raw.column("person_id").to_pylist()
-    key_cols = {k.column for k in plan.keys() if k.column != "person_id"}
+    key_cols = {c for k in plan.keys() for c in (k.column, *k.by) if c != "person_id"}
     keys = {c: prep.raw.column(c).to_pylist() for c in key_cols}
     rows = []
     for i in range(prep.n):
@@ -306,6 +329,8 @@ def _claim_amounts(layer) -> list:
             exprs.append(layer.deductible.continuing)
     if layer.limit is None and layer.ratio is not None and not isinstance(layer.ratio, Bands):
         exprs.append(layer.ratio)
+    if layer.limit is None and isinstance(layer.ratio, Bands):
+        exprs += [alt.cond for alt in layer.ratio.alts]
     exprs += [cap.amount for cap in layer.caps]
     if layer.limit is not None:
         exprs.append(layer.limit.amount)

@@ -85,6 +85,7 @@ class Bands:
     slot: tuple
     start: int  # the key's cumulative amount before this claim
     end: int
+    when: Any = None  # the condition of the `when` band set that pays, None: the default set
 
 
 @dataclass(frozen=True)

@@ -154,8 +154,10 @@ class TableDecl(Node):
 
 @dataclass(frozen=True)
 class Scope(Node):
-    """``per claim`` (key None) or ``per KEY per year``."""
+    """``per claim`` (key None) or ``per KEY [and COLUMN …] per year|month``."""
     key: Optional[Name] = None
+    by: tuple = ()  # Name: columns refining the key (per person and mtb_disease)
+    period: str = "year"  # year | month
 
 
 @dataclass(frozen=True)
@@ -203,9 +205,17 @@ class BandRow(Node):
 
 
 @dataclass(frozen=True)
+class BandsWhen(Node):
+    """``when COND { bands }`` inside ``bands``: the rates of the claims where COND holds."""
+    cond: Expr
+    bands: tuple  # BandRow
+
+
+@dataclass(frozen=True)
 class Bands(Node):
     key: Name
     bands: tuple
+    sets: tuple = ()  # BandsWhen, in order (later ones win)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,7 @@ CODES = {
     "E411": "bands not contiguous from 0",
     "E412": "continuing deductible must be per claim",
     "E413": "a layer's ratio outside 0%..100% (e.g. a bare 85 meaning 8500%)",
+    "E414": "an accumulator key refined by a money or ratio column",
     "E420": "a layer's national field is not a national settlement-list fund field",
     # provider payment (dsl/passes/check_provider.py)
     "E501": "group by an unknown grouper",

@@ -93,7 +93,10 @@ class _Expr:
 def format_scope(scope) -> str:
     if scope is None:
         return ""
-    return " per claim" if scope.key is None else f" per {scope.key.name} per year"
+    if scope.key is None:
+        return " per claim"
+    names = " and ".join(n.name for n in (scope.key, *scope.by))
+    return f" per {names} per {scope.period}"
 
 
 def format_tail(stmt) -> str:
@@ -226,11 +229,18 @@ class _Printer:
 
     def l_Bands(self, s):
         self.emit("  ", f"bands per {s.key.name} per year {{", s)
-        for band in s.bands:
+        self._band_rows(s.bands, "    ")
+        for band_set in s.sets:
+            self.emit("    ", f"when {format_expr(band_set.cond)} {{", band_set)
+            self._band_rows(band_set.bands, "      ")
+            self.close("    ", band_set)
+        self.close("  ", s)
+
+    def _band_rows(self, bands, indent: str) -> None:
+        for band in bands:
             bound = (f"{format_number(band.lo)} to {format_number(band.hi)}" if band.hi is not None
                      else f"{format_number(band.lo)} and above")
-            self.emit("    ", f"{bound}: {format_number(band.rate)}", band)
-        self.close("  ", s)
+            self.emit(indent, f"{bound}: {format_number(band.rate)}", band)
 
     def l_Cap(self, s):
         name = f"{s.name.name}: " if s.name is not None else ""

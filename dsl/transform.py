@@ -343,7 +343,9 @@ class _Builder:
         return ast.Scope(span, None)
 
     def r_scope_year(self, args, span):
-        return ast.Scope(span, self.name(args[1]))
+        names = [self.name(a) for a in args if getattr(a, "type", None) == "NAME"]
+        period = "month" if any(getattr(a, "type", None) == "MONTH" for a in args) else "year"
+        return ast.Scope(span, names[0], tuple(names[1:]), period)
 
     def r_alt(self, args, span):
         return ast.Alt(span, args[1], args[3])
@@ -356,7 +358,11 @@ class _Builder:
 
     def r_bands(self, args, span):
         return ast.Bands(span, self.name(args[2]),
-                         tuple(a for a in args if isinstance(a, ast.BandRow)))
+                         tuple(a for a in args if isinstance(a, ast.BandRow)),
+                         tuple(a for a in args if isinstance(a, ast.BandsWhen)))
+
+    def r_band_when(self, args, span):
+        return ast.BandsWhen(span, args[1], tuple(a for a in args if isinstance(a, ast.BandRow)))
 
     def r_band(self, args, span):
         return ast.BandRow(span, args[0], args[2], args[4])

@@ -14,7 +14,7 @@ HELP = "settle bundled sample claims under a bundled city policy and print the s
 
 def add_arguments(parser):
     parser.add_argument("--city", default="jinhua",
-                        help="bundled city policy: reference, jinhua, rizhao, shanghai")
+                        help="bundled city policy: reference, jinhua, rizhao, shanghai, feicheng")
     from ._common import add_count
     add_count(parser, DEMO_CLAIMS, "sample size")
     parser.add_argument("--seed", type=int, default=7)
@@ -63,9 +63,18 @@ def bundled_policy(city: str) -> Path:
     return folder
 
 
+def demo_claims(plan, n: int, seed: int, year: int):
+    """The sample the city's policy is about: long-term care months (core/generate_ltc.py)
+    for a policy that reads ``care_service`` (Feicheng's 长护险), medical claims otherwise."""
+    if any(c.name == "care_service" for c in plan.columns):
+        from yibao.core.generate_ltc import ltc_claims
+        return ltc_claims(n, seed=seed, start_year=year)
+    from yibao.core.generate import sample_claims
+    return sample_claims(n, seed=seed, start_year=year)
+
+
 def run(args) -> int:
     from yibao.core.engine import settle
-    from yibao.core.generate import sample_claims
     from ._common import all_rejected_hint, console, load_policy, registry
     from yibao.core import provider
     from .summary import print_pools, print_summary, summarise, summarise_pools
@@ -77,7 +86,7 @@ def run(args) -> int:
     # the sample claims are discharged in the policy's first effective year, so a policy
     # of another year (Rizhao's is 2016) settles them instead of rejecting them all
     first_year = (datetime.date(1970, 1, 1) + datetime.timedelta(days=plan.effective_from)).year
-    claims = sample_claims(args.count, seed=args.seed, start_year=first_year)
+    claims = demo_claims(plan, args.count, args.seed, first_year)
     start = time.perf_counter()
     result = settle(plan, claims, reg)
     elapsed = time.perf_counter() - start

@@ -84,7 +84,9 @@ def _check_statements(layer: ast.LayerDecl, ctx: Context) -> None:
                          seen["self_pay_limit"].span,
                          "a self-pay limit decides the payment itself; use two layers"))
     if "bands" in seen:
-        _check_bands(seen["bands"], ctx)
+        _check_bands(seen["bands"].bands, ctx)
+        for band_set in seen["bands"].sets:  # each `when` set is a whole set of bands
+            _check_bands(band_set.bands, ctx)
     if "national" in seen:
         _check_national(seen["national"], ctx)
     ded = seen.get("deductible")
@@ -111,12 +113,12 @@ def _check_deductible(ded: ast.Deductible, ctx: Context) -> None:
                          "write: deductible per claim AMOUNT continuing when COND"))
 
 
-def _check_bands(bands: ast.Bands, ctx: Context) -> None:
+def _check_bands(bands: tuple, ctx: Context) -> None:
     from ..units import UnitError, number_value
     try:
         values = [(number_value(b.lo.text, b.lo.unit, "money"),
                    None if b.hi is None else number_value(b.hi.text, b.hi.unit, "money"), b)
-                  for b in bands.bands]
+                  for b in bands]
     except UnitError:
         return  # reported by check_types
     expect = 0
@@ -148,7 +150,7 @@ def _check_ratio_range(layer: ast.LayerDecl, checked: set, ctx: Context) -> None
             for value_node, value, span in ctx.table_values.get(f"{name}.ratio", ()):
                 _in_range(value_node, value, f"a `ratio by` value of layer '{name}'", ctx, span)
         elif isinstance(stmt, ast.Bands):
-            for band in stmt.bands:
+            for band in (*stmt.bands, *(b for s in stmt.sets for b in s.bands)):
                 _in_range(band.rate, None, f"a band rate of layer '{name}'", ctx)
 
 

@@ -53,11 +53,13 @@ class _Checker:
             if getattr(stmt, "continuing", None) is not None:
                 self.expect(stmt.continuing, T_BOOL)
         elif isinstance(stmt, ast.Bands):
-            for band in stmt.bands:
+            for band in (*stmt.bands, *(b for s in stmt.sets for b in s.bands)):
                 for bound in (band.lo, band.hi):
                     if bound is not None:
                         self.expect(bound, T_MONEY)
                 self.expect(band.rate, T_RATIO)
+            for band_set in stmt.sets:
+                self.expect(band_set.cond, T_BOOL)
 
     # -- entry points --
     def expect(self, node, want: Type) -> None:

@@ -103,7 +103,7 @@ class _Lowerer:
             for part in (layer.deductible, layer.ratio, layer.limit, *layer.caps):
                 key = getattr(part, "key", None)
                 if isinstance(key, P.Key):
-                    read.add(key.column)
+                    read.update((key.column, *key.by))
         return tuple(P.ColumnDecl(name, t) for name, t in self.ctx.columns.items() if name in read)
 
     def table(self, t: ast.TableDecl) -> P.Table:
@@ -141,7 +141,7 @@ class _Lowerer:
             elif isinstance(stmt, ast.CapRef):
                 parts["caps"].append(self.caps[stmt.name.name])
             elif isinstance(stmt, ast.SelfPayLimit):
-                parts["limit"] = P.SelfPayLimit(self.amount(stmt), self.key(stmt.scope.key))
+                parts["limit"] = P.SelfPayLimit(self.amount(stmt), self.scoped_key(stmt.scope))
             elif isinstance(stmt, ast.National):
                 parts["national"] = stmt.field.name
         parts["caps"] = tuple(parts["caps"])
@@ -158,6 +158,11 @@ class _Lowerer:
             return P.PERSON
         return P.Key(name.name, self.ctx.key_column(name.name))
 
+    def scoped_key(self, scope) -> P.Key:
+        """The key of a ``per KEY [and COLUMN …] per year|month`` scope."""
+        by = tuple(name.name for name in scope.by)
+        return self.key(scope.key).refine(by, P.MONTH if scope.period == "month" else P.YEAR)
+
     def amount(self, stmt) -> P.Expr:
         """The amount with its `, B when C` alternatives: later clauses win."""
         out = self.expr(stmt.amount)
@@ -169,19 +174,24 @@ class _Lowerer:
         per_year = stmt.scope is not None and stmt.scope.key is not None
         continuing = None if stmt.continuing is None else self.expr(stmt.continuing)
         if per_year:
-            return P.Deductible(self.amount(stmt), P.PER_YEAR, self.key(stmt.scope.key))
+            return P.Deductible(self.amount(stmt), P.PER_YEAR, self.scoped_key(stmt.scope))
         return P.Deductible(self.amount(stmt), P.PER_CLAIM, P.PERSON, continuing)
 
     def bands(self, stmt: ast.Bands) -> P.Bands:
-        bands = tuple(P.Band(number_value(b.lo.text, b.lo.unit, MONEY),
-                             None if b.hi is None else number_value(b.hi.text, b.hi.unit, MONEY),
-                             number_value(b.rate.text, b.rate.unit, RATIO)) for b in stmt.bands)
-        return P.Bands(bands, self.key(stmt.key))
+        alts = tuple(P.BandSet(self.expr(s.cond), self.band_rows(s.bands)) for s in stmt.sets)
+        return P.Bands(self.band_rows(stmt.bands), self.key(stmt.key), alts)
+
+    @staticmethod
+    def band_rows(rows) -> tuple:
+        return tuple(P.Band(number_value(b.lo.text, b.lo.unit, MONEY),
+                            None if b.hi is None else number_value(b.hi.text, b.hi.unit, MONEY),
+                            number_value(b.rate.text, b.rate.unit, RATIO)) for b in rows)
 
     def cap(self, stmt: ast.Cap) -> P.Cap:
         per_year = stmt.scope.key is not None
         cap = P.Cap(self.amount(stmt), P.PER_YEAR if per_year else P.PER_CLAIM,
-                    self.key(stmt.scope.key), stmt.name.name if stmt.name else None)
+                    self.scoped_key(stmt.scope) if per_year else P.PERSON,
+                    stmt.name.name if stmt.name else None)
         if stmt.name is not None:
             self.caps.setdefault(stmt.name.name, cap)
         return cap

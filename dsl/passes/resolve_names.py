@@ -29,6 +29,8 @@ def layer_expressions(stmt):
     for alt in getattr(stmt, "alts", ()):
         yield alt.amount
         yield alt.cond
+    for band_set in getattr(stmt, "sets", ()):
+        yield band_set.cond
 
 
 def run(policy: ast.PolicyFile, ctx: Context) -> ast.PolicyFile:
@@ -141,8 +143,23 @@ def _resolve_statement(stmt, ctx: Context, words: set) -> None:
         _key(stmt.key, ctx)
     elif scope is not None and scope.key is not None:
         _key(scope.key, ctx)
+        for column in scope.by:
+            _scope_column(column, ctx)
     if isinstance(stmt, ast.RatioBy):
         _column(stmt.column, ctx)
+
+
+def _scope_column(name: ast.Name, ctx: Context) -> None:
+    """A column refining an accumulator key (per person and mtb_disease): a known column
+    whose values name groups (text, int, bool or date), not an amount."""
+    if not _column(name, ctx, "E201"):
+        return
+    kind = ctx.columns[name.name].kind
+    if kind in ("money", "ratio"):
+        ctx.report(error("E414", f"an accumulator cannot be kept per {kind} column "
+                         f"'{name.name}'", name.span,
+                         "refine a key by a column that names groups: text, int, bool or "
+                         "date (per person and mtb_disease per year)"))
 
 
 def _key(name: ast.Name, ctx: Context) -> None:

@@ -43,6 +43,7 @@ TYPES = {
     "admit_date": pa.date32(), "discharge_date": pa.date32(), "los": pa.int32(),
     "total": pa.int64(), "in_scope": pa.int64(), "self_first": pa.int64(),
     "referral": pa.bool_(), "age": pa.int16(), "tcm_amount": pa.int64(),
+    "mtb_disease": pa.string(), "care_days": pa.int32(),
 }
 MONEY = {"total", "in_scope", "self_first", "tcm_amount"}
 RAW = {"points"}  # result columns that are not money: compared in engine units

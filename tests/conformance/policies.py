@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from yibao.core.plan import (BOOL, INT, MONEY, PER_CLAIM, PER_YEAR, RATIO, TEXT, Band, Bands,
+from yibao.core.plan import (BOOL, INT, MONEY, MONTH, PER_CLAIM, PER_YEAR, RATIO, TEXT, Band,
+                             BandSet, Bands,
                              Binary, Cap, Column, ColumnDecl, Cond, Const, Deductible, InSet,
                              Key, Layer, Paid, Plan, SelfPayLimit, Type)
 
@@ -19,7 +20,11 @@ M, R, B = Type(MONEY), Type(RATIO), Type(BOOL)
 SETTING = Type(TEXT, ("inpatient", "outpatient", "rehab"))
 LEVEL = Type(INT, (1, 2, 3))
 FAMILY = Key("family", "family_id")
-KEYS = st.sampled_from([Key("person", "person_id"), FAMILY])
+PERSON_KEY = Key("person", "person_id")
+# refined keys (issue 17): per person and a column, per person per month, per family and a
+# column per month; the claims straddle months and the year boundary (strategies.START)
+KEYS = st.sampled_from([PERSON_KEY, FAMILY, PERSON_KEY.refine(("setting",)),
+                        PERSON_KEY.refine((), MONTH), FAMILY.refine(("hospital_level",), MONTH)])
 
 # Ratios in millionths: halves of a fen are common with 50%, 5%, 15%, 12.5%, 0.5% and
 # odd amounts; 0 and 100% are the edges.
@@ -90,12 +95,20 @@ def amount(draw):
 
 
 @st.composite
-def bands(draw):
+def band_rows(draw):
     edges = sorted(draw(st.sets(st.integers(1, 3_000_000), max_size=3)))
     rates = draw(st.lists(RATIOS, min_size=len(edges) + 1, max_size=len(edges) + 1))
     los = [0] + edges
     his = edges + [None]
-    return Bands(tuple(Band(lo, hi, r) for lo, hi, r in zip(los, his, rates)), draw(KEYS))
+    return tuple(Band(lo, hi, r) for lo, hi, r in zip(los, his, rates))
+
+
+@st.composite
+def bands(draw):
+    """Bands, often with `when` sets of their own bounds (the last holding set pays)."""
+    alts = tuple(BandSet(draw(condition()), draw(band_rows()))
+                 for _ in range(draw(st.integers(0, 2))))
+    return Bands(draw(band_rows()), draw(KEYS), alts)
 
 
 @st.composite
