@@ -39,7 +39,7 @@ import pyarrow as pa
 from .describe import format_value
 from .engine import settle
 from .explain import explain_claims
-from .claims import STANDARD_SCHEMA
+from .claims import LTC_COLUMNS, STANDARD_SCHEMA
 from .plan import BOOL, DATE, INT, MONEY, RATIO, Bands, Plan
 from .errors import YibaoError
 
@@ -246,9 +246,10 @@ def _case(path, i, c, lines=(0, ())) -> Case:
 # -- checking a case against the policy -------------------------------------------------------
 
 def claim_fields(plan: Plan) -> set:
-    """Every field a case's claim may set: the claim-record schema, the policy's attributes
-    and what its groupers and pools read."""
-    return set(STANDARD) | {c.name for c in plan.columns} | set(_provider_columns(plan))
+    """Every field a case's claim may set: the claim-record schema (long-term care's optional
+    columns too), the policy's attributes and what its groupers and pools read."""
+    return (set(STANDARD) | {name for name, _ in LTC_COLUMNS} | {c.name for c in plan.columns}
+            | set(_provider_columns(plan)))
 
 
 def unknown_fields(plan: Plan, case: Case) -> list:
