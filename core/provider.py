@@ -170,7 +170,8 @@ def needed_columns(plan: Plan) -> dict:
                 out.update({c.column: _condition_type(c) for c in row.conditions})
     produced = {name for g in plan.groupers for name, _ in _outputs(g)}
     for pool in (plan.provider.pools if plan.provider else ()):
-        tests = list(pool.applies) + [t for a in pool.adjustments for t in a.when]
+        tests = list(pool.applies) + [t for a in pool.adjustments for t in a.when] + [
+            t for source in pool.group_sources for t in source.when]
         out.update({t.column: _test_type(t.value) for t in tests})
         out[pool.coefficient_by] = pa.string()
         if pool.incomplete_column:
@@ -262,6 +263,25 @@ def group_claims(plan: Plan, claims: pa.Table) -> pa.Table:
         else:
             out = dtable.group_table(g, claims)
             claims = _with(claims, {n: out.column(n) for n, _ in g.columns()})
+    return _pool_groups(plan, claims)
+
+
+def _pool_groups(plan: Plan, claims: pa.Table) -> pa.Table:
+    """The grouped claims plus, for every pool reading several groupers, the group its first
+    applying source gives (``Pool.group_sources``) under the pool's ``group_column``."""
+    for pool in (plan.provider.pools if plan.provider else ()):
+        claims = points_compute.with_pool_group(pool, claims)
+    return claims
+
+
+def _pool_groups_reference(plan: Plan, claims: pa.Table) -> pa.Table:
+    """``_pool_groups`` by the points oracle, claim by claim."""
+    for pool in (plan.provider.pools if plan.provider else ()):
+        if pool.group_sources:
+            rows = [points_reference.with_group(pool, c) for c in claims.to_pylist()]
+            claims = _with(claims, {pool.group_column + sfx: pa.array(
+                [r[pool.group_column + sfx] for r in rows], pa.string())
+                for sfx in ("", "_status", "_stopped_at")})
     return claims
 
 
@@ -288,6 +308,7 @@ def group_claims_reference(plan: Plan, claims: pa.Table) -> pa.Table:
         else:
             out = dtable.group_table_reference(g, claims)
             claims = _with(claims, {n: out.column(n) for n, _ in g.columns()})
+    return _pool_groups_reference(plan, claims)
     return claims
 
 
@@ -305,6 +326,8 @@ def pool_index(plan: Plan, grouped: pa.Table) -> np.ndarray:
 def _grouper_column(plan: Plan, pool: Pool, grouped: pa.Table, suffix: str):
     """The pool's grouper's ``<output>_<suffix>`` column; nulls when it writes none (a
     decision table has no stopping point)."""
+    if pool.group_sources and f"{pool.group_column}_{suffix}" in grouped.column_names:
+        return grouped.column(f"{pool.group_column}_{suffix}")  # the chosen source's
     for g in plan.groupers:
         name = f"{grouper_output(g)}_{suffix}"
         if grouper_output(g) == pool.group_column and name in grouped.column_names:

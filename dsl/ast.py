@@ -267,6 +267,20 @@ class GrouperDecl(Node):
 @dataclass(frozen=True)
 class GroupBy(Node):
     grouper: Name
+    sources: tuple = ()  # GroupSourceRow, ...: several groupers on one point scale
+
+
+@dataclass(frozen=True)
+class GroupSourceRow(Node):
+    """``drg when hospital_level = 3`` or ``dip otherwise`` (cond None) in ``group by``."""
+    grouper: Name
+    cond: Optional[object] = None
+
+
+@dataclass(frozen=True)
+class FixedPointValue(Node):
+    """``fixed point value from "fixed.csv"``: hospitals on a fixed yuan per point (固定费率)."""
+    csv: Str
 
 
 @dataclass(frozen=True)
@@ -285,6 +299,7 @@ class BudgetFrom(Node):
 @dataclass(frozen=True)
 class BasePoints(Node):
     csv: Str
+    more: tuple = ()  # further Str: one table per grouper on one point scale
 
 
 @dataclass(frozen=True)

@@ -325,11 +325,14 @@ def _prepayments(s) -> str:
 # Pool statements by node type (`day tiers` is a block, printed by the pool printer).
 _POOL_STATEMENTS = {
     ast.Applies: lambda s: f"applies when {format_expr(s.cond)}",
-    ast.GroupBy: lambda s: f"group by {s.grouper.name}",
+    ast.GroupBy: lambda s: "group by " + (", ".join(
+        f"{r.grouper.name} when {format_expr(r.cond)}" if r.cond is not None
+        else f"{r.grouper.name} otherwise" for r in s.sources) or s.grouper.name),
     ast.Budget: lambda s: f"budget {format_number(s.amount)}",
     ast.BudgetFrom: lambda s: (f'budget from "{s.csv.value}" mean with '
                                f"{format_number(s.growth)} growth"),
-    ast.BasePoints: lambda s: f'base points from "{s.csv.value}"',
+    ast.BasePoints: lambda s: "base points from " + ", ".join(
+        f'"{c.value}"' for c in (s.csv, *s.more)),
     ast.Coefficients: _coefficients,
     ast.HighOutlier: _high_outlier,
     ast.LowOutlier: lambda s: f"low outlier {format_number(s.threshold)}",
@@ -345,6 +348,7 @@ _POOL_STATEMENTS = {
                                f'"{s.csv.value}"'),
     ast.Prepayments: _prepayments,
     ast.SpecialReview: lambda s: f'special review from "{s.csv.value}"',
+    ast.FixedPointValue: lambda s: f'fixed point value from "{s.csv.value}"',
 }
 
 

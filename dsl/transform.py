@@ -439,6 +439,19 @@ class _Builder:
     def r_group_by(self, args, span):
         return ast.GroupBy(span, self.name(args[2]))
 
+    def r_group_by_sources(self, args, span):
+        sources = tuple(a for a in args if isinstance(a, ast.GroupSourceRow))
+        return ast.GroupBy(span, sources[0].grouper, sources)
+
+    def r_group_source(self, args, span):
+        return ast.GroupSourceRow(span, self.name(args[0]), args[2])
+
+    def r_group_source_else(self, args, span):
+        return ast.GroupSourceRow(span, self.name(args[0]), None)
+
+    def r_fixed_point_value(self, args, span):
+        return ast.FixedPointValue(span, self.str_node(args[4]))
+
     def r_budget(self, args, span):
         return ast.Budget(span, args[1])
 
@@ -446,7 +459,8 @@ class _Builder:
         return ast.BudgetFrom(span, self.str_node(args[2]), args[5])
 
     def r_base_points(self, args, span):
-        return ast.BasePoints(span, self.str_node(args[3]))
+        strings = [self.str_node(a) for a in args[3:] if getattr(a, "type", None) == "STRING"]
+        return ast.BasePoints(span, strings[0], tuple(strings[1:]))
 
     def r_coefficients(self, args, span):
         return ast.Coefficients(span, self.name(args[2]), args[3])

@@ -257,10 +257,41 @@ def apply_adjustments(pool: Pool, claims: pa.Table, points: np.ndarray, eligible
     return points, pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
+def pool_groups(pool: Pool, claims: pa.Table, suffix: str = "") -> pa.Array:
+    """The group of every claim as text: ``group_column``, or with ``group_sources`` the
+    column of the first source whose tests pass (null when none does, or when that source
+    has no such column). ``suffix`` "_status" picks the chosen source's status instead."""
+    if not pool.group_sources:
+        return texts(claims, pool.group_column + suffix)
+    out = pa.nulls(claims.num_rows, pa.string())
+    todo = np.ones(claims.num_rows, bool)
+    for source in pool.group_sources:
+        hit = todo & test_mask(claims, source.when)
+        todo &= ~hit
+        if source.column + suffix in claims.column_names:
+            out = pc.if_else(pa.array(hit), texts(claims, source.column + suffix), out)
+    return out
+
+
+def with_pool_group(pool: Pool, claims: pa.Table) -> pa.Table:
+    """The claims with the pool's group under ``group_column`` (and the chosen source's
+    ``_status`` and ``_stopped_at``); unchanged for a pool with one grouper."""
+    if not pool.group_sources:
+        return claims
+    for suffix in ("", "_status", "_stopped_at"):
+        name = pool.group_column + suffix
+        values = pool_groups(pool, claims, suffix)
+        if name in claims.column_names:
+            claims = claims.drop_columns([name])
+        claims = claims.append_column(name, values)
+    return claims
+
+
 def claim_points(plan: PointsPlan, pool, claims: pa.Table) -> pa.Table:
     """Score the claims that belong to ``pool`` (a Pool or its name); see the module doc."""
     pool = pool_of(plan, pool)
     claims = claims.filter(pa.array(test_mask(claims, pool.applies)))
+    claims = with_pool_group(pool, claims)
     groups = texts(claims, pool.group_column)
     code, points = classify(pool, claims, groups)
     grouped = code != UNGROUPED

@@ -205,6 +205,35 @@ class Capitation:
 
 @register_node
 @dataclass(frozen=True)
+class GroupSource:
+    """One grouper a pool reads (several groupers on one point scale, Shanghai's DRG and DIP
+    「1:1转化为服务点数」): a claim passing every test of ``when`` takes its group from
+    ``column``; the empty ``when`` is ``otherwise``. The first source that applies wins; a
+    claim no source applies to has no group (ungrouped)."""
+    column: str
+    when: tuple = ()
+
+    def describe(self) -> str:
+        return f"{self.column} when {describe_tests(self.when)}" if self.when \
+            else f"{self.column} otherwise"
+
+
+@register_node
+@dataclass(frozen=True)
+class FixedRate:
+    """固定费率: hospital ``hospital_id`` is paid its points × ``rate`` (``PV_SCALE`` units,
+    micro-fen per point) decided in advance, not the floating point value. At the year-end
+    clearing (年终清算) the fund makes up ``compensation`` (ratio) of the hospital's shortfall:
+    what its valued claims cost (fund cost, plus patients' payments when the points carry
+    them) less its points × rate, when positive (Rizhao: TCM hospitals cleared separately at
+    a higher ratio). The pool's floating hospitals share what the budget has left."""
+    hospital_id: str
+    rate: int
+    compensation: int = 0
+
+
+@register_node
+@dataclass(frozen=True)
 class Pool:
     """One budget pool (住院 DRG, 门诊 APG, 康复 bed-day …).
 
@@ -231,7 +260,20 @@ class Pool:
     ``prepay_floor`` × the month's due (Σ total − patient-paid of the hospital's pool claims
     whose ``month_column`` falls in that month, i.e. the fee-for-service fund amount) is a
     finding listed in the hospital row's ``prepay_below``. The check runs only when the pool
-    has ``prepayments``."""
+    has ``prepayments``.
+
+    ``group_sources`` (several groupers on one point scale): the claim's group is read from
+    the first source whose tests pass and written under ``group_column`` (the sources'
+    columns joined by ``+``), so every rule below reads one group; base points list the
+    groups of every source (their codes must not collide).
+
+    ``fixed_rates`` (固定费率 / 浮动费率): each listed hospital is paid its points × its rate
+    plus the compensation of its shortfall (``FixedRate``), and takes no part in the point
+    value: the floating hospitals' fund amount is the pool's target (budget after reserve)
+    less the fixed hospitals' fund due, formed and shared as the pool says over the floating
+    hospitals' claims only (a negative remainder is an overrun of the floating hospitals).
+    Under per-hospital budgets a fixed hospital has no budget. Not combined with
+    capitation."""
     name: str
     budget: int
     group_column: str = "drg"
@@ -255,10 +297,15 @@ class Pool:
     prepayments: tuple = ()  # ((hospital_id, "YYYY-MM", fen), ...) 月度预付
     prepay_floor: int = 850_000  # ratio: a month's prepayment ≥ floor × the month's due
     month_column: str = "discharge_date"  # the date that places a claim in a month
+    group_sources: tuple = ()  # GroupSource, ...: several groupers on one point scale
+    fixed_rates: tuple = ()  # FixedRate, ...: hospitals on a fixed yuan per point
 
     def describe(self) -> str:
         lines = [f"pool {self.name}: budget {self.budget} fen, group by {self.group_column}",
-                 f"  applies: {describe_tests(self.applies)}",
+                 f"  applies: {describe_tests(self.applies)}"]
+        if self.group_sources:
+            lines.append("  groups from: " + "; ".join(s.describe() for s in self.group_sources))
+        lines += [
                  f"  {len(self.base_points)} groups with base points, "
                  f"{len(self.coefficients)} coefficients by {self.coefficient_by}",
                  f"  outliers: {self.outliers.describe()}"]
@@ -287,6 +334,9 @@ class Pool:
                          f"each shares its own surplus or overrun")
         if self.prepaid:
             lines.append(f"  prepaid: {len(self.prepaid)} hospitals")
+        for fx in self.fixed_rates:
+            lines.append(f"  fixed rate {fx.hospital_id}: {fx.rate / PV_SCALE:.6g} fen/point, "
+                         f"shortfall compensated {_pct(fx.compensation)}")
         if self.prepayments:
             lines.append(f"  monthly prepayments: {len(self.prepayments)} rows, floor "
                          f"{_pct(self.prepay_floor)} of the month's due by {self.month_column}")

@@ -18,6 +18,12 @@ engine units in ``ctx.provider`` (groupers, pools: lists of plan-node keyword di
   control total or a baseline point value (E511); a prepayments CSV with a bad header, month
   (not YYYY-MM) or amount is E507; a special-review CSV (特病单议) with a bad header, an
   empty claim_id, points not exact at 1/10,000 or a claim listed twice is E507, naming the line;
+- ``group by`` several groupers (one point scale): a grouper named twice or ``otherwise``
+  before the last source (E514); base points from several tables listing one group twice
+  (E507);
+- ``fixed point value from …`` (固定费率): a CSV with a bad header, a hospital listed twice,
+  a point value not exact at 1/10^6 fen or a compensation outside 0–100% (E507); combined with
+  capitation (E515);
 - a pool shape a city rarely means (W512): risk sharing, which measures the fund's own cost
   (patients' payments excluded) against the budget, with the point value
   ``(budget + patient_paid) / points``, which adds patients' payments back.
@@ -45,7 +51,8 @@ POOL_SINGLE = {ast.Applies: "applies", ast.GroupBy: "group by", ast.Budget: "bud
                ast.BedDay: "bed day points", ast.DayTiers: "day tiers",
                ast.Readmission: "readmission", ast.PointValueDecl: "point value",
                ast.Reserve: "reserve", ast.Sharing: "sharing", ast.Capitation: "capitation",
-               ast.Prepayments: "prepayments", ast.SpecialReview: "special review"}
+               ast.Prepayments: "prepayments", ast.SpecialReview: "special review",
+               ast.FixedPointValue: "fixed point value"}
 _OPS = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
@@ -226,6 +233,19 @@ def decimal_cell(cell: str, scale: int, ref: ast.Str, n: int, what: str, ctx: Co
     return int(value)
 
 
+def _percent_cell(cell: str, ref: ast.Str, n: int, ctx: Context):
+    """A ratio cell written ``70%`` (or ``0.7``) as millionths in 0..100%, else None
+    (reported E507)."""
+    text = cell.strip()
+    scale = RATIO_SCALE // 100 if text.endswith("%") else RATIO_SCALE
+    value = decimal_cell(text.removesuffix("%"), scale, ref, n, "compensation", ctx)
+    if value is not None and value > RATIO_SCALE:
+        ctx.report(error("E507", f"{ref.value} line {n}: compensation {cell!r} is above 100%",
+                         ref.span))
+        return None
+    return value
+
+
 # -- groupers --------------------------------------------------------------------------------
 
 def _grouper(decl: ast.GrouperDecl, ctx: Context):
@@ -342,6 +362,11 @@ class _Pool:
                           f"add: {what} …")
         if "budget" not in seen and self.ok:
             self.kw["budget"] = 0
+        if self.kw.get("fixed_rates") and "capitation" in seen:
+            self.fail("E515", f"pool '{self.kw['name']}': fixed point values cannot be combined "
+                      "with capitation", seen["fixed point value"],
+                      "a signed person's care is paid from the signed institution's budget at "
+                      "the pool's point value; put the fixed-rate hospitals in a pool of their own")
         if self.kw.get("hospital_budgets"):
             sharing, pv = self.kw.get("sharing"), self.kw.get("point_value")
             clash = ("capitation" if "capitation" in seen else
@@ -385,13 +410,42 @@ class _Pool:
             self.kw["applies"] = tests
 
     def s_GroupBy(self, s):
+        if s.sources:
+            return self._group_sources(s)
+        column = self._grouper_column(s.grouper)
+        if column is not None:
+            self.kw["group_column"] = column
+
+    def _grouper_column(self, name: ast.Name):
+        """The output column of a declared grouper (None, reported E501, when unknown)."""
         from yibao.core.provider import grouper_output
-        g = self.groupers.get(s.grouper.name)
-        if s.grouper.name not in self.groupers:
-            self.fail("E501", f"unknown grouper '{s.grouper.name}'", s.grouper.span,
-                      suggest(s.grouper.name, self.groupers) or "declare it with `grouper`")
-        elif g is not None:
-            self.kw["group_column"] = grouper_output(g)
+        if name.name not in self.groupers:
+            self.fail("E501", f"unknown grouper '{name.name}'", name.span,
+                      suggest(name.name, self.groupers) or "declare it with `grouper`")
+            return None
+        g = self.groupers[name.name]
+        return None if g is None else grouper_output(g)
+
+    def _group_sources(self, s):
+        """``group by drg when …, dip otherwise``: the first source whose condition holds
+        gives the claim's group; every source's groups share the pool's point scale."""
+        sources, seen = [], set()
+        for i, row in enumerate(s.sources):
+            if row.grouper.name in seen:
+                self.fail("E514", f"grouper '{row.grouper.name}' is named twice in 'group by'",
+                          row.grouper.span, "name each grouper once, with one condition (comparisons joined by 'and')")
+            seen.add(row.grouper.name)
+            if row.cond is None and i != len(s.sources) - 1:
+                self.fail("E514", "'otherwise' comes last in 'group by'", row.span,
+                          "the sources after it could never apply")
+            column = self._grouper_column(row.grouper)
+            tests = () if row.cond is None else conjunction(row.cond, self.ctx)
+            if column is None or tests is None:
+                self.ok = False
+                continue
+            sources.append(PP.GroupSource(column, tests))
+        self.kw["group_sources"] = tuple(sources)
+        self.kw["group_column"] = "+".join(src.column for src in sources)
 
     def s_Budget(self, s):
         value = _value(s.amount, MONEY, self.ctx, "budget")
@@ -443,21 +497,27 @@ class _Pool:
         self.kw["prepayments"] = tuple(out)
 
     def s_BasePoints(self, s):
-        rows = read_csv(s.csv, self.ctx, ("group", "points", "avg_cost"), ("label",))
-        if rows is None:
-            self.ok = False
-            return
-        base, avg = [], []
-        for n, cells in rows:
-            b = decimal_cell(cells["points"], PP.POINT_SCALE, s.csv, n, "points", self.ctx)
-            a = decimal_cell(cells["avg_cost"], 100, s.csv, n, "avg_cost", self.ctx)
-            if b is None or a is None:
+        """One table, or one per grouper (``base points from "drg.csv", "dip.csv"``): the
+        groups of all of them on one point scale, so a group may appear in one file only."""
+        base, avg, first = [], [], {}
+        for ref in (s.csv, *s.more):
+            rows = read_csv(ref, self.ctx, ("group", "points", "avg_cost"), ("label",))
+            if rows is None:
                 self.ok = False
                 continue
-            base.append((cells["group"], b))
-            avg.append((cells["group"], a))
-        if len({g for g, _ in base}) != len(base):
-            self.fail("E507", f"file '{s.csv.value}' lists a group twice", s.csv.span)
+            for n, cells in rows:
+                b = decimal_cell(cells["points"], PP.POINT_SCALE, ref, n, "points", self.ctx)
+                a = decimal_cell(cells["avg_cost"], 100, ref, n, "avg_cost", self.ctx)
+                if b is None or a is None:
+                    self.ok = False
+                    continue
+                if cells["group"] in first:
+                    self.fail("E507", f"{ref.value} line {n}: group {cells['group']!r} is "
+                              f"listed twice", ref.span, f"it is first in {first[cells['group']]}")
+                    continue
+                first[cells["group"]] = f"{ref.value} line {n}"
+                base.append((cells["group"], b))
+                avg.append((cells["group"], a))
         self.kw["base_points"], self.kw["avg_cost"] = tuple(base), tuple(avg)
 
     def s_Coefficients(self, s):
@@ -613,6 +673,30 @@ class _Pool:
             self.ok &= pts is not None
             out.append((cid, pts or 0))
         self.kw["review"] = tuple(out)
+
+    def s_FixedPointValue(self, s):
+        """固定费率: hospital_id -> yuan per point decided in advance, and the share of its
+        year-end shortfall the fund makes up (compensation, default 0%)."""
+        rows = read_csv(s.csv, self.ctx, ("hospital_id", "point_value"), ("compensation", "label"))
+        if rows is None:
+            self.ok = False
+            return
+        out, first = [], {}
+        for n, cells in rows:
+            h = cells["hospital_id"]
+            if not h or h in first:
+                self.fail("E507", f"{s.csv.value} line {n}: " + (
+                    f"hospital {h!r} is listed twice" if h else "no hospital_id"), s.csv.span)
+                continue
+            first[h] = n
+            rate = decimal_cell(cells["point_value"], 100 * PP.PV_SCALE, s.csv, n,
+                                "point_value (yuan)", self.ctx)
+            comp = _percent_cell(cells.get("compensation") or "0%", s.csv, n, self.ctx)
+            if rate is None or comp is None:
+                self.ok = False
+                continue
+            out.append(PP.FixedRate(h, rate, comp))
+        self.kw["fixed_rates"] = tuple(out)
 
     def s_Capitation(self, s):
         per_head = _value(s.per_head, MONEY, self.ctx, "capitation")
