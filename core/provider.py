@@ -186,6 +186,8 @@ def needed_columns(plan: Plan) -> dict:
             out[pool.capitation.signed_column] = pa.string()
         if getattr(pool, "prepayments", ()):
             out[pool.month_column] = pa.int64()
+    for alliance in (plan.provider.alliances if plan.provider else ()):
+        out[alliance.column] = pa.string()  # the resident's 医共体
     return {k: v for k, v in out.items() if k not in produced}
 
 
@@ -418,8 +420,20 @@ def provider_partials(plan: Plan, claims: pa.Table, results: pa.Table) -> dict:
     if plan.provider is None:
         return {}
     rows, scored = _settlement_input(plan, claims, results)
-    return {pool.name: points_compute.hospital_sums(pool, rows, scored, PATIENT_PAID, None)
-            for pool in plan.provider.pools}
+    out = {pool.name: points_compute.hospital_sums(pool, rows, scored, PATIENT_PAID, None)
+           for pool in plan.provider.pools}
+    out.update(_alliance_partials(plan, rows, scored))
+    return out
+
+
+ALLIANCE_KEY = "alliance:"  # partials of a 医共体 declaration: pool names have no colon
+
+
+def _alliance_partials(plan: Plan, rows: pa.Table, scored: pa.Table) -> dict:
+    """"alliance:<name>" -> (per alliance × pool sums, {}), merged like a pool's partials."""
+    return {ALLIANCE_KEY + a.name: (points_compute.alliance_sums(a, rows, scored, PATIENT_PAID),
+                                    {})
+            for a in plan.provider.alliances}
 
 
 def merge_partials(a: dict, b: dict) -> dict:
@@ -448,6 +462,12 @@ def settle_partials(plan: Plan, partials: dict):
     for pool in (plan.provider.pools if plan.provider else ()):
         per_h, signed = partials.get(pool.name, ({}, {}))
         h_rows, p_row = points_settle.settle_pool(pool, per_h, signed)
+        hospitals.extend(h_rows)
+        pools.append(p_row)
+    values = points_settle.pool_values(plan.provider.pools, pools) if plan.provider else {}
+    for alliance in (plan.provider.alliances if plan.provider else ()):
+        sums, _ = partials.get(ALLIANCE_KEY + alliance.name, ({}, {}))
+        h_rows, p_row = points_settle.settle_alliance(alliance, sums, values)
         hospitals.extend(h_rows)
         pools.append(p_row)
     return (pa.Table.from_pylist(hospitals, schema=points_settle.HOSPITAL_SCHEMA),

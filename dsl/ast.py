@@ -393,6 +393,33 @@ class SpecialReview(Node):
 
 
 @dataclass(frozen=True)
+class AllianceResidents(Node):
+    """``residents by alliance_id``: the claim column naming the person's 医共体."""
+    column: Name
+
+
+@dataclass(frozen=True)
+class AllianceBudget(Node):
+    """``budget 600 yuan per head from "alliances.csv"`` (alliance,persons)."""
+    per_head: Number
+    csv: Str
+
+
+@dataclass(frozen=True)
+class AlliancePools(Node):
+    """``applies to inpatient_drg, township_outpatient``: the pools whose points it carries."""
+    names: tuple  # Name, ...
+
+
+@dataclass(frozen=True)
+class AllianceDecl(Node):
+    """``alliance name "label" { … }``: 医共体 package budgets over pools."""
+    name: Name
+    label: Optional[str]
+    statements: tuple
+
+
+@dataclass(frozen=True)
 class PoolDecl(Node):
     name: Name
     label: Optional[str]
@@ -453,6 +480,9 @@ class PolicyFile(Node):
 
     def adjustments(self) -> tuple:
         return tuple(s for s in self.statements if isinstance(s, AdjustmentDecl))
+
+    def alliances(self) -> tuple:
+        return tuple(s for s in self.statements if isinstance(s, AllianceDecl))
 
 
 def children(node):

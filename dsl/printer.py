@@ -266,6 +266,13 @@ class _ProviderPrinter:
                                 f'{format_expr(stmt.cond)}', stmt)
         self.close("", g)
 
+    def s_AllianceDecl(self, a: ast.AllianceDecl) -> None:
+        label = f' "{a.label}"' if a.label is not None else ""
+        self.emit("", f"alliance {a.name.name}{label} {{", a)
+        for stmt in a.statements:
+            self.emit("  ", _alliance_statement(stmt), stmt)
+        self.close("", a)
+
     def s_PoolDecl(self, p: ast.PoolDecl) -> None:
         label = f' "{p.label}"' if p.label is not None else ""
         self.emit("", f"pool {p.name.name}{label} {{", p)
@@ -352,6 +359,16 @@ _POOL_STATEMENTS = {
 }
 
 
+def _alliance_statement(s) -> str:
+    if isinstance(s, ast.AllianceResidents):
+        return f"residents by {s.column.name}"
+    if isinstance(s, ast.AllianceBudget):
+        return f'budget {format_number(s.per_head)} per head from "{s.csv.value}"'
+    if isinstance(s, ast.AlliancePools):
+        return "applies to " + ", ".join(n.name for n in s.names)
+    return _sharing(s)
+
+
 def pool_statement(s) -> str:
     """One pool statement in its canonical form (not `day tiers`, a block)."""
     fmt = _POOL_STATEMENTS.get(type(s))
@@ -360,7 +377,7 @@ def pool_statement(s) -> str:
     return fmt(s)
 
 
-for _name in ("s_GrouperDecl", "s_PoolDecl"):
+for _name in ("s_GrouperDecl", "s_PoolDecl", "s_AllianceDecl"):
     setattr(_Printer, _name, getattr(_ProviderPrinter, _name))
 
 

@@ -436,6 +436,19 @@ class _Builder:
         label, rest = self._label_rest(args[2:])
         return ast.PoolDecl(span, self.name(args[1]), label, tuple(self.nodes(rest)))
 
+    def r_alliance_decl(self, args, span):
+        label, rest = self._label_rest(args[2:])
+        return ast.AllianceDecl(span, self.name(args[1]), label, tuple(self.nodes(rest)))
+
+    def r_alliance_residents(self, args, span):
+        return ast.AllianceResidents(span, self.name(args[2]))
+
+    def r_alliance_budget(self, args, span):
+        return ast.AllianceBudget(span, args[1], self.str_node(args[5]))
+
+    def r_alliance_pools(self, args, span):
+        return ast.AlliancePools(span, tuple(args[2]))
+
     def r_group_by(self, args, span):
         return ast.GroupBy(span, self.name(args[2]))
 

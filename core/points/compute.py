@@ -379,6 +379,24 @@ def month_sums(pool: Pool, rows: pa.Table, hospital: pa.ChunkedArray, cost: np.n
                sums["n_sum"].to_pylist())
 
 
+def alliance_sums(alliance, claims: pa.Table, scored: pa.Table, patient_paid: str) -> dict:
+    """医共体: {"<alliance>\x1f<pool>": {points, paid, total, n}} over the valued claims of the
+    alliance's pools whose ``alliance.column`` is not null (wherever they were treated)."""
+    scored = scored.filter(pc.is_in(scored["pool"], value_set=pa.array(list(alliance.pools),
+                                                                       pa.string())))
+    scored = scored.filter(pc.not_equal(scored["case_class"], "ungrouped"))
+    rows = claims.take(pc.index_in(scored["claim_id"], value_set=texts(claims, "claim_id")))
+    member = texts(rows, alliance.column)
+    keep = pc.is_valid(member)
+    frame = pa.table({
+        "k": pc.binary_join_element_wise(member, scored["pool"], "\x1f"),
+        "points": scored["points"], "paid": ints(rows, patient_paid),
+        "total": ints(rows, "total"), "n": np.ones(rows.num_rows, np.int64)}).filter(keep)
+    sums = frame.group_by("k").aggregate([(c, "sum") for c in ("points", "paid", "total", "n")])
+    return {r["k"]: {f: r[f + "_sum"] for f in ("points", "paid", "total", "n")}
+            for r in sums.to_pylist()}
+
+
 def settle_pool(pool: Pool, per_h: dict, signed_pts: dict):
     """(hospital rows, pool row) of one pool from its per-hospital sums (dicts)."""
     return settle.settle_pool(pool, per_h, signed_pts)
@@ -393,6 +411,12 @@ def settle_providers(plan: PointsPlan, claims: pa.Table, scored: pa.Table, *,
     for pool in plan.pools:
         per_h, signed_pts = hospital_sums(pool, claims, scored, patient_paid, fund_cost)
         h_rows, p_row = settle_pool(pool, per_h, signed_pts)
+        hospitals.extend(h_rows)
+        pools.append(p_row)
+    values = settle.pool_values(plan.pools, pools)
+    for alliance in plan.alliances:
+        h_rows, p_row = settle.settle_alliance(
+            alliance, alliance_sums(alliance, claims, scored, patient_paid), values)
         hospitals.extend(h_rows)
         pools.append(p_row)
     return (pa.Table.from_pylist(hospitals, schema=settle.HOSPITAL_SCHEMA),

@@ -345,10 +345,40 @@ class Pool:
 
 @register_node
 @dataclass(frozen=True)
+class Alliance:
+    """医共体 package budgets (Rizhao's 一个框架: 总额控制、收支挂钩、结余留用、超支分担).
+
+    A claim belongs to alliance ``a`` when its ``column`` (the person's 医共体) is ``a``,
+    wherever it is treated. Alliance ``a``'s budget is ``per_head`` fen × its insured
+    persons (``members``: (alliance, persons)); what its residents used is the fund value of
+    their valued claims in the listed ``pools``: each pool's points × that pool's point value
+    (its floating point value), less the patients' payments when the pool's points carry
+    them, summed exactly and rounded once. The alliance keeps ``keep`` of a surplus (budget −
+    used > 0) and bears ``bear`` of an overrun, paid to (or taken from) it at the year end on
+    top of what the pools pay the treating hospitals. An alliance in ``members`` with no
+    claims used nothing; a claim whose alliance is not in ``members`` has budget 0."""
+    name: str
+    column: str
+    per_head: int
+    members: tuple  # ((alliance, persons), ...)
+    pools: tuple  # pool names
+    keep: int
+    bear: int
+
+    def describe(self) -> str:
+        return (f"alliance {self.name}: residents by {self.column}, {self.per_head} fen/head "
+                f"for {len(self.members)} alliances over pools {', '.join(self.pools)}; keep "
+                f"{_pct(self.keep)} of surplus, bear {_pct(self.bear)} of overrun")
+
+
+@register_node
+@dataclass(frozen=True)
 class PointsPlan:
-    """The provider-payment part of a plan: its pools, in order."""
+    """The provider-payment part of a plan: its pools, in order, and the 医共体 alliances
+    whose package budgets span them."""
     pools: tuple
     version: str = POINTS_PLAN_VERSION
+    alliances: tuple = ()
 
     def pool(self, name: str) -> Pool:
         for pool in self.pools:
@@ -357,7 +387,8 @@ class PointsPlan:
         raise KeyError(name)
 
     def describe(self) -> str:
-        return "\n".join(pool.describe() for pool in self.pools)
+        return "\n".join([pool.describe() for pool in self.pools]
+                         + [a.describe() for a in self.alliances])
 
     def to_json(self) -> str:
         return json.dumps(_encode(self), ensure_ascii=False, indent=1, sort_keys=True)

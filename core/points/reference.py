@@ -189,7 +189,61 @@ def settle(plan: PointsPlan, claims: list, scored: list, patient_paid="psn_part_
         h_rows, p_row = settle_one(pool, rows, patient_paid, fund_cost)
         hospitals += h_rows
         pools.append(p_row)
+    for alliance in plan.alliances:
+        h_rows, p_row = settle_alliance(plan, alliance, by_id, scored, pools, patient_paid)
+        hospitals += h_rows
+        pools.append(p_row)
     return hospitals, pools
+
+
+def settle_alliance(plan, alliance, by_id: dict, scored: list, pool_rows: list, patient_paid):
+    """医共体: per alliance, budget = per head × persons; used = Σ over its residents' valued
+    claims in its pools of points × that pool's PV (− patient-paid where the points carry
+    it), rounded once; keep × surplus or −bear × overrun paid to it at the year end."""
+    pv = {r["pool"]: Fraction(r["point_value"]) for r in pool_rows}
+    carries = {p.name: p.point_value.kind == BUDGET_PLUS_PAID or (
+        p.point_value.kind == BASELINE and p.point_value.include_paid) for p in plan.pools}
+    persons = {str(a): n for a, n in alliance.members}
+    acc = {}
+    for s in scored:
+        c = by_id[s["claim_id"]]
+        a = c.get(alliance.column)
+        if s["pool"] not in alliance.pools or s["case_class"] == "ungrouped" or a is None:
+            continue
+        r = acc.setdefault(str(a), {"n": 0, "pts": 0, "paid": 0, "total": 0, "used": Fraction(0)})
+        paid = c.get(patient_paid) or 0
+        r["n"] += 1
+        r["pts"] += s["points"]
+        r["paid"] += paid
+        r["total"] += c["total"] or 0
+        r["used"] += s["points"] * pv[s["pool"]] / POINT_SCALE - (paid if carries[s["pool"]]
+                                                                 else 0)
+    out = []
+    for a in sorted(set(acc) | set(persons)):
+        r = acc.get(a, {"n": 0, "pts": 0, "paid": 0, "total": 0, "used": Fraction(0)})
+        budget = alliance.per_head * persons.get(a, 0)
+        used = half_up(r["used"])
+        diff = budget - used
+        rate = alliance.keep if diff >= 0 else alliance.bear
+        shared = half_up(Fraction(diff * rate, RATIO_SCALE))
+        out.append({"pool": alliance.name, "fixmedins_code": a, "claims": r["n"],
+                    "points": r["pts"], "medfee_sumamt": r["total"], "value": used,
+                    "psn_part_amt": r["paid"], "hifp_pay": shared, "prepaid": 0,
+                    "shared_amt": shared, "capitation_budget": 0, "capitation_used": 0,
+                    "capitation_balance": 0, "setl_amt": shared, "budget": budget,
+                    "prepay_below": [], "pending_review_claims": 0, "pending_review_amt": 0,
+                    "fixed_rate_e6": None, "compensation_amt": 0})
+    budget, used = sum(r["budget"] for r in out), sum(r["value"] for r in out)
+    shared = sum(r["shared_amt"] for r in out)
+    return out, {"pool": alliance.name, "budget": budget, "control_total": budget,
+                 "reserve": 0, "fund_cost": used, "shared_amt": shared,
+                 "fund_amt": used + shared, "psn_part_amt": sum(r["psn_part_amt"] for r in out),
+                 "points": sum(r["points"] for r in out),
+                 "points_pv": sum(r["points"] for r in out), "point_value": "0/1",
+                 "point_value_e6": 0, "distributed": shared, "capitation_budget": 0,
+                 "capitation_used": 0, "budget_deviation": 0, "hifp_pay": shared,
+                 "pending_review_claims": 0, "pending_review_amt": 0, "fixed_amt": 0,
+                 "compensation_amt": 0}
 
 
 def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):

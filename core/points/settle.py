@@ -269,3 +269,62 @@ def capitation(pool: Pool, signed_pts: dict, pv: Fraction):
     budget = {str(i): cap.per_head * persons for i, persons in cap.signed}
     used = largest_remainder({i: p * pv / POINT_SCALE for i, p in signed_pts.items()})
     return budget, used
+
+
+# -- 医共体 alliances ---------------------------------------------------------------------------
+
+def alliance_used(per_pool: dict, pool_values: dict) -> Fraction:
+    """The exact fund value of one alliance's residents' care: Σ over pools of points × the
+    pool's PV, less patients' payments where the pool's points carry them.
+    ``per_pool[pool]`` has points and paid; ``pool_values[pool]`` is (PV, carries_paid)."""
+    used = Fraction(0)
+    for name, r in per_pool.items():
+        pv, with_paid = pool_values[name]
+        used += r["points"] * pv / POINT_SCALE - (r["paid"] if with_paid else 0)
+    return used
+
+
+def settle_alliance(alliance, sums: dict, pool_values: dict):
+    """(hospital rows, pool row) of a 医共体 declaration: one row per alliance with its budget
+    (per head × persons), what its residents used (``value``), the surplus kept or overrun
+    borne (``shared_amt`` = ``hifp_pay`` = ``setl_amt``: paid to the alliance, or taken from
+    it, at the year end). ``sums["<alliance>\\x1f<pool>"]`` has points, paid, total, n."""
+    persons = {str(a): p for a, p in alliance.members}
+    per_a = {}
+    for key, r in sums.items():
+        a, pool = key.split("\x1f", 1)
+        per_a.setdefault(a, {})[pool] = r
+    rows = []
+    for a in sorted(set(per_a) | set(persons)):
+        mine = per_a.get(a, {})
+        budget = alliance.per_head * persons.get(a, 0)
+        used = round_half_up(alliance_used(mine, pool_values))
+        diff = budget - used
+        shared = ratio(diff, alliance.keep) if diff >= 0 else -ratio(-diff, alliance.bear)
+        total = lambda f: sum(r[f] for r in mine.values())
+        rows.append({
+            "pool": alliance.name, "fixmedins_code": a, "claims": total("n"),
+            "points": total("points"), "medfee_sumamt": total("total"), "value": used,
+            "psn_part_amt": total("paid"), "hifp_pay": shared, "prepaid": 0,
+            "shared_amt": shared, "capitation_budget": 0, "capitation_used": 0,
+            "capitation_balance": 0, "setl_amt": shared, "budget": budget, "prepay_below": [],
+            "pending_review_claims": 0, "pending_review_amt": 0, "fixed_rate_e6": None,
+            "compensation_amt": 0})
+    col = lambda f: sum(r[f] for r in rows)
+    pool_row = {
+        "pool": alliance.name, "budget": col("budget"), "control_total": col("budget"),
+        "reserve": 0, "fund_cost": col("value"), "shared_amt": col("shared_amt"),
+        "fund_amt": col("value") + col("shared_amt"), "psn_part_amt": col("psn_part_amt"),
+        "points": col("points"), "points_pv": col("points"), "point_value": "0/1",
+        "point_value_e6": 0, "distributed": col("shared_amt"), "capitation_budget": 0,
+        "capitation_used": 0, "budget_deviation": 0, "hifp_pay": col("shared_amt"),
+        "pending_review_claims": 0, "pending_review_amt": 0, "fixed_amt": 0,
+        "compensation_amt": 0}
+    return rows, pool_row
+
+
+def pool_values(pools: tuple, pool_rows: list) -> dict:
+    """pool name -> (PV as a Fraction, carries patients' money) from settled pool rows."""
+    by_name = {p.name: p for p in pools}
+    return {r["pool"]: (Fraction(r["point_value"]), carries_paid(by_name[r["pool"]]))
+            for r in pool_rows if r["pool"] in by_name}

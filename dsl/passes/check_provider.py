@@ -24,6 +24,9 @@ engine units in ``ctx.provider`` (groupers, pools: lists of plan-node keyword di
 - ``fixed point value from …`` (固定费率): a CSV with a bad header, a hospital listed twice,
   a point value not exact at 1/10^6 fen or a compensation outside 0–100% (E507); combined with
   capitation (E515);
+- ``alliance`` (医共体 package budgets): a missing part, an unknown pool or one named twice,
+  a residents column that is not text or an integer, a control total in its sharing (E516);
+  its ``alliance,persons`` CSV with a bad header, count or a repeated alliance (E507);
 - a pool shape a city rarely means (W512): risk sharing, which measures the fund's own cost
   (patients' payments excluded) against the budget, with the point value
   ``(budget + patient_paid) / points``, which adds patients' payments back.
@@ -77,7 +80,108 @@ def run(policy: ast.PolicyFile, ctx: Context) -> ast.PolicyFile:
         pool = _Pool(decl, ctx, outputs).build()
         if pool is not None:
             ctx.provider["pools"].append(pool)
+    ctx.provider["alliances"] = []
+    for decl in policy.alliances():
+        if decl.name.name in seen:
+            ctx.report(error("E202", f"'{decl.name.name}' is already a pool or alliance",
+                             decl.name.span))
+            continue
+        seen.add(decl.name.name)
+        alliance = _alliance(decl, ctx, {p.name.name for p in policy.pools()})
+        if alliance is not None:
+            ctx.provider["alliances"].append(alliance)
     return policy
+
+
+# -- 医共体 alliances --------------------------------------------------------------------------
+
+ALLIANCE_PARTS = {ast.AllianceResidents: "residents by", ast.AllianceBudget: "budget",
+                  ast.AlliancePools: "applies to", ast.Sharing: "sharing"}
+
+
+def _alliance(decl: ast.AllianceDecl, ctx: Context, pools: set):
+    """An ``Alliance`` plan node, or None (reported): every part once, known pools each
+    once, a text or integer residents column, ``alliance,persons`` rows."""
+    name, kw, ok = decl.name.name, {}, True
+    first = {}
+    for stmt in decl.statements:
+        what = ALLIANCE_PARTS[type(stmt)]
+        if what in first:
+            ctx.report(error("E111", f"'{what}' is given twice in alliance '{name}'", stmt.span,
+                             f"the first is on line {first[what].line}"))
+            ok = False
+            continue
+        first[what] = stmt.span
+        part = _ALLIANCE_STATEMENTS[type(stmt)](stmt, ctx, pools)
+        ok &= part is not None
+        kw.update(part or {})
+    missing = [w for w in ALLIANCE_PARTS.values() if w not in first]
+    if missing:
+        ctx.report(error("E516", f"alliance '{name}' has no '{missing[0]}'", decl.name.span,
+                         "an alliance needs residents by, budget … per head from, applies to "
+                         "and sharing"))
+        return None
+    return PP.Alliance(name=name, **kw) if ok else None
+
+
+def _alliance_residents(s, ctx, pools):
+    t = _column(s.column, ctx)
+    if t is None:
+        return None
+    if t.kind not in (TEXT, INT):
+        ctx.report(error("E516", f"column '{s.column.name}' is {t.kind}; an alliance is named by "
+                         "text or an integer", s.column.span))
+        return None
+    return {"column": s.column.name}
+
+
+def _alliance_budget(s, ctx, pools):
+    per_head = _value(s.per_head, MONEY, ctx, "alliance budget")
+    rows = read_csv(s.csv, ctx, ("alliance", "persons"), ("label",))
+    if per_head is None or rows is None:
+        return None
+    members, seen = [], {}
+    for n, cells in rows:
+        a = cells["alliance"]
+        if not a or a in seen:
+            ctx.report(error("E507", f"{s.csv.value} line {n}: " + (
+                f"alliance {a!r} is listed twice" if a else "no alliance"), s.csv.span))
+            return None
+        seen[a] = n
+        persons = decimal_cell(cells["persons"], 1, s.csv, n, "persons", ctx)
+        if persons is None:
+            return None
+        members.append((a, persons))
+    return {"per_head": per_head, "members": tuple(members)}
+
+
+def _alliance_pools(s, ctx, pools):
+    names = []
+    for n in s.names:
+        if n.name not in pools:
+            ctx.report(error("E516", f"unknown pool '{n.name}'", n.span,
+                             suggest(n.name, pools) or "an alliance applies to declared pools"))
+            return None
+        if n.name in names:
+            ctx.report(error("E516", f"pool '{n.name}' is named twice", n.span))
+            return None
+        names.append(n.name)
+    return {"pools": tuple(names)}
+
+
+def _alliance_sharing(s, ctx, pools):
+    if s.per_head is not None:
+        ctx.report(error("E516", "an alliance's control total is its budget per head; "
+                         "'against … per head' belongs to a pool", s.span,
+                         "write: sharing keep 100% surplus, bear 60% overrun"))
+        return None
+    keep, bear = (_value(x, RATIO, ctx, w) for x, w in ((s.keep, "keep"), (s.bear, "bear")))
+    return None if keep is None or bear is None else {"keep": keep, "bear": bear}
+
+
+_ALLIANCE_STATEMENTS = {ast.AllianceResidents: _alliance_residents,
+                        ast.AllianceBudget: _alliance_budget, ast.AlliancePools: _alliance_pools,
+                        ast.Sharing: _alliance_sharing}
 
 
 def _value(node, kind, ctx, where):
