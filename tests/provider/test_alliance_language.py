@@ -121,3 +121,13 @@ def test_errors(folder, edit, code):
     plan, diags = check_text(POLICY.replace(*edit), "t.yb", base_dir=folder)
     found = {d.code for d in diags}
     assert plan is None and code in found, found
+
+
+def test_explain_names_the_alliance(folder):
+    from yibao.core.explain import explain_claim, format_explanation
+    plan = compile_text(POLICY, "t.yb", folder)
+    claims = pa.Table.from_pylist([claim("c1", "p1", "H1", "inpatient", "Y1", 100_000),
+                                   claim("c2", "p2", "H1", "inpatient", None, 100_000)])
+    text = format_explanation(explain_claim(plan, claims, "c1"))
+    assert "resident of alliance Y1 (county)" in text
+    assert "resident of alliance" not in format_explanation(explain_claim(plan, claims, "c2"))

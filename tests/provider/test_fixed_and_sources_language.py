@@ -134,3 +134,16 @@ def test_errors(folder, fixed, points2, stmt, code):
         text = text.replace("  point value budget", stmt + "  point value budget")
     plan, found = codes(text, folder)
     assert plan is None and code in found, found
+
+
+def test_explain_names_the_source_grouper_and_the_fixed_point_value(folder):
+    from yibao.core.explain import explain_claim, format_explanation
+    plan = compile_text(HEADER + POOL, "t.yb", folder)
+    claims = pa.Table.from_pylist([
+        claim("c1", "p1", "H1", "a", 100_000, (3, 1), (3, 5)),
+        {**claim("c2", "p2", "H9", "a", 40_000, (4, 1), (4, 3)), "hospital_level": 2}])
+    text = format_explanation(explain_claim(plan, claims, "c2"))
+    assert "group g+d = D-A (grouping status ok)" in text
+    assert "decision table d row 1 (d.csv:2): grp in {a} -> D-A" in text
+    assert "hospital H9 is on a fixed point value of 8.5 yuan (shortfall made up 60%)" in text
+    assert "fixed point value" not in format_explanation(explain_claim(plan, claims, "c1"))
