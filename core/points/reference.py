@@ -243,7 +243,7 @@ def settle_alliance(plan, alliance, by_id: dict, scored: list, pool_rows: list, 
                  "point_value_e6": 0, "distributed": shared, "capitation_budget": 0,
                  "capitation_used": 0, "budget_deviation": 0, "hifp_pay": shared,
                  "pending_review_claims": 0, "pending_review_amt": 0, "fixed_amt": 0,
-                 "compensation_amt": 0}
+                 "compensation_amt": 0, "kind": "alliance"}
 
 
 def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
@@ -406,5 +406,5 @@ def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
                 "pending_review_claims": sum(v["pending"] for v in hs.values()),
                 "pending_review_amt": sum(v["pending_total"] for v in hs.values()),
                 "fixed_amt": sum(f["value"] for f in fixed.values()),
-                "compensation_amt": sum(f["comp"] for f in fixed.values())}
+                "compensation_amt": sum(f["comp"] for f in fixed.values()), "kind": "pool"}
     return out, pool_row

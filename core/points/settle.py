@@ -34,7 +34,7 @@ POOL_SCHEMA = pa.schema([
     ("distributed", pa.int64()), ("capitation_budget", pa.int64()),
     ("capitation_used", pa.int64()), ("budget_deviation", pa.int64()), ("hifp_pay", pa.int64()),
     ("pending_review_claims", pa.int64()), ("pending_review_amt", pa.int64()),
-    ("fixed_amt", pa.int64()), ("compensation_amt", pa.int64())])
+    ("fixed_amt", pa.int64()), ("compensation_amt", pa.int64()), ("kind", pa.string())])
 
 
 def round_half_up(x: Fraction) -> int:
@@ -250,7 +250,7 @@ def settle_pool(pool: Pool, per_h: dict, signed_pts: dict):
         "hifp_pay": distributed - (paid_all if with_paid else 0),
         **_pending(per_h),
         "fixed_amt": sum(v for _, v, _ in fixed.values()),
-        "compensation_amt": sum(c for _, _, c in fixed.values())}
+        "compensation_amt": sum(c for _, _, c in fixed.values()), "kind": "pool"}
     return rows, pool_row
 
 
@@ -319,7 +319,7 @@ def settle_alliance(alliance, sums: dict, pool_values: dict):
         "point_value_e6": 0, "distributed": col("shared_amt"), "capitation_budget": 0,
         "capitation_used": 0, "budget_deviation": 0, "hifp_pay": col("shared_amt"),
         "pending_review_claims": 0, "pending_review_amt": 0, "fixed_amt": 0,
-        "compensation_amt": 0}
+        "compensation_amt": 0, "kind": "alliance"}
     return rows, pool_row
 
 
