@@ -286,6 +286,7 @@ class FixedPointValue(Node):
 @dataclass(frozen=True)
 class Budget(Node):
     amount: Number
+    insured: Optional[Number] = None  # `budget X per head for N insured`: X × N
 
 
 @dataclass(frozen=True)

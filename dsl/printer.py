@@ -335,7 +335,8 @@ _POOL_STATEMENTS = {
     ast.GroupBy: lambda s: "group by " + (", ".join(
         f"{r.grouper.name} when {format_expr(r.cond)}" if r.cond is not None
         else f"{r.grouper.name} otherwise" for r in s.sources) or s.grouper.name),
-    ast.Budget: lambda s: f"budget {format_number(s.amount)}",
+    ast.Budget: lambda s: f"budget {format_number(s.amount)}" + (
+        "" if s.insured is None else f" per head for {format_number(s.insured)} insured"),
     ast.BudgetFrom: lambda s: (f'budget from "{s.csv.value}" mean with '
                                f"{format_number(s.growth)} growth"),
     ast.BasePoints: lambda s: "base points from " + ", ".join(

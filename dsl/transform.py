@@ -468,6 +468,9 @@ class _Builder:
     def r_budget(self, args, span):
         return ast.Budget(span, args[1])
 
+    def r_budget_per_head(self, args, span):
+        return ast.Budget(span, args[1], args[5])
+
     def r_budget_from(self, args, span):
         return ast.BudgetFrom(span, self.str_node(args[2]), args[5])
 

@@ -552,7 +552,16 @@ class _Pool:
         self.kw["group_column"] = "+".join(src.column for src in sources)
 
     def s_Budget(self, s):
+        """``budget X`` or ``budget X per head for N insured`` (a budget that scales with
+        the insured population: X × N fen)."""
         value = _value(s.amount, MONEY, self.ctx, "budget")
+        if s.insured is not None and value is not None:
+            insured = _value(s.insured, INT, self.ctx, "insured persons")
+            value = None if insured is None else value * insured
+            if value is not None and value >= 1 << 63:  # no arithmetic wraps
+                self.ctx.report(error("E215", f"budget {value} fen is out of range",
+                                      s.span, "a budget is below 9.2 × 10^16 yuan"))
+                value = None
         self.ok &= value is not None
         self.kw["budget"] = value
 

@@ -147,3 +147,21 @@ def test_explain_names_the_source_grouper_and_the_fixed_point_value(folder):
     assert "decision table d row 1 (d.csv:2): grp in {a} -> D-A" in text
     assert "hospital H9 is on a fixed point value of 8.5 yuan (shortfall made up 60%)" in text
     assert "fixed point value" not in format_explanation(explain_claim(plan, claims, "c1"))
+
+
+@pytest.mark.parametrize("budget, fen, code", [
+    ("budget 600 yuan per head for 5_000 insured", 300_000_000, None),
+    ("budget 0.01 yuan per head for 3 insured", 3, None),
+    ("budget 600 yuan per head for 5.5 insured", None, "E210"),
+    ("budget 60% per head for 5 insured", None, "E214"),
+    ("budget 90_000_000_000_000 yuan per head for 9_000_000 insured", None, "E215"),
+])
+def test_budget_per_insured_person(folder, budget, fen, code):
+    text = HEADER + POOL.replace("  budget 1_000 yuan\n", f"  {budget}\n")
+    plan, diags = check_text(text, "t.yb", base_dir=folder)
+    if code is None:
+        assert plan.provider.pools[0].budget == fen
+        printed = format_policy(parse(text, "t.yb"))
+        assert budget in printed
+    else:
+        assert plan is None and code in {d.code for d in diags}
