@@ -305,10 +305,9 @@ class Pool:
                  f"  applies: {describe_tests(self.applies)}"]
         if self.group_sources:
             lines.append("  groups from: " + "; ".join(s.describe() for s in self.group_sources))
-        lines += [
-                 f"  {len(self.base_points)} groups with base points, "
-                 f"{len(self.coefficients)} coefficients by {self.coefficient_by}",
-                 f"  outliers: {self.outliers.describe()}"]
+        lines += [f"  {len(self.base_points)} groups with base points, "
+                  f"{len(self.coefficients)} coefficients by {self.coefficient_by}",
+                  f"  outliers: {self.outliers.describe()}"]
         if self.incomplete_column:
             lines.append(f"  incomplete stay: {self.incomplete_column}")
         if self.bed_day:
