@@ -80,8 +80,7 @@ def run(policy: ast.PolicyFile, ctx: Context) -> ast.PolicyFile:
         pool = _Pool(decl, ctx, outputs).build()
         if pool is not None:
             ctx.provider["pools"].append(pool)
-    ctx.provider["alliances"] = []
-    for decl in policy.alliances():
+    for decl in policy.alliances():  # ctx.provider["alliances"] only when there are some
         if decl.name.name in seen:
             ctx.report(error("E202", f"'{decl.name.name}' is already a pool or alliance",
                              decl.name.span))
@@ -89,7 +88,7 @@ def run(policy: ast.PolicyFile, ctx: Context) -> ast.PolicyFile:
         seen.add(decl.name.name)
         alliance = _alliance(decl, ctx, {p.name.name for p in policy.pools()})
         if alliance is not None:
-            ctx.provider["alliances"].append(alliance)
+            ctx.provider.setdefault("alliances", []).append(alliance)
     return policy
 
 
