@@ -533,6 +533,22 @@ class ProviderTrace:
     adjustments: list = field(default_factory=list)
     case_class: Optional[str] = None
     points: Optional[int] = None  # ×10^4 (POINT_SCALE)
+    notes: list = field(default_factory=list)  # settlement: fixed point value, 医共体
+
+
+def _settlement_notes(plan: Plan, pool, c: dict) -> list:
+    """How the claim's hospital and person settle beyond its points: a fixed point value
+    (固定费率) and the 医共体 alliances whose package budget its points count against."""
+    from decimal import Decimal
+    from .points.plan import PV_SCALE
+    notes = [f"hospital {fx.hospital_id} is on a fixed point value of "
+             f"{(Decimal(fx.rate) / (100 * PV_SCALE)).normalize():f} yuan (shortfall made up "
+             f"{format_ratio(fx.compensation)}), not the floating one"
+             for fx in pool.fixed_rates if str(fx.hospital_id) == str(c.get("hospital_id"))]
+    notes += [f"resident of alliance {c[a.column]} ({a.name}): its points count against "
+              f"that 医共体's package budget" for a in plan.provider.alliances
+              if pool.name in a.pools and c.get(a.column) is not None]
+    return notes
 
 
 def _provider_rows(plan: Plan, raw, accepted: set, targets: set):
@@ -663,10 +679,11 @@ def explain_provider(plan: Plan, raw, accepted: set, targets: set, groupers=None
         pool = by_name[name]
         members = [rows[i] for i in at]
         scored = {s["claim_id"]: s for s in claim_points(plan.provider, pool, members)}
-        grouper = next((g for g in plan.groupers if grouper_output(g) == pool.group_column),
-                       None)
         for i in wanted:
             c, s = rows[i], scored[str(rows[i]["claim_id"])]
+            column = next((src.column for src in pool.group_sources if passes(c, src.when)),
+                          None) if pool.group_sources else pool.group_column
+            grouper = next((g for g in plan.groupers if grouper_output(g) == column), None)
             cls, pts = base_class(pool, c)
             t = ProviderTrace(pool.name, describe_tests(pool.applies), pool.group_column,
                               s["group"], c.get(status_column(grouper)) if grouper else None)
@@ -678,6 +695,7 @@ def explain_provider(plan: Plan, raw, accepted: set, targets: set, groupers=None
             t.adjustments = [(a.name, a.factor, describe_tests(a.when)) for a in pool.adjustments
                              if a.name in s["adjustments"]]
             t.case_class, t.points = s["case_class"], s["points"]
+            t.notes = _settlement_notes(plan, pool, c)
             out[s["claim_id"]] = t
     return out
 
@@ -841,6 +859,7 @@ def provider_lines(t: ProviderTrace) -> list:
     for name, factor, when in t.adjustments:
         lines.append(f"  adjustment {name} × {format_ratio(factor)} (when {when})")
     lines += [f"  case class {t.case_class}", f"  points {_pts(t.points)}"]
+    lines += [f"  {note}" for note in t.notes]
     return lines
 
 

@@ -37,6 +37,8 @@ statistics of one:
   60 % of their outpatient visits are settled under it and carry a diagnosis of it, every
   other claim says ``none``. ``family_doctor``: 35 % of persons signed with a family doctor.
   A stream of their own (``_chronic_visits``). Costs are not changed by either.
+* ``alliance``: the 医共体 of the person's county (``ALLIANCES``: 40 % JUXIAN, 20 % WULIAN,
+  15 % LANSHAN, 25 % null — in none), a stream of its own (``_alliances``).
 
 Rows come in a shuffled order: claim ids ``C<zero-padded number>`` are a random permutation, and
 neither ids nor dates are sorted, so an engine that relies on input order is caught.
@@ -77,6 +79,7 @@ CLAIM_SCHEMA = pa.schema([
     ("birth_weight", pa.int32()),  # grams (出生体重), newborns (age_days < 29) only
     ("mtb_disease", _DICT),     # 门慢/门特 disease a visit is settled under, "none" otherwise
     ("family_doctor", pa.bool_()),  # the person signed with a family doctor (签约家庭医生)
+    ("alliance", _DICT),  # the 医共体 of the person's county of residence, null in none
 ])
 
 _INPATIENT_MEAN_YUAN = 9_399.0   # Jinhua 2022 average inpatient cost (seeds)
@@ -337,6 +340,7 @@ def generate_claims(n: int, seed: int = 7, start_year: int = 2024, years: int = 
     columns["adl_score"] = pa.array(adl, pa.int16(), mask=~is_rehab)
     _fit_inpatient_stays(columns, seed, setting == 0)
     _chronic_visits(columns, seed, persons, who, setting == 1)
+    columns["alliance"] = _alliances(seed, persons, who)
     return pa.Table.from_pydict(columns, schema=CLAIM_SCHEMA)
 
 
@@ -547,6 +551,24 @@ def _inpatient_stays(seed, n, sex, age):
     return (all_dx.take(pa.array(index)), all_procs.take(pa.array(index)),
             pa.array(age_days.astype(np.int32), mask=age != 0),
             pa.array(weight, mask=~is_newborn), drawn)
+
+
+# 医共体 by county of residence (Rizhao: 莒县, 五莲县, 岚山区; the city district 东港区 in
+# none): shares ASSUMED, roughly the counties' populations
+ALLIANCES = (("JUXIAN", 0.40), ("WULIAN", 0.20), ("LANSHAN", 0.15))
+
+
+def _alliances(seed: int, persons: int, who: np.ndarray) -> pa.DictionaryArray:
+    """``alliance`` per claim: its person's 医共体 (null for the 25 % in none), from a stream
+    of its own so the other columns stay as they were for a seed."""
+    draw = np.random.default_rng([seed, 1_7]).random(persons)
+    edges = np.cumsum([share for _, share in ALLIANCES])
+    kind = np.searchsorted(edges, draw, side="right")  # len(ALLIANCES): in none
+    names = tuple(name for name, _ in ALLIANCES)
+    at = kind[who]
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.minimum(at, len(names) - 1).astype(np.int32), mask=at >= len(names)),
+        pa.array(names))
 
 
 def _jinhuibao(seed: int, persons: int) -> np.ndarray:

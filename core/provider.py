@@ -172,7 +172,8 @@ def needed_columns(plan: Plan) -> dict:
                 out.update({c.column: _condition_type(c) for c in row.conditions})
     produced = {name for g in plan.groupers for name, _ in _outputs(g)}
     for pool in (plan.provider.pools if plan.provider else ()):
-        tests = list(pool.applies) + [t for a in pool.adjustments for t in a.when]
+        tests = list(pool.applies) + [t for a in pool.adjustments for t in a.when] + [
+            t for source in pool.group_sources for t in source.when]
         out.update({t.column: _test_type(t.value) for t in tests})
         out[pool.coefficient_by] = pa.string()
         if pool.incomplete_column:
@@ -187,6 +188,8 @@ def needed_columns(plan: Plan) -> dict:
             out[pool.capitation.signed_column] = pa.string()
         if getattr(pool, "prepayments", ()):
             out[pool.month_column] = pa.int64()
+    for alliance in (plan.provider.alliances if plan.provider else ()):
+        out[alliance.column] = pa.string()  # the resident's 医共体
     return {k: v for k, v in out.items() if k not in produced}
 
 
@@ -274,6 +277,25 @@ def group_claims(plan: Plan, claims: pa.Table, groupers=None) -> pa.Table:
         else:
             out = dtable.group_table(g, claims)
             claims = _with(claims, {n: out.column(n) for n, _ in g.columns()})
+    return _pool_groups(plan, claims)
+
+
+def _pool_groups(plan: Plan, claims: pa.Table) -> pa.Table:
+    """The grouped claims plus, for every pool reading several groupers, the group its first
+    applying source gives (``Pool.group_sources``) under the pool's ``group_column``."""
+    for pool in (plan.provider.pools if plan.provider else ()):
+        claims = points_compute.with_pool_group(pool, claims)
+    return claims
+
+
+def _pool_groups_reference(plan: Plan, claims: pa.Table) -> pa.Table:
+    """``_pool_groups`` by the points oracle, claim by claim."""
+    for pool in (plan.provider.pools if plan.provider else ()):
+        if pool.group_sources:
+            rows = [points_reference.with_group(pool, c) for c in claims.to_pylist()]
+            claims = _with(claims, {pool.group_column + sfx: pa.array(
+                [r[pool.group_column + sfx] for r in rows], pa.string())
+                for sfx in ("", "_status", "_stopped_at")})
     return claims
 
 
@@ -314,6 +336,7 @@ def group_claims_reference(plan: Plan, claims: pa.Table, groupers=None) -> pa.Ta
         else:
             out = dtable.group_table_reference(g, claims)
             claims = _with(claims, {n: out.column(n) for n, _ in g.columns()})
+    return _pool_groups_reference(plan, claims)
     return claims
 
 
@@ -331,6 +354,8 @@ def pool_index(plan: Plan, grouped: pa.Table) -> np.ndarray:
 def _grouper_column(plan: Plan, pool: Pool, grouped: pa.Table, suffix: str):
     """The pool's grouper's ``<output>_<suffix>`` column; nulls when it writes none (a
     decision table has no stopping point)."""
+    if pool.group_sources and f"{pool.group_column}_{suffix}" in grouped.column_names:
+        return grouped.column(f"{pool.group_column}_{suffix}")  # the chosen source's
     for g in plan.groupers:
         name = f"{grouper_output(g)}_{suffix}"
         if grouper_output(g) == pool.group_column and name in grouped.column_names:
@@ -445,8 +470,20 @@ def provider_partials(plan: Plan, claims: pa.Table, results: pa.Table) -> dict:
     if plan.provider is None:
         return {}
     rows, scored = _settlement_input(plan, claims, results)
-    return {pool.name: points_compute.hospital_sums(pool, rows, scored, PATIENT_PAID, None)
-            for pool in plan.provider.pools}
+    out = {pool.name: points_compute.hospital_sums(pool, rows, scored, PATIENT_PAID, None)
+           for pool in plan.provider.pools}
+    out.update(_alliance_partials(plan, rows, scored))
+    return out
+
+
+ALLIANCE_KEY = "alliance:"  # partials of a 医共体 declaration: pool names have no colon
+
+
+def _alliance_partials(plan: Plan, rows: pa.Table, scored: pa.Table) -> dict:
+    """"alliance:<name>" -> (per alliance × pool sums, {}), merged like a pool's partials."""
+    return {ALLIANCE_KEY + a.name: (points_compute.alliance_sums(a, rows, scored, PATIENT_PAID),
+                                    {})
+            for a in plan.provider.alliances}
 
 
 def merge_partials(a: dict, b: dict) -> dict:
@@ -475,6 +512,12 @@ def settle_partials(plan: Plan, partials: dict):
     for pool in (plan.provider.pools if plan.provider else ()):
         per_h, signed = partials.get(pool.name, ({}, {}))
         h_rows, p_row = points_settle.settle_pool(pool, per_h, signed)
+        hospitals.extend(h_rows)
+        pools.append(p_row)
+    values = points_settle.pool_values(plan.provider.pools, pools) if plan.provider else {}
+    for alliance in (plan.provider.alliances if plan.provider else ()):
+        sums, _ = partials.get(ALLIANCE_KEY + alliance.name, ({}, {}))
+        h_rows, p_row = points_settle.settle_alliance(alliance, sums, values)
         hospitals.extend(h_rows)
         pools.append(p_row)
     return (pa.Table.from_pylist(hospitals, schema=points_settle.HOSPITAL_SCHEMA),

@@ -289,11 +289,26 @@ class GrouperDecl(Node):
 @dataclass(frozen=True)
 class GroupBy(Node):
     grouper: Name
+    sources: tuple = ()  # GroupSourceRow, ...: several groupers on one point scale
+
+
+@dataclass(frozen=True)
+class GroupSourceRow(Node):
+    """``drg when hospital_level = 3`` or ``dip otherwise`` (cond None) in ``group by``."""
+    grouper: Name
+    cond: Optional[object] = None
+
+
+@dataclass(frozen=True)
+class FixedPointValue(Node):
+    """``fixed point value from "fixed.csv"``: hospitals on a fixed yuan per point (固定费率)."""
+    csv: Str
 
 
 @dataclass(frozen=True)
 class Budget(Node):
     amount: Number
+    insured: Optional[Number] = None  # `budget X per head for N insured`: X × N
 
 
 @dataclass(frozen=True)
@@ -307,6 +322,7 @@ class BudgetFrom(Node):
 @dataclass(frozen=True)
 class BasePoints(Node):
     csv: Str
+    more: tuple = ()  # further Str: one table per grouper on one point scale
 
 
 @dataclass(frozen=True)
@@ -397,6 +413,33 @@ class Prepayments(Node):
 class SpecialReview(Node):
     """``special review from "review.csv"``: 特病单议, final points by claim_id."""
     csv: Str
+
+
+@dataclass(frozen=True)
+class AllianceResidents(Node):
+    """``residents by alliance_id``: the claim column naming the person's 医共体."""
+    column: Name
+
+
+@dataclass(frozen=True)
+class AllianceBudget(Node):
+    """``budget 600 yuan per head from "alliances.csv"`` (alliance,persons)."""
+    per_head: Number
+    csv: Str
+
+
+@dataclass(frozen=True)
+class AlliancePools(Node):
+    """``applies to inpatient_drg, township_outpatient``: the pools whose points it carries."""
+    names: tuple  # Name, ...
+
+
+@dataclass(frozen=True)
+class AllianceDecl(Node):
+    """``alliance name "label" { … }``: 医共体 package budgets over pools."""
+    name: Name
+    label: Optional[str]
+    statements: tuple
 
 
 @dataclass(frozen=True)
@@ -528,6 +571,9 @@ class PolicyFile(Node):
 
     def flags(self) -> tuple:
         return tuple(s for s in self.statements if isinstance(s, FlagDecl))
+
+    def alliances(self) -> tuple:
+        return tuple(s for s in self.statements if isinstance(s, AllianceDecl))
 
 
 def children(node):

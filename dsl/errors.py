@@ -89,6 +89,9 @@ CODES = {
     "E511": "per-hospital budgets combined with capitation, a per-head control or a baseline",
     "W512": "sharing of fund money with a point value that adds patients' payments back",
     "E513": "an unknown point adjustment, or a bad figure for one (adjust by …)",
+    "E514": "group by several groupers: a grouper named twice, or 'otherwise' not last",
+    "E515": "fixed point values combined with capitation",
+    "E516": "a bad alliance (医共体) declaration: a missing part, unknown pool, bad column",
     # policy versions in one folder (dsl/versions.py)
     "E601": "policy versions leave a gap",
     "E602": "policy versions overlap",

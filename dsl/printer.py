@@ -281,6 +281,13 @@ class _ProviderPrinter:
                                 f'{format_expr(stmt.cond)}', stmt)
         self.close("", g)
 
+    def s_AllianceDecl(self, a: ast.AllianceDecl) -> None:
+        label = f' "{a.label}"' if a.label is not None else ""
+        self.emit("", f"alliance {a.name.name}{label} {{", a)
+        for stmt in a.statements:
+            self.emit("  ", _alliance_statement(stmt), stmt)
+        self.close("", a)
+
     def s_PoolDecl(self, p: ast.PoolDecl) -> None:
         label = f' "{p.label}"' if p.label is not None else ""
         self.emit("", f"pool {p.name.name}{label} {{", p)
@@ -340,11 +347,15 @@ def _prepayments(s) -> str:
 # Pool statements by node type (`day tiers` is a block, printed by the pool printer).
 _POOL_STATEMENTS = {
     ast.Applies: lambda s: f"applies when {format_expr(s.cond)}",
-    ast.GroupBy: lambda s: f"group by {s.grouper.name}",
-    ast.Budget: lambda s: f"budget {format_number(s.amount)}",
+    ast.GroupBy: lambda s: "group by " + (", ".join(
+        f"{r.grouper.name} when {format_expr(r.cond)}" if r.cond is not None
+        else f"{r.grouper.name} otherwise" for r in s.sources) or s.grouper.name),
+    ast.Budget: lambda s: f"budget {format_number(s.amount)}" + (
+        "" if s.insured is None else f" per head for {format_number(s.insured)} insured"),
     ast.BudgetFrom: lambda s: (f'budget from "{s.csv.value}" mean with '
                                f"{format_number(s.growth)} growth"),
-    ast.BasePoints: lambda s: f'base points from "{s.csv.value}"',
+    ast.BasePoints: lambda s: "base points from " + ", ".join(
+        f'"{c.value}"' for c in (s.csv, *s.more)),
     ast.Coefficients: _coefficients,
     ast.HighOutlier: _high_outlier,
     ast.LowOutlier: lambda s: f"low outlier {format_number(s.threshold)}",
@@ -360,7 +371,18 @@ _POOL_STATEMENTS = {
                                f'"{s.csv.value}"'),
     ast.Prepayments: _prepayments,
     ast.SpecialReview: lambda s: f'special review from "{s.csv.value}"',
+    ast.FixedPointValue: lambda s: f'fixed point value from "{s.csv.value}"',
 }
+
+
+def _alliance_statement(s) -> str:
+    if isinstance(s, ast.AllianceResidents):
+        return f"residents by {s.column.name}"
+    if isinstance(s, ast.AllianceBudget):
+        return f'budget {format_number(s.per_head)} per head from "{s.csv.value}"'
+    if isinstance(s, ast.AlliancePools):
+        return "applies to " + ", ".join(n.name for n in s.names)
+    return _sharing(s)
 
 
 def pool_statement(s) -> str:
@@ -371,7 +393,7 @@ def pool_statement(s) -> str:
     return fmt(s)
 
 
-for _name in ("s_GrouperDecl", "s_PoolDecl"):
+for _name in ("s_GrouperDecl", "s_PoolDecl", "s_AllianceDecl"):
     setattr(_Printer, _name, getattr(_ProviderPrinter, _name))
 
 

@@ -448,17 +448,47 @@ class _Builder:
         label, rest = self._label_rest(args[2:])
         return ast.PoolDecl(span, self.name(args[1]), label, tuple(self.nodes(rest)))
 
+    def r_alliance_decl(self, args, span):
+        label, rest = self._label_rest(args[2:])
+        return ast.AllianceDecl(span, self.name(args[1]), label, tuple(self.nodes(rest)))
+
+    def r_alliance_residents(self, args, span):
+        return ast.AllianceResidents(span, self.name(args[2]))
+
+    def r_alliance_budget(self, args, span):
+        return ast.AllianceBudget(span, args[1], self.str_node(args[5]))
+
+    def r_alliance_pools(self, args, span):
+        return ast.AlliancePools(span, tuple(args[2]))
+
     def r_group_by(self, args, span):
         return ast.GroupBy(span, self.name(args[2]))
 
+    def r_group_by_sources(self, args, span):
+        sources = tuple(a for a in args if isinstance(a, ast.GroupSourceRow))
+        return ast.GroupBy(span, sources[0].grouper, sources)
+
+    def r_group_source(self, args, span):
+        return ast.GroupSourceRow(span, self.name(args[0]), args[2])
+
+    def r_group_source_else(self, args, span):
+        return ast.GroupSourceRow(span, self.name(args[0]), None)
+
+    def r_fixed_point_value(self, args, span):
+        return ast.FixedPointValue(span, self.str_node(args[4]))
+
     def r_budget(self, args, span):
         return ast.Budget(span, args[1])
+
+    def r_budget_per_head(self, args, span):
+        return ast.Budget(span, args[1], args[5])
 
     def r_budget_from(self, args, span):
         return ast.BudgetFrom(span, self.str_node(args[2]), args[5])
 
     def r_base_points(self, args, span):
-        return ast.BasePoints(span, self.str_node(args[3]))
+        strings = [self.str_node(a) for a in args[3:] if getattr(a, "type", None) == "STRING"]
+        return ast.BasePoints(span, strings[0], tuple(strings[1:]))
 
     def r_coefficients(self, args, span):
         return ast.Coefficients(span, self.name(args[2]), args[3])

@@ -257,10 +257,41 @@ def apply_adjustments(pool: Pool, claims: pa.Table, points: np.ndarray, eligible
     return points, pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
+def pool_groups(pool: Pool, claims: pa.Table, suffix: str = "") -> pa.Array:
+    """The group of every claim as text: ``group_column``, or with ``group_sources`` the
+    column of the first source whose tests pass (null when none does, or when that source
+    has no such column). ``suffix`` "_status" picks the chosen source's status instead."""
+    if not pool.group_sources:
+        return texts(claims, pool.group_column + suffix)
+    out = pa.nulls(claims.num_rows, pa.string())
+    todo = np.ones(claims.num_rows, bool)
+    for source in pool.group_sources:
+        hit = todo & test_mask(claims, source.when)
+        todo &= ~hit
+        if source.column + suffix in claims.column_names:
+            out = pc.if_else(pa.array(hit), texts(claims, source.column + suffix), out)
+    return out
+
+
+def with_pool_group(pool: Pool, claims: pa.Table) -> pa.Table:
+    """The claims with the pool's group under ``group_column`` (and the chosen source's
+    ``_status`` and ``_stopped_at``); unchanged for a pool with one grouper."""
+    if not pool.group_sources:
+        return claims
+    for suffix in ("", "_status", "_stopped_at"):
+        name = pool.group_column + suffix
+        values = pool_groups(pool, claims, suffix)
+        if name in claims.column_names:
+            claims = claims.drop_columns([name])
+        claims = claims.append_column(name, values)
+    return claims
+
+
 def claim_points(plan: PointsPlan, pool, claims: pa.Table) -> pa.Table:
     """Score the claims that belong to ``pool`` (a Pool or its name); see the module doc."""
     pool = pool_of(plan, pool)
     claims = claims.filter(pa.array(test_mask(claims, pool.applies)))
+    claims = with_pool_group(pool, claims)
     groups = texts(claims, pool.group_column)
     code, points = classify(pool, claims, groups)
     grouped = code != UNGROUPED
@@ -348,6 +379,24 @@ def month_sums(pool: Pool, rows: pa.Table, hospital: pa.ChunkedArray, cost: np.n
                sums["n_sum"].to_pylist())
 
 
+def alliance_sums(alliance, claims: pa.Table, scored: pa.Table, patient_paid: str) -> dict:
+    """医共体: {"<alliance>\x1f<pool>": {points, paid, total, n}} over the valued claims of the
+    alliance's pools whose ``alliance.column`` is not null (wherever they were treated)."""
+    scored = scored.filter(pc.is_in(scored["pool"], value_set=pa.array(list(alliance.pools),
+                                                                       pa.string())))
+    scored = scored.filter(pc.not_equal(scored["case_class"], "ungrouped"))
+    rows = claims.take(pc.index_in(scored["claim_id"], value_set=texts(claims, "claim_id")))
+    member = texts(rows, alliance.column)
+    keep = pc.is_valid(member)
+    frame = pa.table({
+        "k": pc.binary_join_element_wise(member, scored["pool"], "\x1f"),
+        "points": scored["points"], "paid": ints(rows, patient_paid),
+        "total": ints(rows, "total"), "n": np.ones(rows.num_rows, np.int64)}).filter(keep)
+    sums = frame.group_by("k").aggregate([(c, "sum") for c in ("points", "paid", "total", "n")])
+    return {r["k"]: {f: r[f + "_sum"] for f in ("points", "paid", "total", "n")}
+            for r in sums.to_pylist()}
+
+
 def settle_pool(pool: Pool, per_h: dict, signed_pts: dict):
     """(hospital rows, pool row) of one pool from its per-hospital sums (dicts)."""
     return settle.settle_pool(pool, per_h, signed_pts)
@@ -362,6 +411,12 @@ def settle_providers(plan: PointsPlan, claims: pa.Table, scored: pa.Table, *,
     for pool in plan.pools:
         per_h, signed_pts = hospital_sums(pool, claims, scored, patient_paid, fund_cost)
         h_rows, p_row = settle_pool(pool, per_h, signed_pts)
+        hospitals.extend(h_rows)
+        pools.append(p_row)
+    values = settle.pool_values(plan.pools, pools)
+    for alliance in plan.alliances:
+        h_rows, p_row = settle.settle_alliance(
+            alliance, alliance_sums(alliance, claims, scored, patient_paid), values)
         hospitals.extend(h_rows)
         pools.append(p_row)
     return (pa.Table.from_pylist(hospitals, schema=settle.HOSPITAL_SCHEMA),

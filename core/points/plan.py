@@ -205,6 +205,35 @@ class Capitation:
 
 @register_node
 @dataclass(frozen=True)
+class GroupSource:
+    """One grouper a pool reads (several groupers on one point scale, Shanghai's DRG and DIP
+    「1:1转化为服务点数」): a claim passing every test of ``when`` takes its group from
+    ``column``; the empty ``when`` is ``otherwise``. The first source that applies wins; a
+    claim no source applies to has no group (ungrouped)."""
+    column: str
+    when: tuple = ()
+
+    def describe(self) -> str:
+        return f"{self.column} when {describe_tests(self.when)}" if self.when \
+            else f"{self.column} otherwise"
+
+
+@register_node
+@dataclass(frozen=True)
+class FixedRate:
+    """固定费率: hospital ``hospital_id`` is paid its points × ``rate`` (``PV_SCALE`` units,
+    micro-fen per point) decided in advance, not the floating point value. At the year-end
+    clearing (年终清算) the fund makes up ``compensation`` (ratio) of the hospital's shortfall:
+    what its valued claims cost (fund cost, plus patients' payments when the points carry
+    them) less its points × rate, when positive (Rizhao: TCM hospitals cleared separately at
+    a higher ratio). The pool's floating hospitals share what the budget has left."""
+    hospital_id: str
+    rate: int
+    compensation: int = 0
+
+
+@register_node
+@dataclass(frozen=True)
 class Pool:
     """One budget pool (住院 DRG, 门诊 APG, 康复 bed-day …).
 
@@ -231,7 +260,20 @@ class Pool:
     ``prepay_floor`` × the month's due (Σ total − patient-paid of the hospital's pool claims
     whose ``month_column`` falls in that month, i.e. the fee-for-service fund amount) is a
     finding listed in the hospital row's ``prepay_below``. The check runs only when the pool
-    has ``prepayments``."""
+    has ``prepayments``.
+
+    ``group_sources`` (several groupers on one point scale): the claim's group is read from
+    the first source whose tests pass and written under ``group_column`` (the sources'
+    columns joined by ``+``), so every rule below reads one group; base points list the
+    groups of every source (their codes must not collide).
+
+    ``fixed_rates`` (固定费率 / 浮动费率): each listed hospital is paid its points × its rate
+    plus the compensation of its shortfall (``FixedRate``), and takes no part in the point
+    value: the floating hospitals' fund amount is the pool's target (budget after reserve)
+    less the fixed hospitals' fund due, formed and shared as the pool says over the floating
+    hospitals' claims only (a negative remainder is an overrun of the floating hospitals).
+    Under per-hospital budgets a fixed hospital has no budget. Not combined with
+    capitation."""
     name: str
     budget: int
     group_column: str = "drg"
@@ -255,13 +297,17 @@ class Pool:
     prepayments: tuple = ()  # ((hospital_id, "YYYY-MM", fen), ...) 月度预付
     prepay_floor: int = 850_000  # ratio: a month's prepayment ≥ floor × the month's due
     month_column: str = "discharge_date"  # the date that places a claim in a month
+    group_sources: tuple = ()  # GroupSource, ...: several groupers on one point scale
+    fixed_rates: tuple = ()  # FixedRate, ...: hospitals on a fixed yuan per point
 
     def describe(self) -> str:
         lines = [f"pool {self.name}: budget {self.budget} fen, group by {self.group_column}",
-                 f"  applies: {describe_tests(self.applies)}",
-                 f"  {len(self.base_points)} groups with base points, "
-                 f"{len(self.coefficients)} coefficients by {self.coefficient_by}",
-                 f"  outliers: {self.outliers.describe()}"]
+                 f"  applies: {describe_tests(self.applies)}"]
+        if self.group_sources:
+            lines.append("  groups from: " + "; ".join(s.describe() for s in self.group_sources))
+        lines += [f"  {len(self.base_points)} groups with base points, "
+                  f"{len(self.coefficients)} coefficients by {self.coefficient_by}",
+                  f"  outliers: {self.outliers.describe()}"]
         if self.incomplete_column:
             lines.append(f"  incomplete stay: {self.incomplete_column}")
         if self.bed_day:
@@ -287,6 +333,9 @@ class Pool:
                          f"each shares its own surplus or overrun")
         if self.prepaid:
             lines.append(f"  prepaid: {len(self.prepaid)} hospitals")
+        for fx in self.fixed_rates:
+            lines.append(f"  fixed rate {fx.hospital_id}: {fx.rate / PV_SCALE:.6g} fen/point, "
+                         f"shortfall compensated {_pct(fx.compensation)}")
         if self.prepayments:
             lines.append(f"  monthly prepayments: {len(self.prepayments)} rows, floor "
                          f"{_pct(self.prepay_floor)} of the month's due by {self.month_column}")
@@ -295,10 +344,40 @@ class Pool:
 
 @register_node
 @dataclass(frozen=True)
+class Alliance:
+    """医共体 package budgets (Rizhao's 一个框架: 总额控制、收支挂钩、结余留用、超支分担).
+
+    A claim belongs to alliance ``a`` when its ``column`` (the person's 医共体) is ``a``,
+    wherever it is treated. Alliance ``a``'s budget is ``per_head`` fen × its insured
+    persons (``members``: (alliance, persons)); what its residents used is the fund value of
+    their valued claims in the listed ``pools``: each pool's points × that pool's point value
+    (its floating point value), less the patients' payments when the pool's points carry
+    them, summed exactly and rounded once. The alliance keeps ``keep`` of a surplus (budget −
+    used > 0) and bears ``bear`` of an overrun, paid to (or taken from) it at the year end on
+    top of what the pools pay the treating hospitals. An alliance in ``members`` with no
+    claims used nothing; a claim whose alliance is not in ``members`` has budget 0."""
+    name: str
+    column: str
+    per_head: int
+    members: tuple  # ((alliance, persons), ...)
+    pools: tuple  # pool names
+    keep: int
+    bear: int
+
+    def describe(self) -> str:
+        return (f"alliance {self.name}: residents by {self.column}, {self.per_head} fen/head "
+                f"for {len(self.members)} alliances over pools {', '.join(self.pools)}; keep "
+                f"{_pct(self.keep)} of surplus, bear {_pct(self.bear)} of overrun")
+
+
+@register_node
+@dataclass(frozen=True)
 class PointsPlan:
-    """The provider-payment part of a plan: its pools, in order."""
+    """The provider-payment part of a plan: its pools, in order, and the 医共体 alliances
+    whose package budgets span them."""
     pools: tuple
     version: str = POINTS_PLAN_VERSION
+    alliances: tuple = ()
 
     def pool(self, name: str) -> Pool:
         for pool in self.pools:
@@ -307,7 +386,8 @@ class PointsPlan:
         raise KeyError(name)
 
     def describe(self) -> str:
-        return "\n".join(pool.describe() for pool in self.pools)
+        return "\n".join([pool.describe() for pool in self.pools]
+                         + [a.describe() for a in self.alliances])
 
     def to_json(self) -> str:
         return json.dumps(_encode(self), ensure_ascii=False, indent=1, sort_keys=True)

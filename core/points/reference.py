@@ -113,10 +113,31 @@ def is_readmitted(pool: Pool, c: dict, members: list) -> bool:
     return False
 
 
+def group_of(pool: Pool, c: dict, suffix: str = ""):
+    """The claim's group under the pool: its ``group_column``, or the column of the first
+    ``group_sources`` entry whose tests pass (None when none does)."""
+    if not pool.group_sources:
+        return c.get(pool.group_column + suffix)
+    for source in pool.group_sources:
+        if passes(c, source.when):
+            value = c.get(source.column + suffix)
+            return None if value is None else str(value)
+    return None
+
+
+def with_group(pool: Pool, c: dict) -> dict:
+    """The claim with its pool group (and that source's status) written under
+    ``group_column``; the claim itself for a pool with one grouper."""
+    if not pool.group_sources:
+        return c
+    return {**c, **{pool.group_column + sfx: group_of(pool, c, sfx)
+                    for sfx in ("", "_status", "_stopped_at")}}
+
+
 def claim_points(plan: PointsPlan, pool, claims: list) -> list:
     """One dict per claim in the pool, the same fields as ``compute.claim_points``."""
     pool = pool if isinstance(pool, Pool) else plan.pool(pool)
-    members = [c for c in claims if passes(c, pool.applies)]
+    members = [with_group(pool, c) for c in claims if passes(c, pool.applies)]
     review = {str(k): v for k, v in pool.review}
     out = []
     for c in members:
@@ -168,7 +189,61 @@ def settle(plan: PointsPlan, claims: list, scored: list, patient_paid="psn_part_
         h_rows, p_row = settle_one(pool, rows, patient_paid, fund_cost)
         hospitals += h_rows
         pools.append(p_row)
+    for alliance in plan.alliances:
+        h_rows, p_row = settle_alliance(plan, alliance, by_id, scored, pools, patient_paid)
+        hospitals += h_rows
+        pools.append(p_row)
     return hospitals, pools
+
+
+def settle_alliance(plan, alliance, by_id: dict, scored: list, pool_rows: list, patient_paid):
+    """医共体: per alliance, budget = per head × persons; used = Σ over its residents' valued
+    claims in its pools of points × that pool's PV (− patient-paid where the points carry
+    it), rounded once; keep × surplus or −bear × overrun paid to it at the year end."""
+    pv = {r["pool"]: Fraction(r["point_value"]) for r in pool_rows}
+    carries = {p.name: p.point_value.kind == BUDGET_PLUS_PAID or (
+        p.point_value.kind == BASELINE and p.point_value.include_paid) for p in plan.pools}
+    persons = {str(a): n for a, n in alliance.members}
+    acc = {}
+    for s in scored:
+        c = by_id[s["claim_id"]]
+        a = c.get(alliance.column)
+        if s["pool"] not in alliance.pools or s["case_class"] == "ungrouped" or a is None:
+            continue
+        r = acc.setdefault(str(a), {"n": 0, "pts": 0, "paid": 0, "total": 0, "used": Fraction(0)})
+        paid = c.get(patient_paid) or 0
+        r["n"] += 1
+        r["pts"] += s["points"]
+        r["paid"] += paid
+        r["total"] += c["total"] or 0
+        r["used"] += s["points"] * pv[s["pool"]] / POINT_SCALE - (paid if carries[s["pool"]]
+                                                                 else 0)
+    out = []
+    for a in sorted(set(acc) | set(persons)):
+        r = acc.get(a, {"n": 0, "pts": 0, "paid": 0, "total": 0, "used": Fraction(0)})
+        budget = alliance.per_head * persons.get(a, 0)
+        used = half_up(r["used"])
+        diff = budget - used
+        rate = alliance.keep if diff >= 0 else alliance.bear
+        shared = half_up(Fraction(diff * rate, RATIO_SCALE))
+        out.append({"pool": alliance.name, "fixmedins_code": a, "claims": r["n"],
+                    "points": r["pts"], "medfee_sumamt": r["total"], "value": used,
+                    "psn_part_amt": r["paid"], "hifp_pay": shared, "prepaid": 0,
+                    "shared_amt": shared, "capitation_budget": 0, "capitation_used": 0,
+                    "capitation_balance": 0, "setl_amt": shared, "budget": budget,
+                    "prepay_below": [], "pending_review_claims": 0, "pending_review_amt": 0,
+                    "fixed_rate_e6": None, "compensation_amt": 0})
+    budget, used = sum(r["budget"] for r in out), sum(r["value"] for r in out)
+    shared = sum(r["shared_amt"] for r in out)
+    return out, {"pool": alliance.name, "budget": budget, "control_total": budget,
+                 "reserve": 0, "fund_cost": used, "shared_amt": shared,
+                 "fund_amt": used + shared, "psn_part_amt": sum(r["psn_part_amt"] for r in out),
+                 "points": sum(r["points"] for r in out),
+                 "points_pv": sum(r["points"] for r in out), "point_value": "0/1",
+                 "point_value_e6": 0, "distributed": shared, "capitation_budget": 0,
+                 "capitation_used": 0, "budget_deviation": 0, "hifp_pay": shared,
+                 "pending_review_claims": 0, "pending_review_amt": 0, "fixed_amt": 0,
+                 "compensation_amt": 0, "kind": "alliance"}
 
 
 def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
@@ -183,19 +258,39 @@ def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
     with_paid = pvk.kind == BUDGET_PLUS_PAID or (pvk.kind == BASELINE and pvk.include_paid)
     A = sum(cost_of(c) for _, c in free)
     P = sum(paid_of(c) for _, c in free)
-    S = sum(s["points"] for s, _ in free)
+    # 固定费率: a fixed-rate hospital is paid points × rate (+ compensation of its shortfall)
+    # and is out of the point value; the floating hospitals share what the target has left
+    present = {s["hospital_id"] for s, _ in rows}
+    fixed = {}
+    for fx in pool.fixed_rates:
+        h = str(fx.hospital_id)
+        if h not in present:
+            continue
+        mine = [c for s, c in valued if s["hospital_id"] == h]
+        pts = sum(s["points"] for s, _ in valued if s["hospital_id"] == h)
+        at_rate = half_up(Fraction(pts * fx.rate, POINT_SCALE * PV_SCALE))
+        carried = sum(cost_of(c) + (paid_of(c) if with_paid else 0) for c in mine)
+        comp = half_up(Fraction(max(0, carried - at_rate) * fx.compensation, RATIO_SCALE))
+        paid_h = sum(paid_of(c) for c in mine)
+        fixed[h] = {"rate": fx.rate, "value": at_rate + comp, "comp": comp,
+                    "due": at_rate + comp - (paid_h if with_paid else 0), "P": paid_h}
+    committed = sum(f["due"] for f in fixed.values())
+    floating = [(s, c) for s, c in free if s["hospital_id"] not in fixed]
+    A_float = sum(cost_of(c) for _, c in floating)
+    P_float = sum(paid_of(c) for _, c in floating)
+    S = sum(s["points"] for s, _ in floating)
     sh = pool.sharing
     control = sh.per_head * sh.insured if sh and sh.per_head is not None else pool.budget
     reserve = half_up(Fraction(control * pool.reserve_share, RATIO_SCALE))
-    G, shared = control - reserve, 0
+    G, shared = control - reserve - committed, 0
     if sh:
-        surplus = G - A
+        surplus = G - A_float
         rate = sh.keep if surplus >= 0 else sh.bear
         shared = half_up(Fraction(surplus * rate, RATIO_SCALE))
-        G = A + shared
+        G = A_float + shared
     pv = Fraction(0)
     if S:
-        pv = Fraction((G + P if with_paid else G) * POINT_SCALE, S)
+        pv = Fraction((G + P_float if with_paid else G) * POINT_SCALE, S)
         if pvk.kind == BASELINE:
             s = Fraction(pvk.baseline_share, RATIO_SCALE)
             pv = s * Fraction(pvk.baseline_value, PV_SCALE) + (1 - s) * pv
@@ -204,7 +299,8 @@ def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
     hs = {}
     if pool.hospital_budgets:  # every hospital with a budget row has a row, claims or not
         for h, _ in pool.hospital_budgets:
-            hs.setdefault(str(h), blank())
+            if str(h) not in {str(f.hospital_id) for f in pool.fixed_rates}:
+                hs.setdefault(str(h), blank())  # a fixed-rate hospital is on no budget
     for s, c in rows:
         h = hs.setdefault(s["hospital_id"], blank())
         h["n"] += 1
@@ -221,6 +317,8 @@ def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
         # each hospital against its own budget: G[h] = A[h] + its share of (budget − A[h])
         budgets = dict((str(h), b) for h, b in pool.hospital_budgets)
         for h in hs:
+            if h in fixed:  # paid at its rate, on no budget
+                continue
             b = budgets.get(h, 0)
             r = half_up(Fraction(b * pool.reserve_share, RATIO_SCALE))
             a = sum(cost_of(c) for s, c in valued if s["hospital_id"] == h)
@@ -237,14 +335,20 @@ def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
         shared = sum(o["shared"] for o in own.values())
         G = sum(o["G"] for o in own.values())
         plus_paid = pool.point_value.kind == BUDGET_PLUS_PAID
-        pv = Fraction((G + P if plus_paid else G) * POINT_SCALE, S) if S else Fraction(0)
+        pv = Fraction((G + P_float if plus_paid else G) * POINT_SCALE, S) if S else Fraction(0)
         value = {h: o["G"] + (o["P"] if plus_paid else 0) for h, o in own.items()}
         shares = {h: o["shared"] for h, o in own.items()}
+    else:
+        float_hs = {h: v for h, v in hs.items() if h not in fixed}
+        value = apportion({h: Fraction(v["pts"]) * pv / POINT_SCALE
+                           for h, v in float_hs.items()})
+        shares = apportion({h: Fraction(shared * v["free_pts"], S) if S else 0
+                            for h, v in float_hs.items()})
+    value.update({h: f["value"] for h, f in fixed.items()})
+    G += committed  # the whole pool's fund amount: floating and fixed hospitals
+    if pool.hospital_budgets or fixed:
         distributed = sum(value.values())
     else:
-        value = apportion({h: Fraction(v["pts"]) * pv / POINT_SCALE for h, v in hs.items()})
-        shares = apportion({h: Fraction(shared * v["free_pts"], S) if S else 0
-                            for h, v in hs.items()})
         distributed = half_up(pv * sum(v["pts"] for v in hs.values()) / POINT_SCALE)
     cap_budget, cap_pts = {}, {}
     if cap:
@@ -285,9 +389,12 @@ def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
                     "capitation_used": cap_used.get(h, 0), "capitation_balance": bal,
                     "setl_amt": due - prepaid.get(h, 0) + bal,
                     "budget": (own[h]["budget"] if h in own else 0)
-                    if pool.hospital_budgets else None, "prepay_below": below,
+                    if pool.hospital_budgets and h not in fixed else None,
+                    "prepay_below": below,
                     "pending_review_claims": v["pending"],
-                    "pending_review_amt": v["pending_total"]})
+                    "pending_review_amt": v["pending_total"],
+                    "fixed_rate_e6": fixed[h]["rate"] if h in fixed else None,
+                    "compensation_amt": fixed[h]["comp"] if h in fixed else 0})
     pool_row = {"pool": pool.name, "budget": pool.budget, "control_total": control,
                 "reserve": reserve, "fund_cost": A, "shared_amt": shared, "fund_amt": G,
                 "psn_part_amt": P, "points": sum(v["pts"] for v in hs.values()),
@@ -297,5 +404,7 @@ def settle_one(pool: Pool, rows: list, patient_paid, fund_cost):
                 "capitation_used": sum(cap_used.values()), "budget_deviation": deviation,
                 "hifp_pay": sum(r["hifp_pay"] for r in out),
                 "pending_review_claims": sum(v["pending"] for v in hs.values()),
-                "pending_review_amt": sum(v["pending_total"] for v in hs.values())}
+                "pending_review_amt": sum(v["pending_total"] for v in hs.values()),
+                "fixed_amt": sum(f["value"] for f in fixed.values()),
+                "compensation_amt": sum(f["comp"] for f in fixed.values()), "kind": "pool"}
     return out, pool_row

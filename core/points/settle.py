@@ -23,7 +23,8 @@ HOSPITAL_SCHEMA = pa.schema([
     ("shared_amt", pa.int64()), ("capitation_budget", pa.int64()),
     ("capitation_used", pa.int64()), ("capitation_balance", pa.int64()),
     ("setl_amt", pa.int64()), ("budget", pa.int64()), ("prepay_below", pa.list_(pa.string())),
-    ("pending_review_claims", pa.int64()), ("pending_review_amt", pa.int64())])
+    ("pending_review_claims", pa.int64()), ("pending_review_amt", pa.int64()),
+    ("fixed_rate_e6", pa.int64()), ("compensation_amt", pa.int64())])
 
 POOL_SCHEMA = pa.schema([
     ("pool", pa.string()), ("budget", pa.int64()), ("control_total", pa.int64()),
@@ -32,7 +33,8 @@ POOL_SCHEMA = pa.schema([
     ("points_pv", pa.int64()), ("point_value", pa.string()), ("point_value_e6", pa.int64()),
     ("distributed", pa.int64()), ("capitation_budget", pa.int64()),
     ("capitation_used", pa.int64()), ("budget_deviation", pa.int64()), ("hifp_pay", pa.int64()),
-    ("pending_review_claims", pa.int64()), ("pending_review_amt", pa.int64())])
+    ("pending_review_claims", pa.int64()), ("pending_review_amt", pa.int64()),
+    ("fixed_amt", pa.int64()), ("compensation_amt", pa.int64()), ("kind", pa.string())])
 
 
 def round_half_up(x: Fraction) -> int:
@@ -62,14 +64,15 @@ def ratio(amount: int, r: int) -> int:
     return round_half_up(Fraction(amount * r, RATIO_SCALE))
 
 
-def fund_amount(pool: Pool, cost: int):
-    """(control total, reserve, shared, G): the fund amount the point value is formed from."""
+def fund_amount(pool: Pool, cost: int, committed: int = 0):
+    """(control total, reserve, shared, G): the fund amount the point value is formed from.
+    ``committed`` (the fixed-rate hospitals' fund due) comes off the target first."""
     sharing = pool.sharing
     control = pool.budget
     if sharing and sharing.per_head is not None:
         control = sharing.per_head * sharing.insured
     reserve = ratio(control, pool.reserve_share)
-    target = control - reserve
+    target = control - reserve - committed
     if not sharing:
         return control, reserve, 0, target
     diff = target - cost
@@ -101,13 +104,30 @@ def point_value(pool: Pool, g: int, paid: int, points: int) -> Fraction:
     return s * Fraction(pv_kind.baseline_value, PV_SCALE) + (1 - s) * floating
 
 
+def fixed_values(pool: Pool, per_h: dict, with_paid: bool) -> dict:
+    """固定费率: h -> (rate, value, compensation) of every fixed-rate hospital with claims:
+    value = round(points × rate) + compensation, the compensation being round(ratio ×
+    shortfall) of the shortfall (its claims' cost the points carry, less points × rate)."""
+    out = {}
+    for fx in pool.fixed_rates:
+        r = per_h.get(str(fx.hospital_id))
+        if r is None:
+            continue
+        at_rate = round_half_up(Fraction(r["points"] * fx.rate, POINT_SCALE * PV_SCALE))
+        carried = r["cost_pv"] + (r["paid_pv"] if with_paid else 0)
+        comp = ratio(max(0, carried - at_rate), fx.compensation)
+        out[str(fx.hospital_id)] = (fx.rate, at_rate + comp, comp)
+    return out
+
+
 def own_budgets(pool: Pool, per_h: dict) -> dict:
     """Per-hospital budgets: h -> (budget, reserve, shared, G[h]) with G[h] = A[h] + shared[h],
     the hospital's surplus (kept × keep) or overrun (borne × bear) against its own budget
     after the reserve. No ``sharing``: G[h] is the budget after the reserve."""
     budgets = {str(h): b for h, b in pool.hospital_budgets}
+    fixed = {str(fx.hospital_id) for fx in pool.fixed_rates}  # paid at their rate instead
     out = {}
-    for h in sorted(set(per_h) | set(budgets)):
+    for h in sorted((set(per_h) | set(budgets)) - fixed):
         budget = budgets.get(h, 0)
         reserve = ratio(budget, pool.reserve_share)
         cost = per_h[h]["cost_pv"] if h in per_h else 0
@@ -167,25 +187,33 @@ def settle_pool(pool: Pool, per_h: dict, signed_pts: dict):
     """(hospital rows, pool row) from per-hospital sums: ``per_h[h]`` has points, points_pv,
     paid, paid_pv, total, cost_pv, n, pending_n, pending_total (and, when the pool has
     monthly prepayments, n_m and a ``due:YYYY-MM`` sum per month); ``signed_pts[i]`` =
-    points of persons signed with i."""
+    points of persons signed with i. Fixed-rate hospitals are valued at their rate and the
+    rest of the pool floats on what the budget has left (``Pool.fixed_rates``)."""
+    with_paid = carries_paid(pool)
+    fixed = fixed_values(pool, per_h, with_paid)
+    fixed_due = sum(v - (per_h[h]["paid"] if with_paid else 0) for h, (_, v, _) in fixed.items())
+    floating = {h: r for h, r in per_h.items() if h not in fixed}
     cost = sum(r["cost_pv"] for r in per_h.values())
     paid_pv = sum(r["paid_pv"] for r in per_h.values())
-    points_pv = sum(r["points_pv"] for r in per_h.values())
+    points_pv = sum(r["points_pv"] for r in floating.values())
     paid_all = sum(r["paid"] for r in per_h.values())
-    with_paid = carries_paid(pool)
-    own = own_budgets(pool, per_h) if pool.hospital_budgets else None
+    own = own_budgets(pool, floating) if pool.hospital_budgets else None
     if own is not None:
         control, reserve, shared, g = (sum(o[i] for o in own.values()) for i in range(4))
-        pv = point_value(pool, g, paid_pv, points_pv)
+        pv = point_value(pool, g, paid_pv - sum(per_h[h]["paid_pv"] for h in fixed), points_pv)
         # each hospital is paid its own fund amount (+ its patients' money under (G + P) / Σ)
         value = {h: o[3] + (per_h[h]["paid_pv"] if with_paid and h in per_h else 0)
                  for h, o in own.items()}
         shares = {h: o[2] for h, o in own.items()}
-        distributed = sum(value.values())
     else:
-        control, reserve, shared, g = fund_amount(pool, cost)
-        pv, value, shares = _split_by_points(pool, per_h, g, paid_pv, points_pv, shared)
-        distributed = round_half_up(pv * sum(r["points"] for r in per_h.values()) / POINT_SCALE)
+        float_cost = sum(r["cost_pv"] for r in floating.values())
+        control, reserve, shared, g = fund_amount(pool, float_cost, fixed_due)
+        float_paid = sum(r["paid_pv"] for r in floating.values())
+        pv, value, shares = _split_by_points(pool, floating, g, float_paid, points_pv, shared)
+    value.update({h: v for h, (_, v, _) in fixed.items()})
+    g += fixed_due  # the fund amount of the whole pool: floating and fixed hospitals
+    distributed = (sum(value.values()) if own is not None or fixed else
+                   round_half_up(pv * sum(r["points"] for r in per_h.values()) / POINT_SCALE))
     cap_budget, cap_used = capitation(pool, signed_pts, pv)
     deviation = 0
     if pool.point_value.kind == BASELINE and points_pv:
@@ -206,9 +234,11 @@ def settle_pool(pool: Pool, per_h: dict, signed_pts: dict):
             "capitation_budget": cap_budget.get(h, 0), "capitation_used": cap_used.get(h, 0),
             "capitation_balance": balance,
             "setl_amt": due - prepaid.get(h, 0) + balance,
-            "budget": None if own is None else own[h][0] if h in own else 0,
+            "budget": None if own is None or h in fixed else own[h][0] if h in own else 0,
             "prepay_below": below, "pending_review_claims": r.get("pending_n", 0),
-            "pending_review_amt": r.get("pending_total", 0)})
+            "pending_review_amt": r.get("pending_total", 0),
+            "fixed_rate_e6": fixed[h][0] if h in fixed else None,
+            "compensation_amt": fixed[h][2] if h in fixed else 0})
     pool_row = {
         "pool": pool.name, "budget": pool.budget, "control_total": control, "reserve": reserve,
         "fund_cost": cost, "shared_amt": shared, "fund_amt": g, "psn_part_amt": paid_pv,
@@ -218,7 +248,9 @@ def settle_pool(pool: Pool, per_h: dict, signed_pts: dict):
         "capitation_budget": sum(cap_budget.values()),
         "capitation_used": sum(cap_used.values()), "budget_deviation": deviation,
         "hifp_pay": distributed - (paid_all if with_paid else 0),
-        **_pending(per_h)}
+        **_pending(per_h),
+        "fixed_amt": sum(v for _, v, _ in fixed.values()),
+        "compensation_amt": sum(c for _, _, c in fixed.values()), "kind": "pool"}
     return rows, pool_row
 
 
@@ -237,3 +269,62 @@ def capitation(pool: Pool, signed_pts: dict, pv: Fraction):
     budget = {str(i): cap.per_head * persons for i, persons in cap.signed}
     used = largest_remainder({i: p * pv / POINT_SCALE for i, p in signed_pts.items()})
     return budget, used
+
+
+# -- 医共体 alliances ---------------------------------------------------------------------------
+
+def alliance_used(per_pool: dict, pool_values: dict) -> Fraction:
+    """The exact fund value of one alliance's residents' care: Σ over pools of points × the
+    pool's PV, less patients' payments where the pool's points carry them.
+    ``per_pool[pool]`` has points and paid; ``pool_values[pool]`` is (PV, carries_paid)."""
+    used = Fraction(0)
+    for name, r in per_pool.items():
+        pv, with_paid = pool_values[name]
+        used += r["points"] * pv / POINT_SCALE - (r["paid"] if with_paid else 0)
+    return used
+
+
+def settle_alliance(alliance, sums: dict, pool_values: dict):
+    """(hospital rows, pool row) of a 医共体 declaration: one row per alliance with its budget
+    (per head × persons), what its residents used (``value``), the surplus kept or overrun
+    borne (``shared_amt`` = ``hifp_pay`` = ``setl_amt``: paid to the alliance, or taken from
+    it, at the year end). ``sums["<alliance>\\x1f<pool>"]`` has points, paid, total, n."""
+    persons = {str(a): p for a, p in alliance.members}
+    per_a = {}
+    for key, r in sums.items():
+        a, pool = key.split("\x1f", 1)
+        per_a.setdefault(a, {})[pool] = r
+    rows = []
+    for a in sorted(set(per_a) | set(persons)):
+        mine = per_a.get(a, {})
+        budget = alliance.per_head * persons.get(a, 0)
+        used = round_half_up(alliance_used(mine, pool_values))
+        diff = budget - used
+        shared = ratio(diff, alliance.keep) if diff >= 0 else -ratio(-diff, alliance.bear)
+        total = lambda f: sum(r[f] for r in mine.values())
+        rows.append({
+            "pool": alliance.name, "fixmedins_code": a, "claims": total("n"),
+            "points": total("points"), "medfee_sumamt": total("total"), "value": used,
+            "psn_part_amt": total("paid"), "hifp_pay": shared, "prepaid": 0,
+            "shared_amt": shared, "capitation_budget": 0, "capitation_used": 0,
+            "capitation_balance": 0, "setl_amt": shared, "budget": budget, "prepay_below": [],
+            "pending_review_claims": 0, "pending_review_amt": 0, "fixed_rate_e6": None,
+            "compensation_amt": 0})
+    col = lambda f: sum(r[f] for r in rows)
+    pool_row = {
+        "pool": alliance.name, "budget": col("budget"), "control_total": col("budget"),
+        "reserve": 0, "fund_cost": col("value"), "shared_amt": col("shared_amt"),
+        "fund_amt": col("value") + col("shared_amt"), "psn_part_amt": col("psn_part_amt"),
+        "points": col("points"), "points_pv": col("points"), "point_value": "0/1",
+        "point_value_e6": 0, "distributed": col("shared_amt"), "capitation_budget": 0,
+        "capitation_used": 0, "budget_deviation": 0, "hifp_pay": col("shared_amt"),
+        "pending_review_claims": 0, "pending_review_amt": 0, "fixed_amt": 0,
+        "compensation_amt": 0, "kind": "alliance"}
+    return rows, pool_row
+
+
+def pool_values(pools: tuple, pool_rows: list) -> dict:
+    """pool name -> (PV as a Fraction, carries patients' money) from settled pool rows."""
+    by_name = {p.name: p for p in pools}
+    return {r["pool"]: (Fraction(r["point_value"]), carries_paid(by_name[r["pool"]]))
+            for r in pool_rows if r["pool"] in by_name}

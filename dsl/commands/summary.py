@@ -49,6 +49,8 @@ def summarise_pools(result, pools) -> list:
         return []
     rows = []
     for pool in pools.to_pylist():
+        if pool.get("kind") == "alliance":  # a 医共体's budget spans pools: not a pool row
+            continue
         mine = res.filter(pc.equal(res.column("pool"), pool["pool"]))
         status = mine.column("grouping_status")
         grouped = int(pc.sum(pc.is_in(status, value_set=pa.array(["ok", "default"]))).as_py() or 0)

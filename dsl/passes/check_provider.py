@@ -18,6 +18,15 @@ engine units in ``ctx.provider`` (groupers, pools: lists of plan-node keyword di
   control total or a baseline point value (E511); a prepayments CSV with a bad header, month
   (not YYYY-MM) or amount is E507; a special-review CSV (特病单议) with a bad header, an
   empty claim_id, points not exact at 1/10,000 or a claim listed twice is E507, naming the line;
+- ``group by`` several groupers (one point scale): a grouper named twice or ``otherwise``
+  before the last source (E514); base points from several tables listing one group twice
+  (E507);
+- ``fixed point value from …`` (固定费率): a CSV with a bad header, a hospital listed twice,
+  a point value not exact at 1/10^6 fen or a compensation outside 0–100% (E507); combined with
+  capitation (E515);
+- ``alliance`` (医共体 package budgets): a missing part, an unknown pool or one named twice,
+  a residents column that is not text or an integer, a control total in its sharing (E516);
+  its ``alliance,persons`` CSV with a bad header, count or a repeated alliance (E507);
 - a pool shape a city rarely means (W512): risk sharing, which measures the fund's own cost
   (patients' payments excluded) against the budget, with the point value
   ``(budget + patient_paid) / points``, which adds patients' payments back.
@@ -45,7 +54,8 @@ POOL_SINGLE = {ast.Applies: "applies", ast.GroupBy: "group by", ast.Budget: "bud
                ast.BedDay: "bed day points", ast.DayTiers: "day tiers",
                ast.Readmission: "readmission", ast.PointValueDecl: "point value",
                ast.Reserve: "reserve", ast.Sharing: "sharing", ast.Capitation: "capitation",
-               ast.Prepayments: "prepayments", ast.SpecialReview: "special review"}
+               ast.Prepayments: "prepayments", ast.SpecialReview: "special review",
+               ast.FixedPointValue: "fixed point value"}
 _OPS = {"=": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
@@ -70,7 +80,107 @@ def run(policy: ast.PolicyFile, ctx: Context) -> ast.PolicyFile:
         pool = _Pool(decl, ctx, outputs).build()
         if pool is not None:
             ctx.provider["pools"].append(pool)
+    for decl in policy.alliances():  # ctx.provider["alliances"] only when there are some
+        if decl.name.name in seen:
+            ctx.report(error("E202", f"'{decl.name.name}' is already a pool or alliance",
+                             decl.name.span))
+            continue
+        seen.add(decl.name.name)
+        alliance = _alliance(decl, ctx, {p.name.name for p in policy.pools()})
+        if alliance is not None:
+            ctx.provider.setdefault("alliances", []).append(alliance)
     return policy
+
+
+# -- 医共体 alliances --------------------------------------------------------------------------
+
+ALLIANCE_PARTS = {ast.AllianceResidents: "residents by", ast.AllianceBudget: "budget",
+                  ast.AlliancePools: "applies to", ast.Sharing: "sharing"}
+
+
+def _alliance(decl: ast.AllianceDecl, ctx: Context, pools: set):
+    """An ``Alliance`` plan node, or None (reported): every part once, known pools each
+    once, a text or integer residents column, ``alliance,persons`` rows."""
+    name, kw, ok = decl.name.name, {}, True
+    first = {}
+    for stmt in decl.statements:
+        what = ALLIANCE_PARTS[type(stmt)]
+        if what in first:
+            ctx.report(error("E111", f"'{what}' is given twice in alliance '{name}'", stmt.span,
+                             f"the first is on line {first[what].line}"))
+            ok = False
+            continue
+        first[what] = stmt.span
+        part = _ALLIANCE_STATEMENTS[type(stmt)](stmt, ctx, pools)
+        ok &= part is not None
+        kw.update(part or {})
+    missing = [w for w in ALLIANCE_PARTS.values() if w not in first]
+    if missing:
+        ctx.report(error("E516", f"alliance '{name}' has no '{missing[0]}'", decl.name.span,
+                         "an alliance needs residents by, budget … per head from, applies to "
+                         "and sharing"))
+        return None
+    return PP.Alliance(name=name, **kw) if ok else None
+
+
+def _alliance_residents(s, ctx, pools):
+    t = _column(s.column, ctx)
+    if t is None:
+        return None
+    if t.kind not in (TEXT, INT):
+        ctx.report(error("E516", f"column '{s.column.name}' is {t.kind}; an alliance is named by "
+                         "text or an integer", s.column.span))
+        return None
+    return {"column": s.column.name}
+
+
+def _alliance_budget(s, ctx, pools):
+    per_head = _value(s.per_head, MONEY, ctx, "alliance budget")
+    rows = read_csv(s.csv, ctx, ("alliance", "persons"), ("label",))
+    if per_head is None or rows is None:
+        return None
+    members, seen = [], {}
+    for n, cells in rows:
+        a = cells["alliance"]
+        if not a or a in seen:
+            ctx.report(error("E507", f"{s.csv.value} line {n}: " + (
+                f"alliance {a!r} is listed twice" if a else "no alliance"), s.csv.span))
+            return None
+        seen[a] = n
+        persons = decimal_cell(cells["persons"], 1, s.csv, n, "persons", ctx)
+        if persons is None:
+            return None
+        members.append((a, persons))
+    return {"per_head": per_head, "members": tuple(members)}
+
+
+def _alliance_pools(s, ctx, pools):
+    names = []
+    for n in s.names:
+        if n.name not in pools:
+            ctx.report(error("E516", f"unknown pool '{n.name}'", n.span,
+                             suggest(n.name, pools) or "an alliance applies to declared pools"))
+            return None
+        if n.name in names:
+            ctx.report(error("E516", f"pool '{n.name}' is named twice", n.span))
+            return None
+        names.append(n.name)
+    return {"pools": tuple(names)}
+
+
+def _alliance_sharing(s, ctx, pools):
+    if s.per_head is not None:
+        ctx.report(error("E516", "an alliance's control total is its budget per head; "
+                         "'against … per head' belongs to a pool", s.span,
+                         "write: sharing keep 100% surplus, bear 60% overrun"))
+        return None
+    keep, bear = (_value(x, RATIO, ctx, w) for x, w in ((s.keep, "keep"), (s.bear, "bear")))
+    return None if keep is None or bear is None else {"keep": keep, "bear": bear}
+
+
+_ALLIANCE_STATEMENTS = {ast.AllianceResidents: _alliance_residents,
+                        ast.AllianceBudget: _alliance_budget, ast.AlliancePools: _alliance_pools,
+                        ast.Sharing: _alliance_sharing}
 
 
 def _value(node, kind, ctx, where):
@@ -226,6 +336,19 @@ def decimal_cell(cell: str, scale: int, ref: ast.Str, n: int, what: str, ctx: Co
     return int(value)
 
 
+def _percent_cell(cell: str, ref: ast.Str, n: int, ctx: Context):
+    """A ratio cell written ``70%`` (or ``0.7``) as millionths in 0..100%, else None
+    (reported E507)."""
+    text = cell.strip()
+    scale = RATIO_SCALE // 100 if text.endswith("%") else RATIO_SCALE
+    value = decimal_cell(text.removesuffix("%"), scale, ref, n, "compensation", ctx)
+    if value is not None and value > RATIO_SCALE:
+        ctx.report(error("E507", f"{ref.value} line {n}: compensation {cell!r} is above 100%",
+                         ref.span))
+        return None
+    return value
+
+
 # -- groupers --------------------------------------------------------------------------------
 
 def _grouper(decl: ast.GrouperDecl, ctx: Context):
@@ -357,6 +480,11 @@ class _Pool:
                           f"add: {what} …")
         if "budget" not in seen and self.ok:
             self.kw["budget"] = 0
+        if self.kw.get("fixed_rates") and "capitation" in seen:
+            self.fail("E515", f"pool '{self.kw['name']}': fixed point values cannot be combined "
+                      "with capitation", seen["fixed point value"],
+                      "a signed person's care is paid from the signed institution's budget at "
+                      "the pool's point value; put the fixed-rate hospitals in a pool of their own")
         if self.kw.get("hospital_budgets"):
             sharing, pv = self.kw.get("sharing"), self.kw.get("point_value")
             clash = ("capitation" if "capitation" in seen else
@@ -400,16 +528,54 @@ class _Pool:
             self.kw["applies"] = tests
 
     def s_GroupBy(self, s):
+        if s.sources:
+            return self._group_sources(s)
+        column = self._grouper_column(s.grouper)
+        if column is not None:
+            self.kw["group_column"] = column
+
+    def _grouper_column(self, name: ast.Name):
+        """The output column of a declared grouper (None, reported E501, when unknown)."""
         from yibao.core.provider import grouper_output
-        g = self.groupers.get(s.grouper.name)
-        if s.grouper.name not in self.groupers:
-            self.fail("E501", f"unknown grouper '{s.grouper.name}'", s.grouper.span,
-                      suggest(s.grouper.name, self.groupers) or "declare it with `grouper`")
-        elif g is not None:
-            self.kw["group_column"] = grouper_output(g)
+        if name.name not in self.groupers:
+            self.fail("E501", f"unknown grouper '{name.name}'", name.span,
+                      suggest(name.name, self.groupers) or "declare it with `grouper`")
+            return None
+        g = self.groupers[name.name]
+        return None if g is None else grouper_output(g)
+
+    def _group_sources(self, s):
+        """``group by drg when …, dip otherwise``: the first source whose condition holds
+        gives the claim's group; every source's groups share the pool's point scale."""
+        sources, seen = [], set()
+        for i, row in enumerate(s.sources):
+            if row.grouper.name in seen:
+                self.fail("E514", f"grouper '{row.grouper.name}' is named twice in 'group by'",
+                          row.grouper.span, "name each grouper once, with one condition (comparisons joined by 'and')")
+            seen.add(row.grouper.name)
+            if row.cond is None and i != len(s.sources) - 1:
+                self.fail("E514", "'otherwise' comes last in 'group by'", row.span,
+                          "the sources after it could never apply")
+            column = self._grouper_column(row.grouper)
+            tests = () if row.cond is None else conjunction(row.cond, self.ctx)
+            if column is None or tests is None:
+                self.ok = False
+                continue
+            sources.append(PP.GroupSource(column, tests))
+        self.kw["group_sources"] = tuple(sources)
+        self.kw["group_column"] = "+".join(src.column for src in sources)
 
     def s_Budget(self, s):
+        """``budget X`` or ``budget X per head for N insured`` (a budget that scales with
+        the insured population: X × N fen)."""
         value = _value(s.amount, MONEY, self.ctx, "budget")
+        if s.insured is not None and value is not None:
+            insured = _value(s.insured, INT, self.ctx, "insured persons")
+            value = None if insured is None else value * insured
+            if value is not None and value >= 1 << 63:  # no arithmetic wraps
+                self.ctx.report(error("E215", f"budget {value} fen is out of range",
+                                      s.span, "a budget is below 9.2 × 10^16 yuan"))
+                value = None
         self.ok &= value is not None
         self.kw["budget"] = value
 
@@ -458,21 +624,27 @@ class _Pool:
         self.kw["prepayments"] = tuple(out)
 
     def s_BasePoints(self, s):
-        rows = read_csv(s.csv, self.ctx, ("group", "points", "avg_cost"), ("label",))
-        if rows is None:
-            self.ok = False
-            return
-        base, avg = [], []
-        for n, cells in rows:
-            b = decimal_cell(cells["points"], PP.POINT_SCALE, s.csv, n, "points", self.ctx)
-            a = decimal_cell(cells["avg_cost"], 100, s.csv, n, "avg_cost", self.ctx)
-            if b is None or a is None:
+        """One table, or one per grouper (``base points from "drg.csv", "dip.csv"``): the
+        groups of all of them on one point scale, so a group may appear in one file only."""
+        base, avg, first = [], [], {}
+        for ref in (s.csv, *s.more):
+            rows = read_csv(ref, self.ctx, ("group", "points", "avg_cost"), ("label",))
+            if rows is None:
                 self.ok = False
                 continue
-            base.append((cells["group"], b))
-            avg.append((cells["group"], a))
-        if len({g for g, _ in base}) != len(base):
-            self.fail("E507", f"file '{s.csv.value}' lists a group twice", s.csv.span)
+            for n, cells in rows:
+                b = decimal_cell(cells["points"], PP.POINT_SCALE, ref, n, "points", self.ctx)
+                a = decimal_cell(cells["avg_cost"], 100, ref, n, "avg_cost", self.ctx)
+                if b is None or a is None:
+                    self.ok = False
+                    continue
+                if cells["group"] in first:
+                    self.fail("E507", f"{ref.value} line {n}: group {cells['group']!r} is "
+                              f"listed twice", ref.span, f"it is first in {first[cells['group']]}")
+                    continue
+                first[cells["group"]] = f"{ref.value} line {n}"
+                base.append((cells["group"], b))
+                avg.append((cells["group"], a))
         self.kw["base_points"], self.kw["avg_cost"] = tuple(base), tuple(avg)
 
     def s_Coefficients(self, s):
@@ -628,6 +800,30 @@ class _Pool:
             self.ok &= pts is not None
             out.append((cid, pts or 0))
         self.kw["review"] = tuple(out)
+
+    def s_FixedPointValue(self, s):
+        """固定费率: hospital_id -> yuan per point decided in advance, and the share of its
+        year-end shortfall the fund makes up (compensation, default 0%)."""
+        rows = read_csv(s.csv, self.ctx, ("hospital_id", "point_value"), ("compensation", "label"))
+        if rows is None:
+            self.ok = False
+            return
+        out, first = [], {}
+        for n, cells in rows:
+            h = cells["hospital_id"]
+            if not h or h in first:
+                self.fail("E507", f"{s.csv.value} line {n}: " + (
+                    f"hospital {h!r} is listed twice" if h else "no hospital_id"), s.csv.span)
+                continue
+            first[h] = n
+            rate = decimal_cell(cells["point_value"], 100 * PP.PV_SCALE, s.csv, n,
+                                "point_value (yuan)", self.ctx)
+            comp = _percent_cell(cells.get("compensation") or "0%", s.csv, n, self.ctx)
+            if rate is None or comp is None:
+                self.ok = False
+                continue
+            out.append(PP.FixedRate(h, rate, comp))
+        self.kw["fixed_rates"] = tuple(out)
 
     def s_Capitation(self, s):
         per_head = _value(s.per_head, MONEY, self.ctx, "capitation")

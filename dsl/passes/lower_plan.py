@@ -88,7 +88,8 @@ class _Lowerer:
         """The pools checked by check_provider, or None when the policy declares none."""
         from yibao.core.points.plan import PointsPlan
         pools = self.ctx.provider.get("pools", ())
-        return PointsPlan(tuple(pools)) if pools else None
+        alliances = tuple(self.ctx.provider.get("alliances", ()))
+        return PointsPlan(tuple(pools), alliances=alliances) if pools else None
 
     def supervision(self):
         """The flags checked by check_flags, or None when the policy declares none."""
