@@ -33,7 +33,9 @@ class LayerSpec(TypedDict):
     last_ded_state: int
     ratio_kind: RatioKind
     ratio: Optional[np.ndarray]  # int64 millionths (RATIO_PER_CLAIM)
-    bands: list  # [(lo, hi or -1, rate)]
+    bands: list  # [(lo, hi or -1, rate)]: every band set's bands, one after another
+    band_first: list  # set s is bands[band_first[s]:band_first[s + 1]] (`when` band sets)
+    band_set: Optional[np.ndarray]  # int64, the set paying each row; None: set 0 everywhere
     band_state: int
     caps: list  # [(per_year 0|1, amount int64 array, state, key)]
     limit_amount: Optional[np.ndarray]

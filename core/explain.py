@@ -817,7 +817,6 @@ def _class_lines(t: ProviderTrace) -> list:
             return [f"  group {t.group} has no base points: valued by special review"]
         return [f"  group {t.group} has no base points: ungrouped, 0 points, awaiting "
                 "special review (not charged to the hospital)"]
-    high = "none" if n["t_high"] is None else format_ratio(n["t_high"]).rstrip("%")
     lines = [f"  base points B {_pts(n['B'])}, coefficient k {format_ratio(n['k'])} "
              f"({n['coefficient_by']} {n['coefficient_key']}), normal B × k "
              f"= {_pts(half_up_points(n['B'], n['k']))}",

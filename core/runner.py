@@ -237,6 +237,8 @@ def _national_claims(plan, sources, out: OutputFolder) -> None:
     """Rewrite the staged claims.parquet under the national settlement-list names
     (core/national.py), before anything is published. It holds the results and the claims'
     four identity columns in memory at once, whatever the run's mode."""
+    import pyarrow.parquet as pq
+
     from .national import IDENTITY, national_table
     staged = pq.read_table(out.stage("claims.parquet"))
     wanted = [src for _, src, _ in IDENTITY]

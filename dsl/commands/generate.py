@@ -5,6 +5,8 @@ import sys
 import time
 from pathlib import Path
 
+from yibao.core.errors import YibaoError
+
 NAME = "generate"
 HELP = "generate synthetic claims (Parquet), the same bytes for the same --seed"
 CLAIMS_FILE = "claims.parquet"  # what `--out DIR` holds: DIR is then a claims operand
@@ -45,7 +47,7 @@ def output_file(out: str) -> Path:
     return path / CLAIMS_FILE
 
 
-class UsageRefused(ValueError):
+class UsageRefused(YibaoError, ValueError):
     """An ``--out`` that cannot hold the claims: exit 2, one line."""
 
 

@@ -22,6 +22,8 @@ INTERNAL_SIGNALS = {
     "yibao.core.reference.ClaimOutOfRange",  # caught by the oracle, becomes a reject
     "yibao.core.money.OutOfRange",  # an amount leaves int64: caught, becomes a reject
     "yibao.core.grouping.reference._Undecided",  # the DRG oracle's early exit
+    "yibao.core.supervision.compute._Undecided",  # a bracketed sum at a rounding boundary:
+    #                                               caught, the hospital recomputed exactly
     "yibao.dsl.errors.PolicyWarning",  # a warnings category (UserWarning), not an error
 }
 # optional extras whose modules cannot be imported without them (the walk names what it left)
