@@ -84,7 +84,7 @@ def write_input(folder: Path, n: int) -> Path:
 
 
 def yibao_cmd(src: Path, out: Path, *extra) -> list:
-    return [sys.executable, "-m", "yibao.dsl.cli", "settle", "--policy", str(POLICY), str(src),
+    return [sys.executable, "-m", "yibao.dsl.cli", "settle", str(POLICY), str(src),
             "--out", str(out), "--overwrite", "--no-progress", *extra]
 
 

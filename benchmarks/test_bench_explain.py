@@ -58,9 +58,9 @@ def test_explain_one_claim_vs_settle_the_file(benchmark, claims_file, tmp_path):
     settle_s, explain_s = [], []
 
     def one_round():
-        settle_s.append(timed("settle", "--policy", policy, str(claims_file), "--out",
+        settle_s.append(timed("settle", policy, str(claims_file), "--out",
                               str(tmp_path / "out"), "--overwrite", "--no-progress"))
-        explain_s.append(timed("explain", "--policy", policy, "--claims", str(claims_file),
+        explain_s.append(timed("explain", policy, str(claims_file),
                                "--claim-id", claim_id))
 
     benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
