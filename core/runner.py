@@ -400,22 +400,6 @@ def _input_batches(sources, rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
         yield from source.batches(rows)
 
 
-def duplicate_ids(spill: Spill, candidates: np.ndarray) -> pa.Array:
-    """Claim ids (strings) occurring more than once in the whole input."""
-    if len(candidates) == 0:
-        return pa.array([], pa.string())
-    found = []
-    for p in range(spill.count):
-        t = spill.read(p, ["claim_id", "_chash"])
-        if t is not None:
-            hit = pc.is_in(t.column("_chash"), value_set=pa.array(candidates))
-            found.append(t.column("claim_id").filter(hit))
-    ids = pa.chunked_array(found, pa.string()).combine_chunks() if found else \
-        pa.array([], pa.string())
-    counts = pc.value_counts(ids)
-    return counts.field("values").filter(pc.greater(counts.field("counts"), 1))
-
-
 def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar,
                     year=None) -> Iterator:
     task = bar.task("settle", totals.input_rows)
