@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -753,23 +754,32 @@ def _parse_row(cells: dict, where: str, source: str) -> DecisionRow:
     return DecisionRow(tuple(conditions), group, source, cells.get("label", "").strip())
 
 
-def _records(path: Path):
-    """(line number, cells) of every non-comment, non-blank line."""
-    with open(path, encoding="utf-8-sig", newline="") as fh:
-        for number, line in enumerate(fh, 1):
-            if line.strip() and not line.lstrip().startswith("#"):
-                yield number, next(csv.reader([line]))
+def _records(path: Path, text: Optional[str] = None):
+    """(line number, cells) of every non-comment, non-blank line of ``text`` (the file read
+    as UTF-8 when None)."""
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise DecisionTableError(f"{path}: not UTF-8 text (byte {exc.start}); save it as "
+                                     "UTF-8 or GBK") from None
+    # lines as the file's own iteration splits them (universal newlines, endings kept)
+    for number, line in enumerate(io.StringIO(text.removeprefix("\ufeff"), newline=""), 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            yield number, next(csv.reader([line]))
 
 
 def load_decision_table_csv(path, name: str, output: Optional[str] = None,
                             default: Optional[str] = None,
-                            source_name: Optional[str] = None) -> DecisionTable:
+                            source_name: Optional[str] = None,
+                            text: Optional[str] = None) -> DecisionTable:
     """Read a decision table from CSV (layout: ``CSV_LAYOUT``). ``output`` defaults to
-    ``name``; row sources are ``{source_name}:{line}`` (default: ``path`` as given). Raises
-    ``DecisionTableError`` naming the file and line for any cell it cannot read."""
+    ``name``; row sources are ``{source_name}:{line}`` (default: ``path`` as given);
+    ``text``: the file's text when the caller has read it (the compiler reads GBK too).
+    Raises ``DecisionTableError`` naming the file and line for any cell it cannot read."""
     path = Path(path)
     label = source_name if source_name is not None else str(path)
-    records = _records(path)
+    records = _records(path, text)
     first = next(records, None)
     if first is None:
         raise DecisionTableError(f"{path}:1: the file has no header line")

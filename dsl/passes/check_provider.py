@@ -40,7 +40,7 @@ from yibao.core.money import round_half_up
 from yibao.core.plan import BOOL, DATE, INT, MONEY, RATIO, RATIO_SCALE, TEXT
 from yibao.core.points import plan as PP
 
-from ..source import SourceError, read_text
+from ..source import SourceError, read_table_text
 from .. import ast
 from ..errors import error, suggest, warning
 from ..units import UnitError, number_value
@@ -285,7 +285,7 @@ def read_csv(ref: ast.Str, ctx: Context, required: tuple, optional: tuple = ()):
     if path is None:
         return None
     try:  # the benefit tables' reader: a FIFO or device is refused, never read (it may hang)
-        text = read_text(path).removeprefix("\ufeff")
+        text = read_table_text(path).removeprefix("\ufeff")
     except SourceError as exc:  # not a regular file, too large, not UTF-8
         where = f" (line {exc.line})" if exc.text else ""
         ctx.report(error("E305", f"cannot read file '{ref.value}'{where}: "
@@ -364,8 +364,14 @@ def _table_grouper(decl: ast.GrouperDecl, ctx: Context):
         return None
     name = decl.name.name
     default = decl.default.value if decl.default else None
-    try:
-        table = load_decision_table_csv(path, name, name, default, decl.csv.value)
+    try:  # read as the benefit tables are: a FIFO refused, UTF-8 or GBK/GB18030
+        text = read_table_text(path)
+        table = load_decision_table_csv(path, name, name, default, decl.csv.value, text)
+    except SourceError as exc:
+        ctx.report(error("E305", f"cannot read decision table '{decl.csv.value}': "
+                         f"{exc.message.replace(repr(str(path)), 'it')}", decl.csv.span,
+                         exc.hint))
+        return None
     except FileNotFoundError:
         ctx.report(error("E305", f"cannot read decision table '{decl.csv.value}'",
                          decl.csv.span, "the file must sit in the policy's folder, UTF-8"))

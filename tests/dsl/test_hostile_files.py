@@ -164,10 +164,11 @@ def test_pool_adjustment_beyond_the_range_fails_check_not_settle(tmp_path):
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
-@pytest.mark.parametrize("kind", ["fifo", "gbk"])
+@pytest.mark.parametrize("kind", ["fifo", "utf16"])
 def test_provider_csv_that_cannot_be_read_is_a_diagnostic(tmp_path, kind):
     """The provider part's CSVs (points, coefficients, review …) go through the same reader as
-    the benefit tables: a FIFO is refused without being opened, a GBK file is named as such."""
+    the benefit tables: a FIFO is refused without being opened, a UTF-16 file is named as not
+    UTF-8 (GBK is read since issue 15: tests/provider/test_table_encodings.py)."""
     import shutil
     city = tmp_path / "jinhua"
     shutil.copytree(Path(__file__).resolve().parents[2] / "city_configs" / "jinhua", city)
@@ -177,9 +178,9 @@ def test_provider_csv_that_cannot_be_read_is_a_diagnostic(tmp_path, kind):
         os.mkfifo(points)
     else:
         points.write_bytes("group,points,avg_cost,label\nAA11,1.5,100 yuan,心脏移植\n"
-                           .encode("gbk"))
+                           .encode("utf-16"))
     done = subprocess.run([sys.executable, "-m", "yibao.dsl.cli", "check", str(city)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "error[E305]" in done.stderr, done.stderr
-    assert ("not a file" in done.stderr) if kind == "fifo" else ("GBK/GB18030" in done.stderr)
+    assert ("not a file" in done.stderr) if kind == "fifo" else ("not UTF-8" in done.stderr)
     assert "Traceback" not in done.stderr
