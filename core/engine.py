@@ -322,7 +322,8 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
                                          prep.columns["total"][order])
         results = append_claim_columns(plan, results, claims_in_order,
                                        groupers=registry.groupers)
-    return BatchResult(results, rejects_table(rejects), input_rows)
+    # the input row of each result: supervision reads the claims by it (no id lookup)
+    return BatchResult(results, rejects_table(rejects), input_rows, run.prep.rows[order])
 
 
 # -- several versions -------------------------------------------------------------------------

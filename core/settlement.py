@@ -65,6 +65,7 @@ class BatchResult:
     results: pa.Table  # accepted claims, settlement order
     rejects: pa.Table  # rejected rows, input row order
     input_rows: int
+    rows: object = None  # int64 ndarray, the input row of each result, when the path knows it
 
 
 def result_schema(plan: Plan) -> pa.Schema:

@@ -45,12 +45,15 @@ def supervision_of(policy):
     return getattr(Policy.of(policy).first, "supervision", None)
 
 
-def evaluate(policy, claims: pa.Table, results: pa.Table, reference: bool = False):
-    """Supervised of one batch, or None when the policy has no flags."""
+def evaluate(policy, claims: pa.Table, results: pa.Table, reference: bool = False,
+             rows=None):
+    """Supervised of one batch, or None when the policy has no flags. ``rows``: the claims
+    row of each result when known (``BatchResult.rows``), which spares looking up every
+    claim id (stays.build_stays)."""
     sup = supervision_of(policy)
     if sup is None or not sup.flags:
         return None
-    table = build_stays(sup, claims, results)
+    table = build_stays(sup, claims, results, rows)
     if reference:
         from .reference import evaluate as run
     else:

@@ -27,7 +27,8 @@ CC_DIGITS = ("1", "3")  # CHS-DRG fourth character: 1 with MCC, 3 with CC
 
 def evaluate(supervision: Supervision, stays: pa.Table):
     """(flags, hospital indicators) of one batch of stays."""
-    weights = GroupWeights(stays)
+    codes = StayCodes(stays)
+    weights = GroupWeights(stays, codes)
     members = {}  # applies -> the stays passing it: flags often share one (inpatient)
     for flag in supervision.flags:
         if flag.applies not in members:
@@ -41,7 +42,7 @@ def evaluate(supervision: Supervision, stays: pa.Table):
     pieces = [_flag_rows(flag, members[flag.applies], weights, pairs_of)
               for flag in supervision.flags]
     flags = pa.concat_tables(pieces) if pieces else FLAG_SCHEMA.empty_table()
-    return sorted_flags(flags), indicators(stays, weights)
+    return sorted_flags(flags), indicators(stays, weights, codes)
 
 
 def _mask(stays: pa.Table, *names) -> np.ndarray:
@@ -51,6 +52,13 @@ def _mask(stays: pa.Table, *names) -> np.ndarray:
     return out
 
 
+def _ints(col) -> np.ndarray:
+    """int64 values of an integer column, a null as 0 (callers mask nulls where they count;
+    never the float array ``to_numpy`` makes of a column with nulls)."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    return col.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+
+
 def _np(col) -> np.ndarray:
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     return col.to_numpy(zero_copy_only=False)
@@ -58,16 +66,43 @@ def _np(col) -> np.ndarray:
 
 # -- group weights ---------------------------------------------------------------------------
 
-class GroupWeights:
-    """RW of each group: its mean cost over the city's mean cost, over every stay of the batch
-    with a group (exact fractions, one per group)."""
+class StayCodes:
+    """Hospital and group of every stay as int64 dictionary codes, encoded once per batch
+    and shared by every per-hospital and per-group sum (integer bins instead of string
+    group-bys). ``hospital``: a null hospital is a hospital of its own (the indicators have
+    a row for it); ``group``: −1 for a stay without a group."""
 
     def __init__(self, stays: pa.Table):
-        grouped = stays.filter(pc.is_valid(stays.column("group")))
-        agg = grouped.group_by("group").aggregate([("total", "sum"), ("total", "count")])
-        self.groups = agg.column("group").combine_chunks()
-        self.sums = [int(v) for v in agg.column("total_sum").to_pylist()]
-        self.counts = [int(v) for v in agg.column("total_count").to_pylist()]
+        self.hospital, self.hospitals = _encode(stays.column("hospital_id"), "encode")
+        self.group, self.groups = _encode(stays.column("group"), "mask")
+
+
+def _encode(col, nulls: str) -> tuple:
+    """(int64 code of each row, −1 for a masked null; the distinct values, code order)."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    encoded = pc.dictionary_encode(col, null_encoding=nulls)
+    codes = _np(pc.fill_null(encoded.indices, -1)).astype(np.int64)
+    return codes, encoded.dictionary
+
+
+def bin_sums(codes: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    """int64 Σ of ``values`` per code in [0, size). Exact: the callers' sums are bounded
+    below 2^62 (stays._check_sums), so no bin can wrap."""
+    out = np.zeros(size, np.int64)
+    np.add.at(out, codes, values.astype(np.int64, copy=False))
+    return out
+
+
+class GroupWeights:
+    """RW of each group: its mean cost over the city's mean cost, over every stay of the batch
+    with a group (exact fractions, one per group; group i is ``codes.groups[i]``)."""
+
+    def __init__(self, stays: pa.Table, codes: StayCodes):
+        grouped = (codes.group >= 0) & _mask(stays, "total")
+        g, size = codes.group[grouped], len(codes.groups)
+        self.groups = codes.groups
+        self.sums = bin_sums(g, _ints(stays.column("total"))[grouped], size).tolist()
+        self.counts = np.bincount(g, minlength=size).tolist()
         self.n, self.cost = sum(self.counts), sum(self.sums)
 
     def rw(self, i: int) -> Fraction:
@@ -131,20 +166,67 @@ def _table(flag, cols: dict) -> pa.Table:
 def stay_pairs(members: pa.Table) -> pa.Table:
     """Every (earlier stay a, later stay b) of one person among ``members``, b admitted on or
     after a's discharge: a_claim_id, b_claim_id, b_hospital_id, same (hospital), gap (days).
-    Both readmission rules filter this one self-join (by gap and hospital)."""
+    Both readmission rules filter this one table (by gap and hospital). The stays are sorted
+    by (person, admit, discharge) once and each is paired with the stays k places before it
+    for k = 1, 2, … while any person has more than k stays (no join, no hash of pairs)."""
     t = members.filter(pa.array(_mask(members, "person_id", "hospital_id", "admit",
                                       "discharge")))
-    t = t.select(["claim_id", "person_id", "hospital_id", "admit", "discharge"])
-    t = _repeated(t, "person_id")  # a person with one stay has no readmission
-    a = t.rename_columns([f"a_{c}" for c in t.column_names])
-    b = t.rename_columns([f"b_{c}" for c in t.column_names])
-    pairs = a.join(b, keys="a_person_id", right_keys="b_person_id", join_type="inner")
-    gap = pc.subtract(pairs["b_admit"], pairs["a_discharge"])
-    pairs = pairs.filter(pc.and_(pc.greater_equal(gap, 0), _earlier(pairs)))
-    return pa.table({"a_claim_id": pairs["a_claim_id"], "b_claim_id": pairs["b_claim_id"],
-                     "b_hospital_id": pairs["b_hospital_id"],
-                     "same": pc.equal(pairs["a_hospital_id"], pairs["b_hospital_id"]),
-                     "gap": pc.subtract(pairs["b_admit"], pairs["a_discharge"])})
+    person = _codes(t.column("person_id"))
+    many = np.bincount(person)[person] > 1 if len(person) else np.zeros(0, bool)
+    t, person = t.filter(pa.array(many)), person[many]  # one stay: no readmission
+    admit, discharge = _np(t.column("admit")), _np(t.column("discharge"))
+    order = np.lexsort((discharge, admit, person))
+    a, b = _same_person_pairs(person[order])
+    a, b = order[a], order[b]
+    ids = t.column("claim_id").combine_chunks()
+    a, b = _earlier_first(a, b, admit, discharge, ids)
+    gap = admit[b] - discharge[a]
+    a, b, gap = a[gap >= 0], b[gap >= 0], gap[gap >= 0]
+    hospital = t.column("hospital_id").combine_chunks()
+    b_hospital = hospital.take(pa.array(b))
+    return pa.table({"a_claim_id": ids.take(pa.array(a)), "b_claim_id": ids.take(pa.array(b)),
+                     "b_hospital_id": b_hospital,
+                     "same": pc.equal(hospital.take(pa.array(a)), b_hospital),
+                     "gap": pa.array(gap, pa.int64())})
+
+
+def _codes(col) -> np.ndarray:
+    """int64 dictionary codes of a column without nulls (equal values, equal codes)."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    return _np(pc.dictionary_encode(col).indices).astype(np.int64)
+
+
+def _same_person_pairs(person: np.ndarray) -> tuple:
+    """(i, j) positions, i < j, of every two rows of one person in ``person`` (sorted so a
+    person's rows are together): j paired with j − k for k = 1, 2, … The rows still paired
+    at step k are those with at least k rows of their person before them, so the work is
+    the number of pairs, not (rows × the most stays of one person)."""
+    n = len(person)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, person[1:] != person[:-1]])
+    rank = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))  # rows of its person before it
+    live = np.flatnonzero(rank >= 1)
+    firsts, seconds, k = [], [], 1
+    while len(live):
+        firsts.append(live - k)
+        seconds.append(live)
+        k += 1
+        live = live[rank[live] >= k]
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+def _earlier_first(a, b, admit, discharge, ids) -> tuple:
+    """The pairs with a the earlier stay by (admit, discharge, claim_id): the sort put a
+    first by (admit, discharge); on a tie the smaller claim id is the earlier."""
+    tie = (admit[a] == admit[b]) & (discharge[a] == discharge[b])
+    if tie.any():
+        at = np.flatnonzero(tie)
+        swap = _np(pc.greater(ids.take(pa.array(a[at])), ids.take(pa.array(b[at])))).astype(bool)
+        at = at[swap]
+        a, b = a.copy(), b.copy()
+        a[at], b[at] = b[at], a[at]
+    return a, b
 
 
 def _readmit(rule: Readmit, pairs: pa.Table) -> dict:
@@ -159,22 +241,6 @@ def _readmit(rule: Readmit, pairs: pa.Table) -> dict:
             "value": agg.column("gap_min"), "threshold": pa.array([rule.days] * n, pa.int64()),
             "unit": pa.array(["days"] * n, pa.string()),
             "related": agg.column("a_claim_id_list")}
-
-
-def _repeated(t: pa.Table, key: str) -> pa.Table:
-    """The rows whose ``key`` occurs at least twice (shrinks the self-join to what can pair)."""
-    counts = pc.value_counts(t.column(key).combine_chunks())
-    many = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
-    return t.filter(pc.is_in(t.column(key), value_set=many))
-
-
-def _earlier(pairs: pa.Table):
-    """a's (admit, discharge, claim_id) is smaller than b's."""
-    a1, b1 = pairs["a_admit"], pairs["b_admit"]
-    a2, b2 = pairs["a_discharge"], pairs["b_discharge"]
-    ids = pc.less(pairs["a_claim_id"], pairs["b_claim_id"])
-    second = pc.or_(pc.less(a2, b2), pc.and_(pc.equal(a2, b2), ids))
-    return pc.or_(pc.less(a1, b1), pc.and_(pc.equal(a1, b1), second))
 
 
 def _above_mean(rule: AboveGroupMean, members: pa.Table) -> dict:
@@ -304,29 +370,33 @@ def _ratio(f: Fraction):
     return round_half_up(f.numerator * RATIO_SCALE, f.denominator)
 
 
-def indicators(stays: pa.Table, weights: GroupWeights) -> pa.Table:
+def indicators(stays: pa.Table, weights: GroupWeights, codes: StayCodes) -> pa.Table:
     """One row per hospital (docs/supervision.md "Hospital indicators"). The per hospital ×
     group terms are products of small ints and per-group factors floored at ``SCALE``
-    (Python ints in numpy object arrays), summed per hospital and bracketed (``_Bracket``)."""
-    base = stays.group_by("hospital_id").aggregate(
-        [("claim_id", "count"), ("total", "sum"), ("fund", "sum")])
-    grouped = stays.filter(pc.is_valid(stays.column("group")))
-    per = grouped.group_by(["hospital_id", "group"]).aggregate(
-        [("total", "sum"), ("total", "count"), ("los", "sum"), ("los", "count")])
-    city = grouped.group_by("group").aggregate([("los", "sum"), ("los", "count")])
-    g = _np(pc.index_in(per["group"], value_set=weights.groups)).astype(np.int64)
-    h = _np(pc.index_in(per["hospital_id"], value_set=base["hospital_id"])).astype(np.int64)
-    at = _np(pc.index_in(weights.groups, value_set=city["group"])).astype(np.int64)
-    days_g = [int(v) for v in np.asarray(city["los_sum"].fill_null(0).to_pylist(), object)[at]]
-    m_g = [int(v) for v in np.asarray(city["los_count"].to_pylist(), object)[at]]
-    ints = lambda c: _np(per[c].fill_null(0)).astype(np.int64)  # noqa: E731
-    n_hg, c_hg, d_hg, m_hg = (ints(c) for c in ("total_count", "total_sum", "los_sum",
-                                                "los_count"))
-    order = np.argsort(h, kind="stable")
-    h = h[order]
+    (Python ints in numpy object arrays), summed per hospital and bracketed (``_Bracket``).
+    Every sum is over integer codes (``StayCodes``): per hospital, per group, and per
+    (hospital, group) cell."""
+    hospitals, G = len(codes.hospitals), len(codes.groups)
+    total, fund = _ints(stays.column("total")), _ints(stays.column("fund"))
+    timed = _mask(stays, "los")
+    los = _ints(stays.column("los"))
+    base = {"claims": np.bincount(codes.hospital, minlength=hospitals).tolist(),
+            "total": bin_sums(codes.hospital, total, hospitals).tolist(),
+            "fund": bin_sums(codes.hospital, fund, hospitals).tolist()}
+    grouped = codes.group >= 0
+    cell, keys = _cells(codes.hospital[grouped] * G + codes.group[grouped], hospitals * G)
+    cells, timed_g = len(keys), timed[grouped]
+    h, g = keys // max(G, 1), keys % max(G, 1)  # ascending h: keys are sorted
+    n_hg = np.bincount(cell, minlength=cells)
+    c_hg = bin_sums(cell, total[grouped], cells)
+    d_hg = bin_sums(cell[timed_g], los[grouped][timed_g], cells)
+    m_hg = np.bincount(cell[timed_g], minlength=cells)
+    city_g = codes.group[grouped][timed_g]
+    days_g = bin_sums(city_g, los[grouped][timed_g], G).tolist()
+    m_g = np.bincount(city_g, minlength=G).tolist()
     starts = np.flatnonzero(np.r_[True, h[1:] != h[:-1]]) if len(h) else np.zeros(0, int)
     def sums_of(v) -> dict:  # hospital index -> Σ of ``v`` over its groups
-        return dict(zip(h[starts].tolist(), np.add.reduceat(v[order], starts)))
+        return dict(zip(h[starts].tolist(), np.add.reduceat(v, starts)))
     n, cost = weights.n, weights.cost
     rw = _Bracket(sums_of, n_hg, _factor([s * n for s in weights.sums],
                                           [c * cost for c in weights.counts]), g, n_hg * 0)
@@ -335,8 +405,8 @@ def indicators(stays: pa.Table, weights: GroupWeights) -> pa.Table:
     expected = _Bracket(sums_of, n_hg, _factor(weights.sums, weights.counts), g, n_hg)
     n_h, c_h, mm_h = sums_of(n_hg), sums_of(c_hg), sums_of(m_hg)
     rows = []
-    for i, (hid, claims, total, fund) in enumerate(zip(*(base[c].to_pylist() for c in (
-            "hospital_id", "claim_id_count", "total_sum", "fund_sum")))):
+    for i, (hid, claims, total, fund) in enumerate(zip(
+            codes.hospitals.to_pylist(), base["claims"], base["total"], base["fund"])):
         row = {"hospital_id": hid, "claims": claims, "total": total, "self_pay": total - fund,
                "self_pay_rate": _ratio(Fraction(total - fund, total)) if total else None}
         n = int(n_h.get(i, 0))
@@ -348,11 +418,23 @@ def indicators(stays: pa.Table, weights: GroupWeights) -> pa.Table:
                            time_index=time.millionths(i, m) if m else None,
                            price_index=expected.over(i, int(c_h[i])))
             except _Undecided:
-                mine = order[h == i]
+                mine = h == i
                 row.update(_exact_indicators(weights, g[mine], *(int_list(v[mine]) for v in (
                     n_hg, c_hg, d_hg, m_hg)), days_g, m_g))
         rows.append({**dict.fromkeys(INDICATOR_SCHEMA.names), **row})
     return sorted_indicators(pa.Table.from_pylist(rows, schema=INDICATOR_SCHEMA))
+
+
+def _cells(key: np.ndarray, size: int) -> tuple:
+    """(the cell of each row, the key of each cell ascending) of int64 ``key`` in [0, size):
+    dense bins while the key space is small against the rows, else a sort."""
+    if size <= 4 * len(key) + (1 << 20):
+        present = np.flatnonzero(np.bincount(key, minlength=size))
+        cell_of = np.zeros(size, np.int64)
+        cell_of[present] = np.arange(len(present))
+        return cell_of[key], present
+    present, cell = np.unique(key, return_inverse=True)
+    return cell.astype(np.int64), present
 
 
 def _exact_indicators(weights, g, n_hg, c_hg, d_hg, m_hg, days_g, m_g) -> dict:

@@ -2,13 +2,14 @@
 output order and the payment effect (as core/settlement.py is for settlement).
 
 ``build_stays(supervision, claims, results)`` is the evaluators' one input: one row per settled
-claim (a claim in ``results``), ordered by ``claim_id``, with the columns the rules read in
+claim (a claim in ``results``), in the claims' order, with the columns the rules read in
 engine units. Rejected claims take no part (they are in rejects.parquet with a reason).
 Columns a claim file lacks are all null, and a stay missing what a rule needs takes no part
 in that rule (docs/supervision.md says which).
 """
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -97,34 +98,71 @@ def _column(claims: pa.Table, name: str, n: int, typ) -> pa.Array:
     return col
 
 
-def build_stays(supervision: Supervision, claims: pa.Table, results: pa.Table) -> pa.Table:
-    """The stays of the settled claims (module docstring), in the results' order (the
-    outputs are sorted, so no order matters). ``claims`` are the claims the results came
-    from, in any order (a superset is fine); ``results`` need ``claim_id`` and ``self_pay``,
-    and ``group`` (the provider payment's) if any."""
+def build_stays(supervision: Supervision, claims: pa.Table, results: pa.Table,
+                rows=None) -> pa.Table:
+    """The stays of the settled claims (module docstring), in the claims' order (the outputs
+    are sorted, so no order matters). ``claims`` are the claims the results came from, in any
+    order (a superset is fine); ``results`` need ``claim_id`` and ``self_pay``, and ``group``
+    (the provider payment's) if any. ``rows``, when known (``BatchResult.rows``), is the claims
+    row of each result: it spares the lookup of every claim id, and is checked against the
+    ids (rows that do not match are looked up as if not given)."""
     ids = _plain(results.column("claim_id")).cast(pa.string())
     claim_ids = _plain(claims.column("claim_id")).cast(pa.string())
-    at = claim_rows(ids, claim_ids)
+    result_of = _result_of_claim(ids, claim_ids, rows)
+    settled = result_of >= 0
     read = [c for c in stay_columns(supervision) if c in claims.column_names]
-    rows = claims.select(read).take(at)  # only the columns read: not the diagnosis lists
-    n = rows.num_rows
-    admit = _days(_column(rows, "admit_date", n, pa.date32()))
-    discharge = _days(_column(rows, "discharge_date", n, pa.date32()))
-    total = _column(rows, "total", n, pa.int64()).cast(pa.int64())
+    rows_read = claims.select(read)  # only the columns read: not the diagnosis lists
+    if not settled.all():  # rejected claims take no part
+        rows_read, claim_ids = (rows_read.filter(pa.array(settled)),
+                                claim_ids.filter(pa.array(settled)))
+    at = pa.array(result_of[settled])  # the result row of each stay
+    n = rows_read.num_rows
+    admit = _days(_column(rows_read, "admit_date", n, pa.date32()))
+    discharge = _days(_column(rows_read, "discharge_date", n, pa.date32()))
+    total = _column(rows_read, "total", n, pa.int64()).cast(pa.int64())
     _check_sums(total)
-    self_pay = _plain(results.column("self_pay")).cast(pa.int64())
-    group = (_plain(results.column("group")).cast(pa.string())
+    self_pay = _plain(results.column("self_pay")).cast(pa.int64()).take(at)
+    _check_sums(self_pay)  # so total − self_pay (the fund) and its sums stay in int64
+    group = (_plain(results.column("group")).cast(pa.string()).take(at)
              if "group" in results.column_names else pa.nulls(n, pa.string()))
-    cols = {"claim_id": ids,
-            "person_id": _column(rows, "person_id", n, pa.string()),
-            "hospital_id": _column(rows, "hospital_id", n, pa.string()),
-            "hospital_level": _column(rows, "hospital_level", n, pa.int64()).cast(pa.int64()),
+    cols = {"claim_id": claim_ids,
+            "person_id": _column(rows_read, "person_id", n, pa.string()),
+            "hospital_id": _column(rows_read, "hospital_id", n, pa.string()),
+            "hospital_level": _column(rows_read, "hospital_level", n, pa.int64())
+            .cast(pa.int64()),
             "admit": admit, "discharge": discharge, "los": length_of_stay(admit, discharge),
             "total": total, "fund": pc.subtract(total, self_pay), "group": group}
     for name, typ in stay_columns(supervision).items():
         if name not in cols and name not in ("admit_date", "discharge_date"):
-            cols[name] = _column(rows, name, n, typ)
+            cols[name] = _column(rows_read, name, n, typ)
     return pa.table(cols)
+
+
+def _result_of_claim(ids: pa.Array, claim_ids: pa.Array, rows) -> np.ndarray:
+    """int64 per claims row: the results row settling it, −1 for a claim not settled.
+    Scattering the results into the claims' order takes 2 columns (self_pay, group) instead
+    of every column a rule reads into the results' order."""
+    at = _checked_rows(ids, claim_ids, rows)
+    if at is None:
+        at = claim_rows(ids, claim_ids).to_numpy(zero_copy_only=False)
+    result_of = np.full(len(claim_ids), -1, np.int64)
+    result_of[at] = np.arange(len(ids), dtype=np.int64)
+    if len(at) and (result_of[at] != np.arange(len(ids))).any():
+        raise SupervisionError("a claim id occurs twice in the results")
+    return result_of
+
+
+def _checked_rows(ids: pa.Array, claim_ids: pa.Array, rows):
+    """``rows`` as int64 when it names, for each result, a claims row holding its id; else
+    None (the caller looks the ids up)."""
+    if rows is None:
+        return None
+    rows = np.asarray(rows, np.int64)
+    if len(rows) != len(ids) or (len(rows) and (rows.min() < 0
+                                                or rows.max() >= len(claim_ids))):
+        return None
+    same = pc.fill_null(pc.equal(claim_ids.take(pa.array(rows)), ids), False)
+    return rows if pc.all(same).as_py() else None
 
 
 def claim_rows(ids: pa.Array, claim_ids: pa.Array) -> pa.Array:
@@ -145,12 +183,15 @@ def length_of_stay(admit: pa.Array, discharge: pa.Array) -> pa.Array:
     return pc.max_element_wise(days, pa.scalar(1, pa.int64()))
 
 
-def _check_sums(total: pa.Array) -> None:
+def _check_sums(amounts: pa.Array) -> None:
+    """Σ |amounts| below 2^62, so every sum of them (or of a difference of two such
+    columns, Σ |total − self_pay| < 2^63) is exact in int64."""
     # a float sum only to decide the guard (2^62 leaves room for its error), never an amount
-    magnitude = pc.sum(pc.abs(total.cast(pa.float64(), safe=False))).as_py() or 0
-    if len(total) and magnitude >= SUM_LIMIT:
-        raise SupervisionError("the batch's claim totals add up beyond 2^62 fen: supervision "
-                               "sums them exactly in int64 and cannot; split the batch")
+    magnitude = pc.sum(pc.abs(amounts.cast(pa.float64(), safe=False))).as_py() or 0
+    if len(amounts) and magnitude >= SUM_LIMIT:
+        raise SupervisionError("the batch's claim amounts (totals, self-pay) add up beyond "
+                               "2^62 fen: supervision sums them exactly in int64 and cannot; "
+                               "split the batch")
 
 
 def sorted_flags(flags: pa.Table) -> pa.Table:
