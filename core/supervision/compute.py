@@ -29,18 +29,20 @@ def evaluate(supervision: Supervision, stays: pa.Table):
     """(flags, hospital indicators) of one batch of stays."""
     codes = StayCodes(stays)
     weights = GroupWeights(stays, codes)
-    members = {}  # applies -> the stays passing it: flags often share one (inpatient)
+    members, member_codes = {}, {}  # applies -> the stays passing it: flags often share one
     for flag in supervision.flags:
         if flag.applies not in members:
-            members[flag.applies] = stays.filter(pa.array(test_mask(stays, flag.applies)))
+            mask = np.asarray(test_mask(stays, flag.applies), bool)
+            members[flag.applies] = stays.filter(pa.array(mask))
+            member_codes[flag.applies] = codes.subset(mask)
     pairs = {}  # applies -> stay_pairs of its members, shared by the readmission rules
 
     def pairs_of(applies):
         if applies not in pairs:
             pairs[applies] = stay_pairs(members[applies])
         return pairs[applies]
-    pieces = [_flag_rows(flag, members[flag.applies], weights, pairs_of)
-              for flag in supervision.flags]
+    pieces = [_flag_rows(flag, members[flag.applies], weights, pairs_of,
+                         member_codes[flag.applies]) for flag in supervision.flags]
     flags = pa.concat_tables(pieces) if pieces else FLAG_SCHEMA.empty_table()
     return sorted_flags(flags), indicators(stays, weights, codes)
 
@@ -72,9 +74,22 @@ class StayCodes:
     group-bys). ``hospital``: a null hospital is a hospital of its own (the indicators have
     a row for it); ``group``: −1 for a stay without a group."""
 
-    def __init__(self, stays: pa.Table):
-        self.hospital, self.hospitals = _encode(stays.column("hospital_id"), "encode")
-        self.group, self.groups = _encode(stays.column("group"), "mask")
+    def __init__(self, stays: pa.Table = None):
+        if stays is not None:
+            self.hospital, self.hospitals = _encode(stays.column("hospital_id"), "encode")
+            self.group, self.groups = _encode(stays.column("group"), "mask")
+
+    def subset(self, mask: np.ndarray) -> "StayCodes":
+        """The codes of the stays ``mask`` keeps (same dictionaries)."""
+        out = StayCodes()
+        out.hospital, out.hospitals = self.hospital[mask], self.hospitals
+        out.group, out.groups = self.group[mask], self.groups
+        return out
+
+    def hospital_known(self) -> np.ndarray:
+        """Mask of the stays with a hospital."""
+        null = np.flatnonzero(_np(self.hospitals.is_null()).astype(bool))
+        return self.hospital != null[0] if len(null) else np.ones(len(self.hospital), bool)
 
 
 def _encode(col, nulls: str) -> tuple:
@@ -125,20 +140,22 @@ class GroupWeights:
 
 # -- flags -----------------------------------------------------------------------------------
 
-def _flag_rows(flag, members: pa.Table, weights: GroupWeights, pairs_of=None) -> pa.Table:
-    """The flag's rows over its members (the stays passing its applies)."""
+def _flag_rows(flag, members: pa.Table, weights: GroupWeights, pairs_of=None,
+               codes: "StayCodes" = None) -> pa.Table:
+    """The flag's rows over its members (the stays passing its applies; ``codes`` theirs)."""
+    codes = codes if codes is not None else StayCodes(members)
     rule = flag.rule
     if isinstance(rule, Readmit):
         pairs = pairs_of(flag.applies) if pairs_of else stay_pairs(members)
         cols = _readmit(rule, pairs)
     elif isinstance(rule, AboveGroupMean):
-        cols = _above_mean(rule, members)
+        cols = _above_mean(rule, members, codes)
     elif isinstance(rule, ShortStay):
         cols = _short_stay(rule, members, weights)
     elif isinstance(rule, ListedGroups):
         cols = _listed(rule, members)
     elif isinstance(rule, CcShare):
-        cols = _cc_share(rule, members)
+        cols = _cc_share(rule, members, codes)
     elif isinstance(rule, SevereShare):
         cols = _severe_share(rule, members, weights)
     else:
@@ -243,24 +260,22 @@ def _readmit(rule: Readmit, pairs: pa.Table) -> dict:
             "related": agg.column("a_claim_id_list")}
 
 
-def _above_mean(rule: AboveGroupMean, members: pa.Table) -> dict:
+def _above_mean(rule: AboveGroupMean, members: pa.Table, codes: StayCodes) -> dict:
     measure = "los" if rule.measure == "los" else "total"
-    t = members.filter(pa.array(_mask(members, "group", measure)))
-    agg = t.group_by("group").aggregate([(measure, "sum"), (measure, "count")])
-    sums = agg.column(f"{measure}_sum").to_pylist()
-    counts = agg.column(f"{measure}_count").to_pylist()
+    ok = (codes.group >= 0) & _mask(members, measure)
+    g, values, size = codes.group[ok], _ints(members.column(measure))[ok], len(codes.groups)
+    sums, counts = bin_sums(g, values, size).tolist(), np.bincount(g, minlength=size).tolist()
     # value > factor × Σ / (n × 10^6)  ⇔  value > floor(factor × Σ / (n × 10^6)) for ints
-    limit = pa.array([(rule.factor * s) // (c * RATIO_SCALE) for s, c in zip(sums, counts)],
-                     pa.int64())
-    mean = pa.array([round_half_up(s, c) for s, c in zip(sums, counts)], pa.int64())
-    at = pc.index_in(t.column("group"), value_set=agg.column("group"))
-    threshold = limit.take(at)
-    hit = t.filter(pc.greater(t.column(measure), threshold))
-    at = pc.index_in(hit.column("group"), value_set=agg.column("group"))
+    limit = np.array([(rule.factor * s) // (c * RATIO_SCALE) if c else 0
+                      for s, c in zip(sums, counts)], np.int64)
+    mean = np.array([round_half_up(s, c) if c else 0 for s, c in zip(sums, counts)], np.int64)
+    over = values > limit[g]
+    rows, g = np.flatnonzero(ok)[over], g[over]
+    hit = members.take(pa.array(rows, pa.int64()))
     n = hit.num_rows
     return {"claim_id": hit.column("claim_id"), "hospital_id": hit.column("hospital_id"),
             "group": hit.column("group"), "value": hit.column(measure),
-            "threshold": limit.take(at), "basis": mean.take(at),
+            "threshold": pa.array(limit[g]), "basis": pa.array(mean[g]),
             "unit": pa.array(["days" if measure == "los" else "fen"] * n, pa.string()),
             "related": pa.array([[]] * n, pa.list_(pa.string()))}
 
@@ -293,45 +308,55 @@ def _share(num: int, den: int) -> int:
     return round_half_up(num * RATIO_SCALE, den) if den else 0
 
 
-def _cc_share(rule: CcShare, members: pa.Table) -> dict:
-    t = members.filter(pa.array(_mask(members, "group", "hospital_id")))
-    group = t.column("group")
-    adrg = pc.utf8_slice_codeunits(group, 0, 3)
-    cc = pc.is_in(pc.utf8_slice_codeunits(group, 3, 4), value_set=pa.array(CC_DIGITS))
-    t = t.append_column("adrg", adrg).append_column("cc", pc.cast(cc, pa.int64()))
-    city = t.group_by("adrg").aggregate([("cc", "sum"), ("cc", "count")])
-    city_of = {g: (int(s), int(c)) for g, s, c in zip(city["adrg"].to_pylist(),
-                                                       city["cc_sum"].to_pylist(),
-                                                       city["cc_count"].to_pylist())}
-    per = t.group_by(["hospital_id", "adrg"]).aggregate([("cc", "sum"), ("cc", "count")])
-    out = {k: [] for k in ("hospital_id", "group", "value", "threshold", "basis")}
-    for h, g, s, c in zip(per["hospital_id"].to_pylist(), per["adrg"].to_pylist(),
-                          per["cc_sum"].to_pylist(), per["cc_count"].to_pylist()):
-        cs, cn = city_of[g]
-        if c < rule.min_cases or s * cn * RATIO_SCALE <= rule.factor * cs * c:
-            continue
-        out["hospital_id"].append(h)
-        out["group"].append(g)
-        out["value"].append(_share(s, c))
-        out["basis"].append(_share(cs, cn))
-        out["threshold"].append(round_half_up(rule.factor * cs, cn))
-    out["unit"] = ["millionths"] * len(out["group"])
-    out["related"] = _cc_claims(t, out["hospital_id"], out["group"])
+def _cc_share(rule: CcShare, members: pa.Table, codes: StayCodes) -> dict:
+    """Per (hospital, ADRG) cell of the members with both: its MCC/CC share against the
+    city's share of that ADRG. Sums over integer codes; exact comparisons on Python ints."""
+    adrg_of, cc_of, adrgs = _adrgs(codes.groups.to_pylist())
+    ok = (codes.group >= 0) & codes.hospital_known()
+    a, cc, h = adrg_of[codes.group[ok]], cc_of[codes.group[ok]], codes.hospital[ok]
+    A = max(len(adrgs), 1)
+    city_n, city_cc = np.bincount(a, minlength=A), np.bincount(a[cc], minlength=A)
+    cell, keys = _cells(h * A + a, len(codes.hospitals) * A)
+    n, s = np.bincount(cell, minlength=len(keys)), np.bincount(cell[cc], minlength=len(keys))
+    ka = keys % A
+    cn, cs = city_n[ka].astype(object), city_cc[ka].astype(object)
+    # share > factor × city share  ⇔  s × cn × 10^6 > factor × cs × n (exact Python ints)
+    hit = (n >= rule.min_cases) & (s.astype(object) * cn * RATIO_SCALE
+                                    > rule.factor * cs * n.astype(object)).astype(bool)
+    at = np.flatnonzero(hit)
+    hospitals = codes.hospitals.take(pa.array(keys[at] // A)).to_pylist()
+    out = {"hospital_id": hospitals, "group": [adrgs[i] for i in ka[at].tolist()],
+           "value": [_share(int(s[i]), int(n[i])) for i in at],
+           "basis": [_share(int(cs[i]), int(cn[i])) for i in at],
+           "threshold": [round_half_up(rule.factor * int(cs[i]), int(cn[i])) for i in at]}
+    out["unit"] = ["millionths"] * len(at)
+    out["related"] = _cc_claims(members.column("claim_id"), np.flatnonzero(ok), cc, cell, at)
     return out
 
 
-def _cc_claims(t: pa.Table, hospitals: list, groups: list) -> list:
-    """Per flagged (hospital, ADRG): the sorted ids of that hospital's MCC/CC stays in it."""
-    if not hospitals:
+def _adrgs(groups: list) -> tuple:
+    """Per group code: its ADRG's code (the first three characters) and whether it is an
+    MCC/CC group (fourth character 1 or 3); and the ADRG names."""
+    names, adrg_of = {}, []
+    for g in groups:
+        adrg_of.append(names.setdefault(g[:3], len(names)))
+    cc_of = [len(g) >= 4 and g[3] in CC_DIGITS for g in groups]
+    return (np.array(adrg_of, np.int64), np.array(cc_of, bool), list(names))
+
+
+def _cc_claims(claim_id, rows: np.ndarray, cc: np.ndarray, cell: np.ndarray,
+               flagged: np.ndarray) -> list:
+    """Per flagged cell (in ``flagged`` order): the sorted ids of its MCC/CC stays."""
+    if not len(flagged):
         return []
-    cc = t.filter(pc.equal(t.column("cc"), 1))
-    key = pc.binary_join_element_wise(cc.column("hospital_id"), cc.column("adrg"), "\x1f")
-    wanted = pa.array([f"{h}\x1f{g}" for h, g in zip(hospitals, groups)], pa.string())
-    cc = cc.append_column("key", key).filter(pc.is_in(key, value_set=wanted))
-    cc = cc.take(pc.sort_indices(cc, [("key", "ascending"), ("claim_id", "ascending")]))
-    agg = cc.group_by("key", use_threads=False).aggregate([("claim_id", "list")])
-    lists = agg.column("claim_id_list")
-    return lists.take(pc.index_in(wanted, value_set=agg.column("key"))).to_pylist()
+    wanted = np.zeros(int(cell.max()) + 1, bool)
+    wanted[flagged] = True
+    mine = cc & wanted[cell]
+    t = pa.table({"cell": cell[mine], "claim_id": claim_id.take(pa.array(rows[mine]))})
+    t = t.take(pc.sort_indices(t, [("cell", "ascending"), ("claim_id", "ascending")]))
+    ids = t.column("claim_id").to_pylist()
+    bounds = np.searchsorted(t.column("cell").to_numpy(), np.r_[flagged, flagged[-1] + 1])
+    return [ids[bounds[i]:bounds[i + 1]] for i in range(len(flagged))]
 
 
 def _severe_share(rule: SevereShare, members: pa.Table, weights: GroupWeights) -> dict:
