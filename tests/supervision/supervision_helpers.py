@@ -58,7 +58,10 @@ def claim(cid, person, hospital, group, total, admit, discharge, level=3, settin
 def both(plan, rows):
     """(kernel Supervised, oracle Supervised) of the claims ``rows``; asserts they agree."""
     claims = pa.Table.from_pylist(rows)
-    fast = supervision.evaluate(plan, claims, settle(plan, claims).results)
+    batch = settle(plan, claims)
+    fast = supervision.evaluate(plan, claims, batch.results)
+    by_rows = supervision.evaluate(plan, claims, batch.results, rows=batch.rows)
+    assert by_rows.flags.equals(fast.flags) and by_rows.indicators.equals(fast.indicators)
     slow = supervision.evaluate(plan, claims, reference.settle(plan, claims).results,
                                 reference=True)
     assert fast.flags.equals(slow.flags), (fast.flags.to_pylist(), slow.flags.to_pylist())
