@@ -123,8 +123,8 @@ def build_stays(supervision: Supervision, claims: pa.Table, results: pa.Table,
     _check_sums(total)
     self_pay = _plain(results.column("self_pay")).cast(pa.int64()).take(at)
     _check_sums(self_pay)  # so total − self_pay (the fund) and its sums stay in int64
-    group = (_plain(results.column("group")).cast(pa.string()).take(at)
-             if "group" in results.column_names else pa.nulls(n, pa.string()))
+    group = (_gathered(results.column("group"), at) if "group" in results.column_names
+             else pa.nulls(n, pa.string()))
     cols = {"claim_id": claim_ids,
             "person_id": _column(rows_read, "person_id", n, pa.string()),
             "hospital_id": _column(rows_read, "hospital_id", n, pa.string()),
@@ -136,6 +136,15 @@ def build_stays(supervision: Supervision, claims: pa.Table, results: pa.Table,
         if name not in cols and name not in ("admit_date", "discharge_date"):
             cols[name] = _column(rows_read, name, n, typ)
     return pa.table(cols)
+
+
+def _gathered(col, at: pa.Array) -> pa.Array:
+    """A string column (few distinct values: the DRG) taken at ``at``, through its dictionary:
+    gathering from a few hundred strings stays in the cache, from millions it does not."""
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if not pa.types.is_dictionary(col.type):
+        col = pc.dictionary_encode(col.cast(pa.string()))
+    return col.dictionary.cast(pa.string()).take(col.indices.take(at))
 
 
 def _result_of_claim(ids: pa.Array, claim_ids: pa.Array, rows) -> np.ndarray:
