@@ -97,7 +97,8 @@ def explain_flags(policy, claims_path, claim_id: str, registry=None) -> tuple:
         return [], []
     tables = [Source(f).read() for f in input_files(claims_path)]
     claims = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    result = evaluate(policy, claims, settle(policy, claims, registry).results)
+    batch = settle(policy, claims, registry)
+    result = evaluate(policy, claims, batch.results, rows=batch.rows)  # rows: no id lookup
     import pyarrow.compute as pc
     mine = claims.filter(pc.equal(claims.column("claim_id"), claim_id))
     hospital = (mine.column("hospital_id")[0].as_py()
