@@ -1,9 +1,11 @@
 """The vectorised supervision evaluator: Arrow compute and numpy over the whole batch.
 
 ``evaluate(supervision, stays) -> (flags, indicators)``, both sorted (stays.py). Per-stay work
-is vectorised (masks, joins, group-by aggregates); the Python loops run over aggregates —
-one per group, or per (hospital, group) — where exact fractions decide a comparison, never
-over stays. The meaning of each rule is in core/supervision/plan.py and docs/supervision.md;
+is vectorised: hospital and group are encoded once as integer codes (``StayCodes``) and every
+group-by is an exact int64 bin over them; readmission pairs come from one sort by (person,
+admit, discharge) and neighbour comparisons. The Python loops run over aggregates — one per
+group or per hospital, and the flagged cells — where exact fractions decide a comparison,
+never over stays. The meaning of each rule is in core/supervision/plan.py and docs/supervision.md;
 core/supervision/reference.py is the plain-Python oracle of the same contract.
 """
 from __future__ import annotations
@@ -36,10 +38,14 @@ def evaluate(supervision: Supervision, stays: pa.Table):
             members[flag.applies] = stays.filter(pa.array(mask))
             member_codes[flag.applies] = codes.subset(mask)
     pairs = {}  # applies -> stay_pairs of its members, shared by the readmission rules
+    within = {}  # applies -> the longest gap its readmission rules look at
+    for flag in supervision.flags:
+        if isinstance(flag.rule, Readmit):
+            within[flag.applies] = max(within.get(flag.applies, 0), flag.rule.days)
 
     def pairs_of(applies):
         if applies not in pairs:
-            pairs[applies] = stay_pairs(members[applies])
+            pairs[applies] = stay_pairs(members[applies], within.get(applies))
         return pairs[applies]
     pieces = [_flag_rows(flag, members[flag.applies], weights, pairs_of,
                          member_codes[flag.applies]) for flag in supervision.flags]
@@ -180,9 +186,10 @@ def _table(flag, cols: dict) -> pa.Table:
     return pa.table(out, schema=FLAG_SCHEMA)
 
 
-def stay_pairs(members: pa.Table) -> pa.Table:
+def stay_pairs(members: pa.Table, within: int = None) -> pa.Table:
     """Every (earlier stay a, later stay b) of one person among ``members``, b admitted on or
-    after a's discharge: a_claim_id, b_claim_id, b_hospital_id, same (hospital), gap (days).
+    after a's discharge (and at most ``within`` days after, when given: no rule looks
+    further): a_claim_id, b_claim_id, b_hospital_id, same (hospital), gap (days).
     Both readmission rules filter this one table (by gap and hospital). The stays are sorted
     by (person, admit, discharge) once and each is paired with the stays k places before it
     for k = 1, 2, … while any person has more than k stays (no join, no hash of pairs)."""
@@ -198,7 +205,8 @@ def stay_pairs(members: pa.Table) -> pa.Table:
     ids = t.column("claim_id").combine_chunks()
     a, b = _earlier_first(a, b, admit, discharge, ids)
     gap = admit[b] - discharge[a]
-    a, b, gap = a[gap >= 0], b[gap >= 0], gap[gap >= 0]
+    keep = (gap >= 0) & (gap <= within) if within is not None else gap >= 0
+    a, b, gap = a[keep], b[keep], gap[keep]
     hospital = t.column("hospital_id").combine_chunks()
     b_hospital = hospital.take(pa.array(b))
     return pa.table({"a_claim_id": ids.take(pa.array(a)), "b_claim_id": ids.take(pa.array(b)),

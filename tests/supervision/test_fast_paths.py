@@ -48,6 +48,26 @@ def test_neighbour_pairs_same_day_ties_and_several_hospitals(tmp_path):
                                          ("elsewhere", "c1", 6, 15, ["a1", "a2", "b1"])]
 
 
+def test_readmission_rules_of_one_applies_share_pairs_up_to_the_longest_gap(tmp_path):
+    """Two readmission rules over the same stays share one pair table, cut at the longer
+    window: a 10-day gap is beyond the 3-day rule but within the 15-day one."""
+    plan = city(tmp_path, """
+flag short "短" {
+  readmission within 3 days at the same hospital
+}
+flag long "长" {
+  readmission within 15 days at the same hospital
+}
+""")
+    rows = [claim("c1", "p1", "H1", "AB15", 1000, 1, 2),
+            claim("c2", "p1", "H1", "AB15", 1000, 4, 5),
+            claim("c3", "p1", "H1", "AB15", 1000, 15, 16)]
+    got = both(plan, rows)
+    assert flagged(got, "short") == [("short", "c2", 2, 3, ["c1"])]
+    assert flagged(got, "long") == [("long", "c2", 2, 15, ["c1"]),
+                                    ("long", "c3", 10, 15, ["c1", "c2"])]
+
+
 tight_stays = st.lists(st.tuples(st.sampled_from("pqr"), st.sampled_from(["H1", "H2", None]),
                                  st.integers(0, 3), st.integers(0, 2)), max_size=30)
 
