@@ -64,7 +64,8 @@ def _ints(col) -> np.ndarray:
     """int64 values of an integer column, a null as 0 (callers mask nulls where they count;
     never the float array ``to_numpy`` makes of a column with nulls)."""
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    return col.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    col = col.fill_null(0) if col.null_count else col  # no copy of a column without nulls
+    return col.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
 
 def _np(col) -> np.ndarray:
