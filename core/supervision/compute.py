@@ -231,7 +231,8 @@ def _same_person_pairs(person: np.ndarray) -> tuple:
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     starts = np.flatnonzero(np.r_[True, person[1:] != person[:-1]])
-    rank = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))  # rows of its person before it
+    # rank: how many rows of its person come before each row
+    rank = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n]))
     live = np.flatnonzero(rank >= 1)
     firsts, seconds, k = [], [], 1
     while len(live):

@@ -156,8 +156,10 @@ def _result_of_claim(ids: pa.Array, claim_ids: pa.Array, rows) -> np.ndarray:
         at = claim_rows(ids, claim_ids).to_numpy(zero_copy_only=False)
     result_of = np.full(len(claim_ids), -1, np.int64)
     result_of[at] = np.arange(len(ids), dtype=np.int64)
-    if len(at) and (result_of[at] != np.arange(len(ids))).any():
-        raise SupervisionError("a claim id occurs twice in the results")
+    twice = np.flatnonzero(result_of[at] != np.arange(len(ids)))
+    if len(twice):
+        raise SupervisionError(f"claim {ids[int(twice[0])].as_py()!r} occurs twice in the "
+                               "results")
     return result_of
 
 

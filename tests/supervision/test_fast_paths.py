@@ -131,7 +131,7 @@ def test_a_claim_twice_in_the_results_is_refused(tmp_path):
     plan = city(tmp_path, READMIT)
     claims = pa.table({"claim_id": ["a", "b"], "total": pa.array([5, 6], pa.int64())})
     results = pa.table({"claim_id": ["a", "a"], "self_pay": pa.array([0, 0], pa.int64())})
-    with pytest.raises(SupervisionError, match="twice"):
+    with pytest.raises(SupervisionError, match="claim 'a' occurs twice"):
         build_stays(plan.supervision, claims, results)
 
 
