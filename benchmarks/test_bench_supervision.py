@@ -2,7 +2,8 @@
 
 Jinhua (five flag rules over CHS-DRG groups, one with `effect review`) on generated claims:
 ``engine.settle`` (benefits, grouping, points) and then ``supervision.evaluate`` (flags and
-hospital indicators) over the same in-memory batch. Target: flags add at most a third to
+hospital indicators) over the same in-memory batch, given the settlement's input row of each
+result (``BatchResult.rows``) as ``yibao explain`` gives it. Target: flags add at most a third to
 settlement time (ratio ≤ 0.33). The documented command is 5M claims:
 
   YIBAO_BENCH_SUPERVISION_CLAIMS=5000000 .venv/bin/python -m pytest \\
