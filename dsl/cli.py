@@ -70,8 +70,8 @@ def main(argv=None) -> int:
         parser.print_help()
         return EXIT_FAILED
     normalise_spellings(args)
-    if not needs_pandas(args):
-        pyarrow_without_pandas()
+    if argv is None and not needs_pandas(args):  # the process's own command line, not a
+        pyarrow_without_pandas()                 # caller's (tests, yibao_api) process
     from yibao.core.errors import YibaoError
     try:
         return commands[args.command].run(args)
@@ -110,7 +110,9 @@ def pyarrow_without_pandas() -> None:
     command that never sees one. Its lazy shim (``pyarrow.lib._pandas_api``) tries that
     import once and remembers the answer; here the one try is made while pandas is hidden,
     so the shim remembers "no pandas". pyarrow still imports pandas on a real need
-    (``Table.to_pandas``): the shim retries then, and pandas is no longer hidden."""
+    (``Table.to_pandas``): the shim retries then, and pandas is no longer hidden. Only a
+    process that runs yibao as its program does this (``main()`` without ``argv``): a caller
+    that calls ``main([...])`` in its own process keeps pyarrow as it was."""
     if "pandas" in sys.modules:
         return
     import pyarrow as pa
