@@ -61,7 +61,7 @@ def compile_versions(folder, registry: Optional[Registry] = None) -> Policy:
         raise VersionsError(diagnostics, sources)
     compiled.sort(key=lambda pp: pp[0].effective_from)
     plans = tuple(p for p, _ in compiled)
-    # imported here: settlement brings pyarrow.compute, which `yibao check` of one file needs not
+    # imported here: settlement brings pyarrow.compute, which checking one file does not need
     from yibao.core.settlement import version_problems
     for i, kind, msg in version_problems(plans):
         prev = compiled[i - 1][1]

@@ -121,3 +121,10 @@ def test_cli_refuses_a_missing_claim_and_a_csv_file_in_one_line(claims, tmp_path
     err = capsys.readouterr().err
     assert str(csv) in err and "Parquet" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_an_empty_file_has_no_such_claim(policy, claims, tmp_path):
+    path = tmp_path / "empty.parquet"
+    pq.write_table(claims.slice(0, 0), path)
+    got = read_key_mates(policy.versions, path, "A1", explain_columns(policy.versions))
+    assert got.num_rows == 0 and "total" in got.column_names
