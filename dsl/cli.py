@@ -70,6 +70,8 @@ def main(argv=None) -> int:
         parser.print_help()
         return EXIT_FAILED
     normalise_spellings(args)
+    if argv is None and not needs_pandas(args):  # the process's own command line, not a
+        pyarrow_without_pandas()                 # caller's (tests, yibao_api) process
     from yibao.core.errors import YibaoError
     try:
         return commands[args.command].run(args)
@@ -82,6 +84,44 @@ def main(argv=None) -> int:
         return refused(args.command, exc, EXIT_FAILED)
     except Exception as exc:  # a bug: never exit 1 (rejects) or 2 (refused input) for it
         return internal_error(args.command, exc)
+
+
+class _HidePandas:
+    """An import finder that refuses ``pandas`` (see ``pyarrow_without_pandas``)."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "pandas":
+            raise ImportError("pandas is not needed by this command")
+        return None
+
+
+def needs_pandas(args) -> bool:
+    """The commands that may hand pyarrow a pandas object: a Spark run (pyspark converts
+    through pandas) and the studio (its web toolkit may)."""
+    return args.command == "studio" or getattr(args, "engine", "local") == "spark"
+
+
+def pyarrow_without_pandas() -> None:
+    """Tell pyarrow there is no pandas, unless pandas is already imported.
+
+    pyarrow imports pandas, when it is installed, the first time it converts any Python or
+    numpy value (``pa.array([...])``, ``pa.scalar``, ``pc.equal(column, "x")``, importing
+    ``pyarrow.dataset``), only to ask whether the value is a pandas object: about 0.5 s of a
+    command that never sees one. Its lazy shim (``pyarrow.lib._pandas_api``) tries that
+    import once and remembers the answer; here the one try is made while pandas is hidden,
+    so the shim remembers "no pandas". pyarrow still imports pandas on a real need
+    (``Table.to_pandas``): the shim retries then, and pandas is no longer hidden. Only a
+    process that runs yibao as its program does this (``main()`` without ``argv``): a caller
+    that calls ``main([...])`` in its own process keeps pyarrow as it was."""
+    if "pandas" in sys.modules:
+        return
+    import pyarrow as pa
+    hide = _HidePandas()
+    sys.meta_path.insert(0, hide)
+    try:
+        pa.scalar(0)  # the shim's one soft try: it fails, and pyarrow records "no pandas"
+    finally:
+        sys.meta_path.remove(hide)
 
 
 def normalise_spellings(args) -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 NAME = "explain"
 HELP = "explain one claim: each layer's base, deductible, table row, rounding, caps and result"
@@ -29,10 +28,8 @@ def _version_for(plans, claims, claim_id):
 
 
 def run(args) -> int:
-    from yibao.core.arrow_io import ClaimsError
-    from yibao.core.errors import YibaoError
-    from yibao.core.explain import (ExplainError, explain_claim, explain_columns,
-                                    format_explanation, read_key_mates)
+    from yibao.core.explain import (explain_claim, explain_columns, format_explanation,
+                                    read_key_mates)
     from ._common import registry
     from ._policies import load_policy
     reg = registry(args.policy)
@@ -40,23 +37,21 @@ def run(args) -> int:
     if policy is None:
         return 2
     plans = policy.versions
-    try:
-        # only the claim's person/family rows (and rows sharing their ids): exact, and the
-        # cost follows that person's claims, not the file's
-        claims = read_key_mates(plans, args.claims, args.claim_id,
-                                explain_columns(plans, reg, args.drg))
-        plan = _version_for(plans, claims, args.claim_id)
-        # A plan with groupers shows the grouping path in its provider block (with the plan's
-        # own tables, MDC order and splits); --drg adds the national grouper's path for plans
-        # without one.
-        drg = args.drg and not plan.groupers
-        # the whole policy: each key-mate is settled under its own version, as `settle` does
-        ex = explain_claim(policy, claims, args.claim_id, reg, drg=drg)
-        from yibao.core.supervision.explain import explain_flags  # why it was flagged
-        flag_text, flag_rows = explain_flags(plan, args.claims, args.claim_id, reg)
-    except (ExplainError, ClaimsError, OSError, YibaoError) as exc:
-        print(f"yibao explain: {exc}", file=sys.stderr)
-        return 2
+    # A claim that is not there or was rejected (ExplainError), a file that is not Parquet
+    # (InputError): one line `yibao explain: error: …` and exit 2, from cli.main.
+    # Only the claim's person/family rows (and rows sharing their ids) are read: exact, and
+    # the cost follows that person's claims and the file's ids, not the file's money.
+    claims = read_key_mates(plans, args.claims, args.claim_id,
+                            explain_columns(plans, reg, args.drg))
+    plan = _version_for(plans, claims, args.claim_id)
+    # A plan with groupers shows the grouping path in its provider block (with the plan's
+    # own tables, MDC order and splits); --drg adds the national grouper's path for plans
+    # without one.
+    drg = args.drg and not plan.groupers
+    # the whole policy: each key-mate is settled under its own version, as `settle` does
+    ex = explain_claim(policy, claims, args.claim_id, reg, drg=drg)
+    from yibao.core.supervision.explain import explain_flags  # why it was flagged
+    flag_text, flag_rows = explain_flags(plan, args.claims, args.claim_id, reg)
     if args.json:
         extra = {"supervision": flag_rows} if flag_rows else {}
         print(json.dumps({**ex.to_dict(), **extra}, ensure_ascii=False, indent=1))

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from yibao.core.describe import format_money
+# pyarrow.compute and the core are imported by the functions that use them: the CLI imports
+# every module of this package to find its commands, and `yibao check` should not pay for them
 
 
 def summarise(plan, claims, result, seconds: float) -> dict:
     """Counts and per-layer totals (fen) of one settled batch."""
+    import pyarrow.compute as pc
     res = result.results
     layers = {layer.name: int(pc.sum(res.column(layer.name)).as_py() or 0)
               for layer in plan.layers}
@@ -25,6 +24,7 @@ def summarise(plan, claims, result, seconds: float) -> dict:
 
 def print_summary(summary: dict, console) -> None:
     from rich.table import Table
+    from yibao.core.describe import format_money
     from ._common import amount_column
     table = Table(title=f"{summary['policy']}: {summary['settled']:,} claims settled, "
                         f"{summary['rejected']:,} rejected", title_justify="left")
@@ -44,6 +44,8 @@ def summarise_pools(result, pools) -> list:
     """One dict per provider pool of a settled year: claims, grouping rate, point value and
     the fund's money against the fee-for-service cost (what ``yibao demo`` prints beside the
     benefit summary). ``pools`` is the pools table of ``provider.settle_provider_year``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     res = result.results
     if "pool" not in res.column_names or pools is None or not pools.num_rows:
         return []
@@ -71,6 +73,7 @@ def _percent(part: int, whole: int) -> str:
 def print_pools(rows: list, console) -> None:
     """The pools table: grouping rate, point value (yuan a point), budget, the fund's
     fee-for-service cost and what it pays; surplus/overrun = pays / cost − 1."""
+    from yibao.core.describe import format_money
     if not rows:
         return
     from rich.table import Table
@@ -93,6 +96,7 @@ def print_pools(rows: list, console) -> None:
 def print_flags(summary: dict, labels: dict, console) -> None:
     """The supervision table: flags per rule (supervision.summary), then what the review
     effect holds. Nothing for a policy without flags."""
+    from yibao.core.describe import format_money
     if not summary:
         return
     from rich.table import Table

@@ -1,0 +1,130 @@
+"""How `yibao explain` reads a claims file (issue 13: one claim of a 2M-claim file under a
+tenth of settling it): the ids and keys of every row, then the other columns of only the
+row groups that hold a key-mate; a folder as `settle` reads it; an Arrow IPC file; a file
+that is not Parquet and a claim that is not there refused in one line (exit 2)."""
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
+import pytest
+
+from yibao.core.explain import explain_claim, explain_columns, key_mates, read_key_mates
+from yibao.core.generate import generate_claims
+from yibao.dsl.cli import main
+
+from .conftest import CONFIGS
+
+GROUP = 100  # rows per row group of the test files
+
+
+@pytest.fixture(scope="module")
+def policy():
+    from yibao.dsl.commands._common import registry
+    from yibao.dsl.commands._policies import load_policy
+    return load_policy(str(CONFIGS / "reference"), registry(str(CONFIGS / "reference")))
+
+
+@pytest.fixture(scope="module")
+def claims():
+    return generate_claims(3_000, seed=11)
+
+
+def busiest(claims: pa.Table) -> str:
+    """The last claim of the person with the most claims (the most key-mates)."""
+    counts = claims.group_by("person_id").aggregate([("claim_id", "count")])
+    person = counts.sort_by([("claim_id_count", "descending")]).column("person_id")[0]
+    rows = [r for r in claims.select(["claim_id", "person_id"]).to_pylist()
+            if r["person_id"] == person.as_py()]
+    return rows[-1]["claim_id"]
+
+
+def positions_of(table: pa.Table, claim_ids) -> list:
+    wanted = set(claim_ids)
+    return [i for i, c in enumerate(table.column("claim_id").to_pylist()) if c in wanted]
+
+
+def test_only_the_key_mates_row_groups_are_decoded_for_the_other_columns(
+        policy, claims, tmp_path, monkeypatch):
+    path = tmp_path / "c.parquet"
+    pq.write_table(claims, path, row_group_size=GROUP)
+    claim_id = busiest(claims)
+    mates = key_mates(policy.versions, claims, [claim_id])
+    want_groups = {i // GROUP for i in positions_of(claims, mates.column("claim_id").to_pylist())}
+    decoded = []
+    original = pq.ParquetFile.read_row_group
+
+    def spy(self, i, *args, **kwargs):
+        decoded.append(i)
+        return original(self, i, *args, **kwargs)
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
+    columns = explain_columns(policy.versions)
+    got = read_key_mates(policy.versions, path, claim_id, columns)
+    assert sorted(decoded) == sorted(want_groups)
+    assert len(want_groups) < claims.num_rows // GROUP
+    assert got.column("claim_id").to_pylist() == mates.column("claim_id").to_pylist()
+    assert got.to_pylist() == mates.select(got.column_names).to_pylist()
+
+
+def test_a_folder_of_files_explains_like_the_whole_table(policy, claims, tmp_path):
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    half = claims.num_rows // 2
+    pq.write_table(claims.slice(0, half), folder / "a.parquet", row_group_size=GROUP)
+    pq.write_table(claims.slice(half), folder / "b.parquet", row_group_size=GROUP)
+    for claim_id in (busiest(claims), claims.column("claim_id")[half + 7].as_py()):
+        mates = read_key_mates(policy.versions, folder, claim_id,
+                               explain_columns(policy.versions))
+        assert mates.num_rows < claims.num_rows // 10
+        assert (explain_claim(policy, mates, claim_id).to_dict()
+                == explain_claim(policy, claims, claim_id).to_dict())
+
+
+def test_every_column_when_none_are_named(policy, claims, tmp_path):
+    path = tmp_path / "c.parquet"
+    pq.write_table(claims, path, row_group_size=GROUP)
+    claim_id = busiest(claims)
+    got = read_key_mates(policy.versions, path, claim_id)
+    assert got.schema == claims.schema
+    assert got.to_pylist() == key_mates(policy.versions, claims, [claim_id]).to_pylist()
+
+
+def test_an_arrow_ipc_file_is_read_as_before(policy, claims, tmp_path):
+    path = tmp_path / "c.arrow"
+    feather.write_feather(claims, path)
+    claim_id = busiest(claims)
+    mates = read_key_mates(policy.versions, path, claim_id, explain_columns(policy.versions))
+    assert (explain_claim(policy, mates, claim_id).to_dict()
+            == explain_claim(policy, claims, claim_id).to_dict())
+
+
+def test_no_such_claim_reads_no_other_column(policy, claims, tmp_path, monkeypatch):
+    path = tmp_path / "c.parquet"
+    pq.write_table(claims, path, row_group_size=GROUP)
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group",
+                        lambda *a, **k: pytest.fail("decoded a row group for no claim"))
+    got = read_key_mates(policy.versions, path, "no such claim", explain_columns(policy.versions))
+    assert got.num_rows == 0
+    assert "total" in got.column_names
+
+
+def test_cli_refuses_a_missing_claim_and_a_csv_file_in_one_line(claims, tmp_path, capsys):
+    path = tmp_path / "c.parquet"
+    pq.write_table(claims, path)
+    reference = str(CONFIGS / "reference")
+    assert main(["explain", reference, str(path), "--claim-id", "NOPE"]) == 2
+    err = capsys.readouterr().err
+    assert "'NOPE' is not in the batch" in err and "Traceback" not in err
+    csv = tmp_path / "c.csv"
+    csv.write_text("claim_id,person_id\nA1,p1\n", encoding="utf-8")
+    assert main(["explain", reference, str(csv), "--claim-id", "A1"]) == 2
+    err = capsys.readouterr().err
+    assert str(csv) in err and "Parquet" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_an_empty_file_has_no_such_claim(policy, claims, tmp_path):
+    path = tmp_path / "empty.parquet"
+    pq.write_table(claims.slice(0, 0), path)
+    got = read_key_mates(policy.versions, path, "A1", explain_columns(policy.versions))
+    assert got.num_rows == 0 and "total" in got.column_names
