@@ -66,3 +66,27 @@ def test_writer_thread_error_is_raised_by_close(tmp_path, monkeypatch):
     out.write(table)
     with pytest.raises(OSError, match="disk full"):
         out.close()
+
+
+def test_spill_files_have_no_dictionary_pages(plan, claims_file, tmp_path, registry,
+                                             monkeypatch):
+    """Pass 1's spill is written without dictionaries (spill.SPILL_OPTIONS), and the
+    partitioned run still gives the in-memory run's bytes."""
+    from yibao.core import spill
+    metas = []
+    real = spill.Spill.read
+
+    def read(self, p, columns=None):
+        if self.path(p).exists():
+            metas.append(pq.ParquetFile(self.path(p)).metadata)
+        return real(self, p, columns)
+    monkeypatch.setattr(spill.Spill, "read", read)
+    run_settle(plan, claims_file, tmp_path / "p", registry=registry, progress=False,
+               partitions=3)
+    assert metas
+    for meta in metas:
+        for c in range(meta.num_columns):
+            assert not meta.row_group(0).column(c).has_dictionary_page
+    run_settle(plan, claims_file, tmp_path / "m", registry=registry, progress=False)
+    for name in ("claims.parquet", "rejects.parquet"):
+        assert (tmp_path / "p" / name).read_bytes() == (tmp_path / "m" / name).read_bytes()
