@@ -118,3 +118,29 @@ def duplicate_mask(values):
     """Bool per row: its (non-null) value appears in more than one row."""
     _, dup, _ = _hash(values)
     return dup
+
+
+def renumber_in_order(ids, order, int64_t count):
+    """``ids`` (int64, 0 ≤ id < ``count`` or -1 for null) renumbered 0, 1, … in order of
+    first appearance along ``order`` (row indices): the kernel then meets each key's
+    accumulator row in the order the claims settle, so a run ordered by key walks its
+    accumulators front to back instead of at random. Null (-1) stays -1. Rows ``order``
+    leaves out keep ids of no key it visits: the caller passes a permutation of all rows."""
+    cdef const int64_t[::1] old = np.ascontiguousarray(ids, dtype=np.int64)
+    cdef const int64_t[::1] along = np.ascontiguousarray(order, dtype=np.int64)
+    out_arr = np.full(len(old), -1, dtype=np.int64)
+    remap_arr = np.full(max(count, 1), -1, dtype=np.int64)
+    cdef int64_t[::1] out = out_arr
+    cdef int64_t[::1] remap = remap_arr
+    cdef int64_t t, row, key, nxt = 0, n = len(along)
+    with nogil:
+        for t in range(n):
+            row = along[t]
+            key = old[row]
+            if key < 0:
+                continue
+            if remap[key] < 0:
+                remap[key] = nxt
+                nxt += 1
+            out[row] = remap[key]
+    return out_arr

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ._ids import renumber_in_order
 from .arrow_io import Prepared, as_table, prepare, reject_more, rejects_table
 from .lower import (Lowerer, Program, applying_lookups_missing, dense_ids, key_values,
                     policy_years, settlement_order)
@@ -247,10 +248,26 @@ def _order_and_keys(plan: Plan, prep: Prepared, lead=None) -> tuple:
     (per input row, see ``settle_by_bucket``) becomes the order's first key."""
     days = prep.columns["discharge_date"]
     if os.environ.get("YIBAO_THREADS", "2") == "1" or prep.n < CHUNK_ROWS:
-        return _led_order(settlement_order(prep.claim_id, days), prep, lead), _keys(plan, prep)
+        order = _led_order(settlement_order(prep.claim_id, days), prep, lead)
+        return order, _keys_numbered_along(_keys(plan, prep), order, lead)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-keys") as pool:
         keys = pool.submit(_keys, plan, prep)
-        return _led_order(settlement_order(prep.claim_id, days), prep, lead), keys.result()
+        order = _led_order(settlement_order(prep.claim_id, days), prep, lead)
+        return order, _keys_numbered_along(keys.result(), order, lead)
+
+
+def _keys_numbered_along(keys: dict, order: np.ndarray, lead) -> dict:
+    """In a run's (bucket, date, claim id) order (``lead`` given), the key ids renumbered by
+    first appearance in that order: each bucket's few persons then have neighbouring
+    accumulator rows, which the kernel meets front to back instead of at random (measured,
+    issue 14, reference policy, 2M claims, loaded machine: kernel 0.25–0.35 s → 0.20 s of
+    CPU, for 0.06 s of renumbering). In date order persons come at random whatever their
+    numbers, so the ids are left as they are. The numbering only places accumulators in
+    memory; results never depend on it."""
+    if lead is None:
+        return keys
+    return {name: (renumber_in_order(ids, order, count), count)
+            for name, (ids, count) in keys.items()}
 
 
 def _led_order(order: np.ndarray, prep: Prepared, lead) -> np.ndarray:

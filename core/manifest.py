@@ -10,6 +10,8 @@ import hashlib
 import json
 import os
 import shutil
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,11 +31,17 @@ OUTPUTS = TABLE_OUTPUTS + ("summary.json", "manifest.json")
 STAGING = ".yibao-run"  # a run's working folder inside the output folder
 ROW_GROUP = 1 << 17  # rows per Parquet row group in the outputs, whatever the engine: the
 # results writer buffers one row group, so this bounds its memory (~100 bytes a row)
+WRITE_AHEAD = 2  # row groups that may wait for ParquetOut's writer thread
 # The rest of the output layout, fixed here rather than left to pyarrow's defaults (which may
 # change between versions): page boundaries must follow the rows, never the write batches.
+# No dictionary encoding (issue 14, measured on 2M reference results, benchmarks/README.md):
+# claim ids and most money columns have hundreds of thousands of distinct values, so pyarrow
+# built a dictionary per column chunk only to give it up past dictionary_pagesize_limit; plain
+# pages + zstd wrote in 0.75 s of CPU instead of 1.19 s and the file shrank from 37 to 30 MB.
+# zstd rather than snappy/lz4: those save another ~0.25 s of CPU but write files ~60 % larger.
 WRITE_OPTIONS = {
     "compression": "zstd",
-    "use_dictionary": True,
+    "use_dictionary": False,
     "data_page_size": 1 << 20,
     "dictionary_pagesize_limit": 1 << 20,
     "write_batch_size": 1024,
@@ -116,14 +124,24 @@ class ParquetOut:
     batching. Each row group is written from ONE contiguous table (its chunks combined):
     pyarrow ends a data page at every chunk boundary, so writing the pieces as they arrived
     would put page boundaries — and so the bytes — where the batches happened to end.
-    Written to ``path`` (a staging name) and closed by ``close()``."""
+    Written to ``path`` (a staging name) and closed by ``close()``.
 
-    def __init__(self, path: Path, schema: pa.Schema):
+    Row groups are encoded and written on one writer thread (pyarrow releases the GIL while
+    it compresses), in the order they were formed, so the caller settles the next part, or
+    sums the control totals, meanwhile; at most ``WRITE_AHEAD`` row groups wait for it, which
+    bounds the memory they hold (``ahead``). ``close()`` waits for the thread and raises what it raised."""
+
+    def __init__(self, path: Path, schema: pa.Schema, ahead: int = None):
+        """``ahead``: most row groups waiting for the writer thread (default WRITE_AHEAD;
+        0 for no bound, when the rows are in memory anyway)."""
         self.path, self.schema = Path(path), schema
+        self.ahead = WRITE_AHEAD if ahead is None else ahead
         self.writer = pq.ParquetWriter(str(path), schema, **WRITE_OPTIONS)
         self.pending: list = []
         self.count = 0
         self.rows = 0
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-write")
+        self.queued: deque = deque()  # futures of the row groups handed to the thread
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows == 0:
@@ -137,14 +155,23 @@ class ParquetOut:
     def _flush(self, n: int) -> None:
         buffered = pa.concat_tables(self.pending)
         group = buffered.slice(0, n).combine_chunks()
-        self.writer.write_table(group, row_group_size=ROW_GROUP)
+        while self.ahead and len(self.queued) >= self.ahead:
+            self.queued.popleft().result()
+        self.queued.append(self.thread.submit(self.writer.write_table, group,
+                                              row_group_size=ROW_GROUP))
         rest = buffered.slice(n)
         self.pending, self.count = ([rest] if rest.num_rows else []), rest.num_rows
 
     def close(self) -> None:
-        if self.count:
-            self._flush(self.count)
-        self.writer.close()
+        """Write what is left, wait for the writer thread and close the file."""
+        try:
+            if self.count:
+                self._flush(self.count)
+            while self.queued:
+                self.queued.popleft().result()
+        finally:
+            self.thread.shutdown(wait=True)
+            self.writer.close()
 
 
 class OutputBusyError(YibaoError, RuntimeError):

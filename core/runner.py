@@ -282,14 +282,17 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None) -> 
     results, rejects, fen = settle_piece(plan, table, rows, buckets(bucket_plan(plan), table),
                                          registry, context, chunk_done)
     bar.advance(task, table.num_rows - settled[0])  # rows rejected before the kernel
+    # the results are in memory: every row group goes to the writer thread at once, and the
+    # control totals, provider sums and rejects are computed while it compresses them
+    writer = ParquetOut(out.stage("claims.parquet"), results.schema, ahead=0)
+    writer.write(results)
     if year is not None:
         year.add(table, results)
+    del table
     totals.add_results(zero_nulls(results), Policy.of(plan).layer_names())
     totals.add_rejects(rejects, fen)
-    writer = ParquetOut(out.stage("claims.parquet"), results.schema)
-    writer.write(results)
-    writer.close()
     _write_rejects(out, [rejects])
+    writer.close()
     return totals
 
 

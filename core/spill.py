@@ -15,6 +15,11 @@ from .partition import PartitionError, hash_strings, partition_key
 from .plan import PERSON, Plan
 
 SPILL_FLUSH = 1 << 16  # rows buffered per partition before a spill write
+# lz4 without dictionary pages (measured, issue 14, 1M generated claims: write 1.96 s → 0.87 s
+# of CPU, read back 0.92 s → 0.71 s, 51 → 64 MB on disk): ids and amounts are high-cardinality,
+# so the dictionaries were built and abandoned; no compression at all would read faster still
+# but take ~2.7× the disk (≈ 8 GB of spill for 50M claims).
+SPILL_OPTIONS = {"compression": "lz4", "use_dictionary": False}
 
 
 class Spill:
@@ -54,7 +59,7 @@ class Spill:
         table = pa.concat_tables(self.buffers[p])
         if self.writers[p] is None:
             self.writers[p] = pq.ParquetWriter(str(self.path(p)), table.schema,
-                                               compression="lz4")
+                                               **SPILL_OPTIONS)
         self.writers[p].write_table(table)
         self.buffered -= sum(piece.nbytes for piece in self.buffers[p])
         self.buffers[p], self.sizes[p] = [], 0

@@ -1,0 +1,92 @@
+"""How the outputs are written (issue 14): the settings chosen by measurement and the writer
+thread, which must change neither the bytes nor what an error looks like."""
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from yibao.core import manifest
+from yibao.core.manifest import ParquetOut
+from yibao.core.runner import run_settle
+
+
+def _results_like(n: int) -> pa.Table:
+    """A results-shaped table: unique claim ids and money columns."""
+    return pa.table({"claim_id": pa.array([f"C{k:09d}" for k in range(n)]),
+                     "basic": pa.array([(k * 7919) % 100_003 for k in range(n)], pa.int64()),
+                     "self_pay": pa.array([k % 13 for k in range(n)], pa.int64())})
+
+
+def test_claims_file_has_no_dictionary_pages(plan, claims_file, tmp_path, registry):
+    """Dictionary encoding is off in every column of the results (manifest.WRITE_OPTIONS)."""
+    run_settle(plan, claims_file, tmp_path / "o", registry=registry, progress=False)
+    meta = pq.ParquetFile(tmp_path / "o" / "claims.parquet").metadata
+    for g in range(meta.num_row_groups):
+        for c in range(meta.num_columns):
+            column = meta.row_group(g).column(c)
+            assert not column.has_dictionary_page, column.path_in_schema
+            assert column.compression == "ZSTD"
+
+
+@pytest.mark.parametrize("ahead", [0, 1, 3])
+def test_writer_thread_bytes_follow_the_rows_only(tmp_path, monkeypatch, ahead):
+    """Whatever the pieces and however far the writer thread runs ahead, the same rows give
+    the same file."""
+    monkeypatch.setattr(manifest, "ROW_GROUP", 1_000)
+    table = _results_like(5_555)
+    whole = ParquetOut(tmp_path / "whole.parquet", table.schema)
+    whole.write(table)
+    whole.close()
+    pieces = ParquetOut(tmp_path / "pieces.parquet", table.schema, ahead=ahead)
+    for start in range(0, table.num_rows, 377):
+        pieces.write(table.slice(start, 377))
+    pieces.close()
+    assert (tmp_path / "pieces.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+    assert pq.read_table(tmp_path / "pieces.parquet").equals(table)
+    assert pq.ParquetFile(tmp_path / "pieces.parquet").metadata.num_row_groups == 6
+
+
+def test_writer_thread_error_is_raised_by_close(tmp_path, monkeypatch):
+    """A write that fails on the writer thread is not lost: close() raises it."""
+    monkeypatch.setattr(manifest, "ROW_GROUP", 100)
+    table = _results_like(250)
+    out = ParquetOut(tmp_path / "x.parquet", table.schema)
+
+    class Failing:
+        def __init__(self, writer):
+            self.writer = writer
+
+        def write_table(self, *args, **kwargs):
+            raise OSError("disk full")
+
+        def close(self):
+            self.writer.close()
+    out.writer = Failing(out.writer)
+    out.write(table)
+    with pytest.raises(OSError, match="disk full"):
+        out.close()
+
+
+def test_spill_files_have_no_dictionary_pages(plan, claims_file, tmp_path, registry,
+                                             monkeypatch):
+    """Pass 1's spill is written without dictionaries (spill.SPILL_OPTIONS), and the
+    partitioned run still gives the in-memory run's bytes."""
+    from yibao.core import spill
+    metas = []
+    real = spill.Spill.read
+
+    def read(self, p, columns=None):
+        if self.path(p).exists():
+            metas.append(pq.ParquetFile(self.path(p)).metadata)
+        return real(self, p, columns)
+    monkeypatch.setattr(spill.Spill, "read", read)
+    run_settle(plan, claims_file, tmp_path / "p", registry=registry, progress=False,
+               partitions=3)
+    assert metas
+    for meta in metas:
+        for c in range(meta.num_columns):
+            assert not meta.row_group(0).column(c).has_dictionary_page
+    run_settle(plan, claims_file, tmp_path / "m", registry=registry, progress=False)
+    for name in ("claims.parquet", "rejects.parquet"):
+        assert (tmp_path / "p" / name).read_bytes() == (tmp_path / "m" / name).read_bytes()
