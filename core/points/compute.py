@@ -333,7 +333,23 @@ def hospital_sums(pool: Pool, claims: pa.Table, scored: pa.Table, patient_paid: 
     at = pc.index_in(scored["claim_id"], value_set=texts(claims, "claim_id"))
     if pc.any(pc.is_null(at)).as_py():
         raise KeyError(f"pool {pool.name}: claim_points rows without a claim")
-    rows = claims.take(at)
+    return _hospital_sums(pool, claims.take(at), scored, patient_paid, fund_cost)
+
+
+def hospital_sums_aligned(pool: Pool, claims: pa.Table, scored: pa.Table, patient_paid: str,
+                          fund_cost):
+    """``hospital_sums`` when row k of ``claims`` is the claim of row k of ``scored`` (every
+    pool's rows): no join by claim_id, the pool's rows picked by one mask."""
+    if claims.num_rows != scored.num_rows:
+        raise ValueError("hospital_sums_aligned: claims and scored rows differ in number")
+    mask = pc.equal(scored["pool"], pool.name)
+    return _hospital_sums(pool, claims.filter(mask), scored.filter(mask), patient_paid,
+                          fund_cost)
+
+
+def _hospital_sums(pool: Pool, rows: pa.Table, scored: pa.Table, patient_paid: str,
+                   fund_cost):
+    """``hospital_sums`` over the pool's scored rows and their claims, row by row."""
     valued = ~pc.fill_null(pc.equal(scored["case_class"], "ungrouped"), False).to_numpy(
         zero_copy_only=False)
     paid = ints(rows, patient_paid)
