@@ -462,6 +462,20 @@ def append_claim_columns(plan: Plan, results: pa.Table, claims_in_order: pa.Tabl
     return results
 
 
+def append_claim_columns_in_order(plan: Plan, results: pa.Table, claims: pa.Table,
+                                  order: np.ndarray, groupers=None) -> pa.Table:
+    """``append_claim_columns`` with ``claims`` in input order and ``order[k]`` the input row
+    of result row k: the claims are grouped and scored where they are (grouping, points and
+    readmissions do not depend on row order) and only the provider columns are gathered
+    into settlement order, not the claims' code lists."""
+    if plan.provider is None and not plan.groupers:
+        return results
+    extra = claim_columns(plan, claims, groupers=groupers).take(pa.array(order))
+    for name, typ in CLAIM_FIELDS:
+        results = results.append_column(pa.field(name, typ), extra.column(name))
+    return results
+
+
 # -- the year's settlement -------------------------------------------------------------------
 
 SUM_FIELDS = ("points", "points_pv", "paid", "paid_pv", "total", "cost_pv", "n", "pending_n",
