@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -227,3 +228,20 @@ def agree(y_out: Path, d_out: Path) -> None:
     dh = pq.read_table(d_out / "hospitals.parquet").sort_by("fixmedins_code")
     for name in ("fixmedins_code", "claims", "points", "value", "psn_part_amt", "hifp_pay"):
         assert yh[name].to_pylist() == dh[name].to_pylist(), name
+
+
+def row(folder: Path, n: int, rounds: int = 2) -> dict:
+    """benchmarks/table.py's provider row: best of ``rounds`` alternating runs of each
+    command on the same ``n`` claims, outputs checked to agree."""
+    info = build(folder, n)
+    y_cmd = yibao_cmd(folder, folder / "y")
+    d_cmd = duckdb_cmd(folder, folder / "d", info["budget"])
+    times = {"yibao": [], "duckdb": []}
+    for _ in range(rounds):
+        for key, cmd in (("yibao", y_cmd), ("duckdb", d_cmd)):
+            start = time.perf_counter()
+            run(cmd)
+            times[key].append(time.perf_counter() - start)
+    agree(folder / "y", folder / "d")
+    y, d = min(times["yibao"]), min(times["duckdb"])
+    return {"yibao_s": y, "duckdb_s": d, "ratio": d / y, "rows": info["rows"]}

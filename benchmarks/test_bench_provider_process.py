@@ -8,10 +8,7 @@ Run:
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
-
-import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import provider_process as proc  # noqa: E402
@@ -27,22 +24,7 @@ def test_duckdb_agrees_with_yibao_20k(tmp_path):
     proc.agree(tmp_path / "y", tmp_path / "d")
 
 
-@pytest.fixture(scope="session")
-def provider_folder(tmp_path_factory, size):
-    folder = tmp_path_factory.mktemp(f"provider_process_{size}")
-    return folder, proc.build(folder, size)
-
-
-def test_bench_provider_process(provider_folder, size):
-    folder, info = provider_folder
-    y_cmd = proc.yibao_cmd(folder, folder / "y")
-    d_cmd = proc.duckdb_cmd(folder, folder / "d", info["budget"])
-    ys, ds = [], []
-    for _ in range(3):
-        for cmd, times in ((y_cmd, ys), (d_cmd, ds)):
-            start = time.perf_counter()
-            proc.run(cmd)
-            times.append(time.perf_counter() - start)
-    proc.agree(folder / "y", folder / "d")
-    print(f"\nprovider whole process, {size:,} claims, {info['rows']}-row table: yibao "
-          f"{min(ys):.2f} s, DuckDB {min(ds):.2f} s, ratio {min(ds) / min(ys):.2f}x")
+def test_bench_provider_process(tmp_path, size):
+    r = proc.row(tmp_path, size, rounds=3)
+    print(f"\nprovider whole process, {size:,} claims, {r['rows']}-row table: yibao "
+          f"{r['yibao_s']:.2f} s, DuckDB {r['duckdb_s']:.2f} s, ratio {r['ratio']:.2f}x")
