@@ -374,11 +374,13 @@ def _score_pool(plan: Plan, pool: Pool, members: pa.Table, reference: bool) -> t
 
 
 def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
-                  grouped: pa.Table | None = None, groupers=None) -> pa.Table:
+                  grouped: pa.Table | None = None, groupers=None,
+                  order: np.ndarray | None = None) -> pa.Table:
     """Per-claim provider columns (``CLAIM_SCHEMA``), one row per input claim, input order:
     each pool's columns are computed over its members, then scattered to the members' rows
     by one ``take`` per column (a row in no pool: nulls). ``groupers``: the run's
-    ``Registry.groupers``."""
+    ``Registry.groupers``. ``order``: row k of the result is input claim ``order[k]``
+    instead (the scatter and the reordering are one ``take``)."""
     n = claims.num_rows
     if plan.provider is None:
         return CLAIM_SCHEMA.empty_table() if n == 0 else pa.table(
@@ -403,8 +405,8 @@ def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
         pieces["grouping_stopped_at"].append(_grouper_column(plan, pool, members, "stopped_at"))
         pieces["case_class"].append(classes)
         pieces["points"].append(points)
-    return pa.table({name: _scatter(n, rows, pieces[name], typ) for name, typ in CLAIM_FIELDS},
-                    schema=CLAIM_SCHEMA)
+    return pa.table({name: _scatter(n, rows, pieces[name], typ, order)
+                     for name, typ in CLAIM_FIELDS}, schema=CLAIM_SCHEMA)
 
 
 def _scoring_columns(plan: Plan, grouped: pa.Table) -> list:
@@ -431,15 +433,17 @@ def _scoring_columns(plan: Plan, grouped: pa.Table) -> list:
     return [c for c in out if c in grouped.column_names]
 
 
-def _scatter(n: int, rows: list, pieces: list, typ) -> pa.Array:
+def _scatter(n: int, rows: list, pieces: list, typ, order=None) -> pa.Array:
     """A column of ``n`` rows holding ``pieces[k]`` at the row numbers ``rows[k]``, nulls
-    elsewhere."""
+    elsewhere; with ``order``, its rows ``order`` (one gather either way)."""
     if not rows:
-        return pa.nulls(n, typ)
+        return pa.nulls(n if order is None else len(order), typ)
     values = pa.concat_arrays([_flat(piece).cast(typ) for piece in pieces])
     at = np.concatenate(rows)
     source = np.full(n, -1, dtype=np.int64)
     source[at] = np.arange(len(at), dtype=np.int64)
+    if order is not None:
+        source = source[order]
     return values.take(pa.array(source, mask=source < 0))
 
 
@@ -470,7 +474,7 @@ def append_claim_columns_in_order(plan: Plan, results: pa.Table, claims: pa.Tabl
     into settlement order, not the claims' code lists."""
     if plan.provider is None and not plan.groupers:
         return results
-    extra = claim_columns(plan, claims, groupers=groupers).take(pa.array(order))
+    extra = claim_columns(plan, claims, groupers=groupers, order=np.asarray(order))
     for name, typ in CLAIM_FIELDS:
         results = results.append_column(pa.field(name, typ), extra.column(name))
     return results
