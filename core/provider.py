@@ -369,8 +369,8 @@ def _score_pool(plan: Plan, pool: Pool, members: pa.Table, reference: bool) -> t
         rows = points_reference.claim_points(plan.provider, pool, members.to_pylist())
         return (pa.array([r["case_class"] for r in rows], pa.string()),
                 pa.array([r["points"] for r in rows], pa.int64()))
-    out = points_compute.claim_points(plan.provider, pool, members)
-    return out.column("case_class"), out.column("points")
+    _, _, code, points, _ = points_compute.score(plan.provider, pool, members)
+    return points_compute.case_classes(code), pa.array(points, pa.int64())
 
 
 def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,

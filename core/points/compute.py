@@ -323,10 +323,14 @@ def with_pool_group(pool: Pool, claims: pa.Table) -> pa.Table:
     return claims
 
 
-def claim_points(plan: PointsPlan, pool, claims: pa.Table) -> pa.Table:
-    """Score the claims that belong to ``pool`` (a Pool or its name); see the module doc."""
+def score(plan: PointsPlan, pool, claims: pa.Table) -> tuple:
+    """(the pool's claims, their groups, class codes, points, adjustment names) of the claims
+    that belong to ``pool``: ``claim_points`` without building its table. Claims that all
+    belong (the provider's members) are not copied by a filter."""
     pool = pool_of(plan, pool)
-    claims = claims.filter(pa.array(test_mask(claims, pool.applies)))
+    mask = test_mask(claims, pool.applies)
+    if not mask.all():
+        claims = claims.filter(pa.array(mask))
     claims = with_pool_group(pool, claims)
     groups = texts(claims, pool.group_column)
     code, points = classify(pool, claims, groups)
@@ -335,17 +339,31 @@ def claim_points(plan: PointsPlan, pool, claims: pa.Table) -> pa.Table:
     points = np.where(readmit, mul3_div(points, pool.readmission.share, 1, RATIO_SCALE)
                       if pool.readmission else points, points)
     code[readmit] = READMIT
-    review, is_review = lookup(texts(claims, "claim_id"), pool.review)
+    review, is_review = (lookup(texts(claims, "claim_id"), pool.review) if pool.review
+                         else (None, np.zeros(claims.num_rows, bool)))
     code[is_review] = REVIEW
     # Review points are the reviewers' final figure, so adjustments skip them.
     points, names = apply_adjustments(pool, claims, points, grouped & ~is_review)
-    points = np.where(is_review, review, points)
+    if pool.review:
+        points = np.where(is_review, review, points)
+    return claims, groups, code, points, names
+
+
+def case_classes(code: np.ndarray) -> pa.Array:
+    """Class codes as their names (``CASE_CLASSES``)."""
+    return pc.take(pa.array(CASE_CLASSES), pa.array(code.astype(np.int64)))
+
+
+def claim_points(plan: PointsPlan, pool, claims: pa.Table) -> pa.Table:
+    """Score the claims that belong to ``pool`` (a Pool or its name); see the module doc."""
+    pool = pool_of(plan, pool)
+    claims, groups, code, points, names = score(plan, pool, claims)
     return pa.table({
         "claim_id": texts(claims, "claim_id"),
         "pool": pa.repeat(pa.scalar(pool.name, pa.string()), claims.num_rows),
         "hospital_id": texts(claims, "hospital_id"),
         "group": groups,
-        "case_class": pc.take(pa.array(CASE_CLASSES), pa.array(code.astype(np.int64))),
+        "case_class": case_classes(code),
         "points": pa.array(points, pa.int64()),
         "adjustments": names,
     })
@@ -379,6 +397,8 @@ def hospital_sums_aligned(pool: Pool, claims: pa.Table, scored: pa.Table, patien
     if claims.num_rows != scored.num_rows:
         raise ValueError("hospital_sums_aligned: claims and scored rows differ in number")
     mask = pc.equal(scored["pool"], pool.name)
+    if pc.all(mask, skip_nulls=False).as_py() is True:  # every row the pool's: no copy
+        return _hospital_sums(pool, claims, scored, patient_paid, fund_cost)
     return _hospital_sums(pool, claims.filter(mask), scored.filter(mask), patient_paid,
                           fund_cost)
 
