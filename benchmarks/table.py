@@ -117,17 +117,11 @@ def row_kernel(table) -> dict:
     return {"seconds": s, "claims_per_s": table.num_rows / s}
 
 
-def row_provider(n: int) -> dict:
-    """Points settlement of one DRG pool in memory (benchmarks/test_bench_provider.py's
-    scenario: groups given, no table grouper) against the DuckDB SQL of peers_provider.py."""
-    import peers_provider as pp
-    from test_bench_provider import _input
-    table = _input(n)
-    params = pp.make_params(table)
-    plan = pp.points_plan(params)
-    y, d = alternate(lambda: pp.settle_yibao(plan, table),
-                     lambda: pp.settle_duckdb(params, table))
-    return {"yibao_s": y, "duckdb_s": d, "ratio": d / y}
+def row_provider(tmp: Path, n: int) -> dict:
+    """Issue 14's provider scenario, whole process: `yibao settle` of one DRG pool on a
+    600-row decision-table grouper vs a DuckDB script (benchmarks/provider_process.py)."""
+    import provider_process
+    return provider_process.row(tmp / "provider", n, ROUNDS)
 
 
 def row_decision_table() -> dict:
@@ -180,7 +174,7 @@ def main() -> None:
         steps = [("whole_process", lambda: row_whole_process(tmp, src)),
                  ("memory", lambda: row_memory(table)),
                  ("kernel", lambda: row_kernel(table)),
-                 ("provider", lambda: row_provider(PROVIDER)),
+                 ("provider", lambda: row_provider(tmp, PROVIDER)),
                  ("decision_table", row_decision_table),
                  ("peak_memory", lambda: row_peak_memory(tmp)),
                  ("check", row_check),
@@ -208,9 +202,9 @@ def markdown(r: dict) -> str:
         (f"in memory, reference policy, {CLAIMS / 1e6:g}M, vs DuckDB windows / Polars",
          f"{f(m['ratio_duckdb'])}× / {f(m['ratio_polars'])}× (yibao {f(m['yibao_s'])} s)",
          "≥ 10× / ≥ 20×"),
-        (f"provider settlement, one DRG pool, {PROVIDER / 1e6:g}M, in memory, groups given "
-         "(no table grouper), vs DuckDB SQL", f"{f(p['ratio'])}× ({f(p['yibao_s'])} s vs "
-         f"{f(p['duckdb_s'])} s)", "≥ 3× (whole process, table grouper)"),
+        (f"provider settlement, one DRG pool on a {p['rows']}-row decision table, "
+         f"{PROVIDER / 1e6:g}M, whole process vs DuckDB script",
+         f"{f(p['ratio'])}× ({f(p['yibao_s'])} s vs {f(p['duckdb_s'])} s)", "≥ 3×"),
         ("decision table of 10,000 rows: compile / group",
          f"{f(t['compile_s'])} s / {t['claims_per_s'] / 1e6:.2f} M claims/s",
          "≤ 1 s / ≥ 2 M claims/s"),

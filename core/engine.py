@@ -333,12 +333,12 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
         claims_in_order = _claims_in_order(prep.raw, order, _stage_columns(registry))
         results = run_stages(plan, results, claims_in_order, registry, context)
     if plan.provider is not None or plan.groupers:
-        from .provider import append_claim_columns, needed_columns  # group, points
-        claims_in_order = with_fen_total(_claims_in_order(prep.raw, order,
-                                                          set(needed_columns(plan))),
-                                         prep.columns["total"][order])
-        results = append_claim_columns(plan, results, claims_in_order,
-                                       groupers=registry.groupers)
+        from .provider import append_claim_columns_in_order, needed_columns  # group, points
+        wanted = set(needed_columns(plan)) | {"claim_id"}  # in input order: no gather of lists
+        claims = with_fen_total(prep.raw.select([c for c in prep.raw.column_names
+                                                 if c in wanted]), prep.columns["total"])
+        results = append_claim_columns_in_order(plan, results, claims, order,
+                                                groupers=registry.groupers)
     # the input row of each result: supervision reads the claims by it (no id lookup)
     return BatchResult(results, rejects_table(rejects), input_rows, run.prep.rows[order])
 

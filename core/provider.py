@@ -369,16 +369,18 @@ def _score_pool(plan: Plan, pool: Pool, members: pa.Table, reference: bool) -> t
         rows = points_reference.claim_points(plan.provider, pool, members.to_pylist())
         return (pa.array([r["case_class"] for r in rows], pa.string()),
                 pa.array([r["points"] for r in rows], pa.int64()))
-    out = points_compute.claim_points(plan.provider, pool, members)
-    return out.column("case_class"), out.column("points")
+    _, _, code, points, _ = points_compute.score(plan.provider, pool, members)
+    return points_compute.case_classes(code), pa.array(points, pa.int64())
 
 
 def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
-                  grouped: pa.Table | None = None, groupers=None) -> pa.Table:
+                  grouped: pa.Table | None = None, groupers=None,
+                  order: np.ndarray | None = None) -> pa.Table:
     """Per-claim provider columns (``CLAIM_SCHEMA``), one row per input claim, input order:
     each pool's columns are computed over its members, then scattered to the members' rows
     by one ``take`` per column (a row in no pool: nulls). ``groupers``: the run's
-    ``Registry.groupers``."""
+    ``Registry.groupers``. ``order``: row k of the result is input claim ``order[k]``
+    instead (the scatter and the reordering are one ``take``)."""
     n = claims.num_rows
     if plan.provider is None:
         return CLAIM_SCHEMA.empty_table() if n == 0 else pa.table(
@@ -389,11 +391,12 @@ def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
     idx = pool_index(plan, grouped)
     pieces = {name: [] for name, _ in CLAIM_FIELDS}
     rows = []
+    scoring = grouped if reference else grouped.select(_scoring_columns(plan, grouped))
     for i, pool in enumerate(plan.provider.pools):
         at = np.nonzero(idx == i)[0]
         if not len(at):
             continue
-        members = grouped.take(pa.array(at))
+        members = scoring if len(at) == n else scoring.take(pa.array(at))  # all: in order
         classes, points = _score_pool(plan, pool, members, reference)
         rows.append(at)
         pieces["pool"].append(pa.repeat(pa.scalar(pool.name, pa.string()), len(at)))
@@ -402,19 +405,45 @@ def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
         pieces["grouping_stopped_at"].append(_grouper_column(plan, pool, members, "stopped_at"))
         pieces["case_class"].append(classes)
         pieces["points"].append(points)
-    return pa.table({name: _scatter(n, rows, pieces[name], typ) for name, typ in CLAIM_FIELDS},
-                    schema=CLAIM_SCHEMA)
+    return pa.table({name: _scatter(n, rows, pieces[name], typ, order)
+                     for name, typ in CLAIM_FIELDS}, schema=CLAIM_SCHEMA)
 
 
-def _scatter(n: int, rows: list, pieces: list, typ) -> pa.Array:
+def _scoring_columns(plan: Plan, grouped: pa.Table) -> list:
+    """The grouped claims' columns that scoring reads (``points_compute.claim_points``):
+    the grouping inputs (code lists …) are not gathered per pool."""
+    out = {"claim_id": None, "hospital_id": None, "total": None}
+    for g in plan.groupers:
+        out.update(dict.fromkeys(name for name, _ in _outputs(g)))
+    for pool in plan.provider.pools:
+        tests = list(pool.applies) + [t for a in pool.adjustments for t in a.when] + [
+            t for source in pool.group_sources for t in source.when]
+        out.update(dict.fromkeys(t.column for t in tests))
+        out.update(dict.fromkeys(pool.group_column + sfx for sfx in ("", "_status",
+                                                                      "_stopped_at")))
+        out.update(dict.fromkeys(source.column + sfx for source in pool.group_sources
+                                 for sfx in ("", "_status", "_stopped_at")))
+        out.update(dict.fromkeys(c for c in (
+            pool.coefficient_by, pool.incomplete_column,
+            pool.bed_day.los_column if pool.bed_day else None,
+            pool.capitation.signed_column if pool.capitation else None) if c))
+        if pool.readmission:
+            r = pool.readmission
+            out.update(dict.fromkeys((r.person_column, r.admit_column, r.discharge_column)))
+    return [c for c in out if c in grouped.column_names]
+
+
+def _scatter(n: int, rows: list, pieces: list, typ, order=None) -> pa.Array:
     """A column of ``n`` rows holding ``pieces[k]`` at the row numbers ``rows[k]``, nulls
-    elsewhere."""
+    elsewhere; with ``order``, its rows ``order`` (one gather either way)."""
     if not rows:
-        return pa.nulls(n, typ)
+        return pa.nulls(n if order is None else len(order), typ)
     values = pa.concat_arrays([_flat(piece).cast(typ) for piece in pieces])
     at = np.concatenate(rows)
     source = np.full(n, -1, dtype=np.int64)
     source[at] = np.arange(len(at), dtype=np.int64)
+    if order is not None:
+        source = source[order]
     return values.take(pa.array(source, mask=source < 0))
 
 
@@ -437,19 +466,52 @@ def append_claim_columns(plan: Plan, results: pa.Table, claims_in_order: pa.Tabl
     return results
 
 
+def append_claim_columns_in_order(plan: Plan, results: pa.Table, claims: pa.Table,
+                                  order: np.ndarray, groupers=None) -> pa.Table:
+    """``append_claim_columns`` with ``claims`` in input order and ``order[k]`` the input row
+    of result row k: the claims are grouped and scored where they are (grouping, points and
+    readmissions do not depend on row order) and only the provider columns are gathered
+    into settlement order, not the claims' code lists."""
+    if plan.provider is None and not plan.groupers:
+        return results
+    extra = claim_columns(plan, claims, groupers=groupers, order=np.asarray(order))
+    for name, typ in CLAIM_FIELDS:
+        results = results.append_column(pa.field(name, typ), extra.column(name))
+    return results
+
+
 # -- the year's settlement -------------------------------------------------------------------
 
 SUM_FIELDS = ("points", "points_pv", "paid", "paid_pv", "total", "cost_pv", "n", "pending_n",
               "pending_total")
 
 
-def _settlement_input(plan: Plan, claims: pa.Table, results: pa.Table):
-    """(claims with psn_part_amt, scored rows) for the claims that are in a pool."""
+def settlement_columns(plan: Plan) -> list:
+    """The claim columns the year's settlement reads (``hospital_sums``, ``alliance_sums``):
+    the rest (codes, procedure lists …) are never gathered into settlement order."""
+    out = {"claim_id": None, "hospital_id": None, "total": None}
+    for pool in plan.provider.pools:
+        if pool.capitation:
+            out[pool.capitation.signed_column] = None
+        if getattr(pool, "prepayments", ()):
+            out[pool.month_column] = None
+    for alliance in plan.provider.alliances:
+        out[alliance.column] = None
+    return list(out)
+
+
+def _settlement_input(plan: Plan, claims: pa.Table, results: pa.Table, narrow: bool = True):
+    """(claims with psn_part_amt, scored rows) for the claims that are in a pool, row k of
+    one the claim of row k of the other; ``narrow``: only ``settlement_columns``."""
     if "points" not in results.column_names:
         results = append_claim_columns(plan, results, _in_result_order(claims, results))
     scored = results.filter(pc.is_valid(results.column("pool")))
     at = pc.index_in(scored.column("claim_id"), value_set=claims.column("claim_id"))
-    rows = prepared(plan, claims.take(at))
+    if narrow:
+        wanted = [c for c in settlement_columns(plan) if c in claims.column_names]
+        rows = prepared(plan, claims.select(wanted).take(at)).select(settlement_columns(plan))
+    else:
+        rows = prepared(plan, claims.take(at))
     rows = _with(rows, {PATIENT_PAID: scored.column("self_pay")})
     scored = pa.table({"claim_id": scored.column("claim_id"), "pool": scored.column("pool"),
                        "hospital_id": rows.column("hospital_id").cast(pa.string()),
@@ -470,7 +532,8 @@ def provider_partials(plan: Plan, claims: pa.Table, results: pa.Table) -> dict:
     if plan.provider is None:
         return {}
     rows, scored = _settlement_input(plan, claims, results)
-    out = {pool.name: points_compute.hospital_sums(pool, rows, scored, PATIENT_PAID, None)
+    out = {pool.name: points_compute.hospital_sums_aligned(pool, rows, scored, PATIENT_PAID,
+                                                           None)
            for pool in plan.provider.pools}
     out.update(_alliance_partials(plan, rows, scored))
     return out
@@ -531,7 +594,7 @@ def settle_provider_year(plan: Plan, claims: pa.Table, results: pa.Table):
 
 def settle_provider_year_reference(plan: Plan, claims: pa.Table, results: pa.Table):
     """The same with the points oracle's settlement (lists of dicts, as it returns them)."""
-    rows, scored = _settlement_input(plan, claims, results)
+    rows, scored = _settlement_input(plan, claims, results, narrow=False)
     return points_reference.settle(plan.provider, rows.to_pylist(), scored.to_pylist(),
                                    PATIENT_PAID)
 

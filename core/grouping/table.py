@@ -18,8 +18,8 @@ hold (hit policy first-match), else its ``default`` group, else no group with st
 A null column value never satisfies a condition (except the empty-procedure reading above).
 Codes compare exactly as given (no case folding or trimming).
 
-``group_table`` evaluates a table over an Arrow table, vectorised (string work once per distinct
-code); ``group_table_reference`` is the obvious per-claim oracle; ``analyse`` reports rows that
+``group_table`` evaluates a table over an Arrow table in one compiled pass over the claims
+(``_table.pyx``; string work once per distinct code, the table compiled once); ``group_table_reference`` is the obvious per-claim oracle; ``analyse`` reports rows that
 never match, rows hidden by an earlier row, and overlapping rows (see ``Finding``);
 ``load_decision_table_csv`` reads a table from CSV with line numbers as row sources.
 """
@@ -29,6 +29,7 @@ import bisect
 import csv
 import io
 import re
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -273,32 +274,6 @@ def _encode(values: pa.Array):
     return dictionary, idx.astype(np.int64, copy=False)
 
 
-def _lut(dictionary: pa.Array, mask: pa.Array) -> np.ndarray:
-    """A bool lookup over distinct values plus a False slot for null."""
-    out = np.zeros(len(dictionary) + 1, dtype=bool)
-    if len(dictionary):
-        out[:-1] = mask.fill_null(False).to_numpy(zero_copy_only=False)
-    return out
-
-
-def _prefix_mask(dictionary: pa.Array, prefixes) -> pa.Array:
-    mask = pa.array(np.zeros(len(dictionary), dtype=bool))
-    for p in prefixes:
-        mask = pc.or_(mask, pc.starts_with(dictionary, pattern=p))
-    return mask
-
-
-def _range_mask(dictionary: pa.Array, lo: str, hi: str) -> pa.Array:
-    head = pc.utf8_slice_codeunits(dictionary, 0, len(hi))
-    return pc.and_(pc.greater_equal(dictionary, lo), pc.less_equal(head, hi))
-
-
-def _items_mask(dictionary: pa.Array, items) -> pa.Array:
-    exact = [i for i in items if not i.endswith("*")]
-    mask = pc.is_in(dictionary, value_set=pa.array(exact, pa.string()))
-    return pc.or_(mask, _prefix_mask(dictionary, [i[:-1] for i in items if i.endswith("*")]))
-
-
 class _Claims:
     """Per-batch encodings of the columns a table reads, built once and reused by every row."""
 
@@ -352,70 +327,6 @@ class _Claims:
         return self._flags[name]
 
 
-def _list_any(claims: _Claims, column: str, items, cand: np.ndarray) -> np.ndarray:
-    """For claims ``cand``: does some code of the list match one of ``items``?"""
-    start, end, dictionary, idx = claims.lists(column)
-    hits = _lut(dictionary, _items_mask(dictionary, items))[idx]
-    counts = np.concatenate(([0], np.cumsum(hits, dtype=np.int64)))
-    return counts[end[cand]] > counts[start[cand]]
-
-
-def _no_codes(claims: _Claims, column: str, cand: np.ndarray) -> np.ndarray:
-    start, end, dictionary, idx = claims.lists(column)
-    counts = np.concatenate(([0], np.cumsum(idx < len(dictionary), dtype=np.int64)))
-    return counts[end[cand]] == counts[start[cand]]
-
-
-def _code_lut(claims: _Claims, cond, cache: dict):
-    """Condition -> (lookup over the column's distinct codes, code index per claim)."""
-    dictionary, idx = claims.codes(cond.column)
-    if cond not in cache:
-        if isinstance(cond, DxPrefix):
-            mask = _prefix_mask(dictionary, cond.prefixes)
-        elif isinstance(cond, DxRange):
-            mask = _range_mask(dictionary, cond.lo, cond.hi)
-        else:
-            mask = pc.is_in(dictionary, value_set=pa.array(cond.values, pa.string()))
-        cache[cond] = _lut(dictionary, mask)
-    return cache[cond], idx
-
-
-def _condition_mask(claims: _Claims, cond, cand: np.ndarray, cache: dict) -> np.ndarray:
-    """The condition over claims ``cand`` (positions), as a bool array of len(cand). A few
-    candidates (an indexed row's slice) are decided on their own distinct codes
-    (``_few_mask``): a whole-column pass per row would cost rows × claims again."""
-    if len(cand) * FEW < claims.n and isinstance(cond, (DxPrefix, DxRange, SettingIn, ProcAny,
-                                                         ProcAll, NoProcedure)):
-        return _few_mask(claims, cond, cand)
-    if isinstance(cond, (DxPrefix, DxRange, SettingIn)):
-        lut, idx = _code_lut(claims, cond, cache)
-        return lut[idx[cand]]
-    if isinstance(cond, ProcAny):
-        return _list_any(claims, cond.column, cond.items, cand)
-    if isinstance(cond, ProcAll):
-        mask = np.ones(len(cand), dtype=bool)
-        for item in cond.items:
-            mask &= _list_any(claims, cond.column, (item,), cand)
-        return mask
-    if isinstance(cond, NoProcedure):
-        return _no_codes(claims, cond.column, cand)
-    if isinstance(cond, IntBand):
-        values, valid = claims.ints(cond.column)
-        v, mask = values[cand], valid[cand].copy()
-        if cond.lo is not None:
-            mask &= v >= cond.lo
-        if cond.hi is not None:
-            mask &= v < cond.hi
-        return mask
-    if isinstance(cond, Flag):
-        values, valid = claims.flags(cond.column)
-        return valid[cand] & (values[cand] == bool(cond.value))
-    raise TypeError(f"unsupported decision-table condition {cond!r}")
-
-
-FEW = 8  # candidates below 1/FEW of the claims are decided through the sorted codes
-
-
 class _SortedCodes:
     """The distinct values of a column sorted, with each value index's rank: a prefix, a
     code range or one exact value holds a contiguous run of ranks (``span``), so a condition
@@ -460,27 +371,6 @@ class _SortedCodes:
         return out
 
 
-def _few_mask(claims: _Claims, cond, cand: np.ndarray) -> np.ndarray:
-    if isinstance(cond, (DxPrefix, DxRange, SettingIn)):
-        sorted_codes, idx = claims.sorted_codes(cond.column), claims.codes(cond.column)[1]
-        return sorted_codes.within(idx[cand], sorted_codes.spans(cond))
-    start, end, _, idx = claims.lists(cond.column)
-    sorted_codes = claims.sorted_list_codes(cond.column)
-    lengths = end[cand] - start[cand]
-    bounds = np.concatenate(([0], np.cumsum(lengths)))
-    values = idx[np.repeat(start[cand] - bounds[:-1], lengths) + np.arange(bounds[-1])]
-
-    def count(hits: np.ndarray) -> np.ndarray:  # per candidate: how many of its codes hit
-        total = np.concatenate(([0], np.cumsum(hits)))
-        return total[bounds[1:]] - total[bounds[:-1]]
-    if isinstance(cond, NoProcedure):
-        return count(values < len(sorted_codes.rank) - 1) == 0  # no non-null code
-    wanted = [count(sorted_codes.within(values, [sorted_codes.item(i)])) > 0
-              for i in cond.items]
-    return np.logical_or.reduce(wanted) if isinstance(cond, ProcAny) \
-        else np.logical_and.reduce(wanted)
-
-
 def _result(table: DecisionTable, row_idx: np.ndarray) -> pa.Table:
     """Result columns from the matching row index per claim (-1: none)."""
     groups = [r.group for r in table.rows] + [table.default]
@@ -494,42 +384,34 @@ def _result(table: DecisionTable, row_idx: np.ndarray) -> pa.Table:
                     schema=pa.schema(list(table.columns())))
 
 
-def group_table(table: DecisionTable, claims: pa.Table) -> pa.Table:
-    """Group every claim of ``claims`` with ``table``, vectorised.
+# -- compiled evaluation (the loop is _table.pyx) ---------------------------------------------
 
-    Rows are tried in order; within a row the conditions narrow the candidates one after
-    another. A row's first candidates come from an index (``_CodeIndex``) on the code column
-    most rows read: the claims sorted by that code, so a prefix or a code range is one
-    contiguous slice, found by binary search. The cost then grows with the claims each row's
-    codes select, not rows × claims; rows that do not read the indexed column (and tables
-    that read no code column) take every claim still unassigned. String conditions are
-    decided once per distinct code and taken through the codes' indices; list conditions
-    use a cumulative count of matching codes over the flattened list.
+CODE_SPANS, LIST_ANY, NO_CODES, INT_BAND, FLAG = range(5)   # _table.pyx's condition kinds
+
+
+def group_table(table: DecisionTable, claims: pa.Table) -> pa.Table:
+    """Group every claim of ``claims`` with ``table``: one compiled pass over the claims.
+
+    Every string value becomes its rank among the batch's sorted distinct values, so each
+    condition is a few rank spans found by binary search (``_TablePlan``, built once per
+    table; per batch only the searches, vectorised, run); the rows that read
+    the index column (the code column most rows read) are listed per segment of its ranks.
+    The nogil loop (``_table.first_rows``) then walks, for each claim, its segment's rows and
+    the rows that do not read the index column, in row order, and stops at the first row
+    whose conditions hold. The cost grows with the claims and the candidate rows each tries,
+    not rows × claims; the Python work per table row is a few binary searches.
 
     Returns one result row per claim with columns ``table.columns()``: the group (null when
     unmatched), the status (``ok``, ``default`` or ``unmatched``) and the 1-based matching row
     (null when no row matched). An empty batch gives an empty result; a column a condition
     reads but the claims lack raises ``KeyError``; bad codes or values never raise.
     """
+    from ._table import first_rows
     view = _Claims(claims, table)
-    row_idx = np.full(view.n, -1, dtype=np.int64)
-    index = _CodeIndex.build(view, table)
-    unassigned = view.n
-    cache: dict = {}
-    for r, row in enumerate(table.rows):
-        if not unassigned:
-            break
-        cand, indexed = index.candidates(row) if index is not None else (None, None)
-        cand = np.flatnonzero(row_idx < 0) if cand is None else cand[row_idx[cand] < 0]
-        for cond in row.conditions:
-            if not len(cand):
-                break
-            if cond is not indexed:  # the index slice holds exactly the claims it matches
-                cand = cand[_condition_mask(view, cond, cand, cache)]
-        if len(cand):
-            row_idx[cand] = r
-            unassigned -= len(cand)
-    return _result(table, row_idx)
+    if view.n == 0:
+        return _result(table, np.zeros(0, np.int64))
+    conditions, columns = _table_plan(table).compile(view)
+    return _result(table, first_rows(conditions, columns, view.n))
 
 
 def _index_column(table: DecisionTable):
@@ -541,38 +423,244 @@ def _index_column(table: DecisionTable):
     return max(sorted(counts), key=counts.get) if counts else None
 
 
-class _CodeIndex:
-    """The claims sorted by one code column: a prefix or a code range holds a contiguous run
-    of the sorted distinct codes (``_SortedCodes``), hence a contiguous slice of the sorted
-    claims (null codes last, in no slice)."""
+def _indexed_condition(row: DecisionRow, column):
+    """The row's first prefix or range condition on the index column (None: it reads none)."""
+    return next((c for c in row.conditions if c.column == column
+                 and isinstance(c, (DxPrefix, DxRange))), None)
 
-    def __init__(self, column: str, codes: "_SortedCodes", starts: np.ndarray,
-                 order: np.ndarray):
-        self.column, self.codes = column, codes
-        self.starts = starts    # sorted-claims offset of each code rank, plus the end
-        self.order = order      # claim positions sorted by code rank
 
-    @classmethod
-    def build(cls, view: "_Claims", table: DecisionTable):
-        column = _index_column(table)
-        if column is None or view.n == 0:
-            return None
-        codes = view.sorted_codes(column)
-        claim_rank = codes.rank[view.codes(column)[1]]
-        small = claim_rank.astype(np.uint16) if len(codes.rank) <= 1 << 16 else claim_rank
-        order = np.argsort(small, kind="stable")  # 16-bit keys: numpy's radix sort
-        counts = np.bincount(claim_rank, minlength=len(codes.rank))
-        return cls(column, codes, np.concatenate(([0], np.cumsum(counts[:-1]))), order)
+class _Spans:
+    """The rank spans of many conditions on one column, as the strings that bound them:
+    span k is ``[#values < lo[k], #values v with v[:len(hi[k])] <= hi[k])`` (a code range or
+    prefix) or, when ``exact[k]``, ``[#values < lo[k], #values <= lo[k])`` (one value)."""
 
-    def candidates(self, row: DecisionRow) -> tuple:
-        """(the positions of the claims that satisfy the row's first condition on the
-        indexed column, that condition); (None, None) when the row does not read it."""
-        cond = next((c for c in row.conditions if c.column == self.column
-                     and isinstance(c, (DxPrefix, DxRange))), None)
-        if cond is None:
-            return None, None
-        pieces = [self.order[self.starts[a]:self.starts[b]] for a, b in self.codes.spans(cond)]
-        return (np.unique(np.concatenate(pieces)) if len(pieces) > 1 else pieces[0]), cond
+    def __init__(self):
+        self.owner, self.lo, self.hi, self.exact = [], [], [], []
+
+    def add(self, owner: int, lo: str, hi: str, exact: bool = False) -> None:
+        self.owner.append(owner)
+        self.lo.append(lo)
+        self.hi.append(hi)
+        self.exact.append(exact)
+
+    def add_item(self, owner: int, item: str) -> None:
+        """A procedure item: ``X*`` the values starting with X, else X alone."""
+        if item.endswith("*"):
+            self.add(owner, item[:-1], item[:-1])
+        else:
+            self.add(owner, item, item, True)
+
+    def ranks(self, codes: "_SortedCodes") -> tuple:
+        """(first rank, rank after the last) of every span over the batch's sorted values:
+        binary searches over all spans at once (numpy) — per length of ``hi`` once, on the
+        values cut to that length (cutting keeps them sorted)."""
+        values = np.array(codes.codes, dtype=str) if codes.codes else np.zeros(0, "<U1")
+        if any("\x00" in v for v in (*self.lo, *self.hi)) or any("\x00" in v for v in
+                                                                  codes.codes):
+            return _python_ranks(self, codes)  # numpy strings drop trailing NULs
+        lo = np.searchsorted(values, np.array(self.lo, dtype=str), side="left")
+        hi = np.zeros(len(self.hi), np.int64)
+        exact = np.array(self.exact, bool)
+        hi[exact] = np.searchsorted(values, np.array(self.lo, dtype=str)[exact], side="right")
+        lengths = np.array([len(h) for h in self.hi], np.int64)
+        his = np.array(self.hi, dtype=str)
+        for length in np.unique(lengths[~exact]):
+            at = ~exact & (lengths == length)
+            cut = values.astype(f"<U{length}") if len(values) else values
+            hi[at] = np.searchsorted(cut, his[at], side="right")
+        return lo.astype(np.int64), np.maximum(lo, hi).astype(np.int64)
+
+
+def _python_ranks(spans: _Spans, codes: "_SortedCodes") -> tuple:
+    found = [codes.exact(lo) if ex else codes.span(lo, hi)
+             for lo, hi, ex in zip(spans.lo, spans.hi, spans.exact)]
+    return (np.array([a for a, _ in found], np.int64).reshape(-1),
+            np.array([b for _, b in found], np.int64).reshape(-1))
+
+
+class _TablePlan:
+    """The batch-independent part of a table's compiled form, built once per table
+    (``_table_plan``): condition records with their columns and bounds, each row's
+    conditions, and the spans (as strings) of every condition and of each row's indexed
+    condition. A batch then only ranks its values and searches the spans (``compile``)."""
+
+    def __init__(self, table: DecisionTable):
+        self.index = _index_column(table)
+        self.slots = {"code": {}, "list": {}, "int": {}, "flag": {}}
+        self.kind, self.column, self.int_lo, self.int_hi, self.bound = [], [], [], [], []
+        self.spans = {}                     # (kind, column name) -> _Spans of conditions
+        self.row_spans = _Spans()           # the indexed conditions' spans, owner = row
+        self.row_ptr, self.row_conds, self.global_rows = [0], [], []
+        for r, row in enumerate(table.rows):
+            indexed = _indexed_condition(row, self.index)
+            for cond in row.conditions:
+                if cond is not indexed:   # the segment holds exactly the claims it matches
+                    self.row_conds.extend(self.records(cond))
+            self.row_ptr.append(len(self.row_conds))
+            if indexed is None:
+                self.global_rows.append(r)
+            else:
+                _add_code_spans(self.row_spans, r, indexed)
+
+    def slot(self, kind: str, name: str) -> int:
+        return self.slots[kind].setdefault(name, len(self.slots[kind]))
+
+    def add(self, kind: int, slot_kind: str, name: str, lo=0, hi=0, bound=0) -> int:
+        """Append one condition record; returns its number."""
+        self.kind.append(kind)
+        self.column.append(self.slot(slot_kind, name))
+        self.int_lo.append(lo)
+        self.int_hi.append(hi)
+        self.bound.append(bound)
+        return len(self.kind) - 1
+
+    def spans_of(self, slot_kind: str, name: str) -> _Spans:
+        return self.spans.setdefault((slot_kind, name), _Spans())
+
+    def records(self, cond) -> list:
+        """The condition records of one condition (ProcAll: one per item, a conjunction)."""
+        name = cond.column
+        if isinstance(cond, (DxPrefix, DxRange, SettingIn)):
+            c = self.add(CODE_SPANS, "code", name)
+            _add_code_spans(self.spans_of("code", name), c, cond)
+            return [c]
+        if isinstance(cond, (ProcAny, ProcAll)):
+            groups = [cond.items] if isinstance(cond, ProcAny) else [(i,) for i in cond.items]
+            out = []
+            for items in groups:
+                out.append(self.add(LIST_ANY, "list", name))
+                for item in items:
+                    self.spans_of("list", name).add_item(out[-1], item)
+            return out
+        if isinstance(cond, NoProcedure):
+            return [self.add(NO_CODES, "list", name)]
+        if isinstance(cond, IntBand):
+            bound = (cond.lo is not None) | (cond.hi is not None) << 1
+            return [self.add(INT_BAND, "int", name, cond.lo or 0, cond.hi or 0, bound)]
+        if isinstance(cond, Flag):
+            return [self.add(FLAG, "flag", name, bound=int(bool(cond.value)))]
+        raise TypeError(f"unsupported decision-table condition {cond!r}")
+
+    def compile(self, view: "_Claims") -> tuple:
+        """(``_table.Conditions``, ``_table.Columns``) of the table over one batch."""
+        from ._table import Conditions
+        owner, lo, hi = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+        for (slot_kind, name), spans in self.spans.items():
+            codes = view.sorted_codes(name) if slot_kind == "code" \
+                else view.sorted_list_codes(name)
+            a, b = spans.ranks(codes)
+            owner.append(np.array(spans.owner, np.int64))
+            lo.append(a)
+            hi.append(b)
+        owner, lo, hi = np.concatenate(owner), np.concatenate(lo), np.concatenate(hi)
+        keep = hi > lo
+        order = np.argsort(owner[keep], kind="stable")
+        owner, lo, hi = owner[keep][order], lo[keep][order], hi[keep][order]
+        span_ptr = np.searchsorted(owner, np.arange(len(self.kind) + 1)).astype(np.int64)
+        i32, i64 = np.int32, np.int64
+        conditions = Conditions(
+            np.array(self.kind, np.int8), np.array(self.column, i32), span_ptr,
+            lo.astype(i32), hi.astype(i32), np.array(self.int_lo, i64),
+            np.array(self.int_hi, i64), np.array(self.bound, np.uint8),
+            np.array(self.row_ptr, i64), np.array(self.row_conds, i32), *self.segments(view))
+        return conditions, self.columns(view)
+
+    def segments(self, view: "_Claims") -> tuple:
+        if self.index is None:
+            return (np.zeros(1, np.int64), np.zeros(0, np.int32),
+                    np.arange(len(self.row_ptr) - 1, dtype=np.int32), np.zeros(0, np.int32))
+        codes = view.sorted_codes(self.index)
+        a, b = self.row_spans.ranks(codes)
+        return _segments(np.array(self.row_spans.owner, np.int64), a, b,
+                         np.array(self.global_rows, np.int32), len(self.row_ptr) - 1,
+                         len(codes.rank) - 1)
+
+    def columns(self, view: "_Claims") -> "object":
+        """``_table.Columns``: the batch's columns in their slots (2-D, one row a column)."""
+        from ._table import Columns
+        n = view.n
+
+        def stack(arrays, dtype):
+            return np.ascontiguousarray(np.array(arrays, dtype).reshape(len(arrays), n))
+        list_rank, starts, ends, offset = [np.zeros(0, np.int32)], [], [], 0
+        for name in self.slots["list"]:
+            start, end, _, idx = view.lists(name)
+            list_rank.append(_null_last(view.sorted_list_codes(name), idx))
+            starts.append(start + offset)
+            ends.append(end + offset)
+            offset += len(idx)
+        ints = [view.ints(name) for name in self.slots["int"]]
+        flags = [view.flags(name) for name in self.slots["flag"]]
+        index_rank = _code_rank(view, self.index) if self.index is not None \
+            else np.full(n, -1, np.int32)
+        return Columns(stack([_code_rank(view, c) for c in self.slots["code"]], np.int32),
+                       stack(starts, np.int64), stack(ends, np.int64),
+                       np.concatenate(list_rank).astype(np.int32),
+                       stack([v for v, _ in ints], np.int64),
+                       stack([m for _, m in ints], np.uint8),
+                       stack([v for v, _ in flags], np.uint8),
+                       stack([m for _, m in flags], np.uint8), index_rank)
+
+
+def _add_code_spans(spans: _Spans, owner: int, cond) -> None:
+    if isinstance(cond, DxPrefix):
+        for p in cond.prefixes:
+            spans.add(owner, p, p)
+    elif isinstance(cond, DxRange):
+        spans.add(owner, cond.lo, cond.hi)
+    else:
+        for v in cond.values:
+            spans.add(owner, v, v, True)
+
+
+_PLANS: dict = {}  # id(table) -> (weak reference, _TablePlan); dropped with the table
+
+
+def _table_plan(table: DecisionTable) -> _TablePlan:
+    """The table's ``_TablePlan``, built on first use and kept while the table lives (a
+    frozen plan node: hashing its rows on every batch would cost what the cache saves)."""
+    entry = _PLANS.get(id(table))
+    if entry is None or entry[0]() is not table:
+        entry = (weakref.ref(table), _TablePlan(table))
+        _PLANS[id(table)] = entry
+        weakref.finalize(table, _PLANS.pop, id(table), None)
+    return entry[1]
+
+
+def _code_rank(view: "_Claims", name: str) -> np.ndarray:
+    """int32 rank of each claim's value among the sorted distinct values, -1 for null."""
+    return _null_last(view.sorted_codes(name), view.codes(name)[1])
+
+
+def _null_last(codes: "_SortedCodes", value_idx: np.ndarray) -> np.ndarray:
+    """The ranks of values (indices into the dictionary) as int32, the null slot (the rank
+    after every value, ``_SortedCodes``) as -1."""
+    rank = codes.rank[value_idx]
+    out = rank.astype(np.int32)
+    out[rank == len(codes.rank) - 1] = -1
+    return out
+
+
+def _segments(owner: np.ndarray, lo: np.ndarray, hi: np.ndarray, global_rows: np.ndarray,
+              n_rows: int, distinct: int) -> tuple:
+    """(seg_ptr, seg_rows, global_rows, seg_of_rank): the index column's ranks cut at every
+    end of every row's spans (row ``owner[k]`` holds ranks ``[lo[k], hi[k])``), so each
+    segment lies wholly inside or outside each row's spans; per segment the rows whose
+    spans hold it, ascending, and the rows without an indexed condition."""
+    keep = hi > lo
+    owner, lo, hi = owner[keep], lo[keep], hi[keep]
+    bounds = np.unique(np.concatenate(([0, distinct], lo, hi)))
+    first, after = np.searchsorted(bounds, lo), np.searchsorted(bounds, hi)
+    counts = after - first
+    starts = np.repeat(first - np.concatenate(([0], np.cumsum(counts)[:-1])), counts)
+    seg = starts + np.arange(counts.sum(), dtype=np.int64)
+    width = max(n_rows, 1)
+    keys = np.unique(seg * width + np.repeat(owner, counts))  # a row's spans may overlap
+    seg, seg_rows = keys // width, keys % width
+    seg_ptr = np.searchsorted(seg, np.arange(max(len(bounds) - 1, 0) + 1)).astype(np.int64)
+    seg_of_rank = np.searchsorted(bounds, np.arange(distinct), side="right") - 1
+    return (seg_ptr, seg_rows.astype(np.int32), global_rows.astype(np.int32),
+            seg_of_rank.astype(np.int32))
 
 
 # -- the reference evaluator (oracle) ---------------------------------------------------------

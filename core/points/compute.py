@@ -149,11 +149,53 @@ def bed_day_points(pool: Pool, claims: pa.Table, per_day: np.ndarray) -> np.ndar
     return mul3_div(per_day, weighted_days, 1, RATIO_SCALE)
 
 
+def _encoded(keys: pa.Array) -> tuple:
+    """(index per claim into the distinct keys, the distinct keys): a null key indexes the
+    slot after the last. One hash pass, so the lookups below run over the distinct keys."""
+    enc = pc.dictionary_encode(keys)
+    return (enc.indices.fill_null(len(enc.dictionary)).to_numpy(zero_copy_only=False)
+            .astype(np.int64, copy=False), enc.dictionary)
+
+
+def lookup_encoded(encoded: tuple, pairs: tuple, default: int = 0):
+    """``lookup`` over ``_encoded`` keys: the table is looked up once per distinct key."""
+    idx, dictionary = encoded
+    values, found = lookup(dictionary, pairs, default)
+    return (np.append(values, default)[idx], np.append(found, False)[idx])
+
+
+def _coefficients(pool: Pool, claims: pa.Table, groups: tuple) -> np.ndarray:
+    """k per claim by (``coefficient_by``, group), RATIO_SCALE where the pair is missing:
+    looked up once per distinct pair present (ids of both keys combined), not per claim."""
+    if not pool.coefficients:
+        return np.full(claims.num_rows, RATIO_SCALE, np.int64)
+    by_idx, by_dict = _encoded(texts(claims, pool.coefficient_by))
+    g_idx, g_dict = groups
+    width = len(g_dict) + 1
+    pair = by_idx * width + g_idx
+    present = np.unique(pair)
+    by_key = pc.take(by_dict, pa.array(present // width, mask=present // width == len(by_dict)))
+    g_key = pc.take(g_dict, pa.array(present % width, mask=present % width == len(g_dict)))
+    k, _ = lookup(pc.binary_join_element_wise(by_key, g_key, "\x1f"), _coef_pairs(pool),
+                  default=RATIO_SCALE)
+    if (len(by_dict) + 1) * width <= DENSE_PAIRS:  # a dense table: one gather per claim
+        dense = np.full((len(by_dict) + 1) * width, RATIO_SCALE, np.int64)
+        dense[present] = k
+        return dense[pair]
+    return k[np.searchsorted(present, pair)]
+
+
+DENSE_PAIRS = 1 << 22  # (coefficient key, group) pairs a dense lookup table may hold
+
+
 def classify(pool: Pool, claims: pa.Table, groups: pa.Array):
-    """(class codes, points before readmission and adjustments) for every claim."""
+    """(class codes, points before readmission and adjustments) for every claim. Each
+    class's points are computed for that class's claims only (no full-length temporary per
+    class); later classes override earlier ones in the spec's order."""
     n = claims.num_rows
-    base, has_base = lookup(groups, pool.base_points)
-    avg, has_avg = lookup(groups, pool.avg_cost, default=1)
+    encoded = _encoded(groups)
+    base, has_base = lookup_encoded(encoded, pool.base_points)
+    avg, has_avg = lookup_encoded(encoded, pool.avg_cost, default=1)
     missing = has_base & ~has_avg
     if missing.any():
         raise ValueError(f"pool {pool.name}: no average cost for groups "
@@ -161,36 +203,34 @@ def classify(pool: Pool, claims: pa.Table, groups: pa.Array):
     avg = np.where(avg > 0, avg, 1)  # a 0 average only ever pairs with B = 0
     cost = ints(claims, "total")
     _check_cost_range(claims, cost)
-    k, _ = lookup(_coef_keys(pool, claims, groups), _coef_pairs(pool), default=RATIO_SCALE)
+    k = _coefficients(pool, claims, encoded)
     t_high, has_t = high_thresholds(pool, base)
-    scaled = mul3_div(cost, RATIO_SCALE, 1, 1)  # r compared as cost·10^6 against T·avg
+    scaled = cost * RATIO_SCALE  # r compared as cost·10^6 against T·avg (range checked)
     t_avg = mul3_div(t_high, avg, 1, 1)
-
-    bk = mul3_div(base, k, 1, RATIO_SCALE)
-    # B·k + B·(r − T) = B·(k·avg + cost·10^6 − T·avg) / (avg·10^6): one value, rounded once
-    excess = np.where(has_t & (scaled >= t_avg), scaled - t_avg, 0)
-    pts_high = mul3_div(base, mul3_div(k, avg, 1, 1) + excess, 1, avg * RATIO_SCALE)
-    pts_low = mul3_div(base, cost, 1, avg)
-    pts_inc = np.minimum(base, mul3_div(base, k, cost, avg * RATIO_SCALE))
 
     code = np.full(n, UNGROUPED, np.int8)
     points = np.zeros(n, np.int64)
-    # Lowest precedence first, so each later assignment overrides: the order is the spec's.
-    sets = [(has_base, NORMAL, bk),
-            (has_base & (pool.outliers.t_low > 0)
-             & (scaled <= mul3_div(pool.outliers.t_low, avg, 1, 1)),
-             LOW, pts_low),
-            (has_base & has_t & (scaled >= t_avg), HIGH, pts_high)]
+    code[has_base] = NORMAL
+    points[has_base] = mul3_div(base[has_base], k[has_base], 1, RATIO_SCALE)
+    if pool.outliers.t_low > 0:
+        low = np.flatnonzero(has_base & (scaled <= mul3_div(pool.outliers.t_low, avg, 1, 1)))
+        code[low] = LOW
+        points[low] = mul3_div(base[low], cost[low], 1, avg[low])
+    high = np.flatnonzero(has_base & has_t & (scaled >= t_avg))
+    # B·k + B·(r − T) = B·(k·avg + cost·10^6 − T·avg) / (avg·10^6): one value, rounded once
+    code[high] = HIGH
+    points[high] = mul3_div(base[high], mul3_div(k[high], avg[high], 1, 1)
+                            + (scaled[high] - t_avg[high]), 1, avg[high] * RATIO_SCALE)
     if pool.incomplete_column:
         flag = pc.fill_null(column(claims, pool.incomplete_column), False)
-        sets.append((has_base & flag.to_numpy(zero_copy_only=False).astype(bool),
-                     INCOMPLETE, pts_inc))
+        inc = np.flatnonzero(has_base & flag.to_numpy(zero_copy_only=False).astype(bool))
+        code[inc] = INCOMPLETE
+        points[inc] = np.minimum(base[inc], mul3_div(base[inc], k[inc], cost[inc],
+                                                     avg[inc] * RATIO_SCALE))
     if pool.bed_day:
-        per_day, is_bed = lookup(groups, pool.bed_day.per_day)
-        sets.append((is_bed, BEDDAY, bed_day_points(pool, claims, per_day)))
-    for mask, cls, pts in sets:
-        code[mask] = cls
-        points[mask] = pts[mask]
+        per_day, is_bed = lookup_encoded(encoded, pool.bed_day.per_day)
+        code[is_bed] = BEDDAY
+        points[is_bed] = bed_day_points(pool, claims, per_day)[is_bed]
     return code, points
 
 
@@ -202,10 +242,6 @@ def _check_cost_range(claims: pa.Table, cost: np.ndarray) -> None:
         cid = texts(claims, "claim_id")[int(bad[0])].as_py()
         raise OverflowError(f"claim {cid}: total {int(cost[bad[0]])} fen is too large to "
                             "score (over 4.6 × 10^12 fen)")
-
-
-def _coef_keys(pool: Pool, claims: pa.Table, groups: pa.Array) -> pa.Array:
-    return pc.binary_join_element_wise(texts(claims, pool.coefficient_by), groups, "\x1f")
 
 
 def _coef_pairs(pool: Pool) -> tuple:
@@ -287,10 +323,14 @@ def with_pool_group(pool: Pool, claims: pa.Table) -> pa.Table:
     return claims
 
 
-def claim_points(plan: PointsPlan, pool, claims: pa.Table) -> pa.Table:
-    """Score the claims that belong to ``pool`` (a Pool or its name); see the module doc."""
+def score(plan: PointsPlan, pool, claims: pa.Table) -> tuple:
+    """(the pool's claims, their groups, class codes, points, adjustment names) of the claims
+    that belong to ``pool``: ``claim_points`` without building its table. Claims that all
+    belong (the provider's members) are not copied by a filter."""
     pool = pool_of(plan, pool)
-    claims = claims.filter(pa.array(test_mask(claims, pool.applies)))
+    mask = test_mask(claims, pool.applies)
+    if not mask.all():
+        claims = claims.filter(pa.array(mask))
     claims = with_pool_group(pool, claims)
     groups = texts(claims, pool.group_column)
     code, points = classify(pool, claims, groups)
@@ -299,17 +339,31 @@ def claim_points(plan: PointsPlan, pool, claims: pa.Table) -> pa.Table:
     points = np.where(readmit, mul3_div(points, pool.readmission.share, 1, RATIO_SCALE)
                       if pool.readmission else points, points)
     code[readmit] = READMIT
-    review, is_review = lookup(texts(claims, "claim_id"), pool.review)
+    review, is_review = (lookup(texts(claims, "claim_id"), pool.review) if pool.review
+                         else (None, np.zeros(claims.num_rows, bool)))
     code[is_review] = REVIEW
     # Review points are the reviewers' final figure, so adjustments skip them.
     points, names = apply_adjustments(pool, claims, points, grouped & ~is_review)
-    points = np.where(is_review, review, points)
+    if pool.review:
+        points = np.where(is_review, review, points)
+    return claims, groups, code, points, names
+
+
+def case_classes(code: np.ndarray) -> pa.Array:
+    """Class codes as their names (``CASE_CLASSES``)."""
+    return pc.take(pa.array(CASE_CLASSES), pa.array(code.astype(np.int64)))
+
+
+def claim_points(plan: PointsPlan, pool, claims: pa.Table) -> pa.Table:
+    """Score the claims that belong to ``pool`` (a Pool or its name); see the module doc."""
+    pool = pool_of(plan, pool)
+    claims, groups, code, points, names = score(plan, pool, claims)
     return pa.table({
         "claim_id": texts(claims, "claim_id"),
-        "pool": pa.array(np.full(claims.num_rows, pool.name, object), pa.string()),
+        "pool": pa.repeat(pa.scalar(pool.name, pa.string()), claims.num_rows),
         "hospital_id": texts(claims, "hospital_id"),
         "group": groups,
-        "case_class": pc.take(pa.array(CASE_CLASSES), pa.array(code.astype(np.int64))),
+        "case_class": case_classes(code),
         "points": pa.array(points, pa.int64()),
         "adjustments": names,
     })
@@ -333,7 +387,25 @@ def hospital_sums(pool: Pool, claims: pa.Table, scored: pa.Table, patient_paid: 
     at = pc.index_in(scored["claim_id"], value_set=texts(claims, "claim_id"))
     if pc.any(pc.is_null(at)).as_py():
         raise KeyError(f"pool {pool.name}: claim_points rows without a claim")
-    rows = claims.take(at)
+    return _hospital_sums(pool, claims.take(at), scored, patient_paid, fund_cost)
+
+
+def hospital_sums_aligned(pool: Pool, claims: pa.Table, scored: pa.Table, patient_paid: str,
+                          fund_cost):
+    """``hospital_sums`` when row k of ``claims`` is the claim of row k of ``scored`` (every
+    pool's rows): no join by claim_id, the pool's rows picked by one mask."""
+    if claims.num_rows != scored.num_rows:
+        raise ValueError("hospital_sums_aligned: claims and scored rows differ in number")
+    mask = pc.equal(scored["pool"], pool.name)
+    if pc.all(mask, skip_nulls=False).as_py() is True:  # every row the pool's: no copy
+        return _hospital_sums(pool, claims, scored, patient_paid, fund_cost)
+    return _hospital_sums(pool, claims.filter(mask), scored.filter(mask), patient_paid,
+                          fund_cost)
+
+
+def _hospital_sums(pool: Pool, rows: pa.Table, scored: pa.Table, patient_paid: str,
+                   fund_cost):
+    """``hospital_sums`` over the pool's scored rows and their claims, row by row."""
     valued = ~pc.fill_null(pc.equal(scored["case_class"], "ungrouped"), False).to_numpy(
         zero_copy_only=False)
     paid = ints(rows, patient_paid)
