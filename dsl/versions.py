@@ -14,7 +14,7 @@ from typing import Optional
 
 from yibao.core.registry import Registry
 from yibao.core.policy import Policy
-from yibao.core.settlement import version_problems
+from yibao.core.policy import version_problems
 
 from .compiler import compile_file
 from .errors import PolicyError, error, render
