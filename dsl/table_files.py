@@ -7,7 +7,8 @@ decision tables): ``from "file.csv"`` or ``from "file.xlsx"`` in the policy's ow
   is opened, UTF-8 or else GBK/GB18030 (what Excel on Chinese Windows saves), a leading BOM
   skipped; anything else is E305 naming the encoding it seems to be in;
 - an ``.xlsx`` workbook is its first sheet (openpyxl, the ``xlsx`` extra), each cell as the
-  text a CSV would hold (``sheet_cell``); a sheet row is numbered as its line would be.
+  text a CSV would hold (``sheet_cell``), cut to the columns some cell uses; a sheet row is
+  numbered as its line would be, and messages say ``row`` where a CSV's say ``line``.
 
 ``read_table_file`` returns a ``TableFile`` (records numbered by the line or sheet row they
 start on) or None after reporting. The passes that read tables (``check_tables``,
@@ -139,7 +140,15 @@ def _read_workbook(ref: ast.Str, path: Path, ctx, what: str) -> Optional[TableFi
                          f"workbook ({type(exc).__name__}: {exc})", ref.span,
                          "save it from Excel as .xlsx, or as CSV UTF-8"))
         return None
-    return TableFile(ref.value, "row", tuple(enumerate(rows, 1)), path)
+    return TableFile(ref.value, "row", tuple(enumerate(_used_columns(rows), 1)), path)
+
+
+def _used_columns(rows: list) -> list:
+    """The rows cut to the columns some cell uses: a sheet's dimension may run past them
+    (a cell once formatted), and those empty columns are no part of the table."""
+    width = max((i + 1 for row in rows for i, cell in enumerate(row) if cell.strip()),
+                default=0)
+    return [row[:width] for row in rows]
 
 
 def sheet_cell(value) -> str:
