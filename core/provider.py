@@ -179,6 +179,12 @@ def _with(claims: pa.Table, columns: dict) -> pa.Table:
     return claims
 
 
+def drg_inputs(grouper: DrgGrouper, claims: pa.Table) -> pa.Table:
+    """The grouping input ``grouper`` reads from ``claims`` (``_drg_inputs``), for tools that
+    show a claim's grouping (``yibao explain``)."""
+    return _drg_inputs(grouper, claims)
+
+
 def _drg_inputs(grouper: DrgGrouper, claims: pa.Table) -> pa.Table:
     """The grouping input: codes, the demographic columns the policy declares, and age in
     days and birth weight whether declared or not (spec §1): the grouper says
