@@ -39,8 +39,9 @@ from .grouping import group_drg, load_tables
 from .grouping import reference as drg_reference
 from .grouping import table as dtable
 from .grouping.tables import DATA_DIR
-from .grouping.plan import ALWAYS_READ, DRG_INPUTS, DrgGrouper, DrgSplit, grouper_output  # noqa: F401  (re-exported)
-from .plan import Plan
+from .grouping.plan import (ALWAYS_READ, DRG_INPUTS, DrgGrouper, DrgSplit,  # noqa: F401
+                            grouper_output)  # the grouper nodes, re-exported from their module
+from .plan import Plan, register_node  # noqa: F401
 from .points import compute as points_compute
 from .points import reference as points_reference
 from .points import settle as points_settle
@@ -54,6 +55,7 @@ CLAIM_FIELDS = (("pool", pa.string()), ("group", pa.string()), ("grouping_status
 CLAIM_SCHEMA = pa.schema(CLAIM_FIELDS)
 
 # -- grouper plan nodes: core/grouping/plan.py (the compiler builds them without this module)
+
 
 def status_column(grouper) -> str:
     return f"{grouper_output(grouper)}_status"

@@ -63,7 +63,8 @@ def table_path(ref: ast.Str, ctx) -> Optional[Path]:
                          "give a plain file name relative to the policy's folder"))
         return None
     rel = PurePath(ref.value)
-    if rel.is_absolute() or ".." in rel.parts or ref.value.startswith(("/", "\\")) or ":" in ref.value:
+    outside = rel.is_absolute() or ".." in rel.parts or ref.value.startswith(("/", "\\"))
+    if outside or ":" in ref.value:
         ctx.report(error("E304", f"table file '{ref.value}' is outside the policy's folder",
                          ref.span, "give a file name relative to the policy's folder, no '..'"))
         return None

@@ -52,8 +52,8 @@ class DrgSplit:
 class DrgGrouper:
     """The CHS-DRG grouper writing ``name`` (the DRG), ``{name}_status``, ``{name}_mdc`` and
     ``{name}_adrg`` (grouped claims only) and ``{name}_stopped_at`` (where an ungrouped claim
-    stopped: ``MDCP`` or ``MDCP/PB1``; null for a grouped one). ``tables`` names a converted table folder under grouping/data;
-    ``mdc_order`` None is the scheme's order; ``columns`` are the demographic columns the
+    stopped: ``MDCP`` or ``MDCP/PB1``; null for a grouped one). ``tables`` names a converted
+    table folder under grouping/data; ``mdc_order`` None is the scheme's order; ``columns`` are the demographic columns the
     policy declares (sex, age …); age_days and birth_weight are read whether declared or
     not (``ALWAYS_READ``), undeclared sex / age are null."""
     name: str

@@ -250,7 +250,8 @@ class _Pool:
         for i, row in enumerate(s.sources):
             if row.grouper.name in seen:
                 self.fail("E514", f"grouper '{row.grouper.name}' is named twice in 'group by'",
-                          row.grouper.span, "name each grouper once, with one condition (comparisons joined by 'and')")
+                          row.grouper.span, "name each grouper once, with one condition "
+                          "(comparisons joined by 'and')")
             seen.add(row.grouper.name)
             if row.cond is None and i != len(s.sources) - 1:
                 self.fail("E514", "'otherwise' comes last in 'group by'", row.span,

@@ -49,6 +49,22 @@ def test_the_oracle_reports_what_it_returns_and_a_recorder_changes_nothing(jinhu
     assert normal.points == normal.numbers["normal"] and normal.numbers["B"] > 0
 
 
+def test_every_provider_event_kind_is_reported():
+    """Over Shanghai's pool (its elderly adjustment applies at age 80) the points oracle
+    sends every kind of provider event (one nobody sends would be a step explain silently
+    misses)."""
+    from tests.conformance.test_recorder import POINTS_EVENTS
+    from yibao.core.generate import generate_claims
+    from yibao.dsl.compiler import compile_policy
+    plan, claims = compile_policy(ROOT / "city_configs" / "shanghai"), generate_claims(1_000)
+    rows = group_claims_reference(plan, prepared(plan, claims)).to_pylist()
+    heard = set()
+    for pool in plan.provider.pools:
+        points_reference.claim_points(plan.provider, pool, rows,
+                                      record=lambda e: heard.add(type(e)))
+    assert heard == POINTS_EVENTS
+
+
 def test_explain_shows_the_recorded_points_not_its_own(jinhua, monkeypatch):
     """Were the oracle to report other numbers, explain would print them: it has no
     arithmetic of its own for a claim's case class and points."""
