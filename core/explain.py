@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import reference, trace
+from .trace import CaseClass, ClaimPoints, PointsAdjusted
 from .arrow_io import as_table
 from .describe import expr_text, format_date, format_money, format_ratio, format_value
 from .errors import YibaoError
@@ -623,6 +624,7 @@ class ProviderTrace:
     case_class: Optional[str] = None
     points: Optional[int] = None  # ×10^4 (POINT_SCALE)
     notes: list = field(default_factory=list)  # settlement: fixed point value, 医共体
+    point_value: str = ""  # the pool's point value rule (its value is the pool's, at year end)
 
 
 def _settlement_notes(plan: Plan, pool, c: dict) -> list:
@@ -666,9 +668,9 @@ def _grouping_steps(plan: Plan, table, i: int, grouper) -> list:
     from .grouping.reference import explain_drg
     from .grouping.table import group_claim_table
     from .points.reference import passes
-    from .provider import DrgGrouper, _drg_inputs, drg_tables
+    from .provider import DrgGrouper, drg_inputs, drg_tables
     if isinstance(grouper, DrgGrouper):
-        row = _drg_inputs(grouper, table.slice(i, 1)).to_pylist()[0]
+        row = drg_inputs(grouper, table.slice(i, 1)).to_pylist()[0]
         steps = explain_drg(row, drg_tables(grouper), grouper.mdc_order)
         claim = table.slice(i, 1).to_pylist()[0]
         if steps[-1]["code"] is not None:
@@ -688,30 +690,20 @@ def _grouping_steps(plan: Plan, table, i: int, grouper) -> list:
              "source": row.source if row else grouper.source}]
 
 
-def _case_numbers(pool, c: dict) -> dict:
-    """The numbers that decide the case class (point-method.md §2), as the oracle reads them."""
+def _case_numbers(event, pool, c: dict) -> dict:
+    """The numbers that decided the case class (point-method.md §2), as the points oracle
+    reported them (``trace.CaseClass``), with the claim's coefficient key and stay dates."""
     from .points.reference import day
-    g = None if c.get(pool.group_column) is None else str(c[pool.group_column])
-    per_day = {str(k): v for k, v in (pool.bed_day.per_day if pool.bed_day else ())}
-    if g in per_day:
-        return {"kind": "bed_day", "per_day": per_day[g], "los": c.get(pool.bed_day.los_column),
-                "tiers": [(t.first, t.last, t.factor) for t in pool.bed_day.tiers]}
-    base = {str(k): v for k, v in pool.base_points}
-    if g not in base:
-        return {"kind": "none"}
-    avg = dict((str(k), v) for k, v in pool.avg_cost)[g]
-    k = RATIO_SCALE
-    for key, group, kk in pool.coefficients:
-        if str(key) == str(c.get(pool.coefficient_by)) and str(group) == g:
-            k = kk
-    r = Fraction(c["total"] or 0, avg if avg > 0 else 1)
-    out = {"kind": "points", "B": base[g], "k": k, "coefficient_by": pool.coefficient_by,
-           "coefficient_key": c.get(pool.coefficient_by), "cost": c["total"] or 0,
-           "avg_cost": avg, "r": f"{r.numerator}/{r.denominator}",
-           "r_decimal": f"{float(r):.4f}", "t_high": pool.outliers.t_high_for(base[g]),
-           "t_low": pool.outliers.t_low}
+    n = event.numbers
+    if n["kind"] != "points":
+        return dict(n)
+    r = n["r"]
+    out = {"kind": "points", "B": n["B"], "k": n["k"], "coefficient_by": pool.coefficient_by,
+           "coefficient_key": c.get(pool.coefficient_by), "cost": n["cost"],
+           "avg_cost": n["avg_cost"], "r": f"{r.numerator}/{r.denominator}",
+           "r_decimal": f"{float(r):.4f}", "t_high": n["t_high"], "t_low": n["t_low"]}
     if pool.incomplete_column:
-        out["incomplete"] = bool(c.get(pool.incomplete_column))
+        out["incomplete"] = n.get("incomplete", False)
     if pool.readmission:
         rd = pool.readmission
         out["admit"], out["discharge"] = (day(c[rd.admit_column]) if c.get(rd.admit_column)
@@ -719,6 +711,21 @@ def _case_numbers(pool, c: dict) -> dict:
                                           day(c[rd.discharge_column]) if
                                           c.get(rd.discharge_column) is not None else None)
     return out
+
+
+class PointsRecorder:
+    """Keeps what the points oracle reports about the claims asked about (``trace``
+    events by claim id); the provider block of an explanation is built from these."""
+
+    def __init__(self, targets: set):
+        self.targets, self.events = targets, {}
+
+    def __call__(self, event) -> None:
+        if event.claim_id in self.targets:
+            self.events.setdefault(event.claim_id, []).append(event)
+
+    def first(self, claim_id: str, kind):
+        return next(e for e in self.events[claim_id] if isinstance(e, kind))
 
 
 def _next_stay(pool, c: dict, members: list) -> Optional[dict]:
@@ -744,9 +751,8 @@ def explain_provider(plan: Plan, raw, accepted: set, targets: set, groupers=None
     """claim_id -> ProviderTrace for ``targets`` (accepted claims of ``raw``): pool (first
     whose applies hold), group and grouping path, case class with its numbers, adjustments
     and points, all from the oracles. Empty when the plan has no provider part."""
-    from .points.plan import describe_tests
-    from .points.reference import base_class, claim_points, passes
-    from .provider import group_claims_reference, grouper_output, status_column
+    from .points.reference import claim_points, passes
+    from .provider import group_claims_reference
     if plan.provider is None or not targets:
         return {}
     grouped = group_claims_reference(plan, _provider_rows(plan, raw, accepted, targets),
@@ -767,26 +773,41 @@ def explain_provider(plan: Plan, raw, accepted: set, targets: set, groupers=None
             continue
         pool = by_name[name]
         members = [rows[i] for i in at]
-        scored = {s["claim_id"]: s for s in claim_points(plan.provider, pool, members)}
+        recorder = PointsRecorder({str(rows[i]["claim_id"]) for i in wanted})
+        claim_points(plan.provider, pool, members, record=recorder)
         for i in wanted:
-            c, s = rows[i], scored[str(rows[i]["claim_id"])]
-            column = next((src.column for src in pool.group_sources if passes(c, src.when)),
-                          None) if pool.group_sources else pool.group_column
-            grouper = next((g for g in plan.groupers if grouper_output(g) == column), None)
-            cls, pts = base_class(pool, c)
-            t = ProviderTrace(pool.name, describe_tests(pool.applies), pool.group_column,
-                              s["group"], c.get(status_column(grouper)) if grouper else None)
-            t.grouping = _grouping_steps(plan, grouped, i, grouper) if grouper else []
-            t.numbers, t.base_class, t.base_points = _case_numbers(pool, c), cls, pts
-            t.review = dict((str(k), v) for k, v in pool.review).get(s["claim_id"])
-            if cls != "ungrouped" and pool.readmission and t.review is None:
-                t.readmission = _next_stay(pool, c, members)  # review is final: none
-            t.adjustments = [(a.name, a.factor, describe_tests(a.when)) for a in pool.adjustments
-                             if a.name in s["adjustments"]]
-            t.case_class, t.points = s["case_class"], s["points"]
-            t.notes = _settlement_notes(plan, pool, c)
-            out[s["claim_id"]] = t
+            out.update(_provider_trace(plan, pool, grouped, i, members, recorder))
     return out
+
+
+def _provider_trace(plan: Plan, pool, grouped, i: int, members: list, recorder) -> dict:
+    """{claim_id: ProviderTrace} of row ``i`` of ``grouped`` from the points oracle's
+    events: its case class and the numbers that decided it, the adjustments that applied
+    and its final points."""
+    from .points.plan import describe_tests
+    from .points.reference import passes
+    from .provider import grouper_output, status_column
+    c = grouped.slice(i, 1).to_pylist()[0]
+    cid = str(c["claim_id"])
+    case, final = recorder.first(cid, CaseClass), recorder.first(cid, ClaimPoints)
+    column = next((src.column for src in pool.group_sources if passes(c, src.when)),
+                  None) if pool.group_sources else pool.group_column
+    grouper = next((g for g in plan.groupers if grouper_output(g) == column), None)
+    t = ProviderTrace(pool.name, describe_tests(pool.applies), pool.group_column,
+                      final.group, c.get(status_column(grouper)) if grouper else None)
+    t.grouping = _grouping_steps(plan, grouped, i, grouper) if grouper else []
+    t.numbers = _case_numbers(case, pool, c)
+    t.base_class, t.base_points = case.case_class, case.points
+    t.review = dict((str(k), v) for k, v in pool.review).get(cid)
+    if case.case_class != "ungrouped" and pool.readmission and t.review is None:
+        t.readmission = _next_stay(pool, c, members)  # review is final: none
+    when = {a.name: describe_tests(a.when) for a in pool.adjustments}
+    t.adjustments = [(e.name, e.factor, when[e.name]) for e in recorder.events[cid]
+                     if isinstance(e, PointsAdjusted)]
+    t.case_class, t.points = final.case_class, final.points
+    t.notes = _settlement_notes(plan, pool, c)
+    t.point_value = pool.point_value.describe()
+    return {cid: t}
 
 
 # -- text ------------------------------------------------------------------------------------
@@ -947,6 +968,9 @@ def provider_lines(t: ProviderTrace) -> list:
     for name, factor, when in t.adjustments:
         lines.append(f"  adjustment {name} × {format_ratio(factor)} (when {when})")
     lines += [f"  case class {t.case_class}", f"  points {_pts(t.points)}"]
+    if t.point_value:
+        lines.append(f"  point value {t.point_value}, the pool's at year end (pools.parquet): "
+                     "paid points × point value")
     lines += [f"  {note}" for note in t.notes]
     return lines
 

@@ -20,7 +20,11 @@ from typing import Any, Optional
 
 from .errors import YibaoError
 
-PLAN_VERSION = "yibao.plan/1"
+# yibao.plan/2: ``Layer.national`` (the national settlement-list field a layer fills) and
+# typed provider tests (``core.points.plan.Test.type``). A /1 plan reads as /2: both fields
+# are new with defaults ("" and None), nothing else changed (docs/plan.md).
+PLAN_VERSION = "yibao.plan/2"
+READABLE_PLAN_VERSIONS = ("yibao.plan/1", PLAN_VERSION)
 RATIO_SCALE = 1_000_000
 
 # -- types -----------------------------------------------------------------------------------
@@ -317,7 +321,7 @@ class Plan:
     @staticmethod
     def from_json(text: str) -> "Plan":
         from .supervision import plan as _supervision  # noqa: F401  registers its nodes
-        return _decode(versioned_json(text, PLAN_VERSION, "plan"))
+        return upgraded(_decode(versioned_json(text, READABLE_PLAN_VERSIONS, "plan")))
 
 
 # -- JSON ------------------------------------------------------------------------------------
@@ -327,14 +331,23 @@ class IRVersionError(YibaoError, ValueError):
     """JSON of an IR root (a plan, a policy) written by another version of yibao."""
 
 
-def versioned_json(text: str, expected: str, what: str, error=IRVersionError) -> dict:
-    """The JSON object of an IR root; ``error`` unless its ``version`` is ``expected`` (the
-    IR changed: decoding it as this version's nodes would be wrong, not merely old)."""
+def versioned_json(text: str, expected, what: str, error=IRVersionError) -> dict:
+    """The JSON object of an IR root; ``error`` unless its ``version`` is ``expected`` (or
+    one of them, a tuple: the older ones this version still reads; otherwise the IR changed
+    and decoding it as this version's nodes would be wrong, not merely old)."""
     data = json.loads(text)
     version = data.get("version")
-    if version != expected:
-        raise error(f"{what} version {version!r} is not {expected!r}")
+    readable = expected if isinstance(expected, tuple) else (expected,)
+    if version not in readable:
+        raise error(f"{what} version {version!r} is not {readable[-1]!r}")
     return data
+
+
+def upgraded(plan: "Plan") -> "Plan":
+    """A plan read from an older readable version, stamped with this one (its new fields
+    took their defaults when decoded)."""
+    return plan if plan.version == PLAN_VERSION else dataclasses.replace(plan,
+                                                                         version=PLAN_VERSION)
 
 NODE_TYPES = {cls.__name__: cls for cls in (
     Type, Const, Column, Binary, Not, InSet, Cond, Lookup, Call, Paid, ColumnDecl, Table, Key,

@@ -18,9 +18,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import YibaoError
-from .plan import Plan, _decode, _encode, versioned_json
+from .describe import format_date
+from .plan import Plan, _decode, _encode, upgraded, versioned_json
 
 POLICY_VERSION = "yibao.policy/1"
+
+
+def version_problems(plans) -> list:
+    """[(index of the later plan, "gap"|"overlap", message)] between consecutive versions
+    (plans sorted by effective_from); empty when they tile time. The rule a policy's
+    versions keep: the compiler reports it (E601/E602), a settle refuses it."""
+    out = []
+    for i in range(1, len(plans)):
+        a, b = plans[i - 1], plans[i]
+        if b.effective_from > a.effective_to + 1:
+            out.append((i, "gap", f"no version is in force from "
+                                  f"{format_date(a.effective_to + 1)} to "
+                                  f"{format_date(b.effective_from - 1)}"))
+        elif b.effective_from <= a.effective_to:
+            out.append((i, "overlap", f"in force from {format_date(b.effective_from)}, but the "
+                                      f"previous version runs to {format_date(a.effective_to)}"))
+    return out
 
 
 class PolicyShapeError(YibaoError, ValueError):
@@ -96,5 +114,5 @@ class Policy:
         from .points import plan as _points  # noqa: F401  registers the provider nodes
         from .supervision import plan as _supervision  # noqa: F401  and the flag nodes
         data = versioned_json(text, POLICY_VERSION, "policy", PolicyShapeError)
-        return Policy(data["name"], tuple(_decode(v) for v in data["versions"]),
+        return Policy(data["name"], tuple(upgraded(_decode(v)) for v in data["versions"]),
                       _decode(data["provider"]))

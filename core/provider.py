@@ -39,7 +39,9 @@ from .grouping import group_drg, load_tables
 from .grouping import reference as drg_reference
 from .grouping import table as dtable
 from .grouping.tables import DATA_DIR
-from .plan import Plan, register_node
+from .grouping.plan import (ALWAYS_READ, DRG_INPUTS, DrgGrouper, DrgSplit,  # noqa: F401
+                            grouper_output)  # the grouper nodes, re-exported from their module
+from .plan import Plan, register_node  # noqa: F401
 from .points import compute as points_compute
 from .points import reference as points_reference
 from .points import settle as points_settle
@@ -52,64 +54,7 @@ CLAIM_FIELDS = (("pool", pa.string()), ("group", pa.string()), ("grouping_status
                 ("points", pa.int64()))
 CLAIM_SCHEMA = pa.schema(CLAIM_FIELDS)
 
-# -- grouper plan nodes ------------------------------------------------------------------------
-
-
-@register_node
-@dataclass(frozen=True)
-class DrgSplit:
-    """A city split on top of the national DRG (Zhejiang: age < 17, ICU): a grouped claim
-    passing any conjunction of ``when`` (a tuple of tuples of ``Test``) gets ``suffix``
-    appended to its DRG code. The first matching split wins."""
-    suffix: str
-    when: tuple
-    source: str = field(default="", compare=False)  # file:line, provenance only
-
-    def describe(self) -> str:
-        from .points.plan import describe_tests
-        cond = " or ".join(f"({describe_tests(c)})" for c in self.when)
-        return f"split when {cond}: suffix {self.suffix!r}"
-
-
-@register_node
-@dataclass(frozen=True)
-class DrgGrouper:
-    """The CHS-DRG grouper writing ``name`` (the DRG), ``{name}_status``, ``{name}_mdc`` and
-    ``{name}_adrg`` (grouped claims only) and ``{name}_stopped_at`` (where an ungrouped claim
-    stopped: ``MDCP`` or ``MDCP/PB1``; null for a grouped one). ``tables`` names a converted table folder under grouping/data;
-    ``mdc_order`` None is the scheme's order; ``columns`` are the demographic columns the
-    policy declares (sex, age …); age_days and birth_weight are read whether declared or
-    not (``ALWAYS_READ``), undeclared sex / age are null."""
-    name: str
-    label: str = ""
-    tables: str = "chs_drg_11"
-    mdc_order: Optional[tuple] = None
-    splits: tuple = ()
-    columns: tuple = ("sex", "age")
-    source: str = field(default="", compare=False)  # file:line, provenance only
-    by: str = "chs_drg"  # the grouper plugin that groups (Registry.groupers; ``by NAME``)
-
-    def output_columns(self) -> tuple:
-        return ((self.name, pa.string()), (f"{self.name}_status", pa.string()),
-                (f"{self.name}_mdc", pa.string()), (f"{self.name}_adrg", pa.string()),
-                (f"{self.name}_stopped_at", pa.string()))
-
-    def describe(self) -> str:
-        order = ", ".join(self.mdc_order) if self.mdc_order else "scheme order"
-        by = "" if self.by == "chs_drg" else f" by plugin grouper {self.by}"
-        lines = [f"grouper {self.name}: CHS-DRG tables {self.tables}, MDC order {order}, "
-                 f"reads {', '.join(self.columns)}{by}"]
-        lines += [f"  {s.describe()}" for s in self.splits]
-        return "\n".join(lines)
-
-
-DRG_INPUTS = ("sex", "age", "age_days", "birth_weight")
-ALWAYS_READ = ("age_days", "birth_weight")   # reach the grouper declared or not (spec §1)
-
-
-def grouper_output(grouper) -> str:
-    """The column holding a grouper's group code."""
-    return grouper.name if isinstance(grouper, DrgGrouper) else grouper.output
+# -- grouper plan nodes: core/grouping/plan.py (the compiler builds them without this module)
 
 
 def status_column(grouper) -> str:
@@ -137,14 +82,10 @@ def drg_tables(grouper: DrgGrouper):
 
 # -- columns ---------------------------------------------------------------------------------
 
-def _test_type(value):
-    if isinstance(value, bool):
-        return pa.bool_()
-    if isinstance(value, int):
-        return pa.int64()
-    if isinstance(value, (tuple, list)) and value:
-        return _test_type(value[0])
-    return pa.string()
+def _test_type(test: Test):
+    """The Arrow type a provider test reads its column as, from its kind (declared by the
+    compiler, or its value's for a hand-built test)."""
+    return {"bool": pa.bool_(), "text": pa.string()}.get(test.kind, pa.int64())
 
 
 def _condition_type(cond):
@@ -166,7 +107,7 @@ def needed_columns(plan: Plan) -> dict:
                         "procedures": pa.list_(pa.string())})
             out.update({c: pa.int64() for c in (*g.columns, *ALWAYS_READ)})
             for split in g.splits:
-                out.update({t.column: _test_type(t.value) for conj in split.when for t in conj})
+                out.update({t.column: _test_type(t) for conj in split.when for t in conj})
         else:
             for row in g.rows:
                 out.update({c.column: _condition_type(c) for c in row.conditions})
@@ -174,7 +115,7 @@ def needed_columns(plan: Plan) -> dict:
     for pool in (plan.provider.pools if plan.provider else ()):
         tests = list(pool.applies) + [t for a in pool.adjustments for t in a.when] + [
             t for source in pool.group_sources for t in source.when]
-        out.update({t.column: _test_type(t.value) for t in tests})
+        out.update({t.column: _test_type(t) for t in tests})
         out[pool.coefficient_by] = pa.string()
         if pool.incomplete_column:
             out[pool.incomplete_column] = pa.bool_()
@@ -238,6 +179,12 @@ def _with(claims: pa.Table, columns: dict) -> pa.Table:
             claims = claims.drop_columns([name])
         claims = claims.append_column(name, values)
     return claims
+
+
+def drg_inputs(grouper: DrgGrouper, claims: pa.Table) -> pa.Table:
+    """The grouping input ``grouper`` reads from ``claims`` (``_drg_inputs``), for tools that
+    show a claim's grouping (``yibao explain``)."""
+    return _drg_inputs(grouper, claims)
 
 
 def _drg_inputs(grouper: DrgGrouper, claims: pa.Table) -> pa.Table:

@@ -33,6 +33,7 @@ from .describe import format_date
 from .errors import YibaoError
 from .lower import key_values, policy_years, split_base
 from .plan import Bands, Plan
+from .policy import version_problems  # noqa: F401  (the IR's rule; re-exported)
 
 # -- results and invariants --------------------------------------------------------------------
 
@@ -127,22 +128,6 @@ def with_fen_total(claims: pa.Table, total_fen) -> pa.Table:
 class VersionError(YibaoError, ValueError):
     """Versions that do not tile time, or a batch whose accumulators would span a mid-year
     version change."""
-
-
-def version_problems(plans) -> list:
-    """[(index of the later plan, "gap"|"overlap", message)] between consecutive versions
-    (plans sorted by effective_from); empty when they tile time."""
-    out = []
-    for i in range(1, len(plans)):
-        a, b = plans[i - 1], plans[i]
-        if b.effective_from > a.effective_to + 1:
-            out.append((i, "gap", f"no version is in force from "
-                                  f"{format_date(a.effective_to + 1)} to "
-                                  f"{format_date(b.effective_from - 1)}"))
-        elif b.effective_from <= a.effective_to:
-            out.append((i, "overlap", f"in force from {format_date(b.effective_from)}, but the "
-                                      f"previous version runs to {format_date(a.effective_to)}"))
-    return out
 
 
 def check_versions(plans) -> tuple:

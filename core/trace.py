@@ -141,3 +141,38 @@ class ClaimSettled:
 class ClaimRefused:
     claim_id: str
     layer: str  # the layer whose amount would leave int64 (the accounts are rolled back)
+
+
+# -- provider payment: what the points oracle (core/points/reference.py) reports ------------
+# ``claim_points(…, record=)`` reports, for each claim of a pool, ``CaseClass`` (the numbers
+# its case class was decided by, point-method.md §2), then ``PointsAdjusted`` per adjustment
+# that applied, then ``ClaimPoints`` (the final class and points).
+
+
+@dataclass(frozen=True)
+class CaseClass:
+    claim_id: str
+    pool: str
+    group: Optional[str]
+    numbers: dict  # kind "points": B, k, avg_cost, cost, r (a Fraction), t_high, t_low …;
+    # kind "bed_day": per_day, los, tiers; kind "none": the group has no base points
+    case_class: str  # before readmission, review and adjustments
+    points: int  # ×10^4 (POINT_SCALE)
+
+
+@dataclass(frozen=True)
+class PointsAdjusted:
+    claim_id: str
+    name: str
+    factor: int  # millionths
+    points: int  # after the factor, half-up
+
+
+@dataclass(frozen=True)
+class ClaimPoints:
+    claim_id: str
+    pool: str
+    group: Optional[str]
+    case_class: str
+    points: int
+    adjustments: tuple  # names, in the order applied

@@ -15,8 +15,10 @@ from yibao.core.registry import Registry, default_registry
 
 from .errors import ERROR, PolicyError, PolicyWarning, render
 from .parser import parse, strip_bom
-from .passes import (Context, apply_adjustments, check_flags, check_layers, check_plugins,
-                     check_provider, check_tables, check_types, lower_plan, resolve_names)
+from .passes import (Context, apply_adjustments, check_flags, check_groupers, check_layers,
+                     check_plugins, check_pools, check_provider_conditions, check_tables,
+                     check_types, lower_plan, read_provider_tables, resolve_names,
+                     resolve_provider)
 
 # The passes in order (name, module); each is run(policy, ctx) -> policy.
 PASSES = (
@@ -25,7 +27,11 @@ PASSES = (
     ("check_tables", check_tables),
     ("check_types", check_types),
     ("check_layers", check_layers),
-    ("check_provider", check_provider),
+    ("resolve_provider", resolve_provider),
+    ("read_provider_tables", read_provider_tables),
+    ("check_provider_conditions", check_provider_conditions),
+    ("check_groupers", check_groupers),
+    ("check_pools", check_pools),
     ("apply_adjustments", apply_adjustments),
     ("check_flags", check_flags),
 )
@@ -81,6 +87,8 @@ def _snapshot(ctx) -> dict:
         if f.name in ("kinds", "types"):  # keyed by node identity: count what was recorded
             counts = collections.Counter(str(v) for v in value.values())
             lines = [f"{v}: {n}" for v, n in sorted(counts.items())]
+        elif f.name in PROVIDER_PRINTS:
+            lines = PROVIDER_PRINTS[f.name](value)
         elif f.name == "diagnostics":
             lines = [f"{d.code} {d.message}" for d in value]
         elif isinstance(value, dict):
@@ -89,6 +97,31 @@ def _snapshot(ctx) -> dict:
             lines = [str(v) for v in value]
         out[f.name] = lines
     return out
+
+
+def _described_tests(tests) -> str:
+    """A condition's typed tests (a conjunction, or a disjunction of them: a DRG split),
+    then the type of each column they compare."""
+    from yibao.core.points.plan import describe_tests
+    if tests is None:
+        return "(reported)"
+    conjunctions = tests if tests and isinstance(tests[0], tuple) else (tests,)
+    text = " or ".join(f"({describe_tests(c)})" if len(conjunctions) > 1 else describe_tests(c)
+                       for c in conjunctions)
+    types = {t.column: t.type for c in conjunctions for t in c}
+    return f"{text}  [{', '.join(f'{c}: {t}' for c, t in types.items())}]"
+
+
+# How the provider passes' records print (node-keyed ones by value, in a stable order).
+PROVIDER_PRINTS = {
+    "provider_decls": lambda v: [f"{kind}: {', '.join(names) or '(none)'}"
+                                 for kind, names in v.items()],
+    "provider_tables": lambda v: [f"{t.name}: {len(t.rows)} row(s)" if t else "(unreadable)"
+                                  for t in v.values()],
+    "provider_tests": lambda v: sorted(_described_tests(t) for t in v.values()),
+    "grouper_nodes": lambda v: [f"{name}: {type(node).__name__ if node else '(reported)'}"
+                                for name, node in v.items()],
+}
 
 
 def _short(v) -> str:

@@ -75,7 +75,7 @@ CODES = {
     "E413": "a layer's ratio outside 0%..100% (e.g. a bare 85 meaning 8500%)",
     "E414": "an accumulator key refined by a money or ratio column",
     "E420": "a layer's national field is not a national settlement-list fund field",
-    # provider payment (dsl/passes/check_provider.py)
+    # provider payment (dsl/passes/resolve_provider.py … check_pools.py)
     "E501": "group by an unknown grouper",
     "E502": "a condition that cannot be a grouping or pool test",
     "E503": "a pool without group by, budget or base points",

@@ -14,6 +14,7 @@ from typing import Optional
 
 from yibao.core.registry import Registry
 from yibao.core.policy import Policy
+from yibao.core.policy import version_problems
 
 from .compiler import compile_file
 from .errors import PolicyError, error, render
@@ -61,8 +62,6 @@ def compile_versions(folder, registry: Optional[Registry] = None) -> Policy:
         raise VersionsError(diagnostics, sources)
     compiled.sort(key=lambda pp: pp[0].effective_from)
     plans = tuple(p for p, _ in compiled)
-    # imported here: settlement brings pyarrow.compute, which checking one file does not need
-    from yibao.core.settlement import version_problems
     for i, kind, msg in version_problems(plans):
         prev = compiled[i - 1][1]
         code = "E601" if kind == "gap" else "E602"

@@ -18,13 +18,15 @@ import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from yibao.core.plan import RATIO_SCALE, _decode, _encode, register_node
+from yibao.core.plan import (BOOL, INT, MONEY, RATIO, RATIO_SCALE, TEXT, Type, _decode, _encode,
+                             register_node)
 
 POINT_SCALE = 10_000
 PV_SCALE = 1_000_000
 POINTS_PLAN_VERSION = "yibao.points/1"
 
 TEST_OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "not in")
+TEST_KINDS = (TEXT, INT, MONEY, RATIO, BOOL)  # no dates: a provider test compares these
 
 
 def _pct(ratio: int) -> str:
@@ -39,15 +41,33 @@ def _pts(points: int) -> str:
 @dataclass(frozen=True)
 class Test:
     """``column op value`` over one claim column; ``value`` is a tuple for ``in``/``not in``.
-    A null column value never passes (so ``!=`` on a null is false, as in SQL)."""
+    A null column value never passes (so ``!=`` on a null is false, as in SQL).
+
+    ``type`` is the column's declared type (``core.plan.Type``: kind and closed domain), as
+    every expression of the benefits IR carries its type; the compiler sets it and has
+    checked ``value`` against it (a domain member, an amount in fen, a ratio in millionths).
+    The value stays in the claim's own units — the word, not its domain index — because the
+    provider evaluators read the claim columns as Arrow gives them, not the kernel's indices.
+    ``None``: a test built by hand (a plugin, a test), typed by its value (``arrow_type``)."""
     __test__ = False  # not a pytest test class, despite the name
     column: str
     op: str
     value: Any
+    type: Optional[Type] = None
 
     def __post_init__(self):
         if self.op not in TEST_OPS:
             raise ValueError(f"unknown test op {self.op!r}")
+        if self.type is not None and self.type.kind not in TEST_KINDS:
+            raise ValueError(f"a test cannot compare a {self.type.kind} column")
+
+    @property
+    def kind(self) -> str:
+        """The compared column's kind: the declared one, else the value's."""
+        if self.type is not None:
+            return self.type.kind
+        first = self.value[0] if isinstance(self.value, tuple) and self.value else self.value
+        return BOOL if isinstance(first, bool) else INT if isinstance(first, int) else TEXT
 
     def describe(self) -> str:
         return f"{self.column} {self.op} {self.value!r}"

@@ -12,6 +12,7 @@ import operator
 from fractions import Fraction
 
 from yibao.core.plan import RATIO_SCALE
+from yibao.core.trace import CaseClass, ClaimPoints, PointsAdjusted, ignore
 
 from .plan import BASELINE, BUDGET_PLUS_PAID, POINT_SCALE, PV_SCALE, Pool, PointsPlan
 
@@ -60,19 +61,28 @@ def day(v) -> int:
 
 def base_class(pool: Pool, c: dict):
     """(class, points) before readmission, review and adjustments."""
+    cls, pts, _ = classify(pool, c)
+    return cls, pts
+
+
+def classify(pool: Pool, c: dict):
+    """(class, points, numbers): ``base_class`` with the numbers that decided it (what a
+    recorder is told: ``trace.CaseClass``)."""
     g = None if c.get(pool.group_column) is None else str(c[pool.group_column])
     per_day = {str(k): v for k, v in (pool.bed_day.per_day if pool.bed_day else ())}
     if g in per_day:
         exact = Fraction(0)  # the tiered formula is one value, rounded once
+        los = c[pool.bed_day.los_column] or 0
         for tier in pool.bed_day.tiers:
-            los = c[pool.bed_day.los_column] or 0
             end = los if tier.last is None else min(los, tier.last)
             days = max(0, end - tier.first + 1)
             exact += Fraction(per_day[g] * days * tier.factor, RATIO_SCALE)
-        return "bedday", half_up(exact)
+        return "bedday", half_up(exact), {
+            "kind": "bed_day", "per_day": per_day[g], "los": c[pool.bed_day.los_column],
+            "tiers": [(t.first, t.last, t.factor) for t in pool.bed_day.tiers]}
     base = {str(k): v for k, v in pool.base_points}
     if g not in base:
-        return "ungrouped", 0
+        return "ungrouped", 0, {"kind": "none"}
     b = base[g]
     avg = dict((str(k), v) for k, v in pool.avg_cost)[g]
     k = Fraction(RATIO_SCALE, RATIO_SCALE)
@@ -80,15 +90,17 @@ def base_class(pool: Pool, c: dict):
         if str(key) == str(c.get(pool.coefficient_by)) and str(group) == g:
             k = Fraction(kk, RATIO_SCALE)
     r = Fraction(c["total"] or 0, avg if avg > 0 else 1)
-    normal = half_up(b * k)
-    if pool.incomplete_column and c.get(pool.incomplete_column):
-        return "incomplete", min(b, half_up(b * k * r))
     t_high = pool.outliers.t_high_for(b)
+    numbers = {"kind": "points", "B": b, "k": int(k * RATIO_SCALE), "avg_cost": avg,
+               "cost": c["total"] or 0, "r": r, "t_high": t_high, "t_low": pool.outliers.t_low,
+               "normal": half_up(b * k)}
+    if pool.incomplete_column and c.get(pool.incomplete_column):
+        return "incomplete", min(b, half_up(b * k * r)), {**numbers, "incomplete": True}
     if t_high is not None and r >= Fraction(t_high, RATIO_SCALE):
-        return "high", half_up(b * k + b * (r - Fraction(t_high, RATIO_SCALE)))
+        return "high", half_up(b * k + b * (r - Fraction(t_high, RATIO_SCALE))), numbers
     if pool.outliers.t_low > 0 and r <= Fraction(pool.outliers.t_low, RATIO_SCALE):
-        return "low", half_up(b * r)
-    return "normal", normal
+        return "low", half_up(b * r), numbers
+    return "normal", numbers["normal"], numbers
 
 
 def is_readmitted(pool: Pool, c: dict, members: list) -> bool:
@@ -134,29 +146,33 @@ def with_group(pool: Pool, c: dict) -> dict:
                     for sfx in ("", "_status", "_stopped_at")}}
 
 
-def claim_points(plan: PointsPlan, pool, claims: list) -> list:
-    """One dict per claim in the pool, the same fields as ``compute.claim_points``."""
+def claim_points(plan: PointsPlan, pool, claims: list, record=ignore) -> list:
+    """One dict per claim in the pool, the same fields as ``compute.claim_points``.
+    ``record`` is told each claim's ``CaseClass``, ``PointsAdjusted`` and ``ClaimPoints``
+    (``core/trace.py``); the default ignores them."""
     pool = pool if isinstance(pool, Pool) else plan.pool(pool)
     members = [with_group(pool, c) for c in claims if passes(c, pool.applies)]
     review = {str(k): v for k, v in pool.review}
     out = []
     for c in members:
-        cls, pts = base_class(pool, c)
+        cid = str(c["claim_id"])
+        group = None if c.get(pool.group_column) is None else str(c[pool.group_column])
+        cls, pts, numbers = classify(pool, c)
+        record(CaseClass(cid, pool.name, group, numbers, cls, pts))
         if cls != "ungrouped" and pool.readmission and is_readmitted(pool, c, members):
             cls, pts = "readmit", half_up(Fraction(pts * pool.readmission.share, RATIO_SCALE))
         applied = []
-        if str(c["claim_id"]) in review:
-            cls, pts = "review", review[str(c["claim_id"])]
+        if cid in review:
+            cls, pts = "review", review[cid]
         elif cls != "ungrouped":
             for adj in pool.adjustments:
                 if passes(c, adj.when):
                     pts = half_up(Fraction(pts * adj.factor, RATIO_SCALE))
                     applied.append(adj.name)
-        out.append({"claim_id": str(c["claim_id"]), "pool": pool.name,
-                    "hospital_id": str(c["hospital_id"]),
-                    "group": None if c.get(pool.group_column) is None
-                    else str(c[pool.group_column]),
-                    "case_class": cls, "points": pts, "adjustments": applied})
+                    record(PointsAdjusted(cid, adj.name, adj.factor, pts))
+        record(ClaimPoints(cid, pool.name, group, cls, pts, tuple(applied)))
+        out.append({"claim_id": cid, "pool": pool.name, "hospital_id": str(c["hospital_id"]),
+                    "group": group, "case_class": cls, "points": pts, "adjustments": applied})
     return out
 
 

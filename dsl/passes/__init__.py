@@ -39,7 +39,13 @@ class Context:
     # table name -> ((value node, engine value, span to report), …): check_layers checks the
     # values of a table used as a layer's ratio against 0..100%
     table_values: dict = field(default_factory=dict)
-    provider: dict = field(default_factory=dict)  # check_provider: groupers and pools
+    # the provider passes: resolve_provider, read_provider_tables, check_provider_conditions,
+    # check_groupers, check_pools
+    provider_decls: dict = field(default_factory=dict)  # groupers/pools/alliances: name -> decl
+    provider_tables: dict = field(default_factory=dict)  # id(file ref) -> ProviderTable | None
+    provider_tests: dict = field(default_factory=dict)  # id(condition) -> typed Tests | None
+    grouper_nodes: dict = field(default_factory=dict)  # grouper name -> plan node | None
+    provider: dict = field(default_factory=dict)  # groupers, pools (and alliances): plan nodes
     flags: list = field(default_factory=list)  # check_flags: supervision SupervisionFlag nodes
 
     def report(self, diag) -> None:

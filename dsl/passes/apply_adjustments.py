@@ -1,6 +1,6 @@
 """apply_adjustments: ``adjust by <name> { … }``, a plugin's point adjustment, on the pools.
 
-Runs after ``check_provider`` (which leaves the checked pools in ``ctx.provider["pools"]``).
+Runs after ``check_pools`` (which leaves the checked pools in ``ctx.provider["pools"]``).
 Each declaration names an adjustment a plugin registered (``Registry.adjustments``, the
 ``yibao_register_adjustments`` hook); an unknown name, a figure the adjustment does not take,
 a bad value, or the adjustment refusing its figures is E513. The figures are converted to
@@ -18,7 +18,7 @@ from .. import ast
 from ..errors import error, suggest
 from ..units import UnitError, number_value
 from . import Context
-from .check_provider import decimal_cell, read_csv
+from .read_provider_tables import decimal_cell, read_csv
 
 CODE = "E513"
 

@@ -22,7 +22,7 @@ from .. import ast
 from ..errors import error, suggest
 from ..units import UnitError, number_value
 from . import Context
-from .check_provider import conjunction
+from .check_provider_conditions import conjunction
 
 SINGLE = {ast.Applies: "applies", ast.Severity: "severity", ast.Effect: "effect"}
 

@@ -15,19 +15,16 @@ to engine units in ``ctx.table_rows[name] = ((keys, value, span), …)``.
 """
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import math
 import re
 from decimal import Decimal
-from pathlib import Path, PurePath
 
 from yibao.core.plan import BOOL, INT, MONEY, RATIO, TEXT, Type
 
 from .. import ast
 from ..errors import error
-from ..source import SourceError, read_table_text
+from ..table_files import TableFile, read_table_file
 from ..units import UnitError, number_value
 from . import Context
 
@@ -165,74 +162,22 @@ def _literal(node, t: Type):
 # -- CSV -------------------------------------------------------------------------------------
 
 def _load_csv(table: ast.TableDecl, ctx: Context):
-    """The CSV's rows as AST rows (spans point at the `from "…"` text), or None."""
-    path = _csv_path(table.csv, ctx)
-    if path is None:
-        return None
-    if path.suffix.lower() == ".xlsx":
-        return _load_xlsx(table, path, ctx)
-    try:
-        text = read_table_text(path)
-    except SourceError as exc:  # not a regular file, too large, neither UTF-8 nor GB18030
-        where = f" (line {exc.line})" if exc.text else ""
-        ctx.report(error("E305", f"cannot read table file '{table.csv.value}'{where}: "
-                         f"{exc.message.replace(repr(str(path)), 'it')}", table.csv.span,
-                         exc.hint))
-        return None
-    except OSError as exc:
-        ctx.report(error("E305", f"cannot read table file '{table.csv.value}': "
-                         f"{exc.strerror or exc.__class__.__name__}", table.csv.span,
-                         "the file must sit in the policy's folder, UTF-8"))
-        return None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    return _table_rows(list(csv.reader(io.StringIO(text))), table, ctx, "line")
+    """The CSV's or sheet's rows as AST rows (spans point at the `from "…"` text), or None;
+    read by the one table reader (``dsl/table_files.py``)."""
+    file = read_table_file(table.csv, ctx)
+    return None if file is None else _table_rows(file, table, ctx)
 
 
-def _table_rows(reader: list, table: ast.TableDecl, ctx: Context, unit: str):
+def _table_rows(file: TableFile, table: ast.TableDecl, ctx: Context):
     """The header check and the rows of a CSV or sheet (lists of cell texts), or None."""
     want = [k.name for k in table.keys] + ["value"]
-    if not reader or [h.strip() for h in reader[0]] != want:
+    records = file.records
+    if not records or [h.strip() for h in records[0][1]] != want:
         ctx.report(error("E305", f"table file '{table.csv.value}' must start with the header "
                          f"{','.join(want)}", table.csv.span))
         return None
-    return tuple(_csv_row(cells, table, n, ctx, unit) for n, cells in enumerate(reader[1:], 2)
+    return tuple(_csv_row(cells, table, n, ctx, file.unit) for n, cells in records[1:]
                  if any(c.strip() for c in cells))
-
-
-def _load_xlsx(table: ast.TableDecl, path: Path, ctx: Context):
-    """The first sheet of an .xlsx workbook as rows (spans name the sheet's row), or None."""
-    try:
-        import openpyxl
-    except ImportError:
-        ctx.report(error("E305", f"cannot read table file '{table.csv.value}': reading .xlsx "
-                         "needs openpyxl", table.csv.span,
-                         "pip install 'yibao[xlsx]', or save the sheet as CSV UTF-8"))
-        return None
-    try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-        sheet = book.worksheets[0]
-        reader = [[_sheet_cell(v) for v in row] for row in sheet.iter_rows(values_only=True)]
-        book.close()
-    except Exception as exc:  # openpyxl raises zipfile, KeyError, its own errors …
-        ctx.report(error("E305", f"cannot read table file '{table.csv.value}': not an Excel "
-                         f"workbook ({type(exc).__name__}: {exc})", table.csv.span,
-                         "save it from Excel as .xlsx, or as CSV UTF-8"))
-        return None
-    return _table_rows(reader, table, ctx, "row")
-
-
-def _sheet_cell(value) -> str:
-    """A sheet cell as the text a CSV would hold: whole numbers without '.0', other numbers
-    in their shortest exact decimal form (the digits typed: 0.85, not 0.8499999…), booleans
-    as true/false, empty as ''."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    return str(value)
 
 
 def _csv_row(cells, table: ast.TableDecl, lineno: int, ctx: Context,
@@ -266,27 +211,3 @@ def _numberish(text: str) -> bool:
     """Digits (any script: ３, ², ٣ …) with only signs, '.' and '_' around them."""
     return any(ch.isdigit() for ch in text) and all(ch.isdigit() or ch in "-+._"
                                                     for ch in text)
-
-
-def _csv_path(ref: ast.Str, ctx: Context):
-    if "\x00" in ref.value:
-        ctx.report(error("E304", "table file name contains a NUL byte", ref.span,
-                         "give a plain file name relative to the policy's folder"))
-        return None
-    rel = PurePath(ref.value)
-    if rel.is_absolute() or ".." in rel.parts or ref.value.startswith(("/", "\\")) or ":" in ref.value:
-        ctx.report(error("E304", f"table file '{ref.value}' is outside the policy's folder",
-                         ref.span, "give a file name relative to the policy's folder, no '..'"))
-        return None
-    if ctx.base_dir is None:
-        ctx.report(error("E305", f"cannot read table file '{ref.value}': the policy has no "
-                         "folder (compiled from text)", ref.span,
-                         "compile the policy file, or pass base_dir"))
-        return None
-    base = Path(ctx.base_dir).resolve()
-    path = (base / rel).resolve()
-    if base not in path.parents:  # e.g. a symlink pointing out of the folder
-        ctx.report(error("E304", f"table file '{ref.value}' resolves outside the policy's "
-                         "folder", ref.span))
-        return None
-    return path

@@ -85,7 +85,7 @@ class _Lowerer:
                   ("sha256", hashlib.sha256(self.ctx.source.encode("utf-8")).hexdigest())))
 
     def provider(self):
-        """The pools checked by check_provider, or None when the policy declares none."""
+        """The pools checked by check_pools, or None when the policy declares none."""
         from yibao.core.points.plan import PointsPlan
         pools = self.ctx.provider.get("pools", ())
         alliances = tuple(self.ctx.provider.get("alliances", ()))

@@ -11,6 +11,7 @@ import pytest
 
 from yibao.core import provider
 from yibao.core.engine import settle
+from yibao.core.plan import Type
 from yibao.core.points.plan import PV_SCALE, FixedRate, GroupSource, Test
 from yibao.dsl.compiler import check_text, compile_text
 from yibao.dsl.parser import parse
@@ -74,7 +75,8 @@ def test_compiles_to_sources_and_fixed_rates(folder):
     plan = compile_text(HEADER + POOL, "t.yb", folder)
     pool = plan.provider.pools[0]
     assert pool.group_column == "g+d"
-    assert pool.group_sources == (GroupSource("g", (Test("hospital_level", "==", 3),)),
+    level = Type("int", (1, 2, 3))  # the test carries its column's declared type
+    assert pool.group_sources == (GroupSource("g", (Test("hospital_level", "==", 3, level),)),
                                   GroupSource("d", ()))
     assert dict(pool.base_points) == {"A": 1_000_000, "D-A": 400_000}
     assert pool.fixed_rates == (FixedRate("H9", 850 * PV_SCALE, 600_000),)
