@@ -29,7 +29,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .arrow_io import REJECT_SCHEMA, ClaimsError, Prepared, _message, reject_more
-from .describe import format_date
 from .errors import YibaoError
 from .lower import key_values, policy_years, split_base
 from .plan import Bands, Plan
