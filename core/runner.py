@@ -157,11 +157,11 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
     _check_versions_supported(plan, engine)
     if partitions is None and engine == "local" and estimated_memory(sources) > limit:
         partitions = partition_count(sources, limit)
+    late = names == "national" and _supervised(plan)
+    shape = claims_shape(plan, "yibao" if late else names)  # unknown names: before the lock
     out = OutputFolder(out_dir, overwrite)
     bar = Progress(progress)
     year = ProviderYear(Policy.of(plan).versions[0])
-    late = names == "national" and _supervised(plan)
-    shape = claims_shape(plan, "yibao" if late else names)
     try:
         if engine == "spark":
             from .spark import settle_spark

@@ -4,6 +4,7 @@ the in-memory run's, byte for byte."""
 from __future__ import annotations
 
 import pyarrow.parquet as pq
+import pytest
 
 import yibao
 from yibao.core import national
@@ -52,3 +53,17 @@ def test_partitioned_national_converts_piece_by_piece(tmp_path, monkeypatch):
         assert (tmp_path / "parts" / name).read_bytes() == (tmp_path / "mem" / name).read_bytes()
     assert pq.read_schema(tmp_path / "parts" / "claims.parquet").names[:4] == [
         "setl_id", "psn_no", "fixmedins_code", "enddate"]
+
+
+def test_unknown_names_refused_before_the_output_folder_is_taken(tmp_path):
+    (tmp_path / "city").mkdir()
+    (tmp_path / "city" / "policy.yb").write_text(POLICY, encoding="utf-8")
+    policy = yibao.compile(tmp_path / "city")
+    pq.write_table(generate_claims(50, seed=3), tmp_path / "c.parquet")
+    with pytest.raises(ValueError, match="unknown names 'nationl'"):
+        run_settle(policy.policy, tmp_path / "c.parquet", tmp_path / "o",
+                   registry=policy.registry, progress=False, names="nationl")
+    assert not (tmp_path / "o").exists()  # refused before the folder is made or locked
+    run_settle(policy.policy, tmp_path / "c.parquet", tmp_path / "o",  # not locked
+               registry=policy.registry, progress=False)
+    assert (tmp_path / "o" / "claims.parquet").exists()
