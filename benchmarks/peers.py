@@ -2,9 +2,10 @@
 
 These are the honest alternatives a city team would write without yibao: the same four layers
 (basic_inpatient, basic_outpatient, critical, assistance) hand-coded three ways. Each takes a
-pyarrow Table of claims (money int64 fen) and returns a Table with ``claim_id``,
-``basic_inpatient``, ``basic_outpatient``, ``critical``, ``assistance``, ``self_pay`` (int64 fen),
-rows in the input order. All arithmetic is exact integer arithmetic; ratios are applied as
+pyarrow Table of claims (money int64 fen) and returns a Table with ``claim_id``, the claim's
+``person_id``, ``hospital_id`` and ``discharge_date`` (what yibao's results carry too, so the
+peers write as many columns), ``basic_inpatient``, ``basic_outpatient``, ``critical``,
+``assistance``, ``self_pay`` (int64 fen), rows in the input order. All arithmetic is exact integer arithmetic; ratios are applied as
 ``(x × pct + 50) // 100`` (half-up; every amount here is ≥ 0).
 
 * ``settle_python`` — a plain per-claim loop over dicts, claims sorted by (person, year,
@@ -42,7 +43,9 @@ import pyarrow as pa
 
 __all__ = ["settle_python", "settle_duckdb", "settle_polars", "OUTPUT_COLUMNS"]
 
-OUTPUT_COLUMNS = ("claim_id", "basic_inpatient", "basic_outpatient", "critical", "assistance", "self_pay")
+IDENTITY_COLUMNS = ("person_id", "hospital_id", "discharge_date")  # as yibao's results carry
+OUTPUT_COLUMNS = ("claim_id", *IDENTITY_COLUMNS, "basic_inpatient", "basic_outpatient", "critical",
+                  "assistance", "self_pay")
 
 # ---- the reference policy, in fen and whole percents --------------------------------------
 YUAN = 100
@@ -123,8 +126,8 @@ def settle_python(table: pa.Table) -> pa.Table:
     for i in order:
         c = rows[i]
         out[i] = _settle_one(c, accumulators[(c["person_id"], c["discharge_date"].year)])
-    names = OUTPUT_COLUMNS[1:5]
-    result = {"claim_id": table["claim_id"]}
+    names = OUTPUT_COLUMNS[4:8]
+    result = {name: table[name] for name in ("claim_id", *IDENTITY_COLUMNS)}
     for k, name in enumerate(names):
         result[name] = pa.array([o[k] for o in out], pa.int64())
     paid = [sum(o) for o in out]
@@ -153,7 +156,7 @@ def _duckdb_sql() -> str:
     lo_pct, hi_pct = CRITICAL_BANDS[0][2], CRITICAL_BANDS[1][2]
     return f"""
 WITH c AS (
-  SELECT rn, claim_id, person_id, CAST(tier AS VARCHAR) AS tier,
+  SELECT rn, claim_id, person_id, hospital_id, CAST(tier AS VARCHAR) AS tier,
          low_income, CAST(setting AS VARCHAR) AS setting, hospital_level, discharge_date,
          year(discharge_date) AS yr, total, in_scope, self_first,
          GREATEST(0, in_scope - self_first) AS base
@@ -217,7 +220,7 @@ assist AS (
   SELECT *, r - (LEAST({ASSISTANCE_LIMIT}, {cum('r')}) - LEAST({ASSISTANCE_LIMIT}, {cum('r')} - r)) AS assistance
   FROM assist_base
 )
-SELECT claim_id,
+SELECT claim_id, person_id, hospital_id, discharge_date,
        CAST(CASE WHEN setting = 'outpatient' THEN 0 ELSE basic_pay END AS BIGINT) AS basic_inpatient,
        CAST(CASE WHEN setting = 'outpatient' THEN basic_pay ELSE 0 END AS BIGINT) AS basic_outpatient,
        CAST(critical AS BIGINT) AS critical,
@@ -273,8 +276,8 @@ def settle_polars(table: pa.Table) -> pa.Table:
     low = col("low_income")
 
     frame = (
-        pl.from_arrow(table.select(["claim_id", "person_id", "tier", "low_income", "setting", "hospital_level",
-                                    "discharge_date", "total", "in_scope", "self_first"])).lazy()
+        pl.from_arrow(table.select(["claim_id", "person_id", "hospital_id", "tier", "low_income", "setting",
+                                    "hospital_level", "discharge_date", "total", "in_scope", "self_first"])).lazy()
         .with_row_index("rn")
         .with_columns(col("tier").cast(pl.String), col("setting").cast(pl.String),
                       col("hospital_level").cast(pl.Int64), yr=col("discharge_date").dt.year())
@@ -308,11 +311,13 @@ def settle_polars(table: pa.Table) -> pa.Table:
     )
     outpatient = col("setting") == "outpatient"
     result = frame.select(
-        "claim_id",
+        "claim_id", *IDENTITY_COLUMNS,
         basic_inpatient=pl.when(outpatient).then(0).otherwise(col("basic_pay")).cast(pl.Int64),
         basic_outpatient=pl.when(outpatient).then(col("basic_pay")).otherwise(0).cast(pl.Int64),
         critical=col("critical").cast(pl.Int64),
         assistance=col("assistance").cast(pl.Int64),
         self_pay=(col("total") - col("basic_pay") - col("critical") - col("assistance")).cast(pl.Int64),
     )
-    return result.to_arrow().cast(pa.schema([(n, pa.string() if n == "claim_id" else pa.int64()) for n in OUTPUT_COLUMNS]))
+    types = {"claim_id": pa.string(), "person_id": pa.string(), "hospital_id": pa.string(),
+             "discharge_date": pa.date32()}
+    return result.to_arrow().cast(pa.schema([(n, types.get(n, pa.int64())) for n in OUTPUT_COLUMNS]))

@@ -6,9 +6,10 @@ claim_id), so they never depend on the input's row order or batching. What the o
 (core/reference.py) shares with it — result schema, invariants, plugin validators and stages,
 reject builders, the version of each claim — lives in core/settlement.py.
 
-Result columns: ``claim_id``; one int64 fen column per layer, named by the layer; a
-``<layer>_deductible`` column for each layer with a deductible; ``self_pay`` = total − Σ layer
-payments.
+Result columns: ``claim_id``; the claims' ``person_id``, ``hospital_id`` (when they have
+one) and ``discharge_date`` (settlement.IDENTITY: what a settlement system joins on); one
+int64 fen column per layer, named by the layer; a ``<layer>_deductible`` column for each layer
+with a deductible; ``self_pay`` = total − Σ layer payments.
 """
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ from .plan import PERSON, Column, Plan, layer_exprs, walk
 from .policy import Policy
 from .registry import default_registry
 from .settlement import (BatchResult, SettlementError, check_invariants, check_versions,  # noqa: F401
-                         choose_versions, concat_results, renumber_rejects, result_schema,
-                         run_stages, run_validators, sorted_rejects, with_fen_total)
+                         choose_versions, concat_results, identity_fields, renumber_rejects,
+                         result_schema, run_stages, run_validators, sorted_rejects,
+                         with_fen_total, with_identity)
 from .vector import Evaluator
 
 
@@ -242,6 +244,12 @@ def _claims_in_order(raw: pa.Table, order: np.ndarray, columns) -> pa.Table:
     return raw.take(pa.array(order))
 
 
+def _identity_in_order(raw: pa.Table, order: np.ndarray) -> pa.Table:
+    """The identity columns (settlement.IDENTITY) of the settled claims, in result order:
+    one gather of two or three columns, at the point the order is known (no claim-id join)."""
+    return raw.select([f.name for f in identity_fields(raw.schema)]).take(pa.array(order))
+
+
 def _order_and_keys(plan: Plan, prep: Prepared, lead=None) -> tuple:
     """The settlement order and the dense key ids: independent, and both mostly outside the
     GIL (sorting, id hashing), so with two threads they are computed side by side. ``lead``
@@ -327,6 +335,7 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
     run = ChunkedSettlement(plan, prep, registry, order, keys)
     run.run(progress=progress)
     results, order = run.results()
+    results = with_identity(results, _identity_in_order(prep.raw, order))
     rejects = run.rejected().rejects
     check_invariants(plan, results)
     if any(stage.acts(context) for stage in registry.stages):  # no gather for idle stages
@@ -368,7 +377,7 @@ def _settle_versions(plans, claims, registry, context=None) -> BatchResult:
             res, rej = _settle_merged(parts, claims, registry, context)
         results.append(res)
         rejects.append(rej)
-    return BatchResult(concat_results(results, plans), sorted_rejects(rejects),
+    return BatchResult(concat_results(results, plans, claims.schema), sorted_rejects(rejects),
                        claims.num_rows)
 
 
@@ -396,7 +405,7 @@ def _settle_merged(parts, claims: pa.Table, registry, context=None) -> tuple:
     program = _merged_program(first, [low.program for _, low, _ in lows], raw)
     program.run(np.arange(program.n, dtype=np.int64))
     _stop_on_overflow(first, lows, program)
-    results = _merged_results(first, lows, program)
+    results = with_identity(_merged_results(first, lows, program), raw)
     check_invariants(first, results)
     if registry.stages:
         results = run_stages(first, results, raw, registry, context)

@@ -69,13 +69,14 @@ def yuan(fen, claim_ids, column: str) -> pa.Array:
     return wide.view(pa.decimal128(19, 2)).cast(YUAN)
 
 
-def national_table(policy, results: pa.Table, claims: pa.Table) -> pa.Table:
-    """``results`` (engine.settle's, any version mix) under the national names, one row per
-    result row in the same order; identifiers taken from ``claims`` by claim_id."""
+def national_table(policy, results: pa.Table) -> pa.Table:
+    """``results`` (engine.settle's, any version mix, with the identity columns it carries)
+    under the national names, one row per result row in the same order. Row by row, so a run
+    converts each piece of its results as it writes it."""
     from .policy import Policy
     layers = _layers(Policy.of(policy))
     ids = results.column("claim_id").combine_chunks()
-    columns = {out: _claim_column(claims, src, ids) for out, src, _ in IDENTITY}
+    columns = {out: _identity(results, src) for out, src, _ in IDENTITY}
     layer_fen = {name: _fen(results, name) for name in layers}
     self_pay = _fen(results, "self_pay")
     paid = sum(layer_fen.values(), np.zeros(results.num_rows, np.int64))
@@ -91,7 +92,18 @@ def national_table(policy, results: pa.Table, claims: pa.Table) -> pa.Table:
             amounts[name] = layer_fen[name]  # unmapped: under its own name
     for name, fen in amounts.items():
         columns[name] = yuan(pa.array(fen), ids, name)
+    for name in _others(results, layers):
+        columns[name] = results.column(name)
     return pa.table(columns)
+
+
+def _others(results: pa.Table, layers: dict) -> list:
+    """The result columns that are not settlement amounts (provider payment: pool, group,
+    points …; plugin stages; supervision's pending_review): kept after the national ones
+    under yibao's names and units, so the national output drops nothing a run computed."""
+    settled = {"claim_id", "self_pay", *(src for _, src, _ in IDENTITY), *layers,
+               *(f"{name}_deductible" for name in layers)}
+    return [name for name in results.column_names if name not in settled]
 
 
 def _layers(policy) -> dict:
@@ -119,16 +131,10 @@ def _fen(results: pa.Table, name: str) -> np.ndarray:
     return np.asarray(col.to_numpy(), dtype=np.int64)
 
 
-def _claim_column(claims: pa.Table, name: str, ids: pa.Array) -> pa.Array:
-    """``claims[name]`` of each result's claim (by claim_id; a settled claim id is unique)."""
-    if name not in claims.column_names:
+def _identity(results: pa.Table, name: str) -> pa.ChunkedArray:
+    """An identity column the results carry (settlement.IDENTITY: the claims' own, already
+    normalised, arrow_io.normal_table); a claim file without it cannot be written so."""
+    if name not in results.column_names:
         raise NationalNamesError(f"the claims have no column {name!r}, which the national "
                                  f"names need")
-    where = pc.index_in(ids, value_set=claims.column("claim_id").combine_chunks().cast(ids.type))
-    values = claims.column(name).combine_chunks()
-    if pa.types.is_dictionary(values.type):
-        values = values.dictionary_decode()
-    out = values.take(where)
-    if name == "discharge_date" and not pa.types.is_date32(out.type):
-        out = out.cast(pa.date32())
-    return out
+    return results.column(name)

@@ -21,8 +21,9 @@ from .money import OUT_OF_RANGE, OutOfRange, checked, out_of_range_message, roun
 from .policy import Policy
 from .registry import default_registry
 from .settlement import (BatchResult, SettlementError, check_invariants, check_versions,
-                         choose_versions, concat_results, renumber_rejects, result_schema,
-                         run_stages, run_validators, sorted_rejects, with_fen_total)
+                         choose_versions, concat_results, identity_fields, renumber_rejects,
+                         result_schema, run_stages, run_validators, sorted_rejects,
+                         with_fen_total, with_identity)
 from . import trace
 from .trace import ignore
 
@@ -427,7 +428,7 @@ def _settle_plan(plan: Plan, claims, registry, context=None, record=ignore) -> B
     data = {"claim_id": [rows[i]["claim_id"] for i in order]}
     for name in schema.names[1:]:
         data[name] = [o[name] for _, o in outs]
-    results = pa.table(data, schema=schema)
+    results = _with_identity_by_id(pa.table(data, schema=schema), raw)
     check_invariants(plan, results)
     if registry.stages:
         results = run_stages(plan, results, raw.take(pa.array(order, pa.int64())), registry,
@@ -477,10 +478,19 @@ def _settle_versions(plans, claims, registry, context=None, record=ignore) -> Ba
         data = {"claim_id": [row["claim_id"] for _, _, row, _ in group]}
         for name in schema.names[1:]:
             data[name] = [o[name] for *_, o in group]
-        pieces.append(pa.table(data, schema=schema))
-    results = concat_results(pieces, plans)
+        pieces.append(_with_identity_by_id(pa.table(data, schema=schema), claims))
+    results = concat_results(pieces, plans, claims.schema)
     check_invariants(plans[0], results)  # reads claim_id and self_pay only
     return BatchResult(results, sorted_rejects(rejects), claims.num_rows)
+
+
+def _with_identity_by_id(results: pa.Table, claims: pa.Table) -> pa.Table:
+    """The identity columns (settlement.IDENTITY) found by claim id, a dict lookup per
+    claim: the obvious way, apart from the engine's gather in settlement order."""
+    names = [f.name for f in identity_fields(claims.schema)]
+    row_of = {c: i for i, c in enumerate(claims.column("claim_id").to_pylist())}
+    rows = [row_of[c] for c in results.column("claim_id").to_pylist()]
+    return with_identity(results, claims.select(names).take(pa.array(rows, pa.int64())))
 
 
 def _merged_plans(plans, groups, which) -> set:

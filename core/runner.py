@@ -157,6 +157,8 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
     _check_versions_supported(plan, engine)
     if partitions is None and engine == "local" and estimated_memory(sources) > limit:
         partitions = partition_count(sources, limit)
+    late = names == "national" and _supervised(plan)
+    shape = claims_shape(plan, "yibao" if late else names)  # unknown names: before the lock
     out = OutputFolder(out_dir, overwrite)
     bar = Progress(progress)
     year = ProviderYear(Policy.of(plan).versions[0])
@@ -165,21 +167,22 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
             from .spark import settle_spark
             mode, count, totals = "spark", partitions or 0, Totals()
             count = settle_spark(plan, sources, out, totals, registry, context, partitions,
-                                 year=year)
+                                 year=year, shape=shape)
         elif engine != "local":
             raise ValueError(f"unknown engine {engine!r}: use 'local' or 'spark'")
         elif partitions:
             mode, count = "partitioned", min(int(partitions), NBUCKETS)
             totals = _settle_partitioned(plan, sources, out, count, registry, context, bar,
-                                         year, limit)
+                                         year, limit, shape)
         else:
             mode, count = "memory", 1
-            totals = _settle_in_memory(plan, sources, out, registry, context, bar, year)
+            totals = _settle_in_memory(plan, sources, out, registry, context, bar, year,
+                                       shape)
         pools = _write_provider(Policy.of(plan).versions[0], year, out)
-        if names == "national":
-            _national_claims(plan, sources, out)
         from .supervision.run import write_supervision  # after settlement, whole run
         flags = write_supervision(plan, sources, out)
+        if late:
+            _national_after_supervision(plan, out)
         summary = Summary(Policy.of(plan).name, engine, mode, count, totals,
                           time.perf_counter() - start, Policy.of(plan).layer_labels(), pools,
                           flags)
@@ -233,18 +236,45 @@ def pool_totals(hospitals: pa.Table, pools: pa.Table) -> dict:
     return out
 
 
-def _national_claims(plan, sources, out: OutputFolder) -> None:
-    """Rewrite the staged claims.parquet under the national settlement-list names
-    (core/national.py), before anything is published. It holds the results and the claims'
-    four identity columns in memory at once, whatever the run's mode."""
-    import pyarrow.parquet as pq
+def claims_shape(plan, names: str = "yibao"):
+    """How each piece of the results is written to claims.parquet: as settled (``yibao``),
+    or under the national settlement-list names (``national``, core/national.py), converted
+    piece by piece as the pieces are written, so a partitioned run stays in bounded memory
+    (the results carry the claims' identity columns, so no claim is looked up again)."""
+    if names == "yibao":
+        return _as_settled
+    if names != "national":
+        raise ValueError(f"unknown names {names!r}: use 'yibao' or 'national'")
+    from .national import national_table
+    return lambda results: national_table(plan, results)
 
-    from .national import IDENTITY, national_table
-    staged = pq.read_table(out.stage("claims.parquet"))
-    wanted = [src for _, src, _ in IDENTITY]
-    claims = pa.concat_tables([s.read().select(wanted) for s in sources],
-                              promote_options="default")
-    out.write_table("claims.parquet", national_table(plan, staged, claims))
+
+def _as_settled(results: pa.Table) -> pa.Table:
+    return results
+
+
+def _supervised(plan) -> bool:
+    """Whether supervision flags read the staged results back (core/supervision/run.py): it
+    reads them under yibao's names, so their national names are written after it."""
+    from .supervision import supervision_of
+    sup = supervision_of(plan)
+    return sup is not None and bool(sup.flags)
+
+
+def _national_after_supervision(plan, out: OutputFolder) -> None:
+    """Rewrite the staged claims.parquet under the national names row group by row group
+    (bounded memory, the same rows in the same order, so the same bytes as converting the
+    pieces as they were written)."""
+    import pyarrow.parquet as pq
+    staged = out.stage("claims.parquet")
+    shape = claims_shape(plan, "national")
+    tmp = staged.with_name("claims.national.parquet")
+    reader = pq.ParquetFile(str(staged))
+    writer = ParquetOut(tmp, shape(reader.schema_arrow.empty_table()).schema)
+    for batch in reader.iter_batches():
+        writer.write(shape(pa.Table.from_batches([batch])))
+    writer.close()
+    tmp.replace(staged)
 
 
 def _finish(plan, summary, sources, out, registry, policy_path) -> None:
@@ -267,7 +297,8 @@ def _write_rejects(out: OutputFolder, pieces: list) -> None:
     writer.close()
 
 
-def _settle_in_memory(plan, sources, out, registry, context, bar, year=None) -> Totals:
+def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
+                      shape=_as_settled) -> Totals:
     task = bar.task("settle", sum(s.rows for s in sources))
     tables = [s.read() for s in sources]
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
@@ -282,10 +313,13 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None) -> 
     results, rejects, fen = settle_piece(plan, table, rows, buckets(bucket_plan(plan), table),
                                          registry, context, chunk_done)
     bar.advance(task, table.num_rows - settled[0])  # rows rejected before the kernel
-    # the results are in memory: every row group goes to the writer thread at once, and the
-    # control totals, provider sums and rejects are computed while it compresses them
-    writer = ParquetOut(out.stage("claims.parquet"), results.schema, ahead=0)
-    writer.write(results)
+    # the results are in memory: every row group goes to the writer thread at once (under the
+    # names the run writes), and the control totals, provider sums and rejects are computed
+    # while it compresses them
+    written = shape(results)
+    writer = ParquetOut(out.stage("claims.parquet"), written.schema, ahead=0)
+    writer.write(written)
+    del written
     if year is not None:
         year.add(table, results)
     del table
@@ -343,11 +377,11 @@ def _spill_batch(plan, table, spill, check, totals) -> None:
 
 
 def _settle_partitioned(plan, sources, out, count, registry, context, bar,
-                        year=None, limit=None) -> Totals:
+                        year=None, limit=None, shape=_as_settled) -> Totals:
     previous = _returning_pool()
     try:
         return _settle_partitions(plan, sources, out, count, registry, context, bar, year,
-                                  limit)
+                                  limit, shape)
     finally:
         if previous is not None:
             pa.set_memory_pool(previous)
@@ -369,7 +403,7 @@ def _returning_pool():
 
 
 def _settle_partitions(plan, sources, out, count, registry, context, bar, year,
-                       limit) -> Totals:
+                       limit, shape=_as_settled) -> Totals:
     totals = Totals()
     writer, rejects = None, []
     limit = limit or default_memory_limit()
@@ -378,12 +412,13 @@ def _settle_partitions(plan, sources, out, count, registry, context, bar, year,
                                               registry, context, totals, bar,
                                               sum(s.rows for s in sources), year,
                                               spill_budget=limit // SPILL_SHARE):
+        results = shape(results)
         if writer is None:
             writer = ParquetOut(out.stage("claims.parquet"), results.schema)
         writer.write(results)
         rejects.append(piece_rejects)
     if writer is None:  # no rows at all: an empty results file with the right columns
-        empty = settle(plan, sources[0].schema.empty_table(), registry, context).results
+        empty = shape(settle(plan, sources[0].schema.empty_table(), registry, context).results)
         writer = ParquetOut(out.stage("claims.parquet"), empty.schema)
     writer.close()
     _write_rejects(out, rejects)

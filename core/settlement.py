@@ -68,6 +68,26 @@ class BatchResult:
     rows: object = None  # int64 ndarray, the input row of each result, when the path knows it
 
 
+# What a settlement system joins the per-claim results on, after ``claim_id``: the person,
+# the hospital (when the claims have one) and the discharge date (the settlement date), under
+# the claims' own names and in their (normalised, arrow_io.normal_table) types.
+IDENTITY = ("person_id", "hospital_id", "discharge_date")
+
+
+def identity_fields(claims_schema: pa.Schema) -> list:
+    """The identity fields the claims carry, in ``IDENTITY`` order."""
+    return [claims_schema.field(n) for n in IDENTITY if n in claims_schema.names]
+
+
+def with_identity(results: pa.Table, claims_in_order: pa.Table) -> pa.Table:
+    """``results`` with the identity columns of ``claims_in_order`` (row i: the claim of
+    result row i) inserted after ``claim_id``. An empty batch gets the columns too, so every
+    piece of a run has one schema."""
+    for at, field in enumerate(identity_fields(claims_in_order.schema), start=1):
+        results = results.add_column(at, field, claims_in_order.column(field.name))
+    return results
+
+
 def result_schema(plan: Plan) -> pa.Schema:
     fields = [pa.field("claim_id", pa.string())]
     for layer in plan.layers:
@@ -313,8 +333,11 @@ def union_schema(plans) -> pa.Schema:
     return pa.schema([pa.field(n, types[n]) for n in names])
 
 
-def concat_results(results: list, plans) -> pa.Table:
-    schema = union_schema(plans)
+def concat_results(results: list, plans, claims_schema: pa.Schema) -> pa.Table:
+    """The version groups' results as one table: claim_id, the identity columns
+    (``claims_schema``'s, see IDENTITY), the union of the layer columns, then any other."""
+    union = union_schema(plans)
+    schema = pa.schema([union.field(0), *identity_fields(claims_schema), *list(union)[1:]])
     if not results:
         return schema.empty_table()
     table = pa.concat_tables(results, promote_options="default")

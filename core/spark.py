@@ -138,10 +138,11 @@ def _pack(schema, results, rejects, fen, claims, bucket, partials=None) -> pa.Re
 
 
 def settle_spark(plan, sources, out, totals, registry, context, partitions=None,
-                 master=None, year=None) -> int:
+                 master=None, year=None, shape=None) -> int:
     """Run the Spark job over ``sources`` (sources.Source, Parquet only), write the staged
     claims and rejects of ``out``, fill ``totals`` and merge every partition's provider sums
-    into ``year`` (a ``provider.ProviderYear``, if given). Returns the number of partitions."""
+    into ``year`` (a ``provider.ProviderYear``, if given). ``shape`` (runner.claims_shape)
+    turns the results into what claims.parquet holds. Returns the number of partitions."""
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
     if any(s.ipc for s in sources):
@@ -168,7 +169,7 @@ def settle_spark(plan, sources, out, totals, registry, context, partitions=None,
                .sortWithinPartitions("_bucket", "discharge_date", "claim_id")
                .mapInArrow(_settle(plan, registry, context, schema), from_arrow_schema(schema)))
     _input_totals(annotated, totals)
-    _collect(settled.toArrow(), result_schema, plan, out, totals, year)
+    _collect(settled.toArrow(), result_schema, plan, out, totals, year, shape)
     return count
 
 
@@ -190,7 +191,8 @@ def _input_totals(df, totals) -> None:
     totals.input_fen += decimal_fen(total) if isinstance(total, Decimal) else int(total)
 
 
-def _collect(table: pa.Table, result_schema, plan, out, totals, year=None) -> None:
+def _collect(table: pa.Table, result_schema, plan, out, totals, year=None,
+             shape=None) -> None:
     kind = table.column("_kind")
     res = table.filter(pc.equal(kind, "c"))
     res = res.take(pc.sort_indices(res, sort_keys=[("_bucket", "ascending"),
@@ -207,7 +209,9 @@ def _collect(table: pa.Table, result_schema, plan, out, totals, year=None) -> No
     for text in partition_rows.column("_partials").to_pylist():
         if text is not None and year is not None:
             year.merge(partials_from_json(text))
-    for name, data, schema in (("claims.parquet", results, result_schema),
+    if shape is not None:
+        results = shape(results)
+    for name, data, schema in (("claims.parquet", results, results.schema),
                                ("rejects.parquet", rejects, REJECT_SCHEMA)):
         writer = ParquetOut(out.stage(name), schema)
         writer.write(data)

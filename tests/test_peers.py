@@ -82,6 +82,17 @@ def test_window_peers_match_golden_on_stable_persons(golden, settle):
 
 
 @pytest.mark.parametrize("settle", ALL_PEERS, ids=lambda f: f.__name__)
+def test_peers_write_the_identity_columns_yibao_writes(golden, settle):
+    """The peers carry person, hospital and discharge date as yibao's results do (docs/outputs.md
+    "Benefit results"), so a benchmark compares outputs of the same width."""
+    claims, _ = golden
+    got = settle(claims)
+    assert got.schema.names == list(peers.OUTPUT_COLUMNS)
+    names = ["claim_id", *peers.IDENTITY_COLUMNS]
+    assert got.select(names).equals(claims.select(names).cast(got.select(names).schema))
+
+
+@pytest.mark.parametrize("settle", ALL_PEERS, ids=lambda f: f.__name__)
 def test_result_does_not_depend_on_row_order(golden, settle):
     claims, _ = golden
     shuffled = claims.take(pa.array(np.random.default_rng(1).permutation(claims.num_rows)))

@@ -5,7 +5,8 @@ Two calls, as the command line does them (`yibao settle POLICY CLAIMS`)::
     import yibao
     policy = yibao.compile("jinhua")          # a bundled city, a city folder or a .yb file
     result = yibao.settle(policy, claims)     # claims: any Arrow producer or a file path
-    result.results   # pyarrow.Table, one row per settled claim, int64 fen per layer
+    result.results   # pyarrow.Table, one row per settled claim: claim_id, person_id,
+                     # hospital_id, discharge_date, then int64 fen per layer
     result.rejects   # pyarrow.Table, one row per refused input row, with its reason
 
 ``claims`` may be any of (docs/api.md has a runnable example of each):
@@ -71,7 +72,8 @@ def settle(policy: Union[CompiledPolicy, PolicySource], claims: Claims,
            names: Literal["yibao", "national"] = "yibao") -> "BatchResult":
     """Settle ``claims`` in memory under ``policy`` (a ``CompiledPolicy``, or anything
     ``compile`` takes). Returns ``BatchResult``: ``results`` (settlement order: discharge
-    date, claim id — never the input's order), ``rejects`` (input row order, with a reason)
+    date, claim id — never the input's order; claim_id, then the claims' person_id,
+    hospital_id (when they have one) and discharge_date, then the amounts), ``rejects`` (input row order, with a reason)
     and ``input_rows``; every input row is in one of the two. Claims that cannot be read
     raise ``yibao.core.arrow_io.ClaimsError`` naming the column and the cast to make.
     ``names="national"``: the results under the national settlement-list names, yuan as
@@ -82,14 +84,10 @@ def settle(policy: Union[CompiledPolicy, PolicySource], claims: Claims,
         policy = compile(policy)
     if names not in ("yibao", "national"):
         raise ValueError(f"names={names!r}: use 'yibao' or 'national'")
-    table = _claims_table(claims)
-    if names == "national":  # read once: a stream cannot be read again for the identities
-        from yibao.core.arrow_io import as_table
-        table = as_table(table)
-    result = settle_batch(policy.policy, table, policy.registry)
+    result = settle_batch(policy.policy, _claims_table(claims), policy.registry)
     if names == "national":
         from yibao.core.national import national_table
-        named = national_table(policy.policy, result.results, table)
+        named = national_table(policy.policy, result.results)
         result = dataclasses.replace(result, results=named)
     return result
 

@@ -10,6 +10,7 @@ from yibao.core.engine import settle
 from yibao.core.explain import (ExplainError, explain_claim, explain_claims,
                                 format_explanation)
 from yibao.core.policytest import claims_table
+from yibao.core.settlement import IDENTITY
 
 # benefits.md worked examples A1, A2 (person p1) and O1–O3 (person p3), in yuan
 WORKED = [
@@ -27,6 +28,8 @@ WORKED = [
          self_first=100),
 ]
 
+NOT_AMOUNTS = ("claim_id", *IDENTITY)  # explain gives a claim's amounts; results carry its ids too
+
 
 def test_every_golden_claim_agrees_with_settle(golden, reference_plan):
     """One tracing pass over the whole golden batch; each claim's numbers == the kernel's."""
@@ -36,7 +39,7 @@ def test_every_golden_claim_agrees_with_settle(golden, reference_plan):
     assert len(explained) == len(settled) == claims.num_rows
     wrong = [r["claim_id"] for r in settled
              if explained[r["claim_id"]].result() != {k: v for k, v in r.items()
-                                                       if k != "claim_id"}]
+                                                       if k not in NOT_AMOUNTS}]
     assert not wrong, f"{len(wrong)} claims differ, e.g. {wrong[0]}"
     want = {r["claim_id"]: r["self_pay"] for r in expected.to_pylist()}
     assert {cid: ex.self_pay for cid, ex in explained.items()} == want
@@ -48,7 +51,7 @@ def test_one_golden_claim_alone_equals_the_batch(golden, reference_plan):
     settled = settle(reference_plan, claims).results.to_pylist()
     for row in (settled[-1], settled[len(settled) // 2]):
         ex = explain_claim(reference_plan, claims, row["claim_id"])
-        assert ex.result() == {k: v for k, v in row.items() if k != "claim_id"}
+        assert ex.result() == {k: v for k, v in row.items() if k not in NOT_AMOUNTS}
 
 
 def test_a2_names_the_deductible_a1_consumed(reference_plan):
