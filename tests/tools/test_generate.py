@@ -241,7 +241,7 @@ def test_jinhua_rehab_pool_gets_classes_and_points():
     from yibao.core import provider
     from yibao.core.engine import settle
     from yibao.dsl.compiler import compile_policy
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     plan = compile_policy(str(root / "city_configs" / "jinhua"))
     claims = sample_claims(4_000)
     res = settle(plan, claims).results

@@ -17,7 +17,7 @@ import pytest
 
 from yibao.core.generate import generate_claims
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GOLDEN = Path(os.environ.get("YIBAO_GOLDEN", REPO.parent / "shared" / "golden"))
 MONEY = ["basic_inpatient", "basic_outpatient", "critical", "assistance", "self_pay"]
 

@@ -14,7 +14,7 @@ from yibao.core.generate import generate_claims
 from yibao.core.reference import settle as settle_reference
 from yibao.dsl.errors import PolicyError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TCM_POLICY = '''policy "中医倾斜" {
   effective 2024-01-01 to 2024-12-31
 }
