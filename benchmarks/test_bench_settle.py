@@ -166,7 +166,8 @@ def _peak_memory_main(engine: str, parquet: str) -> None:
     from conftest import REPO, load_peers
 
     plan = compile_policy(str(REPO / "city_configs" / "reference"))
-    table = pq.read_table(parquet, columns=input_columns(plan))
+    # hospital_id too: the results carry it, and the peers write it (as in the Parquet rows)
+    table = pq.read_table(parquet, columns=input_columns(plan) + ["hospital_id"])
     fn = {"yibao": lambda t: settle(plan, t).results}.get(engine) or getattr(load_peers(), f"settle_{engine}")
     fn(table.slice(0, 1000))  # imports and one-off set-up outside the measurement
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
