@@ -479,23 +479,33 @@ class _Pool:
             self.ok &= per_head is not None and insured is not None
         self.kw["sharing"] = PP.RiskSharing(keep or 0, bear or 0, per_head, insured or 0)
 
-    def s_SpecialReview(self, s):
-        """特病单议: claim_id -> final points (point-method.md §2), one row per claim."""
-        rows = rows_of(self.ctx, s.csv)
+    def rows_once_each(self, csv, key: str, noun: str):
+        """The rows of a table keyed by ``key`` as (line, key, cells); a row without a key or
+        with a key seen before is an E507 and left out. None when the table cannot be read."""
+        rows = rows_of(self.ctx, csv)
         if rows is None:
             self.ok = False
-            return
-        out, first = [], {}
+            return None
+        kept, first = [], {}
         for n, cells in rows:
-            cid = cells["claim_id"]
-            if not cid:
-                self.fail("E507", f"{at(s.csv, n)}: no claim_id", s.csv.span)
-                continue
-            if cid in first:
-                self.fail("E507", f"{at(s.csv, n)}: claim {cid!r} is listed twice",
-                          s.csv.span, f"it is first on line {first[cid]}; keep one row")
-                continue
-            first[cid] = n
+            k = cells[key]
+            if not k:
+                self.fail("E507", f"{at(csv, n)}: no {key}", csv.span)
+            elif k in first:
+                self.fail("E507", f"{at(csv, n)}: {noun} {k!r} is listed twice", csv.span,
+                          f"it is first on line {first[k]}; keep one row")
+            else:
+                first[k] = n
+                kept.append((n, k, cells))
+        return kept
+
+    def s_SpecialReview(self, s):
+        """特病单议: claim_id -> final points (point-method.md §2), one row per claim."""
+        rows = self.rows_once_each(s.csv, "claim_id", "claim")
+        if rows is None:
+            return
+        out = []
+        for n, cid, cells in rows:
             pts = decimal_cell(cells["points"], PP.POINT_SCALE, s.csv, n, "points", self.ctx)
             self.ok &= pts is not None
             out.append((cid, pts or 0))
@@ -504,18 +514,11 @@ class _Pool:
     def s_FixedPointValue(self, s):
         """固定费率: hospital_id -> yuan per point decided in advance, and the share of its
         year-end shortfall the fund makes up (compensation, default 0%)."""
-        rows = rows_of(self.ctx, s.csv)
+        rows = self.rows_once_each(s.csv, "hospital_id", "hospital")
         if rows is None:
-            self.ok = False
             return
-        out, first = [], {}
-        for n, cells in rows:
-            h = cells["hospital_id"]
-            if not h or h in first:
-                self.fail("E507", f"{at(s.csv, n)}: " + (
-                    f"hospital {h!r} is listed twice" if h else "no hospital_id"), s.csv.span)
-                continue
-            first[h] = n
+        out = []
+        for n, h, cells in rows:
             rate = decimal_cell(cells["point_value"], 100 * PP.PV_SCALE, s.csv, n,
                                 "point_value (yuan)", self.ctx)
             comp = percent_cell(cells.get("compensation") or "0%", s.csv, n, self.ctx)
