@@ -307,9 +307,8 @@ class _Pool:
         import re
         if s.floor is not None:
             self.kw["prepay_floor"] = self.ratio(s.floor, "prepayment floor")
-        rows = rows_of(self.ctx, s.csv)
+        rows = self.table_rows(s.csv)
         if rows is None:
-            self.ok = False
             return
         out = []
         for n, cells in rows:
@@ -371,9 +370,8 @@ class _Pool:
 
     def _coefficients_csv(self, s):
         col = s.column.name
-        rows = rows_of(self.ctx, s.csv)
+        rows = self.table_rows(s.csv)
         if rows is None:
-            self.ok = False
             return
         out = []
         for n, cells in rows:
@@ -413,9 +411,8 @@ class _Pool:
         self.kw["incomplete_column"] = s.column.name
 
     def s_BedDay(self, s):
-        rows = rows_of(self.ctx, s.csv)
+        rows = self.table_rows(s.csv)
         if rows is None:
-            self.ok = False
             return
         per_day = []
         for n, cells in rows:
@@ -479,12 +476,19 @@ class _Pool:
             self.ok &= per_head is not None and insured is not None
         self.kw["sharing"] = PP.RiskSharing(keep or 0, bear or 0, per_head, insured or 0)
 
-    def rows_once_each(self, csv, key: str, noun: str):
-        """The rows of a table keyed by ``key`` as (line, key, cells); a row without a key or
-        with a key seen before is an E507 and left out. None when the table cannot be read."""
+    def table_rows(self, csv):
+        """The table's rows as (line, cells); None (and this statement failed) when the file
+        cannot be read — rows_of has reported why."""
         rows = rows_of(self.ctx, csv)
         if rows is None:
             self.ok = False
+        return rows
+
+    def rows_once_each(self, csv, key: str, noun: str):
+        """The rows of a table keyed by ``key`` as (line, key, cells); a row without a key or
+        with a key seen before is an E507 and left out. None when the table cannot be read."""
+        rows = self.table_rows(csv)
+        if rows is None:
             return None
         kept, first = [], {}
         for n, cells in rows:
