@@ -1,11 +1,13 @@
 """Shared fixtures: where the shared data lives, the golden batch, a hand-built reference plan."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/policy_texts.py, shared text
 
 
 def shared_dir() -> Path:

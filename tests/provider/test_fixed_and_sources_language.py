@@ -17,17 +17,7 @@ from yibao.dsl.compiler import check_text, compile_text
 from yibao.dsl.parser import parse
 from yibao.dsl.printer import format_policy
 
-HEADER = """policy "t" {
-  region "test"
-  effective 2024-01-01 to 2024-12-31
-}
-attribute grp: text
-layer basic "基本" {
-  applies when setting = inpatient
-  base in_scope
-  ratio 80%
-}
-"""
+from policy_texts import BASIC_HEADER as HEADER  # tests/ is on the path (tests/conftest.py)
 
 
 def claim(cid, person, hospital, grp, total, admit, discharge):

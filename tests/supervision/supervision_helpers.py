@@ -2,6 +2,8 @@
 claim builder, for the supervision tests."""
 from __future__ import annotations
 
+import random
+
 import datetime as dt
 import textwrap
 
@@ -11,17 +13,9 @@ from yibao.core import reference, supervision
 from yibao.core.engine import settle
 from yibao.dsl.compiler import compile_text
 
-HEADER = """policy "t" {
-  region "test"
-  effective 2024-01-01 to 2024-12-31
-}
-attribute grp: text
-layer basic "基本" {
-  applies when setting = inpatient
-  base in_scope
-  ratio 80%
-}
-grouper g from "g.csv"
+from policy_texts import BASIC_HEADER  # tests/ is on the path (tests/conftest.py)
+
+HEADER = BASIC_HEADER + """grouper g from "g.csv"
 pool drg "病组" {
   applies when setting = inpatient
   group by g
@@ -74,3 +68,32 @@ def flagged(result, rule=None) -> list:
     """(rule, claim or hospital, value, threshold, related) of each flag row."""
     return [(r["rule"], r["claim_id"] or r["hospital_id"], r["value"], r["threshold"],
              r["related"]) for r in result.flags.to_pylist() if rule in (None, r["rule"])]
+
+
+# a batch for the run tests (test_run, test_spark, test_properties): four rules, random stays
+FLAGS = """
+flag split_stay "分解住院" {
+  readmission within 5 days at the same hospital
+  effect review
+}
+flag elsewhere "再入院" {
+  readmission within 10 days at another hospital
+}
+flag costly "费用异常" {
+  cost above 150% of the group mean
+}
+flag upcoding "高套" {
+  cc share above 120% of the city
+}
+"""
+
+
+def _random_claims(seed: int, n: int = 120) -> list:
+    rnd = random.Random(seed)
+    rows = []
+    for i in range(n):
+        admit = rnd.randint(1, 300)
+        rows.append(claim(f"c{i:03d}", f"p{rnd.randint(0, 25)}", rnd.choice(["H1", "H2", "H3"]),
+                          rnd.choice(GROUPS), rnd.randint(100, 90_000), admit,
+                          admit + rnd.randint(0, 9), level=rnd.randint(1, 3)))
+    return rows

@@ -15,7 +15,7 @@ from yibao.core.supervision.plan import (AboveGroupMean, CcShare, ListedGroups, 
                                          SevereShare, ShortStay, Supervision,
                                          SupervisionFlag)
 from yibao.core.supervision.stays import STAY_FIELDS, SupervisionError, build_stays
-from supervision_helpers import GROUPS, city, claim
+from supervision_helpers import FLAGS, GROUPS, _random_claims, city, claim
 
 ratios = st.integers(1, 4_000_000)
 rules = st.one_of(
@@ -79,34 +79,6 @@ def test_row_order_does_not_matter(sup, table, rnd):
     rnd.shuffle(order)
     shuffled = table.take(pa.array(order, pa.int64()))
     assert compute.evaluate(sup, table)[0].equals(compute.evaluate(sup, shuffled)[0])
-
-
-FLAGS = """
-flag split_stay "分解住院" {
-  readmission within 5 days at the same hospital
-  effect review
-}
-flag elsewhere "再入院" {
-  readmission within 10 days at another hospital
-}
-flag costly "费用异常" {
-  cost above 150% of the group mean
-}
-flag upcoding "高套" {
-  cc share above 120% of the city
-}
-"""
-
-
-def _random_claims(seed: int, n: int = 120) -> list:
-    rnd = random.Random(seed)
-    rows = []
-    for i in range(n):
-        admit = rnd.randint(1, 300)
-        rows.append(claim(f"c{i:03d}", f"p{rnd.randint(0, 25)}", rnd.choice(["H1", "H2", "H3"]),
-                          rnd.choice(GROUPS), rnd.randint(100, 90_000), admit,
-                          admit + rnd.randint(0, 9), level=rnd.randint(1, 3)))
-    return rows
 
 
 def test_shuffled_and_split_batches_give_the_same_flags_bytes(tmp_path):

@@ -14,8 +14,7 @@ import pytest
 from yibao.core import supervision
 from yibao.core.engine import settle
 from yibao.core.runner import run_settle
-from supervision_helpers import HEADER, city, claim
-from test_properties import FLAGS, _random_claims
+from supervision_helpers import FLAGS, HEADER, _random_claims, city, claim
 
 OUT = ("flags.parquet", "hospital_indicators.parquet", "claims.parquet")
 

@@ -8,8 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from yibao.core.runner import run_settle
-from supervision_helpers import HEADER, city
-from test_properties import FLAGS, _random_claims
+from supervision_helpers import FLAGS, HEADER, _random_claims, city
 
 pytest.importorskip("pyspark")
 pytestmark = pytest.mark.spark
