@@ -57,3 +57,21 @@ def settled(pool, table, evaluate="vector"):
         h, p = settle_providers(plan, table, all_claim_points(plan, table))
         hosp, pools = h.to_pylist(), p.to_pylist()
     return {r["fixmedins_code"]: r for r in hosp}, pools[0]
+
+
+def vector(plan, table):
+    """(claim rows, hospital rows, pool rows) of ``plan`` on ``table`` by the vectorised path;
+    the Hypothesis tests compare it with ``oracle``."""
+    from yibao.core.points.compute import all_claim_points, settle_providers
+    scored = all_claim_points(plan, table)
+    h, p = settle_providers(plan, table, scored)
+    return scored.to_pylist(), h.to_pylist(), p.to_pylist()
+
+
+def oracle(plan, table):
+    """The same triple by the reference evaluator (its first pool's claims)."""
+    from yibao.core.points import reference
+    rows = table.to_pylist()
+    scored = reference.claim_points(plan, plan.pools[0], rows)
+    h, p = reference.settle(plan, rows, scored)
+    return scored, h, p

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from yibao.core.points import reference
-from yibao.core.points.compute import all_claim_points, settle_providers
+from yibao.core.points.compute import all_claim_points
 from yibao.core.points.plan import (
     BASELINE, BUDGET_ONLY, POINT_SCALE as PT, FixedRate, GroupSource, PointsPlan, PointValue,
     Pool, RiskSharing, Test)
 
-from points_helpers import COLUMNS, DEFAULTS, inpatient_pool, settled
+from points_helpers import COLUMNS, DEFAULTS, inpatient_pool, oracle, settled, vector
 
 EVALUATORS = pytest.mark.parametrize("evaluate", ["vector", "reference"])
 YUAN_PER_POINT = 100 * 1_000_000  # FixedRate.rate of 1 yuan per point (micro-fen)
@@ -156,19 +156,6 @@ def table(generated):
                      "admit_date": dt.date(2024, 1, 1) + dt.timedelta(r["admit"]),
                      "discharge_date": dt.date(2024, 1, 1) + dt.timedelta(r["admit"] + 3)}
                     for i, r in enumerate(generated)))
-
-
-def vector(plan, t):
-    scored = all_claim_points(plan, t)
-    h, p = settle_providers(plan, t, scored)
-    return scored.to_pylist(), h.to_pylist(), p.to_pylist()
-
-
-def oracle(plan, t):
-    as_rows = t.to_pylist()
-    scored = reference.claim_points(plan, plan.pools[0], as_rows)
-    h, p = reference.settle(plan, as_rows, scored)
-    return scored, h, p
 
 
 @settings(max_examples=80, deadline=None)

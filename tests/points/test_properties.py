@@ -12,13 +12,12 @@ from fractions import Fraction
 import pyarrow as pa
 from hypothesis import given, settings, strategies as st
 
-from yibao.core.points import reference
-from yibao.core.points.compute import all_claim_points, settle_providers
+from yibao.core.points.compute import all_claim_points
 from yibao.core.points.plan import (
     BASELINE, BUDGET_ONLY, POINT_SCALE, Capitation, PointsPlan, PointValue, Readmission,
     RiskSharing, Test)
 
-from points_helpers import claims, inpatient_pool
+from points_helpers import claims, inpatient_pool, oracle, vector
 
 GROUPS = ["A", "M", "H", "Q", "R", "0000", None]
 
@@ -72,19 +71,6 @@ pools = st.sampled_from([
     inpatient_pool(point_value=PointValue(BUDGET_ONLY), sharing=RiskSharing(950_000, 950_000),
                    capitation=Capitation(7_000, (("h1", 2),))),
 ])
-
-
-def vector(plan, t):
-    scored = all_claim_points(plan, t)
-    h, p = settle_providers(plan, t, scored)
-    return scored.to_pylist(), h.to_pylist(), p.to_pylist()
-
-
-def oracle(plan, t):
-    rows = t.to_pylist()
-    scored = reference.claim_points(plan, plan.pools[0], rows)
-    h, p = reference.settle(plan, rows, scored)
-    return scored, h, p
 
 
 @settings(max_examples=60, deadline=None)
