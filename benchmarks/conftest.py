@@ -17,6 +17,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+import installed  # noqa: F401  (commands timed with bytecode, as installed)
+
 from yibao.core.generate import generate_claims
 from yibao.dsl.compiler import compile_policy
 
