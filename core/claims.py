@@ -14,34 +14,9 @@ columns its plan names, whatever their Arrow type (arrow_io.py).
 """
 from __future__ import annotations
 
-import pyarrow as pa
-
 from .plan import BOOL, DATE, INT, MONEY, TEXT, Type
 
 SETTINGS = ("inpatient", "outpatient", "rehab")
-
-_DICT = pa.dictionary(pa.int32(), pa.string())
-
-STANDARD_SCHEMA = pa.schema([
-    ("claim_id", pa.string()),
-    ("person_id", pa.string()),
-    ("family_id", pa.string()),
-    ("tier", _DICT),
-    ("low_income", pa.bool_()),
-    ("setting", _DICT),
-    ("hospital_id", pa.string()),
-    ("hospital_level", pa.int8()),
-    ("hospital_tcm", pa.bool_()),
-    ("admit_date", pa.date32()),
-    ("discharge_date", pa.date32()),
-    ("los", pa.int32()),
-    ("principal_dx", pa.string()),
-    ("secondary_dx", pa.list_(pa.string())),
-    ("procedures", pa.list_(pa.string())),
-    ("total", pa.int64()),
-    ("in_scope", pa.int64()),
-    ("self_first", pa.int64()),
-])
 
 # Built-in columns of the policy language, in the order Plan.columns lists them.
 PLAN_TYPES = {
@@ -53,15 +28,55 @@ PLAN_TYPES = {
     "in_scope": Type(MONEY), "self_first": Type(MONEY),
 }
 
-# Optional columns of a long-term care (长护险) claim, one month of one service for one person
-# (city_configs/feicheng; core/generate_ltc.py). A policy declares the ones it reads as
-# attributes; other claims need not carry them.
-LTC_COLUMNS = [
-    ("care_service", pa.string()),  # none | family (亲属照护) | visit (上门服务) | institution
-    ("disability_grade", pa.int8()),  # 重度失能等级 from the assessment; 0: not 重度失能
-    ("assessed_date", pa.date32()),  # the day the assessment took effect
-    ("care_days", pa.int32()),  # days of institutional care in the period
-    ("care_visits", pa.int32()),  # professional home visits in the period
-    ("scheme", pa.string()),  # employee | resident
-]
-LTC_SCHEMA = pa.schema(list(STANDARD_SCHEMA) + [pa.field(n, t) for n, t in LTC_COLUMNS])
+
+ARROW_NAMES = ("STANDARD_SCHEMA", "LTC_COLUMNS", "LTC_SCHEMA")
+
+
+def __getattr__(name):
+    """The Arrow schemas, built on first use: the compiler reads only ``PLAN_TYPES``, and
+    ``yibao check`` should not import pyarrow for them (PEP 562)."""
+    if name not in ARROW_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals().update(_arrow_schemas())
+    return globals()[name]
+
+
+def _arrow_schemas() -> dict:
+    import pyarrow as pa
+    _DICT = pa.dictionary(pa.int32(), pa.string())
+
+    STANDARD_SCHEMA = pa.schema([
+        ("claim_id", pa.string()),
+        ("person_id", pa.string()),
+        ("family_id", pa.string()),
+        ("tier", _DICT),
+        ("low_income", pa.bool_()),
+        ("setting", _DICT),
+        ("hospital_id", pa.string()),
+        ("hospital_level", pa.int8()),
+        ("hospital_tcm", pa.bool_()),
+        ("admit_date", pa.date32()),
+        ("discharge_date", pa.date32()),
+        ("los", pa.int32()),
+        ("principal_dx", pa.string()),
+        ("secondary_dx", pa.list_(pa.string())),
+        ("procedures", pa.list_(pa.string())),
+        ("total", pa.int64()),
+        ("in_scope", pa.int64()),
+        ("self_first", pa.int64()),
+    ])
+
+    # Optional columns of a long-term care (长护险) claim, one month of one service for one person
+    # (city_configs/feicheng; core/generate_ltc.py). A policy declares the ones it reads as
+    # attributes; other claims need not carry them.
+    LTC_COLUMNS = [
+        ("care_service", pa.string()),  # none | family (亲属照护) | visit (上门服务) | institution
+        ("disability_grade", pa.int8()),  # 重度失能等级 from the assessment; 0: not 重度失能
+        ("assessed_date", pa.date32()),  # the day the assessment took effect
+        ("care_days", pa.int32()),  # days of institutional care in the period
+        ("care_visits", pa.int32()),  # professional home visits in the period
+        ("scheme", pa.string()),  # employee | resident
+    ]
+    LTC_SCHEMA = pa.schema(list(STANDARD_SCHEMA) + [pa.field(n, t) for n, t in LTC_COLUMNS])
+    return {"STANDARD_SCHEMA": STANDARD_SCHEMA, "LTC_COLUMNS": LTC_COLUMNS,
+            "LTC_SCHEMA": LTC_SCHEMA}

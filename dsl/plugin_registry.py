@@ -7,14 +7,17 @@ from __future__ import annotations
 from yibao.core.registry import Registry, default_registry
 
 
-def registry_for(*policies) -> Registry:
+def registry_for(*policies, settles: bool = True) -> Registry:
     """The registry for the policy files or folders ``policies``; the bare default registry
-    when the plugin system is not installed. Raises PluginError when a declared plugin cannot
-    be loaded."""
+    when the plugin system is not installed. ``settles=False``: for a command that only
+    compiles, the declarations the compiler reads (functions, keys, groupers, adjustments;
+    ``manager.COMPILER_HOOKS``), without the validators and stages a run adds. Raises
+    PluginError when a declared plugin cannot be loaded."""
     try:
-        from yibao.plugins.manager import build_registry, make_plugin_manager
+        from yibao.plugins.manager import COMPILER_HOOKS, build_registry, make_plugin_manager
     except ImportError:
         return default_registry()
     from .passes.check_plugins import policy_plugins
     declared = dict(d for policy in policies for d in policy_plugins(policy))
-    return build_registry(make_plugin_manager(declared=declared.items()))
+    pm = make_plugin_manager(declared=declared.items())
+    return build_registry(pm) if settles else build_registry(pm, COMPILER_HOOKS)

@@ -11,10 +11,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
-
+from yibao.core.lazy import lazy_module
 from yibao.core.plan import BOOL, DATE, INT, MONEY, RATIO
 from yibao.core.registry import FunctionDecl, KeyDecl, Registry, Stage, Validator
+
+np = lazy_module("numpy")  # read by a checked function's first call, not at registration
 
 
 @dataclass(frozen=True)

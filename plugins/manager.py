@@ -196,11 +196,19 @@ def _check_pending(pm: YibaoPluginManager) -> None:
         raise PluginError(name, f"{exc} (hooks are: {', '.join(hookspecs.HOOKS)})") from exc
 
 
-def build_registry(pm: pluggy.PluginManager) -> Registry:
-    """Call every hook of every plugin (builtin first, then load order) on a fresh Registry."""
+# The hooks whose declarations the compiler reads. Validators and stages are read only by a
+# run; a command that only compiles (`yibao check`) calls these, so it imports no plugin's
+# run-time code (the family stage's pyarrow column types).
+COMPILER_HOOKS = ("yibao_register_functions", "yibao_register_keys", "yibao_register_groupers",
+                  "yibao_register_adjustments")
+
+
+def build_registry(pm: pluggy.PluginManager, hooks: tuple = hookspecs.HOOKS) -> Registry:
+    """Call ``hooks`` (default: every hook) of every plugin (builtin first, then load order)
+    on a fresh Registry."""
     registry = Registry()
     registry.distributions.update(getattr(pm, "distributions", {}))
-    for hook in hookspecs.HOOKS:
+    for hook in (h for h in hookspecs.HOOKS if h in hooks):
         for impl in getattr(pm.hook, hook).get_hookimpls():
             try:
                 impl.function(registry=PluginRegistry(registry, impl.plugin_name))

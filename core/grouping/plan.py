@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-import pyarrow as pa
-
 from yibao.core.plan import register_node
 
 DRG_DATA = Path(__file__).parent / "data"  # one folder per converted scheme
@@ -66,6 +64,7 @@ class DrgGrouper:
     by: str = "chs_drg"  # the grouper plugin that groups (Registry.groupers; ``by NAME``)
 
     def output_columns(self) -> tuple:
+        import pyarrow as pa  # here, not at the top: compiling a policy needs no Arrow
         return ((self.name, pa.string()), (f"{self.name}_status", pa.string()),
                 (f"{self.name}_mdc", pa.string()), (f"{self.name}_adrg", pa.string()),
                 (f"{self.name}_stopped_at", pa.string()))

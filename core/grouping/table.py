@@ -34,12 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
+from yibao.core.lazy import lazy_module
 from yibao.core.plan import register_node
 from ..errors import YibaoError
+
+# imported by the first grouping, not by the compiler loading a table (core/lazy.py)
+np, pa, pc = lazy_module("numpy"), lazy_module("pyarrow"), lazy_module("pyarrow.compute")
 
 __all__ = ["DxPrefix", "DxRange", "ProcAny", "ProcAll", "NoProcedure", "SettingIn", "IntBand",
            "Flag", "Row", "DecisionRow", "DecisionTable", "STATUSES", "CSV_LAYOUT",

@@ -19,12 +19,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from .plan import SUPERVISION_VERSION, SupervisionFlag, Supervision  # noqa: F401
-from .stays import (FLAG_SCHEMA, INDICATOR_SCHEMA, PENDING, SupervisionError,  # noqa: F401
-                    build_stays, held_for_review, stay_columns, with_pending_review)
+
+# Names of ``stays`` (pyarrow, numpy) read from here on first use (PEP 562): the compiler's
+# check_flags pass imports ``supervision.plan``, which runs this file, and compiling a policy
+# needs no Arrow (docs/cli.md, start-up).
+STAYS_NAMES = ("FLAG_SCHEMA", "INDICATOR_SCHEMA", "PENDING", "SupervisionError", "build_stays",
+               "held_for_review", "stay_columns", "with_pending_review")
+
+
+def __getattr__(name):
+    if name not in STAYS_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import stays
+    return getattr(stays, name)
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class Supervised:
 
     def apply(self, results: pa.Table) -> pa.Table:
         """``results`` with the ``pending_review`` column (the review effect)."""
+        from .stays import with_pending_review
         return with_pending_review(results, self.held)
 
 
@@ -53,6 +62,7 @@ def evaluate(policy, claims: pa.Table, results: pa.Table, reference: bool = Fals
     sup = supervision_of(policy)
     if sup is None or not sup.flags:
         return None
+    from .stays import build_stays, held_for_review
     table = build_stays(sup, claims, results, rows)
     if reference:
         from .reference import evaluate as run
@@ -64,6 +74,7 @@ def evaluate(policy, claims: pa.Table, results: pa.Table, reference: bool = Fals
 
 def flag_counts(flags: pa.Table) -> dict:
     """rule -> number of flag rows, in rule order (summary.json, ``yibao demo``)."""
+    import pyarrow.compute as pc
     if flags.num_rows == 0:
         return {}
     counts = pc.value_counts(flags.column("rule").combine_chunks())
@@ -73,6 +84,8 @@ def flag_counts(flags: pa.Table) -> dict:
 
 def summary(supervised: "Supervised") -> dict:
     """The summary.json part: flags per rule, and what the review effect holds."""
+    import pyarrow.compute as pc
+    from .stays import PENDING
     held = supervised.held.column(PENDING)
     return {"flags": flag_counts(supervised.flags), "held_claims": supervised.held.num_rows,
             "pending_review": int(pc.sum(held).as_py() or 0) if len(held) else 0,

@@ -1,22 +1,20 @@
 """Helpers shared by the subcommands: loading a policy with the installed plugins, printing
-diagnostics, reading claims."""
+diagnostics, reading claims.
+
+Every command's ``add_arguments`` imports this module, and the CLI builds the parser of every
+command on each run, so it imports only the standard library at the top: pyarrow, the
+compiler and the core are imported by the helper that uses them (docs/cli.md, start-up)."""
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-import pyarrow as pa
 
-from yibao.core.registry import default_registry
-
-from ..errors import PolicyError
-
-
-def registry(*policies):
+def registry(*policies, settles: bool = True):
     """``plugin_registry.registry_for`` the policies, a bundled city's name taken as its
-    folder."""
+    folder (``settles=False``: only what the compiler reads)."""
     from ..plugin_registry import registry_for
-    return registry_for(*(_resolved(p) for p in policies))
+    return registry_for(*(_resolved(p) for p in policies), settles=settles)
 
 
 def _resolved(policy):
@@ -33,6 +31,7 @@ def load_policy(path, reg=None):
     """Compile a policy folder or file, or a bundled city by name; on errors print them all
     and return None. PolicyNotFound when ``path`` names nothing."""
     from ..compiler import compile_policy
+    from ..errors import PolicyError
     from ._policies import resolve_policy
     where = resolve_policy(path)
     try:
@@ -45,8 +44,9 @@ def load_policy(path, reg=None):
         return None
 
 
-def read_claims(path) -> pa.Table:
+def read_claims(path) -> "pa.Table":
     """Parquet file or folder of Parquet files, or an Arrow IPC file."""
+    import pyarrow as pa
     import pyarrow.dataset as ds
     import pyarrow.ipc as ipc
     path = Path(path)

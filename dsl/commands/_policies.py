@@ -6,7 +6,6 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import PolicyError
 from yibao.core.errors import YibaoError
 
 
@@ -35,6 +34,7 @@ def resolve_policy(text) -> Path:
 def load_policy(path, reg):
     """The folder's compiled ``Policy`` (its versions), or None after printing every error. ``path``
     may name a bundled city; PolicyNotFound when it names nothing (resolve_policy)."""
+    from ..errors import PolicyError
     from ..versions import compile_versions
     where = resolve_policy(path)
     try:

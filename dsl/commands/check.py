@@ -40,7 +40,9 @@ def run(args) -> int:
     if not files or not all(f.is_file() for f in files):
         print(f"yibao check: no policy file at {path}", file=sys.stderr)
         return EXIT_CANNOT_RUN
-    reg = registry(path)  # yibao's own plugins and those the policy declares
+    # yibao's own plugins and those the policy declares; a check compiles, never settles, so
+    # the run-time hooks (validators, stages) are not called
+    reg = registry(path, settles=False)
     reports = [check_file(f, reg) for f in files]
     if len(files) > 1 and all(r.plan is not None for r in reports):
         reports.append(check_tiling(path, reg))

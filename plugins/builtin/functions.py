@@ -1,9 +1,11 @@
 """Vectorised arithmetic shared by built-in and shipped plugin functions (int64, exact)."""
 from __future__ import annotations
 
-import numpy as np
-
+from yibao.core.lazy import lazy_module
 from yibao.core.plan import RATIO_SCALE
+
+# imported by the first call: registering the functions, as `yibao check` does, needs no numpy
+np = lazy_module("numpy")
 
 
 def div_half_up(num, den) -> np.ndarray:

@@ -8,14 +8,13 @@
 """
 from __future__ import annotations
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
+from yibao.core.lazy import lazy_module
 from yibao.core.registry import KeyDecl, Stage, Validator
 
 from ..hookspecs import hookimpl
-from . import mutual_aid
+
+# imported by the first validation, not at registration: compiling needs no Arrow (core/lazy.py)
+np, pa, pc = lazy_module("numpy"), lazy_module("pyarrow"), lazy_module("pyarrow.compute")
 
 __version__ = "0.1.0"
 FAMILY = KeyDecl("family", "family_id", "the household (家庭): claims of one family_id; "
@@ -48,6 +47,7 @@ def yibao_register_validators(registry):
 @hookimpl
 def yibao_register_stages(registry):
     """家庭共济: personal accounts pay bound family members' self-pay."""
+    from . import mutual_aid  # its column types are pyarrow's: imported by a run, not a check
     registry.add_stage(Stage("family_mutual_aid", mutual_aid.run, mutual_aid.COLUMNS,
                              mutual_aid.reference, claim_columns=("person_id",),
                              acts_on=lambda context: context.get("balances") is not None))

@@ -14,8 +14,7 @@ Provider side, the ``tcm_tilt`` points adjustment (``points.TcmTilt`` / ``points
 """
 from __future__ import annotations
 
-import numpy as np
-
+from yibao.core.lazy import lazy_module
 from yibao.core.plan import MONEY, RATIO, Type
 from yibao.core.registry import FunctionDecl, Validator
 
@@ -26,7 +25,8 @@ from . import points
 
 __version__ = "0.1.0"
 _M, _R = Type(MONEY), Type(RATIO)
-FULL = np.int64(1_000_000)
+FULL = 1_000_000  # 100% as a ratio (millionths)
+np = lazy_module("numpy")  # imported by the first call, not at registration
 
 
 def tcm_share(tcm_amount, in_scope, *, n):
