@@ -1,17 +1,91 @@
 """The policy AST: what the text says, before any meaning is attached.
 
-Frozen dataclasses; every node has a ``span`` (1-based line and column, end exclusive).
-Passes never mutate nodes: annotations (resolved names, types) live in the compile context,
-keyed by node identity, and a pass that changes the tree returns a new one.
+Frozen records (``@node``: a frozen dataclass's behaviour, see below); every node has a
+``span`` (1-based line and column, end exclusive). Passes never mutate nodes: annotations
+(resolved names, types) live in the compile context, keyed by node identity, and a pass that
+changes the tree returns a new one.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import FrozenInstanceError
 from typing import Optional
 
+_REQUIRED = object()  # a field without a default
 
-@dataclass(frozen=True)
-class Span:
+
+def node(cls):
+    """Make ``cls`` a frozen record of its annotated fields, as ``@dataclass(frozen=True)``
+    does: fields in declaration order, a base's first; ``Cls(*fields)`` or by keyword, with
+    the class attribute as the default; equality and hash over the fields (same class only);
+    the dataclass repr; assignment raises ``FrozenInstanceError``. It is a dataclass for
+    ``dataclasses.fields`` and ``dataclasses.replace``.
+
+    Why not ``@dataclass(frozen=True)``: it compiles six methods per class, and compiling
+    them for the eighty classes here was the largest part of every command's start-up
+    (docs/cli.md). Here the dataclass machinery only collects the fields (no method is
+    generated) and the methods are written once, in ``_Record``."""
+    cls = dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
+    fields = dataclasses.fields(cls)
+    if any(f.default_factory is not dataclasses.MISSING for f in fields):
+        raise TypeError(f"{cls.__name__}: a node field takes a default, not a factory")
+    cls._field_defaults = {f.name: _REQUIRED if f.default is dataclasses.MISSING else f.default
+                           for f in fields}
+    cls._fields = tuple(cls._field_defaults)
+    return cls
+
+
+class _Record:
+    """The methods of every ``@node`` class (see ``node``)."""
+    __slots__ = ()
+    _fields: tuple = ()
+    _field_defaults: dict = {}
+
+    def __init__(self, *args, **kwargs):
+        names = self._fields
+        if not kwargs and len(args) == len(names):  # the transformer's usual call
+            object.__setattr__(self, "__dict__", dict(zip(names, args)))
+            return
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__}() takes {len(names)} arguments but "
+                            f"{len(args)} were given")
+        values = dict(self._field_defaults)
+        values.update(zip(names, args))
+        for key in kwargs:
+            if key not in values or key in names[:len(args)]:
+                what = "unexpected" if key not in values else "a second value for"
+                raise TypeError(f"{type(self).__name__}() got {what} argument {key!r}")
+        values.update(kwargs)
+        missing = [n for n, v in values.items() if v is _REQUIRED]
+        if missing:
+            raise TypeError(f"{type(self).__name__}() missing required argument(s): "
+                            f"{', '.join(map(repr, missing))}")
+        object.__setattr__(self, "__dict__", values)
+
+    def _values(self) -> tuple:
+        return tuple(self.__dict__[n] for n in self._fields)
+
+    def __eq__(self, other):
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self):
+        return hash(self._values())
+
+    def __repr__(self):
+        shown = ", ".join(f"{n}={self.__dict__[n]!r}" for n in self._fields)
+        return f"{type(self).__qualname__}({shown})"
+
+    def __setattr__(self, name, value):
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name):
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+@node
+class Span(_Record):
     file: str
     line: int
     col: int
@@ -22,8 +96,8 @@ class Span:
         return f"{self.file}:{self.line}"
 
 
-@dataclass(frozen=True)
-class Node:
+@node
+class Node(_Record):
     span: Span
 
 
@@ -33,7 +107,7 @@ class Expr(Node):
     pass
 
 
-@dataclass(frozen=True)
+@node
 class Number(Expr):
     """A numeric literal as written: ``text`` without underscores, ``unit`` one of None,
     'yuan', 'fen', '%'. Its engine value depends on the type its place gives it."""
@@ -41,66 +115,66 @@ class Number(Expr):
     unit: Optional[str] = None
 
 
-@dataclass(frozen=True)
+@node
 class Str(Expr):
     value: str
 
 
-@dataclass(frozen=True)
+@node
 class Bool(Expr):
     value: bool
 
 
-@dataclass(frozen=True)
+@node
 class Date(Expr):
     value: str  # YYYY-MM-DD
 
 
-@dataclass(frozen=True)
+@node
 class Name(Expr):
     """A bare identifier: a column, or a word of a closed domain (``inpatient``)."""
     name: str
 
 
-@dataclass(frozen=True)
+@node
 class Lookup(Expr):
     table: Name
     args: tuple
 
 
-@dataclass(frozen=True)
+@node
 class Call(Expr):
     """``min``/``max`` or a plugin function."""
     func: Name
     args: tuple
 
 
-@dataclass(frozen=True)
+@node
 class Paid(Expr):
     """``paid(a, b)``; ``layers`` empty is bare ``paid`` (every earlier layer)."""
     layers: tuple
 
 
-@dataclass(frozen=True)
+@node
 class Unary(Expr):
     op: str  # '-' or 'not'
     operand: Expr
 
 
-@dataclass(frozen=True)
+@node
 class BinOp(Expr):
     op: str  # + - * = != < <= > >= and or
     left: Expr
     right: Expr
 
 
-@dataclass(frozen=True)
+@node
 class InSet(Expr):
     operand: Expr
     values: tuple
 
 
-@dataclass(frozen=True)
+@node
 class IfElse(Expr):
     test: Expr
     then: Expr
@@ -109,7 +183,7 @@ class IfElse(Expr):
 
 # -- declarations ----------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@node
 class Header(Node):
     name: str
     region: Optional[str]
@@ -117,31 +191,31 @@ class Header(Node):
     year_start: Optional[str]  # MM-DD
 
 
-@dataclass(frozen=True)
+@node
 class DomainDecl(Node):
     name: Name
     values: tuple  # Name | Str | Number
 
 
-@dataclass(frozen=True)
+@node
 class TypeSpec(Node):
     kind: str  # money ratio int bool text date
     domain: Optional[tuple] = None  # Name | Str | Number
 
 
-@dataclass(frozen=True)
+@node
 class AttributeDecl(Node):
     name: Name
     type: TypeSpec
 
 
-@dataclass(frozen=True)
+@node
 class Row(Node):
     keys: tuple  # literals
     value: Expr  # literal
 
 
-@dataclass(frozen=True)
+@node
 class TableDecl(Node):
     name: Name
     keys: tuple  # Name
@@ -152,7 +226,7 @@ class TableDecl(Node):
 
 # -- layer statements ------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@node
 class Scope(Node):
     """``per claim`` (key None) or ``per KEY [and COLUMN …] per year|month``."""
     key: Optional[Name] = None
@@ -160,24 +234,24 @@ class Scope(Node):
     period: str = "year"  # year | month
 
 
-@dataclass(frozen=True)
+@node
 class Alt(Node):
     """``, AMOUNT when COND``."""
     amount: Expr
     cond: Expr
 
 
-@dataclass(frozen=True)
+@node
 class Applies(Node):
     cond: Expr
 
 
-@dataclass(frozen=True)
+@node
 class Base(Node):
     expr: Expr
 
 
-@dataclass(frozen=True)
+@node
 class Deductible(Node):
     amount: Expr
     scope: Optional[Scope]  # None: per claim (default)
@@ -186,39 +260,39 @@ class Deductible(Node):
     prefix: bool = False  # written `deductible per claim AMOUNT`
 
 
-@dataclass(frozen=True)
+@node
 class Ratio(Node):
     expr: Expr
 
 
-@dataclass(frozen=True)
+@node
 class RatioBy(Node):
     column: Name
     rows: tuple  # Row
 
 
-@dataclass(frozen=True)
+@node
 class BandRow(Node):
     lo: Number
     hi: Optional[Number]  # None: `and above`
     rate: Number
 
 
-@dataclass(frozen=True)
+@node
 class BandsWhen(Node):
     """``when COND { bands }`` inside ``bands``: the rates of the claims where COND holds."""
     cond: Expr
     bands: tuple  # BandRow
 
 
-@dataclass(frozen=True)
+@node
 class Bands(Node):
     key: Name
     bands: tuple
     sets: tuple = ()  # BandsWhen, in order (later ones win)
 
 
-@dataclass(frozen=True)
+@node
 class Cap(Node):
     name: Optional[Name]
     amount: Expr
@@ -226,25 +300,25 @@ class Cap(Node):
     alts: tuple = ()
 
 
-@dataclass(frozen=True)
+@node
 class CapRef(Node):
     name: Name
 
 
-@dataclass(frozen=True)
+@node
 class SelfPayLimit(Node):
     amount: Expr
     scope: Scope
     alts: tuple = ()
 
 
-@dataclass(frozen=True)
+@node
 class National(Node):
     """``national hifp_pay``: the national settlement-list field this layer's payment fills."""
     field: Name
 
 
-@dataclass(frozen=True)
+@node
 class LayerDecl(Node):
     name: Name
     label: Optional[str]
@@ -253,29 +327,29 @@ class LayerDecl(Node):
 
 # -- provider payment (groupers and pools) ---------------------------------------------------
 
-@dataclass(frozen=True)
+@node
 class DrgTables(Node):
     name: Name
 
 
-@dataclass(frozen=True)
+@node
 class GrouperBy(Node):
     """``by NAME``: the registered grouper plugin that groups (``Registry.groupers``)."""
     name: Name
 
 
-@dataclass(frozen=True)
+@node
 class MdcOrder(Node):
     names: tuple  # Name
 
 
-@dataclass(frozen=True)
+@node
 class DrgSplit(Node):
     cond: Expr
     suffix: Str
 
 
-@dataclass(frozen=True)
+@node
 class GrouperDecl(Node):
     """``grouper NAME "label" { … }`` (CHS-DRG) or ``grouper NAME from "file.csv"`` (a
     first-match decision table, optional ``default "GROUP"``)."""
@@ -286,32 +360,32 @@ class GrouperDecl(Node):
     default: Optional[Str] = None
 
 
-@dataclass(frozen=True)
+@node
 class GroupBy(Node):
     grouper: Name
     sources: tuple = ()  # GroupSourceRow, ...: several groupers on one point scale
 
 
-@dataclass(frozen=True)
+@node
 class GroupSourceRow(Node):
     """``drg when hospital_level = 3`` or ``dip otherwise`` (cond None) in ``group by``."""
     grouper: Name
     cond: Optional[object] = None
 
 
-@dataclass(frozen=True)
+@node
 class FixedPointValue(Node):
     """``fixed point value from "fixed.csv"``: hospitals on a fixed yuan per point (固定费率)."""
     csv: Str
 
 
-@dataclass(frozen=True)
+@node
 class Budget(Node):
     amount: Number
     insured: Optional[Number] = None  # `budget X per head for N insured`: X × N
 
 
-@dataclass(frozen=True)
+@node
 class BudgetFrom(Node):
     """``budget from "spending.csv" mean with G growth``: each hospital's budget is the mean
     of its previous years' fund spending × (1 + G); the pool budget is their sum."""
@@ -319,76 +393,76 @@ class BudgetFrom(Node):
     growth: Number
 
 
-@dataclass(frozen=True)
+@node
 class BasePoints(Node):
     csv: Str
     more: tuple = ()  # further Str: one table per grouper on one point scale
 
 
-@dataclass(frozen=True)
+@node
 class Coefficients(Node):
     column: Name
     rows: tuple = ()  # Row: key -> factor for every group
     csv: Optional[Str] = None  # per (key, group)
 
 
-@dataclass(frozen=True)
+@node
 class HighBandRow(Node):
     threshold: Number
     max_points: Optional[Number]  # None: `otherwise`
 
 
-@dataclass(frozen=True)
+@node
 class HighOutlier(Node):
     bands: tuple
 
 
-@dataclass(frozen=True)
+@node
 class LowOutlier(Node):
     threshold: Number
 
 
-@dataclass(frozen=True)
+@node
 class Incomplete(Node):
     column: Name
 
 
-@dataclass(frozen=True)
+@node
 class BedDay(Node):
     csv: Str
 
 
-@dataclass(frozen=True)
+@node
 class DayTiers(Node):
     bands: tuple  # BandRow, bounds in days
 
 
-@dataclass(frozen=True)
+@node
 class Readmission(Node):
     days: Number
     share: Optional[Number]  # None: halves
 
 
-@dataclass(frozen=True)
+@node
 class Adjust(Node):
     name: Name
     factor: Number
     cond: Expr
 
 
-@dataclass(frozen=True)
+@node
 class PointValueDecl(Node):
     kind: str  # budget_plus_paid | budget | baseline
     share: Optional[Number] = None
     value: Optional[Number] = None
 
 
-@dataclass(frozen=True)
+@node
 class Reserve(Node):
     share: Number
 
 
-@dataclass(frozen=True)
+@node
 class Sharing(Node):
     keep: Number
     bear: Number
@@ -396,45 +470,45 @@ class Sharing(Node):
     insured: Optional[Number] = None
 
 
-@dataclass(frozen=True)
+@node
 class Capitation(Node):
     per_head: Number
     csv: Str
 
 
-@dataclass(frozen=True)
+@node
 class Prepayments(Node):
     """``prepayments from "prepayments.csv" [floor 85%]``: monthly prepayments per hospital."""
     csv: Str
     floor: Optional[Number] = None
 
 
-@dataclass(frozen=True)
+@node
 class SpecialReview(Node):
     """``special review from "review.csv"``: 特病单议, final points by claim_id."""
     csv: Str
 
 
-@dataclass(frozen=True)
+@node
 class AllianceResidents(Node):
     """``residents by alliance_id``: the claim column naming the person's 医共体."""
     column: Name
 
 
-@dataclass(frozen=True)
+@node
 class AllianceBudget(Node):
     """``budget 600 yuan per head from "alliances.csv"`` (alliance,persons)."""
     per_head: Number
     csv: Str
 
 
-@dataclass(frozen=True)
+@node
 class AlliancePools(Node):
     """``applies to inpatient_drg, township_outpatient``: the pools whose points it carries."""
     names: tuple  # Name, ...
 
 
-@dataclass(frozen=True)
+@node
 class AllianceDecl(Node):
     """``alliance name "label" { … }``: 医共体 package budgets over pools."""
     name: Name
@@ -442,7 +516,7 @@ class AllianceDecl(Node):
     statements: tuple
 
 
-@dataclass(frozen=True)
+@node
 class PoolDecl(Node):
     name: Name
     label: Optional[str]
@@ -451,41 +525,41 @@ class PoolDecl(Node):
 
 # -- fund supervision (docs/supervision.md) ---------------------------------------------------
 
-@dataclass(frozen=True)
+@node
 class FlagReadmit(Node):
     """``readmission within N days at the same hospital`` / ``at another hospital``."""
     days: Number
     same_hospital: bool
 
 
-@dataclass(frozen=True)
+@node
 class FlagAboveMean(Node):
     """``los above 300% of the group mean`` / ``cost above …``."""
     measure: str  # los | cost
     factor: Number
 
 
-@dataclass(frozen=True)
+@node
 class FlagShortStay(Node):
     """``stay at most 2 days with weight below 50%``."""
     days: Number
     weight: Number
 
 
-@dataclass(frozen=True)
+@node
 class FlagGroups(Node):
     """``group in {"GZ13", …}``."""
     groups: tuple  # Name / Str literals
 
 
-@dataclass(frozen=True)
+@node
 class FlagCcShare(Node):
     """``cc share above 150% of the city[, at least 10 cases]``."""
     factor: Number
     min_cases: Optional[Number] = None
 
 
-@dataclass(frozen=True)
+@node
 class FlagSevereShare(Node):
     """``severe share below 50% of the level, weight at least 200%[, at least 20 cases]``."""
     factor: Number
@@ -493,12 +567,12 @@ class FlagSevereShare(Node):
     min_cases: Optional[Number] = None
 
 
-@dataclass(frozen=True)
+@node
 class Severity(Node):
     word: Name
 
 
-@dataclass(frozen=True)
+@node
 class Effect(Node):
     kind: str  # review
 
@@ -507,20 +581,20 @@ FLAG_RULES = (FlagReadmit, FlagAboveMean, FlagShortStay, FlagGroups, FlagCcShare
               FlagSevereShare)
 
 
-@dataclass(frozen=True)
+@node
 class FlagDecl(Node):
     name: Name
     label: Optional[str]
     statements: tuple
 
 
-@dataclass(frozen=True)
+@node
 class Comment(Node):
     text: str  # including the leading '#'
     own_line: bool  # nothing but blanks before it on its line
 
 
-@dataclass(frozen=True)
+@node
 class PluginUse(Node):
     """``plugin "yibao-ageband" ">=1.0, <2"``: the policy uses the plugins of that
     distribution, at a version in that PEP 440 range (dsl/passes/check_plugins.py)."""
@@ -528,7 +602,7 @@ class PluginUse(Node):
     versions: Str
 
 
-@dataclass(frozen=True)
+@node
 class AdjustParam(Node):
     """One figure of a plugin adjustment: ``name value`` (a literal: number, text, name,
     true/false) or ``name from "file.csv"`` (``csv`` true, ``value`` the file name)."""
@@ -537,7 +611,7 @@ class AdjustParam(Node):
     csv: bool = False
 
 
-@dataclass(frozen=True)
+@node
 class AdjustmentDecl(Node):
     """``adjust by tcm_tilt { … }``: the point adjustment a plugin registered under that
     name (``Registry.adjustments``), applied to the policy's pools with these figures
@@ -546,7 +620,7 @@ class AdjustmentDecl(Node):
     params: tuple  # AdjustParam, in file order
 
 
-@dataclass(frozen=True)
+@node
 class PolicyFile(Node):
     statements: tuple
     comments: tuple = ()
