@@ -96,6 +96,15 @@ class Registry:
         self.keys[decl.name] = decl
 
 
+def canonical_distribution(name: str) -> str:
+    """A distribution name as packaging compares them (PEP 503: case, and runs of ``-_.``,
+    alike), which is ``packaging.utils.canonicalize_name``'s result; written here because
+    importing packaging.utils (it imports packaging.tags, platform, subprocess) cost every
+    compile more than the plugins it names."""
+    import re
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def default_registry() -> Registry:
     """The registry with yibao's built-in keys only (no plugins loaded). The plugin manager
     builds the full one; this is for the compiler's and engine's tests and bare API use."""

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from importlib import metadata
 from typing import Iterable, Optional
 
 import pluggy
 
 from yibao.core import __version__ as yibao_version
-from yibao.core.registry import Registry
+from yibao.core.registry import Registry, canonical_distribution
 
 from . import hookspecs
 from .decls import PluginRegistry
@@ -93,15 +94,14 @@ YIBAO_DIST = "yibao"
 
 
 def _canonical(name: str) -> str:
-    from packaging.utils import canonicalize_name
-    return canonicalize_name(name)
+    return canonical_distribution(name)
 
 
 def _declared(declared) -> dict:
     """canonical distribution name -> (name as written, SpecifierSet)."""
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
     out = {}
     for dist, versions in declared:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet  # only when declared
         try:
             out[_canonical(dist)] = (dist, SpecifierSet(versions))
         except InvalidSpecifier as exc:
@@ -121,7 +121,7 @@ def _register(pm: YibaoPluginManager, name: str, obj, version: str, dist: str) -
 def _load_entry_points(pm: YibaoPluginManager, declared: dict) -> None:
     """Entry points of yibao's distribution and of the declared ones (module docstring)."""
     found = set()
-    points = metadata.entry_points(group=ENTRY_POINT_GROUP)
+    points = group_entry_points()
     # yibao's own first: a name taken by them is theirs, whatever sorts before "yibao"
     own_first = sorted(points, key=lambda e: (_canonical(_dist_name(e)) != YIBAO_DIST,
                                               _dist_name(e), e.name))
@@ -147,6 +147,33 @@ def _load_entry_points(pm: YibaoPluginManager, declared: dict) -> None:
             raise PluginError(dist, f"the policy declares it ({versions or 'any version'}) but "
                                     f"no installed distribution of that name has a "
                                     f"{ENTRY_POINT_GROUP!r} entry point: pip install '{dist}'")
+
+
+_ENTRY_POINTS: dict = {}  # read_key() -> the group's entry points
+
+
+def group_entry_points() -> tuple:
+    """The installed entry points of group ``yibao.plugins``, read once per process while
+    the folders of ``sys.path`` are unchanged: reading them opens every installed
+    distribution's metadata, the largest part of building a registry, which the API and the
+    studio do for every policy they compile. Installing or removing a package changes its
+    folder's modification time, so it is seen at the next read."""
+    key = _read_key()
+    if key not in _ENTRY_POINTS:
+        _ENTRY_POINTS.clear()
+        _ENTRY_POINTS[key] = tuple(metadata.entry_points(group=ENTRY_POINT_GROUP))
+    return _ENTRY_POINTS[key]
+
+
+def _read_key() -> tuple:
+    """What the entry points depend on: ``sys.path``, each folder's modification time, and
+    the reading function (tests replace ``metadata.entry_points``)."""
+    def mtime(folder):
+        try:
+            return os.stat(folder or ".").st_mtime_ns
+        except OSError:
+            return None
+    return (metadata.entry_points, tuple((p, mtime(p)) for p in sys.path))
 
 
 def _dist_name(ep) -> str:

@@ -42,8 +42,8 @@ def policy_plugins(path) -> tuple:
 
 def canonical(name: str) -> str:
     """A distribution name as packaging compares them (PEP 503: case, ``-_.`` alike)."""
-    from packaging.utils import canonicalize_name
-    return canonicalize_name(name)
+    from yibao.core.registry import canonical_distribution
+    return canonical_distribution(name)
 
 
 def run(policy: ast.PolicyFile, ctx) -> ast.PolicyFile:
