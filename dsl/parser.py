@@ -1,22 +1,22 @@
-"""Policy text -> AST. The only module that imports Lark.
+"""Policy text -> AST. The only module that parses with Lark.
 
 ``parse(text, filename)`` checks the input limits first (transform.check_limits), parses with
 an LALR(1) parser, and turns Lark's exceptions into ``PolicyError`` diagnostics that name the
 expected tokens in plain words.
+
+The parser is Lark's stand-alone module generated from ``grammar.lark``
+(``_parser_tables.py``, written by ``python -m yibao.dsl.make_parser_tables``): loading it
+imports neither Lark nor its grammar loader, and analyses nothing at start-up.
 """
 from __future__ import annotations
 
 import functools
-from pathlib import Path
-
-import lark
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import ast
+from ._parser_tables import (Lark, Lark_StandAlone, UnexpectedCharacters, UnexpectedEOF,
+                             UnexpectedInput)
 from .errors import PolicyError, error
 from .transform import check_limits, collect_comments, to_ast
-
-GRAMMAR = Path(__file__).with_name("grammar.lark")
 
 # a newline right after one of these does not end the statement
 CONTINUES = {"PLUS", "MINUS", "STAR", "EQ", "NE", "LT", "LE", "GT", "GE", "COMMA", "LBRACE",
@@ -62,40 +62,10 @@ class PostLex:
 
 
 @functools.lru_cache(maxsize=1)
-def _parser() -> lark.Lark:
-    """The LALR parser, analysed once per grammar and Lark version, then loaded from a cache.
-
-    Building the LALR tables costs about 0.3 s, which every command paid at start-up. Lark's
-    own cache key leaves the post-lexer out, so the key here adds what of it shapes the lexer
-    (``always_accept``). The cache is a pickle, so it lives only in a folder of the user's own
-    that nobody else can write (never the shared /tmp); without one, the parser is built."""
-    grammar = GRAMMAR.read_text(encoding="utf-8")
-    options = dict(parser="lalr", lexer="contextual", postlex=PostLex(),
-                   propagate_positions=True, maybe_placeholders=False)
-    cache = _cache_file(grammar)
-    if cache is not None:
-        options["cache"] = str(cache)
-    return lark.Lark(grammar, **options)
-
-
-def _cache_file(grammar: str) -> Path | None:
-    """~/.cache/yibao/parser-<digest>.lark, when that folder is the user's own and private."""
-    import hashlib
-    import os
-    import sys
-    if os.environ.get("YIBAO_NO_PARSER_CACHE") == "1":
-        return None
-    key = "\n".join((grammar, repr(PostLex.always_accept), lark.__version__, sys.version))
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "yibao"
-    try:
-        base.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = base.stat()
-    except OSError:
-        return None
-    if info.st_uid != os.getuid() or info.st_mode & 0o022:
-        return None   # a folder others can write could hold a planted pickle
-    return base / f"parser-{digest}.lark"
+def _parser() -> Lark:
+    """The LALR parser, loaded once per process from the generated tables (with the
+    post-lexer, which the tables leave out)."""
+    return Lark_StandAlone(postlex=PostLex())
 
 
 def terminal_names() -> list:
