@@ -13,7 +13,6 @@ inside a plugin (import, registration, a hook) is a ``PluginError`` naming the p
 """
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from importlib import metadata
@@ -31,7 +30,7 @@ from yibao.core.errors import YibaoError
 ENTRY_POINT_GROUP = "yibao.plugins"
 ALLOW_ENV = "YIBAO_PLUGINS_ALLOW"
 BUILTIN = "builtin"
-log = logging.getLogger("yibao.plugins")
+LOGGER = "yibao.plugins"  # logging is imported only to say a plugin was kept out
 
 
 class PluginError(YibaoError, RuntimeError):
@@ -130,7 +129,8 @@ def _load_entry_points(pm: YibaoPluginManager, declared: dict) -> None:
         reason = _kept_out(pm, ep, dist, declared)
         if reason:
             pm.skipped.append((ep.name, reason))
-            log.info("yibao plugin %r (%s) not loaded: %s", ep.name, dist, reason)
+            import logging
+            logging.getLogger(LOGGER).info("yibao plugin %r (%s) not loaded: %s", ep.name, dist, reason)
             continue
         found.add(_canonical(dist))
         if pm.has_plugin(ep.name):
