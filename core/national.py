@@ -20,13 +20,13 @@ decimal(16,2) (|yuan| ≥ 10^14) is an error naming the claim.
 """
 from __future__ import annotations
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from .errors import YibaoError
+from .lazy import lazy_module
 
-YUAN = pa.decimal128(16, 2)  # 数值型 16,2 of the national interface
+# imported by the first conversion: the compiler reads FUND_FIELDS only (core/lazy.py)
+np, pa, pc = lazy_module("numpy"), lazy_module("pyarrow"), lazy_module("pyarrow.compute")
+
+YUAN_DIGITS = (16, 2)  # 数值型 16,2 of the national interface: ``YUAN``, decimal128(16, 2)
 _LIMIT = 10 ** 16  # fen: decimal(16,2) holds at most 14 digits of yuan
 
 # the fund fields a layer may fill (setlinfo), with their Chinese names
@@ -66,7 +66,7 @@ def yuan(fen, claim_ids, column: str) -> pa.Array:
     # int64 → decimal(19,0) (every int64 fits), then the same 128-bit integers read with
     # scale 2: fen become yuan without arithmetic; the bound above makes (16,2) safe
     wide = pa.array(values, pa.int64()).cast(pa.decimal128(19, 0))
-    return wide.view(pa.decimal128(19, 2)).cast(YUAN)
+    return wide.view(pa.decimal128(19, 2)).cast(pa.decimal128(*YUAN_DIGITS))
 
 
 def national_table(policy, results: pa.Table) -> pa.Table:
@@ -138,3 +138,10 @@ def _identity(results: pa.Table, name: str) -> pa.ChunkedArray:
         raise NationalNamesError(f"the claims have no column {name!r}, which the national "
                                  f"names need")
     return results.column(name)
+
+
+def __getattr__(name):
+    """``YUAN``, the Arrow type of a national amount, made on first use (PEP 562)."""
+    if name == "YUAN":
+        return pa.decimal128(*YUAN_DIGITS)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

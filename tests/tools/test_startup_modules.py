@@ -1,0 +1,82 @@
+"""Start-up, part two: what a command does not need, it does not import (issue 14, `yibao
+check` ≤ 2× `import pyarrow`). A structure test, not a timed one: a fresh process runs
+yibao as its program and reports ``sys.modules``; a module imported ahead of its use fails
+here on any machine, however fast.
+
+- `yibao check` compiles: no Arrow (pyarrow, numpy), no Lark (the parser is the generated
+  tables), no runtime of the layers, the provider payment, grouping or supervision, even for
+  a policy that has pools, groupers and flags (shanghai);
+- building the command line (`--help` of every command) imports no command's implementation:
+  not the compiler, not the AST, not pyarrow."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from yibao.dsl.cli import discover_commands
+
+from .conftest import CONFIGS, REPO
+
+RUN_AS_PROGRAM = """
+import json, sys
+from yibao.dsl.cli import main
+sys.argv = ["yibao", *sys.argv[1:]]
+try:
+    code = main()
+except SystemExit as exc:  # --help
+    code = exc.code
+print("MODULES " + json.dumps(sorted(sys.modules)))
+sys.exit(code)
+"""
+
+ARROW_AND_LARK = ("pyarrow", "numpy", "pandas", "lark")
+# what runs a plan: a compile never needs it (tests/tools/test_compiler_imports.py names the
+# modules the compiler may not import; these are what they would have pulled in)
+RUNTIME = ("yibao.core.engine", "yibao.core._kernel", "yibao.core.runner",
+           "yibao.core.provider", "yibao.core.arrow_io", "yibao.core.reference",
+           "yibao.core.points.compute", "yibao.core.points.settle",
+           "yibao.core.grouping.drg", "yibao.core.grouping._drg", "yibao.core.grouping._table",
+           "yibao.core.supervision.stays", "yibao.core.supervision.compute",
+           "yibao.core.supervision.run", "yibao.plugins.family.mutual_aid", "rich")
+IMPLEMENTATION = ("yibao.dsl.compiler", "yibao.dsl.ast", "yibao.dsl.parser",
+                  "yibao.core.registry", "yibao.plugins.manager")
+
+
+def modules_of(*argv) -> tuple:
+    """(exit code, every module loaded) of ``yibao ARGV`` in a fresh process."""
+    done = subprocess.run([sys.executable, "-c", RUN_AS_PROGRAM, *argv], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    line = next(x for x in done.stdout.splitlines() if x.startswith("MODULES "))
+    return done.returncode, set(json.loads(line[len("MODULES "):]))
+
+
+def under(loaded: set, names) -> list:
+    """The loaded modules that are one of ``names`` or inside one of them."""
+    return sorted(m for m in loaded if any(m == n or m.startswith(n + ".") for n in names))
+
+
+@pytest.mark.parametrize("city", ["shanghai", "reference", "rizhao"])
+def test_check_imports_no_arrow_no_lark_and_no_runtime(city):
+    code, loaded = modules_of("check", str(CONFIGS / city))
+    assert code == 0
+    assert under(loaded, ARROW_AND_LARK) == []
+    assert under(loaded, RUNTIME) == []
+
+
+def test_check_still_loads_the_plugins_the_compiler_reads():
+    """The compile-only registry still imports yibao's own plugins (family's key, tcm's
+    functions), just not the family stage's run-time module."""
+    code, loaded = modules_of("check", str(CONFIGS / "jinhua"))
+    assert code == 0
+    assert {"yibao.plugins.family", "yibao.plugins.tcm"} <= loaded
+
+
+@pytest.mark.parametrize("command", sorted(discover_commands()))
+def test_help_of_every_command_imports_no_implementation(command):
+    code, loaded = modules_of(command, "--help")
+    assert code == 0
+    assert under(loaded, ARROW_AND_LARK) == []
+    assert under(loaded, IMPLEMENTATION) == []
