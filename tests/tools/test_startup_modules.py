@@ -80,3 +80,43 @@ def test_help_of_every_command_imports_no_implementation(command):
     assert code == 0
     assert under(loaded, ARROW_AND_LARK) == []
     assert under(loaded, IMPLEMENTATION) == []
+
+
+def test_pandas_is_hidden_from_pyarrow_imported_after_the_command_started():
+    """`check` never imports pyarrow; when the same process imports it later, pyarrow is told
+    there is no pandas at that moment (cli.pyarrow_without_pandas_when_imported), and pandas
+    still comes when asked for."""
+    pytest.importorskip("pandas")
+    script = f"""
+import sys
+from yibao.dsl.cli import main
+sys.argv = ["yibao", "check", {str(CONFIGS / "shanghai")!r}]
+assert main() == 0 and "pyarrow" not in sys.modules
+import pyarrow as pa
+pa.array(["a"]); pa.scalar(1)
+assert "pandas" not in sys.modules, "a conversion imported pandas"
+assert pa.__spec__.loader is pa.__loader__ and type(pa.__loader__).__name__ == "SourceFileLoader"
+assert pa.table({{"x": [1.5, None]}}).to_pandas()["x"].isna().tolist() == [False, True]
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "ok"
+
+
+def test_a_lazy_module_imports_on_first_read_and_names_a_missing_one():
+    from yibao.core.lazy import lazy_module
+    script = """
+import sys
+from yibao.core.lazy import lazy_module
+np = lazy_module("numpy")
+assert "numpy" not in sys.modules
+assert np.int64(3) + 1 == 4 and "numpy" in sys.modules and np.ndarray is sys.modules["numpy"].ndarray
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(ImportError, match="no_such_module_zz"):
+        lazy_module("no_such_module_zz").anything
