@@ -17,7 +17,8 @@ def add_arguments(parser):
 def run(args) -> int:
     from ._common import registry
     from ._policies import load_policy
-    policy = load_policy(args.policy, registry(args.policy))
+    # compiles only: the registry of the compiler's hooks (validators and stages are a run's)
+    policy = load_policy(args.policy, registry(args.policy, settles=False))
     if policy is None:
         return 2
     plans = policy.versions
