@@ -26,6 +26,10 @@ INTERNAL_SIGNALS = {
     #                                               caught, the hospital recomputed exactly
     "yibao.dsl.errors.PolicyWarning",  # a warnings category (UserWarning), not an error
 }
+# generated modules holding another project's code: Lark's stand-alone parser
+# (dsl/make_parser_tables.py) defines Lark's exceptions, which dsl/parser.py turns into
+# PolicyError diagnostics
+VENDORED = ("yibao.dsl._parser_tables",)
 # optional extras whose modules cannot be imported without them (the walk names what it left)
 OPTIONAL = ("nicegui", "pyspark")
 
@@ -42,6 +46,8 @@ def exception_classes():
     that need a missing optional extra are listed apart."""
     found, unimportable = {}, []
     for name in yibao_modules():
+        if name in VENDORED:
+            continue
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
