@@ -45,7 +45,7 @@ from .describe import expr_text, format_date, format_money, format_ratio, format
 from .errors import YibaoError
 from .plan import PER_YEAR, RATIO_SCALE, Column, Paid, Plan, walk
 from .policy import Policy
-from .reference import ClaimEvaluator, _key_value, round_half_up
+from .reference import ClaimEvaluator, _key_value
 from .registry import default_registry
 
 
@@ -200,6 +200,7 @@ class Recorder:
         self.row, self.plan, self.layer = None, None, None
         self.hits = []  # lookups not yet filed under a step
         self.open = {}  # account slot -> this layer's step whose use a write tells
+        self.points = defaultdict(list)  # claim_id -> the points oracle's events about it
         self._evaluators = {}
 
     def __call__(self, event) -> None:
@@ -246,6 +247,12 @@ class Recorder:
     def table_row(self, ev: trace.TableRow) -> None:
         if self.ex is not None:
             self.hits.append(ev)
+
+    def provider_step(self, ev) -> None:
+        """A points-oracle event (CaseClass, PointsAdjusted, ClaimPoints) of the same settle
+        run: kept for the claims asked about, for their provider block."""
+        if self.targets is None or ev.claim_id in self.targets:
+            self.points[ev.claim_id].append(ev)
 
     # -- layers
 
@@ -383,7 +390,8 @@ class Recorder:
         trace.LayerApplies: applies, trace.Base: base, trace.Deductible: deductible,
         trace.Ratio: ratio, trace.Bands: bands, trace.BandPiece: band_piece,
         trace.Limit: limit, trace.FullPay: full_pay, trace.Cap: cap,
-        trace.LayerPaid: layer_paid,
+        trace.LayerPaid: layer_paid, trace.CaseClass: provider_step,
+        trace.PointsAdjusted: provider_step, trace.ClaimPoints: provider_step,
     }
 
 
@@ -418,7 +426,7 @@ def _explain(policy, claims, registry, claim_ids, drg, drg_tables) -> tuple:
     for plan_name in {ex.policy for ex in out.values()}:
         wanted = {cid for cid, ex in out.items() if ex.policy == plan_name}
         for cid, t in explain_provider(by_plan[plan_name], claims, accepted, wanted,
-                                       registry.groupers).items():
+                                       recorder.points, registry.groupers).items():
             out[cid].provider = t
     return out, settled
 
@@ -698,7 +706,8 @@ def _case_numbers(event, pool, c: dict) -> dict:
     if n["kind"] != "points":
         return dict(n)
     r = n["r"]
-    out = {"kind": "points", "B": n["B"], "k": n["k"], "coefficient_by": pool.coefficient_by,
+    out = {"kind": "points", "B": n["B"], "k": n["k"], "normal": n["normal"],
+           "coefficient_by": pool.coefficient_by,
            "coefficient_key": c.get(pool.coefficient_by), "cost": n["cost"],
            "avg_cost": n["avg_cost"], "r": f"{r.numerator}/{r.denominator}",
            "r_decimal": f"{float(r):.4f}", "t_high": n["t_high"], "t_low": n["t_low"]}
@@ -713,83 +722,76 @@ def _case_numbers(event, pool, c: dict) -> dict:
     return out
 
 
-class PointsRecorder:
-    """Keeps what the points oracle reports about the claims asked about (``trace``
-    events by claim id); the provider block of an explanation is built from these."""
-
-    def __init__(self, targets: set):
-        self.targets, self.events = targets, {}
-
-    def __call__(self, event) -> None:
-        if event.claim_id in self.targets:
-            self.events.setdefault(event.claim_id, []).append(event)
-
-    def first(self, claim_id: str, kind):
-        return next(e for e in self.events[claim_id] if isinstance(e, kind))
+def _pool_of(plan: Plan, c: dict):
+    """The claim's pool: the first whose applies hold (None: in no pool)."""
+    from .points.reference import passes
+    return next((p for p in plan.provider.pools if passes(c, p.applies)), None)
 
 
 def _next_stay(pool, c: dict, members: list) -> Optional[dict]:
-    """The stay that makes ``c`` an earlier stay: of those admitted 0..N days after its
-    discharge (same person and group, any hospital), the first admitted (then claim_id)."""
-    from .points.reference import day, is_readmitted
-    if not is_readmitted(pool, c, members):
-        return None
+    """The stay that made the readmitted ``c`` an earlier stay (the oracle decided that it
+    is one): of the pool's stays admitted 0..N days after its discharge (same person and
+    group, any hospital), the first admitted (then claim_id)."""
+    from .points.reference import day
     r = pool.readmission
     gap = lambda x: day(x[r.admit_column]) - day(c[r.discharge_column])
-    later = [x for x in members if x is not c
+    later = [x for x in members if str(x["claim_id"]) != str(c["claim_id"])
              and None not in (x.get(r.admit_column), x.get(r.person_column),
                               x.get(pool.group_column))
              and str(x[r.person_column]) == str(c[r.person_column])
              and str(x[pool.group_column]) == str(c[pool.group_column])
              and 0 <= gap(x) <= r.days]
+    if not later:
+        return None
     nxt = min(later, key=lambda x: (day(x[r.admit_column]), str(x["claim_id"])))
     return {"claim_id": str(nxt["claim_id"]), "within_days": r.days, "share": r.share,
             "gap_days": gap(nxt)}
 
 
-def explain_provider(plan: Plan, raw, accepted: set, targets: set, groupers=None) -> dict:
-    """claim_id -> ProviderTrace for ``targets`` (accepted claims of ``raw``): pool (first
-    whose applies hold), group and grouping path, case class with its numbers, adjustments
-    and points, all from the oracles. Empty when the plan has no provider part."""
-    from .points.reference import claim_points, passes
+def explain_provider(plan: Plan, raw, accepted: set, targets: set, events: dict,
+                     groupers=None) -> dict:
+    """claim_id -> ProviderTrace for ``targets`` (accepted claims of ``raw``): pool, group
+    and grouping path, case class with its numbers, adjustments and points. The class, the
+    numbers behind it and the points are the points oracle's events of the settle run that
+    settled the claims (``events``: claim_id -> [CaseClass, PointsAdjusted…, ClaimPoints],
+    ``Recorder.points``); the claims are grouped again by the grouping oracles only to show
+    the path that gave the group. Empty when the plan has no provider part."""
+    from .points.reference import with_group
     from .provider import group_claims_reference
     if plan.provider is None or not targets:
         return {}
     grouped = group_claims_reference(plan, _provider_rows(plan, raw, accepted, targets),
                                      groupers)
     rows = grouped.to_pylist()
+    pool_of = [_pool_of(plan, c) for c in rows]
     out = {}
-    pools = {}
     for i, c in enumerate(rows):
-        pool = next((p for p in plan.provider.pools if passes(c, p.applies)), None)
-        pools.setdefault(pool.name if pool else None, []).append(i)
-    by_name = {p.name: p for p in plan.provider.pools}
-    for name, at in pools.items():
-        wanted = [i for i in at if str(rows[i]["claim_id"]) in targets]
-        if not wanted:
+        cid = str(c["claim_id"])
+        if cid not in targets:
             continue
-        if name is None:
-            out.update({str(rows[i]["claim_id"]): ProviderTrace(None) for i in wanted})
+        mine = events.get(cid, [])
+        if not any(isinstance(e, ClaimPoints) for e in mine):  # the oracle scored it in
+            out[cid] = ProviderTrace(None)                     # no pool
             continue
-        pool = by_name[name]
-        members = [rows[i] for i in at]
-        recorder = PointsRecorder({str(rows[i]["claim_id"]) for i in wanted})
-        claim_points(plan.provider, pool, members, record=recorder)
-        for i in wanted:
-            out.update(_provider_trace(plan, pool, grouped, i, members, recorder))
+        pool = plan.provider.pool(_first(mine, ClaimPoints).pool)
+        members = [with_group(pool, x) for x, p in zip(rows, pool_of) if p is pool]
+        out[cid] = _provider_trace(plan, pool, grouped, i, members, mine)
     return out
 
 
-def _provider_trace(plan: Plan, pool, grouped, i: int, members: list, recorder) -> dict:
-    """{claim_id: ProviderTrace} of row ``i`` of ``grouped`` from the points oracle's
-    events: its case class and the numbers that decided it, the adjustments that applied
+def _first(events: list, kind):
+    return next(e for e in events if isinstance(e, kind))
+
+
+def _provider_trace(plan: Plan, pool, grouped, i: int, members: list, events: list):
+    """The ProviderTrace of row ``i`` of ``grouped`` from the points oracle's ``events``
+    about it: its case class and the numbers that decided it, the adjustments that applied
     and its final points."""
     from .points.plan import describe_tests
-    from .points.reference import passes
+    from .points.reference import passes, with_group
     from .provider import grouper_output, status_column
-    c = grouped.slice(i, 1).to_pylist()[0]
-    cid = str(c["claim_id"])
-    case, final = recorder.first(cid, CaseClass), recorder.first(cid, ClaimPoints)
+    c = with_group(pool, grouped.slice(i, 1).to_pylist()[0])
+    case, final = _first(events, CaseClass), _first(events, ClaimPoints)
     column = next((src.column for src in pool.group_sources if passes(c, src.when)),
                   None) if pool.group_sources else pool.group_column
     grouper = next((g for g in plan.groupers if grouper_output(g) == column), None)
@@ -798,16 +800,16 @@ def _provider_trace(plan: Plan, pool, grouped, i: int, members: list, recorder) 
     t.grouping = _grouping_steps(plan, grouped, i, grouper) if grouper else []
     t.numbers = _case_numbers(case, pool, c)
     t.base_class, t.base_points = case.case_class, case.points
-    t.review = dict((str(k), v) for k, v in pool.review).get(cid)
-    if case.case_class != "ungrouped" and pool.readmission and t.review is None:
-        t.readmission = _next_stay(pool, c, members)  # review is final: none
+    t.review = final.points if final.case_class == "review" else None
+    if final.case_class == "readmit":
+        t.readmission = _next_stay(pool, c, members)
     when = {a.name: describe_tests(a.when) for a in pool.adjustments}
-    t.adjustments = [(e.name, e.factor, when[e.name]) for e in recorder.events[cid]
+    t.adjustments = [(e.name, e.factor, when[e.name]) for e in events
                      if isinstance(e, PointsAdjusted)]
     t.case_class, t.points = final.case_class, final.points
     t.notes = _settlement_notes(plan, pool, c)
     t.point_value = pool.point_value.describe()
-    return {cid: t}
+    return t
 
 
 # -- text ------------------------------------------------------------------------------------
@@ -929,7 +931,7 @@ def _class_lines(t: ProviderTrace) -> list:
                 "special review (not charged to the hospital)"]
     lines = [f"  base points B {_pts(n['B'])}, coefficient k {format_ratio(n['k'])} "
              f"({n['coefficient_by']} {n['coefficient_key']}), normal B × k "
-             f"= {_pts(half_up_points(n['B'], n['k']))}",
+             f"= {_pts(n['normal'])}",
              f"  cost ratio r = cost {M(n['cost'])} / average {M(n['avg_cost'])} = "
              f"{n['r_decimal']} ({n['r']}); high when r ≥ "
              f"{_ratio_num(n['t_high'])}, low when r ≤ {_ratio_num(n['t_low'])}"]
@@ -937,11 +939,6 @@ def _class_lines(t: ProviderTrace) -> list:
         lines.append("  incomplete stay: min(B, B × k × r)")
     lines.append(f"  → {t.base_class}: {_pts(t.base_points)} points")
     return lines
-
-
-def half_up_points(b: int, k: int) -> int:
-    """B × k half-up to 10^-4 point (the normal case's points)."""
-    return round_half_up(b * k, RATIO_SCALE)
 
 
 def _ratio_num(r) -> str:
