@@ -494,25 +494,36 @@ def key_mate_mask(plans, table: pa.Table, claim_ids) -> pa.ChunkedArray:
     return pc.is_in(ids, value_set=pc.unique(ids.filter(mine)).drop_null())
 
 
+BATCH_ROWS = 65_536  # rows of the other columns decoded at a time (a row group may hold
+# millions: its key-mates are taken from each batch as it is decoded, so memory stays bounded)
+
+
 def read_key_mates(plans, path, claim_id: str, columns=None) -> pa.Table:
     """The rows of the claims at ``path`` (a Parquet file or folder, or an Arrow IPC file)
     that explaining ``claim_id`` needs (``key_mates``), with only ``columns`` (None: all;
     ``explain_columns`` leaves out the diagnosis lists, most of a claim file's bytes), in the
-    file's column and row order. Empty when the claim id is not in the file.
+    file's column and row order. Empty when the claim id is not in the file. A file without a
+    column the policy reads (or ``claim_id``) is refused naming the file (``ClaimsError``),
+    before any row is read.
 
     Parquet is read in two steps, so the cost follows the file's ids, not its money: first
     the ``claim_id`` and key columns of every row (the closure needs every row's keys: ids
     and persons are spread over all row groups, so statistics skip nothing), then the other
-    columns of only the row groups that hold a key-mate, of which only those rows are kept.
-    A folder is read as ``yibao settle`` reads it (every ``*.parquet`` under it)."""
+    columns of only the row groups that hold a key-mate, decoded ``BATCH_ROWS`` at a time,
+    of which only the key-mates' rows are kept (and a row group is left as soon as its last
+    key-mate is read). A folder is read as ``yibao settle`` reads it (every ``*.parquet``
+    under it, in path order)."""
     if Path(path).suffix in (".arrow", ".ipc", ".feather"):
         import pyarrow.dataset as ds
         data = ds.dataset(str(path), format="ipc")
+        _check_columns(plans, data.schema, path)
         return key_mates(plans, data.to_table(columns=_wanted(plans, data.schema, columns)),
                          [claim_id])
     from .sources import Source, input_files
     files = input_files(path)
     sources = [Source(f) for f in files]  # a file that is not Parquet: InputError naming it
+    for s in sources:
+        _check_columns(plans, s.schema, s.path)
     wanted = _wanted(plans, sources[0].schema, columns)
     index_columns = ["claim_id", *accumulator_keys(plans, wanted)]
     parts = [_ParquetRows(s.path) for s in sources]
@@ -524,6 +535,19 @@ def read_key_mates(plans, path, claim_id: str, columns=None) -> pa.Table:
     part_of = {c: (picked if c in index_columns else rest) for c in wanted}
     return pa.Table.from_arrays([part_of[c].column(c) for c in wanted],
                                 schema=pa.schema([part_of[c].schema.field(c) for c in wanted]))
+
+
+def _check_columns(plans, schema: pa.Schema, path) -> None:
+    """Refuse a claims file that lacks a column (or has one of a wrong type) that a version
+    of the policy reads, naming the file: checked on the schema, before reading rows."""
+    from .arrow_io import ClaimsError, prepare
+    try:
+        if "claim_id" not in schema.names:
+            raise ClaimsError("the claims have no column 'claim_id', which names each claim")
+        for plan in plans:
+            prepare(plan, schema.empty_table())
+    except ClaimsError as exc:
+        raise ClaimsError(f"{path}: {exc}") from None
 
 
 def _wanted(plans, schema, columns) -> list:
@@ -559,18 +583,30 @@ class _ParquetRows:
 
     def rows(self, positions, columns) -> pa.Table:
         """The rows at ``positions`` (sorted, within this file) of ``columns``: only the row
-        groups holding one of them are decoded."""
+        groups holding one of them are decoded, ``BATCH_ROWS`` at a time, each up to its
+        last wanted row."""
         import bisect
         parts, i = [], 0
         while i < len(positions):
             group = bisect.bisect_right(self.starts, positions[i]) - 1
             end = bisect.bisect_left(positions, self.starts[group + 1], i)
-            chunk = self.file.read_row_group(group, columns=columns)
-            first = self.starts[group]
-            parts.append(chunk.take(pa.array([r - first for r in positions[i:end]],
-                                             pa.int64())))
+            parts += self._group_rows(group, positions[i:end], columns)
             i = end
         return _concat(parts) if parts else None
+
+    def _group_rows(self, group: int, positions: list, columns) -> list:
+        """Tables of the rows at ``positions`` (sorted, within row group ``group``)."""
+        import bisect
+        out, first, i = [], self.starts[group], 0
+        for batch in self.file.iter_batches(BATCH_ROWS, row_groups=[group], columns=columns):
+            end = bisect.bisect_left(positions, first + batch.num_rows, i)
+            if end > i:
+                at = pa.array([r - first for r in positions[i:end]], pa.int64())
+                out.append(pa.Table.from_batches([batch.take(at)]))
+            first, i = first + batch.num_rows, end
+            if i == len(positions):
+                break  # the rest of the row group holds no key-mate: not decoded
+        return out
 
 
 def _rows_of_files(parts: list, rows: list, columns) -> pa.Table:
