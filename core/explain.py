@@ -504,7 +504,8 @@ def read_key_mates(plans, path, claim_id: str, columns=None) -> pa.Table:
     ``explain_columns`` leaves out the diagnosis lists, most of a claim file's bytes), in the
     file's column and row order. Empty when the claim id is not in the file. A file without a
     column the policy reads (or ``claim_id``) is refused naming the file (``ClaimsError``),
-    before any row is read.
+    before any row is read; so are files of a folder whose columns differ, as ``settle``
+    refuses them.
 
     Parquet is read in two steps, so the cost follows the file's ids, not its money: first
     the ``claim_id`` and key columns of every row (the closure needs every row's keys: ids
@@ -519,11 +520,11 @@ def read_key_mates(plans, path, claim_id: str, columns=None) -> pa.Table:
         _check_columns(plans, data.schema, path)
         return key_mates(plans, data.to_table(columns=_wanted(plans, data.schema, columns)),
                          [claim_id])
-    from .sources import Source, input_files
+    from .sources import Source, input_files, open_sources
     files = input_files(path)
-    sources = [Source(f) for f in files]  # a file that is not Parquet: InputError naming it
-    for s in sources:
-        _check_columns(plans, s.schema, s.path)
+    for f in files:  # a file that is not Parquet: InputError naming it
+        _check_columns(plans, Source(f).schema, f)
+    sources = open_sources(plans, files)  # as settle: one schema over the files
     wanted = _wanted(plans, sources[0].schema, columns)
     index_columns = ["claim_id", *accumulator_keys(plans, wanted)]
     parts = [_ParquetRows(s.path) for s in sources]
@@ -538,12 +539,11 @@ def read_key_mates(plans, path, claim_id: str, columns=None) -> pa.Table:
 
 
 def _check_columns(plans, schema: pa.Schema, path) -> None:
-    """Refuse a claims file that lacks a column (or has one of a wrong type) that a version
-    of the policy reads, naming the file: checked on the schema, before reading rows."""
+    """Refuse a claims file that lacks a column (``claim_id`` or one a version of the policy
+    reads) or has one of a wrong type, naming the file: checked on the schema, before any
+    row is read."""
     from .arrow_io import ClaimsError, prepare
     try:
-        if "claim_id" not in schema.names:
-            raise ClaimsError("the claims have no column 'claim_id', which names each claim")
         for plan in plans:
             prepare(plan, schema.empty_table())
     except ClaimsError as exc:

@@ -67,3 +67,13 @@ def test_a_claim_id_given_twice_is_rejected_with_the_reason(claims, tmp_path, ca
         pq.write_table(twice, where)
     err = refused(capsys, str(where), "--claim-id", claim_id)
     assert f"claim {claim_id!r} was rejected (duplicate_claim_id" in err
+
+
+def test_files_of_different_columns_are_refused_as_settle_refuses_them(claims, tmp_path,
+                                                                       capsys):
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    pq.write_table(claims.slice(0, 100), folder / "a.parquet")
+    pq.write_table(claims.slice(100).drop_columns(["scheme"]), folder / "b.parquet")
+    err = refused(capsys, str(folder), "--claim-id", claims.column("claim_id")[0].as_py())
+    assert str(folder / "b.parquet") in err and "same columns" in err
