@@ -102,7 +102,7 @@ def test_one_big_row_group_is_decoded_a_batch_at_a_time_up_to_the_last_key_mate(
     """A file of one row group (as large exports are written: a million rows and more)
     is not decoded whole for the other columns: a batch at a time, and not past the last
     key-mate's row."""
-    import yibao.core.explain as explain
+    import yibao.core.key_mates as explain
     path = tmp_path / "c.parquet"
     pq.write_table(claims, path)  # one row group
     claim_id = busiest(claims)
@@ -148,6 +148,33 @@ def test_an_arrow_ipc_file_is_read_as_before(policy, claims, tmp_path):
     mates = read_key_mates(policy.versions, path, claim_id, explain_columns(policy.versions))
     assert (explain_claim(policy, mates, claim_id).to_dict()
             == explain_claim(policy, claims, claim_id).to_dict())
+
+
+def test_the_ids_read_ahead_are_used_and_not_read_again(policy, claims, tmp_path,
+                                                      monkeypatch):
+    """``ClaimIds`` reads claim_id and person_id while the policy compiles; read_key_mates
+    then decodes none of the file's rows in full."""
+    from yibao.core.key_mates import ClaimIds
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    pq.write_table(claims.slice(0, 1_000), folder / "a.parquet", row_group_size=GROUP)
+    pq.write_table(claims.slice(1_000), folder / "b.parquet", row_group_size=GROUP)
+    claim_id, columns = busiest(claims), explain_columns(policy.versions)
+    want = read_key_mates(policy.versions, folder, claim_id, columns)
+    ids = ClaimIds(folder)
+    assert set(ids.tables()) == {folder / "a.parquet", folder / "b.parquet"}
+    decoded = Decoded(monkeypatch)
+    got = read_key_mates(policy.versions, folder, claim_id, columns, ids=ids)
+    assert decoded.full_reads() == set() and decoded.groups()
+    assert got.equals(want)
+
+
+def test_ids_that_cannot_be_read_ahead_leave_the_refusal_to_the_reader(tmp_path):
+    from yibao.core.key_mates import ClaimIds
+    csv = tmp_path / "c.csv"
+    csv.write_text("claim_id,person_id\nA1,p1\n", encoding="utf-8")
+    assert ClaimIds(csv).tables() is None
+    assert ClaimIds(tmp_path / "nothing here").tables() is None
 
 
 def test_no_such_claim_reads_no_other_column(policy, claims, tmp_path, monkeypatch):
