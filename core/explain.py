@@ -17,8 +17,11 @@ construction, and with ``engine.settle`` wherever the conformance corpus does (e
 golden claim: tests/tools/test_explain.py). ``explain_claim(policy, claims, claim_id)``
 settles only the claim's key-mates (the rows sharing an accumulator key with it, transitively,
 and the rows sharing their claim ids: core/key_mates.py, which also reads only those from a
-claims file), so its cost follows that person's claims, not the batch's. Several versions: each claim is explained under the version in force on its
-discharge date, the accounts carried as settlement carries them.
+claims file), so its cost follows that person's claims, not the batch's. Several versions:
+each claim is explained under the version in force on its discharge date, the accounts
+carried as settlement carries them. A plan with a provider part: the settle run hands the
+recorder to the points oracle, so a claim's case class and points are heard in the same run
+(``Recorder.points``) and explain computes none of them.
 
 Empty batch: no explanations. A rejected claim is not explained; ``ExplainError`` says why
 (the oracle's reject reason).
@@ -185,7 +188,9 @@ class Recorder:
     ``targets`` (None: every claim) into ``ClaimExplanation``s, ``explained`` by claim id.
     For every claim it also keeps which claim added what to each account, so a step can name
     the earlier claims that formed its ``before`` (a refused claim's entries are undone).
-    Table rows a lookup matched are filed under the step that follows them."""
+    Table rows a lookup matched are filed under the step that follows them. The points
+    oracle's events of the same run (``CaseClass``, ``PointsAdjusted``, ``ClaimPoints``) are
+    kept in ``points`` by claim id, for the provider block."""
 
     def __init__(self, targets=None, registry=None):
         self.targets = targets
