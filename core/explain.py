@@ -16,9 +16,12 @@ The numbers are the oracle's own, so an explanation agrees with ``reference.sett
 construction, and with ``engine.settle`` wherever the conformance corpus does (every
 golden claim: tests/tools/test_explain.py). ``explain_claim(policy, claims, claim_id)``
 settles only the claim's key-mates (the rows sharing an accumulator key with it, transitively,
-and the rows sharing their claim ids), so its cost follows that person's claims, not the
-batch's. Several versions: each claim is explained under the version in force on its
-discharge date, the accounts carried as settlement carries them.
+and the rows sharing their claim ids: core/key_mates.py, which also reads only those from a
+claims file), so its cost follows that person's claims, not the batch's. Several versions:
+each claim is explained under the version in force on its discharge date, the accounts
+carried as settlement carries them. A plan with a provider part: the settle run hands the
+recorder to the points oracle, so a claim's case class and points are heard in the same run
+(``Recorder.points``) and explain computes none of them.
 
 Empty batch: no explanations. A rejected claim is not explained; ``ExplainError`` says why
 (the oracle's reject reason).
@@ -32,11 +35,7 @@ import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
 from typing import Optional
-
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from . import reference, trace
 from .trace import CaseClass, ClaimPoints, PointsAdjusted
@@ -45,8 +44,10 @@ from .describe import expr_text, format_date, format_money, format_ratio, format
 from .errors import YibaoError
 from .plan import PER_YEAR, RATIO_SCALE, Column, Paid, Plan, walk
 from .policy import Policy
-from .reference import ClaimEvaluator, _key_value, round_half_up
+from .reference import ClaimEvaluator, _key_value
 from .registry import default_registry
+from .key_mates import (ClaimIds, accumulator_keys, explain_columns,  # noqa: F401
+                        key_mate_mask, key_mates, read_key_mates)  # (explain's public names)
 
 
 class ExplainError(YibaoError, LookupError):
@@ -187,7 +188,9 @@ class Recorder:
     ``targets`` (None: every claim) into ``ClaimExplanation``s, ``explained`` by claim id.
     For every claim it also keeps which claim added what to each account, so a step can name
     the earlier claims that formed its ``before`` (a refused claim's entries are undone).
-    Table rows a lookup matched are filed under the step that follows them."""
+    Table rows a lookup matched are filed under the step that follows them. The points
+    oracle's events of the same run (``CaseClass``, ``PointsAdjusted``, ``ClaimPoints``) are
+    kept in ``points`` by claim id, for the provider block."""
 
     def __init__(self, targets=None, registry=None):
         self.targets = targets
@@ -200,6 +203,7 @@ class Recorder:
         self.row, self.plan, self.layer = None, None, None
         self.hits = []  # lookups not yet filed under a step
         self.open = {}  # account slot -> this layer's step whose use a write tells
+        self.points = defaultdict(list)  # claim_id -> the points oracle's events about it
         self._evaluators = {}
 
     def __call__(self, event) -> None:
@@ -246,6 +250,12 @@ class Recorder:
     def table_row(self, ev: trace.TableRow) -> None:
         if self.ex is not None:
             self.hits.append(ev)
+
+    def provider_step(self, ev) -> None:
+        """A points-oracle event (CaseClass, PointsAdjusted, ClaimPoints) of the same settle
+        run: kept for the claims asked about, for their provider block."""
+        if self.targets is None or ev.claim_id in self.targets:
+            self.points[ev.claim_id].append(ev)
 
     # -- layers
 
@@ -383,7 +393,8 @@ class Recorder:
         trace.LayerApplies: applies, trace.Base: base, trace.Deductible: deductible,
         trace.Ratio: ratio, trace.Bands: bands, trace.BandPiece: band_piece,
         trace.Limit: limit, trace.FullPay: full_pay, trace.Cap: cap,
-        trace.LayerPaid: layer_paid,
+        trace.LayerPaid: layer_paid, trace.CaseClass: provider_step,
+        trace.PointsAdjusted: provider_step, trace.ClaimPoints: provider_step,
     }
 
 
@@ -418,7 +429,7 @@ def _explain(policy, claims, registry, claim_ids, drg, drg_tables) -> tuple:
     for plan_name in {ex.policy for ex in out.values()}:
         wanted = {cid for cid, ex in out.items() if ex.policy == plan_name}
         for cid, t in explain_provider(by_plan[plan_name], claims, accepted, wanted,
-                                       registry.groupers).items():
+                                       recorder.points, registry.groupers).items():
             out[cid].provider = t
     return out, settled
 
@@ -445,160 +456,6 @@ def explain_claim(policy, claims, claim_id: str, registry=None, drg: bool = Fals
                 if r["claim_id"] == claim_id), None)
     raise ExplainError(f"claim {claim_id!r} " + (f"was rejected ({why})" if why else
                                                  "is not in the batch"))
-
-
-# -- reading only what one claim needs -------------------------------------------------------
-
-
-def key_mates(plans, table: pa.Table, claim_ids) -> pa.Table:
-    """The rows of ``table`` that settling ``claim_ids`` depends on: every row sharing an
-    accumulator key value (person, family …, under any of ``plans``) with them, transitively,
-    and every row sharing a claim id with those (a duplicate id rejects every copy). Results
-    never depend on row order, so settling these rows settles the claims exactly as settling
-    the whole table does. Empty when no claim id is in the table."""
-    return table.filter(key_mate_mask(plans, table, claim_ids))
-
-
-def accumulator_keys(plans, names) -> list:
-    """The key columns (person first, then the plans' accumulator keys) among ``names``."""
-    return [c for c in dict.fromkeys(["person_id"] + [k.column for p in plans
-                                                      for k in p.keys()])
-            if c in names]
-
-
-def key_mate_mask(plans, table: pa.Table, claim_ids) -> pa.ChunkedArray:
-    """True at the rows of ``table`` that ``key_mates`` keeps. ``table`` needs only the
-    ``claim_id`` column and the key columns. Each round of the closure is one ``is_in`` pass
-    per key column against the few keys found so far (a small hash set: far cheaper than
-    hashing or dictionary-encoding every row's key)."""
-    keys = accumulator_keys(plans, table.column_names)
-    ids = table.column("claim_id").cast(pa.string())
-    asked = pc.is_in(ids, value_set=pa.array(sorted(claim_ids), pa.string()))
-    mine, found = asked, None
-    while True:  # grow to the key-mates' closure: a few rounds at most
-        now = [pc.unique(table.column(c).filter(mine)).drop_null() for c in keys]
-        if found is not None and all(len(a) == len(b) for a, b in zip(now, found)):
-            break  # no new key value (the sets only grow): mine is closed
-        found, grown = now, asked
-        for c, values in zip(keys, found):
-            grown = pc.or_(grown, pc.is_in(table.column(c), value_set=values).fill_null(False))
-        mine = grown
-    return pc.is_in(ids, value_set=pc.unique(ids.filter(mine)).drop_null())
-
-
-def read_key_mates(plans, path, claim_id: str, columns=None) -> pa.Table:
-    """The rows of the claims at ``path`` (a Parquet file or folder, or an Arrow IPC file)
-    that explaining ``claim_id`` needs (``key_mates``), with only ``columns`` (None: all;
-    ``explain_columns`` leaves out the diagnosis lists, most of a claim file's bytes), in the
-    file's column and row order. Empty when the claim id is not in the file.
-
-    Parquet is read in two steps, so the cost follows the file's ids, not its money: first
-    the ``claim_id`` and key columns of every row (the closure needs every row's keys: ids
-    and persons are spread over all row groups, so statistics skip nothing), then the other
-    columns of only the row groups that hold a key-mate, of which only those rows are kept.
-    A folder is read as ``yibao settle`` reads it (every ``*.parquet`` under it)."""
-    if Path(path).suffix in (".arrow", ".ipc", ".feather"):
-        import pyarrow.dataset as ds
-        data = ds.dataset(str(path), format="ipc")
-        return key_mates(plans, data.to_table(columns=_wanted(plans, data.schema, columns)),
-                         [claim_id])
-    from .sources import Source, input_files
-    files = input_files(path)
-    sources = [Source(f) for f in files]  # a file that is not Parquet: InputError naming it
-    wanted = _wanted(plans, sources[0].schema, columns)
-    index_columns = ["claim_id", *accumulator_keys(plans, wanted)]
-    parts = [_ParquetRows(s.path) for s in sources]
-    index = _concat([part.read(index_columns) for part in parts])
-    rows = pc.indices_nonzero(key_mate_mask(plans, index, [claim_id]))
-    payload = [c for c in wanted if c not in index_columns]
-    rest = _rows_of_files(parts, rows.to_pylist(), payload) if payload else None
-    picked = index.take(rows)
-    part_of = {c: (picked if c in index_columns else rest) for c in wanted}
-    return pa.Table.from_arrays([part_of[c].column(c) for c in wanted],
-                                schema=pa.schema([part_of[c].schema.field(c) for c in wanted]))
-
-
-def _wanted(plans, schema, columns) -> list:
-    """The columns to read, in the file's order: ``columns`` (None: all) plus the ids and
-    keys the closure needs."""
-    if columns is None:
-        return list(schema.names)
-    keep = set(columns) | set(accumulator_keys(plans, schema.names)) | {"claim_id"}
-    return [c for c in schema.names if c in keep]
-
-
-def _concat(tables: list) -> pa.Table:
-    return tables[0] if len(tables) == 1 else pa.concat_tables(tables,
-                                                               promote_options="default")
-
-
-class _ParquetRows:
-    """One Parquet file read by columns, or by the row groups holding some rows."""
-
-    def __init__(self, path):
-        import pyarrow.parquet as pq
-        # memory-mapped: the pages are decoded from the page cache without first being
-        # copied into read buffers (measured: the first read's system time 0.35 s → 0.03 s
-        # for the ids and keys of 2M claims)
-        self.file = pq.ParquetFile(str(path), memory_map=True)
-        meta = self.file.metadata
-        self.starts = [0]  # the first row of each row group, then the file's row count
-        for i in range(meta.num_row_groups):
-            self.starts.append(self.starts[-1] + meta.row_group(i).num_rows)
-
-    def read(self, columns) -> pa.Table:
-        return self.file.read(columns=columns)
-
-    def rows(self, positions, columns) -> pa.Table:
-        """The rows at ``positions`` (sorted, within this file) of ``columns``: only the row
-        groups holding one of them are decoded."""
-        import bisect
-        parts, i = [], 0
-        while i < len(positions):
-            group = bisect.bisect_right(self.starts, positions[i]) - 1
-            end = bisect.bisect_left(positions, self.starts[group + 1], i)
-            chunk = self.file.read_row_group(group, columns=columns)
-            first = self.starts[group]
-            parts.append(chunk.take(pa.array([r - first for r in positions[i:end]],
-                                             pa.int64())))
-            i = end
-        return _concat(parts) if parts else None
-
-
-def _rows_of_files(parts: list, rows: list, columns) -> pa.Table:
-    """``columns`` of the rows at ``rows`` (sorted positions in the files read one after
-    another); the files' empty table of ``columns`` when ``rows`` is empty."""
-    import bisect
-    out, first = [], 0
-    for part in parts:
-        last = first + part.starts[-1]
-        lo, hi = bisect.bisect_left(rows, first), bisect.bisect_left(rows, last)
-        if hi > lo:
-            out.append(part.rows([r - first for r in rows[lo:hi]], columns))
-        first = last
-    if not out:
-        return parts[0].file.schema_arrow.empty_table().select(columns)
-    return _concat(out)
-
-
-def explain_columns(plans, registry=None, drg: bool = False):
-    """The claim columns an explanation under ``plans`` reads (None: every column, when the
-    DRG path or a plugin validator or stage that does not declare its columns may read any):
-    ids, keys, the plans' columns, their provider part's and the plugins' declared ones.
-    Leaving out the diagnosis lists the benefits never read is most of the saving of reading
-    one person's claims."""
-    registry = registry or default_registry()
-    declared = [p.claim_columns for p in (*registry.validators, *registry.stages)]
-    if drg or None in declared:
-        return None
-    out = {"claim_id", "person_id", "discharge_date", *(c for cs in declared for c in cs)}
-    for plan in plans:
-        out.update(c.name for c in plan.columns)
-        out.update(k.column for k in plan.keys())
-        if plan.provider is not None or plan.groupers:
-            from .provider import needed_columns  # imported only when there is a provider part
-            out.update(needed_columns(plan))
-    return sorted(out)
 
 
 # -- provider payment: pool, group, case class and points (the points oracle) ---------------
@@ -698,7 +555,8 @@ def _case_numbers(event, pool, c: dict) -> dict:
     if n["kind"] != "points":
         return dict(n)
     r = n["r"]
-    out = {"kind": "points", "B": n["B"], "k": n["k"], "coefficient_by": pool.coefficient_by,
+    out = {"kind": "points", "B": n["B"], "k": n["k"], "normal": n["normal"],
+           "coefficient_by": pool.coefficient_by,
            "coefficient_key": c.get(pool.coefficient_by), "cost": n["cost"],
            "avg_cost": n["avg_cost"], "r": f"{r.numerator}/{r.denominator}",
            "r_decimal": f"{float(r):.4f}", "t_high": n["t_high"], "t_low": n["t_low"]}
@@ -713,83 +571,76 @@ def _case_numbers(event, pool, c: dict) -> dict:
     return out
 
 
-class PointsRecorder:
-    """Keeps what the points oracle reports about the claims asked about (``trace``
-    events by claim id); the provider block of an explanation is built from these."""
-
-    def __init__(self, targets: set):
-        self.targets, self.events = targets, {}
-
-    def __call__(self, event) -> None:
-        if event.claim_id in self.targets:
-            self.events.setdefault(event.claim_id, []).append(event)
-
-    def first(self, claim_id: str, kind):
-        return next(e for e in self.events[claim_id] if isinstance(e, kind))
+def _pool_of(plan: Plan, c: dict):
+    """The claim's pool: the first whose applies hold (None: in no pool)."""
+    from .points.reference import passes
+    return next((p for p in plan.provider.pools if passes(c, p.applies)), None)
 
 
 def _next_stay(pool, c: dict, members: list) -> Optional[dict]:
-    """The stay that makes ``c`` an earlier stay: of those admitted 0..N days after its
-    discharge (same person and group, any hospital), the first admitted (then claim_id)."""
-    from .points.reference import day, is_readmitted
-    if not is_readmitted(pool, c, members):
-        return None
+    """The stay that made the readmitted ``c`` an earlier stay (the oracle decided that it
+    is one): of the pool's stays admitted 0..N days after its discharge (same person and
+    group, any hospital), the first admitted (then claim_id)."""
+    from .points.reference import day
     r = pool.readmission
     gap = lambda x: day(x[r.admit_column]) - day(c[r.discharge_column])
-    later = [x for x in members if x is not c
+    later = [x for x in members if str(x["claim_id"]) != str(c["claim_id"])
              and None not in (x.get(r.admit_column), x.get(r.person_column),
                               x.get(pool.group_column))
              and str(x[r.person_column]) == str(c[r.person_column])
              and str(x[pool.group_column]) == str(c[pool.group_column])
              and 0 <= gap(x) <= r.days]
+    if not later:
+        return None
     nxt = min(later, key=lambda x: (day(x[r.admit_column]), str(x["claim_id"])))
     return {"claim_id": str(nxt["claim_id"]), "within_days": r.days, "share": r.share,
             "gap_days": gap(nxt)}
 
 
-def explain_provider(plan: Plan, raw, accepted: set, targets: set, groupers=None) -> dict:
-    """claim_id -> ProviderTrace for ``targets`` (accepted claims of ``raw``): pool (first
-    whose applies hold), group and grouping path, case class with its numbers, adjustments
-    and points, all from the oracles. Empty when the plan has no provider part."""
-    from .points.reference import claim_points, passes
+def explain_provider(plan: Plan, raw, accepted: set, targets: set, events: dict,
+                     groupers=None) -> dict:
+    """claim_id -> ProviderTrace for ``targets`` (accepted claims of ``raw``): pool, group
+    and grouping path, case class with its numbers, adjustments and points. The class, the
+    numbers behind it and the points are the points oracle's events of the settle run that
+    settled the claims (``events``: claim_id -> [CaseClass, PointsAdjusted…, ClaimPoints],
+    ``Recorder.points``); the claims are grouped again by the grouping oracles only to show
+    the path that gave the group. Empty when the plan has no provider part."""
+    from .points.reference import with_group
     from .provider import group_claims_reference
     if plan.provider is None or not targets:
         return {}
     grouped = group_claims_reference(plan, _provider_rows(plan, raw, accepted, targets),
                                      groupers)
     rows = grouped.to_pylist()
+    pool_of = [_pool_of(plan, c) for c in rows]
     out = {}
-    pools = {}
     for i, c in enumerate(rows):
-        pool = next((p for p in plan.provider.pools if passes(c, p.applies)), None)
-        pools.setdefault(pool.name if pool else None, []).append(i)
-    by_name = {p.name: p for p in plan.provider.pools}
-    for name, at in pools.items():
-        wanted = [i for i in at if str(rows[i]["claim_id"]) in targets]
-        if not wanted:
+        cid = str(c["claim_id"])
+        if cid not in targets:
             continue
-        if name is None:
-            out.update({str(rows[i]["claim_id"]): ProviderTrace(None) for i in wanted})
+        mine = events.get(cid, [])
+        if not any(isinstance(e, ClaimPoints) for e in mine):  # the oracle scored it in
+            out[cid] = ProviderTrace(None)                     # no pool
             continue
-        pool = by_name[name]
-        members = [rows[i] for i in at]
-        recorder = PointsRecorder({str(rows[i]["claim_id"]) for i in wanted})
-        claim_points(plan.provider, pool, members, record=recorder)
-        for i in wanted:
-            out.update(_provider_trace(plan, pool, grouped, i, members, recorder))
+        pool = plan.provider.pool(_first(mine, ClaimPoints).pool)
+        members = [with_group(pool, x) for x, p in zip(rows, pool_of) if p is pool]
+        out[cid] = _provider_trace(plan, pool, grouped, i, members, mine)
     return out
 
 
-def _provider_trace(plan: Plan, pool, grouped, i: int, members: list, recorder) -> dict:
-    """{claim_id: ProviderTrace} of row ``i`` of ``grouped`` from the points oracle's
-    events: its case class and the numbers that decided it, the adjustments that applied
+def _first(events: list, kind):
+    return next(e for e in events if isinstance(e, kind))
+
+
+def _provider_trace(plan: Plan, pool, grouped, i: int, members: list, events: list):
+    """The ProviderTrace of row ``i`` of ``grouped`` from the points oracle's ``events``
+    about it: its case class and the numbers that decided it, the adjustments that applied
     and its final points."""
     from .points.plan import describe_tests
-    from .points.reference import passes
+    from .points.reference import passes, with_group
     from .provider import grouper_output, status_column
-    c = grouped.slice(i, 1).to_pylist()[0]
-    cid = str(c["claim_id"])
-    case, final = recorder.first(cid, CaseClass), recorder.first(cid, ClaimPoints)
+    c = with_group(pool, grouped.slice(i, 1).to_pylist()[0])
+    case, final = _first(events, CaseClass), _first(events, ClaimPoints)
     column = next((src.column for src in pool.group_sources if passes(c, src.when)),
                   None) if pool.group_sources else pool.group_column
     grouper = next((g for g in plan.groupers if grouper_output(g) == column), None)
@@ -798,16 +649,16 @@ def _provider_trace(plan: Plan, pool, grouped, i: int, members: list, recorder) 
     t.grouping = _grouping_steps(plan, grouped, i, grouper) if grouper else []
     t.numbers = _case_numbers(case, pool, c)
     t.base_class, t.base_points = case.case_class, case.points
-    t.review = dict((str(k), v) for k, v in pool.review).get(cid)
-    if case.case_class != "ungrouped" and pool.readmission and t.review is None:
-        t.readmission = _next_stay(pool, c, members)  # review is final: none
+    t.review = final.points if final.case_class == "review" else None
+    if final.case_class == "readmit":
+        t.readmission = _next_stay(pool, c, members)
     when = {a.name: describe_tests(a.when) for a in pool.adjustments}
-    t.adjustments = [(e.name, e.factor, when[e.name]) for e in recorder.events[cid]
+    t.adjustments = [(e.name, e.factor, when[e.name]) for e in events
                      if isinstance(e, PointsAdjusted)]
     t.case_class, t.points = final.case_class, final.points
     t.notes = _settlement_notes(plan, pool, c)
     t.point_value = pool.point_value.describe()
-    return {cid: t}
+    return t
 
 
 # -- text ------------------------------------------------------------------------------------
@@ -929,7 +780,7 @@ def _class_lines(t: ProviderTrace) -> list:
                 "special review (not charged to the hospital)"]
     lines = [f"  base points B {_pts(n['B'])}, coefficient k {format_ratio(n['k'])} "
              f"({n['coefficient_by']} {n['coefficient_key']}), normal B × k "
-             f"= {_pts(half_up_points(n['B'], n['k']))}",
+             f"= {_pts(n['normal'])}",
              f"  cost ratio r = cost {M(n['cost'])} / average {M(n['avg_cost'])} = "
              f"{n['r_decimal']} ({n['r']}); high when r ≥ "
              f"{_ratio_num(n['t_high'])}, low when r ≤ {_ratio_num(n['t_low'])}"]
@@ -937,11 +788,6 @@ def _class_lines(t: ProviderTrace) -> list:
         lines.append("  incomplete stay: min(B, B × k × r)")
     lines.append(f"  → {t.base_class}: {_pts(t.base_points)} points")
     return lines
-
-
-def half_up_points(b: int, k: int) -> int:
-    """B × k half-up to 10^-4 point (the normal case's points)."""
-    return round_half_up(b * k, RATIO_SCALE)
 
 
 def _ratio_num(r) -> str:

@@ -43,6 +43,7 @@ from .points import compute as points_compute
 from .points import reference as points_reference
 from .points import settle as points_settle
 from .points.plan import Pool, PointsPlan, Test
+from .trace import ignore
 
 PATIENT_PAID = "psn_part_amt"  # 个人负担 in the national settlement list
 
@@ -307,10 +308,13 @@ def _grouper_column(plan: Plan, pool: Pool, grouped: pa.Table, suffix: str):
     return pa.nulls(grouped.num_rows, pa.string())
 
 
-def _score_pool(plan: Plan, pool: Pool, members: pa.Table, reference: bool) -> tuple:
-    """(case_class, points) Arrow arrays for the members, in members' order."""
+def _score_pool(plan: Plan, pool: Pool, members: pa.Table, reference: bool,
+                record=ignore) -> tuple:
+    """(case_class, points) Arrow arrays for the members, in members' order. ``record``
+    hears the points oracle's steps (``reference`` only: core/trace.py)."""
     if reference:
-        rows = points_reference.claim_points(plan.provider, pool, members.to_pylist())
+        rows = points_reference.claim_points(plan.provider, pool, members.to_pylist(),
+                                             record=record)
         return (pa.array([r["case_class"] for r in rows], pa.string()),
                 pa.array([r["points"] for r in rows], pa.int64()))
     _, _, code, points, _ = points_compute.score(plan.provider, pool, members)
@@ -319,12 +323,13 @@ def _score_pool(plan: Plan, pool: Pool, members: pa.Table, reference: bool) -> t
 
 def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
                   grouped: pa.Table | None = None, groupers=None,
-                  order: np.ndarray | None = None) -> pa.Table:
+                  order: np.ndarray | None = None, record=ignore) -> pa.Table:
     """Per-claim provider columns (``CLAIM_SCHEMA``), one row per input claim, input order:
     each pool's columns are computed over its members, then scattered to the members' rows
     by one ``take`` per column (a row in no pool: nulls). ``groupers``: the run's
     ``Registry.groupers``. ``order``: row k of the result is input claim ``order[k]``
-    instead (the scatter and the reordering are one ``take``)."""
+    instead (the scatter and the reordering are one ``take``). ``record``: the reference
+    settle's recorder, handed to the points oracle (``yibao explain`` hears it there)."""
     n = claims.num_rows
     if plan.provider is None:
         return CLAIM_SCHEMA.empty_table() if n == 0 else pa.table(
@@ -341,7 +346,7 @@ def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
         if not len(at):
             continue
         members = scoring if len(at) == n else scoring.take(pa.array(at))  # all: in order
-        classes, points = _score_pool(plan, pool, members, reference)
+        classes, points = _score_pool(plan, pool, members, reference, record)
         rows.append(at)
         pieces["pool"].append(pa.repeat(pa.scalar(pool.name, pa.string()), len(at)))
         pieces["group"].append(members.column(pool.group_column))
@@ -398,13 +403,14 @@ def _flat(column) -> pa.Array:
 
 
 def append_claim_columns(plan: Plan, results: pa.Table, claims_in_order: pa.Table,
-                         reference: bool = False, groupers=None) -> pa.Table:
+                         reference: bool = False, groupers=None, record=ignore) -> pa.Table:
     """``results`` (one row per claim of ``claims_in_order``, same order) plus the provider
     columns; unchanged when the plan has no provider part. ``groupers``: the run's
-    ``Registry.groupers`` (a policy's ``grouper … { by NAME }``)."""
+    ``Registry.groupers`` (a policy's ``grouper … { by NAME }``). ``record``: see
+    ``claim_columns``."""
     if plan.provider is None and not plan.groupers:
         return results
-    extra = claim_columns(plan, claims_in_order, reference, groupers=groupers)
+    extra = claim_columns(plan, claims_in_order, reference, groupers=groupers, record=record)
     for name, typ in CLAIM_FIELDS:
         results = results.append_column(pa.field(name, typ), extra.column(name))
     return results

@@ -438,7 +438,7 @@ def _settle_plan(plan: Plan, claims, registry, context=None, record=ignore) -> B
         results = append_claim_columns(
             plan, results, with_fen_total(raw.take(pa.array(order, pa.int64())),
                                           total[np.asarray(order, np.int64)]), reference=True,
-            groupers=registry.groupers)
+            groupers=registry.groupers, record=record)
     return BatchResult(results, rejects_table(prep.rejects), input_rows)
 
 
@@ -481,7 +481,33 @@ def _settle_versions(plans, claims, registry, context=None, record=ignore) -> Ba
         pieces.append(_with_identity_by_id(pa.table(data, schema=schema), claims))
     results = concat_results(pieces, plans, claims.schema)
     check_invariants(plans[0], results)  # reads claim_id and self_pay only
+    if any(p.provider is not None or p.groupers for p in plans):
+        results = _provider_by_version(plans, todo, results, claims, registry, record)
     return BatchResult(results, sorted_rejects(rejects), claims.num_rows)
+
+
+def _provider_by_version(plans, todo, results: pa.Table, claims: pa.Table, registry,
+                         record=ignore) -> pa.Table:
+    """``results`` (row k: the claim of ``todo[k]``) with the provider columns, each
+    version's claims grouped and scored under its own plan, as the engine does; ``record``
+    hears the points oracle. A version without a provider part leaves its rows null."""
+    from .provider import append_claim_columns  # the grouping and points oracles
+    row_of = {c: i for i, c in enumerate(claims.column("claim_id").to_pylist())}
+    pieces, at = [], []
+    for plan in plans:
+        mine = [k for k, t in enumerate(todo) if t[0] is plan]
+        if not mine:
+            continue
+        rows = [todo[k][2] for k in mine]
+        raw = claims.take(pa.array([row_of[r["claim_id"]] for r in rows], pa.int64()))
+        pieces.append(append_claim_columns(
+            plan, results.take(pa.array(mine, pa.int64())),
+            with_fen_total(raw, [r["total"] for r in rows]), reference=True,
+            groupers=registry.groupers, record=record))
+        at += mine
+    back = np.empty(len(at), np.int64)
+    back[np.asarray(at, np.int64)] = np.arange(len(at), dtype=np.int64)
+    return pa.concat_tables(pieces, promote_options="default").take(pa.array(back))
 
 
 def _with_identity_by_id(results: pa.Table, claims: pa.Table) -> pa.Table:

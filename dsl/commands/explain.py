@@ -28,6 +28,15 @@ def _version_for(plans, claims, claim_id):
 
 
 def run(args) -> int:
+    from yibao.core.key_mates import ClaimIds
+    ids = ClaimIds(args.claims)  # read in a thread while the policy compiles
+    try:
+        return _explain(args, ids)
+    finally:
+        ids.tables()  # never leave the reading thread behind at exit
+
+
+def _explain(args, ids) -> int:
     from yibao.core.explain import (explain_claim, explain_columns, format_explanation,
                                     read_key_mates)
     from ._common import registry
@@ -38,11 +47,12 @@ def run(args) -> int:
         return 2
     plans = policy.versions
     # A claim that is not there or was rejected (ExplainError), a file that is not Parquet
-    # (InputError): one line `yibao explain: error: …` and exit 2, from cli.main.
-    # Only the claim's person/family rows (and rows sharing their ids) are read: exact, and
-    # the cost follows that person's claims and the file's ids, not the file's money.
+    # or lacks a column (InputError, ClaimsError): one line `yibao explain: error: …` and
+    # exit 2, from cli.main. Only the claim's person/family rows (and rows sharing their
+    # ids) are read: exact, and the cost follows that person's claims and the file's ids,
+    # not the file's money.
     claims = read_key_mates(plans, args.claims, args.claim_id,
-                            explain_columns(plans, reg, args.drg))
+                            explain_columns(plans, reg, args.drg), ids=ids)
     plan = _version_for(plans, claims, args.claim_id)
     # A plan with groupers shows the grouping path in its provider block (with the plan's
     # own tables, MDC order and splits); --drg adds the national grouper's path for plans
@@ -50,8 +60,10 @@ def run(args) -> int:
     drg = args.drg and not plan.groupers
     # the whole policy: each key-mate is settled under its own version, as `settle` does
     ex = explain_claim(policy, claims, args.claim_id, reg, drg=drg)
-    from yibao.core.supervision.explain import explain_flags  # why it was flagged
-    flag_text, flag_rows = explain_flags(plan, args.claims, args.claim_id, reg)
+    flag_text, flag_rows = [], []
+    if getattr(plan, "supervision", None) is not None:  # why it was flagged: the flags
+        from yibao.core.supervision.explain import explain_flags  # compare it with the
+        flag_text, flag_rows = explain_flags(plan, args.claims, args.claim_id, reg)  # batch
     if args.json:
         extra = {"supervision": flag_rows} if flag_rows else {}
         print(json.dumps({**ex.to_dict(), **extra}, ensure_ascii=False, indent=1))
