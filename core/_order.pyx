@@ -2,25 +2,23 @@
 """The settlement order sorted in C, nogil: row indices by (lead, day, claim id).
 
 ``lead`` (a run's bucket, or none) and the discharge day are packed into one integer, the
-*group*: ``(lead - min lead) * day span + (day - first day)``. Rows are put in group order by
-an LSD radix sort on 16-bit digits of the group (stable, so rows of one group stay in row
-order; a digit every row shares costs no pass). A group holds the claims of one day (of one
-bucket): a few thousand in date order, one or two in a run's bucket order. Each group is then
-sorted by claim id: first by an integer key made of 8 bytes of the id (after ``skip`` bytes
-every id shares, big-endian, zero-padded: integer order is byte order where the keys differ),
-and where two keys are equal by the ids' bytes themselves, then by row. So the order is exact
+*group*: ``(lead - min lead) * day span + (day - first day)`` (core/lower.py). Rows are put in
+group order by an LSD radix sort of the group (stable, so rows of one group stay in row order;
+as few passes as 16-bit digits allow, each as narrow as possible so its counts stay in cache;
+a digit every row shares costs no pass). A group holds the claims of one day (of one bucket):
+a few thousand in date order, one or two in a run's bucket order. Each group is then sorted by
+claim id: first by an integer key made of 8 bytes of the id (after ``skip`` bytes every id
+shares, big-endian, zero-padded: integer order is byte order where the keys differ) — by
+insertion for a few rows, else by a radix sort of the keys, 8 bits a pass, in cache — and
+where two keys are equal by the ids' bytes themselves, then by row. So the order is exact
 byte order of the ids whatever they share, and equal ids (never among accepted claims) keep
-their row order, as Arrow's stable sort would.
+their row order, as Arrow's stable sort would. Worst case O(n log n): ids equal on the 8 key
+bytes go to a merge sort.
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memcmp
 
 import numpy as np
-
-cdef extern from "Python.h":
-    void* PyMem_RawMalloc(size_t n) nogil
-    void PyMem_RawFree(void* p) nogil
-
 
 cdef struct Entry:
     uint64_t key  # 8 bytes of the claim id after the common lead, big-endian
@@ -30,6 +28,7 @@ cdef struct Entry:
 cdef struct Ids:
     const int32_t* offsets  # Arrow string offsets of the claim ids (n + 1)
     const uint8_t* data
+    const uint64_t* keys  # id_key of each row, computed in row order (memory order)
 
 
 cdef enum:
@@ -118,105 +117,129 @@ cdef void merge_sort(Ids ids, Entry* run, Entry* tmp, int64_t n) noexcept nogil:
             run[i] = src[i]
 
 
-cdef int64_t* radix_by_group(uint64_t* group, uint64_t* group_tmp, int64_t* rows,
-                             int64_t* rows_tmp, int64_t n, int digits) noexcept nogil:
-    """Stable LSD radix sort of ``rows`` (each with its ``group``) by group, 16 bits a pass.
-    Returns the buffer (``rows`` or ``rows_tmp``) holding the sorted rows, the matching
-    group buffer swapped alike; NULL if there is no memory for the counts."""
-    cdef int64_t* count = <int64_t*>PyMem_RawMalloc(65536 * sizeof(int64_t))
-    cdef int64_t i, total, c, at
-    cdef int d, shift
-    cdef uint64_t digit
-    cdef uint64_t* gswap
-    cdef int64_t* rswap
-    if count == NULL:
-        return NULL
-    for d in range(digits):
-        shift = 16 * d
-        for i in range(65536):
-            count[i] = 0
-        for i in range(n):
-            count[(group[i] >> shift) & 0xFFFF] += 1
-        if count[(group[0] >> shift) & 0xFFFF] == n:
-            continue  # every row has this digit: the pass would move nothing
-        total = 0
-        for i in range(65536):
-            c = count[i]
-            count[i] = total
-            total += c
-        for i in range(n):
-            digit = (group[i] >> shift) & 0xFFFF
-            at = count[digit]
-            count[digit] = at + 1
-            group_tmp[at] = group[i]
-            rows_tmp[at] = rows[i]
-        gswap = group
-        group = group_tmp
-        group_tmp = gswap
-        rswap = rows
-        rows = rows_tmp
-        rows_tmp = rswap
-    PyMem_RawFree(count)
-    return rows
+cdef bint radix_pass(Entry* src, Entry* dst, int64_t n, int shift, int64_t mask,
+                     int64_t* count) noexcept nogil:
+    """One stable counting pass of ``src`` into ``dst`` by bits ``shift``… of the keys
+    (``mask`` + 1 counts); False, moving nothing, if every entry has the same digit."""
+    cdef int64_t i, total = 0, c, at, digit
+    for i in range(mask + 1):
+        count[i] = 0
+    for i in range(n):
+        count[(src[i].key >> shift) & mask] += 1
+    if count[(src[0].key >> shift) & mask] == n:
+        return False
+    for i in range(mask + 1):
+        c = count[i]
+        count[i] = total
+        total += c
+    for i in range(n):
+        digit = (src[i].key >> shift) & mask
+        at = count[digit]
+        count[digit] = at + 1
+        dst[at] = src[i]
+    return True
 
 
-cdef void sort_groups_by_id(Ids ids, const uint64_t* group, int64_t* rows, int64_t n,
-                            int64_t skip, Entry* run, Entry* tmp) noexcept nogil:
-    """Within each run of equal ``group`` (rows already in group order), sort ``rows`` by
-    claim id. A run of one row (most of them in a run's bucket order) reads no id."""
-    cdef int64_t lo = 0, hi, k, i
-    while lo < n:
+cdef bint radix_sort(Entry* a, Entry* tmp, int64_t n, int bits, int width,
+                     int64_t* count) noexcept nogil:
+    """Stable LSD radix sort of ``a`` by the low ``bits`` of the keys, ``width`` bits a pass
+    (``count`` holds 2**width). The sorted entries end in ``a`` (True) or in ``tmp`` (False)."""
+    cdef int shift = 0
+    cdef bint in_a = True
+    cdef int64_t mask = (<int64_t>1 << width) - 1
+    while shift < bits:
+        if in_a:
+            if radix_pass(a, tmp, n, shift, mask, count):
+                in_a = False
+        elif radix_pass(tmp, a, n, shift, mask, count):
+            in_a = True
+        shift += width
+    return in_a
+
+
+cdef void sort_run_by_id(Ids ids, Entry* run, Entry* tmp, int64_t k, int64_t skip,
+                         int64_t* count) noexcept nogil:
+    """Sort one group's entries by claim id (their keys are set here): by insertion when
+    few, else a radix sort on the 8-byte keys, then each run of equal keys by the bytes."""
+    cdef int64_t i, lo, hi
+    for i in range(k):
+        run[i].key = ids.keys[run[i].row]
+    if k <= SMALL:
+        insertion_sort(ids, run, k)
+        return
+    if not radix_sort(run, tmp, k, 64, 8, count):
+        for i in range(k):
+            run[i] = tmp[i]
+    lo = 0
+    while lo < k:
         hi = lo + 1
-        while hi < n and group[hi] == group[lo]:
+        while hi < k and run[hi].key == run[lo].key:
             hi += 1
-        k = hi - lo
-        if k > 1:
-            for i in range(k):
-                run[i].row = rows[lo + i]
-                run[i].key = id_key(ids, run[i].row, skip)
-            if k <= SMALL:
-                insertion_sort(ids, run, k)
-            else:
-                merge_sort(ids, run, tmp, k)
-            for i in range(k):
-                rows[lo + i] = run[i].row
+        if hi - lo > SMALL:
+            merge_sort(ids, run + lo, tmp, hi - lo)
+        elif hi - lo > 1:
+            insertion_sort(ids, run + lo, hi - lo)
         lo = hi
 
 
-def sort_rows(offsets, data, int64_t skip, group, int digits):
+cdef void sort_groups_by_id(Ids ids, Entry* a, Entry* tmp, int64_t n, int64_t skip,
+                            int64_t* count) noexcept nogil:
+    """``a`` in group order (the keys are the groups): sort each group's rows by claim id.
+    A group of one row (most of them in a run's bucket order) reads no id."""
+    cdef int64_t lo = 0, hi
+    while lo < n:
+        hi = lo + 1
+        while hi < n and a[hi].key == a[lo].key:
+            hi += 1
+        if hi - lo > 1:
+            sort_run_by_id(ids, a + lo, tmp, hi - lo, skip, count)
+        lo = hi
+
+
+def sort_rows(offsets, data, int64_t skip, group, int bits):
     """Row indices (int64) sorted by (``group``, claim id), see the module docstring.
     ``offsets`` (int32, n + 1) and ``data`` (uint8) are the claim ids' Arrow buffers (no
     nulls), ``skip`` the bytes every id starts with, ``group`` (uint64, n) each row's packed
-    (lead, day), ``digits`` the 16-bit digits the groups span (1 to 4)."""
+    (lead, day) and ``bits`` how many low bits of it vary (≤ 64)."""
     cdef const int32_t[::1] offs = np.ascontiguousarray(offsets, dtype=np.int32)
     data_arr = np.ascontiguousarray(data, dtype=np.uint8)
     if len(data_arr) == 0:
         data_arr = np.zeros(1, dtype=np.uint8)
     cdef const uint8_t[::1] raw = data_arr
-    cdef int64_t n = len(group)
+    cdef const uint64_t[::1] g = np.ascontiguousarray(group, dtype=np.uint64)
+    cdef int64_t n = len(g), i
     out = np.arange(n, dtype=np.int64)
     if n < 2:
         return out
-    group_arr = np.array(group, dtype=np.uint64)  # a copy: the sort moves it
-    group_tmp_arr = np.empty(n, dtype=np.uint64)
-    rows_tmp_arr = np.empty(n, dtype=np.int64)
-    runs = np.empty((2, n, 2), dtype=np.int64)  # two Entry buffers (key, row)
-    cdef uint64_t[::1] g = group_arr
-    cdef uint64_t[::1] g_tmp = group_tmp_arr
+    # the passes: as few as 16-bit digits allow, each as narrow as they can be (counts that
+    # stay in cache)
+    cdef int passes = max(1, (bits + 15) // 16)
+    cdef int width = max(1, (bits + passes - 1) // passes)
+    buffers = np.empty((2, n, 2), dtype=np.uint64)  # two Entry arrays (key, row)
+    counts = np.empty(max(1 << width, 256), dtype=np.int64)
+    cdef uint64_t[:, :, ::1] entries = buffers
+    cdef int64_t[::1] count = counts
     cdef int64_t[::1] rows = out
-    cdef int64_t[::1] rows_tmp = rows_tmp_arr
-    cdef int64_t[:, :, ::1] entries = runs
+    cdef Entry* a = <Entry*>&entries[0, 0, 0]
+    cdef Entry* tmp = <Entry*>&entries[1, 0, 0]
+    cdef Entry* swap
+    keys_arr = np.empty(n, dtype=np.uint64)
+    cdef uint64_t[::1] keys = keys_arr
     cdef Ids ids
     ids.offsets = &offs[0]
     ids.data = &raw[0]
-    cdef int64_t* done
-    cdef const uint64_t* sorted_group
+    ids.keys = &keys[0]
     with nogil:
-        done = radix_by_group(&g[0], &g_tmp[0], &rows[0], &rows_tmp[0], n, digits)
-        if done != NULL:
-            sorted_group = &g[0] if done == &rows[0] else &g_tmp[0]
-            sort_groups_by_id(ids, sorted_group, done, n, skip, <Entry*>&entries[0, 0, 0],
-                              <Entry*>&entries[1, 0, 0])
-    if done == NULL:
-        raise MemoryError("no memory for the settlement sort")
-    return out if done == &rows[0] else rows_tmp_arr
+        for i in range(n):
+            keys[i] = id_key(ids, i, skip)
+        for i in range(n):
+            a[i].key = g[i]
+            a[i].row = i
+        if not radix_sort(a, tmp, n, bits, width, &count[0]):
+            swap = a
+            a = tmp
+            tmp = swap
+        sort_groups_by_id(ids, a, tmp, n, skip, &count[0])
+        for i in range(n):
+            rows[i] = a[i].row
+    return out

@@ -254,14 +254,20 @@ def _order_and_keys(plan: Plan, prep: Prepared, lead=None) -> tuple:
     """The settlement order and the dense key ids: independent, and both mostly outside the
     GIL (sorting, id hashing), so with two threads they are computed side by side. ``lead``
     (per input row, see ``settle_by_bucket``) becomes the order's first key."""
-    days = prep.columns["discharge_date"]
     if os.environ.get("YIBAO_THREADS", "2") == "1" or prep.n < CHUNK_ROWS:
-        order = _led_order(settlement_order(prep.claim_id, days), prep, lead)
+        order = _run_order(prep, lead)
         return order, _keys_numbered_along(_keys(plan, prep), order, lead)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-keys") as pool:
         keys = pool.submit(_keys, plan, prep)
-        order = _led_order(settlement_order(prep.claim_id, days), prep, lead)
+        order = _run_order(prep, lead)
         return order, _keys_numbered_along(keys.result(), order, lead)
+
+
+def _run_order(prep: Prepared, lead) -> np.ndarray:
+    """The prepared rows in settlement order, led by ``lead`` of each row's input row when
+    given: (lead, discharge_date, claim_id), one sort (lower.settlement_order)."""
+    lead_of_row = None if lead is None or prep.n == 0 else np.asarray(lead)[prep.rows]
+    return settlement_order(prep.claim_id, prep.columns["discharge_date"], lead_of_row)
 
 
 def _keys_numbered_along(keys: dict, order: np.ndarray, lead) -> dict:
@@ -276,15 +282,6 @@ def _keys_numbered_along(keys: dict, order: np.ndarray, lead) -> dict:
         return keys
     return {name: (renumber_in_order(ids, order, count), count)
             for name, (ids, count) in keys.items()}
-
-
-def _led_order(order: np.ndarray, prep: Prepared, lead) -> np.ndarray:
-    """``order`` (by date, claim id) re-sorted stably by ``lead`` of each row's input row:
-    (lead, date, claim id). Buckets fit 16 bits, so numpy's stable sort is a radix sort."""
-    if lead is None or prep.n == 0:
-        return order
-    first = np.asarray(lead)[prep.rows[order]].astype(np.uint16)
-    return order[np.argsort(first, kind="stable")]
 
 
 def settle(policy, claims, registry=None, context=None, progress=None) -> BatchResult:

@@ -136,14 +136,14 @@ def settlement_order(claim_id: pa.Array, days: np.ndarray, lead=None) -> np.ndar
     groups = _packed_groups(days, lead)
     if ids is None or groups is None:
         return _exact_order(claim_id, days, lead)
-    group, digits = groups
+    group, bits = groups
     offsets, data = _string_buffers(ids)
-    return _order.sort_rows(offsets, data, _common_prefix(ids), group, digits)
+    return _order.sort_rows(offsets, data, _common_prefix(ids), group, bits)
 
 
 def _packed_groups(days: np.ndarray, lead) -> tuple:
-    """(uint64 per row: (lead − min lead) · day span + (day − first day), the 16-bit digits
-    that spans), so integer order is (lead, day) order; None if that does not fit 63 bits."""
+    """(uint64 per row: (lead − min lead) · day span + (day − first day), how many low bits
+    of it vary), so integer order is (lead, day) order; None if that does not fit 63 bits."""
     day = days - days.min()
     span = int(day.max()) + 1
     if lead is None:
@@ -155,7 +155,7 @@ def _packed_groups(days: np.ndarray, lead) -> tuple:
         if top >= 1 << 63:
             return None
         group = lead.astype(np.uint64) * np.uint64(span) + day.astype(np.uint64)
-    return group, max(1, -(-(top - 1).bit_length() // 16))
+    return group, (top - 1).bit_length()
 
 
 def _plain_ids(claim_id):
