@@ -195,21 +195,24 @@ class ChunkedSettlement:
         if progress is not None:
             progress(program.n)
 
-    def results(self) -> tuple:
+    def results(self, identity: pa.Table) -> tuple:
         """(results table in settlement order, the prep rows settled in that order); rows a
-        lookup missed or whose amounts left int64 are left out (see ``rejected``)."""
+        lookup missed or whose amounts left int64 are left out (see ``rejected``).
+        ``identity`` is claim_id and the identity columns of every row of ``self.order``
+        (``_identity_in_order``, gathered while the kernel ran)."""
         keep = ~self.missing & (self.overflow == 0)
-        order = self.order[keep]
-        cols = {"claim_id": self.prep.claim_id.take(pa.array(order))}
-        paid = np.zeros(len(order), dtype=np.int64)
-        for layer, pay, ded in zip(self.plan.layers, self.out_pay, self.out_ded):
-            pay = pay[keep] if not keep.all() else pay
-            paid += pay
-            cols[layer.name] = pa.array(pay)
+        order, pays, deds = self.order, self.out_pay, self.out_ded
+        if not keep.all():  # rare: copies only when a row was left out
+            order, identity = order[keep], identity.filter(pa.array(keep))
+            pays = [pay[keep] for pay in pays]
+            deds = [None if ded is None else ded[keep] for ded in deds]
+        cols = {"claim_id": identity.column("claim_id")}
+        for layer, pay, ded in zip(self.plan.layers, pays, deds):
+            cols[layer.name] = pa.array(pay)  # contiguous int64 without nulls: no copy
             if ded is not None:
-                cols[f"{layer.name}_deductible"] = pa.array(ded[keep] if not keep.all() else ded)
-        cols["self_pay"] = pa.array(self.prep.columns["total"][order] - paid)
-        return pa.table(cols, schema=result_schema(self.plan)), order
+                cols[f"{layer.name}_deductible"] = pa.array(ded)
+        cols["self_pay"] = pa.array(_self_pay(self.prep.columns["total"], order, pays))
+        return with_identity(pa.table(cols, schema=result_schema(self.plan)), identity), order
 
     def rejected(self) -> Prepared:
         """The prepared rows with lookup misses, then those whose amounts leave int64,
@@ -244,10 +247,37 @@ def _claims_in_order(raw: pa.Table, order: np.ndarray, columns) -> pa.Table:
     return raw.take(pa.array(order))
 
 
-def _identity_in_order(raw: pa.Table, order: np.ndarray) -> pa.Table:
-    """The identity columns (settlement.IDENTITY) of the settled claims, in result order:
-    one gather of two or three columns, at the point the order is known (no claim-id join)."""
-    return raw.select([f.name for f in identity_fields(raw.schema)]).take(pa.array(order))
+def _self_pay(total: np.ndarray, order: np.ndarray, pays: list) -> np.ndarray:
+    """total − Σ layer payments of each settled row (``total`` over prep rows, ``order`` the
+    prep row of each result): one gather, then the payments subtracted in place."""
+    self_pay = np.asarray(total, dtype=np.int64)[order]
+    for pay in pays:
+        np.subtract(self_pay, pay, out=self_pay)
+    return self_pay
+
+
+def _identity_in_order(prep: Prepared, order: np.ndarray) -> pa.Table:
+    """claim_id and the identity columns (settlement.IDENTITY) of the prepared rows in
+    ``order``: the results' only string gathers, each column gathered once."""
+    at = pa.array(order)
+    fields = identity_fields(prep.raw.schema)
+    columns = [prep.claim_id.take(at)] + [prep.raw.column(f.name).take(at) for f in fields]
+    schema = pa.schema([pa.field("claim_id", prep.claim_id.type)] + fields)  # fields as given
+    return pa.table(columns, schema=schema)
+
+
+def _identity_beside(prep: Prepared, order: np.ndarray):
+    """Start ``_identity_in_order`` and return a function that waits for its table. With
+    two threads (the default; ``YIBAO_THREADS=1`` turns it off) it runs on its own thread
+    while the kernel settles: Arrow's take releases the GIL, as the kernel does, so on two
+    cores the gathers cost the run no time. The table is the same either way."""
+    if os.environ.get("YIBAO_THREADS", "2") == "1" or prep.n < CHUNK_ROWS:
+        table = _identity_in_order(prep, order)
+        return lambda: table
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-identity")
+    gathered = pool.submit(_identity_in_order, prep, order)
+    pool.shutdown(wait=False)  # its one task still runs; the thread ends after it
+    return gathered.result
 
 
 def _order_and_keys(plan: Plan, prep: Prepared, lead=None) -> tuple:
@@ -329,10 +359,10 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
     prep = run_validators(plan, prepare(plan, claims), registry)
     input_rows = prep.n + len(prep.rejects)
     order, keys = _order_and_keys(plan, prep, lead)
+    identity = _identity_beside(prep, order)
     run = ChunkedSettlement(plan, prep, registry, order, keys)
     run.run(progress=progress)
-    results, order = run.results()
-    results = with_identity(results, _identity_in_order(prep.raw, order))
+    results, order = run.results(identity())
     rejects = run.rejected().rejects
     check_invariants(plan, results)
     if any(stage.acts(context) for stage in registry.stages):  # no gather for idle stages
