@@ -105,8 +105,22 @@ def dense_ids(values: pa.Array) -> tuple:
 
 
 def policy_years(days: np.ndarray, year_start=(1, 1)) -> np.ndarray:
-    """Policy year of each discharge date: the calendar year, or the year in which the latest
-    ``year_start`` (month, day) on or before the date falls."""
+    """Policy year (int32) of each discharge date (days since 1970-01-01, or datetime64): the
+    calendar year, or the year in which the latest ``year_start`` (month, day) on or before
+    the date falls. Computed once per day of the dates' span and looked up: a batch spans a
+    year or two of days, and the date arithmetic per row cost several times the lookup."""
+    days = np.asarray(days)
+    day = days if days.dtype.kind in "iu" else days.astype("datetime64[D]").astype(np.int64)
+    if len(day) == 0:
+        return np.zeros(0, dtype=np.int32)
+    first = int(day.min())
+    span = int(day.max()) - first + 1
+    if span > len(day):  # few dates far apart: each computed directly
+        return _years_of(day, year_start)
+    return _years_of(np.arange(first, first + span), year_start)[day - first]
+
+
+def _years_of(days: np.ndarray, year_start) -> np.ndarray:
     dt = np.asarray(days, dtype="datetime64[D]")
     years = dt.astype("datetime64[Y]").astype(np.int64) + 1970
     if tuple(year_start) != (1, 1):
