@@ -266,31 +266,38 @@ def _identity_in_order(prep: Prepared, order: np.ndarray) -> pa.Table:
     return pa.table(columns, schema=schema)
 
 
-def _identity_beside(prep: Prepared, order: np.ndarray):
-    """Start ``_identity_in_order`` and return a function that waits for its table. With
-    two threads (the default; ``YIBAO_THREADS=1`` turns it off) it runs on its own thread
-    while the kernel settles: Arrow's take releases the GIL, as the kernel does, so on two
-    cores the gathers cost the run no time. The table is the same either way."""
-    if os.environ.get("YIBAO_THREADS", "2") == "1" or prep.n < CHUNK_ROWS:
-        table = _identity_in_order(prep, order)
-        return lambda: table
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-identity")
-    gathered = pool.submit(_identity_in_order, prep, order)
+def _beside(rows: int, name: str, fn, *args):
+    """Start ``fn(*args)`` and return a function that waits for its result. With two
+    threads (the default; ``YIBAO_THREADS=1`` turns it off) and at least a chunk of
+    ``rows``, it runs on a thread of its own (``yibao-<name>``): the steps given to it (id
+    hashing, Arrow gathers) release the GIL, as the sort and the kernel do, so two cores run
+    them side by side. The result is the same either way."""
+    if os.environ.get("YIBAO_THREADS", "2") == "1" or rows < CHUNK_ROWS:
+        result = fn(*args)
+        return lambda: result
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"yibao-{name}")
+    started = pool.submit(fn, *args)
     pool.shutdown(wait=False)  # its one task still runs; the thread ends after it
-    return gathered.result
+    return started.result
 
 
 def _order_and_keys(plan: Plan, prep: Prepared, lead=None) -> tuple:
     """The settlement order and the dense key ids: independent, and both mostly outside the
-    GIL (sorting, id hashing), so with two threads they are computed side by side. ``lead``
-    (per input row, see ``settle_by_bucket``) becomes the order's first key."""
-    if os.environ.get("YIBAO_THREADS", "2") == "1" or prep.n < CHUNK_ROWS:
-        order = _run_order(prep, lead)
-        return order, _keys_numbered_along(_keys(plan, prep), order, lead)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-keys") as pool:
-        keys = pool.submit(_keys, plan, prep)
-        order = _run_order(prep, lead)
-        return order, _keys_numbered_along(keys.result(), order, lead)
+    GIL (sorting, id hashing), so the keys are hashed beside the sort. ``lead`` (per input
+    row, see ``settle_by_bucket``) becomes the order's first key."""
+    keys = _beside(prep.n, "keys", _keys, plan, prep)
+    order = _run_order(prep, lead)
+    return order, _keys_numbered_along(keys(), order, lead)
+
+
+def _order_keys_and_identity(plan: Plan, prep: Prepared, lead=None) -> tuple:
+    """``_order_and_keys``, and a function waiting for the identity table of the order
+    (``_identity_in_order``): its gathers start as soon as the order is known, beside the
+    rest of the key hashing and then the kernel."""
+    keys = _beside(prep.n, "keys", _keys, plan, prep)
+    order = _run_order(prep, lead)
+    identity = _beside(prep.n, "identity", _identity_in_order, prep, order)
+    return order, _keys_numbered_along(keys(), order, lead), identity
 
 
 def _run_order(prep: Prepared, lead) -> np.ndarray:
@@ -358,8 +365,7 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
     registry = registry or default_registry()
     prep = run_validators(plan, prepare(plan, claims), registry)
     input_rows = prep.n + len(prep.rejects)
-    order, keys = _order_and_keys(plan, prep, lead)
-    identity = _identity_beside(prep, order)
+    order, keys, identity = _order_keys_and_identity(plan, prep, lead)
     run = ChunkedSettlement(plan, prep, registry, order, keys)
     run.run(progress=progress)
     results, order = run.results(identity())
