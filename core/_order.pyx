@@ -1,5 +1,6 @@
 # cython: language_level=3
-"""The settlement order sorted in C, nogil: row indices by (lead, day, claim id).
+"""The settlement order sorted in C, nogil: row indices by (lead, day, claim id); and the
+gather of the results' string columns into that order (``gather``, at the end).
 
 ``lead`` (a run's bucket, or none) and the discharge day are packed into one integer, the
 *group*: ``(lead - min lead) * day span + (day - first day)`` (core/lower.py). Rows are put in
@@ -16,9 +17,10 @@ their row order, as Arrow's stable sort would. Worst case O(n log n): ids equal 
 bytes go to a merge sort.
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
 
 import numpy as np
+import pyarrow as pa
 
 cdef struct Entry:
     uint64_t key  # 8 bytes of the claim id after the common lead, big-endian
@@ -243,3 +245,59 @@ def sort_rows(offsets, data, int64_t skip, group, int bits):
         for i in range(n):
             rows[i] = a[i].row
     return out
+
+
+# -- gathers into the order ---------------------------------------------------------------------
+
+cdef int64_t gathered_offsets(const int32_t* offsets, const int64_t* order, int64_t n,
+                              int32_t* out) noexcept nogil:
+    """Offsets (from 0) of the strings of rows ``order`` laid end to end; their byte total
+    (the offsets are of no use when it reaches 2**31)."""
+    cdef int64_t t, row, total = 0
+    out[0] = 0
+    for t in range(n):
+        row = order[t]
+        total += offsets[row + 1] - offsets[row]
+        out[t + 1] = <int32_t>total
+    return total
+
+
+cdef void gathered_bytes(const int32_t* offsets, const uint8_t* data, const int64_t* order,
+                         int64_t n, const int32_t* at, uint8_t* out) noexcept nogil:
+    cdef int64_t t, row
+    for t in range(n):
+        row = order[t]
+        memcpy(out + at[t], data + offsets[row], <size_t>(offsets[row + 1] - offsets[row]))
+
+
+def gather(strings, order):
+    """``strings.take(order)`` (``order``: int64 row indices, each in range); an array or a
+    chunked array in, an array out. Strings without nulls are gathered in C without the GIL
+    in two passes, about twice as fast as Arrow's take, which serves every other array
+    (nulls, other types) and a result of 2 GiB or more (int32 offsets)."""
+    if isinstance(strings, pa.ChunkedArray):
+        strings = strings.combine_chunks() if strings.num_chunks != 1 else strings.chunk(0)
+    if not pa.types.is_string(strings.type) or strings.null_count:
+        return strings.take(pa.array(order, pa.int64()))
+    cdef const int64_t[::1] rows = np.ascontiguousarray(order, dtype=np.int64)
+    cdef int64_t n = len(rows)
+    _, offsets_buf, data_buf = strings.buffers()
+    cdef const int32_t[::1] offs = np.frombuffer(offsets_buf, dtype=np.int32)[
+        strings.offset:strings.offset + len(strings) + 1]
+    data_arr = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else None
+    if data_arr is None or len(data_arr) == 0:
+        data_arr = np.zeros(1, dtype=np.uint8)
+    cdef const uint8_t[::1] data = data_arr
+    at_arr = np.empty(n + 1, dtype=np.int32)
+    cdef int32_t[::1] at = at_arr
+    cdef int64_t total
+    with nogil:
+        total = gathered_offsets(&offs[0], &rows[0] if n else NULL, n, &at[0])
+    if total >= 1 << 31:
+        return strings.take(pa.array(order, pa.int64()))
+    out_arr = np.empty(max(total, 1), dtype=np.uint8)
+    cdef uint8_t[::1] out = out_arr
+    with nogil:
+        gathered_bytes(&offs[0], &data[0], &rows[0] if n else NULL, n, &at[0], &out[0])
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(at_arr),
+                                                  pa.py_buffer(out_arr[:total])])

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._ids import renumber_in_order
+from ._order import gather
 from .arrow_io import Prepared, as_table, prepare, reject_more, rejects_table
 from .lower import (Lowerer, Program, applying_lookups_missing, dense_ids, key_values,
                     policy_years, settlement_order)
@@ -258,10 +259,10 @@ def _self_pay(total: np.ndarray, order: np.ndarray, pays: list) -> np.ndarray:
 
 def _identity_in_order(prep: Prepared, order: np.ndarray) -> pa.Table:
     """claim_id and the identity columns (settlement.IDENTITY) of the prepared rows in
-    ``order``: the results' only string gathers, each column gathered once."""
-    at = pa.array(order)
+    ``order``: the results' only string gathers, each column gathered once (in C: _order)."""
     fields = identity_fields(prep.raw.schema)
-    columns = [prep.claim_id.take(at)] + [prep.raw.column(f.name).take(at) for f in fields]
+    columns = [gather(prep.claim_id, order)] + [gather(prep.raw.column(f.name), order)
+                                                 for f in fields]
     schema = pa.schema([pa.field("claim_id", prep.claim_id.type)] + fields)  # fields as given
     return pa.table(columns, schema=schema)
 

@@ -1,6 +1,7 @@
-"""Result assembly (issue 14): claim_id and the identity columns are gathered once, on a thread
-of their own while the kernel settles; one thread (``YIBAO_THREADS=1``) gives the same bytes,
-in date order and in a run's bucket order, with rows left out of the results or not."""
+"""Result assembly (issue 14): claim_id and the identity columns are gathered once (strings in
+C, equal to Arrow's take), on a thread of their own while the kernel settles; one thread
+(``YIBAO_THREADS=1``) gives the same bytes, in date order and in a run's bucket order, with
+rows left out of the results or not."""
 from __future__ import annotations
 
 import threading
@@ -8,8 +9,11 @@ import threading
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from yibao.core import engine
+from yibao.core._order import gather
 from yibao.core.partition import buckets
 from yibao.core.piece import bucket_plan
 from yibao.dsl.compiler import compile_text
@@ -99,3 +103,23 @@ def test_rows_left_out_after_the_kernel_leave_their_identity_out(
     settled_rows = claims.take(pa.array(two.rows))
     for name in ("claim_id", "person_id", "hospital_id", "discharge_date"):
         assert two.results.column(name).equals(settled_rows.column(name))
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.text(alphabet="a9é院😀\x00", max_size=6)),
+                       max_size=40),
+       cut=st.integers(0, 5), chunks=st.integers(1, 3), data=st.data())
+def test_gather_is_arrows_take(values, cut, chunks, data):
+    """Strings gathered in C (_order.gather) are Arrow's take, for slices (offsets not from
+    0), chunked arrays, empty strings, repeated rows; with nulls Arrow's take does it."""
+    strings = pa.array(values, pa.string()).slice(min(cut, len(values)))
+    n = len(strings)
+    order = np.array(data.draw(st.lists(st.integers(0, max(n - 1, 0)),
+                                        max_size=50 if n else 0)), dtype=np.int64)
+    want = strings.take(pa.array(order, pa.int64()))
+    got = gather(strings, order)
+    assert got.equals(want) and got.type == pa.string()
+    bounds = sorted({0, n, *data.draw(st.lists(st.integers(0, n), max_size=chunks - 1))})
+    chunked = pa.chunked_array([strings.slice(a, b - a) for a, b in zip(bounds, bounds[1:])],
+                               pa.string())
+    assert gather(chunked, order).equals(want)
