@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ._ids import renumber_in_order
+from ._order import gather
 from .arrow_io import Prepared, as_table, prepare, reject_more, rejects_table
 from .lower import (Lowerer, Program, applying_lookups_missing, dense_ids, key_values,
                     policy_years, settlement_order)
@@ -195,21 +196,24 @@ class ChunkedSettlement:
         if progress is not None:
             progress(program.n)
 
-    def results(self) -> tuple:
+    def results(self, identity: pa.Table) -> tuple:
         """(results table in settlement order, the prep rows settled in that order); rows a
-        lookup missed or whose amounts left int64 are left out (see ``rejected``)."""
+        lookup missed or whose amounts left int64 are left out (see ``rejected``).
+        ``identity`` is claim_id and the identity columns of every row of ``self.order``
+        (``_identity_in_order``, gathered while the kernel ran)."""
         keep = ~self.missing & (self.overflow == 0)
-        order = self.order[keep]
-        cols = {"claim_id": self.prep.claim_id.take(pa.array(order))}
-        paid = np.zeros(len(order), dtype=np.int64)
-        for layer, pay, ded in zip(self.plan.layers, self.out_pay, self.out_ded):
-            pay = pay[keep] if not keep.all() else pay
-            paid += pay
-            cols[layer.name] = pa.array(pay)
+        order, pays, deds = self.order, self.out_pay, self.out_ded
+        if not keep.all():  # rare: copies only when a row was left out
+            order, identity = order[keep], identity.filter(pa.array(keep))
+            pays = [pay[keep] for pay in pays]
+            deds = [None if ded is None else ded[keep] for ded in deds]
+        cols = {"claim_id": identity.column("claim_id")}
+        for layer, pay, ded in zip(self.plan.layers, pays, deds):
+            cols[layer.name] = pa.array(pay)  # contiguous int64 without nulls: no copy
             if ded is not None:
-                cols[f"{layer.name}_deductible"] = pa.array(ded[keep] if not keep.all() else ded)
-        cols["self_pay"] = pa.array(self.prep.columns["total"][order] - paid)
-        return pa.table(cols, schema=result_schema(self.plan)), order
+                cols[f"{layer.name}_deductible"] = pa.array(ded)
+        cols["self_pay"] = pa.array(_self_pay(self.prep.columns["total"], order, pays))
+        return with_identity(pa.table(cols, schema=result_schema(self.plan)), identity), order
 
     def rejected(self) -> Prepared:
         """The prepared rows with lookup misses, then those whose amounts leave int64,
@@ -244,24 +248,64 @@ def _claims_in_order(raw: pa.Table, order: np.ndarray, columns) -> pa.Table:
     return raw.take(pa.array(order))
 
 
-def _identity_in_order(raw: pa.Table, order: np.ndarray) -> pa.Table:
-    """The identity columns (settlement.IDENTITY) of the settled claims, in result order:
-    one gather of two or three columns, at the point the order is known (no claim-id join)."""
-    return raw.select([f.name for f in identity_fields(raw.schema)]).take(pa.array(order))
+def _self_pay(total: np.ndarray, order: np.ndarray, pays: list) -> np.ndarray:
+    """total − Σ layer payments of each settled row (``total`` over prep rows, ``order`` the
+    prep row of each result): one gather, then the payments subtracted in place."""
+    self_pay = np.asarray(total, dtype=np.int64)[order]
+    for pay in pays:
+        np.subtract(self_pay, pay, out=self_pay)
+    return self_pay
+
+
+def _identity_in_order(prep: Prepared, order: np.ndarray) -> pa.Table:
+    """claim_id and the identity columns (settlement.IDENTITY) of the prepared rows in
+    ``order``: the results' only string gathers, each column gathered once (in C: _order)."""
+    fields = identity_fields(prep.raw.schema)
+    columns = [gather(prep.claim_id, order)] + [gather(prep.raw.column(f.name), order)
+                                                 for f in fields]
+    schema = pa.schema([pa.field("claim_id", prep.claim_id.type)] + fields)  # fields as given
+    return pa.table(columns, schema=schema)
+
+
+def _beside(rows: int, name: str, fn, *args):
+    """Start ``fn(*args)`` and return a function that waits for its result. With two
+    threads (the default; ``YIBAO_THREADS=1`` turns it off) and at least a chunk of
+    ``rows``, it runs on a thread of its own (``yibao-<name>``): the steps given to it (id
+    hashing, Arrow gathers) release the GIL, as the sort and the kernel do, so two cores run
+    them side by side. The result is the same either way."""
+    if os.environ.get("YIBAO_THREADS", "2") == "1" or rows < CHUNK_ROWS:
+        result = fn(*args)
+        return lambda: result
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"yibao-{name}")
+    started = pool.submit(fn, *args)
+    pool.shutdown(wait=False)  # its one task still runs; the thread ends after it
+    return started.result
 
 
 def _order_and_keys(plan: Plan, prep: Prepared, lead=None) -> tuple:
     """The settlement order and the dense key ids: independent, and both mostly outside the
-    GIL (sorting, id hashing), so with two threads they are computed side by side. ``lead``
-    (per input row, see ``settle_by_bucket``) becomes the order's first key."""
-    days = prep.columns["discharge_date"]
-    if os.environ.get("YIBAO_THREADS", "2") == "1" or prep.n < CHUNK_ROWS:
-        order = _led_order(settlement_order(prep.claim_id, days), prep, lead)
-        return order, _keys_numbered_along(_keys(plan, prep), order, lead)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-keys") as pool:
-        keys = pool.submit(_keys, plan, prep)
-        order = _led_order(settlement_order(prep.claim_id, days), prep, lead)
-        return order, _keys_numbered_along(keys.result(), order, lead)
+    GIL (sorting, id hashing), so the keys are hashed beside the sort. ``lead`` (per input
+    row, see ``settle_by_bucket``) becomes the order's first key."""
+    keys = _beside(prep.n, "keys", _keys, plan, prep)
+    order = _run_order(prep, lead)
+    return order, _keys_numbered_along(keys(), order, lead)
+
+
+def _order_keys_and_identity(plan: Plan, prep: Prepared, lead=None) -> tuple:
+    """``_order_and_keys``, and a function waiting for the identity table of the order
+    (``_identity_in_order``): its gathers start as soon as the order is known, beside the
+    rest of the key hashing and then the kernel."""
+    keys = _beside(prep.n, "keys", _keys, plan, prep)
+    order = _run_order(prep, lead)
+    identity = _beside(prep.n, "identity", _identity_in_order, prep, order)
+    return order, _keys_numbered_along(keys(), order, lead), identity
+
+
+def _run_order(prep: Prepared, lead) -> np.ndarray:
+    """The prepared rows in settlement order, led by ``lead`` of each row's input row when
+    given: (lead, discharge_date, claim_id), one sort (lower.settlement_order)."""
+    lead_of_row = None if lead is None or prep.n == 0 else np.asarray(lead)[prep.rows]
+    return settlement_order(prep.claim_id, prep.columns["discharge_date"], lead_of_row)
 
 
 def _keys_numbered_along(keys: dict, order: np.ndarray, lead) -> dict:
@@ -276,15 +320,6 @@ def _keys_numbered_along(keys: dict, order: np.ndarray, lead) -> dict:
         return keys
     return {name: (renumber_in_order(ids, order, count), count)
             for name, (ids, count) in keys.items()}
-
-
-def _led_order(order: np.ndarray, prep: Prepared, lead) -> np.ndarray:
-    """``order`` (by date, claim id) re-sorted stably by ``lead`` of each row's input row:
-    (lead, date, claim id). Buckets fit 16 bits, so numpy's stable sort is a radix sort."""
-    if lead is None or prep.n == 0:
-        return order
-    first = np.asarray(lead)[prep.rows[order]].astype(np.uint16)
-    return order[np.argsort(first, kind="stable")]
 
 
 def settle(policy, claims, registry=None, context=None, progress=None) -> BatchResult:
@@ -331,11 +366,10 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
     registry = registry or default_registry()
     prep = run_validators(plan, prepare(plan, claims), registry)
     input_rows = prep.n + len(prep.rejects)
-    order, keys = _order_and_keys(plan, prep, lead)
+    order, keys, identity = _order_keys_and_identity(plan, prep, lead)
     run = ChunkedSettlement(plan, prep, registry, order, keys)
     run.run(progress=progress)
-    results, order = run.results()
-    results = with_identity(results, _identity_in_order(prep.raw, order))
+    results, order = run.results(identity())
     rejects = run.rejected().rejects
     check_invariants(plan, results)
     if any(stage.acts(context) for stage in registry.stages):  # no gather for idle stages

@@ -7,7 +7,8 @@
   and each accumulator (deductible consumed, band position, cap paid, kept burden, last
   deductible) a zeroed int64 array over the key's ids. Shared caps share one array.
 - ``settlement_order`` sorts accepted claims by (discharge_date, claim_id): processing in that
-  global order processes every key's claims in its own order, whatever the key.
+  global order processes every key's claims in its own order, whatever the key. A run's
+  bucket, given as ``lead``, comes first: (bucket, discharge_date, claim_id).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import _ids, _kernel
+from . import _ids, _kernel, _order
 from .plan import (MONTH, PER_YEAR, Bands, Binary, Const, Expr, Key, Layer, Paid, Plan, Type,
                    INT, MONEY)
 from .vector import Evaluator
@@ -104,8 +105,22 @@ def dense_ids(values: pa.Array) -> tuple:
 
 
 def policy_years(days: np.ndarray, year_start=(1, 1)) -> np.ndarray:
-    """Policy year of each discharge date: the calendar year, or the year in which the latest
-    ``year_start`` (month, day) on or before the date falls."""
+    """Policy year (int32) of each discharge date (days since 1970-01-01, or datetime64): the
+    calendar year, or the year in which the latest ``year_start`` (month, day) on or before
+    the date falls. Computed once per day of the dates' span and looked up: a batch spans a
+    year or two of days, and the date arithmetic per row cost several times the lookup."""
+    days = np.asarray(days)
+    day = days if days.dtype.kind in "iu" else days.astype("datetime64[D]").astype(np.int64)
+    if len(day) == 0:
+        return np.zeros(0, dtype=np.int32)
+    first = int(day.min())
+    span = int(day.max()) - first + 1
+    if span > len(day):  # few dates far apart: each computed directly
+        return _years_of(day, year_start)
+    return _years_of(np.arange(first, first + span), year_start)[day - first]
+
+
+def _years_of(days: np.ndarray, year_start) -> np.ndarray:
     dt = np.asarray(days, dtype="datetime64[D]")
     years = dt.astype("datetime64[Y]").astype(np.int64) + 1970
     if tuple(year_start) != (1, 1):
@@ -116,56 +131,77 @@ def policy_years(days: np.ndarray, year_start=(1, 1)) -> np.ndarray:
     return years.astype(np.int32)
 
 
-def settlement_order(claim_id: pa.Array, days: np.ndarray) -> np.ndarray:
-    """Row indices sorted by (discharge_date, claim_id). Already-sorted input (common for
-    extracts from a settlement system) is detected in O(n) and not sorted again. Claim ids
-    (unique among accepted rows) are sorted by their first 8 bytes as an integer, then the
-    dates by a stable sort; only if two claims of one day share those 8 bytes does the exact
-    (slower) Arrow string sort decide."""
+def settlement_order(claim_id: pa.Array, days: np.ndarray, lead=None) -> np.ndarray:
+    """Row indices sorted by (discharge_date, claim_id), or by (``lead``, discharge_date,
+    claim_id) when ``lead`` (an int per row, e.g. a run's bucket) is given. Claim ids sort in
+    byte order (Arrow's, Python's for str). Already-sorted input without a lead (common for
+    extracts from a settlement system) is detected in O(n) and not sorted again. Otherwise the
+    rows are sorted in C (core/_order.pyx): a radix sort on (lead, day) packed into one
+    integer, then each day's claims by an 8-byte integer key of the id after the lead every id
+    shares, by the ids' bytes where two keys are equal. Ids that are not one Arrow string
+    array without nulls (never the case for accepted claims) take Arrow's exact sort."""
     n = len(days)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    if _is_sorted(claim_id, days):
+    days = np.asarray(days, dtype=np.int64)
+    if lead is None and _is_sorted(claim_id, days):
         return np.arange(n, dtype=np.int64)
-    prefix = _prefix_keys(claim_id)
-    if prefix is not None:
-        order = _two_key_order(np.asarray(days), prefix)
-        if not _ties(np.asarray(days)[order], prefix[order]):
-            return order
-    t = pa.table({"d": pa.array(days, pa.int64()), "c": claim_id})
-    idx = pc.sort_indices(t, sort_keys=[("d", "ascending"), ("c", "ascending")])
-    return np.ascontiguousarray(idx.to_numpy(), dtype=np.int64)
+    ids = _plain_ids(claim_id)
+    groups = _packed_groups(days, lead)
+    if ids is None or groups is None:
+        return _exact_order(claim_id, days, lead)
+    group, bits = groups
+    offsets, data = _string_buffers(ids)
+    return _order.sort_rows(offsets, data, _common_prefix(ids), group, bits)
 
 
-def _prefix_keys(strings: pa.Array):
-    """uint64 per string from its first 8 bytes (big-endian, zero-padded), so integer order
-    is byte order where prefixes differ; None for a type other than (large_)string."""
-    if isinstance(strings, pa.ChunkedArray):
-        strings = strings.combine_chunks()
-    if not (pa.types.is_string(strings.type) or pa.types.is_large_string(strings.type)):
+def _packed_groups(days: np.ndarray, lead) -> tuple:
+    """(uint64 per row: (lead − min lead) · day span + (day − first day), how many low bits
+    of it vary), so integer order is (lead, day) order; None if that does not fit 63 bits."""
+    day = days - days.min()
+    span = int(day.max()) + 1
+    if lead is None:
+        group, top = day.astype(np.uint64), span
+    else:
+        lead = np.asarray(lead, dtype=np.int64)
+        lead = lead - lead.min()
+        top = (int(lead.max()) + 1) * span
+        if top >= 1 << 63:
+            return None
+        group = lead.astype(np.uint64) * np.uint64(span) + day.astype(np.uint64)
+    return group, (top - 1).bit_length()
+
+
+def _plain_ids(claim_id):
+    """The claim ids as one string array without nulls (what the C sort reads), else None."""
+    if isinstance(claim_id, pa.ChunkedArray):
+        claim_id = claim_id.combine_chunks()
+    if claim_id.null_count:
         return None
-    n = len(strings)
-    odt = np.int64 if pa.types.is_large_string(strings.type) else np.int32
+    if pa.types.is_large_string(claim_id.type):
+        try:
+            return claim_id.cast(pa.string())
+        except pa.ArrowInvalid:  # more than 2 GiB of ids: int32 offsets cannot hold them
+            return None
+    return claim_id if pa.types.is_string(claim_id.type) else None
+
+
+def _string_buffers(strings: pa.Array) -> tuple:
+    """(int32 offsets, n + 1, of the array's own rows; uint8 data) of a string array."""
     _, offsets_buf, data_buf = strings.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=odt)[strings.offset:strings.offset + n + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    start, length = offsets[:-1].astype(np.int64), np.diff(offsets).astype(np.int64)
-    skip = _common_prefix(strings)  # ids often share a lead ("K000C…", a hospital code)
-    start, length = start + skip, np.maximum(length - skip, 0)
-    key = np.zeros(n, dtype=np.uint64)
-    if len(data) == 0:
-        return key
-    full = int(length[0]) + skip if n else 0
-    if full > skip and (length == full - skip).all():  # one width: a reshape, no gathers
-        width = min(8, full - skip)
-        padded = np.zeros((n, 8), dtype=np.uint8)
-        rows = data[int(offsets[0]):int(offsets[-1])].reshape(n, full)
-        padded[:, :width] = rows[:, skip:skip + width]
-        return padded.view(">u8").ravel().astype(np.uint64)
-    for j in range(8):
-        byte = data[np.minimum(start + j, len(data) - 1)].astype(np.uint64)
-        key = (key << np.uint64(8)) | np.where(length > j, byte, np.uint64(0))
-    return key
+    n = len(strings)
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32)[strings.offset:strings.offset + n + 1]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else \
+        np.zeros(0, np.uint8)
+    return offsets, data
+
+
+def _exact_order(claim_id, days: np.ndarray, lead) -> np.ndarray:
+    """Arrow's stable sort on (lead, day, claim id): the definition the C sort meets."""
+    cols = {} if lead is None else {"l": pa.array(np.asarray(lead, dtype=np.int64))}
+    cols.update(d=pa.array(days, pa.int64()), c=claim_id)
+    idx = pc.sort_indices(pa.table(cols), sort_keys=[(k, "ascending") for k in cols])
+    return np.ascontiguousarray(idx.to_numpy(), dtype=np.int64)
 
 
 def _common_prefix(strings: pa.Array) -> int:
@@ -181,22 +217,6 @@ def _common_prefix(strings: pa.Array) -> int:
     while same < min(len(lo), len(hi)) and lo[same] == hi[same]:
         same += 1
     return same
-
-
-def _two_key_order(days: np.ndarray, prefix: np.ndarray) -> np.ndarray:
-    """Indices sorted by (days, prefix): prefix first, then a stable sort of the dates (a
-    radix sort when the dates span fewer than 65,536 days)."""
-    by_prefix = np.argsort(prefix)
-    d = days[by_prefix]
-    span = int(d.max()) - int(d.min()) if len(d) else 0
-    if span < 65536:
-        d = (d - d.min()).astype(np.uint16)
-    return np.ascontiguousarray(by_prefix[np.argsort(d, kind="stable")], dtype=np.int64)
-
-
-def _ties(days: np.ndarray, prefix: np.ndarray) -> bool:
-    """Whether two neighbours in (days, prefix) order are equal on both keys."""
-    return bool(((days[1:] == days[:-1]) & (prefix[1:] == prefix[:-1])).any())
 
 
 def _is_sorted(claim_id: pa.Array, days: np.ndarray) -> bool:
