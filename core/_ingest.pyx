@@ -81,8 +81,9 @@ cdef class Column:
             bufs = arr.buffers()
             self.chunks[k].valid = address(bufs[0]) if arr.null_count else NULL
             if pa.types.is_null(arr.type):
-                self.nothing_valid.append(pa.py_buffer(bytes((arr.offset + len(arr) + 7) // 8)))
-                self.chunks[k].valid = address(self.nothing_valid[-1])
+                zeros = pa.py_buffer(bytes((arr.offset + len(arr) + 7) // 8))
+                self.nothing_valid.append(zeros)  # (no [-1]: built without wraparound)
+                self.chunks[k].valid = address(zeros)
             if pa.types.is_string(arr.type):
                 self.chunks[k].offsets = <const int32_t*>address(bufs[1])
                 self.chunks[k].values = address(bufs[2])
