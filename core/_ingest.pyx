@@ -26,6 +26,7 @@ import pyarrow as pa
 
 cdef extern from "Python.h":
     void* PyMem_RawMalloc(size_t n) nogil
+    void* PyMem_RawCalloc(size_t count, size_t size) nogil
     void PyMem_RawFree(void* p) nogil
 
 NO_CHECK = 32767  # first[row] of a row that fails no check (int16)
@@ -152,28 +153,30 @@ cdef inline const uint8_t* text_at(const Chunk* c, int64_t i, int64_t* size) noe
     return c.values + a
 
 
+cdef uint64_t ROW_BITS = 40  # a table entry: 24 bits of the hash over (row + 1) in 40 bits
+
+
 cdef int claim_id_pass(const Chunk* chunks, int64_t count, int64_t n, int16_t* first,
                        int16_t k_null, int16_t k_dup) noexcept nogil:
-    """Null and duplicate claim ids: an open-addressing table of row numbers keyed by a 64-bit
-    hash, the bytes compared on a hash match (exact whatever the hash does). Every copy of a
-    duplicated id fails ``k_dup``; nulls are never duplicates. -1: no memory."""
+    """Null and duplicate claim ids: an open-addressing table whose entries hold a row number
+    and the top 24 bits of its value's 64-bit hash, so that a probe reads one table word and
+    compares bytes only on a tag match (exact whatever the hash does). Every copy of a
+    duplicated id fails ``k_dup``; nulls are never duplicates. -1: no memory (or more rows
+    than 40 bits number)."""
     cdef int64_t cap = 16, mask, slot, i, j, row, other, la, lb
     cdef const Chunk* c
     cdef const Chunk* oc
     cdef const uint8_t* a
     cdef const uint8_t* b
-    cdef uint64_t h
+    cdef uint64_t h, tag, entry, row_mask = (<uint64_t>1 << ROW_BITS) - 1
+    if <uint64_t>n >= row_mask:
+        return -1
     while cap < 2 * n:
         cap <<= 1
     mask = cap - 1
-    cdef int64_t* table = <int64_t*>PyMem_RawMalloc(cap * sizeof(int64_t))
-    cdef uint64_t* hashes = <uint64_t*>PyMem_RawMalloc(max(n, 1) * sizeof(uint64_t))
-    if table == NULL or hashes == NULL:
-        PyMem_RawFree(table)
-        PyMem_RawFree(hashes)
+    cdef uint64_t* table = <uint64_t*>PyMem_RawCalloc(cap, sizeof(uint64_t))  # 0: empty
+    if table == NULL:
         return -1
-    for slot in range(cap):
-        table[slot] = -1
     for j in range(count):
         c = &chunks[j]
         for i in range(c.length):
@@ -183,14 +186,15 @@ cdef int claim_id_pass(const Chunk* chunks, int64_t count, int64_t n, int16_t* f
                 continue
             a = text_at(c, i, &la)
             h = hash_bytes(a, la)
-            hashes[row] = h
+            tag = h >> ROW_BITS
             slot = <int64_t>(h & <uint64_t>mask)
             while True:
-                other = table[slot]
-                if other < 0:
-                    table[slot] = row
+                entry = table[slot]
+                if entry == 0:
+                    table[slot] = (tag << ROW_BITS) | <uint64_t>(row + 1)
                     break
-                if hashes[other] == h:
+                if entry >> ROW_BITS == tag:
+                    other = <int64_t>(entry & row_mask) - 1
                     oc = chunk_of(chunks, count, other)
                     b = text_at(oc, other - oc.start, &lb)
                     if la == lb and memcmp(a, b, la) == 0:
@@ -199,7 +203,6 @@ cdef int claim_id_pass(const Chunk* chunks, int64_t count, int64_t n, int16_t* f
                         break
                 slot = (slot + 1) & mask
     PyMem_RawFree(table)
-    PyMem_RawFree(hashes)
     return 0
 
 

@@ -53,7 +53,8 @@ class Prepared:
     n: int
     rows: np.ndarray  # int64 input row numbers of accepted rows
     claim_id: pa.Array  # accepted claim ids (string)
-    columns: dict  # name -> numpy array (engine units) or pa.Array for open text
+    columns: dict  # name -> numpy array (engine units, narrow: see "conversions") or, for
+    # open text, the batch's own pa.ChunkedArray (or pa.Array)
     raw: pa.Table  # accepted rows of the input, original columns (keys, extra outputs)
     rejects: list = field(default_factory=list)  # (row, claim_id, reason, message)
 
@@ -360,11 +361,11 @@ def _is_narrow_integer(t) -> bool:
 
 
 def _convert_in_numpy(name: str, typ: Type, col, plan: Plan, checks: _Checks):
-    """The rare columns the passes do not cover: open text (kept as Arrow), uint64 integers
+    """The rare columns the passes do not cover: open text (kept as it is), uint64 integers
     (read as int64), a domain on a date or a boolean."""
     checks.fail(_nulls(col), checks("null_value", name))
-    if typ.kind == TEXT:
-        return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if typ.kind == TEXT:  # as the batch holds it: combining the chunks would copy it
+        return col
     if typ.kind in (DATE, BOOL):
         col = pc.cast(col, pa.int32() if typ.kind == DATE else pa.int8())
     values = np.asarray(pc.fill_null(col, 0).to_numpy(), dtype=np.int64)
@@ -444,7 +445,7 @@ def prepare(plan: Plan, claims) -> Prepared:
         _check_type("total", Type(MONEY), table.schema.field("total").type)
     converted, first, checks = _run_checks(plan, table)
     accepted = first == _NO
-    rows = np.flatnonzero(accepted).astype(np.int64)
+    rows = np.flatnonzero(accepted).astype(np.int64, copy=False)
     rejects = []
     if len(rows) < table.num_rows:  # grouped by check, then by row, as the checks ran
         bad = np.flatnonzero(~accepted)
