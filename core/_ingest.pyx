@@ -288,6 +288,8 @@ def money(col, first, int16_t k_null, int16_t k_beyond, int16_t k_negative):
     fen_arr = np.empty(n, dtype=np.int64)
     cdef int64_t[::1] fen = fen_arr
     t = col.type
+    if not (_is_fen_integer(t) or pa.types.is_decimal(t)):
+        raise TypeError(f"money is integer fen or decimal yuan, not {t}")
     cdef bint decimal = pa.types.is_decimal(t)
     cdef int width = t.byte_width
     cdef bint signed = decimal or pa.types.is_signed_integer(t)
@@ -300,6 +302,10 @@ def money(col, first, int16_t k_null, int16_t k_beyond, int16_t k_negative):
         money_pass(c.chunks, c.count, width, signed, decimal, factor, limit, &fen[0], &f[0],
                    k_null, k_beyond, k_negative)
     return fen_arr
+
+
+def _is_fen_integer(t) -> bool:
+    return pa.types.is_signed_integer(t) or t in (pa.uint8(), pa.uint16(), pa.uint32())
 
 
 def exceeds(a, b, first, int16_t k):

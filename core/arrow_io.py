@@ -7,7 +7,8 @@
   message (null or duplicate claim_id, negative amounts, in_scope > total, self_first >
   in_scope, a value outside a closed domain, a date outside the policy period, a null where a
   value is needed);
-- converts the accepted rows' columns to numpy arrays in engine units (plan.py).
+- converts the accepted rows' columns to numpy arrays in engine units (plan.py), each as
+  narrow as its values (int32 dates, int8 codes: see "conversions" below).
 
 Accepted + rejected = input rows, always.
 """
@@ -239,10 +240,13 @@ def _is_fen_integer(t) -> bool:
 # buffers (chunk by chunk, no copy of the input). The checks are numbered in REASONS order
 # (``_check_list``); each pass lowers ``first[row]`` to the number of every check the row
 # fails, so a row's reject is its first failing check, as if the checks ran one by one.
-# The engine columns stay narrow (docs/architecture.md, "Prepared columns"): money int64 fen,
+# The engine columns stay narrow (docs/architecture.md, "Ingestion"): money int64 fen,
 # dates int32 days, booleans numpy bool, a closed domain's codes int8 (int16 beyond 127
 # values), integers in their own width (an unsigned one in the signed type twice as wide).
 # vector.Evaluator widens what it reads to int64, one 64K-row chunk at a time.
+
+_NO = _ingest.NO_CHECK  # a check the column does not have
+
 
 def money_to_fen(arr) -> np.ndarray:
     """int64 fen from integer fen (int8-int64) or decimal yuan with at most 2 places, exact,
@@ -258,9 +262,6 @@ def money_fen(arr) -> tuple:
     first = np.full(len(arr), _ingest.NO_CHECK, dtype=np.int16)
     fen = _ingest.money(arr, first, _NO, 0, _NO)
     return fen, first == 0
-
-
-_NO = _ingest.NO_CHECK  # a check the column does not have
 
 
 def fen_sum(arr) -> int:
@@ -419,22 +420,6 @@ def _message(reason: str, column: str, value) -> str:
     if column == "person_id":
         value = mask_id(value)
     return f"{base}: {column} = {value!r}" if reason != "null_value" else f"{base}: {column}"
-
-
-def _converted_columns(plan: Plan, table: pa.Table) -> tuple:
-    """({name: engine column}, {money column: rows beyond int64 fen})."""
-    out, beyond = {}, {}
-    types = {c.name: c.type for c in plan.columns}
-    types.setdefault("discharge_date", Type(DATE))
-    for name in MONEY_COLUMNS:
-        if name in table.column_names:
-            types.setdefault(name, Type(MONEY))
-    for name, typ in types.items():
-        if typ.kind == MONEY:
-            out[name], beyond[name] = money_fen(table.column(name))
-        else:
-            out[name] = _engine_column(table.column(name), typ)
-    return out, {name: mask for name, mask in beyond.items() if mask.any()}
 
 
 def prepare(plan: Plan, claims) -> Prepared:
