@@ -7,7 +7,8 @@
   message (null or duplicate claim_id, negative amounts, in_scope > total, self_first >
   in_scope, a value outside a closed domain, a date outside the policy period, a null where a
   value is needed);
-- converts the accepted rows' columns to numpy arrays in engine units (plan.py).
+- converts the accepted rows' columns to numpy arrays in engine units (plan.py), each as
+  narrow as its values (int32 dates, int8 codes: see "conversions" below).
 
 Accepted + rejected = input rows, always.
 """
@@ -20,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .plan import BOOL, DATE, INT, MONEY, RATIO, TEXT, Plan, Type
-from . import _ids
+from . import _ingest
 from .privacy import mask_id
 from .errors import YibaoError
 
@@ -53,7 +54,8 @@ class Prepared:
     n: int
     rows: np.ndarray  # int64 input row numbers of accepted rows
     claim_id: pa.Array  # accepted claim ids (string)
-    columns: dict  # name -> numpy array (engine units) or pa.Array for open text
+    columns: dict  # name -> numpy array (engine units, narrow: see "conversions") or, for
+    # open text, the batch's own pa.ChunkedArray (or pa.Array)
     raw: pa.Table  # accepted rows of the input, original columns (keys, extra outputs)
     rejects: list = field(default_factory=list)  # (row, claim_id, reason, message)
 
@@ -234,8 +236,16 @@ def _is_fen_integer(t) -> bool:
 
 
 # -- conversions -----------------------------------------------------------------------------
+# Every row check and conversion runs in core/_ingest.pyx, one pass per column over its Arrow
+# buffers (chunk by chunk, no copy of the input). The checks are numbered in REASONS order
+# (``_check_list``); each pass lowers ``first[row]`` to the number of every check the row
+# fails, so a row's reject is its first failing check, as if the checks ran one by one.
+# The engine columns stay narrow (docs/architecture.md, "Ingestion"): money int64 fen,
+# dates int32 days, booleans numpy bool, a closed domain's codes int8 (int16 beyond 127
+# values), integers in their own width (an unsigned one in the signed type twice as wide).
+# vector.Evaluator widens what it reads to int64, one 64K-row chunk at a time.
 
-INT64_MAX = 2**63 - 1
+_NO = _ingest.NO_CHECK  # a check the column does not have
 
 
 def money_to_fen(arr) -> np.ndarray:
@@ -249,43 +259,19 @@ def money_fen(arr) -> tuple:
     """(int64 fen, bool mask of the non-null values that do not fit int64 fen). Decimals of any
     width and precision are read from their unscaled integers, never through a decimal of
     more places (decimal128(38, 2) x 100 would need precision 41)."""
-    arr = _one_chunk(arr)
-    if not pa.types.is_decimal(arr.type):
-        return _int_numpy(arr, np.int64), np.zeros(len(arr), dtype=bool)
-    unscaled, fits = _decimal_unscaled(arr)
-    factor = 10 ** (2 - arr.type.scale)  # scale <= 2 (checked): fen per unscaled unit
-    limit = INT64_MAX // factor
-    fits &= (unscaled >= -limit) & (unscaled <= limit)
-    valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    keep = fits & valid
-    fen = np.where(keep, unscaled, 0) * (np.int64(factor) if limit else np.int64(0))
-    return fen.astype(np.int64), valid & ~fits
-
-
-def _decimal_unscaled(arr: pa.Array) -> tuple:
-    """(low 64 bits of each unscaled value as int64, whether the value fits in them): Arrow
-    decimals are little-endian two's complement integers of 4, 8, 16 or 32 bytes."""
-    n, width, buf = len(arr), arr.type.byte_width, arr.buffers()[1]
-    if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0, bool)
-    if width == 4:
-        values = np.frombuffer(buf, np.int32)[arr.offset:arr.offset + n].astype(np.int64)
-        return values, np.ones(n, dtype=bool)
-    words = np.frombuffer(buf, np.int64)[arr.offset * (width // 8):]
-    words = words[:n * (width // 8)].reshape(n, width // 8)
-    low = words[:, 0].copy()
-    fits = (words[:, 1:] == (low >> 63)[:, None]).all(axis=1)
-    return low, fits
+    first = np.full(len(arr), _ingest.NO_CHECK, dtype=np.int16)
+    fen = _ingest.money(arr, first, _NO, 0, _NO)
+    return fen, first == 0
 
 
 def fen_sum(arr) -> int:
     """Σ of a money column in fen as an exact Python int, values beyond int64 fen included
     (the control totals must count every input row's money)."""
     from .manifest import exact_sum
-    arr = _one_chunk(arr)
     fen, beyond = money_fen(arr)
     total = exact_sum(fen)
     if beyond.any():
+        arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
         total += sum(decimal_fen(v) for v in arr.filter(pa.array(beyond)).to_pylist())
     return total
 
@@ -298,97 +284,131 @@ def decimal_fen(value) -> int:
     return -fen if sign else fen
 
 
-def _one_chunk(arr):
-    if isinstance(arr, pa.ChunkedArray):
-        if arr.num_chunks == 0:
-            return pa.array([], arr.type)
-        return arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    return arr
-
-
-def _int_numpy(arr, dtype) -> np.ndarray:
-    arr = pc.fill_null(arr, 0) if arr.null_count else arr
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=dtype)
-
-
-def domain_codes(arr, domain: tuple) -> pa.Array:
-    """Index of each value in ``domain`` (null where outside it). Dictionary columns map their
-    dictionary once and take through the indices, so the cost is per distinct value."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    values = pa.array([str(v) for v in domain]) if _is_text(arr.type) else pa.array(domain)
-    if pa.types.is_dictionary(arr.type):
-        dict_codes = pc.index_in(arr.dictionary, value_set=values.cast(arr.dictionary.type))
-        return pc.take(dict_codes, arr.indices)
-    return pc.index_in(arr, value_set=values.cast(arr.type))
-
-
-def _is_text(t) -> bool:
-    t = t.value_type if pa.types.is_dictionary(t) else t
-    return pa.types.is_string(t) or pa.types.is_large_string(t)
-
-
-def _engine_column(arr, typ: Type):
-    if typ.kind == MONEY:
-        return money_to_fen(arr)
-    if typ.kind == BOOL:
-        return _int_numpy(pc.cast(arr, pa.int8()), np.int64).astype(bool)
-    if typ.kind == DATE:
-        return _int_numpy(pc.cast(arr, pa.int32()), np.int64)
-    if typ.kind == TEXT and typ.domain is not None:
-        return _int_numpy(pc.fill_null(domain_codes(arr, typ.domain), -1), np.int64)
-    if typ.kind == TEXT:
-        arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
-        return arr.dictionary_decode() if pa.types.is_dictionary(arr.type) else arr
-    return _int_numpy(arr, np.int64)
-
-
-# -- row checks ------------------------------------------------------------------------------
-
-def _np_bool(arr) -> np.ndarray:
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
-def _duplicate_mask(claim_id) -> np.ndarray:
-    """Rows whose claim_id occurs more than once (all copies); nulls are not duplicates."""
-    return _ids.duplicate_mask(claim_id)
-
-
-def policy_period_mask(plan: Plan, days: np.ndarray) -> np.ndarray:
-    return (days >= plan.effective_from) & (days <= plan.effective_to)
-
-
-def _row_checks(plan: Plan, table: pa.Table, converted: dict, beyond: dict):
-    """Yield (reason, mask, column) for each check, in REASONS order. ``beyond``: money column
-    -> rows whose amount does not fit int64 fen (``money_fen``)."""
-    claim_id = table.column("claim_id")
-    yield "null_claim_id", _np_bool(pc.is_null(claim_id)), "claim_id"
-    yield "duplicate_claim_id", _duplicate_mask(claim_id), "claim_id"
-    key_columns = {k.column for k in plan.keys()} - {"person_id"}  # null falls back to person
-    for name in [c.name for c in plan.columns if c.name not in key_columns] + ["person_id"]:
-        yield "null_value", _np_bool(pc.is_null(table.column(name))), name
-    for name, mask in beyond.items():
-        yield "amount_out_of_range", mask, name
+def _column_types(plan: Plan, table: pa.Table) -> dict:
+    """name -> Type of every column converted: the plan's, discharge_date, the money columns."""
+    types = {c.name: c.type for c in plan.columns}
+    types.setdefault("discharge_date", Type(DATE))
     for name in MONEY_COLUMNS:
-        if name in converted:
-            yield "negative_amount", converted[name] < 0, name
-    if "in_scope" in converted:
-        yield "in_scope_exceeds_total", converted["in_scope"] > converted["total"], "in_scope"
-    if "self_first" in converted and "in_scope" in converted:
-        yield ("self_first_exceeds_in_scope", converted["self_first"] > converted["in_scope"],
-               "self_first")
-    for col in plan.columns:
-        if col.type.domain is not None:
-            nulls = _np_bool(pc.is_null(table.column(col.name)))
-            values = converted[col.name]
-            outside = (values < 0) if col.type.kind == TEXT else ~np.isin(values, col.type.domain)
-            yield "unknown_value", outside & ~nulls, col.name
-    yield ("outside_policy_period", ~policy_period_mask(plan, converted["discharge_date"]),
-           "discharge_date")
+        if name in table.column_names:
+            types.setdefault(name, Type(MONEY))
+    return types
+
+
+def _check_list(plan: Plan, types: dict) -> list:
+    """Every row check of the batch as (reason, column), in the order they apply: a row is
+    rejected for the first it fails."""
+    checks = [("null_claim_id", "claim_id"), ("duplicate_claim_id", "claim_id")]
+    key_columns = {k.column for k in plan.keys()} - {"person_id"}  # null falls back to person
+    checks += [("null_value", c.name) for c in plan.columns if c.name not in key_columns]
+    checks.append(("null_value", "person_id"))
+    checks += [("amount_out_of_range", name) for name, t in types.items() if t.kind == MONEY]
+    checks += [("negative_amount", name) for name in MONEY_COLUMNS if name in types]
+    if "in_scope" in types:
+        checks.append(("in_scope_exceeds_total", "in_scope"))
+        if "self_first" in types:
+            checks.append(("self_first_exceeds_in_scope", "self_first"))
+    checks += [("unknown_value", c.name) for c in plan.columns if c.type.domain is not None]
+    checks.append(("outside_policy_period", "discharge_date"))
+    return checks
+
+
+class _Checks:
+    """The check numbers of one batch, and ``first``: per row, the first check it fails."""
+
+    def __init__(self, plan: Plan, types: dict, n: int):
+        self.list = _check_list(plan, types)
+        self.number = {}
+        for k, check in enumerate(self.list):
+            self.number.setdefault(check, k)  # a column listed twice: its first place counts
+        self.first = np.full(n, _NO, dtype=np.int16)
+
+    def __call__(self, reason: str, column: str) -> int:
+        """The number of check (reason, column), or NO_CHECK when the batch does not run it."""
+        return self.number.get((reason, column), _NO)
+
+    def fail(self, mask: np.ndarray, k: int) -> None:
+        """Check ``k`` on the rows of ``mask`` (for the few columns converted in numpy)."""
+        if k != _NO and mask.any():
+            np.minimum(self.first, np.where(mask, np.int16(k), np.int16(_NO)), out=self.first)
+
+
+def _convert(name: str, typ: Type, col, plan: Plan, checks: _Checks):
+    """The engine column of ``col``, its checks folded into ``checks.first``."""
+    first, null = checks.first, checks("null_value", name)
+    if typ.kind == MONEY:
+        return _ingest.money(col, first, null, checks("amount_out_of_range", name),
+                             checks("negative_amount", name))
+    unknown = checks("unknown_value", name) if typ.domain is not None else _NO
+    if typ.kind == TEXT and typ.domain is not None:
+        return _ingest.domain_codes(col, first, null, unknown, typ.domain)
+    if typ.kind == DATE and typ.domain is None:
+        return _ingest.dates(col, first, null, checks("outside_policy_period", name),
+                             *_period(plan))
+    if typ.kind == BOOL and typ.domain is None:
+        return _ingest.booleans(col, first, null)
+    if typ.kind != TEXT and _is_narrow_integer(col.type):
+        return _ingest.integers(col, first, null, unknown, typ.domain)
+    return _convert_in_numpy(name, typ, col, plan, checks)
+
+
+def _period(plan: Plan) -> tuple:
+    """The policy period as int32 days, clipped (a day outside int32 is outside it anyway)."""
+    return tuple(int(np.clip(d, *_DATE32)) for d in (plan.effective_from, plan.effective_to))
+
+
+def _is_narrow_integer(t) -> bool:
+    """An integer type whose values all have a signed numpy type (uint64 has none)."""
+    return pa.types.is_integer(t) and t != pa.uint64()
+
+
+def _convert_in_numpy(name: str, typ: Type, col, plan: Plan, checks: _Checks):
+    """The rare columns the passes do not cover: open text (kept as it is), uint64 integers
+    (read as int64), a domain on a date or a boolean."""
+    checks.fail(_nulls(col), checks("null_value", name))
+    if typ.kind == TEXT:  # as the batch holds it: combining the chunks would copy it
+        return col
+    if typ.kind in (DATE, BOOL):
+        col = pc.cast(col, pa.int32() if typ.kind == DATE else pa.int8())
+    values = np.asarray(pc.fill_null(col, 0).to_numpy(), dtype=np.int64)
+    if typ.kind == DATE:
+        period = _period(plan)
+        checks.fail((values < period[0]) | (values > period[1]),
+                    checks("outside_policy_period", name))
+    if typ.domain is not None:
+        checks.fail(~np.isin(values, typ.domain) & ~_nulls(col), checks("unknown_value", name))
+    return values.astype(bool) if typ.kind == BOOL else values
+
+
+def _nulls(col) -> np.ndarray:
+    nulls = pc.is_null(col)
+    nulls = nulls.combine_chunks() if isinstance(nulls, pa.ChunkedArray) else nulls
+    return np.asarray(nulls.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _claim_id_text(col):
+    """claim_id as text for the duplicate check (an integer id column is compared as its
+    decimal text, as its reject message shows it)."""
+    return col if pa.types.is_string(col.type) else pc.cast(col, pa.string())
+
+
+def _run_checks(plan: Plan, table: pa.Table) -> tuple:
+    """({name: engine column over all rows}, per row the first check it fails, the checks)."""
+    types = _column_types(plan, table)
+    checks = _Checks(plan, types, table.num_rows)
+    _ingest.claim_ids(_claim_id_text(table.column("claim_id")), checks.first,
+                      checks("null_claim_id", "claim_id"),
+                      checks("duplicate_claim_id", "claim_id"))
+    converted = {name: _convert(name, typ, table.column(name), plan, checks)
+                 for name, typ in types.items()}
+    for reason, column in checks.list:  # null checks of columns not converted (person_id)
+        if reason == "null_value" and column not in converted:
+            _ingest.null_rows(table.column(column), checks.first, checks(reason, column))
+    for big, small, reason in (("total", "in_scope", "in_scope_exceeds_total"),
+                               ("in_scope", "self_first", "self_first_exceeds_in_scope")):
+        k = checks(reason, small)
+        if k != _NO:
+            _ingest.exceeds(converted[small], converted[big], checks.first, k)
+    return converted, checks.first, checks.list
 
 
 def _message(reason: str, column: str, value) -> str:
@@ -402,38 +422,21 @@ def _message(reason: str, column: str, value) -> str:
     return f"{base}: {column} = {value!r}" if reason != "null_value" else f"{base}: {column}"
 
 
-def _converted_columns(plan: Plan, table: pa.Table) -> tuple:
-    """({name: engine column}, {money column: rows beyond int64 fen})."""
-    out, beyond = {}, {}
-    types = {c.name: c.type for c in plan.columns}
-    types.setdefault("discharge_date", Type(DATE))
-    for name in MONEY_COLUMNS:
-        if name in table.column_names:
-            types.setdefault(name, Type(MONEY))
-    for name, typ in types.items():
-        if typ.kind == MONEY:
-            out[name], beyond[name] = money_fen(table.column(name))
-        else:
-            out[name] = _engine_column(table.column(name), typ)
-    return out, {name: mask for name, mask in beyond.items() if mask.any()}
-
-
 def prepare(plan: Plan, claims) -> Prepared:
     """Check a batch against ``plan`` and convert its accepted rows (see module docstring)."""
     table = as_table(claims)
     _check_columns(plan, table)
     if "total" in table.column_names:
         _check_type("total", Type(MONEY), table.schema.field("total").type)
-    converted, beyond = _converted_columns(plan, table)
-    n = table.num_rows
-    rejected = np.zeros(n, dtype=bool)
+    converted, first, checks = _run_checks(plan, table)
+    accepted = first == _NO
+    rows = np.flatnonzero(accepted).astype(np.int64, copy=False)
     rejects = []
-    for reason, mask, column in _row_checks(plan, table, converted, beyond):
-        new = mask & ~rejected
-        if new.any():
-            rejects.extend(_reject_rows(table, np.flatnonzero(new), reason, column))
-            rejected |= new
-    rows = np.flatnonzero(~rejected).astype(np.int64)
+    if len(rows) < table.num_rows:  # grouped by check, then by row, as the checks ran
+        bad = np.flatnonzero(~accepted)
+        for k in np.unique(first[bad]).tolist():
+            reason, column = checks[k]
+            rejects.extend(_reject_rows(table, bad[first[bad] == k], reason, column))
     return _accepted(plan, table, converted, rows, rejects)
 
 

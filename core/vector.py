@@ -140,6 +140,7 @@ class Evaluator:
         self.missing_tables: dict = {}  # table name -> mask of rows it missed
         self._tables: dict = tables if tables is not None else {}
         self._lookups: dict = {}  # id(Lookup node) -> (values, miss, over): evaluated once
+        self._wide: dict = {}  # column name -> the column widened to int64 (``column``)
 
     def __call__(self, e: Expr) -> np.ndarray:
         return self.checked(e)[0]
@@ -159,7 +160,11 @@ class Evaluator:
         return np.broadcast_to(np.asarray(e.value, dtype=dtype), (self.n,)), None
 
     def column(self, e: Column):
-        return self.columns[e.name], None
+        """The column in int64 (booleans as bool, open text as Arrow): prepared columns are
+        narrow (arrow_io), widened here once per evaluator, i.e. per 64K-row chunk."""
+        if e.name not in self._wide:
+            self._wide[e.name] = engine_width(self.columns[e.name])
+        return self._wide[e.name], None
 
     def binary(self, e: Binary):
         (left, lbad), (right, rbad) = self.checked(e.left), self.checked(e.right)
@@ -257,6 +262,14 @@ class Evaluator:
         if table.name not in self._tables:
             self._tables[table.name] = DenseTable(table)
         return self._tables[table.name]
+
+
+def engine_width(values):
+    """A prepared column as the evaluators compute on it: integers of any width as int64;
+    bool and int64 numpy arrays and Arrow arrays (open text) as they are, not copied."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iu" and values.dtype != np.int64:
+        return values.astype(np.int64)
+    return values
 
 
 _CHECKED_OPS = {"+": checked_add, "-": checked_sub, "*": checked_mul}

@@ -1,0 +1,523 @@
+# cython: language_level=3
+"""The claims' row checks and conversions, one pass per column over the Arrow buffers, nogil.
+
+core/arrow_io.py numbers the row checks of a batch 0, 1, … in the order of its ``REASONS``
+(a check is a reason on one column). Each pass here reads one column chunk by chunk (validity
+bitmap, values; no ``combine_chunks``), converts it to its narrow engine column and lowers
+``first[row]`` to the number of every check the row fails, so that after all passes
+``first[row]`` is the first check the row fails, whatever order the passes ran in
+(``NO_CHECK``: none). A check a column does not have is passed as ``NO_CHECK``.
+
+Arrow layouts read (https://arrow.apache.org/docs/format/Columnar.html): a validity bitmap
+(LSB first; absent: no nulls) at bit ``offset``; fixed-width values at element ``offset``
+(integers, date32, decimals as little-endian two's complement of 4, 8, 16 or 32 bytes, and
+booleans as a bitmap); strings as int32 offsets (n + 1, from element ``offset``) into a data
+buffer. Callers hand over columns in the normal layout (arrow_io.normal_table): no
+dictionaries, text as string, dates as date32.
+"""
+from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t,
+                          uint64_t)
+from libc.string cimport memcmp
+
+from yibao.core._fnv cimport fnv1a_bytes
+
+import numpy as np
+import pyarrow as pa
+
+cdef extern from "Python.h":
+    void* PyMem_RawMalloc(size_t n) nogil
+    void* PyMem_RawCalloc(size_t count, size_t size) nogil
+    void PyMem_RawFree(void* p) nogil
+
+NO_CHECK = 32767  # first[row] of a row that fails no check (int16)
+cdef int16_t NONE = 32767
+
+cdef int64_t INT64_MAX = 9223372036854775807
+
+
+cdef struct Chunk:
+    const uint8_t* valid    # validity bitmap, NULL: no nulls in this chunk
+    const uint8_t* values   # fixed-width values, a boolean bitmap, or string data
+    const int32_t* offsets  # string offsets (NULL for other types)
+    int64_t offset          # the array's offset: of its bits and of its values
+    int64_t length          # rows
+    int64_t start           # row number of its first row in the whole column
+
+
+cdef inline bint bit(const uint8_t* bitmap, int64_t i) noexcept nogil:
+    return (bitmap[i >> 3] >> (i & 7)) & 1
+
+
+cdef inline bint valid_at(const Chunk* c, int64_t i) noexcept nogil:
+    """Whether row ``i`` of the chunk is not null."""
+    return c.valid == NULL or bit(c.valid, c.offset + i)
+
+
+cdef inline void fail(int16_t* first, int64_t row, int16_t check) noexcept nogil:
+    if check < first[row]:
+        first[row] = check
+
+
+cdef inline const uint8_t* address(buf):
+    return <const uint8_t*><size_t>buf.address if buf is not None else NULL
+
+
+cdef class Column:
+    """The chunks of one Arrow column as C structs; holds the chunks (their buffers) alive."""
+    cdef Chunk* chunks
+    cdef int64_t count
+    cdef list arrays
+    cdef list nothing_valid  # an all-zero bitmap per chunk of type null (no buffers)
+
+    def __cinit__(self, col):
+        arrays = list(col.chunks) if isinstance(col, pa.ChunkedArray) else [col]
+        self.arrays = [a for a in arrays if len(a)]
+        self.nothing_valid = []
+        self.count = len(self.arrays)
+        self.chunks = <Chunk*>PyMem_RawMalloc(max(self.count, 1) * sizeof(Chunk))
+        if self.chunks == NULL:
+            raise MemoryError("no memory for the column's chunk list")
+        cdef int64_t k, start = 0
+        for k, arr in enumerate(self.arrays):
+            bufs = arr.buffers()
+            self.chunks[k].valid = address(bufs[0]) if arr.null_count else NULL
+            if pa.types.is_null(arr.type):
+                zeros = pa.py_buffer(bytes((arr.offset + len(arr) + 7) // 8))
+                self.nothing_valid.append(zeros)  # (no [-1]: built without wraparound)
+                self.chunks[k].valid = address(zeros)
+            if pa.types.is_string(arr.type):
+                self.chunks[k].offsets = <const int32_t*>address(bufs[1])
+                self.chunks[k].values = address(bufs[2])
+            else:
+                self.chunks[k].offsets = NULL
+                self.chunks[k].values = address(bufs[1]) if len(bufs) > 1 else NULL
+            self.chunks[k].offset = arr.offset
+            self.chunks[k].length = len(arr)
+            self.chunks[k].start = start
+            start += len(arr)
+
+    def __dealloc__(self):
+        PyMem_RawFree(self.chunks)
+
+
+cdef int16_t[::1] _first(first):
+    return first
+
+
+# -- nulls -------------------------------------------------------------------------------------
+
+def null_rows(col, first, int16_t k_null):
+    """Check ``k_null`` on every null row of ``col`` (any type with a validity bitmap)."""
+    cdef Column c = Column(col)
+    cdef int16_t[::1] f = _first(first)
+    cdef int64_t j, i
+    cdef const Chunk* ch
+    if k_null == NONE or len(f) == 0:
+        return
+    with nogil:
+        for j in range(c.count):
+            ch = &c.chunks[j]
+            if ch.valid == NULL:
+                continue
+            for i in range(ch.length):
+                if not bit(ch.valid, ch.offset + i):
+                    fail(&f[0], ch.start + i, k_null)
+
+
+# -- claim ids: nulls and duplicates, one hash pass --------------------------------------------
+
+cdef inline uint64_t hash_bytes(const uint8_t* p, int64_t n) noexcept nogil:
+    """FNV-1a 64 with a final avalanche so that the low bits (the table slot) are mixed."""
+    cdef uint64_t h = fnv1a_bytes(p, n)
+    h ^= h >> 33
+    h *= 0xff51afd7ed558ccdULL
+    h ^= h >> 33
+    return h
+
+
+cdef inline const Chunk* chunk_of(const Chunk* chunks, int64_t count, int64_t row) noexcept nogil:
+    """The chunk holding ``row`` (binary search over the chunks' starts)."""
+    cdef int64_t lo = 0, hi = count - 1, mid
+    while lo < hi:
+        mid = (lo + hi + 1) >> 1
+        if chunks[mid].start <= row:
+            lo = mid
+        else:
+            hi = mid - 1
+    return &chunks[lo]
+
+
+cdef inline const uint8_t* text_at(const Chunk* c, int64_t i, int64_t* size) noexcept nogil:
+    cdef int64_t a = c.offsets[c.offset + i]
+    size[0] = c.offsets[c.offset + i + 1] - a
+    return c.values + a
+
+
+cdef uint64_t ROW_BITS = 40  # a table entry: 24 bits of the hash over (row + 1) in 40 bits
+
+
+cdef int claim_id_pass(const Chunk* chunks, int64_t count, int64_t n, int16_t* first,
+                       int16_t k_null, int16_t k_dup) noexcept nogil:
+    """Null and duplicate claim ids: an open-addressing table whose entries hold a row number
+    and the top 24 bits of its value's 64-bit hash, so that a probe reads one table word and
+    compares bytes only on a tag match (exact whatever the hash does). Every copy of a
+    duplicated id fails ``k_dup``; nulls are never duplicates. -1: no memory (or more rows
+    than 40 bits number)."""
+    cdef int64_t cap = 16, mask, slot, i, j, row, other, la, lb
+    cdef const Chunk* c
+    cdef const Chunk* oc
+    cdef const uint8_t* a
+    cdef const uint8_t* b
+    cdef uint64_t h, tag, entry, row_mask = (<uint64_t>1 << ROW_BITS) - 1
+    if <uint64_t>n >= row_mask:
+        return -1
+    while cap < 2 * n:
+        cap <<= 1
+    mask = cap - 1
+    cdef uint64_t* table = <uint64_t*>PyMem_RawCalloc(cap, sizeof(uint64_t))  # 0: empty
+    if table == NULL:
+        return -1
+    for j in range(count):
+        c = &chunks[j]
+        for i in range(c.length):
+            row = c.start + i
+            if not valid_at(c, i):
+                fail(first, row, k_null)
+                continue
+            a = text_at(c, i, &la)
+            h = hash_bytes(a, la)
+            tag = h >> ROW_BITS
+            slot = <int64_t>(h & <uint64_t>mask)
+            while True:
+                entry = table[slot]
+                if entry == 0:
+                    table[slot] = (tag << ROW_BITS) | <uint64_t>(row + 1)
+                    break
+                if entry >> ROW_BITS == tag:
+                    other = <int64_t>(entry & row_mask) - 1
+                    oc = chunk_of(chunks, count, other)
+                    b = text_at(oc, other - oc.start, &lb)
+                    if la == lb and memcmp(a, b, la) == 0:
+                        fail(first, row, k_dup)
+                        fail(first, other, k_dup)
+                        break
+                slot = (slot + 1) & mask
+    PyMem_RawFree(table)
+    return 0
+
+
+def claim_ids(col, first, int16_t k_null, int16_t k_dup):
+    """Check ``k_null`` on null claim ids and ``k_dup`` on every row whose id occurs more than
+    once (``col``: string)."""
+    cdef Column c = Column(col)
+    cdef int16_t[::1] f = _first(first)
+    cdef int64_t n = len(f)
+    cdef int status = 0
+    if n == 0:
+        return
+    with nogil:
+        status = claim_id_pass(c.chunks, c.count, n, &f[0], k_null, k_dup)
+    if status < 0:
+        raise MemoryError("no memory for the claim id hash table")
+
+
+# -- money: integer fen or decimal yuan to int64 fen -------------------------------------------
+
+cdef inline int64_t int_value(const uint8_t* v, int64_t i, int width, bint signed) noexcept nogil:
+    if width == 8:
+        return (<const int64_t*>v)[i]
+    if width == 4:
+        return (<const int32_t*>v)[i] if signed else <int64_t>(<const uint32_t*>v)[i]
+    if width == 2:
+        return (<const int16_t*>v)[i] if signed else <int64_t>(<const uint16_t*>v)[i]
+    return (<const int8_t*>v)[i] if signed else <int64_t>v[i]
+
+
+cdef inline bint decimal_low(const uint8_t* v, int64_t i, int width, int64_t* low) noexcept nogil:
+    """The low 64 bits of decimal ``i`` (two's complement, ``width`` bytes) into ``low``;
+    whether the value fits in them (every higher word is the sign extension of the low)."""
+    cdef const int64_t* words
+    cdef int64_t sign
+    cdef int w
+    if width == 4:
+        low[0] = (<const int32_t*>v)[i]
+        return True
+    words = (<const int64_t*>v) + i * (width // 8)
+    low[0] = words[0]
+    sign = words[0] >> 63
+    for w in range(1, width // 8):
+        if words[w] != sign:
+            return False
+    return True
+
+
+cdef void money_pass(const Chunk* chunks, int64_t count, int width, bint signed,
+                     bint decimal, int64_t factor, int64_t limit, int64_t* fen, int16_t* first,
+                     int16_t k_null, int16_t k_beyond, int16_t k_negative) noexcept nogil:
+    cdef int64_t j, i, row, value
+    cdef const Chunk* c
+    cdef bint fits
+    for j in range(count):
+        c = &chunks[j]
+        for i in range(c.length):
+            row = c.start + i
+            fen[row] = 0
+            if not valid_at(c, i):
+                fail(first, row, k_null)
+                continue
+            if decimal:
+                fits = decimal_low(c.values, c.offset + i, width, &value)
+                if not fits or value < -limit or value > limit:
+                    fail(first, row, k_beyond)
+                    continue
+                value = value * factor
+            else:
+                value = int_value(c.values, c.offset + i, width, signed)
+            fen[row] = value
+            if value < 0:
+                fail(first, row, k_negative)
+
+
+def money(col, first, int16_t k_null, int16_t k_beyond, int16_t k_negative):
+    """int64 fen of a money column: integer fen (int8-int64, uint8-uint32) or decimal yuan with
+    at most 2 places, exact, no float; a null or a value beyond int64 fen is 0 (checks
+    ``k_null``, ``k_beyond``); a negative amount fails ``k_negative``."""
+    cdef Column c = Column(col)
+    cdef int16_t[::1] f = _first(first)
+    cdef int64_t n = len(f)
+    fen_arr = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] fen = fen_arr
+    t = col.type
+    if not (_is_fen_integer(t) or pa.types.is_decimal(t)):
+        raise TypeError(f"money is integer fen or decimal yuan, not {t}")
+    cdef bint decimal = pa.types.is_decimal(t)
+    cdef int width = t.byte_width
+    cdef bint signed = decimal or pa.types.is_signed_integer(t)
+    py_factor = 10 ** (2 - t.scale) if decimal else 1  # scale <= 2 (checked): fen per unit
+    cdef int64_t limit = INT64_MAX // py_factor if py_factor <= INT64_MAX else 0
+    cdef int64_t factor = py_factor if limit else 0  # limit 0: only 0 fits, and is 0 fen
+    if n == 0:
+        return fen_arr
+    with nogil:
+        money_pass(c.chunks, c.count, width, signed, decimal, factor, limit, &fen[0], &f[0],
+                   k_null, k_beyond, k_negative)
+    return fen_arr
+
+
+def _is_fen_integer(t) -> bool:
+    return pa.types.is_signed_integer(t) or t in (pa.uint8(), pa.uint16(), pa.uint32())
+
+
+def exceeds(a, b, first, int16_t k):
+    """Check ``k`` on every row where ``a`` > ``b`` (int64 fen)."""
+    cdef const int64_t[::1] x = a
+    cdef const int64_t[::1] y = b
+    cdef int16_t[::1] f = _first(first)
+    cdef int64_t i
+    with nogil:
+        for i in range(f.shape[0]):
+            if x[i] > y[i]:
+                fail(&f[0], i, k)
+
+
+# -- dates, booleans, integers -----------------------------------------------------------------
+
+def dates(col, first, int16_t k_null, int16_t k_period, int32_t lo, int32_t hi):
+    """int32 days of a date32 column (0 for null, check ``k_null``); ``k_period`` on every
+    row whose day (null: 0) is outside [lo, hi]."""
+    cdef Column c = Column(col)
+    cdef int16_t[::1] f = _first(first)
+    cdef int64_t n = len(f), j, i, row
+    days_arr = np.empty(n, dtype=np.int32)
+    cdef int32_t[::1] days = days_arr
+    cdef const Chunk* ch
+    cdef int32_t d
+    if n == 0:
+        return days_arr
+    with nogil:
+        for j in range(c.count):
+            ch = &c.chunks[j]
+            for i in range(ch.length):
+                row = ch.start + i
+                d = 0
+                if valid_at(ch, i):
+                    d = (<const int32_t*>ch.values)[ch.offset + i]
+                else:
+                    fail(&f[0], row, k_null)
+                days[row] = d
+                if d < lo or d > hi:
+                    fail(&f[0], row, k_period)
+    return days_arr
+
+
+def booleans(col, first, int16_t k_null):
+    """numpy bool of a boolean column (False for null, check ``k_null``)."""
+    cdef Column c = Column(col)
+    cdef int16_t[::1] f = _first(first)
+    cdef int64_t n = len(f), j, i, row
+    out_arr = np.empty(n, dtype=np.uint8)
+    cdef uint8_t[::1] out = out_arr
+    cdef const Chunk* ch
+    if n == 0:
+        return out_arr.view(bool)
+    with nogil:
+        for j in range(c.count):
+            ch = &c.chunks[j]
+            for i in range(ch.length):
+                row = ch.start + i
+                if valid_at(ch, i):
+                    out[row] = bit(ch.values, ch.offset + i)
+                else:
+                    out[row] = 0
+                    fail(&f[0], row, k_null)
+    return out_arr.view(bool)
+
+
+ctypedef fused narrow_int:
+    int8_t
+    int16_t
+    int32_t
+    int64_t
+
+
+cdef void int_pass(const Chunk* chunks, int64_t count, int width, bint signed,
+                   narrow_int* out, const int64_t* dom, int64_t m, bint closed,
+                   int16_t* first, int16_t k_null, int16_t k_unknown) noexcept nogil:
+    cdef int64_t j, i, row, value, d
+    cdef const Chunk* c
+    cdef bint known
+    for j in range(count):
+        c = &chunks[j]
+        for i in range(c.length):
+            row = c.start + i
+            out[row] = 0
+            if not valid_at(c, i):
+                fail(first, row, k_null)
+                continue
+            value = int_value(c.values, c.offset + i, width, signed)
+            out[row] = <narrow_int>value
+            if closed:
+                known = False
+                for d in range(m):
+                    if dom[d] == value:
+                        known = True
+                        break
+                if not known:
+                    fail(first, row, k_unknown)
+
+
+def narrow_dtype(t) -> np.dtype:
+    """The numpy type an integer column keeps: its own, an unsigned one the signed type twice
+    as wide (uint8 -> int16, …, uint32 -> int64)."""
+    width = t.byte_width if pa.types.is_signed_integer(t) else 2 * t.byte_width
+    return np.dtype(f"int{8 * width}")
+
+
+def integers(col, first, int16_t k_null, int16_t k_unknown, domain):
+    """An integer column (int8-int64, uint8-uint32) in a numpy type as narrow as its own
+    (``narrow_dtype``; 0 for null, check ``k_null``), and ``k_unknown`` on every non-null
+    value outside ``domain`` (None: an open column)."""
+    t = col.type
+    cdef int width = t.byte_width
+    cdef bint signed = pa.types.is_signed_integer(t)
+    cdef Column c = Column(col)
+    cdef int16_t[::1] f = _first(first)
+    cdef int64_t n = len(f)
+    out_arr = np.empty(n, dtype=narrow_dtype(t))
+    dom_arr = np.asarray(domain if domain is not None else [0], np.int64)
+    cdef const int64_t[::1] dom = dom_arr
+    cdef int64_t m = len(domain) if domain is not None else 0
+    cdef bint closed = domain is not None
+    cdef int8_t[::1] o8
+    cdef int16_t[::1] o16
+    cdef int32_t[::1] o32
+    cdef int64_t[::1] o64
+    if n == 0:
+        return out_arr
+    if out_arr.dtype == np.int8:
+        o8 = out_arr
+        with nogil:
+            int_pass(c.chunks, c.count, width, signed, &o8[0], &dom[0], m, closed, &f[0],
+                     k_null, k_unknown)
+    elif out_arr.dtype == np.int16:
+        o16 = out_arr
+        with nogil:
+            int_pass(c.chunks, c.count, width, signed, &o16[0], &dom[0], m, closed, &f[0],
+                     k_null, k_unknown)
+    elif out_arr.dtype == np.int32:
+        o32 = out_arr
+        with nogil:
+            int_pass(c.chunks, c.count, width, signed, &o32[0], &dom[0], m, closed, &f[0],
+                     k_null, k_unknown)
+    else:
+        o64 = out_arr
+        with nogil:
+            int_pass(c.chunks, c.count, width, signed, &o64[0], &dom[0], m, closed, &f[0],
+                     k_null, k_unknown)
+    return out_arr
+
+
+# -- text of a closed domain: its code ---------------------------------------------------------
+
+ctypedef fused code_int:
+    int8_t
+    int16_t
+
+
+cdef void code_pass(const Chunk* chunks, int64_t count, const uint8_t* words,
+                    const int64_t* at, int64_t m, code_int* codes, int16_t* first,
+                    int16_t k_null, int16_t k_unknown) noexcept nogil:
+    cdef int64_t j, i, row, d, size
+    cdef const Chunk* c
+    cdef const uint8_t* text
+    cdef int64_t code
+    for j in range(count):
+        c = &chunks[j]
+        for i in range(c.length):
+            row = c.start + i
+            if not valid_at(c, i):
+                codes[row] = -1
+                fail(first, row, k_null)
+                continue
+            text = text_at(c, i, &size)
+            code = -1
+            for d in range(m):
+                if at[d + 1] - at[d] == size and memcmp(words + at[d], text, size) == 0:
+                    code = d
+                    break
+            codes[row] = <code_int>code
+            if code < 0:
+                fail(first, row, k_unknown)
+
+
+def domain_codes(col, first, int16_t k_null, int16_t k_unknown, domain):
+    """Index of each value of a string column in ``domain`` (a tuple), as int8 (int16 for more
+    than 127 values); -1 for null (check ``k_null``) and for a value outside it (check
+    ``k_unknown``). A domain is small: each row is compared with its values by length, then
+    bytes."""
+    values = [str(v).encode("utf-8") for v in domain]
+    cdef int64_t m = len(values)
+    if m > 32767:
+        raise ValueError("a domain of more than 32,767 values")
+    joined = b"".join(values) + b"\0"
+    bounds = np.zeros(m + 1, dtype=np.int64)
+    bounds[1:] = np.cumsum([len(v) for v in values])
+    cdef const int64_t[::1] at = bounds
+    cdef const uint8_t* words = joined
+    cdef Column c = Column(col)
+    cdef int16_t[::1] f = _first(first)
+    cdef int64_t n = len(f)
+    codes_arr = np.empty(n, dtype=np.int8 if m < 128 else np.int16)
+    cdef int8_t[::1] c8
+    cdef int16_t[::1] c16
+    if n == 0:
+        return codes_arr
+    if m < 128:
+        c8 = codes_arr
+        with nogil:
+            code_pass(c.chunks, c.count, words, &at[0], m, &c8[0], &f[0], k_null, k_unknown)
+    else:
+        c16 = codes_arr
+        with nogil:
+            code_pass(c.chunks, c.count, words, &at[0], m, &c16[0], &f[0], k_null, k_unknown)
+    return codes_arr
