@@ -320,6 +320,7 @@ class Lowerer:
         self.shared_caps: dict = {}
         self.over = None  # rows where the current layer's claim-only arithmetic leaves int64
         self.applies_over = None  # the same for its applies-when condition
+        self.evaluated: dict = {}  # expression -> (values, overflow rows), see _eval
 
     def key(self, key: Key) -> int:
         return self.key_index[key.name]
@@ -336,8 +337,15 @@ class Lowerer:
         return self.prog
 
     def _eval(self, e: Expr):
-        """The values of a claim-only expression; its overflow rows join ``self.over``."""
-        values, bad = self.ev.checked(e)
+        """The values of a claim-only expression; its overflow rows join ``self.over``. An
+        expression met again (two layers' ``in_scope - self_first``) is the same array: one
+        evaluation, and one stream of memory for the kernel instead of two."""
+        try:
+            if e not in self.evaluated:
+                self.evaluated[e] = self.ev.checked(e)
+            values, bad = self.evaluated[e]
+        except TypeError:  # a node holding an unhashable value: evaluated where it stands
+            values, bad = self.ev.checked(e)
         if bad is not None:
             self.over = bad if self.over is None else self.over | bad
         return values

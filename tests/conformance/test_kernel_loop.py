@@ -85,3 +85,18 @@ def test_a_keys_accumulators_sit_in_whole_cache_lines(width):
     assert row in (1, 2, 4) or row % 8 == 0
     assert (block[::row] == np.iinfo(np.int64).min).all()
     assert (block.reshape(37, row)[:, 1:] == 0).all()
+
+
+def test_an_expression_two_layers_share_is_one_array():
+    """The reference policy's inpatient and outpatient layers both pay on
+    ``in_scope - self_first``: lowered once, read by the kernel from one array."""
+    from pathlib import Path
+
+    from yibao.core.engine import lower_batch
+    from yibao.core.generate import generate_claims
+    from yibao.dsl.compiler import compile_policy
+    plan = compile_policy(Path(__file__).resolve().parents[2] / "city_configs" / "reference")
+    assert plan.layers[0].base == plan.layers[1].base
+    layers = lower_batch(plan, generate_claims(500, seed=3)).program.layers
+    assert layers[0]["base_claim"] is layers[1]["base_claim"]
+    assert len(layers[0]["base_claim"]) > 1
