@@ -16,7 +16,7 @@ cdef extern from *:
     typedef __int128 yb_i128;
     /* round_half_up(amount * ratio / 1e6), half away from zero, exact in 128 bits; sets
        *over when the result leaves int64 (money.round_half_up, money.fits_int64) */
-    static inline int64_t yb_mul_ratio(int64_t amount, int64_t ratio, int* over) {
+    static int64_t yb_mul_ratio_wide(int64_t amount, int64_t ratio, int* over) {
         yb_i128 p = (yb_i128)amount * (yb_i128)ratio;
         int neg = p < 0;
         if (neg) p = -p;
@@ -25,6 +25,18 @@ cdef extern from *:
         if (neg) q = -q;
         if (q > (yb_i128)INT64_MAX || q < (yb_i128)INT64_MIN) { *over = 1; return 0; }
         return (int64_t)q;
+    }
+    /* the same where amount × ratio fits int64 (every real claim): a division by the
+       constant 10^6 the compiler turns into a multiplication, not a call to __divmodti4 */
+    static inline int64_t yb_mul_ratio(int64_t amount, int64_t ratio, int* over) {
+        int64_t p, q, r;
+        if (__builtin_expect(__builtin_mul_overflow(amount, ratio, &p), 0))
+            return yb_mul_ratio_wide(amount, ratio, over);
+        q = p / 1000000;  /* truncated toward zero; r has the sign of p */
+        r = p % 1000000;
+        if (r >= 500000) q += 1;
+        else if (r <= -500000) q -= 1;
+        return q;
     }
     /* a + b and a - b, setting *over instead of wrapping */
     static inline int64_t yb_add(int64_t a, int64_t b, int* over) {
@@ -37,10 +49,20 @@ cdef extern from *:
         if (__builtin_sub_overflow(a, b, &r)) { *over = 1; return 0; }
         return r;
     }
+    /* ask the memory system for *p now, to be read a few claims later (GCC 12 at -O1 and
+       above drops __builtin_prefetch here, measured: hence the asm on x86-64) */
+    static inline void yb_prefetch(const void* p) {
+    #if defined(__x86_64__) && defined(__GNUC__)
+        __asm__ volatile("prefetcht0 %0" : : "m"(*(const char*)p));
+    #else
+        __builtin_prefetch(p, 1, 3);
+    #endif
+    }
     """
     int64_t yb_mul_ratio(int64_t amount, int64_t ratio, int* over) noexcept nogil
     int64_t yb_add(int64_t a, int64_t b, int* over) noexcept nogil
     int64_t yb_sub(int64_t a, int64_t b, int* over) noexcept nogil
+    void yb_prefetch(const void* p) noexcept nogil
 
 cdef inline int64_t i64max(int64_t a, int64_t b) noexcept nogil:
     return a if a > b else b
@@ -49,9 +71,9 @@ cdef inline int64_t i64min(int64_t a, int64_t b) noexcept nogil:
     return a if a < b else b
 
 
-cdef inline int64_t* slot(State* states, int s, int64_t** rows) noexcept nogil:
-    """The accumulator ``s`` of the current claim's key (rows: this claim's row per key kind)."""
-    return rows[states[s].key] + states[s].offset
+cdef inline int64_t* slot(int64_t** rows, State s) noexcept nogil:
+    """Accumulator ``s`` of the current claim's key (rows: this claim's row per key kind)."""
+    return rows[s.key] + s.offset
 
 
 cdef int64_t band_pay(LayerSpec* L, int64_t i, int64_t start, int64_t e,
@@ -71,49 +93,45 @@ cdef int64_t band_pay(LayerSpec* L, int64_t i, int64_t start, int64_t e,
     return total
 
 
-cdef int64_t deduct(LayerSpec* L, int64_t i, int64_t base, State* states,
-                    int64_t** rows, int* over) noexcept nogil:
+cdef inline int64_t deduct(LayerSpec* L, int64_t i, int64_t base, int64_t** rows,
+                           int* over) noexcept nogil:
     """The deductible this claim consumes (0 <= d <= base); updates the layer's state."""
     cdef int64_t D = L.ded_amount[i & L.m_ded], remaining, d
     cdef int64_t* consumed
     if L.ded_continuing != NULL and L.ded_continuing[i & L.m_continuing]:
-        D = i64max(0, yb_sub(D, slot(states, L.last_ded_state, rows)[0], over))
+        D = i64max(0, yb_sub(D, slot(rows, L.last_ded_state)[0], over))
     if L.ded_kind == DED_PER_YEAR:
-        remaining = i64max(0, yb_sub(D, slot(states, L.ded_state, rows)[0], over))
-    else:
-        remaining = i64max(0, D)
-    d = i64min(base, remaining)
-    if L.ded_kind == DED_PER_YEAR:
-        consumed = slot(states, L.ded_state, rows)
+        consumed = slot(rows, L.ded_state)
+        d = i64min(base, i64max(0, yb_sub(D, consumed[0], over)))
         consumed[0] = yb_add(consumed[0], d, over)
-    if L.last_ded_state >= 0:
-        slot(states, L.last_ded_state, rows)[0] = d
+    else:
+        d = i64min(base, i64max(0, D))
+    if L.last_ded_state.offset:
+        slot(rows, L.last_ded_state)[0] = d
     return d
 
 
-cdef int64_t apply_caps(LayerSpec* L, int64_t i, int64_t pay, State* states,
-                        int64_t** rows, int* over) noexcept nogil:
+cdef inline int64_t apply_caps(LayerSpec* L, int64_t i, int64_t pay, int64_t** rows,
+                               int* over) noexcept nogil:
     """Caps in order, then every yearly cap's paid-so-far grows by the final payment."""
     cdef int c
     cdef int64_t room
     cdef int64_t* used
     for c in range(L.n_caps):
+        room = L.cap_amount[c][i & L.m_cap[c]]
         if L.cap_per_year[c]:
-            room = i64max(0, yb_sub(L.cap_amount[c][i & L.m_cap[c]],
-                                    slot(states, L.cap_state[c], rows)[0], over))
-        else:
-            room = i64max(0, L.cap_amount[c][i & L.m_cap[c]])
+            room = yb_sub(room, slot(rows, L.cap_state[c])[0], over)
         if pay > room:
-            pay = room
+            pay = i64max(0, room)
     for c in range(L.n_caps):
         if L.cap_per_year[c]:
-            used = slot(states, L.cap_state[c], rows)
+            used = slot(rows, L.cap_state[c])
             used[0] = yb_add(used[0], pay, over)
     return pay
 
 
-cdef int64_t settle_layer(LayerSpec* L, int64_t i, int64_t* paid, State* states,
-                          int64_t** rows, int* over) noexcept nogil:
+cdef inline int64_t settle_layer(LayerSpec* L, int64_t i, int64_t* paid, int64_t** rows,
+                                 int* over) noexcept nogil:
     """One layer's payment for row i; sets *over (and the caller rolls the claim back) when
     an amount would leave int64. The checks are those of reference.settle_layer, step for
     step: each paid() term added in order, D − earlier, accumulators after adding, A + e − L."""
@@ -127,25 +145,24 @@ cdef int64_t settle_layer(LayerSpec* L, int64_t i, int64_t* paid, State* states,
             base = yb_sub(base, paid[L.paid_layer[p]], over)
     base = i64max(0, base)
     if L.ded_kind != DED_NONE:
-        d = deduct(L, i, base, states, rows, over)
-    if L.out_ded != NULL:
+        d = deduct(L, i, base, rows, over)
         L.out_ded[i] = d
     e = base - d
     if L.has_limit:
-        acc = slot(states, L.limit_state, rows)
+        acc = slot(rows, L.limit_state)
         pay = i64min(e, i64max(0, yb_sub(yb_add(acc[0], e, over),
                                          L.limit_amount[i & L.m_limit], over)))
     elif L.ratio_kind == RATIO_PER_CLAIM:
         pay = yb_mul_ratio(e, L.ratio[i & L.m_ratio], over)
     elif L.ratio_kind == RATIO_BANDS:
-        acc = slot(states, L.band_state, rows)
+        acc = slot(rows, L.band_state)
         pay = band_pay(L, i, acc[0], e, over)
         acc[0] = yb_add(acc[0], e, over)
     else:
         pay = e
-    pay = apply_caps(L, i, i64max(0, i64min(pay, e)), states, rows, over)
+    pay = apply_caps(L, i, i64max(0, i64min(pay, e)), rows, over)
     if L.has_limit:
-        acc = slot(states, L.limit_state, rows)
+        acc = slot(rows, L.limit_state)
         acc[0] = yb_add(acc[0], e - pay, over)
     return pay
 
@@ -164,16 +181,35 @@ cdef void roll_back(int64_t i, int n_layers, LayerSpec* layers, int n_keys, int6
             layers[l].out_ded[i] = 0
 
 
+cdef enum:
+    AHEAD = 16  # claims between asking for a claim's accumulator rows and settling it
+
+
+cdef inline void prefetch_rows(int64_t i, int n_keys, const int64_t** key_ids,
+                               int64_t** blocks, const int64_t* widths) noexcept nogil:
+    """Start loading claim i's accumulator rows (first and last slot: a row may straddle two
+    cache lines). In date order a claim's person is a random one of many, so without this
+    the loop waits on memory for every claim."""
+    cdef int k
+    cdef int64_t* row
+    for k in range(n_keys):
+        row = blocks[k] + key_ids[k][i] * widths[k]
+        yb_prefetch(row)
+        yb_prefetch(row + widths[k] - 1)
+
+
 cdef void settle_rows(const int64_t* order, int64_t n_order, int n_layers, LayerSpec* layers,
                       int n_keys, const int64_t** key_ids, const int32_t* year,
-                      int64_t** blocks, const int64_t* widths, State* states,
-                      int64_t* saved, int32_t* overflow) noexcept nogil:
+                      int64_t** blocks, const int64_t* widths, int64_t* saved,
+                      int32_t* overflow) noexcept nogil:
     cdef int64_t paid[MAX_LAYERS]
     cdef int64_t* rows[MAX_KEYS]
     cdef int64_t t, i, w, j, at, paid_sum
     cdef int k, l, over
     cdef int32_t y
     for t in range(n_order):
+        if t + AHEAD < n_order:
+            prefetch_rows(order[t + AHEAD], n_keys, key_ids, blocks, widths)
         i = order[t]
         y = year[i]
         at = 0
@@ -190,7 +226,7 @@ cdef void settle_rows(const int64_t* order, int64_t n_order, int n_layers, Layer
         paid_sum = 0
         for l in range(n_layers):
             if layers[l].applies[i & layers[l].m_applies]:
-                paid[l] = settle_layer(&layers[l], i, paid, states, rows, &over)
+                paid[l] = settle_layer(&layers[l], i, paid, rows, &over)
                 paid_sum = yb_add(paid_sum, paid[l], &over)  # self_pay = total - Σ paid
             else:
                 paid[l] = 0
@@ -224,7 +260,14 @@ cdef int64_t row_mask(object a):
     return 0 if len(a) == 1 else -1
 
 
-cdef void fill_layer(LayerSpec* L, dict d) except *:
+cdef State state_at(int s, list keys, list offsets):
+    """Accumulator index ``s`` (-1: none) resolved to its key kind and slot (offset 0: none)."""
+    cdef State out
+    out.key, out.offset = (keys[s], offsets[s]) if s >= 0 else (0, 0)
+    return out
+
+
+cdef void fill_layer(LayerSpec* L, dict d, list keys, list offsets) except *:
     cdef int j
     L.applies, L.m_applies = u8p(d["applies"]), row_mask(d["applies"])
     L.base_claim, L.m_base = i64p(d["base_claim"]), row_mask(d["base_claim"])
@@ -237,14 +280,15 @@ cdef void fill_layer(LayerSpec* L, dict d) except *:
     L.m_ded = row_mask(d["ded_amount"]) if d["ded_kind"] else 0
     L.ded_continuing = u8p(d["ded_continuing"]) if d["ded_continuing"] is not None else NULL
     L.m_continuing = row_mask(d["ded_continuing"]) if d["ded_continuing"] is not None else 0
-    L.ded_state, L.last_ded_state = d["ded_state"], d["last_ded_state"]
+    L.ded_state = state_at(d["ded_state"], keys, offsets)
+    L.last_ded_state = state_at(d["last_ded_state"], keys, offsets)
     L.ratio_kind = d["ratio_kind"]
     L.ratio = i64p(d["ratio"]) if d["ratio_kind"] == RATIO_PER_CLAIM else NULL
     L.m_ratio = row_mask(d["ratio"]) if d["ratio_kind"] == RATIO_PER_CLAIM else 0
     L.n_bands = len(d["bands"])
     for j, (lo, hi, rate) in enumerate(d["bands"]):
         L.band_lo[j], L.band_hi[j], L.band_rate[j] = lo, hi, rate
-    L.band_state = d["band_state"]
+    L.band_state = state_at(d["band_state"], keys, offsets)
     for j, first in enumerate(d["band_first"]):
         L.band_first[j] = first
     L.band_set = i64p(d["band_set"]) if d["band_set"] is not None else NULL
@@ -253,13 +297,15 @@ cdef void fill_layer(LayerSpec* L, dict d) except *:
     for j, (per_year, amount, state, key) in enumerate(d["caps"]):
         L.cap_per_year[j], L.cap_amount[j] = per_year, i64p(amount)
         L.m_cap[j] = row_mask(amount)
-        L.cap_state[j] = state
+        L.cap_state[j] = state_at(state, keys, offsets)
     L.has_limit = d["limit_amount"] is not None
     L.limit_amount = i64p(d["limit_amount"]) if L.has_limit else NULL
     L.m_limit = row_mask(d["limit_amount"]) if L.has_limit else 0
-    L.limit_state = d["limit_state"]
+    L.limit_state = state_at(d["limit_state"], keys, offsets)
     L.out_pay = i64w(d["out_pay"])
     L.out_ded = i64w(d["out_ded"]) if d["out_ded"] is not None else NULL
+    if (L.out_ded == NULL) != (L.ded_kind == DED_NONE):
+        raise ValueError("a layer has a deductible output exactly when it has a deductible")
 
 
 def settle(object order, list layers, list key_ids, object year, list blocks, object widths,
@@ -283,7 +329,6 @@ def settle(object order, list layers, list key_ids, object year, list blocks, ob
                 or len(d["band_first"]) > MAX_BANDS + 1):
             raise ValueError("a layer has more caps or bands than the kernel supports")
     cdef LayerSpec* specs = <LayerSpec*>malloc(n_layers * sizeof(LayerSpec))
-    cdef State* states = <State*>malloc(max(1, n_states) * sizeof(State))
     cdef const int64_t** kids = <const int64_t**>malloc(n_keys * sizeof(int64_t*))
     cdef int64_t** rows = <int64_t**>malloc(n_keys * sizeof(int64_t*))
     cdef const int64_t[::1] wv = widths
@@ -295,10 +340,7 @@ def settle(object order, list layers, list key_ids, object year, list blocks, ob
     cdef int j
     try:
         for j in range(n_layers):
-            fill_layer(&specs[j], layers[j])
-        for j in range(n_states):
-            states[j].key = state_keys[j]
-            states[j].offset = state_offsets[j]
+            fill_layer(&specs[j], layers[j], state_keys, state_offsets)
         for j in range(n_keys):
             kids[j] = i64p(key_ids[j])
             rows[j] = i64w(blocks[j])
@@ -306,10 +348,9 @@ def settle(object order, list layers, list key_ids, object year, list blocks, ob
         saved = <int64_t*>malloc(max(1, width_sum) * sizeof(int64_t))
         with nogil:
             settle_rows(order_p, n_order, n_layers, specs, n_keys, kids, &yv[0], rows,
-                        &wv[0], states, saved, &ov[0])
+                        &wv[0], saved, &ov[0])
     finally:
         free(saved)
         free(specs)
-        free(states)
         free(kids)
         free(rows)

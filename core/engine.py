@@ -64,15 +64,19 @@ def _in_order(prep: Prepared, keys: dict, order: np.ndarray) -> tuple:
     return cols, {k: (np.ascontiguousarray(ids[order]), count) for k, (ids, count) in keys.items()}
 
 
-def lower_batch(plan: Plan, claims, registry=None) -> Lowered:
+def lower_batch(plan: Plan, claims, registry=None, lead=None) -> Lowered:
     """Everything before the kernel loop: prepare, plugin validators, lookup rejects, keys,
-    the settlement order, vectorised expressions and policy years."""
+    the settlement order, vectorised expressions and policy years. ``lead`` (per input row,
+    e.g. a run's buckets) leads the order and renumbers the key ids along it, as
+    ``settle_by_bucket`` does: the program is then the one a run's kernel walks."""
     registry = registry or default_registry()
     prep = prepare(plan, claims)
     prep = run_validators(plan, prep, registry)
     while True:  # at most three times: again only after rejecting lookup misses, overflows
-        order = settlement_order(prep.claim_id, prep.columns["discharge_date"])
-        cols, keys = _in_order(prep, _keys(plan, prep), order)
+        order = _led_order(settlement_order(prep.claim_id, prep.columns["discharge_date"]),
+                           prep, lead)
+        cols, keys = _in_order(prep, _keys_numbered_along(_keys(plan, prep), order, lead),
+                               order)
         ev = Evaluator(plan, cols, prep.n, registry)
         missing, which = applying_lookups_missing(plan, ev)  # the lookups stay cached in ev
         if missing.any():

@@ -261,12 +261,18 @@ class Program:
         self.widths[key_index] += 1
         return len(self.state_keys) - 1
 
+    def row_widths(self) -> np.ndarray:
+        """Slots per key id of each key kind as laid out in memory: the accumulators
+        (``widths``) padded to 1, 2, 4 or a multiple of 8 slots, so that in a block aligned to
+        64 bytes no key's row straddles two cache lines (a claim's state is one line)."""
+        widths = self.widths or [1] * len(self.key_counts)
+        return np.array([_row_width(w) for w in widths], dtype=np.int64)
+
     def accumulator_rows(self) -> list:
         """One zeroed row of slots per key id and kind, year stamps set to 'no year yet'."""
-        widths = self.widths or [1] * len(self.key_counts)
         blocks = []
-        for count, width in zip(self.key_counts, widths):
-            block = np.zeros(count * width, dtype=np.int64)
+        for count, width in zip(self.key_counts, self.row_widths()):
+            block = _aligned_zeros(count * int(width))
             block[::width] = np.iinfo(np.int64).min
             blocks.append(block)
         return blocks
@@ -280,11 +286,30 @@ class Program:
         possibly carried over from an earlier chunk of the same batch). A row whose
         accumulation would leave int64 is marked in ``overflow`` and leaves every accumulator
         as it found it, so the other rows settle as if it were not in the batch."""
-        widths = np.asarray(self.widths or [1] * len(self.key_counts), dtype=np.int64)
         self.overflow = np.zeros(self.n, dtype=np.int32)
         _kernel.settle(np.ascontiguousarray(order, dtype=np.int64), self.layers, self.key_ids,
-                       self.year, blocks, widths, self.state_keys, self.state_offsets,
-                       self.overflow)
+                       self.year, blocks, self.row_widths(), self.state_keys,
+                       self.state_offsets, self.overflow)
+
+
+CACHE_LINE = 64  # bytes
+
+
+def _row_width(width: int) -> int:
+    """``width`` slots rounded up to a power of two up to a cache line, then to whole lines."""
+    line = CACHE_LINE // 8
+    if width > line:
+        return -(-width // line) * line
+    return 1 << (width - 1).bit_length()
+
+
+def _aligned_zeros(n: int) -> np.ndarray:
+    """n zeroed int64 whose first element starts a cache line (numpy aligns large arrays
+    to 16 bytes only)."""
+    line = CACHE_LINE // 8
+    buf = np.zeros(n + line, dtype=np.int64)
+    skip = (-buf.ctypes.data // 8) % line
+    return buf[skip:skip + n]
 
 
 def _compact(a) -> np.ndarray:
@@ -315,6 +340,7 @@ class Lowerer:
         self.shared_caps: dict = {}
         self.over = None  # rows where the current layer's claim-only arithmetic leaves int64
         self.applies_over = None  # the same for its applies-when condition
+        self.evaluated: dict = {}  # expression -> (values, overflow rows), see _eval
 
     def key(self, key: Key) -> int:
         return self.key_index[key.name]
@@ -331,8 +357,15 @@ class Lowerer:
         return self.prog
 
     def _eval(self, e: Expr):
-        """The values of a claim-only expression; its overflow rows join ``self.over``."""
-        values, bad = self.ev.checked(e)
+        """The values of a claim-only expression; its overflow rows join ``self.over``. An
+        expression met again (two layers' ``in_scope - self_first``) is the same array: one
+        evaluation, and one stream of memory for the kernel instead of two."""
+        try:
+            if e not in self.evaluated:
+                self.evaluated[e] = self.ev.checked(e)
+            values, bad = self.evaluated[e]
+        except TypeError:  # a node holding an unhashable value: evaluated where it stands
+            values, bad = self.ev.checked(e)
         if bad is not None:
             self.over = bad if self.over is None else self.over | bad
         return values
