@@ -55,13 +55,13 @@ from .errors import YibaoError
 from .manifest import OutputFolder, ParquetOut, Totals, run_manifest
 from .partition import NBUCKETS, buckets, hash_strings, partition_of
 from .piece import (bucket_plan, duplicate_rejects, input_fen, settle_piece,  # noqa: F401
-                    zero_nulls)
+                    settle_piece_rows, zero_nulls)
 from .plan import Plan
 from .policy import Policy
 from .provider import ProviderYear
 from .registry import default_registry
 from .sources import (InputError, Source, default_memory_limit, estimated_memory,  # noqa: F401
-                      input_files, open_sources, partition_count)
+                      input_files, open_sources, partition_count, read_columns, read_sources)
 from .spill import KeyCheck, Spill, duplicate_ids
 
 BATCH_ROWS = 1 << 18  # most rows per record batch read in the partitioned mode
@@ -157,12 +157,15 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
     _check_versions_supported(plan, engine)
     if partitions is None and engine == "local" and estimated_memory(sources) > limit:
         partitions = partition_count(sources, limit)
-    late = names == "national" and _supervised(plan)
+    supervised = _supervised(plan)
+    late = names == "national" and supervised
+    columns = read_columns(plan, registry)
     shape = claims_shape(plan, "yibao" if late else names)  # unknown names: before the lock
     out = OutputFolder(out_dir, overwrite)
     bar = Progress(progress)
     year = ProviderYear(Policy.of(plan).versions[0])
     try:
+        settled = None  # the input row of each result, for supervision (None: unknown)
         if engine == "spark":
             from .spark import settle_spark
             mode, count, totals = "spark", partitions or 0, Totals()
@@ -172,15 +175,16 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
             raise ValueError(f"unknown engine {engine!r}: use 'local' or 'spark'")
         elif partitions:
             mode, count = "partitioned", min(int(partitions), NBUCKETS)
-            totals = _settle_partitioned(plan, sources, out, count, registry, context, bar,
-                                         year, limit, shape)
+            totals, settled = _settle_partitioned(plan, sources, out, count, registry,
+                                                  context, bar, year, limit, shape,
+                                                  columns, supervised)
         else:
             mode, count = "memory", 1
-            totals = _settle_in_memory(plan, sources, out, registry, context, bar, year,
-                                       shape)
+            totals, settled = _settle_in_memory(plan, sources, out, registry, context, bar,
+                                                year, shape, columns, supervised)
         pools = _write_provider(Policy.of(plan).versions[0], year, out)
         from .supervision.run import write_supervision  # after settlement, whole run
-        flags = write_supervision(plan, sources, out)
+        flags = write_supervision(plan, sources, out, settled)
         if late:
             _national_after_supervision(plan, out)
         summary = Summary(Policy.of(plan).name, engine, mode, count, totals,
@@ -298,9 +302,12 @@ def _write_rejects(out: OutputFolder, pieces: list) -> None:
 
 
 def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
-                      shape=_as_settled) -> Totals:
+                      shape=_as_settled, columns=None, keep_rows=False) -> tuple:
+    """(control totals, the input row of each result when ``keep_rows`` and the engine
+    knows them, else None): every file read (only ``columns``) into one table, settled as
+    one piece, the results written as they come out (one row group per ``ROW_GROUP``)."""
     task = bar.task("settle", sum(s.rows for s in sources))
-    tables = [s.read() for s in sources]
+    tables = read_sources(sources, columns)
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     del tables
     totals = Totals(input_rows=table.num_rows, input_fen=input_fen(table))
@@ -310,8 +317,8 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
     def chunk_done(count: int) -> None:  # the bar moves per kernel chunk, not once at the end
         settled[0] += count
         bar.advance(task, count)
-    results, rejects, fen = settle_piece(plan, table, rows, buckets(bucket_plan(plan), table),
-                                         registry, context, chunk_done)
+    results, rejects, fen, result_rows = settle_piece_rows(
+        plan, table, rows, buckets(bucket_plan(plan), table), registry, context, chunk_done)
     bar.advance(task, table.num_rows - settled[0])  # rows rejected before the kernel
     # the results are in memory: every row group goes to the writer thread at once (under the
     # names the run writes), and the control totals, provider sums and rejects are computed
@@ -327,7 +334,7 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
     totals.add_rejects(rejects, fen)
     _write_rejects(out, [rejects])
     writer.close()
-    return totals
+    return totals, (result_rows if keep_rows else None)
 
 
 # -- partitioned -----------------------------------------------------------------------------
@@ -343,6 +350,18 @@ def iter_settle(plan: Plan, batches, workdir, partitions: int = 8, registry=None
     across pieces). ``totals`` (if given) receives the control totals, ``year`` (if given)
     each partition's provider-payment sums; ``spill_budget`` (bytes) bounds what pass 1
     buffers before writing to the spill files."""
+    for results, rejects, _ in _iter_settle_rows(plan, batches, workdir, partitions, registry,
+                                                 context, totals, bar, expected_rows, year,
+                                                 spill_budget):
+        yield results, rejects
+
+
+def _iter_settle_rows(plan: Plan, batches, workdir, partitions: int = 8, registry=None,
+                      context=None, totals: Totals = None, bar=None,
+                      expected_rows=None, year: ProviderYear = None,
+                      spill_budget: int = None) -> Iterator[tuple]:
+    """``iter_settle`` yielding ``(results, rejects, the input row of each result or
+    None)`` per partition."""
     registry = registry or default_registry()
     totals = totals if totals is not None else Totals()
     bar = bar or Progress(False)
@@ -377,11 +396,13 @@ def _spill_batch(plan, table, spill, check, totals) -> None:
 
 
 def _settle_partitioned(plan, sources, out, count, registry, context, bar,
-                        year=None, limit=None, shape=_as_settled) -> Totals:
+                        year=None, limit=None, shape=_as_settled, columns=None,
+                        keep_rows=False) -> tuple:
+    """(control totals, the input row of each result or None), as ``_settle_in_memory``."""
     previous = _returning_pool()
     try:
         return _settle_partitions(plan, sources, out, count, registry, context, bar, year,
-                                  limit, shape)
+                                  limit, shape, columns, keep_rows)
     finally:
         if previous is not None:
             pa.set_memory_pool(previous)
@@ -403,26 +424,29 @@ def _returning_pool():
 
 
 def _settle_partitions(plan, sources, out, count, registry, context, bar, year,
-                       limit, shape=_as_settled) -> Totals:
+                       limit, shape=_as_settled, columns=None, keep_rows=False) -> tuple:
     totals = Totals()
-    writer, rejects = None, []
+    writer, rejects, settled = None, [], []
     limit = limit or default_memory_limit()
-    batches = _input_batches(sources, batch_rows(sources, limit))
-    for results, piece_rejects in iter_settle(plan, batches, out.spill, count,
-                                              registry, context, totals, bar,
-                                              sum(s.rows for s in sources), year,
-                                              spill_budget=limit // SPILL_SHARE):
+    batches = _input_batches(sources, batch_rows(sources, limit), columns)
+    for results, piece_rejects, rows in _iter_settle_rows(
+            plan, batches, out.spill, count, registry, context, totals, bar,
+            sum(s.rows for s in sources), year, spill_budget=limit // SPILL_SHARE):
         results = shape(results)
         if writer is None:
             writer = ParquetOut(out.stage("claims.parquet"), results.schema)
         writer.write(results)
         rejects.append(piece_rejects)
+        if keep_rows and settled is not None:  # each results row's input row, in file order
+            settled = None if rows is None else settled + [rows]
     if writer is None:  # no rows at all: an empty results file with the right columns
         empty = shape(settle(plan, sources[0].schema.empty_table(), registry, context).results)
         writer = ParquetOut(out.stage("claims.parquet"), empty.schema)
     writer.close()
     _write_rejects(out, rejects)
-    return totals
+    if not keep_rows or settled is None:
+        return totals, None
+    return totals, np.concatenate(settled) if settled else np.zeros(0, np.int64)
 
 
 def batch_rows(sources, limit: int) -> int:
@@ -433,9 +457,9 @@ def batch_rows(sources, limit: int) -> int:
     return int(min(BATCH_ROWS, max(MIN_BATCH_ROWS, limit // BATCH_SHARE // per_row)))
 
 
-def _input_batches(sources, rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
+def _input_batches(sources, rows: int = BATCH_ROWS, columns=None) -> Iterator[pa.Table]:
     for source in sources:
-        yield from source.batches(rows)
+        yield from source.batches(rows, columns)
 
 
 def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar,
@@ -456,7 +480,8 @@ def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar,
             pieces.append(dup_rejects)
             keep = np.flatnonzero(~dup)
             table, rows, bucket = table.take(pa.array(keep)), rows[keep], bucket[keep]
-        results, piece_rejects, fen = settle_piece(plan, table, rows, bucket, registry, context)
+        results, piece_rejects, fen, settled = settle_piece_rows(plan, table, rows, bucket,
+                                                                 registry, context)
         if year is not None:
             year.add(table, results)
         totals.add_results(zero_nulls(results), names)
@@ -466,4 +491,4 @@ def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar,
         rejects = rejects.take(pc.sort_indices(rejects, sort_keys=[("row", "ascending")]))
         spill.path(p).unlink()
         bar.advance(task, results.num_rows + rejects.num_rows)
-        yield results, rejects
+        yield results, rejects, settled
