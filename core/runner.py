@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -67,8 +68,8 @@ from .spill import KeyCheck, Spill, duplicate_ids
 BATCH_ROWS = 1 << 18  # most rows per record batch read in the partitioned mode
 MIN_BATCH_ROWS = 1 << 13  # fewest (below this, per-batch overheads dominate)
 # Shares of --memory-limit the partitioned mode's pass 1 may hold at once (docs/scale.md,
-# "What --memory-limit bounds"): one read batch (and its copy sorted by partition) and the
-# spill buffers of all partitions together.
+# "What --memory-limit bounds"): one read batch (and its copy sorted by partition), the next
+# batch being read meanwhile (read_ahead), and the spill buffers of all partitions together.
 BATCH_SHARE = 32
 SPILL_SHARE = 8
 EXIT_OK, EXIT_REJECTS, EXIT_FAILED = 0, 1, 2
@@ -458,8 +459,31 @@ def batch_rows(sources, limit: int) -> int:
 
 
 def _input_batches(sources, rows: int = BATCH_ROWS, columns=None) -> Iterator[pa.Table]:
-    for source in sources:
-        yield from source.batches(rows, columns)
+    """The files' rows in batches of ``rows`` (only ``columns``), in the run's row order,
+    each read on a thread while pass 1 spills the one before (``read_ahead``)."""
+    def in_order():
+        for source in sources:
+            yield from source.batches(rows, columns)
+    return read_ahead(in_order())
+
+
+def read_ahead(items: Iterator) -> Iterator:
+    """The items of ``items`` in order, the next one produced on a thread while the caller
+    works on this one: decoding Parquet releases the GIL, so on two cores pass 1's reading
+    and spilling overlap. One item is held ahead (pass 1's budget counts two read batches,
+    ``BATCH_SHARE``); an error producing an item is raised where it is taken."""
+    items = iter(items)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-read") as pool:
+        pending = pool.submit(next, items, _DONE)
+        while True:
+            item = pending.result()
+            if item is _DONE:
+                return
+            pending = pool.submit(next, items, _DONE)
+            yield item
+
+
+_DONE = object()  # read_ahead's end of the items
 
 
 def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar,
