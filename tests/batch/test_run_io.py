@@ -5,6 +5,7 @@ the reordering path of ``settle_by_bucket`` keeps each result's input row."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -147,3 +148,31 @@ def test_reordered_results_keep_their_input_rows(family_plan, registry):
         batch.results.column("claim_id").to_pylist()
     bucket = buckets(family_plan, claims)[batch.rows]
     assert (np.diff(bucket) >= 0).all()  # in bucket order
+
+
+def test_read_ahead_overlaps_one_item_keeps_order_and_raises():
+    """Pass 1's reading ahead: the next item is produced while the caller holds this one
+    (the producer waits for a signal the caller gives only while holding an item), never
+    more than one ahead, in order; an error producing an item reaches the caller."""
+    held = threading.Event()
+    produced = []
+
+    def items():
+        for k in range(6):
+            if k:
+                assert held.wait(10), "item produced only after the caller let go"
+                held.clear()
+            produced.append(k)
+            yield k
+        raise ValueError("bad file")
+    got = []
+    with pytest.raises(ValueError, match="bad file"):
+        for k in runner.read_ahead(items()):
+            assert len(produced) <= k + 2  # at most one ahead
+            got.append(k)
+            held.set()
+            deadline = time.monotonic() + 10
+            while len(produced) < min(k + 2, 6):  # the next one comes while we hold this
+                assert time.monotonic() < deadline, "the next item was not read ahead"
+                time.sleep(0.01)
+    assert got == list(range(6))
