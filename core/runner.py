@@ -25,9 +25,14 @@ Two local modes, the same results:
 - *in memory*: every file read into one table, settled by ``engine.settle_by_bucket``;
 - *partitioned* (the estimated in-memory size exceeds ``memory_limit``): pass 1 streams the
   input in record batches and spills each row, tagged with its row number and bucket, to the
-  Parquet file of its partition (a range of buckets); duplicate claim ids are found across the
-  whole input from 64-bit claim-id hashes (then confirmed on the ids themselves); pass 2 settles
-  partition by partition. Temporary files live in ``out_dir/.yibao-run`` and go on success.
+  Arrow IPC file of its partition (a range of buckets); duplicate claim ids are found across
+  the whole input from 64-bit claim-id hashes (then confirmed on the ids themselves); pass 2
+  settles partition by partition. Temporary files live in ``out_dir/.yibao-run`` and go on
+  success.
+
+Either mode reads only the claim columns the settlement reads (``sources.read_columns``) and
+hands supervision the input row of each result (``BatchResult.rows`` over the whole run), so
+supervision finds each result's claim without looking its id up.
 
 Duplicates: every copy of a claim id that appears more than once anywhere in the input is
 rejected (``duplicate_claim_id``), as ``engine.settle`` does within one batch.
@@ -345,7 +350,7 @@ def iter_settle(plan: Plan, batches, workdir, partitions: int = 8, registry=None
                 expected_rows=None, year: ProviderYear = None,
                 spill_budget: int = None) -> Iterator[tuple]:
     """Settle a stream of claim batches (pa.RecordBatch or pa.Table, any sizes) in bounded
-    memory: pass 1 spills them to ``partitions`` Parquet files under ``workdir``; then yields
+    memory: pass 1 spills them to ``partitions`` Arrow IPC files under ``workdir``; then yields
     ``(results, rejects)`` per partition, results in (bucket, discharge_date, claim_id) order
     (concatenated, the file's order), rejects with input row numbers (sorted per piece, not
     across pieces). ``totals`` (if given) receives the control totals, ``year`` (if given)

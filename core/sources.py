@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Iterator, Optional
 
 import pyarrow as pa
