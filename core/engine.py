@@ -348,19 +348,22 @@ def settle_by_bucket(policy, claims, bucket: np.ndarray, registry=None, context=
     plugin stage runs, the claims are settled in that order directly: each person's claims
     keep their (date, claim id) order, so every claim settles as in date order, and the
     results need no reordering (no gather of the claim ids, no claim-id lookup). Otherwise
-    the results of ``settle`` are reordered by the bucket of each claim."""
+    the results of ``settle`` are reordered by the bucket of each claim (found through its
+    input row when ``settle`` knows it, which the result keeps, else through its claim id)."""
     policy = Policy.of(policy)
     registry = registry or default_registry()
     acting = [stage for stage in registry.stages if stage.acts(context)]
     if policy.single and not acting and policy.first.keys() == (PERSON,):
         return _settle_plan(policy.first, claims, registry, context, progress, lead=bucket)
     batch = settle(policy, claims, registry, context, progress)
-    claim_id = as_table(claims).column("claim_id").combine_chunks()
-    if not pa.types.is_string(claim_id.type):
-        claim_id = claim_id.cast(pa.string())
-    results = batch.results.take(pa.array(
-        bucket_order(batch.results.column("claim_id"), claim_id, np.asarray(bucket))))
-    return BatchResult(results, batch.rejects, batch.input_rows)
+    rows, claim_id = batch.rows, None
+    if rows is None:  # each result's claim is found through its id
+        claim_id = as_table(claims).column("claim_id").combine_chunks()
+        if not pa.types.is_string(claim_id.type):
+            claim_id = claim_id.cast(pa.string())
+    order = bucket_order(batch.results.column("claim_id"), claim_id, np.asarray(bucket), rows)
+    return BatchResult(batch.results.take(pa.array(order)), batch.rejects, batch.input_rows,
+                       None if rows is None else np.asarray(rows, np.int64)[order])
 
 
 def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,

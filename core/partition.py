@@ -69,10 +69,13 @@ def partition_of(bucket: np.ndarray, partitions: int) -> np.ndarray:
     return (np.asarray(bucket, dtype=np.int64) * partitions // NBUCKETS).astype(np.int32)
 
 
-def bucket_order(results_claim_id, claims_claim_id, claims_bucket: np.ndarray) -> np.ndarray:
+def bucket_order(results_claim_id, claims_claim_id, claims_bucket: np.ndarray,
+                 rows=None) -> np.ndarray:
     """Indices putting results (in settlement order) into (bucket, discharge_date, claim_id)
-    order: a stable sort by the bucket of each result's claim, found through its claim id
+    order: a stable sort by the bucket of each result's claim, found through ``rows`` (the
+    claims row of each result, ``BatchResult.rows``) when given, else through its claim id
     (unique among accepted claims)."""
-    pos = pc.index_in(results_claim_id, value_set=claims_claim_id)
-    pos = np.asarray(pos.to_numpy(zero_copy_only=False), dtype=np.int64)
-    return np.argsort(claims_bucket[pos], kind="stable")
+    if rows is None:
+        pos = pc.index_in(results_claim_id, value_set=claims_claim_id)
+        rows = pos.to_numpy(zero_copy_only=False)
+    return np.argsort(claims_bucket[np.asarray(rows, dtype=np.int64)], kind="stable")

@@ -25,9 +25,14 @@ Two local modes, the same results:
 - *in memory*: every file read into one table, settled by ``engine.settle_by_bucket``;
 - *partitioned* (the estimated in-memory size exceeds ``memory_limit``): pass 1 streams the
   input in record batches and spills each row, tagged with its row number and bucket, to the
-  Parquet file of its partition (a range of buckets); duplicate claim ids are found across the
-  whole input from 64-bit claim-id hashes (then confirmed on the ids themselves); pass 2 settles
-  partition by partition. Temporary files live in ``out_dir/.yibao-run`` and go on success.
+  Arrow IPC file of its partition (a range of buckets); duplicate claim ids are found across
+  the whole input from 64-bit claim-id hashes (then confirmed on the ids themselves); pass 2
+  settles partition by partition. Temporary files live in ``out_dir/.yibao-run`` and go on
+  success.
+
+Either mode reads only the claim columns the settlement reads (``sources.read_columns``) and
+hands supervision the input row of each result (``BatchResult.rows`` over the whole run), so
+supervision finds each result's claim without looking its id up.
 
 Duplicates: every copy of a claim id that appears more than once anywhere in the input is
 rejected (``duplicate_claim_id``), as ``engine.settle`` does within one batch.
@@ -41,6 +46,7 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -55,20 +61,20 @@ from .errors import YibaoError
 from .manifest import OutputFolder, ParquetOut, Totals, run_manifest
 from .partition import NBUCKETS, buckets, hash_strings, partition_of
 from .piece import (bucket_plan, duplicate_rejects, input_fen, settle_piece,  # noqa: F401
-                    zero_nulls)
+                    settle_piece_rows, zero_nulls)
 from .plan import Plan
 from .policy import Policy
 from .provider import ProviderYear
 from .registry import default_registry
 from .sources import (InputError, Source, default_memory_limit, estimated_memory,  # noqa: F401
-                      input_files, open_sources, partition_count)
+                      input_files, open_sources, partition_count, read_columns, read_sources)
 from .spill import KeyCheck, Spill, duplicate_ids
 
 BATCH_ROWS = 1 << 18  # most rows per record batch read in the partitioned mode
 MIN_BATCH_ROWS = 1 << 13  # fewest (below this, per-batch overheads dominate)
 # Shares of --memory-limit the partitioned mode's pass 1 may hold at once (docs/scale.md,
-# "What --memory-limit bounds"): one read batch (and its copy sorted by partition) and the
-# spill buffers of all partitions together.
+# "What --memory-limit bounds"): one read batch (and its copy sorted by partition), the next
+# batch being read meanwhile (read_ahead), and the spill buffers of all partitions together.
 BATCH_SHARE = 32
 SPILL_SHARE = 8
 EXIT_OK, EXIT_REJECTS, EXIT_FAILED = 0, 1, 2
@@ -157,12 +163,15 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
     _check_versions_supported(plan, engine)
     if partitions is None and engine == "local" and estimated_memory(sources) > limit:
         partitions = partition_count(sources, limit)
-    late = names == "national" and _supervised(plan)
+    supervised = _supervised(plan)
+    late = names == "national" and supervised
+    columns = read_columns(plan, registry)
     shape = claims_shape(plan, "yibao" if late else names)  # unknown names: before the lock
     out = OutputFolder(out_dir, overwrite)
     bar = Progress(progress)
     year = ProviderYear(Policy.of(plan).versions[0])
     try:
+        settled = None  # the input row of each result, for supervision (None: unknown)
         if engine == "spark":
             from .spark import settle_spark
             mode, count, totals = "spark", partitions or 0, Totals()
@@ -172,15 +181,16 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
             raise ValueError(f"unknown engine {engine!r}: use 'local' or 'spark'")
         elif partitions:
             mode, count = "partitioned", min(int(partitions), NBUCKETS)
-            totals = _settle_partitioned(plan, sources, out, count, registry, context, bar,
-                                         year, limit, shape)
+            totals, settled = _settle_partitioned(plan, sources, out, count, registry,
+                                                  context, bar, year, limit, shape,
+                                                  columns, supervised)
         else:
             mode, count = "memory", 1
-            totals = _settle_in_memory(plan, sources, out, registry, context, bar, year,
-                                       shape)
+            totals, settled = _settle_in_memory(plan, sources, out, registry, context, bar,
+                                                year, shape, columns, supervised)
         pools = _write_provider(Policy.of(plan).versions[0], year, out)
         from .supervision.run import write_supervision  # after settlement, whole run
-        flags = write_supervision(plan, sources, out)
+        flags = write_supervision(plan, sources, out, settled)
         if late:
             _national_after_supervision(plan, out)
         summary = Summary(Policy.of(plan).name, engine, mode, count, totals,
@@ -298,9 +308,12 @@ def _write_rejects(out: OutputFolder, pieces: list) -> None:
 
 
 def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
-                      shape=_as_settled) -> Totals:
+                      shape=_as_settled, columns=None, keep_rows=False) -> tuple:
+    """(control totals, the input row of each result when ``keep_rows`` and the engine
+    knows them, else None): every file read (only ``columns``) into one table, settled as
+    one piece, the results written as they come out (one row group per ``ROW_GROUP``)."""
     task = bar.task("settle", sum(s.rows for s in sources))
-    tables = [s.read() for s in sources]
+    tables = read_sources(sources, columns)
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     del tables
     totals = Totals(input_rows=table.num_rows, input_fen=input_fen(table))
@@ -310,8 +323,8 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
     def chunk_done(count: int) -> None:  # the bar moves per kernel chunk, not once at the end
         settled[0] += count
         bar.advance(task, count)
-    results, rejects, fen = settle_piece(plan, table, rows, buckets(bucket_plan(plan), table),
-                                         registry, context, chunk_done)
+    results, rejects, fen, result_rows = settle_piece_rows(
+        plan, table, rows, buckets(bucket_plan(plan), table), registry, context, chunk_done)
     bar.advance(task, table.num_rows - settled[0])  # rows rejected before the kernel
     # the results are in memory: every row group goes to the writer thread at once (under the
     # names the run writes), and the control totals, provider sums and rejects are computed
@@ -327,7 +340,7 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
     totals.add_rejects(rejects, fen)
     _write_rejects(out, [rejects])
     writer.close()
-    return totals
+    return totals, (result_rows if keep_rows else None)
 
 
 # -- partitioned -----------------------------------------------------------------------------
@@ -337,12 +350,24 @@ def iter_settle(plan: Plan, batches, workdir, partitions: int = 8, registry=None
                 expected_rows=None, year: ProviderYear = None,
                 spill_budget: int = None) -> Iterator[tuple]:
     """Settle a stream of claim batches (pa.RecordBatch or pa.Table, any sizes) in bounded
-    memory: pass 1 spills them to ``partitions`` Parquet files under ``workdir``; then yields
+    memory: pass 1 spills them to ``partitions`` Arrow IPC files under ``workdir``; then yields
     ``(results, rejects)`` per partition, results in (bucket, discharge_date, claim_id) order
     (concatenated, the file's order), rejects with input row numbers (sorted per piece, not
     across pieces). ``totals`` (if given) receives the control totals, ``year`` (if given)
     each partition's provider-payment sums; ``spill_budget`` (bytes) bounds what pass 1
     buffers before writing to the spill files."""
+    for results, rejects, _ in _iter_settle_rows(plan, batches, workdir, partitions, registry,
+                                                 context, totals, bar, expected_rows, year,
+                                                 spill_budget):
+        yield results, rejects
+
+
+def _iter_settle_rows(plan: Plan, batches, workdir, partitions: int = 8, registry=None,
+                      context=None, totals: Totals = None, bar=None,
+                      expected_rows=None, year: ProviderYear = None,
+                      spill_budget: int = None) -> Iterator[tuple]:
+    """``iter_settle`` yielding ``(results, rejects, the input row of each result or
+    None)`` per partition."""
     registry = registry or default_registry()
     totals = totals if totals is not None else Totals()
     bar = bar or Progress(False)
@@ -377,11 +402,13 @@ def _spill_batch(plan, table, spill, check, totals) -> None:
 
 
 def _settle_partitioned(plan, sources, out, count, registry, context, bar,
-                        year=None, limit=None, shape=_as_settled) -> Totals:
+                        year=None, limit=None, shape=_as_settled, columns=None,
+                        keep_rows=False) -> tuple:
+    """(control totals, the input row of each result or None), as ``_settle_in_memory``."""
     previous = _returning_pool()
     try:
         return _settle_partitions(plan, sources, out, count, registry, context, bar, year,
-                                  limit, shape)
+                                  limit, shape, columns, keep_rows)
     finally:
         if previous is not None:
             pa.set_memory_pool(previous)
@@ -403,26 +430,29 @@ def _returning_pool():
 
 
 def _settle_partitions(plan, sources, out, count, registry, context, bar, year,
-                       limit, shape=_as_settled) -> Totals:
+                       limit, shape=_as_settled, columns=None, keep_rows=False) -> tuple:
     totals = Totals()
-    writer, rejects = None, []
+    writer, rejects, settled = None, [], []
     limit = limit or default_memory_limit()
-    batches = _input_batches(sources, batch_rows(sources, limit))
-    for results, piece_rejects in iter_settle(plan, batches, out.spill, count,
-                                              registry, context, totals, bar,
-                                              sum(s.rows for s in sources), year,
-                                              spill_budget=limit // SPILL_SHARE):
+    batches = _input_batches(sources, batch_rows(sources, limit), columns)
+    for results, piece_rejects, rows in _iter_settle_rows(
+            plan, batches, out.spill, count, registry, context, totals, bar,
+            sum(s.rows for s in sources), year, spill_budget=limit // SPILL_SHARE):
         results = shape(results)
         if writer is None:
             writer = ParquetOut(out.stage("claims.parquet"), results.schema)
         writer.write(results)
         rejects.append(piece_rejects)
+        if keep_rows and settled is not None:  # each results row's input row, in file order
+            settled = None if rows is None else settled + [rows]
     if writer is None:  # no rows at all: an empty results file with the right columns
         empty = shape(settle(plan, sources[0].schema.empty_table(), registry, context).results)
         writer = ParquetOut(out.stage("claims.parquet"), empty.schema)
     writer.close()
     _write_rejects(out, rejects)
-    return totals
+    if not keep_rows or settled is None:
+        return totals, None
+    return totals, np.concatenate(settled) if settled else np.zeros(0, np.int64)
 
 
 def batch_rows(sources, limit: int) -> int:
@@ -433,9 +463,32 @@ def batch_rows(sources, limit: int) -> int:
     return int(min(BATCH_ROWS, max(MIN_BATCH_ROWS, limit // BATCH_SHARE // per_row)))
 
 
-def _input_batches(sources, rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
-    for source in sources:
-        yield from source.batches(rows)
+def _input_batches(sources, rows: int = BATCH_ROWS, columns=None) -> Iterator[pa.Table]:
+    """The files' rows in batches of ``rows`` (only ``columns``), in the run's row order,
+    each read on a thread while pass 1 spills the one before (``read_ahead``)."""
+    def in_order():
+        for source in sources:
+            yield from source.batches(rows, columns)
+    return read_ahead(in_order())
+
+
+def read_ahead(items: Iterator) -> Iterator:
+    """The items of ``items`` in order, the next one produced on a thread while the caller
+    works on this one: decoding Parquet releases the GIL, so on two cores pass 1's reading
+    and spilling overlap. One item is held ahead (pass 1's budget counts two read batches,
+    ``BATCH_SHARE``); an error producing an item is raised where it is taken."""
+    items = iter(items)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-read") as pool:
+        pending = pool.submit(next, items, _DONE)
+        while True:
+            item = pending.result()
+            if item is _DONE:
+                return
+            pending = pool.submit(next, items, _DONE)
+            yield item
+
+
+_DONE = object()  # read_ahead's end of the items
 
 
 def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar,
@@ -456,7 +509,8 @@ def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar,
             pieces.append(dup_rejects)
             keep = np.flatnonzero(~dup)
             table, rows, bucket = table.take(pa.array(keep)), rows[keep], bucket[keep]
-        results, piece_rejects, fen = settle_piece(plan, table, rows, bucket, registry, context)
+        results, piece_rejects, fen, settled = settle_piece_rows(plan, table, rows, bucket,
+                                                                 registry, context)
         if year is not None:
             year.add(table, results)
         totals.add_results(zero_nulls(results), names)
@@ -466,4 +520,4 @@ def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar,
         rejects = rejects.take(pc.sort_indices(rejects, sort_keys=[("row", "ascending")]))
         spill.path(p).unlink()
         bar.advance(task, results.num_rows + rejects.num_rows)
-        yield results, rejects
+        yield results, rejects, settled

@@ -1,22 +1,31 @@
 """A run's input: claim files (Parquet or Arrow IPC), opened and checked before any claim is
 settled, and the memory an in-memory settle of them would take (core/runner.py picks the mode
 from it). Row numbers over a run are fixed here: files in sorted path order, rows in file
-order."""
+order.
+
+A run reads only the claim columns its settlement reads (``read_columns``): a claims file
+often carries columns no layer, key, provider part or plugin check reads (the diagnosis and
+procedure lists of a policy without a DRG grouper are most of a file's bytes). The files are
+checked whole when opened (every column's name and type), so what is left out is never
+silently wrong, only not decoded."""
 from __future__ import annotations
 
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .arrow_io import ClaimsError, check_unique_names, normal_schema, normal_table, prepare
+from .arrow_io import (MONEY_COLUMNS, REQUIRED, ClaimsError, check_unique_names, normal_schema,
+                       normal_table, prepare)
 from .errors import YibaoError
 from .partition import NBUCKETS
 from .plan import Plan
 from .policy import Policy
+from .settlement import IDENTITY
 
 MEMORY_FACTOR = 15  # peak bytes of an in-memory settle per byte of Parquet-uncompressed
 # claims (measured: 1M generated claims, 60 MB in Parquet pages, peak RSS 0.87 GB)
@@ -78,28 +87,78 @@ class Source:
                 src.seek(0)
                 return ipc.open_stream(src).read_all()
 
-    def batches(self, rows: int) -> Iterator[pa.Table]:
-        """The file in tables of ``rows`` rows, in the one column layout (arrow_io)."""
+    def present(self, columns: Optional[list]) -> Optional[list]:
+        """The file's columns among ``columns``, in the file's order (None: all of them)."""
+        if columns is None:
+            return None
+        wanted = set(columns)
+        return [name for name in self.schema.names if name in wanted]
+
+    def batches(self, rows: int, columns: Optional[list] = None) -> Iterator[pa.Table]:
+        """The file in tables of ``rows`` rows, in the one column layout (arrow_io); only
+        ``columns`` (those the file has, in its order; None: all)."""
+        columns = self.present(columns)
         try:
             if self.ipc:
-                for batch in self._read_ipc().to_batches(rows):
+                table = self._read_ipc()
+                table = table if columns is None else table.select(columns)
+                for batch in table.to_batches(rows):
                     yield normal_table(pa.Table.from_batches([batch]))
                 return
             # a buffered stream and no pre-buffering: pages are read as the batches need them,
             # not whole column chunks (a 1M-row row group would be ~135 MB decoded at once)
             reader = pq.ParquetFile(str(self.path), buffer_size=1 << 20, pre_buffer=False)
-            for batch in reader.iter_batches(batch_size=rows):
+            for batch in reader.iter_batches(batch_size=rows, columns=columns):
                 yield normal_table(pa.Table.from_batches([batch]))
         except (pa.ArrowException, OSError) as exc:
             raise self._error(exc) from exc
 
-    def read(self) -> pa.Table:
-        """The whole file, in the one column layout (arrow_io)."""
+    def read(self, columns: Optional[list] = None) -> pa.Table:
+        """The whole file, in the one column layout (arrow_io); only ``columns`` (those the
+        file has, in its order; None: all)."""
+        columns = self.present(columns)
         try:
-            table = self._read_ipc() if self.ipc else pq.ParquetFile(str(self.path)).read()
+            if self.ipc:
+                table = self._read_ipc()
+                table = table if columns is None else table.select(columns)
+            else:
+                table = pq.ParquetFile(str(self.path)).read(columns=columns)
         except (pa.ArrowException, OSError) as exc:
             raise self._error(exc) from exc
         return normal_table(table)
+
+
+READ_THREADS = 2  # files read at once in memory (each read also decodes columns in parallel)
+
+
+def read_sources(sources, columns: Optional[list] = None) -> list:
+    """Every file read whole (``Source.read``), in the run's file order, several at once:
+    a file's read waits on the disk and decompresses on Arrow's threads, and the Python
+    around it (opening, normalising the columns) overlaps the other file's."""
+    if len(sources) == 1:
+        return [sources[0].read(columns)]
+    with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="yibao-read") as pool:
+        return list(pool.map(lambda source: source.read(columns), sources))
+
+
+def read_columns(plan, registry) -> Optional[list]:
+    """The claim columns a run's settlement reads, sorted (None: every column, when a plugin
+    check or stage does not declare the columns it reads): the ids and dates every run
+    reads, the results' identity columns, the money columns the row checks test when
+    present, and per version its columns, its keys' columns and its provider part's.
+    Supervision reads its own columns from the files (core/supervision/run.py)."""
+    declared = [p.claim_columns for p in (*registry.validators, *registry.stages)]
+    if None in declared:
+        return None
+    out = {*REQUIRED, *IDENTITY, *MONEY_COLUMNS, *(c for cs in declared for c in cs)}
+    for version in Policy.of(plan).versions:
+        out.update(c.name for c in version.columns)
+        for key in version.keys():
+            out.update((key.column, *key.by))
+        if version.provider is not None or version.groupers:
+            from .provider import needed_columns  # only a plan with a provider part
+            out.update(needed_columns(version))
+    return sorted(out)
 
 
 def open_sources(plan: Plan, files: list) -> list:

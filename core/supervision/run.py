@@ -1,8 +1,10 @@
 """Supervision in a batch run: one call after settlement (core/runner.py ``run_settle``).
 
-``write_supervision(policy, sources, out)`` reads back the columns the flag rules need — from
-the claim files and from the staged ``claims.parquet`` — evaluates the flags over the whole
-run (every partition together: the city figures are the run's), stages ``flags.parquet`` and
+``write_supervision(policy, sources, out, rows)`` reads back the columns the flag rules need
+— from the claim files and from the staged ``claims.parquet`` — evaluates the flags over the
+whole run (every partition together: the city figures are the run's; each result's claim
+found through its input row, ``rows``, which the runner hands on from the settlement, in
+memory and partitioned), stages ``flags.parquet`` and
 ``hospital_indicators.parquet`` and, when a flag has ``effect review``, rewrites the staged
 ``claims.parquet`` with its ``pending_review`` column, row group by row group. Its cost is
 one more read of a few columns of the input and of the results, and the flag evaluation
@@ -34,8 +36,11 @@ def read_claims(sources, names) -> pa.Table:
         else tables[0]
 
 
-def write_supervision(policy, sources, out) -> dict:
-    """Stage the supervision outputs of a run; its summary.json part ({} for no flags)."""
+def write_supervision(policy, sources, out, rows=None) -> dict:
+    """Stage the supervision outputs of a run; its summary.json part ({} for no flags).
+    ``rows``: the input row (over the run's files, core/sources.py) of each row of the staged
+    claims.parquet, when the run knows them: the claims are then read by row, not looked up
+    by claim id (``evaluate``)."""
     sup = supervision_of(policy)
     if sup is None or not sup.flags:
         return {}
@@ -43,7 +48,7 @@ def write_supervision(policy, sources, out) -> dict:
     staged = out.stage("claims.parquet")
     wanted = [n for n in ("claim_id", "self_pay", "group")
               if n in pq.ParquetFile(str(staged)).schema_arrow.names]
-    result = evaluate(policy, claims, pq.read_table(str(staged), columns=wanted))
+    result = evaluate(policy, claims, pq.read_table(str(staged), columns=wanted), rows=rows)
     out.write_table("flags.parquet", result.flags)
     out.write_table("hospital_indicators.parquet", result.indicators)
     if any(f.effect for f in sup.flags):

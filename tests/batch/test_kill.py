@@ -47,7 +47,7 @@ def test_killed_runs_then_rerun_match_an_uninterrupted_run(big_input):
     expected = {n: (clean / n).read_bytes() for n in RESULTS}
     # kill points: during partitioning, as settling starts, while results are written
     points = [big_input / "killed" / ".yibao-run" / "spill",
-              big_input / "killed" / ".yibao-run" / "spill" / "part-00003.parquet",
+              big_input / "killed" / ".yibao-run" / "spill" / "part-00003.arrow",
               big_input / "killed" / ".yibao-run" / "claims.parquet"]
     killed_mid_run = 0
     for k, point in enumerate(points):

@@ -26,7 +26,7 @@ def test_claims_file_has_no_dictionary_pages(plan, claims_file, tmp_path, regist
         for c in range(meta.num_columns):
             column = meta.row_group(g).column(c)
             assert not column.has_dictionary_page, column.path_in_schema
-            assert column.compression == "ZSTD"
+            assert column.compression == "SNAPPY"
 
 
 @pytest.mark.parametrize("ahead", [0, 1, 3])
@@ -68,25 +68,29 @@ def test_writer_thread_error_is_raised_by_close(tmp_path, monkeypatch):
         out.close()
 
 
-def test_spill_files_have_no_dictionary_pages(plan, claims_file, tmp_path, registry,
-                                             monkeypatch):
-    """Pass 1's spill is written without dictionaries (spill.SPILL_OPTIONS), and the
-    partitioned run still gives the in-memory run's bytes."""
+def test_spill_files_are_lz4_arrow_without_dictionaries(plan, claims_file, tmp_path,
+                                                       registry, monkeypatch):
+    """Pass 1's spill is Arrow IPC with lz4 buffers (spill.SPILL_OPTIONS) and no dictionary
+    columns (the sources decode them), and the partitioned run still gives the in-memory
+    run's bytes."""
+    import pyarrow.ipc as ipc
     from yibao.core import spill
-    metas = []
+    seen = []
     real = spill.Spill.read
 
     def read(self, p, columns=None):
         if self.path(p).exists():
-            metas.append(pq.ParquetFile(self.path(p)).metadata)
+            seen.append(self.path(p).read_bytes())
         return real(self, p, columns)
     monkeypatch.setattr(spill.Spill, "read", read)
     run_settle(plan, claims_file, tmp_path / "p", registry=registry, progress=False,
                partitions=3)
-    assert metas
-    for meta in metas:
-        for c in range(meta.num_columns):
-            assert not meta.row_group(0).column(c).has_dictionary_page
+    assert len(seen) == 3
+    for data in seen:
+        table = ipc.open_file(pa.BufferReader(data)).read_all()
+        assert not any(pa.types.is_dictionary(f.type) for f in table.schema)
+        assert bytes.fromhex("04224d18") in data  # the magic number of an lz4 frame
+        assert len(data) < table.nbytes  # compressed
     run_settle(plan, claims_file, tmp_path / "m", registry=registry, progress=False)
     for name in ("claims.parquet", "rejects.parquet"):
         assert (tmp_path / "p" / name).read_bytes() == (tmp_path / "m" / name).read_bytes()
