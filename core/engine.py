@@ -319,9 +319,10 @@ def settle_by_bucket(policy, claims, bucket: np.ndarray, registry=None, context=
     claim_id = as_table(claims).column("claim_id").combine_chunks()
     if not pa.types.is_string(claim_id.type):
         claim_id = claim_id.cast(pa.string())
-    results = batch.results.take(pa.array(
-        bucket_order(batch.results.column("claim_id"), claim_id, np.asarray(bucket))))
-    return BatchResult(results, batch.rejects, batch.input_rows)
+    at = bucket_order(batch.results.column("claim_id"), claim_id, np.asarray(bucket))
+    results = batch.results.take(pa.array(at))
+    rows = None if batch.rows is None else np.asarray(batch.rows)[at]  # still known
+    return BatchResult(results, batch.rejects, batch.input_rows, rows)
 
 
 def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,

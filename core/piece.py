@@ -39,16 +39,17 @@ def settle_piece(plan: Plan, table: pa.Table, rows: np.ndarray, bucket: np.ndarr
                  registry, context, progress=None) -> tuple:
     """Settle the claims of some whole buckets. ``rows`` are their input row numbers and
     ``bucket`` their buckets. Returns (results in (bucket, date, claim_id) order, rejects with
-    input row numbers, fen of the rejected rows' totals)."""
+    input row numbers, fen of the rejected rows' totals, the row of ``table`` of each result
+    or None when the engine's path does not know it: ``BatchResult.rows``)."""
     if table.num_rows == 0:
         empty = settle(plan, table, registry, context)
-        return empty.results, empty.rejects, 0
+        return empty.results, empty.rejects, 0, np.zeros(0, np.int64)
     batch = settle_by_bucket(plan, table, bucket, registry, context, progress)
     results = batch.results
     local = np.asarray(batch.rejects.column("row").to_numpy(), dtype=np.int64)
     rejects = batch.rejects.set_column(1, "row", pa.array(rows[local], pa.int64()))
     fen = fen_sum(table.column("total").take(pa.array(local))) if len(local) else 0
-    return results, rejects, fen
+    return results, rejects, fen, batch.rows
 
 
 def duplicate_rejects(table: pa.Table, rows: np.ndarray, duplicates: pa.Array) -> tuple:

@@ -444,14 +444,25 @@ def settlement_columns(plan: Plan) -> list:
     return list(out)
 
 
-def _settlement_input(plan: Plan, claims: pa.Table, results: pa.Table, narrow: bool = True):
+def _settlement_input(plan: Plan, claims: pa.Table, results: pa.Table, narrow: bool = True,
+                      rows=None):
     """(claims with psn_part_amt, scored rows) for the claims that are in a pool, row k of
-    one the claim of row k of the other; ``narrow``: only ``settlement_columns``."""
+    one the claim of row k of the other; ``narrow``: only ``settlement_columns``. ``rows``:
+    the row of ``claims`` of each result row (``BatchResult.rows``), so no claim is looked
+    up by its id; without it the claims are found by ``claim_id``."""
     if "points" not in results.column_names:
-        results = append_claim_columns(plan, results, _in_result_order(claims, results))
-    scored = results.filter(pc.is_valid(results.column("pool")))
-    at = pc.index_in(scored.column("claim_id"), value_set=claims.column("claim_id"))
-    if narrow:
+        results = append_claim_columns(plan, results, _in_result_order(claims, results, rows))
+    in_pool = None if results.column("pool").null_count == 0 else pc.is_valid(
+        results.column("pool"))
+    scored = results if in_pool is None else results.filter(in_pool)
+    if rows is not None:
+        at = np.asarray(rows, dtype=np.int64)
+        at = at if in_pool is None else at[in_pool.to_numpy(zero_copy_only=False)]
+    else:
+        at = pc.index_in(scored.column("claim_id"), value_set=claims.column("claim_id"))
+    if narrow and rows is not None:
+        rows = _settlement_rows(plan, claims, scored, at)
+    elif narrow:
         wanted = [c for c in settlement_columns(plan) if c in claims.column_names]
         rows = prepared(plan, claims.select(wanted).take(at)).select(settlement_columns(plan))
     else:
@@ -464,18 +475,47 @@ def _settlement_input(plan: Plan, claims: pa.Table, results: pa.Table, narrow: b
     return rows, scored
 
 
-def _in_result_order(claims: pa.Table, results: pa.Table) -> pa.Table:
+def _settlement_rows(plan: Plan, claims: pa.Table, scored: pa.Table, at: np.ndarray):
+    """``settlement_columns`` of the claims at positions ``at`` (row k: the claim of scored
+    row k). The claim and hospital ids are the results' own (engine results carry them:
+    no gather of strings), the total one integer gather; only the columns of capitation,
+    monthly prepayments and alliances are taken from the claims."""
+    own = [c for c in ("claim_id", "hospital_id") if c in scored.column_names]
+    if "total" in claims.column_names:
+        total = pa.array(points_compute.ints(claims, "total")[at], pa.int64(),
+                         mask=_nulls_at(claims.column("total"), at))
+    else:
+        total = pa.nulls(len(at), pa.int64())
+    rows = pa.table({**{name: scored.column(name) for name in own}, "total": total})
+    taken = [c for c in settlement_columns(plan) if c not in rows.column_names
+             and c in claims.column_names]
+    if taken:
+        rows = _with(rows, dict(zip(taken, claims.select(taken).take(pa.array(at)).columns)))
+    return prepared(plan, rows).select(settlement_columns(plan))
+
+
+def _nulls_at(column: pa.ChunkedArray, at: np.ndarray):
+    """The null mask of ``column`` at positions ``at``; None when it has no nulls."""
+    if not column.null_count:
+        return None
+    return np.asarray(column.is_null().to_numpy(zero_copy_only=False), bool)[at]
+
+
+def _in_result_order(claims: pa.Table, results: pa.Table, rows=None) -> pa.Table:
+    if rows is not None:
+        return claims.take(pa.array(np.asarray(rows, dtype=np.int64)))
     return claims.take(pc.index_in(results.column("claim_id"),
                                    value_set=claims.column("claim_id")))
 
 
-def provider_partials(plan: Plan, claims: pa.Table, results: pa.Table) -> dict:
+def provider_partials(plan: Plan, claims: pa.Table, results: pa.Table, rows=None) -> dict:
     """pool name -> (per-hospital sums, points per signed institution) of one partition:
     ``results`` are ``engine.settle`` results (with or without the provider columns) and
-    ``claims`` the claims they came from (any order, a superset is fine)."""
+    ``claims`` the claims they came from (any order, a superset is fine); ``rows`` (if
+    known): the row of ``claims`` of each result (``BatchResult.rows``)."""
     if plan.provider is None:
         return {}
-    rows, scored = _settlement_input(plan, claims, results)
+    rows, scored = _settlement_input(plan, claims, results, rows=rows)
     out = {pool.name: points_compute.hospital_sums_aligned(pool, rows, scored, PATIENT_PAID,
                                                            None)
            for pool in plan.provider.pools}
@@ -553,9 +593,11 @@ class ProviderYear:
     def __init__(self, plan: Plan):
         self.plan, self.partials = plan, {}
 
-    def add(self, claims: pa.Table, results: pa.Table) -> None:
+    def add(self, claims: pa.Table, results: pa.Table, rows=None) -> None:
+        """One partition's claims and results; ``rows``: the row of ``claims`` of each
+        result when the settlement knows it (no lookup by claim id then)."""
         if self.plan.provider is not None and results.num_rows:
-            self.merge(provider_partials(self.plan, claims, results))
+            self.merge(provider_partials(self.plan, claims, results, rows))
 
     def merge(self, partials: dict) -> None:
         self.partials = merge_partials(self.partials, partials)

@@ -310,8 +310,9 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
     def chunk_done(count: int) -> None:  # the bar moves per kernel chunk, not once at the end
         settled[0] += count
         bar.advance(task, count)
-    results, rejects, fen = settle_piece(plan, table, rows, buckets(bucket_plan(plan), table),
-                                         registry, context, chunk_done)
+    results, rejects, fen, at = settle_piece(plan, table, rows,
+                                             buckets(bucket_plan(plan), table), registry,
+                                             context, chunk_done)
     bar.advance(task, table.num_rows - settled[0])  # rows rejected before the kernel
     # the results are in memory: every row group goes to the writer thread at once (under the
     # names the run writes), and the control totals, provider sums and rejects are computed
@@ -321,7 +322,7 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
     writer.write(written)
     del written
     if year is not None:
-        year.add(table, results)
+        year.add(table, results, at)
     del table
     totals.add_results(zero_nulls(results), Policy.of(plan).layer_names())
     totals.add_rejects(rejects, fen)
@@ -456,9 +457,10 @@ def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar,
             pieces.append(dup_rejects)
             keep = np.flatnonzero(~dup)
             table, rows, bucket = table.take(pa.array(keep)), rows[keep], bucket[keep]
-        results, piece_rejects, fen = settle_piece(plan, table, rows, bucket, registry, context)
+        results, piece_rejects, fen, at = settle_piece(plan, table, rows, bucket, registry,
+                                                       context)
         if year is not None:
-            year.add(table, results)
+            year.add(table, results, at)
         totals.add_results(zero_nulls(results), names)
         totals.add_rejects(piece_rejects, fen)
         pieces.append(piece_rejects)

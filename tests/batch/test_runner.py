@@ -139,8 +139,8 @@ def test_unbalanced_totals_fail_and_publish_nothing(plan, claims_file, tmp_path,
     real = runner.settle_piece
 
     def losing(*args):  # an engine bug that drops a row
-        results, rejects, fen = real(*args)
-        return results.slice(1), rejects, fen
+        results, rejects, fen, at = real(*args)
+        return results.slice(1), rejects, fen, None if at is None else at[1:]
     monkeypatch.setattr(runner, "settle_piece", losing)
     with pytest.raises(runner.BalanceError):
         run_settle(plan, claims_file, tmp_path / "o", registry=registry, progress=False)
