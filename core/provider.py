@@ -314,7 +314,7 @@ def _score_pool(plan: Plan, pool: Pool, members: pa.Table, reference: bool) -> t
         return (pa.array([r["case_class"] for r in rows], pa.string()),
                 pa.array([r["points"] for r in rows], pa.int64()))
     _, _, code, points, _ = points_compute.score(plan.provider, pool, members)
-    return points_compute.case_classes(code), pa.array(points, pa.int64())
+    return _coded(points_compute.CASE_CLASSES, code), pa.array(points, pa.int64())
 
 
 def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
@@ -343,7 +343,7 @@ def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
         members = scoring if len(at) == n else scoring.take(pa.array(at))  # all: in order
         classes, points = _score_pool(plan, pool, members, reference)
         rows.append(at)
-        pieces["pool"].append(pa.repeat(pa.scalar(pool.name, pa.string()), len(at)))
+        pieces["pool"].append(_coded((pool.name,), np.zeros(len(at), np.int32)))
         pieces["group"].append(members.column(pool.group_column))
         pieces["grouping_status"].append(_grouper_column(plan, pool, members, "status"))
         pieces["grouping_stopped_at"].append(_grouper_column(plan, pool, members, "stopped_at"))
@@ -382,6 +382,8 @@ def _scatter(n: int, rows: list, pieces: list, typ, order=None) -> pa.Array:
     elsewhere; with ``order``, its rows ``order`` (one gather either way)."""
     if not rows:
         return pa.nulls(n if order is None else len(order), typ)
+    if pa.types.is_string(typ):
+        return _scatter_text(n, rows, pieces, order)
     values = pa.concat_arrays([_flat(piece).cast(typ) for piece in pieces])
     at = np.concatenate(rows)
     source = np.full(n, -1, dtype=np.int64)
@@ -389,6 +391,35 @@ def _scatter(n: int, rows: list, pieces: list, typ, order=None) -> pa.Array:
     if order is not None:
         source = source[order]
     return values.take(pa.array(source, mask=source < 0))
+
+
+def _scatter_text(n: int, rows: list, pieces: list, order=None) -> pa.Array:
+    """``_scatter`` of a text column by its codes: each piece's few distinct values (pool
+    names, case classes, groups, statuses) are numbered, the numbers scattered and reordered
+    as integers, and the strings taken once from the small table of values (a random
+    gather of a million strings costs several times that)."""
+    coded = [_as_dictionary(piece) for piece in pieces]
+    values = pa.concat_arrays([d.dictionary.cast(pa.string()) for d in coded])
+    codes = np.full(n, -1, dtype=np.int64)
+    first = 0
+    for at, d in zip(rows, coded):
+        idx = np.asarray(d.indices.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
+        codes[at] = np.where(idx >= 0, idx + first, -1)
+        first += len(d.dictionary)
+    if order is not None:
+        codes = codes[order]
+    return values.take(pa.array(codes, mask=codes < 0))
+
+
+def _as_dictionary(piece) -> pa.DictionaryArray:
+    piece = _flat(piece)
+    return piece if pa.types.is_dictionary(piece.type) else pc.dictionary_encode(piece)
+
+
+def _coded(values: tuple, codes: np.ndarray) -> pa.DictionaryArray:
+    """Per claim ``values[codes[i]]``, as codes into ``values`` (``_scatter_text`` reads it)."""
+    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()),
+                                          pa.array(values, pa.string()))
 
 
 def _flat(column) -> pa.Array:

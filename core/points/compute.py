@@ -160,11 +160,12 @@ def _coefficients(pool: Pool, claims: pa.Table, groups: tuple) -> np.ndarray:
     looked up once per distinct pair present (ids of both keys combined), not per claim."""
     if not pool.coefficients:
         return np.full(claims.num_rows, RATIO_SCALE, np.int64)
-    by_idx, by_dict = _encoded(texts(claims, pool.coefficient_by))
+    by_idx, by_dict = _encoded_as_text(claims, pool.coefficient_by)
     g_idx, g_dict = groups
     width = len(g_dict) + 1
     pair = by_idx * width + g_idx
-    present = np.unique(pair)
+    size = (len(by_dict) + 1) * width
+    present = np.arange(size) if size <= EVERY_PAIR else np.unique(pair)  # no sort of pairs
     by_key = pc.take(by_dict, pa.array(present // width, mask=present // width == len(by_dict)))
     g_key = pc.take(g_dict, pa.array(present % width, mask=present % width == len(g_dict)))
     k, _ = lookup(pc.binary_join_element_wise(by_key, g_key, "\x1f"), _coef_pairs(pool),
@@ -177,6 +178,17 @@ def _coefficients(pool: Pool, claims: pa.Table, groups: tuple) -> np.ndarray:
 
 
 DENSE_PAIRS = 1 << 22  # (coefficient key, group) pairs a dense lookup table may hold
+EVERY_PAIR = 1 << 16   # up to this many possible pairs, every one is looked up (no np.unique)
+
+
+def _encoded_as_text(claims: pa.Table, name: str) -> tuple:
+    """``_encoded(texts(claims, name))``, with a non-text column numbered as it is and only
+    its distinct values turned into text (hospital levels: no million int-to-string casts)."""
+    col = column(claims, name)
+    if pa.types.is_string(col.type) or pa.types.is_dictionary(col.type):
+        return _encoded(texts(claims, name))
+    idx, dictionary = _encoded(col.combine_chunks() if col.num_chunks != 1 else col.chunk(0))
+    return idx, dictionary.cast(pa.string())
 
 
 def group_numbers(pool: Pool, dictionary: pa.Array) -> tuple:
