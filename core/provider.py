@@ -349,7 +349,8 @@ def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
         pieces["grouping_stopped_at"].append(_grouper_column(plan, pool, members, "stopped_at"))
         pieces["case_class"].append(classes)
         pieces["points"].append(points)
-    return pa.table({name: _scatter(n, rows, pieces[name], typ, order)
+    source = _sources(n, rows, order)
+    return pa.table({name: _scatter(source, pieces[name], typ)
                      for name, typ in CLAIM_FIELDS}, schema=CLAIM_SCHEMA)
 
 
@@ -377,38 +378,41 @@ def _scoring_columns(plan: Plan, grouped: pa.Table) -> list:
     return [c for c in out if c in grouped.column_names]
 
 
-def _scatter(n: int, rows: list, pieces: list, typ, order=None) -> pa.Array:
-    """A column of ``n`` rows holding ``pieces[k]`` at the row numbers ``rows[k]``, nulls
-    elsewhere; with ``order``, its rows ``order`` (one gather either way)."""
-    if not rows:
-        return pa.nulls(n if order is None else len(order), typ)
-    if pa.types.is_string(typ):
-        return _scatter_text(n, rows, pieces, order)
-    values = pa.concat_arrays([_flat(piece).cast(typ) for piece in pieces])
-    at = np.concatenate(rows)
+def _sources(n: int, rows: list, order=None):
+    """Per output row, its position in the pools' pieces laid end to end (-1: in no pool):
+    the pieces hold the claims at the row numbers ``rows[k]``; with ``order``, output row k
+    is claim ``order[k]``. Shared by every provider column."""
+    at = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     source = np.full(n, -1, dtype=np.int64)
     source[at] = np.arange(len(at), dtype=np.int64)
-    if order is not None:
-        source = source[order]
+    return source if order is None else source[order]
+
+
+def _scatter(source, pieces: list, typ) -> pa.Array:
+    """The column whose row k holds the pieces' value at ``source[k]`` (``_sources``), null
+    where that is -1: one gather."""
+    if not pieces:
+        return pa.nulls(len(source), typ)
+    if pa.types.is_string(typ):
+        return _scatter_text(source, pieces)
+    values = pa.concat_arrays([_flat(piece).cast(typ) for piece in pieces])
     return values.take(pa.array(source, mask=source < 0))
 
 
-def _scatter_text(n: int, rows: list, pieces: list, order=None) -> pa.Array:
+def _scatter_text(source: np.ndarray, pieces: list) -> pa.Array:
     """``_scatter`` of a text column by its codes: each piece's few distinct values (pool
-    names, case classes, groups, statuses) are numbered, the numbers scattered and reordered
-    as integers, and the strings taken once from the small table of values (a random
-    gather of a million strings costs several times that)."""
+    names, case classes, groups, statuses) are numbered, the numbers gathered as integers,
+    and the strings taken once from the small table of values (a random gather of a
+    million strings costs several times that)."""
     coded = [_as_dictionary(piece) for piece in pieces]
     values = pa.concat_arrays([d.dictionary.cast(pa.string()) for d in coded])
-    codes = np.full(n, -1, dtype=np.int64)
-    first = 0
-    for at, d in zip(rows, coded):
+    codes, first = [], 0
+    for d in coded:
         idx = np.asarray(d.indices.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
-        codes[at] = np.where(idx >= 0, idx + first, -1)
+        codes.append(np.where(idx >= 0, idx + first, -1))
         first += len(d.dictionary)
-    if order is not None:
-        codes = codes[order]
-    return values.take(pa.array(codes, mask=codes < 0))
+    picked = np.concatenate(codes + [np.full(1, -1, np.int64)])[source]  # -1 → the last: -1
+    return values.take(pa.array(picked, mask=picked < 0))
 
 
 def _as_dictionary(piece) -> pa.DictionaryArray:
