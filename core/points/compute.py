@@ -57,6 +57,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from yibao.core.errors import YibaoError
 from yibao.core.plan import RATIO_SCALE
 
 from . import settle
@@ -265,14 +266,20 @@ def score_pass(pool: Pool, claims: pa.Table, groups: pa.Array) -> tuple:
     return code, points, adjusted
 
 
+class PointsRangeError(YibaoError, OverflowError):
+    """A claim whose points (or a hospital's sums) would leave int64: the run cannot settle
+    the pool, and the message names the pool and the claim (exit 2, bad input)."""
+
+
 def _raise_overflow(pool: Pool, claims: pa.Table, at: int, what: int):
     """The error for the claim ``at`` that stopped the points pass."""
     cid = texts(claims, "claim_id")[at].as_py()
     if what == BAD_COST:  # r is compared as cost × 10^6 in int64
-        raise OverflowError(f"claim {cid}: total {int(ints(claims, 'total')[at])} fen is too "
-                            "large to score (over 4.6 × 10^12 fen)")
-    raise OverflowError(f"pool {pool.name}: claim {cid}: its points leave the int64 range "
-                        "(a case-class, readmission or adjustment product too large)")
+        raise PointsRangeError(f"pool {pool.name}: claim {cid}: total "
+                               f"{int(ints(claims, 'total')[at])} fen is too large to score "
+                               "(over 4.6 × 10^12 fen)")
+    raise PointsRangeError(f"pool {pool.name}: claim {cid}: its points leave the int64 range "
+                           "(a case-class, readmission or adjustment product too large)")
 
 
 def _coef_pairs(pool: Pool) -> tuple:
@@ -465,8 +472,8 @@ def _sums_by_hospital(pool: Pool, scored: pa.Table, valued, signed, pts, paid, t
                                 else _NONE_FLAGS, pts, paid, total, fund_cost)
     if bad >= 0:
         cid = scored["claim_id"][bad].as_py()
-        raise OverflowError(f"pool {pool.name}: claim {cid}: a hospital's sums leave the "
-                            "int64 range")
+        raise PointsRangeError(f"pool {pool.name}: claim {cid}: a hospital's sums leave the "
+                               "int64 range")
     names = keys.to_pylist() + [None]
     return {names[h]: {"h": names[h], **dict(zip(SUMS, row))}
             for h, row in enumerate(sums.tolist()) if row[6]}  # row[6]: its claims

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import event, given, settings, strategies as st
 
+from yibao.core.errors import YibaoError
 from yibao.core.points import reference
 from yibao.core.points.compute import all_claim_points, claim_points, hospital_sums
 from yibao.core.points.plan import (
@@ -103,8 +104,9 @@ def test_points_beyond_int64_name_the_claim():
                           avg_cost=(("A", 8_000),), readmission=None)
     t = claims({"claim_id": "ok", "drg": "A", "total": 8_000, "hospital_level": 2},
                {"claim_id": "huge", "drg": "A", "total": 8_000, "hospital_level": 3})
-    with pytest.raises(OverflowError, match="pool inp: claim huge"):
+    with pytest.raises(OverflowError, match="pool inp: claim huge") as raised:
         claim_points(PointsPlan((pool,)), pool, t)
+    assert isinstance(raised.value, YibaoError) and raised.value.exit_code == 2  # bad input
 
 
 def test_a_hospital_sum_beyond_int64_names_the_claim():
