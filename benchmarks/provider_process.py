@@ -230,6 +230,36 @@ def agree(y_out: Path, d_out: Path) -> None:
         assert yh[name].to_pylist() == dh[name].to_pylist(), name
 
 
+def parts(folder: Path, rounds: int = 3) -> dict:
+    """CPU seconds (``process_time``, best of ``rounds``) of the provider parts of the run on
+    ``folder`` (``build``'s): the per-claim columns (grouping, the points pass, the gather
+    into settlement order) and the year (per-hospital sums by input row, the settlement).
+    In this process, so start-up and I/O are not in it. Usage:
+    ``python -c "import provider_process as p, pathlib; print(p.parts(pathlib.Path(F)))"``."""
+    from yibao.core import provider
+    from yibao.core.partition import buckets
+    from yibao.core.piece import bucket_plan, settle_piece
+    from yibao.dsl.compiler import compile_policy
+    from yibao.plugins.manager import build_registry, make_plugin_manager
+    registry = build_registry(make_plugin_manager())
+    plan = compile_policy(str(folder / "city"), registry)
+    claims = pq.read_table(folder / "claims.parquet")
+    results, _, _, at = settle_piece(plan, claims, np.arange(claims.num_rows),
+                                     buckets(bucket_plan(plan), claims), registry, None)
+    order = np.random.default_rng(1).permutation(claims.num_rows)
+    best = {"columns": float("inf"), "year": float("inf")}
+    for _ in range(rounds):
+        start = time.process_time()
+        provider.claim_columns(plan, claims, order=order)
+        best["columns"] = min(best["columns"], time.process_time() - start)
+        start = time.process_time()
+        year = provider.ProviderYear(plan)
+        year.add(claims, results, at)
+        year.settle()
+        best["year"] = min(best["year"], time.process_time() - start)
+    return best
+
+
 def row(folder: Path, n: int, rounds: int = 2) -> dict:
     """benchmarks/table.py's provider row: best of ``rounds`` alternating runs of each
     command on the same ``n`` claims, outputs checked to agree."""

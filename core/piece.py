@@ -39,15 +39,8 @@ def settle_piece(plan: Plan, table: pa.Table, rows: np.ndarray, bucket: np.ndarr
                  registry, context, progress=None) -> tuple:
     """Settle the claims of some whole buckets. ``rows`` are their input row numbers and
     ``bucket`` their buckets. Returns (results in (bucket, date, claim_id) order, rejects with
-    input row numbers, fen of the rejected rows' totals)."""
-    return settle_piece_rows(plan, table, rows, bucket, registry, context, progress)[:3]
-
-
-def settle_piece_rows(plan: Plan, table: pa.Table, rows: np.ndarray, bucket: np.ndarray,
-                      registry, context, progress=None) -> tuple:
-    """``settle_piece`` and, fourth, the input row number of each result (int64, from
-    ``rows``), or None when the engine's path does not know which row each result settled
-    (several versions): supervision reads the claims by these rows (no claim-id lookup)."""
+    input row numbers, fen of the rejected rows' totals, the row of ``table`` of each result
+    or None when the engine's path does not know it: ``BatchResult.rows``)."""
     if table.num_rows == 0:
         empty = settle(plan, table, registry, context)
         return empty.results, empty.rejects, 0, np.zeros(0, np.int64)
@@ -56,8 +49,7 @@ def settle_piece_rows(plan: Plan, table: pa.Table, rows: np.ndarray, bucket: np.
     local = np.asarray(batch.rejects.column("row").to_numpy(), dtype=np.int64)
     rejects = batch.rejects.set_column(1, "row", pa.array(rows[local], pa.int64()))
     fen = fen_sum(table.column("total").take(pa.array(local))) if len(local) else 0
-    settled = None if batch.rows is None else rows[np.asarray(batch.rows, np.int64)]
-    return results, rejects, fen, settled
+    return results, rejects, fen, batch.rows
 
 
 def duplicate_rejects(table: pa.Table, rows: np.ndarray, duplicates: pa.Array) -> tuple:

@@ -318,7 +318,7 @@ def _score_pool(plan: Plan, pool: Pool, members: pa.Table, reference: bool,
         return (pa.array([r["case_class"] for r in rows], pa.string()),
                 pa.array([r["points"] for r in rows], pa.int64()))
     _, _, code, points, _ = points_compute.score(plan.provider, pool, members)
-    return points_compute.case_classes(code), pa.array(points, pa.int64())
+    return _coded(points_compute.CASE_CLASSES, code), pa.array(points, pa.int64())
 
 
 def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
@@ -348,13 +348,14 @@ def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
         members = scoring if len(at) == n else scoring.take(pa.array(at))  # all: in order
         classes, points = _score_pool(plan, pool, members, reference, record)
         rows.append(at)
-        pieces["pool"].append(pa.repeat(pa.scalar(pool.name, pa.string()), len(at)))
+        pieces["pool"].append(_coded((pool.name,), np.zeros(len(at), np.int32)))
         pieces["group"].append(members.column(pool.group_column))
         pieces["grouping_status"].append(_grouper_column(plan, pool, members, "status"))
         pieces["grouping_stopped_at"].append(_grouper_column(plan, pool, members, "stopped_at"))
         pieces["case_class"].append(classes)
         pieces["points"].append(points)
-    return pa.table({name: _scatter(n, rows, pieces[name], typ, order)
+    source = _sources(n, rows, order)
+    return pa.table({name: _scatter(source, pieces[name], typ)
                      for name, typ in CLAIM_FIELDS}, schema=CLAIM_SCHEMA)
 
 
@@ -382,18 +383,52 @@ def _scoring_columns(plan: Plan, grouped: pa.Table) -> list:
     return [c for c in out if c in grouped.column_names]
 
 
-def _scatter(n: int, rows: list, pieces: list, typ, order=None) -> pa.Array:
-    """A column of ``n`` rows holding ``pieces[k]`` at the row numbers ``rows[k]``, nulls
-    elsewhere; with ``order``, its rows ``order`` (one gather either way)."""
-    if not rows:
-        return pa.nulls(n if order is None else len(order), typ)
-    values = pa.concat_arrays([_flat(piece).cast(typ) for piece in pieces])
-    at = np.concatenate(rows)
+def _sources(n: int, rows: list, order=None):
+    """Per output row, its position in the pools' pieces laid end to end (-1: in no pool):
+    the pieces hold the claims at the row numbers ``rows[k]``; with ``order``, output row k
+    is claim ``order[k]``. Shared by every provider column."""
+    at = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     source = np.full(n, -1, dtype=np.int64)
     source[at] = np.arange(len(at), dtype=np.int64)
-    if order is not None:
-        source = source[order]
+    return source if order is None else source[order]
+
+
+def _scatter(source, pieces: list, typ) -> pa.Array:
+    """The column whose row k holds the pieces' value at ``source[k]`` (``_sources``), null
+    where that is -1: one gather."""
+    if not pieces:
+        return pa.nulls(len(source), typ)
+    if pa.types.is_string(typ):
+        return _scatter_text(source, pieces)
+    values = pa.concat_arrays([_flat(piece).cast(typ) for piece in pieces])
     return values.take(pa.array(source, mask=source < 0))
+
+
+def _scatter_text(source: np.ndarray, pieces: list) -> pa.Array:
+    """``_scatter`` of a text column by its codes: each piece's few distinct values (pool
+    names, case classes, groups, statuses) are numbered, the numbers gathered as integers,
+    and the strings taken once from the small table of values (a random gather of a
+    million strings costs several times that)."""
+    coded = [_as_dictionary(piece) for piece in pieces]
+    values = pa.concat_arrays([d.dictionary.cast(pa.string()) for d in coded])
+    codes, first = [], 0
+    for d in coded:
+        idx = np.asarray(d.indices.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
+        codes.append(np.where(idx >= 0, idx + first, -1))
+        first += len(d.dictionary)
+    picked = np.concatenate(codes + [np.full(1, -1, np.int64)])[source]  # -1 → the last: -1
+    return values.take(pa.array(picked, mask=picked < 0))
+
+
+def _as_dictionary(piece) -> pa.DictionaryArray:
+    piece = _flat(piece)
+    return piece if pa.types.is_dictionary(piece.type) else pc.dictionary_encode(piece)
+
+
+def _coded(values: tuple, codes: np.ndarray) -> pa.DictionaryArray:
+    """Per claim ``values[codes[i]]``, as codes into ``values`` (``_scatter_text`` reads it)."""
+    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()),
+                                          pa.array(values, pa.string()))
 
 
 def _flat(column) -> pa.Array:
@@ -450,14 +485,25 @@ def settlement_columns(plan: Plan) -> list:
     return list(out)
 
 
-def _settlement_input(plan: Plan, claims: pa.Table, results: pa.Table, narrow: bool = True):
+def _settlement_input(plan: Plan, claims: pa.Table, results: pa.Table, narrow: bool = True,
+                      rows=None):
     """(claims with psn_part_amt, scored rows) for the claims that are in a pool, row k of
-    one the claim of row k of the other; ``narrow``: only ``settlement_columns``."""
+    one the claim of row k of the other; ``narrow``: only ``settlement_columns``. ``rows``:
+    the row of ``claims`` of each result row (``BatchResult.rows``), so no claim is looked
+    up by its id; without it the claims are found by ``claim_id``."""
     if "points" not in results.column_names:
-        results = append_claim_columns(plan, results, _in_result_order(claims, results))
-    scored = results.filter(pc.is_valid(results.column("pool")))
-    at = pc.index_in(scored.column("claim_id"), value_set=claims.column("claim_id"))
-    if narrow:
+        results = append_claim_columns(plan, results, _in_result_order(claims, results, rows))
+    in_pool = None if results.column("pool").null_count == 0 else pc.is_valid(
+        results.column("pool"))
+    scored = results if in_pool is None else results.filter(in_pool)
+    if rows is not None:
+        at = np.asarray(rows, dtype=np.int64)
+        at = at if in_pool is None else at[in_pool.to_numpy(zero_copy_only=False)]
+    else:
+        at = pc.index_in(scored.column("claim_id"), value_set=claims.column("claim_id"))
+    if narrow and rows is not None:
+        rows = _settlement_rows(plan, claims, scored, at)
+    elif narrow:
         wanted = [c for c in settlement_columns(plan) if c in claims.column_names]
         rows = prepared(plan, claims.select(wanted).take(at)).select(settlement_columns(plan))
     else:
@@ -470,18 +516,47 @@ def _settlement_input(plan: Plan, claims: pa.Table, results: pa.Table, narrow: b
     return rows, scored
 
 
-def _in_result_order(claims: pa.Table, results: pa.Table) -> pa.Table:
+def _settlement_rows(plan: Plan, claims: pa.Table, scored: pa.Table, at: np.ndarray):
+    """``settlement_columns`` of the claims at positions ``at`` (row k: the claim of scored
+    row k). The claim and hospital ids are the results' own (engine results carry them:
+    no gather of strings), the total one integer gather; only the columns of capitation,
+    monthly prepayments and alliances are taken from the claims."""
+    own = [c for c in ("claim_id", "hospital_id") if c in scored.column_names]
+    if "total" in claims.column_names:
+        total = pa.array(points_compute.ints(claims, "total")[at], pa.int64(),
+                         mask=_nulls_at(claims.column("total"), at))
+    else:
+        total = pa.nulls(len(at), pa.int64())
+    rows = pa.table({**{name: scored.column(name) for name in own}, "total": total})
+    taken = [c for c in settlement_columns(plan) if c not in rows.column_names
+             and c in claims.column_names]
+    if taken:
+        rows = _with(rows, dict(zip(taken, claims.select(taken).take(pa.array(at)).columns)))
+    return prepared(plan, rows).select(settlement_columns(plan))
+
+
+def _nulls_at(column: pa.ChunkedArray, at: np.ndarray):
+    """The null mask of ``column`` at positions ``at``; None when it has no nulls."""
+    if not column.null_count:
+        return None
+    return np.asarray(column.is_null().to_numpy(zero_copy_only=False), bool)[at]
+
+
+def _in_result_order(claims: pa.Table, results: pa.Table, rows=None) -> pa.Table:
+    if rows is not None:
+        return claims.take(pa.array(np.asarray(rows, dtype=np.int64)))
     return claims.take(pc.index_in(results.column("claim_id"),
                                    value_set=claims.column("claim_id")))
 
 
-def provider_partials(plan: Plan, claims: pa.Table, results: pa.Table) -> dict:
+def provider_partials(plan: Plan, claims: pa.Table, results: pa.Table, rows=None) -> dict:
     """pool name -> (per-hospital sums, points per signed institution) of one partition:
     ``results`` are ``engine.settle`` results (with or without the provider columns) and
-    ``claims`` the claims they came from (any order, a superset is fine)."""
+    ``claims`` the claims they came from (any order, a superset is fine); ``rows`` (if
+    known): the row of ``claims`` of each result (``BatchResult.rows``)."""
     if plan.provider is None:
         return {}
-    rows, scored = _settlement_input(plan, claims, results)
+    rows, scored = _settlement_input(plan, claims, results, rows=rows)
     out = {pool.name: points_compute.hospital_sums_aligned(pool, rows, scored, PATIENT_PAID,
                                                            None)
            for pool in plan.provider.pools}
@@ -559,9 +634,11 @@ class ProviderYear:
     def __init__(self, plan: Plan):
         self.plan, self.partials = plan, {}
 
-    def add(self, claims: pa.Table, results: pa.Table) -> None:
+    def add(self, claims: pa.Table, results: pa.Table, rows=None) -> None:
+        """One partition's claims and results; ``rows``: the row of ``claims`` of each
+        result when the settlement knows it (no lookup by claim id then)."""
         if self.plan.provider is not None and results.num_rows:
-            self.merge(provider_partials(self.plan, claims, results))
+            self.merge(provider_partials(self.plan, claims, results, rows))
 
     def merge(self, partials: dict) -> None:
         self.partials = merge_partials(self.partials, partials)

@@ -61,7 +61,7 @@ from .errors import YibaoError
 from .manifest import OutputFolder, ParquetOut, Totals, run_manifest
 from .partition import NBUCKETS, buckets, hash_strings, partition_of
 from .piece import (bucket_plan, duplicate_rejects, input_fen, settle_piece,  # noqa: F401
-                    settle_piece_rows, zero_nulls)
+                    zero_nulls)
 from .plan import Plan
 from .policy import Policy
 from .provider import ProviderYear
@@ -307,6 +307,12 @@ def _write_rejects(out: OutputFolder, pieces: list) -> None:
     writer.close()
 
 
+def _input_rows(rows: np.ndarray, at) -> np.ndarray:
+    """The run's input row of each result of a piece: ``at`` is each result's row in the
+    piece (``settle_piece``), ``rows`` the piece's input rows; None when ``at`` is unknown."""
+    return None if at is None else rows[np.asarray(at, dtype=np.int64)]
+
+
 def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
                       shape=_as_settled, columns=None, keep_rows=False) -> tuple:
     """(control totals, the input row of each result when ``keep_rows`` and the engine
@@ -323,7 +329,7 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
     def chunk_done(count: int) -> None:  # the bar moves per kernel chunk, not once at the end
         settled[0] += count
         bar.advance(task, count)
-    results, rejects, fen, result_rows = settle_piece_rows(
+    results, rejects, fen, at = settle_piece(
         plan, table, rows, buckets(bucket_plan(plan), table), registry, context, chunk_done)
     bar.advance(task, table.num_rows - settled[0])  # rows rejected before the kernel
     # the results are in memory: every row group goes to the writer thread at once (under the
@@ -334,13 +340,13 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
     writer.write(written)
     del written
     if year is not None:
-        year.add(table, results)
+        year.add(table, results, at)
     del table
     totals.add_results(zero_nulls(results), Policy.of(plan).layer_names())
     totals.add_rejects(rejects, fen)
     _write_rejects(out, [rejects])
     writer.close()
-    return totals, (result_rows if keep_rows else None)
+    return totals, (_input_rows(rows, at) if keep_rows else None)
 
 
 # -- partitioned -----------------------------------------------------------------------------
@@ -509,10 +515,11 @@ def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar,
             pieces.append(dup_rejects)
             keep = np.flatnonzero(~dup)
             table, rows, bucket = table.take(pa.array(keep)), rows[keep], bucket[keep]
-        results, piece_rejects, fen, settled = settle_piece_rows(plan, table, rows, bucket,
-                                                                 registry, context)
+        results, piece_rejects, fen, at = settle_piece(plan, table, rows, bucket, registry,
+                                                       context)
+        settled = _input_rows(rows, at)
         if year is not None:
-            year.add(table, results)
+            year.add(table, results, at)
         totals.add_results(zero_nulls(results), names)
         totals.add_rejects(piece_rejects, fen)
         pieces.append(piece_rejects)

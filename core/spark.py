@@ -103,9 +103,9 @@ def _settle(plan, registry, context, out_schema):
         keep = np.flatnonzero(~dup)
         t_all_total = t.column("total")
         t, rows, bucket = t.take(pa.array(keep)), rows[keep], bucket[keep]
-        results, rejects, fen = settle_piece(plan, t, rows, bucket, registry, context)
+        results, rejects, fen, at = settle_piece(plan, t, rows, bucket, registry, context)
         dup_fen = fen_sum(t_all_total.take(pa.array(np.flatnonzero(dup))))
-        partials = (partials_to_json(provider_partials(plan, t, results))
+        partials = (partials_to_json(provider_partials(plan, t, results, at))
                     if plan.provider is not None and results.num_rows else None)
         yield _pack(out_schema, results, pa.concat_tables([dup_rejects, rejects]),
                     fen + dup_fen, t, bucket, partials)

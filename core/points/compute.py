@@ -1,10 +1,12 @@
 """Vectorised evaluation of a ``PointsPlan``: claim points and provider settlement.
 
-``claim_points(plan, pool, claims)`` scores one pool's claims with numpy/pyarrow array
-operations (no Python per claim; the 3-factor products go through the int128 kernel
-``_fixed.mul3_div`` so no step overflows or rounds twice). ``settle_providers`` sums points per
-hospital with Arrow's hash aggregation and then works per pool in exact ``Fraction`` arithmetic
-(per pool and per hospital, never per claim).
+``claim_points(plan, pool, claims)`` scores one pool's claims: the pool's numbers are looked
+up once per distinct group (and coefficient pair), the tests of the pool's rules run as Arrow
+array operations, and one nogil loop (``_pass.score_claims``) gives every claim its case
+class and points, exact in 128 bits, rounded half-up once per written step (no Python per
+claim, no full-length temporary per case class). ``settle_providers`` sums the scored claims
+per hospital in one nogil loop (``_pass.hospital_sums``) and then works per pool in exact
+``Fraction`` arithmetic (per pool and per hospital, never per claim).
 
 Input claim columns (benefits.md "claim record"): ``claim_id``, ``hospital_id``, ``total``
 (fen, int64), the pool's ``group_column`` and whatever its tests, coefficients, bed-day,
@@ -55,10 +57,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from yibao.core.errors import YibaoError
 from yibao.core.plan import RATIO_SCALE
 
 from . import settle
-from ._fixed import mul3_div
+from ._pass import BAD_COST, OK, SUMS, score_claims
+from ._pass import hospital_sums as sum_by_hospital
 from .plan import Pool, PointsPlan
 
 CASE_CLASSES = ("normal", "high", "low", "incomplete", "bedday", "readmit", "review",
@@ -137,18 +141,6 @@ def high_thresholds(pool: Pool, base: np.ndarray):
     return np.where(ok, t[np.minimum(pos, len(bands) - 1)], 0), ok
 
 
-def bed_day_points(pool: Pool, claims: pa.Table, per_day: np.ndarray) -> np.ndarray:
-    """round(per-day points × Σ over day tiers of days in the tier × factor): the tiered
-    formula is one value, rounded once (point-method.md §2)."""
-    los = ints(claims, pool.bed_day.los_column)
-    weighted_days = np.zeros(len(los), np.int64)  # Σ days × factor, in millionths of a day
-    for tier in pool.bed_day.tiers:
-        last = los if tier.last is None else np.minimum(los, tier.last)
-        days = np.maximum(0, last - tier.first + 1)
-        weighted_days += mul3_div(days, tier.factor, 1, 1)
-    return mul3_div(per_day, weighted_days, 1, RATIO_SCALE)
-
-
 def _encoded(keys: pa.Array) -> tuple:
     """(index per claim into the distinct keys, the distinct keys): a null key indexes the
     slot after the last. One hash pass, so the lookups below run over the distinct keys."""
@@ -169,11 +161,12 @@ def _coefficients(pool: Pool, claims: pa.Table, groups: tuple) -> np.ndarray:
     looked up once per distinct pair present (ids of both keys combined), not per claim."""
     if not pool.coefficients:
         return np.full(claims.num_rows, RATIO_SCALE, np.int64)
-    by_idx, by_dict = _encoded(texts(claims, pool.coefficient_by))
+    by_idx, by_dict = _encoded_as_text(claims, pool.coefficient_by)
     g_idx, g_dict = groups
     width = len(g_dict) + 1
     pair = by_idx * width + g_idx
-    present = np.unique(pair)
+    size = (len(by_dict) + 1) * width
+    present = np.arange(size) if size <= EVERY_PAIR else np.unique(pair)  # no sort of pairs
     by_key = pc.take(by_dict, pa.array(present // width, mask=present // width == len(by_dict)))
     g_key = pc.take(g_dict, pa.array(present % width, mask=present % width == len(g_dict)))
     k, _ = lookup(pc.binary_join_element_wise(by_key, g_key, "\x1f"), _coef_pairs(pool),
@@ -186,62 +179,107 @@ def _coefficients(pool: Pool, claims: pa.Table, groups: tuple) -> np.ndarray:
 
 
 DENSE_PAIRS = 1 << 22  # (coefficient key, group) pairs a dense lookup table may hold
+EVERY_PAIR = 1 << 16   # up to this many possible pairs, every one is looked up (no np.unique)
 
 
-def classify(pool: Pool, claims: pa.Table, groups: pa.Array):
-    """(class codes, points before readmission and adjustments) for every claim. Each
-    class's points are computed for that class's claims only (no full-length temporary per
-    class); later classes override earlier ones in the spec's order."""
-    n = claims.num_rows
-    encoded = _encoded(groups)
-    base, has_base = lookup_encoded(encoded, pool.base_points)
-    avg, has_avg = lookup_encoded(encoded, pool.avg_cost, default=1)
+def _encoded_as_text(claims: pa.Table, name: str) -> tuple:
+    """``_encoded(texts(claims, name))``, with a non-text column numbered as it is and only
+    its distinct values turned into text (hospital levels: no million int-to-string casts)."""
+    col = column(claims, name)
+    if pa.types.is_string(col.type) or pa.types.is_dictionary(col.type):
+        return _encoded(texts(claims, name))
+    idx, dictionary = _encoded(col.combine_chunks() if col.num_chunks != 1 else col.chunk(0))
+    return idx, dictionary.cast(pa.string())
+
+
+def group_numbers(pool: Pool, dictionary: pa.Array) -> tuple:
+    """The pool's numbers for each distinct group of a batch, plus a last slot for "no
+    group": (base, has_base, avg, t_high, has_t, per_day, is_bed), flags as uint8. Looked up
+    once per distinct group; a group with base points but no average cost is an error."""
+    base, has_base = lookup(dictionary, pool.base_points)
+    avg, has_avg = lookup(dictionary, pool.avg_cost, default=1)
     missing = has_base & ~has_avg
     if missing.any():
         raise ValueError(f"pool {pool.name}: no average cost for groups "
-                         f"{sorted(set(pc.filter(groups, missing).to_pylist()))}")
+                         f"{sorted(set(pc.filter(dictionary, missing).to_pylist()))}")
     avg = np.where(avg > 0, avg, 1)  # a 0 average only ever pairs with B = 0
-    cost = ints(claims, "total")
-    _check_cost_range(claims, cost)
-    k = _coefficients(pool, claims, encoded)
     t_high, has_t = high_thresholds(pool, base)
-    scaled = cost * RATIO_SCALE  # r compared as cost·10^6 against T·avg (range checked)
-    t_avg = mul3_div(t_high, avg, 1, 1)
-
-    code = np.full(n, UNGROUPED, np.int8)
-    points = np.zeros(n, np.int64)
-    code[has_base] = NORMAL
-    points[has_base] = mul3_div(base[has_base], k[has_base], 1, RATIO_SCALE)
-    if pool.outliers.t_low > 0:
-        low = np.flatnonzero(has_base & (scaled <= mul3_div(pool.outliers.t_low, avg, 1, 1)))
-        code[low] = LOW
-        points[low] = mul3_div(base[low], cost[low], 1, avg[low])
-    high = np.flatnonzero(has_base & has_t & (scaled >= t_avg))
-    # B·k + B·(r − T) = B·(k·avg + cost·10^6 − T·avg) / (avg·10^6): one value, rounded once
-    code[high] = HIGH
-    points[high] = mul3_div(base[high], mul3_div(k[high], avg[high], 1, 1)
-                            + (scaled[high] - t_avg[high]), 1, avg[high] * RATIO_SCALE)
-    if pool.incomplete_column:
-        flag = pc.fill_null(column(claims, pool.incomplete_column), False)
-        inc = np.flatnonzero(has_base & flag.to_numpy(zero_copy_only=False).astype(bool))
-        code[inc] = INCOMPLETE
-        points[inc] = np.minimum(base[inc], mul3_div(base[inc], k[inc], cost[inc],
-                                                     avg[inc] * RATIO_SCALE))
-    if pool.bed_day:
-        per_day, is_bed = lookup_encoded(encoded, pool.bed_day.per_day)
-        code[is_bed] = BEDDAY
-        points[is_bed] = bed_day_points(pool, claims, per_day)[is_bed]
-    return code, points
+    per_day, is_bed = (lookup(dictionary, pool.bed_day.per_day) if pool.bed_day
+                       else (np.zeros(len(base), np.int64), np.zeros(len(base), bool)))
+    numbers = (base, has_base, avg, t_high, has_t, per_day, is_bed)
+    return tuple(np.append(a, 1 if a is avg else 0).astype(np.uint8 if a.dtype == bool
+                                                          else np.int64)
+                 for a in numbers)
 
 
-def _check_cost_range(claims: pa.Table, cost: np.ndarray) -> None:
-    """r is compared as cost × 10^6 in int64, and a high outlier adds k × avg to that: a
-    cost beyond half the range is an error naming the claim, never a wrapped product."""
-    bad = np.nonzero(np.abs(cost) > np.iinfo(np.int64).max // (2 * RATIO_SCALE))[0]
-    if len(bad):
-        cid = texts(claims, "claim_id")[int(bad[0])].as_py()
-        raise OverflowError(f"claim {cid}: total {int(cost[bad[0]])} fen is too large to "
-                            "score (over 4.6 × 10^12 fen)")
+_NONE_FLAGS, _NONE_INTS = np.zeros(0, np.uint8), np.zeros(0, np.int64)
+
+
+def _flags(claims: pa.Table, name: str) -> np.ndarray:
+    """A bool column as uint8 per claim, null as 0."""
+    col = pc.fill_null(column(claims, name), False)
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=bool).astype(np.uint8)
+
+
+def _tiers(pool: Pool) -> tuple:
+    """(first, last (-1: open), factor) arrays of the pool's bed-day tiers (none: empty)."""
+    tiers = pool.bed_day.tiers if pool.bed_day else ()
+    return (np.array([t.first for t in tiers], np.int64),
+            np.array([-1 if t.last is None else t.last for t in tiers], np.int64),
+            np.array([t.factor for t in tiers], np.int64))
+
+
+def adjustment_tests(pool: Pool, claims: pa.Table) -> np.ndarray:
+    """uint8 [adjustment, claim]: does the claim pass the adjustment's tests?"""
+    out = np.zeros((len(pool.adjustments), claims.num_rows), np.uint8)
+    for j, adj in enumerate(pool.adjustments):
+        out[j] = test_mask(claims, adj.when)
+    return out
+
+
+def score_pass(pool: Pool, claims: pa.Table, groups: pa.Array) -> tuple:
+    """(class codes, points, adjustment tests) of the pool's claims: what depends on a claim
+    alone is gathered into arrays here (per distinct group, not per claim, where it can be),
+    then one nogil loop (``_pass.score_claims``) classifies every claim and computes its
+    points, readmission share, special review and adjustments, each rounded half-up once
+    (point-method.md §2). A value beyond int64 is an ``OverflowError`` naming the claim."""
+    idx, dictionary = _encoded(groups)
+    base, has_base, avg, t_high, has_t, per_day, is_bed = group_numbers(pool, dictionary)
+    grouped = (has_base | is_bed).astype(bool)[idx]  # the claims readmission looks at
+    readmit = (readmitted(pool, claims, grouped).astype(np.uint8) if pool.readmission
+               else _NONE_FLAGS)
+    review, is_review = (lookup(texts(claims, "claim_id"), pool.review) if pool.review
+                         else (_NONE_INTS, _NONE_FLAGS))
+    adjusted = adjustment_tests(pool, claims)
+    code, points, what, at = score_claims(
+        np.ascontiguousarray(idx, np.int64), _coefficients(pool, claims, (idx, dictionary)),
+        ints(claims, "total"),
+        _flags(claims, pool.incomplete_column) if pool.incomplete_column else _NONE_FLAGS,
+        ints(claims, pool.bed_day.los_column) if pool.bed_day else _NONE_INTS,
+        readmit, pool.readmission.share if pool.readmission else RATIO_SCALE,
+        np.asarray(is_review, bool).astype(np.uint8), np.asarray(review, np.int64),
+        adjusted, np.array([a.factor for a in pool.adjustments], np.int64),
+        base, has_base, avg, t_high, has_t, per_day, is_bed, pool.outliers.t_low,
+        *_tiers(pool))
+    if what != OK:
+        _raise_overflow(pool, claims, at, what)
+    return code, points, adjusted
+
+
+class PointsRangeError(YibaoError, OverflowError):
+    """A claim whose points (or a hospital's sums) would leave int64: the run cannot settle
+    the pool, and the message names the pool and the claim (exit 2, bad input)."""
+
+
+def _raise_overflow(pool: Pool, claims: pa.Table, at: int, what: int):
+    """The error for the claim ``at`` that stopped the points pass."""
+    cid = texts(claims, "claim_id")[at].as_py()
+    if what == BAD_COST:  # r is compared as cost × 10^6 in int64
+        raise PointsRangeError(f"pool {pool.name}: claim {cid}: total "
+                               f"{int(ints(claims, 'total')[at])} fen is too large to score "
+                               "(over 4.6 × 10^12 fen)")
+    raise PointsRangeError(f"pool {pool.name}: claim {cid}: its points leave the int64 range "
+                           "(a case-class, readmission or adjustment product too large)")
 
 
 def _coef_pairs(pool: Pool) -> tuple:
@@ -279,18 +317,17 @@ def readmitted(pool: Pool, claims: pa.Table, grouped: np.ndarray) -> np.ndarray:
     return valid & grouped & (hi - lo - own.astype(np.int64) > 0)
 
 
-def apply_adjustments(pool: Pool, claims: pa.Table, points: np.ndarray, eligible: np.ndarray):
-    """(points, list<string> of applied names), each factor rounded half-up in order."""
+def adjustment_names(pool: Pool, adjusted: np.ndarray, code: np.ndarray) -> pa.Array:
+    """list<string> per claim: the adjustments applied to it, in declared order (a claim
+    that is ungrouped or under special review gets none)."""
     names = [a.name for a in pool.adjustments]
-    applied = np.zeros((claims.num_rows, len(names)), bool)
-    for j, adj in enumerate(pool.adjustments):
-        mask = eligible & test_mask(claims, adj.when)
-        points = np.where(mask, mul3_div(points, adj.factor, 1, RATIO_SCALE), points)
-        applied[:, j] = mask
+    eligible = (code != UNGROUPED) & (code != REVIEW)
+    applied = (adjusted.astype(bool) & eligible).T if len(names) else np.zeros(
+        (len(code), 0), bool)
     offsets = np.concatenate([[0], np.cumsum(applied.sum(axis=1))]).astype(np.int32)
     _, cols = np.nonzero(applied)  # row-major: each row's names in declared order
     values = pc.take(pa.array(names, pa.string()), pa.array(cols, pa.int64()))
-    return points, pa.ListArray.from_arrays(pa.array(offsets), values)
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
 def pool_groups(pool: Pool, claims: pa.Table, suffix: str = "") -> pa.Array:
@@ -324,29 +361,18 @@ def with_pool_group(pool: Pool, claims: pa.Table) -> pa.Table:
 
 
 def score(plan: PointsPlan, pool, claims: pa.Table) -> tuple:
-    """(the pool's claims, their groups, class codes, points, adjustment names) of the claims
-    that belong to ``pool``: ``claim_points`` without building its table. Claims that all
-    belong (the provider's members) are not copied by a filter."""
+    """(the pool's claims, their groups, class codes, points, adjustment tests) of the claims
+    that belong to ``pool``: ``claim_points`` without building its table
+    (``adjustment_names`` turns the tests into its names). Claims that all belong (the
+    provider's members) are not copied by a filter."""
     pool = pool_of(plan, pool)
     mask = test_mask(claims, pool.applies)
     if not mask.all():
         claims = claims.filter(pa.array(mask))
     claims = with_pool_group(pool, claims)
     groups = texts(claims, pool.group_column)
-    code, points = classify(pool, claims, groups)
-    grouped = code != UNGROUPED
-    readmit = readmitted(pool, claims, grouped)
-    points = np.where(readmit, mul3_div(points, pool.readmission.share, 1, RATIO_SCALE)
-                      if pool.readmission else points, points)
-    code[readmit] = READMIT
-    review, is_review = (lookup(texts(claims, "claim_id"), pool.review) if pool.review
-                         else (None, np.zeros(claims.num_rows, bool)))
-    code[is_review] = REVIEW
-    # Review points are the reviewers' final figure, so adjustments skip them.
-    points, names = apply_adjustments(pool, claims, points, grouped & ~is_review)
-    if pool.review:
-        points = np.where(is_review, review, points)
-    return claims, groups, code, points, names
+    code, points, adjusted = score_pass(pool, claims, groups)
+    return claims, groups, code, points, adjusted
 
 
 def case_classes(code: np.ndarray) -> pa.Array:
@@ -357,7 +383,8 @@ def case_classes(code: np.ndarray) -> pa.Array:
 def claim_points(plan: PointsPlan, pool, claims: pa.Table) -> pa.Table:
     """Score the claims that belong to ``pool`` (a Pool or its name); see the module doc."""
     pool = pool_of(plan, pool)
-    claims, groups, code, points, names = score(plan, pool, claims)
+    claims, groups, code, points, adjusted = score(plan, pool, claims)
+    names = adjustment_names(pool, adjusted, code)
     return pa.table({
         "claim_id": texts(claims, "claim_id"),
         "pool": pa.repeat(pa.scalar(pool.name, pa.string()), claims.num_rows),
@@ -410,19 +437,11 @@ def _hospital_sums(pool: Pool, rows: pa.Table, scored: pa.Table, patient_paid: s
         zero_copy_only=False)
     paid = ints(rows, patient_paid)
     total = ints(rows, "total")
-    cost = ints(rows, fund_cost) if fund_cost else total - paid
-    pts = scored["points"].to_numpy()
+    pts = np.ascontiguousarray(scored["points"].to_numpy(), np.int64)
     signed = (pc.is_valid(column(rows, pool.capitation.signed_column))
               .to_numpy(zero_copy_only=False) if pool.capitation else np.zeros(len(pts), bool))
-    free = ~signed & valued
-    frame = pa.table({
-        "h": scored["hospital_id"], "points": pts, "points_pv": np.where(free, pts, 0),
-        "paid": np.where(valued, paid, 0), "paid_pv": np.where(free, paid, 0),
-        "total": np.where(valued, total, 0), "cost_pv": np.where(free, cost, 0),
-        "n": np.ones(len(pts), np.int64), "pending_n": (~valued).astype(np.int64),
-        "pending_total": np.where(valued, 0, total)})
-    sums = frame.group_by("h").aggregate([(c, "sum") for c in frame.column_names[1:]])
-    sums = sums.rename_columns([c.removesuffix("_sum") for c in sums.column_names])
+    per_h = _sums_by_hospital(pool, scored, valued, signed, pts, paid, total,
+                              ints(rows, fund_cost) if fund_cost else _NONE_INTS)
     if pool.capitation:
         inst = texts(rows, pool.capitation.signed_column).filter(pa.array(signed))
         cap = pa.table({"i": inst, "points": pts[signed]}).group_by("i").aggregate(
@@ -430,12 +449,34 @@ def _hospital_sums(pool: Pool, rows: pa.Table, scored: pa.Table, patient_paid: s
         signed_pts = dict(zip(cap["i"].to_pylist(), cap["points_sum"].to_pylist()))
     else:
         signed_pts = {}
-    per_h = {row["h"]: row for row in sums.to_pylist()}
     if pool.prepayments:
+        cost = ints(rows, fund_cost) if fund_cost else total - paid
         for h, month, due, n in month_sums(pool, rows, scored["hospital_id"], cost):
             per_h[h]["due:" + month] = due
             per_h[h]["n_m"] = per_h[h].get("n_m", 0) + n
     return per_h, signed_pts
+
+
+def _sums_by_hospital(pool: Pool, scored: pa.Table, valued, signed, pts, paid, total,
+                      fund_cost) -> dict:
+    """{hospital id: {"h": id, <SUMS>: int}} of the pool's scored claims: the hospitals
+    numbered once (a null id is a hospital too), then one nogil loop (``_pass.hospital_sums``);
+    a sum beyond int64 is an ``OverflowError`` naming the claim that took it there."""
+    hospital = scored["hospital_id"]
+    if isinstance(hospital, pa.ChunkedArray):
+        hospital = hospital.combine_chunks() if hospital.num_chunks else pa.array([], pa.string())
+    idx, keys = _encoded(hospital)
+    sums, bad = sum_by_hospital(np.ascontiguousarray(idx), len(keys) + 1,
+                                np.asarray(valued, bool).astype(np.uint8),
+                                np.asarray(signed, bool).astype(np.uint8) if pool.capitation
+                                else _NONE_FLAGS, pts, paid, total, fund_cost)
+    if bad >= 0:
+        cid = scored["claim_id"][bad].as_py()
+        raise PointsRangeError(f"pool {pool.name}: claim {cid}: a hospital's sums leave the "
+                               "int64 range")
+    names = keys.to_pylist() + [None]
+    return {names[h]: {"h": names[h], **dict(zip(SUMS, row))}
+            for h, row in enumerate(sums.tolist()) if row[6]}  # row[6]: its claims
 
 
 def month_sums(pool: Pool, rows: pa.Table, hospital: pa.ChunkedArray, cost: np.ndarray):

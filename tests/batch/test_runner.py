@@ -136,12 +136,12 @@ def test_summary_balances_and_manifest_names_everything(plan, claims_file, tmp_p
 
 def test_unbalanced_totals_fail_and_publish_nothing(plan, claims_file, tmp_path, registry,
                                                     monkeypatch):
-    real = runner.settle_piece_rows
+    real = runner.settle_piece
 
     def losing(*args):  # an engine bug that drops a row
-        results, rejects, fen, rows = real(*args)
-        return results.slice(1), rejects, fen, rows[1:]
-    monkeypatch.setattr(runner, "settle_piece_rows", losing)
+        results, rejects, fen, at = real(*args)
+        return results.slice(1), rejects, fen, None if at is None else at[1:]
+    monkeypatch.setattr(runner, "settle_piece", losing)
     with pytest.raises(runner.BalanceError):
         run_settle(plan, claims_file, tmp_path / "o", registry=registry, progress=False)
     assert [p.name for p in (tmp_path / "o").iterdir()] == [".yibao.lock"]

@@ -23,7 +23,7 @@ RUNTIME = {
     "engine", "reference", "lower", "vector", "_kernel", "arrow_io", "settlement", "explain",
     "provider", "runner", "spill", "piece", "spark", "sources", "partition", "manifest",
     "points.settle", "points.compute", "points.reference", "points.prepay", "points.calibrate",
-    "points._fixed", "grouping.tables", "grouping.drg", "grouping._drg", "grouping.reference",
+    "points._pass", "grouping.tables", "grouping.drg", "grouping._drg", "grouping.reference",
     "grouping.compile", "grouping.inputs", "grouping.convert",
     "supervision.compute", "supervision.reference", "supervision.run",
 }
