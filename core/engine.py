@@ -73,8 +73,7 @@ def lower_batch(plan: Plan, claims, registry=None, lead=None) -> Lowered:
     prep = prepare(plan, claims)
     prep = run_validators(plan, prep, registry)
     while True:  # at most three times: again only after rejecting lookup misses, overflows
-        order = _led_order(settlement_order(prep.claim_id, prep.columns["discharge_date"]),
-                           prep, lead)
+        order = _run_order(prep, lead)
         cols, keys = _in_order(prep, _keys_numbered_along(_keys(plan, prep), order, lead),
                                order)
         ev = Evaluator(plan, cols, prep.n, registry)
