@@ -111,11 +111,20 @@ def row_memory(table) -> dict:
 
 
 def row_kernel(table) -> dict:
+    """The kernel loop alone over 2M claims, in date order (``engine.settle``'s order) and in
+    the order a ``yibao settle`` run walks (led by the run's buckets, key ids renumbered
+    along it: ``lower_batch(lead=)``)."""
     from yibao.core.engine import lower_batch
+    from yibao.core.partition import buckets
+    from yibao.core.piece import bucket_plan
     from yibao.dsl.compiler import compile_policy
-    low = lower_batch(compile_policy(str(POLICY)), table)
+    plan = compile_policy(str(POLICY))
+    low = lower_batch(plan, table)
     s = best(lambda: low.program.run(low.kernel_order), 3)
-    return {"seconds": s, "claims_per_s": table.num_rows / s}
+    run = lower_batch(plan, table, lead=buckets(bucket_plan(plan), table))
+    r = best(lambda: run.program.run(run.kernel_order), 3)
+    return {"seconds": s, "claims_per_s": table.num_rows / s,
+            "run_order_seconds": r, "run_order_claims_per_s": table.num_rows / r}
 
 
 def row_provider(tmp: Path, n: int) -> dict:
@@ -209,7 +218,8 @@ def markdown(r: dict) -> str:
         ("decision table of 10,000 rows: compile / group",
          f"{f(t['compile_s'])} s / {t['claims_per_s'] / 1e6:.2f} M claims/s",
          "≤ 1 s / ≥ 2 M claims/s"),
-        ("kernel loop", f"{k['claims_per_s'] / 1e6:.1f} M claims/s", "≥ 20 M claims/s/core"),
+        ("kernel loop", f"{k['claims_per_s'] / 1e6:.1f} M claims/s in date order, "
+         f"{k['run_order_claims_per_s'] / 1e6:.1f} M in a run's order", "≥ 20 M claims/s/core"),
         (f"peak memory growth, {MEMORY / 1e6:g}M, vs input columns",
          f"{f(pm['yibao'])}× (DuckDB {f(pm['duckdb'])}×)", "≤ 2× (at 5M)"),
         ("`yibao check` of city_configs/shanghai, whole process",
