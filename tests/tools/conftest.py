@@ -14,3 +14,14 @@ CONFIGS = REPO / "city_configs"
 @pytest.fixture(scope="session")
 def reference_plan():
     return compile_policy(CONFIGS / "reference")
+
+
+@pytest.fixture(scope="session")
+def jinhua_settled():
+    """Jinhua's plan, 2,000 generated claims and the kernel's per-claim results (as dicts):
+    the explain-the-provider-part tests compare explain against these."""
+    from yibao.core.engine import settle
+    from yibao.core.generate import generate_claims
+    plan = compile_policy(CONFIGS / "jinhua")
+    claims = generate_claims(2_000)
+    return plan, claims, settle(plan, claims).results.to_pylist()

@@ -16,13 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def jinhua():
-    from yibao.core.engine import settle
-    from yibao.core.generate import generate_claims
-    from yibao.dsl.compiler import compile_policy
-    plan = compile_policy(ROOT / "city_configs" / "jinhua")
-    claims = generate_claims(2_000)
-    return plan, claims, settle(plan, claims).results.to_pylist()
+def jinhua(jinhua_settled):
+    return jinhua_settled
 
 
 def _normal_drg_claim(rows) -> dict:
