@@ -27,8 +27,16 @@ class LazyModule:
         self._name = name
 
     def __getattr__(self, attr: str):
+        if attr == "_name":  # not set yet: a copy being unpickled (below) asks before it is
+            raise AttributeError(attr)
         # after the first call import_module is a sys.modules lookup
         return getattr(importlib.import_module(self._name), attr)
+
+    def __reduce__(self):
+        # Spark ships the functions of a run to its Python workers by pickling them with the
+        # globals they read: a stand-in goes as "the stand-in for this name" (without this,
+        # unpickling read ``_name`` before setting it and recursed without end)
+        return (lazy_module, (self._name,))
 
     def __repr__(self) -> str:
         return f"<lazy module {self._name!r}>"

@@ -120,3 +120,13 @@ print("ok")
     assert done.returncode == 0, done.stderr
     with pytest.raises(ImportError, match="no_such_module_zz"):
         lazy_module("no_such_module_zz").anything
+
+
+def test_a_lazy_module_survives_pickling():
+    """Spark pickles a run's functions with the globals they read (a ``lazy_module`` among
+    them) and unpickles them in its workers: the copy stands for the same module."""
+    import pickle
+
+    from yibao.core.lazy import lazy_module
+    copy = pickle.loads(pickle.dumps(lazy_module("math")))
+    assert copy.sqrt(16) == 4.0 and repr(copy) == "<lazy module 'math'>"
