@@ -49,7 +49,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -64,11 +64,13 @@ from .piece import (bucket_plan, duplicate_rejects, input_fen, settle_piece,  # 
                     zero_nulls)
 from .plan import Plan
 from .policy import Policy
-from .provider import ProviderYear
 from .registry import default_registry
 from .sources import (InputError, Source, default_memory_limit, estimated_memory,  # noqa: F401
                       input_files, open_sources, partition_count, read_columns, read_sources)
 from .spill import KeyCheck, Spill, duplicate_ids
+
+if TYPE_CHECKING:
+    from .provider import ProviderYear
 
 BATCH_ROWS = 1 << 18  # most rows per record batch read in the partitioned mode
 MIN_BATCH_ROWS = 1 << 13  # fewest (below this, per-batch overheads dominate)
@@ -169,7 +171,7 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
     shape = claims_shape(plan, "yibao" if late else names)  # unknown names: before the lock
     out = OutputFolder(out_dir, overwrite)
     bar = Progress(progress)
-    year = ProviderYear(Policy.of(plan).versions[0])
+    year = _provider_year(plan)
     try:
         settled = None  # the input row of each result, for supervision (None: unknown)
         if engine == "spark":
@@ -221,7 +223,18 @@ def _check_versions_supported(plan, engine: str) -> None:
                          "version's claims with a folder of that version only")
 
 
-def _write_provider(plan: Plan, year: ProviderYear, out: OutputFolder) -> dict:
+def _provider_year(plan):
+    """The year's provider-payment sums for a plan with a provider part; None (and
+    core/provider.py not imported: it is most of a run's start-up beyond the engine) for one
+    without."""
+    first = Policy.of(plan).versions[0]
+    if first.provider is None:
+        return None
+    from .provider import ProviderYear
+    return ProviderYear(first)
+
+
+def _write_provider(plan: Plan, year: "ProviderYear", out: OutputFolder) -> dict:
     """Stage hospitals.parquet and pools.parquet (provider part only) and return the
     per-pool totals for summary.json; {} and no files for a plan without a provider part."""
     if plan.provider is None:
@@ -353,7 +366,7 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
 
 def iter_settle(plan: Plan, batches, workdir, partitions: int = 8, registry=None,
                 context=None, totals: Totals = None, bar=None,
-                expected_rows=None, year: ProviderYear = None,
+                expected_rows=None, year: "ProviderYear" = None,
                 spill_budget: int = None) -> Iterator[tuple]:
     """Settle a stream of claim batches (pa.RecordBatch or pa.Table, any sizes) in bounded
     memory: pass 1 spills them to ``partitions`` Arrow IPC files under ``workdir``; then yields
@@ -370,7 +383,7 @@ def iter_settle(plan: Plan, batches, workdir, partitions: int = 8, registry=None
 
 def _iter_settle_rows(plan: Plan, batches, workdir, partitions: int = 8, registry=None,
                       context=None, totals: Totals = None, bar=None,
-                      expected_rows=None, year: ProviderYear = None,
+                      expected_rows=None, year: "ProviderYear" = None,
                       spill_budget: int = None) -> Iterator[tuple]:
     """``iter_settle`` yielding ``(results, rejects, the input row of each result or
     None)`` per partition."""

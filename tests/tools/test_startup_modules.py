@@ -130,3 +130,16 @@ def test_a_lazy_module_survives_pickling():
     from yibao.core.lazy import lazy_module
     copy = pickle.loads(pickle.dumps(lazy_module("math")))
     assert copy.sqrt(16) == 4.0 and repr(copy) == "<lazy module 'math'>"
+
+
+def test_a_run_without_pools_never_imports_provider_payment(tmp_path):
+    """`yibao settle` of a policy without a provider part (the reference policy) leaves the
+    provider-payment runtime unimported; a policy with pools (Rizhao) imports it."""
+    claims = tmp_path / "claims.parquet"
+    assert modules_of("generate", "-n", "200", "--out", str(claims))[0] == 0
+    code, loaded = modules_of("settle", str(CONFIGS / "reference"), str(claims), "--out",
+                              str(tmp_path / "plain"), "--no-progress")
+    assert code == 0 and "yibao.core.provider" not in loaded
+    code, loaded = modules_of("settle", str(CONFIGS / "rizhao"), str(claims), "--out",
+                              str(tmp_path / "pools"), "--no-progress")
+    assert code in (0, 1) and "yibao.core.provider" in loaded
