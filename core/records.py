@@ -28,8 +28,13 @@ REQUIRED = object()  # a field without a default
 
 def record(cls):
     """Make ``cls`` a frozen record of its annotated fields (module docstring)."""
+    undocumented = cls.__doc__ is None
+    if undocumented:  # else dataclasses writes one from inspect.signature: half the cost
+        cls.__doc__ = cls.__name__
     cls = dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
     fields = dataclasses.fields(cls)
+    if undocumented:
+        cls.__doc__ = f"{cls.__name__}({', '.join(f.name for f in fields)})"
     if any(f.default_factory is not dataclasses.MISSING for f in fields):
         raise TypeError(f"{cls.__name__}: a record field takes a default, not a factory")
     cls._field_defaults = {f.name: REQUIRED if f.default is dataclasses.MISSING else f.default
