@@ -81,3 +81,37 @@ def test_parsing_does_not_import_lark():
                           cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# -- the pickled parser (dsl/_parser_tables.pickle) ------------------------------------------
+
+def test_the_pickle_is_the_tables_parser_and_is_used():
+    """Fails when `_parser_tables.py` was regenerated without its pickle: run
+    python -m yibao.dsl.make_parser_tables (it writes both)."""
+    saved = parser.pickled_parser()
+    assert saved is not None, "dsl/_parser_tables.pickle is missing or stale"
+    assert type(parser._parser()) is type(saved)
+    fresh = _parser_tables.Lark_StandAlone(postlex=parser.PostLex())
+    assert [t.name for t in saved.terminals] == [t.name for t in fresh.terminals]
+    assert saved.parser.parser._parse_table.states.keys() == \
+        fresh.parser.parser._parse_table.states.keys()
+
+
+@pytest.mark.parametrize("content", [b"not a pickle", None, "other grammar"])
+def test_a_damaged_or_stale_pickle_is_ignored(content, tmp_path, monkeypatch):
+    target = tmp_path / "tables.pickle"
+    if content == "other grammar":
+        stale = make_parser_tables.pickled_parser(_parser_tables).replace(
+            _parser_tables.GRAMMAR_SHA256.encode(), b"0" * 64)
+        target.write_bytes(stale)
+    elif content is not None:
+        target.write_bytes(content)
+    monkeypatch.setattr(parser, "PICKLED", target)
+    assert parser.pickled_parser() is None
+
+
+def test_the_command_pickles_a_parser_that_parses_as_the_grammar_does(built):
+    import pickle
+    loaded = pickle.loads(make_parser_tables.pickled_parser(_parser_tables))["parser"]
+    text = (REPO / "city_configs" / "rizhao" / "policy.yb").read_text(encoding="utf-8")
+    assert outcome(loaded.parse, text) == outcome(built.parse, text)
