@@ -115,3 +115,28 @@ def test_the_command_pickles_a_parser_that_parses_as_the_grammar_does(built):
     loaded = pickle.loads(make_parser_tables.pickled_parser(_parser_tables))["parser"]
     text = (REPO / "city_configs" / "rizhao" / "policy.yb").read_text(encoding="utf-8")
     assert outcome(loaded.parse, text) == outcome(built.parse, text)
+
+
+# -- the scanner (dsl/parser.py TerminalScanner) ---------------------------------------------
+
+def test_the_terminal_scanner_matches_as_larks_alternation_does():
+    """In every lexer state, at the start of every word and symbol of two policies and of the
+    error corpus's text, trying the state's terminals one at a time finds the token Lark's
+    one alternation finds (and fullmatch names the same terminal)."""
+    from yibao.dsl._parser_tables import TextSlice
+    states = parser._parser().parser.lexer.lexer.lexers.values()
+    text = "\n".join(p.read_text(encoding="utf-8", errors="replace")
+                     for p in [REPO / "city_configs" / "rizhao" / "policy.yb", *POLICIES[-12:]])
+    text += "\n30万 ％ 1.5e3 \"open 2024-13-99 ->-> <=> !x _y"
+    starts = [i for i in range(len(text)) if i == 0 or text[i - 1] in " \n(,[{:"][:1500]
+    checked = 0
+    for terminals in {tuple(lx.terminals) for lx in states}:
+        ours = parser.TerminalScanner(list(terminals), 0, __import__("re"), False)
+        larks = parser.Scanner(list(terminals), 0, __import__("re"), False)
+        for i in starts:
+            assert ours.match(TextSlice(text, 0, len(text)), i) == \
+                larks.match(TextSlice(text, 0, len(text)), i), (terminals, text[i:i + 20])
+        for word in ("rate", "deductible", "x1", "(", "2024-01-01", "12_000"):
+            assert ours.fullmatch(word) == larks.fullmatch(word)
+        checked += 1
+    assert checked > 100
