@@ -1,6 +1,6 @@
 """The IR's ``@record`` classes behave as the frozen dataclasses they replace (core/records.py):
-for every record class of the plan, the trace, the provider plan, grouping, supervision and
-the registry's declarations, a twin made with ``@dataclass(frozen=True)`` from the same fields
+for every record class of the plan, the trace, the provider plan, grouping, supervision, the
+registry's and the plugins' declarations and the TCM tilt, a twin made with ``@dataclass(frozen=True)`` from the same fields
 has the same repr, equality and hash (a ``compare=False`` field left out of both); records
 refuse assignment, pickle (Spark pickles plans) and deep-copy to an equal record, and
 ``dataclasses.fields``/``replace`` and ``__post_init__`` still work."""
@@ -18,8 +18,11 @@ from yibao.core.grouping import plan as grouping_plan
 from yibao.core.grouping import table as grouping_table
 from yibao.core.points import plan as points_plan
 from yibao.core.supervision import plan as supervision_plan
+from yibao.plugins import decls
+from yibao.plugins.tcm import points as tcm_points
 
-MODULES = (plan, trace, points_plan, grouping_plan, grouping_table, supervision_plan, registry)
+MODULES = (plan, trace, points_plan, grouping_plan, grouping_table, supervision_plan, registry,
+           decls, tcm_points)
 RECORDS = sorted({c for m in MODULES for _, c in inspect.getmembers(m, inspect.isclass)
                   if issubclass(c, records.Record) and c._fields},
                  key=lambda c: (c.__module__, c.__qualname__))
