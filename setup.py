@@ -77,7 +77,7 @@ def extensions():
 setup(
     packages=list(API_PACKAGE) + packages() + list(DATA_PACKAGES),
     package_dir=package_dir(),
-    package_data={"": ["*.lark", "*.pxd", "*.pyi", "data/*", "data/**/*", "*.json", "*.csv"],
+    package_data={"": ["*.lark", "*.pickle", "*.pxd", "*.pyi", "data/*", "data/**/*", "*.json", "*.csv"],
                   "yibao.city_configs": ["*/*.yb", "*/*.csv", "*/*.yaml", "*/*.md"]},
     include_package_data=True,
     ext_modules=extensions(),

@@ -7,18 +7,19 @@ A plan is what a policy *means*, with every name resolved and every number in en
 - a count or level is an ``int``; a flag is ``0``/``1``; a date is days since 1970-01-01;
 - a value of a closed text domain (``tier``, ``setting``) is the index of the value in the domain.
 
-Plans are frozen dataclasses, printable (``describe()``) and JSON-serialisable with a version
-(``to_json`` / ``from_json``). Evaluators (the Cython kernel through ``lower.py`` and the plain
+Plans are frozen records (``records.py``: a frozen dataclass's behaviour), printable
+(``describe()``) and JSON-serialisable with a version (``to_json`` / ``from_json``). Evaluators (the Cython kernel through ``lower.py`` and the plain
 Python oracle ``reference.py``) take a plan and nothing else; they never see policy text.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Optional
 
 from .errors import YibaoError
+from .records import Record, record
 
 # yibao.plan/2: ``Layer.national`` (the national settlement-list field a layer fills) and
 # typed provider tests (``core.points.plan.Test.type``). A /1 plan reads as /2: both fields
@@ -33,8 +34,8 @@ MONEY, RATIO, INT, BOOL, TEXT, DATE = "money", "ratio", "int", "bool", "text", "
 SCALARS = (MONEY, RATIO, INT, BOOL, TEXT, DATE)
 
 
-@dataclass(frozen=True)
-class Type:
+@record
+class Type(Record):
     """A value type. ``domain`` lists the allowed values of a closed ``text`` or ``int``
     attribute (a claim outside it is rejected); ``None`` means open."""
     kind: str
@@ -54,22 +55,22 @@ class Type:
 # Every node carries its result type. Text values of a closed domain are domain indices.
 
 
-@dataclass(frozen=True)
-class Expr:
+@record
+class Expr(Record):
     type: Type
 
 
-@dataclass(frozen=True)
+@record
 class Const(Expr):
     value: Any  # int in engine units (see module docstring)
 
 
-@dataclass(frozen=True)
+@record
 class Column(Expr):
     name: str
 
 
-@dataclass(frozen=True)
+@record
 class Binary(Expr):
     """``op`` is one of ``+ - * min max`` (numbers), ``== != < <= > >=`` (comparisons, bool
     result), ``and or`` (bools). ``money * ratio`` rounds half-up away from zero to the fen."""
@@ -78,40 +79,40 @@ class Binary(Expr):
     right: Expr
 
 
-@dataclass(frozen=True)
+@record
 class Not(Expr):
     operand: Expr
 
 
-@dataclass(frozen=True)
+@record
 class InSet(Expr):
     """True when ``operand`` is one of ``values`` (engine units, domain indices for text)."""
     operand: Expr
     values: tuple
 
 
-@dataclass(frozen=True)
+@record
 class Cond(Expr):
     test: Expr
     then: Expr
     orelse: Expr
 
 
-@dataclass(frozen=True)
+@record
 class Lookup(Expr):
     """The value of table ``table`` at the row whose keys equal ``args``."""
     table: str
     args: tuple
 
 
-@dataclass(frozen=True)
+@record
 class Call(Expr):
     """A function contributed by a plugin, evaluated vectorised over whole arrays."""
     function: str
     args: tuple
 
 
-@dataclass(frozen=True)
+@record
 class Paid(Expr):
     """What earlier layers paid on this claim; ``layers`` empty means all earlier layers."""
     layers: tuple
@@ -120,15 +121,15 @@ class Paid(Expr):
 # -- declarations ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ColumnDecl:
+@record
+class ColumnDecl(Record):
     """A claim column the plan reads, with its type."""
     name: str
     type: Type
 
 
-@dataclass(frozen=True)
-class Table:
+@record
+class Table(Record):
     """A lookup table. ``rows`` maps key tuples (engine units) to a value. When every key has
     a closed domain the compiler has checked that the table is complete; otherwise a claim
     whose keys are missing is rejected (``missing_table_key``)."""
@@ -139,8 +140,8 @@ class Table:
     source: str = ""  # file:line where it was defined, for explanations
 
 
-@dataclass(frozen=True)
-class Key:
+@record
+class Key(Record):
     """An accumulator key: claims with equal key values share deductibles, caps, bands and
     self-pay limits within a policy year. ``column`` null falls back to ``person_id``.
 
@@ -185,8 +186,8 @@ PERSON = Key("person", "person_id")
 PER_CLAIM, PER_YEAR = "claim", "year"
 
 
-@dataclass(frozen=True)
-class Deductible:
+@record
+class Deductible(Record):
     """起付线. ``amount`` is the deductible D for this claim. ``scope`` PER_YEAR accumulates
     per ``key``; ``continuing`` (连续计算起付线) is a bool expression marking transfers, whose
     deductible is ``max(0, D - the deductible paid on the key's previous claim in this layer)``."""
@@ -196,23 +197,23 @@ class Deductible:
     continuing: Optional[Expr] = None
 
 
-@dataclass(frozen=True)
-class Band:
+@record
+class Band(Record):
     lo: int
     hi: Optional[int]  # None is unbounded
     rate: int  # RATIO_SCALE units
 
 
-@dataclass(frozen=True)
-class BandSet:
+@record
+class BandSet(Record):
     """``when COND { bands }`` inside ``bands``: the band rates of the claims where ``cond``
     holds (困难群众 rates of 大病保险). Bounds may differ from the default set's."""
     cond: Expr
     bands: tuple
 
 
-@dataclass(frozen=True)
-class Bands:
+@record
+class Bands(Record):
     """分段: rates over the key's cumulative yearly amount after deductible. ``alts`` are
     BandSets; a claim is paid by the last one whose condition holds, else by ``bands``. The
     cumulative amount is the key's whatever set paid the earlier claims."""
@@ -225,8 +226,8 @@ class Bands:
         return self.bands if index == 0 else self.alts[index - 1].bands
 
 
-@dataclass(frozen=True)
-class Cap:
+@record
+class Cap(Record):
     """封顶线. ``name`` is set for a cap shared between layers (one accumulator)."""
     amount: Expr
     scope: str
@@ -234,15 +235,15 @@ class Cap:
     name: Optional[str] = None
 
 
-@dataclass(frozen=True)
-class SelfPayLimit:
+@record
+class SelfPayLimit(Record):
     """兜底 / 自负封顶: pay what keeps the key's yearly kept burden at or below ``amount``."""
     amount: Expr
     key: Key = PERSON
 
 
-@dataclass(frozen=True)
-class Layer:
+@record
+class Layer(Record):
     """One layer of benefits (基本医保, 大病保险, 医疗救助 ...). ``ratio`` is an Expr of type
     ratio, a Bands, or None (pays 100% of what is left after the deductible)."""
     name: str
@@ -257,8 +258,8 @@ class Layer:
     national: str = ""  # the national settlement-list field it fills (core/national.py), or ""
 
 
-@dataclass(frozen=True)
-class Plan:
+@record
+class Plan(Record):
     name: str
     region: str
     effective_from: int  # days since epoch, inclusive

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from .plan import Type
+from .records import Record, record
 
 
-@dataclass(frozen=True)
-class FunctionDecl:
+@record
+class FunctionDecl(Record):
     """A policy-language function. ``impl(*arrays, n=rows) -> array`` is vectorised: it takes
     one numpy array (engine units, see plan.py) per argument, all of length ``n``, and returns
     one array of the result type. It is called once per batch, never per row."""
@@ -25,8 +26,8 @@ class FunctionDecl:
     plugin: str = "yibao"
 
 
-@dataclass(frozen=True)
-class KeyDecl:
+@record
+class KeyDecl(Record):
     """An accumulator key (person, family …): the claim column whose value groups claims; a
     null value falls back to ``person_id``."""
     name: str
@@ -35,8 +36,8 @@ class KeyDecl:
     plugin: str = "yibao"
 
 
-@dataclass(frozen=True)
-class Validator:
+@record
+class Validator(Record):
     """A claim check contributed by a plugin. ``check(plan, columns, raw, n)`` is vectorised:
     ``columns`` are the accepted rows in engine units (arrow_io.Prepared.columns), ``raw`` the
     same rows as an Arrow table; it returns a bool numpy mask of the rows to reject (length
@@ -50,8 +51,8 @@ class Validator:
     claim_columns: Optional[tuple] = None
 
 
-@dataclass(frozen=True)
-class Stage:
+@record
+class Stage(Record):
     """A step after the layers, adding result columns (家庭共济 mutual aid, a report column).
     ``run(plan, results, claims, context)`` gets the results and the accepted claims, both
     in settlement order (discharge_date, claim_id), and ``context`` (the run's extra inputs,

@@ -16,51 +16,52 @@ order: ``ClaimStarted``, then per layer ``LayerApplies`` and, when it applies, `
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Optional
+
+from .records import Record, record
 
 
 def ignore(event) -> None:
     """The default recorder: settles exactly as if nobody listened."""
 
 
-@dataclass(frozen=True)
-class ClaimStarted:
+@record
+class ClaimStarted(Record):
     plan: Any  # the plan (version) the claim is settled under
     row: dict  # the claim in engine units (reference._rows)
     year: int  # its policy year
 
 
-@dataclass(frozen=True)
-class TableRow:
+@record
+class TableRow(Record):
     table: str
     key: tuple
     value: Any
 
 
-@dataclass(frozen=True)
-class AccountWrite:
+@record
+class AccountWrite(Record):
     slot: tuple
     amount: int  # added (replace False) or the new value (replace True)
     replace: bool
 
 
-@dataclass(frozen=True)
-class LayerApplies:
+@record
+class LayerApplies(Record):
     layer: Any
     applies: bool
 
 
-@dataclass(frozen=True)
-class Base:
+@record
+class Base(Record):
     layer: Any
     raw: int  # the base expression's value, before clipping at 0
     base: int
     paid: dict  # what the earlier layers paid (for paid() in the base)
 
 
-@dataclass(frozen=True)
-class Deductible:
+@record
+class Deductible(Record):
     layer: Any
     slot: tuple  # (layer, "ded", key value, year): "consumed" and "last" hang below it
     full: int  # the deductible amount D as written
@@ -71,16 +72,16 @@ class Deductible:
     used: int  # d = min(base, remaining)
 
 
-@dataclass(frozen=True)
-class Ratio:
+@record
+class Ratio(Record):
     layer: Any
     e: int  # after the deductible
     ratio: int  # millionths
     pay: int  # e × ratio, half-up to the fen
 
 
-@dataclass(frozen=True)
-class Bands:
+@record
+class Bands(Record):
     layer: Any
     slot: tuple
     start: int  # the key's cumulative amount before this claim
@@ -88,8 +89,8 @@ class Bands:
     when: Any = None  # the condition of the `when` band set that pays, None: the default set
 
 
-@dataclass(frozen=True)
-class BandPiece:
+@record
+class BandPiece(Record):
     layer: Any
     index: int
     band: Any  # plan.Band
@@ -97,8 +98,8 @@ class BandPiece:
     pay: int  # width × rate, half-up
 
 
-@dataclass(frozen=True)
-class Limit:
+@record
+class Limit(Record):
     layer: Any
     slot: tuple
     amount: int  # the self-pay limit L
@@ -107,14 +108,14 @@ class Limit:
     pay: int  # min(e, max(0, kept_before + e − L))
 
 
-@dataclass(frozen=True)
-class FullPay:
+@record
+class FullPay(Record):
     layer: Any
     e: int
 
 
-@dataclass(frozen=True)
-class Cap:
+@record
+class Cap(Record):
     layer: Any
     index: int
     slot: Optional[tuple]  # None per claim
@@ -123,22 +124,22 @@ class Cap:
     room: int
 
 
-@dataclass(frozen=True)
-class LayerPaid:
+@record
+class LayerPaid(Record):
     layer: Any
     e: int
     before_caps: int
     pay: int
 
 
-@dataclass(frozen=True)
-class ClaimSettled:
+@record
+class ClaimSettled(Record):
     claim_id: str
     out: dict  # the claim's result columns
 
 
-@dataclass(frozen=True)
-class ClaimRefused:
+@record
+class ClaimRefused(Record):
     claim_id: str
     layer: str  # the layer whose amount would leave int64 (the accounts are rolled back)
 
@@ -149,8 +150,8 @@ class ClaimRefused:
 # that applied, then ``ClaimPoints`` (the final class and points).
 
 
-@dataclass(frozen=True)
-class CaseClass:
+@record
+class CaseClass(Record):
     claim_id: str
     pool: str
     group: Optional[str]
@@ -160,16 +161,16 @@ class CaseClass:
     points: int  # ×10^4 (POINT_SCALE)
 
 
-@dataclass(frozen=True)
-class PointsAdjusted:
+@record
+class PointsAdjusted(Record):
     claim_id: str
     name: str
     factor: int  # millionths
     points: int  # after the factor, half-up
 
 
-@dataclass(frozen=True)
-class ClaimPoints:
+@record
+class ClaimPoints(Record):
     claim_id: str
     pool: str
     group: Optional[str]

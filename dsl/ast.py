@@ -1,87 +1,17 @@
 """The policy AST: what the text says, before any meaning is attached.
 
-Frozen records (``@node``: a frozen dataclass's behaviour, see below); every node has a
-``span`` (1-based line and column, end exclusive). Passes never mutate nodes: annotations
-(resolved names, types) live in the compile context, keyed by node identity, and a pass that
-changes the tree returns a new one.
+Frozen records (``@node`` is ``core/records.record``: a frozen dataclass's behaviour without
+its per-class code generation); every node has a ``span`` (1-based line and column, end
+exclusive). Passes never mutate nodes: annotations (resolved names, types) live in the compile
+context, keyed by node identity, and a pass that changes the tree returns a new one.
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import FrozenInstanceError
 from typing import Optional
 
-_REQUIRED = object()  # a field without a default
-
-
-def node(cls):
-    """Make ``cls`` a frozen record of its annotated fields, as ``@dataclass(frozen=True)``
-    does: fields in declaration order, a base's first; ``Cls(*fields)`` or by keyword, with
-    the class attribute as the default; equality and hash over the fields (same class only);
-    the dataclass repr; assignment raises ``FrozenInstanceError``. It is a dataclass for
-    ``dataclasses.fields`` and ``dataclasses.replace``.
-
-    Why not ``@dataclass(frozen=True)``: it compiles six methods per class, and compiling
-    them for the eighty classes here was the largest part of every command's start-up
-    (docs/cli.md). Here the dataclass machinery only collects the fields (no method is
-    generated) and the methods are written once, in ``_Record``."""
-    cls = dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
-    fields = dataclasses.fields(cls)
-    if any(f.default_factory is not dataclasses.MISSING for f in fields):
-        raise TypeError(f"{cls.__name__}: a node field takes a default, not a factory")
-    cls._field_defaults = {f.name: _REQUIRED if f.default is dataclasses.MISSING else f.default
-                           for f in fields}
-    cls._fields = tuple(cls._field_defaults)
-    return cls
-
-
-class _Record:
-    """The methods of every ``@node`` class (see ``node``)."""
-    __slots__ = ()
-    _fields: tuple = ()
-    _field_defaults: dict = {}
-
-    def __init__(self, *args, **kwargs):
-        names = self._fields
-        if not kwargs and len(args) == len(names):  # the transformer's usual call
-            object.__setattr__(self, "__dict__", dict(zip(names, args)))
-            return
-        if len(args) > len(names):
-            raise TypeError(f"{type(self).__name__}() takes {len(names)} arguments but "
-                            f"{len(args)} were given")
-        values = dict(self._field_defaults)
-        values.update(zip(names, args))
-        for key in kwargs:
-            if key not in values or key in names[:len(args)]:
-                what = "unexpected" if key not in values else "a second value for"
-                raise TypeError(f"{type(self).__name__}() got {what} argument {key!r}")
-        values.update(kwargs)
-        missing = [n for n, v in values.items() if v is _REQUIRED]
-        if missing:
-            raise TypeError(f"{type(self).__name__}() missing required argument(s): "
-                            f"{', '.join(map(repr, missing))}")
-        object.__setattr__(self, "__dict__", values)
-
-    def _values(self) -> tuple:
-        return tuple(self.__dict__[n] for n in self._fields)
-
-    def __eq__(self, other):
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._values() == other._values()
-
-    def __hash__(self):
-        return hash(self._values())
-
-    def __repr__(self):
-        shown = ", ".join(f"{n}={self.__dict__[n]!r}" for n in self._fields)
-        return f"{type(self).__qualname__}({shown})"
-
-    def __setattr__(self, name, value):
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name):
-        raise FrozenInstanceError(f"cannot delete field {name!r}")
+from yibao.core.records import REQUIRED as _REQUIRED  # noqa: F401  (tests build twins with it)
+from yibao.core.records import Record as _Record
+from yibao.core.records import record as node
 
 
 @node

@@ -57,8 +57,10 @@ def expected_errors() -> tuple:
 
 
 def main(argv=None) -> int:
-    commands = discover_commands()
-    parser = build_parser(commands)
+    from .commands._common import collections_paused
+    with collections_paused():
+        commands = discover_commands()
+        parser = build_parser(commands)
     args, extra = parser.parse_known_args(argv)
     if extra and hasattr(args, "operand_shape") and not any(e.startswith("-") for e in extra):
         args.operands += extra  # operands after an option (`settle P --out DIR C`): argparse

@@ -19,5 +19,7 @@ def registry_for(*policies, settles: bool = True) -> Registry:
         return default_registry()
     from .passes.check_plugins import policy_plugins
     declared = dict(d for policy in policies for d in policy_plugins(policy))
-    pm = make_plugin_manager(declared=declared.items())
+    # what a policy loads depends on what it declares only: other installed packages' entry
+    # points are not read when it declares none (manager.OWN_ENTRY_POINTS)
+    pm = make_plugin_manager(declared=declared.items(), read_installed=False)
     return build_registry(pm) if settles else build_registry(pm, COMPILER_HOOKS)

@@ -8,18 +8,18 @@ them: core/points reads the ``PointsPlan`` an adjustment returns, never the adju
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Callable
 
 from yibao.core.lazy import lazy_module
 from yibao.core.plan import BOOL, DATE, INT, MONEY, RATIO
+from yibao.core.records import Record, record
 from yibao.core.registry import FunctionDecl, KeyDecl, Registry, Stage, Validator
 
 np = lazy_module("numpy")  # read by a checked function's first call, not at registration
 
 
-@dataclass(frozen=True)
-class GrouperDecl:
+@record
+class GrouperDecl(Record):
     """A case-mix grouper. ``run(claims: pa.Table, grouper=None) -> pa.Table`` returns one row
     per claim with the ``columns`` it names, vectorised over the whole table. A policy names
     it in a grouper block, ``grouper drg "…" { by NAME }`` (default ``chs_drg``, yibao's own
@@ -34,8 +34,8 @@ class GrouperDecl:
     plugin: str = "yibao"
 
 
-@dataclass(frozen=True)
-class AdjustmentDecl:
+@record
+class AdjustmentDecl(Record):
     """A provider-side points adjustment. ``apply(points_plan, params) -> PointsPlan`` rewrites
     a ``yibao.core.points.plan.PointsPlan`` (extra groups, ``Adjustment`` factors, split pools)
     from ``params``, a plan node holding the policy's figures (never figures in code).

@@ -8,11 +8,12 @@ This is IR, not runtime: the compiler builds these nodes, ``core/provider.py`` r
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Optional
 
 from yibao.core.plan import register_node
+from yibao.core.records import Record, record
 
 DRG_DATA = Path(__file__).parent / "data"  # one folder per converted scheme
 DEFAULT_TABLES = "chs_drg_11"
@@ -30,8 +31,8 @@ def scheme_mdcs(name: str) -> tuple:
 
 
 @register_node
-@dataclass(frozen=True)
-class DrgSplit:
+@record
+class DrgSplit(Record):
     """A city split on top of the national DRG (Zhejiang: age < 17, ICU): a grouped claim
     passing any conjunction of ``when`` (a tuple of tuples of ``Test``) gets ``suffix``
     appended to its DRG code. The first matching split wins."""
@@ -46,8 +47,8 @@ class DrgSplit:
 
 
 @register_node
-@dataclass(frozen=True)
-class DrgGrouper:
+@record
+class DrgGrouper(Record):
     """The CHS-DRG grouper writing ``name`` (the DRG), ``{name}_status``, ``{name}_mdc`` and
     ``{name}_adrg`` (grouped claims only) and ``{name}_stopped_at`` (where an ungrouped claim
     stopped: ``MDCP`` or ``MDCP/PB1``; null for a grouped one). ``tables`` names a converted

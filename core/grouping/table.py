@@ -30,12 +30,12 @@ import csv
 import io
 import re
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from yibao.core.lazy import lazy_module
 from yibao.core.plan import register_node
+from yibao.core.records import Record, record
 from ..errors import YibaoError
 
 # imported by the first grouping, not by the compiler loading a table (core/lazy.py)
@@ -81,8 +81,8 @@ def _fmt_items(items) -> str:
 # -- plan nodes -------------------------------------------------------------------------------
 
 @register_node
-@dataclass(frozen=True)
-class DxPrefix:
+@record
+class DxPrefix(Record):
     """The code column starts with one of ``prefixes``."""
     prefixes: tuple
     column: str = "principal_dx"
@@ -95,8 +95,8 @@ class DxPrefix:
 
 
 @register_node
-@dataclass(frozen=True)
-class DxRange:
+@record
+class DxRange(Record):
     """The code column is in ``lo``–``hi`` compared as codes (see the module docstring)."""
     lo: str
     hi: str
@@ -110,8 +110,8 @@ class DxRange:
 
 
 @register_node
-@dataclass(frozen=True)
-class ProcAny:
+@record
+class ProcAny(Record):
     """Some code of the list column matches one of ``items``."""
     items: tuple
     column: str = "procedures"
@@ -124,8 +124,8 @@ class ProcAny:
 
 
 @register_node
-@dataclass(frozen=True)
-class ProcAll:
+@record
+class ProcAll(Record):
     """Every one of ``items`` matches some code of the list column (同时包含)."""
     items: tuple
     column: str = "procedures"
@@ -138,8 +138,8 @@ class ProcAll:
 
 
 @register_node
-@dataclass(frozen=True)
-class NoProcedure:
+@record
+class NoProcedure(Record):
     """The list column holds no non-null code (保守治疗, conservative treatment)."""
     column: str = "procedures"
 
@@ -148,8 +148,8 @@ class NoProcedure:
 
 
 @register_node
-@dataclass(frozen=True)
-class SettingIn:
+@record
+class SettingIn(Record):
     """The text column (``setting`` by default) is one of ``values``."""
     values: tuple
     column: str = "setting"
@@ -162,8 +162,8 @@ class SettingIn:
 
 
 @register_node
-@dataclass(frozen=True)
-class IntBand:
+@record
+class IntBand(Record):
     """``lo <= column < hi``; a ``None`` end is unbounded (age bands, functional scores)."""
     column: str
     lo: Optional[int] = None
@@ -181,8 +181,8 @@ def age_band(lo: Optional[int], hi: Optional[int]) -> IntBand:
 
 
 @register_node
-@dataclass(frozen=True)
-class Flag:
+@record
+class Flag(Record):
     """The bool column equals ``value``."""
     column: str
     value: bool = True
@@ -195,8 +195,8 @@ CONDITION_TYPES = (DxPrefix, DxRange, ProcAny, ProcAll, NoProcedure, SettingIn, 
 
 
 @register_node
-@dataclass(frozen=True)
-class DecisionRow:
+@record
+class DecisionRow(Record):
     """One row: when every condition holds (no condition: always), the claim gets ``group``.
     ``source`` is ``file:line``; ``label`` free text (a group's Chinese name)."""
     conditions: tuple
@@ -222,8 +222,8 @@ Row = DecisionRow  # the plan registry keys nodes by class name; "Row" alone is 
 
 
 @register_node
-@dataclass(frozen=True)
-class DecisionTable:
+@record
+class DecisionTable(Record):
     """A first-match decision table writing the group to column ``output``, with
     ``{output}_status`` (one of ``STATUSES``) and ``{output}_row`` (1-based matching row)."""
     name: str

@@ -7,19 +7,19 @@ Units (engine units, as in ``yibao.core.plan``):
 - a point value held in advance (Shanghai baseline) is ``int`` micro-fen per point
   (``PV_SCALE``): 0.95 yuan per point is ``95_000_000``.
 
-Every node is a frozen dataclass registered with ``register_node`` so a ``PointsPlan``
-round-trips through ``to_json``/``from_json``. Tables are tuples of pairs, never dicts, so the
-nodes stay hashable and their JSON stable. Nothing here evaluates anything: ``compute.py`` (the
+Every node is a frozen record (``core/records.py``) registered with ``register_node`` so a
+``PointsPlan`` round-trips through ``to_json``/``from_json``. Tables are tuples of pairs, never
+dicts, so the nodes stay hashable and their JSON stable. Nothing here evaluates anything: ``compute.py`` (the
 vectorised evaluator) and ``reference.py`` (the per-claim oracle) read these nodes.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any, Optional
 
 from yibao.core.plan import (BOOL, INT, MONEY, RATIO, RATIO_SCALE, TEXT, Type, _decode, _encode,
                              register_node)
+from yibao.core.records import Record, record
 
 POINT_SCALE = 10_000
 PV_SCALE = 1_000_000
@@ -38,8 +38,8 @@ def _pts(points: int) -> str:
 
 
 @register_node
-@dataclass(frozen=True)
-class Test:
+@record
+class Test(Record):
     """``column op value`` over one claim column; ``value`` is a tuple for ``in``/``not in``.
     A null column value never passes (so ``!=`` on a null is false, as in SQL).
 
@@ -79,8 +79,8 @@ def describe_tests(tests: tuple) -> str:
 
 
 @register_node
-@dataclass(frozen=True)
-class HighBand:
+@record
+class HighBand(Record):
     """High-outlier threshold for groups whose base points are ≤ ``b_max`` (``None``: above
     every earlier band). ``t_high`` is a ratio: 3 is ``3_000_000``."""
     b_max: Optional[int]
@@ -88,8 +88,8 @@ class HighBand:
 
 
 @register_node
-@dataclass(frozen=True)
-class Outliers:
+@record
+class Outliers(Record):
     """高倍率 / 低倍率 thresholds on r = cost ÷ average cost. ``high`` bands are ordered by
     ``b_max`` ascending, the last one usually unbounded; no band means no high outliers.
     ``t_low`` 0 disables low outliers."""
@@ -109,8 +109,8 @@ class Outliers:
 
 
 @register_node
-@dataclass(frozen=True)
-class DayTier:
+@record
+class DayTier(Record):
     """Days ``first``..``last`` (inclusive, 1-based; ``last`` None: no end) earn the per-day
     points × ``factor`` (ratio)."""
     first: int
@@ -119,8 +119,8 @@ class DayTier:
 
 
 @register_node
-@dataclass(frozen=True)
-class BedDay:
+@record
+class BedDay(Record):
     """阶梯床日: a claim whose group is in ``per_day`` (group -> points per day) earns
     round(per_day × Σ over tiers of days in tier × factor): one value over all tiers, rounded
     once (point-method.md §2); days beyond every tier earn 0."""
@@ -130,8 +130,8 @@ class BedDay:
 
 
 @register_node
-@dataclass(frozen=True)
-class Readmission:
+@record
+class Readmission(Record):
     """再住院: a stay earns its points × ``share`` when ANY other stay of the same person in
     the same pool and group is admitted 0..``days`` days (inclusive) after its discharge, at
     any hospital; in a chain every earlier link is halved. Stays without person, group or
@@ -145,8 +145,8 @@ class Readmission:
 
 
 @register_node
-@dataclass(frozen=True)
-class Adjustment:
+@record
+class Adjustment(Record):
     """A multiplicative factor (ratio) for claims passing every test in ``when``, applied
     after the case class in declared order, each rounded half-up (TCM ×1.1, age ≥ 80 ×1.05)."""
     name: str
@@ -159,8 +159,8 @@ PV_KINDS = (BUDGET_PLUS_PAID, BUDGET_ONLY, BASELINE)
 
 
 @register_node
-@dataclass(frozen=True)
-class PointValue:
+@record
+class PointValue(Record):
     """How a pool's point value PV (fen per point) is formed from the fund amount G (budget
     after reserve and sharing), the patients' payments P and the pool's Σ points:
 
@@ -192,8 +192,8 @@ class PointValue:
 
 
 @register_node
-@dataclass(frozen=True)
-class RiskSharing:
+@record
+class RiskSharing(Record):
     """结余留用 / 超支分担 against a target (the pool budget after reserve, or the control total
     ``per_head`` fen × ``insured`` persons when ``per_head`` is set). With A = the pool
     claims' fee-for-service fund cost, hospitals keep ``keep`` of a surplus (target − A > 0) and
@@ -211,8 +211,8 @@ class RiskSharing:
 
 
 @register_node
-@dataclass(frozen=True)
-class Capitation:
+@record
+class Capitation(Record):
     """人头包干: persons signed with an institution (claims whose ``signed_column`` is not null)
     carry ``per_head`` fen each to it (``signed`` lists (institution, persons)). Their claims
     still earn points, valued at the pool's PV, but are paid from the signed institution's
@@ -224,8 +224,8 @@ class Capitation:
 
 
 @register_node
-@dataclass(frozen=True)
-class GroupSource:
+@record
+class GroupSource(Record):
     """One grouper a pool reads (several groupers on one point scale, Shanghai's DRG and DIP
     「1:1转化为服务点数」): a claim passing every test of ``when`` takes its group from
     ``column``; the empty ``when`` is ``otherwise``. The first source that applies wins; a
@@ -239,8 +239,8 @@ class GroupSource:
 
 
 @register_node
-@dataclass(frozen=True)
-class FixedRate:
+@record
+class FixedRate(Record):
     """固定费率: hospital ``hospital_id`` is paid its points × ``rate`` (``PV_SCALE`` units,
     micro-fen per point) decided in advance, not the floating point value. At the year-end
     clearing (年终清算) the fund makes up ``compensation`` (ratio) of the hospital's shortfall:
@@ -253,8 +253,8 @@ class FixedRate:
 
 
 @register_node
-@dataclass(frozen=True)
-class Pool:
+@record
+class Pool(Record):
     """One budget pool (住院 DRG, 门诊 APG, 康复 bed-day …).
 
     A claim belongs to the pool when it passes every test in ``applies``. ``group_column``
@@ -363,8 +363,8 @@ class Pool:
 
 
 @register_node
-@dataclass(frozen=True)
-class Alliance:
+@record
+class Alliance(Record):
     """医共体 package budgets (Rizhao's 一个框架: 总额控制、收支挂钩、结余留用、超支分担).
 
     A claim belongs to alliance ``a`` when its ``column`` (the person's 医共体) is ``a``,
@@ -391,8 +391,8 @@ class Alliance:
 
 
 @register_node
-@dataclass(frozen=True)
-class PointsPlan:
+@record
+class PointsPlan(Record):
     """The provider-payment part of a plan: its pools, in order, and the 医共体 alliances
     whose package budgets span them."""
     pools: tuple

@@ -11,9 +11,10 @@ rules' meaning is stated once, in docs/supervision.md, and in each node's docstr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from yibao.core.plan import RATIO_SCALE, register_node
+from yibao.core.records import Record, record
 
 SUPERVISION_VERSION = "yibao.supervision/1"
 SEVERITIES = ("notice", "review", "serious")  # 提示, 审核, 重点核查
@@ -26,8 +27,8 @@ def _pct(ratio: int) -> str:
 
 
 @register_node
-@dataclass(frozen=True)
-class Readmit:
+@record
+class Readmit(Record):
     """分解住院 / 短期再入院: a stay admitted 0..``days`` days (inclusive) after the discharge
     of an earlier stay of the same person — at the same hospital (``same_hospital``) or at
     another one. Earlier means (admit, discharge, claim_id) is smaller. The later stay is
@@ -45,8 +46,8 @@ class Readmit:
 
 
 @register_node
-@dataclass(frozen=True)
-class AboveGroupMean:
+@record
+class AboveGroupMean(Record):
     """挂床/超长住院 (``measure`` ``los``) or 费用异常 (``cost``): a stay whose length of stay
     or total cost is above ``factor`` × the mean over the flag's stays of its group."""
     measure: str  # "los" | "cost"
@@ -61,8 +62,8 @@ class AboveGroupMean:
 
 
 @register_node
-@dataclass(frozen=True)
-class ShortStay:
+@record
+class ShortStay(Record):
     """低标准入院: a stay of at most ``days`` days whose group's weight (RW) is below
     ``weight``."""
     days: int
@@ -75,8 +76,8 @@ class ShortStay:
 
 
 @register_node
-@dataclass(frozen=True)
-class ListedGroups:
+@record
+class ListedGroups(Record):
     """低标准入院: a stay of a group the city lists (outpatient-manageable groups)."""
     groups: tuple
 
@@ -87,8 +88,8 @@ class ListedGroups:
 
 
 @register_node
-@dataclass(frozen=True)
-class CcShare:
+@record
+class CcShare(Record):
     """高套病组: per hospital and ADRG (the DRG's first three characters), the share of stays
     with MCC/CC (the DRG's fourth character 1 or 3) above ``factor`` × the city's share in
     that ADRG, for hospitals with at least ``min_cases`` stays in it."""
@@ -102,8 +103,8 @@ class CcShare:
 
 
 @register_node
-@dataclass(frozen=True)
-class SevereShare:
+@record
+class SevereShare(Record):
     """推诿重患: a hospital's share of severe stays (group weight ≥ ``weight``) below
     ``factor`` × the share over the hospitals of its level, for hospitals with at least
     ``min_cases`` stays."""
@@ -124,8 +125,8 @@ GROUP_RULES = (AboveGroupMean, ShortStay, ListedGroups, CcShare, SevereShare)
 
 
 @register_node
-@dataclass(frozen=True)
-class SupervisionFlag:
+@record
+class SupervisionFlag(Record):
     """One ``flag`` statement: its rule over the stays passing every test of ``applies``
     (``core.points.plan.Test``; none: every settled claim), the severity its rows carry,
     and its payment effect (``review`` or ``""`` for none)."""
@@ -151,8 +152,8 @@ class SupervisionFlag:
 
 
 @register_node
-@dataclass(frozen=True)
-class Supervision:
+@record
+class Supervision(Record):
     """The supervision part of a plan: its flags in declared order."""
     flags: tuple
     version: str = SUPERVISION_VERSION

@@ -36,9 +36,11 @@ def load_policy(path, reg):
     may name a bundled city; PolicyNotFound when it names nothing (resolve_policy)."""
     from ..errors import PolicyError
     from ..versions import compile_versions
+    from ._common import collections_paused
     where = resolve_policy(path)
     try:
-        return compile_versions(where, registry=reg)
+        with collections_paused():
+            return compile_versions(where, registry=reg)
     except PolicyError as exc:
         print(str(exc), file=sys.stderr)
     except FileNotFoundError as exc:

@@ -21,16 +21,16 @@ The empty tilt (no groups, factor 1, no separate budget) returns the plan unchan
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Optional
 
 from yibao.core.plan import RATIO_SCALE, register_node
 from yibao.core.points.plan import Adjustment, PointsPlan, Pool, RiskSharing, Test
+from yibao.core.records import Record, record
 
 
 @register_node
-@dataclass(frozen=True)
-class TcmTilt:
+@record
+class TcmTilt(Record):
     """The TCM tilt's figures (see module docstring); ``pools`` empty means every pool."""
     groups: tuple = ()  # ((group, base points ×10^4), ...)
     avg_cost: tuple = ()  # ((group, fen), ...)

@@ -81,3 +81,62 @@ def test_parsing_does_not_import_lark():
                           cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# -- the pickled parser (dsl/_parser_tables.pickle) ------------------------------------------
+
+def test_the_pickle_is_the_tables_parser_and_is_used():
+    """Fails when `_parser_tables.py` was regenerated without its pickle: run
+    python -m yibao.dsl.make_parser_tables (it writes both)."""
+    saved = parser.pickled_parser()
+    assert saved is not None, "dsl/_parser_tables.pickle is missing or stale"
+    assert type(parser._parser()) is type(saved)
+    fresh = _parser_tables.Lark_StandAlone(postlex=parser.PostLex())
+    assert [t.name for t in saved.terminals] == [t.name for t in fresh.terminals]
+    assert saved.parser.parser._parse_table.states.keys() == \
+        fresh.parser.parser._parse_table.states.keys()
+
+
+@pytest.mark.parametrize("content", [b"not a pickle", None, "other grammar"])
+def test_a_damaged_or_stale_pickle_is_ignored(content, tmp_path, monkeypatch):
+    target = tmp_path / "tables.pickle"
+    if content == "other grammar":
+        stale = make_parser_tables.pickled_parser(_parser_tables).replace(
+            _parser_tables.GRAMMAR_SHA256.encode(), b"0" * 64)
+        target.write_bytes(stale)
+    elif content is not None:
+        target.write_bytes(content)
+    monkeypatch.setattr(parser, "PICKLED", target)
+    assert parser.pickled_parser() is None
+
+
+def test_the_command_pickles_a_parser_that_parses_as_the_grammar_does(built):
+    import pickle
+    loaded = pickle.loads(make_parser_tables.pickled_parser(_parser_tables))["parser"]
+    text = (REPO / "city_configs" / "rizhao" / "policy.yb").read_text(encoding="utf-8")
+    assert outcome(loaded.parse, text) == outcome(built.parse, text)
+
+
+# -- the scanner (dsl/parser.py TerminalScanner) ---------------------------------------------
+
+def test_the_terminal_scanner_matches_as_larks_alternation_does():
+    """In every lexer state, at the start of every word and symbol of two policies and of the
+    error corpus's text, trying the state's terminals one at a time finds the token Lark's
+    one alternation finds (and fullmatch names the same terminal)."""
+    from yibao.dsl._parser_tables import TextSlice
+    states = parser._parser().parser.lexer.lexer.lexers.values()
+    text = "\n".join(p.read_text(encoding="utf-8", errors="replace")
+                     for p in [REPO / "city_configs" / "rizhao" / "policy.yb", *POLICIES[-12:]])
+    text += "\n30万 ％ 1.5e3 \"open 2024-13-99 ->-> <=> !x _y"
+    starts = [i for i in range(len(text)) if i == 0 or text[i - 1] in " \n(,[{:"][:1500]
+    checked = 0
+    for terminals in {tuple(lx.terminals) for lx in states}:
+        ours = parser.TerminalScanner(list(terminals), 0, __import__("re"), False)
+        larks = parser.Scanner(list(terminals), 0, __import__("re"), False)
+        for i in starts:
+            assert ours.match(TextSlice(text, 0, len(text)), i) == \
+                larks.match(TextSlice(text, 0, len(text)), i), (terminals, text[i:i + 20])
+        for word in ("rate", "deductible", "x1", "(", "2024-01-01", "12_000"):
+            assert ours.fullmatch(word) == larks.fullmatch(word)
+        checked += 1
+    assert checked > 100
