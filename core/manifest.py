@@ -159,12 +159,25 @@ class ParquetOut:
     def _flush(self, n: int) -> None:
         buffered = pa.concat_tables(self.pending)
         group = buffered.slice(0, n).combine_chunks()
-        while self.ahead and len(self.queued) >= self.ahead:
-            self.queued.popleft().result()
+        while self.queued and (self.queued[0].done() or
+                               (self.ahead and len(self.queued) >= self.ahead)):
+            self.queued.popleft().result()  # a failed write is raised here, not only at close
         self.queued.append(self.thread.submit(self.writer.write_table, group,
                                               row_group_size=ROW_GROUP))
         rest = buffered.slice(n)
         self.pending, self.count = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def abort(self) -> None:
+        """Give up the file (the caller failed): drop what is not yet queued, wait for the
+        thread without raising what it raised, close the writer. The half-written file is
+        left for the caller to remove."""
+        self.pending, self.count = [], 0
+        try:
+            while self.queued:
+                self.queued.popleft().exception()
+        finally:
+            self.thread.shutdown(wait=True)
+            self.writer.close()
 
     def close(self) -> None:
         """Write what is left, wait for the writer thread and close the file."""

@@ -48,7 +48,8 @@ def test_writer_thread_bytes_follow_the_rows_only(tmp_path, monkeypatch, ahead):
 
 
 def test_writer_thread_error_is_raised_by_close(tmp_path, monkeypatch):
-    """A write that fails on the writer thread is not lost: close() raises it."""
+    """A write that fails on the writer thread is not lost: the next write() raises it once
+    the thread has failed, else close()."""
     monkeypatch.setattr(manifest, "ROW_GROUP", 100)
     table = _results_like(250)
     out = ParquetOut(tmp_path / "x.parquet", table.schema)
@@ -63,9 +64,11 @@ def test_writer_thread_error_is_raised_by_close(tmp_path, monkeypatch):
         def close(self):
             self.writer.close()
     out.writer = Failing(out.writer)
-    out.write(table)
     with pytest.raises(OSError, match="disk full"):
+        out.write(table)
+        out.write(table)
         out.close()
+    out.abort()
 
 
 def test_spill_files_are_lz4_arrow_without_dictionaries(plan, claims_file, tmp_path,
