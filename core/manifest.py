@@ -52,6 +52,40 @@ WRITE_OPTIONS = {
     "data_page_version": "1.0",
     "write_statistics": True,
 }
+# Per column, by type (issue 14, w15; 2M reference results in 2^17-row groups, CPU of the
+# writer thread, best of 3 on a loaded machine: WRITE_OPTIONS alone 0.57-0.63 s / 64.4 MB,
+# these 0.42-0.43 s / 61.7 MB; benchmarks/README.md "w15"):
+# - integers (money in fen, counts, row numbers): DELTA_BINARY_PACKED and no codec. The
+#   payments are mostly 0 or small, which delta packing stores in a few bits, faster than
+#   plain pages + snappy (snappy over the packed pages saved 9 MB for 0.05-0.08 s more);
+# - text: no statistics. Results are in (bucket, date, claim id) order, so every row group's
+#   ids span the whole range and min/max statistics skip nothing, and comparing millions of
+#   strings for them cost ~0.05 s;
+# - ``hospital_id`` (DICTIONARY_COLUMNS): a dictionary, a few thousand hospitals (per column:
+#   0.057 s / 2.9 MB against plain + snappy 0.069 s / 6.5 MB; a person's or claim's id has
+#   too many values for one);
+# - everything else (dates, other text, booleans) as WRITE_OPTIONS says.
+# Every reader of the peers reads these encodings (pyarrow, DuckDB, Polars, Spark ≥ 3.3;
+# tests/batch/test_run_io.py). A schema with nested columns keeps WRITE_OPTIONS whole (the
+# per-column settings name leaf paths).
+DELTA = "DELTA_BINARY_PACKED"
+DICTIONARY_COLUMNS = ("hospital_id",)
+
+
+def write_options(schema: pa.Schema) -> dict:
+    """The ParquetWriter settings of an output with ``schema`` (the comments above)."""
+    options = dict(WRITE_OPTIONS)
+    if any(pa.types.is_nested(f.type) for f in schema):
+        return options
+    ints = {f.name for f in schema if pa.types.is_integer(f.type)}
+    text = {f.name for f in schema if pa.types.is_string(f.type) or
+            pa.types.is_large_string(f.type)}
+    codec = options["compression"]
+    options["compression"] = {f.name: "none" if f.name in ints else codec for f in schema}
+    options["column_encoding"] = {name: DELTA for name in ints}
+    options["use_dictionary"] = [n for n in DICTIONARY_COLUMNS if n in text]
+    options["write_statistics"] = [f.name for f in schema if f.name not in text]
+    return options
 
 
 def exact_sum(values) -> int:
@@ -140,7 +174,7 @@ class ParquetOut:
         0 for no bound, when the rows are in memory anyway)."""
         self.path, self.schema = Path(path), schema
         self.ahead = WRITE_AHEAD if ahead is None else ahead
-        self.writer = pq.ParquetWriter(str(path), schema, **WRITE_OPTIONS)
+        self.writer = pq.ParquetWriter(str(path), schema, **write_options(schema))
         self.pending: list = []
         self.count = 0
         self.rows = 0
