@@ -129,7 +129,8 @@ def null_rows(col, first, int16_t k_null):
 # One pass reads each row's claim id and the value of every key hashed here (the person, a
 # family id falling back to the person): null and duplicate claim ids fail their checks, and
 # each key's values are numbered 0, 1, … in order of first appearance (the ids engine._keys
-# hands the kernel, which then does not hash the key columns again). Rows go in blocks of
+# hands the kernel, which then does not hash the key columns again). ``claim_ids`` and
+# ``key_ids`` run its two halves alone, for two threads (arrow_io._ids_beside). Rows go in blocks of
 # BLOCK: a block's values are hashed and their table slots prefetched first, then probed, so
 # the blocks' cache misses overlap instead of following one another (for millions of claims
 # the claim-id table is tens of MB, read at random).
@@ -388,7 +389,8 @@ cdef inline void claim_probe(uint64_t* table, int64_t mask, const Chunk* chunks,
 
 cdef int id_pass(const Chunk* chunks, int64_t count, int64_t n, int16_t* first,
                  int16_t k_null, int16_t k_dup, KeyPass* keys, int n_keys) noexcept nogil:
-    """Null and duplicate claim ids, and each key's ids, in one pass (section comment). The
+    """Null and duplicate claim ids (``chunks`` NULL: not checked), and each key's ids, in
+    one pass (section comment). The
     claim-id table's entries hold a row number and the top 24 bits of its value's 64-bit hash,
     so a probe reads one table word and compares bytes only on a tag match (exact whatever
     the hash does). Every copy of a duplicated id fails ``k_dup``; nulls are never
@@ -397,9 +399,10 @@ cdef int id_pass(const Chunk* chunks, int64_t count, int64_t n, int16_t* first,
     cdef int k
     cdef ClaimBlock blk
     cdef Cursor claim
+    cdef bint claims = chunks != NULL
     if <uint64_t>n >= (<uint64_t>1 << ROW_BITS) - 1:
         return -1
-    while cap < 2 * n:
+    while claims and cap < 2 * n:
         cap <<= 1
     mask = cap - 1
     cdef uint64_t* table = <uint64_t*>PyMem_RawCalloc(cap, sizeof(uint64_t))  # 0: empty
@@ -410,7 +413,7 @@ cdef int id_pass(const Chunk* chunks, int64_t count, int64_t n, int16_t* first,
     while start < n:
         m = min(<int64_t>BLOCK, n - start)
         for b in range(m):  # hash the block, prefetch its slots
-            blk.valid[b] = cursor_text(&claim, &blk.text[b], &blk.size[b])
+            blk.valid[b] = claims and cursor_text(&claim, &blk.text[b], &blk.size[b])
             if blk.valid[b]:
                 blk.h[b] = hash_bytes(blk.text[b], blk.size[b])
                 yb_ingest_prefetch(&table[blk.h[b] & <uint64_t>mask])
@@ -425,7 +428,7 @@ cdef int id_pass(const Chunk* chunks, int64_t count, int64_t n, int16_t* first,
             if blk.valid[b]:
                 claim_probe(table, mask, chunks, count, row, blk.text[b], blk.size[b],
                             blk.h[b], first, k_dup)
-            else:
+            elif claims:
                 fail(first, row, k_null)
             for k in range(n_keys):
                 if keys[k].kind[b] == NO_VALUE:
@@ -449,12 +452,12 @@ def _text_column(col, what: str) -> Column:
 
 def claim_and_key_ids(col, first, int16_t k_null, int16_t k_dup, keys=()):
     """Check ``k_null`` on null claim ids and ``k_dup`` on every row whose id occurs more than
-    once (``col``: string), and number each key's values: ``keys`` is a sequence of (own
-    column, fallback column or None), string columns of ``col``'s length; a row's value is
+    once (``col``: string; None: no claim ids checked), and number each key's values: ``keys`` is a sequence of (own
+    column, fallback column or None), string columns of ``first``'s length; a row's value is
     its own column's, else (null) its fallback's, a value from the fallback never equal to
     one from the own column. Returns [(int64 id per row in order of first appearance, -1 for
     a row with no value; number of ids)] per key."""
-    cdef Column c = _text_column(col, "claim_id")
+    cdef Column c = _text_column(col, "claim_id") if col is not None else None
     cdef int16_t[::1] f = _first(first)
     cdef int64_t n = len(f)
     cdef int n_keys = len(keys), k
@@ -463,7 +466,7 @@ def claim_and_key_ids(col, first, int16_t k_null, int16_t k_dup, keys=()):
     columns = [(_text_column(own, "a key column"),
                 None if fallback is None else _text_column(fallback, "a key column"))
                for own, fallback in keys]
-    if any(len(own) != len(col) or (fallback is not None and len(fallback) != len(col))
+    if any(len(own) != len(f) or (fallback is not None and len(fallback) != len(f))
            for own, fallback in keys):
         raise ValueError("every key column must have as many rows as the claim ids")
     out = [np.empty(n, dtype=np.int64) for _ in range(n_keys)]
@@ -473,6 +476,8 @@ def claim_and_key_ids(col, first, int16_t k_null, int16_t k_dup, keys=()):
     if passes == NULL:
         raise MemoryError("no memory for the key tables")
     cdef Column own_col, fallback_col
+    cdef const Chunk* chunks = NULL
+    cdef int64_t count = 0
     try:
         for k in range(n_keys):
             own_col, fallback_col = columns[k]
@@ -484,8 +489,10 @@ def claim_and_key_ids(col, first, int16_t k_null, int16_t k_dup, keys=()):
             passes[k].ids = &ids_view[0]
             if not key_table_init(&passes[k].t):
                 raise MemoryError("no memory for the key tables")
+        if c is not None:
+            chunks, count = c.chunks, c.count
         with nogil:
-            status = id_pass(c.chunks, c.count, n, &f[0], k_null, k_dup, passes, n_keys)
+            status = id_pass(chunks, count, n, &f[0], k_null, k_dup, passes, n_keys)
         if status < 0:
             raise MemoryError("no memory for the claim id and key hash tables")
         return [(out[k], int(passes[k].t.count)) for k in range(n_keys)]
@@ -499,6 +506,12 @@ def claim_ids(col, first, int16_t k_null, int16_t k_dup):
     """Check ``k_null`` on null claim ids and ``k_dup`` on every row whose id occurs more than
     once (``col``: string): ``claim_and_key_ids`` without keys."""
     claim_and_key_ids(col, first, k_null, k_dup)
+
+
+def key_ids(keys, int64_t n):
+    """``claim_and_key_ids``' key ids alone (no claim ids checked), over ``n`` rows: a pass
+    that can run beside ``claim_ids`` on another thread."""
+    return claim_and_key_ids(None, np.zeros(n, dtype=np.int16), NONE, NONE, keys)
 
 
 # -- money: integer fen or decimal yuan to int64 fen -------------------------------------------
