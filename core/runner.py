@@ -58,7 +58,7 @@ import pyarrow.compute as pc
 from .arrow_io import REJECT_SCHEMA, prepare
 from .engine import settle
 from .errors import YibaoError
-from .manifest import OutputFolder, ParquetOut, Totals, run_manifest
+from .manifest import InputHashes, OutputFolder, ParquetOut, Totals, run_manifest
 from .partition import NBUCKETS, buckets, hash_strings, partition_of
 from .piece import (bucket_plan, duplicate_rejects, input_fen, settle_piece,  # noqa: F401
                     settle_piece_streamed, zero_nulls)
@@ -172,6 +172,7 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
     out = OutputFolder(out_dir, overwrite)
     bar = Progress(progress)
     year = _provider_year(plan)
+    hashes = InputHashes([s.path for s in sources])
     try:
         settled = None  # the input row of each result, for supervision (None: unknown)
         if engine == "spark":
@@ -198,8 +199,9 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
         summary = Summary(Policy.of(plan).name, engine, mode, count, totals,
                           time.perf_counter() - start, Policy.of(plan).layer_labels(), pools,
                           flags)
-        _finish(plan, summary, sources, out, registry, policy_path)
+        _finish(plan, summary, sources, out, registry, policy_path, hashes.get())
     except BaseException:
+        hashes.stop()
         out.discard()
         raise
     finally:
@@ -300,7 +302,7 @@ def _national_after_supervision(plan, out: OutputFolder) -> None:
     tmp.replace(staged)
 
 
-def _finish(plan, summary, sources, out, registry, policy_path) -> None:
+def _finish(plan, summary, sources, out, registry, policy_path, input_sha256=None) -> None:
     t = summary.totals
     if not t.balanced:
         raise BalanceError(f"control totals do not balance: input {t.input_rows} rows / "
@@ -308,7 +310,7 @@ def _finish(plan, summary, sources, out, registry, policy_path) -> None:
                            f"rejected {t.rejected_rows} / {t.rejected_fen}")
     out.write_json("summary.json", summary.as_dict())
     out.write_json("manifest.json", run_manifest(plan, summary, sources, out, registry,
-                                                 policy_path))
+                                                 policy_path, input_sha256))
     out.publish()
 
 
