@@ -452,11 +452,11 @@ def _text_column(col, what: str) -> Column:
 
 def claim_and_key_ids(col, first, int16_t k_null, int16_t k_dup, keys=()):
     """Check ``k_null`` on null claim ids and ``k_dup`` on every row whose id occurs more than
-    once (``col``: string; None: no claim ids checked), and number each key's values: ``keys`` is a sequence of (own
-    column, fallback column or None), string columns of ``first``'s length; a row's value is
-    its own column's, else (null) its fallback's, a value from the fallback never equal to
-    one from the own column. Returns [(int64 id per row in order of first appearance, -1 for
-    a row with no value; number of ids)] per key."""
+    once (``col``: string; None: no claim ids checked), and number each key's values:
+    ``keys`` is a sequence of (own column, fallback column or None), string columns of
+    ``first``'s length; a row's value is its own column's, else (null) its fallback's, a
+    value from the fallback never equal to one from the own column. Returns [(int64 id per
+    row in order of first appearance, -1 for a row with no value; number of ids)] per key."""
     cdef Column c = _text_column(col, "claim_id") if col is not None else None
     cdef int16_t[::1] f = _first(first)
     cdef int64_t n = len(f)

@@ -22,7 +22,8 @@ output name in ``out_dir`` points through (core/manifest.py ``OutputFolder``).
 
 Two local modes, the same results:
 
-- *in memory*: every file read into one table, settled by ``engine.settle_by_bucket``;
+- *in memory*: every file read into one table, settled by
+  ``engine.settle_by_bucket_streamed``, the results written while the claims settle;
 - *partitioned* (the estimated in-memory size exceeds ``memory_limit``): pass 1 streams the
   input in record batches and spills each row, tagged with its row number and bucket, to the
   Arrow IPC file of its partition (a range of buckets); duplicate claim ids are found across
@@ -40,7 +41,7 @@ rejected (``duplicate_claim_id``), as ``engine.settle`` does within one batch.
 The parts: core/sources.py (the input files), core/piece.py (one piece settled: also what the
 Spark engine runs), core/spill.py (pass 1 of the partitioned mode), ``manifest.run_manifest``;
 this module is the run (modes, progress, outputs, control totals). In memory the results come
-out of ``engine.settle_by_bucket`` already in the file's row order.
+out of the engine already in the file's row order, piece by piece.
 """
 from __future__ import annotations
 

@@ -79,8 +79,8 @@ def batches(draw):
 
 
 @pytest.mark.parametrize("policy", ["plan", "family_plan"])
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                   HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(table=batches(), data=st.data())
 def test_ingestion_key_ids_are_the_hashed_ids(policy, request, table, data):
     """prepare's key ids equal the hashed ids, and so do those left after reject_more."""
