@@ -144,3 +144,28 @@ def renumber_in_order(ids, order, int64_t count):
                 nxt += 1
             out[row] = remap[key]
     return out_arr
+
+
+def take_dense(ids, rows, int64_t count):
+    """(``ids[rows]`` renumbered 0, 1, … in order of first appearance along ``rows``, the
+    number of distinct ids among them): the dense ids of a subset of rows, e.g. the accepted
+    rows of a batch whose ids were numbered over all its rows (core/_ingest.pyx). ``ids`` are
+    int64, 0 ≤ id < ``count`` or -1 for no value (kept -1); ``rows`` int64 indices into
+    ``ids``."""
+    cdef const int64_t[::1] old = np.ascontiguousarray(ids, dtype=np.int64)
+    cdef const int64_t[::1] along = np.ascontiguousarray(rows, dtype=np.int64)
+    cdef int64_t n = len(along), t, key, nxt = 0
+    out_arr = np.empty(n, dtype=np.int64)
+    remap_arr = np.full(max(count, 1), -1, dtype=np.int64)
+    cdef int64_t[::1] out = out_arr
+    cdef int64_t[::1] remap = remap_arr
+    with nogil:
+        for t in range(n):
+            key = old[along[t]]
+            if key >= 0:
+                if remap[key] < 0:
+                    remap[key] = nxt
+                    nxt += 1
+                key = remap[key]
+            out[t] = key
+    return out_arr, int(nxt)

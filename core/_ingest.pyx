@@ -17,7 +17,7 @@ dictionaries, text as string, dates as date32.
 """
 from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t,
                           uint64_t)
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy
 
 from yibao.core._fnv cimport fnv1a_bytes
 
@@ -27,6 +27,7 @@ import pyarrow as pa
 cdef extern from "Python.h":
     void* PyMem_RawMalloc(size_t n) nogil
     void* PyMem_RawCalloc(size_t count, size_t size) nogil
+    void* PyMem_RawRealloc(void* p, size_t n) nogil
     void PyMem_RawFree(void* p) nogil
 
 NO_CHECK = 32767  # first[row] of a row that fails no check (int16)
@@ -124,7 +125,36 @@ def null_rows(col, first, int16_t k_null):
                     fail(&f[0], ch.start + i, k_null)
 
 
-# -- claim ids: nulls and duplicates, one hash pass --------------------------------------------
+# -- claim ids and key ids: one pass over the id columns ---------------------------------------
+# One pass reads each row's claim id and the value of every key hashed here (the person, a
+# family id falling back to the person): null and duplicate claim ids fail their checks, and
+# each key's values are numbered 0, 1, … in order of first appearance (the ids engine._keys
+# hands the kernel, which then does not hash the key columns again). ``claim_ids`` and
+# ``key_ids`` run its two halves alone, for two threads (arrow_io._ids_beside). Rows go in blocks of
+# BLOCK: a block's values are hashed and their table slots prefetched first, then probed, so
+# the blocks' cache misses overlap instead of following one another (for millions of claims
+# the claim-id table is tens of MB, read at random).
+
+cdef extern from *:
+    """
+    /* ask the memory system for *p now, read a few rows later (as core/_kernel.pyx does) */
+    static inline void yb_ingest_prefetch(const void* p) {
+    #if defined(__x86_64__) && defined(__GNUC__)
+        __asm__ volatile("prefetcht0 %0" : : "m"(*(const char*)p));
+    #else
+        __builtin_prefetch(p, 0, 3);
+    #endif
+    }
+    """
+    void yb_ingest_prefetch(const void* p) noexcept nogil
+
+
+cdef enum:
+    BLOCK = 16  # rows hashed (and their slots prefetched) before any of them is probed
+    OWN = 0  # a key's value from its own column
+    FALLBACK = 1  # from its fallback column (the person), its own being null
+    NO_VALUE = -1  # both null: the row has no key value (id -1)
+
 
 cdef inline uint64_t hash_bytes(const uint8_t* p, int64_t n) noexcept nogil:
     """FNV-1a 64 with a final avalanche so that the low bits (the table slot) are mixed."""
@@ -153,72 +183,335 @@ cdef inline const uint8_t* text_at(const Chunk* c, int64_t i, int64_t* size) noe
     return c.values + a
 
 
+cdef struct Cursor:
+    # walks a column's rows in order across its chunks (columns of one table may be chunked
+    # differently, so each keeps its own place)
+    const Chunk* chunks
+    int64_t j  # the chunk of the current row
+    int64_t i  # the current row within it
+
+
+cdef inline bint cursor_text(Cursor* k, const uint8_t** text, int64_t* size) noexcept nogil:
+    """The current row's bytes (whether it is not null), then move to the next row."""
+    cdef const Chunk* c = &k.chunks[k.j]
+    cdef bint valid = valid_at(c, k.i)
+    if valid:
+        text[0] = text_at(c, k.i, size)
+    k.i += 1
+    if k.i == c.length:  # chunks are never empty (Column drops them)
+        k.j += 1
+        k.i = 0
+    return valid
+
+
 cdef uint64_t ROW_BITS = 40  # a table entry: 24 bits of the hash over (row + 1) in 40 bits
 
 
-cdef int claim_id_pass(const Chunk* chunks, int64_t count, int64_t n, int16_t* first,
-                       int16_t k_null, int16_t k_dup) noexcept nogil:
-    """Null and duplicate claim ids: an open-addressing table whose entries hold a row number
-    and the top 24 bits of its value's 64-bit hash, so that a probe reads one table word and
-    compares bytes only on a tag match (exact whatever the hash does). Every copy of a
-    duplicated id fails ``k_dup``; nulls are never duplicates. -1: no memory (or more rows
-    than 40 bits number)."""
-    cdef int64_t cap = 16, mask, slot, i, j, row, other, la, lb
-    cdef const Chunk* c
+cdef enum:
+    HEAD = 16  # bytes of a key value kept in its record: a person id is compared without
+    # reading the Arrow buffer (measured: each buffer read was a cache miss per row)
+
+
+cdef struct KeyValue:
+    # one distinct value of a key: 32 bytes, one cache line read to compare a row with it
+    uint8_t head[HEAD]  # its first HEAD bytes (all of a short value)
+    const uint8_t* text  # its bytes, in the Arrow buffers (alive for the pass)
+    int64_t size_kind  # its length * 2 + its kind (OWN or FALLBACK)
+
+
+cdef struct KeyTable:
+    # the distinct values of one key, numbered: open addressing over their ids
+    uint64_t* slots  # (24 bits of the hash << ROW_BITS) | (id + 1); 0: empty
+    int64_t cap  # slots: a power of two, at least twice ``count``
+    int64_t count  # ids given so far
+    int64_t room  # ids the per-id arrays hold
+    KeyValue* values  # per id: its value
+    uint64_t* hash  # per id: the value's hash (to place it again when the table grows)
+
+
+cdef struct KeyPass:
+    Cursor own
+    Cursor fallback
+    bint has_fallback
+    int64_t* ids  # out: per row, its value's id (-1: no value)
+    KeyTable t
+    uint64_t h[BLOCK]  # the block's hashes, bytes, lengths and kinds
+    const uint8_t* text[BLOCK]
+    int64_t size[BLOCK]
+    int kind[BLOCK]
+
+
+cdef bint key_table_init(KeyTable* t) noexcept nogil:
+    t.cap, t.count, t.room = 1024, 0, 512
+    t.slots = <uint64_t*>PyMem_RawCalloc(t.cap, sizeof(uint64_t))
+    t.values = <KeyValue*>PyMem_RawMalloc(t.room * sizeof(KeyValue))
+    t.hash = <uint64_t*>PyMem_RawMalloc(t.room * sizeof(uint64_t))
+    return t.slots != NULL and t.values != NULL and t.hash != NULL
+
+
+cdef void key_table_free(KeyTable* t) noexcept nogil:
+    PyMem_RawFree(t.slots)
+    PyMem_RawFree(t.values)
+    PyMem_RawFree(t.hash)
+
+
+cdef inline void key_table_place(KeyTable* t, int64_t id) noexcept nogil:
+    """Put ``id`` in the first free slot from its hash's (the table has room)."""
+    cdef uint64_t h = t.hash[id]
+    cdef int64_t mask = t.cap - 1
+    cdef int64_t slot = <int64_t>(h & <uint64_t>mask)
+    while t.slots[slot] != 0:
+        slot = (slot + 1) & mask
+    t.slots[slot] = ((h >> ROW_BITS) << ROW_BITS) | <uint64_t>(id + 1)
+
+
+cdef bint key_table_grow(KeyTable* t) noexcept nogil:
+    """Twice the slots (every id placed again) and twice the room for ids; False: no memory
+    (the table still holds what it held)."""
+    cdef int64_t cap = t.cap * 2, room = t.room * 2, d
+    cdef uint64_t* slots = <uint64_t*>PyMem_RawCalloc(cap, sizeof(uint64_t))
+    if slots == NULL:
+        return False
+    cdef KeyValue* values = <KeyValue*>PyMem_RawRealloc(t.values, room * sizeof(KeyValue))
+    if values != NULL:
+        t.values = values
+    cdef uint64_t* hashes = <uint64_t*>PyMem_RawRealloc(t.hash, room * sizeof(uint64_t))
+    if hashes != NULL:
+        t.hash = hashes
+    if values == NULL or hashes == NULL:
+        PyMem_RawFree(slots)
+        return False
+    PyMem_RawFree(t.slots)
+    t.slots, t.cap, t.room = slots, cap, room
+    for d in range(t.count):
+        key_table_place(t, d)
+    return True
+
+
+cdef inline bint same_value(const KeyValue* v, const uint8_t* text, int64_t size,
+                            int64_t size_kind) noexcept nogil:
+    if v.size_kind != size_kind:
+        return False
+    if size <= HEAD:
+        return memcmp(&v.head[0], text, size) == 0
+    return memcmp(v.text, text, size) == 0
+
+
+cdef inline int64_t key_id(KeyTable* t, uint64_t h, const uint8_t* text, int64_t size,
+                           int kind) noexcept nogil:
+    """The id of the value (``kind``, bytes), a new one if it is the first of its kind; -2:
+    no memory."""
+    cdef int64_t mask = t.cap - 1, slot = <int64_t>(h & <uint64_t>mask), d
+    cdef int64_t size_kind = size * 2 + kind
+    cdef uint64_t tag = h >> ROW_BITS, entry
+    cdef KeyValue* v
+    while True:
+        entry = t.slots[slot]
+        if entry == 0:
+            break
+        if entry >> ROW_BITS == tag:
+            d = <int64_t>(entry & ((<uint64_t>1 << ROW_BITS) - 1)) - 1
+            if same_value(&t.values[d], text, size, size_kind):
+                return d
+        slot = (slot + 1) & mask
+    if 2 * (t.count + 1) > t.cap and not key_table_grow(t):
+        return -2
+    d = t.count
+    v = &t.values[d]
+    memcpy(&v.head[0], text, size if size < HEAD else HEAD)
+    v.text, v.size_kind = text, size_kind
+    t.hash[d] = h
+    t.count += 1
+    key_table_place(t, d)
+    return d
+
+
+cdef inline void key_prefetch_value(const KeyTable* t, uint64_t h) noexcept nogil:
+    """Prefetch the record of the id in the value's first slot (read by ``key_id`` next)."""
+    cdef uint64_t entry = t.slots[h & <uint64_t>(t.cap - 1)]
+    if entry != 0 and entry >> ROW_BITS == h >> ROW_BITS:
+        yb_ingest_prefetch(&t.values[<int64_t>(entry & ((<uint64_t>1 << ROW_BITS) - 1)) - 1])
+
+
+cdef inline void key_hash_row(KeyPass* k, int b) noexcept nogil:
+    """The next row's value of key ``k`` into place ``b`` of the block (its own column's,
+    else the fallback's), hashed (the kind in the hash), its table slot prefetched."""
+    cdef uint64_t h
+    cdef const uint8_t* text
+    cdef int64_t size
+    k.kind[b] = NO_VALUE
+    if cursor_text(&k.own, &k.text[b], &k.size[b]):
+        k.kind[b] = OWN
+    if k.has_fallback and cursor_text(&k.fallback, &text, &size) and k.kind[b] == NO_VALUE:
+        k.text[b], k.size[b], k.kind[b] = text, size, FALLBACK
+    if k.kind[b] == NO_VALUE:
+        return
+    h = fnv1a_bytes(k.text[b], k.size[b]) ^ (<uint64_t>k.kind[b] * 0x9e3779b97f4a7c15ULL)
+    h ^= h >> 33
+    h *= 0xff51afd7ed558ccdULL
+    h ^= h >> 33
+    k.h[b] = h
+    yb_ingest_prefetch(&k.t.slots[h & <uint64_t>(k.t.cap - 1)])
+
+
+cdef struct ClaimBlock:
+    # the block's claim ids: bytes, lengths, hashes, validity
+    const uint8_t* text[BLOCK]
+    int64_t size[BLOCK]
+    uint64_t h[BLOCK]
+    bint valid[BLOCK]
+
+
+cdef inline void claim_probe(uint64_t* table, int64_t mask, const Chunk* chunks, int64_t count,
+                             int64_t row, const uint8_t* a, int64_t la, uint64_t h,
+                             int16_t* first, int16_t k_dup) noexcept nogil:
+    """Enter claim id ``a`` of ``row``, or fail ``k_dup`` on it and on the row that has it."""
+    cdef uint64_t tag = h >> ROW_BITS, entry
+    cdef uint64_t row_mask = (<uint64_t>1 << ROW_BITS) - 1
+    cdef int64_t slot = <int64_t>(h & <uint64_t>mask), other, lb
     cdef const Chunk* oc
-    cdef const uint8_t* a
     cdef const uint8_t* b
-    cdef uint64_t h, tag, entry, row_mask = (<uint64_t>1 << ROW_BITS) - 1
-    if <uint64_t>n >= row_mask:
+    while True:
+        entry = table[slot]
+        if entry == 0:
+            table[slot] = (tag << ROW_BITS) | <uint64_t>(row + 1)
+            return
+        if entry >> ROW_BITS == tag:
+            other = <int64_t>(entry & row_mask) - 1
+            oc = chunk_of(chunks, count, other)
+            b = text_at(oc, other - oc.start, &lb)
+            if la == lb and memcmp(a, b, la) == 0:
+                fail(first, row, k_dup)
+                fail(first, other, k_dup)
+                return
+        slot = (slot + 1) & mask
+
+
+cdef int id_pass(const Chunk* chunks, int64_t count, int64_t n, int16_t* first,
+                 int16_t k_null, int16_t k_dup, KeyPass* keys, int n_keys) noexcept nogil:
+    """Null and duplicate claim ids (``chunks`` NULL: not checked), and each key's ids, in
+    one pass (section comment). The
+    claim-id table's entries hold a row number and the top 24 bits of its value's 64-bit hash,
+    so a probe reads one table word and compares bytes only on a tag match (exact whatever
+    the hash does). Every copy of a duplicated id fails ``k_dup``; nulls are never
+    duplicates. -1: no memory (or more rows than 40 bits number)."""
+    cdef int64_t cap = 16, mask, start, row, m, b
+    cdef int k
+    cdef ClaimBlock blk
+    cdef Cursor claim
+    cdef bint claims = chunks != NULL
+    if <uint64_t>n >= (<uint64_t>1 << ROW_BITS) - 1:
         return -1
-    while cap < 2 * n:
+    while claims and cap < 2 * n:
         cap <<= 1
     mask = cap - 1
     cdef uint64_t* table = <uint64_t*>PyMem_RawCalloc(cap, sizeof(uint64_t))  # 0: empty
     if table == NULL:
         return -1
-    for j in range(count):
-        c = &chunks[j]
-        for i in range(c.length):
-            row = c.start + i
-            if not valid_at(c, i):
+    claim.chunks, claim.j, claim.i = chunks, 0, 0
+    start = 0
+    while start < n:
+        m = min(<int64_t>BLOCK, n - start)
+        for b in range(m):  # hash the block, prefetch its slots
+            blk.valid[b] = claims and cursor_text(&claim, &blk.text[b], &blk.size[b])
+            if blk.valid[b]:
+                blk.h[b] = hash_bytes(blk.text[b], blk.size[b])
+                yb_ingest_prefetch(&table[blk.h[b] & <uint64_t>mask])
+            for k in range(n_keys):
+                key_hash_row(&keys[k], <int>b)
+        for b in range(m):  # the records of the slots' ids (read by the probes below)
+            for k in range(n_keys):
+                if keys[k].kind[b] != NO_VALUE:
+                    key_prefetch_value(&keys[k].t, keys[k].h[b])
+        for b in range(m):  # then probe
+            row = start + b
+            if blk.valid[b]:
+                claim_probe(table, mask, chunks, count, row, blk.text[b], blk.size[b],
+                            blk.h[b], first, k_dup)
+            elif claims:
                 fail(first, row, k_null)
-                continue
-            a = text_at(c, i, &la)
-            h = hash_bytes(a, la)
-            tag = h >> ROW_BITS
-            slot = <int64_t>(h & <uint64_t>mask)
-            while True:
-                entry = table[slot]
-                if entry == 0:
-                    table[slot] = (tag << ROW_BITS) | <uint64_t>(row + 1)
-                    break
-                if entry >> ROW_BITS == tag:
-                    other = <int64_t>(entry & row_mask) - 1
-                    oc = chunk_of(chunks, count, other)
-                    b = text_at(oc, other - oc.start, &lb)
-                    if la == lb and memcmp(a, b, la) == 0:
-                        fail(first, row, k_dup)
-                        fail(first, other, k_dup)
-                        break
-                slot = (slot + 1) & mask
+            for k in range(n_keys):
+                if keys[k].kind[b] == NO_VALUE:
+                    keys[k].ids[row] = -1
+                    continue
+                keys[k].ids[row] = key_id(&keys[k].t, keys[k].h[b], keys[k].text[b],
+                                          keys[k].size[b], keys[k].kind[b])
+                if keys[k].ids[row] < 0:
+                    PyMem_RawFree(table)
+                    return -1
+        start += m
     PyMem_RawFree(table)
     return 0
 
 
-def claim_ids(col, first, int16_t k_null, int16_t k_dup):
+def _text_column(col, what: str) -> Column:
+    if not pa.types.is_string(col.type):
+        raise TypeError(f"{what} must be string (arrow_io.normal_table), not {col.type}")
+    return Column(col)
+
+
+def claim_and_key_ids(col, first, int16_t k_null, int16_t k_dup, keys=()):
     """Check ``k_null`` on null claim ids and ``k_dup`` on every row whose id occurs more than
-    once (``col``: string)."""
-    cdef Column c = Column(col)
+    once (``col``: string; None: no claim ids checked), and number each key's values:
+    ``keys`` is a sequence of (own column, fallback column or None), string columns of
+    ``first``'s length; a row's value is its own column's, else (null) its fallback's, a
+    value from the fallback never equal to one from the own column. Returns [(int64 id per
+    row in order of first appearance, -1 for a row with no value; number of ids)] per key."""
+    cdef Column c = _text_column(col, "claim_id") if col is not None else None
     cdef int16_t[::1] f = _first(first)
     cdef int64_t n = len(f)
+    cdef int n_keys = len(keys), k
     cdef int status = 0
+    cdef int64_t[::1] ids_view
+    columns = [(_text_column(own, "a key column"),
+                None if fallback is None else _text_column(fallback, "a key column"))
+               for own, fallback in keys]
+    if any(len(own) != len(f) or (fallback is not None and len(fallback) != len(f))
+           for own, fallback in keys):
+        raise ValueError("every key column must have as many rows as the claim ids")
+    out = [np.empty(n, dtype=np.int64) for _ in range(n_keys)]
     if n == 0:
-        return
-    with nogil:
-        status = claim_id_pass(c.chunks, c.count, n, &f[0], k_null, k_dup)
-    if status < 0:
-        raise MemoryError("no memory for the claim id hash table")
+        return [(ids, 0) for ids in out]
+    cdef KeyPass* passes = <KeyPass*>PyMem_RawCalloc(max(n_keys, 1), sizeof(KeyPass))
+    if passes == NULL:
+        raise MemoryError("no memory for the key tables")
+    cdef Column own_col, fallback_col
+    cdef const Chunk* chunks = NULL
+    cdef int64_t count = 0
+    try:
+        for k in range(n_keys):
+            own_col, fallback_col = columns[k]
+            passes[k].own.chunks = own_col.chunks
+            passes[k].has_fallback = fallback_col is not None
+            if fallback_col is not None:
+                passes[k].fallback.chunks = fallback_col.chunks
+            ids_view = out[k]
+            passes[k].ids = &ids_view[0]
+            if not key_table_init(&passes[k].t):
+                raise MemoryError("no memory for the key tables")
+        if c is not None:
+            chunks, count = c.chunks, c.count
+        with nogil:
+            status = id_pass(chunks, count, n, &f[0], k_null, k_dup, passes, n_keys)
+        if status < 0:
+            raise MemoryError("no memory for the claim id and key hash tables")
+        return [(out[k], int(passes[k].t.count)) for k in range(n_keys)]
+    finally:
+        for k in range(n_keys):
+            key_table_free(&passes[k].t)
+        PyMem_RawFree(passes)
+
+
+def claim_ids(col, first, int16_t k_null, int16_t k_dup):
+    """Check ``k_null`` on null claim ids and ``k_dup`` on every row whose id occurs more than
+    once (``col``: string): ``claim_and_key_ids`` without keys."""
+    claim_and_key_ids(col, first, k_null, k_dup)
+
+
+def key_ids(keys, int64_t n):
+    """``claim_and_key_ids``' key ids alone (no claim ids checked), over ``n`` rows: a pass
+    that can run beside ``claim_ids`` on another thread."""
+    return claim_and_key_ids(None, np.zeros(n, dtype=np.int16), NONE, NONE, keys)
 
 
 # -- money: integer fen or decimal yuan to int64 fen -------------------------------------------

@@ -52,6 +52,40 @@ WRITE_OPTIONS = {
     "data_page_version": "1.0",
     "write_statistics": True,
 }
+# Per column, by type (issue 14, w15; 2M reference results in 2^17-row groups, CPU of the
+# writer thread, best of 3 on a loaded machine: WRITE_OPTIONS alone 0.57-0.63 s / 64.4 MB,
+# these 0.42-0.43 s / 61.7 MB; benchmarks/README.md "w15"):
+# - integers (money in fen, counts, row numbers): DELTA_BINARY_PACKED and no codec. The
+#   payments are mostly 0 or small, which delta packing stores in a few bits, faster than
+#   plain pages + snappy (snappy over the packed pages saved 9 MB for 0.05-0.08 s more);
+# - text: no statistics. Results are in (bucket, date, claim id) order, so every row group's
+#   ids span the whole range and min/max statistics skip nothing, and comparing millions of
+#   strings for them cost ~0.05 s;
+# - ``hospital_id`` (DICTIONARY_COLUMNS): a dictionary, a few thousand hospitals (per column:
+#   0.057 s / 2.9 MB against plain + snappy 0.069 s / 6.5 MB; a person's or claim's id has
+#   too many values for one);
+# - everything else (dates, other text, booleans) as WRITE_OPTIONS says.
+# Every reader of the peers reads these encodings (pyarrow, DuckDB, Polars, Spark ≥ 3.3;
+# tests/batch/test_run_io.py). A schema with nested columns keeps WRITE_OPTIONS whole (the
+# per-column settings name leaf paths).
+DELTA = "DELTA_BINARY_PACKED"
+DICTIONARY_COLUMNS = ("hospital_id",)
+
+
+def write_options(schema: pa.Schema) -> dict:
+    """The ParquetWriter settings of an output with ``schema`` (the comments above)."""
+    options = dict(WRITE_OPTIONS)
+    if any(pa.types.is_nested(f.type) for f in schema):
+        return options
+    ints = {f.name for f in schema if pa.types.is_integer(f.type)}
+    text = {f.name for f in schema if pa.types.is_string(f.type) or
+            pa.types.is_large_string(f.type)}
+    codec = options["compression"]
+    options["compression"] = {f.name: "none" if f.name in ints else codec for f in schema}
+    options["column_encoding"] = {name: DELTA for name in ints}
+    options["use_dictionary"] = [n for n in DICTIONARY_COLUMNS if n in text]
+    options["write_statistics"] = [f.name for f in schema if f.name not in text]
+    return options
 
 
 def exact_sum(values) -> int:
@@ -114,12 +148,36 @@ def _np(col) -> np.ndarray:
     return np.asarray(col.to_numpy(), dtype=np.int64) if len(col) else np.zeros(0, np.int64)
 
 
-def sha256_file(path) -> str:
+def sha256_file(path, stop=None) -> str:
+    """The file's sha256 (hex); None when ``stop`` (a threading.Event) is set first."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 23), b""):
+            if stop is not None and stop.is_set():
+                return None
             h.update(chunk)
     return h.hexdigest()
+
+
+class InputHashes:
+    """The sha256 of a run's input files for its manifest, computed on a thread from the
+    run's start (hashlib and file reads release the GIL), so the run does not hash them
+    after its results are written (issue 14, w15: ~0.1 s of CPU at the end of a 2M-claim
+    run, ~60 MB of Parquet). ``stop()`` lets a failed run end without waiting for it."""
+
+    def __init__(self, paths):
+        import threading
+        self.paths, self.stopped = [Path(p) for p in paths], threading.Event()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-hash")
+        self.pending = pool.submit(lambda: [sha256_file(p, self.stopped) for p in self.paths])
+        pool.shutdown(wait=False)  # its one task still runs; the thread ends after it
+
+    def get(self) -> dict:
+        """{path: sha256} of every input file (waits for the thread)."""
+        return dict(zip(self.paths, self.pending.result()))
+
+    def stop(self) -> None:
+        self.stopped.set()
 
 
 class ParquetOut:
@@ -140,7 +198,7 @@ class ParquetOut:
         0 for no bound, when the rows are in memory anyway)."""
         self.path, self.schema = Path(path), schema
         self.ahead = WRITE_AHEAD if ahead is None else ahead
-        self.writer = pq.ParquetWriter(str(path), schema, **WRITE_OPTIONS)
+        self.writer = pq.ParquetWriter(str(path), schema, **write_options(schema))
         self.pending: list = []
         self.count = 0
         self.rows = 0
@@ -159,12 +217,25 @@ class ParquetOut:
     def _flush(self, n: int) -> None:
         buffered = pa.concat_tables(self.pending)
         group = buffered.slice(0, n).combine_chunks()
-        while self.ahead and len(self.queued) >= self.ahead:
-            self.queued.popleft().result()
+        while self.queued and (self.queued[0].done() or
+                               (self.ahead and len(self.queued) >= self.ahead)):
+            self.queued.popleft().result()  # a failed write is raised here, not only at close
         self.queued.append(self.thread.submit(self.writer.write_table, group,
                                               row_group_size=ROW_GROUP))
         rest = buffered.slice(n)
         self.pending, self.count = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def abort(self) -> None:
+        """Give up the file (the caller failed): drop what is not yet queued, wait for the
+        thread without raising what it raised, close the writer. The half-written file is
+        left for the caller to remove."""
+        self.pending, self.count = [], 0
+        try:
+            while self.queued:
+                self.queued.popleft().exception()
+        finally:
+            self.thread.shutdown(wait=True)
+            self.writer.close()
 
     def close(self) -> None:
         """Write what is left, wait for the writer thread and close the file."""
@@ -423,9 +494,11 @@ def policy_files(path) -> dict:
             for p in sorted(path.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
 
 
-def run_manifest(plan, summary, sources, out, registry, policy_path) -> dict:
+def run_manifest(plan, summary, sources, out, registry, policy_path, input_sha256=None) -> dict:
     """manifest.json of a settle run (core/runner.py): versions, policy files, plugins, input
-    and output hashes, the mode and the row order."""
+    and output hashes, the mode and the row order. ``input_sha256``: {path: sha256} of the
+    inputs when already computed (``InputHashes``)."""
+    known = input_sha256 or {}
     outputs = {name: {"sha256": sha256_file(out.stage(name)),
                       "rows": pq.ParquetFile(str(out.stage(name))).metadata.num_rows}
                for name in TABLE_OUTPUTS if out.stage(name).exists()}
@@ -444,7 +517,8 @@ def run_manifest(plan, summary, sources, out, registry, policy_path) -> dict:
         "yibao_version": __version__, "plan_version": plans[0].version,
         "policy": policy,
         "plugins": plugin_versions(registry),
-        "inputs": [{"path": str(s.path), "sha256": sha256_file(s.path), "rows": s.rows,
+        "inputs": [{"path": str(s.path), "sha256": known.get(s.path) or sha256_file(s.path),
+                    "rows": s.rows,
                     "bytes": s.path.stat().st_size} for s in sources],
         "outputs": outputs, "run": out.run_id, "engine": summary.engine, "mode": summary.mode,
         "partitions": summary.partitions, "buckets": NBUCKETS,

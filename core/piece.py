@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .arrow_io import REJECT_SCHEMA, _message, fen_sum
-from .engine import settle, settle_by_bucket
+from .engine import settle, settle_by_bucket, settle_by_bucket_streamed
 from .partition import PartitionError
 from .plan import PERSON, Plan
 from .policy import Policy
@@ -50,6 +50,23 @@ def settle_piece(plan: Plan, table: pa.Table, rows: np.ndarray, bucket: np.ndarr
     rejects = batch.rejects.set_column(1, "row", pa.array(rows[local], pa.int64()))
     fen = fen_sum(table.column("total").take(pa.array(local))) if len(local) else 0
     return results, rejects, fen, batch.rows
+
+
+def settle_piece_streamed(plan: Plan, table: pa.Table, rows: np.ndarray, bucket: np.ndarray,
+                          registry, context, emit, progress=None) -> tuple:
+    """``settle_piece`` with the results handed to ``emit(piece)`` in order as they settle
+    (``engine.settle_by_bucket_streamed``: at least one piece, whole when the engine's path
+    makes them at the end). Returns (rejects with input row numbers, fen of the rejected
+    rows' totals, the row of ``table`` of each result or None)."""
+    if table.num_rows == 0:
+        empty = settle(plan, table, registry, context)
+        emit(empty.results)
+        return empty.rejects, 0, np.zeros(0, np.int64)
+    batch = settle_by_bucket_streamed(plan, table, bucket, emit, registry, context, progress)
+    local = np.asarray(batch.rejects.column("row").to_numpy(), dtype=np.int64)
+    rejects = batch.rejects.set_column(1, "row", pa.array(rows[local], pa.int64()))
+    fen = fen_sum(table.column("total").take(pa.array(local))) if len(local) else 0
+    return rejects, fen, batch.rows
 
 
 def duplicate_rejects(table: pa.Table, rows: np.ndarray, duplicates: pa.Array) -> tuple:

@@ -22,7 +22,8 @@ output name in ``out_dir`` points through (core/manifest.py ``OutputFolder``).
 
 Two local modes, the same results:
 
-- *in memory*: every file read into one table, settled by ``engine.settle_by_bucket``;
+- *in memory*: every file read into one table, settled by
+  ``engine.settle_by_bucket_streamed``, the results written while the claims settle;
 - *partitioned* (the estimated in-memory size exceeds ``memory_limit``): pass 1 streams the
   input in record batches and spills each row, tagged with its row number and bucket, to the
   Arrow IPC file of its partition (a range of buckets); duplicate claim ids are found across
@@ -40,7 +41,7 @@ rejected (``duplicate_claim_id``), as ``engine.settle`` does within one batch.
 The parts: core/sources.py (the input files), core/piece.py (one piece settled: also what the
 Spark engine runs), core/spill.py (pass 1 of the partitioned mode), ``manifest.run_manifest``;
 this module is the run (modes, progress, outputs, control totals). In memory the results come
-out of ``engine.settle_by_bucket`` already in the file's row order.
+out of the engine already in the file's row order, piece by piece.
 """
 from __future__ import annotations
 
@@ -58,10 +59,10 @@ import pyarrow.compute as pc
 from .arrow_io import REJECT_SCHEMA, prepare
 from .engine import settle
 from .errors import YibaoError
-from .manifest import OutputFolder, ParquetOut, Totals, run_manifest
+from .manifest import InputHashes, OutputFolder, ParquetOut, Totals, run_manifest
 from .partition import NBUCKETS, buckets, hash_strings, partition_of
 from .piece import (bucket_plan, duplicate_rejects, input_fen, settle_piece,  # noqa: F401
-                    zero_nulls)
+                    settle_piece_streamed, zero_nulls)
 from .plan import Plan
 from .policy import Policy
 from .registry import default_registry
@@ -172,6 +173,7 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
     out = OutputFolder(out_dir, overwrite)
     bar = Progress(progress)
     year = _provider_year(plan)
+    hashes = InputHashes([s.path for s in sources])
     try:
         settled = None  # the input row of each result, for supervision (None: unknown)
         if engine == "spark":
@@ -198,8 +200,9 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
         summary = Summary(Policy.of(plan).name, engine, mode, count, totals,
                           time.perf_counter() - start, Policy.of(plan).layer_labels(), pools,
                           flags)
-        _finish(plan, summary, sources, out, registry, policy_path)
+        _finish(plan, summary, sources, out, registry, policy_path, hashes.get())
     except BaseException:
+        hashes.stop()
         out.discard()
         raise
     finally:
@@ -300,7 +303,7 @@ def _national_after_supervision(plan, out: OutputFolder) -> None:
     tmp.replace(staged)
 
 
-def _finish(plan, summary, sources, out, registry, policy_path) -> None:
+def _finish(plan, summary, sources, out, registry, policy_path, input_sha256=None) -> None:
     t = summary.totals
     if not t.balanced:
         raise BalanceError(f"control totals do not balance: input {t.input_rows} rows / "
@@ -308,7 +311,7 @@ def _finish(plan, summary, sources, out, registry, policy_path) -> None:
                            f"rejected {t.rejected_rows} / {t.rejected_fen}")
     out.write_json("summary.json", summary.as_dict())
     out.write_json("manifest.json", run_manifest(plan, summary, sources, out, registry,
-                                                 policy_path))
+                                                 policy_path, input_sha256))
     out.publish()
 
 
@@ -330,7 +333,9 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
                       shape=_as_settled, columns=None, keep_rows=False) -> tuple:
     """(control totals, the input row of each result when ``keep_rows`` and the engine
     knows them, else None): every file read (only ``columns``) into one table, settled as
-    one piece, the results written as they come out (one row group per ``ROW_GROUP``)."""
+    one piece, the results written while it settles (``settle_piece_streamed``: each piece
+    goes to the writer thread as soon as it is settled, so its row groups are encoded
+    beside the kernel instead of after it) and counted into the control totals."""
     task = bar.task("settle", sum(s.rows for s in sources))
     tables = read_sources(sources, columns)
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
@@ -338,28 +343,59 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
     totals = Totals(input_rows=table.num_rows, input_fen=input_fen(table))
     rows = np.arange(table.num_rows, dtype=np.int64)
     settled = [0]
+    results = _ResultsOut(out, shape, totals, Policy.of(plan).layer_names(), year is not None)
 
     def chunk_done(count: int) -> None:  # the bar moves per kernel chunk, not once at the end
         settled[0] += count
         bar.advance(task, count)
-    results, rejects, fen, at = settle_piece(
-        plan, table, rows, buckets(bucket_plan(plan), table), registry, context, chunk_done)
+    try:
+        rejects, fen, at = settle_piece_streamed(
+            plan, table, rows, buckets(bucket_plan(plan), table), registry, context,
+            results.write, chunk_done)
+    except BaseException:
+        results.abort()
+        raise
     bar.advance(task, table.num_rows - settled[0])  # rows rejected before the kernel
-    # the results are in memory: every row group goes to the writer thread at once (under the
-    # names the run writes), and the control totals, provider sums and rejects are computed
-    # while it compresses them
-    written = shape(results)
-    writer = ParquetOut(out.stage("claims.parquet"), written.schema, ahead=0)
-    writer.write(written)
-    del written
     if year is not None:
-        year.add(table, results, at)
+        year.add(table, results.whole(), at)
     del table
-    totals.add_results(zero_nulls(results), Policy.of(plan).layer_names())
     totals.add_rejects(rejects, fen)
     _write_rejects(out, [rejects])
-    writer.close()
+    results.close()
     return totals, (_input_rows(rows, at) if keep_rows else None)
+
+
+class _ResultsOut:
+    """claims.parquet of an in-memory run, written piece by piece as the results settle
+    (under the names the run writes, ``shape``), each piece counted into ``totals``; the
+    pieces are kept only when ``keep`` (the provider year reads the whole results)."""
+
+    def __init__(self, out: OutputFolder, shape, totals: Totals, names, keep: bool):
+        self.out, self.shape, self.totals, self.names = out, shape, totals, names
+        self.writer = None
+        self.kept = [] if keep else None
+
+    def write(self, results: pa.Table) -> None:
+        written = self.shape(results)
+        if self.writer is None:  # the results are in memory: no bound on the thread's queue
+            self.writer = ParquetOut(self.out.stage("claims.parquet"), written.schema, ahead=0)
+        self.writer.write(written)
+        self.totals.add_results(zero_nulls(results), self.names)
+        if self.kept is not None:
+            self.kept.append(results)
+
+    def whole(self) -> pa.Table:
+        return pa.concat_tables(self.kept) if len(self.kept) > 1 else self.kept[0]
+
+    def close(self) -> None:
+        """Wait for the writer thread (raising what it raised) and close the file."""
+        self.writer.close()
+
+    def abort(self) -> None:
+        """The run failed: stop the writer thread and close the file (the run's staging
+        folder, with the half-written file, is removed by ``OutputFolder.discard``)."""
+        if self.writer is not None:
+            self.writer.abort()
 
 
 # -- partitioned -----------------------------------------------------------------------------

@@ -18,15 +18,33 @@ def _results_like(n: int) -> pa.Table:
                      "self_pay": pa.array([k % 13 for k in range(n)], pa.int64())})
 
 
-def test_claims_file_has_no_dictionary_pages(plan, claims_file, tmp_path, registry):
-    """Dictionary encoding is off in every column of the results (manifest.WRITE_OPTIONS)."""
+def test_claims_file_layout_per_column(plan, claims_file, tmp_path, registry):
+    """The results' columns are written as manifest.write_options says: integers delta
+    packed without a codec, hospital_id with a dictionary, other text plain and snappy
+    without statistics, the date plain and snappy with statistics; no other dictionary."""
     run_settle(plan, claims_file, tmp_path / "o", registry=registry, progress=False)
     meta = pq.ParquetFile(tmp_path / "o" / "claims.parquet").metadata
+    schema = meta.schema.to_arrow_schema()
+    assert meta.num_rows > 0
     for g in range(meta.num_row_groups):
         for c in range(meta.num_columns):
-            column = meta.row_group(g).column(c)
-            assert not column.has_dictionary_page, column.path_in_schema
-            assert column.compression == "SNAPPY"
+            column, typ = meta.row_group(g).column(c), schema.field(c).type
+            name = column.path_in_schema
+            assert column.has_dictionary_page == (name == "hospital_id"), name
+            if pa.types.is_integer(typ):
+                assert "DELTA_BINARY_PACKED" in column.encodings, name
+                assert column.compression == "UNCOMPRESSED", name
+            else:
+                assert column.compression == "SNAPPY", name
+            assert column.is_stats_set == (not pa.types.is_string(typ)), name
+
+
+def test_write_options_keep_the_base_for_nested_columns():
+    """A schema with a nested column keeps WRITE_OPTIONS whole (per-column settings name
+    leaf paths, which a list column's name is not)."""
+    schema = pa.schema([("claim_id", pa.string()), ("dx", pa.list_(pa.string())),
+                        ("fen", pa.int64())])
+    assert manifest.write_options(schema) == manifest.WRITE_OPTIONS
 
 
 @pytest.mark.parametrize("ahead", [0, 1, 3])
@@ -48,7 +66,8 @@ def test_writer_thread_bytes_follow_the_rows_only(tmp_path, monkeypatch, ahead):
 
 
 def test_writer_thread_error_is_raised_by_close(tmp_path, monkeypatch):
-    """A write that fails on the writer thread is not lost: close() raises it."""
+    """A write that fails on the writer thread is not lost: the next write() raises it once
+    the thread has failed, else close()."""
     monkeypatch.setattr(manifest, "ROW_GROUP", 100)
     table = _results_like(250)
     out = ParquetOut(tmp_path / "x.parquet", table.schema)
@@ -63,9 +82,11 @@ def test_writer_thread_error_is_raised_by_close(tmp_path, monkeypatch):
         def close(self):
             self.writer.close()
     out.writer = Failing(out.writer)
-    out.write(table)
     with pytest.raises(OSError, match="disk full"):
+        out.write(table)
+        out.write(table)
         out.close()
+    out.abort()
 
 
 def test_spill_files_are_lz4_arrow_without_dictionaries(plan, claims_file, tmp_path,

@@ -136,12 +136,17 @@ def test_summary_balances_and_manifest_names_everything(plan, claims_file, tmp_p
 
 def test_unbalanced_totals_fail_and_publish_nothing(plan, claims_file, tmp_path, registry,
                                                     monkeypatch):
-    real = runner.settle_piece
+    real = runner.settle_piece_streamed
 
-    def losing(*args):  # an engine bug that drops a row
-        results, rejects, fen, at = real(*args)
-        return results.slice(1), rejects, fen, None if at is None else at[1:]
-    monkeypatch.setattr(runner, "settle_piece", losing)
+    def losing(*args):  # an engine bug that drops a row of the results it hands out
+        *head, emit, progress = args
+        dropped = []
+
+        def lossy(piece):
+            emit(piece if dropped else piece.slice(1))
+            dropped.append(True)
+        return real(*head, lossy, progress)
+    monkeypatch.setattr(runner, "settle_piece_streamed", losing)
     with pytest.raises(runner.BalanceError):
         run_settle(plan, claims_file, tmp_path / "o", registry=registry, progress=False)
     assert [p.name for p in (tmp_path / "o").iterdir()] == [".yibao.lock"]
