@@ -43,7 +43,8 @@ np, pa, pc = lazy_module("numpy"), lazy_module("pyarrow"), lazy_module("pyarrow.
 
 __all__ = ["DxPrefix", "DxRange", "ProcAny", "ProcAll", "NoProcedure", "SettingIn", "IntBand",
            "Flag", "Row", "DecisionRow", "DecisionTable", "STATUSES", "CSV_LAYOUT",
-           "group_table", "group_table_reference", "analyse", "load_decision_table_csv",
+           "group_table", "group_table_coded", "table_groups", "group_table_reference",
+           "analyse", "load_decision_table_csv",
            "DecisionTableError", "age_band", "code_in_range", "range_empty", "item_matches"]
 
 OK, DEFAULT, UNMATCHED = "ok", "default", "unmatched"
@@ -371,17 +372,43 @@ class _SortedCodes:
         return out
 
 
-def _result(table: DecisionTable, row_idx: np.ndarray) -> pa.Table:
-    """Result columns from the matching row index per claim (-1: none)."""
-    groups = [r.group for r in table.rows] + [table.default]
+def table_groups(table: DecisionTable) -> tuple:
+    """(the table's distinct groups, rows' first then the default's, in first-use order;
+    int32 per row and one more slot for "no row": its group's position, -1 for none). A
+    claim's group is then one integer: ``group_table_coded`` writes it so."""
+    groups: dict = {}
+    for row in table.rows:
+        groups.setdefault(row.group, len(groups))
+    if table.default is not None:
+        groups.setdefault(table.default, len(groups))
+    of_row = [groups[r.group] for r in table.rows]
+    of_row.append(-1 if table.default is None else groups[table.default])
+    return tuple(groups), np.array(of_row, np.int32)
+
+
+def _coded_result(table: DecisionTable, row_idx: np.ndarray) -> pa.Table:
+    """Result columns from the matching row index per claim (-1: none), the group and the
+    status as dictionary arrays (int32 codes into the table's distinct groups and into
+    ``STATUSES``): no string is built per claim."""
+    groups, group_of_row = _table_plan(table).groups
     matched = row_idx >= 0
-    pick = np.where(matched, row_idx, len(table.rows))
+    group = group_of_row[np.where(matched, row_idx, len(table.rows))]
     no_row = STATUSES.index(DEFAULT if table.default is not None else UNMATCHED)
-    status = np.where(matched, STATUSES.index(OK), no_row)
-    return pa.table([pc.take(pa.array(groups, pa.string()), pa.array(pick)),
-                     pc.take(pa.array(STATUSES, pa.string()), pa.array(status)),
-                     pa.array(row_idx + 1, pa.int32(), mask=~matched)],
-                    schema=pa.schema(list(table.columns())))
+    status = np.where(matched, STATUSES.index(OK), no_row).astype(np.int32)
+    names = [name for name, _ in table.columns()]
+    return pa.table({
+        names[0]: pa.DictionaryArray.from_arrays(pa.array(group, pa.int32(), mask=group < 0),
+                                                 pa.array(groups, pa.string())),
+        names[1]: pa.DictionaryArray.from_arrays(pa.array(status, pa.int32()),
+                                                 pa.array(STATUSES, pa.string())),
+        names[2]: pa.array(row_idx + 1, pa.int32(), mask=~matched)})
+
+
+def decoded(coded: pa.Table) -> pa.Table:
+    """A table with every dictionary column as its plain value type (each value's text
+    taken from the small dictionary once per claim)."""
+    return pa.table({name: col.cast(col.type.value_type) if pa.types.is_dictionary(col.type)
+                     else col for name, col in zip(coded.column_names, coded.columns)})
 
 
 # -- compiled evaluation (the loop is _table.pyx) ---------------------------------------------
@@ -406,12 +433,20 @@ def group_table(table: DecisionTable, claims: pa.Table) -> pa.Table:
     (null when no row matched). An empty batch gives an empty result; a column a condition
     reads but the claims lack raises ``KeyError``; bad codes or values never raise.
     """
+    return decoded(group_table_coded(table, claims))
+
+
+def group_table_coded(table: DecisionTable, claims: pa.Table) -> pa.Table:
+    """``group_table`` with the group and the status as dictionary arrays: int32 codes into
+    the table's distinct groups (``table_groups``) and into ``STATUSES``. Provider payment
+    carries the codes through points and case classes (core/provider.py) and builds each
+    text once per claim only when the results are assembled."""
     from ._table import first_rows
     view = _Claims(claims, table)
     if view.n == 0:
-        return _result(table, np.zeros(0, np.int64))
+        return _coded_result(table, np.zeros(0, np.int64))
     conditions, columns = _table_plan(table).compile(view)
-    return _result(table, first_rows(conditions, columns, view.n))
+    return _coded_result(table, first_rows(conditions, columns, view.n))
 
 
 def _index_column(table: DecisionTable):
@@ -485,6 +520,7 @@ class _TablePlan:
     condition. A batch then only ranks its values and searches the spans (``compile``)."""
 
     def __init__(self, table: DecisionTable):
+        self.groups = table_groups(table)
         self.index = _index_column(table)
         self.slots = {"code": {}, "list": {}, "int": {}, "flag": {}}
         self.kind, self.column, self.int_lo, self.int_hi, self.bound = [], [], [], [], []

@@ -109,18 +109,39 @@ def lookup(keys: pa.Array, pairs: tuple, default: int = 0):
 
 
 def test_mask(claims: pa.Table, tests: tuple) -> np.ndarray:
-    """Conjunction of ``Test``s; a null value fails its test."""
+    """Conjunction of ``Test``s; a null value fails its test. A dictionary column (a
+    ``setting`` read as categories, a decision table's group codes) is tested once per
+    distinct value and the answers gathered by the claims' codes."""
     mask = np.ones(claims.num_rows, bool)
     for t in tests:
         col = column(claims, t.column)
-        if t.op in ("in", "not in"):
-            hit = pc.is_in(col, value_set=pa.array(list(t.value), col.type))
-            if t.op == "not in":
-                hit = pc.if_else(pc.is_null(col), False, pc.invert(hit))
+        if pa.types.is_dictionary(col.type):
+            mask &= _dictionary_hits(col, t)
         else:
-            hit = _CMP[t.op](col, pa.scalar(t.value, col.type))
-        mask &= pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+            mask &= _hits(col, t)
     return mask
+
+
+def _hits(values, t) -> np.ndarray:
+    """bool per value: does it pass ``t``? (null: no)"""
+    if t.op in ("in", "not in"):
+        hit = pc.is_in(values, value_set=pa.array(list(t.value), values.type))
+        if t.op == "not in":
+            hit = pc.if_else(pc.is_null(values), False, pc.invert(hit))
+    else:
+        hit = _CMP[t.op](values, pa.scalar(t.value, values.type))
+    return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), bool)
+
+
+def _dictionary_hits(col: pa.ChunkedArray, t) -> np.ndarray:
+    """``_hits`` of a dictionary column: per chunk the test on its dictionary, then one
+    gather by the codes (a null code: the extra slot, which fails)."""
+    out = [np.zeros(0, bool)]
+    for chunk in col.chunks:
+        on_values = np.append(_hits(chunk.dictionary, t), False)
+        codes = chunk.indices.fill_null(len(chunk.dictionary))
+        out.append(on_values[codes.to_numpy(zero_copy_only=False)])
+    return np.concatenate(out)
 
 
 def pool_of(plan: PointsPlan, pool) -> Pool:
@@ -370,9 +391,19 @@ def score(plan: PointsPlan, pool, claims: pa.Table) -> tuple:
     if not mask.all():
         claims = claims.filter(pa.array(mask))
     claims = with_pool_group(pool, claims)
-    groups = texts(claims, pool.group_column)
+    groups = group_keys(claims, pool.group_column)
     code, points, adjusted = score_pass(pool, claims, groups)
     return claims, groups, code, points, adjusted
+
+
+def group_keys(claims: pa.Table, name: str) -> pa.Array:
+    """The group column as the keys of the pool's tables: a dictionary of text (a decision
+    table's codes, core/provider.py) as it is, so the groups are numbered by its codes and
+    no claim's text is hashed; any other column as text (``texts``)."""
+    col = column(claims, name)
+    if not (pa.types.is_dictionary(col.type) and pa.types.is_string(col.type.value_type)):
+        return texts(claims, name)
+    return col.chunk(0) if col.num_chunks == 1 else col.unify_dictionaries().combine_chunks()
 
 
 def case_classes(code: np.ndarray) -> pa.Array:
@@ -389,7 +420,7 @@ def claim_points(plan: PointsPlan, pool, claims: pa.Table) -> pa.Table:
         "claim_id": texts(claims, "claim_id"),
         "pool": pa.repeat(pa.scalar(pool.name, pa.string()), claims.num_rows),
         "hospital_id": texts(claims, "hospital_id"),
-        "group": groups,
+        "group": groups.cast(pa.string()),
         "case_class": case_classes(code),
         "points": pa.array(points, pa.int64()),
         "adjustments": names,
