@@ -553,7 +553,15 @@ def _settlement_rows(plan: Plan, claims: pa.Table, scored: pa.Table, at: np.ndar
              and c in claims.column_names]
     if taken:
         rows = _with(rows, dict(zip(taken, claims.select(taken).take(pa.array(at)).columns)))
-    return prepared(plan, rows).select(settlement_columns(plan))
+    return _present(plan, rows, settlement_columns(plan))
+
+
+def _present(plan: Plan, rows: pa.Table, names: list) -> pa.Table:
+    """The columns ``names`` of ``rows``, decoded, an absent one all null (``prepared`` for
+    a few columns: no null column is made for every other column the plan reads)."""
+    types = needed_columns(plan) if set(names) - set(rows.column_names) else {}
+    return pa.table({name: _plain(rows.column(name)) if name in rows.column_names
+                     else pa.nulls(rows.num_rows, types[name]) for name in names})
 
 
 def _nulls_at(column: pa.ChunkedArray, at: np.ndarray):
@@ -590,7 +598,8 @@ ALLIANCE_KEY = "alliance:"  # partials of a 医共体 declaration: pool names ha
 
 def _alliance_partials(plan: Plan, rows: pa.Table, scored: pa.Table) -> dict:
     """"alliance:<name>" -> (per alliance × pool sums, {}), merged like a pool's partials."""
-    return {ALLIANCE_KEY + a.name: (points_compute.alliance_sums(a, rows, scored, PATIENT_PAID),
+    return {ALLIANCE_KEY + a.name: (points_compute.alliance_sums_aligned(a, rows, scored,
+                                                                         PATIENT_PAID),
                                     {})
             for a in plan.provider.alliances}
 

@@ -526,10 +526,32 @@ def month_sums(pool: Pool, rows: pa.Table, hospital: pa.ChunkedArray, cost: np.n
 def alliance_sums(alliance, claims: pa.Table, scored: pa.Table, patient_paid: str) -> dict:
     """医共体: {"<alliance>\x1f<pool>": {points, paid, total, n}} over the valued claims of the
     alliance's pools whose ``alliance.column`` is not null (wherever they were treated)."""
-    scored = scored.filter(pc.is_in(scored["pool"], value_set=pa.array(list(alliance.pools),
-                                                                       pa.string())))
-    scored = scored.filter(pc.not_equal(scored["case_class"], "ungrouped"))
+    scored = scored.filter(_alliance_rows(alliance, scored))
     rows = claims.take(pc.index_in(scored["claim_id"], value_set=texts(claims, "claim_id")))
+    return _alliance_sums(alliance, rows, scored, patient_paid)
+
+
+def alliance_sums_aligned(alliance, claims: pa.Table, scored: pa.Table,
+                          patient_paid: str) -> dict:
+    """``alliance_sums`` when row k of ``claims`` is the claim of row k of ``scored`` (the
+    year's rows, core/provider.py): the alliance's rows picked by one mask from both, no
+    claim looked up by its id."""
+    if claims.num_rows != scored.num_rows:
+        raise ValueError("alliance_sums_aligned: claims and scored rows differ in number")
+    keep = _alliance_rows(alliance, scored)
+    return _alliance_sums(alliance, claims.filter(keep), scored.filter(keep), patient_paid)
+
+
+def _alliance_rows(alliance, scored: pa.Table) -> pa.Array:
+    """bool per scored row: a valued claim of one of the alliance's pools."""
+    in_pools = pc.is_in(scored["pool"], value_set=pa.array(list(alliance.pools), pa.string()))
+    valued = pc.not_equal(scored["case_class"], "ungrouped")
+    return pc.fill_null(pc.and_(in_pools, valued), False)
+
+
+def _alliance_sums(alliance, rows: pa.Table, scored: pa.Table, patient_paid: str) -> dict:
+    """``alliance_sums`` over the alliance's valued rows, row k of ``rows`` the claim of row
+    k of ``scored``."""
     member = texts(rows, alliance.column)
     keep = pc.is_valid(member)
     frame = pa.table({
