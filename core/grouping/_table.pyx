@@ -26,8 +26,10 @@ cdef enum:
     FLAG = 4         # the bool column equals the value (``bound``), value not null
 
 
-cdef inline bint in_spans(int32_t rank, const int32_t[:] lo, const int32_t[:] hi,
+cdef inline bint in_spans(int32_t rank, const int32_t* lo, const int32_t* hi,
                           int64_t a, int64_t b) noexcept nogil:
+    # pointers, not memoryview slices: a slice passed by value takes and drops a reference
+    # (an atomic operation) on every call, once per code of every claim
     cdef int64_t s
     if rank < 0:
         return False
@@ -90,10 +92,10 @@ cdef bint holds(Conditions t, Columns c, int32_t cond, int64_t i) noexcept nogil
     cdef int64_t j, a = t.span_ptr[cond], b = t.span_ptr[cond + 1]
     cdef uint8_t bound
     if kind == CODE_SPANS:
-        return in_spans(c.code_rank[col, i], t.span_lo, t.span_hi, a, b)
+        return in_spans(c.code_rank[col, i], &t.span_lo[0], &t.span_hi[0], a, b)
     if kind == LIST_ANY:
         for j in range(c.list_start[col, i], c.list_end[col, i]):
-            if in_spans(c.list_rank[j], t.span_lo, t.span_hi, a, b):
+            if in_spans(c.list_rank[j], &t.span_lo[0], &t.span_hi[0], a, b):
                 return True
         return False
     if kind == NO_CODES:

@@ -340,6 +340,17 @@ class _SortedCodes:
         self.rank[len(dictionary)] = len(dictionary)  # the null slot: after every value
         codes = dictionary.take(pa.array(by_code)).to_pylist()
         self.codes = codes[:len(codes) - dictionary.null_count]  # nulls sort last
+        self.has_nul = "\x00" in "".join(self.codes)  # numpy strings cannot hold these
+        self.rank_null_last = self.rank.astype(np.int32)  # _null_last: per value index
+        self.rank_null_last[len(dictionary)] = -1
+        self._array = None
+
+    @property
+    def array(self) -> np.ndarray:
+        """The sorted values as a numpy string array (built once per batch and column)."""
+        if self._array is None:
+            self._array = np.array(self.codes, dtype=str) if self.codes else np.zeros(0, "<U1")
+        return self._array
 
     def span(self, lo: str, hi: str) -> tuple:
         """Ranks [a, b) of the values with ``lo <= value`` and ``value[:len(hi)] <= hi``."""
@@ -391,17 +402,18 @@ def _coded_result(table: DecisionTable, row_idx: np.ndarray) -> pa.Table:
     status as dictionary arrays (int32 codes into the table's distinct groups and into
     ``STATUSES``): no string is built per claim."""
     groups, group_of_row = _table_plan(table).groups
-    matched = row_idx >= 0
-    group = group_of_row[np.where(matched, row_idx, len(table.rows))]
+    group = group_of_row[row_idx]  # row -1 (none) reads the last slot: the default's
+    unmatched = row_idx < 0
     no_row = STATUSES.index(DEFAULT if table.default is not None else UNMATCHED)
-    status = np.where(matched, STATUSES.index(OK), no_row).astype(np.int32)
+    status = np.where(unmatched, np.int32(no_row), np.int32(STATUSES.index(OK)))
     names = [name for name, _ in table.columns()]
+    no_group = group < 0 if table.default is None else None  # with a default: never
     return pa.table({
-        names[0]: pa.DictionaryArray.from_arrays(pa.array(group, pa.int32(), mask=group < 0),
+        names[0]: pa.DictionaryArray.from_arrays(pa.array(group, pa.int32(), mask=no_group),
                                                  pa.array(groups, pa.string())),
         names[1]: pa.DictionaryArray.from_arrays(pa.array(status, pa.int32()),
                                                  pa.array(STATUSES, pa.string())),
-        names[2]: pa.array(row_idx + 1, pa.int32(), mask=~matched)})
+        names[2]: pa.array(row_idx + 1, pa.int32(), mask=unmatched)})
 
 
 def decoded(coded: pa.Table) -> pa.Table:
@@ -489,10 +501,9 @@ class _Spans:
         """(first rank, rank after the last) of every span over the batch's sorted values:
         binary searches over all spans at once (numpy) — per length of ``hi`` once, on the
         values cut to that length (cutting keeps them sorted)."""
-        values = np.array(codes.codes, dtype=str) if codes.codes else np.zeros(0, "<U1")
-        if any("\x00" in v for v in (*self.lo, *self.hi)) or any("\x00" in v for v in
-                                                                  codes.codes):
+        if codes.has_nul or any("\x00" in v for v in (*self.lo, *self.hi)):
             return _python_ranks(self, codes)  # numpy strings drop trailing NULs
+        values = codes.array
         lo = np.searchsorted(values, np.array(self.lo, dtype=str), side="left")
         hi = np.zeros(len(self.hi), np.int64)
         exact = np.array(self.exact, bool)
@@ -670,11 +681,8 @@ def _code_rank(view: "_Claims", name: str) -> np.ndarray:
 
 def _null_last(codes: "_SortedCodes", value_idx: np.ndarray) -> np.ndarray:
     """The ranks of values (indices into the dictionary) as int32, the null slot (the rank
-    after every value, ``_SortedCodes``) as -1."""
-    rank = codes.rank[value_idx]
-    out = rank.astype(np.int32)
-    out[rank == len(codes.rank) - 1] = -1
-    return out
+    after every value, ``_SortedCodes``) as -1: one gather from the small table of ranks."""
+    return codes.rank_null_last[value_idx]
 
 
 def _segments(owner: np.ndarray, lo: np.ndarray, hi: np.ndarray, global_rows: np.ndarray,
