@@ -205,10 +205,13 @@ EVERY_PAIR = 1 << 16   # up to this many possible pairs, every one is looked up 
 
 def _encoded_as_text(claims: pa.Table, name: str) -> tuple:
     """``_encoded(texts(claims, name))``, with a non-text column numbered as it is and only
-    its distinct values turned into text (hospital levels: no million int-to-string casts)."""
+    its distinct values turned into text (hospital levels: no million int-to-string casts;
+    a dictionary column: its own codes, no million texts decoded and hashed again)."""
     col = column(claims, name)
-    if pa.types.is_string(col.type) or pa.types.is_dictionary(col.type):
+    if pa.types.is_string(col.type):
         return _encoded(texts(claims, name))
+    if pa.types.is_dictionary(col.type):
+        col = col.unify_dictionaries()
     idx, dictionary = _encoded(col.combine_chunks() if col.num_chunks != 1 else col.chunk(0))
     return idx, dictionary.cast(pa.string())
 

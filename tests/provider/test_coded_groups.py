@@ -81,7 +81,9 @@ def city(tmp_path_factory):
 
 
 def _as_dictionaries(claims: pa.Table) -> pa.Table:
-    return pa.table({name: pc.dictionary_encode(col) if pa.types.is_string(col.type) else col
+    """Every text column, and the coefficient's key (hospital_level), as a dictionary."""
+    return pa.table({name: pc.dictionary_encode(col)
+                     if pa.types.is_string(col.type) or name == "hospital_level" else col
                      for name, col in zip(claims.column_names, claims.columns)})
 
 
