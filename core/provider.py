@@ -330,7 +330,7 @@ def _score_pool(plan: Plan, pool: Pool, members: pa.Table, reference: bool,
         rows = points_reference.claim_points(plan.provider, pool, members.to_pylist(), **heard)
         return (pa.array([r["case_class"] for r in rows], pa.string()),
                 pa.array([r["points"] for r in rows], pa.int64()))
-    _, _, code, points, _ = points_compute.score(plan.provider, pool, members)
+    _, _, code, points, _ = points_compute.score(plan.provider, pool, members, members=True)
     return _coded(points_compute.CASE_CLASSES, code), pa.array(points, pa.int64())
 
 

@@ -269,9 +269,8 @@ def score_pass(pool: Pool, claims: pa.Table, groups: pa.Array) -> tuple:
     (point-method.md §2). A value beyond int64 is an ``OverflowError`` naming the claim."""
     idx, dictionary = _encoded(groups)
     base, has_base, avg, t_high, has_t, per_day, is_bed = group_numbers(pool, dictionary)
-    grouped = (has_base | is_bed).astype(bool)[idx]  # the claims readmission looks at
-    readmit = (readmitted(pool, claims, grouped).astype(np.uint8) if pool.readmission
-               else _NONE_FLAGS)
+    readmit = (readmitted(pool, claims, (has_base | is_bed).astype(bool)[idx])  # grouped
+               .astype(np.uint8) if pool.readmission else _NONE_FLAGS)
     review, is_review = (lookup(texts(claims, "claim_id"), pool.review) if pool.review
                          else (_NONE_INTS, _NONE_FLAGS))
     adjusted = adjustment_tests(pool, claims)
@@ -384,14 +383,15 @@ def with_pool_group(pool: Pool, claims: pa.Table) -> pa.Table:
     return claims
 
 
-def score(plan: PointsPlan, pool, claims: pa.Table) -> tuple:
+def score(plan: PointsPlan, pool, claims: pa.Table, members: bool = False) -> tuple:
     """(the pool's claims, their groups, class codes, points, adjustment tests) of the claims
     that belong to ``pool``: ``claim_points`` without building its table
     (``adjustment_names`` turns the tests into its names). Claims that all belong (the
-    provider's members) are not copied by a filter."""
+    provider's members) are not copied by a filter; ``members``: the caller has already
+    picked the claims the pool applies to (core/provider.py), so they are not tested again."""
     pool = pool_of(plan, pool)
-    mask = test_mask(claims, pool.applies)
-    if not mask.all():
+    mask = None if members else test_mask(claims, pool.applies)
+    if mask is not None and not mask.all():
         claims = claims.filter(pa.array(mask))
     claims = with_pool_group(pool, claims)
     groups = group_keys(claims, pool.group_column)
