@@ -412,9 +412,9 @@ def _sources(n: int, rows: list, order=None):
 def _scatter(source, pieces: list, typ, n: int) -> pa.Array:
     """The column whose row k holds the pieces' value at ``source[k]`` (``_sources``), null
     where that is null: one gather. A text column is gathered as codes into the pieces'
-    few distinct values (pool names, groups, statuses, case classes) and its strings are
-    built once, from the small dictionary (a gather of a million strings costs several
-    times that, and a text column never hashed again)."""
+    few distinct values (pool names, groups, statuses, case classes; a decision table's
+    codes used as they come, never hashed) and its strings are built once, from the small
+    dictionary: a gather of a million strings costs several times that."""
     if not pieces:
         return pa.nulls(n, typ)
     if pa.types.is_string(typ):
