@@ -32,18 +32,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .grouping import group_drg, load_tables
-from .grouping import reference as drg_reference
 from .grouping import table as dtable
-from .grouping.tables import DATA_DIR
 from .grouping.plan import (ALWAYS_READ, DRG_INPUTS, DrgGrouper, DrgSplit,  # noqa: F401
                             grouper_output)  # the grouper nodes, re-exported from their module
+from .lazy import lazy_module
 from .plan import Plan, register_node  # noqa: F401
 from .points import compute as points_compute
-from .points import reference as points_reference
 from .points import settle as points_settle
 from .points.plan import Pool, PointsPlan, Test
-from .trace import ignore
+
+# imported when first used: a decision-table policy settled on the kernel path needs neither
+# CHS-DRG (its tables, kernel and oracle) nor the points oracle (and core/trace.py with it)
+drg = lazy_module("yibao.core.grouping.drg")
+drg_reference = lazy_module("yibao.core.grouping.reference")
+drg_data = lazy_module("yibao.core.grouping.tables")
+points_reference = lazy_module("yibao.core.points.reference")
 
 PATIENT_PAID = "psn_part_amt"  # 个人负担 in the national settlement list
 
@@ -73,9 +76,9 @@ def _stopped_at_column(out: pa.Table) -> pa.Array:
 
 
 def drg_tables(grouper: DrgGrouper):
-    if grouper.tables == DATA_DIR.name:
-        return load_tables()
-    return load_tables(str(DATA_DIR.parent / grouper.tables))
+    if grouper.tables == drg_data.DATA_DIR.name:
+        return drg_data.load_tables()
+    return drg_data.load_tables(str(drg_data.DATA_DIR.parent / grouper.tables))
 
 
 # -- columns ---------------------------------------------------------------------------------
@@ -138,19 +141,22 @@ def _outputs(grouper) -> tuple:
     return grouper.columns()
 
 
-def prepared(plan: Plan, claims: pa.Table) -> pa.Table:
-    """The claims with dictionary columns decoded and every provider column present (absent
-    ones all null, see the module docstring)."""
+def prepared(plan: Plan, claims: pa.Table, decode: bool = True) -> pa.Table:
+    """The claims with dictionary columns decoded (unless ``decode`` is False: the kernel
+    path tests and looks up a dictionary once per distinct value) and every provider column
+    present (absent ones all null, see the module docstring)."""
     cols = {}
     for name in claims.column_names:
-        col = claims.column(name)
-        if pa.types.is_dictionary(col.type):
-            col = col.cast(col.type.value_type)
-        cols[name] = col
+        cols[name] = _plain(claims.column(name)) if decode else claims.column(name)
     for name, typ in needed_columns(plan).items():
         if name not in cols:
             cols[name] = pa.nulls(claims.num_rows, typ)
     return pa.table(cols) if cols else claims
+
+
+def _plain(col):
+    """A dictionary column as its values' type; any other as it is."""
+    return col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col
 
 
 # -- grouping --------------------------------------------------------------------------------
@@ -190,7 +196,7 @@ def _drg_inputs(grouper: DrgGrouper, claims: pa.Table) -> pa.Table:
     days and birth weight whether declared or not (spec §1): the grouper says
     ``missing_age_days`` / ``missing_birth_weight`` when a newborn claim lacks them."""
     n = claims.num_rows
-    cols = {c: claims.column(c) for c in ("principal_dx", "secondary_dx", "procedures")}
+    cols = {c: _plain(claims.column(c)) for c in ("principal_dx", "secondary_dx", "procedures")}
     for c in DRG_INPUTS:
         read = c in grouper.columns or (c in ALWAYS_READ and c in claims.column_names)
         cols[c] = claims.column(c) if read else pa.nulls(n, pa.int32())
@@ -208,19 +214,27 @@ def run_drg_grouper(g: DrgGrouper, inputs: pa.Table, groupers=None) -> pa.Table:
         from .errors import YibaoError
         raise YibaoError(f"grouper {g.name!r}: no loaded plugin registers the grouper "
                          f"{g.by!r}")
-    return group_drg(inputs, drg_tables(g), g.mdc_order)
+    return drg.group_drg(inputs, drg_tables(g), g.mdc_order)
 
 
 def group_claims(plan: Plan, claims: pa.Table, groupers=None) -> pa.Table:
-    """``prepared`` claims plus every grouper's output columns (kernel groupers);
+    """``prepared`` claims plus every grouper's output columns (kernel groupers), as text;
     ``groupers``: the run's ``Registry.groupers`` (``run_drg_grouper``)."""
-    claims = prepared(plan, claims)
+    return dtable.decoded(_grouped(plan, claims, groupers))
+
+
+def _grouped(plan: Plan, claims: pa.Table, groupers=None) -> pa.Table:
+    """``group_claims`` as the kernel path reads it: the claims' dictionary columns kept and
+    a decision table's group and status as dictionary arrays (``group_table_coded``), so
+    pools, points and case classes work on integer codes and each text is built once per
+    claim only in the results (``_scatter``)."""
+    claims = prepared(plan, claims, decode=False)
     for g in plan.groupers:
         if isinstance(g, DrgGrouper):
             out = run_drg_grouper(g, _drg_inputs(g, claims), groupers)
             claims = _with_drg(g, claims, out, points_compute.test_mask)
         else:
-            out = dtable.group_table(g, claims)
+            out = dtable.group_table_coded(g, claims)
             claims = _with(claims, {n: out.column(n) for n, _ in g.columns()})
     return _pool_groups(plan, claims)
 
@@ -282,7 +296,6 @@ def group_claims_reference(plan: Plan, claims: pa.Table, groupers=None) -> pa.Ta
             out = dtable.group_table_reference(g, claims)
             claims = _with(claims, {n: out.column(n) for n, _ in g.columns()})
     return _pool_groups_reference(plan, claims)
-    return claims
 
 
 # -- claim points ----------------------------------------------------------------------------
@@ -309,21 +322,21 @@ def _grouper_column(plan: Plan, pool: Pool, grouped: pa.Table, suffix: str):
 
 
 def _score_pool(plan: Plan, pool: Pool, members: pa.Table, reference: bool,
-                record=ignore) -> tuple:
+                record=None) -> tuple:
     """(case_class, points) Arrow arrays for the members, in members' order. ``record``
-    hears the points oracle's steps (``reference`` only: core/trace.py)."""
+    hears the points oracle's steps (``reference`` only: core/trace.py; None: nobody)."""
     if reference:
-        rows = points_reference.claim_points(plan.provider, pool, members.to_pylist(),
-                                             record=record)
+        heard = {} if record is None else {"record": record}
+        rows = points_reference.claim_points(plan.provider, pool, members.to_pylist(), **heard)
         return (pa.array([r["case_class"] for r in rows], pa.string()),
                 pa.array([r["points"] for r in rows], pa.int64()))
-    _, _, code, points, _ = points_compute.score(plan.provider, pool, members)
+    _, _, code, points, _ = points_compute.score(plan.provider, pool, members, members=True)
     return _coded(points_compute.CASE_CLASSES, code), pa.array(points, pa.int64())
 
 
 def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
                   grouped: pa.Table | None = None, groupers=None,
-                  order: np.ndarray | None = None, record=ignore) -> pa.Table:
+                  order: np.ndarray | None = None, record=None) -> pa.Table:
     """Per-claim provider columns (``CLAIM_SCHEMA``), one row per input claim, input order:
     each pool's columns are computed over its members, then scattered to the members' rows
     by one ``take`` per column (a row in no pool: nulls). ``groupers``: the run's
@@ -335,8 +348,7 @@ def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
         return CLAIM_SCHEMA.empty_table() if n == 0 else pa.table(
             {name: pa.nulls(n, typ) for name, typ in CLAIM_FIELDS}, schema=CLAIM_SCHEMA)
     if grouped is None:
-        grouped = (group_claims_reference if reference else group_claims)(plan, claims,
-                                                                          groupers)
+        grouped = (group_claims_reference if reference else _grouped)(plan, claims, groupers)
     idx = pool_index(plan, grouped)
     pieces = {name: [] for name, _ in CLAIM_FIELDS}
     rows = []
@@ -355,7 +367,7 @@ def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
         pieces["case_class"].append(classes)
         pieces["points"].append(points)
     source = _sources(n, rows, order)
-    return pa.table({name: _scatter(source, pieces[name], typ)
+    return pa.table({name: _scatter(source, pieces[name], typ, n)
                      for name, typ in CLAIM_FIELDS}, schema=CLAIM_SCHEMA)
 
 
@@ -384,49 +396,58 @@ def _scoring_columns(plan: Plan, grouped: pa.Table) -> list:
 
 
 def _sources(n: int, rows: list, order=None):
-    """Per output row, its position in the pools' pieces laid end to end (-1: in no pool):
-    the pieces hold the claims at the row numbers ``rows[k]``; with ``order``, output row k
-    is claim ``order[k]``. Shared by every provider column."""
+    """Per output row, its position in the pools' pieces laid end to end, as Arrow indices
+    (null: in no pool): the pieces hold the claims at the row numbers ``rows[k]``; with
+    ``order``, output row k is claim ``order[k]``. None when output row k is piece row k
+    (every claim in one pool, input order). Built once, shared by every provider column."""
+    if len(rows) == 1 and len(rows[0]) == n:  # every claim in one pool: rows[0] is 0..n-1
+        return None if order is None else pa.array(np.asarray(order, np.int64))
     at = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     source = np.full(n, -1, dtype=np.int64)
     source[at] = np.arange(len(at), dtype=np.int64)
-    return source if order is None else source[order]
+    source = source if order is None else source[order]
+    return pa.array(source, mask=source < 0)
 
 
-def _scatter(source, pieces: list, typ) -> pa.Array:
+def _scatter(source, pieces: list, typ, n: int) -> pa.Array:
     """The column whose row k holds the pieces' value at ``source[k]`` (``_sources``), null
-    where that is -1: one gather."""
+    where that is null: one gather. A text column is gathered as codes into the pieces'
+    few distinct values (pool names, groups, statuses, case classes; a decision table's
+    codes used as they come, never hashed) and its strings are built once, from the small
+    dictionary: a gather of a million strings costs several times that."""
     if not pieces:
-        return pa.nulls(len(source), typ)
+        return pa.nulls(n, typ)
     if pa.types.is_string(typ):
-        return _scatter_text(source, pieces)
-    values = pa.concat_arrays([_flat(piece).cast(typ) for piece in pieces])
-    return values.take(pa.array(source, mask=source < 0))
-
-
-def _scatter_text(source: np.ndarray, pieces: list) -> pa.Array:
-    """``_scatter`` of a text column by its codes: each piece's few distinct values (pool
-    names, case classes, groups, statuses) are numbered, the numbers gathered as integers,
-    and the strings taken once from the small table of values (a random gather of a
-    million strings costs several times that)."""
-    coded = [_as_dictionary(piece) for piece in pieces]
-    values = pa.concat_arrays([d.dictionary.cast(pa.string()) for d in coded])
-    codes, first = [], 0
-    for d in coded:
-        idx = np.asarray(d.indices.fill_null(-1).to_numpy(zero_copy_only=False), np.int64)
-        codes.append(np.where(idx >= 0, idx + first, -1))
-        first += len(d.dictionary)
-    picked = np.concatenate(codes + [np.full(1, -1, np.int64)])[source]  # -1 → the last: -1
-    return values.take(pa.array(picked, mask=picked < 0))
+        coded = [_as_dictionary(piece) for piece in pieces]
+        values = coded[0] if len(coded) == 1 else \
+            pa.chunked_array(coded).unify_dictionaries().combine_chunks()
+    else:
+        values = pa.concat_arrays([_flat(piece).cast(typ) for piece in pieces])
+    taken = values if source is None else values.take(source)
+    return taken.cast(typ) if taken.type != typ else taken
 
 
 def _as_dictionary(piece) -> pa.DictionaryArray:
+    """A text piece as int32 codes into its distinct values (a dictionary of string): a
+    dictionary piece (codes already: a decision table's groups, case classes) as it is, an
+    all-null one (a decision table's stopping point) without hashing."""
     piece = _flat(piece)
-    return piece if pa.types.is_dictionary(piece.type) else pc.dictionary_encode(piece)
+    if not pa.types.is_dictionary(piece.type):
+        if piece.null_count == len(piece):
+            return pa.DictionaryArray.from_arrays(pa.nulls(len(piece), pa.int32()),
+                                                  pa.array([], pa.string()))
+        piece = pc.dictionary_encode(piece)
+    if piece.type == _TEXT_CODES:
+        return piece
+    return pa.DictionaryArray.from_arrays(piece.indices.cast(pa.int32()),
+                                          piece.dictionary.cast(pa.string()))
+
+
+_TEXT_CODES = pa.dictionary(pa.int32(), pa.string())
 
 
 def _coded(values: tuple, codes: np.ndarray) -> pa.DictionaryArray:
-    """Per claim ``values[codes[i]]``, as codes into ``values`` (``_scatter_text`` reads it)."""
+    """Per claim ``values[codes[i]]``, as codes into ``values`` (``_scatter`` reads it)."""
     return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()),
                                           pa.array(values, pa.string()))
 
@@ -438,7 +459,7 @@ def _flat(column) -> pa.Array:
 
 
 def append_claim_columns(plan: Plan, results: pa.Table, claims_in_order: pa.Table,
-                         reference: bool = False, groupers=None, record=ignore) -> pa.Table:
+                         reference: bool = False, groupers=None, record=None) -> pa.Table:
     """``results`` (one row per claim of ``claims_in_order``, same order) plus the provider
     columns; unchanged when the plan has no provider part. ``groupers``: the run's
     ``Registry.groupers`` (a policy's ``grouper … { by NAME }``). ``record``: see
@@ -532,7 +553,15 @@ def _settlement_rows(plan: Plan, claims: pa.Table, scored: pa.Table, at: np.ndar
              and c in claims.column_names]
     if taken:
         rows = _with(rows, dict(zip(taken, claims.select(taken).take(pa.array(at)).columns)))
-    return prepared(plan, rows).select(settlement_columns(plan))
+    return _present(plan, rows, settlement_columns(plan))
+
+
+def _present(plan: Plan, rows: pa.Table, names: list) -> pa.Table:
+    """The columns ``names`` of ``rows``, decoded, an absent one all null (``prepared`` for
+    a few columns: no null column is made for every other column the plan reads)."""
+    types = needed_columns(plan) if set(names) - set(rows.column_names) else {}
+    return pa.table({name: _plain(rows.column(name)) if name in rows.column_names
+                     else pa.nulls(rows.num_rows, types[name]) for name in names})
 
 
 def _nulls_at(column: pa.ChunkedArray, at: np.ndarray):
@@ -569,7 +598,8 @@ ALLIANCE_KEY = "alliance:"  # partials of a 医共体 declaration: pool names ha
 
 def _alliance_partials(plan: Plan, rows: pa.Table, scored: pa.Table) -> dict:
     """"alliance:<name>" -> (per alliance × pool sums, {}), merged like a pool's partials."""
-    return {ALLIANCE_KEY + a.name: (points_compute.alliance_sums(a, rows, scored, PATIENT_PAID),
+    return {ALLIANCE_KEY + a.name: (points_compute.alliance_sums_aligned(a, rows, scored,
+                                                                         PATIENT_PAID),
                                     {})
             for a in plan.provider.alliances}
 

@@ -26,8 +26,10 @@ cdef enum:
     FLAG = 4         # the bool column equals the value (``bound``), value not null
 
 
-cdef inline bint in_spans(int32_t rank, const int32_t[:] lo, const int32_t[:] hi,
+cdef inline bint in_spans(int32_t rank, const int32_t* lo, const int32_t* hi,
                           int64_t a, int64_t b) noexcept nogil:
+    # pointers, not memoryview slices: a slice passed by value takes and drops a reference
+    # (an atomic operation) on every call, once per code of every claim
     cdef int64_t s
     if rank < 0:
         return False
@@ -39,21 +41,22 @@ cdef inline bint in_spans(int32_t rank, const int32_t[:] lo, const int32_t[:] hi
 
 cdef class Conditions:
     """Condition records, rows and the segment index of one table over one batch (see
-    ``table._compiled``); every array is read-only here."""
-    cdef const int8_t[:] kind           # condition -> its kind (above)
-    cdef const int32_t[:] column        # condition -> its column's slot among its kind's
-    cdef const int64_t[:] span_ptr      # condition -> its spans [span_ptr[c], span_ptr[c+1])
-    cdef const int32_t[:] span_lo       # span -> first rank in it
-    cdef const int32_t[:] span_hi       # span -> rank after its last
-    cdef const int64_t[:] int_lo        # INT_BAND: lower end (when has_lo)
-    cdef const int64_t[:] int_hi        # INT_BAND: upper end, excluded (when has_hi)
-    cdef const uint8_t[:] bound         # INT_BAND: bit 0 has_lo, bit 1 has_hi; FLAG: value
-    cdef const int64_t[:] row_ptr       # row -> its conditions [row_ptr[r], row_ptr[r+1])
-    cdef const int32_t[:] row_conds     # the conditions of every row, the indexed one left out
-    cdef const int64_t[:] seg_ptr       # segment -> its rows [seg_ptr[s], seg_ptr[s+1])
-    cdef const int32_t[:] seg_rows      # rows per segment, ascending
-    cdef const int32_t[:] global_rows   # rows that do not read the indexed column, ascending
-    cdef const int32_t[:] seg_of_rank   # indexed column rank -> its segment
+    ``table._compiled``); every array is read-only here and C-contiguous (typed ``[::1]``:
+    an element is read without a stride multiplication)."""
+    cdef const int8_t[::1] kind           # condition -> its kind (above)
+    cdef const int32_t[::1] column        # condition -> its column's slot among its kind's
+    cdef const int64_t[::1] span_ptr      # condition -> its spans [span_ptr[c], span_ptr[c+1])
+    cdef const int32_t[::1] span_lo       # span -> first rank in it
+    cdef const int32_t[::1] span_hi       # span -> rank after its last
+    cdef const int64_t[::1] int_lo        # INT_BAND: lower end (when has_lo)
+    cdef const int64_t[::1] int_hi        # INT_BAND: upper end, excluded (when has_hi)
+    cdef const uint8_t[::1] bound         # INT_BAND: bit 0 has_lo, bit 1 has_hi; FLAG: value
+    cdef const int64_t[::1] row_ptr       # row -> its conditions [row_ptr[r], row_ptr[r+1])
+    cdef const int32_t[::1] row_conds     # the conditions of every row, the indexed one left out
+    cdef const int64_t[::1] seg_ptr       # segment -> its rows [seg_ptr[s], seg_ptr[s+1])
+    cdef const int32_t[::1] seg_rows      # rows per segment, ascending
+    cdef const int32_t[::1] global_rows   # rows that do not read the indexed column, ascending
+    cdef const int32_t[::1] seg_of_rank   # indexed column rank -> its segment
 
     def __init__(self, kind, column, span_ptr, span_lo, span_hi, int_lo, int_hi, bound,
                  row_ptr, row_conds, seg_ptr, seg_rows, global_rows, seg_of_rank):
@@ -67,15 +70,15 @@ cdef class Conditions:
 
 cdef class Columns:
     """The batch's columns as the loop reads them: one row of each 2-D array per column."""
-    cdef const int32_t[:, :] code_rank   # [code column, claim] rank of the value, -1 null
-    cdef const int64_t[:, :] list_start  # [list column, claim] first code in ``list_rank``
-    cdef const int64_t[:, :] list_end    # [list column, claim] after its last code
-    cdef const int32_t[:] list_rank      # every list column's codes, ranks, -1 null
-    cdef const int64_t[:, :] ints        # [int column, claim] value (0 when null)
-    cdef const uint8_t[:, :] int_valid   # [int column, claim] 1 when not null
-    cdef const uint8_t[:, :] flags       # [flag column, claim] value
-    cdef const uint8_t[:, :] flag_valid  # [flag column, claim] 1 when not null
-    cdef const int32_t[:] index_rank     # the indexed column's rank per claim (-1: null/none)
+    cdef const int32_t[:, ::1] code_rank   # [code column, claim] rank of the value, -1 null
+    cdef const int64_t[:, ::1] list_start  # [list column, claim] first code in ``list_rank``
+    cdef const int64_t[:, ::1] list_end    # [list column, claim] after its last code
+    cdef const int32_t[::1] list_rank      # every list column's codes, ranks, -1 null
+    cdef const int64_t[:, ::1] ints        # [int column, claim] value (0 when null)
+    cdef const uint8_t[:, ::1] int_valid   # [int column, claim] 1 when not null
+    cdef const uint8_t[:, ::1] flags       # [flag column, claim] value
+    cdef const uint8_t[:, ::1] flag_valid  # [flag column, claim] 1 when not null
+    cdef const int32_t[::1] index_rank     # the indexed column's rank per claim (-1: null/none)
 
     def __init__(self, code_rank, list_start, list_end, list_rank, ints, int_valid, flags,
                  flag_valid, index_rank):
@@ -90,10 +93,10 @@ cdef bint holds(Conditions t, Columns c, int32_t cond, int64_t i) noexcept nogil
     cdef int64_t j, a = t.span_ptr[cond], b = t.span_ptr[cond + 1]
     cdef uint8_t bound
     if kind == CODE_SPANS:
-        return in_spans(c.code_rank[col, i], t.span_lo, t.span_hi, a, b)
+        return in_spans(c.code_rank[col, i], &t.span_lo[0], &t.span_hi[0], a, b)
     if kind == LIST_ANY:
         for j in range(c.list_start[col, i], c.list_end[col, i]):
-            if in_spans(c.list_rank[j], t.span_lo, t.span_hi, a, b):
+            if in_spans(c.list_rank[j], &t.span_lo[0], &t.span_hi[0], a, b):
                 return True
         return False
     if kind == NO_CODES:
@@ -144,7 +147,7 @@ cdef int32_t first_row(Conditions t, Columns c, int64_t i) noexcept nogil:
 def first_rows(Conditions t, Columns c, int64_t n):
     """int64 array: the first matching row of each of the n claims, -1 for none."""
     out = np.empty(n, dtype=np.int64)
-    cdef int64_t[:] o = out
+    cdef int64_t[::1] o = out
     cdef int64_t i
     with nogil:
         for i in range(n):

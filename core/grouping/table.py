@@ -43,7 +43,8 @@ np, pa, pc = lazy_module("numpy"), lazy_module("pyarrow"), lazy_module("pyarrow.
 
 __all__ = ["DxPrefix", "DxRange", "ProcAny", "ProcAll", "NoProcedure", "SettingIn", "IntBand",
            "Flag", "Row", "DecisionRow", "DecisionTable", "STATUSES", "CSV_LAYOUT",
-           "group_table", "group_table_reference", "analyse", "load_decision_table_csv",
+           "group_table", "group_table_coded", "table_groups", "group_table_reference",
+           "analyse", "load_decision_table_csv",
            "DecisionTableError", "age_band", "code_in_range", "range_empty", "item_matches"]
 
 OK, DEFAULT, UNMATCHED = "ok", "default", "unmatched"
@@ -339,6 +340,17 @@ class _SortedCodes:
         self.rank[len(dictionary)] = len(dictionary)  # the null slot: after every value
         codes = dictionary.take(pa.array(by_code)).to_pylist()
         self.codes = codes[:len(codes) - dictionary.null_count]  # nulls sort last
+        self.has_nul = "\x00" in "".join(self.codes)  # numpy strings cannot hold these
+        self.rank_null_last = self.rank.astype(np.int32)  # _null_last: per value index
+        self.rank_null_last[len(dictionary)] = -1
+        self._array = None
+
+    @property
+    def array(self) -> np.ndarray:
+        """The sorted values as a numpy string array (built once per batch and column)."""
+        if self._array is None:
+            self._array = np.array(self.codes, dtype=str) if self.codes else np.zeros(0, "<U1")
+        return self._array
 
     def span(self, lo: str, hi: str) -> tuple:
         """Ranks [a, b) of the values with ``lo <= value`` and ``value[:len(hi)] <= hi``."""
@@ -371,17 +383,44 @@ class _SortedCodes:
         return out
 
 
-def _result(table: DecisionTable, row_idx: np.ndarray) -> pa.Table:
-    """Result columns from the matching row index per claim (-1: none)."""
-    groups = [r.group for r in table.rows] + [table.default]
-    matched = row_idx >= 0
-    pick = np.where(matched, row_idx, len(table.rows))
+def table_groups(table: DecisionTable) -> tuple:
+    """(the table's distinct groups, rows' first then the default's, in first-use order;
+    int32 per row and one more slot for "no row": its group's position, -1 for none). A
+    claim's group is then one integer: ``group_table_coded`` writes it so."""
+    groups: dict = {}
+    for row in table.rows:
+        groups.setdefault(row.group, len(groups))
+    if table.default is not None:
+        groups.setdefault(table.default, len(groups))
+    of_row = [groups[r.group] for r in table.rows]
+    of_row.append(-1 if table.default is None else groups[table.default])
+    return tuple(groups), np.array(of_row, np.int32)
+
+
+def _coded_result(table: DecisionTable, row_idx: np.ndarray) -> pa.Table:
+    """Result columns from the matching row index per claim (-1: none), the group and the
+    status as dictionary arrays (int32 codes into the table's distinct groups and into
+    ``STATUSES``): no string is built per claim."""
+    groups, group_of_row = _table_plan(table).groups
+    group = group_of_row[row_idx]  # row -1 (none) reads the last slot: the default's
+    unmatched = row_idx < 0
     no_row = STATUSES.index(DEFAULT if table.default is not None else UNMATCHED)
-    status = np.where(matched, STATUSES.index(OK), no_row)
-    return pa.table([pc.take(pa.array(groups, pa.string()), pa.array(pick)),
-                     pc.take(pa.array(STATUSES, pa.string()), pa.array(status)),
-                     pa.array(row_idx + 1, pa.int32(), mask=~matched)],
-                    schema=pa.schema(list(table.columns())))
+    status = np.where(unmatched, np.int32(no_row), np.int32(STATUSES.index(OK)))
+    names = [name for name, _ in table.columns()]
+    no_group = group < 0 if table.default is None else None  # with a default: never
+    return pa.table({
+        names[0]: pa.DictionaryArray.from_arrays(pa.array(group, pa.int32(), mask=no_group),
+                                                 pa.array(groups, pa.string())),
+        names[1]: pa.DictionaryArray.from_arrays(pa.array(status, pa.int32()),
+                                                 pa.array(STATUSES, pa.string())),
+        names[2]: pa.array(row_idx + 1, pa.int32(), mask=unmatched)})
+
+
+def decoded(coded: pa.Table) -> pa.Table:
+    """A table with every dictionary column as its plain value type (each value's text
+    taken from the small dictionary once per claim)."""
+    return pa.table({name: col.cast(col.type.value_type) if pa.types.is_dictionary(col.type)
+                     else col for name, col in zip(coded.column_names, coded.columns)})
 
 
 # -- compiled evaluation (the loop is _table.pyx) ---------------------------------------------
@@ -406,12 +445,20 @@ def group_table(table: DecisionTable, claims: pa.Table) -> pa.Table:
     (null when no row matched). An empty batch gives an empty result; a column a condition
     reads but the claims lack raises ``KeyError``; bad codes or values never raise.
     """
+    return decoded(group_table_coded(table, claims))
+
+
+def group_table_coded(table: DecisionTable, claims: pa.Table) -> pa.Table:
+    """``group_table`` with the group and the status as dictionary arrays: int32 codes into
+    the table's distinct groups (``table_groups``) and into ``STATUSES``. Provider payment
+    carries the codes through points and case classes (core/provider.py) and builds each
+    text once per claim only when the results are assembled."""
     from ._table import first_rows
     view = _Claims(claims, table)
     if view.n == 0:
-        return _result(table, np.zeros(0, np.int64))
+        return _coded_result(table, np.zeros(0, np.int64))
     conditions, columns = _table_plan(table).compile(view)
-    return _result(table, first_rows(conditions, columns, view.n))
+    return _coded_result(table, first_rows(conditions, columns, view.n))
 
 
 def _index_column(table: DecisionTable):
@@ -454,10 +501,9 @@ class _Spans:
         """(first rank, rank after the last) of every span over the batch's sorted values:
         binary searches over all spans at once (numpy) — per length of ``hi`` once, on the
         values cut to that length (cutting keeps them sorted)."""
-        values = np.array(codes.codes, dtype=str) if codes.codes else np.zeros(0, "<U1")
-        if any("\x00" in v for v in (*self.lo, *self.hi)) or any("\x00" in v for v in
-                                                                  codes.codes):
+        if codes.has_nul or any("\x00" in v for v in (*self.lo, *self.hi)):
             return _python_ranks(self, codes)  # numpy strings drop trailing NULs
+        values = codes.array
         lo = np.searchsorted(values, np.array(self.lo, dtype=str), side="left")
         hi = np.zeros(len(self.hi), np.int64)
         exact = np.array(self.exact, bool)
@@ -485,6 +531,7 @@ class _TablePlan:
     condition. A batch then only ranks its values and searches the spans (``compile``)."""
 
     def __init__(self, table: DecisionTable):
+        self.groups = table_groups(table)
         self.index = _index_column(table)
         self.slots = {"code": {}, "list": {}, "int": {}, "flag": {}}
         self.kind, self.column, self.int_lo, self.int_hi, self.bound = [], [], [], [], []
@@ -634,11 +681,8 @@ def _code_rank(view: "_Claims", name: str) -> np.ndarray:
 
 def _null_last(codes: "_SortedCodes", value_idx: np.ndarray) -> np.ndarray:
     """The ranks of values (indices into the dictionary) as int32, the null slot (the rank
-    after every value, ``_SortedCodes``) as -1."""
-    rank = codes.rank[value_idx]
-    out = rank.astype(np.int32)
-    out[rank == len(codes.rank) - 1] = -1
-    return out
+    after every value, ``_SortedCodes``) as -1: one gather from the small table of ranks."""
+    return codes.rank_null_last[value_idx]
 
 
 def _segments(owner: np.ndarray, lo: np.ndarray, hi: np.ndarray, global_rows: np.ndarray,

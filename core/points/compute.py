@@ -109,18 +109,39 @@ def lookup(keys: pa.Array, pairs: tuple, default: int = 0):
 
 
 def test_mask(claims: pa.Table, tests: tuple) -> np.ndarray:
-    """Conjunction of ``Test``s; a null value fails its test."""
+    """Conjunction of ``Test``s; a null value fails its test. A dictionary column (a
+    ``setting`` read as categories, a decision table's group codes) is tested once per
+    distinct value and the answers gathered by the claims' codes."""
     mask = np.ones(claims.num_rows, bool)
     for t in tests:
         col = column(claims, t.column)
-        if t.op in ("in", "not in"):
-            hit = pc.is_in(col, value_set=pa.array(list(t.value), col.type))
-            if t.op == "not in":
-                hit = pc.if_else(pc.is_null(col), False, pc.invert(hit))
+        if pa.types.is_dictionary(col.type):
+            mask &= _dictionary_hits(col, t)
         else:
-            hit = _CMP[t.op](col, pa.scalar(t.value, col.type))
-        mask &= pc.fill_null(hit, False).to_numpy(zero_copy_only=False)
+            mask &= _hits(col, t)
     return mask
+
+
+def _hits(values, t) -> np.ndarray:
+    """bool per value: does it pass ``t``? (null: no)"""
+    if t.op in ("in", "not in"):
+        hit = pc.is_in(values, value_set=pa.array(list(t.value), values.type))
+        if t.op == "not in":
+            hit = pc.if_else(pc.is_null(values), False, pc.invert(hit))
+    else:
+        hit = _CMP[t.op](values, pa.scalar(t.value, values.type))
+    return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), bool)
+
+
+def _dictionary_hits(col: pa.ChunkedArray, t) -> np.ndarray:
+    """``_hits`` of a dictionary column: per chunk the test on its dictionary, then one
+    gather by the codes (a null code: the extra slot, which fails)."""
+    out = [np.zeros(0, bool)]
+    for chunk in col.chunks:
+        on_values = np.append(_hits(chunk.dictionary, t), False)
+        codes = chunk.indices.fill_null(len(chunk.dictionary))
+        out.append(on_values[codes.to_numpy(zero_copy_only=False)])
+    return np.concatenate(out)
 
 
 def pool_of(plan: PointsPlan, pool) -> Pool:
@@ -184,10 +205,13 @@ EVERY_PAIR = 1 << 16   # up to this many possible pairs, every one is looked up 
 
 def _encoded_as_text(claims: pa.Table, name: str) -> tuple:
     """``_encoded(texts(claims, name))``, with a non-text column numbered as it is and only
-    its distinct values turned into text (hospital levels: no million int-to-string casts)."""
+    its distinct values turned into text (hospital levels: no million int-to-string casts;
+    a dictionary column: its own codes, no million texts decoded and hashed again)."""
     col = column(claims, name)
-    if pa.types.is_string(col.type) or pa.types.is_dictionary(col.type):
+    if pa.types.is_string(col.type):
         return _encoded(texts(claims, name))
+    if pa.types.is_dictionary(col.type):
+        col = col.unify_dictionaries()
     idx, dictionary = _encoded(col.combine_chunks() if col.num_chunks != 1 else col.chunk(0))
     return idx, dictionary.cast(pa.string())
 
@@ -245,9 +269,8 @@ def score_pass(pool: Pool, claims: pa.Table, groups: pa.Array) -> tuple:
     (point-method.md §2). A value beyond int64 is an ``OverflowError`` naming the claim."""
     idx, dictionary = _encoded(groups)
     base, has_base, avg, t_high, has_t, per_day, is_bed = group_numbers(pool, dictionary)
-    grouped = (has_base | is_bed).astype(bool)[idx]  # the claims readmission looks at
-    readmit = (readmitted(pool, claims, grouped).astype(np.uint8) if pool.readmission
-               else _NONE_FLAGS)
+    readmit = (readmitted(pool, claims, (has_base | is_bed).astype(bool)[idx])  # grouped
+               .astype(np.uint8) if pool.readmission else _NONE_FLAGS)
     review, is_review = (lookup(texts(claims, "claim_id"), pool.review) if pool.review
                          else (_NONE_INTS, _NONE_FLAGS))
     adjusted = adjustment_tests(pool, claims)
@@ -360,19 +383,30 @@ def with_pool_group(pool: Pool, claims: pa.Table) -> pa.Table:
     return claims
 
 
-def score(plan: PointsPlan, pool, claims: pa.Table) -> tuple:
+def score(plan: PointsPlan, pool, claims: pa.Table, members: bool = False) -> tuple:
     """(the pool's claims, their groups, class codes, points, adjustment tests) of the claims
     that belong to ``pool``: ``claim_points`` without building its table
     (``adjustment_names`` turns the tests into its names). Claims that all belong (the
-    provider's members) are not copied by a filter."""
+    provider's members) are not copied by a filter; ``members``: the caller has already
+    picked the claims the pool applies to (core/provider.py), so they are not tested again."""
     pool = pool_of(plan, pool)
-    mask = test_mask(claims, pool.applies)
-    if not mask.all():
+    mask = None if members else test_mask(claims, pool.applies)
+    if mask is not None and not mask.all():
         claims = claims.filter(pa.array(mask))
     claims = with_pool_group(pool, claims)
-    groups = texts(claims, pool.group_column)
+    groups = group_keys(claims, pool.group_column)
     code, points, adjusted = score_pass(pool, claims, groups)
     return claims, groups, code, points, adjusted
+
+
+def group_keys(claims: pa.Table, name: str) -> pa.Array:
+    """The group column as the keys of the pool's tables: a dictionary of text (a decision
+    table's codes, core/provider.py) as it is, so the groups are numbered by its codes and
+    no claim's text is hashed; any other column as text (``texts``)."""
+    col = column(claims, name)
+    if not (pa.types.is_dictionary(col.type) and pa.types.is_string(col.type.value_type)):
+        return texts(claims, name)
+    return col.chunk(0) if col.num_chunks == 1 else col.unify_dictionaries().combine_chunks()
 
 
 def case_classes(code: np.ndarray) -> pa.Array:
@@ -389,7 +423,7 @@ def claim_points(plan: PointsPlan, pool, claims: pa.Table) -> pa.Table:
         "claim_id": texts(claims, "claim_id"),
         "pool": pa.repeat(pa.scalar(pool.name, pa.string()), claims.num_rows),
         "hospital_id": texts(claims, "hospital_id"),
-        "group": groups,
+        "group": groups.cast(pa.string()),
         "case_class": case_classes(code),
         "points": pa.array(points, pa.int64()),
         "adjustments": names,
@@ -495,10 +529,32 @@ def month_sums(pool: Pool, rows: pa.Table, hospital: pa.ChunkedArray, cost: np.n
 def alliance_sums(alliance, claims: pa.Table, scored: pa.Table, patient_paid: str) -> dict:
     """医共体: {"<alliance>\x1f<pool>": {points, paid, total, n}} over the valued claims of the
     alliance's pools whose ``alliance.column`` is not null (wherever they were treated)."""
-    scored = scored.filter(pc.is_in(scored["pool"], value_set=pa.array(list(alliance.pools),
-                                                                       pa.string())))
-    scored = scored.filter(pc.not_equal(scored["case_class"], "ungrouped"))
+    scored = scored.filter(_alliance_rows(alliance, scored))
     rows = claims.take(pc.index_in(scored["claim_id"], value_set=texts(claims, "claim_id")))
+    return _alliance_sums(alliance, rows, scored, patient_paid)
+
+
+def alliance_sums_aligned(alliance, claims: pa.Table, scored: pa.Table,
+                          patient_paid: str) -> dict:
+    """``alliance_sums`` when row k of ``claims`` is the claim of row k of ``scored`` (the
+    year's rows, core/provider.py): the alliance's rows picked by one mask from both, no
+    claim looked up by its id."""
+    if claims.num_rows != scored.num_rows:
+        raise ValueError("alliance_sums_aligned: claims and scored rows differ in number")
+    keep = _alliance_rows(alliance, scored)
+    return _alliance_sums(alliance, claims.filter(keep), scored.filter(keep), patient_paid)
+
+
+def _alliance_rows(alliance, scored: pa.Table) -> pa.Array:
+    """bool per scored row: a valued claim of one of the alliance's pools."""
+    in_pools = pc.is_in(scored["pool"], value_set=pa.array(list(alliance.pools), pa.string()))
+    valued = pc.not_equal(scored["case_class"], "ungrouped")
+    return pc.fill_null(pc.and_(in_pools, valued), False)
+
+
+def _alliance_sums(alliance, rows: pa.Table, scored: pa.Table, patient_paid: str) -> dict:
+    """``alliance_sums`` over the alliance's valued rows, row k of ``rows`` the claim of row
+    k of ``scored``."""
     member = texts(rows, alliance.column)
     keep = pc.is_valid(member)
     frame = pa.table({

@@ -54,10 +54,18 @@ def largest_remainder(shares: dict) -> dict:
     thousands of hospitals' shares took about a second)."""
     fractions = {k: Fraction(v) for k, v in shares.items()}
     d = math.lcm(*(f.denominator for f in fractions.values())) if fractions else 1
-    num = {k: f.numerator * (d // f.denominator) for k, f in fractions.items()}
-    total = Fraction(sum(num.values()), d)
+    return split_over({k: f.numerator * (d // f.denominator) for k, f in fractions.items()}, d)
+
+
+def split_over(num: dict, d: int) -> dict:
+    """``largest_remainder`` of the shares ``num[k] / d`` (ints over one positive common
+    denominator, not necessarily in lowest terms): scaling every share's numerator and the
+    denominator by one factor changes neither the floors nor the order of the remainders,
+    so the split is the same. Callers that know the denominator (a pool's point value)
+    need no Fraction per hospital."""
+    total = sum(num.values())
     sign = -1 if total < 0 else 1
-    target = abs(round_half_up(total))
+    target = abs(money.round_half_up(total, d))
     out = {k: abs(n) // d for k, n in num.items()}  # the floor of |share|
     order = sorted(num, key=lambda k: (-(abs(num[k]) % d), k))
     for k in order[:target - sum(out.values())]:
@@ -167,10 +175,11 @@ def _split_by_points(pool: Pool, per_h: dict, g: int, paid_pv: int, points_pv: i
     points[h] × PV and the surplus/overrun by unsigned points, each split by largest
     remainder (a negative amount as its magnitude, then negated)."""
     pv = point_value(pool, g, paid_pv, points_pv)
-    value = largest_remainder({h: r["points"] * pv / POINT_SCALE for h, r in per_h.items()})
-    shares = largest_remainder(
-        {h: Fraction(shared * r["points_pv"], points_pv) if points_pv else Fraction(0)
-         for h, r in per_h.items()})
+    value = split_over({h: r["points"] * pv.numerator for h, r in per_h.items()},
+                       pv.denominator * POINT_SCALE)
+    sign = -1 if points_pv < 0 else 1  # split_over wants a positive denominator
+    shares = split_over({h: sign * shared * r["points_pv"] if points_pv else 0
+                         for h, r in per_h.items()}, abs(points_pv) or 1)
     return pv, value, shares
 
 
@@ -273,7 +282,8 @@ def capitation(pool: Pool, signed_pts: dict, pv: Fraction):
         return {}, {}
     cap = pool.capitation
     budget = {str(i): cap.per_head * persons for i, persons in cap.signed}
-    used = largest_remainder({i: p * pv / POINT_SCALE for i, p in signed_pts.items()})
+    used = split_over({i: p * pv.numerator for i, p in signed_pts.items()},
+                      pv.denominator * POINT_SCALE)
     return budget, used
 
 

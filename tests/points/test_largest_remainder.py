@@ -41,3 +41,17 @@ def test_thousands_of_hospitals_on_one_point_value():
     got = largest_remainder(shares)
     assert got == fraction_split(shares)
     assert sum(got.values()) == round_half_up(sum(shares.values(), Fraction(0)))
+
+
+@given(st.dictionaries(st.text("abcH0123", min_size=1, max_size=4),
+                       st.integers(0, 10**12), max_size=40),
+       st.integers(1, 10**9), st.integers(1, 10**6), st.booleans())
+def test_split_over_a_known_denominator_equals_the_fraction_split(num, d, scale, negative):
+    """settle.split_over takes every share as an int over one denominator, not in lowest
+    terms (a pool's point value's numerator × points over its denominator × 10^4): scaled
+    numerators and denominator give the same split as the Fractions."""
+    from yibao.core.points.settle import split_over
+    sign = -1 if negative else 1
+    shares = {k: Fraction(sign * n, d) for k, n in num.items()}
+    assert split_over({k: sign * n * scale for k, n in num.items()}, d * scale) == \
+        fraction_split(shares)
