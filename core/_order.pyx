@@ -301,3 +301,34 @@ def gather(strings, order):
         gathered_bytes(&offs[0], &data[0], &rows[0] if n else NULL, n, &at[0], &out[0])
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(at_arr),
                                                   pa.py_buffer(out_arr[:total])])
+
+
+# -- a key-led walk of the settlement order -----------------------------------------------------
+
+def key_walk(ids, order, int64_t count):
+    """Positions of ``order`` (int64, prep rows in settlement order) sorted stably by the key
+    id of their row (``ids``: int64 per prep row, each in 0 … count − 1): (key id, discharge
+    date, claim id) order, since ``order`` is in (date, claim id) order. A counting sort,
+    O(n + count), in C without the GIL."""
+    cdef const int64_t[::1] key = np.ascontiguousarray(ids, dtype=np.int64)
+    cdef const int64_t[::1] rows = np.ascontiguousarray(order, dtype=np.int64)
+    cdef int64_t n = len(rows), t, k, at
+    out = np.empty(n, dtype=np.int64)
+    nexts = np.zeros(count + 1, dtype=np.int64)
+    cdef int64_t[::1] walk = out
+    cdef int64_t[::1] next_at = nexts
+    if len(key) != n:
+        raise ValueError(f"key_walk: {len(key)} key ids for {n} rows")
+    if n == 0:
+        return out
+    with nogil:
+        for t in range(n):  # how many rows each key has, shifted by one (row order: the
+            next_at[key[t] + 1] += 1  # same counts, read front to back)
+        for k in range(count):  # where each key's first row goes
+            next_at[k + 1] += next_at[k]
+        for t in range(n):
+            k = key[rows[t]]
+            at = next_at[k]
+            next_at[k] = at + 1
+            walk[at] = t
+    return out
