@@ -285,11 +285,12 @@ def _claims_in_order(raw: pa.Table, order: np.ndarray, columns) -> pa.Table:
 def _identity_in_order(prep: Prepared, order: np.ndarray) -> pa.Table:
     """claim_id and the identity columns (settlement.IDENTITY) of the prepared rows in
     ``order``: the results' only string gathers, each column gathered once (in C: _order).
-    ``_settle_plan`` gathers them after the kernel, once the prepared columns, key ids and
-    accumulators are let go: gathered beside the kernel (as before issue 14's memory work)
-    they were held with all of those, and the peak was theirs and the identity's together
-    (2M claims, reference policy: peak RSS growth 3.2× the input columns → 2.4×, loaded
-    machine), for ~0.1 s of wall time the second core no longer hides."""
+    In memory (``settle``) ``_settle_plan`` gathers them after the kernel, once the prepared
+    columns, key ids and accumulators are let go: gathered beside the kernel they were held
+    with all of those (2M claims, reference policy, loaded machine: peak RSS growth 3.2× the
+    input columns → 2.4–2.5×), for ~0.1 s of wall time the second core no longer hides. A
+    run's piece (``settle_by_bucket``'s one-sort path) still gathers them beside the kernel:
+    there ``--memory-limit`` sizes the pieces and the wall time is the target."""
     fields = identity_fields(prep.raw.schema)
     columns = [gather(prep.claim_id, order)] + [gather(prep.raw.column(f.name), order)
                                                  for f in fields]
@@ -391,12 +392,16 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
     prep = run_validators(plan, prepare(plan, claims), registry)
     input_rows = prep.n + len(prep.rejects)
     order, keys = _order_and_keys(plan, prep, lead)
+    identity = None if lead is None else _beside(prep.n, "identity", _identity_in_order,
+                                                 prep, order)
     provider = plan.provider is not None or bool(plan.groupers)
     run = ChunkedSettlement(plan, prep, registry, order, keys,
                             keep_columns=("total",) if provider else ())
     del prep, keys  # the run holds them, and lets go of them when it ends
     run.run(progress=progress)
-    results, order = run.results(_identity_in_order(run.prep, order))
+    results, order = run.results(identity() if identity is not None else
+                                 _identity_in_order(run.prep, order))
+    del identity
     rejects = run.rejected().rejects
     check_invariants(plan, results)
     raw = run.prep.raw
