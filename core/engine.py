@@ -31,10 +31,10 @@ from .partition import bucket_order
 from .plan import PERSON, Column, Plan, layer_exprs, walk
 from .policy import Policy
 from .registry import default_registry
-from .settlement import (BatchResult, SettlementError, check_invariants, check_versions,  # noqa: F401
-                         choose_versions, concat_results, identity_fields, renumber_rejects,
-                         result_schema, run_stages, run_validators, sorted_rejects,
-                         with_fen_total, with_identity)
+from .settlement import (IDENTITY, BatchResult, SettlementError,  # noqa: F401
+                         check_invariants, check_versions, choose_versions, concat_results,
+                         identity_fields, renumber_rejects, result_schema, run_stages,
+                         run_validators, sorted_rejects, with_fen_total, with_identity)
 from .vector import Evaluator
 
 
@@ -392,9 +392,11 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
     prep = run_validators(plan, prepare(plan, claims), registry)
     input_rows = prep.n + len(prep.rejects)
     order, keys = _order_and_keys(plan, prep, lead)
+    provider = plan.provider is not None or bool(plan.groupers)
+    acting = any(stage.acts(context) for stage in registry.stages)
+    prep = _raw_kept(prep, acting or provider)
     identity = None if lead is None else _beside(prep.n, "identity", _identity_in_order,
                                                  prep, order)
-    provider = plan.provider is not None or bool(plan.groupers)
     run = ChunkedSettlement(plan, prep, registry, order, keys,
                             keep_columns=("total",) if provider else ())
     del prep, keys  # the run holds them, and lets go of them when it ends
@@ -405,7 +407,7 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
     rejects = run.rejected().rejects
     check_invariants(plan, results)
     raw = run.prep.raw
-    if any(stage.acts(context) for stage in registry.stages):  # no gather for idle stages
+    if acting:  # no gather for idle stages
         claims_in_order = _claims_in_order(raw, order, _stage_columns(registry))
         results = run_stages(plan, results, claims_in_order, registry, context)
     if provider:
@@ -418,6 +420,18 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
     # the input row of each result: supervision reads the claims by it (no id lookup)
     return BatchResult(results, rejects_table(rejects), input_rows,
                        _input_rows(run.prep.rows, order, input_rows))
+
+
+def _raw_kept(prep: Prepared, keep_all: bool) -> Prepared:
+    """``prep`` with only the input columns the results read once the keys are hashed:
+    claim_id and the identity columns (all of them when plugin stages or a provider part,
+    which read claim columns, run). The rest go before the kernel runs: the columns
+    ``prepare`` decoded from dictionaries (a tier, a setting: 28 MiB for 2M claims) were held
+    to the end otherwise; the others are the caller's own."""
+    if keep_all:
+        return prep
+    names = [c for c in prep.raw.column_names if c == "claim_id" or c in IDENTITY]
+    return replace(prep, raw=prep.raw.select(names))
 
 
 def _input_rows(rows: np.ndarray, order: np.ndarray, input_rows: int) -> np.ndarray:
