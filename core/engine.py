@@ -322,6 +322,18 @@ def _order_and_keys(plan: Plan, prep: Prepared, lead=None) -> tuple:
     return order, _keys_numbered_along(keys(), order, lead)
 
 
+def _order_keys_and_identity(plan: Plan, prep: Prepared, lead=None) -> tuple:
+    """``_order_and_keys``, and for a run's piece (``lead`` given) a function waiting for the
+    identity table of the order (``_identity_in_order``): its gathers start as soon as the
+    order is known, beside the rest of the key hashing and then the kernel. In memory (no
+    lead) the identity is None: ``_settle_plan`` gathers it after the kernel (peak memory)."""
+    keys = _beside(prep.n, "keys", _keys, plan, prep)
+    order = _run_order(prep, lead)
+    identity = None if lead is None else _beside(prep.n, "identity", _identity_in_order,
+                                                 prep, order)
+    return order, _keys_numbered_along(keys(), order, lead), identity
+
+
 def _run_order(prep: Prepared, lead) -> np.ndarray:
     """The prepared rows in settlement order, led by ``lead`` of each row's input row when
     given: (lead, discharge_date, claim_id), one sort (lower.settlement_order)."""
@@ -391,12 +403,10 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
     registry = registry or default_registry()
     prep = run_validators(plan, prepare(plan, claims), registry)
     input_rows = prep.n + len(prep.rejects)
-    order, keys = _order_and_keys(plan, prep, lead)
+    order, keys, identity = _order_keys_and_identity(plan, prep, lead)
     provider = plan.provider is not None or bool(plan.groupers)
     acting = any(stage.acts(context) for stage in registry.stages)
     prep = _raw_kept(prep, acting or provider)
-    identity = None if lead is None else _beside(prep.n, "identity", _identity_in_order,
-                                                 prep, order)
     run = ChunkedSettlement(plan, prep, registry, order, keys,
                             keep_columns=("total",) if provider else ())
     del prep, keys  # the run holds them, and lets go of them when it ends
