@@ -4,9 +4,11 @@ gather of the results' string columns into that order (``gather``, at the end).
 
 ``lead`` (a run's bucket, or none) and the discharge day are packed into one integer, the
 *group*: ``(lead - min lead) * day span + (day - first day)`` (core/lower.py). Rows are put in
-group order by an LSD radix sort of the group (stable, so rows of one group stay in row order;
-as few passes as 16-bit digits allow, each as narrow as possible so its counts stay in cache;
-a digit every row shares costs no pass). A group holds the claims of one day (of one bucket):
+group order stably (rows of one group stay in row order): groups of up to 16 bits (date order
+over up to 179 years, most bucket orders) by counting, moving only the row numbers (8 bytes a
+row: peak memory, issue 14); wider ones by an LSD radix sort of (group, row) entries (as few
+passes as 16-bit digits allow, each as narrow as possible so its counts stay in cache; a digit
+every row shares costs no pass). A group holds the claims of one day (of one bucket):
 a few thousand in date order, one or two in a run's bucket order. Each group is then sorted by
 claim id: first by an integer key made of 8 bytes of the id (after ``skip`` bytes every id
 shares, big-endian, zero-padded: integer order is byte order where the keys differ) — by
@@ -213,20 +215,9 @@ def sort_rows(offsets, data, int64_t skip, group, int bits):
     out = np.arange(n, dtype=np.int64)
     if n < 2:
         return out
-    # the passes: as few as 16-bit digits allow, each as narrow as they can be (counts that
-    # stay in cache)
-    cdef int passes = max(1, (bits + 15) // 16)
-    cdef int width = max(1, (bits + passes - 1) // passes)
-    buffers = np.empty((2, n, 2), dtype=np.uint64)  # two Entry arrays (key, row)
-    counts = np.empty(max(1 << width, 256), dtype=np.int64)
-    cdef uint64_t[:, :, ::1] entries = buffers
-    cdef int64_t[::1] count = counts
-    cdef int64_t[::1] rows = out
-    cdef Entry* a = <Entry*>&entries[0, 0, 0]
-    cdef Entry* tmp = <Entry*>&entries[1, 0, 0]
-    cdef Entry* swap
     keys_arr = np.empty(n, dtype=np.uint64)
     cdef uint64_t[::1] keys = keys_arr
+    cdef int64_t[::1] rows = out
     cdef Ids ids
     ids.offsets = &offs[0]
     ids.data = &raw[0]
@@ -234,6 +225,88 @@ def sort_rows(offsets, data, int64_t skip, group, int bits):
     with nogil:
         for i in range(n):
             keys[i] = id_key(ids, i, skip)
+    if bits <= COUNTED_BITS:
+        by_counted_groups(ids, &g[0], n, bits, &rows[0], skip)
+    else:
+        by_radix_groups(ids, &g[0], n, bits, &rows[0], skip)
+    return out
+
+
+cdef enum:
+    COUNTED_BITS = 16  # groups of up to this many bits (date order: 179 years of days) are
+    # counted into place, moving the rows alone: 8 bytes a row, where the radix sort of
+    # (group, row) entries takes 32 (two 16-byte entry arrays; 61 MiB for 2M claims)
+
+
+cdef int64_t place_by_group(const uint64_t* g, int64_t n, int64_t groups, int64_t* end,
+                            int64_t* rows) noexcept nogil:
+    """Stable counting sort of rows 0 … n − 1 by group into ``rows``; ``end`` (groups + 1,
+    zeroed) ends with ``end[k]`` the end of group k there. Returns the size of the largest
+    group."""
+    cdef int64_t i, k, at, largest = 0
+    for i in range(n):
+        end[g[i] + 1] += 1
+    for k in range(groups):
+        if end[k + 1] > largest:
+            largest = end[k + 1]
+        end[k + 1] += end[k]
+    for i in range(n):  # end[k]: where group k's next row goes (its start, then its end)
+        at = end[g[i]]
+        end[g[i]] = at + 1
+        rows[at] = i
+    return largest
+
+
+cdef void sort_placed_groups(Ids ids, int64_t* rows, const int64_t* end, int64_t groups,
+                             Entry* run, Entry* tmp, int64_t skip,
+                             int64_t* count) noexcept nogil:
+    """Sort each group's rows (group k: ``rows[end[k - 1]:end[k]]``) by claim id."""
+    cdef int64_t k, j, lo = 0, hi
+    for k in range(groups):
+        hi = end[k]
+        if hi - lo > 1:
+            for j in range(hi - lo):
+                run[j].row = rows[lo + j]
+            sort_run_by_id(ids, run, tmp, hi - lo, skip, count)
+            for j in range(hi - lo):
+                rows[lo + j] = run[j].row
+        lo = hi
+
+
+cdef void by_counted_groups(Ids ids, const uint64_t* g, int64_t n, int bits, int64_t* rows,
+                            int64_t skip):
+    """``rows`` in (group, claim id) order for groups of ``bits`` ≤ COUNTED_BITS: counted
+    into place, then each group sorted by id in entry buffers as long as the largest one."""
+    cdef int64_t groups = <int64_t>1 << bits, largest
+    ends = np.zeros(groups + 1, dtype=np.int64)
+    cdef int64_t[::1] end = ends
+    with nogil:
+        largest = place_by_group(g, n, groups, &end[0], rows)
+    buffers = np.empty((2, max(largest, 1), 2), dtype=np.uint64)  # two Entry arrays
+    counts = np.empty(256, dtype=np.int64)
+    cdef uint64_t[:, :, ::1] entries = buffers
+    cdef int64_t[::1] count = counts
+    with nogil:
+        sort_placed_groups(ids, rows, &end[0], groups, <Entry*>&entries[0, 0, 0],
+                           <Entry*>&entries[1, 0, 0], skip, &count[0])
+
+
+cdef void by_radix_groups(Ids ids, const uint64_t* g, int64_t n, int bits, int64_t* rows,
+                          int64_t skip):
+    """``rows`` in (group, claim id) order for wide groups: (group, row) entries radix
+    sorted, as few passes as 16-bit digits allow, each as narrow as it can be (counts that
+    stay in cache), then each group's entries sorted by id."""
+    cdef int passes = max(1, (bits + 15) // 16)
+    cdef int width = max(1, (bits + passes - 1) // passes)
+    cdef int64_t i
+    buffers = np.empty((2, n, 2), dtype=np.uint64)  # two Entry arrays (key, row)
+    counts = np.empty(max(1 << width, 256), dtype=np.int64)
+    cdef uint64_t[:, :, ::1] entries = buffers
+    cdef int64_t[::1] count = counts
+    cdef Entry* a = <Entry*>&entries[0, 0, 0]
+    cdef Entry* tmp = <Entry*>&entries[1, 0, 0]
+    cdef Entry* swap
+    with nogil:
         for i in range(n):
             a[i].key = g[i]
             a[i].row = i
@@ -244,7 +317,6 @@ def sort_rows(offsets, data, int64_t skip, group, int bits):
         sort_groups_by_id(ids, a, tmp, n, skip, &count[0])
         for i in range(n):
             rows[i] = a[i].row
-    return out
 
 
 # -- gathers into the order ---------------------------------------------------------------------
@@ -301,3 +373,34 @@ def gather(strings, order):
         gathered_bytes(&offs[0], &data[0], &rows[0] if n else NULL, n, &at[0], &out[0])
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(at_arr),
                                                   pa.py_buffer(out_arr[:total])])
+
+
+# -- a key-led walk of the settlement order -----------------------------------------------------
+
+def key_walk(ids, order, int64_t count):
+    """Positions of ``order`` (int64, prep rows in settlement order) sorted stably by the key
+    id of their row (``ids``: int64 per prep row, each in 0 … count − 1): (key id, discharge
+    date, claim id) order, since ``order`` is in (date, claim id) order. A counting sort,
+    O(n + count), in C without the GIL."""
+    cdef const int64_t[::1] key = np.ascontiguousarray(ids, dtype=np.int64)
+    cdef const int64_t[::1] rows = np.ascontiguousarray(order, dtype=np.int64)
+    cdef int64_t n = len(rows), t, k, at
+    out = np.empty(n, dtype=np.int64)
+    nexts = np.zeros(count + 1, dtype=np.int64)
+    cdef int64_t[::1] walk = out
+    cdef int64_t[::1] next_at = nexts
+    if len(key) != n:
+        raise ValueError(f"key_walk: {len(key)} key ids for {n} rows")
+    if n == 0:
+        return out
+    with nogil:
+        for t in range(n):  # how many rows each key has, shifted by one (row order: the
+            next_at[key[t] + 1] += 1  # same counts, read front to back)
+        for k in range(count):  # where each key's first row goes
+            next_at[k + 1] += next_at[k]
+        for t in range(n):
+            k = key[rows[t]]
+            at = next_at[k]
+            next_at[k] = at + 1
+            walk[at] = t
+    return out

@@ -1,7 +1,8 @@
 """Result assembly (issue 14): claim_id and the identity columns are gathered once (strings in
-C, equal to Arrow's take), on a thread of their own while the kernel settles; one thread
-(``YIBAO_THREADS=1``) gives the same bytes, in date order and in a run's bucket order, with
-rows left out of the results or not."""
+C, equal to Arrow's take): in memory after the kernel, once the prepared columns it read are let
+go (peak memory), in a run's piece beside the kernel (wall time); two threads and one
+(``YIBAO_THREADS=1``) give the same bytes, in date order and in a run's bucket order, with rows
+left out of the results or not."""
 from __future__ import annotations
 
 import threading
@@ -27,11 +28,12 @@ def small_chunks(monkeypatch):
 
 @pytest.fixture
 def gather_threads(monkeypatch) -> list:
-    """The name of the thread each identity gather ran on."""
+    """The name of the thread each identity gather ran on, and the prepared columns still
+    held when it ran."""
     names, gather = [], engine._identity_in_order
 
     def recorded(prep, order):
-        names.append(threading.current_thread().name)
+        names.append((threading.current_thread().name, sorted(prep.columns)))
         return gather(prep, order)
     monkeypatch.setattr(engine, "_identity_in_order", recorded)
     return names
@@ -43,15 +45,19 @@ def settled(monkeypatch, threads: str, fn, *args):
 
 
 @pytest.mark.parametrize("by_bucket", [False, True], ids=["date order", "bucket order"])
-def test_identity_gathered_beside_the_kernel_is_the_one_thread_result(
+def test_identity_gathered_after_the_kernel_is_the_one_thread_result(
         plan, claims, registry, small_chunks, gather_threads, monkeypatch, by_bucket):
     args = (plan, claims, np.asarray(buckets(bucket_plan(plan), claims)), registry) \
         if by_bucket else (plan, claims, registry)
     fn = engine.settle_by_bucket if by_bucket else engine.settle
     two = settled(monkeypatch, "2", fn, *args)
     one = settled(monkeypatch, "1", fn, *args)
-    assert gather_threads[0].startswith("yibao-identity")
-    assert gather_threads[1] == threading.main_thread().name
+    if by_bucket:  # a run's piece: beside the kernel (wall time), with the columns it reads
+        assert gather_threads[0][0].startswith("yibao-identity")
+        assert gather_threads[1][0] == threading.main_thread().name
+        assert "in_scope" in gather_threads[0][1]
+    else:  # in memory: after the run let go of every prepared column (peak memory)
+        assert gather_threads == [(threading.main_thread().name, [])] * 2
     assert two.results.equals(one.results) and two.rejects.equals(one.rejects)
     assert two.results.schema.equals(one.results.schema, check_metadata=True)
     assert np.array_equal(two.rows, one.rows)
@@ -95,7 +101,7 @@ def test_rows_left_out_after_the_kernel_leave_their_identity_out(
     })
     two = settled(monkeypatch, "2", engine.settle, plan, claims)
     one = settled(monkeypatch, "1", engine.settle, plan, claims)
-    assert gather_threads[0].startswith("yibao-identity")
+    assert len(gather_threads) == 2
     assert two.results.equals(one.results) and two.rejects.equals(one.rejects)
     missed = set(two.rejects.column("claim_id").to_pylist())
     assert missed == {c for c, h in zip(claims.column("claim_id").to_pylist(),
