@@ -19,7 +19,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ._ids import renumber_in_order
 from ._order import gather
@@ -491,7 +490,7 @@ def settle_by_bucket_streamed(policy, claims, bucket: np.ndarray, emit, registry
     stream = _ResultStream(plan, run, identity, emit, progress)
     run.run(progress=stream.settled)
     stream.finish()
-    kept = order[~run.missing & (run.overflow == 0)]
+    kept = order if run.missing is None else order[~run.missing & (run.overflow == 0)]
     return BatchResult(stream.empty, rejects_table(run.rejected().rejects), input_rows,
                        run.prep.rows[kept])
 
@@ -547,20 +546,22 @@ def _results_between(plan: Plan, run: ChunkedSettlement, identity: pa.Table, sta
     """The results of rows ``start:end`` of ``run.order`` (settled), as
     ``ChunkedSettlement.results`` makes them for all rows: the result columns are views of
     the kernel's outputs (no copy) unless a row is left out."""
-    keep = ~run.missing[start:end] & (run.overflow[start:end] == 0)
-    order, ident = run.order[start:end], identity.slice(start, end - start)
+    ident = identity.slice(start, end - start)
     pays = [pay[start:end] for pay in run.out_pay]
     deds = [None if ded is None else ded[start:end] for ded in run.out_ded]
-    if not keep.all():  # rare
-        order, ident = order[keep], ident.filter(pa.array(keep))
-        pays = [pay[keep] for pay in pays]
-        deds = [None if ded is None else ded[keep] for ded in deds]
+    self_pay = run.self_pay[start:end]  # written by each chunk (settle_chunk)
+    if run.missing is not None:  # rare: a row missed a lookup or left int64 somewhere
+        keep = ~run.missing[start:end] & (run.overflow[start:end] == 0)
+        if not keep.all():
+            ident, self_pay = ident.filter(pa.array(keep)), self_pay[keep]
+            pays = [pay[keep] for pay in pays]
+            deds = [None if ded is None else ded[keep] for ded in deds]
     cols = {"claim_id": ident.column("claim_id")}
     for layer, pay, ded in zip(plan.layers, pays, deds):
         cols[layer.name] = pa.array(pay)
         if ded is not None:
             cols[f"{layer.name}_deductible"] = pa.array(ded)
-    cols["self_pay"] = pa.array(_self_pay(run.prep.columns["total"], order, pays))
+    cols["self_pay"] = pa.array(self_pay)
     return with_identity(pa.table(cols, schema=result_schema(plan)), ident)
 
 
