@@ -37,10 +37,16 @@ def accumulator_keys(plans, names) -> list:
 
 def key_mate_mask(plans, table: pa.Table, claim_ids) -> pa.ChunkedArray:
     """True at the rows of ``table`` that ``key_mates`` keeps. ``table`` needs only the
-    ``claim_id`` column and the key columns. Each round of the closure is one ``is_in`` pass
-    per key column against the few keys found so far (a small hash set: far cheaper than
-    hashing or dictionary-encoding every row's key)."""
-    keys = accumulator_keys(plans, table.column_names)
+    ``claim_id`` column and the key columns."""
+    return closure_mask(table, accumulator_keys(plans, table.column_names), claim_ids)
+
+
+def closure_mask(table: pa.Table, keys: list, claim_ids) -> pa.ChunkedArray:
+    """True at the rows of ``claim_ids``, at every row sharing a value of one of the ``keys``
+    columns with them, transitively, and at every row sharing a claim id with those. Each
+    round of the closure is one ``is_in`` pass per key column against the few keys found so
+    far (a small hash set: far cheaper than hashing or dictionary-encoding every row's
+    key)."""
     ids = table.column("claim_id").cast(pa.string())
     asked = pc.is_in(ids, value_set=pa.array(sorted(claim_ids), pa.string()))
     mine, found = asked, None
@@ -60,40 +66,134 @@ BATCH_ROWS = 65_536  # rows of the other columns decoded at a time (a row group 
 
 
 PREFETCHED = ("claim_id", "person_id")  # the columns every explanation reads in full
+PERSON = ["person_id"]  # the key the read-ahead closes over: most policies' only key
+ALWAYS = ("claim_id", "person_id", "discharge_date")  # read by every explanation
 
 
 class ClaimIds:
-    """The ``claim_id`` and ``person_id`` of every row of the Parquet claims at ``path`` (a
-    file or folder), read in a background thread from construction on: the read overlaps
-    what the command does meanwhile (compiling the policy), because Arrow decodes without
-    holding the GIL. ``tables()`` waits for them: {file: table of those columns}, or None
-    when they could not be read (not Parquet, an Arrow IPC file …): ``read_key_mates`` then
-    reads, and refuses, exactly as without them."""
+    """Reading ahead, in a background thread from construction on, while the command
+    compiles the policy (Arrow decodes without holding the GIL): the ``claim_id`` and
+    ``person_id`` of every row of the Parquet claims at ``path`` (a file or folder);
+    ``tables()`` waits for them: {file: table of those columns}, or None when they could
+    not be read (not Parquet, an Arrow IPC file …): ``read_key_mates`` then reads, and
+    refuses, exactly as without them.
 
-    def __init__(self, path):
-        self.path, self._tables = path, None
-        self._thread = threading.Thread(target=self._read, name="yibao-claim-ids",
+    Given ``claim_id``, the thread goes on: it closes the claim's key-mates over the person
+    alone (``PERSON``) and decodes, at those rows, the columns ``want`` names (``columns``
+    to begin with: a guess such as the words of the policy's text; more as they become
+    known), a round of the columns wanted so far at a time. Nothing it does decides a
+    result: ``read_key_mates`` takes its rows only for the same claim under the same keys,
+    keeps the columns it needs and decodes the others itself. ``close()`` (always call it)
+    lets the thread finish its round and start no other."""
+
+    def __init__(self, path, claim_id=None, columns=()):
+        self.path, self.claim_id = path, claim_id
+        self._tables = self._rows = self._decoded = None
+        self._wanted, self._coming, self._closed = list(columns), [], False
+        self._state = threading.Condition()
+        self._ids_read, self._rows_known = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._run, name="yibao-claim-ids",
                                         daemon=True)
         self._thread.start()
 
-    def _read(self) -> None:
-        import pyarrow.parquet as pq
-        from .sources import IPC_SUFFIXES, input_files
+    def tables(self):
+        self._ids_read.wait()
+        return self._tables
+
+    def want(self, columns) -> None:
+        """Decode ``columns`` too at the key-mates' rows (those not in the file are skipped)."""
+        with self._state:
+            self._wanted += [c for c in columns if c not in self._wanted]
+            self._state.notify_all()
+
+    def close(self) -> None:
+        """Start decoding no other column, and wait for the thread."""
+        self._stop()
+        self._thread.join()
+
+    def key_mates(self, claim_id: str, keys: list):
+        """(rows, coming): the positions of ``claim_id``'s key-mates in the files read one
+        after another, and the columns decoded or being decoded at them (``decoded()``
+        gives them), when ``keys`` are ``PERSON``; None when the read-ahead cannot serve
+        (another claim or other keys, or it failed). The thread starts no other column."""
+        self._stop()
+        if claim_id != self.claim_id or list(keys) != PERSON:
+            return None
+        self._rows_known.wait()
+        with self._state:
+            return None if self._rows is None else (self._rows, list(self._coming))
+
+    def decoded(self):
+        """The table of the columns decoded at the key-mates' rows (None: none); waits for
+        the thread's round."""
+        self._thread.join()
+        return self._decoded
+
+    def _stop(self) -> None:
+        with self._state:
+            self._closed = True
+            self._state.notify_all()
+
+    def _run(self) -> None:
         try:
-            if Path(self.path).suffix in IPC_SUFFIXES:
-                return
-            out = {}
-            for f in input_files(self.path):
-                file = pq.ParquetFile(str(f), memory_map=True)
-                out[f] = file.read(columns=[c for c in PREFETCHED
-                                            if c in file.schema_arrow.names])
-            self._tables = out
+            self._tables = self._read_ids()
         except Exception:  # noqa: BLE001 (read_key_mates reads again and says what is wrong)
             self._tables = None
+        finally:
+            self._ids_read.set()
+        try:
+            if self._tables is not None and self.claim_id is not None:
+                self._read_ahead()
+        except Exception:  # noqa: BLE001 (read_key_mates decodes what it needs itself)
+            self._rows = self._decoded = None
+        finally:
+            self._rows_known.set()
 
-    def tables(self):
-        self._thread.join()
-        return self._tables
+    def _read_ids(self):
+        import pyarrow.parquet as pq
+        from .sources import IPC_SUFFIXES, input_files
+        if Path(self.path).suffix in IPC_SUFFIXES:
+            return None
+        out = {}
+        for f in input_files(self.path):
+            file = pq.ParquetFile(str(f), memory_map=True)
+            out[f] = file.read(columns=[c for c in PREFETCHED
+                                        if c in file.schema_arrow.names])
+        return out
+
+    def _read_ahead(self) -> None:
+        """The claim's key-mates by person, then rounds of the wanted columns at them until
+        closed."""
+        parts = [_ParquetRows(f, ids) for f, ids in self._tables.items()]
+        names = parts[0].file.schema_arrow.names
+        if not set(PREFETCHED) <= set(names):
+            return
+        index = _concat([part.read(list(PREFETCHED)) for part in parts])
+        rows = pc.indices_nonzero(closure_mask(index, PERSON, [self.claim_id]))
+        positions, decoded = rows.to_pylist(), []
+        with self._state:
+            self._rows = rows
+        self._rows_known.set()
+        while True:
+            with self._state:
+                todo = lambda: [c for c in self._wanted if c in names
+                                and c not in PREFETCHED and c not in self._coming]
+                self._state.wait_for(lambda: self._closed or todo())
+                if self._closed:
+                    return
+                columns = todo()
+                self._coming += columns
+            decoded.append(_rows_of_files(parts, positions, columns))
+            self._decoded = _side_by_side(decoded)
+
+
+def _side_by_side(tables: list) -> pa.Table:
+    """The columns of ``tables`` (of the same rows) as one table."""
+    out = tables[0]
+    for t in tables[1:]:
+        for name in t.column_names:
+            out = out.append_column(t.schema.field(name), t.column(name))
+    return out
 
 
 def read_key_mates(plans, path, claim_id: str, columns=None, ids: ClaimIds = None) -> pa.Table:
@@ -126,16 +226,27 @@ def read_key_mates(plans, path, claim_id: str, columns=None, ids: ClaimIds = Non
     sources = open_sources(plans, files)  # as settle: one schema over the files
     wanted = _wanted(plans, sources[0].schema, columns)
     index_columns = ["claim_id", *accumulator_keys(plans, wanted)]
-    prefetched = (ids.tables() if ids is not None and ids.path == path else None) or {}
+    ids = ids if ids is not None and ids.path == path else None
+    prefetched = (ids.tables() if ids is not None else None) or {}
     parts = [_ParquetRows(s.path, prefetched.get(s.path)) for s in sources]
     index = _concat([part.read(index_columns) for part in parts])
-    rows = pc.indices_nonzero(key_mate_mask(plans, index, [claim_id]))
+    ahead = ids.key_mates(claim_id, index_columns[1:]) if ids is not None else None
+    rows, coming = ahead or (pc.indices_nonzero(key_mate_mask(plans, index, [claim_id])), [])
     payload = [c for c in wanted if c not in index_columns]
-    rest = _rows_of_files(parts, rows.to_pylist(), payload) if payload else None
-    picked = index.take(rows)
-    part_of = {c: (picked if c in index_columns else rest) for c in wanted}
-    return pa.Table.from_arrays([part_of[c].column(c) for c in wanted],
-                                schema=pa.schema([part_of[c].schema.field(c) for c in wanted]))
+    got = _columns(index.take(rows))
+    got.update(_columns(_rows_of_files(parts, rows, [c for c in payload if c not in coming])))
+    if coming:  # decoded by the read-ahead meanwhile (or, had it failed, here)
+        got.update(_columns(ids.decoded()))
+        got.update(_columns(_rows_of_files(parts, rows, [c for c in payload if c not in got])))
+    return pa.Table.from_arrays([got[c][1] for c in wanted],
+                                schema=pa.schema([got[c][0] for c in wanted]))
+
+
+def _columns(table) -> dict:
+    """column name -> (field, values) of ``table`` (None: none)."""
+    if table is None:
+        return {}
+    return {f.name: (f, table.column(f.name)) for f in table.schema}
 
 
 def _check_columns(plans, schema: pa.Schema, path) -> None:
@@ -217,10 +328,14 @@ class _ParquetRows:
         return out
 
 
-def _rows_of_files(parts: list, rows: list, columns) -> pa.Table:
+def _rows_of_files(parts: list, rows, columns) -> pa.Table:
     """``columns`` of the rows at ``rows`` (sorted positions in the files read one after
-    another); the files' empty table of ``columns`` when ``rows`` is empty."""
+    another: a list or an Arrow array); the files' empty table of ``columns`` when ``rows``
+    is empty; None when ``columns`` is."""
     import bisect
+    if not columns:
+        return None
+    rows = rows if isinstance(rows, list) else rows.to_pylist()
     out, first = [], 0
     for part in parts:
         last = first + part.starts[-1]
@@ -239,11 +354,10 @@ def explain_columns(plans, registry=None, drg: bool = False):
     ids, keys, the plans' columns, their provider part's and the plugins' declared ones.
     Leaving out the diagnosis lists the benefits never read is most of the saving of reading
     one person's claims."""
-    registry = registry or default_registry()
-    declared = [p.claim_columns for p in (*registry.validators, *registry.stages)]
-    if drg or None in declared:
+    declared = declared_columns(registry or default_registry())
+    if drg or declared is None:
         return None
-    out = {"claim_id", "person_id", "discharge_date", *(c for cs in declared for c in cs)}
+    out = {*ALWAYS, *declared}
     for plan in plans:
         out.update(c.name for c in plan.columns)
         out.update(k.column for k in plan.keys())
@@ -251,3 +365,10 @@ def explain_columns(plans, registry=None, drg: bool = False):
             from .provider import needed_columns  # imported only when there is a provider part
             out.update(needed_columns(plan))
     return sorted(out)
+
+
+def declared_columns(registry):
+    """The claim columns the registry's validators and stages declare they read (None when
+    one does not declare them: it may read any)."""
+    declared = [p.claim_columns for p in (*registry.validators, *registry.stages)]
+    return None if None in declared else sorted({c for cs in declared for c in cs})
