@@ -90,6 +90,8 @@ class ClaimIds:
         self.path, self.claim_id = path, claim_id
         self._tables = self._rows = self._decoded = None
         self._wanted, self._coming, self._closed = list(columns), [], False
+        self._names, self._busy = (), True  # the file's columns; a round under way
+        self._ended = False
         self._state = threading.Condition()
         self._ids_read, self._rows_known = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, name="yibao-claim-ids",
@@ -144,10 +146,13 @@ class ClaimIds:
         try:
             if self._tables is not None and self.claim_id is not None:
                 self._read_ahead()
-        except Exception:  # noqa: BLE001 (read_key_mates decodes what it needs itself)
-            self._rows = self._decoded = None
+        except Exception:  # noqa: BLE001 (read_key_mates decodes what it lacks itself: the
+            pass           # rows and the rounds decoded before the failure stay good)
         finally:
             self._rows_known.set()
+            with self._state:
+                self._ended = True
+                self._state.notify_all()
 
     def _read_ids(self):
         import pyarrow.parquet as pq
@@ -172,19 +177,31 @@ class ClaimIds:
         rows = pc.indices_nonzero(closure_mask(index, PERSON, [self.claim_id]))
         positions, decoded = rows.to_pylist(), []
         with self._state:
-            self._rows = rows
+            self._rows, self._names = rows, names
         self._rows_known.set()
         while True:
             with self._state:
-                todo = lambda: [c for c in self._wanted if c in names
-                                and c not in PREFETCHED and c not in self._coming]
-                self._state.wait_for(lambda: self._closed or todo())
+                self._busy = False
+                self._state.notify_all()
+                self._state.wait_for(lambda: self._closed or self._todo())
                 if self._closed:
                     return
-                columns = todo()
+                columns, self._busy = self._todo(), True
                 self._coming += columns
             decoded.append(_rows_of_files(parts, positions, columns))
             self._decoded = _side_by_side(decoded)
+
+    def _todo(self) -> list:
+        """The wanted columns of the file not decoded or being decoded (under _state)."""
+        return [c for c in self._wanted if c in self._names and c not in PREFETCHED
+                and c not in self._coming]
+
+    def caught_up(self) -> None:
+        """Wait until every column wanted so far is decoded (or the read-ahead ended): for a
+        caller that would rather wait than decode them itself (tests)."""
+        self._rows_known.wait()
+        with self._state:
+            self._state.wait_for(lambda: self._ended or not (self._busy or self._todo()))
 
 
 def _side_by_side(tables: list) -> pa.Table:
