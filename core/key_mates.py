@@ -14,9 +14,12 @@ import threading
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from .registry import default_registry
+from .lazy import lazy_module
+
+# imported where first used: the read-ahead thread starts once pyarrow is imported, and
+# reads while the command imports the rest (pyarrow.compute, the core) and compiles
+pc = lazy_module("pyarrow.compute")
 
 
 def key_mates(plans, table: pa.Table, claim_ids) -> pa.Table:
@@ -156,7 +159,7 @@ class ClaimIds:
 
     def _read_ids(self):
         import pyarrow.parquet as pq
-        from .sources import IPC_SUFFIXES, input_files
+        from .claim_files import IPC_SUFFIXES, input_files
         if Path(self.path).suffix in IPC_SUFFIXES:
             return None
         out = {}
@@ -371,6 +374,7 @@ def explain_columns(plans, registry=None, drg: bool = False):
     ids, keys, the plans' columns, their provider part's and the plugins' declared ones.
     Leaving out the diagnosis lists the benefits never read is most of the saving of reading
     one person's claims."""
+    from .registry import default_registry
     declared = declared_columns(registry or default_registry())
     if drg or declared is None:
         return None
