@@ -70,7 +70,8 @@ BATCH_ROWS = 65_536  # rows of the other columns decoded at a time (a row group 
 
 PREFETCHED = ("claim_id", "person_id")  # the columns every explanation reads in full
 PERSON = ["person_id"]  # the key the read-ahead closes over: most policies' only key
-ALWAYS = ("claim_id", "person_id", "discharge_date")  # read by every explanation
+ALWAYS = ("claim_id", "person_id", "discharge_date", "total")  # read by every explanation
+# (arrow_io.REQUIRED: not imported from there, the read-ahead starts before arrow_io is)
 
 
 class ClaimIds:

@@ -117,7 +117,7 @@ def test_the_read_ahead_serves_a_person_keyed_policy_and_no_column_is_decoded_tw
     assert got.to_pylist() == key_mates(reference.versions, claims, [claim_id]).select(
         got.column_names).to_pylist()
     ahead, here = decodes.columns_of("yibao-claim-ids"), decodes.columns_of("MainThread")
-    assert ahead == {"discharge_date", "total", "in_scope"}
+    assert ahead == {"discharge_date", "total", "in_scope"}  # and no such column
     assert here and not here & ahead  # the guess missed tier, setting …: decoded here
     assert len(decodes.seen) == len(set(decodes.seen))  # each column of a group once
 
@@ -176,6 +176,11 @@ def test_a_claim_not_in_the_file_reads_no_rows_ahead(reference, claims_file):
     finally:
         ids.close()
     assert got.num_rows == 0 and "total" in got.column_names
+
+
+def test_every_explanation_reads_the_columns_every_settlement_requires():
+    from yibao.core.arrow_io import REQUIRED
+    assert set(ALWAYS) == set(REQUIRED)
 
 
 def test_the_guess_is_the_words_of_the_policy_text(tmp_path):
