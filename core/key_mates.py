@@ -85,17 +85,16 @@ class ClaimIds:
     Given ``claim_id``, the thread goes on: it closes the claim's key-mates over the person
     alone (``PERSON``) and decodes, at those rows, the columns ``want`` names (``columns``
     to begin with: a guess such as the words of the policy's text; more as they become
-    known), a round of the columns wanted so far at a time. Nothing it does decides a
-    result: ``read_key_mates`` takes its rows only for the same claim under the same keys,
-    keeps the columns it needs and decodes the others itself. ``close()`` (always call it)
-    lets the thread finish its round and start no other."""
+    known), one column at a time. Nothing it does decides a result: ``read_key_mates``
+    takes its rows only for the same claim under the same keys (``key_mates``), decodes the
+    columns it needs that the thread has not begun alongside it, and drops the others.
+    ``close()`` (always call it) lets the thread finish its column and start no other."""
 
     def __init__(self, path, claim_id=None, columns=()):
         self.path, self.claim_id = path, claim_id
-        self._tables = self._rows = self._decoded = None
-        self._wanted, self._coming, self._closed = list(columns), [], False
-        self._names, self._busy = (), True  # the file's columns; a round under way
-        self._ended = False
+        self._tables = self._rows = None
+        self._wanted, self._taken, self._decoded = list(columns), set(), []
+        self._names, self._busy, self._closed, self._ended = (), True, False, False
         self._state = threading.Condition()
         self._ids_read, self._rows_known = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._run, name="yibao-claim-ids",
@@ -114,31 +113,53 @@ class ClaimIds:
 
     def close(self) -> None:
         """Start decoding no other column, and wait for the thread."""
-        self._stop()
-        self._thread.join()
-
-    def key_mates(self, claim_id: str, keys: list):
-        """(rows, coming): the positions of ``claim_id``'s key-mates in the files read one
-        after another, and the columns decoded or being decoded at them (``decoded()``
-        gives them), when ``keys`` are ``PERSON``; None when the read-ahead cannot serve
-        (another claim or other keys, or it failed). The thread starts no other column."""
-        self._stop()
-        if claim_id != self.claim_id or list(keys) != PERSON:
-            return None
-        self._rows_known.wait()
-        with self._state:
-            return None if self._rows is None else (self._rows, list(self._coming))
-
-    def decoded(self):
-        """The table of the columns decoded at the key-mates' rows (None: none); waits for
-        the thread's round."""
-        self._thread.join()
-        return self._decoded
-
-    def _stop(self) -> None:
         with self._state:
             self._closed = True
             self._state.notify_all()
+        self._thread.join()
+
+    def key_mates(self, claim_id: str, keys: list, columns: list, decode):
+        """(rows, decoded): the positions of ``claim_id``'s key-mates in the files read one
+        after another, and a table of ``columns`` at them (or of those decoded: a column the
+        thread failed to decode is left out), when ``keys`` are ``PERSON``; None when the
+        read-ahead cannot serve (another claim or other keys, or it failed before finding
+        the rows). A column neither decoded nor begun by the thread is decoded here, by
+        ``decode(positions, [column])`` (the caller's files), meanwhile. Closes the
+        read-ahead."""
+        if claim_id != self.claim_id or list(keys) != PERSON:
+            self.close()
+            return None
+        self.want(columns)
+        self._rows_known.wait()
+        if self._rows is None:
+            self.close()
+            return None
+        positions, mine = self._rows.to_pylist(), []
+        while (column := self._take(columns)) is not None:
+            mine.append(decode(positions, [column]))
+        self.close()
+        tables = [t for t in (*self._decoded, *mine) if t.num_columns]
+        return self._rows, (_side_by_side(tables) if tables else None)
+
+    def caught_up(self) -> None:
+        """Wait until every column wanted so far is decoded (or the read-ahead ended): for a
+        caller that would rather wait than decode them itself (tests)."""
+        self._rows_known.wait()
+        with self._state:
+            self._state.wait_for(lambda: self._ended or not (self._busy or self._todo()))
+
+    def _take(self, among=None):
+        """The next wanted column (of ``among``) nobody has begun, now taken; None: none."""
+        with self._state:
+            todo = [c for c in self._todo() if among is None or c in among]
+            if todo:
+                self._taken.add(todo[0])
+            return todo[0] if todo else None
+
+    def _todo(self) -> list:
+        """The wanted columns of the file nobody has begun (under _state)."""
+        return [c for c in self._wanted if c in self._names and c not in PREFETCHED
+                and c not in self._taken]
 
     def _run(self) -> None:
         try:
@@ -151,7 +172,7 @@ class ClaimIds:
             if self._tables is not None and self.claim_id is not None:
                 self._read_ahead()
         except Exception:  # noqa: BLE001 (read_key_mates decodes what it lacks itself: the
-            pass           # rows and the rounds decoded before the failure stay good)
+            pass           # rows and the columns decoded before the failure stay good)
         finally:
             self._rows_known.set()
             with self._state:
@@ -171,18 +192,18 @@ class ClaimIds:
         return out
 
     def _read_ahead(self) -> None:
-        """The claim's key-mates by person, then rounds of the wanted columns at them until
-        closed."""
+        """The claim's key-mates by person, then the wanted columns at them, one at a time,
+        until closed."""
         parts = [_ParquetRows(f, ids) for f, ids in self._tables.items()]
         names = parts[0].file.schema_arrow.names
         if not set(PREFETCHED) <= set(names):
             return
         index = _concat([part.read(list(PREFETCHED)) for part in parts])
         rows = pc.indices_nonzero(closure_mask(index, PERSON, [self.claim_id]))
-        positions, decoded = rows.to_pylist(), []
         with self._state:
             self._rows, self._names = rows, names
         self._rows_known.set()
+        positions = rows.to_pylist()
         while True:
             with self._state:
                 self._busy = False
@@ -190,22 +211,10 @@ class ClaimIds:
                 self._state.wait_for(lambda: self._closed or self._todo())
                 if self._closed:
                     return
-                columns, self._busy = self._todo(), True
-                self._coming += columns
-            decoded.append(_rows_of_files(parts, positions, columns))
-            self._decoded = _side_by_side(decoded)
-
-    def _todo(self) -> list:
-        """The wanted columns of the file not decoded or being decoded (under _state)."""
-        return [c for c in self._wanted if c in self._names and c not in PREFETCHED
-                and c not in self._coming]
-
-    def caught_up(self) -> None:
-        """Wait until every column wanted so far is decoded (or the read-ahead ended): for a
-        caller that would rather wait than decode them itself (tests)."""
-        self._rows_known.wait()
-        with self._state:
-            self._state.wait_for(lambda: self._ended or not (self._busy or self._todo()))
+                self._busy = True
+            column = self._take()
+            if column is not None:
+                self._decoded.append(_rows_of_files(parts, positions, [column]))
 
 
 def _side_by_side(tables: list) -> pa.Table:
@@ -251,14 +260,14 @@ def read_key_mates(plans, path, claim_id: str, columns=None, ids: ClaimIds = Non
     prefetched = (ids.tables() if ids is not None else None) or {}
     parts = [_ParquetRows(s.path, prefetched.get(s.path)) for s in sources]
     index = _concat([part.read(index_columns) for part in parts])
-    ahead = ids.key_mates(claim_id, index_columns[1:]) if ids is not None else None
-    rows, coming = ahead or (pc.indices_nonzero(key_mate_mask(plans, index, [claim_id])), [])
     payload = [c for c in wanted if c not in index_columns]
-    got = _columns(index.take(rows))
-    got.update(_columns(_rows_of_files(parts, rows, [c for c in payload if c not in coming])))
-    if coming:  # decoded by the read-ahead meanwhile (or, had it failed, here)
-        got.update(_columns(ids.decoded()))
-        got.update(_columns(_rows_of_files(parts, rows, [c for c in payload if c not in got])))
+    def decode(rows, columns):
+        return _rows_of_files(parts, rows, columns)
+    ahead = ids.key_mates(claim_id, index_columns[1:], payload, decode) if ids else None
+    rows, decoded = ahead or (pc.indices_nonzero(key_mate_mask(plans, index, [claim_id])),
+                              None)
+    got = {**_columns(index.take(rows)), **_columns(decoded)}
+    got.update(_columns(decode(rows, [c for c in payload if c not in got])))
     return pa.Table.from_arrays([got[c][1] for c in wanted],
                                 schema=pa.schema([got[c][0] for c in wanted]))
 
