@@ -5,8 +5,9 @@ with it (person, family …), transitively, and the rows sharing their claim ids
 id rejects every copy). Results never depend on row order, so settling those rows settles
 the claim exactly as settling the whole batch does; ``key_mates`` picks them from a table,
 ``read_key_mates`` from a Parquet file or folder while decoding the rest of the file's
-columns only where a key-mate is, and ``ClaimIds`` starts reading the ids in a background
-thread while the policy compiles (Arrow decodes without holding the GIL).
+columns only where a key-mate is, and ``ClaimIds`` reads ahead in a background thread while
+the policy compiles (Arrow decodes without holding the GIL): the ids, the claim's key-mates
+by person and the columns the policy probably reads at their rows.
 """
 from __future__ import annotations
 
@@ -241,8 +242,9 @@ def read_key_mates(plans, path, claim_id: str, columns=None, ids: ClaimIds = Non
     columns of only the row groups that hold a key-mate, decoded ``BATCH_ROWS`` at a time,
     of which only the key-mates' rows are kept (and a row group is left as soon as its last
     key-mate is read). A folder is read as ``yibao settle`` reads it (every ``*.parquet``
-    under it, in path order). ``ids``: the ids already being read (``ClaimIds`` of ``path``),
-    used instead of reading them again."""
+    under it, in path order). ``ids``: the read-ahead of ``path`` (``ClaimIds``): its ids
+    are used instead of reading them again, and its rows and columns when they serve
+    (``ClaimIds.key_mates``); the caller closes it."""
     if Path(path).suffix in (".arrow", ".ipc", ".feather"):
         import pyarrow.dataset as ds
         data = ds.dataset(str(path), format="ipc")
@@ -255,12 +257,22 @@ def read_key_mates(plans, path, claim_id: str, columns=None, ids: ClaimIds = Non
         _check_columns(plans, Source(f).schema, f)
     sources = open_sources(plans, files)  # as settle: one schema over the files
     wanted = _wanted(plans, sources[0].schema, columns)
-    index_columns = ["claim_id", *accumulator_keys(plans, wanted)]
     ids = ids if ids is not None and ids.path == path else None
     prefetched = (ids.tables() if ids is not None else None) or {}
     parts = [_ParquetRows(s.path, prefetched.get(s.path)) for s in sources]
+    got = _key_mates_of_files(plans, parts, claim_id, wanted, ids)
+    return pa.Table.from_arrays([got[c][1] for c in wanted],
+                                schema=pa.schema([got[c][0] for c in wanted]))
+
+
+def _key_mates_of_files(plans, parts: list, claim_id: str, wanted: list, ids) -> dict:
+    """column -> (field, values) of ``wanted`` at ``claim_id``'s key-mates in the files
+    ``parts``: the ids and keys of every row, then the other columns at the key-mates'
+    rows, taken from the read-ahead ``ids`` where it serves."""
+    index_columns = ["claim_id", *accumulator_keys(plans, wanted)]
     index = _concat([part.read(index_columns) for part in parts])
     payload = [c for c in wanted if c not in index_columns]
+
     def decode(rows, columns):
         return _rows_of_files(parts, rows, columns)
     ahead = ids.key_mates(claim_id, index_columns[1:], payload, decode) if ids else None
@@ -268,8 +280,7 @@ def read_key_mates(plans, path, claim_id: str, columns=None, ids: ClaimIds = Non
                               None)
     got = {**_columns(index.take(rows)), **_columns(decoded)}
     got.update(_columns(decode(rows, [c for c in payload if c not in got])))
-    return pa.Table.from_arrays([got[c][1] for c in wanted],
-                                schema=pa.schema([got[c][0] for c in wanted]))
+    return got
 
 
 def _columns(table) -> dict:
