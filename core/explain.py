@@ -605,10 +605,10 @@ def explain_provider(plan: Plan, raw, accepted: set, targets: set, events: dict,
     settled the claims (``events``: claim_id -> [CaseClass, PointsAdjusted…, ClaimPoints],
     ``Recorder.points``); the claims are grouped again by the grouping oracles only to show
     the path that gave the group. Empty when the plan has no provider part."""
+    if plan.provider is None or not targets:
+        return {}  # (imports nothing of provider payment: most policies have no such part)
     from .points.reference import with_group
     from .provider import group_claims_reference
-    if plan.provider is None or not targets:
-        return {}
     grouped = group_claims_reference(plan, _provider_rows(plan, raw, accepted, targets),
                                      groupers)
     rows = grouped.to_pylist()

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from .arrow_io import (MONEY_COLUMNS, REQUIRED, ClaimsError, check_unique_names, normal_schema,
                        normal_table, prepare)
-from .errors import YibaoError
+from .claim_files import IPC_SUFFIXES, InputError, input_files  # noqa: F401 (re-exported)
 from .partition import NBUCKETS
 from .plan import Plan
 from .policy import Policy
@@ -30,30 +30,6 @@ from .settlement import IDENTITY
 MEMORY_FACTOR = 15  # peak bytes of an in-memory settle per byte of Parquet-uncompressed
 # claims (measured: 1M generated claims, 60 MB in Parquet pages, peak RSS 0.87 GB)
 GLOBAL_BYTES_PER_ROW = 24  # pass 1 keeps 8 bytes of claim-id hash per row (+ a sorted copy)
-IPC_SUFFIXES = (".arrow", ".ipc", ".feather")
-
-
-class InputError(YibaoError, ValueError):
-    """A claims file cannot be read (exit 2)."""
-
-
-def input_files(inputs) -> list:
-    """The claim files of ``inputs`` (a path or a list): a folder stands for every Parquet
-    file under it; all files sorted by path, which fixes the row numbering."""
-    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-    found = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found.extend(f for f in p.rglob("*.parquet") if f.is_file())
-        elif p.is_file():
-            found.append(p)
-        else:
-            raise InputError(f"no claims file or folder at {p}")
-    if not found:
-        raise InputError(f"no Parquet files under {', '.join(map(str, paths))}")
-    return sorted(found, key=lambda f: f.as_posix())
-
-
 class Source:
     """One claims file: Parquet, or Arrow IPC (file or stream format)."""
 

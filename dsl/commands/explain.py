@@ -28,20 +28,39 @@ def _version_for(plans, claims, claim_id):
 
 
 def run(args) -> int:
-    from yibao.core.key_mates import ClaimIds
-    ids = ClaimIds(args.claims)  # read in a thread while the policy compiles
+    from yibao.core.key_mates import ALWAYS, ClaimIds
+    # read ahead in a thread while the policy compiles: the ids, the claim's key-mates by
+    # person, and the columns the policy's text names at their rows
+    ids = ClaimIds(args.claims, args.claim_id, [*ALWAYS, *_words_of(args.policy)])
     try:
         return _explain(args, ids)
     finally:
-        ids.tables()  # never leave the reading thread behind at exit
+        ids.close()  # never leave the reading thread behind at exit
+
+
+def _words_of(policy) -> list:
+    """The words of the policy's source files: the claim columns its layers read are among
+    them. A guess for reading ahead only (read_key_mates decodes whatever else the compiled
+    policy needs); empty when the files cannot be read (compiling says why)."""
+    import re
+    from ._policies import resolve_policy
+    try:
+        where = resolve_policy(policy)
+        files = sorted(where.rglob("*.yb")) if where.is_dir() else [where]
+        return sorted({w for f in files
+                       for w in re.findall(r"[A-Za-z_]\w*", f.read_text(encoding="utf-8"))})
+    except (OSError, UnicodeError):  # PolicyNotFound too: compiling says what is wrong
+        return []
 
 
 def _explain(args, ids) -> int:
     from yibao.core.explain import (explain_claim, explain_columns, format_explanation,
                                     read_key_mates)
+    from yibao.core.key_mates import declared_columns
     from ._common import registry
     from ._policies import load_policy
     reg = registry(args.policy)
+    ids.want(declared_columns(reg) or ())  # the plugins' columns (family_id …) too
     policy = load_policy(args.policy, reg)
     if policy is None:
         return 2
