@@ -7,7 +7,9 @@ burden, per accumulator key and policy year. See _kernel.pxd for the contract.
 """
 from libc.stdint cimport int64_t, int32_t, uint8_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
+
+from yibao.core._checked cimport yb_add, yb_sub
 
 import numpy as np
 
@@ -34,20 +36,7 @@ cdef extern from *:
             return yb_mul_ratio_wide(amount, ratio, over);
         q = p / 1000000;  /* truncated toward zero; r has the sign of p */
         r = p % 1000000;
-        if (r >= 500000) q += 1;
-        else if (r <= -500000) q -= 1;
-        return q;
-    }
-    /* a + b and a - b, setting *over instead of wrapping */
-    static inline int64_t yb_add(int64_t a, int64_t b, int* over) {
-        int64_t r;
-        if (__builtin_add_overflow(a, b, &r)) { *over = 1; return 0; }
-        return r;
-    }
-    static inline int64_t yb_sub(int64_t a, int64_t b, int* over) {
-        int64_t r;
-        if (__builtin_sub_overflow(a, b, &r)) { *over = 1; return 0; }
-        return r;
+        return q + (r >= 500000) - (r <= -500000);  /* no branch: r's sign is data */
     }
     /* ask the memory system for *p now, to be read a few claims later (GCC 12 at -O1 and
        above drops __builtin_prefetch here, measured: hence the asm on x86-64) */
@@ -60,8 +49,6 @@ cdef extern from *:
     }
     """
     int64_t yb_mul_ratio(int64_t amount, int64_t ratio, int* over) noexcept nogil
-    int64_t yb_add(int64_t a, int64_t b, int* over) noexcept nogil
-    int64_t yb_sub(int64_t a, int64_t b, int* over) noexcept nogil
     void yb_prefetch(const void* p) noexcept nogil
 
 cdef inline int64_t i64max(int64_t a, int64_t b) noexcept nogil:
@@ -76,8 +63,8 @@ cdef inline int64_t* slot(int64_t** rows, State s) noexcept nogil:
     return rows[s.key] + s.offset
 
 
-cdef int64_t band_pay(LayerSpec* L, int64_t i, int64_t start, int64_t e,
-                      int* over) noexcept nogil:
+cdef inline int64_t band_pay(LayerSpec* L, int64_t i, int64_t start, int64_t e,
+                             int* over) noexcept nogil:
     """Σ over the bands of row i's set of round_half_up(|[start, start+e) ∩ [lo, hi)| × rate)."""
     cdef int64_t total = 0, lo, hi, a, b
     cdef int64_t end = yb_add(start, e, over)
@@ -198,41 +185,58 @@ cdef inline void prefetch_rows(int64_t i, int n_keys, const int64_t** key_ids,
         yb_prefetch(row + widths[k] - 1)
 
 
+cdef inline void copy_row(int64_t* dst, const int64_t* src, int64_t w) noexcept nogil:
+    """A key's row of ``w`` slots (1, 2, 4 or 8k: lower.Program.row_widths). Almost every
+    plan's rows are one line of 8: a copy of constant size, two or four moves, not a call to
+    memcpy for every claim."""
+    if w == 8:
+        memcpy(dst, src, 8 * sizeof(int64_t))
+    else:
+        memcpy(dst, src, w * sizeof(int64_t))
+
+
+cdef inline int64_t* claim_row(int64_t* block, int64_t kid, int64_t w, int32_t y,
+                               int64_t* saved) noexcept nogil:
+    """Key ``kid``'s accumulator row for a claim of policy year ``y`` (restarted when the
+    row's stamp is another year), copied to ``saved`` for a roll-back."""
+    cdef int64_t* row = block + kid * w
+    if row[0] != y:  # a new policy year for this key: its accumulators restart
+        row[0] = y
+        memset(row + 1, 0, (w - 1) * sizeof(int64_t))
+    copy_row(saved, row, w)
+    return row
+
+
 cdef void settle_rows(const int64_t* order, int64_t n_order, int n_layers, LayerSpec* layers,
                       int n_keys, const int64_t** key_ids, const int32_t* year,
                       int64_t** blocks, const int64_t* widths, int64_t* saved,
                       int32_t* overflow) noexcept nogil:
     cdef int64_t paid[MAX_LAYERS]
     cdef int64_t* rows[MAX_KEYS]
-    cdef int64_t t, i, w, j, at, paid_sum
+    cdef int64_t t, i, at, pay, paid_sum
     cdef int k, l, over
-    cdef int32_t y
+    cdef LayerSpec* L
     for t in range(n_order):
         if t + AHEAD < n_order:
             prefetch_rows(order[t + AHEAD], n_keys, key_ids, blocks, widths)
         i = order[t]
-        y = year[i]
         at = 0
         for k in range(n_keys):
-            w = widths[k]
-            rows[k] = blocks[k] + key_ids[k][i] * w
-            if rows[k][0] != y:  # a new policy year for this key: its accumulators restart
-                rows[k][0] = y
-                for j in range(1, w):
-                    rows[k][j] = 0
-            memcpy(saved + at, rows[k], w * sizeof(int64_t))  # for a roll-back
-            at += w
+            rows[k] = claim_row(blocks[k], key_ids[k][i], widths[k], year[i], saved + at)
+            at += widths[k]
         over = 0
         paid_sum = 0
         for l in range(n_layers):
-            if layers[l].applies[i & layers[l].m_applies]:
-                paid[l] = settle_layer(&layers[l], i, paid, rows, &over)
-                paid_sum = yb_add(paid_sum, paid[l], &over)  # self_pay = total - Σ paid
+            L = &layers[l]
+            if L.applies[i & L.m_applies]:
+                pay = settle_layer(L, i, paid, rows, &over)
             else:
-                paid[l] = 0
-                if layers[l].out_ded != NULL:
-                    layers[l].out_ded[i] = 0
-            layers[l].out_pay[i] = paid[l]
+                pay = 0
+                if L.out_ded != NULL:
+                    L.out_ded[i] = 0
+            paid[l] = pay
+            L.out_pay[i] = pay
+            paid_sum = yb_add(paid_sum, pay, &over)  # self_pay = total - Σ paid
             if over:
                 roll_back(i, n_layers, layers, n_keys, rows, widths, saved)
                 overflow[i] = l + 1
