@@ -201,6 +201,27 @@ cdef inline int64_t* year_row(int64_t* block, int64_t kid, int64_t w, int32_t y)
     return row
 
 
+cdef enum:
+    STREAM_AHEAD = 128  # rows between asking for a row's per-row inputs and outputs and using them
+
+
+cdef inline void prefetch_streams(int64_t i, int n_layers, LayerSpec* layers) noexcept nogil:
+    cdef int l, c
+    cdef LayerSpec* L
+    for l in range(n_layers):
+        L = &layers[l]
+        yb_prefetch(&L.base_claim[i & L.m_base])
+        yb_prefetch(&L.applies[i & L.m_applies])
+        yb_prefetch(&L.out_pay[i])
+        if L.out_ded != NULL:
+            yb_prefetch(&L.out_ded[i])
+            yb_prefetch(&L.ded_amount[i & L.m_ded])
+        if L.ratio != NULL:
+            yb_prefetch(&L.ratio[i & L.m_ratio])
+        for c in range(L.n_caps):
+            yb_prefetch(&L.cap_amount[c][i & L.m_cap[c]])
+
+
 cdef void settle_one_line(const int64_t* order, int64_t n_order, int n_layers,
                           LayerSpec* layers, const int64_t* key_id, const int32_t* year,
                           int64_t* block, int64_t* acc, int32_t* overflow) noexcept nogil:
@@ -217,6 +238,8 @@ cdef void settle_one_line(const int64_t* order, int64_t n_order, int n_layers,
             ahead = block + key_id[order[t + AHEAD]] * 8
             yb_prefetch(ahead)
         i = order[t]
+        if (t & 7) == 0:
+            prefetch_streams(i + STREAM_AHEAD, n_layers, layers)
         row = year_row(block, key_id[i], 8, year[i])
         memcpy(acc, row, 8 * sizeof(int64_t))
         bad = settle_layers(i, n_layers, layers, acc, paid)
