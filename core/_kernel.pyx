@@ -306,9 +306,10 @@ cdef int64_t row_mask(object a):
 cdef list frame_starts(object widths, list keys, list offsets):
     """Where each key kind's row begins in a claim's frame (its rows side by side); refuses
     an accumulator outside its kind's row, which the loop would read out of bounds."""
-    starts = [0]
-    for w in widths[:-1]:
-        starts.append(starts[-1] + int(w))
+    starts, at = [], 0
+    for w in widths:
+        starts.append(at)
+        at += int(w)
     for k, offset in zip(keys, offsets):
         if not 0 < offset < widths[k]:
             raise ValueError(f"accumulator slot {offset} outside a row of {widths[k]} slots")
