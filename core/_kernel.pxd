@@ -22,12 +22,13 @@ cpdef enum RatioKind:
     RATIO_BANDS = 2        # bands over the key's cumulative yearly amount
 
 # Accumulators are laid out row-major per key kind: row kid of kind k is
-# blocks[k][kid * widths[k] : (kid + 1) * widths[k]], slot 0 the policy year it belongs to and
-# the other slots that key's deductibles, bands, caps and kept burden. Claims arrive in date
-# order, i.e. jumping between persons; one row per person keeps a claim's state in one cache
-# line instead of one line per accumulator array (lower.Program pads widths to 1, 2, 4 or 8k
-# slots and aligns blocks to 64 bytes), and the loop prefetches the rows of the claim AHEAD
-# places later, so those random reads overlap instead of stalling every claim.
+# blocks[k][kid * widths[k] : (kid + 1) * widths[k]], slot 0 the policy year it belongs to (0
+# in a fresh row: no year yet, the other slots already as a restart leaves them) and the other
+# slots that key's deductibles, bands, caps and kept burden. Claims arrive in date order, i.e.
+# jumping between persons; one row per person keeps a claim's state in one cache line instead
+# of one line per accumulator array (lower.Program pads widths to 1, 2, 4 or 8k slots and
+# aligns blocks to 64 bytes), and the loop prefetches the rows of the claim AHEAD places later,
+# so those random reads overlap instead of stalling every claim.
 
 # Every per-row input below comes with an index mask: -1 when it is an array over the rows
 # (read x[i & -1] = x[i]), 0 when the plan's expression is a constant held in one element

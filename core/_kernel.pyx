@@ -206,6 +206,11 @@ cdef enum:
 
 
 cdef inline void prefetch_streams(int64_t i, int n_layers, LayerSpec* layers) noexcept nogil:
+    """Start loading the line holding row i of every layer's per-row inputs and outputs.
+    Sixteen to twenty arrays are read and written front to back at once, more streams than
+    the hardware prefetcher follows: without this the loop waited on them (measured, 2M
+    claims, loaded machine: date order 131 → 99 ms, a run's order 94 → 85 ms of CPU). A
+    prefetch past an array's end is harmless (it never faults)."""
     cdef int l, c
     cdef LayerSpec* L
     for l in range(n_layers):
@@ -222,32 +227,27 @@ cdef inline void prefetch_streams(int64_t i, int n_layers, LayerSpec* layers) no
             yb_prefetch(&L.cap_amount[c][i & L.m_cap[c]])
 
 
-cdef void settle_one_line(const int64_t* order, int64_t n_order, int n_layers,
-                          LayerSpec* layers, const int64_t* key_id, const int32_t* year,
-                          int64_t* block, int64_t* acc, int32_t* overflow) noexcept nogil:
-    """settle_rows for the common plan: one key kind whose row is one cache line of 8 slots
-    (person; reference policy). The same steps with the key loop and row width constant:
-    the frame is one fixed-size copy in and one out."""
-    cdef int64_t paid[MAX_LAYERS]
-    cdef int64_t t, i
-    cdef int64_t* row
-    cdef int64_t* ahead
-    cdef int bad
-    for t in range(n_order):
-        if t + AHEAD < n_order:
-            ahead = block + key_id[order[t + AHEAD]] * 8
-            yb_prefetch(ahead)
-        i = order[t]
-        if (t & 7) == 0:
-            prefetch_streams(i + STREAM_AHEAD, n_layers, layers)
-        row = year_row(block, key_id[i], 8, year[i])
-        memcpy(acc, row, 8 * sizeof(int64_t))
-        bad = settle_layers(i, n_layers, layers, acc, paid)
-        if bad:
-            clear_outputs(i, n_layers, layers)
-            overflow[i] = bad
-        else:
-            memcpy(row, acc, 8 * sizeof(int64_t))
+cdef inline void open_frame(int64_t* acc, int64_t i, int n_keys, const int64_t** key_ids,
+                            const int32_t* year, int64_t** blocks, const int64_t* widths,
+                            int64_t** rows) noexcept nogil:
+    """Claim i's frame: its rows of every key kind (``rows[k]``, restarted for a new policy
+    year) copied side by side into ``acc``."""
+    cdef int k
+    cdef int64_t at = 0
+    for k in range(n_keys):
+        rows[k] = year_row(blocks[k], key_ids[k][i], widths[k], year[i])
+        memcpy(acc + at, rows[k], widths[k] * sizeof(int64_t))
+        at += widths[k]
+
+
+cdef inline void close_frame(const int64_t* acc, int n_keys, const int64_t* widths,
+                             int64_t** rows) noexcept nogil:
+    """The settled frame written back to the claim's rows."""
+    cdef int k
+    cdef int64_t at = 0
+    for k in range(n_keys):
+        memcpy(rows[k], acc + at, widths[k] * sizeof(int64_t))
+        at += widths[k]
 
 
 cdef void settle_rows(const int64_t* order, int64_t n_order, int n_layers, LayerSpec* layers,
@@ -256,30 +256,34 @@ cdef void settle_rows(const int64_t* order, int64_t n_order, int n_layers, Layer
                       int32_t* overflow) noexcept nogil:
     cdef int64_t paid[MAX_LAYERS]
     cdef int64_t* rows[MAX_KEYS]
-    cdef int64_t t, i, at
-    cdef int k, bad
-    if n_keys == 1 and widths[0] == 8:
-        settle_one_line(order, n_order, n_layers, layers, key_ids[0], year, blocks[0], acc,
-                        overflow)
-        return
+    cdef int64_t t, i
+    cdef int bad
+    # The common plan (the reference policy's): one key kind whose row is one line of 8
+    # slots. Its frame is one copy of constant size in and out, not a loop over key kinds
+    # with a memcpy call each (measured: 541 → 499 instructions a claim with the frame).
+    cdef bint one_line = n_keys == 1 and widths[0] == 8
     for t in range(n_order):
         if t + AHEAD < n_order:
-            prefetch_rows(order[t + AHEAD], n_keys, key_ids, blocks, widths)
+            if one_line:
+                yb_prefetch(blocks[0] + key_ids[0][order[t + AHEAD]] * 8)
+            else:
+                prefetch_rows(order[t + AHEAD], n_keys, key_ids, blocks, widths)
         i = order[t]
-        at = 0
-        for k in range(n_keys):  # the frame: the claim's rows side by side
-            rows[k] = year_row(blocks[k], key_ids[k][i], widths[k], year[i])
-            memcpy(acc + at, rows[k], widths[k] * sizeof(int64_t))
-            at += widths[k]
+        if (t & 7) == 0:  # one line of every per-row array holds 8 rows
+            prefetch_streams(i + STREAM_AHEAD, n_layers, layers)
+        if one_line:
+            rows[0] = year_row(blocks[0], key_ids[0][i], 8, year[i])
+            memcpy(acc, rows[0], 8 * sizeof(int64_t))
+        else:
+            open_frame(acc, i, n_keys, key_ids, year, blocks, widths, rows)
         bad = settle_layers(i, n_layers, layers, acc, paid)
         if bad:  # the rows stay as they were before the claim
             clear_outputs(i, n_layers, layers)
             overflow[i] = bad
-            continue
-        at = 0
-        for k in range(n_keys):
-            memcpy(rows[k], acc + at, widths[k] * sizeof(int64_t))
-            at += widths[k]
+        elif one_line:
+            memcpy(rows[0], acc, 8 * sizeof(int64_t))
+        else:
+            close_frame(acc, n_keys, widths, rows)
 
 
 # -- Python entry ------------------------------------------------------------------------------
@@ -368,7 +372,7 @@ def settle(object order, list layers, list key_ids, object year, list blocks, ob
            list state_keys, list state_offsets, object overflow):
     """Run the kernel. ``order`` (int64) lists row indices in settlement order; ``blocks[k]``
     is key kind k's accumulator rows (int64, ``widths[k]`` slots a key id, slot 0 the policy
-    year stamp, initialised to a year no claim has); state s lives at slot
+    year stamp; fresh rows are all zeros, lower.Program.accumulator_rows); state s lives at slot
     ``state_offsets[s]`` of kind ``state_keys[s]``. Every array is C-contiguous and kept alive
     by the caller (lower.Program). Fills each layer's out arrays in place, and ``overflow``
     (int32, one per row) with layer index + 1 for a row whose amounts would leave int64:
