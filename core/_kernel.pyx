@@ -388,14 +388,15 @@ def settle(object order, list layers, list key_ids, object year, list blocks, ob
         if (len(d["caps"]) > MAX_CAPS or len(d["bands"]) > MAX_BANDS
                 or len(d["band_first"]) > MAX_BANDS + 1):
             raise ValueError("a layer has more caps or bands than the kernel supports")
-    cdef LayerSpec* specs = <LayerSpec*>malloc(n_layers * sizeof(LayerSpec))
-    cdef const int64_t** kids = <const int64_t**>malloc(n_keys * sizeof(int64_t*))
-    cdef int64_t** rows = <int64_t**>malloc(n_keys * sizeof(int64_t*))
     cdef const int64_t[::1] wv = widths
     cdef const int32_t[::1] yv = year
     cdef const int64_t* order_p = i64p(order)
     cdef int32_t[::1] ov = overflow
     cdef list starts = frame_starts(widths, state_keys, state_offsets)
+    # allocated once every argument has been checked, freed below whatever happens
+    cdef LayerSpec* specs = <LayerSpec*>malloc(n_layers * sizeof(LayerSpec))
+    cdef const int64_t** kids = <const int64_t**>malloc(n_keys * sizeof(int64_t*))
+    cdef int64_t** rows = <int64_t**>malloc(n_keys * sizeof(int64_t*))
     cdef int64_t* frame = <int64_t*>malloc(max(1, sum(wv)) * sizeof(int64_t))
     cdef int j
     try:
