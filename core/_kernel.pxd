@@ -21,18 +21,14 @@ cpdef enum RatioKind:
     RATIO_PER_CLAIM = 1    # ratio[i] in millionths
     RATIO_BANDS = 2        # bands over the key's cumulative yearly amount
 
-cdef struct State:
-    int key                # key kind whose row holds this accumulator (0 = person)
-    int offset             # slot within that row (slot 0 is the row's policy-year stamp, so
-                           # offset 0 in a LayerSpec field below means "no such accumulator")
-
 # Accumulators are laid out row-major per key kind: row kid of kind k is
-# blocks[k][kid * widths[k] : (kid + 1) * widths[k]], slot 0 the policy year it belongs to and
-# the other slots that key's deductibles, bands, caps and kept burden. Claims arrive in date
-# order, i.e. jumping between persons; one row per person keeps a claim's state in one cache
-# line instead of one line per accumulator array (lower.Program pads widths to 1, 2, 4 or 8k
-# slots and aligns blocks to 64 bytes), and the loop prefetches the rows of the claim AHEAD
-# places later, so those random reads overlap instead of stalling every claim.
+# blocks[k][kid * widths[k] : (kid + 1) * widths[k]], slot 0 the policy year it belongs to (0
+# in a fresh row: no year yet, the other slots already as a restart leaves them) and the other
+# slots that key's deductibles, bands, caps and kept burden. Claims arrive in date order, i.e.
+# jumping between persons; one row per person keeps a claim's state in one cache line instead
+# of one line per accumulator array (lower.Program pads widths to 1, 2, 4 or 8k slots and
+# aligns blocks to 64 bytes), and the loop prefetches the rows of the claim AHEAD places later,
+# so those random reads overlap instead of stalling every claim.
 
 # Every per-row input below comes with an index mask: -1 when it is an array over the rows
 # (read x[i & -1] = x[i]), 0 when the plan's expression is a constant held in one element
@@ -51,8 +47,9 @@ cdef struct LayerSpec:
     int64_t m_ded
     const uint8_t* ded_continuing  # NULL, or 1 where row i is a transfer (连续计算起付线)
     int64_t m_continuing
-    State ded_state                # consumed this year (DED_PER_YEAR)
-    State last_ded_state           # deductible paid on the key's previous claim, or offset 0
+    int ded_state                  # frame slot: consumed this year (DED_PER_YEAR)
+    int last_ded_state             # frame slot: the deductible of the key's previous
+                                   # claim (连续计算起付线), or -1
     int ratio_kind                 # RatioKind
     const int64_t* ratio           # ratio for row i in millionths (RATIO_PER_CLAIM)
     int64_t m_ratio
@@ -63,24 +60,27 @@ cdef struct LayerSpec:
     int band_first[MAX_BANDS + 1]  # set s is bands band_first[s] .. band_first[s+1]-1
     const int64_t* band_set        # NULL (set 0 for every row), or the set paying row i
     int64_t m_band_set
-    State band_state               # cumulative e this year (RATIO_BANDS)
+    int band_state                 # frame slot: cumulative e this year (RATIO_BANDS)
     int n_caps
-    int cap_per_year[MAX_CAPS]     # 1 yearly (accumulated), 0 per claim
     const int64_t* cap_amount[MAX_CAPS]  # cap for row i (fen)
     int64_t m_cap[MAX_CAPS]
-    State cap_state[MAX_CAPS]      # paid so far under a yearly cap (shared caps share it)
+    int cap_state[MAX_CAPS]        # frame slot: paid so far under a yearly cap (shared
+                                   # caps share it); -1 for a per-claim cap
     int has_limit                  # self-pay limit (兜底) instead of a ratio
     const int64_t* limit_amount    # L for row i (fen)
     int64_t m_limit
-    State limit_state              # burden kept this year
+    int limit_state                # frame slot: burden kept this year
     int64_t* out_pay               # payment of row i (fen)
     int64_t* out_ded               # deductible consumed by row i (fen); NULL exactly when
                                    # ded_kind is DED_NONE
 
-# Arithmetic is checked (money.py): a claim whose amounts would leave int64 is rolled back
-# (``saved`` holds its keys' accumulator rows, sum(widths) slots, copied before it settles),
-# its outputs set to 0 and overflow[i] to the layer index + 1; the loop goes on with the next.
+# A claim settles against its frame ``acc`` (sum(widths) slots): its keys' rows copied side by
+# side, each state's place given as a slot of the frame (the LayerSpec fields "frame slot"),
+# written back to the rows once the claim is through. Arithmetic is checked (money.py,
+# core/_checked.pxd): a claim whose amounts would leave int64 is rolled back by not writing
+# its frame back, its outputs set to 0 and overflow[i] to the layer index + 1; the loop goes
+# on with the next.
 cdef void settle_rows(const int64_t* order, int64_t n_order, int n_layers, LayerSpec* layers,
                       int n_keys, const int64_t** key_ids, const int32_t* year,
-                      int64_t** blocks, const int64_t* widths, int64_t* saved,
+                      int64_t** blocks, const int64_t* widths, int64_t* acc,
                       int32_t* overflow) noexcept nogil

@@ -37,7 +37,8 @@ class LayerSpec(TypedDict):
     band_first: list  # set s is bands[band_first[s]:band_first[s + 1]] (`when` band sets)
     band_set: Optional[np.ndarray]  # int64, the set paying each row; None: set 0 everywhere
     band_state: int
-    caps: list  # [(per_year 0|1, amount int64 array, state, key)]
+    caps: list  # [(per_year 0|1, amount int64 array, state, key)]: state -1 exactly when
+    #             per_year is 0 (``settle`` refuses a spec that says otherwise)
     limit_amount: Optional[np.ndarray]
     limit_state: int
     out_pay: np.ndarray  # int64, filled
@@ -49,6 +50,7 @@ def settle(order: np.ndarray, layers: list[LayerSpec], key_ids: list[np.ndarray]
            state_offsets: list[int], overflow: np.ndarray) -> None:
     """Settle rows ``order`` (int64 row indices in settlement order) layer by layer, filling
     each layer dict's ``out_pay`` / ``out_ded`` arrays in place. Arrays are C-contiguous:
-    key ids int64, years int32, accumulator blocks int64 (``widths[k]`` slots per key id),
+    key ids int64, years int32, accumulator blocks int64 (``widths[k]`` slots per key id, slot 0
+    the policy year, all zeros when fresh; every state's slot within its kind's row),
     applies/continuing uint8. ``overflow`` (int32, one per row) receives layer index + 1 for
     a row whose amounts would leave int64; that row is rolled back and its outputs are 0."""

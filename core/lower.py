@@ -269,13 +269,13 @@ class Program:
         return np.array([_row_width(w) for w in widths], dtype=np.int64)
 
     def accumulator_rows(self) -> list:
-        """One zeroed row of slots per key id and kind, year stamps set to 'no year yet'."""
-        blocks = []
-        for count, width in zip(self.key_counts, self.row_widths()):
-            block = _aligned_zeros(count * int(width))
-            block[::width] = np.iinfo(np.int64).min
-            blocks.append(block)
-        return blocks
+        """One zeroed row of slots per key id and kind. The year stamp 0 reads 'no year yet':
+        a fresh row is all zeros, exactly what the kernel makes of a row it restarts for a
+        new policy year, so even a claim of year 0 would find it right. Nothing is written
+        here: the pages stay untouched until the kernel meets their keys (a stamp written
+        into every row was a pass over the whole block before the loop started)."""
+        return [_aligned_zeros(count * int(width))
+                for count, width in zip(self.key_counts, self.row_widths())]
 
     def run(self, order: np.ndarray) -> None:
         """Settle rows ``order`` with fresh accumulators."""

@@ -15,6 +15,8 @@ claim (never a wrapped number). No Python objects and no floating point in the l
 """
 from libc.stdint cimport int64_t, int8_t, uint8_t
 
+from yibao.core._checked cimport yb_add, yb_sub
+
 import numpy as np
 
 cdef extern from *:
@@ -37,22 +39,10 @@ cdef extern from *:
         if (q > (yp_i128)INT64_MAX || q < (yp_i128)INT64_MIN) { *over = 1; return 0; }
         return (int64_t)q;
     }
-    static inline int64_t yp_add(int64_t a, int64_t b, int* over) {
-        int64_t r;
-        if (__builtin_add_overflow(a, b, &r)) { *over = 1; return 0; }
-        return r;
-    }
-    static inline int64_t yp_sub(int64_t a, int64_t b, int* over) {
-        int64_t r;
-        if (__builtin_sub_overflow(a, b, &r)) { *over = 1; return 0; }
-        return r;
-    }
     """
     ctypedef long long yp_i128
     const int64_t YP_COST_LIMIT
     int64_t yp_mul3_div(yp_i128 a, yp_i128 b, yp_i128 c, yp_i128 d, int* over) noexcept nogil
-    int64_t yp_add(int64_t a, int64_t b, int* over) noexcept nogil
-    int64_t yp_sub(int64_t a, int64_t b, int* over) noexcept nogil
 
 cdef enum:  # case-class codes, in compute.CASE_CLASSES's order
     NORMAL, HIGH, LOW, INCOMPLETE, BEDDAY, READMIT, REVIEW, UNGROUPED
@@ -90,9 +80,9 @@ cdef int64_t bed_day(int64_t per_day, int64_t los, Tiers* tiers, int* over) noex
     cdef int t
     for t in range(tiers.n):
         end = los if tiers.last[t] < 0 or los < tiers.last[t] else tiers.last[t]
-        days = yp_sub(end, tiers.first[t] - 1, over)
+        days = yb_sub(end, tiers.first[t] - 1, over)
         if days > 0:
-            weighted = yp_add(weighted, yp_mul3_div(days, tiers.factor[t], 1, 1, over), over)
+            weighted = yb_add(weighted, yp_mul3_div(days, tiers.factor[t], 1, 1, over), over)
     return yp_mul3_div(per_day, weighted, 1, RATIO, over)
 
 
@@ -214,16 +204,16 @@ def hospital_sums(const int64_t[::1] hospital, Py_ssize_t n_hospitals,
             s[h, 6] += 1
             if not valued[i]:
                 s[h, 7] += 1
-                s[h, 8] = yp_add(s[h, 8], total[i], &over)
+                s[h, 8] = yb_add(s[h, 8], total[i], &over)
             else:
-                s[h, 0] = yp_add(s[h, 0], points[i], &over)
-                s[h, 2] = yp_add(s[h, 2], paid[i], &over)
-                s[h, 4] = yp_add(s[h, 4], total[i], &over)
+                s[h, 0] = yb_add(s[h, 0], points[i], &over)
+                s[h, 2] = yb_add(s[h, 2], paid[i], &over)
+                s[h, 4] = yb_add(s[h, 4], total[i], &over)
                 if not (has_signed and signed[i]):
-                    cost = fund_cost[i] if has_cost else yp_sub(total[i], paid[i], &over)
-                    s[h, 1] = yp_add(s[h, 1], points[i], &over)
-                    s[h, 3] = yp_add(s[h, 3], paid[i], &over)
-                    s[h, 5] = yp_add(s[h, 5], cost, &over)
+                    cost = fund_cost[i] if has_cost else yb_sub(total[i], paid[i], &over)
+                    s[h, 1] = yb_add(s[h, 1], points[i], &over)
+                    s[h, 3] = yb_add(s[h, 3], paid[i], &over)
+                    s[h, 5] = yb_add(s[h, 5], cost, &over)
             if over:
                 bad = i
                 break

@@ -83,8 +83,7 @@ def test_a_keys_accumulators_sit_in_whole_cache_lines(width):
     assert row == _row_width(width) >= width
     assert block.ctypes.data % 64 == 0 and len(block) == 37 * row
     assert row in (1, 2, 4) or row % 8 == 0
-    assert (block[::row] == np.iinfo(np.int64).min).all()
-    assert (block.reshape(37, row)[:, 1:] == 0).all()
+    assert (block == 0).all()  # stamp 0: no year yet; the slots as a restart leaves them
 
 
 def test_an_expression_two_layers_share_is_one_array():
