@@ -237,20 +237,30 @@ class ChunkedSettlement:
         ``identity`` is claim_id and the identity columns of every row of ``self.order``
         (``_identity_in_order``). The payment columns are the kernel's output buffers, not
         copies."""
-        order, pays, deds, self_pay = self.order, self.out_pay, self.out_ded, self.self_pay
+        return self.results_between(identity, 0, len(self.order))
+
+    def results_between(self, identity: pa.Table, start: int, end: int) -> tuple:
+        """``results`` of rows ``start:end`` of ``self.order`` only (settled; a run's writer
+        takes them piece by piece, ``_ResultStream``): the result columns are views of the
+        kernel's outputs (no copy) unless a row is left out. ``identity``: of every row."""
+        order, ident = self.order[start:end], identity.slice(start, end - start)
+        pays = [pay[start:end] for pay in self.out_pay]
+        deds = [None if ded is None else ded[start:end] for ded in self.out_ded]
+        self_pay = self.self_pay[start:end]  # written by each chunk (settle_chunk)
         if self.missing is not None:  # rare: copies only when a row was left out
-            keep = ~self.missing & (self.overflow == 0)
-            order, identity, self_pay = order[keep], identity.filter(pa.array(keep)), \
-                self_pay[keep]
-            pays = [pay[keep] for pay in pays]
-            deds = [None if ded is None else ded[keep] for ded in deds]
-        cols = {"claim_id": identity.column("claim_id")}
+            keep = ~self.missing[start:end] & (self.overflow[start:end] == 0)
+            if not keep.all():
+                order, ident, self_pay = order[keep], ident.filter(pa.array(keep)), \
+                    self_pay[keep]
+                pays = [pay[keep] for pay in pays]
+                deds = [None if ded is None else ded[keep] for ded in deds]
+        cols = {"claim_id": ident.column("claim_id")}
         for layer, pay, ded in zip(self.plan.layers, pays, deds):
             cols[layer.name] = pa.array(pay)  # contiguous int64 without nulls: no copy
             if ded is not None:
                 cols[f"{layer.name}_deductible"] = pa.array(ded)
         cols["self_pay"] = pa.array(self_pay)
-        return with_identity(pa.table(cols, schema=result_schema(self.plan)), identity), order
+        return with_identity(pa.table(cols, schema=result_schema(self.plan)), ident), order
 
     def rejected(self) -> Prepared:
         """The prepared rows with lookup misses, then those whose amounts leave int64,
@@ -531,7 +541,7 @@ class _ResultStream:
             check_invariants(self.plan, pa.concat_tables(self.overpaid))
 
     def _send(self, end: int) -> None:
-        piece = _results_between(self.plan, self.run, self.identity(), self.sent, end)
+        piece, _ = self.run.results_between(self.identity(), self.sent, end)
         self.sent = end
         if self.empty is None:
             self.empty = piece.slice(0, 0)
@@ -539,30 +549,6 @@ class _ResultStream:
         if len(bad):
             self.overpaid.append(piece.select(["claim_id", "self_pay"]).take(pa.array(bad)))
         self.emit(piece)
-
-
-def _results_between(plan: Plan, run: ChunkedSettlement, identity: pa.Table, start: int,
-                     end: int) -> pa.Table:
-    """The results of rows ``start:end`` of ``run.order`` (settled), as
-    ``ChunkedSettlement.results`` makes them for all rows: the result columns are views of
-    the kernel's outputs (no copy) unless a row is left out."""
-    ident = identity.slice(start, end - start)
-    pays = [pay[start:end] for pay in run.out_pay]
-    deds = [None if ded is None else ded[start:end] for ded in run.out_ded]
-    self_pay = run.self_pay[start:end]  # written by each chunk (settle_chunk)
-    if run.missing is not None:  # rare: a row missed a lookup or left int64 somewhere
-        keep = ~run.missing[start:end] & (run.overflow[start:end] == 0)
-        if not keep.all():
-            ident, self_pay = ident.filter(pa.array(keep)), self_pay[keep]
-            pays = [pay[keep] for pay in pays]
-            deds = [None if ded is None else ded[keep] for ded in deds]
-    cols = {"claim_id": ident.column("claim_id")}
-    for layer, pay, ded in zip(plan.layers, pays, deds):
-        cols[layer.name] = pa.array(pay)
-        if ded is not None:
-            cols[f"{layer.name}_deductible"] = pa.array(ded)
-    cols["self_pay"] = pa.array(self_pay)
-    return with_identity(pa.table(cols, schema=result_schema(plan)), ident)
 
 
 # -- several versions -------------------------------------------------------------------------

@@ -158,3 +158,13 @@ def _converted_columns(plan: Plan, table: pa.Table) -> tuple:
         else:
             out[name] = _engine_column(table.column(name), typ)
     return out, {name: mask for name, mask in beyond.items() if mask.any()}
+
+
+def text_array(kind: str, values) -> pa.Array:
+    """``values`` as one producer's text type: ``string``, ``large_string``, ``string_view``
+    or ``dictionary`` (the ingestion tests run every check on each)."""
+    arr = pa.array(values, pa.string())
+    if kind == "dictionary":
+        return arr.dictionary_encode()
+    return arr.cast(pa.large_string() if kind == "large_string" else
+                    pa.string_view() if kind == "string_view" else pa.string())

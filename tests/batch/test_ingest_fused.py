@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest_reference import reference_prepare  # tests/ is on the path (tests/conftest.py)
+from ingest_reference import reference_prepare, text_array as _text  # tests/ is on the path (tests/conftest.py)
 from yibao.core import _ingest
 from yibao.core.arrow_io import money_fen, prepare
 from yibao.core.plan import DATE, INT, MONEY, TEXT, ColumnDecl, Type
@@ -54,14 +54,6 @@ def _money_values(t, fen) -> pa.Array:
     unscaled = [None if v is None else (abs(v) // step) * (1 if v >= 0 else -1) for v in fen]
     return pa.array([None if v is None else decimal.Decimal(v if _fits(t, v) else 0)
                      .scaleb(-t.scale) for v in unscaled], t)
-
-
-def _text(kind: str, values) -> pa.Array:
-    arr = pa.array(values, pa.string())
-    if kind == "dictionary":
-        return arr.dictionary_encode()
-    return arr.cast(pa.large_string() if kind == "large_string" else
-                    pa.string_view() if kind == "string_view" else pa.string())
 
 
 def rarely_null(strategy):

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ingest_reference import text_array as _text  # tests/ is on the path (tests/conftest.py)
 from yibao.core import _ingest
 from yibao.core.arrow_io import fused_keys, prepare, reject_more
 from yibao.core.engine import _keys
@@ -29,14 +30,6 @@ TEXT_TYPES = ["string", "large_string", "dictionary", "string_view"]
 # spelt as a person id
 IDS = ["P1", "P2", "P3", "a-very-long-identifier-0001", "a-very-long-identifier-0002",
        "a-very-long-identifier-00021", "", "中文标识"]
-
-
-def _text(kind: str, values) -> pa.Array:
-    arr = pa.array(values, pa.string())
-    if kind == "dictionary":
-        return arr.dictionary_encode()
-    return arr.cast(pa.large_string() if kind == "large_string" else
-                    pa.string_view() if kind == "string_view" else pa.string())
 
 
 def _hashed(plan, prep) -> dict:
