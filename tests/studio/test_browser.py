@@ -21,6 +21,11 @@ SESSION = {}  # what one step hands the next (the claim explained)
 
 pytestmark = pytest.mark.studio
 WAIT = 30  # seconds: the first run compiles and settles on a shared 2-core machine
+# Comparing settles the claims file under two policies and draws the charts; running the
+# tests settles every case. On a loaded 2-core machine (parallel test suites) these took
+# longer than WAIT and the session failed while working; a longer bound costs nothing when
+# the page answers in time.
+SLOW_WAIT = 120
 
 
 def wait(driver, condition, seconds=WAIT):
@@ -158,7 +163,7 @@ def test_run_claims_file(browser, city):
            "/path/to/claims.parquet"][0]
     box.send_keys(str(claims))
     by_id(browser, "run-button").click()
-    wait(browser, lambda: css(browser, "#run-headline"))
+    wait(browser, lambda: css(browser, "#run-headline"), SLOW_WAIT)
     headline = by_id(browser, "run-headline").text
     assert "3,000 结算 settled" in headline and str(claims) in headline
     wait(browser, lambda: css(browser, "#layer-chart canvas"))
@@ -224,7 +229,7 @@ def test_claim_becomes_test_case_and_tests_run(browser, city):
     assert (city / "tests.yaml").read_text(encoding="utf-8").startswith("# Hand-checked")
     open_tab(browser, "tests")
     by_id(browser, "run-tests").click()
-    wait(browser, lambda: css(browser, "#test-verdict"))
+    wait(browser, lambda: css(browser, "#test-verdict"), SLOW_WAIT)
     assert by_id(browser, "test-verdict").text == f"{len(before) + 1} 通过 passed, 0 失败 failed"
     assert css(browser, "#test-coverage")
     assert cli("test", str(city), "-q").returncode == 0  # the CLI agrees
@@ -241,18 +246,19 @@ def test_compare_working_copy_with_last_commit(browser, city):
     assert "tier1, 3: 80%" in (city / "policy.yb").read_text(encoding="utf-8")
     open_tab(browser, "compare")
     by_id(browser, "compare-button").click()
-    wait(browser, lambda: css(browser, "#compare-headline"))
+    wait(browser, lambda: css(browser, "#compare-headline"), SLOW_WAIT)
     headline = by_id(browser, "compare-headline").text
     assert headline.startswith("last commit → working copy")
     fund = headline.split("基金 fund ")[1].split(" 元")[0]
     before, after = (float(x.replace(",", "")) for x in fund.split(" → "))
     assert after < before, headline  # a lower ratio: the fund pays less
-    wait(browser, lambda: css(browser, "#compare-result .js-plotly-plot svg"))  # drawn charts
+    wait(browser, lambda: css(browser, "#compare-result .js-plotly-plot svg"),  # drawn charts
+         SLOW_WAIT)
     shot(browser, "08-compare")
     open_tab(browser, "tests")
     by_id(browser, "run-tests").click()
     wait(browser, lambda: "失败 failed" in by_id(browser, "test-verdict").text
-         and not by_id(browser, "test-verdict").text.endswith(" 0 失败 failed"))
+         and not by_id(browser, "test-verdict").text.endswith(" 0 失败 failed"), SLOW_WAIT)
     assert css(browser, '#test-results .yb-case[data-passed="no"]')
     shot(browser, "09-tests-fail")
 
