@@ -92,7 +92,7 @@ def _load_recording_warnings(folder, reg) -> tuple:
     from ._policies import load_policy
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PolicyWarning)
-        policy = load_policy(folder, reg)
+        policy = load_policy(folder, reg, cache=False)  # a test run shows every diagnostic
     texts = []
     for w in caught:
         if issubclass(w.category, PolicyWarning):
