@@ -141,14 +141,26 @@ def _stable(value, modules: set):
     if isinstance(value, (set, frozenset)):  # iteration order varies with the hash seed
         return tuple(sorted((_stable(v, modules) for v in value), key=repr))
     if isinstance(value, type) or callable(value):
+        _note_modules(value, modules)
         module = getattr(value, "__module__", None) or "?"
-        modules.add(module)
         return f"{module}.{getattr(value, '__qualname__', type(value).__qualname__)}"
     compared = getattr(type(value), "_compared", None)
     if compared is not None and hasattr(value, "__dict__"):  # a core.records record
+        for name in set(type(value)._fields) - set(compared):  # an impl: its module only
+            _stable(getattr(value, name), modules)
         return (type(value).__qualname__,
                 tuple((n, _stable(getattr(value, n), modules)) for n in compared))
     return repr(value)
+
+
+def _note_modules(code, modules: set) -> None:
+    """The module of a callable or class and of what it wraps (``__wrapped__``: the
+    registry wraps a plugin's functions in ``plugins.decls.exact_results``)."""
+    for _ in range(8):  # a wrapper of a wrapper …, never a cycle
+        modules.add(getattr(code, "__module__", None) or "?")
+        code = getattr(code, "__wrapped__", None)
+        if code is None:
+            return
 
 
 def _module_stat(name: str) -> tuple:
