@@ -62,7 +62,10 @@ def cached_compile(where: Path, registry, compile):
     left last time when nothing it read has changed. Its warnings are issued either way,
     in the order the compile issued them, as ``warnings.warn_explicit`` of what it recorded
     (so a hit prints exactly what a compile prints)."""
-    key = entry_key(where, registry)
+    try:
+        key = entry_key(where, registry)
+    except OSError:  # yibao's own folders unreadable: nothing to key an entry by
+        return compile()
     path = cache_dir() / "policies" / f"{key}.pickle"
     found = _read_entry(path, key, where)
     if found is not None:
@@ -70,17 +73,25 @@ def cached_compile(where: Path, registry, compile):
         replay(warned)
         return policy
     from .source import files_read
-    warned = []
     try:
         with files_read() as read, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             policy = compile()
     finally:  # a version's warnings are shown even when another version fails to compile
-        warned = [_recorded(w) for w in caught]
+        warned = tuple(_recorded(w) for w in caught)
         replay(warned)
-    _write_entry(path, (FORMAT, key, tuple(read), _versions_in(where), tuple(warned),
-                        pickle.dumps(policy, protocol=PROTOCOL)))
+    _store(path, key, where, tuple(dict.fromkeys(read)), warned, policy)
     return policy
+
+
+def _store(path: Path, key: str, where: Path, read: tuple, warned: tuple, policy) -> None:
+    """Write the entry; a policy that does not pickle (a plugin's node holding a lambda)
+    is simply not cached."""
+    try:
+        data = pickle.dumps(policy, protocol=PROTOCOL)
+    except Exception:  # PicklingError, TypeError, AttributeError …: whatever pickle raises
+        return
+    _write_entry(path, (FORMAT, key, read, _versions_in(where), warned, data))
 
 
 # -- the key ----------------------------------------------------------------------------------
