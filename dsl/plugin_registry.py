@@ -5,6 +5,7 @@ imported (docs/plugins.md)."""
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -30,7 +31,7 @@ def registry_for(*policies, settles: bool = True) -> Registry:
 
 def declared_plugins(policies) -> dict:
     """distribution -> version range of every ``plugin`` line of the policy files or folders
-    (``check_plugins.policy_plugins``). Files without the word ``plugin`` declare none, and
+    (``check_plugins.policy_plugins``). Files without ``plugin "`` declare none, and
     when no file has it nothing is parsed: the parser (Lark and its tables) is then imported
     only by a compile, which a cached policy does not need (dsl/policy_cache.py)."""
     if not any(_may_declare(policy) for policy in policies):
@@ -39,15 +40,20 @@ def declared_plugins(policies) -> dict:
     return dict(d for policy in policies for d in policy_plugins(policy))
 
 
+# ``plugin`` then a string, with only what grammar.lark ignores or ends a line between (WS,
+# COMMENT, _NL): every declaration matches; a comment saying "the tcm plugin's …" does not
+_DECLARATION = re.compile(rb'plugin(?:[ \t\f\r\n]|#[^\n]*)*"')
+
+
 def _may_declare(policy) -> bool:
-    """Whether a policy file (or a folder's ``*.yb``) holds the bytes ``plugin`` (the
-    keyword, case-sensitive: PLUGIN in grammar.lark). Only regular files are opened (a FIFO
+    """Whether a policy file (or a folder's ``*.yb``) may hold a ``plugin "…"`` declaration
+    (``_DECLARATION``; the keyword is case-sensitive). Only regular files are opened (a FIFO
     would block), as policy_plugins does."""
     path = Path(policy)
     files = sorted(path.glob("*.yb")) if path.is_dir() else [path]
     for file in files:
         try:
-            if stat.S_ISREG(os.stat(file).st_mode) and b"plugin" in file.read_bytes():
+            if stat.S_ISREG(os.stat(file).st_mode) and _DECLARATION.search(file.read_bytes()):
                 return True
         except OSError:
             continue

@@ -274,3 +274,47 @@ def test_settle_writes_the_same_results_warm_or_cold(city, tmp_path, cache):
         runs[name] = [pq.read_table(out / f) for f in ("claims.parquet", "rejects.parquet")]
     assert len(entries(cache)) == 1
     assert runs["warm"] == runs["cold"] == runs["none"]
+
+
+DECLARING = [
+    'plugin "yibao-ageband" ">=1.0, <2"\n',
+    'plugin   "x" "1"',
+    'plugin # the age bands\n"x" "1"',  # what grammar.lark ignores between the tokens
+    '# a comment line naming plugin "x"\n',  # conservatively parsed: declares nothing
+]
+NOT_DECLARING = ["# the tcm plugin's tcm_tilt\n", "layer plugins_x {}", "PLUGIN \"x\" \"1\""]
+
+
+@pytest.mark.parametrize("text", DECLARING + NOT_DECLARING)
+def test_the_declaration_prefilter_never_misses_one(text, tmp_path):
+    from yibao.dsl import plugin_registry
+    from yibao.dsl.passes.check_plugins import policy_plugins
+    policy = tmp_path / "policy.yb"
+    policy.write_text(HEADER + text, encoding="utf-8")
+    may = plugin_registry._may_declare(policy)
+    assert may == (text in DECLARING)
+    if not may:
+        assert policy_plugins(policy) == ()
+
+
+HEADER = 'policy "t" {\n  effective 2024-01-01 to 2024-12-31\n}\n'
+
+
+def test_every_repository_policy_the_prefilter_passes_declares_nothing():
+    from yibao.dsl import plugin_registry
+    from yibao.dsl.passes.check_plugins import policy_plugins
+    files = sorted(REPO.glob("city_configs/**/*.yb")) + sorted(REPO.glob("tests/**/*.yb"))
+    assert len(files) > 20
+    for file in files:
+        if not plugin_registry._may_declare(file):
+            assert policy_plugins(file) == (), file
+
+
+def test_a_hit_imports_no_compiler(cache):
+    probe = ("import sys; from yibao.dsl.cli import main; main(['plan', 'rizhao']); "
+             "print(sorted(m for m in sys.modules if m.startswith(('lark', 'yibao.dsl.parser', "
+             "'yibao.dsl.compiler', 'yibao.dsl.passes', 'yibao.dsl.ast'))))")
+    run = lambda: subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                 timeout=300, env={**os.environ}).stdout.splitlines()[-1]
+    assert run() != "[]"  # the compile
+    assert run() == "[]"  # the hit
