@@ -318,3 +318,11 @@ def test_a_hit_imports_no_compiler(cache):
                                  timeout=300, env={**os.environ}).stdout.splitlines()[-1]
     assert run() != "[]"  # the compile
     assert run() == "[]"  # the hit
+
+
+def test_a_policy_that_does_not_pickle_is_returned_and_not_stored(cache, capsys):
+    where = REPO / "city_configs" / "reference"
+    unpicklable = types.SimpleNamespace(rule=lambda: 0)  # a plugin node holding a lambda
+    assert policy_cache.cached_compile(where, registry(where), lambda: unpicklable) \
+        is unpicklable
+    assert entries(cache) == [] and capsys.readouterr().err == ""
