@@ -7,6 +7,7 @@ UTF-8, the encoding it seems to be in — guessed by trying the few that occur, 
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
@@ -87,7 +88,36 @@ def read_text(path, limit: int = MAX_FILE_BYTES) -> str:
     if size > limit:
         raise SourceError(f"'{path}' is {size:,} bytes; the limit is {limit:,}",
                           "split it, or check that it is the file you meant")
-    return decode(path.read_bytes(), str(path))
+    return decode(read_bytes(path), str(path))
+
+
+# Every file a compile reads goes through read_bytes (policy files and CSV tables through
+# read_text, workbooks through table_files): the compiled-policy cache (policy_cache.py)
+# keeps a compile's result only while each of them holds the bytes it read.
+_RECORDERS: list = []  # the lists of the files_read() blocks running, innermost last
+
+
+@contextlib.contextmanager
+def files_read():
+    """Within the block, every file read through ``read_bytes`` is appended to the yielded
+    list as (resolved path, sha256 of the bytes read), in reading order, repeats included."""
+    read: list = []
+    _RECORDERS.append(read)
+    try:
+        yield read
+    finally:
+        _RECORDERS.remove(read)
+
+
+def read_bytes(path) -> bytes:
+    """The bytes of ``path``, noted for every ``files_read`` block running."""
+    data = Path(path).read_bytes()
+    if _RECORDERS:
+        import hashlib
+        entry = (str(Path(path).resolve()), hashlib.sha256(data).hexdigest())
+        for read in _RECORDERS:
+            read.append(entry)
+    return data
 
 
 def read_table_text(path, limit: int = MAX_FILE_BYTES) -> str:
@@ -99,7 +129,7 @@ def read_table_text(path, limit: int = MAX_FILE_BYTES) -> str:
     except SourceError as exc:
         if "GBK/GB18030" not in exc.message:
             raise
-        return Path(path).read_bytes().decode("gb18030")
+        return read_bytes(path).decode("gb18030")
     return _gbk_read_as_utf8(path, text) or text
 
 
@@ -117,7 +147,7 @@ def _gbk_read_as_utf8(path, text: str) -> Optional[str]:
     if not wide or not all("\u0100" <= ch <= "\u07ff" for ch in wide):
         return None
     try:
-        other = Path(path).read_bytes().decode("gb18030")
+        other = read_bytes(path).decode("gb18030")
     except UnicodeDecodeError:
         return None
     return other if _has_cjk(other) else None

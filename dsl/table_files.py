@@ -25,7 +25,7 @@ from typing import Optional
 
 from . import ast
 from .errors import error
-from .source import SourceError, read_table_text
+from .source import SourceError, read_bytes, read_table_text
 
 FOLDER_HINT = "the file must sit in the policy's folder, UTF-8"
 
@@ -132,7 +132,9 @@ def _read_workbook(ref: ast.Str, path: Path, ctx, what: str) -> Optional[TableFi
                          "pip install 'yibao[xlsx]', or save the sheet as CSV UTF-8"))
         return None
     try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        # the bytes through source.read_bytes, so a compile notes the workbook it read
+        book = openpyxl.load_workbook(io.BytesIO(read_bytes(path)), read_only=True,
+                                      data_only=True)
         sheet = book.worksheets[0]
         rows = [[sheet_cell(v) for v in row] for row in sheet.iter_rows(values_only=True)]
         book.close()

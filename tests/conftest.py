@@ -34,6 +34,18 @@ def golden(shared):
     return claims, expected
 
 
+def pytest_configure(config):
+    """The compiled-policy cache (dsl/policy_cache.py) of this session, and of the commands
+    it runs in subprocesses, in a fresh temporary folder: never the real ~/.cache/yibao."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+    folder = tempfile.mkdtemp(prefix="yibao-test-cache-")
+    os.environ["YIBAO_CACHE_DIR"] = folder
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+
+
 def pytest_addoption(parser):
     parser.addoption("--update-goldens", action="store_true", default=False,
                      help="rewrite golden text files from the current output")

@@ -65,6 +65,14 @@ def load_policy(path, reg=None):
         return None
 
 
+def add_cache_option(parser) -> None:
+    """``--no-cache``: compile the policy even when the compiled-policy cache holds it
+    (dsl/policy_cache.py; the commands pass ``cache=not args.no_cache`` to load_policy)."""
+    parser.add_argument("--no-cache", action="store_true",
+                        help="compile the policy, neither using nor writing the "
+                             "compiled-policy cache (also: YIBAO_NO_CACHE=1)")
+
+
 def read_claims(path) -> "pa.Table":
     """Parquet file or folder of Parquet files, or an Arrow IPC file."""
     import pyarrow as pa

@@ -31,19 +31,37 @@ def resolve_policy(text) -> Path:
                          f"(bundled: {', '.join(bundled_cities())})")
 
 
-def load_policy(path, reg):
+def load_policy(path, reg, cache: bool = True):
     """The folder's compiled ``Policy`` (its versions), or None after printing every error. ``path``
-    may name a bundled city; PolicyNotFound when it names nothing (resolve_policy)."""
-    from ..errors import PolicyError
-    from ..versions import compile_versions
+    may name a bundled city; PolicyNotFound when it names nothing (resolve_policy).
+    ``cache``: through the compiled-policy cache (dsl/policy_cache.py) unless
+    ``YIBAO_NO_CACHE`` is set; False (``--no-cache``, and the commands that exist to show
+    diagnostics) always compiles."""
     from ._common import collections_paused
     where = resolve_policy(path)
     try:
         with collections_paused():
-            return compile_versions(where, registry=reg)
-    except PolicyError as exc:
+            return _compiled(where, reg, cache)
+    except _policy_error() as exc:
         print(str(exc), file=sys.stderr)
     except FileNotFoundError as exc:
         print(f"yibao: no policy at {path}: {exc}", file=sys.stderr)
     return None
+
+
+def _compiled(where: Path, reg, cache: bool):
+    """The policy at ``where``: from the cache when it may be used, else compiled. The
+    compiler is imported only for a compile (a hit needs none of it)."""
+    def compile():
+        from ..versions import compile_versions
+        return compile_versions(where, registry=reg)
+    from .. import policy_cache
+    if cache and policy_cache.enabled():
+        return policy_cache.cached_compile(where, reg, compile)
+    return compile()
+
+
+def _policy_error() -> type:
+    from ..errors import PolicyError
+    return PolicyError
 

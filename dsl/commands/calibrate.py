@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 NAME = "calibrate"
@@ -30,6 +29,7 @@ def add_arguments(parser):
 
 def write_csvs(out: Path, name: str, base, avg, coefficients, by: str) -> tuple:
     """Write the two CSVs; returns their paths. Points 4 decimals, costs in yuan."""
+    from decimal import Decimal
     from yibao.core.points.plan import POINT_SCALE
     from yibao.core.plan import RATIO_SCALE
     out.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ Exit codes, as linters use them: 0 clean, 1 findings (errors; warnings too with
 ``--strict``), 2 could not run (no such policy, a usage error)."""
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -48,6 +47,7 @@ def run(args) -> int:
         reports.append(check_tiling(path, reg))
     findings = sum(r.errors + (r.warnings if args.strict else 0) for r in reports)
     if args.format == "json":
+        import json
         print(json.dumps(as_json(reports, findings, args.strict), ensure_ascii=False, indent=1))
     else:
         for r in reports:

@@ -2,8 +2,6 @@
 a bundled city policy, with the summary printed. Needs nothing but the installed package."""
 from __future__ import annotations
 
-import datetime
-import time
 import importlib.util
 from pathlib import Path
 
@@ -74,6 +72,8 @@ def demo_claims(plan, n: int, seed: int, year: int):
 
 
 def run(args) -> int:
+    import datetime
+    import time
     from yibao.core.engine import settle
     from ._common import all_rejected_hint, console, load_policy, registry
     from yibao.core import provider

@@ -9,8 +9,9 @@ HELP = "settle claims under two policies: fund spending per layer/tier/level, se
 
 
 def add_arguments(parser):
-    from ._common import add_policy_and_claims
+    from ._common import add_cache_option, add_policy_and_claims
     add_policy_and_claims(parser, policies=2, claims="1")
+    add_cache_option(parser)
     parser.add_argument("--html", metavar="FILE", help="also write an HTML report with charts")
     parser.add_argument("--top", type=int, default=10, help="largest movers to list")
 
@@ -26,7 +27,7 @@ def run(args) -> int:
               "pip install 'yibao[report]'", file=sys.stderr)
         return 2
     reg = registry(*args.policy)
-    plans = [load_policy(p, reg) for p in args.policy]
+    plans = [load_policy(p, reg, cache=not args.no_cache) for p in args.policy]
     if None in plans:
         return 2
     try:

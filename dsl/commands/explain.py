@@ -8,8 +8,9 @@ HELP = "explain one claim: each layer's base, deductible, table row, rounding, c
 
 
 def add_arguments(parser):
-    from ._common import add_policy_and_claims
+    from ._common import add_cache_option, add_policy_and_claims
     add_policy_and_claims(parser, claims="1")
+    add_cache_option(parser)
     parser.add_argument("--claim-id", required=True, help="the claim to explain")
     parser.add_argument("--json", action="store_true", help="print the explanation as JSON")
     parser.add_argument("--drg", action="store_true",
@@ -61,7 +62,7 @@ def _explain(args, ids) -> int:
     from ._policies import load_policy
     reg = registry(args.policy)
     ids.want(declared_columns(reg) or ())  # the plugins' columns (family_id …) too
-    policy = load_policy(args.policy, reg)
+    policy = load_policy(args.policy, reg, cache=not args.no_cache)
     if policy is None:
         return 2
     plans = policy.versions

@@ -6,7 +6,6 @@ figure starts out marked ASSUMED). It never overwrites: an existing NAME is refu
 """
 from __future__ import annotations
 
-import datetime
 import sys
 from pathlib import Path
 
@@ -16,7 +15,8 @@ HELP = "start a city folder: policy skeleton with a table, tests.yaml, README of
 
 def add_arguments(parser):
     parser.add_argument("name", metavar="NAME", help="the folder to create (e.g. wuxi)")
-    parser.add_argument("--year", type=int, default=datetime.date.today().year,
+    # default None: this year, read by run (datetime is not imported to build the options)
+    parser.add_argument("--year", type=int, default=None,
                         help="the policy year the skeleton is in force (default: this year)")
 
 
@@ -93,6 +93,9 @@ def run(args) -> int:
         print(f"yibao init: error: {folder} already exists; init never overwrites "
               "(choose a new folder)", file=sys.stderr)
         return 2
+    if args.year is None:
+        import datetime
+        args.year = datetime.date.today().year
     if not 1900 <= args.year <= 9999:
         print("yibao init: error: --year must be 1900..9999", file=sys.stderr)
         return 2

@@ -12,13 +12,16 @@ def add_arguments(parser):
     parser.add_argument("policy", help="a city folder (every *.yb in it is a version), a "
                                        "policy file, or a bundled city's name (rizhao)")
     parser.add_argument("--json", action="store_true", help="print the JSON IR")
+    from ._common import add_cache_option
+    add_cache_option(parser)
 
 
 def run(args) -> int:
     from ._common import registry
     from ._policies import load_policy
     # compiles only: the registry of the compiler's hooks (validators and stages are a run's)
-    policy = load_policy(args.policy, registry(args.policy, settles=False))
+    policy = load_policy(args.policy, registry(args.policy, settles=False),
+                         cache=not args.no_cache)
     if policy is None:
         return 2
     plans = policy.versions

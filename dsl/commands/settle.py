@@ -38,7 +38,7 @@ def positive_int(text: str) -> int:
 
 
 def add_arguments(parser):
-    from ._common import add_policy_and_claims
+    from ._common import add_cache_option, add_policy_and_claims
     # a city folder: every *.yb in it is a version, each claim settled under the one in force
     # on its discharge date
     add_policy_and_claims(parser, claims="+")
@@ -56,6 +56,7 @@ def add_arguments(parser):
                         help="claims.parquet column names: yibao's (layer names, int64 fen) or "
                              "the national settlement list's (setl_id, psn_no, hifp_pay …, "
                              "yuan as decimal(16,2); docs/outputs.md)")
+    add_cache_option(parser)
 
 
 def run(args) -> int:
@@ -72,7 +73,8 @@ def run(args) -> int:
     except PluginError as exc:
         print(f"yibao settle: error: {exc}", file=sys.stderr)
         return 2
-    policy = load_policy(args.policy, reg)  # every *.yb of the folder is a version
+    # every *.yb of the folder is a version
+    policy = load_policy(args.policy, reg, cache=not args.no_cache)
     if policy is None:
         return 2
     claims = args.claims[0] if len(args.claims) == 1 else args.claims
