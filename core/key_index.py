@@ -1,35 +1,43 @@
 """The key index: what ``yibao explain --run OUT`` reads instead of the claims file (issue 13).
 
-``yibao settle`` (in memory) writes ``explain-index/`` into its results folder: every input
-row with a claim id, with the columns an explanation reads (``key_mates.explain_columns``),
-grouped by *key group* (the rows linked by sharing a value of an accumulator key column:
-person, family …, transitively: what ``key_mates.closure_mask`` closes over), and a
-``claim_id -> row`` lookup. Explaining one claim then reads the claim's key group (and the
-few rows elsewhere that share one of its claim ids: a duplicate id rejects every copy), which
-are exactly the rows ``key_mates.read_key_mates`` would have read from the claims file, in
-the same (input) order, so the explanation is the same, byte for byte.
+``yibao settle`` (in memory) writes ``explain-index/`` into its results folder: the columns an
+explanation reads (``key_mates.explain_columns``) of every input row, as they are (no copy
+sorted: that is what keeps writing it cheap), the rows of each *key group* listed together,
+and a ``claim_id -> key group`` lookup. A key group holds every row sharing a value of an
+accumulator key column (person, family …) with it, transitively (what
+``key_mates.closure_mask`` closes over), and maybe a few more: key values are compared by
+their 32-bit hash, so two persons whose hashes meet share a group. Explaining one claim
+reads the key groups of the rows holding its id and the rows elsewhere sharing a claim id
+with them (a duplicate id rejects every copy), then closes over the keys exactly
+(``closure_mask`` on those few rows): the rows ``key_mates.read_key_mates`` would read from
+the claims file, in the same (input) order, so the explanation is the same, byte for byte.
 
 Files (little-endian, the machine's byte order recorded)::
 
-    index.json     what the index describes: format, the inputs (path, bytes, mtime_ns,
-                   rows), the policy files' digest, yibao's version, the key columns, the
-                   columns held, and the size of every file below
-    hashes.u64     FNV-1a 64 of each stored claim id (core/_fnv.pxd), sorted
-    records.u32    the record (row of rows.arrow) of each hash, same order
-    groups.u32     the first record of each key group, then the number of records
-    dups.u64       the hashes held by more than one record, sorted (usually empty)
-    rows.arrow     Arrow IPC file: the held columns and ``__row`` (the input row), records
-                   sorted by (key group, input row), in batches of ``BATCH`` records
+    index.json     what the index describes: format, the inputs (resolved path, bytes,
+                   mtime_ns, rows), yibao's version, the key columns, the columns held, the
+                   first row of every batch of rows.arrow, and the size of every file below
+    rows.arrow     Arrow IPC file, uncompressed: the held columns of every input row, in
+                   input order (row k of the run is record k), batches of at most ``BATCH``
+    members.u32    the input rows, key group after key group (each group in input order)
+    groups.u32     where each key group starts in members.u32, then the number of rows
+    ids.u64        FNV-1a 64 (core/_fnv.pxd) of each non-null claim id, sorted by the upper
+                   16 bits (a lookup scans the few dozen entries sharing them)
+    id_groups.u32  the key group of each entry of ids.u64
 
 The lookup (``KeyIndex.locate``) is ``mmap`` and binary search in pure Python (no pyarrow,
-no numpy): it can run while the command still imports and compiles. Only the batches of
-rows.arrow that hold the claim's key group are read (``KeyIndex.key_mates``).
+no numpy), so it can run while the command still imports and compiles; then only the
+batches of rows.arrow holding the group's rows are read (memory-mapped, zero-copy).
+
+Writing is whole-column work (``write_key_index``): two FNV hash passes (the person and
+the claim id), three stable 16-bit ``argsort`` passes (numpy's radix sort: the key groups
+by 32 bits, the ids by 16) and the columns written as they are.
 
 An index is used only when it still describes the command's inputs and policy
 (``KeyIndex.unusable``): the same files (resolved paths) with the same size and mtime_ns,
-the same policy files (sha256), the same yibao version and key columns, and every column the
-explanation reads held (or, for Parquet inputs, decodable at the key-mates' rows:
-``--drg`` reads the diagnosis columns from the claims file at those rows only).
+the policy files the run's manifest.json records (sha256), the same yibao version and key
+columns. A column the explanation reads that the index lacks (``--drg`` reads the
+diagnosis lists) is decoded from the Parquet claims at the key-mates' rows only.
 """
 from __future__ import annotations
 
@@ -43,11 +51,9 @@ from pathlib import Path
 
 FORMAT = "yibao-key-index/1"
 FOLDER = "explain-index"
-BATCH = 4096  # records per batch of rows.arrow: a key group is read in one or two batches
-TAKE = 16 * BATCH  # records copied at a time while writing rows.arrow
-ROW = "__row"  # rows.arrow's input-row column
+BATCH = 4096  # rows per batch of rows.arrow (a key-mate's batch is mapped, not decoded)
 FNV_OFFSET, FNV_PRIME, MASK64 = 14695981039346656037, 1099511628211, (1 << 64) - 1
-MAX_RECORDS = (1 << 32) - 1  # records are numbered in uint32
+MAX_RECORDS = (1 << 32) - 1  # rows are numbered in uint32
 
 
 class IndexUnusable(Exception):
@@ -133,7 +139,6 @@ def write_key_index(plans, registry, sources, table, folder: Path) -> bool:
     (nothing written) when the run cannot hold what explain reads: a plugin check or stage
     that does not declare its columns, a column explain reads that the run did not, or more
     rows than uint32 numbers."""
-    import numpy as np
     from .key_mates import _wanted, accumulator_keys, explain_columns
     if table.num_rows > MAX_RECORDS:
         return False
@@ -144,91 +149,97 @@ def write_key_index(plans, registry, sources, table, folder: Path) -> bool:
     if not set(wanted) <= set(table.column_names):
         return False
     keys = accumulator_keys(plans, wanted)
-    group = key_groups(table, keys)
-    has_id = np.asarray(table.column("claim_id").is_valid().to_numpy(zero_copy_only=False),
-                        dtype=bool)
-    order = np.argsort(group, kind="stable")  # by key group, then input row
-    order = order[has_id[order]].astype(np.int64)  # a null id is never a key-mate
     folder.mkdir()
-    sizes = {"rows.arrow": _write_rows(table.select(wanted), order, folder / "rows.arrow")}
-    sizes.update(_write_lookup(table.column("claim_id"), group, order, folder))
+    size, batches = _write_rows(table.select(wanted), folder / "rows.arrow")
+    sizes = {"rows.arrow": size, **_write_lookup(table, keys, folder)}
     meta = {"format": FORMAT, "byteorder": sys.byteorder, "yibao": _version(),
             "inputs": [{**input_stamp(s.path), "rows": s.rows} for s in sources],
-            "keys": keys, "columns": wanted, "records": int(len(order)), "batch": BATCH,
+            "keys": keys, "columns": wanted, "rows": table.num_rows, "batches": batches,
             "files": sizes}
-    (folder / "index.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    (folder / "index.json").write_text(json.dumps(meta) + "\n", encoding="utf-8")
     return True
 
 
+def _write_rows(table, path: Path) -> tuple:
+    """rows.arrow: ``table`` as it is, in batches of at most ``BATCH`` rows; (its bytes,
+    the first row of every batch)."""
+    import pyarrow as pa
+    import pyarrow.ipc  # noqa: F401 (pa.ipc)
+    starts, at = [], 0
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        for batch in table.to_batches(max_chunksize=BATCH):
+            writer.write_batch(batch)
+            starts.append(at)
+            at += batch.num_rows
+    return path.stat().st_size, starts
+
+
 def key_groups(table, keys: list):
-    """int64 key group of every row of ``table``: rows sharing a non-null value of one of
-    the ``keys`` columns are in one group, transitively (a row whose keys are all null is a
-    group of its own). Each group is numbered by its first row, so sorting by group keeps
-    the groups in the order of their first rows. Label propagation: a row takes the
-    smallest label among the rows sharing one of its key values, until nothing changes
-    (one round per link of the longest chain: one round for one key)."""
+    """uint32 key group of every row of ``table``: rows sharing a value of one of the
+    ``keys`` columns are in one group, transitively; values are compared by the upper 32
+    bits of their FNV-1a hash (a null hashes as 0), so a group may hold a few unrelated
+    rows besides (explain closes over the keys again, exactly). One key: the hash itself.
+    Several: label propagation over the values' codes (a row takes the smallest label
+    among the rows sharing one of its values, until nothing changes)."""
     import numpy as np
-    n = table.num_rows
-    label = np.arange(n, dtype=np.int64)
-    codes = [_codes(table.column(k)) for k in keys]
+    from .partition import hash_strings
+    tops = [_top32(hash_strings(table.column(k))) for k in keys]
+    if len(tops) == 1:
+        return tops[0]
+    codes = [np.unique(t, return_inverse=True) for t in tops]
+    label = np.arange(table.num_rows, dtype=np.int64)
     changed = True
     while changed:
         changed = False
-        for code, values in codes:
-            valid = code >= 0
-            least = np.full(values, n, dtype=np.int64)
-            np.minimum.at(least, code[valid], label[valid])
-            now = label.copy()
-            now[valid] = np.minimum(label[valid], least[code[valid]])
-            if len(codes) > 1 and not np.array_equal(now, label):
-                changed = True
+        for values, code in codes:
+            least = np.full(len(values), table.num_rows, dtype=np.int64)
+            np.minimum.at(least, code, label)
+            now = np.minimum(label, least[code])
+            changed = changed or not np.array_equal(now, label)
             label = now
-    return label
+    return label.astype(np.uint32)
 
 
-def _codes(column) -> tuple:
-    """(int64 code of each row's value, -1 for null; the number of distinct values)."""
+def _top32(hashes):
     import numpy as np
-    import pyarrow as pa
-    encoded = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    encoded = encoded.dictionary_encode()
-    code = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False),
-                      dtype=np.int64)
-    return code, len(encoded.dictionary)
+    return (hashes >> np.uint64(32)).astype(np.uint32)
 
 
-def _write_rows(table, order, path: Path) -> int:
-    """rows.arrow: ``table``'s rows at ``order`` and their input row, in batches of
-    ``BATCH`` records (taken ``TAKE`` records at a time: the copy held is that, not the
-    table); its bytes."""
-    import pyarrow as pa
-    schema = table.schema.append(pa.field(ROW, pa.int64()))
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-        for start in range(0, len(order), TAKE):
-            at = pa.array(order[start:start + TAKE])
-            part = table.take(at).append_column(ROW, at).combine_chunks()
-            writer.write_table(part, max_chunksize=BATCH)  # TAKE is a multiple of BATCH
-        if not len(order):
-            writer.write_table(schema.empty_table())
-    return path.stat().st_size
+def radix_order(keys, passes: int = 2):
+    """The stable order sorting uint32 ``keys`` by their upper ``16 * passes`` bits: one
+    stable 16-bit ``argsort`` per pass, low to high (numpy sorts 16-bit integers by radix:
+    linear, several times faster than sorting 32- or 64-bit ones)."""
+    import numpy as np
+    order = np.arange(len(keys))
+    for shift in range(32 - 16 * passes, 32, 16):
+        digit = ((keys[order] >> np.uint32(shift)) & np.uint32(0xFFFF)).astype(np.uint16)
+        order = order[np.argsort(digit, kind="stable")]
+    return order
 
 
-def _write_lookup(claim_ids, group, order, folder: Path) -> dict:
-    """hashes.u64 + records.u32 (the id lookup), groups.u32 (each group's first record),
-    dups.u64 (hashes of more than one record); {file: bytes}."""
+def _write_lookup(table, keys: list, folder: Path) -> dict:
+    """members.u32 + groups.u32 (the rows of each key group), ids.u64 + id_groups.u32 (the
+    claim-id lookup); {file: bytes}."""
     import numpy as np
     from .partition import hash_strings
-    import pyarrow as pa
-    hashes = hash_strings(claim_ids.take(pa.array(order)))
-    by_hash = np.argsort(hashes, kind="stable")
-    sorted_hashes = hashes[by_hash]
-    grouped = group[order]
-    first = np.flatnonzero(np.diff(grouped, prepend=-1)) if len(grouped) else grouped
-    same = sorted_hashes[1:] == sorted_hashes[:-1]
-    arrays = {"hashes.u64": sorted_hashes.astype("<u8"),
-              "records.u32": by_hash.astype("<u4"),
-              "groups.u32": np.append(first, len(order)).astype("<u4"),
-              "dups.u64": np.unique(sorted_hashes[1:][same]).astype("<u8")}
+    n = table.num_rows
+    group = key_groups(table, keys)
+    members = radix_order(group)  # stable: each group's rows in input order
+    ordered = group[members]
+    new = np.ones(n, dtype=bool)  # where a group starts in members
+    new[1:] = ordered[1:] != ordered[:-1]
+    starts = np.flatnonzero(new)
+    number = np.empty(n, dtype=np.uint32)  # each row's group: its index in groups.u32
+    number[members] = np.cumsum(new) - 1
+    del group, ordered, new
+    ids = table.column("claim_id")
+    hashes = hash_strings(ids)
+    rows = np.flatnonzero(np.asarray(ids.is_valid().to_numpy(zero_copy_only=False), bool))
+    rows = rows[radix_order(_top32(hashes[rows]), passes=1)]  # by the upper 16 bits
+    arrays = {"members.u32": members.astype("<u4"),
+              "groups.u32": np.append(starts, n).astype("<u4"),
+              "ids.u64": hashes[rows].astype("<u8"),
+              "id_groups.u32": number[rows].astype("<u4")}
     sizes = {}
     for name, values in arrays.items():
         (folder / name).write_bytes(values.tobytes())
@@ -261,15 +272,16 @@ class KeyIndex:
         try:
             meta = json.loads((folder / "index.json").read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise IndexUnusable(f"{run_dir} has no key index") from None
+            raise IndexUnusable("there is none: settled before yibao wrote one, or not in "
+                                "memory") from None
         except (OSError, ValueError) as exc:
-            raise IndexUnusable(f"{folder / 'index.json'} is unreadable ({exc})") from None
+            raise IndexUnusable(f"index.json is unreadable: {exc}") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT \
                 or meta.get("byteorder") != sys.byteorder:
-            raise IndexUnusable(f"{folder} is not a {FORMAT} index of this machine")
+            raise IndexUnusable(f"it is not a {FORMAT} index of this machine")
         for name, size in meta["files"].items():
             if not (folder / name).is_file() or (folder / name).stat().st_size != size:
-                raise IndexUnusable(f"{folder / name} is missing or incomplete")
+                raise IndexUnusable(f"its {name} is missing or incomplete")
         return cls(folder, meta)
 
     def unusable(self, claim_files, policy_path) -> str:
@@ -279,21 +291,21 @@ class KeyIndex:
         than the run's manifest.json records, another yibao. Stat calls and the policy
         files' sha256 only: no claims file is opened."""
         if self.meta.get("yibao") != _version():
-            return f"it was written by yibao {self.meta.get('yibao')}"
+            return f"it was written by yibao {self.meta.get('yibao')}, this is {_version()}"
         inputs = self.meta["inputs"]
         if [str(Path(f).resolve()) for f in claim_files] != [i["path"] for i in inputs]:
-            return "it was written for other claim files"
+            return "it describes other claim files"
         for f, was in zip(claim_files, inputs):
             now = input_stamp(f)
             if (now["bytes"], now["mtime_ns"]) != (was["bytes"], was["mtime_ns"]):
-                return f"{f} changed since the run"
+                return f"{f} changed since the run (size or mtime)"
         try:
             manifest = json.loads((self.folder.parent / "manifest.json").read_text("utf-8"))
             recorded = manifest["policy"]["files"]
         except (OSError, ValueError, KeyError, TypeError):
             return "the run's manifest.json is missing or unreadable"
         if not recorded or policy_files(policy_path) != recorded:
-            return "the policy files differ from the run's"
+            return "the policy's files differ from the run's"
         return ""
 
     def keys(self) -> list:
@@ -309,70 +321,77 @@ class KeyIndex:
         if name not in self._maps:
             path = self.folder / name
             if path.stat().st_size == 0:
-                self._maps[name] = memoryview(b"").cast(code)
+                self._maps[name] = memoryview(b"").cast("B").cast(code)
             else:
                 with open(path, "rb") as f:
                     self._maps[name] = memoryview(
                         mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)).cast(code)
         return self._maps[name]
 
-    def records_of(self, claim_id: str) -> list:
-        """The records whose claim id hashes as ``claim_id`` does (a hash collision's too:
-        ``key_mates`` compares the ids)."""
-        hashes, h = self._array("hashes.u64", "Q"), fnv1a(claim_id)
-        lo = bisect.bisect_left(hashes, h)
-        hi = bisect.bisect_right(hashes, h, lo)
-        records = self._array("records.u32", "I")
-        return [records[i] for i in range(lo, hi)]
+    def _entries(self, claim_id: str) -> range:
+        """The entries of ids.u64 sharing the upper 16 bits of ``claim_id``'s hash (sorted
+        so: a few dozen per million ids, scanned)."""
+        ids = self._array("ids.u64", "Q")
+        top = fnv1a(claim_id) >> 48
+        lo = bisect.bisect_left(ids, top, key=_upper16)
+        return range(lo, bisect.bisect_right(ids, top, lo, key=_upper16))
 
-    def group_of(self, record: int) -> tuple:
-        """(first record, end) of the key group holding ``record``."""
-        groups = self._array("groups.u32", "I")
-        k = bisect.bisect_right(groups, record) - 1
-        return groups[k], groups[k + 1]
+    def groups_of(self, claim_id: str) -> list:
+        """The key groups of the rows whose claim id hashes as ``claim_id``'s does (a hash
+        collision's too: ``key_mates`` closes over the rows exactly)."""
+        ids, h = self._array("ids.u64", "Q"), fnv1a(claim_id)
+        groups = self._array("id_groups.u32", "I")
+        return sorted({groups[i] for i in self._entries(claim_id) if ids[i] == h})
+
+    def members(self, group: int) -> list:
+        """The input rows of key group ``group``, ascending."""
+        starts = self._array("groups.u32", "I")
+        return self._array("members.u32", "I")[starts[group]:starts[group + 1]].tolist()
 
     def duplicated(self, claim_id: str) -> bool:
-        """Whether more than one record's id hashes as ``claim_id`` does."""
-        dups, h = self._array("dups.u64", "Q"), fnv1a(claim_id)
-        i = bisect.bisect_left(dups, h)
-        return i < len(dups) and dups[i] == h
+        """Whether more than one row's id hashes as ``claim_id``'s does."""
+        ids, h = self._array("ids.u64", "Q"), fnv1a(claim_id)
+        return sum(ids[i] == h for i in self._entries(claim_id)) > 1
 
     def locate(self, claim_id: str) -> list:
-        """[(candidate record, (first, end) of its group)] for ``claim_id``: no pyarrow."""
-        return [(r, self.group_of(r)) for r in self.records_of(claim_id)]
+        """The input rows of the key groups holding ``claim_id`` (ascending): no pyarrow."""
+        return sorted({r for g in self.groups_of(claim_id) for r in self.members(g)})
 
     # -- the rows, with pyarrow
 
-    def key_mates(self, claim_id: str, located=None):
-        """The rows ``key_mates.read_key_mates`` reads for ``claim_id`` (the held columns,
-        in input order) and their input rows (a sorted list): the key groups of the records
-        holding ``claim_id``, and the records elsewhere sharing a claim id with them. Empty
-        when no record holds it."""
+    def key_mates(self, claim_id: str, located=None) -> tuple:
+        """(the rows ``key_mates.read_key_mates`` reads for ``claim_id``, of the held
+        columns in input order; their input rows, ascending): the key groups of ``locate``
+        and the rows elsewhere sharing one of their claim ids, closed over the keys exactly
+        (``closure_mask``). Empty when no row holds it."""
         import pyarrow as pa
-        located = self.locate(claim_id) if located is None else located
-        rows = _Rows(self.folder / "rows.arrow")
-        groups = {g for r, g in located if rows.claim_id(r) == claim_id}
-        mates = {}
-        for first, end in sorted(groups):
-            for r in range(first, end):
-                mates[r] = None
-        for cid in {rows.claim_id(r) for r in list(mates)}:
-            if self.duplicated(cid):
-                mates.update((r, None) for r in self.records_of(cid)
-                             if rows.claim_id(r) == cid)
-        table = rows.take(sorted(mates))
-        inputs = table.column(ROW).to_pylist()
-        order = sorted(range(len(inputs)), key=inputs.__getitem__)  # the input's row order
-        return table.take(pa.array(order, pa.int64())).drop_columns([ROW]), sorted(inputs)
+        from .key_mates import closure_mask
+        rows = _Rows(self.folder / "rows.arrow", self.meta["batches"])
+        mine = self.locate(claim_id) if located is None else located
+        near = rows.take(mine)
+        twins = {cid for cid in near.column("claim_id").to_pylist()
+                 if cid is not None and self.duplicated(str(cid))}
+        more = {r for cid in twins for g in self.groups_of(str(cid)) for r in self.members(g)}
+        if more - set(mine):
+            mine = sorted(set(mine) | more)
+            near = rows.take(mine)
+        keep = closure_mask(near, self.keys(), [claim_id]).to_pylist()
+        at = [i for i, k in enumerate(keep) if k]
+        return near.take(pa.array(at, pa.int64())), [mine[i] for i in at]
+
+
+def _upper16(h: int) -> int:
+    return h >> 48
 
 
 class _Rows:
-    """rows.arrow, memory-mapped; batches read as first touched."""
+    """rows.arrow, memory-mapped; a batch read when first touched."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, starts: list):
         import pyarrow as pa
         import pyarrow.ipc  # noqa: F401 (pa.ipc: not imported by pyarrow itself)
         self.reader = pa.ipc.open_file(pa.memory_map(str(path)))
+        self.starts = starts  # the first row of every batch
         self.batches = {}
 
     def batch(self, k: int):
@@ -380,18 +399,15 @@ class _Rows:
             self.batches[k] = self.reader.get_batch(k)
         return self.batches[k]
 
-    def claim_id(self, record: int) -> str:
-        value = self.batch(record // BATCH).column("claim_id")[record % BATCH].as_py()
-        return None if value is None else str(value)
-
-    def take(self, records: list):
-        """The records at ``records`` (sorted) as one table of rows.arrow's schema."""
+    def take(self, rows: list):
+        """The rows at ``rows`` (ascending input rows) as one table of the held columns."""
         import pyarrow as pa
         parts, i = [], 0
-        while i < len(records):
-            k = records[i] // BATCH
-            j = bisect.bisect_left(records, (k + 1) * BATCH, i)
-            at = pa.array([r - k * BATCH for r in records[i:j]], pa.int64())
+        while i < len(rows):
+            k = bisect.bisect_right(self.starts, rows[i]) - 1
+            end = self.starts[k + 1] if k + 1 < len(self.starts) else float("inf")
+            j = bisect.bisect_left(rows, end, i)
+            at = pa.array([r - self.starts[k] for r in rows[i:j]], pa.int64())
             parts.append(self.batch(k).take(at))
             i = j
         if not parts:

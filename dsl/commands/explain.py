@@ -84,13 +84,13 @@ class _IndexRead:
         self._thread.join()
         if not self.why and self.index.keys() != accumulator_keys(plans,
                                                                   self.index.columns()):
-            self.why = "it was grouped by other keys than the policy's"
+            self.why = "it groups the claims by other keys than the policy's"
         table = None if self.why else self._with_columns(plans, *self.found, columns)
         if table is None:
             why = self.why or "it lacks columns the explanation reads, and the claims " \
                               "are Arrow IPC"
-            print(f"yibao explain: note: not using the key index in {self.args.run}: {why}; "
-                  "reading the claims", file=sys.stderr)
+            print(f"yibao explain: note: the key index of {self.args.run} is not used ({why});"
+                  " reading the claims", file=sys.stderr)
         return table
 
     def _with_columns(self, plans, table, rows, columns):
@@ -110,7 +110,8 @@ class _IndexRead:
         wanted = _wanted(plans, parts[0].file.schema_arrow, columns)
         extra = _rows_of_files(parts, rows, [c for c in wanted if c not in held])
         got = {c: table.column(c) for c in held}
-        got.update({c: extra.column(c) for c in extra.column_names} if extra else {})
+        if extra is not None:
+            got.update({c: extra.column(c) for c in extra.column_names})
         return pa.table({c: got[c] for c in wanted})
 
 
