@@ -177,26 +177,36 @@ def _write_rows(table, path: Path) -> tuple:
 def key_groups(table, keys: list):
     """uint32 key group of every row of ``table``: rows sharing a value of one of the
     ``keys`` columns are in one group, transitively; values are compared by the upper 32
-    bits of their FNV-1a hash (a null hashes as 0), so a group may hold a few unrelated
-    rows besides (explain closes over the keys again, exactly). One key: the hash itself.
-    Several: label propagation over the values' codes (a row takes the smallest label
-    among the rows sharing one of its values, until nothing changes)."""
+    bits of their FNV-1a hash, so a group may hold a few unrelated rows besides (explain
+    closes over the keys again, exactly). A null links nothing. One key: the hash itself
+    (a null row's group is drawn from its row number). Several: label propagation over the
+    values (a row takes the smallest row number among the rows sharing one of its values,
+    and that row's own label, until nothing changes: a few rounds for a chain of families
+    and persons)."""
     import numpy as np
     from .partition import hash_strings
+    n = table.num_rows
     tops = [_top32(hash_strings(table.column(k))) for k in keys]
+    valid = [np.asarray(table.column(k).is_valid().to_numpy(zero_copy_only=False), bool)
+             for k in keys]
     if len(tops) == 1:
-        return tops[0]
-    codes = [np.unique(t, return_inverse=True) for t in tops]
-    label = np.arange(table.num_rows, dtype=np.int64)
+        spread = (np.arange(n, dtype=np.uint64) * np.uint64(2654435761)).astype(np.uint32)
+        return np.where(valid[0], tops[0], spread)  # Knuth's multiplicative hash
+    label = np.arange(n, dtype=np.int64)
+    links = []
+    for top, ok in zip(tops, valid):
+        values, code = np.unique(top[ok], return_inverse=True)
+        links.append((np.flatnonzero(ok), code, len(values)))
     changed = True
     while changed:
         changed = False
-        for values, code in codes:
-            least = np.full(len(values), table.num_rows, dtype=np.int64)
-            np.minimum.at(least, code, label)
-            now = np.minimum(label, least[code])
-            changed = changed or not np.array_equal(now, label)
-            label = now
+        for rows, code, count in links:
+            least = np.full(count, n, dtype=np.int64)
+            np.minimum.at(least, code, label[rows])
+            now = np.minimum(label[rows], least[code])
+            changed = changed or not np.array_equal(now, label[rows])
+            label[rows] = now
+        label = label[label]  # a label is a row of the group: take that row's (jumping)
     return label.astype(np.uint32)
 
 
