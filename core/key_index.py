@@ -111,14 +111,16 @@ class KeyIndexWriter:
     def __init__(self, plans, registry, sources, table, folder: Path):
         import threading
         self.folder, self.error, self.written = Path(folder), None, False
+        inputs = [{**input_stamp(s.path), "rows": s.rows} for s in sources]  # as read
         self._thread = threading.Thread(
-            target=self._run, args=(plans, registry, sources, table), name="yibao-key-index",
-            daemon=True)
+            target=self._run, args=(plans, registry, sources, table, inputs),
+            name="yibao-key-index", daemon=True)
         self._thread.start()
 
-    def _run(self, plans, registry, sources, table) -> None:
+    def _run(self, plans, registry, sources, table, inputs) -> None:
         try:
-            self.written = write_key_index(plans, registry, sources, table, self.folder)
+            self.written = write_key_index(plans, registry, sources, table, self.folder,
+                                           inputs)
         except Exception as exc:  # noqa: BLE001 (reported by close(); the run goes on)
             self.error = exc
 
@@ -133,9 +135,11 @@ class KeyIndexWriter:
         return self.written and self.error is None
 
 
-def write_key_index(plans, registry, sources, table, folder: Path) -> bool:
+def write_key_index(plans, registry, sources, table, folder: Path, inputs=None) -> bool:
     """Write the key index of the run's input ``table`` (every input row, in input-row
-    order, the run's columns) into ``folder`` (created; its parent must exist). False
+    order, the run's columns) into ``folder`` (created; its parent must exist); ``inputs``:
+    the input files' stamps (``input_stamp`` and rows) when the run read them (None: now).
+    False
     (nothing written) when the run cannot hold what explain reads: a plugin check or stage
     that does not declare its columns, a column explain reads that the run did not, or more
     rows than uint32 numbers."""
@@ -153,7 +157,7 @@ def write_key_index(plans, registry, sources, table, folder: Path) -> bool:
     size, batches = _write_rows(table.select(wanted), folder / "rows.arrow")
     sizes = {"rows.arrow": size, **_write_lookup(table, keys, folder)}
     meta = {"format": FORMAT, "byteorder": sys.byteorder, "yibao": _version(),
-            "inputs": [{**input_stamp(s.path), "rows": s.rows} for s in sources],
+            "inputs": inputs or [{**input_stamp(s.path), "rows": s.rows} for s in sources],
             "keys": keys, "columns": wanted, "rows": table.num_rows, "batches": batches,
             "files": sizes}
     (folder / "index.json").write_text(json.dumps(meta) + "\n", encoding="utf-8")
@@ -289,8 +293,9 @@ class KeyIndex:
         try:
             meta = json.loads((folder / "index.json").read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise IndexUnusable("there is none: settled before yibao wrote one, or not in "
-                                "memory") from None
+            raise IndexUnusable("there is none: settled before yibao wrote one, not in "
+                                "memory, or under a plugin that does not declare its "
+                                "columns") from None
         except (OSError, ValueError) as exc:
             raise IndexUnusable(f"index.json is unreadable: {exc}") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT \
