@@ -231,3 +231,19 @@ def test_a_truncated_index_file_is_not_used(reference_run, capsys):
     claim_id = claims.column("claim_id")[11].as_py()
     scan, indexed = explain_both(capsys, CONFIGS / "reference", path, out, claim_id)
     assert indexed[:2] == scan[:2] and "ids.u64 is missing or incomplete" in indexed[2]
+
+
+def test_an_index_that_fails_to_write_does_not_fail_the_run(tmp_path, capsys, monkeypatch):
+    import yibao.core.key_index as key_index
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(key_index, "write_key_index", broken)
+    claims = generate_claims(200, seed=2)
+    path = tmp_path / "claims.parquet"
+    pq.write_table(claims, path)
+    code, _, err = run(capsys, "settle", CONFIGS / "reference", path, "--out",
+                       tmp_path / "out", "--no-progress")
+    assert code == 0 and "no key index for explain written (disk full)" in err
+    assert (tmp_path / "out" / "claims.parquet").is_file()
+    assert not index_folder(tmp_path / "out").exists()
