@@ -247,3 +247,20 @@ def test_an_index_that_fails_to_write_does_not_fail_the_run(tmp_path, capsys, mo
     assert code == 0 and "no key index for explain written (disk full)" in err
     assert (tmp_path / "out" / "claims.parquet").is_file()
     assert not index_folder(tmp_path / "out").exists()
+
+
+def test_a_folder_of_files_explains_the_same_through_the_index(tmp_path, capsys,
+                                                               monkeypatch):
+    """A person's claims spread over three files: the index numbers the rows over the
+    files as settle does, and --drg decodes the diagnosis lists at those rows of each file."""
+    claims = with_rejects(generate_claims(900, seed=17))
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    for k in range(3):
+        pq.write_table(claims.slice(k * 301, 301), folder / f"part{k}.parquet",
+                       row_group_size=64)
+    settled(capsys, CONFIGS / "jinhua", folder, tmp_path / "out")
+    ids = claims.column("claim_id").to_pylist()
+    for claim_id in [busiest(claims)[-1], ids[5], ids[7], ids[-1]]:
+        assert_same(capsys, CONFIGS / "jinhua", folder, tmp_path / "out", claim_id,
+                    monkeypatch)
