@@ -264,3 +264,22 @@ def test_a_folder_of_files_explains_the_same_through_the_index(tmp_path, capsys,
     for claim_id in [busiest(claims)[-1], ids[5], ids[7], ids[-1]]:
         assert_same(capsys, CONFIGS / "jinhua", folder, tmp_path / "out", claim_id,
                     monkeypatch)
+
+
+def test_the_lookup_imports_neither_numpy_nor_pyarrow(reference_run):
+    """Checking the index and finding the claim's rows is pure Python (mmap + bisect), so
+    explain does it while the policy compiles, before pyarrow is imported."""
+    import subprocess
+    import sys
+    claims, path, out = reference_run
+    claim_id = claims.column("claim_id")[4].as_py()
+    script = (
+        "import sys\n"
+        "from yibao.core.key_index import KeyIndex\n"
+        f"index = KeyIndex.open({str(out)!r})\n"
+        f"assert index.unusable([{str(path)!r}], {str(CONFIGS / 'reference')!r}) == ''\n"
+        f"assert index.locate({claim_id!r})\n"
+        "print(sorted(m for m in ('numpy', 'pyarrow') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
