@@ -6,11 +6,12 @@ sorted: that is what keeps writing it cheap), the rows of each *key group* liste
 and a ``claim_id -> key group`` lookup. A key group holds every row sharing a value of an
 accumulator key column (person, family …) with it, transitively (what
 ``key_mates.closure_mask`` closes over), and a few more: a group is the rows whose keys'
-hashes share their upper 16 bits (about one row in 65,536 of the input besides: 30 at 2M). Explaining one claim
-reads the key groups of the rows holding its id and the rows elsewhere sharing a claim id
-with them (a duplicate id rejects every copy), then closes over the keys exactly
-(``closure_mask`` on those few rows): the rows ``key_mates.read_key_mates`` would read from
-the claims file, in the same (input) order, so the explanation is the same, byte for byte.
+hashes share their upper 16 bits (about one row in 65,536 of the input besides: 30 at 2M).
+Explaining one claim reads the key groups of the rows holding its id and the rows elsewhere
+sharing a claim id with them (a duplicate id rejects every copy), then closes over the keys
+exactly (``closure_mask`` on those few rows): the rows ``key_mates.read_key_mates`` would
+read from the claims file, in the same (input) order, so the explanation is the same, byte
+for byte.
 
 Files (little-endian, the machine's byte order recorded)::
 
@@ -22,7 +23,7 @@ Files (little-endian, the machine's byte order recorded)::
     members.u32    the input rows, key group after key group (each group in input order)
     groups.u32     where each key group starts in members.u32, then the number of rows
     ids.u64        FNV-1a 64 (core/_fnv.pxd) of each non-null claim id, sorted by the upper
-                   16 bits (a lookup scans the few dozen entries per million sharing them)
+                   16 bits (a lookup scans the entries sharing them: 30 at 2M ids)
     id_groups.u32  the key group of each entry of ids.u64
 
 The lookup (``KeyIndex.locate``) is ``mmap`` and binary search in pure Python (no pyarrow,
