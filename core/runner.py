@@ -59,6 +59,7 @@ import pyarrow.compute as pc
 from .arrow_io import REJECT_SCHEMA, prepare
 from .engine import settle
 from .errors import YibaoError
+from .key_index import FOLDER as KEY_INDEX, KeyIndexWriter
 from .manifest import InputHashes, OutputFolder, ParquetOut, Totals, run_manifest
 from .partition import NBUCKETS, buckets, hash_strings, partition_of
 from .piece import (bucket_plan, duplicate_rejects, input_fen, settle_piece,  # noqa: F401
@@ -342,6 +343,9 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
     del tables
     totals = Totals(input_rows=table.num_rows, input_fen=input_fen(table))
     rows = np.arange(table.num_rows, dtype=np.int64)
+    # explain's key index, written on a thread beside the kernel (core/key_index.py)
+    index = KeyIndexWriter(Policy.of(plan).versions, registry, sources, table,
+                           out.stage(KEY_INDEX))
     settled = [0]
     results = _ResultsOut(out, shape, totals, Policy.of(plan).layer_names(), year is not None)
 
@@ -362,6 +366,7 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
     totals.add_rejects(rejects, fen)
     _write_rejects(out, [rejects])
     results.close()
+    index.close()
     return totals, (_input_rows(rows, at) if keep_rows else None)
 
 

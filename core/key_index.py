@@ -1,0 +1,438 @@
+"""The key index: what ``yibao explain --run OUT`` reads instead of the claims file (issue 13).
+
+``yibao settle`` (in memory) writes ``explain-index/`` into its results folder: the columns an
+explanation reads (``key_mates.explain_columns``) of every input row, as they are (no copy
+sorted: that is what keeps writing it cheap), the rows of each *key group* listed together,
+and a ``claim_id -> key group`` lookup. A key group holds every row sharing a value of an
+accumulator key column (person, family …) with it, transitively (what
+``key_mates.closure_mask`` closes over), and a few more: a group is the rows whose keys'
+hashes share their upper 16 bits (about one row in 65,536 of the input besides: 30 at 2M).
+Explaining one claim reads the key groups of the rows holding its id and the rows elsewhere
+sharing a claim id with them (a duplicate id rejects every copy), then closes over the keys
+exactly (``closure_mask`` on those few rows): the rows ``key_mates.read_key_mates`` would
+read from the claims file, in the same (input) order, so the explanation is the same, byte
+for byte.
+
+Files (little-endian, the machine's byte order recorded)::
+
+    index.json     what the index describes: format, the inputs (resolved path, bytes,
+                   mtime_ns, rows), yibao's version, the key columns, the columns held, the
+                   first row of every batch of rows.arrow, and the size of every file below
+    rows.arrow     Arrow IPC file, uncompressed: the held columns of every input row, in
+                   input order (row k of the run is record k), batches of at most ``BATCH``
+    members.u32    the input rows, key group after key group (each group in input order)
+    groups.u32     where each key group starts in members.u32, then the number of rows
+    ids.u64        FNV-1a 64 (core/_fnv.pxd) of each non-null claim id, sorted by the upper
+                   16 bits (a lookup scans the entries sharing them: 30 at 2M ids)
+    id_groups.u32  the key group of each entry of ids.u64
+
+The lookup (``KeyIndex.locate``) is ``mmap`` and binary search in pure Python (no pyarrow,
+no numpy), so it can run while the command still imports and compiles; then only the
+batches of rows.arrow holding the group's rows are read (memory-mapped, zero-copy).
+
+Writing is whole-column work (``write_key_index``): two FNV hash passes (the person and
+the claim id), two stable 16-bit ``argsort`` passes (numpy's radix sort: the key groups and
+the ids, each by the upper 16 bits of a hash) and the columns written as they are.
+
+An index is used only when it still describes the command's inputs and policy
+(``KeyIndex.unusable``): the same files (resolved paths) with the same size and mtime_ns,
+the policy files the run's manifest.json records (sha256), the same yibao version and key
+columns. A column the explanation reads that the index lacks (``--drg`` reads the
+diagnosis lists) is decoded from the Parquet claims at the key-mates' rows only.
+"""
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import mmap
+import os
+import sys
+from pathlib import Path
+
+FORMAT = "yibao-key-index/1"
+FOLDER = "explain-index"
+BATCH = 4096  # rows per batch of rows.arrow (a key-mate's batch is mapped, not decoded)
+FNV_OFFSET, FNV_PRIME, MASK64 = 14695981039346656037, 1099511628211, (1 << 64) - 1
+MAX_RECORDS = (1 << 32) - 1  # rows are numbered in uint32
+
+
+class IndexUnusable(Exception):
+    """The index cannot be used for this command; the message says why in a few words."""
+
+
+def fnv1a(text: str) -> int:
+    """FNV-1a 64 of ``text``'s UTF-8 bytes: core/_fnv.pxd's hash, which settle wrote."""
+    h = FNV_OFFSET
+    for byte in text.encode("utf-8"):
+        h = ((h ^ byte) * FNV_PRIME) & MASK64
+    return h
+
+
+def policy_files(policy_path) -> dict:
+    """{relative path: sha256} of the policy file, or of every file of a policy folder: what
+    manifest.json records under ``policy.files`` (manifest.policy_files), computed here
+    without importing the manifest (and pyarrow)."""
+    path = Path(policy_path)
+    if path.is_file():
+        return {path.name: _sha256(path)}
+    return {p.relative_to(path).as_posix(): _sha256(p)
+            for p in sorted(path.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def input_stamp(path) -> dict:
+    """What an index records of one input file: resolved path, bytes, mtime_ns."""
+    st = os.stat(path)
+    return {"path": str(Path(path).resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def index_folder(run_dir) -> Path:
+    """The index of a results folder: published through ``current`` (core/manifest.py)."""
+    run_dir = Path(run_dir)
+    for where in (run_dir / "current" / FOLDER, run_dir / FOLDER):
+        if where.is_dir():
+            return where
+    return run_dir / "current" / FOLDER
+
+
+# -- writing (settle) ------------------------------------------------------------------------
+
+
+class KeyIndexWriter:
+    """Writes the key index of a run's input into ``folder`` on a thread, beside the run:
+    sorting, hashing and encoding are numpy and Arrow work that releases the GIL, so on a
+    second core it overlaps the kernel. ``close()`` waits for it. The index only speeds
+    explain up: a failure to write it is not the run's; the half-written folder is removed
+    and one line on stderr says so (explain then reads the claims file)."""
+
+    def __init__(self, plans, registry, sources, table, folder: Path):
+        import threading
+        self.folder, self.error, self.written = Path(folder), None, False
+        inputs = [{**input_stamp(s.path), "rows": s.rows} for s in sources]  # as read
+        self._thread = threading.Thread(
+            target=self._run, args=(plans, registry, sources, table, inputs),
+            name="yibao-key-index", daemon=True)
+        self._thread.start()
+
+    def _run(self, plans, registry, sources, table, inputs) -> None:
+        try:
+            self.written = write_key_index(plans, registry, sources, table, self.folder,
+                                           inputs)
+        except Exception as exc:  # noqa: BLE001 (reported by close(); the run goes on)
+            self.error = exc
+
+    def close(self) -> bool:
+        """Wait for the index; whether it was written."""
+        self._thread.join()
+        if self.error is not None:
+            import shutil
+            shutil.rmtree(self.folder, ignore_errors=True)
+            print(f"yibao settle: note: no key index for explain written ({self.error})",
+                  file=sys.stderr)
+        return self.written and self.error is None
+
+
+def write_key_index(plans, registry, sources, table, folder: Path, inputs=None) -> bool:
+    """Write the key index of the run's input ``table`` (every input row, in input-row
+    order, the run's columns) into ``folder`` (created; its parent must exist); ``inputs``:
+    the input files' stamps (``input_stamp`` and rows) when the run read them (None: now).
+    False
+    (nothing written) when the run cannot hold what explain reads: a plugin check or stage
+    that does not declare its columns, a column explain reads that the run did not, or more
+    rows than uint32 numbers."""
+    from .key_mates import _wanted, accumulator_keys, explain_columns
+    if table.num_rows > MAX_RECORDS:
+        return False
+    columns = explain_columns(plans, registry, False)
+    if columns is None:
+        return False
+    wanted = _wanted(plans, sources[0].schema, columns)
+    if not set(wanted) <= set(table.column_names):
+        return False
+    keys = accumulator_keys(plans, wanted)
+    folder.mkdir()
+    size, batches = _write_rows(table.select(wanted), folder / "rows.arrow")
+    sizes = {"rows.arrow": size, **_write_lookup(table, keys, folder)}
+    meta = {"format": FORMAT, "byteorder": sys.byteorder, "yibao": _version(),
+            "inputs": inputs or [{**input_stamp(s.path), "rows": s.rows} for s in sources],
+            "keys": keys, "columns": wanted, "rows": table.num_rows, "batches": batches,
+            "files": sizes}
+    (folder / "index.json").write_text(json.dumps(meta) + "\n", encoding="utf-8")
+    return True
+
+
+def _write_rows(table, path: Path) -> tuple:
+    """rows.arrow: ``table`` as it is, in batches of at most ``BATCH`` rows; (its bytes,
+    the first row of every batch)."""
+    import pyarrow as pa
+    import pyarrow.ipc  # noqa: F401 (pa.ipc)
+    starts, at = [], 0
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        for batch in table.to_batches(max_chunksize=BATCH):
+            writer.write_batch(batch)
+            starts.append(at)
+            at += batch.num_rows
+    return path.stat().st_size, starts
+
+
+def key_groups(table, keys: list):
+    """A uint32 group key of every row of ``table`` whose upper 16 bits are its key group
+    (``radix_order`` sorts by them): rows sharing a value of one of the ``keys`` columns
+    are in one group, transitively, and so are the unrelated rows whose keys' hashes share
+    those bits (one row in 65,536 of the input: explain closes over the keys again, exactly,
+    on the group's rows). A null links nothing. One key: the upper 32 bits of the value's
+    FNV-1a hash (a null row's drawn from its row number). Several: label propagation over
+    the values (a row takes the smallest row number among the rows sharing one of its
+    values, and that row's own label, until nothing changes: a few rounds for a chain of
+    families and persons), the label spread over 32 bits."""
+    import numpy as np
+    from .partition import hash_strings
+    n = table.num_rows
+    valid = [np.asarray(table.column(k).is_valid().to_numpy(zero_copy_only=False), bool)
+             for k in keys]
+    tops = [_top32(hash_strings(table.column(k))) for k in keys]
+    if len(tops) == 1:
+        return np.where(valid[0], tops[0], _spread(np.arange(n)))
+    label = np.arange(n, dtype=np.int64)
+    links = []
+    for top, ok in zip(tops, valid):
+        values, code = np.unique(top[ok], return_inverse=True)
+        links.append((np.flatnonzero(ok), code, len(values)))
+    changed = True
+    while changed:
+        changed = False
+        for rows, code, count in links:
+            least = np.full(count, n, dtype=np.int64)
+            np.minimum.at(least, code, label[rows])
+            now = np.minimum(label[rows], least[code])
+            changed = changed or not np.array_equal(now, label[rows])
+            label[rows] = now
+        label = label[label]  # a label is a row of the group: take that row's (jumping)
+    return _spread(label)
+
+
+def _spread(numbers):
+    """uint32 of ``numbers`` (row numbers) spread over the upper bits (Knuth's
+    multiplicative hash), so that their upper 16 bits fall apart evenly."""
+    import numpy as np
+    return (numbers.astype(np.uint64) * np.uint64(2654435761)).astype(np.uint32)
+
+
+def _top32(hashes):
+    import numpy as np
+    return (hashes >> np.uint64(32)).astype(np.uint32)
+
+
+def radix_order(keys):
+    """The stable order sorting uint32 ``keys`` by their upper 16 bits: one stable 16-bit
+    ``argsort`` (numpy sorts 16-bit integers by radix: linear, ≈ 6× faster than sorting
+    32-bit ones)."""
+    import numpy as np
+    return np.argsort((keys >> np.uint32(16)).astype(np.uint16), kind="stable")
+
+
+def _write_lookup(table, keys: list, folder: Path) -> dict:
+    """members.u32 + groups.u32 (the rows of each key group), ids.u64 + id_groups.u32 (the
+    claim-id lookup); {file: bytes}."""
+    import numpy as np
+    from .partition import hash_strings
+    n = table.num_rows
+    group = key_groups(table, keys)
+    members = radix_order(group)  # stable: each group's rows in input order
+    ordered = group[members] >> np.uint32(16)  # the key group of each row of members
+    new = np.ones(n, dtype=bool)  # where a group starts in members
+    new[1:] = ordered[1:] != ordered[:-1]
+    starts = np.flatnonzero(new)
+    number = np.empty(n, dtype=np.uint32)  # each row's group: its index in groups.u32
+    number[members] = np.cumsum(new) - 1
+    del group, ordered, new
+    ids = table.column("claim_id")
+    hashes = hash_strings(ids)
+    if ids.null_count:  # a null id is never looked up
+        keep = np.asarray(ids.is_valid().to_numpy(zero_copy_only=False), bool)
+        rows = np.flatnonzero(keep)
+        rows = rows[radix_order(_top32(hashes[rows]))]
+    else:
+        rows = radix_order(_top32(hashes))
+    arrays = {"members.u32": members.astype("<u4"),
+              "groups.u32": np.append(starts, n).astype("<u4"),
+              "ids.u64": hashes[rows].astype("<u8"),
+              "id_groups.u32": number[rows].astype("<u4")}
+    sizes = {}
+    for name, values in arrays.items():
+        (folder / name).write_bytes(values.tobytes())
+        sizes[name] = values.nbytes
+    return sizes
+
+
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+# -- reading (explain) -----------------------------------------------------------------------
+
+
+class KeyIndex:
+    """An opened key index (``open``). ``unusable`` says whether it still describes the
+    command's inputs and policy; ``locate`` finds a claim's key group without pyarrow;
+    ``key_mates`` reads its rows."""
+
+    def __init__(self, folder: Path, meta: dict):
+        self.folder, self.meta = folder, meta
+        self._maps = {}
+
+    @classmethod
+    def open(cls, run_dir) -> "KeyIndex":
+        """The index of results folder ``run_dir``; ``IndexUnusable`` when there is none
+        (settled before yibao wrote one, or partitioned, Spark) or it is unreadable."""
+        folder = index_folder(run_dir)
+        try:
+            meta = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise IndexUnusable("there is none: settled before yibao wrote one, not in "
+                                "memory, or under a plugin that does not declare its "
+                                "columns") from None
+        except (OSError, ValueError) as exc:
+            raise IndexUnusable(f"index.json is unreadable: {exc}") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT \
+                or meta.get("byteorder") != sys.byteorder:
+            raise IndexUnusable(f"it is not a {FORMAT} index of this machine")
+        for name, size in meta["files"].items():
+            if not (folder / name).is_file() or (folder / name).stat().st_size != size:
+                raise IndexUnusable(f"its {name} is missing or incomplete")
+        return cls(folder, meta)
+
+    def unusable(self, claim_files, policy_path) -> str:
+        """Why the index does not describe ``claim_files`` (the command's, as
+        ``claim_files.input_files`` lists them) under the policy at ``policy_path`` ("" when
+        it does): other files, a file whose size or mtime_ns changed, other policy files
+        than the run's manifest.json records, another yibao. Stat calls and the policy
+        files' sha256 only: no claims file is opened."""
+        if self.meta.get("yibao") != _version():
+            return f"it was written by yibao {self.meta.get('yibao')}, this is {_version()}"
+        inputs = self.meta["inputs"]
+        if [str(Path(f).resolve()) for f in claim_files] != [i["path"] for i in inputs]:
+            return "it describes other claim files"
+        for f, was in zip(claim_files, inputs):
+            now = input_stamp(f)
+            if (now["bytes"], now["mtime_ns"]) != (was["bytes"], was["mtime_ns"]):
+                return f"{f} changed since the run (size or mtime)"
+        try:
+            manifest = json.loads((self.folder.parent / "manifest.json").read_text("utf-8"))
+            recorded = manifest["policy"]["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return "the run's manifest.json is missing or unreadable"
+        if not recorded or policy_files(policy_path) != recorded:
+            return "the policy's files differ from the run's"
+        return ""
+
+    def keys(self) -> list:
+        return list(self.meta["keys"])
+
+    def columns(self) -> list:
+        return list(self.meta["columns"])
+
+    # -- the lookup, in pure Python
+
+    def _array(self, name: str, code: str):
+        """The file ``name`` as a read-only memoryview of ``code`` items (``mmap``)."""
+        if name not in self._maps:
+            path = self.folder / name
+            if path.stat().st_size == 0:
+                self._maps[name] = memoryview(b"").cast("B").cast(code)
+            else:
+                with open(path, "rb") as f:
+                    self._maps[name] = memoryview(
+                        mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)).cast(code)
+        return self._maps[name]
+
+    def _entries(self, claim_id: str) -> range:
+        """The entries of ids.u64 sharing the upper 16 bits of ``claim_id``'s hash (sorted
+        so: a few dozen per million ids, scanned)."""
+        ids = self._array("ids.u64", "Q")
+        top = fnv1a(claim_id) >> 48
+        lo = bisect.bisect_left(ids, top, key=_upper16)
+        return range(lo, bisect.bisect_right(ids, top, lo, key=_upper16))
+
+    def groups_of(self, claim_id: str) -> list:
+        """The key groups of the rows whose claim id hashes as ``claim_id``'s does (a hash
+        collision's too: ``key_mates`` closes over the rows exactly)."""
+        ids, h = self._array("ids.u64", "Q"), fnv1a(claim_id)
+        groups = self._array("id_groups.u32", "I")
+        return sorted({groups[i] for i in self._entries(claim_id) if ids[i] == h})
+
+    def members(self, group: int) -> list:
+        """The input rows of key group ``group``, ascending."""
+        starts = self._array("groups.u32", "I")
+        return self._array("members.u32", "I")[starts[group]:starts[group + 1]].tolist()
+
+    def duplicated(self, claim_id: str) -> bool:
+        """Whether more than one row's id hashes as ``claim_id``'s does."""
+        ids, h = self._array("ids.u64", "Q"), fnv1a(claim_id)
+        return sum(ids[i] == h for i in self._entries(claim_id)) > 1
+
+    def locate(self, claim_id: str) -> list:
+        """The input rows of the key groups holding ``claim_id`` (ascending): no pyarrow."""
+        return sorted({r for g in self.groups_of(claim_id) for r in self.members(g)})
+
+    # -- the rows, with pyarrow
+
+    def key_mates(self, claim_id: str, located=None) -> tuple:
+        """(the rows ``key_mates.read_key_mates`` reads for ``claim_id``, of the held
+        columns in input order; their input rows, ascending): the key groups of ``locate``
+        and the rows elsewhere sharing one of their claim ids, closed over the keys exactly
+        (``closure_mask``). Empty when no row holds it."""
+        import pyarrow as pa
+        from .key_mates import closure_mask
+        rows = _Rows(self.folder / "rows.arrow", self.meta["batches"])
+        mine = self.locate(claim_id) if located is None else located
+        near = rows.take(mine)
+        twins = {cid for cid in near.column("claim_id").to_pylist()
+                 if cid is not None and self.duplicated(str(cid))}
+        more = {r for cid in twins for g in self.groups_of(str(cid)) for r in self.members(g)}
+        if more - set(mine):
+            mine = sorted(set(mine) | more)
+            near = rows.take(mine)
+        keep = closure_mask(near, self.keys(), [claim_id]).to_pylist()
+        at = [i for i, k in enumerate(keep) if k]
+        return near.take(pa.array(at, pa.int64())), [mine[i] for i in at]
+
+
+def _upper16(h: int) -> int:
+    return h >> 48
+
+
+class _Rows:
+    """rows.arrow, memory-mapped; a batch read when first touched."""
+
+    def __init__(self, path: Path, starts: list):
+        import pyarrow as pa
+        import pyarrow.ipc  # noqa: F401 (pa.ipc: not imported by pyarrow itself)
+        self.reader = pa.ipc.open_file(pa.memory_map(str(path)))
+        self.starts = starts  # the first row of every batch
+        self.batches = {}
+
+    def batch(self, k: int):
+        if k not in self.batches:
+            self.batches[k] = self.reader.get_batch(k)
+        return self.batches[k]
+
+    def take(self, rows: list):
+        """The rows at ``rows`` (ascending input rows) as one table of the held columns."""
+        import pyarrow as pa
+        parts, i = [], 0
+        while i < len(rows):
+            k = bisect.bisect_right(self.starts, rows[i]) - 1
+            end = self.starts[k + 1] if k + 1 < len(self.starts) else float("inf")
+            j = bisect.bisect_left(rows, end, i)
+            at = pa.array([r - self.starts[k] for r in rows[i:j]], pa.int64())
+            parts.append(self.batch(k).take(at))
+            i = j
+        if not parts:
+            return self.reader.schema.empty_table()
+        return pa.Table.from_batches(parts, schema=self.reader.schema)
