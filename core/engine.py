@@ -418,12 +418,13 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
     registry = registry or default_registry()
     prep = run_validators(plan, prepare(plan, claims), registry)
     input_rows = prep.n + len(prep.rejects)
-    order, keys, identity = _order_keys_and_identity(plan, prep, lead)
     provider = plan.provider is not None or bool(plan.groupers)
+    pieces = _provider_pieces_beside(plan, prep, registry) if provider else None
+    order, keys, identity = _order_keys_and_identity(plan, prep, lead)
+    laid = _beside(prep.n, "provider-layout", _laid_out, pieces, order) if provider else None
     acting = any(stage.acts(context) for stage in registry.stages)
     prep = _raw_kept(prep, acting or provider)
-    run = ChunkedSettlement(plan, prep, registry, order, keys,
-                            keep_columns=("total",) if provider else ())
+    run = ChunkedSettlement(plan, prep, registry, order, keys, keep_columns=())
     del prep, keys  # the run holds them, and lets go of them when it ends
     run.run(progress=progress)
     results, order = run.results(identity() if identity is not None else
@@ -435,16 +436,37 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
     if acting:  # no gather for idle stages
         claims_in_order = _claims_in_order(raw, order, _stage_columns(registry))
         results = run_stages(plan, results, claims_in_order, registry, context)
-    if provider:
-        from .provider import append_claim_columns_in_order, needed_columns  # group, points
-        wanted = set(needed_columns(plan)) | {"claim_id"}  # in input order: no gather of lists
-        claims = with_fen_total(raw.select([c for c in raw.column_names if c in wanted]),
-                                run.prep.columns["total"])
-        results = append_claim_columns_in_order(plan, results, claims, order,
-                                                groupers=registry.groupers)
+    if provider:  # laid out in the whole order unless the run left rows out (rare)
+        from .provider import append_columns
+        results = append_columns(results, laid() if len(order) == len(run.order)
+                                 else pieces().columns(order))
     # the input row of each result: supervision reads the claims by it (no id lookup)
     return BatchResult(results, rejects_table(rejects), input_rows,
                        _input_rows(run.prep.rows, order, input_rows))
+
+
+def _provider_pieces_beside(plan: Plan, prep: Prepared, registry):
+    """Start the provider part's per-claim work (grouping, pools, points:
+    ``provider.claim_pieces``) over the accepted claims, in their input order, and return a
+    function waiting for it. It reads only the claims, never a payment, so it runs on a
+    thread of its own (``_beside``) while the settlement order is sorted and the kernel
+    runs; afterwards only the pieces are laid out in settlement order. The claims are taken
+    with the prepared int64 fen ``total`` (``with_fen_total``) and only the columns the
+    provider part reads (no gather of code lists: they are read where they are)."""
+    from .provider import claim_pieces, needed_columns
+    wanted = set(needed_columns(plan)) | {"claim_id"}
+    raw = prep.raw
+    claims = with_fen_total(raw.select([c for c in raw.column_names if c in wanted]),
+                            prep.columns["total"])
+    return _beside(prep.n, "provider", claim_pieces, plan, claims, False, None,
+                   registry.groupers)
+
+
+def _laid_out(pieces, order: np.ndarray):
+    """The provider columns (``pieces()``: a function waiting for ``provider.ClaimPieces``)
+    laid out in settlement ``order``: on a thread too (``_beside``), so that after the
+    kernel only the columns are appended."""
+    return pieces().columns(order)
 
 
 def _raw_kept(prep: Prepared, keep_all: bool) -> Prepared:
