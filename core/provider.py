@@ -399,6 +399,17 @@ def claim_pieces(plan: Plan, claims: pa.Table, reference: bool = False,
     return ClaimPieces(n, rows, pieces)
 
 
+def scored_alone(plan: Plan) -> bool:
+    """Whether each claim's provider columns depend on that claim alone, so that those of
+    some claims are those of the same claims scored among more: every grouper a decision
+    table (yibao's own, row by row) and no pool counting readmissions (they read the
+    person's other stays). A grouper plugin or CHS-DRG by a plugin's name is not assumed
+    to be."""
+    pools = plan.provider.pools if plan.provider else ()
+    return not any(p.readmission for p in pools) and \
+        all(isinstance(g, dtable.DecisionTable) for g in plan.groupers)
+
+
 def _scoring_columns(plan: Plan, grouped: pa.Table) -> list:
     """The grouped claims' columns that scoring reads (``points_compute.claim_points``):
     the grouping inputs (code lists …) are not gathered per pool."""
