@@ -457,10 +457,13 @@ def _provider_pieces_early(plan: Plan, claims, registry):
     """Start the provider part over the input claims as given, before ``prepare``, when they
     can stand for the accepted claims (``_provider_pieces``): a table already in the one
     layout (``normal_table``: a run's reader hands them so) with int64 fen totals, and a plan
-    whose claims are scored each alone (``provider.scored_alone``). None otherwise."""
+    whose claims are scored each alone (``provider.scored_alone``). None otherwise, and with
+    one thread (``YIBAO_THREADS=1``: the work would run here, and a rejected claim's failure
+    with it)."""
     from .provider import scored_alone
-    if not isinstance(claims, pa.Table) or claims.num_rows < CHUNK_ROWS or \
-            "total" not in claims.column_names or not scored_alone(plan):
+    if os.environ.get("YIBAO_THREADS", "2") == "1" or not isinstance(claims, pa.Table) or \
+            claims.num_rows < CHUNK_ROWS or "total" not in claims.column_names or \
+            not scored_alone(plan):
         return None
     if claims.schema.field("total").type != pa.int64() or \
             not normal_schema(claims.schema).equals(claims.schema):

@@ -202,6 +202,23 @@ def test_a_rejected_claim_the_points_pass_refuses_does_not_stop_the_run(table_ci
         assert batch.results.column(name).equals(expected.column(name)), name
 
 
+def test_with_one_thread_the_provider_part_starts_after_prepare(table_city, many_claims,
+                                                                monkeypatch):
+    """``YIBAO_THREADS=1`` runs the provider part where it is started: after ``prepare``,
+    over the accepted claims, so a rejected claim the points pass refuses stops nothing."""
+    monkeypatch.setenv("YIBAO_THREADS", "1")
+    row = _inpatient_rows(many_claims, 1)[0]
+    claims = _set(many_claims, "total", {row: 5 * 10**12})
+    claims = _set(claims, "discharge_date", {row: None})
+    started = _spy_early(monkeypatch)
+    batch = engine.settle(table_city, claims, SHIPPED)
+    assert started == [None]
+    assert batch.rejects.column("row").to_pylist() == [row]
+    expected = _expected(table_city, claims, batch.results)
+    for name, _ in provider.CLAIM_FIELDS:
+        assert batch.results.column(name).equals(expected.column(name)), name
+
+
 def test_claims_not_in_the_one_layout_start_after_prepare(table_city, monkeypatch):
     """Dictionary columns (as ``generate_claims`` makes them) are decoded by ``prepare``:
     the provider part then starts on the accepted claims it returns."""
