@@ -22,7 +22,8 @@ import pyarrow as pa
 
 from ._ids import renumber_in_order
 from ._order import gather
-from .arrow_io import Prepared, as_table, prepare, reject_more, rejects_table
+from .arrow_io import (Prepared, as_table, normal_schema, prepare, reject_more,
+                       rejects_table)
 from .lower import (Lowerer, Program, applying_lookups_missing, dense_ids, key_values,
                     policy_years, settlement_order)
 from .money import OUT_OF_RANGE, out_of_range_message
@@ -416,14 +417,16 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
     ``lead`` (per input row) leads the settlement order (``settle_by_bucket``). Each
     intermediate is let go as soon as it has been used (peak memory, issue 14)."""
     registry = registry or default_registry()
+    provider = plan.provider is not None or bool(plan.groupers)
+    early = _provider_pieces_early(plan, claims, registry) if provider else None
     prep = run_validators(plan, prepare(plan, claims), registry)
     input_rows = prep.n + len(prep.rejects)
+    pieces = _provider_pieces(plan, prep, registry, early) if provider else None
     order, keys, identity = _order_keys_and_identity(plan, prep, lead)
-    provider = plan.provider is not None or bool(plan.groupers)
+    laid = _beside(prep.n, "provider-layout", _laid_out, pieces, order) if provider else None
     acting = any(stage.acts(context) for stage in registry.stages)
     prep = _raw_kept(prep, acting or provider)
-    run = ChunkedSettlement(plan, prep, registry, order, keys,
-                            keep_columns=("total",) if provider else ())
+    run = ChunkedSettlement(plan, prep, registry, order, keys, keep_columns=())
     del prep, keys  # the run holds them, and lets go of them when it ends
     run.run(progress=progress)
     results, order = run.results(identity() if identity is not None else
@@ -435,16 +438,91 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
     if acting:  # no gather for idle stages
         claims_in_order = _claims_in_order(raw, order, _stage_columns(registry))
         results = run_stages(plan, results, claims_in_order, registry, context)
-    if provider:
-        from .provider import append_claim_columns_in_order, needed_columns  # group, points
-        wanted = set(needed_columns(plan)) | {"claim_id"}  # in input order: no gather of lists
-        claims = with_fen_total(raw.select([c for c in raw.column_names if c in wanted]),
-                                run.prep.columns["total"])
-        results = append_claim_columns_in_order(plan, results, claims, order,
-                                                groupers=registry.groupers)
+    if provider:  # laid out in the whole order unless the run left rows out (rare)
+        from .provider import append_columns
+        results = append_columns(results, laid() if len(order) == len(run.order)
+                                 else pieces().columns(order))
     # the input row of each result: supervision reads the claims by it (no id lookup)
     return BatchResult(results, rejects_table(rejects), input_rows,
                        _input_rows(run.prep.rows, order, input_rows))
+
+
+# -- the provider part beside the benefit settlement ------------------------------------------
+# Grouping, pools and points (``provider.claim_pieces``) read only the claims, never a
+# payment, so they run on a thread of their own (``_beside``) while the claims are prepared,
+# the settlement order is sorted and the kernel runs; once the order is known another thread
+# lays the columns out in it (``_laid_out``), and after the kernel they are only appended.
+
+def _provider_pieces_early(plan: Plan, claims, registry):
+    """Start the provider part over the input claims as given, before ``prepare``, when they
+    can stand for the accepted claims (``_provider_pieces``): a table already in the one
+    layout (``normal_table``: a run's reader hands them so) with int64 fen totals, and a plan
+    whose claims are scored each alone (``provider.scored_alone``). None otherwise, and with
+    one thread (``YIBAO_THREADS=1``: the work would run here, and a rejected claim's failure
+    with it)."""
+    from .provider import scored_alone
+    if os.environ.get("YIBAO_THREADS", "2") == "1" or not isinstance(claims, pa.Table) or \
+            claims.num_rows < CHUNK_ROWS or "total" not in claims.column_names or \
+            not scored_alone(plan):
+        return None
+    if claims.schema.field("total").type != pa.int64() or \
+            not normal_schema(claims.schema).equals(claims.schema):
+        return None
+    return _pieces_beside(plan, claims, registry)
+
+
+def _pieces_beside(plan: Plan, claims: pa.Table, registry):
+    """``provider.claim_pieces`` of ``claims`` (only the columns it reads) on a thread;
+    returns a function waiting for it."""
+    from .provider import claim_pieces, needed_columns
+    wanted = set(needed_columns(plan)) | {"claim_id"}
+    claims = claims.select([c for c in claims.column_names if c in wanted])
+    return _beside(claims.num_rows, "provider", claim_pieces, plan, claims, False, None,
+                   registry.groupers)
+
+
+def _provider_pieces(plan: Plan, prep: Prepared, registry, early):
+    """A function waiting for the provider pieces of the accepted claims (prep rows), laid
+    out later by ``columns(order)`` with ``order`` in prep rows. The early start's
+    (``_provider_pieces_early``: every input row) when it ran: read through each accepted
+    row's input row (the same claim, the same int64 total; claims scored each alone, so
+    the claims rejected meanwhile change nothing for the others); again over the accepted
+    claims only if it failed while some rows were rejected (the failure may be a rejected
+    row's). Without an early start: started now over the accepted claims, with the
+    prepared int64 fen ``total`` (``with_fen_total``)."""
+    if early is None:
+        raw = prep.raw
+        return _pieces_beside(plan, with_fen_total(raw, prep.columns["total"]), registry)
+    if not prep.rejects:
+        return early  # every row accepted: prep row k is input row k
+    rows, raw, total, found = prep.rows, prep.raw, prep.columns["total"], []
+
+    def pieces():
+        if not found:
+            try:
+                found.append(_AtInputRows(early(), rows))
+            except Exception:
+                found.append(_pieces_beside(plan, with_fen_total(raw, total), registry)())
+        return found[0]
+    return pieces
+
+
+class _AtInputRows:
+    """Provider pieces of every input row, laid out by prep rows (``rows``: the input row
+    of each prep row)."""
+
+    def __init__(self, pieces, rows: np.ndarray):
+        self.pieces, self.rows = pieces, rows
+
+    def columns(self, order: np.ndarray):
+        return self.pieces.columns(self.rows[np.asarray(order)])
+
+
+def _laid_out(pieces, order: np.ndarray):
+    """The provider columns (``pieces()``: a function waiting for ``provider.ClaimPieces``)
+    laid out in settlement ``order``: on a thread too (``_beside``), so that after the
+    kernel only the columns are appended."""
+    return pieces().columns(order)
 
 
 def _raw_kept(prep: Prepared, keep_all: bool) -> Prepared:

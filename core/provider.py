@@ -343,10 +343,40 @@ def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
     ``Registry.groupers``. ``order``: row k of the result is input claim ``order[k]``
     instead (the scatter and the reordering are one ``take``). ``record``: the reference
     settle's recorder, handed to the points oracle (``yibao explain`` hears it there)."""
+    return claim_pieces(plan, claims, reference, grouped, groupers, record).columns(order)
+
+
+class ClaimPieces:
+    """The provider columns of ``n`` claims as computed, pool by pool (``claim_pieces``),
+    not yet laid out in rows: ``pieces[name]`` holds each pool's column over its members,
+    ``rows`` each pool's members (row numbers of the claims). Text columns stay codes into
+    their few distinct values until ``columns`` lays them out, so the work that reads the
+    claims can run before the order of the results is known (core/engine.py runs it beside
+    the benefit settlement)."""
+
+    def __init__(self, n: int, rows: list, pieces: dict):
+        self.n, self.rows, self.pieces = n, rows, pieces
+
+    def columns(self, order: np.ndarray | None = None) -> pa.Table:
+        """The ``CLAIM_SCHEMA`` table: row k is claim k, or claim ``order[k]`` when given
+        (any subset of the claims, in any order)."""
+        if self.pieces is None:  # no provider part: every column null
+            n = self.n if order is None else len(order)
+            return CLAIM_SCHEMA.empty_table() if n == 0 else pa.table(
+                {name: pa.nulls(n, typ) for name, typ in CLAIM_FIELDS}, schema=CLAIM_SCHEMA)
+        source = _sources(self.n, self.rows, order)
+        n = self.n if order is None else len(order)
+        return pa.table({name: _scatter(source, self.pieces[name], typ, n)
+                         for name, typ in CLAIM_FIELDS}, schema=CLAIM_SCHEMA)
+
+
+def claim_pieces(plan: Plan, claims: pa.Table, reference: bool = False,
+                 grouped: pa.Table | None = None, groupers=None, record=None) -> ClaimPieces:
+    """``claim_columns`` before the layout: the claims grouped, put in pools and scored
+    (arguments as ``claim_columns``'s). Reads the claims only, never a payment."""
     n = claims.num_rows
     if plan.provider is None:
-        return CLAIM_SCHEMA.empty_table() if n == 0 else pa.table(
-            {name: pa.nulls(n, typ) for name, typ in CLAIM_FIELDS}, schema=CLAIM_SCHEMA)
+        return ClaimPieces(n, [], None)
     if grouped is None:
         grouped = (group_claims_reference if reference else _grouped)(plan, claims, groupers)
     idx = pool_index(plan, grouped)
@@ -366,9 +396,18 @@ def claim_columns(plan: Plan, claims: pa.Table, reference: bool = False,
         pieces["grouping_stopped_at"].append(_grouper_column(plan, pool, members, "stopped_at"))
         pieces["case_class"].append(classes)
         pieces["points"].append(points)
-    source = _sources(n, rows, order)
-    return pa.table({name: _scatter(source, pieces[name], typ, n)
-                     for name, typ in CLAIM_FIELDS}, schema=CLAIM_SCHEMA)
+    return ClaimPieces(n, rows, pieces)
+
+
+def scored_alone(plan: Plan) -> bool:
+    """Whether each claim's provider columns depend on that claim alone, so that those of
+    some claims are those of the same claims scored among more: every grouper a decision
+    table (yibao's own, row by row) and no pool counting readmissions (they read the
+    person's other stays). A grouper plugin or CHS-DRG by a plugin's name is not assumed
+    to be."""
+    pools = plan.provider.pools if plan.provider else ()
+    return not any(p.readmission for p in pools) and \
+        all(isinstance(g, dtable.DecisionTable) for g in plan.groupers)
 
 
 def _scoring_columns(plan: Plan, grouped: pa.Table) -> list:
@@ -480,9 +519,19 @@ def append_claim_columns_in_order(plan: Plan, results: pa.Table, claims: pa.Tabl
     into settlement order, not the claims' code lists."""
     if plan.provider is None and not plan.groupers:
         return results
-    extra = claim_columns(plan, claims, groupers=groupers, order=np.asarray(order))
+    return append_pieces(results, claim_pieces(plan, claims, groupers=groupers), order)
+
+
+def append_pieces(results: pa.Table, pieces: ClaimPieces, order: np.ndarray) -> pa.Table:
+    """``results`` plus the provider columns of ``pieces`` (``claim_pieces`` of the claims
+    in input order) laid out so that result row k has those of claim ``order[k]``."""
+    return append_columns(results, pieces.columns(np.asarray(order)))
+
+
+def append_columns(results: pa.Table, columns: pa.Table) -> pa.Table:
+    """``results`` plus the provider columns ``columns`` (``CLAIM_SCHEMA``, row for row)."""
     for name, typ in CLAIM_FIELDS:
-        results = results.append_column(pa.field(name, typ), extra.column(name))
+        results = results.append_column(pa.field(name, typ), columns.column(name))
     return results
 
 
