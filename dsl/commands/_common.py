@@ -67,10 +67,17 @@ def load_policy(path, reg=None):
 
 def add_cache_option(parser) -> None:
     """``--no-cache``: compile the policy even when the compiled-policy cache holds it
-    (dsl/policy_cache.py; the commands pass ``cache=not args.no_cache`` to load_policy)."""
+    (dsl/policy_cache.py; the commands pass ``cache=use_cache(args)`` to load_policy)."""
     parser.add_argument("--no-cache", action="store_true",
                         help="compile the policy, neither using nor writing the "
                              "compiled-policy cache (also: YIBAO_NO_CACHE=1)")
+
+
+def use_cache(args) -> bool:
+    """False when ``--no-cache`` was given. Arguments built in Python (the studio, scripts,
+    tests calling a command's ``run``) may not have the option at all: they use the cache,
+    as the command line does by default."""
+    return not getattr(args, "no_cache", False)
 
 
 def read_claims(path) -> "pa.Table":

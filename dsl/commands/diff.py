@@ -20,14 +20,14 @@ def run(args) -> int:
     from yibao.core.arrow_io import ClaimsError
     from yibao.core.diff import diff_policies
     from yibao.core.settlement import VersionError
-    from ._common import console, read_claims, registry
+    from ._common import console, read_claims, registry, use_cache
     from ._policies import load_policy
     if args.html and importlib.util.find_spec("plotly") is None:
         print("yibao diff: error: --html draws its charts with plotly, which is not installed: "
               "pip install 'yibao[report]'", file=sys.stderr)
         return 2
     reg = registry(*args.policy)
-    plans = [load_policy(p, reg, cache=not args.no_cache) for p in args.policy]
+    plans = [load_policy(p, reg, cache=use_cache(args)) for p in args.policy]
     if None in plans:
         return 2
     try:

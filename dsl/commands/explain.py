@@ -139,12 +139,12 @@ def _explain(args, ids) -> int:
     from yibao.core.explain import (explain_claim, explain_columns, format_explanation,
                                     read_key_mates)
     from yibao.core.key_mates import declared_columns
-    from ._common import registry
+    from ._common import registry, use_cache
     from ._policies import load_policy
     reg = registry(args.policy)
     if not isinstance(ids, _IndexRead):
         ids.want(declared_columns(reg) or ())  # the plugins' columns (family_id …) too
-    policy = load_policy(args.policy, reg, cache=not args.no_cache)
+    policy = load_policy(args.policy, reg, cache=use_cache(args))
     if policy is None:
         return 2
     plans = policy.versions

@@ -17,11 +17,11 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from ._common import registry
+    from ._common import registry, use_cache
     from ._policies import load_policy
     # compiles only: the registry of the compiler's hooks (validators and stages are a run's)
     policy = load_policy(args.policy, registry(args.policy, settles=False),
-                         cache=not args.no_cache)
+                         cache=use_cache(args))
     if policy is None:
         return 2
     plans = policy.versions

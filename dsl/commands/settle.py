@@ -66,7 +66,7 @@ def run(args) -> int:
     from yibao.core.runner import BalanceError, InputError, run_settle
     from yibao.core.settlement import VersionError
     from yibao.plugins.manager import PluginError
-    from ._common import console, registry
+    from ._common import console, registry, use_cache
     from ._policies import load_policy, resolve_policy
     try:
         reg = registry(args.policy)  # yibao's own plugins and those the policy declares
@@ -74,7 +74,7 @@ def run(args) -> int:
         print(f"yibao settle: error: {exc}", file=sys.stderr)
         return 2
     # every *.yb of the folder is a version
-    policy = load_policy(args.policy, reg, cache=not args.no_cache)
+    policy = load_policy(args.policy, reg, cache=use_cache(args))
     if policy is None:
         return 2
     claims = args.claims[0] if len(args.claims) == 1 else args.claims
