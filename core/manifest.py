@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import YibaoError
+from . import timeline
 
 # every file a run may publish, in publication order (the manifest last); the provider
 # payment files only for a plan with a provider part
@@ -220,7 +221,7 @@ class ParquetOut:
         while self.queued and (self.queued[0].done() or
                                (self.ahead and len(self.queued) >= self.ahead)):
             self.queued.popleft().result()  # a failed write is raised here, not only at close
-        self.queued.append(self.thread.submit(self.writer.write_table, group,
+        self.queued.append(self.thread.submit(timeline.timed("write row group", self.writer.write_table), group,
                                               row_group_size=ROW_GROUP))
         rest = buffered.slice(n)
         self.pending, self.count = ([rest] if rest.num_rows else []), rest.num_rows

@@ -69,6 +69,7 @@ from .registry import default_registry
 from .sources import (InputError, Source, default_memory_limit, estimated_memory,  # noqa: F401
                       input_files, open_sources, partition_count, read_columns, read_sources)
 from .spill import KeyCheck, Spill, duplicate_ids
+from . import timeline
 
 if TYPE_CHECKING:
     from .provider import ProviderYear
@@ -159,9 +160,11 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
     if partitions is not None and int(partitions) < 1:
         raise InputError(f"partitions must be at least 1, not {partitions}")
     start = time.perf_counter()
+    timeline.start()
     registry = registry or default_registry()
     files = input_files(inputs)
-    sources = open_sources(plan, files)
+    with timeline.stage("open sources"):
+        sources = open_sources(plan, files)
     limit = memory_limit or default_memory_limit()
     _check_versions_supported(plan, engine)
     if partitions is None and engine == "local" and estimated_memory(sources) > limit:
@@ -200,13 +203,15 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
         summary = Summary(Policy.of(plan).name, engine, mode, count, totals,
                           time.perf_counter() - start, Policy.of(plan).layer_labels(), pools,
                           flags)
-        _finish(plan, summary, sources, out, registry, policy_path, hashes.get())
+        with timeline.stage("finish (manifest, publish)"):
+            _finish(plan, summary, sources, out, registry, policy_path, hashes.get())
     except BaseException:
         hashes.stop()
         out.discard()
         raise
     finally:
         bar.close()
+    timeline.report()
     return summary
 
 
@@ -337,10 +342,12 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
     goes to the writer thread as soon as it is settled, so its row groups are encoded
     beside the kernel instead of after it) and counted into the control totals."""
     task = bar.task("settle", sum(s.rows for s in sources))
-    tables = read_sources(sources, columns)
+    with timeline.stage("read sources"):
+        tables = read_sources(sources, columns)
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     del tables
-    totals = Totals(input_rows=table.num_rows, input_fen=input_fen(table))
+    with timeline.stage("input fen"):
+        totals = Totals(input_rows=table.num_rows, input_fen=input_fen(table))
     rows = np.arange(table.num_rows, dtype=np.int64)
     settled = [0]
     results = _ResultsOut(out, shape, totals, Policy.of(plan).layer_names(), year is not None)
@@ -349,9 +356,10 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
         settled[0] += count
         bar.advance(task, count)
     try:
-        rejects, fen, at = settle_piece_streamed(
-            plan, table, rows, buckets(bucket_plan(plan), table), registry, context,
-            results.write, chunk_done)
+        with timeline.stage("settle piece"):
+            rejects, fen, at = settle_piece_streamed(
+                plan, table, rows, buckets(bucket_plan(plan), table), registry, context,
+                results.write, chunk_done)
     except BaseException:
         results.abort()
         raise
@@ -360,8 +368,10 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
         year.add(table, results.whole(), at)
     del table
     totals.add_rejects(rejects, fen)
-    _write_rejects(out, [rejects])
-    results.close()
+    with timeline.stage("write rejects"):
+        _write_rejects(out, [rejects])
+    with timeline.stage("wait for the results writer"):
+        results.close()
     return totals, (_input_rows(rows, at) if keep_rows else None)
 
 
@@ -380,7 +390,8 @@ class _ResultsOut:
         if self.writer is None:  # the results are in memory: no bound on the thread's queue
             self.writer = ParquetOut(self.out.stage("claims.parquet"), written.schema, ahead=0)
         self.writer.write(written)
-        self.totals.add_results(zero_nulls(results), self.names)
+        with timeline.stage("control totals"):
+            self.totals.add_results(zero_nulls(results), self.names)
         if self.kept is not None:
             self.kept.append(results)
 

@@ -26,6 +26,7 @@ from .partition import NBUCKETS
 from .plan import Plan
 from .policy import Policy
 from .settlement import IDENTITY
+from . import timeline
 
 MEMORY_FACTOR = 15  # peak bytes of an in-memory settle per byte of Parquet-uncompressed
 # claims (measured: 1M generated claims, 60 MB in Parquet pages, peak RSS 0.87 GB)
@@ -98,7 +99,8 @@ class Source:
                 table = self._read_ipc()
                 table = table if columns is None else table.select(columns)
             else:
-                table = pq.ParquetFile(str(self.path)).read(columns=columns)
+                with timeline.stage(f"read {self.path.name}"):
+                    table = pq.ParquetFile(str(self.path)).read(columns=columns)
         except (pa.ArrowException, OSError) as exc:
             raise self._error(exc) from exc
         return normal_table(table)
