@@ -67,7 +67,8 @@ from .plan import Plan
 from .policy import Policy
 from .registry import default_registry
 from .sources import (InputError, Source, default_memory_limit, estimated_memory,  # noqa: F401
-                      input_files, open_sources, partition_count, read_columns, read_sources)
+                      input_files, open_sources, partition_count, read_columns, read_rest,
+                      read_sources)
 from .spill import KeyCheck, Spill, duplicate_ids
 from . import timeline
 
@@ -151,10 +152,12 @@ class Progress:
 
 def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, engine="local",
                overwrite=False, progress=True, context=None, policy_path=None,
-               partitions=None, names="yibao") -> Summary:
+               partitions=None, names="yibao", read_ahead=None) -> Summary:
     """Settle every claim of ``inputs`` into ``out_dir`` (module docstring). ``partitions``
     forces the partitioned mode with that many partitions (tests); otherwise it is chosen
     when the estimated in-memory size exceeds ``memory_limit`` (bytes; default half the RAM).
+    ``read_ahead`` (core/read_ahead.py, started by the command before it compiled the
+    policy) holds columns of the input already decoded for an in-memory run.
     Raises InputError, ClaimsError, PartitionError, FileExistsError, OutputBusyError or
     BalanceError when the run cannot be done; nothing is published then."""
     if partitions is not None and int(partitions) < 1:
@@ -194,7 +197,7 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
         else:
             mode, count = "memory", 1
             totals, settled = _settle_in_memory(plan, sources, out, registry, context, bar,
-                                                year, shape, columns, supervised)
+                                                year, shape, columns, supervised, read_ahead)
         pools = _write_provider(Policy.of(plan).versions[0], year, out)
         from .supervision.run import write_supervision  # after settlement, whole run
         flags = write_supervision(plan, sources, out, settled)
@@ -335,7 +338,7 @@ def _input_rows(rows: np.ndarray, at) -> np.ndarray:
 
 
 def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
-                      shape=_as_settled, columns=None, keep_rows=False) -> tuple:
+                      shape=_as_settled, columns=None, keep_rows=False, read_ahead=None) -> tuple:
     """(control totals, the input row of each result when ``keep_rows`` and the engine
     knows them, else None): every file read (only ``columns``) into one table, settled as
     one piece, the results written while it settles (``settle_piece_streamed``: each piece
@@ -343,7 +346,7 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
     beside the kernel instead of after it) and counted into the control totals."""
     task = bar.task("settle", sum(s.rows for s in sources))
     with timeline.stage("read sources"):
-        tables = read_sources(sources, columns)
+        tables = _read_in_memory(sources, columns, read_ahead)
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     del tables
     with timeline.stage("input fen"):
@@ -373,6 +376,15 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
     with timeline.stage("wait for the results writer"):
         results.close()
     return totals, (_input_rows(rows, at) if keep_rows else None)
+
+
+def _read_in_memory(sources, columns, read_ahead) -> list:
+    """Every file's ``columns`` (``read_sources``), those read ahead (``read_ahead``, if
+    given and it read these files) not read again."""
+    early = read_ahead.tables([s.path for s in sources]) if read_ahead is not None else None
+    if early is None:
+        return read_sources(sources, columns)
+    return read_rest(sources, early, columns)
 
 
 class _ResultsOut:

@@ -27,8 +27,8 @@ def enabled() -> bool:
 
 
 def start() -> None:
-    """A run starts: the timeline's origin (earlier stages are dropped)."""
-    _events.clear()
+    """A run starts: the timeline's origin (stages begun before it, such as the command's
+    read-ahead, show negative times)."""
     _origin[:] = [time.perf_counter(), time.process_time()]
 
 
@@ -63,13 +63,15 @@ def report(out=None) -> None:
         return
     out = out or sys.stderr
     t0, cpu0 = _origin
-    print(f"timeline: CPU before the run {cpu0:.3f} s (start-up, compile)", file=out)
+    print(f"timeline: CPU before the run {cpu0:.3f} s (start-up, compile; all threads)",
+          file=out)
     for thread, name, first, last, count, wall, cpu in _merged():
         times = f" x{count}" if count > 1 else ""
         print(f"  {first - t0:7.3f} {last - t0:7.3f}  {wall:6.3f} s wall {cpu:6.3f} s CPU  "
               f"{thread:<20} {name}{times}", file=out)
     print(f"timeline: run {time.perf_counter() - t0:.3f} s wall, "
           f"{time.process_time() - cpu0:.3f} s CPU (all threads)", file=out)
+    _events.clear()
 
 
 def _merged() -> list:
