@@ -400,7 +400,8 @@ class _ResultsOut:
     def write(self, results: pa.Table) -> None:
         written = self.shape(results)
         if self.writer is None:  # the results are in memory: no bound on the thread's queue
-            self.writer = ParquetOut(self.out.stage("claims.parquet"), written.schema, ahead=0)
+            self.writer = ParquetOut(self.out.stage("claims.parquet"), written.schema, ahead=0,
+                                     digest=True)
         self.writer.write(written)
         with timeline.stage("control totals"):
             self.totals.add_results(zero_nulls(results), self.names)
@@ -411,8 +412,10 @@ class _ResultsOut:
         return pa.concat_tables(self.kept) if len(self.kept) > 1 else self.kept[0]
 
     def close(self) -> None:
-        """Wait for the writer thread (raising what it raised) and close the file."""
+        """Wait for the writer thread (raising what it raised) and close the file; its
+        sha256 (hashed as it was written) goes to the manifest."""
         self.writer.close()
+        self.out.digests["claims.parquet"] = self.writer.sha256
 
     def abort(self) -> None:
         """The run failed: stop the writer thread and close the file (the run's staging
