@@ -92,3 +92,14 @@ def test_streamed_run_with_the_early_order_is_settle_by_bucket(plan, registry, m
     assert pa.concat_tables(pieces).equals(whole.results)
     assert batch.rejects.equals(whole.rejects) and batch.rejects.num_rows == 5
     assert batch.rows.tolist() == whole.rows.tolist()
+
+
+def test_a_batch_without_the_columns_is_refused_as_before(plan, registry, monkeypatch):
+    """The early order is not started for a batch ``prepare`` refuses: its ClaimsError, not
+    a KeyError from the order's thread."""
+    from yibao.core.arrow_io import ClaimsError
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 64)
+    claims = generate_claims(200, seed=3).drop_columns(["discharge_date"])
+    with pytest.raises(ClaimsError, match="discharge_date"):
+        settle_by_bucket_streamed(plan, claims, np.zeros(200, np.int32), lambda piece: None,
+                                  registry)
