@@ -506,8 +506,9 @@ def settle_by_bucket_streamed(policy, claims, bucket: np.ndarray, emit, registry
             order = _prepared_order(early(), prep.rows, input_rows)
             keys, identity = _keys_and_identity_along(plan, prep, order, bucket)
     run = ChunkedSettlement(plan, prep, registry, order, keys)
-    run.build = timeline.timed("build chunk", run.build)
-    run.settle_chunk = timeline.timed("kernel chunk", run.settle_chunk)
+    if timeline.enabled():  # each chunk's two halves, as stages of their threads
+        run.build = timeline.timed("build chunk", run.build)
+        run.settle_chunk = timeline.timed("kernel chunk", run.settle_chunk)
     stream = _ResultStream(plan, run, identity, emit, progress)
     run.run(progress=stream.settled)
     stream.finish()

@@ -214,7 +214,7 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
         raise
     finally:
         bar.close()
-    timeline.report()
+        timeline.report()  # YIBAO_TIMELINE: also of a run that failed
     return summary
 
 
@@ -338,7 +338,8 @@ def _input_rows(rows: np.ndarray, at) -> np.ndarray:
 
 
 def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
-                      shape=_as_settled, columns=None, keep_rows=False, read_ahead=None) -> tuple:
+                      shape=_as_settled, columns=None, keep_rows=False,
+                      read_ahead=None) -> tuple:
     """(control totals, the input row of each result when ``keep_rows`` and the engine
     knows them, else None): every file read (only ``columns``) into one table, settled as
     one piece, the results written while it settles (``settle_piece_streamed``: each piece
