@@ -133,12 +133,14 @@ def read_sources(sources, columns: Optional[list] = None) -> list:
 
 
 def read_rest(sources, early: list, columns: Optional[list] = None) -> list:
-    """``read_sources``, each file's ``early`` columns (read ahead) not read again
-    (``Source.read_rest``)."""
+    """``read_sources``, each file's ``early`` columns (read ahead; None: the file was not)
+    not read again (``Source.read_rest``)."""
+    def read(source, ahead):
+        return source.read(columns) if ahead is None else source.read_rest(ahead, columns)
     if len(sources) == 1:
-        return [sources[0].read_rest(early[0], columns)]
+        return [read(sources[0], early[0])]
     with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="yibao-read") as pool:
-        return list(pool.map(lambda s, e: s.read_rest(e, columns), sources, early))
+        return list(pool.map(read, sources, early))
 
 
 def read_columns(plan, registry) -> Optional[list]:

@@ -51,6 +51,13 @@ def _split(folder: Path, cuts: list, row_group: int) -> list:
     return input_files(folder)
 
 
+def _read_whole(ahead: ReadAhead) -> ReadAhead:
+    """``ahead`` once its thread has read every file (``tables()`` would stop it between
+    files)."""
+    ahead._thread.join()
+    return ahead
+
+
 @pytest.fixture(scope="module")
 def reference():
     reg = full_registry()
@@ -71,8 +78,8 @@ def test_tables_read_ahead_are_the_tables_read(reference, tmp_path_factory, cuts
     files = _split(folder, cuts, row_group)
     columns = None if every else read_columns(plan, reg)
     found = open_sources(plan, files)
-    early = ReadAhead(folder, words=words).tables([s.path for s in found])
-    assert early is not None
+    early = _read_whole(ReadAhead(folder, words=words)).tables([s.path for s in found])
+    assert early is not None and None not in early
     got, want = read_rest(found, early, columns), read_sources(found, columns)
     assert len(got) == len(want)
     for a, b in zip(got, want):
@@ -97,6 +104,23 @@ def test_nothing_read_ahead_for_partitions_ipc_or_bad_files(tmp_path):
     assert ReadAhead(tmp_path / "bad.parquet").tables([tmp_path / "bad.parquet"]) is None
     ahead = ReadAhead(tmp_path / "p")
     assert ahead.tables(files) is not None and ahead.tables(files) is None  # handed over once
+
+
+def test_files_not_begun_are_read_by_the_run(reference, tmp_path):
+    """``tables()`` stops the reading ahead between files: whatever it had read (here asked
+    for at once, and with the first file's or the second's table dropped), the run's tables
+    are those it would read itself."""
+    plan, reg = reference
+    files = _split(tmp_path / "p", [200, 420], 100)
+    found = open_sources(plan, files)
+    columns = read_columns(plan, reg)
+    want = read_sources(found, columns)
+    early = ReadAhead(tmp_path / "p").tables(files)  # at once: some files may not be begun
+    assert early is None or len(early) == 3
+    full = _read_whole(ReadAhead(tmp_path / "p")).tables(files)
+    for mixed in (early or [None] * 3, [None, full[1], full[2]], [full[0], None, full[2]]):
+        got = read_rest(found, mixed, columns)
+        assert all(a.equals(b, check_metadata=True) for a, b in zip(got, want))
 
 
 def _outputs(folder: Path) -> dict:
