@@ -45,6 +45,7 @@ out of the engine already in the file's row order, piece by piece.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -383,7 +384,11 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
 def _beside_run(fn, *args):
     """Start ``fn(*args)`` on a thread of its own and return a function waiting for its
     result (raising what it raised): work the run needs only at its end, done beside it
-    (issue 14, w16: the input's fen, 0.02-0.03 s of CPU that delayed ``prepare``)."""
+    (issue 14, w16: the input's fen, 0.02-0.03 s of CPU that delayed ``prepare``). With
+    ``YIBAO_THREADS=1``, here and now."""
+    if os.environ.get("YIBAO_THREADS", "2") == "1":
+        result = fn(*args)
+        return lambda: result
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-beside")
     started = pool.submit(timeline.timed(getattr(fn, "__name__", "beside"), fn), *args)
     pool.shutdown(wait=False)  # its one task still runs; the thread ends after it

@@ -69,8 +69,10 @@ def run(args) -> int:
 
 def _read_ahead(args):
     """core/read_ahead.py's reader of the claims, for a local run not forced into
-    partitions (None otherwise)."""
-    if args.engine != "local" or args.partitions is not None:
+    partitions (None otherwise, and with ``YIBAO_THREADS=1``)."""
+    import os
+    if (args.engine != "local" or args.partitions is not None
+            or os.environ.get("YIBAO_THREADS", "2") == "1"):
         return None
     from yibao.core.read_ahead import ReadAhead
     return ReadAhead(_claims(args), args.memory_limit, _policy_words(args.policy))

@@ -154,7 +154,11 @@ def test_command_reads_ahead_and_writes_the_same(tmp_path, monkeypatch, capsys):
                          "--no-progress"] + extra)
         assert code == 1  # the rows with nulls are rejected
     assert made == [1]
-    assert _outputs(tmp_path / "a") == _outputs(tmp_path / "p")
+    monkeypatch.setenv("YIBAO_THREADS", "1")  # no thread: no read-ahead
+    assert cli_main(["settle", policy, str(tmp_path / "in"), "--out", str(tmp_path / "one"),
+                     "--no-progress"]) == 1
+    assert made == [1]
+    assert _outputs(tmp_path / "a") == _outputs(tmp_path / "p") == _outputs(tmp_path / "one")
 
 
 def test_family_id_is_read_only_under_the_family_key(family_plan, registry):
