@@ -26,6 +26,7 @@ from .plan import BOOL, DATE, INT, MONEY, RATIO, TEXT, Plan, Type
 from . import _ids, _ingest
 from .privacy import mask_id
 from .errors import YibaoError
+from . import timeline
 
 MONEY_COLUMNS = ("total", "in_scope", "self_first")
 REQUIRED = ("claim_id", "person_id", "discharge_date", "total")
@@ -402,8 +403,9 @@ def _run_checks(plan: Plan, table: pa.Table) -> tuple:
     types = _column_types(plan, table)
     checks = _Checks(plan, types, table.num_rows)
     ids = _ids_beside(plan, table, checks)
-    converted = {name: _convert(name, typ, table.column(name), plan, checks)
-                 for name, typ in types.items()}
+    with timeline.stage("prepare: columns"):
+        converted = {name: _convert(name, typ, table.column(name), plan, checks)
+                     for name, typ in types.items()}
     for reason, column in checks.list:  # null checks of columns not converted (person_id)
         if reason == "null_value" and column not in converted:
             _ingest.null_rows(table.column(column), checks.first, checks(reason, column))
@@ -412,7 +414,8 @@ def _run_checks(plan: Plan, table: pa.Table) -> tuple:
         k = checks(reason, small)
         if k != _NO:
             _ingest.exceeds(converted[small], converted[big], checks.first, k)
-    id_first, key_ids = ids()
+    with timeline.stage("prepare: wait for the ids"):
+        id_first, key_ids = ids()
     np.minimum(checks.first, id_first, out=checks.first)
     return converted, checks.first, checks.list, key_ids
 
@@ -440,8 +443,10 @@ def _ids_beside(plan: Plan, table: pa.Table, checks: _Checks):
         ids = _ingest.claim_and_key_ids(claim_id, first, k_null, k_dup, columns)
         return lambda: (first, dict(zip(names, ids)))
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="yibao-ids")
-    checked = pool.submit(_ingest.claim_ids, claim_id, first, k_null, k_dup)
-    numbered = pool.submit(_ingest.key_ids, columns, table.num_rows) if columns else None
+    checked = pool.submit(timeline.timed("claim-id check", _ingest.claim_ids), claim_id, first,
+                          k_null, k_dup)
+    numbered = pool.submit(timeline.timed("key ids", _ingest.key_ids), columns,
+                           table.num_rows) if columns else None
     pool.shutdown(wait=False)  # its tasks still run; the threads end after them
 
     def wait() -> tuple:

@@ -45,6 +45,7 @@ out of the engine already in the file's row order, piece by piece.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -68,8 +69,10 @@ from .plan import Plan
 from .policy import Policy
 from .registry import default_registry
 from .sources import (InputError, Source, default_memory_limit, estimated_memory,  # noqa: F401
-                      input_files, open_sources, partition_count, read_columns, read_sources)
+                      input_files, open_sources, partition_count, read_columns, read_rest,
+                      read_sources)
 from .spill import KeyCheck, Spill, duplicate_ids
+from . import timeline
 
 if TYPE_CHECKING:
     from .provider import ProviderYear
@@ -151,18 +154,22 @@ class Progress:
 
 def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, engine="local",
                overwrite=False, progress=True, context=None, policy_path=None,
-               partitions=None, names="yibao") -> Summary:
+               partitions=None, names="yibao", read_ahead=None) -> Summary:
     """Settle every claim of ``inputs`` into ``out_dir`` (module docstring). ``partitions``
     forces the partitioned mode with that many partitions (tests); otherwise it is chosen
     when the estimated in-memory size exceeds ``memory_limit`` (bytes; default half the RAM).
+    ``read_ahead`` (core/read_ahead.py, started by the command before it compiled the
+    policy) holds columns of the input already decoded for an in-memory run.
     Raises InputError, ClaimsError, PartitionError, FileExistsError, OutputBusyError or
     BalanceError when the run cannot be done; nothing is published then."""
     if partitions is not None and int(partitions) < 1:
         raise InputError(f"partitions must be at least 1, not {partitions}")
     start = time.perf_counter()
+    timeline.start()
     registry = registry or default_registry()
     files = input_files(inputs)
-    sources = open_sources(plan, files)
+    with timeline.stage("open sources"):
+        sources = open_sources(plan, files)
     limit = memory_limit or default_memory_limit()
     _check_versions_supported(plan, engine)
     if partitions is None and engine == "local" and estimated_memory(sources) > limit:
@@ -192,7 +199,7 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
         else:
             mode, count = "memory", 1
             totals, settled = _settle_in_memory(plan, sources, out, registry, context, bar,
-                                                year, shape, columns, supervised)
+                                                year, shape, columns, supervised, read_ahead)
         pools = _write_provider(Policy.of(plan).versions[0], year, out)
         from .supervision.run import write_supervision  # after settlement, whole run
         flags = write_supervision(plan, sources, out, settled)
@@ -201,13 +208,15 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
         summary = Summary(Policy.of(plan).name, engine, mode, count, totals,
                           time.perf_counter() - start, Policy.of(plan).layer_labels(), pools,
                           flags)
-        _finish(plan, summary, sources, out, registry, policy_path, hashes.get())
+        with timeline.stage("finish (manifest, publish)"):
+            _finish(plan, summary, sources, out, registry, policy_path, hashes.get())
     except BaseException:
         hashes.stop()
         out.discard()
         raise
     finally:
         bar.close()
+        timeline.report()  # YIBAO_TIMELINE: also of a run that failed
     return summary
 
 
@@ -331,17 +340,20 @@ def _input_rows(rows: np.ndarray, at) -> np.ndarray:
 
 
 def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
-                      shape=_as_settled, columns=None, keep_rows=False) -> tuple:
+                      shape=_as_settled, columns=None, keep_rows=False,
+                      read_ahead=None) -> tuple:
     """(control totals, the input row of each result when ``keep_rows`` and the engine
     knows them, else None): every file read (only ``columns``) into one table, settled as
     one piece, the results written while it settles (``settle_piece_streamed``: each piece
     goes to the writer thread as soon as it is settled, so its row groups are encoded
     beside the kernel instead of after it) and counted into the control totals."""
     task = bar.task("settle", sum(s.rows for s in sources))
-    tables = read_sources(sources, columns)
+    with timeline.stage("read sources"):
+        tables = _read_in_memory(sources, columns, read_ahead)
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     del tables
-    totals = Totals(input_rows=table.num_rows, input_fen=input_fen(table))
+    fen_in = _beside_run(input_fen, table)  # needed only for the control totals at the end
+    totals = Totals(input_rows=table.num_rows)
     rows = np.arange(table.num_rows, dtype=np.int64)
     # explain's key index, written on a thread beside the kernel (core/key_index.py)
     index = KeyIndexWriter(Policy.of(plan).versions, registry, sources, table,
@@ -353,9 +365,10 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
         settled[0] += count
         bar.advance(task, count)
     try:
-        rejects, fen, at = settle_piece_streamed(
-            plan, table, rows, buckets(bucket_plan(plan), table), registry, context,
-            results.write, chunk_done)
+        with timeline.stage("settle piece"):
+            rejects, fen, at = settle_piece_streamed(
+                plan, table, rows, buckets(bucket_plan(plan), table), registry, context,
+                results.write, chunk_done)
     except BaseException:
         results.abort()
         raise
@@ -363,11 +376,38 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
     if year is not None:
         year.add(table, results.whole(), at)
     del table
+    totals.input_fen = fen_in()
     totals.add_rejects(rejects, fen)
-    _write_rejects(out, [rejects])
-    results.close()
-    index.close()
+    with timeline.stage("write rejects"):
+        _write_rejects(out, [rejects])
+    with timeline.stage("wait for the results writer"):
+        results.close()
+    with timeline.stage("wait for the key index"):
+        index.close()
     return totals, (_input_rows(rows, at) if keep_rows else None)
+
+
+def _beside_run(fn, *args):
+    """Start ``fn(*args)`` on a thread of its own and return a function waiting for its
+    result (raising what it raised): work the run needs only at its end, done beside it
+    (issue 14, w16: the input's fen, 0.02-0.03 s of CPU that delayed ``prepare``). With
+    ``YIBAO_THREADS=1``, here and now."""
+    if os.environ.get("YIBAO_THREADS", "2") == "1":
+        result = fn(*args)
+        return lambda: result
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-beside")
+    started = pool.submit(timeline.timed(getattr(fn, "__name__", "beside"), fn), *args)
+    pool.shutdown(wait=False)  # its one task still runs; the thread ends after it
+    return started.result
+
+
+def _read_in_memory(sources, columns, read_ahead) -> list:
+    """Every file's ``columns`` (``read_sources``), those read ahead (``read_ahead``, if
+    given and it read these files) not read again."""
+    early = read_ahead.tables([s.path for s in sources]) if read_ahead is not None else None
+    if early is None:
+        return read_sources(sources, columns)
+    return read_rest(sources, early, columns)
 
 
 class _ResultsOut:
@@ -383,9 +423,11 @@ class _ResultsOut:
     def write(self, results: pa.Table) -> None:
         written = self.shape(results)
         if self.writer is None:  # the results are in memory: no bound on the thread's queue
-            self.writer = ParquetOut(self.out.stage("claims.parquet"), written.schema, ahead=0)
+            self.writer = ParquetOut(self.out.stage("claims.parquet"), written.schema, ahead=0,
+                                     digest=True)
         self.writer.write(written)
-        self.totals.add_results(zero_nulls(results), self.names)
+        with timeline.stage("control totals"):
+            self.totals.add_results(zero_nulls(results), self.names)
         if self.kept is not None:
             self.kept.append(results)
 
@@ -393,8 +435,10 @@ class _ResultsOut:
         return pa.concat_tables(self.kept) if len(self.kept) > 1 else self.kept[0]
 
     def close(self) -> None:
-        """Wait for the writer thread (raising what it raised) and close the file."""
+        """Wait for the writer thread (raising what it raised) and close the file; its
+        sha256 (hashed as it was written) goes to the manifest."""
         self.writer.close()
+        self.out.digests["claims.parquet"] = self.writer.sha256
 
     def abort(self) -> None:
         """The run failed: stop the writer thread and close the file (the run's staging

@@ -11,7 +11,6 @@ silently wrong, only not decoded."""
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator, Optional
@@ -21,14 +20,14 @@ import pyarrow.parquet as pq
 
 from .arrow_io import (MONEY_COLUMNS, REQUIRED, ClaimsError, check_unique_names, normal_schema,
                        normal_table, prepare)
-from .claim_files import IPC_SUFFIXES, InputError, input_files  # noqa: F401 (re-exported)
+from .claim_files import (IPC_SUFFIXES, MEMORY_FACTOR, InputError,  # noqa: F401 (re-exported)
+                          default_memory_limit, input_files)
 from .partition import NBUCKETS
 from .plan import Plan
 from .policy import Policy
 from .settlement import IDENTITY
+from . import timeline
 
-MEMORY_FACTOR = 15  # peak bytes of an in-memory settle per byte of Parquet-uncompressed
-# claims (measured: 1M generated claims, 60 MB in Parquet pages, peak RSS 0.87 GB)
 GLOBAL_BYTES_PER_ROW = 24  # pass 1 keeps 8 bytes of claim-id hash per row (+ a sorted copy)
 class Source:
     """One claims file: Parquet, or Arrow IPC (file or stream format)."""
@@ -98,9 +97,25 @@ class Source:
                 table = self._read_ipc()
                 table = table if columns is None else table.select(columns)
             else:
-                table = pq.ParquetFile(str(self.path)).read(columns=columns)
+                with timeline.stage(f"read {self.path.name}"):
+                    table = pq.ParquetFile(str(self.path)).read(columns=columns)
         except (pa.ArrowException, OSError) as exc:
             raise self._error(exc) from exc
+        return normal_table(table)
+
+    def read_rest(self, early: pa.Table, columns: Optional[list] = None) -> pa.Table:
+        """``read(columns)``, the columns of ``early`` (this Parquet file's, read earlier:
+        core/read_ahead.py) taken from it and only the others read now: the same table."""
+        names = self.present(columns) or self.schema.names
+        rest = [name for name in names if name not in early.column_names]
+        try:
+            late = pq.ParquetFile(str(self.path)).read(columns=rest) if rest else None
+        except (pa.ArrowException, OSError) as exc:
+            raise self._error(exc) from exc
+        parts = [early if name in early.column_names else late for name in names]
+        fields = [part.schema.field(name) for part, name in zip(parts, names)]
+        table = pa.Table.from_arrays([part.column(name) for part, name in zip(parts, names)],
+                                     schema=pa.schema(fields, metadata=early.schema.metadata))
         return normal_table(table)
 
 
@@ -115,6 +130,17 @@ def read_sources(sources, columns: Optional[list] = None) -> list:
         return [sources[0].read(columns)]
     with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="yibao-read") as pool:
         return list(pool.map(lambda source: source.read(columns), sources))
+
+
+def read_rest(sources, early: list, columns: Optional[list] = None) -> list:
+    """``read_sources``, each file's ``early`` columns (read ahead; None: the file was not)
+    not read again (``Source.read_rest``)."""
+    def read(source, ahead):
+        return source.read(columns) if ahead is None else source.read_rest(ahead, columns)
+    if len(sources) == 1:
+        return [read(sources[0], early[0])]
+    with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="yibao-read") as pool:
+        return list(pool.map(read, sources, early))
 
 
 def read_columns(plan, registry) -> Optional[list]:
@@ -167,11 +193,3 @@ def partition_count(sources, limit: int) -> int:
     rows = sum(s.rows for s in sources)
     room = max(limit - GLOBAL_BYTES_PER_ROW * rows, limit // 8)
     return min(NBUCKETS, max(2, math.ceil(1.5 * estimated_memory(sources) / room)))
-
-
-def default_memory_limit() -> int:
-    """Half the machine's physical memory."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
-    except (ValueError, OSError):
-        return 4 << 30

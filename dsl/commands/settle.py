@@ -60,6 +60,45 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
+    ahead = _read_ahead(args)  # first: the input decodes while the policy compiles
+    try:
+        return _run(args, ahead)
+    finally:
+        if ahead is not None:
+            ahead.close()
+
+
+def _read_ahead(args):
+    """core/read_ahead.py's reader of the claims, for a local run not forced into
+    partitions (None otherwise, and with ``YIBAO_THREADS=1``)."""
+    import os
+    if (args.engine != "local" or args.partitions is not None
+            or os.environ.get("YIBAO_THREADS", "2") == "1"):
+        return None
+    from yibao.core.read_ahead import ReadAhead
+    return ReadAhead(_claims(args), args.memory_limit, _policy_words(args.policy))
+
+
+def _policy_words(policy) -> list:
+    """The words of the policy's source files: the claim columns its layers read are among
+    them (a guess for reading ahead only; as ``explain._words_of``). Empty when the files
+    cannot be read (compiling says why)."""
+    import re
+    from ._policies import resolve_policy
+    try:
+        where = resolve_policy(policy)
+        files = sorted(where.rglob("*.yb")) if where.is_dir() else [where]
+        return sorted({w for f in files
+                       for w in re.findall(r"[A-Za-z_]\w*", f.read_text(encoding="utf-8"))})
+    except (OSError, UnicodeError):  # PolicyNotFound too: compiling says what is wrong
+        return []
+
+
+def _claims(args):
+    return args.claims[0] if len(args.claims) == 1 else args.claims
+
+
+def _run(args, ahead) -> int:
     from yibao.core.arrow_io import ClaimsError
     from yibao.core.manifest import OutputBusyError
     from yibao.core.partition import PartitionError
@@ -77,13 +116,12 @@ def run(args) -> int:
     policy = load_policy(args.policy, reg, cache=use_cache(args))
     if policy is None:
         return 2
-    claims = args.claims[0] if len(args.claims) == 1 else args.claims
     try:
-        summary = run_settle(policy, claims, args.out, registry=reg,
+        summary = run_settle(policy, _claims(args), args.out, registry=reg,
                              memory_limit=args.memory_limit, engine=args.engine,
                              overwrite=args.overwrite, progress=not args.no_progress,
                              policy_path=resolve_policy(args.policy), partitions=args.partitions,
-                             names=getattr(args, "names", "yibao"))
+                             names=getattr(args, "names", "yibao"), read_ahead=ahead)
     except (InputError, ClaimsError, PartitionError, BalanceError, FileExistsError,
             OutputBusyError, ImportError, VersionError) as exc:
         print(f"yibao settle: error: {exc}", file=sys.stderr)

@@ -40,8 +40,11 @@ def yibao_register_keys(registry):
 @hookimpl
 def yibao_register_validators(registry):
     """Reject blank family ids when the plan accumulates per family."""
+    # no claim column of its own: it reads family_id only under the family key, and a run
+    # reads a key's column anyway (sources.read_columns), so a plan without the key does not
+    # decode family_id for it (issue 14, w16: ~0.06 s of CPU of a 2M-claim run's reading)
     registry.add_validator(Validator("family_id_not_blank", "family_id_blank", check_blank_family,
-                                     claim_columns=("family_id",)))
+                                     claim_columns=()))
 
 
 @hookimpl

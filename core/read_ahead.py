@@ -1,0 +1,95 @@
+"""Reading a run's claims while the command starts (issue 14, w16): `yibao settle` spends its
+first ~0.4 s of CPU importing, building the plugin registry and compiling the policy, all on
+one core and holding the GIL, while the other core idles; Arrow decodes Parquet without the
+GIL. So the command starts this thread first: it opens the input files and, if the run will
+settle them in memory (as ``run_settle`` decides: the same estimate against the same memory
+limit), decodes the columns every run reads (``AHEAD_COLUMNS``: the ids, the dates, the money
+and the identity columns, most of a file's decoded bytes) and those the policy's text names,
+file by file. The run then reads only the columns the compiled policy adds, and the files
+the thread had not begun (``sources.read_rest``), and gets the same tables as reading
+everything then (tests/batch/test_read_ahead.py).
+
+Nothing here decides a result: when the thread read nothing (a run in partitions, an Arrow
+IPC file, a file it could not read, other files than the run's) the run reads the files
+itself, and reports what is wrong with them as it always did. Only the standard library,
+``core/claim_files.py`` and ``core/timeline.py`` are imported by the command's thread before
+it starts; pyarrow is imported on the thread.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Optional
+
+from . import timeline
+from .claim_files import IPC_SUFFIXES, MEMORY_FACTOR, default_memory_limit, input_files
+
+# columns every run reads (arrow_io.REQUIRED, settlement.IDENTITY, arrow_io.MONEY_COLUMNS:
+# sources.read_columns always includes them; tests/batch/test_read_ahead.py checks it)
+AHEAD_COLUMNS = ("claim_id", "person_id", "discharge_date", "total", "in_scope", "self_first",
+                 "hospital_id")
+
+
+class ReadAhead:
+    """The ``AHEAD_COLUMNS`` of the Parquet files of ``inputs``, and the columns among
+    ``words`` (a guess, e.g. the words of the policy's text: columns the run turns out not to
+    read are dropped), read on a thread from construction on when an in-memory run of them
+    fits ``memory_limit`` (None: the run's default, half the machine's memory). The files are
+    decoded one after the other on that one thread, without Arrow's own threads: on two
+    cores start-up keeps one and the decoding takes the other, instead of three threads
+    sharing two cores and start-up (the critical path) slowed down. ``tables(paths)`` ends
+    the reading ahead: it waits for the file being decoded, and a file not begun by then is
+    left to the run (which reads such files two at a time)."""
+
+    def __init__(self, inputs, memory_limit: Optional[int] = None, words=()):
+        self.limit = memory_limit or default_memory_limit()
+        self.wanted = set(AHEAD_COLUMNS) | set(words)
+        self._paths: Optional[list] = None  # the files, once the thread knows it reads them
+        self._read: dict = {}  # path -> table of the columns read, file by file
+        self._enough = threading.Event()  # the run wants the tables: begin no other file
+        self._thread = threading.Thread(target=self._run, args=(inputs,),
+                                        name="yibao-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self, inputs) -> None:
+        with timeline.stage("read ahead"):
+            try:
+                self._read_files(inputs)
+            except Exception:  # noqa: BLE001 (the run reads the files and says what is wrong)
+                self._paths, self._read = None, {}
+
+    def _read_files(self, inputs) -> None:
+        paths = input_files(inputs)
+        if any(p.suffix in IPC_SUFFIXES for p in paths):
+            return
+        import pyarrow.parquet as pq
+        files = [pq.ParquetFile(str(p)) for p in paths]
+        size = sum(f.metadata.row_group(i).total_byte_size
+                   for f in files for i in range(f.metadata.num_row_groups))
+        if MEMORY_FACTOR * size > self.limit:  # the run goes in partitions
+            return
+        self._paths = paths
+        for path, f in zip(paths, files):
+            if self._enough.is_set():
+                return
+            columns = [c for c in f.schema_arrow.names if c in self.wanted]
+            self._read[path] = f.read(columns=columns, use_threads=False)
+
+    def tables(self, paths) -> Optional[list]:
+        """Per file of ``paths`` (the run's files, in its order) the table read ahead, or
+        None for a file not read ahead; None when the thread read none of these files
+        (module docstring). Handed over once (the thread's references are dropped, so the
+        run alone holds the tables)."""
+        self._enough.set()
+        self._thread.join()
+        known, read = self._paths, self._read
+        self._paths, self._read = None, {}
+        if known is None or list(known) != list(paths):
+            return None
+        return [read.get(p) for p in paths]
+
+    def close(self) -> None:
+        """Stop reading ahead, wait for the thread and drop what it read (the command ends,
+        or settles without it)."""
+        self._enough.set()
+        self._thread.join()
+        self._paths, self._read = None, {}

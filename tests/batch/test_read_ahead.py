@@ -1,0 +1,169 @@
+"""The settle command reads the claims while it compiles the policy (core/read_ahead.py, issue
+14, w16). The tables a run gets must be those it would have read itself, whatever the files'
+split, row groups, nulls and the guessed columns; it must read nothing ahead for a run in
+partitions, an Arrow IPC file or files it cannot read; and the outputs must be the same bytes.
+Also: a plan without the family key no longer decodes family_id (the family validator
+declared it for every plan)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.feather as feather
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from yibao.core import sources
+from yibao.core.generate import generate_claims, write_claims
+from yibao.core.manifest import OUTPUTS
+from yibao.core.read_ahead import AHEAD_COLUMNS, ReadAhead
+from yibao.core.runner import run_settle
+from yibao.core.sources import input_files, open_sources, read_columns, read_rest, read_sources
+from yibao.dsl.cli import main as cli_main
+from yibao.dsl.commands._common import registry as full_registry
+from yibao.dsl.compiler import compile_policy
+
+ROOT = Path(__file__).resolve().parents[2]
+CITIES = ("reference", "jinhua", "shanghai", "rizhao")
+CLAIMS = generate_claims(600, seed=8)
+
+
+def _with_nulls(t: pa.Table) -> pa.Table:
+    """Nulls in an id, a money column and a text column the policy reads."""
+    for name, rows in (("claim_id", (3,)), ("total", (5, 9)), ("tier", (11,))):
+        values = t.column(name).to_pylist()
+        for r in rows:
+            values[r] = None
+        t = t.set_column(t.schema.get_field_index(name), name,
+                         pa.array(values, t.schema.field(name).type))
+    return t
+
+
+def _split(folder: Path, cuts: list, row_group: int) -> list:
+    """The claims (with nulls) in one file per stretch between ``cuts``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    claims = _with_nulls(CLAIMS)
+    bounds = [0, *cuts, claims.num_rows]
+    for k, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        write_claims(claims.slice(a, b - a), folder / f"part-{k}.parquet",
+                     row_group_size=row_group)
+    return input_files(folder)
+
+
+def _read_whole(ahead: ReadAhead) -> ReadAhead:
+    """``ahead`` once its thread has read every file (``tables()`` would stop it between
+    files)."""
+    ahead._thread.join()
+    return ahead
+
+
+@pytest.fixture(scope="module")
+def reference():
+    reg = full_registry()
+    return compile_policy(ROOT / "city_configs" / "reference", registry=reg), reg
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(cuts=st.lists(st.integers(1, 599), max_size=3, unique=True).map(sorted),
+       row_group=st.sampled_from([50, 128, 600]),
+       words=st.lists(st.sampled_from(["tier", "setting", "los", "nothing", "referral",
+                                       "secondary_dx", "age"]), max_size=4),
+       every=st.booleans())
+def test_tables_read_ahead_are_the_tables_read(reference, tmp_path_factory, cuts, row_group,
+                                               words, every):
+    plan, reg = reference
+    folder = tmp_path_factory.mktemp("split")
+    files = _split(folder, cuts, row_group)
+    columns = None if every else read_columns(plan, reg)
+    found = open_sources(plan, files)
+    early = _read_whole(ReadAhead(folder, words=words)).tables([s.path for s in found])
+    assert early is not None and None not in early
+    got, want = read_rest(found, early, columns), read_sources(found, columns)
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert a.equals(b, check_metadata=True)
+
+
+@pytest.mark.parametrize("name", CITIES)
+def test_every_run_reads_the_columns_read_ahead(name):
+    reg = full_registry()
+    plan = compile_policy(ROOT / "city_configs" / name, registry=reg)
+    assert set(AHEAD_COLUMNS) <= set(read_columns(plan, reg))
+
+
+def test_nothing_read_ahead_for_partitions_ipc_or_bad_files(tmp_path):
+    files = _split(tmp_path / "p", [300], 128)
+    assert ReadAhead(tmp_path / "p", memory_limit=1_000).tables(files) is None  # partitions
+    assert ReadAhead(tmp_path / "p").tables(files[:1]) is None  # other files than the run's
+    assert ReadAhead(tmp_path / "missing").tables(files) is None
+    feather.write_feather(CLAIMS, tmp_path / "c.arrow")
+    assert ReadAhead(tmp_path / "c.arrow").tables([tmp_path / "c.arrow"]) is None
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 not really")
+    assert ReadAhead(tmp_path / "bad.parquet").tables([tmp_path / "bad.parquet"]) is None
+    ahead = ReadAhead(tmp_path / "p")
+    assert ahead.tables(files) is not None and ahead.tables(files) is None  # handed over once
+
+
+def test_files_not_begun_are_read_by_the_run(reference, tmp_path):
+    """``tables()`` stops the reading ahead between files: whatever it had read (here asked
+    for at once, and with the first file's or the second's table dropped), the run's tables
+    are those it would read itself."""
+    plan, reg = reference
+    files = _split(tmp_path / "p", [200, 420], 100)
+    found = open_sources(plan, files)
+    columns = read_columns(plan, reg)
+    want = read_sources(found, columns)
+    early = ReadAhead(tmp_path / "p").tables(files)  # at once: some files may not be begun
+    assert early is None or len(early) == 3
+    full = _read_whole(ReadAhead(tmp_path / "p")).tables(files)
+    for mixed in (early or [None] * 3, [None, full[1], full[2]], [full[0], None, full[2]]):
+        got = read_rest(found, mixed, columns)
+        assert all(a.equals(b, check_metadata=True) for a, b in zip(got, want))
+
+
+def _outputs(folder: Path) -> dict:
+    return {n: (folder / n).read_bytes() for n in OUTPUTS
+            if (folder / n).exists() and n not in ("summary.json", "manifest.json")}
+
+
+@pytest.mark.parametrize("name", ["reference", "jinhua", "family_plan"])
+def test_outputs_are_the_same_bytes(name, tmp_path, request):
+    reg = full_registry()
+    plan = request.getfixturevalue(name) if name == "family_plan" else \
+        compile_policy(ROOT / "city_configs" / name, registry=reg)
+    _split(tmp_path / "in", [250], 128)
+    run_settle(plan, tmp_path / "in", tmp_path / "plain", registry=reg, progress=False)
+    run_settle(plan, tmp_path / "in", tmp_path / "ahead", registry=reg, progress=False,
+               read_ahead=ReadAhead(tmp_path / "in", words=["tier"]))
+    plain, ahead = _outputs(tmp_path / "plain"), _outputs(tmp_path / "ahead")
+    assert plain["claims.parquet"] and plain == ahead
+
+
+def test_command_reads_ahead_and_writes_the_same(tmp_path, monkeypatch, capsys):
+    """`yibao settle` starts the read-ahead (and not for --partitions): the same results."""
+    _split(tmp_path / "in", [400], 128)
+    made = []
+    real = ReadAhead.__init__
+    monkeypatch.setattr(ReadAhead, "__init__",
+                        lambda self, *a, **k: made.append(1) or real(self, *a, **k))
+    policy = str(ROOT / "city_configs" / "reference")
+    for out, extra in (("a", []), ("p", ["--partitions", "2"])):
+        code = cli_main(["settle", policy, str(tmp_path / "in"), "--out", str(tmp_path / out),
+                         "--no-progress"] + extra)
+        assert code == 1  # the rows with nulls are rejected
+    assert made == [1]
+    monkeypatch.setenv("YIBAO_THREADS", "1")  # no thread: no read-ahead
+    assert cli_main(["settle", policy, str(tmp_path / "in"), "--out", str(tmp_path / "one"),
+                     "--no-progress"]) == 1
+    assert made == [1]
+    assert _outputs(tmp_path / "a") == _outputs(tmp_path / "p") == _outputs(tmp_path / "one")
+
+
+def test_family_id_is_read_only_under_the_family_key(family_plan, registry):
+    reference = compile_policy(ROOT / "city_configs" / "reference", registry=registry)
+    assert "family" not in {k.name for k in reference.keys()}
+    assert "family_id" not in read_columns(reference, registry)
+    assert "family" in {k.name for k in family_plan.keys()}
+    assert "family_id" in read_columns(family_plan, registry)
