@@ -154,12 +154,13 @@ class Progress:
 
 def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, engine="local",
                overwrite=False, progress=True, context=None, policy_path=None,
-               partitions=None, names="yibao", read_ahead=None) -> Summary:
+               partitions=None, names="yibao", read_ahead=None, key_index=True) -> Summary:
     """Settle every claim of ``inputs`` into ``out_dir`` (module docstring). ``partitions``
     forces the partitioned mode with that many partitions (tests); otherwise it is chosen
     when the estimated in-memory size exceeds ``memory_limit`` (bytes; default half the RAM).
     ``read_ahead`` (core/read_ahead.py, started by the command before it compiled the
     policy) holds columns of the input already decoded for an in-memory run.
+    ``key_index`` False: no key index for explain in the results folder (core/key_index.py).
     Raises InputError, ClaimsError, PartitionError, FileExistsError, OutputBusyError or
     BalanceError when the run cannot be done; nothing is published then."""
     if partitions is not None and int(partitions) < 1:
@@ -199,7 +200,8 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
         else:
             mode, count = "memory", 1
             totals, settled = _settle_in_memory(plan, sources, out, registry, context, bar,
-                                                year, shape, columns, supervised, read_ahead)
+                                                year, shape, columns, supervised, read_ahead,
+                                                key_index)
         pools = _write_provider(Policy.of(plan).versions[0], year, out)
         from .supervision.run import write_supervision  # after settlement, whole run
         flags = write_supervision(plan, sources, out, settled)
@@ -341,7 +343,7 @@ def _input_rows(rows: np.ndarray, at) -> np.ndarray:
 
 def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
                       shape=_as_settled, columns=None, keep_rows=False,
-                      read_ahead=None) -> tuple:
+                      read_ahead=None, key_index=True) -> tuple:
     """(control totals, the input row of each result when ``keep_rows`` and the engine
     knows them, else None): every file read (only ``columns``) into one table, settled as
     one piece, the results written while it settles (``settle_piece_streamed``: each piece
@@ -357,7 +359,7 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
     rows = np.arange(table.num_rows, dtype=np.int64)
     # explain's key index, written on a thread beside the kernel (core/key_index.py)
     index = KeyIndexWriter(Policy.of(plan).versions, registry, sources, table,
-                           out.stage(KEY_INDEX))
+                           out.stage(KEY_INDEX)) if key_index else None
     settled = [0]
     results = _ResultsOut(out, shape, totals, Policy.of(plan).layer_names(), year is not None)
 
@@ -382,8 +384,9 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
         _write_rejects(out, [rejects])
     with timeline.stage("wait for the results writer"):
         results.close()
-    with timeline.stage("wait for the key index"):
-        index.close()
+    if index is not None:
+        with timeline.stage("wait for the key index"):
+            index.close()
     return totals, (_input_rows(rows, at) if keep_rows else None)
 
 

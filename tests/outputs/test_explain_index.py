@@ -224,6 +224,22 @@ def test_a_partitioned_run_writes_no_index_and_explain_scans(reference_run, tmp_
     assert indexed[:2] == scan[:2] and "there is none" in indexed[2]
 
 
+def test_settle_no_key_index_writes_none_and_explain_scans(reference_run, tmp_path, capsys):
+    """`--no-key-index` (a bureau short of disk): the run's results are the same, the folder
+    has no index, and explain --run says so and scans."""
+    claims, path, indexed_out = reference_run
+    out = tmp_path / "plain"
+    code, _, err = run(capsys, "settle", CONFIGS / "reference", path, "--out", out,
+                       "--no-key-index", "--no-progress")
+    assert code == 0, err
+    assert not index_folder(out).exists()
+    assert pq.read_table(out / "claims.parquet").equals(
+        pq.read_table(indexed_out / "claims.parquet"))
+    claim_id = claims.column("claim_id")[13].as_py()
+    scan, indexed = explain_both(capsys, CONFIGS / "reference", path, out, claim_id)
+    assert indexed[:2] == scan[:2] and "there is none" in indexed[2]
+
+
 def test_a_truncated_index_file_is_not_used(reference_run, capsys):
     claims, path, out = reference_run
     ids = index_folder(out) / "ids.u64"
