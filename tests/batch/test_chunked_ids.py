@@ -28,14 +28,18 @@ IDS = st.builds(lambda lead, tail: lead + tail,
 
 
 def chunked(table: pa.Table, bounds: list, empty: bool) -> pa.Table:
-    """``table`` as record batches cut at ``bounds``, each a slice of the whole (offsets not
-    from 0), with an empty batch between them when ``empty``."""
+    """``table`` as record batches cut at ``bounds``, every other one a slice of the whole
+    (offsets not from 0), the others copies with buffers of their own (so that reading a row
+    in the wrong chunk reads another string), with an empty batch between them when
+    ``empty``."""
     whole = table.combine_chunks()
     nothing = pa.record_batch([pa.array([], f.type) for f in whole.schema], schema=whole.schema)
     edges = sorted({0, table.num_rows, *bounds})
     batches = []
-    for a, b in zip(edges, edges[1:]):
-        batches.extend(whole.slice(a, b - a).to_batches())
+    for k, (a, b) in enumerate(zip(edges, edges[1:])):
+        piece = whole.slice(a, b - a).to_batches()
+        batches.extend(piece if k % 2 else [p.take(pa.array(np.arange(p.num_rows)))
+                                             for p in piece])
         if empty:
             batches.append(nothing)
     return pa.Table.from_batches(batches, whole.schema)
@@ -132,3 +136,22 @@ def test_settle_of_many_chunks_is_that_of_one(plan, ids, n, seed, data, empty):
     assert got.results.num_rows + got.rejects.num_rows == n
     oracle = reference.settle(plan, many)
     assert oracle.results.equals(got.results) and oracle.rejects.equals(got.rejects)
+
+
+def test_many_rows_in_chunks_of_every_size():
+    """Past 4,096 rows a row's chunk is found from the table of every 2**shift-th row and
+    steps past the chunk ends in between (several, for chunks of a row or two): the order
+    and the gather equal those of the ids in one chunk."""
+    rng = np.random.default_rng(2)
+    n = 60_000
+    claim_id = pa.array([f"K{k % 7}ABCDEFGH{k:06d}" for k in rng.permutation(n)],
+                        pa.string())  # equal on their 8 sort-key bytes: compared as bytes
+    sizes = np.concatenate([rng.integers(1, 4, 2_000), rng.integers(100, 9_000, 40)])
+    bounds = np.cumsum(sizes)[np.cumsum(sizes) < n].tolist()
+    pieces = chunked(pa.table({"c": claim_id}), bounds, empty=False).column("c")
+    assert pieces.num_chunks > 1_000
+    day = rng.integers(19_700, 19_705, n).astype(np.int64)
+    day[rng.integers(0, n, n // 3)] = 19_700  # many claims of one day: the radix path
+    assert settlement_order(pieces, day).tolist() == exact(claim_id, day)
+    at = rng.integers(0, n, 80_000)
+    assert gather(pieces, at).equals(claim_id.take(pa.array(at)))
