@@ -17,8 +17,17 @@ where two keys are equal by the ids' bytes themselves, then by row. So the order
 byte order of the ids whatever they share, and equal ids (never among accepted claims) keep
 their row order, as Arrow's stable sort would. Worst case O(n log n): ids equal on the 8 key
 bytes go to a merge sort.
+
+The ids are read where the batch holds them, chunk by chunk (``Strings``): a chunked column
+is never combined into one copy (at 5M claims that copy was 0.17x of the input columns, held
+through the kernel: issue 14, m16). A row's chunk is found where bytes are compared (equal
+sort keys) or gathered, through a small table of the chunk at every 2**shift-th row (at most
+4,097 entries, in cache) and a step forward past the chunk ends in between. A gather finds
+each row's bytes once (its first pass notes where they are; the copy reads them straight):
+finding them in both passes, by a binary search of the chunks' first rows, made the gather
+of 2M ids of 16 chunks 2x slower than main's combine-then-gather; now it is faster.
 """
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t, uintptr_t
 from libc.string cimport memcmp, memcpy
 
 import numpy as np
@@ -29,36 +38,116 @@ cdef struct Entry:
     int64_t row
 
 
+cdef struct Strings:
+    int64_t chunks  # how many chunks (>= 1, none of them empty)
+    const int64_t* starts  # the first row of each chunk, then the row count (chunks + 1)
+    const int32_t** offsets  # each chunk's Arrow offsets, from its own first row
+    const uint8_t** data  # each chunk's bytes
+    const int64_t* chunk_at  # the chunk holding row b << shift, for each b
+    int shift
+
+
 cdef struct Ids:
-    const int32_t* offsets  # Arrow string offsets of the claim ids (n + 1)
-    const uint8_t* data
+    Strings s  # the claim ids, chunk by chunk
     const uint64_t* keys  # id_key of each row, computed in row order (memory order)
+
+
+cdef inline int64_t chunk_of(Strings s, int64_t row) noexcept nogil:
+    """The chunk holding ``row`` (0 <= row < the row count): from the chunk of the nearest
+    tabled row before it, forward past the chunks that end at or before it."""
+    cdef int64_t k = s.chunk_at[row >> s.shift]
+    while s.starts[k + 1] <= row:
+        k += 1
+    return k
+
+
+cdef inline const uint8_t* string_at(Strings s, int64_t row, int64_t* length) noexcept nogil:
+    """The bytes of string ``row``; its length in ``length[0]``."""
+    cdef int64_t k = 0 if s.chunks == 1 else chunk_of(s, row)
+    cdef const int32_t* offs = s.offsets[k]
+    cdef int64_t r = row - s.starts[k]
+    length[0] = offs[r + 1] - offs[r]
+    return s.data[k] + offs[r]
+
+
+class _StringChunks:
+    """The C view (``Strings``) of a string array or chunked array without nulls: the
+    addresses of each non-empty chunk's buffers, in numpy arrays this object keeps alive
+    (with the chunks themselves) while C reads them. Nothing is copied."""
+
+    def __init__(self, strings):
+        chunks = strings.chunks if isinstance(strings, pa.ChunkedArray) else [strings]
+        self.chunks = [c for c in chunks if len(c)] or [pa.array([""], pa.string())]
+        self.empty = np.zeros(1, dtype=np.uint8)  # the bytes of a chunk of empty strings
+        count = len(self.chunks)
+        self.starts = np.zeros(count + 1, dtype=np.int64)
+        self.offsets = np.zeros(count, dtype=np.uintp)
+        self.data = np.zeros(count, dtype=np.uintp)
+        for k, chunk in enumerate(self.chunks):
+            _, offsets_buf, data_buf = chunk.buffers()
+            self.starts[k + 1] = self.starts[k] + len(chunk)
+            self.offsets[k] = offsets_buf.address + 4 * chunk.offset
+            self.data[k] = data_buf.address if data_buf is not None and data_buf.size \
+                else self.empty.ctypes.data
+        rows = int(self.starts[-1])
+        self.shift = max(0, (rows >> 12).bit_length())  # rows >> shift <= 4,096: in cache
+        tabled = np.arange((rows >> self.shift) + 1, dtype=np.int64) << self.shift
+        self.chunk_at = np.searchsorted(self.starts, tabled, side="right").astype(np.int64) - 1
+        np.minimum(self.chunk_at, count - 1, out=self.chunk_at)  # the row count's own entry
+
+
+cdef Strings strings_of(object view):
+    """The ``Strings`` of a ``_StringChunks`` (valid while ``view`` lives)."""
+    cdef Strings s
+    cdef const int64_t[::1] starts = view.starts
+    cdef const uintptr_t[::1] offsets = view.offsets
+    cdef const uintptr_t[::1] data = view.data
+    cdef const int64_t[::1] chunk_at = view.chunk_at
+    s.chunks = len(view.chunks)
+    s.chunk_at = &chunk_at[0]
+    s.shift = view.shift
+    s.starts = &starts[0]
+    s.offsets = <const int32_t**>&offsets[0]
+    s.data = <const uint8_t**>&data[0]
+    return s
 
 
 cdef enum:
     SMALL = 16  # runs up to this length are sorted by insertion
 
 
-cdef inline uint64_t id_key(Ids ids, int64_t row, int64_t skip) noexcept nogil:
+cdef inline uint64_t id_key(const uint8_t* id, int64_t length, int64_t skip) noexcept nogil:
     """Bytes skip … skip+7 of the id, big-endian, zero-padded past its end."""
-    cdef int64_t start = ids.offsets[row] + skip, end = ids.offsets[row + 1], j
+    cdef int64_t j
     cdef uint64_t key = 0
     for j in range(8):
         key <<= 8
-        if start + j < end:
-            key |= ids.data[start + j]
+        if skip + j < length:
+            key |= id[skip + j]
     return key
+
+
+cdef void id_keys(Strings s, int64_t skip, uint64_t* keys) noexcept nogil:
+    """``id_key`` of every row, chunk by chunk, in row order."""
+    cdef int64_t k, r, row = 0
+    cdef const int32_t* offs
+    for k in range(s.chunks):
+        offs = s.offsets[k]
+        for r in range(s.starts[k + 1] - s.starts[k]):
+            keys[row] = id_key(s.data[k] + offs[r], offs[r + 1] - offs[r], skip)
+            row += 1
 
 
 cdef inline bint before(Ids ids, Entry a, Entry b) noexcept nogil:
     """Entry a sorts before b: its key, else its id's bytes, else its row is smaller."""
     cdef int64_t la, lb, c
+    cdef const uint8_t* da
+    cdef const uint8_t* db
     if a.key != b.key:
         return a.key < b.key
-    la = ids.offsets[a.row + 1] - ids.offsets[a.row]
-    lb = ids.offsets[b.row + 1] - ids.offsets[b.row]
-    c = memcmp(ids.data + ids.offsets[a.row], ids.data + ids.offsets[b.row],
-               <size_t>(la if la < lb else lb))
+    da = string_at(ids.s, a.row, &la)
+    db = string_at(ids.s, b.row, &lb)
+    c = memcmp(da, db, <size_t>(la if la < lb else lb))
     if c != 0:
         return c < 0
     if la != lb:
@@ -200,31 +289,27 @@ cdef void sort_groups_by_id(Ids ids, Entry* a, Entry* tmp, int64_t n, int64_t sk
         lo = hi
 
 
-def sort_rows(offsets, data, int64_t skip, group, int bits):
+def sort_rows(strings, int64_t skip, group, int bits):
     """Row indices (int64) sorted by (``group``, claim id), see the module docstring.
-    ``offsets`` (int32, n + 1) and ``data`` (uint8) are the claim ids' Arrow buffers (no
-    nulls), ``skip`` the bytes every id starts with, ``group`` (uint64, n) each row's packed
+    ``strings`` are the claim ids: a string array or chunked array without nulls, read in
+    place; ``skip`` the bytes every id starts with, ``group`` (uint64, n) each row's packed
     (lead, day) and ``bits`` how many low bits of it vary (≤ 64)."""
-    cdef const int32_t[::1] offs = np.ascontiguousarray(offsets, dtype=np.int32)
-    data_arr = np.ascontiguousarray(data, dtype=np.uint8)
-    if len(data_arr) == 0:
-        data_arr = np.zeros(1, dtype=np.uint8)
-    cdef const uint8_t[::1] raw = data_arr
     cdef const uint64_t[::1] g = np.ascontiguousarray(group, dtype=np.uint64)
-    cdef int64_t n = len(g), i
+    cdef int64_t n = len(g)
     out = np.arange(n, dtype=np.int64)
     if n < 2:
         return out
+    if len(strings) != n:
+        raise ValueError(f"sort_rows: {len(strings)} claim ids for {n} rows")
+    view = _StringChunks(strings)
     keys_arr = np.empty(n, dtype=np.uint64)
     cdef uint64_t[::1] keys = keys_arr
     cdef int64_t[::1] rows = out
     cdef Ids ids
-    ids.offsets = &offs[0]
-    ids.data = &raw[0]
+    ids.s = strings_of(view)
     ids.keys = &keys[0]
     with nogil:
-        for i in range(n):
-            keys[i] = id_key(ids, i, skip)
+        id_keys(ids.s, skip, &keys[0])
     if bits <= COUNTED_BITS:
         by_counted_groups(ids, &g[0], n, bits, &rows[0], skip)
     else:
@@ -321,58 +406,67 @@ cdef void by_radix_groups(Ids ids, const uint64_t* g, int64_t n, int bits, int64
 
 # -- gathers into the order ---------------------------------------------------------------------
 
-cdef int64_t gathered_offsets(const int32_t* offsets, const int64_t* order, int64_t n,
-                              int32_t* out) noexcept nogil:
-    """Offsets (from 0) of the strings of rows ``order`` laid end to end; their byte total
-    (the offsets are of no use when it reaches 2**31)."""
-    cdef int64_t t, row, total = 0
+cdef int64_t gathered_offsets(Strings s, const int64_t* order, int64_t n, int32_t* out,
+                              const uint8_t** source) noexcept nogil:
+    """Offsets (from 0) of the strings of rows ``order`` laid end to end, and where each
+    string's bytes are (``source``: the copy then reads them without finding their chunk
+    and offsets again); their byte total (the offsets are of no use when it reaches 2**31)."""
+    cdef int64_t t, length, total = 0
     out[0] = 0
     for t in range(n):
-        row = order[t]
-        total += offsets[row + 1] - offsets[row]
+        source[t] = string_at(s, order[t], &length)
+        total += length
         out[t + 1] = <int32_t>total
     return total
 
 
-cdef void gathered_bytes(const int32_t* offsets, const uint8_t* data, const int64_t* order,
-                         int64_t n, const int32_t* at, uint8_t* out) noexcept nogil:
-    cdef int64_t t, row
+cdef void gathered_bytes(const uint8_t** source, int64_t n, const int32_t* at,
+                         uint8_t* out) noexcept nogil:
+    cdef int64_t t
     for t in range(n):
-        row = order[t]
-        memcpy(out + at[t], data + offsets[row], <size_t>(offsets[row + 1] - offsets[row]))
+        memcpy(out + at[t], source[t], <size_t>(at[t + 1] - at[t]))
 
 
 def gather(strings, order):
     """``strings.take(order)`` (``order``: int64 row indices, each in range); an array or a
     chunked array in, an array out. Strings without nulls are gathered in C without the GIL
-    in two passes, about twice as fast as Arrow's take, which serves every other array
-    (nulls, other types) and a result of 2 GiB or more (int32 offsets)."""
-    if isinstance(strings, pa.ChunkedArray):
-        strings = strings.combine_chunks() if strings.num_chunks != 1 else strings.chunk(0)
+    in two passes, about twice as fast as Arrow's take, reading a chunked array chunk by
+    chunk where it is (no combined copy); Arrow's take serves every other array (nulls, other
+    types) and a result of 2 GiB or more (int32 offsets)."""
     if not pa.types.is_string(strings.type) or strings.null_count:
-        return strings.take(pa.array(order, pa.int64()))
+        return _taken(strings, order)
     cdef const int64_t[::1] rows = np.ascontiguousarray(order, dtype=np.int64)
     cdef int64_t n = len(rows)
-    _, offsets_buf, data_buf = strings.buffers()
-    cdef const int32_t[::1] offs = np.frombuffer(offsets_buf, dtype=np.int32)[
-        strings.offset:strings.offset + len(strings) + 1]
-    data_arr = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else None
-    if data_arr is None or len(data_arr) == 0:
-        data_arr = np.zeros(1, dtype=np.uint8)
-    cdef const uint8_t[::1] data = data_arr
+    if n == 0:
+        return pa.array([], pa.string())
+    view = _StringChunks(strings)
+    cdef Strings s = strings_of(view)
     at_arr = np.empty(n + 1, dtype=np.int32)
+    sources = np.empty(n, dtype=np.uintp)
     cdef int32_t[::1] at = at_arr
+    cdef uintptr_t[::1] source = sources
     cdef int64_t total
     with nogil:
-        total = gathered_offsets(&offs[0], &rows[0] if n else NULL, n, &at[0])
+        total = gathered_offsets(s, &rows[0], n, &at[0], <const uint8_t**>&source[0])
     if total >= 1 << 31:
-        return strings.take(pa.array(order, pa.int64()))
+        return _taken(strings, order)
     out_arr = np.empty(max(total, 1), dtype=np.uint8)
     cdef uint8_t[::1] out = out_arr
     with nogil:
-        gathered_bytes(&offs[0], &data[0], &rows[0] if n else NULL, n, &at[0], &out[0])
+        gathered_bytes(<const uint8_t**>&source[0], n, &at[0], &out[0])
     return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(at_arr),
                                                   pa.py_buffer(out_arr[:total])])
+
+
+def _taken(values, order):
+    """Arrow's take of ``order``, as one array when it fits one."""
+    taken = values.take(pa.array(order, pa.int64()))
+    if isinstance(taken, pa.ChunkedArray):
+        try:
+            return taken.combine_chunks()
+        except (pa.ArrowInvalid, pa.ArrowCapacityError):  # past int32 offsets: kept chunked
+            return taken
+    return taken
 
 
 # -- a key-led walk of the settlement order -----------------------------------------------------

@@ -354,7 +354,8 @@ def _order_keys_and_identity(plan: Plan, prep: Prepared, lead=None) -> tuple:
 def _run_order(prep: Prepared, lead) -> np.ndarray:
     """The prepared rows in settlement order, led by ``lead`` of each row's input row when
     given: (lead, discharge_date, claim_id), one sort (lower.settlement_order)."""
-    lead_of_row = None if lead is None or prep.n == 0 else np.asarray(lead)[prep.rows]
+    lead_of_row = None if lead is None or prep.n == 0 else (
+        np.asarray(lead) if prep.rows is None else np.asarray(lead)[prep.rows])
     return settlement_order(prep.claim_id, prep.columns["discharge_date"], lead_of_row)
 
 
@@ -443,9 +444,9 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
         from .provider import append_columns
         results = append_columns(results, laid() if len(order) == len(run.order)
                                  else pieces().columns(order))
-    # the input row of each result: supervision reads the claims by it (no id lookup)
-    return BatchResult(results, rejects_table(rejects), input_rows,
-                       _input_rows(run.prep.rows, order, input_rows))
+    # the input row of each result: supervision reads the claims by it (no id lookup); when
+    # every input row was accepted it is ``order`` itself (no gather of another n int64)
+    return BatchResult(results, rejects_table(rejects), input_rows, run.prep.input_rows(order))
 
 
 # -- the provider part beside the benefit settlement ------------------------------------------
@@ -538,13 +539,6 @@ def _raw_kept(prep: Prepared, keep_all: bool) -> Prepared:
     return replace(prep, raw=prep.raw.select(names))
 
 
-def _input_rows(rows: np.ndarray, order: np.ndarray, input_rows: int) -> np.ndarray:
-    """The input row of each result (``rows``: of each prep row; ``order``: the prep row of
-    each result). When every input row was accepted, prep row k is input row k and ``order``
-    is the answer itself: no gather of another n int64."""
-    return order if len(rows) == input_rows else rows[order]
-
-
 # -- results handed out as they settle (a run's writer) ---------------------------------------
 # A run's results file is written while the claims settle: in a run's (bucket, date, claim id)
 # order the kernel settles the claims in the file's order (``settle_by_bucket``'s direct
@@ -592,7 +586,7 @@ def settle_by_bucket_streamed(policy, claims, bucket: np.ndarray, emit, registry
     stream.finish()
     kept = order if run.missing is None else order[~run.missing & (run.overflow == 0)]
     return BatchResult(stream.empty, rejects_table(run.rejected().rejects), input_rows,
-                       run.prep.rows[kept])
+                       run.prep.input_rows(kept))
 
 
 def _input_order_beside(claims: pa.Table, bucket: np.ndarray):
@@ -631,7 +625,7 @@ def _prepared_order(input_order: np.ndarray, rows: np.ndarray, input_rows: int) 
     The settlement order is a strict total order on accepted claims (their ids are unique),
     so leaving the rejected rows out of a sorted sequence leaves the prepared rows sorted,
     exactly as sorting them alone would (tests/batch/test_input_order.py)."""
-    if len(rows) == input_rows:  # all accepted: prep row k is input row k
+    if rows is None or len(rows) == input_rows:  # all accepted: prep row k is input row k
         return input_order
     prep_row = np.full(input_rows, -1, dtype=np.int64)
     prep_row[rows] = np.arange(len(rows), dtype=np.int64)
@@ -766,11 +760,15 @@ def _stop_on_overflow(plan: Plan, lows: list, program: Program) -> None:
     if len(bad) == 0:
         return
     from .money import out_of_range_message
-    ids = pa.concat_arrays([low.prep.claim_id.take(pa.array(low.order)).cast(pa.string())
-                            for _, low, _ in lows])
+    ids = pa.concat_arrays([_ids_in_order(low) for _, low, _ in lows])
     t = int(bad[0])
     layer = plan.layers[int(program.overflow[t]) - 1].name
     raise SettlementError(f"claim {ids[t].as_py()!r}: {out_of_range_message(layer)}")
+
+
+def _ids_in_order(low: Lowered) -> pa.Array:
+    """The claim ids of a lowered batch in its settlement order, as strings (one array)."""
+    return gather(low.prep.claim_id, low.order).cast(pa.string())
 
 
 def _cat(arrays: list, n: int):
@@ -816,8 +814,8 @@ def _full(a, n: int):
 
 
 def _merged_results(plan: Plan, lows: list, program: Program) -> pa.Table:
-    ids = pa.concat_arrays([low.prep.claim_id.take(pa.array(low.order)).cast(pa.string())
-                            for _, low, _ in lows]) if program.n else pa.array([], pa.string())
+    ids = pa.concat_arrays([_ids_in_order(low) for _, low, _ in lows]) if program.n else \
+        pa.array([], pa.string())
     total = np.concatenate([np.asarray(low.prep.columns["total"])[low.order]
                             for _, low, _ in lows]).astype(np.int64)
     cols, paid = {"claim_id": ids}, np.zeros(program.n, dtype=np.int64)

@@ -138,8 +138,9 @@ def settlement_order(claim_id: pa.Array, days: np.ndarray, lead=None) -> np.ndar
     extracts from a settlement system) is detected in O(n) and not sorted again. Otherwise the
     rows are sorted in C (core/_order.pyx): a radix sort on (lead, day) packed into one
     integer, then each day's claims by an 8-byte integer key of the id after the lead every id
-    shares, by the ids' bytes where two keys are equal. Ids that are not one Arrow string
-    array without nulls (never the case for accepted claims) take Arrow's exact sort."""
+    shares, by the ids' bytes where two keys are equal; a chunked column is read chunk by
+    chunk where it is, never combined. Ids that are not Arrow strings without nulls (never
+    the case for accepted claims) take Arrow's exact sort."""
     n = len(days)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -151,8 +152,7 @@ def settlement_order(claim_id: pa.Array, days: np.ndarray, lead=None) -> np.ndar
     if ids is None or groups is None:
         return _exact_order(claim_id, days, lead)
     group, bits = groups
-    offsets, data = _string_buffers(ids)
-    return _order.sort_rows(offsets, data, _common_prefix(ids), group, bits)
+    return _order.sort_rows(ids, _common_prefix(ids), group, bits)
 
 
 def _packed_groups(days: np.ndarray, lead) -> tuple:
@@ -173,27 +173,16 @@ def _packed_groups(days: np.ndarray, lead) -> tuple:
 
 
 def _plain_ids(claim_id):
-    """The claim ids as one string array without nulls (what the C sort reads), else None."""
-    if isinstance(claim_id, pa.ChunkedArray):
-        claim_id = claim_id.combine_chunks()
+    """The claim ids as string chunks without nulls (what the C sort reads, in place: an
+    array or a chunked array as given), else None."""
     if claim_id.null_count:
         return None
     if pa.types.is_large_string(claim_id.type):
-        try:
+        try:  # chunk by chunk: each chunk's offsets must fit int32, not the whole column's
             return claim_id.cast(pa.string())
-        except pa.ArrowInvalid:  # more than 2 GiB of ids: int32 offsets cannot hold them
+        except pa.ArrowInvalid:  # a chunk of more than 2 GiB of ids
             return None
     return claim_id if pa.types.is_string(claim_id.type) else None
-
-
-def _string_buffers(strings: pa.Array) -> tuple:
-    """(int32 offsets, n + 1, of the array's own rows; uint8 data) of a string array."""
-    _, offsets_buf, data_buf = strings.buffers()
-    n = len(strings)
-    offsets = np.frombuffer(offsets_buf, dtype=np.int32)[strings.offset:strings.offset + n + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else \
-        np.zeros(0, np.uint8)
-    return offsets, data
 
 
 def _exact_order(claim_id, days: np.ndarray, lead) -> np.ndarray:

@@ -149,7 +149,7 @@ def _assert_same(plan, table):
     rejects, rows, columns = reference_prepare(plan, table)
     prep = prepare(plan, table)
     assert prep.rejects == rejects
-    assert prep.rows.tolist() == rows.tolist()
+    assert prep.input_rows().tolist() == rows.tolist()
     assert prep.columns.keys() == columns.keys()
     for name, want in columns.items():
         got = prep.columns[name]

@@ -38,7 +38,7 @@ def test_run_order_program_pays_what_the_date_order_program_pays(plan, claims):
     ids, count = by_run.program.key_ids[0], by_run.program.key_counts[0]
     firsts = ids[np.sort(np.unique(ids, return_index=True)[1])]
     assert firsts.tolist() == list(range(count))  # numbered as they first settle
-    bucket = buckets(bucket_plan(plan), claims)[by_run.prep.rows[by_run.order]]
+    bucket = buckets(bucket_plan(plan), claims)[by_run.prep.input_rows(by_run.order)]
     assert (np.diff(bucket) >= 0).all()
 
 
