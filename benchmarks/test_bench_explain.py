@@ -74,7 +74,7 @@ def test_explain_one_claim_vs_settle_the_file(benchmark, claims_file, tmp_path):
 
     def one_round():
         wall, cpu = timed("settle", policy, str(claims_file), "--out", out, "--overwrite",
-                          "--no-progress")
+                          "--no-progress", "--key-index")
         settle_s.append(wall)
         settle_cpu.append(cpu)
         wall, cpu = timed("explain", policy, str(claims_file), "--claim-id", claim_id,

@@ -1,6 +1,6 @@
 """The key index: what ``yibao explain --run OUT`` reads instead of the claims file (issue 13).
 
-``yibao settle`` (in memory) writes ``explain-index/`` into its results folder: the columns an
+``yibao settle --key-index`` (in memory) writes ``explain-index/`` into its results folder: the columns an
 explanation reads (``key_mates.explain_columns``) of every input row, as they are (no copy
 sorted: that is what keeps writing it cheap), the rows of each *key group* listed together,
 and a ``claim_id -> key group`` lookup. A key group holds every row sharing a value of an
@@ -289,12 +289,12 @@ class KeyIndex:
     @classmethod
     def open(cls, run_dir) -> "KeyIndex":
         """The index of results folder ``run_dir``; ``IndexUnusable`` when there is none
-        (settled before yibao wrote one, or partitioned, Spark) or it is unreadable."""
+        (settled without ``--key-index``, or partitioned, Spark) or it is unreadable."""
         folder = index_folder(run_dir)
         try:
             meta = json.loads((folder / "index.json").read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise IndexUnusable("there is none: settled before yibao wrote one, not in "
+            raise IndexUnusable("there is none: settled without --key-index, not in "
                                 "memory, or under a plugin that does not declare its "
                                 "columns") from None
         except (OSError, ValueError) as exc:

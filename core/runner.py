@@ -154,13 +154,13 @@ class Progress:
 
 def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, engine="local",
                overwrite=False, progress=True, context=None, policy_path=None,
-               partitions=None, names="yibao", read_ahead=None, key_index=True) -> Summary:
+               partitions=None, names="yibao", read_ahead=None, key_index=False) -> Summary:
     """Settle every claim of ``inputs`` into ``out_dir`` (module docstring). ``partitions``
     forces the partitioned mode with that many partitions (tests); otherwise it is chosen
     when the estimated in-memory size exceeds ``memory_limit`` (bytes; default half the RAM).
     ``read_ahead`` (core/read_ahead.py, started by the command before it compiled the
     policy) holds columns of the input already decoded for an in-memory run.
-    ``key_index`` False: no key index for explain in the results folder (core/key_index.py).
+    ``key_index``: also write the key index explain reads (core/key_index.py; in memory only).
     Raises InputError, ClaimsError, PartitionError, FileExistsError, OutputBusyError or
     BalanceError when the run cannot be done; nothing is published then."""
     if partitions is not None and int(partitions) < 1:
@@ -343,7 +343,7 @@ def _input_rows(rows: np.ndarray, at) -> np.ndarray:
 
 def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
                       shape=_as_settled, columns=None, keep_rows=False,
-                      read_ahead=None, key_index=True) -> tuple:
+                      read_ahead=None, key_index=False) -> tuple:
     """(control totals, the input row of each result when ``keep_rows`` and the engine
     knows them, else None): every file read (only ``columns``) into one table, settled as
     one piece, the results written while it settles (``settle_piece_streamed``: each piece

@@ -16,8 +16,8 @@ def add_arguments(parser):
     parser.add_argument("--drg", action="store_true",
                         help="also show the CHS-DRG grouping path (MDC → ADRG → DRG)")
     parser.add_argument("--run", metavar="OUT",
-                        help="the `yibao settle --out` folder of these claims: read the "
-                             "claim's key-mates from the key index settle wrote there "
+                        help="the `yibao settle --out OUT --key-index` folder of these claims: "
+                             "read the claim's key-mates from the key index settle wrote there "
                              "instead of scanning the claims (the same output; without a "
                              "current index, one note on stderr and the claims are scanned)")
 

@@ -52,9 +52,10 @@ def add_arguments(parser):
     parser.add_argument("--overwrite", action="store_true",
                         help="replace results already in the output folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--no-key-index", action="store_true",
-                        help="do not write the key index `yibao explain --run OUT` reads "
-                             "(≈ 80 bytes a claim in OUT; explain then reads the claims file)")
+    parser.add_argument("--key-index", action="store_true",
+                        help="also write the key index `yibao explain --run OUT` reads, so "
+                             "explaining a claim reads only its person's rows (in-memory "
+                             "runs; ≈ 80 bytes a claim in OUT)")
     parser.add_argument("--names", choices=("yibao", "national"), default="yibao",
                         help="claims.parquet column names: yibao's (layer names, int64 fen) or "
                              "the national settlement list's (setl_id, psn_no, hifp_pay …, "
@@ -125,7 +126,7 @@ def _run(args, ahead) -> int:
                              overwrite=args.overwrite, progress=not args.no_progress,
                              policy_path=resolve_policy(args.policy), partitions=args.partitions,
                              names=getattr(args, "names", "yibao"), read_ahead=ahead,
-                             key_index=not getattr(args, "no_key_index", False))
+                             key_index=getattr(args, "key_index", False))
     except (InputError, ClaimsError, PartitionError, BalanceError, FileExistsError,
             OutputBusyError, ImportError, VersionError) as exc:
         print(f"yibao settle: error: {exc}", file=sys.stderr)

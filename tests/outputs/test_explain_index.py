@@ -62,7 +62,8 @@ def busiest(claims: pa.Table, key: str = "person_id") -> list:
 
 
 def settled(capsys, policy, claims_path, out) -> None:
-    code, _, err = run(capsys, "settle", policy, claims_path, "--out", out, "--no-progress")
+    code, _, err = run(capsys, "settle", policy, claims_path, "--out", out, "--no-progress",
+                       "--key-index")
     assert code in (0, 1), err
     assert (index_folder(out) / "index.json").is_file()
 
@@ -216,7 +217,7 @@ def test_a_partitioned_run_writes_no_index_and_explain_scans(reference_run, tmp_
     claims, path, _ = reference_run
     out = tmp_path / "parted"
     code, _, err = run(capsys, "settle", CONFIGS / "reference", path, "--out", out,
-                       "--partitions", "2", "--no-progress")
+                       "--partitions", "2", "--no-progress", "--key-index")
     assert code == 0, err
     assert not index_folder(out).exists()
     claim_id = claims.column("claim_id")[9].as_py()
@@ -224,13 +225,14 @@ def test_a_partitioned_run_writes_no_index_and_explain_scans(reference_run, tmp_
     assert indexed[:2] == scan[:2] and "there is none" in indexed[2]
 
 
-def test_settle_no_key_index_writes_none_and_explain_scans(reference_run, tmp_path, capsys):
-    """`--no-key-index` (a bureau short of disk): the run's results are the same, the folder
-    has no index, and explain --run says so and scans."""
+def test_settle_without_key_index_writes_none_and_explain_scans(reference_run, tmp_path,
+                                                                capsys):
+    """Without `--key-index` (the default: a nightly run does not pay for it) the run's
+    results are the same, the folder has no index, and explain --run says so and scans."""
     claims, path, indexed_out = reference_run
     out = tmp_path / "plain"
     code, _, err = run(capsys, "settle", CONFIGS / "reference", path, "--out", out,
-                       "--no-key-index", "--no-progress")
+                       "--no-progress")
     assert code == 0, err
     assert not index_folder(out).exists()
     assert pq.read_table(out / "claims.parquet").equals(
@@ -259,7 +261,7 @@ def test_an_index_that_fails_to_write_does_not_fail_the_run(tmp_path, capsys, mo
     path = tmp_path / "claims.parquet"
     pq.write_table(claims, path)
     code, _, err = run(capsys, "settle", CONFIGS / "reference", path, "--out",
-                       tmp_path / "out", "--no-progress")
+                       tmp_path / "out", "--no-progress", "--key-index")
     assert code == 0 and "no key index for explain written (disk full)" in err
     assert (tmp_path / "out" / "claims.parquet").is_file()
     assert not index_folder(tmp_path / "out").exists()

@@ -78,7 +78,7 @@ def test_the_index_gives_the_rows_and_explanations_the_scan_gives(policy, batch)
         path = Path(folder) / "claims.parquet"
         pq.write_table(batch, path, row_group_size=7)
         run_settle(compiled, path, Path(folder) / "out", registry=reg, progress=False,
-                   policy_path=where)
+                   policy_path=where, key_index=True)
         assert (index_folder(Path(folder) / "out") / "index.json").is_file()
         index = KeyIndex.open(Path(folder) / "out")
         assert index.unusable([path], where) == ""

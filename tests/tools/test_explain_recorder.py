@@ -64,12 +64,14 @@ def test_a_refused_claim_is_not_named_as_an_earlier_one():
 
 def test_explain_reads_only_declared_columns(reference_plan):
     """yibao's own validators and stages say which claim columns they read, so explain reads
-    the plan's columns and those, not the diagnosis lists (most of a claim file's bytes)."""
+    the plan's columns and those, not the diagnosis lists (most of a claim file's bytes),
+    nor family_id under a plan without a family key (the family check reads the key's own
+    columns, which the plan names)."""
     from yibao.core.explain import explain_columns
     from yibao.dsl.plugin_registry import registry_for
     from .conftest import CONFIGS
     registry = registry_for(CONFIGS / "reference")
     assert registry.validators and registry.stages
     columns = explain_columns([reference_plan], registry)
-    assert columns is not None and "family_id" in columns
+    assert columns is not None and "person_id" in columns and "family_id" not in columns
     assert not {"principal_dx", "secondary_dx", "procedures"} & set(columns)
