@@ -41,9 +41,10 @@ def run(args) -> int:
     if getattr(args, "run", None):
         return _explain(args, _IndexRead(args))
     from yibao.core.key_mates import ALWAYS, ClaimIds
+    from ._policies import policy_words
     # read ahead in a thread while the policy compiles: the ids, the claim's key-mates by
     # person, and the columns the policy's text names at their rows
-    ids = ClaimIds(args.claims, args.claim_id, [*ALWAYS, *_words_of(args.policy)])
+    ids = ClaimIds(args.claims, args.claim_id, [*ALWAYS, *policy_words(args.policy)])
     try:
         return _explain(args, ids)
     finally:
@@ -118,21 +119,6 @@ class _IndexRead:
         if extra is not None:
             got.update({c: extra.column(c) for c in extra.column_names})
         return pa.table({c: got[c] for c in wanted})
-
-
-def _words_of(policy) -> list:
-    """The words of the policy's source files: the claim columns its layers read are among
-    them. A guess for reading ahead only (read_key_mates decodes whatever else the compiled
-    policy needs); empty when the files cannot be read (compiling says why)."""
-    import re
-    from ._policies import resolve_policy
-    try:
-        where = resolve_policy(policy)
-        files = sorted(where.rglob("*.yb")) if where.is_dir() else [where]
-        return sorted({w for f in files
-                       for w in re.findall(r"[A-Za-z_]\w*", f.read_text(encoding="utf-8"))})
-    except (OSError, UnicodeError):  # PolicyNotFound too: compiling says what is wrong
-        return []
 
 
 def _explain(args, ids) -> int:

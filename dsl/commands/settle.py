@@ -80,22 +80,8 @@ def _read_ahead(args):
             or os.environ.get("YIBAO_THREADS", "2") == "1"):
         return None
     from yibao.core.read_ahead import ReadAhead
-    return ReadAhead(_claims(args), args.memory_limit, _policy_words(args.policy))
-
-
-def _policy_words(policy) -> list:
-    """The words of the policy's source files: the claim columns its layers read are among
-    them (a guess for reading ahead only; as ``explain._words_of``). Empty when the files
-    cannot be read (compiling says why)."""
-    import re
-    from ._policies import resolve_policy
-    try:
-        where = resolve_policy(policy)
-        files = sorted(where.rglob("*.yb")) if where.is_dir() else [where]
-        return sorted({w for f in files
-                       for w in re.findall(r"[A-Za-z_]\w*", f.read_text(encoding="utf-8"))})
-    except (OSError, UnicodeError):  # PolicyNotFound too: compiling says what is wrong
-        return []
+    from ._policies import policy_words
+    return ReadAhead(_claims(args), args.memory_limit, policy_words(args.policy))
 
 
 def _claims(args):

@@ -18,22 +18,11 @@ from yibao.core.generate import generate_claims
 from yibao.core.generate_ltc import ltc_claims
 from yibao.core.key_index import KeyIndex, index_folder
 from yibao.dsl.cli import main
+from policy_texts import family_policy  # tests/ is on the path (tests/conftest.py)
 
 CONFIGS = Path(__file__).resolve().parents[2] / "city_configs"
 
-FAMILY_POLICY = """
-policy "家庭" {
-  region "test"
-  effective 2024-01-01 to 2025-12-31
-}
-
-layer basic "家庭统筹" {
-  base in_scope - self_first
-  deductible 2_000 yuan per family per year
-  ratio 80%
-  cap 10_000 yuan per family per year
-}
-"""
+FAMILY_POLICY = family_policy()
 FORMS = ([], ["--json"], ["--drg"])
 
 

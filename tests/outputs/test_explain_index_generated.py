@@ -20,22 +20,11 @@ from yibao.core.key_index import KeyIndex, index_folder, key_groups
 from yibao.core.runner import run_settle
 from yibao.dsl.commands._common import registry
 from yibao.dsl.commands._policies import load_policy
+from policy_texts import family_policy  # tests/ is on the path (tests/conftest.py)
 
 TESTS = Path(__file__).resolve().parents[1]
 CONFIGS = TESTS.parent / "city_configs"
-FAMILY_POLICY = """
-policy "家庭" {
-  region "test"
-  effective 2024-01-01 to 2025-12-31
-}
-
-layer basic "家庭统筹" {
-  base in_scope - self_first
-  deductible 500 yuan per family per year
-  ratio 80%
-  cap 3_000 yuan per family per year
-}
-"""
+FAMILY_POLICY = family_policy("500", "3_000")
 
 
 def _strategies():

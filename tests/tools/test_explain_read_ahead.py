@@ -20,24 +20,13 @@ from yibao.core.key_mates import ALWAYS, ClaimIds
 from yibao.dsl.cli import main
 from yibao.dsl.commands._common import registry
 from yibao.dsl.commands._policies import load_policy
-from yibao.dsl.commands.explain import _words_of
+from yibao.dsl.commands._policies import policy_words
+from policy_texts import family_policy  # tests/ is on the path (tests/conftest.py)
 
 from .conftest import CONFIGS
 
 GROUP = 100  # rows per row group of the test files
-FAMILY_POLICY = """
-policy "家庭" {
-  region "test"
-  effective 2024-01-01 to 2025-12-31
-}
-
-layer basic "家庭统筹" {
-  base in_scope - self_first
-  deductible 2_000 yuan per family per year
-  ratio 80%
-  cap 10_000 yuan per family per year
-}
-"""
+FAMILY_POLICY = family_policy()
 
 
 def compiled(folder):
@@ -190,9 +179,9 @@ def test_every_explanation_reads_the_columns_every_settlement_requires():
 
 
 def test_the_guess_is_the_words_of_the_policy_text(tmp_path):
-    words = set(_words_of(str(CONFIGS / "reference")))
+    words = set(policy_words(str(CONFIGS / "reference")))
     assert {"in_scope", "self_first", "tier", "hospital_level", "low_income"} <= words
-    assert _words_of(str(tmp_path / "nothing here")) == []
+    assert policy_words(str(tmp_path / "nothing here")) == []
 
 
 def test_a_person_over_files_and_row_groups_is_explained_as_settled(reference, tmp_path,
