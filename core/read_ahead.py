@@ -62,17 +62,22 @@ class ReadAhead:
         if any(p.suffix in IPC_SUFFIXES for p in paths):
             return
         import pyarrow.parquet as pq
-        files = [pq.ParquetFile(str(p)) for p in paths]
-        size = sum(f.metadata.row_group(i).total_byte_size
-                   for f in files for i in range(f.metadata.num_row_groups))
+        # One file open at a time: the run's own readers and the input hashes open them too,
+        # and a folder of ~1,000 daily extracts held open here ran a valid run out of file
+        # descriptors (review of issue 14's read-ahead)
+        size = 0
+        for p in paths:
+            meta = pq.read_metadata(str(p))
+            size += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         if MEMORY_FACTOR * size > self.limit:  # the run goes in partitions
             return
         self._paths = paths
-        for path, f in zip(paths, files):
+        for path in paths:
             if self._enough.is_set():
                 return
-            columns = [c for c in f.schema_arrow.names if c in self.wanted]
-            self._read[path] = f.read(columns=columns, use_threads=False)
+            with pq.ParquetFile(str(path)) as f:
+                columns = [c for c in f.schema_arrow.names if c in self.wanted]
+                self._read[path] = f.read(columns=columns, use_threads=False)
 
     def tables(self, paths) -> Optional[list]:
         """Per file of ``paths`` (the run's files, in its order) the table read ahead, or

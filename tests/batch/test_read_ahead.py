@@ -167,3 +167,28 @@ def test_family_id_is_read_only_under_the_family_key(family_plan, registry):
     assert "family_id" not in read_columns(reference, registry)
     assert "family" in {k.name for k in family_plan.keys()}
     assert "family_id" in read_columns(family_plan, registry)
+
+
+def test_the_read_ahead_holds_one_file_open_at_a_time(tmp_path, monkeypatch):
+    """A folder of many daily extracts: the read-ahead opens one file at a time. It held every
+    file open while decoding, beside the run's readers and the input hashes, and a valid run
+    of ~1,000 files ran out of file descriptors (review, found with `ulimit -n`)."""
+    import pyarrow.parquet as pq
+    paths = _split(tmp_path / "many", list(range(20, 600, 20)), 64)
+    live, most = [0], [0]
+
+    class Counted(pq.ParquetFile):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            live[0] += 1
+            most[0] = max(most[0], live[0])
+
+        def close(self, force: bool = False):
+            live[0] -= 1
+            super().close(force=force)
+
+    monkeypatch.setattr(pq, "ParquetFile", Counted)
+    ahead = _read_whole(ReadAhead(tmp_path / "many"))
+    tables = ahead.tables(paths)
+    assert tables is not None and all(t is not None for t in tables) and len(tables) == 30
+    assert most[0] == 1
