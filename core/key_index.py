@@ -125,6 +125,13 @@ class KeyIndexWriter:
         except Exception as exc:  # noqa: BLE001 (reported by close(); the run goes on)
             self.error = exc
 
+    def discard(self) -> None:
+        """The run failed: wait for the thread (it cannot be stopped half-way; the index is
+        whole-column work of a second or so) and remove what it wrote, saying nothing."""
+        import shutil
+        self._thread.join()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
     def close(self) -> bool:
         """Wait for the index; whether it was written."""
         self._thread.join()

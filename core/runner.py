@@ -371,22 +371,26 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
             rejects, fen, at = settle_piece_streamed(
                 plan, table, rows, buckets(bucket_plan(plan), table), registry, context,
                 results.write, chunk_done)
+        bar.advance(task, table.num_rows - settled[0])  # rows rejected before the kernel
+        if year is not None:
+            year.add(table, results.whole(), at)
+        del table
+        totals.input_fen = fen_in()
+        totals.add_rejects(rejects, fen)
+        with timeline.stage("write rejects"):
+            _write_rejects(out, [rejects])
+        with timeline.stage("wait for the results writer"):
+            results.close()
+        if index is not None:
+            with timeline.stage("wait for the key index"):
+                index.close()
     except BaseException:
+        # no thread of this run may outlive it: the caller discards the staging folder and
+        # releases the lock, and a writer still running would write into the next run's
         results.abort()
+        if index is not None:
+            index.discard()
         raise
-    bar.advance(task, table.num_rows - settled[0])  # rows rejected before the kernel
-    if year is not None:
-        year.add(table, results.whole(), at)
-    del table
-    totals.input_fen = fen_in()
-    totals.add_rejects(rejects, fen)
-    with timeline.stage("write rejects"):
-        _write_rejects(out, [rejects])
-    with timeline.stage("wait for the results writer"):
-        results.close()
-    if index is not None:
-        with timeline.stage("wait for the key index"):
-            index.close()
     return totals, (_input_rows(rows, at) if keep_rows else None)
 
 

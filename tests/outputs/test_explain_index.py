@@ -290,3 +290,26 @@ def test_the_lookup_imports_neither_numpy_nor_pyarrow(reference_run):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("failing", ["settle_piece_streamed", "_write_rejects"])
+def test_a_failed_run_leaves_no_index_thread_behind(tmp_path, monkeypatch, failing):
+    """When the run fails (in the settlement, or writing the rejects after it), the index
+    thread is waited for and its files removed before the failure reaches the caller: the
+    caller discards the staging folder and releases the lock, and a thread still writing
+    would write into the next run's folder (review)."""
+    import threading
+    from yibao.core import runner
+    from yibao.dsl.compiler import compile_policy
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(runner, failing, broken)
+    path = tmp_path / "claims.parquet"
+    pq.write_table(generate_claims(3_000, seed=4), path)
+    with pytest.raises(OSError, match="disk full"):
+        runner.run_settle(compile_policy(str(CONFIGS / "reference")), path, tmp_path / "out",
+                          progress=False, key_index=True)
+    assert not [t for t in threading.enumerate() if t.name == "yibao-key-index"]
+    assert not index_folder(tmp_path / "out").exists()
+    assert not list((tmp_path / "out").glob(".yibao-run*"))
