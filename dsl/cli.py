@@ -214,8 +214,9 @@ def entry() -> None:
         try:
             sys.stdout.flush()
             sys.stderr.flush()
-        finally:
-            os._exit(code)
+        except (OSError, ValueError):  # a closed pipe, a full disk: the output is lost, so
+            code = code or 120  # not success (120: what the interpreter's own exit gives)
+        os._exit(code)
     sys.exit(code)
 
 

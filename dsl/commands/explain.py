@@ -39,7 +39,11 @@ def run(args) -> int:
     # imported is start-up cost only (measured: ≈ 0.04 s of explain's ≈ 0.4 s CPU)
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if getattr(args, "run", None):
-        return _explain(args, _IndexRead(args))
+        index = _IndexRead(args)
+        try:
+            return _explain(args, index)
+        finally:
+            index.close()  # a policy that fails to compile returns before the thread is read
     from yibao.core.key_mates import ALWAYS, ClaimIds
     from ._policies import policy_words
     # read ahead in a thread while the policy compiles: the ids, the claim's key-mates by
@@ -80,6 +84,10 @@ class _IndexRead:
             self.why = str(exc)
         except Exception as exc:  # noqa: BLE001 (PolicyNotFound: compiling says what is
             self.why = f"it could not be read ({exc})"  # wrong; a bad index: scanned)
+
+    def close(self) -> None:
+        """Wait for the lookup thread (never left running at exit)."""
+        self._thread.join()
 
     def key_mates(self, plans, columns):
         """The key-mates' table of ``columns`` (None: all) in the claims' row and column

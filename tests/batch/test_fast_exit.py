@@ -45,3 +45,35 @@ def test_other_commands_exit_as_usual():
     done = _run("check", ROOT / "city_configs" / "reference")
     assert done.returncode == 0, done.stderr
     assert "atexit ran" in done.stdout
+
+
+
+def test_settle_whose_output_cannot_be_written_does_not_exit_0(tmp_path):
+    """stdout on a full disk (/dev/full): not success, and one line saying why."""
+    write_claims(generate_claims(200, seed=4), tmp_path / "c.parquet")
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-c", HOOK, "settle",
+                               str(ROOT / "city_configs" / "reference"),
+                               str(tmp_path / "c.parquet"), "--out", str(tmp_path / "out"),
+                               "--no-progress"], stdout=full, stderr=subprocess.PIPE,
+                              text=True, cwd=ROOT)
+    assert done.returncode != 0 and "No space left on device" in done.stderr
+
+
+def test_a_failed_flush_at_the_fast_exit_is_not_success(monkeypatch):
+    """Output still buffered when ``main`` returns and lost at the flush (a closed pipe): the
+    fast exit gave the run's 0; the interpreter's own exit gives 120 there (review)."""
+    import io
+    from yibao.dsl import cli
+
+    class ClosedPipe(io.StringIO):
+        def flush(self):
+            raise BrokenPipeError(32, "Broken pipe")
+    codes = []
+    monkeypatch.setattr(cli, "main", lambda: 0)
+    monkeypatch.setattr(sys, "argv", ["yibao", "settle"])
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    monkeypatch.setattr(cli.os, "_exit", codes.append)  # returns here, so entry goes on
+    with pytest.raises((SystemExit, OSError)):
+        cli.entry()
+    assert codes == [120]

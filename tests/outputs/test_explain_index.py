@@ -313,3 +313,25 @@ def test_a_failed_run_leaves_no_index_thread_behind(tmp_path, monkeypatch, faili
     assert not [t for t in threading.enumerate() if t.name == "yibao-key-index"]
     assert not index_folder(tmp_path / "out").exists()
     assert not list((tmp_path / "out").glob(".yibao-run*"))
+
+
+def test_explain_run_waits_for_its_lookup_when_the_policy_fails(reference_run, tmp_path,
+                                                                 capsys, monkeypatch):
+    """A policy that does not compile ends explain before it reads the index: the lookup
+    thread is still waited for (never left running into the interpreter's exit; review)."""
+    import threading
+    import time
+    from yibao.core import key_index
+    claims, path, out = reference_run
+    opened = key_index.KeyIndex.open
+
+    def slow_open(run_dir):
+        time.sleep(0.5)
+        return opened(run_dir)
+    monkeypatch.setattr(key_index.KeyIndex, "open", staticmethod(slow_open))
+    broken = tmp_path / "broken.yb"
+    broken.write_text("policy {", encoding="utf-8")
+    code, _, err = run(capsys, "explain", broken, path, "--claim-id",
+                       claims.column("claim_id")[0].as_py(), "--run", out)
+    assert code == 2 and err
+    assert not [t for t in threading.enumerate() if t.name == "yibao-key-index"]
