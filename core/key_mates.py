@@ -249,8 +249,9 @@ def read_key_mates(plans, path, claim_id: str, columns=None, ids: ClaimIds = Non
         import pyarrow.dataset as ds
         data = ds.dataset(str(path), format="ipc")
         _check_columns(plans, data.schema, path)
-        return key_mates(plans, data.to_table(columns=_wanted(plans, data.schema, columns)),
-                         [claim_id])
+        from .arrow_io import normal_table
+        return key_mates(plans, normal_table(
+            data.to_table(columns=_wanted(plans, data.schema, columns))), [claim_id])
     from .sources import Source, input_files, open_sources
     files = input_files(path)
     for f in files:  # a file that is not Parquet: InputError naming it
@@ -269,8 +270,11 @@ def _key_mates_of_files(plans, parts: list, claim_id: str, wanted: list, ids) ->
     """column -> (field, values) of ``wanted`` at ``claim_id``'s key-mates in the files
     ``parts``: the ids and keys of every row, then the other columns at the key-mates'
     rows, taken from the read-ahead ``ids`` where it serves."""
+    from .arrow_io import normal_table
     index_columns = ["claim_id", *accumulator_keys(plans, wanted)]
-    index = _concat([part.read(index_columns) for part in parts])
+    # in the one layout settle reads (timestamps as dates, dictionaries decoded …): the
+    # closure compares key values, and the explanation is the settlement's whatever the types
+    index = normal_table(_concat([part.read(index_columns) for part in parts]))
     payload = [c for c in wanted if c not in index_columns]
 
     def decode(rows, columns):
@@ -284,9 +288,11 @@ def _key_mates_of_files(plans, parts: list, claim_id: str, wanted: list, ids) ->
 
 
 def _columns(table) -> dict:
-    """column name -> (field, values) of ``table`` (None: none)."""
+    """column name -> (field, values) of ``table`` (None: none), in the one layout."""
     if table is None:
         return {}
+    from .arrow_io import normal_table
+    table = normal_table(table)
     return {f.name: (f, table.column(f.name)) for f in table.schema}
 
 
