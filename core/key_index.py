@@ -50,6 +50,8 @@ import os
 import sys
 from pathlib import Path
 
+from .errors import YibaoError
+
 FORMAT = "yibao-key-index/1"
 FOLDER = "explain-index"
 BATCH = 4096  # rows per batch of rows.arrow (a key-mate's batch is mapped, not decoded)
@@ -57,8 +59,9 @@ FNV_OFFSET, FNV_PRIME, MASK64 = 14695981039346656037, 1099511628211, (1 << 64) -
 MAX_RECORDS = (1 << 32) - 1  # rows are numbered in uint32
 
 
-class IndexUnusable(Exception):
-    """The index cannot be used for this command; the message says why in a few words."""
+class IndexUnusable(YibaoError):
+    """The index cannot be used for this command; the message says why in a few words
+    (explain then notes it and reads the claims: it never ends a command)."""
 
 
 def fnv1a(text: str) -> int:
