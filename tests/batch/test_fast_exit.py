@@ -72,6 +72,7 @@ def test_a_failed_flush_at_the_fast_exit_is_not_success(monkeypatch):
     codes = []
     monkeypatch.setattr(cli, "main", lambda: 0)
     monkeypatch.setattr(sys, "argv", ["yibao", "settle"])
+    monkeypatch.delitem(sys.modules, "pyspark", raising=False)  # a Spark test ran before
     monkeypatch.setattr(sys, "stdout", ClosedPipe())
     monkeypatch.setattr(cli.os, "_exit", codes.append)  # returns here, so entry goes on
     with pytest.raises((SystemExit, OSError)):
