@@ -375,6 +375,27 @@ class _ParquetRows:
         return out
 
 
+def with_columns_at_rows(plans, path, table: pa.Table, rows, columns) -> pa.Table:
+    """``table`` (the claims at ``path`` at the sorted positions ``rows``: e.g. the key-mates
+    a key index held) with the ``columns`` it lacks (None: every column of the files, for
+    ``--drg``'s diagnosis lists …) decoded from the Parquet files at ``rows`` only, in the
+    files' column order and in the one layout; None for Arrow IPC claims (read whole
+    anyway: the caller scans)."""
+    held = set(table.column_names)
+    if columns is not None and set(columns) <= held:
+        return table
+    from .claim_files import IPC_SUFFIXES, input_files
+    files = input_files(path)
+    if any(f.suffix in IPC_SUFFIXES for f in files):
+        return None
+    parts = [_ParquetRows(f) for f in files]
+    wanted = _wanted(plans, parts[0].file.schema_arrow, columns)
+    got = {**_columns(table), **_columns(_rows_of_files(parts, rows,
+                                                        [c for c in wanted if c not in held]))}
+    return pa.Table.from_arrays([got[c][1] for c in wanted],
+                                schema=pa.schema([got[c][0] for c in wanted]))
+
+
 def _rows_of_files(parts: list, rows, columns) -> pa.Table:
     """``columns`` of the rows at ``rows`` (sorted positions in the files read one after
     another: a list or an Arrow array); the files' empty table of ``columns`` when ``rows``

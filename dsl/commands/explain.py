@@ -111,22 +111,8 @@ class _IndexRead:
         """``table`` with the ``columns`` it lacks (every other column for ``--drg``: the
         diagnosis lists …) decoded from the claims at ``rows`` only, in the files' column
         order; None for Arrow IPC claims (read whole anyway: the scan)."""
-        held = set(table.column_names)
-        if columns is not None and set(columns) <= held:
-            return table
-        import pyarrow as pa
-        from yibao.core.claim_files import IPC_SUFFIXES, input_files
-        from yibao.core.key_mates import _ParquetRows, _rows_of_files, _wanted
-        files = input_files(self.args.claims)
-        if any(f.suffix in IPC_SUFFIXES for f in files):
-            return None
-        parts = [_ParquetRows(f) for f in files]
-        wanted = _wanted(plans, parts[0].file.schema_arrow, columns)
-        extra = _rows_of_files(parts, rows, [c for c in wanted if c not in held])
-        got = {c: table.column(c) for c in held}
-        if extra is not None:
-            got.update({c: extra.column(c) for c in extra.column_names})
-        return pa.table({c: got[c] for c in wanted})
+        from yibao.core.key_mates import with_columns_at_rows
+        return with_columns_at_rows(plans, self.args.claims, table, rows, columns)
 
 
 def _explain(args, ids) -> int:
