@@ -316,12 +316,22 @@ def _identity_in_order(prep: Prepared, order: np.ndarray) -> pa.Table:
 
 
 def _beside(rows: int, name: str, fn, *args):
-    """Start ``fn(*args)`` and return a function that waits for its result. With two
-    threads (the default; ``YIBAO_THREADS=1`` turns it off) and at least a chunk of
-    ``rows``, it runs on a thread of its own (``yibao-<name>``): the steps given to it (id
-    hashing, Arrow gathers) release the GIL, as the sort and the kernel do, so two cores run
-    them side by side. The result is the same either way."""
-    if os.environ.get("YIBAO_THREADS", "2") == "1" or rows < CHUNK_ROWS:
+    """``run_beside`` for work over ``rows`` rows: on its own thread from a chunk of rows
+    on (below, the thread costs more than it saves). The steps given to it (id hashing,
+    Arrow gathers) release the GIL, as the sort and the kernel do, so two cores run them
+    side by side."""
+    if rows < CHUNK_ROWS:
+        result = fn(*args)
+        return lambda: result
+    return run_beside(name, fn, *args)
+
+
+def run_beside(name: str, fn, *args):
+    """Start ``fn(*args)`` and return a function that waits for its result (raising what it
+    raised). With two threads (the default; ``YIBAO_THREADS=1`` turns it off) it runs on a
+    thread of its own (``yibao-<name>``), else here and now. The result is the same either
+    way."""
+    if os.environ.get("YIBAO_THREADS", "2") == "1":
         result = fn(*args)
         return lambda: result
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"yibao-{name}")

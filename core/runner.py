@@ -58,7 +58,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .arrow_io import REJECT_SCHEMA, prepare
-from .engine import settle
+from .engine import run_beside, settle
 from .errors import YibaoError
 from .key_index import FOLDER as KEY_INDEX, KeyIndexWriter
 from .manifest import InputHashes, OutputFolder, ParquetOut, Totals, run_manifest
@@ -354,7 +354,9 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
         tables = _read_in_memory(sources, columns, read_ahead)
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     del tables
-    fen_in = _beside_run(input_fen, table)  # needed only for the control totals at the end
+    # the input's fen is needed only for the control totals at the end: summed beside the
+    # run (issue 14, w16: 0.02-0.03 s of CPU that delayed ``prepare``)
+    fen_in = run_beside("input-fen", input_fen, table)
     totals = Totals(input_rows=table.num_rows)
     rows = np.arange(table.num_rows, dtype=np.int64)
     # explain's key index, written on a thread beside the kernel (core/key_index.py)
@@ -392,20 +394,6 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
             index.discard()
         raise
     return totals, (_input_rows(rows, at) if keep_rows else None)
-
-
-def _beside_run(fn, *args):
-    """Start ``fn(*args)`` on a thread of its own and return a function waiting for its
-    result (raising what it raised): work the run needs only at its end, done beside it
-    (issue 14, w16: the input's fen, 0.02-0.03 s of CPU that delayed ``prepare``). With
-    ``YIBAO_THREADS=1``, here and now."""
-    if os.environ.get("YIBAO_THREADS", "2") == "1":
-        result = fn(*args)
-        return lambda: result
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-beside")
-    started = pool.submit(timeline.timed(getattr(fn, "__name__", "beside"), fn), *args)
-    pool.shutdown(wait=False)  # its one task still runs; the thread ends after it
-    return started.result
 
 
 def _read_in_memory(sources, columns, read_ahead) -> list:
