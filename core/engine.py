@@ -14,6 +14,7 @@ with a deductible; ``self_pay`` = total − Σ layer payments.
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -564,9 +565,10 @@ def settle_by_bucket_streamed(policy, claims, bucket: np.ndarray, emit, registry
                               context=None, progress=None) -> BatchResult:
     """``settle_by_bucket``, its results handed to ``emit(piece)`` (a results table, on this
     thread) in order while the rest settles; the BatchResult returned has empty results (its
-    rejects, input rows and the input row of each result as ``settle_by_bucket``'s). Where
-    the results only exist at the end (several versions, plugin stages that act, keys wider
-    than the person, a provider part) they are emitted whole, once. ``emit`` is called at
+    rejects, input rows and the input row of each result as ``settle_by_bucket``'s). A
+    provider part's columns join each piece (``_ProviderLayout``). Where the results only
+    exist at the end (several versions, plugin stages that act, keys wider than the person)
+    they are emitted whole, once. ``emit`` is called at
     least once (an empty batch: an empty piece with the results' columns)."""
     policy = Policy.of(policy)
     registry = registry or default_registry()
@@ -577,21 +579,25 @@ def settle_by_bucket_streamed(policy, claims, bucket: np.ndarray, emit, registry
                            batch.rows)
     plan = policy.first
     claims = as_table(claims)
+    provider = _has_provider(plan)
+    early_pieces = _provider_pieces_early(plan, claims, registry) if provider else None
     early = _input_order_beside(claims, bucket)
     with timeline.stage("prepare"):
         prep = run_validators(plan, prepare(plan, claims), registry)
     input_rows = prep.n + len(prep.rejects)
+    pieces = _provider_pieces(plan, prep, registry, early_pieces) if provider else None
     with timeline.stage("order (and keys, identity started)"):
         if early is None:
             order, keys, identity = _order_keys_and_identity(plan, prep, bucket)
         else:
             order = _prepared_order(early(), prep.rows, input_rows)
             keys, identity = _keys_and_identity_along(plan, prep, order, bucket)
+    laid = _ProviderLayout(prep.n, pieces, order) if provider else None
     run = ChunkedSettlement(plan, prep, registry, order, keys)
     if timeline.enabled():  # each chunk's two halves, as stages of their threads
         run.build = timeline.timed("build chunk", run.build)
         run.settle_chunk = timeline.timed("kernel chunk", run.settle_chunk)
-    stream = _ResultStream(plan, run, identity, emit, progress)
+    stream = _ResultStream(plan, run, identity, emit, progress, laid)
     run.run(progress=stream.settled)
     stream.finish()
     kept = order if run.missing is None else order[~run.missing & (run.overflow == 0)]
@@ -651,10 +657,47 @@ def _keys_and_identity_along(plan: Plan, prep: Prepared, order: np.ndarray, buck
 
 
 def _streamable(policy: Policy, registry, context) -> bool:
-    """Whether the results come out of the kernel in their final order and columns."""
+    """Whether the results come out of the kernel in their final order and columns: a
+    provider part's columns are laid out in that order beside the kernel
+    (``_ProviderLayout``) and join each piece as it is handed out."""
     plan = policy.first
-    return (policy.single and plan.keys() == (PERSON,) and plan.provider is None
-            and not plan.groupers and not any(s.acts(context) for s in registry.stages))
+    return (policy.single and plan.keys() == (PERSON,)
+            and not any(s.acts(context) for s in registry.stages))
+
+
+def _has_provider(plan: Plan) -> bool:
+    return plan.provider is not None or bool(plan.groupers)
+
+
+class _ProviderLayout:
+    """The provider columns of a streamed run (``settle_by_bucket_streamed``): the pieces
+    (``_provider_pieces``) laid out in the whole settlement order on a thread of their own
+    (``_laid_out``), read a piece of results at a time. ``ready`` says whether the layout is
+    done, so the kernel never waits for it: until then the settled rows wait to be handed out
+    (issue 14, p17: the provider part usually ends before the first piece is settled)."""
+
+    def __init__(self, n: int, pieces, order: np.ndarray):
+        self.pieces, self.order = pieces, order
+        self.done = threading.Event()
+        self.laid = _beside(n, "provider-layout", self._lay_out)
+
+    def _lay_out(self):
+        try:
+            return _laid_out(self.pieces, self.order)
+        finally:
+            self.done.set()
+
+    def ready(self) -> bool:
+        return self.done.is_set()
+
+    def columns(self, start: int, end: int, order: np.ndarray) -> pa.Table:
+        """The provider columns of result rows ``start:end`` of the whole order, of which
+        ``order`` (prep rows) were kept: a slice of the layout, laid out again only when a
+        row was left out (a lookup miss, an amount leaving int64: rare)."""
+        laid = self.laid()
+        if len(order) == end - start:
+            return laid.slice(start, end - start)
+        return self.pieces().columns(order)
 
 
 class _ResultStream:
@@ -663,9 +706,10 @@ class _ResultStream:
     paid more than its total stops the run at the end, as ``check_invariants`` would over the
     whole results: the same message (every such claim counted, the first named)."""
 
-    def __init__(self, plan: Plan, run: ChunkedSettlement, identity, emit, progress):
+    def __init__(self, plan: Plan, run: ChunkedSettlement, identity, emit, progress,
+                 provider: _ProviderLayout = None):
         self.plan, self.run, self.identity, self.emit = plan, run, identity, emit
-        self.progress = progress
+        self.progress, self.provider = progress, provider
         self.done = self.sent = 0  # settled rows; rows handed out (of run.order)
         self.overpaid: list = []  # the rows paid more than their total, per piece
         self.empty = None
@@ -675,18 +719,25 @@ class _ResultStream:
         self.done += rows
         if self.progress is not None:
             self.progress(rows)
-        if self.done - self.sent >= STREAM_ROWS:
-            self._send(self.done)
+        # a piece at a time (one row group each), also when the provider columns were late
+        while self.done - self.sent >= STREAM_ROWS and (self.provider is None or
+                                                        self.provider.ready()):
+            self._send(self.sent + STREAM_ROWS)
 
     def finish(self) -> None:
         """Hand out the rest (an empty piece if nothing was), then check the invariants."""
+        while self.done - self.sent > STREAM_ROWS:  # held back for late provider columns
+            self._send(self.sent + STREAM_ROWS)
         if self.done > self.sent or self.empty is None:
             self._send(self.done)
         if self.overpaid:
             check_invariants(self.plan, pa.concat_tables(self.overpaid))
 
     def _send(self, end: int) -> None:
-        piece, _ = self.run.results_between(self.identity(), self.sent, end)
+        piece, order = self.run.results_between(self.identity(), self.sent, end)
+        if self.provider is not None:
+            from .provider import append_columns
+            piece = append_columns(piece, self.provider.columns(self.sent, end, order))
         self.sent = end
         if self.empty is None:
             self.empty = piece.slice(0, 0)

@@ -202,7 +202,8 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
             totals, settled = _settle_in_memory(plan, sources, out, registry, context, bar,
                                                 year, shape, columns, supervised, read_ahead,
                                                 key_index)
-        pools = _write_provider(Policy.of(plan).versions[0], year, out)
+        with timeline.stage("provider year: hospitals, pools"):
+            pools = _write_provider(Policy.of(plan).versions[0], year, out)
         from .supervision.run import write_supervision  # after settlement, whole run
         flags = write_supervision(plan, sources, out, settled)
         if late:
@@ -375,7 +376,8 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
                 results.write, chunk_done)
         bar.advance(task, table.num_rows - settled[0])  # rows rejected before the kernel
         if year is not None:
-            year.add(table, results.whole(), at)
+            with timeline.stage("provider year: sums"):
+                year.add(table, results.whole(), at)
         del table
         totals.input_fen = fen_in()
         totals.add_rejects(rejects, fen)
