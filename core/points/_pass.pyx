@@ -86,6 +86,21 @@ cdef int64_t bed_day(int64_t per_day, int64_t los, Tiers* tiers, int* over) noex
     return yp_mul3_div(per_day, weighted, 1, RATIO, over)
 
 
+cdef int64_t incomplete_points(int64_t b, int64_t k, int64_t cost, int64_t avg,
+                              int* over) noexcept nogil:
+    """min(B, round(B·k·r)), r = cost / avg: the oracle writes only the minimum, so a share
+    B·k·r beyond int64 (or 128 bits) on the positive side is B, not an overflow; only a
+    negative one (a negative cost) leaves the range."""
+    cdef int beyond = 0
+    cdef int64_t share = yp_mul3_div(b, k, cost, <yp_i128>avg * RATIO, &beyond)
+    if not beyond:
+        return min(b, share)
+    if (b < 0) ^ (k < 0) ^ (cost < 0):
+        over[0] = 1
+        return 0
+    return b
+
+
 cdef int64_t case_points(Group* G, int64_t g, int64_t k, int64_t cost, bint incomplete,
                          int64_t t_low, int8_t* code, int* over) noexcept nogil:
     """The claim's class (into ``code``) and points before readmission, review and
@@ -102,7 +117,7 @@ cdef int64_t case_points(Group* G, int64_t g, int64_t k, int64_t cost, bint inco
         return 0
     if incomplete:
         code[0] = INCOMPLETE
-        return min(b, yp_mul3_div(b, k, cost, <yp_i128>avg * RATIO, over))
+        return incomplete_points(b, k, cost, avg, over)
     if G.has_t[g]:
         t_avg = <yp_i128>G.t_high[g] * avg
         if scaled >= t_avg:  # B·k + B·(r − T) = B·(k·avg + cost·10^6 − T·avg) / (avg·10^6)

@@ -98,6 +98,30 @@ def test_near_the_int64_limits_the_pass_equals_the_oracle_or_names_the_claim(row
             claim_points(plan, pool, t)
 
 
+@pytest.mark.parametrize("b, avg", [(2_000_001, 1), (10**12, 3), (I64, 1)])
+def test_an_incomplete_stay_whose_share_leaves_int64_gets_its_base_points(b, avg):
+    """Incomplete: min(B, B·k·r). The oracle writes only the minimum, so a share B·k·r far
+    beyond int64 (even beyond 128 bits) is B, as the oracle's, not an overflow (found by
+    the Hypothesis test below: B 2,000,001, avg 1, cost at the limit)."""
+    pool = inpatient_pool(base_points=(("A", b),), avg_cost=(("A", avg),), readmission=None,
+                          review=(), adjustments=())
+    t = claims({"claim_id": "c1", "drg": "A", "total": COST_LIMIT, "incomplete": True},
+               {"claim_id": "c2", "drg": "A", "total": 1, "incomplete": True})
+    plan = PointsPlan((pool,))
+    got = claim_points(plan, pool, t).to_pylist()
+    assert got == reference.claim_points(plan, pool, t.to_pylist())
+    assert got[0]["points"] == b and got[0]["case_class"] == "incomplete"
+
+
+def test_an_incomplete_stay_whose_negative_share_leaves_int64_names_the_claim():
+    pool = inpatient_pool(base_points=(("A", 2_000_001),), avg_cost=(("A", 1),),
+                          readmission=None, review=(), adjustments=())
+    t = claims({"claim_id": "c1", "drg": "A", "total": 5, "incomplete": True},
+               {"claim_id": "neg", "drg": "A", "total": -COST_LIMIT, "incomplete": True})
+    with pytest.raises(OverflowError, match="pool inp: claim neg"):
+        claim_points(PointsPlan((pool,)), pool, t)
+
+
 def test_points_beyond_int64_name_the_claim():
     # B = 8 × 10^14 points (8 × 10^18 ×10^4) fits int64; at k 1.2 it does not, and must not wrap
     pool = inpatient_pool(base_points=(("A", 8 * 10**14 * PT),),
