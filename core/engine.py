@@ -671,33 +671,44 @@ def _has_provider(plan: Plan) -> bool:
 
 class _ProviderLayout:
     """The provider columns of a streamed run (``settle_by_bucket_streamed``): the pieces
-    (``_provider_pieces``) laid out in the whole settlement order on a thread of their own
-    (``_laid_out``), read a piece of results at a time. ``ready`` says whether the layout is
-    done, so the kernel never waits for it: until then the settled rows wait to be handed out
-    (issue 14, p17: the provider part usually ends before the first piece is settled)."""
+    (``_provider_pieces``) laid out in the settlement order on a thread of their own, a
+    stretch of ``STREAM_ROWS`` result rows at a time, in order, so the first piece of
+    results can go to the writer as soon as it is settled and its stretch laid out (issue
+    14, p17). ``ready(end)`` says whether the rows before ``end`` are laid out (or the work
+    failed, which ``columns`` raises), so the kernel never waits for them: the settled rows
+    wait to be handed out instead."""
 
     def __init__(self, n: int, pieces, order: np.ndarray):
-        self.pieces, self.order = pieces, order
-        self.done = threading.Event()
-        self.laid = _beside(n, "provider-layout", self._lay_out)
+        self.pieces, self.order, self.n = pieces, order, n
+        self.step = STREAM_ROWS
+        self.laid: list = []  # the stretches laid out so far, in order (appended by one thread)
+        self.over = threading.Event()  # set when every stretch is laid out, or the work failed
+        self.wait = _beside(n, "provider-layout", self._lay_out)
 
-    def _lay_out(self):
+    def _lay_out(self) -> None:
         try:
-            return _laid_out(self.pieces, self.order)
+            pieces = self.pieces()
+            for start in range(0, self.n, self.step):
+                self.laid.append(pieces.columns(self.order[start:start + self.step]))
         finally:
-            self.done.set()
+            self.over.set()
 
-    def ready(self) -> bool:
-        return self.done.is_set()
+    def ready(self, end: int) -> bool:
+        return self.over.is_set() or len(self.laid) * self.step >= end
 
     def columns(self, start: int, end: int, order: np.ndarray) -> pa.Table:
         """The provider columns of result rows ``start:end`` of the whole order, of which
-        ``order`` (prep rows) were kept: a slice of the layout, laid out again only when a
-        row was left out (a lookup miss, an amount leaving int64: rare)."""
-        laid = self.laid()
-        if len(order) == end - start:
-            return laid.slice(start, end - start)
-        return self.pieces().columns(order)
+        ``order`` (prep rows) were kept: the stretches laid out (one when the piece is one
+        stretch), laid out again only when a row was left out (a lookup miss, an amount
+        leaving int64: rare)."""
+        if self.over.is_set() or len(self.laid) * self.step < end:
+            self.wait()  # the rest laid out (the run's end), or raises what the layout raised
+        if len(order) != end - start:
+            return self.pieces().columns(order)
+        first, last = start // self.step, -(-end // self.step)
+        stretch = self.laid[first] if last - first == 1 else \
+            pa.concat_tables(self.laid[first:last])
+        return stretch.slice(start - first * self.step, end - start)
 
 
 class _ResultStream:
@@ -720,8 +731,8 @@ class _ResultStream:
         if self.progress is not None:
             self.progress(rows)
         # a piece at a time (one row group each), also when the provider columns were late
-        while self.done - self.sent >= STREAM_ROWS and (self.provider is None or
-                                                        self.provider.ready()):
+        while self.done - self.sent >= STREAM_ROWS and (
+                self.provider is None or self.provider.ready(self.sent + STREAM_ROWS)):
             self._send(self.sent + STREAM_ROWS)
 
     def finish(self) -> None:

@@ -227,7 +227,7 @@ def _grouped(plan: Plan, claims: pa.Table, groupers=None) -> pa.Table:
     """``group_claims`` as the kernel path reads it: the claims' dictionary columns kept and
     a decision table's group and status as dictionary arrays (``group_table_coded``), so
     pools, points and case classes work on integer codes and each text is built once per
-    claim only in the results (``_scatter``)."""
+    claim only in the results (``ClaimPieces.columns``)."""
     claims = prepared(plan, claims, decode=False)
     for g in plan.groupers:
         if isinstance(g, DrgGrouper):
@@ -356,18 +356,35 @@ class ClaimPieces:
 
     def __init__(self, n: int, rows: list, pieces: dict):
         self.n, self.rows, self.pieces = n, rows, pieces
+        self._joined: dict = {}  # column name -> the pools' pieces joined (``_joined``)
 
     def columns(self, order: np.ndarray | None = None) -> pa.Table:
         """The ``CLAIM_SCHEMA`` table: row k is claim k, or claim ``order[k]`` when given
-        (any subset of the claims, in any order)."""
+        (any subset of the claims, in any order). Called once per stretch of a streamed
+        run's order (core/engine.py ``_ProviderLayout``): what does not depend on ``order``
+        (the pools' pieces joined, each claim's position in them) is made on the first call
+        only."""
         if self.pieces is None:  # no provider part: every column null
             n = self.n if order is None else len(order)
             return CLAIM_SCHEMA.empty_table() if n == 0 else pa.table(
                 {name: pa.nulls(n, typ) for name, typ in CLAIM_FIELDS}, schema=CLAIM_SCHEMA)
-        source = _sources(self.n, self.rows, order)
+        source = self._sources(order)
         n = self.n if order is None else len(order)
-        return pa.table({name: _scatter(source, self.pieces[name], typ, n)
+        return pa.table({name: _laid(source, self._values(name, typ), typ, n)
                          for name, typ in CLAIM_FIELDS}, schema=CLAIM_SCHEMA)
+
+    def _values(self, name: str, typ):
+        if name not in self._joined:
+            self._joined[name] = _joined(self.pieces[name], typ)
+        return self._joined[name]
+
+    def _sources(self, order):
+        """``_sources`` of ``order``, each claim's position in the pieces found once."""
+        if order is None or (len(self.rows) == 1 and len(self.rows[0]) == self.n):
+            return _sources(self.n, self.rows, order)
+        if "position" not in self._joined:
+            self._joined["position"] = _position_of(self.n, self.rows)
+        return _positions(self._joined["position"][np.asarray(order)])
 
 
 def claim_pieces(plan: Plan, claims: pa.Table, reference: bool = False,
@@ -441,27 +458,42 @@ def _sources(n: int, rows: list, order=None):
     (every claim in one pool, input order). Built once, shared by every provider column."""
     if len(rows) == 1 and len(rows[0]) == n:  # every claim in one pool: rows[0] is 0..n-1
         return None if order is None else pa.array(np.asarray(order, np.int64))
+    source = _position_of(n, rows)
+    return _positions(source if order is None else source[order])
+
+
+def _position_of(n: int, rows: list) -> np.ndarray:
+    """int64 per claim: its position in the pools' pieces laid end to end, -1 for none."""
     at = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     source = np.full(n, -1, dtype=np.int64)
     source[at] = np.arange(len(at), dtype=np.int64)
-    source = source if order is None else source[order]
+    return source
+
+
+def _positions(source: np.ndarray) -> pa.Array:
+    """Positions in the pieces as Arrow indices, -1 (in no pool) as null."""
     return pa.array(source, mask=source < 0)
 
 
-def _scatter(source, pieces: list, typ, n: int) -> pa.Array:
-    """The column whose row k holds the pieces' value at ``source[k]`` (``_sources``), null
-    where that is null: one gather. A text column is gathered as codes into the pieces'
-    few distinct values (pool names, groups, statuses, case classes; a decision table's
-    codes used as they come, never hashed) and its strings are built once, from the small
-    dictionary: a gather of a million strings costs several times that."""
+def _joined(pieces: list, typ):
+    """The pools' pieces of one column end to end (None: no pool has members). A text
+    column as codes into the pieces' few distinct values (pool names, groups, statuses,
+    case classes; a decision table's codes used as they come, never hashed)."""
     if not pieces:
-        return pa.nulls(n, typ)
+        return None
     if pa.types.is_string(typ):
         coded = [_as_dictionary(piece) for piece in pieces]
-        values = coded[0] if len(coded) == 1 else \
+        return coded[0] if len(coded) == 1 else \
             pa.chunked_array(coded).unify_dictionaries().combine_chunks()
-    else:
-        values = pa.concat_arrays([_flat(piece).cast(typ) for piece in pieces])
+    return pa.concat_arrays([_flat(piece).cast(typ) for piece in pieces])
+
+
+def _laid(source, values, typ, n: int) -> pa.Array:
+    """``values`` (``_joined``) gathered by ``source``: a text column's strings are built
+    once per row, from the small dictionary (a gather of a million strings costs several
+    times that)."""
+    if values is None:
+        return pa.nulls(n, typ)
     taken = values if source is None else values.take(source)
     return taken.cast(typ) if taken.type != typ else taken
 
@@ -486,7 +518,7 @@ _TEXT_CODES = pa.dictionary(pa.int32(), pa.string())
 
 
 def _coded(values: tuple, codes: np.ndarray) -> pa.DictionaryArray:
-    """Per claim ``values[codes[i]]``, as codes into ``values`` (``_scatter`` reads it)."""
+    """Per claim ``values[codes[i]]``, as codes into ``values`` (``_joined`` reads it)."""
     return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()),
                                           pa.array(values, pa.string()))
 

@@ -89,7 +89,7 @@ def test_late_provider_columns_hold_the_pieces_back_not_the_kernel(table_city, m
                                                                    small_pieces, monkeypatch):
     """Until the layout is done the settled rows wait (the kernel goes on); then they go
     out a piece at a time, the same pieces."""
-    monkeypatch.setattr(engine._ProviderLayout, "ready", lambda self: False)
+    monkeypatch.setattr(engine._ProviderLayout, "ready", lambda self, end: False)
     bucket = np.arange(many_claims.num_rows) % 31
     pieces = _assert_same_as_whole(table_city, many_claims, bucket)
     assert {p.num_rows for p in pieces[:-1]} == {PIECE}
@@ -139,3 +139,15 @@ def test_plans_with_wider_keys_still_settle_whole():
     plan = compile_policy("city_configs/jinhua", SHIPPED)
     assert plan.provider is not None and plan.keys() != (engine.PERSON,)
     assert not engine._streamable(engine.Policy.of(plan), SHIPPED, None)
+
+
+def test_an_accepted_claim_the_points_pass_refuses_stops_the_streamed_run(
+        table_city, many_claims, small_pieces):
+    """The provider work fails on its thread (a total beyond what the points pass scores):
+    the run stops with that error, naming the claim, at the first piece it would join."""
+    row = next(i for i, s in enumerate(many_claims.column("setting").to_pylist())
+               if s == "inpatient")
+    claims = _set(many_claims, "total", {row: 5 * 10**12})  # 50 billion yuan
+    claim_id = claims.column("claim_id")[row].as_py()
+    with pytest.raises(OverflowError, match=claim_id):
+        _streamed(table_city, claims, np.arange(claims.num_rows) % 5)
