@@ -703,7 +703,7 @@ class _ProviderLayout:
         leaving int64: rare)."""
         if self.over.is_set() or len(self.laid) * self.step < end:
             self.wait()  # the rest laid out (the run's end), or raises what the layout raised
-        if len(order) != end - start:
+        if len(order) != end - start or end == start:  # (an empty piece: none laid out)
             return self.pieces().columns(order)
         first, last = start // self.step, -(-end // self.step)
         stretch = self.laid[first] if last - first == 1 else \

@@ -151,3 +151,13 @@ def test_an_accepted_claim_the_points_pass_refuses_stops_the_streamed_run(
     claim_id = claims.column("claim_id")[row].as_py()
     with pytest.raises(OverflowError, match=claim_id):
         _streamed(table_city, claims, np.arange(claims.num_rows) % 5)
+
+
+def test_a_run_whose_every_claim_is_rejected_hands_out_one_empty_piece(table_city,
+                                                                       many_claims):
+    """No claim accepted (every total null): one empty piece with the provider columns,
+    as ``settle_by_bucket``'s empty results."""
+    claims = many_claims.set_column(many_claims.schema.get_field_index("total"), "total",
+                                    pa.nulls(many_claims.num_rows, pa.int64()))
+    pieces = _assert_same_as_whole(table_city, claims, np.zeros(claims.num_rows, np.int64))
+    assert [p.num_rows for p in pieces] == [0]
