@@ -152,7 +152,7 @@ def settlement_order(claim_id: pa.Array, days: np.ndarray, lead=None) -> np.ndar
     if ids is None or groups is None:
         return _exact_order(claim_id, days, lead)
     group, bits = groups
-    return _order.sort_rows(ids, _common_prefix(ids), group, bits)
+    return _order.sort_rows(ids, _order.common_prefix(ids), group, bits)
 
 
 def _packed_groups(days: np.ndarray, lead) -> tuple:
@@ -191,21 +191,6 @@ def _exact_order(claim_id, days: np.ndarray, lead) -> np.ndarray:
     cols.update(d=pa.array(days, pa.int64()), c=claim_id)
     idx = pc.sort_indices(pa.table(cols), sort_keys=[(k, "ascending") for k in cols])
     return np.ascontiguousarray(idx.to_numpy(), dtype=np.int64)
-
-
-def _common_prefix(strings: pa.Array) -> int:
-    """Bytes every non-null string starts with: those of the smallest and the largest (in
-    byte order every string between them shares their common prefix). Skipped by the
-    8-byte sort keys, which would otherwise tie on ids sharing a long lead."""
-    bounds = pc.min_max(strings)
-    lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
-    if lo is None or hi is None:
-        return 0
-    lo, hi = lo.encode("utf-8"), hi.encode("utf-8")
-    same = 0
-    while same < min(len(lo), len(hi)) and lo[same] == hi[same]:
-        same += 1
-    return same
 
 
 def _is_sorted(claim_id: pa.Array, days: np.ndarray) -> bool:
