@@ -432,15 +432,10 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
     provider = plan.provider is not None or bool(plan.groupers)
     early = _provider_pieces_early(plan, claims, registry) if provider else None
     claims = only_columns(claims, _settled_columns(plan, registry, context, provider))
-    early_order = _early_order_in_memory(claims, lead)
     prep = run_validators(plan, prepare(plan, claims), registry)
     input_rows = prep.n + len(prep.rejects)
     pieces = _provider_pieces(plan, prep, registry, early) if provider else None
-    if early_order is None:
-        order, keys, identity = _order_keys_and_identity(plan, prep, lead)
-    else:  # in memory: the identity is gathered after the kernel (below)
-        order, keys, identity = _prepared_order(early_order(), prep.rows, input_rows), \
-            _keys(plan, prep), None
+    order, keys, identity = _order_keys_and_identity(plan, prep, lead)
     laid = _beside(prep.n, "provider-layout", _laid_out, pieces, order) if provider else None
     acting = any(stage.acts(context) for stage in registry.stages)
     prep = _raw_kept(prep, acting or provider)
@@ -629,19 +624,6 @@ def settle_by_bucket_streamed(policy, claims, bucket: np.ndarray, emit, registry
                        run.prep.input_rows(kept))
 
 
-def _early_order_in_memory(claims, lead):
-    """For ``settle`` in memory (no ``lead``): the settlement order of every input row sorted
-    on a thread beside ``prepare`` (``_input_order_beside``), when the claims are a Table
-    whose names are unique (else ``prepare`` refuses them first, with its own message) and in
-    the normal layout; None otherwise (sorted after ``prepare``). Issue 14, m17: sorted after
-    ``prepare``, the order was 0.13-0.15 s of CPU on one core with the other idle, and it
-    also runs beside ``as_table``'s decoding of dictionary columns."""
-    if lead is not None or not isinstance(claims, pa.Table) or \
-            len(set(claims.schema.names)) != len(claims.schema.names):
-        return None
-    return _input_order_beside(claims, None)
-
-
 def _input_order_beside(claims: pa.Table, bucket: np.ndarray):
     """Start sorting every input row into the run's (bucket, date, claim id) order on a
     thread of its own, beside ``prepare`` (the sort releases the GIL), and return a function
@@ -660,8 +642,7 @@ def _input_order_beside(claims: pa.Table, bucket: np.ndarray):
 
 
 def _input_order(claim_id, dates, bucket: np.ndarray) -> np.ndarray:
-    """Every input row (rejected ones too) in (bucket, discharge_date, claim_id) order
-    ((discharge_date, claim_id) when ``bucket`` is None), by
+    """Every input row (rejected ones too) in (bucket, discharge_date, claim_id) order, by
     the sort ``_run_order`` uses (lower.settlement_order); a null date counts as day 0 and a
     null claim id as "" (their rows are rejected by ``prepare``, so where they sort does not
     matter; a null id would send the whole sort to Arrow's, several times slower)."""
@@ -670,8 +651,7 @@ def _input_order(claim_id, dates, bucket: np.ndarray) -> np.ndarray:
         claim_id = pc.fill_null(claim_id, "")
     days = pc.fill_null(dates, 0).cast(pa.int32())
     days = days.combine_chunks() if isinstance(days, pa.ChunkedArray) else days
-    return settlement_order(claim_id, np.asarray(days.to_numpy()),
-                            None if bucket is None else np.asarray(bucket))
+    return settlement_order(claim_id, np.asarray(days.to_numpy()), np.asarray(bucket))
 
 
 def _prepared_order(input_order: np.ndarray, rows: np.ndarray, input_rows: int) -> np.ndarray:

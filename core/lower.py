@@ -144,7 +144,9 @@ def settlement_order(claim_id: pa.Array, days: np.ndarray, lead=None) -> np.ndar
     n = len(days)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    days = np.asarray(days, dtype=np.int64)
+    days = np.asarray(days)
+    if days.dtype.kind not in "iu":
+        days = days.astype(np.int64)
     if lead is None and _is_sorted(claim_id, days):
         return np.arange(n, dtype=np.int64)
     ids = _plain_ids(claim_id)
@@ -158,7 +160,7 @@ def settlement_order(claim_id: pa.Array, days: np.ndarray, lead=None) -> np.ndar
 def _packed_groups(days: np.ndarray, lead) -> tuple:
     """(uint64 per row: (lead − min lead) · day span + (day − first day), how many low bits
     of it vary), so integer order is (lead, day) order; None if that does not fit 63 bits."""
-    day = days - days.min()
+    day = np.subtract(days, days.min(), dtype=np.int64)  # int32 days: no int64 copy first
     span = int(day.max()) + 1
     if lead is None:
         group, top = day.view(np.uint64), span  # day >= 0: the same bits, no copy
