@@ -3,7 +3,8 @@
 
 core/_hash.pyx hashes partition keys with it (the bucket hash is part of the output contract:
 it fixes the row order of results, core/partition.py); core/_ids.pyx adds an avalanche on top
-for its open-addressing table. No .pyx: cimporting this file pulls the inline function in."""
+for its open-addressing table. Ingestion's id tables hash with core/_idhash.pxd instead
+(8 bytes at a time; free to change, as no output depends on it). No .pyx: cimporting this file pulls the inline function in."""
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 

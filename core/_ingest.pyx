@@ -19,7 +19,7 @@ from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, 
                           uint64_t)
 from libc.string cimport memcmp, memcpy
 
-from yibao.core._fnv cimport fnv1a_bytes
+from yibao.core._idhash cimport id_hash
 
 import numpy as np
 import pyarrow as pa
@@ -134,6 +134,11 @@ def null_rows(col, first, int16_t k_null):
 # BLOCK: a block's values are hashed and their table slots prefetched first, then probed, so
 # the blocks' cache misses overlap instead of following one another (for millions of claims
 # the claim-id table is tens of MB, read at random).
+# Values are hashed by core/_idhash.pxd (8 bytes at a time; not the bucket hash, which is FNV-1a
+# and part of the output contract): a table compares bytes wherever the stored bits of two
+# hashes agree, so its ids and duplicates never depend on the hash, only its speed does.
+# ``_collide_for_tests(bits)`` keeps only ``bits`` low bits of every hash (0: every value
+# collides), so the tests reach the byte comparisons that real hashes almost never need.
 
 cdef extern from *:
     """
@@ -154,15 +159,6 @@ cdef enum:
     OWN = 0  # a key's value from its own column
     FALLBACK = 1  # from its fallback column (the person), its own being null
     NO_VALUE = -1  # both null: the row has no key value (id -1)
-
-
-cdef inline uint64_t hash_bytes(const uint8_t* p, int64_t n) noexcept nogil:
-    """FNV-1a 64 with a final avalanche so that the low bits (the table slot) are mixed."""
-    cdef uint64_t h = fnv1a_bytes(p, n)
-    h ^= h >> 33
-    h *= 0xff51afd7ed558ccdULL
-    h ^= h >> 33
-    return h
 
 
 cdef inline const Chunk* chunk_of(const Chunk* chunks, int64_t count, int64_t row) noexcept nogil:
@@ -202,6 +198,20 @@ cdef inline bint cursor_text(Cursor* k, const uint8_t** text, int64_t* size) noe
         k.j += 1
         k.i = 0
     return valid
+
+
+cdef uint64_t HASH_KEPT = 0xffffffffffffffffULL  # bits of each hash used (tests: fewer)
+
+
+def _collide_for_tests(int bits):
+    """Keep only the low ``bits`` bits of every id hash (64: all of them, the default), so
+    that distinct values collide in the tables (tests of the byte comparisons)."""
+    global HASH_KEPT
+    HASH_KEPT = 0xffffffffffffffffULL if bits >= 64 else (<uint64_t>1 << bits) - 1
+
+
+cdef inline uint64_t table_hash(const uint8_t* p, int64_t n, uint64_t seed) noexcept nogil:
+    return id_hash(p, n, seed) & HASH_KEPT
 
 
 cdef uint64_t ROW_BITS = 40  # a table entry: 24 bits of the hash over (row + 1) in 40 bits
@@ -346,10 +356,7 @@ cdef inline void key_hash_row(KeyPass* k, int b) noexcept nogil:
         k.text[b], k.size[b], k.kind[b] = text, size, FALLBACK
     if k.kind[b] == NO_VALUE:
         return
-    h = fnv1a_bytes(k.text[b], k.size[b]) ^ (<uint64_t>k.kind[b] * 0x9e3779b97f4a7c15ULL)
-    h ^= h >> 33
-    h *= 0xff51afd7ed558ccdULL
-    h ^= h >> 33
+    h = table_hash(k.text[b], k.size[b], <uint64_t>k.kind[b])
     k.h[b] = h
     yb_ingest_prefetch(&k.t.slots[h & <uint64_t>(k.t.cap - 1)])
 
@@ -415,7 +422,7 @@ cdef int id_pass(const Chunk* chunks, int64_t count, int64_t n, int16_t* first,
         for b in range(m):  # hash the block, prefetch its slots
             blk.valid[b] = claims and cursor_text(&claim, &blk.text[b], &blk.size[b])
             if blk.valid[b]:
-                blk.h[b] = hash_bytes(blk.text[b], blk.size[b])
+                blk.h[b] = table_hash(blk.text[b], blk.size[b], 0)
                 yb_ingest_prefetch(&table[blk.h[b] & <uint64_t>mask])
             for k in range(n_keys):
                 key_hash_row(&keys[k], <int>b)

@@ -87,6 +87,20 @@ def as_table(claims) -> pa.Table:
     return normal_table(table)
 
 
+def only_columns(claims, names):
+    """``claims`` (any producer ``as_table`` reads) as a Table of only the columns in ``names``
+    that it has, in its own column order, before ``normal_table`` decodes anything (the
+    columns a settlement never reads are neither decoded nor taken when rows are rejected).
+    ``claims`` as they are when ``names`` is None or two columns share a name (``as_table``
+    then refuses them with its own message)."""
+    if names is None:
+        return claims
+    table = _any_table(claims)
+    if len(set(table.schema.names)) != len(table.schema.names):
+        return table
+    return table.select([name for name in table.schema.names if name in names])
+
+
 def check_unique_names(schema: pa.Schema, where: str = "the claims") -> None:
     """Refuse a schema with two columns of one name: which one would be settled is a guess."""
     seen, twice = set(), []
@@ -534,12 +548,22 @@ def _accepted(plan, table, converted, rows, rejects, key_ids) -> Prepared:
     if rows is None:
         return Prepared(table.num_rows, None, table.column("claim_id"), dict(converted), table,
                         rejects, key_ids)
-    taken = pa.array(rows)
-    raw = table.take(taken)
-    columns = {name: values[rows] if isinstance(values, np.ndarray) else values.take(taken)
+    kept = _kept_mask(table.num_rows, rows)
+    raw = table.filter(kept)
+    columns = {name: values[rows] if isinstance(values, np.ndarray) else values.filter(kept)
                for name, values in converted.items()}
     return Prepared(len(rows), rows, raw.column("claim_id"), columns, raw, rejects,
                     _key_ids_of(key_ids, rows))
+
+
+def _kept_mask(n: int, rows: np.ndarray) -> pa.Array:
+    """A boolean Arrow mask of ``rows`` among ``n``: the accepted rows are nearly all rows, and
+    Arrow's filter copies a chunked column's runs chunk by chunk, where its take of the same
+    rows combined each column's chunks first (issue 14, m17: 2M claims with 1,800 rejects,
+    the accepted rows' raw columns in 0.09-0.16 s of CPU instead of 0.2-0.6 s, under load)."""
+    mask = np.zeros(n, dtype=bool)
+    mask[rows] = True
+    return pa.array(mask)
 
 
 def _key_ids_of(key_ids: dict, rows: np.ndarray) -> dict:
@@ -554,11 +578,11 @@ def reject_more(prep: Prepared, bad: np.ndarray, reason: str, messages) -> Prepa
     extra = [(row, cid, reason, messages[k]) for k, (row, cid) in
              enumerate(zip(prep.input_rows(idx).tolist(), ids))]
     keep = np.flatnonzero(~bad)
-    taken = pa.array(keep)
-    raw = prep.raw.take(taken)
+    kept = _kept_mask(prep.n, keep)
+    raw = prep.raw.filter(kept)
     return Prepared(
         len(keep), prep.input_rows(keep), raw.column("claim_id"),
-        {k: (v[keep] if isinstance(v, np.ndarray) else v.take(taken))
+        {k: (v[keep] if isinstance(v, np.ndarray) else v.filter(kept))
          for k, v in prep.columns.items()},
         raw, prep.rejects + extra, _key_ids_of(prep.key_ids, keep))
 

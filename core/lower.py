@@ -144,7 +144,9 @@ def settlement_order(claim_id: pa.Array, days: np.ndarray, lead=None) -> np.ndar
     n = len(days)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    days = np.asarray(days, dtype=np.int64)
+    days = np.asarray(days)
+    if days.dtype.kind not in "iu":
+        days = days.astype(np.int64)
     if lead is None and _is_sorted(claim_id, days):
         return np.arange(n, dtype=np.int64)
     ids = _plain_ids(claim_id)
@@ -152,16 +154,16 @@ def settlement_order(claim_id: pa.Array, days: np.ndarray, lead=None) -> np.ndar
     if ids is None or groups is None:
         return _exact_order(claim_id, days, lead)
     group, bits = groups
-    return _order.sort_rows(ids, _common_prefix(ids), group, bits)
+    return _order.sort_rows(ids, _order.common_prefix(ids), group, bits)
 
 
 def _packed_groups(days: np.ndarray, lead) -> tuple:
     """(uint64 per row: (lead − min lead) · day span + (day − first day), how many low bits
     of it vary), so integer order is (lead, day) order; None if that does not fit 63 bits."""
-    day = days - days.min()
+    day = np.subtract(days, days.min(), dtype=np.int64)  # int32 days: no int64 copy first
     span = int(day.max()) + 1
     if lead is None:
-        group, top = day.astype(np.uint64), span
+        group, top = day.view(np.uint64), span  # day >= 0: the same bits, no copy
     else:
         lead = np.asarray(lead, dtype=np.int64)
         lead = lead - lead.min()
@@ -193,26 +195,10 @@ def _exact_order(claim_id, days: np.ndarray, lead) -> np.ndarray:
     return np.ascontiguousarray(idx.to_numpy(), dtype=np.int64)
 
 
-def _common_prefix(strings: pa.Array) -> int:
-    """Bytes every non-null string starts with: those of the smallest and the largest (in
-    byte order every string between them shares their common prefix). Skipped by the
-    8-byte sort keys, which would otherwise tie on ids sharing a long lead."""
-    bounds = pc.min_max(strings)
-    lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
-    if lo is None or hi is None:
-        return 0
-    lo, hi = lo.encode("utf-8"), hi.encode("utf-8")
-    same = 0
-    while same < min(len(lo), len(hi)) and lo[same] == hi[same]:
-        same += 1
-    return same
-
-
 def _is_sorted(claim_id: pa.Array, days: np.ndarray) -> bool:
-    step = np.diff(days)
-    if (step < 0).any():
-        return False
-    ties = np.flatnonzero(step == 0)
+    if (days[1:] < days[:-1]).any():  # the common case, with a bool temporary, not np.diff's
+        return False  # int64 one (allocations on threads side by side cost page faults)
+    ties = np.flatnonzero(days[1:] == days[:-1])
     if len(ties) == 0:
         return True
     a = claim_id.take(pa.array(ties))
