@@ -11,7 +11,6 @@ Nothing here imports numpy or pyarrow.
 from __future__ import annotations
 
 import datetime
-from decimal import Context, Decimal
 
 from .plan import DATE, MONEY, Plan, Type
 from .privacy import mask_id
@@ -113,9 +112,10 @@ def money_fen(value: int, scale) -> int | None:
     return value * factor if -limit <= value <= limit else None
 
 
-def decimal_value(unscaled: int, scale: int) -> Decimal:
+def decimal_value(unscaled: int, scale: int):
     """The ``decimal.Decimal`` Arrow gives for a decimal's unscaled integer at ``scale``
     (exact: no context rounding)."""
+    from decimal import Context, Decimal  # only decimal money columns need it
     return Decimal(unscaled).scaleb(-scale, Context(prec=100))
 
 

@@ -1,6 +1,7 @@
 """The oracle: a slow, obvious evaluator of the same plan, claim by claim, in plain Python.
 
-It shares only ingestion (arrow_io.prepare: which rows are accepted, engine units) and the
+It shares only ingestion (arrow_io.prepare: which rows are accepted, engine units; for a few
+rows in plain Python, claim_rows.prepare_rows under the same rules, claim_rules.py) and the
 statement of the money rules (money.py: half-up rounding on Python ints, the int64 range) with
 the kernel path. Everything else — expression evaluation, ordering, years, accumulators — is
 written again here in the most direct way, straight from spec/benefits.md, so that the
@@ -47,6 +48,14 @@ class ClaimEvaluator:
     def __init__(self, plan: Plan, registry, record=ignore):
         self.plan, self.registry, self.record = plan, registry, record
         self.tables = {t.name: dict(t.rows) for t in plan.tables}
+        self._lookups = {}  # layer name -> its Lookup nodes (the plan is frozen)
+
+    def lookups(self, layer) -> list:
+        """The table lookups of ``layer``'s expressions, walked once per plan."""
+        if layer.name not in self._lookups:
+            self._lookups[layer.name] = [e for top in layer_exprs(layer) for e in walk(top)
+                                         if isinstance(e, Lookup)]
+        return self._lookups[layer.name]
 
     def eval(self, e, row, paid):
         if isinstance(e, Const):
@@ -304,7 +313,7 @@ def _missing_lookup(plan, ev, row) -> str | None:
     """The first table an applying layer misses. A key or condition whose arithmetic leaves
     int64 is not a miss: the claim is refused as out of range instead (_out_of_range_layer)."""
     for layer in plan.layers:
-        lookups = [e for top in layer_exprs(layer) for e in walk(top) if isinstance(e, Lookup)]
+        lookups = ev.lookups(layer)
         if not lookups:
             continue
         try:
