@@ -128,3 +128,27 @@ def test_every_file_of_the_index_and_its_folder_are_fsynced(tmp_path, monkeypatc
     assert files and files <= {p.name for p in in_index if p.parent.name == "explain-index"}
     assert any(p.name == "explain-index" for p in in_index)  # the folder's entries
     assert {"index.json", "ids.u64", "col0.values", "col0.text", "schema.arrow"} <= files
+
+
+def test_a_blank_family_is_refused_through_the_index_as_by_the_scan(tmp_path, capsys):
+    """Under a family key the family check acts (``Validator.acts``), so explain reads the
+    index's rows through Arrow and the check rejects a blank family id as settle does."""
+    from policy_texts import family_policy  # tests/ is on the path (tests/conftest.py)
+    policy = tmp_path / "family.yb"
+    policy.write_text(family_policy(), encoding="utf-8")
+    rows = generate_claims(300, seed=8).to_pylist()
+    rows[4]["family_id"] = "  "
+    path = tmp_path / "claims.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=generate_claims(1, seed=8).schema), path)
+    code, _, err = run(capsys, "settle", policy, path, "--out", tmp_path / "out",
+                       "--no-progress", "--key-index")
+    assert code == 1, err
+    for claim_id in (rows[4]["claim_id"], rows[9]["claim_id"]):
+        scan = run(capsys, "explain", policy, path, "--claim-id", claim_id)
+        indexed = run(capsys, "explain", policy, path, "--claim-id", claim_id, "--run",
+                      tmp_path / "out")
+        assert indexed == scan
+    assert scan[0] == 0 and indexed[2] == ""
+    blank = run(capsys, "explain", policy, path, "--claim-id", rows[4]["claim_id"], "--run",
+                tmp_path / "out")
+    assert blank[0] == 2 and "family_id_blank" in blank[2]
