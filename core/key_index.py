@@ -22,10 +22,12 @@ settles the rows in plain Python (core/claim_rows.py, ``reference.settle_rows``)
                    mtime_ns, rows), yibao's version, the key columns, the held columns
                    (name, kind, file, decimal scale and width, whether it has nulls) and the
                    size of every file below
-    col<k>.values  held column k, one value per input row, in input order: int64 (integers,
-                   signed or up to uint32), uint8 (booleans), int32 days (dates), the
-                   decimal's unscaled integer in the type's width; for text the int64
-                   offsets of each row's UTF-8 bytes in col<k>.text (rows + 1 of them)
+    col<k>.values  held column k, one value per input row, in input order: integers in
+                   their own width (signed, or unsigned up to 32 bits), uint8 (booleans),
+                   int32 days (dates), the decimal's unscaled integer in the type's width;
+                   for text the uint32 offsets (int64 past 4 GiB of text) of each row's
+                   UTF-8 bytes in col<k>.text (rows + 1 of them); index.json names each
+                   file's ``struct`` code
     col<k>.text    a text column's bytes, one blob
     col<k>.valid   a uint8 per row (0: null), only for a column with nulls
     schema.arrow   the held columns' Arrow schema (the types the run read, in the one
@@ -194,7 +196,7 @@ def write_key_index(plans, registry, sources, table, folder: Path, inputs=None) 
 
 def held_kind(t) -> str | None:
     """How the index holds a column of Arrow type ``t`` (in the one layout): text, int
-    (signed, or unsigned up to 32 bits: as int64), bool, date (date32: int32 days), decimal
+    (signed, or unsigned up to 32 bits, in its own width), bool, date (date32: int32 days), decimal
     (its unscaled integers, the type's own width); None: not held (explain decodes it from
     the claims at the key-mates' rows)."""
     import pyarrow as pa
@@ -210,17 +212,19 @@ def held_kind(t) -> str | None:
 
 
 def _write_columns(table, folder: Path) -> tuple:
-    """col<k>.* of every held column of ``table`` (``held_kind``); ([{name, kind, scale,
-    width, nulls}], {file: bytes})."""
+    """col<k>.* of every held column of ``table`` (``held_kind``); ([{name, kind, file,
+    struct code, scale, width, nulls}], {file: bytes})."""
     columns, sizes = [], {}
     for field in table.schema:
         kind = held_kind(field.type)
         if kind is None:
             continue
         col, stem = table.column(field.name), f"col{len(columns)}"
-        for suffix, data in _column_files(col, kind).items():
+        files = _column_files(col, kind)
+        for suffix, data in files.items():
             sizes[f"{stem}.{suffix}"] = _write_file(folder / f"{stem}.{suffix}", data)
         columns.append({"name": field.name, "kind": kind, "file": stem,
+                        "code": _struct_code(files["values"]) if kind != DECIMAL_KIND else None,
                         "scale": getattr(field.type, "scale", None),
                         "width": field.type.byte_width if kind == DECIMAL_KIND else None,
                         "nulls": col.null_count > 0})
@@ -232,9 +236,10 @@ def _write_columns(table, folder: Path) -> tuple:
 
 
 def _column_files(col, kind: str) -> dict:
-    """{suffix: bytes-like} of one held column: ``values`` (int64, uint8 booleans, int32
-    days, decimal words; text: int64 offsets, n + 1 of them), ``text`` (the text's UTF-8
-    bytes, one blob) and ``valid`` (a uint8 per row) when it has nulls."""
+    """{suffix: bytes-like} of one held column: ``values`` (integers in their own width,
+    uint8 booleans, int32 days, decimal words; text: uint32 offsets, n + 1 of them, int64
+    when the text passes 4 GiB), ``text`` (the text's UTF-8 bytes, one blob) and ``valid``
+    (a uint8 per row) when it has nulls."""
     import numpy as np
     import pyarrow as pa
     files = {}
@@ -247,7 +252,7 @@ def _column_files(col, kind: str) -> dict:
     elif kind == BOOL_KIND:
         files["values"] = np.asarray(col.fill_null(False).to_numpy(), np.uint8)
     else:
-        files["values"] = np.asarray(col.fill_null(0).to_numpy(), "<i8")
+        files["values"] = np.asarray(col.fill_null(0).to_numpy(), col.type.to_pandas_dtype())
     if col.null_count:
         files["valid"] = np.asarray(col.is_valid().to_numpy(), np.uint8)
     return files
@@ -266,7 +271,15 @@ def _text_files(col) -> tuple:
         blobs.append(memoryview(data)[lo:hi] if data is not None and hi > lo else b"")
         offsets.append(off[1:].astype("<i8") - lo + at)
         at += hi - lo
-    return np.concatenate(offsets), b"".join(blobs)
+    offsets = np.concatenate(offsets)
+    return (offsets.astype("<u4") if at < 1 << 32 else offsets), b"".join(blobs)
+
+
+def _struct_code(values) -> str:
+    """The ``struct`` code of a values file's items (``memoryview.cast`` reads them)."""
+    import numpy as np
+    dtype = np.dtype(values.dtype)  # (numpy's own char for int64 is C long: 'l')
+    return {"i": "bhiq", "u": "BHIQ"}[dtype.kind]["1248".index(str(dtype.itemsize))]
 
 
 def _decimal_words(chunk) -> bytes:
@@ -526,14 +539,14 @@ class KeyIndex:
         c = next(c for c in self.meta["columns"] if c["name"] == name)
         stem, kind = c["file"], c["kind"]
         if kind == TEXT_KIND:
-            off, blob = self._array(f"{stem}.values", "q"), self._blob(f"{stem}.text")
+            off, blob = self._array(f"{stem}.values", c["code"]), self._blob(f"{stem}.text")
             out = [blob[off[r]:off[r + 1]].decode("utf-8") for r in rows]
         elif kind == DECIMAL_KIND:
             words, w = self._blob(f"{stem}.values"), c["width"]
             out = [int.from_bytes(words[r * w:(r + 1) * w], "little", signed=True)
                    for r in rows]
         else:
-            values = self._array(f"{stem}.values", _CODES[kind])
+            values = self._array(f"{stem}.values", c["code"])
             out = [bool(values[r]) for r in rows] if kind == BOOL_KIND else \
                 [values[r] for r in rows]
         if c["nulls"]:
@@ -568,9 +581,6 @@ class KeyIndex:
         schema = pa.ipc.read_schema(pa.py_buffer((self.folder / "schema.arrow").read_bytes()))
         return pa.Table.from_arrays([_arrow_column(held.columns[f.name], f.type)
                                      for f in schema], schema=schema)
-
-
-_CODES = {INT_KIND: "q", BOOL_KIND: "B", DATE_KIND: "i"}
 
 
 def _upper16(h: int) -> int:
