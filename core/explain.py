@@ -23,6 +23,11 @@ carried as settlement carries them. A plan with a provider part: the settle run 
 recorder to the points oracle, so a claim's case class and points are heard in the same run
 (``Recorder.points``) and explain computes none of them.
 
+``explain_rows(policy, rows, claim_id)`` is the same for rows already in plain Python (a key
+index's, core/claim_rows.py): the oracle's row entry (``reference.settle_rows``) with the same
+recorder, no numpy or pyarrow, for a plan the row entry settles as the batch entry does
+(``rows_explainable``).
+
 Empty batch: no explanations. A rejected claim is not explained; ``ExplainError`` says why
 (the oracle's reject reason).
 
