@@ -23,28 +23,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .plan import BOOL, DATE, INT, MONEY, RATIO, TEXT, Plan, Type
+from . import claim_rules
 from . import _ids, _ingest
-from .privacy import mask_id
 from .errors import YibaoError
 from . import timeline
 
-MONEY_COLUMNS = ("total", "in_scope", "self_first")
-REQUIRED = ("claim_id", "person_id", "discharge_date", "total")
-
-# Reject reason codes, in the order the checks run (a row gets the first that applies).
-REASONS = {
-    "null_claim_id": "claim_id is null",
-    "duplicate_claim_id": "claim_id appears more than once in the batch",
-    "null_value": "a column the policy reads is null",
-    "amount_out_of_range": "a money amount does not fit in int64 fen (±92 233 720 368 547 758.07 "
-                           "yuan)",
-    "negative_amount": "a money amount is negative",
-    "in_scope_exceeds_total": "in_scope is greater than total",
-    "self_first_exceeds_in_scope": "self_first is greater than in_scope",
-    "unknown_value": "a value outside the column's declared domain",
-    "outside_policy_period": "discharge_date is outside every policy year of the policy",
-    "missing_table_key": "no row of a lookup table matches the claim",
-}
+# the rules (check order, reasons, messages) are core/claim_rules.py's, shared with the
+# plain-Python row source of ``yibao explain --run`` (core/claim_rows.py)
+MONEY_COLUMNS, REQUIRED, REASONS = claim_rules.MONEY_COLUMNS, claim_rules.REQUIRED, \
+    claim_rules.REASONS
 
 
 class ClaimsError(YibaoError, ValueError):
@@ -318,30 +305,10 @@ def decimal_fen(value) -> int:
 
 def _column_types(plan: Plan, table: pa.Table) -> dict:
     """name -> Type of every column converted: the plan's, discharge_date, the money columns."""
-    types = {c.name: c.type for c in plan.columns}
-    types.setdefault("discharge_date", Type(DATE))
-    for name in MONEY_COLUMNS:
-        if name in table.column_names:
-            types.setdefault(name, Type(MONEY))
-    return types
+    return claim_rules.column_types(plan, table.column_names)
 
 
-def _check_list(plan: Plan, types: dict) -> list:
-    """Every row check of the batch as (reason, column), in the order they apply: a row is
-    rejected for the first it fails."""
-    checks = [("null_claim_id", "claim_id"), ("duplicate_claim_id", "claim_id")]
-    key_columns = {k.column for k in plan.keys()} - {"person_id"}  # null falls back to person
-    checks += [("null_value", c.name) for c in plan.columns if c.name not in key_columns]
-    checks.append(("null_value", "person_id"))
-    checks += [("amount_out_of_range", name) for name, t in types.items() if t.kind == MONEY]
-    checks += [("negative_amount", name) for name in MONEY_COLUMNS if name in types]
-    if "in_scope" in types:
-        checks.append(("in_scope_exceeds_total", "in_scope"))
-        if "self_first" in types:
-            checks.append(("self_first_exceeds_in_scope", "self_first"))
-    checks += [("unknown_value", c.name) for c in plan.columns if c.type.domain is not None]
-    checks.append(("outside_policy_period", "discharge_date"))
-    return checks
+_check_list = claim_rules.check_list
 
 
 class _Checks:
@@ -349,9 +316,7 @@ class _Checks:
 
     def __init__(self, plan: Plan, types: dict, n: int):
         self.list = _check_list(plan, types)
-        self.number = {}
-        for k, check in enumerate(self.list):
-            self.number.setdefault(check, k)  # a column listed twice: its first place counts
+        self.number = claim_rules.check_numbers(self.list)  # a check listed twice: its first
         self.first = np.full(n, _NO, dtype=np.int16)
 
     def __call__(self, reason: str, column: str) -> int:
@@ -383,9 +348,7 @@ def _convert(name: str, typ: Type, col, plan: Plan, checks: _Checks):
     return _convert_in_numpy(name, typ, col, plan, checks)
 
 
-def _period(plan: Plan) -> tuple:
-    """The policy period as int32 days, clipped (a day outside int32 is outside it anyway)."""
-    return tuple(int(np.clip(d, *_DATE32)) for d in (plan.effective_from, plan.effective_to))
+_period = claim_rules.policy_period
 
 
 def _is_narrow_integer(t) -> bool:
@@ -496,15 +459,7 @@ def fused_keys(plan: Plan, schema: pa.Schema) -> list:
     return fused
 
 
-def _message(reason: str, column: str, value) -> str:
-    base = REASONS[reason]
-    if reason in ("null_claim_id", "duplicate_claim_id", "outside_policy_period",
-                  "in_scope_exceeds_total", "self_first_exceeds_in_scope",
-                  "amount_out_of_range"):
-        return base if value is None else f"{base} ({column} = {value})"
-    if column == "person_id":
-        value = mask_id(value)
-    return f"{base}: {column} = {value!r}" if reason != "null_value" else f"{base}: {column}"
+_message = claim_rules.reject_message
 
 
 def prepare(plan: Plan, claims) -> Prepared:

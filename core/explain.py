@@ -23,6 +23,11 @@ carried as settlement carries them. A plan with a provider part: the settle run 
 recorder to the points oracle, so a claim's case class and points are heard in the same run
 (``Recorder.points``) and explain computes none of them.
 
+``explain_rows(policy, rows, claim_id)`` is the same for rows already in plain Python (a key
+index's, core/claim_rows.py): the oracle's row entry (``reference.settle_rows``) with the same
+recorder, no numpy or pyarrow, for a plan the row entry settles as the batch entry does
+(``rows_explainable``).
+
 Empty batch: no explanations. A rejected claim is not explained; ``ExplainError`` says why
 (the oracle's reject reason).
 
@@ -39,7 +44,6 @@ from typing import Optional
 
 from . import reference, trace
 from .trace import CaseClass, ClaimPoints, PointsAdjusted
-from .arrow_io import as_table
 from .describe import expr_text, format_date, format_money, format_ratio, format_value
 from .errors import YibaoError
 from .plan import PER_YEAR, RATIO_SCALE, Column, Paid, Plan, walk
@@ -415,6 +419,7 @@ def _explain(policy, claims, registry, claim_ids, drg, drg_tables) -> tuple:
     """(explanations, the oracle's BatchResult of the rows it settled)."""
     policy = Policy.of(policy)
     registry = registry or default_registry()
+    from .arrow_io import as_table  # (the row entry, explain_rows, reads no Arrow)
     claims = as_table(claims)
     targets = None if claim_ids is None else {str(c) for c in claim_ids}
     if targets is not None:
@@ -445,6 +450,41 @@ def _add_drg(out: dict, raw, tables) -> None:
             out[r["claim_id"]].drg = explain_drg(r, tables)
 
 
+def explain_rows(policy, rows, claim_id: str, registry=None) -> ClaimExplanation:
+    """``explain_claim`` of ``rows`` (``claim_rows.HeldRows``: the claim's key-mates, e.g.
+    from a key index), settled by the oracle's row entry in plain Python: no numpy, no
+    pyarrow. For one policy version whose plan ``rows_apply`` (no plugin check acting on
+    it, no provider part) and rows ``claim_rows.supported``; the same explanation, or the
+    same ``ExplainError``, as ``explain_claim`` of the same rows as a table."""
+    from .claim_rows import prepare_rows
+    policy = Policy.of(policy)
+    registry = registry or default_registry()
+    recorder = Recorder({str(claim_id)}, registry)
+    settled = reference.settle_rows(policy.first, prepare_rows(policy.first, rows), registry,
+                                    record=recorder)
+    if claim_id in recorder.explained:
+        return recorder.explained[claim_id]
+    raise ExplainError(_not_explained(claim_id, (
+        (cid, reason, message) for _, cid, reason, message in settled.rejects)))
+
+
+def rows_explainable(policy, rows, registry=None, drg: bool = False) -> bool:
+    """Whether ``explain_rows`` explains ``rows`` under ``policy`` (one version, a plan the
+    row entry settles as the batch entry does, every converted column held)."""
+    from .claim_rows import supported
+    policy = Policy.of(policy)
+    return not drg and policy.single and reference.rows_apply(
+        policy.first, registry or default_registry()) and supported(policy.first, rows)
+
+
+def _not_explained(claim_id: str, rejects) -> str:
+    """Why ``claim_id`` has no explanation: the first reject of it (input row order), else
+    it is not in the batch."""
+    why = next((f"{reason}: {message}" for cid, reason, message in rejects
+                if cid == claim_id), None)
+    return f"claim {claim_id!r} " + (f"was rejected ({why})" if why else "is not in the batch")
+
+
 def explain_claim(policy, claims, claim_id: str, registry=None, drg: bool = False,
                   drg_tables=None) -> ClaimExplanation:
     """One claim's explanation (its key-mates settled with it); ``ExplainError`` when the
@@ -452,10 +492,8 @@ def explain_claim(policy, claims, claim_id: str, registry=None, drg: bool = Fals
     found, settled = _explain(policy, claims, registry, [claim_id], drg, drg_tables)
     if claim_id in found:
         return found[claim_id]
-    why = next((f"{r['reason']}: {r['message']}" for r in settled.rejects.to_pylist()
-                if r["claim_id"] == claim_id), None)
-    raise ExplainError(f"claim {claim_id!r} " + (f"was rejected ({why})" if why else
-                                                 "is not in the batch"))
+    raise ExplainError(_not_explained(claim_id, (
+        (r["claim_id"], r["reason"], r["message"]) for r in settled.rejects.to_pylist())))
 
 
 # -- provider payment: pool, group, case class and points (the points oracle) ---------------

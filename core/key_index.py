@@ -9,36 +9,50 @@ accumulator key column (person, family …) with it, transitively (what
 hashes share their upper 16 bits (about one row in 65,536 of the input besides: 30 at 2M).
 Explaining one claim reads the key groups of the rows holding its id and the rows elsewhere
 sharing a claim id with them (a duplicate id rejects every copy), then closes over the keys
-exactly (``closure_mask`` on those few rows): the rows ``key_mates.read_key_mates`` would
-read from the claims file, in the same (input) order, so the explanation is the same, byte
-for byte.
+exactly (``closure`` on those few rows): the rows ``key_mates.read_key_mates`` would read
+from the claims file, in the same (input) order, so the explanation is the same, byte for
+byte.
 
-Files (little-endian, the machine's byte order recorded)::
+Everything explain reads is plain fixed-width integers and bytes, so reading it needs neither
+numpy nor pyarrow (``struct`` codes through ``memoryview.cast`` over ``mmap``): explain then
+settles the rows in plain Python (core/claim_rows.py, ``reference.settle_rows``). Files
+(little-endian, the machine's byte order recorded)::
 
     index.json     what the index describes: format, the inputs (resolved path, bytes,
-                   mtime_ns, rows), yibao's version, the key columns, the columns held, the
-                   first row of every batch of rows.arrow, and the size of every file below
-    rows.arrow     Arrow IPC file, uncompressed: the held columns of every input row, in
-                   input order (row k of the run is record k), batches of at most ``BATCH``
+                   mtime_ns, rows), yibao's version, the key columns, the held columns
+                   (name, kind, file, decimal scale and width, whether it has nulls) and the
+                   size of every file below
+    col<k>.values  held column k, one value per input row, in input order: integers in
+                   their own width (signed, or unsigned up to 32 bits), uint8 (booleans),
+                   int32 days (dates), the decimal's unscaled integer in the type's width;
+                   for text the uint32 offsets (int64 past 4 GiB of text) of each row's
+                   UTF-8 bytes in col<k>.text (rows + 1 of them); index.json names each
+                   file's ``struct`` code
+    col<k>.text    a text column's bytes, one blob
+    col<k>.valid   a uint8 per row (0: null), only for a column with nulls
+    schema.arrow   the held columns' Arrow schema (the types the run read, in the one
+                   layout): what builds a table of the rows when explain reads them through
+                   Arrow (``key_mates``)
     members.u32    the input rows, key group after key group (each group in input order)
     groups.u32     where each key group starts in members.u32, then the number of rows
     ids.u64        FNV-1a 64 (core/_fnv.pxd) of each non-null claim id, sorted by the upper
                    16 bits (a lookup scans the entries sharing them: 30 at 2M ids)
     id_groups.u32  the key group of each entry of ids.u64
 
-The lookup (``KeyIndex.locate``) is ``mmap`` and binary search in pure Python (no pyarrow,
-no numpy), so it can run while the command still imports and compiles; then only the
-batches of rows.arrow holding the group's rows are read (memory-mapped, zero-copy).
+A column of another type (a list of diagnoses, a float, uint64) is not held: explain decodes
+it from the Parquet claims at the key-mates' rows only (and reads through Arrow). The lookup
+(``KeyIndex.locate``) is ``mmap`` and binary search, so it runs on a thread while the
+command still imports and compiles; ``held_rows`` then reads the group's rows.
 
 Writing is whole-column work (``write_key_index``): two FNV hash passes (the person and
 the claim id), two stable 16-bit ``argsort`` passes (numpy's radix sort: the key groups and
-the ids, each by the upper 16 bits of a hash) and the columns written as they are.
+the ids, each by the upper 16 bits of a hash) and the columns written as they are. Every
+file, then the folder, is fsynced before the writer returns, so before the run is published.
 
 An index is used only when it still describes the command's inputs and policy
 (``KeyIndex.unusable``): the same files (resolved paths) with the same size and mtime_ns,
 the policy files the run's manifest.json records (sha256), the same yibao version and key
-columns. A column the explanation reads that the index lacks (``--drg`` reads the
-diagnosis lists) is decoded from the Parquet claims at the key-mates' rows only.
+columns. An index of another format (``FORMAT``: an older yibao's) is not used either.
 """
 from __future__ import annotations
 
@@ -50,11 +64,12 @@ import os
 import sys
 from pathlib import Path
 
+from .claim_rows import (BOOL_KIND, DATE_KIND, DECIMAL_KIND, INT_KIND, TEXT_KIND, HeldColumn,
+                         HeldRows)
 from .errors import YibaoError
 
-FORMAT = "yibao-key-index/1"
+FORMAT = "yibao-key-index/2"
 FOLDER = "explain-index"
-BATCH = 4096  # rows per batch of rows.arrow (a key-mate's batch is mapped, not decoded)
 FNV_OFFSET, FNV_PRIME, MASK64 = 14695981039346656037, 1099511628211, (1 << 64) - 1
 MAX_RECORDS = (1 << 32) - 1  # rows are numbered in uint32
 
@@ -154,6 +169,7 @@ def write_key_index(plans, registry, sources, table, folder: Path, inputs=None) 
     (nothing written) when the run cannot hold what explain reads: a plugin check or stage
     that does not declare its columns, a column explain reads that the run did not, or more
     rows than uint32 numbers."""
+    from .arrow_io import normal_table
     from .key_mates import _wanted, accumulator_keys, explain_columns
     if table.num_rows > MAX_RECORDS:
         return False
@@ -164,29 +180,134 @@ def write_key_index(plans, registry, sources, table, folder: Path, inputs=None) 
     if not set(wanted) <= set(table.column_names):
         return False
     keys = accumulator_keys(plans, wanted)
+    held = normal_table(table.select(wanted))
+    if not set(keys) <= {f.name for f in held.schema if held_kind(f.type)}:
+        return False  # a key of a type the index does not hold: explain scans
     folder.mkdir()
-    size, batches = _write_rows(table.select(wanted), folder / "rows.arrow")
-    sizes = {"rows.arrow": size, **_write_lookup(table, keys, folder)}
+    columns, sizes = _write_columns(held, folder)
+    sizes.update(_write_lookup(table, keys, folder))
     meta = {"format": FORMAT, "byteorder": sys.byteorder, "yibao": _version(),
             "inputs": inputs or [{**input_stamp(s.path), "rows": s.rows} for s in sources],
-            "keys": keys, "columns": wanted, "rows": table.num_rows, "batches": batches,
-            "files": sizes}
-    (folder / "index.json").write_text(json.dumps(meta) + "\n", encoding="utf-8")
+            "keys": keys, "columns": columns, "rows": table.num_rows, "files": sizes}
+    _write_file(folder / "index.json", (json.dumps(meta) + "\n").encode("utf-8"))
+    _fsync_folder(folder)
     return True
 
 
-def _write_rows(table, path: Path) -> tuple:
-    """rows.arrow: ``table`` as it is, in batches of at most ``BATCH`` rows; (its bytes,
-    the first row of every batch)."""
+def held_kind(t) -> str | None:
+    """How the index holds a column of Arrow type ``t`` (in the one layout): text, int
+    (signed, or unsigned up to 32 bits, in its own width), bool, date (date32: int32 days), decimal
+    (its unscaled integers, the type's own width); None: not held (explain decodes it from
+    the claims at the key-mates' rows)."""
     import pyarrow as pa
-    import pyarrow.ipc  # noqa: F401 (pa.ipc)
-    starts, at = [], 0
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
-        for batch in table.to_batches(max_chunksize=BATCH):
-            writer.write_batch(batch)
-            starts.append(at)
-            at += batch.num_rows
-    return path.stat().st_size, starts
+    if pa.types.is_string(t):
+        return TEXT_KIND
+    if pa.types.is_signed_integer(t) or t in (pa.uint8(), pa.uint16(), pa.uint32()):
+        return INT_KIND
+    if pa.types.is_boolean(t):
+        return BOOL_KIND
+    if pa.types.is_date32(t):
+        return DATE_KIND
+    return DECIMAL_KIND if pa.types.is_decimal(t) else None
+
+
+def _write_columns(table, folder: Path) -> tuple:
+    """col<k>.* of every held column of ``table`` (``held_kind``); ([{name, kind, file,
+    struct code, scale, width, nulls}], {file: bytes})."""
+    columns, sizes = [], {}
+    for field in table.schema:
+        kind = held_kind(field.type)
+        if kind is None:
+            continue
+        col, stem = table.column(field.name), f"col{len(columns)}"
+        files = _column_files(col, kind)
+        for suffix, data in files.items():
+            sizes[f"{stem}.{suffix}"] = _write_file(folder / f"{stem}.{suffix}", data)
+        columns.append({"name": field.name, "kind": kind, "file": stem,
+                        "code": _struct_code(files["values"]) if kind != DECIMAL_KIND else None,
+                        "scale": getattr(field.type, "scale", None),
+                        "width": field.type.byte_width if kind == DECIMAL_KIND else None,
+                        "nulls": col.null_count > 0})
+    import pyarrow as pa
+    schema = pa.schema([table.schema.field(c["name"]) for c in columns])
+    sizes["schema.arrow"] = _write_file(folder / "schema.arrow",
+                                        schema.serialize().to_pybytes())
+    return columns, sizes
+
+
+def _column_files(col, kind: str) -> dict:
+    """{suffix: bytes-like} of one held column: ``values`` (integers in their own width,
+    uint8 booleans, int32 days, decimal words; text: uint32 offsets, n + 1 of them, int64
+    when the text passes 4 GiB), ``text`` (the text's UTF-8 bytes, one blob) and ``valid``
+    (a uint8 per row) when it has nulls."""
+    import numpy as np
+    import pyarrow as pa
+    files = {}
+    if kind == TEXT_KIND:
+        files["values"], files["text"] = _text_files(col)
+    elif kind == DECIMAL_KIND:
+        files["values"] = b"".join(_decimal_words(c) for c in col.chunks)
+    elif kind == DATE_KIND:
+        files["values"] = np.asarray(col.cast(pa.int32()).fill_null(0).to_numpy(), "<i4")
+    elif kind == BOOL_KIND:
+        files["values"] = np.asarray(col.fill_null(False).to_numpy(), np.uint8)
+    else:
+        files["values"] = np.asarray(col.fill_null(0).to_numpy(), col.type.to_pandas_dtype())
+    if col.null_count:
+        files["valid"] = np.asarray(col.is_valid().to_numpy(), np.uint8)
+    return files
+
+
+def _text_files(col) -> tuple:
+    """(int64 offsets into the blob, the blob) of a string column, chunk after chunk."""
+    import numpy as np
+    offsets, blobs, at = [np.zeros(1, "<i8")], [], 0
+    for chunk in col.chunks:
+        if not len(chunk):
+            continue
+        _, off_buf, data = chunk.buffers()
+        off = np.frombuffer(off_buf, np.int32)[chunk.offset:chunk.offset + len(chunk) + 1]
+        lo, hi = int(off[0]), int(off[-1])
+        blobs.append(memoryview(data)[lo:hi] if data is not None and hi > lo else b"")
+        offsets.append(off[1:].astype("<i8") - lo + at)
+        at += hi - lo
+    offsets = np.concatenate(offsets)
+    return (offsets.astype("<u4") if at < 1 << 32 else offsets), b"".join(blobs)
+
+
+def _struct_code(values) -> str:
+    """The ``struct`` code of a values file's items (``memoryview.cast`` reads them)."""
+    import numpy as np
+    dtype = np.dtype(values.dtype)  # (numpy's own char for int64 is C long: 'l')
+    return {"i": "bhiq", "u": "BHIQ"}[dtype.kind]["1248".index(str(dtype.itemsize))]
+
+
+def _decimal_words(chunk) -> bytes:
+    """A decimal chunk's values, the type's width each (two's complement, little-endian)."""
+    if not len(chunk):
+        return b""
+    width = chunk.type.byte_width
+    data = memoryview(chunk.buffers()[1])
+    return bytes(data[chunk.offset * width:(chunk.offset + len(chunk)) * width])
+
+
+def _write_file(path: Path, data) -> int:
+    """Write ``data`` (bytes or a numpy array) to ``path`` and fsync it: the index is
+    whole on disk before the run is published (docs/outputs.md); its bytes."""
+    with open(path, "wb") as f:
+        f.write(memoryview(data).cast("B") if not isinstance(data, bytes) else data)
+        f.flush()
+        os.fsync(f.fileno())
+    return path.stat().st_size
+
+
+def _fsync_folder(folder: Path) -> None:
+    """fsync the folder itself, so that its entries (the files' names) are on disk too."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def key_groups(table, keys: list):
@@ -272,11 +393,7 @@ def _write_lookup(table, keys: list, folder: Path) -> dict:
               "groups.u32": np.append(starts, n).astype("<u4"),
               "ids.u64": hashes[rows].astype("<u8"),
               "id_groups.u32": number[rows].astype("<u4")}
-    sizes = {}
-    for name, values in arrays.items():
-        (folder / name).write_bytes(values.tobytes())
-        sizes[name] = values.nbytes
-    return sizes
+    return {name: _write_file(folder / name, values) for name, values in arrays.items()}
 
 
 def _version() -> str:
@@ -345,7 +462,8 @@ class KeyIndex:
         return list(self.meta["keys"])
 
     def columns(self) -> list:
-        return list(self.meta["columns"])
+        """The names of the held columns, in the claims' column order."""
+        return [c["name"] for c in self.meta["columns"]]
 
     # -- the lookup, in pure Python
 
@@ -390,59 +508,108 @@ class KeyIndex:
         """The input rows of the key groups holding ``claim_id`` (ascending): no pyarrow."""
         return sorted({r for g in self.groups_of(claim_id) for r in self.members(g)})
 
-    # -- the rows, with pyarrow
+    # -- the rows, in pure Python
 
-    def key_mates(self, claim_id: str, located=None) -> tuple:
-        """(the rows ``key_mates.read_key_mates`` reads for ``claim_id``, of the held
-        columns in input order; their input rows, ascending): the key groups of ``locate``
-        and the rows elsewhere sharing one of their claim ids, closed over the keys exactly
-        (``closure_mask``). Empty when no row holds it."""
-        import pyarrow as pa
-        from .key_mates import closure_mask
-        rows = _Rows(self.folder / "rows.arrow", self.meta["batches"])
-        mine = self.locate(claim_id) if located is None else located
-        near = rows.take(mine)
-        twins = {cid for cid in near.column("claim_id").to_pylist()
-                 if cid is not None and self.duplicated(str(cid))}
-        more = {r for cid in twins for g in self.groups_of(str(cid)) for r in self.members(g)}
+    def held_rows(self, claim_id: str) -> tuple:
+        """(``HeldRows`` of the rows ``key_mates.read_key_mates`` reads for ``claim_id``, of
+        the held columns in input order; their input rows, ascending): the key groups of
+        ``locate`` and the rows elsewhere sharing one of their claim ids, closed over the
+        keys exactly (``closure``, as ``key_mates.closure_mask``). No row holds the claim:
+        no rows. Pure Python: no numpy, no pyarrow."""
+        mine = self.locate(claim_id)
+        ids = self._values("claim_id", mine)
+        twins = {str(cid) for cid in ids if cid is not None and self.duplicated(str(cid))}
+        more = {r for cid in twins for g in self.groups_of(cid) for r in self.members(g)}
         if more - set(mine):
             mine = sorted(set(mine) | more)
-            near = rows.take(mine)
-        keep = closure_mask(near, self.keys(), [claim_id]).to_pylist()
-        at = [i for i, k in enumerate(keep) if k]
-        return near.take(pa.array(at, pa.int64())), [mine[i] for i in at]
+            ids = self._values("claim_id", mine)
+        keep = closure(ids, [self._values(k, mine) for k in self.keys()], [claim_id])
+        at = [r for r, k in zip(mine, keep) if k]
+        return self.rows_at(at), at
+
+    def rows_at(self, rows: list) -> HeldRows:
+        """The held columns at input rows ``rows``."""
+        return HeldRows({c["name"]: HeldColumn(c["kind"], self._values(c["name"], rows),
+                                               c["scale"])
+                         for c in self.meta["columns"]}, len(rows))
+
+    def _values(self, name: str, rows: list) -> list:
+        """Column ``name``'s values at ``rows`` (None for a null): text as str, a date as int
+        days, a decimal as its unscaled integer."""
+        c = next(c for c in self.meta["columns"] if c["name"] == name)
+        stem, kind = c["file"], c["kind"]
+        if kind == TEXT_KIND:
+            off, blob = self._array(f"{stem}.values", c["code"]), self._blob(f"{stem}.text")
+            out = [blob[off[r]:off[r + 1]].decode("utf-8") for r in rows]
+        elif kind == DECIMAL_KIND:
+            words, w = self._blob(f"{stem}.values"), c["width"]
+            out = [int.from_bytes(words[r * w:(r + 1) * w], "little", signed=True)
+                   for r in rows]
+        else:
+            values = self._array(f"{stem}.values", c["code"])
+            out = [bool(values[r]) for r in rows] if kind == BOOL_KIND else \
+                [values[r] for r in rows]
+        if c["nulls"]:
+            valid = self._array(f"{stem}.valid", "B")
+            out = [v if valid[r] else None for v, r in zip(out, rows)]
+        return out
+
+    def _blob(self, name: str):
+        """The file ``name`` as bytes read on demand (``mmap``: slicing copies only the
+        slice)."""
+        if name not in self._maps:
+            path = self.folder / name
+            if path.stat().st_size == 0:
+                self._maps[name] = b""
+            else:
+                with open(path, "rb") as f:
+                    self._maps[name] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        return self._maps[name]
+
+    # -- the rows as Arrow (the scan's layout), for what reads them through Arrow
+
+    def key_mates(self, claim_id: str) -> tuple:
+        """``held_rows`` as a pyarrow Table of the held columns (their types as the run read
+        them, in the one layout), and the input rows."""
+        held, at = self.held_rows(claim_id)
+        return self.arrow_table(held), at
+
+    def arrow_table(self, held: HeldRows):
+        """``held`` as a pyarrow Table (``schema.arrow``: the run's types)."""
+        import pyarrow as pa
+        import pyarrow.ipc  # noqa: F401 (pa.ipc: not imported by pyarrow itself)
+        schema = pa.ipc.read_schema(pa.py_buffer((self.folder / "schema.arrow").read_bytes()))
+        return pa.Table.from_arrays([_arrow_column(held.columns[f.name], f.type)
+                                     for f in schema], schema=schema)
 
 
 def _upper16(h: int) -> int:
     return h >> 48
 
 
-class _Rows:
-    """rows.arrow, memory-mapped; a batch read when first touched."""
+def _arrow_column(col: HeldColumn, t):
+    import pyarrow as pa
+    if col.kind == DATE_KIND:  # from the days: a day beyond datetime.date's years is kept
+        return pa.array(col.values, pa.int32()).cast(t)
+    return pa.array([col.raw(i) for i in range(len(col.values))], t)
 
-    def __init__(self, path: Path, starts: list):
-        import pyarrow as pa
-        import pyarrow.ipc  # noqa: F401 (pa.ipc: not imported by pyarrow itself)
-        self.reader = pa.ipc.open_file(pa.memory_map(str(path)))
-        self.starts = starts  # the first row of every batch
-        self.batches = {}
 
-    def batch(self, k: int):
-        if k not in self.batches:
-            self.batches[k] = self.reader.get_batch(k)
-        return self.batches[k]
-
-    def take(self, rows: list):
-        """The rows at ``rows`` (ascending input rows) as one table of the held columns."""
-        import pyarrow as pa
-        parts, i = [], 0
-        while i < len(rows):
-            k = bisect.bisect_right(self.starts, rows[i]) - 1
-            end = self.starts[k + 1] if k + 1 < len(self.starts) else float("inf")
-            j = bisect.bisect_left(rows, end, i)
-            at = pa.array([r - self.starts[k] for r in rows[i:j]], pa.int64())
-            parts.append(self.batch(k).take(at))
-            i = j
-        if not parts:
-            return self.reader.schema.empty_table()
-        return pa.Table.from_batches(parts, schema=self.reader.schema)
+def closure(ids: list, keys: list, claim_ids) -> list:
+    """``key_mates.closure_mask`` in pure Python: True at the rows whose claim id (as text)
+    is one of ``claim_ids``, at every row sharing a value of one of the ``keys`` columns
+    (lists of values, None for a null: a null links nothing) with them, transitively, and at
+    every row sharing a claim id with those."""
+    asked_ids = {str(c) for c in claim_ids}
+    texts = [None if v is None else str(v) for v in ids]
+    asked = [t is not None and t in asked_ids for t in texts]
+    mine, found = asked, None
+    while True:  # grow to the key-mates' closure: a few rounds at most
+        now = [{v for v, m in zip(col, mine) if m and v is not None} for col in keys]
+        if found is not None and all(len(a) == len(b) for a, b in zip(now, found)):
+            break  # no new key value (the sets only grow): mine is closed
+        found = now
+        mine = [a or any(col[i] is not None and col[i] in values
+                         for col, values in zip(keys, found))
+                for i, a in enumerate(asked)]
+    mine_ids = {t for t, m in zip(texts, mine) if m and t is not None}
+    return [t is not None and t in mine_ids for t in texts]

@@ -14,13 +14,12 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import pyarrow as pa
-
 from .lazy import lazy_module
 
 # imported where first used: the read-ahead thread starts once pyarrow is imported, and
-# reads while the command imports the rest (pyarrow.compute, the core) and compiles
-pc = lazy_module("pyarrow.compute")
+# reads while the command imports the rest (pyarrow.compute, the core) and compiles; a
+# command reading a key index (explain --run) reads no Arrow at all (core/key_index.py)
+pa, pc = lazy_module("pyarrow"), lazy_module("pyarrow.compute")
 
 
 def key_mates(plans, table: pa.Table, claim_ids) -> pa.Table:

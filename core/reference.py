@@ -1,6 +1,7 @@
 """The oracle: a slow, obvious evaluator of the same plan, claim by claim, in plain Python.
 
-It shares only ingestion (arrow_io.prepare: which rows are accepted, engine units) and the
+It shares only ingestion (arrow_io.prepare: which rows are accepted, engine units; for a few
+rows in plain Python, claim_rows.prepare_rows under the same rules, claim_rules.py) and the
 statement of the money rules (money.py: half-up rounding on Python ints, the int64 range) with
 the kernel path. Everything else — expression evaluation, ordering, years, accumulators — is
 written again here in the most direct way, straight from spec/benefits.md, so that the
@@ -11,23 +12,24 @@ from __future__ import annotations
 import datetime
 from collections import defaultdict
 
-import numpy as np
-import pyarrow as pa
-
-from .arrow_io import as_table, prepare, reject_more, rejects_table
+from .lazy import lazy_module
 from .plan import (MONEY, MONTH, PER_YEAR, RATIO, RATIO_SCALE, Bands, Binary, Call, Column, Cond,
                    Const, InSet, Lookup, Not, Paid, Plan, layer_exprs, walk)
 from .money import OUT_OF_RANGE, OutOfRange, checked, out_of_range_message, round_half_up
+from .claim_rules import overpaid_message
 from .policy import Policy
 from .registry import default_registry
-from .settlement import (BatchResult, SettlementError, check_invariants, check_versions,
-                         choose_versions, concat_results, identity_fields, renumber_rejects,
-                         result_schema, run_stages, run_validators, sorted_rejects,
-                         with_fen_total, with_identity)
 from . import trace
 from .trace import ignore
 
 EPOCH = datetime.date(1970, 1, 1)
+
+# Arrow, numpy and the batch code are imported by the batch entry (``settle``) when first
+# used: the row entry (``settle_rows``, what ``yibao explain --run`` calls) evaluates plain
+# Python rows and imports none of them (numpy only for a plugin function's call)
+np, pa = lazy_module("numpy"), lazy_module("pyarrow")
+_arrow_io = lazy_module(__name__.rsplit(".", 1)[0] + ".arrow_io")
+_settlement = lazy_module(__name__.rsplit(".", 1)[0] + ".settlement")
 
 
 class LookupMiss(Exception):
@@ -46,6 +48,14 @@ class ClaimEvaluator:
     def __init__(self, plan: Plan, registry, record=ignore):
         self.plan, self.registry, self.record = plan, registry, record
         self.tables = {t.name: dict(t.rows) for t in plan.tables}
+        self._lookups = {}  # layer name -> its Lookup nodes (the plan is frozen)
+
+    def lookups(self, layer) -> list:
+        """The table lookups of ``layer``'s expressions, walked once per plan."""
+        if layer.name not in self._lookups:
+            self._lookups[layer.name] = [e for top in layer_exprs(layer) for e in walk(top)
+                                         if isinstance(e, Lookup)]
+        return self._lookups[layer.name]
 
     def eval(self, e, row, paid):
         if isinstance(e, Const):
@@ -303,7 +313,7 @@ def _missing_lookup(plan, ev, row) -> str | None:
     """The first table an applying layer misses. A key or condition whose arithmetic leaves
     int64 is not a miss: the claim is refused as out of range instead (_out_of_range_layer)."""
     for layer in plan.layers:
-        lookups = [e for top in layer_exprs(layer) for e in walk(top) if isinstance(e, Lookup)]
+        lookups = ev.lookups(layer)
         if not lookups:
             continue
         try:
@@ -359,7 +369,7 @@ def _without_overflows(plan: Plan, prep, rows: list, ev) -> tuple:
     bad = np.array([name is not None for name in layers], dtype=bool)
     if bad.any():
         msgs = [out_of_range_message(name) for name in layers if name is not None]
-        prep = reject_more(prep, bad, OUT_OF_RANGE, msgs)
+        prep = _arrow_io.reject_more(prep, bad, OUT_OF_RANGE, msgs)
         rows = [r for r, name in zip(rows, layers) if name is None]
     return prep, rows
 
@@ -383,7 +393,7 @@ def _refuse(prep, refused: dict):
     bad = np.zeros(prep.n, dtype=bool)
     bad[list(refused)] = True
     msgs = [out_of_range_message(refused[i]) for i in np.flatnonzero(bad)]
-    return reject_more(prep, bad, OUT_OF_RANGE, msgs)
+    return _arrow_io.reject_more(prep, bad, OUT_OF_RANGE, msgs)
 
 
 def _without_lookup_misses(plan: Plan, prep, ev) -> tuple:
@@ -392,10 +402,81 @@ def _without_lookup_misses(plan: Plan, prep, ev) -> tuple:
     misses = [_missing_lookup(plan, ev, r) for r in rows]
     bad = np.array([m is not None for m in misses], dtype=bool)
     if bad.any():
-        msgs = [f"no row of table {m!r} matches the claim" for m in misses if m is not None]
-        prep = reject_more(prep, bad, "missing_table_key", msgs)
+        msgs = [_miss_message(m) for m in misses if m is not None]
+        prep = _arrow_io.reject_more(prep, bad, "missing_table_key", msgs)
         rows = [r for r, m in zip(rows, misses) if m is None]
     return prep, rows
+
+
+def _miss_message(table: str) -> str:
+    return f"no row of table {table!r} matches the claim"
+
+
+# -- the row entry: rows prepared in plain Python (core/claim_rows.py) ------------------------
+
+
+class RowsSettled:
+    """What ``settle_rows`` settled: the accepted claim ids in settlement order, and the
+    rejects (input row, claim_id, reason, message) in input row order."""
+
+    def __init__(self, claim_ids: list, rejects: list):
+        self.claim_ids, self.rejects = claim_ids, rejects
+
+
+def rows_apply(plan: Plan, registry) -> bool:
+    """Whether ``settle_rows`` settles under ``plan`` as ``settle`` does: no plugin check
+    acts on the plan (their checks read Arrow columns), no stage acts without a run's
+    context (a stage adds result columns only), and no provider part or grouper (the
+    grouping and points oracles read Arrow tables)."""
+    return plan.provider is None and not plan.groupers \
+        and not any(v.acts(plan) for v in registry.validators) \
+        and not any(s.acts({}) for s in registry.stages)
+
+
+def settle_rows(plan: Plan, prepared, registry=None, record=ignore) -> RowsSettled:
+    """The oracle over rows prepared in plain Python (``claim_rows.prepare_rows``: what
+    ``prepare`` gives for them): the steps of ``settle`` for one plan after its plugin
+    checks (``rows_apply``), without numpy or pyarrow: rows missing a lookup, then rows whose
+    claim-only amounts leave int64, are rejected; the rest settle in (discharge_date,
+    claim_id) order, ``record`` hearing every step, a claim whose accumulation would leave
+    int64 refused. A policy paying more than a claim's total is refused as ``settle``
+    refuses it (SettlementError)."""
+    registry = registry or default_registry()
+    ev = ClaimEvaluator(plan, registry, record)
+    rejects = list(prepared.rejects)
+    at, rows = _rows_kept(prepared.input_rows, prepared.rows,
+                          [_missing_lookup(plan, ev, r) for r in prepared.rows], rejects,
+                          "missing_table_key", _miss_message)
+    at, rows = _rows_kept(at, rows, [_out_of_range_layer(plan, ev, r) for r in rows], rejects,
+                          OUT_OF_RANGE, out_of_range_message)
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["discharge_date"],
+                                                    rows[i]["claim_id"]))
+    outs, refused = _settle_all(plan, ev, rows, order, Accounts(record), record)
+    rejects += [(at[i], rows[i]["claim_id"], OUT_OF_RANGE, out_of_range_message(layer))
+                for i, layer in sorted(refused.items())]
+    _check_rows(plan, [(rows[i]["claim_id"], out) for i, out in outs])
+    return RowsSettled([rows[i]["claim_id"] for i, _ in outs],
+                       sorted(rejects, key=lambda r: r[0]))
+
+
+def _rows_kept(at: list, rows: list, why: list, rejects: list, reason: str, message) -> tuple:
+    """(input rows, rows) of the rows whose ``why`` is None; the others appended to
+    ``rejects`` with ``message(why)``."""
+    kept_at, kept = [], []
+    for row_at, row, w in zip(at, rows, why):
+        if w is None:
+            kept_at.append(row_at)
+            kept.append(row)
+        else:
+            rejects.append((row_at, row["claim_id"], reason, message(w)))
+    return kept_at, kept
+
+
+def _check_rows(plan: Plan, settled: list) -> None:
+    """``check_invariants`` over (claim_id, outputs) in settlement order."""
+    bad = [(cid, out["self_pay"]) for cid, out in settled if out["self_pay"] < 0]
+    if bad:
+        raise _settlement.SettlementError(overpaid_message(plan.name, len(bad), *bad[0]))
 
 
 def settle(policy, claims, registry=None, context=None, record=ignore) -> BatchResult:
@@ -412,9 +493,9 @@ def settle(policy, claims, registry=None, context=None, record=ignore) -> BatchR
 
 def _settle_plan(plan: Plan, claims, registry, context=None, record=ignore) -> BatchResult:
     """One batch under one plan, claim by claim."""
-    prep = prepare(plan, claims)
+    prep = _arrow_io.prepare(plan, claims)
     input_rows = prep.n + len(prep.rejects)
-    prep = run_validators(plan, prep, registry)
+    prep = _settlement.run_validators(plan, prep, registry)
     ev = ClaimEvaluator(plan, registry, record)
     prep, rows = _without_lookup_misses(plan, prep, ev)
     prep, rows = _without_overflows(plan, prep, rows, ev)
@@ -424,22 +505,23 @@ def _settle_plan(plan: Plan, claims, registry, context=None, record=ignore) -> B
     total = np.asarray(prep.columns["total"])  # fen, aligned with raw
     prep = _refuse(prep, refused)
     order = [i for i, _ in outs]
-    schema = result_schema(plan)
+    schema = _settlement.result_schema(plan)
     data = {"claim_id": [rows[i]["claim_id"] for i in order]}
     for name in schema.names[1:]:
         data[name] = [o[name] for _, o in outs]
     results = _with_identity_by_id(pa.table(data, schema=schema), raw)
-    check_invariants(plan, results)
+    _settlement.check_invariants(plan, results)
     if registry.stages:
-        results = run_stages(plan, results, raw.take(pa.array(order, pa.int64())), registry,
-                             context, reference=True)
+        results = _settlement.run_stages(plan, results, raw.take(pa.array(order, pa.int64())),
+                                         registry, context, reference=True)
     if plan.provider is not None or plan.groupers:
         from .provider import append_claim_columns  # the grouping and points oracles
         results = append_claim_columns(
-            plan, results, with_fen_total(raw.take(pa.array(order, pa.int64())),
-                                          total[np.asarray(order, np.int64)]), reference=True,
+            plan, results, _settlement.with_fen_total(raw.take(pa.array(order, pa.int64())),
+                                                      total[np.asarray(order, np.int64)]),
+            reference=True,
             groupers=registry.groupers, record=record)
-    return BatchResult(results, rejects_table(prep.rejects), input_rows)
+    return _settlement.BatchResult(results, _arrow_io.rejects_table(prep.rejects), input_rows)
 
 
 def _settle_versions(plans, claims, registry, context=None, record=ignore) -> BatchResult:
@@ -449,9 +531,9 @@ def _settle_versions(plans, claims, registry, context=None, record=ignore) -> Ba
     versions of the same structure carries every accumulator across (accounts are named by
     layer). The version choice, the refusal across structures and the cross-version duplicate
     rejects are core/settlement.py's, shared with the kernel."""
-    plans = check_versions(plans)
-    claims = as_table(claims)
-    choice = choose_versions(plans, claims)
+    plans = _settlement.check_versions(plans)
+    claims = _arrow_io.as_table(claims)
+    choice = _settlement.choose_versions(plans, claims)
     which, groups, rejects = choice.which, choice.groups, choice.rejects
     todo = []  # (plan, evaluator, row)
     for i, plan in enumerate(plans):
@@ -468,22 +550,23 @@ def _settle_versions(plans, claims, registry, context=None, record=ignore) -> Ba
             kept.append((plan, ev, row))
         except ClaimOutOfRange as exc:  # the kernel's merged program stops; one plan rejects
             if id(plan) in merged:
-                raise SettlementError(f"claim {row['claim_id']!r}: "
-                                      f"{out_of_range_message(exc.layer)}") from None
+                raise _settlement.SettlementError(f"claim {row['claim_id']!r}: "
+                                                  f"{out_of_range_message(exc.layer)}") from None
             rejects.append(_refused_row(claims, row, exc.layer))
     todo = kept
     pieces = []
     for plan, group in _runs(todo, outs):
-        schema = result_schema(plan)
+        schema = _settlement.result_schema(plan)
         data = {"claim_id": [row["claim_id"] for _, _, row, _ in group]}
         for name in schema.names[1:]:
             data[name] = [o[name] for *_, o in group]
         pieces.append(_with_identity_by_id(pa.table(data, schema=schema), claims))
-    results = concat_results(pieces, plans, claims.schema)
-    check_invariants(plans[0], results)  # reads claim_id and self_pay only
+    results = _settlement.concat_results(pieces, plans, claims.schema)
+    _settlement.check_invariants(plans[0], results)  # reads claim_id and self_pay only
     if any(p.provider is not None or p.groupers for p in plans):
         results = _provider_by_version(plans, todo, results, claims, registry, record)
-    return BatchResult(results, sorted_rejects(rejects), claims.num_rows)
+    return _settlement.BatchResult(results, _settlement.sorted_rejects(rejects),
+                                   claims.num_rows)
 
 
 def _provider_by_version(plans, todo, results: pa.Table, claims: pa.Table, registry,
@@ -502,7 +585,7 @@ def _provider_by_version(plans, todo, results: pa.Table, claims: pa.Table, regis
         raw = claims.take(pa.array([row_of[r["claim_id"]] for r in rows], pa.int64()))
         pieces.append(append_claim_columns(
             plan, results.take(pa.array(mine, pa.int64())),
-            with_fen_total(raw, [r["total"] for r in rows]), reference=True,
+            _settlement.with_fen_total(raw, [r["total"] for r in rows]), reference=True,
             groupers=registry.groupers, record=record))
         at += mine
     back = np.empty(len(at), np.int64)
@@ -513,10 +596,11 @@ def _provider_by_version(plans, todo, results: pa.Table, claims: pa.Table, regis
 def _with_identity_by_id(results: pa.Table, claims: pa.Table) -> pa.Table:
     """The identity columns (settlement.IDENTITY) found by claim id, a dict lookup per
     claim: the obvious way, apart from the engine's gather in settlement order."""
-    names = [f.name for f in identity_fields(claims.schema)]
+    names = [f.name for f in _settlement.identity_fields(claims.schema)]
     row_of = {c: i for i, c in enumerate(claims.column("claim_id").to_pylist())}
     rows = [row_of[c] for c in results.column("claim_id").to_pylist()]
-    return with_identity(results, claims.select(names).take(pa.array(rows, pa.int64())))
+    return _settlement.with_identity(results,
+                                     claims.select(names).take(pa.array(rows, pa.int64())))
 
 
 def _merged_plans(plans, groups, which) -> set:
@@ -535,7 +619,8 @@ def _refused_row(claims, row, layer) -> pa.Table:
     """The rejects row of a claim refused during settlement (input row number)."""
     ids = claims.column("claim_id").to_pylist()
     at = ids.index(row["claim_id"])
-    return rejects_table([(at, row["claim_id"], OUT_OF_RANGE, out_of_range_message(layer))])
+    return _arrow_io.rejects_table([(at, row["claim_id"], OUT_OF_RANGE,
+                                     out_of_range_message(layer))])
 
 
 def _runs(todo, outs):
@@ -551,9 +636,9 @@ def _runs(todo, outs):
 def _version_rows(plan, claims, mask, registry, rejects, record=ignore):
     """Prepare one version's rows; append their rejects (input row numbers) to ``rejects``."""
     rows = np.flatnonzero(mask)
-    prep = prepare(plan, claims.take(pa.array(rows, pa.int64())))
-    prep = run_validators(plan, prep, registry)
+    prep = _arrow_io.prepare(plan, claims.take(pa.array(rows, pa.int64())))
+    prep = _settlement.run_validators(plan, prep, registry)
     ev = ClaimEvaluator(plan, registry, record)
     prep, accepted = _without_lookup_misses(plan, prep, ev)
-    rejects.append(renumber_rejects(rejects_table(prep.rejects), rows))
+    rejects.append(_settlement.renumber_rejects(_arrow_io.rejects_table(prep.rejects), rows))
     return rows, prep, ev, accepted

@@ -49,6 +49,13 @@ class Validator(Record):
     # the raw claim columns it reads beyond the plan's own (``columns``); None: any of them.
     # ``yibao explain`` reads only the columns every check declares (explain_columns).
     claim_columns: Optional[tuple] = None
+    # whether it checks anything under a plan (the family check: only under the family key);
+    # None: always. ``yibao explain --run`` settles a claim's rows in plain Python only when
+    # no check acts on the plan (the checks read Arrow columns: reference.rows_apply)
+    acts_on: Optional[Callable] = None
+
+    def acts(self, plan) -> bool:
+        return self.acts_on is None or bool(self.acts_on(plan))
 
 
 @record
@@ -62,7 +69,7 @@ class Stage(Record):
     plain-Python version the conformance tests compare against (same signature)."""
     name: str
     run: Callable
-    columns: tuple  # (name, pyarrow type) it adds
+    columns: tuple  # (name, pyarrow type or its name: "int64") it adds
     reference: Optional[Callable] = None
     plugin: str = "yibao"
     claim_columns: Optional[tuple] = None  # the claim columns it reads; None: all of them

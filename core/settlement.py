@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .arrow_io import REJECT_SCHEMA, ClaimsError, Prepared, _message, reject_more
+from .claim_rules import overpaid_message
 from .errors import YibaoError
 from .lower import key_values, policy_years, split_base
 from .plan import Bands, Plan
@@ -53,11 +54,7 @@ def check_invariants(plan: Plan, results: pa.Table) -> None:
     if len(bad):
         i = int(bad[0])
         claim = results.column("claim_id")[i].as_py()
-        raise SettlementError(
-            f"policy {plan.name!r} pays more than the total of {len(bad)} claim(s), e.g. claim "
-            f"{claim!r} (self_pay {self_pay[i] / 100:,.2f} yuan): the layers' bases add up to "
-            "more than the claim's total; base a later layer on what is left, e.g. "
-            "`total - paid`")
+        raise SettlementError(overpaid_message(plan.name, len(bad), claim, int(self_pay[i])))
 
 
 @dataclass

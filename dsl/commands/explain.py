@@ -58,13 +58,13 @@ def run(args) -> int:
 class _IndexRead:
     """``--run OUT``: the claim's key-mates from the key index of a settle run
     (core/key_index.py), looked up on a thread while the policy compiles: the index checked
-    against the claims' files and the policy's, the claim located, pyarrow imported and the
-    key group's records read. ``key_mates`` gives them (None: the index cannot serve, and
-    one line on stderr says why)."""
+    against the claims' files and the policy's, the claim located and the key group's rows
+    read, in pure Python (no numpy, no pyarrow). ``rows`` gives them, ``table`` as Arrow
+    (None from either: the index cannot serve, and one line on stderr says why)."""
 
     def __init__(self, args):
         import threading
-        self.args, self.found, self.why = args, None, ""
+        self.args, self.found, self.why, self.index = args, None, "", None
         self._thread = threading.Thread(target=self._read, name="yibao-key-index",
                                         daemon=True)
         self._thread.start()
@@ -79,7 +79,7 @@ class _IndexRead:
                                       resolve_policy(self.args.policy))
             if not self.why:
                 self.index = index
-                self.found = index.key_mates(self.args.claim_id)
+                self.found = index.held_rows(self.args.claim_id)
         except (IndexUnusable, InputError) as exc:
             self.why = str(exc)
         except Exception as exc:  # noqa: BLE001 (PolicyNotFound: compiling says what is
@@ -89,35 +89,42 @@ class _IndexRead:
         """Wait for the lookup thread (never left running at exit)."""
         self._thread.join()
 
-    def key_mates(self, plans, columns):
-        """The key-mates' table of ``columns`` (None: all) in the claims' row and column
-        order, as ``read_key_mates`` reads it; None, after one note on stderr, when the
-        index cannot serve."""
-        import sys
+    def rows(self, plans):
+        """(``HeldRows`` of the key-mates, their input rows), or None (after a note on
+        stderr) when the index cannot serve."""
         from yibao.core.key_mates import accumulator_keys
         self._thread.join()
         if not self.why and self.index.keys() != accumulator_keys(plans,
                                                                   self.index.columns()):
             self.why = "it groups the claims by other keys than the policy's"
-        table = None if self.why else self._with_columns(plans, *self.found, columns)
+        if self.why:
+            self._note(self.why)
+            return None
+        return self.found
+
+    def table(self, plans, found, columns):
+        """The key-mates' table of ``columns`` (None: all) in the claims' row and column
+        order, as ``read_key_mates`` reads it: the held rows as Arrow, with the ``columns``
+        the index does not hold (every other column for ``--drg``: the diagnosis lists …)
+        decoded from the claims at those rows only; None, after a note on stderr, for Arrow
+        IPC claims (read whole anyway: the scan)."""
+        from yibao.core.key_mates import with_columns_at_rows
+        held, rows = found
+        table = with_columns_at_rows(plans, self.args.claims, self.index.arrow_table(held),
+                                     rows, columns)
         if table is None:
-            why = self.why or "it lacks columns the explanation reads, and the claims " \
-                              "are Arrow IPC"
-            print(f"yibao explain: note: the key index of {self.args.run} is not used ({why});"
-                  " reading the claims", file=sys.stderr)
+            self._note("it lacks columns the explanation reads, and the claims are Arrow IPC")
         return table
 
-    def _with_columns(self, plans, table, rows, columns):
-        """``table`` with the ``columns`` it lacks (every other column for ``--drg``: the
-        diagnosis lists …) decoded from the claims at ``rows`` only, in the files' column
-        order; None for Arrow IPC claims (read whole anyway: the scan)."""
-        from yibao.core.key_mates import with_columns_at_rows
-        return with_columns_at_rows(plans, self.args.claims, table, rows, columns)
+    def _note(self, why: str) -> None:
+        import sys
+        print(f"yibao explain: note: the key index of {self.args.run} is not used ({why});"
+              " reading the claims", file=sys.stderr)
 
 
 def _explain(args, ids) -> int:
-    from yibao.core.explain import (explain_claim, explain_columns, format_explanation,
-                                    read_key_mates)
+    from yibao.core.explain import (explain_columns, explain_rows, format_explanation,
+                                    rows_explainable)
     from yibao.core.key_mates import declared_columns
     from ._common import registry, use_cache
     from ._policies import load_policy
@@ -134,17 +141,12 @@ def _explain(args, ids) -> int:
     # ids) are read: exact, and the cost follows that person's claims and the file's ids,
     # not the file's money.
     columns = explain_columns(plans, reg, args.drg)
-    claims = ids.key_mates(plans, columns) if isinstance(ids, _IndexRead) else None
-    if claims is None:
-        claims = read_key_mates(plans, args.claims, args.claim_id, columns,
-                                ids=None if isinstance(ids, _IndexRead) else ids)
-    plan = _version_for(plans, claims, args.claim_id)
-    # A plan with groupers shows the grouping path in its provider block (with the plan's
-    # own tables, MDC order and splits); --drg adds the national grouper's path for plans
-    # without one.
-    drg = args.drg and not plan.groupers
-    # the whole policy: each key-mate is settled under its own version, as `settle` does
-    ex = explain_claim(policy, claims, args.claim_id, reg, drg=drg)
+    found = ids.rows(plans) if isinstance(ids, _IndexRead) else None
+    if found is not None and rows_explainable(policy, found[0], reg, args.drg):
+        # the key index's rows settled in plain Python: no numpy, no pyarrow (issue 13)
+        plan, ex = plans[0], explain_rows(policy, found[0], args.claim_id, reg)
+    else:
+        plan, ex = _explain_table(args, policy, reg, columns, ids, found)
     flag_text, flag_rows = [], []
     if getattr(plan, "supervision", None) is not None:  # why it was flagged: the flags
         from yibao.core.supervision.explain import explain_flags  # compare it with the
@@ -155,3 +157,22 @@ def _explain(args, ids) -> int:
     else:
         print("\n".join([format_explanation(ex), *flag_text]))
     return 0
+
+
+def _explain_table(args, policy, reg, columns, ids, found) -> tuple:
+    """(the plan in force, the explanation) of the claim's key-mates read as an Arrow table:
+    from the key index's rows (``found``) with the columns it lacks, else by scanning the
+    claims (``read_key_mates``)."""
+    from yibao.core.explain import explain_claim, read_key_mates
+    plans = policy.versions
+    claims = ids.table(plans, found, columns) if found is not None else None
+    if claims is None:
+        claims = read_key_mates(plans, args.claims, args.claim_id, columns,
+                                ids=None if isinstance(ids, _IndexRead) else ids)
+    plan = _version_for(plans, claims, args.claim_id)
+    # A plan with groupers shows the grouping path in its provider block (with the plan's
+    # own tables, MDC order and splits); --drg adds the national grouper's path for plans
+    # without one.
+    drg = args.drg and not plan.groupers
+    # the whole policy: each key-mate is settled under its own version, as `settle` does
+    return plan, explain_claim(policy, claims, args.claim_id, reg, drg=drg)

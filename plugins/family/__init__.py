@@ -31,6 +31,12 @@ def check_blank_family(plan, columns, raw: pa.Table, n: int):
     return mask, "family_id is blank; use null for a person without a household"
 
 
+def uses_family(plan) -> bool:
+    """Whether ``check_blank_family`` can reject a claim under ``plan``: it accumulates per
+    family."""
+    return FAMILY.name in {k.name for k in plan.keys()}
+
+
 @hookimpl
 def yibao_register_keys(registry):
     """The ``family`` key."""
@@ -44,13 +50,29 @@ def yibao_register_validators(registry):
     # reads a key's column anyway (sources.read_columns), so a plan without the key does not
     # decode family_id for it (issue 14, w16: ~0.06 s of CPU of a 2M-claim run's reading)
     registry.add_validator(Validator("family_id_not_blank", "family_id_blank", check_blank_family,
-                                     claim_columns=()))
+                                     claim_columns=(), acts_on=uses_family))
 
 
 @hookimpl
 def yibao_register_stages(registry):
     """家庭共济: personal accounts pay bound family members' self-pay."""
-    from . import mutual_aid  # its column types are pyarrow's: imported by a run, not a check
-    registry.add_stage(Stage("family_mutual_aid", mutual_aid.run, mutual_aid.COLUMNS,
-                             mutual_aid.reference, claim_columns=("person_id",),
+    registry.add_stage(Stage("family_mutual_aid", run_mutual_aid, MUTUAL_AID_COLUMNS,
+                             reference_mutual_aid, claim_columns=("person_id",),
                              acts_on=lambda context: context.get("balances") is not None))
+
+
+# the stage's module (numpy, pyarrow, its Cython loop) is imported by a run that calls it,
+# not by registering it: a command that settles no batch (check, explain --run) needs none
+MUTUAL_AID_COLUMNS = (("acct_mulaid_pay", "int64"), ("balc", "int64"))  # Arrow type names
+
+
+def run_mutual_aid(plan, results, claims, context):
+    """mutual_aid.run (the vectorised stage)."""
+    from . import mutual_aid
+    return mutual_aid.run(plan, results, claims, context)
+
+
+def reference_mutual_aid(plan, results, claims, context):
+    """mutual_aid.reference (the plain-Python stage the conformance tests compare)."""
+    from . import mutual_aid
+    return mutual_aid.reference(plan, results, claims, context)

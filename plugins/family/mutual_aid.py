@@ -27,10 +27,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import MUTUAL_AID_COLUMNS
 from ._mutual_aid import draw_accounts
 from yibao.core.errors import YibaoError
 
-COLUMNS = (("acct_mulaid_pay", pa.int64()), ("balc", pa.int64()))
+COLUMNS = tuple((name, pa.type_for_alias(t)) for name, t in MUTUAL_AID_COLUMNS)  # the stage's
 
 
 class MutualAidInputError(YibaoError, ValueError):

@@ -45,6 +45,11 @@ def check_tcm_amount(plan, columns, raw, n):
     return (tcm < 0) | (tcm > scope), "tcm_amount must be between 0 and in_scope"
 
 
+def reads_tcm_amount(plan) -> bool:
+    """Whether ``check_tcm_amount`` can reject a claim under ``plan``: it reads tcm_amount."""
+    return "tcm_amount" in {c.name for c in plan.columns}
+
+
 @hookimpl
 def yibao_register_functions(registry):
     """tcm_share and tcm_uplift."""
@@ -61,7 +66,8 @@ def yibao_register_functions(registry):
 def yibao_register_validators(registry):
     """tcm_amount within [0, in_scope]."""
     registry.add_validator(Validator("tcm_amount_in_range", "tcm_amount_out_of_range",
-                                     check_tcm_amount, claim_columns=()))  # the plan's only
+                                     check_tcm_amount, claim_columns=(),  # the plan's only
+                                     acts_on=reads_tcm_amount))
 
 
 @hookimpl
