@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from .lazy import lazy_module
 from .plan import (MONEY, MONTH, PER_YEAR, RATIO, RATIO_SCALE, Bands, Binary, Call, Column, Cond,
@@ -21,6 +22,9 @@ from .policy import Policy
 from .registry import default_registry
 from . import trace
 from .trace import ignore
+
+if TYPE_CHECKING:  # the batch result's type is named in annotations only: no import at run time
+    from .settlement import BatchResult
 
 EPOCH = datetime.date(1970, 1, 1)
 
