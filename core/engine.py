@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pyarrow as pa
 
+from ._gather import take
 from ._ids import renumber_in_order
 from ._order import gather
 from .arrow_io import (Prepared, as_table, normal_schema, prepare, reject_more,
@@ -185,16 +186,17 @@ class ChunkedSettlement:
                                                     if k in self.keep_columns})
 
     def build(self, start: int, chunk_rows: int) -> tuple:
-        """Gather one chunk's rows and evaluate its claim-only expressions (no state)."""
+        """Gather one chunk's rows and evaluate its claim-only expressions (no state). The
+        numpy columns and key ids are gathered by ``_gather.take`` (a typed loop per column,
+        about half the CPU of numpy's fancy indexing)."""
         at = slice(start, min(start + chunk_rows, self.prep.n))  # the chunk's result rows
         rows = self.order[at]
         n = len(rows)
-        cols = {k: (v[rows] if isinstance(v, np.ndarray) else v.take(pa.array(rows)))
+        cols = {k: (take(v, rows) if isinstance(v, np.ndarray) else v.take(pa.array(rows)))
                 for k, v in self.prep.columns.items() if k in self.used}
         ev = Evaluator(self.plan, cols, n, self.registry, self.tables)
         missing, which = applying_lookups_missing(self.plan, ev)
-        keys = {k: (np.ascontiguousarray(ids[rows]), count)
-                for k, (ids, count) in self.keys.items()}
+        keys = {k: (take(ids, rows), count) for k, (ids, count) in self.keys.items()}
         program = Lowerer(self.plan, ev, keys, n).lower()
         program.year = np.ascontiguousarray(
             policy_years(cols["discharge_date"], self.plan.year_start))
