@@ -14,9 +14,11 @@ after another process (the DuckDB script) had freed gigabytes.
 ``keep_freed_memory()`` sets glibc's mmap threshold to its largest (32 MiB: blocks up to it
 come from the heap and are reused when freed) and its trim threshold to 2 GiB (the heap's
 free top is not given back), measured in benchmarks/README.md "w17". It changes only how
-memory is reused, never what is computed. The settle command's process calls it at start
-(dsl/cli.py ``entry``); a library caller's process is left as it is. Elsewhere than glibc
-(musl, macOS) it does nothing.
+memory is reused, never what is computed. The settle command calls it once its read-ahead
+knows the run settles in memory (dsl/commands/settle.py, core/read_ahead.py): a run in
+partitions keeps glibc's defaults, since kept blocks raise the process's peak (measured with
+``--memory-limit 300M``: 336-353 MB → 378-380 MB). Elsewhere than glibc (musl, macOS) it
+does nothing.
 """
 from __future__ import annotations
 

@@ -208,12 +208,7 @@ def entry() -> None:
     interpreter down module by module: when ``main`` returns, its outputs are written,
     fsynced and published and its threads joined, and the teardown was 0.1-0.2 s of CPU
     after a 2M-claim ``yibao settle`` (issue 14, w16). A Spark run keeps the ordinary exit
-    (pyspark stops its JVM from an atexit hook), as do the other commands. A settle process
-    first has glibc keep the memory it frees for reuse (core/allocator.py: faulting fresh
-    pages in again was most of its system time)."""
-    if sys.argv[1:2] == ["settle"]:
-        from yibao.core.allocator import keep_freed_memory
-        keep_freed_memory()
+    (pyspark stops its JVM from an atexit hook), as do the other commands."""
     code = main()
     if sys.argv[1:2] and sys.argv[1] in FAST_EXIT and "pyspark" not in sys.modules:
         try:

@@ -1,18 +1,22 @@
 """A settle process keeps the memory it frees for reuse (core/allocator.py, issue 14, w17):
 after ``keep_freed_memory`` a freed 16 MB array's pages stay with the process and the next
 array of that size faults none in again, where glibc's default gives them back to the kernel;
-the `yibao settle` program sets it before anything else, other commands do not."""
+the settle command sets it for a run in memory, not for one in partitions."""
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from yibao.core import allocator
+from yibao.core.generate import generate_claims
 from yibao.dsl import cli
 
+CITY = Path(__file__).resolve().parents[2] / "city_configs" / "reference"
 glibc_only = pytest.mark.skipif(not allocator._glibc(), reason="mallopt is glibc's")
 
 PROBE = """
@@ -60,16 +64,17 @@ def test_not_glibc_does_nothing(monkeypatch):
     assert allocator.keep_freed_memory() is False
 
 
-@pytest.mark.parametrize("command, kept", [("settle", True), ("check", False)])
-def test_the_settle_program_keeps_freed_memory(command, kept, monkeypatch):
+@pytest.mark.parametrize("extra, kept", [((), True), (("--memory-limit", "1K"), False),
+                                         (("--partitions", "2"), False)])
+def test_an_in_memory_settle_keeps_freed_memory(extra, kept, monkeypatch, tmp_path):
+    """The settle command has the allocator keep freed memory when its run settles in memory
+    (the read-ahead's decision), not in partitions, whether chosen by the memory limit or by
+    ``--partitions``."""
+    monkeypatch.delenv("YIBAO_THREADS", raising=False)
     calls = []
     monkeypatch.setattr(allocator, "keep_freed_memory", lambda: calls.append(1) or True)
-    monkeypatch.setattr(cli, "main", lambda: 0)
-    monkeypatch.setattr(sys, "argv", ["yibao", command, "x"])
-
-    def leave(code):
-        raise SystemExit(code)
-    monkeypatch.setattr(cli.os, "_exit", leave)
-    with pytest.raises(SystemExit):
-        cli.entry()
+    pq.write_table(generate_claims(300, seed=2), tmp_path / "c.parquet")
+    code = cli.main(["settle", str(CITY), str(tmp_path / "c.parquet"), "--out",
+                     str(tmp_path / "out"), "--no-progress", *extra])
+    assert code in (0, 1)
     assert bool(calls) == kept
