@@ -38,14 +38,10 @@ class ReadAhead:
     cores start-up keeps one and the decoding takes the other, instead of three threads
     sharing two cores and start-up (the critical path) slowed down. ``tables(paths)`` ends
     the reading ahead: it waits for the file being decoded, and a file not begun by then is
-    left to the run (which reads such files two at a time). ``in_memory``, when given, is
-    called on the thread as soon as the run is known to settle in memory (before any file is
-    decoded): the settle command has the allocator keep freed memory then
-    (core/allocator.py), not for a run in partitions, whose memory is bounded."""
+    left to the run (which reads such files two at a time)."""
 
-    def __init__(self, inputs, memory_limit: Optional[int] = None, words=(), in_memory=None):
+    def __init__(self, inputs, memory_limit: Optional[int] = None, words=()):
         self.limit = memory_limit or default_memory_limit()
-        self.in_memory = in_memory
         self.wanted = set(AHEAD_COLUMNS) | set(words)
         self._paths: Optional[list] = None  # the files, once the thread knows it reads them
         self._read: dict = {}  # path -> table of the columns read, file by file
@@ -75,8 +71,6 @@ class ReadAhead:
             size += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         if MEMORY_FACTOR * size > self.limit:  # the run goes in partitions
             return
-        if self.in_memory is not None:
-            self.in_memory()
         self._paths = paths
         for path in paths:
             if self._enough.is_set():

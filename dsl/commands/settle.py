@@ -74,25 +74,14 @@ def run(args) -> int:
 
 def _read_ahead(args):
     """core/read_ahead.py's reader of the claims, for a local run not forced into
-    partitions (None otherwise, and with ``YIBAO_THREADS=1``). Once it knows the run settles
-    in memory it has glibc keep the memory the process frees for reuse
-    (core/allocator.py: faulting fresh pages in again was most of such a run's system
-    time); a run in partitions keeps the allocator's defaults (its memory is bounded)."""
+    partitions (None otherwise, and with ``YIBAO_THREADS=1``)."""
     import os
     if (args.engine != "local" or args.partitions is not None
             or os.environ.get("YIBAO_THREADS", "2") == "1"):
         return None
     from yibao.core.read_ahead import ReadAhead
     from ._policies import policy_words
-    return ReadAhead(_claims(args), args.memory_limit, policy_words(args.policy),
-                     in_memory=_keep_freed_memory)
-
-
-def _keep_freed_memory() -> None:
-    """core/allocator.py's setting, imported on the read-ahead thread (ctypes: not on the
-    command's start-up)."""
-    from yibao.core.allocator import keep_freed_memory
-    keep_freed_memory()
+    return ReadAhead(_claims(args), args.memory_limit, policy_words(args.policy))
 
 
 def _claims(args):
