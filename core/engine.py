@@ -125,10 +125,9 @@ CHUNK_ROWS = 1 << 16  # rows evaluated and settled at a time: the temporaries st
 # one results piece, STREAM_ROWS, each): each chunk's build pays a fixed cost in Python (the
 # evaluator's dispatch and caches, hashing plan nodes, the lookups' small tables), and on a
 # run's two busy cores every CPU second counts. Measured (issue 14, w17, 2M claims, reference
-# policy, one thread, best of 3, loaded machine): builds 0.36-0.42 s of CPU at 2**16 rows,
-# 0.31-0.35 at 2**17, 0.29-0.30 at 2**18; the kernel's 0.12-0.16 s the same at all three.
-# 2**18 would hold two chunks of 2**18 rows' temporaries (the build runs one ahead): not for
-# 0.03 s more.
+# policy, one thread, best of 5, load 5): builds 0.32-0.35 s of CPU at 2**16 rows, 0.29-0.30
+# at 2**17, 0.27 at 2**18; the kernel's 0.11-0.13 s the same at all three. 2**18 would hold
+# two chunks of 2**18 rows' temporaries (the build runs one ahead): not for 0.025 s more.
 RUN_CHUNKS = 2
 
 
@@ -196,8 +195,8 @@ class ChunkedSettlement:
 
     def build(self, start: int, chunk_rows: int) -> tuple:
         """Gather one chunk's rows and evaluate its claim-only expressions (no state). The
-        numpy columns and key ids are gathered by ``_gather.take`` (a typed loop per column,
-        about half the CPU of numpy's fancy indexing)."""
+        numpy columns and key ids are gathered by ``_gather.take`` (a typed loop per column:
+        less CPU than numpy's fancy indexing)."""
         at = slice(start, min(start + chunk_rows, self.prep.n))  # the chunk's result rows
         rows = self.order[at]
         n = len(rows)
