@@ -59,8 +59,9 @@ def _streamed(plan, claims, registry):
 
 @pytest.fixture
 def small_pieces(monkeypatch):
-    """Kernel chunks of 128 rows and pieces of 300: many pieces, not on chunk boundaries."""
-    monkeypatch.setattr(engine, "CHUNK_ROWS", 128)
+    """Kernel chunks of 128 rows (a run's are RUN_CHUNKS of settle's) and pieces of 300:
+    many pieces, not on chunk boundaries."""
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 128 // engine.RUN_CHUNKS)
     monkeypatch.setattr(engine, "STREAM_ROWS", 300)
 
 
@@ -186,3 +187,23 @@ def test_engine_error_mid_stream_stops_the_writer(registry, tmp_path, small_piec
         run_settle(plan, path, out, registry=registry, progress=False)
     assert sorted(p.name for p in out.iterdir()) == [".yibao.lock"]
     assert writer_stopped_before_discard == [True]
+
+
+def test_a_runs_chunks_are_longer_than_settles(registry, plan, monkeypatch):
+    """A run's kernel chunks are ``RUN_CHUNKS`` of ``settle``'s (issue 14, w17: less fixed
+    cost per build on the run's busy cores), with the same pieces: every kernel call but the
+    last settles RUN_CHUNKS * CHUNK_ROWS rows."""
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(engine, "STREAM_ROWS", 300)
+    settled = []
+    original = engine.ChunkedSettlement.settle_chunk
+
+    def recording(self, built, progress=None):
+        settled.append(built[0].stop - built[0].start)
+        return original(self, built, progress)
+    monkeypatch.setattr(engine.ChunkedSettlement, "settle_chunk", recording)
+    claims = _claims(1_000, seed=8)
+    pieces, batch = _streamed(plan, claims, registry)
+    rows = engine.RUN_CHUNKS * 100
+    assert engine.RUN_CHUNKS >= 2 and settled[:-1] == [rows] * (len(settled) - 1)
+    assert sum(settled) == batch.rows.size and pieces[0].num_rows == 2 * rows  # >= 300
