@@ -480,9 +480,11 @@ def _iter_settle_rows(plan: Plan, batches, workdir, partitions: int = 8, registr
                 prepare(version, table.schema.empty_table())
         _spill_batch(plan, table, spill, check, totals)
         bar.advance(task, table.num_rows)
-    spill.close()
-    check.check_persons()
-    duplicates = duplicate_ids(spill, check.candidate_hashes())
+    with timeline.stage("pass 1: close the spill"):
+        spill.close()
+    with timeline.stage("pass 1: persons, duplicate ids"):
+        check.check_persons()
+        duplicates = duplicate_ids(spill, check.candidate_hashes())
     yield from _settle_spilled(plan, spill, totals, duplicates, registry, context, bar, year)
 
 
@@ -490,14 +492,16 @@ def _spill_batch(plan, table, spill, check, totals) -> None:
     n = table.num_rows
     rows = np.arange(totals.input_rows, totals.input_rows + n, dtype=np.int64)
     totals.input_rows += n
-    totals.input_fen += input_fen(table)
-    bucket = buckets(bucket_plan(plan), table)
-    claim_hash = hash_strings(table.column("claim_id"))
-    check.add(table, bucket, claim_hash)
-    table = (table.append_column("_row", pa.array(rows))
-             .append_column("_bucket", pa.array(bucket))
-             .append_column("_chash", pa.array(claim_hash)))
-    spill.add(table, partition_of(bucket, spill.count))
+    with timeline.stage("pass 1: fen, buckets, id hashes"):
+        totals.input_fen += input_fen(table)
+        bucket = buckets(bucket_plan(plan), table)
+        claim_hash = hash_strings(table.column("claim_id"))
+        check.add(table, bucket, claim_hash)
+        table = (table.append_column("_row", pa.array(rows))
+                 .append_column("_bucket", pa.array(bucket))
+                 .append_column("_chash", pa.array(claim_hash)))
+    with timeline.stage("pass 1: spill"):
+        spill.add(table, partition_of(bucket, spill.count))
 
 
 def _settle_partitioned(plan, sources, out, count, registry, context, bar,
@@ -540,7 +544,8 @@ def _settle_partitions(plan, sources, out, count, registry, context, bar, year,
         results = shape(results)
         if writer is None:
             writer = ParquetOut(out.stage("claims.parquet"), results.schema)
-        writer.write(results)
+        with timeline.stage("pass 2: hand to the writer"):
+            writer.write(results)
         rejects.append(piece_rejects)
         if keep_rows and settled is not None:  # each results row's input row, in file order
             settled = None if rows is None else settled + [rows]
@@ -567,7 +572,13 @@ def _input_batches(sources, rows: int = BATCH_ROWS, columns=None) -> Iterator[pa
     each read on a thread while pass 1 spills the one before (``read_ahead``)."""
     def in_order():
         for source in sources:
-            yield from source.batches(rows, columns)
+            batches = source.batches(rows, columns)
+            while True:
+                with timeline.stage("pass 1: read batch"):
+                    batch = next(batches, None)
+                if batch is None:
+                    break
+                yield batch
     return read_ahead(in_order())
 
 
@@ -595,7 +606,8 @@ def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar,
     task = bar.task("settle", totals.input_rows)
     names = Policy.of(plan).layer_names()
     for p in range(spill.count):
-        table = spill.read(p)
+        with timeline.stage("pass 2: spill read"):
+            table = spill.read(p)
         if table is None:
             continue
         rows = np.asarray(table.column("_row").to_numpy(), dtype=np.int64)
@@ -608,8 +620,9 @@ def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar,
             pieces.append(dup_rejects)
             keep = np.flatnonzero(~dup)
             table, rows, bucket = table.take(pa.array(keep)), rows[keep], bucket[keep]
-        results, piece_rejects, fen, at = settle_piece(plan, table, rows, bucket, registry,
-                                                       context)
+        with timeline.stage("pass 2: settle piece"):
+            results, piece_rejects, fen, at = settle_piece(plan, table, rows, bucket, registry,
+                                                           context)
         settled = _input_rows(rows, at)
         if year is not None:
             year.add(table, results, at)

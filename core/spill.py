@@ -13,6 +13,7 @@ import pyarrow.ipc as ipc
 
 from .partition import PartitionError, hash_strings, partition_key
 from .plan import PERSON, Plan
+from . import timeline
 
 SPILL_FLUSH = 1 << 16  # rows buffered per partition before a spill write
 # Arrow IPC files with lz4-compressed buffers (issue 14, r14; 1M generated claims, the
@@ -59,6 +60,10 @@ class Spill:
                     self._flush(p)
 
     def _flush(self, p: int) -> None:
+        with timeline.stage("spill write"):
+            self._write(p)
+
+    def _write(self, p: int) -> None:
         table = pa.concat_tables(self.buffers[p])
         if self.writers[p] is None:
             sink = pa.OSFile(str(self.path(p)), "wb")
