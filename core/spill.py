@@ -22,7 +22,7 @@ SPILL_FLUSH = 1 << 16  # rows buffered per partition before a spill write
 # 47 MB; IPC uncompressed 0.07 s, 0.03 s, 114 MB; IPC zstd 0.43 s, 0.20 s, 39 MB. The spill is
 # written and read once by this process, so nothing is gained by Parquet's encodings; lz4
 # keeps it near Parquet's size (≈ 3.4 GB for 50M such claims) at a third of the CPU.
-SPILL_OPTIONS = ipc.IpcWriteOptions(compression="lz4")
+SPILL_OPTIONS = ipc.IpcWriteOptions(compression=None)
 
 
 class Spill:
@@ -42,7 +42,9 @@ class Spill:
         return self.folder / f"part-{p:05d}.arrow"
 
     def add(self, table: pa.Table, part: np.ndarray) -> None:
-        order = np.argsort(part, kind="stable")
+        # partitions < 4,096: as uint16 the stable sort is numpy's radix sort (262,144 rows:
+        # 1.6 ms of CPU against 10 ms for int32's merge sort), the same order
+        order = np.argsort(part.astype(np.uint16), kind="stable")
         bounds = np.searchsorted(part[order], np.arange(self.count + 1))
         sorted_table = table.take(pa.array(order))
         for p in range(self.count):
