@@ -530,7 +530,7 @@ def _settle_partitioned(plan, sources, out, count, registry, context, bar,
 
 # How soon jemalloc gives freed Arrow memory back to the OS in the partitioned mode: at once
 # under a small --memory-limit, where the peak is what the limit is for (2M claims at 200M:
-# 334-343 MiB peak RSS at once, 366-392 MiB after 1 s), else after a second, so pass 1's
+# 326-335 MiB peak RSS at once, 358-383 MiB after 1 s), else after a second, so pass 1's
 # batches and each partition's buffers reuse the pages the last ones freed instead of
 # faulting fresh ones in (10M claims in 5 partitions, loaded machine: 5.4-6.4 s of system
 # CPU at once, 3.2 s after 1 s, the same peak RSS).
