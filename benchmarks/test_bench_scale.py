@@ -12,17 +12,20 @@ claim ids prefixed by the chunk, so ids stay unique; persons recur across chunks
   measured here as the peak of the same command on a one-claim input: interpreter, imports,
   compiled policy — plus ``LIMIT_MARGIN`` × the limit, or × ``LIMIT_FLOOR`` for a smaller
   limit (docs/scale.md, "What --memory-limit bounds");
-* ``test_50m_claims_in_4gb`` (``YIBAO_BENCH_50M=1``; ~1 hour on 2 cores): 50M claims with
-  ``--memory-limit 4G`` — asserts peak RSS ≤ 4 GiB and per-claim time within 1.5× of the
-  in-memory path measured on 5M claims in the same session.
+* ``test_50m_claims_in_4gb`` (``YIBAO_BENCH_50M=1``; ~5 min on 2 quiet cores once the
+  input exists): 50M claims with ``--memory-limit 4G``, run ``YIBAO_BENCH_50M_RUNS`` times
+  (2), alternating with ``YIBAO_BENCH_5M_RUNS`` (3) in-memory runs of the first 5M —
+  asserts peak RSS ≤ 4 GiB and a per-claim time of the best partitioned run at most 1× the
+  best in-memory run's (issue 14's target); the ratio of the medians is reported beside it.
 
-  cd /work/main && YIBAO_BENCH_50M=1 /work/venv/bin/python -m pytest \
-      benchmarks/test_bench_scale.py -q -s
+  cd benchmarks && YIBAO_BENCH_50M=1 YIBAO_BENCH_DIR=/work/bench50m \
+      ../.venv/bin/python -m pytest test_bench_scale.py -q -s -k 50m
 """
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -101,8 +104,34 @@ def test_partitioned_vs_in_memory(tmp_path):
     report("1M", {"memory": memory, "partitioned": parts, "ratio": ratio})
 
 
+MEMORY_RUNS = int(os.environ.get("YIBAO_BENCH_5M_RUNS", 3))  # in-memory 5M runs
+PARTITIONED_RUNS = int(os.environ.get("YIBAO_BENCH_50M_RUNS", 2))  # partitioned 50M runs
+TARGET_50M = 1.0  # issue 14: per claim, partitioned at 50M vs in memory at 5M (best/best)
+
+
+def per_claim(runs: list, pick) -> float:
+    """Seconds per claim of the run ``pick`` (min: the best, median) chooses."""
+    return pick([r["seconds"] / r["rows"] for r in runs])
+
+
+def alternating(memory, partitioned, memory_runs: int, partitioned_runs: int) -> tuple:
+    """The two commands run alternately (M P M P M for 3 and 2), so that a load that comes
+    and goes on the shared machine falls on both; (memory runs, partitioned runs)."""
+    mem, big = [], []
+    for i in range(max(memory_runs, partitioned_runs)):
+        if i < memory_runs:
+            mem.append(memory())
+        if i < partitioned_runs:
+            big.append(partitioned())
+    return mem, big
+
+
 @pytest.mark.skipif(os.environ.get("YIBAO_BENCH_50M") != "1", reason="set YIBAO_BENCH_50M=1")
-def test_50m_claims_in_4gb(tmp_path_factory):
+def test_50m_claims_in_4gb(benchmark, tmp_path_factory):
+    """One 5M in-memory run moved 7.2-9.1 s between two quiet runs minutes apart (issue 14),
+    so one run of each cannot decide a ratio near 1: ``MEMORY_RUNS`` in-memory runs and
+    ``PARTITIONED_RUNS`` partitioned ones, alternating; the ratio asserted (and quoted by the
+    target table) is of the best runs, the ratio of the medians is reported beside it."""
     root = Path(os.environ.get("YIBAO_BENCH_DIR") or tmp_path_factory.mktemp("scale"))
     claims = write_input(root / "in50m", 50_000_000)
     small = root / "in5m"
@@ -111,14 +140,28 @@ def test_50m_claims_in_4gb(tmp_path_factory):
         target = small / f"claims-{k:03d}.parquet"
         if not target.exists():
             target.symlink_to(claims / f"claims-{k:03d}.parquet")
-    memory = settle(small, root / "out5m")
-    big = settle(claims, root / "out50m", "--memory-limit", "4G")
-    per_claim = (big["seconds"] / big["rows"]) / (memory["seconds"] / memory["rows"])
-    report("50M", {"memory_5m": memory, "partitioned_50m": big,
-                   "per_claim_ratio": round(per_claim, 2)})
-    assert big["mode"] == "partitioned"
-    assert big["peak_rss_gib"] <= 4.0
-    assert per_claim <= 1.5
+    runs = {}
+
+    def both():
+        runs["memory"], runs["partitioned"] = alternating(
+            lambda: settle(small, root / "out5m"),
+            lambda: settle(claims, root / "out50m", "--memory-limit", "4G"),
+            MEMORY_RUNS, PARTITIONED_RUNS)
+    benchmark.pedantic(both, rounds=1, iterations=1)
+    mem, big = runs["memory"], runs["partitioned"]
+    best = per_claim(big, min) / per_claim(mem, min)
+    median = per_claim(big, statistics.median) / per_claim(mem, statistics.median)
+    numbers = {"memory_5m_s": [r["seconds"] for r in mem],
+               "partitioned_50m_s": [r["seconds"] for r in big],
+               "per_claim_ratio": round(best, 3), "per_claim_ratio_median": round(median, 3),
+               "partitions": big[0]["partitions"],
+               "peak_rss_gib_50m": max(r["peak_rss_gib"] for r in big),
+               "peak_rss_gib_5m": max(r["peak_rss_gib"] for r in mem)}
+    benchmark.extra_info.update(numbers)
+    report("50M", {**numbers, "memory_5m": mem, "partitioned_50m": big})
+    assert all(r["mode"] == "partitioned" for r in big)
+    assert all(r["peak_rss_gib"] <= 4.0 for r in big)
+    assert best <= TARGET_50M, numbers
 
 
 LIMIT_MARGIN = 1.5  # peak RSS above the fixed overhead, per byte of --memory-limit

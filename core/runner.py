@@ -49,6 +49,7 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -472,6 +473,16 @@ def _iter_settle_rows(plan: Plan, batches, workdir, partitions: int = 8, registr
     registry = registry or default_registry()
     totals = totals if totals is not None else Totals()
     bar = bar or Progress(False)
+    spill, duplicates = _spill_input(plan, batches, workdir, partitions, totals, bar,
+                                     expected_rows, spill_budget)
+    yield from _settle_spilled(plan, spill, totals, duplicates, registry, context, bar, year)
+
+
+def _spill_input(plan, batches, workdir, partitions: int, totals: Totals, bar,
+                 expected_rows=None, spill_budget: int = None) -> tuple:
+    """Pass 1: every batch's rows tagged and spilled to their partitions' files, the input
+    counted into ``totals``; then the whole-input checks. Returns (the Spill, the claim ids
+    seen more than once)."""
     spill = Spill(Path(workdir), partitions, spill_budget)
     check = KeyCheck(bucket_plan(plan))
     task = bar.task("partition", expected_rows)
@@ -482,31 +493,35 @@ def _iter_settle_rows(plan: Plan, batches, workdir, partitions: int = 8, registr
                 prepare(version, table.schema.empty_table())
         _spill_batch(plan, table, spill, check, totals)
         bar.advance(task, table.num_rows)
-    spill.close()
-    check.check_persons()
-    duplicates = duplicate_ids(spill, check.candidate_hashes())
-    yield from _settle_spilled(plan, spill, totals, duplicates, registry, context, bar, year)
+    with timeline.stage("pass 1: close the spill"):
+        spill.close()
+    with timeline.stage("pass 1: persons, duplicate ids"):
+        check.check_persons()
+        duplicates = duplicate_ids(spill, check.candidate_hashes())
+    return spill, duplicates
 
 
 def _spill_batch(plan, table, spill, check, totals) -> None:
     n = table.num_rows
     rows = np.arange(totals.input_rows, totals.input_rows + n, dtype=np.int64)
     totals.input_rows += n
-    totals.input_fen += input_fen(table)
-    bucket = buckets(bucket_plan(plan), table)
-    claim_hash = hash_strings(table.column("claim_id"))
-    check.add(table, bucket, claim_hash)
-    table = (table.append_column("_row", pa.array(rows))
-             .append_column("_bucket", pa.array(bucket))
-             .append_column("_chash", pa.array(claim_hash)))
-    spill.add(table, partition_of(bucket, spill.count))
+    with timeline.stage("pass 1: fen, buckets, id hashes"):
+        totals.input_fen += input_fen(table)
+        bucket = buckets(bucket_plan(plan), table)
+        claim_hash = hash_strings(table.column("claim_id"))
+        check.add(table, bucket, claim_hash)
+        table = (table.append_column("_row", pa.array(rows))
+                 .append_column("_bucket", pa.array(bucket))
+                 .append_column("_chash", pa.array(claim_hash)))
+    with timeline.stage("pass 1: spill"):
+        spill.add(table, partition_of(bucket, spill.count))
 
 
 def _settle_partitioned(plan, sources, out, count, registry, context, bar,
                         year=None, limit=None, shape=_as_settled, columns=None,
                         keep_rows=False) -> tuple:
     """(control totals, the input row of each result or None), as ``_settle_in_memory``."""
-    previous = _returning_pool()
+    previous = _returning_pool(limit)
     try:
         return _settle_partitions(plan, sources, out, count, registry, context, bar, year,
                                   limit, shape, columns, keep_rows)
@@ -515,14 +530,30 @@ def _settle_partitioned(plan, sources, out, count, registry, context, bar,
             pa.set_memory_pool(previous)
 
 
-def _returning_pool():
-    """Make Arrow allocate from jemalloc with decay 0 for the bounded-memory mode, so freed
-    buffers go back to the OS at once instead of staying in the allocator's caches (measured:
-    2M claims at --memory-limit 200M peak at ~450 MiB RSS with the default pool, ~390 MiB with
-    this one). Returns the pool to restore, or None where the build has no jemalloc."""
+# How soon jemalloc gives freed Arrow memory back to the OS in the partitioned mode: at once
+# under a small --memory-limit, where the peak is what the limit is for (2M claims at 200M:
+# 326-335 MiB peak RSS at once, 358-383 MiB after 1 s), else after a second, so pass 1's
+# batches and each partition's buffers reuse the pages the last ones freed instead of
+# faulting fresh ones in (10M claims in 5 partitions, loaded machine: 5.4-6.4 s of system
+# CPU at once, 3.2 s after 1 s, the same peak RSS).
+PURGE_AT_ONCE_BELOW = 1 << 30  # bytes of --memory-limit
+PURGE_AFTER_MS = 1000
+
+
+def purge_delay_ms(limit: int) -> int:
+    """jemalloc's decay (ms) for a partitioned run under ``limit`` bytes (above)."""
+    return 0 if limit < PURGE_AT_ONCE_BELOW else PURGE_AFTER_MS
+
+
+def _returning_pool(limit: int = None):
+    """Make Arrow allocate from jemalloc for the bounded-memory mode, with the decay of
+    ``purge_delay_ms``: freed buffers go back to the OS at once or within a second instead
+    of staying in the allocator's caches (measured: 2M claims at --memory-limit 200M peak at
+    ~450 MiB RSS with the default pool, ~390 MiB with this one). Returns the pool to
+    restore, or None where the build has no jemalloc."""
     try:
         pool = pa.jemalloc_memory_pool()
-        pa.jemalloc_set_decay_ms(0)
+        pa.jemalloc_set_decay_ms(purge_delay_ms(limit or default_memory_limit()))
     except (NotImplementedError, pa.ArrowException, AttributeError):
         return None
     previous = pa.default_memory_pool()
@@ -532,28 +563,56 @@ def _returning_pool():
 
 def _settle_partitions(plan, sources, out, count, registry, context, bar, year,
                        limit, shape=_as_settled, columns=None, keep_rows=False) -> tuple:
+    """Pass 1 (``_spill_input``), then each partition settled with its results written as
+    they settle (``_settle_spilled_streamed``), as the in-memory run writes them."""
     totals = Totals()
-    writer, rejects, settled = None, [], []
     limit = limit or default_memory_limit()
     batches = _input_batches(sources, batch_rows(sources, limit), columns)
-    for results, piece_rejects, rows in _iter_settle_rows(
-            plan, batches, out.spill, count, registry, context, totals, bar,
-            sum(s.rows for s in sources), year, spill_budget=limit // SPILL_SHARE):
-        results = shape(results)
-        if writer is None:
-            writer = ParquetOut(out.stage("claims.parquet"), results.schema)
-        writer.write(results)
-        rejects.append(piece_rejects)
-        if keep_rows and settled is not None:  # each results row's input row, in file order
-            settled = None if rows is None else settled + [rows]
-    if writer is None:  # no rows at all: an empty results file with the right columns
-        empty = shape(settle(plan, sources[0].schema.empty_table(), registry, context).results)
-        writer = ParquetOut(out.stage("claims.parquet"), empty.schema)
-    writer.close()
+    spill, duplicates = _spill_input(plan, batches, out.spill, count, totals, bar,
+                                     sum(s.rows for s in sources), limit // SPILL_SHARE)
+    results = _PartitionedOut(out, shape)
+    try:
+        rejects, settled = _settle_spilled_streamed(plan, spill, totals, duplicates, registry,
+                                                    context, bar, year, results.write,
+                                                    keep_rows)
+        if results.writer is None:  # no rows at all: an empty file with the right columns
+            results.write(settle(plan, sources[0].schema.empty_table(), registry,
+                                 context).results)
+        with timeline.stage("pass 2: wait for the results writer"):
+            results.close()
+    except BaseException:
+        results.abort()  # no writer thread outlives the run (the caller discards the folder)
+        raise
     _write_rejects(out, rejects)
     if not keep_rows or settled is None:
         return totals, None
     return totals, np.concatenate(settled) if settled else np.zeros(0, np.int64)
+
+
+class _PartitionedOut:
+    """claims.parquet of a partitioned run: each settled piece (under the names the run
+    writes, ``shape``) handed to one ``ParquetOut`` (at most ``WRITE_AHEAD`` row groups
+    waiting: bounded memory), the file hashed by its writer thread as it grows, so the
+    manifest does not read it again (1.3 GB at 50M claims)."""
+
+    def __init__(self, out: OutputFolder, shape):
+        self.out, self.shape, self.writer = out, shape, None
+
+    def write(self, results: pa.Table) -> None:
+        written = self.shape(results)
+        if self.writer is None:
+            self.writer = ParquetOut(self.out.stage("claims.parquet"), written.schema,
+                                     digest=True)
+        with timeline.stage("pass 2: hand to the writer"):
+            self.writer.write(written)
+
+    def close(self) -> None:
+        self.writer.close()
+        self.out.digests["claims.parquet"] = self.writer.sha256
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
 
 
 def batch_rows(sources, limit: int) -> int:
@@ -569,7 +628,13 @@ def _input_batches(sources, rows: int = BATCH_ROWS, columns=None) -> Iterator[pa
     each read on a thread while pass 1 spills the one before (``read_ahead``)."""
     def in_order():
         for source in sources:
-            yield from source.batches(rows, columns)
+            batches = source.batches(rows, columns)
+            while True:
+                with timeline.stage("pass 1: read batch"):
+                    batch = next(batches, None)
+                if batch is None:
+                    break
+                yield batch
     return read_ahead(in_order())
 
 
@@ -594,32 +659,101 @@ _DONE = object()  # read_ahead's end of the items
 
 def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar,
                     year=None) -> Iterator:
+    """Pass 2 of ``iter_settle``: ``(results, rejects, the input row of each result)`` per
+    partition, each partition settled whole."""
     task = bar.task("settle", totals.input_rows)
     names = Policy.of(plan).layer_names()
-    for p in range(spill.count):
-        table = spill.read(p)
-        if table is None:
-            continue
-        rows = np.asarray(table.column("_row").to_numpy(), dtype=np.int64)
-        bucket = np.asarray(table.column("_bucket").to_numpy(), dtype=np.int32)
-        table = table.drop_columns(["_row", "_bucket", "_chash"])
-        pieces = []
-        if len(duplicates):
-            dup, dup_rejects, fen = duplicate_rejects(table, rows, duplicates)
-            totals.add_rejects(dup_rejects, fen)
-            pieces.append(dup_rejects)
-            keep = np.flatnonzero(~dup)
-            table, rows, bucket = table.take(pa.array(keep)), rows[keep], bucket[keep]
-        results, piece_rejects, fen, at = settle_piece(plan, table, rows, bucket, registry,
-                                                       context)
+    for p, table in _spilled_partitions(spill):
+        table, rows, bucket, pieces = _without_duplicates(table, duplicates, totals)
+        with timeline.stage("pass 2: settle piece"):
+            results, piece_rejects, fen, at = settle_piece(plan, table, rows, bucket, registry,
+                                                           context)
         settled = _input_rows(rows, at)
         if year is not None:
             year.add(table, results, at)
         totals.add_results(zero_nulls(results), names)
         totals.add_rejects(piece_rejects, fen)
-        pieces.append(piece_rejects)
-        rejects = pa.concat_tables(pieces)
-        rejects = rejects.take(pc.sort_indices(rejects, sort_keys=[("row", "ascending")]))
+        rejects = _partition_rejects(pieces + [piece_rejects])
         spill.path(p).unlink()
         bar.advance(task, results.num_rows + rejects.num_rows)
         yield results, rejects, settled
+
+
+def _settle_spilled_streamed(plan, spill, totals, duplicates, registry, context, bar, year,
+                             emit, keep_rows: bool) -> tuple:
+    """Pass 2 of a run: each partition settled with its results handed to ``emit`` in the
+    file's order as they settle (``settle_piece_streamed``: the order sorted beside
+    ``prepare``, each 2^17 settled rows to the writer thread while the kernel goes on, as in
+    memory), counted into ``totals`` piece by piece. Returns (the rejects of every partition,
+    each partition's input row of each result when ``keep_rows`` and known, else None)."""
+    task = bar.task("settle", totals.input_rows)
+    rejects, settled = [], ([] if keep_rows else None)
+    partitions = _spilled_partitions(spill)
+    with closing(partitions):  # a failed run waits for the partition being read ahead
+        for p, table in partitions:
+            piece_rejects, rows = _settle_partition(plan, table, duplicates, totals, registry,
+                                                    context, year, emit)
+            rejects.append(piece_rejects)
+            if settled is not None:
+                settled = None if rows is None else settled + [rows]
+            spill.path(p).unlink()
+            bar.advance(task, table.num_rows)
+    return rejects, settled
+
+
+def _settle_partition(plan, table, duplicates, totals, registry, context, year,
+                      emit) -> tuple:
+    """One spilled partition settled, its results handed to ``emit`` as they settle and
+    counted into ``totals``: (its rejects by input row, the input row of each result or
+    None)."""
+    names = Policy.of(plan).layer_names()
+    table, rows, bucket, pieces = _without_duplicates(table, duplicates, totals)
+    kept = [] if year is not None else None  # the provider year reads the whole results
+
+    def piece_out(results: pa.Table) -> None:
+        totals.add_results(zero_nulls(results), names)
+        if kept is not None:
+            kept.append(results)
+        emit(results)
+    with timeline.stage("pass 2: settle piece"):
+        piece_rejects, fen, at = settle_piece_streamed(plan, table, rows, bucket, registry,
+                                                       context, piece_out)
+    if year is not None:
+        year.add(table, pa.concat_tables(kept) if len(kept) > 1 else kept[0], at)
+    totals.add_rejects(piece_rejects, fen)
+    return _partition_rejects(pieces + [piece_rejects]), _input_rows(rows, at)
+
+
+def _spilled_partitions(spill: Spill) -> Iterator[tuple]:
+    """``(p, partition p's table)`` for every partition a row went to, in order; the next
+    one read from its spill file on a thread (``read_ahead``) while the caller settles this
+    one (reading releases the GIL). One partition's spilled rows (~110 bytes a claim of the
+    reference run's columns) are held ahead: a small part of the ~900 bytes a claim that
+    settling a partition is budgeted (docs/scale.md, "What --memory-limit bounds")."""
+    def read(p: int):
+        with timeline.stage("pass 2: spill read"):
+            return p, spill.read(p)
+    for p, table in read_ahead(read(p) for p in range(spill.count)):
+        if table is not None:
+            yield p, table
+
+
+def _without_duplicates(table: pa.Table, duplicates, totals: Totals) -> tuple:
+    """A spilled partition's claims without pass 1's tags, less the rows whose claim id is a
+    duplicate (rejected here, counted into ``totals``): (claims, their input rows, their
+    buckets, [the duplicates' rejects] or [])."""
+    rows = np.asarray(table.column("_row").to_numpy(), dtype=np.int64)
+    bucket = np.asarray(table.column("_bucket").to_numpy(), dtype=np.int32)
+    table = table.drop_columns(["_row", "_bucket", "_chash"])
+    if not len(duplicates):
+        return table, rows, bucket, []
+    dup, dup_rejects, fen = duplicate_rejects(table, rows, duplicates)
+    totals.add_rejects(dup_rejects, fen)
+    keep = np.flatnonzero(~dup)
+    return table.take(pa.array(keep)), rows[keep], bucket[keep], [dup_rejects]
+
+
+def _partition_rejects(pieces: list) -> pa.Table:
+    """One partition's rejects (duplicates and the settlement's), by input row."""
+    rejects = pa.concat_tables(pieces)
+    return rejects.take(pc.sort_indices(rejects, sort_keys=[("row", "ascending")]))

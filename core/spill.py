@@ -13,6 +13,7 @@ import pyarrow.ipc as ipc
 
 from .partition import PartitionError, hash_strings, partition_key
 from .plan import PERSON, Plan
+from . import timeline
 
 SPILL_FLUSH = 1 << 16  # rows buffered per partition before a spill write
 # Arrow IPC files with lz4-compressed buffers (issue 14, r14; 1M generated claims, the
@@ -20,8 +21,12 @@ SPILL_FLUSH = 1 << 16  # rows buffered per partition before a spill write
 # 0.25 s, read back 0.10 s, 67 MB; Parquet lz4 without dictionaries (before) 0.54 s, 0.53 s,
 # 47 MB; IPC uncompressed 0.07 s, 0.03 s, 114 MB; IPC zstd 0.43 s, 0.20 s, 39 MB. The spill is
 # written and read once by this process, so nothing is gained by Parquet's encodings; lz4
-# keeps it near Parquet's size (≈ 3.4 GB for 50M such claims) at a third of the CPU.
-SPILL_OPTIONS = ipc.IpcWriteOptions(compression="lz4")
+# kept it near Parquet's size (≈ 3.4 GB for 50M such claims) at a third of the CPU.
+# Since issue 14's s17 uncompressed (1M claims, CPU, loaded machine: write 0.04 s, read
+# 0.015 s, 107 MB, against lz4's 0.21 s and 0.06 s, 69 MB): pass 1's main thread is its
+# critical path, and at 50M its CPU went 19.0 → 11.1 s with the radix sort of ``add``, for
+# disk bytes the page cache absorbs here (during a 50M run the whole disk read back ≈ 0.6 GB).
+SPILL_OPTIONS = ipc.IpcWriteOptions(compression=None)
 
 
 class Spill:
@@ -41,7 +46,9 @@ class Spill:
         return self.folder / f"part-{p:05d}.arrow"
 
     def add(self, table: pa.Table, part: np.ndarray) -> None:
-        order = np.argsort(part, kind="stable")
+        # partition numbers are < 4,096: as uint16 the stable sort is numpy's radix sort
+        # (262,144 rows: 1.6 ms of CPU against 10 ms for int32's merge sort), the same order
+        order = np.argsort(part.astype(np.uint16), kind="stable")
         bounds = np.searchsorted(part[order], np.arange(self.count + 1))
         sorted_table = table.take(pa.array(order))
         for p in range(self.count):
@@ -59,6 +66,10 @@ class Spill:
                     self._flush(p)
 
     def _flush(self, p: int) -> None:
+        with timeline.stage("spill write"):
+            self._write(p)
+
+    def _write(self, p: int) -> None:
         table = pa.concat_tables(self.buffers[p])
         if self.writers[p] is None:
             sink = pa.OSFile(str(self.path(p)), "wb")
