@@ -208,3 +208,25 @@ def test_a_runs_chunks_are_longer_than_settles(registry, plan, monkeypatch):
     assert engine.RUN_CHUNKS >= 2 and settled[:-1] == [rows] * (len(settled) - 1)
     # pieces are cut at STREAM_ROWS whatever the chunk (p17: one row group each)
     assert sum(settled) == batch.rows.size and pieces[0].num_rows == 300
+
+
+def test_the_timeline_leaves_no_cycle_holding_a_run(plan, registry, monkeypatch):
+    """With ``YIBAO_TIMELINE`` on, a streamed settlement's chunked run is freed as soon as it
+    returns, without the garbage collector: its timed wrappers held its own bound methods, a
+    cycle that kept every partition's columns of a 50M run alive (peak 3.3-3.6 GiB vs 1.5)."""
+    import gc
+    import weakref
+    monkeypatch.setenv("YIBAO_TIMELINE", "1")
+    runs = []
+    original = engine.ChunkedSettlement.__init__
+
+    def recording(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        runs.append(weakref.ref(self))
+    monkeypatch.setattr(engine.ChunkedSettlement, "__init__", recording)
+    gc.disable()
+    try:
+        _streamed(plan, _claims(500, seed=3), registry)
+        assert runs and all(run() is None for run in runs)
+    finally:
+        gc.enable()
