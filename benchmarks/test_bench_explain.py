@@ -10,7 +10,9 @@ All are timed as whole commands (``python -m yibao.dsl.cli …`` from process st
 imports, plugin registry, compiling, reading, settling, writing), alternately in one run on
 the same file, so load on the shared machine falls on both. The claim is the last claim of
 the busiest person (the most key-mates). Claims: ``generate_claims(n, seed=7)``, n from
-``YIBAO_BENCH_EXPLAIN_CLAIMS`` (default 2,000,000). The figures are each command's best
+``YIBAO_BENCH_EXPLAIN_CLAIMS`` (default 2,000,000); the policy is the folder of
+``city_configs/`` named by ``YIBAO_BENCH_EXPLAIN_POLICY`` (default ``reference``; the cities
+have a provider part, which explain still reads through Arrow). The figures are each command's best
 round and the ratio of the best rounds; the medians are in ``extra_info`` too, with each
 command's CPU time (user + system of the process and its threads): on a shared machine
 the CPU time moves less with the others' load than the wall time, and explain overlaps
@@ -67,7 +69,7 @@ def timed(*args) -> tuple:
 
 
 def test_explain_one_claim_vs_settle_the_file(benchmark, claims_file, tmp_path):
-    policy = str(REPO / "city_configs" / "reference")
+    policy = str(REPO / "city_configs" / os.environ.get("YIBAO_BENCH_EXPLAIN_POLICY", "reference"))
     claim_id = busiest_claim(claims_file)
     settle_s, explain_s, settle_cpu, explain_cpu, scan_s, scan_cpu = [], [], [], [], [], []
     out = str(tmp_path / "out")
@@ -88,7 +90,7 @@ def test_explain_one_claim_vs_settle_the_file(benchmark, claims_file, tmp_path):
     benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
     ratio = min(explain_s) / min(settle_s)
     benchmark.extra_info.update(
-        claims=pq.ParquetFile(claims_file).metadata.num_rows, claim_id=claim_id,
+        claims=pq.ParquetFile(claims_file).metadata.num_rows, claim_id=claim_id, policy=policy,
         settle_best_s=round(min(settle_s), 2), explain_best_s=round(min(explain_s), 2),
         settle_median_s=round(statistics.median(settle_s), 2),
         explain_median_s=round(statistics.median(explain_s), 2),
@@ -100,7 +102,7 @@ def test_explain_one_claim_vs_settle_the_file(benchmark, claims_file, tmp_path):
         index_bytes=sum(f.stat().st_size for f in index_folder(out).iterdir()),
         ratio=round(ratio, 3), target=TARGET, met=ratio < TARGET,
         load_average=os.getloadavg()[0])
-    print(f"\nexplain --run {min(explain_s):.2f} s / settle {min(settle_s):.2f} s = "
+    print(f"\n{policy}: explain --run {min(explain_s):.2f} s / settle {min(settle_s):.2f} s = "
           f"{ratio:.3f} (target < {TARGET}); scan {min(scan_s):.2f} s; CPU medians explain "
           f"{statistics.median(explain_cpu):.2f} s, scan {statistics.median(scan_cpu):.2f} s, "
           f"settle {statistics.median(settle_cpu):.2f} s")
