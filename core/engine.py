@@ -741,16 +741,23 @@ class _ProviderLayout:
     def columns(self, start: int, end: int, order: np.ndarray) -> pa.Table:
         """The provider columns of result rows ``start:end`` of the whole order, of which
         ``order`` (prep rows) were kept: the stretches laid out (one when the piece is one
-        stretch), laid out again only when a row was left out (a lookup miss, an amount
-        leaving int64: rare)."""
+        stretch), the kept rows taken from them when a row was left out (a lookup miss, an
+        amount leaving int64). Pieces come in order, so a stretch wholly before ``end`` is
+        let go once its rows are handed out."""
         if self.over.is_set() or len(self.laid) * self.step < end:
             self.wait()  # the rest laid out (the run's end), or raises what the layout raised
-        if len(order) != end - start or end == start:  # (an empty piece: none laid out)
+        if end == start:  # an empty piece (every claim rejected): none laid out
             return self.pieces().columns(order)
         first, last = start // self.step, -(-end // self.step)
         stretch = self.laid[first] if last - first == 1 else \
             pa.concat_tables(self.laid[first:last])
-        return stretch.slice(start - first * self.step, end - start)
+        stretch = stretch.slice(start - first * self.step, end - start)
+        for k in range(first, end // self.step):
+            self.laid[k] = None  # the list keeps its length: ``ready`` counts it
+        if len(order) != end - start:  # both in settlement order: the kept rows' positions
+            stretch = stretch.take(pa.array(np.flatnonzero(
+                np.isin(self.order[start:end], order, assume_unique=True))))
+        return stretch
 
 
 class _ResultStream:

@@ -96,10 +96,10 @@ def test_late_provider_columns_hold_the_pieces_back_not_the_kernel(table_city, m
 
 
 def test_rows_rejected_before_and_during_the_kernel_leave_the_pieces_equal(
-        many_claims, small_pieces, tmp_path):
+        many_claims, small_pieces, tmp_path, monkeypatch):
     """Rows ``prepare`` rejects and rows a lookup misses while the kernel runs (one hospital
-    in ten has no ratio): the pieces with a row left out lay their provider columns out
-    again for the rows kept; laid end to end they are the whole results."""
+    in ten has no ratio): the pieces with a row left out take their provider columns for the
+    rows kept from the stretch laid out; laid end to end they are the whole results."""
     hospitals = sorted(set(many_claims.column("hospital_id").to_pylist()))
     rows = "".join(f"{h},0.8\n" for i, h in enumerate(hospitals) if i % 10)
     (tmp_path / "ratios.csv").write_text("hospital_id,value\n" + rows, encoding="utf-8")
@@ -109,7 +109,13 @@ def test_rows_rejected_before_and_during_the_kernel_leave_the_pieces_equal(
     plan = _city(tmp_path, policy)
     claims = _set(many_claims, "total", {5: None, 700: -3})
     claims = _set(claims, "discharge_date", {9_000: None})
+    laid_out = []
+    columns = provider.ClaimPieces.columns
+    monkeypatch.setattr(provider.ClaimPieces, "columns",
+                        lambda self, order: laid_out.append(len(order)) or columns(self, order))
     pieces, batch = _streamed(plan, claims, np.arange(claims.num_rows) % 13)
+    # the kept rows are taken from the stretches laid out, not laid out again
+    assert len(laid_out) == -(-sum(laid_out) // PIECE) and sum(laid_out) < claims.num_rows
     reasons = set(batch.rejects.column("reason").to_pylist())
     assert "missing_table_key" in reasons and len(reasons) > 1
     assert any(p.num_rows < PIECE for p in pieces[:-1])  # a piece lost rows
@@ -161,3 +167,19 @@ def test_a_run_whose_every_claim_is_rejected_hands_out_one_empty_piece(table_cit
                                     pa.nulls(many_claims.num_rows, pa.int64()))
     pieces = _assert_same_as_whole(table_city, claims, np.zeros(claims.num_rows, np.int64))
     assert [p.num_rows for p in pieces] == [0]
+
+
+def test_a_stretch_is_let_go_once_its_piece_is_handed_out(table_city, many_claims,
+                                                         small_pieces, monkeypatch):
+    """The layout holds only the stretches not yet handed out (the review found every
+    stretch held to the run's end: ≈ 47 bytes a claim)."""
+    held = []
+    send = engine._ResultStream._send
+
+    def sending(self, end):
+        send(self, end)
+        laid = self.provider.laid
+        held.append(sum(s is not None for s in laid[:self.sent // PIECE]))
+    monkeypatch.setattr(engine._ResultStream, "_send", sending)
+    _streamed(table_city, many_claims, np.arange(many_claims.num_rows) % 7)
+    assert len(held) > 2 and held == [0] * len(held)
