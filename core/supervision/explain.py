@@ -12,11 +12,17 @@ import pyarrow as pa
 
 from yibao.core.describe import format_money, format_ratio
 
+from .stays import PENDING
+
 
 def flags_for(supervised, claim_id: str, hospital_id=None) -> list:
     """The flag rows (dicts) that concern the claim, in flags.parquet order."""
+    return _concerning(supervised.flags, claim_id, hospital_id)
+
+
+def _concerning(flags: pa.Table, claim_id: str, hospital_id) -> list:
     out = []
-    for row in supervised.flags.to_pylist():
+    for row in flags.to_pylist():
         own = row["claim_id"] == claim_id
         related = claim_id in (row["related"] or ())
         hospital = row["level"] == "hospital" and hospital_id is not None \
@@ -105,3 +111,48 @@ def explain_flags(policy, claims_path, claim_id: str, registry=None) -> tuple:
                 if mine.num_rows and "hospital_id" in mine.column_names else None)
     rows = flags_for(result, claim_id, hospital)
     return flag_lines(rows, claim_id, result.held), rows
+
+
+def run_flags(policy, folder, claim_id: str, mates: pa.Table):
+    """``explain_flags`` read from the outputs of the settle run in ``folder`` (its
+    ``current`` set) instead of settling and supervising the whole claims file again: the
+    flag rows of flags.parquet, the claim's hospital from its key-mates (``mates``: its rows
+    of the claims, as the key index read them) and, for a flag with an effect, its
+    ``pending_review`` from claims.parquet. The caller vouches that the run settled these
+    claims under this policy (a current key index: ``KeyIndex.unusable``) and that the
+    policy has one version (``explain_flags`` settles every claim under the claim's plan).
+    None when the run cannot say (no flags.parquet, a column missing, a claim id that is not
+    text): the caller then runs ``explain_flags``."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    from pathlib import Path
+
+    from . import supervision_of
+    if supervision_of(policy) is None:
+        return [], []
+    flags_path = Path(folder) / "flags.parquet"
+    if not flags_path.is_file() or not pa.types.is_string(mates.schema.field("claim_id").type):
+        return None
+    mine = mates.filter(pc.equal(mates.column("claim_id"), claim_id))
+    if not mine.num_rows or "hospital_id" not in mine.column_names:
+        return None  # (the whole file may hold it: only the scan can tell)
+    rows = _concerning(pq.read_table(flags_path), claim_id, mine.column("hospital_id")[0].as_py())
+    held = None
+    if any(row["effect"] and row["claim_id"] == claim_id for row in rows):
+        held = _run_held(Path(folder) / "claims.parquet", claim_id)
+        if held is None:
+            return None
+    return flag_lines(rows, claim_id, held), rows
+
+
+def _run_held(results_path, claim_id: str):
+    """The run's ``pending_review`` of the claim as a held table (``_held`` reads it); None
+    when claims.parquet lacks the columns (national names, no effect flag in the run)."""
+    import pyarrow.parquet as pq
+    if not results_path.is_file():
+        return None
+    names = pq.ParquetFile(str(results_path)).schema_arrow.names
+    if "claim_id" not in names or PENDING not in names:
+        return None
+    return pq.read_table(str(results_path), columns=["claim_id", PENDING],
+                         filters=[("claim_id", "==", claim_id)])
