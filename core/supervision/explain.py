@@ -21,15 +21,25 @@ def flags_for(supervised, claim_id: str, hospital_id=None) -> list:
 
 
 def _concerning(flags: pa.Table, claim_id: str, hospital_id) -> list:
-    out = []
-    for row in flags.to_pylist():
-        own = row["claim_id"] == claim_id
-        related = claim_id in (row["related"] or ())
-        hospital = row["level"] == "hospital" and hospital_id is not None \
-            and row["hospital_id"] == hospital_id
-        if own or related or hospital:
-            out.append(row)
-    return out
+    """``flags_for`` of a flags table: its rows whose claim is ``claim_id``, whose related
+    claims include it, or that flag hospital ``hospital_id`` (a text: a flag's hospital id is
+    text, so another type never matches), in table order. Picked by Arrow before any row
+    becomes a dict: a 2M-claim run has tens of thousands of flags (0.14 s as dicts)."""
+    import pyarrow.compute as pc
+    if not flags.num_rows:
+        return []
+    own = pc.equal(flags.column("claim_id"), claim_id)
+    related = flags.column("related").combine_chunks()
+    hits = pc.equal(pc.list_flatten(related), claim_id)
+    named = pc.list_parent_indices(related).filter(pc.fill_null(hits, False))
+    mask = pc.or_(pc.fill_null(own, False),
+                  pc.is_in(pa.array(range(flags.num_rows), pa.int64()),
+                           value_set=named.cast(pa.int64())))
+    if isinstance(hospital_id, str):
+        theirs = pc.and_(pc.equal(flags.column("level"), "hospital"),
+                         pc.equal(flags.column("hospital_id"), hospital_id))
+        mask = pc.or_(mask, pc.fill_null(theirs, False))
+    return flags.filter(mask).to_pylist()
 
 
 def _pct(millionths) -> str:
