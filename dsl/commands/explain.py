@@ -142,15 +142,13 @@ def _explain(args, ids) -> int:
     # not the file's money.
     columns = explain_columns(plans, reg, args.drg)
     found = ids.rows(plans) if isinstance(ids, _IndexRead) else None
+    mates = None  # the key-mates as Arrow, when the key index served them
     if found is not None and rows_explainable(policy, found[0], reg, args.drg):
         # the key index's rows settled in plain Python: no numpy, no pyarrow (issue 13)
         plan, ex = plans[0], explain_rows(policy, found[0], args.claim_id, reg)
     else:
-        plan, ex = _explain_table(args, policy, reg, columns, ids, found)
-    flag_text, flag_rows = [], []
-    if getattr(plan, "supervision", None) is not None:  # why it was flagged: the flags
-        from yibao.core.supervision.explain import explain_flags  # compare it with the
-        flag_text, flag_rows = explain_flags(plan, args.claims, args.claim_id, reg)  # batch
+        plan, ex, mates = _explain_table(args, policy, reg, columns, ids, found)
+    flag_text, flag_rows = _flags(args, policy, plan, reg, ids, found, mates)
     if args.json:
         extra = {"supervision": flag_rows} if flag_rows else {}
         print(json.dumps({**ex.to_dict(), **extra}, ensure_ascii=False, indent=1))
@@ -159,13 +157,33 @@ def _explain(args, ids) -> int:
     return 0
 
 
+def _flags(args, policy, plan, reg, ids, found, mates) -> tuple:
+    """(lines, rows) of the flags that concern the claim (``explain_flags``): ((), ()) for
+    a plan without supervision. A flag compares the claim with the whole batch, so they are
+    the settle run's own flags.parquet when the key index served (it vouches that the run
+    settled these claims under this policy: ``run_flags``), else the whole claims file is
+    settled and supervised again."""
+    if getattr(plan, "supervision", None) is None:
+        return [], []
+    from yibao.core.supervision.explain import explain_flags, run_flags
+    if found is not None and policy.single:  # (explain_flags settles under one plan)
+        if mates is None:
+            mates = ids.index.arrow_table(found[0])
+        got = run_flags(plan, ids.index.folder.parent, args.claim_id, mates)
+        if got is not None:
+            return got
+    return explain_flags(plan, args.claims, args.claim_id, reg)
+
+
 def _explain_table(args, policy, reg, columns, ids, found) -> tuple:
-    """(the plan in force, the explanation) of the claim's key-mates read as an Arrow table:
-    from the key index's rows (``found``) with the columns it lacks, else by scanning the
-    claims (``read_key_mates``)."""
+    """(the plan in force, the explanation, the key-mates' table when the key index served
+    them, else None) of the claim's key-mates read as an Arrow table: from the key index's
+    rows (``found``) with the columns it lacks, else by scanning the claims
+    (``read_key_mates``)."""
     from yibao.core.explain import explain_claim, read_key_mates
     plans = policy.versions
     claims = ids.table(plans, found, columns) if found is not None else None
+    mates = claims
     if claims is None:
         claims = read_key_mates(plans, args.claims, args.claim_id, columns,
                                 ids=None if isinstance(ids, _IndexRead) else ids)
@@ -175,4 +193,4 @@ def _explain_table(args, policy, reg, columns, ids, found) -> tuple:
     # without one.
     drg = args.drg and not plan.groupers
     # the whole policy: each key-mate is settled under its own version, as `settle` does
-    return plan, explain_claim(policy, claims, args.claim_id, reg, drg=drg)
+    return plan, explain_claim(policy, claims, args.claim_id, reg, drg=drg), mates
