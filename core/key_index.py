@@ -190,7 +190,8 @@ def write_key_index(plans, registry, sources, table, folder: Path, inputs=None) 
             "inputs": inputs or [{**input_stamp(s.path), "rows": s.rows} for s in sources],
             "keys": keys, "columns": columns, "rows": table.num_rows, "files": sizes}
     _write_file(folder / "index.json", (json.dumps(meta) + "\n").encode("utf-8"))
-    _fsync_folder(folder)
+    from .manifest import _fsync  # the writer's side only: explain never imports manifest
+    _fsync(folder)  # the folder too, so that its entries (the files' names) are on disk
     return True
 
 
@@ -299,15 +300,6 @@ def _write_file(path: Path, data) -> int:
         f.flush()
         os.fsync(f.fileno())
     return path.stat().st_size
-
-
-def _fsync_folder(folder: Path) -> None:
-    """fsync the folder itself, so that its entries (the files' names) are on disk too."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def key_groups(table, keys: list):

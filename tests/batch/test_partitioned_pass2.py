@@ -10,29 +10,15 @@ import hashlib
 import json
 import threading
 
-import numpy as np
 import pyarrow as pa
 import pytest
 
 from yibao.core import engine, manifest, runner, spill
-from yibao.core.generate import generate_claims, write_claims
+from yibao.core.generate import write_claims
 from yibao.core.runner import run_settle
+from claim_edits import shuffled_with_rejects as _claims  # tests/ is on the path
 
 FILES = ("claims.parquet", "rejects.parquet")
-
-
-def _claims(n: int, seed: int) -> pa.Table:
-    """Generated claims, shuffled, with a claim id used twice (both copies rejected, in
-    whichever partitions they fall), a null id and a negative total."""
-    claims = generate_claims(n, seed=seed)
-    ids = claims.column("claim_id").to_pylist()
-    ids[3], ids[n // 2] = ids[n - 2], None
-    total = claims.column("total").to_pylist()
-    total[7] = -5
-    claims = claims.set_column(0, "claim_id", pa.array(ids, pa.string()))
-    claims = claims.set_column(claims.schema.get_field_index("total"), "total",
-                               pa.array(total, pa.int64()))
-    return claims.take(pa.array(np.random.default_rng(seed).permutation(n)))
 
 
 @pytest.fixture

@@ -15,10 +15,11 @@ import pytest
 
 from yibao.core import engine, manifest
 from yibao.core.engine import SettlementError, settle_by_bucket, settle_by_bucket_streamed
-from yibao.core.generate import generate_claims, write_claims
+from yibao.core.generate import write_claims
 from yibao.core.partition import buckets
 from yibao.core.runner import run_settle
 from yibao.dsl.compiler import compile_text
+from claim_edits import shuffled_with_rejects as _claims  # tests/ is on the path
 
 OVERPAYING = """
 policy "over" {
@@ -34,20 +35,6 @@ layer b "B" {
   ratio 10%
 }
 """
-
-
-def _claims(n: int, seed: int) -> pa.Table:
-    """Generated claims in a shuffled row order, with a duplicate claim id, a null one and a
-    negative total (rejects before the kernel)."""
-    claims = generate_claims(n, seed=seed)
-    ids = claims.column("claim_id").to_pylist()
-    ids[3], ids[n // 2] = ids[n - 2], None
-    total = claims.column("total").to_pylist()
-    total[7] = -5
-    claims = claims.set_column(0, "claim_id", pa.array(ids, pa.string()))
-    claims = claims.set_column(claims.schema.get_field_index("total"), "total",
-                               pa.array(total, pa.int64()))
-    return claims.take(pa.array(np.random.default_rng(seed).permutation(n)))
 
 
 def _streamed(plan, claims, registry):

@@ -20,6 +20,7 @@ from yibao.dsl.compiler import compile_policy
 from yibao.plugins.manager import build_registry, make_plugin_manager
 from policy_texts import (  # tests/ is on the path (tests/conftest.py)
     DECISION_TABLE_CSV as TABLE, DECISION_TABLE_POINTS as POINTS, DECISION_TABLE_POLICY as POLICY)
+from claim_edits import with_values as _set  # tests/ is on the path
 
 SHIPPED = build_registry(make_plugin_manager(allowlist="family,tcm"))
 
@@ -40,15 +41,6 @@ def many_claims():
     claims = normal_table(generate_claims(engine.CHUNK_ROWS + 4_000, 41))
     assert claims.schema.field("total").type == pa.int64()
     return claims
-
-
-def _set(claims: pa.Table, name: str, at: dict) -> pa.Table:
-    values = claims.column(name).to_pylist()
-    for row, value in at.items():
-        values[row] = value
-    i = claims.schema.get_field_index(name)
-    return claims.set_column(i, claims.schema.field(i), pa.array(values,
-                                                                 claims.schema.field(i).type))
 
 
 def _inpatient_rows(claims: pa.Table, k: int) -> list:

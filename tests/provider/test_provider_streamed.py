@@ -17,6 +17,7 @@ from yibao.dsl.compiler import compile_policy
 from yibao.plugins.manager import build_registry, make_plugin_manager
 from policy_texts import (  # tests/ is on the path (tests/conftest.py)
     DECISION_TABLE_CSV as TABLE, DECISION_TABLE_POINTS as POINTS, DECISION_TABLE_POLICY as POLICY)
+from claim_edits import with_values as _set  # tests/ is on the path
 
 SHIPPED = build_registry(make_plugin_manager(allowlist="family,tcm"))
 PIECE = 8_192  # rows per piece handed out in these tests (engine.STREAM_ROWS)
@@ -42,15 +43,6 @@ def many_claims():
 @pytest.fixture
 def small_pieces(monkeypatch):
     monkeypatch.setattr(engine, "STREAM_ROWS", PIECE)
-
-
-def _set(claims: pa.Table, name: str, at: dict) -> pa.Table:
-    values = claims.column(name).to_pylist()
-    for row, value in at.items():
-        values[row] = value
-    i = claims.schema.get_field_index(name)
-    return claims.set_column(i, claims.schema.field(i), pa.array(values,
-                                                                 claims.schema.field(i).type))
 
 
 def _streamed(plan, claims, bucket) -> tuple:
