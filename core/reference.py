@@ -367,17 +367,6 @@ def _out_of_range_layer(plan, ev, row) -> str | None:
     return None
 
 
-def _without_overflows(plan: Plan, prep, rows: list, ev) -> tuple:
-    """(prep with rows whose claim-only amounts leave int64 moved to the rejects, the rest)."""
-    layers = [_out_of_range_layer(plan, ev, r) for r in rows]
-    bad = np.array([name is not None for name in layers], dtype=bool)
-    if bad.any():
-        msgs = [out_of_range_message(name) for name in layers if name is not None]
-        prep = _arrow_io.reject_more(prep, bad, OUT_OF_RANGE, msgs)
-        rows = [r for r, name in zip(rows, layers) if name is None]
-    return prep, rows
-
-
 def _settle_all(plan: Plan, ev, rows: list, order: list, acc: Accounts, record=ignore) -> tuple:
     """(outputs of the settled rows in order, {row index: layer} of rows refused because
     their accumulation would leave int64; they leave the accounts untouched)."""
@@ -390,14 +379,17 @@ def _settle_all(plan: Plan, ev, rows: list, order: list, acc: Accounts, record=i
     return outs, refused
 
 
-def _refuse(prep, refused: dict):
-    """prep with the rows of ``refused`` ({prep row: layer}) moved to the rejects."""
-    if not refused:
-        return prep
-    bad = np.zeros(prep.n, dtype=bool)
-    bad[list(refused)] = True
-    msgs = [out_of_range_message(refused[i]) for i in np.flatnonzero(bad)]
-    return _arrow_io.reject_more(prep, bad, OUT_OF_RANGE, msgs)
+def _without_set_aside(prep, set_aside: tuple):
+    """prep with the rows ``_claim_steps`` set aside moved to the rejects, kind by kind in
+    the order the steps found them (each ``reject_more`` renumbers the rows it leaves)."""
+    alive = list(range(prep.n))  # the rows' indices as _claim_steps numbered them
+    for reason, why, message in set_aside:
+        if not why:
+            continue
+        bad = np.array([i in why for i in alive], dtype=bool)
+        prep = _arrow_io.reject_more(prep, bad, reason, [message(why[i]) for i in alive if i in why])
+        alive = [i for i in alive if i not in why]
+    return prep
 
 
 def _without_lookup_misses(plan: Plan, prep, ev) -> tuple:
@@ -414,6 +406,31 @@ def _without_lookup_misses(plan: Plan, prep, ev) -> tuple:
 
 def _miss_message(table: str) -> str:
     return f"no row of table {table!r} matches the claim"
+
+
+def _claim_steps(plan: Plan, ev, rows: list, record=ignore) -> tuple:
+    """The oracle's steps over one plan's prepared rows (dicts, in prepared order), the same
+    for both entries (``settle`` over Arrow, ``settle_rows`` over plain rows): rows missing a
+    lookup are set aside first, then rows whose claim-only amounts leave int64; the rest
+    settle in (discharge_date, claim_id) order, a claim whose accumulation would leave int64
+    refused. Returns (missed {row: table}, overflowed {row: layer}, outputs [(row, outputs)]
+    in settlement order, refused {row: layer}); every row index is into ``rows``."""
+    missed = {i: m for i, r in enumerate(rows) if (m := _missing_lookup(plan, ev, r)) is not None}
+    overflowed = {i: layer for i, r in enumerate(rows) if i not in missed
+                  and (layer := _out_of_range_layer(plan, ev, r)) is not None}
+    live = [i for i in range(len(rows)) if i not in missed and i not in overflowed]
+    order = sorted(live, key=lambda i: (rows[i]["discharge_date"], rows[i]["claim_id"]))
+    outs, refused = _settle_all(plan, ev, rows, order, Accounts(record), record)
+    return missed, overflowed, outs, refused
+
+
+def _set_aside(steps: tuple) -> tuple:
+    """(reason, {row: why}, message of why) of ``_claim_steps``' three kinds of rejects, in
+    the order the steps find them."""
+    missed, overflowed, _, refused = steps
+    return (("missing_table_key", missed, _miss_message),
+            (OUT_OF_RANGE, overflowed, out_of_range_message),
+            (OUT_OF_RANGE, refused, out_of_range_message))
 
 
 # -- the row entry: rows prepared in plain Python (core/claim_rows.py) ------------------------
@@ -447,33 +464,15 @@ def settle_rows(plan: Plan, prepared, registry=None, record=ignore) -> RowsSettl
     refuses it (SettlementError)."""
     registry = registry or default_registry()
     ev = ClaimEvaluator(plan, registry, record)
+    rows, at = prepared.rows, prepared.input_rows
+    steps = _claim_steps(plan, ev, rows, record)
     rejects = list(prepared.rejects)
-    at, rows = _rows_kept(prepared.input_rows, prepared.rows,
-                          [_missing_lookup(plan, ev, r) for r in prepared.rows], rejects,
-                          "missing_table_key", _miss_message)
-    at, rows = _rows_kept(at, rows, [_out_of_range_layer(plan, ev, r) for r in rows], rejects,
-                          OUT_OF_RANGE, out_of_range_message)
-    order = sorted(range(len(rows)), key=lambda i: (rows[i]["discharge_date"],
-                                                    rows[i]["claim_id"]))
-    outs, refused = _settle_all(plan, ev, rows, order, Accounts(record), record)
-    rejects += [(at[i], rows[i]["claim_id"], OUT_OF_RANGE, out_of_range_message(layer))
-                for i, layer in sorted(refused.items())]
+    for reason, why, message in _set_aside(steps):
+        rejects += [(at[i], rows[i]["claim_id"], reason, message(w)) for i, w in sorted(why.items())]
+    outs = steps[2]
     _check_rows(plan, [(rows[i]["claim_id"], out) for i, out in outs])
     return RowsSettled([rows[i]["claim_id"] for i, _ in outs],
                        sorted(rejects, key=lambda r: r[0]))
-
-
-def _rows_kept(at: list, rows: list, why: list, rejects: list, reason: str, message) -> tuple:
-    """(input rows, rows) of the rows whose ``why`` is None; the others appended to
-    ``rejects`` with ``message(why)``."""
-    kept_at, kept = [], []
-    for row_at, row, w in zip(at, rows, why):
-        if w is None:
-            kept_at.append(row_at)
-            kept.append(row)
-        else:
-            rejects.append((row_at, row["claim_id"], reason, message(w)))
-    return kept_at, kept
 
 
 def _check_rows(plan: Plan, settled: list) -> None:
@@ -501,13 +500,12 @@ def _settle_plan(plan: Plan, claims, registry, context=None, record=ignore) -> B
     input_rows = prep.n + len(prep.rejects)
     prep = _settlement.run_validators(plan, prep, registry)
     ev = ClaimEvaluator(plan, registry, record)
-    prep, rows = _without_lookup_misses(plan, prep, ev)
-    prep, rows = _without_overflows(plan, prep, rows, ev)
-    order = sorted(range(len(rows)), key=lambda i: (rows[i]["discharge_date"], rows[i]["claim_id"]))
-    outs, refused = _settle_all(plan, ev, rows, order, Accounts(record), record)
-    raw = prep.raw  # rows[i] is row i of it (before the refused claims leave prep)
+    rows = _rows(plan, prep)
+    steps = _claim_steps(plan, ev, rows, record)
+    raw = prep.raw  # rows[i] is row i of it (before any of the steps' rejects leave prep)
     total = np.asarray(prep.columns["total"])  # fen, aligned with raw
-    prep = _refuse(prep, refused)
+    prep = _without_set_aside(prep, _set_aside(steps))
+    outs = steps[2]
     order = [i for i, _ in outs]
     schema = _settlement.result_schema(plan)
     data = {"claim_id": [rows[i]["claim_id"] for i in order]}
