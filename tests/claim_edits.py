@@ -31,3 +31,15 @@ def shuffled_with_rejects(n: int, seed: int) -> pa.Table:
     claims = claims.set_column(claims.schema.get_field_index("total"), "total",
                                pa.array(total, pa.int64()))
     return claims.take(pa.array(np.random.default_rng(seed).permutation(n)))
+
+
+def hospital_ratio_policy(policy: str, claims: pa.Table) -> tuple:
+    """(policy text, ratios.csv text): ``policy``'s flat ``ratio 80%`` read from a table by
+    hospital that has no row for one hospital in ten of ``claims``, so their claims are
+    rejected while the kernel runs (``missing_table_key``)."""
+    hospitals = sorted(set(claims.column("hospital_id").to_pylist()))
+    rows = "".join(f"{h},0.8\n" for i, h in enumerate(hospitals) if i % 10)
+    text = policy.replace("  ratio 80%\n", "  ratio by_hospital[hospital_id]\n").replace(
+        "layer basic", 'table by_hospital (hospital_id) -> ratio from "ratios.csv"\n\n'
+        "layer basic")
+    return text, "hospital_id,value\n" + rows

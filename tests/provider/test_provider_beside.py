@@ -20,7 +20,7 @@ from yibao.dsl.compiler import compile_policy
 from yibao.plugins.manager import build_registry, make_plugin_manager
 from policy_texts import (  # tests/ is on the path (tests/conftest.py)
     DECISION_TABLE_CSV as TABLE, DECISION_TABLE_POINTS as POINTS, DECISION_TABLE_POLICY as POLICY)
-from claim_edits import with_values as _set  # tests/ is on the path
+from claim_edits import hospital_ratio_policy, with_values as _set  # tests/ is on the path
 
 SHIPPED = build_registry(make_plugin_manager(allowlist="family,tcm"))
 
@@ -184,12 +184,8 @@ def test_claims_a_lookup_misses_in_the_run_leave_the_others_scores_unchanged(
     """A layer's ratio by hospital with no row for one hospital in ten: their inpatient
     claims are rejected while the kernel runs (``missing_table_key``), after the columns
     were laid out in the whole order; the results' columns are those of the claims left."""
-    hospitals = sorted(set(many_claims.column("hospital_id").to_pylist()))
-    rows = "".join(f"{h},0.8\n" for i, h in enumerate(hospitals) if i % 10)
-    (tmp_path / "ratios.csv").write_text("hospital_id,value\n" + rows, encoding="utf-8")
-    policy = POLICY.replace("  ratio 80%\n", "  ratio by_hospital[hospital_id]\n").replace(
-        "layer basic", 'table by_hospital (hospital_id) -> ratio from "ratios.csv"\n\n'
-        "layer basic")
+    policy, ratios = hospital_ratio_policy(POLICY, many_claims)
+    (tmp_path / "ratios.csv").write_text(ratios, encoding="utf-8")
     for name, text in (("policy.yb", policy), ("dt.csv", TABLE), ("points.csv", POINTS)):
         (tmp_path / name).write_text(text, encoding="utf-8")
     plan = compile_policy(str(tmp_path), SHIPPED)

@@ -17,7 +17,7 @@ from yibao.dsl.compiler import compile_policy
 from yibao.plugins.manager import build_registry, make_plugin_manager
 from policy_texts import (  # tests/ is on the path (tests/conftest.py)
     DECISION_TABLE_CSV as TABLE, DECISION_TABLE_POINTS as POINTS, DECISION_TABLE_POLICY as POLICY)
-from claim_edits import with_values as _set  # tests/ is on the path
+from claim_edits import hospital_ratio_policy, with_values as _set  # tests/ is on the path
 
 SHIPPED = build_registry(make_plugin_manager(allowlist="family,tcm"))
 PIECE = 8_192  # rows per piece handed out in these tests (engine.STREAM_ROWS)
@@ -92,12 +92,8 @@ def test_rows_rejected_before_and_during_the_kernel_leave_the_pieces_equal(
     """Rows ``prepare`` rejects and rows a lookup misses while the kernel runs (one hospital
     in ten has no ratio): the pieces with a row left out take their provider columns for the
     rows kept from the stretch laid out; laid end to end they are the whole results."""
-    hospitals = sorted(set(many_claims.column("hospital_id").to_pylist()))
-    rows = "".join(f"{h},0.8\n" for i, h in enumerate(hospitals) if i % 10)
-    (tmp_path / "ratios.csv").write_text("hospital_id,value\n" + rows, encoding="utf-8")
-    policy = POLICY.replace("  ratio 80%\n", "  ratio by_hospital[hospital_id]\n").replace(
-        "layer basic", 'table by_hospital (hospital_id) -> ratio from "ratios.csv"\n\n'
-        "layer basic")
+    policy, ratios = hospital_ratio_policy(POLICY, many_claims)
+    (tmp_path / "ratios.csv").write_text(ratios, encoding="utf-8")
     plan = _city(tmp_path, policy)
     claims = _set(many_claims, "total", {5: None, 700: -3})
     claims = _set(claims, "discharge_date", {9_000: None})
