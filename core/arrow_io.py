@@ -139,12 +139,36 @@ def normal_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema([pa.field(f.name, normal_type(f.type)) for f in schema])
 
 
-def normal_table(table: pa.Table) -> pa.Table:
-    """``table`` in the one layout (above); columns already in it are not copied."""
+# One exception to "any dictionary is decoded": a column of ``CODED_COLUMNS`` that arrives as
+# a dictionary of int32 codes into string values keeps its codes (a run's reader reads it so
+# from Parquet, sources.Source.read). Only the provider part's decision tables read these
+# columns, and they rank the distinct values: decoded, the 1M principal diagnoses of issue
+# 14's provider row were decoded by the reader and hashed back into codes by the table
+# (≈ 0.08 s of CPU, p18). A plan that reads one as text gets it decoded by ``prepare``, a
+# CHS-DRG grouper by its inputs (provider._drg_inputs); ``normal_schema`` still says string.
+CODED_COLUMNS = ("principal_dx",)
+CODED_TYPE = pa.dictionary(pa.int32(), pa.string())
+
+
+def normal_table(table: pa.Table, codes: bool = True) -> pa.Table:
+    """``table`` in the one layout (above); columns already in it are not copied.
+    ``codes``: keep the codes of ``CODED_COLUMNS`` (False: decode them too, for batches
+    that are spilled or handed on one by one, each with a dictionary of its own)."""
     for i, f in enumerate(table.schema):
-        if normal_type(f.type) != f.type:
+        if normal_type(f.type) != f.type and not (codes and _kept_coded(f)):
             table = table.set_column(i, f.name, _normal_column(table.column(i)))
     return table
+
+
+def _kept_coded(field: pa.Field) -> bool:
+    """Whether ``normal_table`` keeps this column's codes (``CODED_COLUMNS``)."""
+    return field.name in CODED_COLUMNS and field.type == CODED_TYPE
+
+
+def coded_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` as ``normal_table`` leaves it, ``CODED_COLUMNS`` codes kept."""
+    return pa.schema([f if _kept_coded(f) else pa.field(f.name, normal_type(f.type))
+                      for f in schema])
 
 
 def _normal_column(col: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -332,6 +356,8 @@ class _Checks:
 def _convert(name: str, typ: Type, col, plan: Plan, checks: _Checks):
     """The engine column of ``col``, its checks folded into ``checks.first``."""
     first, null = checks.first, checks("null_value", name)
+    if pa.types.is_dictionary(col.type):  # a CODED_COLUMNS column the plan reads as text
+        col = col.cast(col.type.value_type)
     if typ.kind == MONEY:
         return _ingest.money(col, first, null, checks("amount_out_of_range", name),
                              checks("negative_amount", name))

@@ -24,7 +24,7 @@ import pyarrow as pa
 from ._gather import take
 from ._ids import renumber_in_order
 from ._order import gather
-from .arrow_io import (MONEY_COLUMNS, REQUIRED, Prepared, as_table, normal_schema,
+from .arrow_io import (MONEY_COLUMNS, REQUIRED, Prepared, as_table, coded_schema,
                        only_columns, prepare, reject_more, rejects_table)
 from .lower import (Lowerer, Program, applying_lookups_missing, dense_ids, key_values,
                     policy_years, settlement_order)
@@ -504,8 +504,9 @@ def _settled_columns(plan: Plan, registry, context, provider: bool):
 def _provider_pieces_early(plan: Plan, claims, registry):
     """Start the provider part over the input claims as given, before ``prepare``, when they
     can stand for the accepted claims (``_provider_pieces``): a table already in the one
-    layout (``normal_table``: a run's reader hands them so) with int64 fen totals, and a plan
-    whose claims are scored each alone (``provider.scored_alone``). None otherwise, and with
+    layout (``normal_table``, its coded columns kept: a run's reader hands them so) with
+    int64 fen totals, and a plan whose claims are scored each alone
+    (``provider.scored_alone``). None otherwise, and with
     one thread (``YIBAO_THREADS=1``: the work would run here, and a rejected claim's failure
     with it)."""
     from .provider import scored_alone
@@ -514,7 +515,7 @@ def _provider_pieces_early(plan: Plan, claims, registry):
             not scored_alone(plan):
         return None
     if claims.schema.field("total").type != pa.int64() or \
-            not normal_schema(claims.schema).equals(claims.schema):
+            not coded_schema(claims.schema).equals(claims.schema):
         return None
     return _pieces_beside(plan, claims, registry)
 

@@ -28,6 +28,11 @@ from .claim_files import IPC_SUFFIXES, MEMORY_FACTOR, default_memory_limit, inpu
 AHEAD_COLUMNS = ("claim_id", "person_id", "discharge_date", "total", "in_scope", "self_first",
                  "hospital_id")
 
+# columns read as dictionaries, as the run's own read does (arrow_io.CODED_COLUMNS, which is
+# not imported here; tests/provider/test_coded_read.py checks they are the same), so that the
+# tables read ahead and those the run reads concatenate
+CODED_COLUMNS = ("principal_dx",)
+
 
 class ReadAhead:
     """The ``AHEAD_COLUMNS`` of the Parquet files of ``inputs``, and the columns among
@@ -75,7 +80,7 @@ class ReadAhead:
         for path in paths:
             if self._enough.is_set():
                 return
-            with pq.ParquetFile(str(path)) as f:
+            with pq.ParquetFile(str(path), read_dictionary=list(CODED_COLUMNS)) as f:
                 columns = [c for c in f.schema_arrow.names if c in self.wanted]
                 self._read[path] = f.read(columns=columns, use_threads=False)
 

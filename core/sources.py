@@ -18,8 +18,8 @@ from typing import Iterator, Optional
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .arrow_io import (MONEY_COLUMNS, REQUIRED, ClaimsError, check_unique_names, normal_schema,
-                       normal_table, prepare)
+from .arrow_io import (CODED_COLUMNS, MONEY_COLUMNS, REQUIRED, ClaimsError, check_unique_names,
+                       normal_schema, normal_table, prepare)
 from .claim_files import (IPC_SUFFIXES, MEMORY_FACTOR, InputError,  # noqa: F401 (re-exported)
                           default_memory_limit, input_files)
 from .partition import NBUCKETS
@@ -78,13 +78,13 @@ class Source:
                 table = self._read_ipc()
                 table = table if columns is None else table.select(columns)
                 for batch in table.to_batches(rows):
-                    yield normal_table(pa.Table.from_batches([batch]))
+                    yield normal_table(pa.Table.from_batches([batch]), codes=False)
                 return
             # a buffered stream and no pre-buffering: pages are read as the batches need them,
             # not whole column chunks (a 1M-row row group would be ~135 MB decoded at once)
             reader = pq.ParquetFile(str(self.path), buffer_size=1 << 20, pre_buffer=False)
             for batch in reader.iter_batches(batch_size=rows, columns=columns):
-                yield normal_table(pa.Table.from_batches([batch]))
+                yield normal_table(pa.Table.from_batches([batch]), codes=False)
         except (pa.ArrowException, OSError) as exc:
             raise self._error(exc) from exc
 
@@ -98,7 +98,7 @@ class Source:
                 table = table if columns is None else table.select(columns)
             else:
                 with timeline.stage(f"read {self.path.name}"):
-                    table = pq.ParquetFile(str(self.path)).read(columns=columns)
+                    table = coded_file(self.path).read(columns=columns)
         except (pa.ArrowException, OSError) as exc:
             raise self._error(exc) from exc
         return normal_table(table)
@@ -109,7 +109,7 @@ class Source:
         names = self.present(columns) or self.schema.names
         rest = [name for name in names if name not in early.column_names]
         try:
-            late = pq.ParquetFile(str(self.path)).read(columns=rest) if rest else None
+            late = coded_file(self.path).read(columns=rest) if rest else None
         except (pa.ArrowException, OSError) as exc:
             raise self._error(exc) from exc
         parts = [early if name in early.column_names else late for name in names]
@@ -117,6 +117,13 @@ class Source:
         table = pa.Table.from_arrays([part.column(name) for part, name in zip(parts, names)],
                                      schema=pa.schema(fields, metadata=early.schema.metadata))
         return normal_table(table)
+
+
+def coded_file(path) -> pq.ParquetFile:
+    """A Parquet file whose ``CODED_COLUMNS`` are read as dictionaries (int32 codes into
+    their distinct values, ``arrow_io.normal_table`` keeps them): an in-memory run's read
+    and its read-ahead (both, so the tables of a run's files can be concatenated)."""
+    return pq.ParquetFile(str(path), read_dictionary=list(CODED_COLUMNS))
 
 
 READ_THREADS = 2  # files read at once in memory (each read also decodes columns in parallel)
