@@ -16,5 +16,5 @@ class Columns:
                  flags: np.ndarray, flag_valid: np.ndarray, index_rank: np.ndarray) -> None: ...
 
 def first_rows(t: Conditions, c: Columns, n: int) -> np.ndarray:
-    """int64 per claim: the first matching row (0-based), -1 for none."""
+    """int32 per claim: the first matching row, 1-based, 0 for none."""
     ...

@@ -145,11 +145,13 @@ cdef int32_t first_row(Conditions t, Columns c, int64_t i) noexcept nogil:
 
 
 def first_rows(Conditions t, Columns c, int64_t n):
-    """int64 array: the first matching row of each of the n claims, -1 for none."""
-    out = np.empty(n, dtype=np.int64)
-    cdef int64_t[::1] o = out
+    """int32 array: the first matching row of each of the n claims, 1-based, 0 for none
+    (the result's ``matched_row`` as it is written, and an index into tables of one slot
+    per row after the slot of "no row": no int64 array and no +1 pass over the claims)."""
+    out = np.empty(n, dtype=np.int32)
+    cdef int32_t[::1] o = out
     cdef int64_t i
     with nogil:
         for i in range(n):
-            o[i] = first_row(t, c, i)
+            o[i] = first_row(t, c, i) + 1
     return out

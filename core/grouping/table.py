@@ -268,11 +268,15 @@ def _array(claims: pa.Table, table: DecisionTable, name: str):
 
 
 def _encode(values: pa.Array):
-    """(distinct string values, int64 index per value; nulls index the slot after the end)."""
+    """(distinct string values, integer index per value; nulls index the slot after the
+    end). The index is the codes' own buffer when no value is null (a numpy view, int32 for
+    a Parquet dictionary): it only indexes small tables of ranks, so it is not widened (at
+    1M claims an int64 copy was 8 MB of fresh memory per column, issue 14, p18)."""
     enc = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
     dictionary = enc.dictionary.cast(pa.string())
-    idx = enc.indices.fill_null(len(dictionary)).to_numpy(zero_copy_only=False)
-    return dictionary, idx.astype(np.int64, copy=False)
+    indices = enc.indices if not enc.indices.null_count else \
+        enc.indices.fill_null(len(dictionary))
+    return dictionary, indices.to_numpy(zero_copy_only=False)
 
 
 class _Claims:
@@ -305,9 +309,10 @@ class _Claims:
         if name not in self._lists:
             arr = _array(self.claims, self.table, name)
             offsets = arr.offsets.to_numpy(zero_copy_only=False).astype(np.int64)
-            start, end = offsets[:-1].copy(), offsets[1:].copy()
-            if arr.null_count:
+            start, end = offsets[:-1], offsets[1:]  # views: contiguous, nothing copied
+            if arr.null_count:  # a null list holds no code, whatever its offsets say
                 valid = arr.is_valid().to_numpy(zero_copy_only=False)
+                end = end.copy()
                 end[~valid] = start[~valid]
             dictionary, idx = _encode(arr.values.cast(pa.string()))
             self._lists[name] = (start, end, dictionary, idx)
@@ -397,23 +402,23 @@ def table_groups(table: DecisionTable) -> tuple:
     return tuple(groups), np.array(of_row, np.int32)
 
 
-def _coded_result(table: DecisionTable, row_idx: np.ndarray) -> pa.Table:
-    """Result columns from the matching row index per claim (-1: none), the group and the
-    status as dictionary arrays (int32 codes into the table's distinct groups and into
-    ``STATUSES``): no string is built per claim."""
+def _coded_result(table: DecisionTable, matched_row: np.ndarray) -> pa.Table:
+    """Result columns from the matching row per claim (int32, 1-based, 0: none:
+    ``_table.first_rows``), the group and the status as dictionary arrays (int32 codes into
+    the table's distinct groups and into ``STATUSES``): no string is built per claim."""
     groups, group_of_row = _table_plan(table).groups
-    group = group_of_row[row_idx]  # row -1 (none) reads the last slot: the default's
+    group_of_match = np.roll(group_of_row, 1)  # slot 0: no row (the default's group)
+    group = group_of_match[matched_row]
     no_row = STATUSES.index(DEFAULT if table.default is not None else UNMATCHED)
-    status_of_row = np.full(len(group_of_row), STATUSES.index(OK), np.int32)
-    status_of_row[-1] = no_row
+    status_of_match = np.full(len(group_of_row), STATUSES.index(OK), np.int32)
+    status_of_match[0] = no_row
     names = [name for name, _ in table.columns()]
-    matched_row = (row_idx + 1).astype(np.int32)  # 0: none
     group_codes = pa.array(group, pa.int32()) if table.default is not None else \
         _int32_valid(group, group >= 0)  # with a default every claim has a group
     return pa.table({
         names[0]: pa.DictionaryArray.from_arrays(group_codes, pa.array(groups, pa.string())),
-        names[1]: pa.DictionaryArray.from_arrays(pa.array(status_of_row[row_idx], pa.int32()),
-                                                 pa.array(STATUSES, pa.string())),
+        names[1]: pa.DictionaryArray.from_arrays(
+            pa.array(status_of_match[matched_row], pa.int32()), pa.array(STATUSES, pa.string())),
         names[2]: _int32_valid(matched_row, matched_row > 0)})
 
 
@@ -469,7 +474,7 @@ def group_table_coded(table: DecisionTable, claims: pa.Table) -> pa.Table:
     from ._table import first_rows
     view = _Claims(claims, table)
     if view.n == 0:
-        return _coded_result(table, np.zeros(0, np.int64))
+        return _coded_result(table, np.zeros(0, np.int32))
     conditions, columns = _table_plan(table).compile(view)
     return _coded_result(table, first_rows(conditions, columns, view.n))
 
@@ -641,13 +646,19 @@ class _TablePlan:
         n = view.n
 
         def stack(arrays, dtype):
-            return np.ascontiguousarray(np.array(arrays, dtype).reshape(len(arrays), n))
+            """One row per column; one column (the common case) is a view of its array,
+            not a copy (``np.array`` of a list of arrays took 0.06 s at 1M claims)."""
+            if len(arrays) == 1:
+                return np.ascontiguousarray(arrays[0], dtype).reshape(1, n)
+            if not arrays:
+                return np.zeros((0, n), dtype)
+            return np.stack([np.asarray(a, dtype) for a in arrays])
         list_rank, starts, ends, offset = [np.zeros(0, np.int32)], [], [], 0
         for name in self.slots["list"]:
             start, end, _, idx = view.lists(name)
             list_rank.append(_null_last(view.sorted_list_codes(name), idx))
-            starts.append(start + offset)
-            ends.append(end + offset)
+            starts.append(start + offset if offset else start)
+            ends.append(end + offset if offset else end)
             offset += len(idx)
         ints = [view.ints(name) for name in self.slots["int"]]
         flags = [view.flags(name) for name in self.slots["flag"]]
