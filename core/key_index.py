@@ -180,7 +180,7 @@ def write_key_index(plans, registry, sources, table, folder: Path, inputs=None) 
     if not set(wanted) <= set(table.column_names):
         return False
     keys = accumulator_keys(plans, wanted)
-    held = normal_table(table.select(wanted))
+    held = normal_table(table.select(wanted), codes=False)  # the index holds text, not codes
     if not set(keys) <= {f.name for f in held.schema if held_kind(f.type)}:
         return False  # a key of a type the index does not hold: explain scans
     folder.mkdir()

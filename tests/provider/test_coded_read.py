@@ -148,3 +148,26 @@ def test_the_table_groups_codes_as_it_groups_text(city):
     coded = plain.set_column(plain.schema.get_field_index("principal_dx"), "principal_dx",
                              plain.column("principal_dx").dictionary_encode())
     assert dtable.group_table(table, coded).equals(dtable.group_table(table, plain))
+
+
+def test_explain_of_a_decision_table_run_reads_its_index_as_it_scans(city, tmp_path, capsys):
+    """A run with a key index over two files (the diagnoses read as codes, one dictionary
+    per file): the index holds them as text, and `explain --run` of a claim prints what the
+    scan of the files prints."""
+    from yibao.dsl.cli import main
+    folder = _files(tmp_path / "in", CLAIMS.slice(0, 3_000), 2)
+    policy = tmp_path / "city"
+    _city(policy)
+    assert main(["settle", str(policy), str(folder), "--out", str(tmp_path / "out"),
+                 "--no-progress", "--key-index"]) == 0
+    capsys.readouterr()
+    inpatient = [r["claim_id"] for r in CLAIMS.slice(0, 3_000).to_pylist()
+                 if r["setting"] == "inpatient"]
+    for claim_id in (inpatient[0], inpatient[-1]):
+        scan = main(["explain", str(policy), str(folder), "--claim-id", claim_id])
+        scanned = capsys.readouterr().out
+        indexed = main(["explain", str(policy), str(folder), "--claim-id", claim_id,
+                        "--run", str(tmp_path / "out")])
+        out = capsys.readouterr()
+        assert (indexed, out.out) == (scan, scanned) and out.err == ""
+        assert scan == 0 and "points" in scanned
