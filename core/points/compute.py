@@ -82,11 +82,15 @@ def column(claims: pa.Table, name: str) -> pa.ChunkedArray:
 
 
 def ints(claims: pa.Table, name: str) -> np.ndarray:
-    """An int64 numpy view of an integer or date column; nulls become 0."""
+    """An int64 numpy array of an integer or date column; nulls become 0. An int64 column
+    of one chunk without nulls is read in place (read-only, no copy: at 1M claims each copy
+    of ``total`` was 8 MB of fresh memory, issue 14, p18)."""
     col = column(claims, name)
     if pa.types.is_date(col.type):
         col = col.cast(pa.int32())
-    return pc.fill_null(col, 0).to_numpy().astype(np.int64)
+    if col.null_count:
+        col = pc.fill_null(col, 0)
+    return np.asarray(col.to_numpy(), dtype=np.int64)
 
 
 def texts(claims: pa.Table, name: str) -> pa.Array:
@@ -166,8 +170,10 @@ def _encoded(keys: pa.Array) -> tuple:
     """(index per claim into the distinct keys, the distinct keys): a null key indexes the
     slot after the last. One hash pass, so the lookups below run over the distinct keys."""
     enc = pc.dictionary_encode(keys)
-    return (enc.indices.fill_null(len(enc.dictionary)).to_numpy(zero_copy_only=False)
-            .astype(np.int64, copy=False), enc.dictionary)
+    indices = enc.indices.fill_null(len(enc.dictionary)) if enc.indices.null_count \
+        else enc.indices  # no null key: the codes as they are, not a copy filled with none
+    return (indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False),
+            enc.dictionary)
 
 
 def lookup_encoded(encoded: tuple, pairs: tuple, default: int = 0):
