@@ -443,18 +443,22 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
     provider = plan.provider is not None or bool(plan.groupers)
     early = _provider_pieces_early(plan, claims, registry) if provider else None
     claims = only_columns(claims, _settled_columns(plan, registry, context, provider))
-    prep = run_validators(plan, prepare(plan, claims), registry)
+    with timeline.stage("prepare"):
+        prep = run_validators(plan, prepare(plan, claims), registry)
     input_rows = prep.n + len(prep.rejects)
     pieces = _provider_pieces(plan, prep, registry, early) if provider else None
-    order, keys, identity = _order_keys_and_identity(plan, prep, lead)
+    with timeline.stage("order (and keys)"):
+        order, keys, identity = _order_keys_and_identity(plan, prep, lead)
     laid = _beside(prep.n, "provider-layout", _laid_out, pieces, order) if provider else None
     acting = any(stage.acts(context) for stage in registry.stages)
     prep = _raw_kept(prep, acting or provider)
     run = ChunkedSettlement(plan, prep, registry, order, keys, keep_columns=())
     del prep, keys  # the run holds them, and lets go of them when it ends
-    run.run(progress=progress)
-    results, order = run.results(identity() if identity is not None else
-                                 _identity_in_order(run.prep, order))
+    with timeline.stage("chunks (build beside kernel)"):
+        run.run(progress=progress)
+    with timeline.stage("identity and results"):
+        results, order = run.results(identity() if identity is not None else
+                                     _identity_in_order(run.prep, order))
     del identity
     rejects = run.rejected().rejects
     check_invariants(plan, results)

@@ -158,9 +158,14 @@ def settlement_order(claim_id: pa.Array, days: np.ndarray, lead=None) -> np.ndar
 
 
 def _packed_groups(days: np.ndarray, lead) -> tuple:
-    """(uint64 per row: (lead − min lead) · day span + (day − first day), how many low bits
-    of it vary), so integer order is (lead, day) order; None if that does not fit 63 bits."""
-    day = np.subtract(days, days.min(), dtype=np.int64)  # int32 days: no int64 copy first
+    """(per row: (lead − min lead) · day span + (day − first day), how many low bits of it
+    vary), so integer order is (lead, day) order: packed in C when days and lead are int32
+    values (``_order.packed_groups``: uint16 when it fits 16 bits, no int64 temporaries),
+    else here; None if it does not fit 63 bits."""
+    packed = _order.packed_groups(days, lead)
+    if packed is not None:
+        return packed
+    day = np.subtract(days, days.min(), dtype=np.int64)
     span = int(day.max()) + 1
     if lead is None:
         group, top = day.view(np.uint64), span  # day >= 0: the same bits, no copy
@@ -171,7 +176,8 @@ def _packed_groups(days: np.ndarray, lead) -> tuple:
         if top >= 1 << 63:
             return None
         group = lead.astype(np.uint64) * np.uint64(span) + day.astype(np.uint64)
-    return group, (top - 1).bit_length()
+    bits = (top - 1).bit_length()
+    return (group.astype(np.uint16) if bits <= 16 else group), bits
 
 
 def _plain_ids(claim_id):
