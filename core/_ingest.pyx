@@ -833,3 +833,94 @@ def domain_codes(col, first, int16_t k_null, int16_t k_unknown, domain):
         with nogil:
             code_pass(c.chunks, c.count, words, &at[0], m, &c16[0], &f[0], k_null, k_unknown)
     return codes_arr
+
+
+# -- a closed domain's text given as a dictionary: its code from the dictionary's -----------------
+# Parquet files often hold such columns (a tier, a setting) dictionary-encoded. Decoding them
+# (arrow_io.normal_table) made 2M strings per column only for ``domain_codes`` to compare each
+# with the domain (issue 14, m18: 2M claims, two columns, ≈ 0.1 s of CPU and their string
+# buffers in fresh memory). Here each chunk's dictionary (a few values) is coded once and every
+# row takes its index's code: the same codes and checks as decoding then ``domain_codes``.
+
+cdef void coded_pass(const Chunk* c, int64_t start, int width,
+                     bint signed, const int16_t* entry_code, const int16_t* entry_fail,
+                     int64_t entries, int16_t* out16, int8_t* out8, int16_t* first,
+                     int16_t k_null) noexcept nogil:
+    """Rows ``start`` … of one chunk of dictionary indices (``c``): each row's code is its
+    entry's (``entry_code``; -1 for none), its check the entry's (``entry_fail``); a null
+    index is -1 and fails ``k_null``. Writes ``out16`` or ``out8`` (one is NULL)."""
+    cdef int64_t i, row, idx
+    cdef int16_t code
+    for i in range(c.length):
+        row = start + i
+        code = -1
+        if not valid_at(c, i):
+            fail(first, row, k_null)
+        else:
+            idx = int_value(c.values, c.offset + i, width, signed)
+            if 0 <= idx < entries:
+                code = entry_code[idx]
+                fail(first, row, entry_fail[idx])
+        if out16 != NULL:
+            out16[row] = code
+        else:
+            out8[row] = <int8_t>code
+
+
+def dictionary_codes(col, first, int16_t k_null, int16_t k_unknown, domain):
+    """``domain_codes`` of a dictionary-encoded text column (every chunk a dictionary array
+    of string-like values, any integer indices), without decoding it: a row's value is null
+    when its index or its dictionary entry is (check ``k_null``), else outside ``domain``
+    (check ``k_unknown``) or its index there (int8; int16 beyond 127 values)."""
+    m = len(domain)
+    if m > 32767:
+        raise ValueError("a domain of more than 32,767 values")
+    cdef int16_t[::1] f = _first(first)
+    cdef int64_t n = len(f), start = 0, entries
+    codes_arr = np.empty(n, dtype=np.int8 if m < 128 else np.int16)
+    cdef int16_t* out16 = NULL
+    cdef int8_t* out8 = NULL
+    cdef int8_t[::1] c8
+    cdef int16_t[::1] c16
+    if n == 0:
+        return codes_arr
+    if m < 128:
+        c8 = codes_arr
+        out8 = &c8[0]
+    else:
+        c16 = codes_arr
+        out16 = &c16[0]
+    cdef Column idx
+    cdef const int16_t[::1] code_v
+    cdef const int16_t[::1] fail_v
+    cdef int width
+    cdef bint signed
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    for chunk in chunks:
+        if len(chunk) == 0:
+            continue
+        code_of, fail_of = _entry_codes(chunk.dictionary, k_null, k_unknown, domain)
+        code_v, fail_v = code_of, fail_of
+        entries = len(code_of)
+        idx = Column(chunk.indices)
+        width = chunk.indices.type.byte_width
+        signed = pa.types.is_signed_integer(chunk.indices.type)
+        with nogil:
+            coded_pass(&idx.chunks[0], start, width, signed, &code_v[0], &fail_v[0],
+                       entries, out16, out8, &f[0], k_null)
+        start += len(chunk)
+    return codes_arr
+
+
+def _entry_codes(dictionary, int16_t k_null, int16_t k_unknown, domain) -> tuple:
+    """(int16 code of each dictionary entry, -1 for none; int16 check it fails, NO_CHECK for
+    none): ``domain_codes`` of the entries, with checks 0 (null) and 1 (unknown) renumbered."""
+    if not pa.types.is_string(dictionary.type):
+        dictionary = dictionary.cast(pa.string())
+    entries = len(dictionary)
+    found = np.full(max(entries, 1), NONE, dtype=np.int16)
+    codes = np.full(max(entries, 1), -1, dtype=np.int16)
+    if entries:
+        codes[:entries] = domain_codes(dictionary, found[:entries], 0, 1, domain)
+    fails = np.where(found == 0, k_null, np.where(found == 1, k_unknown, NONE))
+    return codes, np.ascontiguousarray(fails, dtype=np.int16)

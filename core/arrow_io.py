@@ -139,12 +139,21 @@ def normal_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema([pa.field(f.name, normal_type(f.type)) for f in schema])
 
 
-def normal_table(table: pa.Table) -> pa.Table:
-    """``table`` in the one layout (above); columns already in it are not copied."""
+def normal_table(table: pa.Table, coded=()) -> pa.Table:
+    """``table`` in the one layout (above); columns already in it are not copied. Columns
+    named in ``coded`` that are dictionary-encoded text stay so (``prepare``'s
+    ``coded``)."""
     for i, f in enumerate(table.schema):
-        if normal_type(f.type) != f.type:
+        if normal_type(f.type) != f.type and not (f.name in coded and _is_coded_text(f.type)):
             table = table.set_column(i, f.name, _normal_column(table.column(i)))
     return table
+
+
+def _is_coded_text(t) -> bool:
+    """A dictionary of string or large_string values (string_view ones are decoded: Arrow
+    has fewer kernels for them)."""
+    return pa.types.is_dictionary(t) and (pa.types.is_string(t.value_type)
+                                          or pa.types.is_large_string(t.value_type))
 
 
 def _normal_column(col: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -336,6 +345,8 @@ def _convert(name: str, typ: Type, col, plan: Plan, checks: _Checks):
         return _ingest.money(col, first, null, checks("amount_out_of_range", name),
                              checks("negative_amount", name))
     unknown = checks("unknown_value", name) if typ.domain is not None else _NO
+    if typ.kind == TEXT and typ.domain is not None and _is_coded_text(col.type):
+        return _ingest.dictionary_codes(col, first, null, unknown, typ.domain)
     if typ.kind == TEXT and typ.domain is not None:
         return _ingest.domain_codes(col, first, null, unknown, typ.domain)
     if typ.kind == DATE and typ.domain is None:
@@ -462,9 +473,15 @@ def fused_keys(plan: Plan, schema: pa.Schema) -> list:
 _message = claim_rules.reject_message
 
 
-def prepare(plan: Plan, claims) -> Prepared:
-    """Check a batch against ``plan`` and convert its accepted rows (see module docstring)."""
-    table = as_table(claims)
+def prepare(plan: Plan, claims, coded=()) -> Prepared:
+    """Check a batch against ``plan`` and convert its accepted rows (see module docstring).
+    ``coded`` names the plan's closed-domain text columns that no one reads from ``raw``
+    but the checks (the caller knows: engine._coded_columns): given dictionary-encoded,
+    they are coded from their dictionaries and stay encoded in ``raw`` instead of being
+    decoded into strings first (issue 14, m18)."""
+    table = _any_table(claims)
+    check_unique_names(table.schema)
+    table = normal_table(table, _domain_text(plan, coded))
     _check_columns(plan, table)
     if "total" in table.column_names:
         _check_type("total", Type(MONEY), table.schema.field("total").type)
@@ -478,6 +495,12 @@ def prepare(plan: Plan, claims) -> Prepared:
             reason, column = checks[k]
             rejects.extend(_reject_rows(table, bad[first[bad] == k], reason, column))
     return _accepted(plan, table, converted, rows, rejects, key_ids)
+
+
+def _domain_text(plan: Plan, names) -> frozenset:
+    """The columns of ``names`` that the plan reads as closed-domain text."""
+    return frozenset(c.name for c in plan.columns if c.name in names and c.type.kind == TEXT
+                     and c.type.domain is not None)
 
 
 def _reject_rows(table, rows, reason, column):

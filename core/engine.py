@@ -442,9 +442,11 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
     registry = registry or default_registry()
     provider = plan.provider is not None or bool(plan.groupers)
     early = _provider_pieces_early(plan, claims, registry) if provider else None
-    claims = only_columns(claims, _settled_columns(plan, registry, context, provider))
+    settled = _settled_columns(plan, registry, context, provider)
+    claims = only_columns(claims, settled)
     with timeline.stage("prepare"):
-        prep = run_validators(plan, prepare(plan, claims), registry)
+        coded = _coded_columns(plan, registry, context, settled)
+        prep = run_validators(plan, prepare(plan, claims, coded), registry)
     input_rows = prep.n + len(prep.rejects)
     pieces = _provider_pieces(plan, prep, registry, early) if provider else None
     with timeline.stage("order (and keys)"):
@@ -497,6 +499,23 @@ def _settled_columns(plan: Plan, registry, context, provider: bool):
     for columns in declared:
         names.update(columns)
     return names
+
+
+def _coded_columns(plan: Plan, registry, context, settled) -> set:
+    """The columns ``prepare`` may leave dictionary-encoded in ``Prepared.raw`` (it codes
+    them from their dictionaries: ``arrow_io.prepare``'s ``coded``): those only the checks
+    read. Empty when ``settled`` is None (a provider part, or a validator or an acting stage
+    reading undeclared columns) or a stage acts (stages read ``raw``); never the identity
+    columns (the results carry them), the keys' columns or a column a validator declares.
+    ``_raw_kept`` lets the others go before the kernel, so nothing else sees them."""
+    if settled is None or any(stage.acts(context) for stage in registry.stages):
+        return set()
+    read = set(IDENTITY) | {"claim_id", "person_id"}
+    for key in plan.keys():
+        read.update((key.column, *key.by))
+    for validator in registry.validators:
+        read.update(validator.claim_columns)
+    return settled - read
 
 
 # -- the provider part beside the benefit settlement ------------------------------------------
