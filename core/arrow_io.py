@@ -105,7 +105,8 @@ def check_unique_names(schema: pa.Schema, where: str = "the claims") -> None:
 # brought to one layout here, at the boundary, so that nothing downstream (the checks, the hash
 # of ids, spilling, the results' raw columns) depends on which producer wrote the batch:
 # - text (string_view, large_string, a dictionary of either) -> string; any dictionary is
-#   decoded; a list of text -> list<string>;
+#   decoded (but a closed domain's that ``prepare`` is told only its checks read: ``coded``);
+#   a list of text -> list<string>;
 # - date64 and timestamps (any unit) -> date32: the calendar day. A timestamp with a time zone
 #   is an instant: its day is the date on the wall clock of that zone (Spark's and DuckDB's
 #   TIMESTAMP WITH TIME ZONE written as Asia/Shanghai gives the Chinese calendar date); a
