@@ -198,6 +198,19 @@ def internal_error(command: str, exc: BaseException) -> int:
     return EXIT_INTERNAL
 
 
+def one_blas_thread() -> None:
+    """``OPENBLAS_NUM_THREADS=1`` unless the user set it, before numpy is first imported.
+
+    numpy's OpenBLAS starts a pool of threads when numpy is imported, one per core, and they
+    spin waiting for work: on the 2-core benchmark machine that was 0.05-0.1 s of CPU before
+    a `yibao settle` read its first claim (c18, benchmarks/README.md) and ~2 % of a 2M run's
+    samples (w17's perf), taken from the read-ahead and the run's own threads. yibao does no
+    linear algebra (no matrix product, no ``numpy.linalg``), so the pool only costs. Only the
+    program sets it (``entry``), not a caller of ``main([...])`` in its own process; it is
+    inherited by the processes a command starts, and a value the user set is kept."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 FAST_EXIT = ("settle",)  # commands whose process ends without the interpreter's teardown
 
 
@@ -209,6 +222,7 @@ def entry() -> None:
     fsynced and published and its threads joined, and the teardown was 0.1-0.2 s of CPU
     after a 2M-claim ``yibao settle`` (issue 14, w16). A Spark run keeps the ordinary exit
     (pyspark stops its JVM from an atexit hook), as do the other commands."""
+    one_blas_thread()
     code = main()
     if sys.argv[1:2] and sys.argv[1] in FAST_EXIT and "pyspark" not in sys.modules:
         try:
