@@ -23,7 +23,19 @@ from . import commands as commands_pkg
 EXIT_OK, EXIT_REJECTS, EXIT_FAILED, EXIT_INTERNAL = 0, 1, 2, 70
 
 
-def discover_commands() -> dict:
+def discover_commands(wanted: str | None = None) -> dict:
+    """NAME -> module of every command, or of ``wanted`` alone when it names one (its
+    module is ``commands/<wanted>.py``): a command line that names its command builds that
+    command's options only, instead of importing the 13 command modules and building all
+    their options (≈ 15 ms of every command's start-up; `yibao --help` and an unknown
+    command still see them all)."""
+    if wanted is not None and not wanted.startswith("_") and wanted.isidentifier():
+        try:
+            module = importlib.import_module(f"{commands_pkg.__name__}.{wanted}")
+        except ModuleNotFoundError:
+            module = None
+        if getattr(module, "NAME", None) == wanted and hasattr(module, "run"):
+            return {wanted: module}
     found = {}
     for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
@@ -32,6 +44,13 @@ def discover_commands() -> dict:
         if hasattr(module, "NAME") and hasattr(module, "run"):
             found[module.NAME] = module
     return found
+
+
+def named_command(argv) -> str | None:
+    """The command a command line names: its first word, when it is not an option (the
+    top level has only ``-h`` and ``--version``)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    return args[0] if args and not args[0].startswith("-") else None
 
 
 def build_parser(commands: dict) -> argparse.ArgumentParser:
@@ -59,7 +78,7 @@ def expected_errors() -> tuple:
 def main(argv=None) -> int:
     from .commands._common import collections_paused
     with collections_paused():
-        commands = discover_commands()
+        commands = discover_commands(named_command(argv))
         parser = build_parser(commands)
     args, extra = parser.parse_known_args(argv)
     if extra and hasattr(args, "operand_shape") and not any(e.startswith("-") for e in extra):
