@@ -149,7 +149,7 @@ class ChunkedSettlement:
     temporaries; what the results do not need is let go when the run ends."""
 
     def __init__(self, plan: Plan, prep: Prepared, registry, order: np.ndarray, keys=None,
-                 keep_columns=None):
+                 keep_columns=None, by_chunk: bool = False):
         self.plan, self.prep, self.registry, self.order = plan, prep, registry, order
         self.keys = keys if keys is not None else _keys(plan, prep)
         self.keep_columns = keep_columns  # prepared columns kept after the run (None: all)
@@ -158,7 +158,12 @@ class ChunkedSettlement:
         self.used = expression_columns(plan) | {"discharge_date", "total"}
         self.tables: dict = {}
         self.blocks = None
-        n = prep.n
+        # by_chunk (a streamed run): each chunk's kernel outputs are its results' columns,
+        # kept by chunk start until ``results_between`` hands them out (and lets them go),
+        # instead of columns of every row written chunk by chunk and held to the run's end
+        # (issue 14, w18: at 2M claims 8 such columns were 128 MB of fresh pages)
+        self.by_chunk = {} if by_chunk else None
+        n = 0 if by_chunk else prep.n
         self.out_pay = [np.zeros(n, dtype=np.int64) for _ in plan.layers]
         self.out_ded = [np.zeros(n, dtype=np.int64) if layer.deductible is not None else None
                         for layer in plan.layers]
@@ -223,12 +228,17 @@ class ChunkedSettlement:
         if overflow.any():  # rare: rejected below, never given to (or rolled back by) the kernel
             self._flags()[2][at] = overflow
         self_pay = np.array(total, dtype=np.int64)  # total − Σ layer payments, in place
-        for i, spec in enumerate(program.layers):
-            self.out_pay[i][at] = spec["out_pay"]
+        for spec in program.layers:
             np.subtract(self_pay, spec["out_pay"], out=self_pay)
-            if spec["out_ded"] is not None:
-                self.out_ded[i][at] = spec["out_ded"]
-        self.self_pay[at] = self_pay
+        if self.by_chunk is not None:
+            self.by_chunk[at.start] = ([spec["out_pay"] for spec in program.layers],
+                                       [spec["out_ded"] for spec in program.layers], self_pay)
+        else:
+            for i, spec in enumerate(program.layers):
+                self.out_pay[i][at] = spec["out_pay"]
+                if spec["out_ded"] is not None:
+                    self.out_ded[i][at] = spec["out_ded"]
+            self.self_pay[at] = self_pay
         if missing.any():  # rare: keep the object-array work off the common path
             flags = self._flags()
             flags[0][at] = missing
@@ -255,11 +265,9 @@ class ChunkedSettlement:
     def results_between(self, identity: pa.Table, start: int, end: int) -> tuple:
         """``results`` of rows ``start:end`` of ``self.order`` only (settled; a run's writer
         takes them piece by piece, ``_ResultStream``): the result columns are views of the
-        kernel's outputs (no copy) unless a row is left out. ``identity``: of every row."""
-        order, ident = self.order[start:end], identity.slice(start, end - start)
-        pays = [pay[start:end] for pay in self.out_pay]
-        deds = [None if ded is None else ded[start:end] for ded in self.out_ded]
-        self_pay = self.self_pay[start:end]  # written by each chunk (settle_chunk)
+        kernel's outputs (no copy) unless a row is left out. ``identity``: of those rows."""
+        order, ident = self.order[start:end], identity
+        pays, deds, self_pay = self._outputs(start, end)
         if self.missing is not None:  # rare: copies only when a row was left out
             keep = ~self.missing[start:end] & (self.overflow[start:end] == 0)
             if not keep.all():
@@ -274,6 +282,36 @@ class ChunkedSettlement:
                 cols[f"{layer.name}_deductible"] = pa.array(ded)
         cols["self_pay"] = pa.array(self_pay)
         return with_identity(pa.table(cols, schema=result_schema(self.plan)), ident), order
+
+    def _outputs(self, start: int, end: int) -> tuple:
+        """(payments per layer, deductibles per layer or None, self_pay) of result rows
+        ``start:end``: views of the whole columns, or (``by_chunk``) of the outputs of the
+        chunks holding those rows. Pieces are asked for in order, each row once (a streamed
+        run), so a chunk wholly handed out is let go here."""
+        if self.by_chunk is None:
+            return ([pay[start:end] for pay in self.out_pay],
+                    [None if ded is None else ded[start:end] for ded in self.out_ded],
+                    self.self_pay[start:end])  # written by each chunk (settle_chunk)
+        parts = []
+        for at in sorted(self.by_chunk):
+            pays, deds, self_pay = self.by_chunk[at]
+            last = at + len(self_pay)
+            if last <= start or at >= end:
+                continue
+            cut = slice(max(start, at) - at, min(end, last) - at)
+            parts.append(([p[cut] for p in pays], [None if d is None else d[cut] for d in deds],
+                          self_pay[cut]))
+            if last <= end:
+                del self.by_chunk[at]
+        if sum(len(part[2]) for part in parts) != end - start:
+            raise ValueError(f"result rows {start}:{end} are not all settled")
+        if len(parts) == 1:
+            return parts[0]
+        layers = range(len(self.plan.layers))
+        return ([_joined([part[0][i] for part in parts], self.out_pay[i]) for i in layers],
+                [None if self.out_ded[i] is None else
+                 _joined([part[1][i] for part in parts], self.out_ded[i]) for i in layers],
+                _joined([part[2] for part in parts], self.self_pay))
 
     def rejected(self) -> Prepared:
         """The prepared rows with lookup misses, then those whose amounts leave int64,
@@ -290,6 +328,11 @@ class ChunkedSettlement:
             prep = _reject_overflow_in_order(self.plan, prep, rank[kept],
                                              self.overflow[~self.missing])
         return prep
+
+
+def _joined(arrays: list, empty: np.ndarray) -> np.ndarray:
+    """The arrays end to end; ``empty`` (a column of no rows) when there are none."""
+    return np.concatenate(arrays) if arrays else empty
 
 
 def _stage_columns(registry):
@@ -623,12 +666,13 @@ def settle_by_bucket_streamed(policy, claims, bucket: np.ndarray, emit, registry
     pieces = _provider_pieces(plan, prep, registry, early_pieces) if provider else None
     with timeline.stage("order (and keys, identity started)"):
         if early is None:
-            order, keys, identity = _order_keys_and_identity(plan, prep, bucket)
+            order, keys = _order_and_keys(plan, prep, bucket)
+            identity = _IdentityPieces(prep, order)
         else:
             order = _prepared_order(early(), prep.rows, input_rows)
             keys, identity = _keys_and_identity_along(plan, prep, order, bucket)
     laid = _ProviderLayout(prep.n, pieces, order) if provider else None
-    run = ChunkedSettlement(plan, prep, registry, order, keys)
+    run = ChunkedSettlement(plan, prep, registry, order, keys, by_chunk=True)
     if timeline.enabled():  # each chunk's two halves, as stages of their threads
         run.build = timeline.timed("build chunk", run.build)
         run.settle_chunk = timeline.timed("kernel chunk", run.settle_chunk)
@@ -637,6 +681,7 @@ def settle_by_bucket_streamed(policy, claims, bucket: np.ndarray, emit, registry
         run.run(RUN_CHUNKS * CHUNK_ROWS, progress=stream.settled)
         stream.finish()
     finally:
+        identity.close()
         # the timed wrappers hold bound methods of ``run``: a reference cycle that would keep
         # each partition's columns alive until the garbage collector ran (s17 saw a 50M run
         # peak at 3.3-3.6 GiB with the timeline on, against 1.5 GiB without)
@@ -694,8 +739,78 @@ def _prepared_order(input_order: np.ndarray, rows: np.ndarray, input_rows: int) 
 def _keys_and_identity_along(plan: Plan, prep: Prepared, order: np.ndarray, bucket) -> tuple:
     """``_order_keys_and_identity`` for an order already known: the identity gathers start
     first (on a thread), then the key ids are renumbered along the order."""
-    identity = _beside(prep.n, "identity", _identity_in_order, prep, order)
+    identity = _IdentityPieces(prep, order)
     return _keys_numbered_along(_keys(plan, prep), order, bucket), identity
+
+
+class _IdentityPieces:
+    """The identity columns (``_identity_in_order``) of a streamed run, gathered piece by
+    piece (``STREAM_ROWS`` result rows each, the pieces ``_ResultStream`` hands out) on a
+    thread of their own, at most ``AHEAD`` pieces before the one handed out last. Gathered
+    for every row at once, they were fresh memory for all rows held to the run's end (issue
+    14, w18: ≈ 77 MB of pages faulted in at 2M claims); a piece at a time, each piece's
+    buffers are let go once it is written and the next pieces reuse that memory. One thread
+    (``YIBAO_THREADS=1``) or a batch under a chunk: gathered when asked for."""
+
+    AHEAD = 2
+
+    def __init__(self, prep: Prepared, order: np.ndarray):
+        self.prep, self.order, self.step = prep, order, STREAM_ROWS
+        self.pieces: dict = {}  # piece number -> its identity table (gathered, not taken)
+        self.taken = 0  # pieces handed out
+        self.failed = None  # what the gathering thread raised
+        self.closed = False
+        self.ready = threading.Condition()
+        self.thread = None
+        if len(order) >= CHUNK_ROWS and os.environ.get("YIBAO_THREADS", "2") != "1":
+            self.thread = threading.Thread(target=self._gather_all, name="yibao-identity",
+                                           daemon=True)
+            self.thread.start()
+
+    def between(self, start: int, end: int) -> pa.Table:
+        """The identity of result rows ``start:end`` (a piece of the grid: from the
+        thread; any other rows: gathered here)."""
+        k = start // self.step
+        if self.thread is None or start % self.step or end != min(start + self.step,
+                                                                   len(self.order)):
+            return _identity_in_order(self.prep, self.order[start:end])
+        with self.ready:
+            while k not in self.pieces and self.failed is None:
+                self.ready.wait()
+            if self.failed is not None:
+                raise self.failed
+            piece = self.pieces.pop(k)
+            self.taken = k + 1
+            self.ready.notify_all()
+        return piece
+
+    def close(self) -> None:
+        """Stop gathering (the run ended or failed) and wait for the thread."""
+        with self.ready:
+            self.closed = True
+            self.ready.notify_all()
+        if self.thread is not None:
+            self.thread.join()
+        self.pieces = {}
+
+    def _gather_all(self) -> None:
+        try:
+            for k in range(-(-len(self.order) // self.step)):
+                with self.ready:
+                    while k >= self.taken + self.AHEAD and not self.closed:
+                        self.ready.wait()
+                    if self.closed:
+                        return
+                with timeline.stage("identity"):
+                    rows = self.order[k * self.step:(k + 1) * self.step]
+                    piece = _identity_in_order(self.prep, rows)
+                with self.ready:
+                    self.pieces[k] = piece
+                    self.ready.notify_all()
+        except BaseException as exc:  # raised where the piece is asked for
+            with self.ready:
+                self.failed = exc
+                self.ready.notify_all()
 
 
 def _streamable(policy: Policy, registry, context) -> bool:
@@ -794,7 +909,8 @@ class _ResultStream:
             check_invariants(self.plan, pa.concat_tables(self.overpaid))
 
     def _send(self, end: int) -> None:
-        piece, order = self.run.results_between(self.identity(), self.sent, end)
+        piece, order = self.run.results_between(self.identity.between(self.sent, end),
+                                                self.sent, end)
         if self.provider is not None:
             from .provider import append_columns
             piece = append_columns(piece, self.provider.columns(self.sent, end, order))
