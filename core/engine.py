@@ -146,7 +146,9 @@ class ChunkedSettlement:
     table is not given to the kernel (a rejected row touches no accumulator) and is rejected
     afterwards. Peak memory is the prepared columns, the result columns (written in place,
     ``self_pay`` too: the kernel's output buffers become the result's) and one chunk's
-    temporaries; what the results do not need is let go when the run ends."""
+    temporaries; what the results do not need is let go when the run ends. A streamed run
+    (``by_chunk``) makes no column of every row: each chunk's outputs are the columns of
+    the pieces holding its rows and go with them (``results_between``)."""
 
     def __init__(self, plan: Plan, prep: Prepared, registry, order: np.ndarray, keys=None,
                  keep_columns=None, by_chunk: bool = False):
@@ -265,8 +267,8 @@ class ChunkedSettlement:
     def results_between(self, identity: pa.Table, start: int, end: int) -> tuple:
         """``results`` of rows ``start:end`` of ``self.order`` only (settled; a run's writer
         takes them piece by piece, ``_ResultStream``): the result columns are views of the
-        kernel's outputs (no copy) unless a row is left out. ``identity``: of those rows."""
-        order, ident = self.order[start:end], identity
+        kernel's outputs (no copy) unless a row is left out. ``identity``: of every row."""
+        order, ident = self.order[start:end], identity.slice(start, end - start)
         pays, deds, self_pay = self._outputs(start, end)
         if self.missing is not None:  # rare: copies only when a row was left out
             keep = ~self.missing[start:end] & (self.overflow[start:end] == 0)
@@ -666,8 +668,7 @@ def settle_by_bucket_streamed(policy, claims, bucket: np.ndarray, emit, registry
     pieces = _provider_pieces(plan, prep, registry, early_pieces) if provider else None
     with timeline.stage("order (and keys, identity started)"):
         if early is None:
-            order, keys = _order_and_keys(plan, prep, bucket)
-            identity = _IdentityPieces(prep, order)
+            order, keys, identity = _order_keys_and_identity(plan, prep, bucket)
         else:
             order = _prepared_order(early(), prep.rows, input_rows)
             keys, identity = _keys_and_identity_along(plan, prep, order, bucket)
@@ -681,7 +682,6 @@ def settle_by_bucket_streamed(policy, claims, bucket: np.ndarray, emit, registry
         run.run(RUN_CHUNKS * CHUNK_ROWS, progress=stream.settled)
         stream.finish()
     finally:
-        identity.close()
         # the timed wrappers hold bound methods of ``run``: a reference cycle that would keep
         # each partition's columns alive until the garbage collector ran (s17 saw a 50M run
         # peak at 3.3-3.6 GiB with the timeline on, against 1.5 GiB without)
@@ -739,78 +739,8 @@ def _prepared_order(input_order: np.ndarray, rows: np.ndarray, input_rows: int) 
 def _keys_and_identity_along(plan: Plan, prep: Prepared, order: np.ndarray, bucket) -> tuple:
     """``_order_keys_and_identity`` for an order already known: the identity gathers start
     first (on a thread), then the key ids are renumbered along the order."""
-    identity = _IdentityPieces(prep, order)
+    identity = _beside(prep.n, "identity", _identity_in_order, prep, order)
     return _keys_numbered_along(_keys(plan, prep), order, bucket), identity
-
-
-class _IdentityPieces:
-    """The identity columns (``_identity_in_order``) of a streamed run, gathered piece by
-    piece (``STREAM_ROWS`` result rows each, the pieces ``_ResultStream`` hands out) on a
-    thread of their own, at most ``AHEAD`` pieces before the one handed out last. Gathered
-    for every row at once, they were fresh memory for all rows held to the run's end (issue
-    14, w18: ≈ 77 MB of pages faulted in at 2M claims); a piece at a time, each piece's
-    buffers are let go once it is written and the next pieces reuse that memory. One thread
-    (``YIBAO_THREADS=1``) or a batch under a chunk: gathered when asked for."""
-
-    AHEAD = 2
-
-    def __init__(self, prep: Prepared, order: np.ndarray):
-        self.prep, self.order, self.step = prep, order, STREAM_ROWS
-        self.pieces: dict = {}  # piece number -> its identity table (gathered, not taken)
-        self.taken = 0  # pieces handed out
-        self.failed = None  # what the gathering thread raised
-        self.closed = False
-        self.ready = threading.Condition()
-        self.thread = None
-        if len(order) >= CHUNK_ROWS and os.environ.get("YIBAO_THREADS", "2") != "1":
-            self.thread = threading.Thread(target=self._gather_all, name="yibao-identity",
-                                           daemon=True)
-            self.thread.start()
-
-    def between(self, start: int, end: int) -> pa.Table:
-        """The identity of result rows ``start:end`` (a piece of the grid: from the
-        thread; any other rows: gathered here)."""
-        k = start // self.step
-        if self.thread is None or start % self.step or end != min(start + self.step,
-                                                                   len(self.order)):
-            return _identity_in_order(self.prep, self.order[start:end])
-        with self.ready:
-            while k not in self.pieces and self.failed is None:
-                self.ready.wait()
-            if self.failed is not None:
-                raise self.failed
-            piece = self.pieces.pop(k)
-            self.taken = k + 1
-            self.ready.notify_all()
-        return piece
-
-    def close(self) -> None:
-        """Stop gathering (the run ended or failed) and wait for the thread."""
-        with self.ready:
-            self.closed = True
-            self.ready.notify_all()
-        if self.thread is not None:
-            self.thread.join()
-        self.pieces = {}
-
-    def _gather_all(self) -> None:
-        try:
-            for k in range(-(-len(self.order) // self.step)):
-                with self.ready:
-                    while k >= self.taken + self.AHEAD and not self.closed:
-                        self.ready.wait()
-                    if self.closed:
-                        return
-                with timeline.stage("identity"):
-                    rows = self.order[k * self.step:(k + 1) * self.step]
-                    piece = _identity_in_order(self.prep, rows)
-                with self.ready:
-                    self.pieces[k] = piece
-                    self.ready.notify_all()
-        except BaseException as exc:  # raised where the piece is asked for
-            with self.ready:
-                self.failed = exc
-                self.ready.notify_all()
 
 
 def _streamable(policy: Policy, registry, context) -> bool:
@@ -909,8 +839,7 @@ class _ResultStream:
             check_invariants(self.plan, pa.concat_tables(self.overpaid))
 
     def _send(self, end: int) -> None:
-        piece, order = self.run.results_between(self.identity.between(self.sent, end),
-                                                self.sent, end)
+        piece, order = self.run.results_between(self.identity(), self.sent, end)
         if self.provider is not None:
             from .provider import append_columns
             piece = append_columns(piece, self.provider.columns(self.sent, end, order))

@@ -246,9 +246,9 @@ class Program:
     def accumulator_rows(self) -> list:
         """One zeroed row of slots per key id and kind. The year stamp 0 reads 'no year yet':
         a fresh row is all zeros, exactly what the kernel makes of a row it restarts for a
-        new policy year, so even a claim of year 0 would find it right. Nothing is written
-        here: the pages stay untouched until the kernel meets their keys (a stamp written
-        into every row was a pass over the whole block before the loop started)."""
+        new policy year, so even a claim of year 0 would find it right. The block is zeroed
+        here, in one pass (``_aligned_zeros``), not left to the kernel's first touch: a stamp
+        per row was a slower pass, but untouched pages cost two faults each."""
         return [_aligned_zeros(count * int(width))
                 for count, width in zip(self.key_counts, self.row_widths())]
 
@@ -280,9 +280,14 @@ def _row_width(width: int) -> int:
 
 def _aligned_zeros(n: int) -> np.ndarray:
     """n zeroed int64 whose first element starts a cache line (numpy aligns large arrays
-    to 16 bytes only)."""
+    to 16 bytes only). Written with zeros here rather than taken from ``np.zeros``: the
+    kernel reads a row before it writes it, and a page of ``np.zeros`` (a fresh mapping)
+    that is read first maps the shared zero page, then faults again at the first write
+    (issue 14, w18: 2M claims, the run's accumulators, 4 KiB pages: 11.1–12.0k faults →
+    7.6–8.3k, settle_chunk 0.13–0.16 → 0.11–0.14 s CPU)."""
     line = CACHE_LINE // 8
-    buf = np.zeros(n + line, dtype=np.int64)
+    buf = np.empty(n + line, dtype=np.int64)
+    buf.fill(0)
     skip = (-buf.ctypes.data // 8) % line
     return buf[skip:skip + n]
 
