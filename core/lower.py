@@ -440,9 +440,12 @@ class Lowerer:
 
 
 def applying_lookups_missing(plan: Plan, ev: Evaluator) -> tuple:
-    """(mask of rows whose applying layers miss a table row, table name per such row)."""
+    """(mask of rows whose applying layers miss a table row, table name per such row: ""
+    for the others). When no row misses (the common case) the names are one "" seen by
+    every row (read-only, no array of row objects: at 128K rows a chunk, making and freeing
+    it was ≈ 0.02 s of a 2M run's chunk builds; issue 14, w18)."""
     missing = np.zeros(ev.n, dtype=bool)
-    which = np.full(ev.n, "", dtype=object)
+    which = None
     from .plan import layer_exprs, Lookup, walk
     for layer in plan.layers:
         lookups = [e for top in layer_exprs(layer) for e in walk(top) if isinstance(e, Lookup)]
@@ -456,7 +459,12 @@ def applying_lookups_missing(plan: Plan, ev: Evaluator) -> tuple:
             ev.missing[:] = False
             ev(lk)
             new = ev.missing & applies & ~missing
-            which[new] = lk.table
-            missing |= new
+            if new.any():
+                if which is None:
+                    which = np.full(ev.n, "", dtype=object)
+                which[new] = lk.table
+                missing |= new
     ev.missing[:] = False
+    if which is None:
+        which = np.broadcast_to(np.array("", dtype=object), (ev.n,))
     return missing, which
