@@ -4,7 +4,7 @@
 The hash is part of yibao's output contract (it fixes the row order of results, see
 core/partition.py), so it is written out here rather than borrowed from a library whose hash
 may change between versions."""
-from libc.stdint cimport int64_t, uint64_t, uint8_t
+from libc.stdint cimport int32_t, int64_t, uint64_t, uint8_t
 
 from yibao.core._fnv cimport fnv1a_bytes
 
@@ -44,4 +44,88 @@ def fnv1a(offsets, data, valid):
         data = np.zeros(1, dtype=np.uint8)
     _fnv(np.ascontiguousarray(offsets, dtype=np.int64), np.ascontiguousarray(data, np.uint8),
          np.ascontiguousarray(valid, dtype=np.uint8), out)
+    return out
+
+
+# -- the hashes of a column read where it is -----------------------------------------------------
+# ``fnv1a`` above takes one contiguous large_string copy of the values (partition.hash_strings
+# made it: every chunk combined and cast, int64 offsets, a validity array), which for a run's
+# 2M person ids was most of the bucket step before ``prepare`` (issue 14, m18). ``hashes_of``
+# and ``buckets_of`` read each string or large_string chunk's own buffers instead.
+
+cdef void _fnv_chunk(const uint8_t* valid, int64_t bit_offset, const void* offsets,
+                     bint large, const uint8_t* data, int64_t n, uint64_t* out) noexcept nogil:
+    """FNV-1a of the ``n`` values of one chunk (null: 0) into ``out``."""
+    cdef int64_t i, a, b
+    for i in range(n):
+        if valid != NULL and not (valid[(bit_offset + i) >> 3] >> ((bit_offset + i) & 7)) & 1:
+            out[i] = 0
+            continue
+        if large:
+            a = (<const int64_t*>offsets)[i]
+            b = (<const int64_t*>offsets)[i + 1]
+        else:
+            a = (<const int32_t*>offsets)[i]
+            b = (<const int32_t*>offsets)[i + 1]
+        out[i] = fnv1a_bytes(data + a, b - a)
+
+
+def _text_chunks(values) -> list:
+    """The chunks of ``values`` (an array or chunked array) as string or large_string arrays:
+    those already so as they are, any other (a dictionary, string_view, numbers) cast, chunk
+    by chunk, as ``plain_strings`` would cast the whole column (the same values)."""
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    out = []
+    for chunk in chunks:
+        if pa.types.is_dictionary(chunk.type):
+            chunk = chunk.dictionary_decode()
+        if not (pa.types.is_string(chunk.type) or pa.types.is_large_string(chunk.type)):
+            chunk = chunk.cast(pa.large_string())
+        out.append(chunk)
+    return out
+
+
+cdef uint64_t _address(buf):
+    return <uint64_t>buf.address if buf is not None and buf.size else 0
+
+
+def hashes_of(values):
+    """uint64 FNV-1a of every value of ``values`` (string-like, or cast to string; null: 0),
+    what ``fnv1a`` gives for ``plain_strings(values)``, read chunk by chunk in place."""
+    cdef int64_t n = len(values), at = 0, length
+    out = np.empty(n, dtype=np.uint64)
+    cdef uint64_t[::1] view = out
+    cdef const uint8_t* valid
+    cdef const void* offsets
+    cdef const uint8_t* data
+    cdef uint8_t nothing = 0
+    cdef bint large
+    cdef int64_t bit_offset, width
+    for chunk in _text_chunks(values):
+        length = len(chunk)
+        if length == 0:
+            continue
+        validity, offs, raw = chunk.buffers()
+        large = pa.types.is_large_string(chunk.type)
+        width = 8 if large else 4
+        valid = <const uint8_t*><size_t>_address(validity) if chunk.null_count else NULL
+        offsets = <const void*><size_t>(offs.address + width * chunk.offset)
+        data = <const uint8_t*><size_t>_address(raw) if _address(raw) else &nothing
+        bit_offset = chunk.offset
+        with nogil:
+            _fnv_chunk(valid, bit_offset, offsets, large, data, length, &view[at])
+        at += length
+    return out
+
+
+def buckets_of(values, uint64_t nbuckets):
+    """int32 bucket of every value: its ``hashes_of`` modulo ``nbuckets`` (null: bucket 0)."""
+    hashes = hashes_of(values)
+    cdef const uint64_t[::1] h = hashes
+    out = np.empty(len(hashes), dtype=np.int32)
+    cdef int32_t[::1] view = out
+    cdef int64_t i
+    with nogil:
+        for i in range(h.shape[0]):
+            view[i] = <int32_t>(h[i] % nbuckets)
     return out

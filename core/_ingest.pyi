@@ -27,3 +27,5 @@ def integers(col: Column, first: np.ndarray, k_null: int, k_unknown: int,
              domain: tuple | None) -> np.ndarray: ...  # narrow_dtype(col.type)
 def domain_codes(col: Column, first: np.ndarray, k_null: int, k_unknown: int,
                  domain: tuple) -> np.ndarray: ...  # int8, or int16 beyond 127 values
+def dictionary_codes(col: Column, first: np.ndarray, k_null: int, k_unknown: int,
+                     domain: tuple) -> np.ndarray: ...  # domain_codes of dictionary chunks

@@ -17,7 +17,7 @@ dictionaries, text as string, dates as date32.
 """
 from libc.stdint cimport (int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t,
                           uint64_t)
-from libc.string cimport memcmp, memcpy
+from libc.string cimport memcmp, memcpy, memset
 
 from yibao.core._idhash cimport id_hash
 
@@ -251,6 +251,18 @@ cdef struct KeyPass:
     int kind[BLOCK]
 
 
+cdef uint64_t* zeroed_slots(int64_t cap) noexcept nogil:
+    """``cap`` empty (0) table slots, written once here. Not calloc: a large calloc is fresh
+    pages the kernel maps to its zero page, and a table read before it is written then
+    faults twice per page (the read maps the zero page, the first write copies it; w17 saw
+    the write-protect faults' TLB shootdowns in ``perf``): written front to back, each page
+    faults once. NULL: no memory."""
+    cdef uint64_t* slots = <uint64_t*>PyMem_RawMalloc(cap * sizeof(uint64_t))
+    if slots != NULL:
+        memset(slots, 0, cap * sizeof(uint64_t))
+    return slots
+
+
 cdef bint key_table_init(KeyTable* t) noexcept nogil:
     t.cap, t.count, t.room = 1024, 0, 512
     t.slots = <uint64_t*>PyMem_RawCalloc(t.cap, sizeof(uint64_t))
@@ -279,7 +291,7 @@ cdef bint key_table_grow(KeyTable* t) noexcept nogil:
     """Twice the slots (every id placed again) and twice the room for ids; False: no memory
     (the table still holds what it held)."""
     cdef int64_t cap = t.cap * 2, room = t.room * 2, d
-    cdef uint64_t* slots = <uint64_t*>PyMem_RawCalloc(cap, sizeof(uint64_t))
+    cdef uint64_t* slots = zeroed_slots(cap)
     if slots == NULL:
         return False
     cdef KeyValue* values = <KeyValue*>PyMem_RawRealloc(t.values, room * sizeof(KeyValue))
@@ -412,7 +424,7 @@ cdef int id_pass(const Chunk* chunks, int64_t count, int64_t n, int16_t* first,
     while claims and cap < 2 * n:
         cap <<= 1
     mask = cap - 1
-    cdef uint64_t* table = <uint64_t*>PyMem_RawCalloc(cap, sizeof(uint64_t))  # 0: empty
+    cdef uint64_t* table = zeroed_slots(cap)  # 0: empty
     if table == NULL:
         return -1
     claim.chunks, claim.j, claim.i = chunks, 0, 0
@@ -821,3 +833,94 @@ def domain_codes(col, first, int16_t k_null, int16_t k_unknown, domain):
         with nogil:
             code_pass(c.chunks, c.count, words, &at[0], m, &c16[0], &f[0], k_null, k_unknown)
     return codes_arr
+
+
+# -- a closed domain's text given as a dictionary: its code from the dictionary's -----------------
+# Parquet files often hold such columns (a tier, a setting) dictionary-encoded. Decoding them
+# (arrow_io.normal_table) made 2M strings per column only for ``domain_codes`` to compare each
+# with the domain (issue 14, m18: 2M claims, two columns, ≈ 0.1 s of CPU and their string
+# buffers in fresh memory). Here each chunk's dictionary (a few values) is coded once and every
+# row takes its index's code: the same codes and checks as decoding then ``domain_codes``.
+
+cdef void coded_pass(const Chunk* c, int64_t start, int width,
+                     bint signed, const int16_t* entry_code, const int16_t* entry_fail,
+                     int64_t entries, int16_t* out16, int8_t* out8, int16_t* first,
+                     int16_t k_null) noexcept nogil:
+    """Rows ``start`` … of one chunk of dictionary indices (``c``): each row's code is its
+    entry's (``entry_code``; -1 for none), its check the entry's (``entry_fail``); a null
+    index is -1 and fails ``k_null``. Writes ``out16`` or ``out8`` (one is NULL)."""
+    cdef int64_t i, row, idx
+    cdef int16_t code
+    for i in range(c.length):
+        row = start + i
+        code = -1
+        if not valid_at(c, i):
+            fail(first, row, k_null)
+        else:
+            idx = int_value(c.values, c.offset + i, width, signed)
+            if 0 <= idx < entries:
+                code = entry_code[idx]
+                fail(first, row, entry_fail[idx])
+        if out16 != NULL:
+            out16[row] = code
+        else:
+            out8[row] = <int8_t>code
+
+
+def dictionary_codes(col, first, int16_t k_null, int16_t k_unknown, domain):
+    """``domain_codes`` of a dictionary-encoded text column (every chunk a dictionary array
+    of string-like values, any integer indices), without decoding it: a row's value is null
+    when its index or its dictionary entry is (check ``k_null``), else outside ``domain``
+    (check ``k_unknown``) or its index there (int8; int16 beyond 127 values)."""
+    m = len(domain)
+    if m > 32767:
+        raise ValueError("a domain of more than 32,767 values")
+    cdef int16_t[::1] f = _first(first)
+    cdef int64_t n = len(f), start = 0, entries
+    codes_arr = np.empty(n, dtype=np.int8 if m < 128 else np.int16)
+    cdef int16_t* out16 = NULL
+    cdef int8_t* out8 = NULL
+    cdef int8_t[::1] c8
+    cdef int16_t[::1] c16
+    if n == 0:
+        return codes_arr
+    if m < 128:
+        c8 = codes_arr
+        out8 = &c8[0]
+    else:
+        c16 = codes_arr
+        out16 = &c16[0]
+    cdef Column idx
+    cdef const int16_t[::1] code_v
+    cdef const int16_t[::1] fail_v
+    cdef int width
+    cdef bint signed
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    for chunk in chunks:
+        if len(chunk) == 0:
+            continue
+        code_of, fail_of = _entry_codes(chunk.dictionary, k_null, k_unknown, domain)
+        code_v, fail_v = code_of, fail_of
+        entries = len(code_of)
+        idx = Column(chunk.indices)
+        width = chunk.indices.type.byte_width
+        signed = pa.types.is_signed_integer(chunk.indices.type)
+        with nogil:
+            coded_pass(&idx.chunks[0], start, width, signed, &code_v[0], &fail_v[0],
+                       entries, out16, out8, &f[0], k_null)
+        start += len(chunk)
+    return codes_arr
+
+
+def _entry_codes(dictionary, int16_t k_null, int16_t k_unknown, domain) -> tuple:
+    """(int16 code of each dictionary entry, -1 for none; int16 check it fails, NO_CHECK for
+    none): ``domain_codes`` of the entries, with checks 0 (null) and 1 (unknown) renumbered."""
+    if not pa.types.is_string(dictionary.type):
+        dictionary = dictionary.cast(pa.string())
+    entries = len(dictionary)
+    found = np.full(max(entries, 1), NONE, dtype=np.int16)
+    codes = np.full(max(entries, 1), -1, dtype=np.int16)
+    if entries:
+        codes[:entries] = domain_codes(dictionary, found[:entries], 0, 1, domain)
+    fails = np.where(found == 0, k_null, np.where(found == 1, k_unknown, NONE))
+    return codes, np.ascontiguousarray(fails, dtype=np.int16)

@@ -27,7 +27,7 @@ each row's bytes once (its first pass notes where they are; the copy reads them 
 finding them in both passes, by a binary search of the chunks' first rows, made the gather
 of 2M ids of 16 chunks 2x slower than main's combine-then-gather; now it is faster.
 """
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t, uintptr_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint64_t, uintptr_t
 from libc.string cimport memcmp, memcpy
 
 import numpy as np
@@ -151,6 +151,106 @@ def common_prefix(strings):
     with nogil:
         common = shared_lead(s)
     return int(common)
+
+
+# -- the groups: (lead, day) packed into one integer ----------------------------------------------
+# Packed here in one pass over the days (and the lead) as the callers hold them, int32 days and
+# a run's int32 buckets: in numpy the packing made six int64/uint64 temporaries of n (96 MB of
+# fresh memory at 2M claims, each page faulted in and zeroed by the kernel: issue 14, m18).
+# Groups of up to COUNTED_BITS bits (date order) come as uint16 (2 bytes a row, not 8).
+
+cdef void span_of(const int32_t* v, int64_t n, int64_t* lo, int64_t* hi) noexcept nogil:
+    cdef int64_t i
+    cdef int32_t a = v[0], b = v[0]
+    for i in range(n):
+        if v[i] < a:
+            a = v[i]
+        elif v[i] > b:
+            b = v[i]
+    lo[0], hi[0] = a, b
+
+
+cdef void groups16(const int32_t* d, const int32_t* lead, int64_t n, int64_t first,
+                   int64_t least, int64_t span, uint16_t* g) noexcept nogil:
+    """The packed group of every row, when it fits 16 bits (``lead`` NULL: none)."""
+    cdef int64_t i
+    if lead == NULL:
+        for i in range(n):
+            g[i] = <uint16_t>(d[i] - first)
+    else:
+        for i in range(n):
+            g[i] = <uint16_t>((lead[i] - least) * span + (d[i] - first))
+
+
+cdef void groups64(const int32_t* d, const int32_t* lead, int64_t n, int64_t first,
+                   int64_t least, uint64_t span, uint64_t* g) noexcept nogil:
+    """The packed group of every row (``lead`` NULL: none)."""
+    cdef int64_t i
+    if lead == NULL:
+        for i in range(n):
+            g[i] = <uint64_t>(d[i] - first)
+    else:
+        for i in range(n):
+            g[i] = <uint64_t>(lead[i] - least) * span + <uint64_t>(d[i] - first)
+
+
+def _as_int32(values):
+    """``values`` as a contiguous int32 array (no copy when they are one), or None when
+    they are not integers that int32 holds."""
+    values = np.asarray(values)
+    if values.dtype == np.int32:
+        return np.ascontiguousarray(values)
+    if values.dtype.kind not in "iu" or (len(values) and (
+            int(values.min()) < -(1 << 31) or int(values.max()) >= 1 << 31)):
+        return None
+    return values.astype(np.int32)
+
+
+def _span(const int32_t[::1] v):
+    """(least, greatest) of ``v`` (n > 0), one pass in C."""
+    cdef int64_t lo = 0, hi = 0
+    with nogil:
+        span_of(&v[0], v.shape[0], &lo, &hi)
+    return lo, hi
+
+
+def packed_groups(days, lead=None):
+    """(group per row, how many low bits of it vary): (lead − least lead) · day span + (day −
+    first day), so integer order is (lead, day) order; uint16 when that fits COUNTED_BITS
+    bits (``sort_rows`` then counts the rows into place), else uint64. None when it does
+    not fit 63 bits, or the days or the lead are not integers int32 holds (the caller then
+    sorts another way). ``days``, ``lead``: integer arrays of one length n > 0."""
+    d = _as_int32(days)
+    ld = None if lead is None else _as_int32(lead)
+    if d is None or (lead is not None and ld is None):
+        return None
+    first, last = _span(d)
+    span = last - first + 1
+    least, most = (0, 0) if ld is None else _span(ld)
+    top = (most - least + 1) * span
+    if top >= 1 << 63:
+        return None
+    bits = (top - 1).bit_length()
+    cdef const int32_t[::1] dv = d
+    cdef const int32_t[::1] lv
+    cdef const int32_t* lp = NULL
+    if ld is not None:
+        lv = ld
+        lp = &lv[0]
+    cdef int64_t n = len(d), f = first, l0 = least, sp = span
+    cdef uint16_t[::1] g16
+    cdef uint64_t[::1] g64
+    if bits <= COUNTED_BITS:
+        out = np.empty(n, dtype=np.uint16)
+        g16 = out
+        with nogil:
+            groups16(&dv[0], lp, n, f, l0, sp, &g16[0])
+    else:
+        out = np.empty(n, dtype=np.uint64)
+        g64 = out
+        with nogil:
+            groups64(&dv[0], lp, n, f, l0, <uint64_t>sp, &g64[0])
+    return out, bits
 
 
 cdef enum:
@@ -335,10 +435,10 @@ cdef void sort_groups_by_id(Ids ids, Entry* a, Entry* tmp, int64_t n, int64_t sk
 def sort_rows(strings, int64_t skip, group, int bits):
     """Row indices (int64) sorted by (``group``, claim id), see the module docstring.
     ``strings`` are the claim ids: a string array or chunked array without nulls, read in
-    place; ``skip`` the bytes every id starts with, ``group`` (uint64, n) each row's packed
-    (lead, day) and ``bits`` how many low bits of it vary (≤ 64)."""
-    cdef const uint64_t[::1] g = np.ascontiguousarray(group, dtype=np.uint64)
-    cdef int64_t n = len(g)
+    place; ``skip`` the bytes every id starts with, ``group`` each row's packed (lead, day)
+    (``packed_groups``: uint16 when ``bits`` ≤ COUNTED_BITS, else uint64) and ``bits`` how
+    many low bits of it vary (≤ 64)."""
+    cdef int64_t n = len(group)
     out = np.arange(n, dtype=np.int64)
     if n < 2:
         return out
@@ -348,12 +448,16 @@ def sort_rows(strings, int64_t skip, group, int bits):
     keys_arr = np.empty(n, dtype=np.uint64)
     cdef uint64_t[::1] keys = keys_arr
     cdef int64_t[::1] rows = out
+    cdef const uint16_t[::1] g16
+    cdef const uint64_t[::1] g
     cdef Ids ids
     ids.s = strings_of(view)
     ids.keys = NULL
     if bits <= COUNTED_BITS:  # the keys are laid out in group order as the rows are placed
-        by_counted_groups(ids, &g[0], n, bits, &rows[0], skip, &keys[0])
+        g16 = np.ascontiguousarray(group, dtype=np.uint16)
+        by_counted_groups(ids, &g16[0], n, bits, &rows[0], skip, &keys[0])
         return out
+    g = np.ascontiguousarray(group, dtype=np.uint64)
     ids.keys = &keys[0]
     with nogil:
         id_keys(ids.s, skip, &keys[0])
@@ -367,7 +471,7 @@ cdef enum:
     # (group, row) entries takes 32 (two 16-byte entry arrays; 61 MiB for 2M claims)
 
 
-cdef int64_t place_by_group(Strings s, const uint64_t* g, int64_t n, int64_t groups,
+cdef int64_t place_by_group(Strings s, const uint16_t* g, int64_t n, int64_t groups,
                             int64_t* end, int64_t* rows, uint64_t* keys,
                             int64_t skip) noexcept nogil:
     """Stable counting sort of rows 0 … n − 1 by group into ``rows``, and each row's
@@ -415,7 +519,7 @@ cdef void sort_placed_groups(Ids ids, int64_t* rows, const uint64_t* keys,
         lo = hi
 
 
-cdef void by_counted_groups(Ids ids, const uint64_t* g, int64_t n, int bits, int64_t* rows,
+cdef void by_counted_groups(Ids ids, const uint16_t* g, int64_t n, int bits, int64_t* rows,
                             int64_t skip, uint64_t* keys):
     """``rows`` in (group, claim id) order for groups of ``bits`` ≤ COUNTED_BITS: counted
     into place (with their keys, into ``keys``), then each group sorted by id in entry

@@ -105,7 +105,8 @@ def check_unique_names(schema: pa.Schema, where: str = "the claims") -> None:
 # brought to one layout here, at the boundary, so that nothing downstream (the checks, the hash
 # of ids, spilling, the results' raw columns) depends on which producer wrote the batch:
 # - text (string_view, large_string, a dictionary of either) -> string; any dictionary is
-#   decoded; a list of text -> list<string>;
+#   decoded (but a closed domain's that ``prepare`` is told only its checks read: ``coded``);
+#   a list of text -> list<string>;
 # - date64 and timestamps (any unit) -> date32: the calendar day. A timestamp with a time zone
 #   is an instant: its day is the date on the wall clock of that zone (Spark's and DuckDB's
 #   TIMESTAMP WITH TIME ZONE written as Asia/Shanghai gives the Chinese calendar date); a
@@ -139,25 +140,35 @@ def normal_schema(schema: pa.Schema) -> pa.Schema:
     return pa.schema([pa.field(f.name, normal_type(f.type)) for f in schema])
 
 
-# One exception to "any dictionary is decoded": a column of ``CODED_COLUMNS`` that arrives as
-# a dictionary of int32 codes into string values keeps its codes (a run's reader reads it so
-# from Parquet, sources.Source.read). Only the provider part's decision tables read these
-# columns, and they rank the distinct values: decoded, the 1M principal diagnoses of issue
-# 14's provider row were decoded by the reader and hashed back into codes by the table
-# (≈ 0.08 s of CPU, p18). A plan that reads one as text gets it decoded by ``prepare``, a
-# CHS-DRG grouper by its inputs (provider._drg_inputs); ``normal_schema`` still says string.
+# One more exception to "any dictionary is decoded": a column of ``CODED_COLUMNS`` that
+# arrives as a dictionary of int32 codes into string values keeps its codes (a run's reader
+# reads it so from Parquet, sources.Source.read). Only the provider part's decision tables
+# read these columns, and they rank the distinct values: decoded, the 1M principal diagnoses
+# of issue 14's provider row were decoded by the reader and hashed back into codes by the
+# table (≈ 0.08 s of CPU, p18). A plan that reads one as text gets it decoded by ``prepare``
+# (``_convert``), a CHS-DRG grouper by its inputs (provider._drg_inputs); ``normal_schema``
+# still says string.
 CODED_COLUMNS = ("principal_dx",)
 CODED_TYPE = pa.dictionary(pa.int32(), pa.string())
 
 
-def normal_table(table: pa.Table, codes: bool = True) -> pa.Table:
-    """``table`` in the one layout (above); columns already in it are not copied.
-    ``codes``: keep the codes of ``CODED_COLUMNS`` (False: decode them too, for batches
-    that are spilled or handed on one by one, each with a dictionary of its own)."""
+def normal_table(table: pa.Table, coded=(), codes: bool = True) -> pa.Table:
+    """``table`` in the one layout (above); columns already in it are not copied. Columns
+    named in ``coded`` that are dictionary-encoded text stay so (``prepare``'s
+    ``coded``). ``codes``: keep the codes of ``CODED_COLUMNS`` (False: decode them too, for
+    batches that are spilled or handed on one by one, each with a dictionary of its own)."""
     for i, f in enumerate(table.schema):
-        if normal_type(f.type) != f.type and not (codes and _kept_coded(f)):
+        if normal_type(f.type) != f.type and not (f.name in coded and _is_coded_text(f.type)) \
+                and not (codes and _kept_coded(f)):
             table = table.set_column(i, f.name, _normal_column(table.column(i)))
     return table
+
+
+def _is_coded_text(t) -> bool:
+    """A dictionary of string or large_string values (string_view ones are decoded: Arrow
+    has fewer kernels for them)."""
+    return pa.types.is_dictionary(t) and (pa.types.is_string(t.value_type)
+                                          or pa.types.is_large_string(t.value_type))
 
 
 def _kept_coded(field: pa.Field) -> bool:
@@ -356,12 +367,14 @@ class _Checks:
 def _convert(name: str, typ: Type, col, plan: Plan, checks: _Checks):
     """The engine column of ``col``, its checks folded into ``checks.first``."""
     first, null = checks.first, checks("null_value", name)
-    if pa.types.is_dictionary(col.type):  # a CODED_COLUMNS column the plan reads as text
-        col = col.cast(col.type.value_type)
     if typ.kind == MONEY:
         return _ingest.money(col, first, null, checks("amount_out_of_range", name),
                              checks("negative_amount", name))
     unknown = checks("unknown_value", name) if typ.domain is not None else _NO
+    if typ.kind == TEXT and typ.domain is not None and _is_coded_text(col.type):
+        return _ingest.dictionary_codes(col, first, null, unknown, typ.domain)
+    if pa.types.is_dictionary(col.type):  # a CODED_COLUMNS column the plan reads as open text
+        col = col.cast(col.type.value_type)
     if typ.kind == TEXT and typ.domain is not None:
         return _ingest.domain_codes(col, first, null, unknown, typ.domain)
     if typ.kind == DATE and typ.domain is None:
@@ -488,9 +501,15 @@ def fused_keys(plan: Plan, schema: pa.Schema) -> list:
 _message = claim_rules.reject_message
 
 
-def prepare(plan: Plan, claims) -> Prepared:
-    """Check a batch against ``plan`` and convert its accepted rows (see module docstring)."""
-    table = as_table(claims)
+def prepare(plan: Plan, claims, coded=()) -> Prepared:
+    """Check a batch against ``plan`` and convert its accepted rows (see module docstring).
+    ``coded`` names the plan's closed-domain text columns that no one reads from ``raw``
+    but the checks (the caller knows: engine._coded_columns): given dictionary-encoded,
+    they are coded from their dictionaries and stay encoded in ``raw`` instead of being
+    decoded into strings first (issue 14, m18)."""
+    table = _any_table(claims)
+    check_unique_names(table.schema)
+    table = normal_table(table, _domain_text(plan, coded))
     _check_columns(plan, table)
     if "total" in table.column_names:
         _check_type("total", Type(MONEY), table.schema.field("total").type)
@@ -504,6 +523,12 @@ def prepare(plan: Plan, claims) -> Prepared:
             reason, column = checks[k]
             rejects.extend(_reject_rows(table, bad[first[bad] == k], reason, column))
     return _accepted(plan, table, converted, rows, rejects, key_ids)
+
+
+def _domain_text(plan: Plan, names) -> frozenset:
+    """The columns of ``names`` that the plan reads as closed-domain text."""
+    return frozenset(c.name for c in plan.columns if c.name in names and c.type.kind == TEXT
+                     and c.type.domain is not None)
 
 
 def _reject_rows(table, rows, reason, column):

@@ -146,10 +146,12 @@ class ChunkedSettlement:
     table is not given to the kernel (a rejected row touches no accumulator) and is rejected
     afterwards. Peak memory is the prepared columns, the result columns (written in place,
     ``self_pay`` too: the kernel's output buffers become the result's) and one chunk's
-    temporaries; what the results do not need is let go when the run ends."""
+    temporaries; what the results do not need is let go when the run ends. A streamed run
+    (``by_chunk``) makes no column of every row: each chunk's outputs are the columns of
+    the pieces holding its rows and go with them (``results_between``)."""
 
     def __init__(self, plan: Plan, prep: Prepared, registry, order: np.ndarray, keys=None,
-                 keep_columns=None):
+                 keep_columns=None, by_chunk: bool = False):
         self.plan, self.prep, self.registry, self.order = plan, prep, registry, order
         self.keys = keys if keys is not None else _keys(plan, prep)
         self.keep_columns = keep_columns  # prepared columns kept after the run (None: all)
@@ -158,7 +160,12 @@ class ChunkedSettlement:
         self.used = expression_columns(plan) | {"discharge_date", "total"}
         self.tables: dict = {}
         self.blocks = None
-        n = prep.n
+        # by_chunk (a streamed run): each chunk's kernel outputs are its results' columns,
+        # kept by chunk start until ``results_between`` hands them out (and lets them go),
+        # instead of columns of every row written chunk by chunk and held to the run's end
+        # (issue 14, w18: at 2M claims 8 such columns were 128 MB of fresh pages)
+        self.by_chunk = {} if by_chunk else None
+        n = 0 if by_chunk else prep.n
         self.out_pay = [np.zeros(n, dtype=np.int64) for _ in plan.layers]
         self.out_ded = [np.zeros(n, dtype=np.int64) if layer.deductible is not None else None
                         for layer in plan.layers]
@@ -223,12 +230,17 @@ class ChunkedSettlement:
         if overflow.any():  # rare: rejected below, never given to (or rolled back by) the kernel
             self._flags()[2][at] = overflow
         self_pay = np.array(total, dtype=np.int64)  # total − Σ layer payments, in place
-        for i, spec in enumerate(program.layers):
-            self.out_pay[i][at] = spec["out_pay"]
+        for spec in program.layers:
             np.subtract(self_pay, spec["out_pay"], out=self_pay)
-            if spec["out_ded"] is not None:
-                self.out_ded[i][at] = spec["out_ded"]
-        self.self_pay[at] = self_pay
+        if self.by_chunk is not None:
+            self.by_chunk[at.start] = ([spec["out_pay"] for spec in program.layers],
+                                       [spec["out_ded"] for spec in program.layers], self_pay)
+        else:
+            for i, spec in enumerate(program.layers):
+                self.out_pay[i][at] = spec["out_pay"]
+                if spec["out_ded"] is not None:
+                    self.out_ded[i][at] = spec["out_ded"]
+            self.self_pay[at] = self_pay
         if missing.any():  # rare: keep the object-array work off the common path
             flags = self._flags()
             flags[0][at] = missing
@@ -257,9 +269,7 @@ class ChunkedSettlement:
         takes them piece by piece, ``_ResultStream``): the result columns are views of the
         kernel's outputs (no copy) unless a row is left out. ``identity``: of every row."""
         order, ident = self.order[start:end], identity.slice(start, end - start)
-        pays = [pay[start:end] for pay in self.out_pay]
-        deds = [None if ded is None else ded[start:end] for ded in self.out_ded]
-        self_pay = self.self_pay[start:end]  # written by each chunk (settle_chunk)
+        pays, deds, self_pay = self._outputs(start, end)
         if self.missing is not None:  # rare: copies only when a row was left out
             keep = ~self.missing[start:end] & (self.overflow[start:end] == 0)
             if not keep.all():
@@ -274,6 +284,36 @@ class ChunkedSettlement:
                 cols[f"{layer.name}_deductible"] = pa.array(ded)
         cols["self_pay"] = pa.array(self_pay)
         return with_identity(pa.table(cols, schema=result_schema(self.plan)), ident), order
+
+    def _outputs(self, start: int, end: int) -> tuple:
+        """(payments per layer, deductibles per layer or None, self_pay) of result rows
+        ``start:end``: views of the whole columns, or (``by_chunk``) of the outputs of the
+        chunks holding those rows. Pieces are asked for in order, each row once (a streamed
+        run), so a chunk wholly handed out is let go here."""
+        if self.by_chunk is None:
+            return ([pay[start:end] for pay in self.out_pay],
+                    [None if ded is None else ded[start:end] for ded in self.out_ded],
+                    self.self_pay[start:end])  # written by each chunk (settle_chunk)
+        parts = []
+        for at in sorted(self.by_chunk):
+            pays, deds, self_pay = self.by_chunk[at]
+            last = at + len(self_pay)
+            if last <= start or at >= end:
+                continue
+            cut = slice(max(start, at) - at, min(end, last) - at)
+            parts.append(([p[cut] for p in pays], [None if d is None else d[cut] for d in deds],
+                          self_pay[cut]))
+            if last <= end:
+                del self.by_chunk[at]
+        if sum(len(part[2]) for part in parts) != end - start:
+            raise ValueError(f"result rows {start}:{end} are not all settled")
+        if len(parts) == 1:
+            return parts[0]
+        layers = range(len(self.plan.layers))
+        return ([_joined([part[0][i] for part in parts], self.out_pay[i]) for i in layers],
+                [None if self.out_ded[i] is None else
+                 _joined([part[1][i] for part in parts], self.out_ded[i]) for i in layers],
+                _joined([part[2] for part in parts], self.self_pay))
 
     def rejected(self) -> Prepared:
         """The prepared rows with lookup misses, then those whose amounts leave int64,
@@ -290,6 +330,11 @@ class ChunkedSettlement:
             prep = _reject_overflow_in_order(self.plan, prep, rank[kept],
                                              self.overflow[~self.missing])
         return prep
+
+
+def _joined(arrays: list, empty: np.ndarray) -> np.ndarray:
+    """The arrays end to end; ``empty`` (a column of no rows) when there are none."""
+    return np.concatenate(arrays) if arrays else empty
 
 
 def _stage_columns(registry):
@@ -442,19 +487,30 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
     registry = registry or default_registry()
     provider = plan.provider is not None or bool(plan.groupers)
     early = _provider_pieces_early(plan, claims, registry) if provider else None
-    claims = only_columns(claims, _settled_columns(plan, registry, context, provider))
-    prep = run_validators(plan, prepare(plan, claims), registry)
+    settled = _settled_columns(plan, registry, context, provider)
+    claims = only_columns(claims, settled)
+    early_order = _date_order_beside(claims) if lead is None else None
+    with timeline.stage("prepare"):
+        coded = _coded_columns(plan, registry, context, settled)
+        prep = run_validators(plan, prepare(plan, claims, coded), registry)
     input_rows = prep.n + len(prep.rejects)
     pieces = _provider_pieces(plan, prep, registry, early) if provider else None
-    order, keys, identity = _order_keys_and_identity(plan, prep, lead)
+    with timeline.stage("order (and keys)"):
+        if early_order is None:
+            order, keys, identity = _order_keys_and_identity(plan, prep, lead)
+        else:  # in memory: the identity is gathered after the kernel (peak memory)
+            order = _prepared_order(early_order(), prep.rows, input_rows)
+            keys, identity = _keys(plan, prep), None
     laid = _beside(prep.n, "provider-layout", _laid_out, pieces, order) if provider else None
     acting = any(stage.acts(context) for stage in registry.stages)
     prep = _raw_kept(prep, acting or provider)
     run = ChunkedSettlement(plan, prep, registry, order, keys, keep_columns=())
     del prep, keys  # the run holds them, and lets go of them when it ends
-    run.run(progress=progress)
-    results, order = run.results(identity() if identity is not None else
-                                 _identity_in_order(run.prep, order))
+    with timeline.stage("chunks (build beside kernel)"):
+        run.run(progress=progress)
+    with timeline.stage("identity and results"):
+        results, order = run.results(identity() if identity is not None else
+                                     _identity_in_order(run.prep, order))
     del identity
     rejects = run.rejected().rejects
     check_invariants(plan, results)
@@ -493,6 +549,23 @@ def _settled_columns(plan: Plan, registry, context, provider: bool):
     for columns in declared:
         names.update(columns)
     return names
+
+
+def _coded_columns(plan: Plan, registry, context, settled) -> set:
+    """The columns ``prepare`` may leave dictionary-encoded in ``Prepared.raw`` (it codes
+    them from their dictionaries: ``arrow_io.prepare``'s ``coded``): those only the checks
+    read. Empty when ``settled`` is None (a provider part, or a validator or an acting stage
+    reading undeclared columns) or a stage acts (stages read ``raw``); never the identity
+    columns (the results carry them), the keys' columns or a column a validator declares.
+    ``_raw_kept`` lets the others go before the kernel, so nothing else sees them."""
+    if settled is None or any(stage.acts(context) for stage in registry.stages):
+        return set()
+    read = set(IDENTITY) | {"claim_id", "person_id"}
+    for key in plan.keys():
+        read.update((key.column, *key.by))
+    for validator in registry.validators:
+        read.update(validator.claim_columns)
+    return settled - read
 
 
 # -- the provider part beside the benefit settlement ------------------------------------------
@@ -629,7 +702,7 @@ def settle_by_bucket_streamed(policy, claims, bucket: np.ndarray, emit, registry
             order = _prepared_order(early(), prep.rows, input_rows)
             keys, identity = _keys_and_identity_along(plan, prep, order, bucket)
     laid = _ProviderLayout(prep.n, pieces, order) if provider else None
-    run = ChunkedSettlement(plan, prep, registry, order, keys)
+    run = ChunkedSettlement(plan, prep, registry, order, keys, by_chunk=True)
     if timeline.enabled():  # each chunk's two halves, as stages of their threads
         run.build = timeline.timed("build chunk", run.build)
         run.settle_chunk = timeline.timed("kernel chunk", run.settle_chunk)
@@ -665,17 +738,35 @@ def _input_order_beside(claims: pa.Table, bucket: np.ndarray):
                    claims.column("discharge_date"), bucket)
 
 
-def _input_order(claim_id, dates, bucket: np.ndarray) -> np.ndarray:
-    """Every input row (rejected ones too) in (bucket, discharge_date, claim_id) order, by
-    the sort ``_run_order`` uses (lower.settlement_order); a null date counts as day 0 and a
-    null claim id as "" (their rows are rejected by ``prepare``, so where they sort does not
-    matter; a null id would send the whole sort to Arrow's, several times slower)."""
+def _input_order(claim_id, dates, bucket) -> np.ndarray:
+    """Every input row (rejected ones too) in (bucket, discharge_date, claim_id) order, or
+    (discharge_date, claim_id) order when ``bucket`` is None, by the sort ``_run_order``
+    uses (lower.settlement_order); a null date counts as the first day given and a null
+    claim id as "" (their rows are rejected by ``prepare``, so where they sort does not
+    matter; a null id would send the whole sort to Arrow's, several times slower, and a
+    null date as day 0 would widen the days' span past the counted sort's 16 bits)."""
     import pyarrow.compute as pc
     if claim_id.null_count:
         claim_id = pc.fill_null(claim_id, "")
-    days = pc.fill_null(dates, 0).cast(pa.int32())
+    if dates.null_count:
+        first = pc.min(dates)
+        dates = pc.fill_null(dates, first) if first.is_valid else pc.fill_null(dates, 0)
+    days = dates.cast(pa.int32())
     days = days.combine_chunks() if isinstance(days, pa.ChunkedArray) else days
-    return settlement_order(claim_id, np.asarray(days.to_numpy()), np.asarray(bucket))
+    return settlement_order(claim_id, np.asarray(days.to_numpy()),
+                            None if bucket is None else np.asarray(bucket))
+
+
+def _date_order_beside(claims):
+    """In memory (``settle``, no lead): start sorting every input row into (discharge_date,
+    claim_id) order on a thread beside ``prepare`` (``_input_order``), as a run's order is
+    (``_input_order_beside``), and return a function waiting for it; None as there. Sorted
+    after ``prepare`` it was 0.1-0.15 s of CPU at 2M claims on one core with the other idle
+    (issue 14, m18); m17 left it out for its buffers held beside the id tables (2M peak
+    1.96-2.06x), which are narrower now (uint16 day groups, m18)."""
+    if not isinstance(claims, pa.Table):
+        return None
+    return _input_order_beside(claims, None)
 
 
 def _prepared_order(input_order: np.ndarray, rows: np.ndarray, input_rows: int) -> np.ndarray:

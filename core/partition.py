@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import _hash
+from . import _hash, timeline
 from .lower import key_values
 from .plan import PERSON, Key, Plan
 from .errors import YibaoError
@@ -46,22 +46,21 @@ def partition_key(plan: Plan) -> Key:
 
 
 def hash_strings(values) -> np.ndarray:
-    """uint64 FNV-1a hash of every value (cast to string; null hashes to 0)."""
-    values = _hash.plain_strings(values, pa.large_string())
-    n = len(values)
-    validity, offsets, data = values.buffers()
-    offs = np.frombuffer(offsets, dtype=np.int64)[values.offset:values.offset + n + 1]
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
-    valid = np.asarray(pc.is_valid(values).to_numpy(zero_copy_only=False), dtype=np.uint8)
-    return _hash.fnv1a(offs, raw, valid)
+    """uint64 FNV-1a hash of every value (cast to string; null hashes to 0), read chunk by
+    chunk where the column is (no combined copy)."""
+    return _hash.hashes_of(values)
 
 
 def buckets(plan: Plan, table: pa.Table) -> np.ndarray:
     """int32 bucket of every row of ``table`` (module docstring)."""
     if table.num_rows == 0:
         return np.zeros(0, dtype=np.int32)
-    values = key_values(table, partition_key(plan))
-    return (hash_strings(values) % np.uint64(NBUCKETS)).astype(np.int32)
+    key = partition_key(plan)
+    with timeline.stage("buckets"):  # a run's first step before ``prepare`` (issue 14)
+        # the person's values are the column itself: read in place, not combined first
+        values = table.column("person_id") if key.column == "person_id" else \
+            key_values(table, key)
+        return _hash.buckets_of(values, NBUCKETS)
 
 
 def partition_of(bucket: np.ndarray, partitions: int) -> np.ndarray:

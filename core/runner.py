@@ -408,6 +408,9 @@ def _read_in_memory(sources, columns, read_ahead) -> list:
     return read_rest(sources, early, columns)
 
 
+RESULTS_AHEAD = 4  # pieces of results that may wait for the writer (_ResultsOut._ahead)
+
+
 class _ResultsOut:
     """claims.parquet of an in-memory run, written piece by piece as the results settle
     (under the names the run writes, ``shape``), each piece counted into ``totals``; the
@@ -420,14 +423,21 @@ class _ResultsOut:
 
     def write(self, results: pa.Table) -> None:
         written = self.shape(results)
-        if self.writer is None:  # the results are in memory: no bound on the thread's queue
-            self.writer = ParquetOut(self.out.stage("claims.parquet"), written.schema, ahead=0,
-                                     digest=True)
+        if self.writer is None:
+            self.writer = ParquetOut(self.out.stage("claims.parquet"), written.schema,
+                                     ahead=self._ahead(), digest=True)
         self.writer.write(written)
         with timeline.stage("control totals"):
             self.totals.add_results(zero_nulls(results), self.names)
         if self.kept is not None:
             self.kept.append(results)
+
+    def _ahead(self) -> int:
+        """Row groups that may wait for the writer thread: a few when the pieces are let go
+        once written (a streamed run's pieces own their columns since w18, issue 14: a
+        writer falling behind would otherwise hold them all), no bound when they are kept
+        anyway."""
+        return 0 if self.kept is not None else RESULTS_AHEAD
 
     def whole(self) -> pa.Table:
         return pa.concat_tables(self.kept) if len(self.kept) > 1 else self.kept[0]

@@ -23,7 +23,22 @@ from . import commands as commands_pkg
 EXIT_OK, EXIT_REJECTS, EXIT_FAILED, EXIT_INTERNAL = 0, 1, 2, 70
 
 
-def discover_commands() -> dict:
+def discover_commands(wanted: str | None = None) -> dict:
+    """NAME -> module of every command, or of ``wanted`` alone when it names one (its
+    module is ``commands/<wanted>.py``): a command line that names its command builds that
+    command's options only, instead of importing the 13 command modules and building all
+    their options (≈ 10 ms of every command's start-up; `yibao --help` and an unknown
+    command still see them all)."""
+    if wanted is not None and not wanted.startswith("_") and wanted.isidentifier():
+        name = f"{commands_pkg.__name__}.{wanted}"
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # the command's module exists and lacks something: say so
+                raise
+            module = None
+        if getattr(module, "NAME", None) == wanted and hasattr(module, "run"):
+            return {wanted: module}
     found = {}
     for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda i: i.name):
         if info.name.startswith("_"):
@@ -32,6 +47,13 @@ def discover_commands() -> dict:
         if hasattr(module, "NAME") and hasattr(module, "run"):
             found[module.NAME] = module
     return found
+
+
+def named_command(argv) -> str | None:
+    """The command a command line names: its first word, when it is not an option (the
+    top level has only ``-h`` and ``--version``)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    return args[0] if args and not args[0].startswith("-") else None
 
 
 def build_parser(commands: dict) -> argparse.ArgumentParser:
@@ -59,7 +81,7 @@ def expected_errors() -> tuple:
 def main(argv=None) -> int:
     from .commands._common import collections_paused
     with collections_paused():
-        commands = discover_commands()
+        commands = discover_commands(named_command(argv))
         parser = build_parser(commands)
     args, extra = parser.parse_known_args(argv)
     if extra and hasattr(args, "operand_shape") and not any(e.startswith("-") for e in extra):
@@ -198,6 +220,19 @@ def internal_error(command: str, exc: BaseException) -> int:
     return EXIT_INTERNAL
 
 
+def one_blas_thread() -> None:
+    """``OPENBLAS_NUM_THREADS=1`` unless the user set it, before numpy is first imported.
+
+    numpy's OpenBLAS starts a pool of threads when numpy is imported, one per core, and they
+    spin waiting for work: on the 2-core benchmark machine that was 0.05-0.1 s of CPU before
+    a `yibao settle` read its first claim (c18, benchmarks/README.md) and ~2 % of a 2M run's
+    samples (w17's perf), taken from the read-ahead and the run's own threads. yibao does no
+    linear algebra (no matrix product, no ``numpy.linalg``), so the pool only costs. Only the
+    program sets it (``entry``), not a caller of ``main([...])`` in its own process; it is
+    inherited by the processes a command starts, and a value the user set is kept."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 FAST_EXIT = ("settle",)  # commands whose process ends without the interpreter's teardown
 
 
@@ -209,6 +244,7 @@ def entry() -> None:
     fsynced and published and its threads joined, and the teardown was 0.1-0.2 s of CPU
     after a 2M-claim ``yibao settle`` (issue 14, w16). A Spark run keeps the ordinary exit
     (pyspark stops its JVM from an atexit hook), as do the other commands."""
+    one_blas_thread()
     code = main()
     if sys.argv[1:2] and sys.argv[1] in FAST_EXIT and "pyspark" not in sys.modules:
         try:

@@ -27,7 +27,6 @@ same entry leave one whole one.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import pickle
@@ -35,26 +34,26 @@ import sys
 import warnings
 from pathlib import Path
 
+from yibao.core import disk_cache
+
 FORMAT = "yibao.policy-cache/1"
-PROTOCOL = pickle.HIGHEST_PROTOCOL
-NO_CACHE_ENV = "YIBAO_NO_CACHE"
+PROTOCOL = disk_cache.PROTOCOL
+NO_CACHE_ENV = disk_cache.NO_CACHE_ENV
 _CODE_PACKAGES = ("yibao.core", "yibao.dsl", "yibao.plugins")
 _told_unwritable = False  # one line per process when the folder cannot be written
 _WARNED: dict = {}  # the replayed warnings' "once per location" registry (warnings module)
 
 
 def cache_dir() -> Path:
-    """``$YIBAO_CACHE_DIR``, else ``$XDG_CACHE_HOME/yibao``, else ``~/.cache/yibao``."""
-    own = os.environ.get("YIBAO_CACHE_DIR")
-    if own:
-        return Path(own)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return Path(xdg) / "yibao" if xdg else Path.home() / ".cache" / "yibao"
+    """``$YIBAO_CACHE_DIR``, else ``$XDG_CACHE_HOME/yibao``, else ``~/.cache/yibao``: the one
+    folder of yibao's caches (``core/disk_cache.py``; the compiled CHS-DRG tables live there
+    too)."""
+    return disk_cache.cache_dir()
 
 
 def enabled() -> bool:
     """False when ``YIBAO_NO_CACHE`` is set to anything but empty or ``0``."""
-    return os.environ.get(NO_CACHE_ENV, "") in ("", "0")
+    return disk_cache.enabled()
 
 
 def cached_compile(where: Path, registry, compile):
@@ -223,21 +222,9 @@ def _read_entry(path: Path, key: str, where: Path):
 def _write_entry(path: Path, entry: tuple) -> None:
     """Write ``entry`` atomically (a temporary file renamed into place); one line on stderr,
     once per process, when the folder cannot be written."""
-    import tempfile
-    temp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(entry, f, protocol=PROTOCOL)
-        os.replace(temp, path)
-        temp = None
-    except OSError as exc:
-        _tell_unwritable(path.parent, exc)
-    finally:
-        if temp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
+    failed = disk_cache.write_atomically(path, entry)
+    if failed is not None:
+        _tell_unwritable(path.parent, failed)
 
 
 def _tell_unwritable(folder: Path, exc: OSError) -> None:

@@ -9,6 +9,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from yibao.core.grouping import _drg
+from yibao.core.grouping.stored import stored_or_built
 from yibao.core.grouping.tables import DrgTables, load_tables, resolve_order
 
 # Same order as the CondKind enum in _drg.pxd.
@@ -200,15 +202,27 @@ def _compile(t: DrgTables, order: tuple) -> dict:
     }
 
 
-@lru_cache(maxsize=16)
-def _compiled(t: DrgTables, order: tuple) -> dict:
-    return _compile(t, order)
-
-
 def compile_tables(tables: DrgTables | None = None, mdc_order=None) -> dict:
-    """Compiled arrays for the kernel (cached per tables object and MDC order)."""
+    """Compiled arrays for the kernel, with the code indexes ``_drg.lookup_codes`` probes:
+    cached per tables object and MDC order in this process, and on disk for the tables of a
+    converted folder (``stored.py``: keyed by the hashes of its files), so a run does not
+    read and compile the 1.1 tables again. ValueError for an unknown MDC or an empty order."""
     t = tables or load_tables()
+    return _compiled(t, None if mdc_order is None else tuple(mdc_order))
+
+
+@lru_cache(maxsize=16)
+def _compiled(t: DrgTables, mdc_order) -> dict:
+    if t.folder is None:  # tables built in Python: nothing on disk names them
+        return _built(t, mdc_order)
+    return stored_or_built(t.folder, mdc_order, lambda: _built(t, mdc_order))
+
+
+def _built(t: DrgTables, mdc_order) -> dict:
     order = resolve_order(t, mdc_order)
     if not order:
         raise ValueError("mdc_order is empty")
-    return _compiled(t, order)
+    compiled = _compile(t, order)
+    compiled["dx_index"] = _drg.build_code_index(compiled["dx_universe"])
+    compiled["proc_index"] = _drg.build_code_index(compiled["proc_universe"])
+    return compiled

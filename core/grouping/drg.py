@@ -118,11 +118,10 @@ def _names(idx: np.ndarray, names: list) -> pa.Array:
 
 def _compiled_with_arrow(tables, mdc_order) -> dict:
     comp = compile_tables(tables, mdc_order)
-    if "drg_names_arrow" not in comp:   # cached dict: build the Arrow views and indexes once
+    if "drg_names_arrow" not in comp:   # cached dict: build the Arrow views once (the code
+        # indexes come with the compiled arrays, stored on disk with them)
         extra = {"dx_universe_arrow": pa.array(comp["dx_universe"], pa.string()),
                  "proc_universe_arrow": pa.array(comp["proc_universe"], pa.string()),
-                 "dx_index": _drg.build_code_index(comp["dx_universe"]),
-                 "proc_index": _drg.build_code_index(comp["proc_universe"]),
                  "dx_normaliser": normaliser(frozenset(comp["dx_universe"])),
                  "proc_normaliser": normaliser(frozenset(comp["proc_universe"]))}
         for key in ("mdc", "adrg", "drg"):

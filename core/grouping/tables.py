@@ -41,7 +41,11 @@ SPLIT_BY_SUFFIXES = {
 
 @dataclass(frozen=True, eq=False)   # hashed by identity: compiled arrays are cached per object
 class DrgTables:
-    """The scheme (MDC/ADRG rules) and code tables, as loaded from JSON."""
+    """The scheme (MDC/ADRG rules) and code tables, as loaded from JSON.
+
+    ``folder`` is the converted folder the tables were read from (``load_tables``), None for
+    tables built in Python: the kernel's compiled arrays of a folder's tables are kept on
+    disk by the hashes of its files (``grouping/stored.py``)."""
     scheme: dict
     dx_sets: dict            # name -> frozenset of diagnosis codes
     proc_sets: dict          # name -> frozenset of procedure codes
@@ -52,6 +56,7 @@ class DrgTables:
     cc: dict
     cce: dict                # principal dx -> its exclusion table
     trauma_regions: dict     # dx -> tuple of MDCZ body regions
+    folder = None            # a class attribute, not a field: see FolderTables
 
     @property
     def default_mdc_order(self) -> tuple:
@@ -63,10 +68,37 @@ class DrgTables:
         return SPLIT_BY_SUFFIXES[key][severity]
 
 
-def _load(path: Path) -> DrgTables:
+class FolderTables(DrgTables):
+    """The ``DrgTables`` of a converted folder, its JSON read on the first use of a field.
+
+    A run that groups with the kernel and finds the compiled arrays on disk
+    (``grouping/stored.py``) never reads the 2.6 MB of JSON nor builds its ~50,000-code sets
+    (≈ 0.05 s); the reference grouper and a compile read them as before."""
+
+    def __init__(self, folder: Path):  # the fields are set by _read_fields, on first use
+        object.__setattr__(self, "folder", Path(folder))
+
+    def __getattr__(self, name):  # only called for what the instance does not hold yet
+        if name.startswith("__") or name not in DrgTables.__dataclass_fields__:
+            raise AttributeError(name)
+        self._read_fields()
+        return object.__getattribute__(self, name)
+
+    def _read_fields(self) -> None:
+        if "scheme" in self.__dict__:
+            return
+        for name, value in _fields(self.folder).items():
+            object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        return f"FolderTables({str(self.folder)!r})"
+
+
+def _fields(path: Path) -> dict:
+    """The ``DrgTables`` fields of a converted folder (scheme.json, codes.json)."""
     scheme = json.loads((path / "scheme.json").read_text(encoding="utf-8"))
     codes = json.loads((path / "codes.json").read_text(encoding="utf-8"))
-    return DrgTables(
+    return dict(
         scheme=scheme,
         dx_sets={k: frozenset(v) for k, v in scheme["dx_sets"].items()},
         proc_sets={k: frozenset(v) for k, v in scheme["proc_sets"].items()},
@@ -80,8 +112,10 @@ def _load(path: Path) -> DrgTables:
 
 @lru_cache(maxsize=4)
 def load_tables(path: str | None = None) -> DrgTables:
-    """The CHS-DRG 1.1 tables shipped with the package (or another converted folder)."""
-    return _load(Path(path) if path else DATA_DIR)
+    """The CHS-DRG 1.1 tables shipped with the package (or another converted folder). The
+    files are read on the first use of a field (``FolderTables``); a missing folder is
+    named then."""
+    return FolderTables(Path(path) if path else DATA_DIR)
 
 
 def resolve_order(tables: DrgTables, mdc_order) -> tuple:

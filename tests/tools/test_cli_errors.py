@@ -76,7 +76,7 @@ def test_a_bug_exits_70_with_one_line(monkeypatch, capsys):
 
     def broken(args):
         raise ZeroDivisionError("a bug")
-    monkeypatch.setattr(cli, "discover_commands", lambda: commands)
+    monkeypatch.setattr(cli, "discover_commands", lambda wanted=None: commands)
     monkeypatch.setattr(commands["generate"], "run", broken)
     monkeypatch.delenv("YIBAO_DEBUG", raising=False)
     assert main(["generate", "--out", "x"]) == cli.EXIT_INTERNAL == 70
