@@ -215,7 +215,7 @@ def compile_tables(tables: DrgTables | None = None, mdc_order=None) -> dict:
 def _compiled(t: DrgTables, mdc_order) -> dict:
     if t.folder is None:  # tables built in Python: nothing on disk names them
         return _built(t, mdc_order)
-    return stored_or_built(t.folder, mdc_order, lambda: _built(t, mdc_order))
+    return stored_or_built(t, mdc_order, lambda: _built(t, mdc_order))
 
 
 def _built(t: DrgTables, mdc_order) -> dict:

@@ -3,7 +3,9 @@ the kernel loads them (≈ 6 MB, a few ms) instead of reading the tables' 2.6 MB
 compiling them (≈ 0.2 s of CPU for the national 1.1 tables, every run of Jinhua or Shanghai).
 
 An entry is found by a digest (``entry_key``) of the sha256 of the folder's ``scheme.json``
-and ``codes.json`` (read and hashed at every use, ≈ 2 ms), the MDC order as the grouper gives
+and ``codes.json`` (hashed at every use, ≈ 2 ms; once the tables object has parsed them, the
+digests of the bytes it parsed, so arrays compiled from tables read earlier are never filed
+under files changed since), the MDC order as the grouper gives
 it, yibao's version and the size and modification time of this package's own files (the
 compiler of the arrays, the kernel's code index: an editable install changes code without a
 version bump), numpy's version and the Python's. Its bytes are stored with their sha256
@@ -20,47 +22,54 @@ import sys
 from pathlib import Path
 
 from yibao.core import disk_cache
+from yibao.core.grouping.tables import SOURCE_FILES, source_digest
 
 FORMAT = "yibao.drg-compiled/1"
-SOURCE_FILES = ("scheme.json", "codes.json")  # all a converted folder's compile reads
 
 
-def stored_or_built(folder: Path, mdc_order, build) -> dict:
-    """The compiled arrays of the tables in ``folder`` under ``mdc_order`` (None: the
+def stored_or_built(tables, mdc_order, build) -> dict:
+    """The compiled arrays of ``tables`` (a ``FolderTables``) under ``mdc_order`` (None: the
     scheme's), from disk when an entry for these files, this order and this code is there,
-    else ``build()``, then stored for the next run."""
+    else ``build()``, then stored for the next run under the digests of the bytes the build
+    compiled (``FolderTables.digests``)."""
     if not disk_cache.enabled():
         return build()
     try:
-        path, header = _entry(folder, mdc_order)
+        found = disk_cache.read_checked(*_entry(_digests(tables), mdc_order))
     except Exception:  # noqa: BLE001 (unreadable tables, no cache folder: build says why)
         return build()
-    found = disk_cache.read_checked(path, header)
     if isinstance(found, dict):
         return found
     compiled = build()
-    disk_cache.write_checked(path, header, compiled)
+    built = tables.read_digests()  # the build read the fields: the bytes it compiled
+    if built is not None:
+        disk_cache.write_checked(*_entry(built, mdc_order), compiled)
     return compiled
 
 
-def _entry(folder: Path, mdc_order) -> tuple:
+def _digests(tables) -> tuple:
+    """The digests of the tables' bytes: those already parsed, else the files' now (a hit
+    then stands for the files as they are; the tables read them later if asked)."""
+    parsed = tables.read_digests()
+    if parsed is not None:
+        return parsed
+    return tuple(source_digest((Path(tables.folder) / name).read_bytes())
+                 for name in SOURCE_FILES)
+
+
+def _entry(digests: tuple, mdc_order) -> tuple:
     """(the entry's file, the header it must carry)."""
-    key = entry_key(folder, mdc_order)
+    key = entry_key(digests, mdc_order)
     return disk_cache.cache_dir() / "drg" / f"{key}.pickle", (FORMAT, key)
 
 
-def entry_key(folder: Path, mdc_order) -> str:
+def entry_key(digests: tuple, mdc_order) -> str:
     """The digest naming the entry (module docstring)."""
     import numpy
     from yibao.core import __version__
-    parts = (FORMAT, tuple(_file_digest(Path(folder) / name) for name in SOURCE_FILES),
-             mdc_order, __version__, code_stamp(), numpy.__version__, sys.version,
-             disk_cache.PROTOCOL)
+    parts = (FORMAT, tuple(digests), mdc_order, __version__, code_stamp(), numpy.__version__,
+             sys.version, disk_cache.PROTOCOL)
     return hashlib.sha256(repr(parts).encode("utf-8")).hexdigest()[:40]
-
-
-def _file_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def code_stamp() -> tuple:

@@ -5,7 +5,9 @@ kernel compiles them into integer arrays (``yibao.core.grouping.compile``).
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -73,31 +75,50 @@ class FolderTables(DrgTables):
 
     A run that groups with the kernel and finds the compiled arrays on disk
     (``grouping/stored.py``) never reads the 2.6 MB of JSON nor builds its ~50,000-code sets
-    (≈ 0.05 s); the reference grouper and a compile read them as before."""
+    (≈ 0.05 s); the reference grouper and a compile read them as before. ``digests`` are the
+    sha256 of the very bytes the fields were parsed from: the disk cache files compiled
+    arrays under them, never under a later read of files that may have changed since."""
 
     def __init__(self, folder: Path):  # the fields are set by _read_fields, on first use
         object.__setattr__(self, "folder", Path(folder))
 
     def __getattr__(self, name):  # only called for what the instance does not hold yet
-        if name.startswith("__") or name not in DrgTables.__dataclass_fields__:
+        if name.startswith("__") or name not in DrgTables.__dataclass_fields__ and \
+                name != "digests":
             raise AttributeError(name)
         self._read_fields()
         return object.__getattribute__(self, name)
 
     def _read_fields(self) -> None:
-        if "scheme" in self.__dict__:
-            return
-        for name, value in _fields(self.folder).items():
-            object.__setattr__(self, name, value)
+        with _READING:  # two threads' first uses: one reads, the other waits for every field
+            if "digests" in self.__dict__:
+                return
+            fields, digests = _fields(self.folder)
+            for name, value in fields.items():
+                object.__setattr__(self, name, value)
+            object.__setattr__(self, "digests", digests)  # last: the fields are all there
+
+    def read_digests(self):
+        """The digests of the bytes already parsed, or None when no field was used yet."""
+        return self.__dict__.get("digests")
 
     def __repr__(self) -> str:
         return f"FolderTables({str(self.folder)!r})"
 
 
-def _fields(path: Path) -> dict:
-    """The ``DrgTables`` fields of a converted folder (scheme.json, codes.json)."""
-    scheme = json.loads((path / "scheme.json").read_text(encoding="utf-8"))
-    codes = json.loads((path / "codes.json").read_text(encoding="utf-8"))
+_READING = threading.Lock()
+SOURCE_FILES = ("scheme.json", "codes.json")  # all a converted folder's fields come from
+
+
+def source_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fields(path: Path) -> tuple:
+    """(the ``DrgTables`` fields of a converted folder, the sha256 of the bytes of its
+    SOURCE_FILES they were parsed from)."""
+    data = [(path / name).read_bytes() for name in SOURCE_FILES]
+    scheme, codes = (json.loads(raw.decode("utf-8")) for raw in data)
     return dict(
         scheme=scheme,
         dx_sets={k: frozenset(v) for k, v in scheme["dx_sets"].items()},
@@ -107,7 +128,7 @@ def _fields(path: Path) -> dict:
         or_procedures=frozenset(codes["or_procedures"]),
         mcc=codes["mcc"], cc=codes["cc"], cce=codes["cce"],
         trauma_regions={k: tuple(v) for k, v in scheme["trauma_regions"].items()},
-    )
+    ), tuple(source_digest(raw) for raw in data)
 
 
 @lru_cache(maxsize=4)

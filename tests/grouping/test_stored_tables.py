@@ -203,3 +203,62 @@ def test_tables_built_in_python_are_not_stored(folder, compiles):
     fields = {name: getattr(t, name) for name in tables.DrgTables.__dataclass_fields__}
     drg_compile.compile_tables(tables.DrgTables(**fields))
     assert len(compiles) == 1 and entries(folder) == []
+
+
+def test_tables_read_before_their_files_change_never_file_under_the_new_files(folder, compiles,
+                                                                             to_table):
+    """A process that read the tables, then saw the folder converted again (a long-lived
+    studio or notebook), compiles what it read: those arrays go under the digests of the
+    bytes it read, so a new process on the new files compiles them, never the old arrays."""
+    fresh_process()
+    t = tables.load_tables(str(folder))
+    assert len(t.diagnoses) > 30000  # this process has read the files
+    codes = (folder / "codes.json").read_text(encoding="utf-8")
+    (folder / "codes.json").write_text(codes.replace('"mcc":{', '"mcc":{"E11.900":1,', 1),
+                                       encoding="utf-8")
+    assert drg.group_drg(to_table(CLAIMS), t).column("drg").to_pylist()[0] == "ES35"  # old
+    assert groups(folder, to_table)[0] == "ES31"  # a new process: the files as they are now
+    assert len(compiles) == 2
+
+
+def test_files_changed_between_the_lookup_and_the_build_file_under_what_was_built(
+        folder, compiles, monkeypatch, to_table):
+    """The converter rewrites a file after the lookup hashed it and before the build read
+    it: the arrays are filed under the digests of the bytes built, so the original files,
+    restored, are compiled again instead of loading the edited build."""
+    codes = (folder / "codes.json").read_text(encoding="utf-8")
+    real = drg_compile._built
+
+    def rewritten_first(t, mdc_order):
+        (folder / "codes.json").write_text(codes.replace('"mcc":{', '"mcc":{"E11.900":1,', 1),
+                                           encoding="utf-8")
+        return real(t, mdc_order)
+    monkeypatch.setattr(drg_compile, "_built", rewritten_first)
+    assert groups(folder, to_table)[0] == "ES31"  # built from the rewritten file
+    monkeypatch.setattr(drg_compile, "_built", real)
+    (folder / "codes.json").write_text(codes, encoding="utf-8")
+    assert groups(folder, to_table)[0] == "ES35"
+    assert len(compiles) == 2
+
+
+def test_two_threads_first_using_the_tables_read_them_once(folder, monkeypatch):
+    """Both threads see every field, and the files are read once."""
+    import threading
+    import time
+    real, reads = tables._fields, []
+
+    def slow(path):
+        reads.append(path)
+        time.sleep(0.2)  # the other thread asks meanwhile
+        return real(path)
+    monkeypatch.setattr(tables, "_fields", slow)
+    fresh_process()
+    t = tables.load_tables(str(folder))
+    seen = {}
+    threads = [threading.Thread(target=lambda n=n: seen.update({n: len(getattr(t, n))}))
+               for n in ("diagnoses", "procedures")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(reads) == 1 and seen["diagnoses"] > 30000 and seen["procedures"] > 1000
