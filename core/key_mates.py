@@ -317,8 +317,15 @@ def _wanted(plans, schema, columns) -> list:
 
 
 def _concat(tables: list) -> pa.Table:
-    return tables[0] if len(tables) == 1 else pa.concat_tables(tables,
-                                                               promote_options="default")
+    """The tables of several files end to end. Files whose column types differ (one writer's
+    string, another's large_string or dictionary: ``settle`` reads such a folder) are put in
+    the one layout first, as ``settle`` puts each file."""
+    if len(tables) == 1:
+        return tables[0]
+    if any(t.schema != tables[0].schema for t in tables[1:]):
+        from .arrow_io import normal_table
+        tables = [normal_table(t, codes=False) for t in tables]
+    return pa.concat_tables(tables, promote_options="default")
 
 
 class _ParquetRows:

@@ -335,3 +335,27 @@ def test_explain_run_waits_for_its_lookup_when_the_policy_fails(reference_run, t
                        claims.column("claim_id")[0].as_py(), "--run", out)
     assert code == 2 and err
     assert not [t for t in threading.enumerate() if t.name == "yibao-key-index"]
+
+
+def test_a_folder_of_files_with_different_column_types_explains_as_one_file(tmp_path, capsys):
+    """One writer's string diagnoses, another's large_string, a third's dictionary: settle
+    reads such a folder, so explaining a claim of it (by scanning) prints what explaining it
+    from one file prints, instead of Arrow's "Unable to merge" (review)."""
+    claims = generate_claims(900, seed=18)
+    one = tmp_path / "one.parquet"
+    pq.write_table(claims, one)
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    kinds = [pa.string(), pa.large_string(), pa.dictionary(pa.int32(), pa.string())]
+    for k, kind in enumerate(kinds):
+        part = claims.slice(k * 300, 300)
+        at = part.schema.get_field_index("principal_dx")
+        part = part.set_column(at, "principal_dx", part.column(at).cast(kind))
+        pq.write_table(part, folder / f"part{k}.parquet")
+    for claim_id in [busiest(claims)[-1], claims.column("claim_id")[450].as_py()]:
+        for form in FORMS:
+            code, out, err = run(capsys, "explain", CONFIGS / "jinhua", folder,
+                                 "--claim-id", claim_id, *form)
+            assert code == 0, err
+            assert (code, out) == run(capsys, "explain", CONFIGS / "jinhua", one,
+                                      "--claim-id", claim_id, *form)[:2]
