@@ -34,6 +34,32 @@ AHEAD_COLUMNS = ("claim_id", "person_id", "discharge_date", "total", "in_scope",
 CODED_COLUMNS = ("principal_dx",)
 
 
+def coded_file(path):
+    """The Parquet file at ``path`` with its ``CODED_COLUMNS`` read as dictionaries (int32
+    codes into their distinct values; ``arrow_io.normal_table`` keeps them): the run's own
+    read and the read-ahead both open files this way. Only top-level text columns are asked
+    for: pyarrow refuses a ``read_dictionary`` name the file lacks (a claims file without
+    diagnoses, which a policy without grouping settles) or holds as a list (KeyError), so
+    such a file is read as it is and the checks name what is wrong with it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    plain = pq.ParquetFile(str(path))
+    schema = plain.schema_arrow
+    coded = [name for name in CODED_COLUMNS if name in schema.names and
+             _text(schema.field(name).type, pa)]
+    if not coded:
+        return plain
+    metadata = plain.metadata
+    plain.close()  # one open file per file (a folder of daily extracts: see ReadAhead)
+    return pq.ParquetFile(str(path), metadata=metadata, read_dictionary=coded)
+
+
+def _text(t, pa) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
 class ReadAhead:
     """The ``AHEAD_COLUMNS`` of the Parquet files of ``inputs``, and the columns among
     ``words`` (a guess, e.g. the words of the policy's text: columns the run turns out not to
@@ -80,7 +106,7 @@ class ReadAhead:
         for path in paths:
             if self._enough.is_set():
                 return
-            with pq.ParquetFile(str(path), read_dictionary=list(CODED_COLUMNS)) as f:
+            with coded_file(path) as f:
                 columns = [c for c in f.schema_arrow.names if c in self.wanted]
                 self._read[path] = f.read(columns=columns, use_threads=False)
 

@@ -18,11 +18,12 @@ from typing import Iterator, Optional
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .arrow_io import (CODED_COLUMNS, MONEY_COLUMNS, REQUIRED, ClaimsError, check_unique_names,
+from .arrow_io import (MONEY_COLUMNS, REQUIRED, ClaimsError, check_unique_names,
                        normal_schema, normal_table, prepare)
 from .claim_files import (IPC_SUFFIXES, MEMORY_FACTOR, InputError,  # noqa: F401 (re-exported)
                           default_memory_limit, input_files)
 from .partition import NBUCKETS
+from .read_ahead import coded_file
 from .plan import Plan
 from .policy import Policy
 from .settlement import IDENTITY
@@ -117,13 +118,6 @@ class Source:
         table = pa.Table.from_arrays([part.column(name) for part, name in zip(parts, names)],
                                      schema=pa.schema(fields, metadata=early.schema.metadata))
         return normal_table(table)
-
-
-def coded_file(path) -> pq.ParquetFile:
-    """A Parquet file whose ``CODED_COLUMNS`` are read as dictionaries (int32 codes into
-    their distinct values, ``arrow_io.normal_table`` keeps them): an in-memory run's read
-    and its read-ahead (both, so the tables of a run's files can be concatenated)."""
-    return pq.ParquetFile(str(path), read_dictionary=list(CODED_COLUMNS))
 
 
 READ_THREADS = 2  # files read at once in memory (each read also decodes columns in parallel)

@@ -113,7 +113,7 @@ def test_the_run_matches_a_run_of_a_file_without_a_dictionary_read(city, tmp_pat
     same bytes of every output table."""
     folder = _files(tmp_path / "in", CLAIMS, 2)
     run_settle(city, folder, tmp_path / "coded", SHIPPED, progress=False)
-    monkeypatch.setattr(sources, "CODED_COLUMNS", ())
+    monkeypatch.setattr(read_ahead, "CODED_COLUMNS", ())
     monkeypatch.setattr(arrow_io, "CODED_COLUMNS", ())
     run_settle(city, folder, tmp_path / "plain", SHIPPED, progress=False)
     coded, plain = _outputs(tmp_path / "coded"), _outputs(tmp_path / "plain")
