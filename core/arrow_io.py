@@ -322,6 +322,11 @@ def fen_sum(arr) -> int:
     """Σ of a money column in fen as an exact Python int, values beyond int64 fen included
     (the control totals must count every input row's money)."""
     from .manifest import exact_sum
+    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    if all(pa.types.is_signed_integer(c.type) and c.null_count == 0 for c in chunks):
+        # integer fen without nulls, summed where it lies: no fen copy, no range mask (2M
+        # claims: ≈ 50 MB of fresh pages less on the run's input-fen thread, w18)
+        return sum(exact_sum(c.to_numpy(zero_copy_only=False)) for c in chunks)
     fen, beyond = money_fen(arr)
     total = exact_sum(fen)
     if beyond.any():

@@ -89,14 +89,22 @@ def write_options(schema: pa.Schema) -> dict:
     return options
 
 
+EXACT_SUM_BLOCK = 1 << 16  # values split at a time: temporaries of 512 KB, not of the column
+
+
 def exact_sum(values) -> int:
-    """Σ of int64 values as a Python int, exact even where an int64 sum would overflow."""
-    a = np.asarray(values, dtype=np.int64)
-    if a.size == 0:
-        return 0
-    hi = int(np.sum(a >> 32, dtype=np.int64))
-    lo = int(np.sum(a & 0xFFFFFFFF, dtype=np.int64))
-    return (hi << 32) + lo
+    """Σ of int64 values as a Python int, exact even where an int64 sum would overflow: each
+    value split into its high and low 32 bits, whose sums fit int64. A block at a time, so
+    the split halves are small temporaries reused, not two fresh copies of the column (2M
+    values: 32 MB of fresh pages, which on a VM are system time)."""
+    a = np.asarray(values, dtype=np.int64).ravel()
+    total = 0
+    for start in range(0, a.size, EXACT_SUM_BLOCK):
+        block = a[start:start + EXACT_SUM_BLOCK]
+        hi = int(np.sum(block >> 32, dtype=np.int64))
+        lo = int(np.sum(block & 0xFFFFFFFF, dtype=np.int64))
+        total += (hi << 32) + lo
+    return total
 
 
 @dataclass
