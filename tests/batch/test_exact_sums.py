@@ -12,6 +12,8 @@ from hypothesis import given, settings, strategies as st
 from yibao.core import manifest
 from yibao.core.arrow_io import fen_sum, money_fen
 
+INT64 = st.integers(-(2**63), 2**63 - 1)
+
 
 
 @settings(max_examples=200, deadline=None)
