@@ -233,6 +233,21 @@ def one_blas_thread() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
+def small_pages() -> None:
+    """``NUMPY_MADVISE_HUGEPAGE=0`` unless the user set it, before numpy is first imported.
+
+    numpy asks the kernel for transparent huge pages (``madvise``) on every array of 4 MiB or
+    more, so the first touch of any byte faults in and zeroes a whole 2 MiB page. On the
+    benchmark VM a fresh huge page is dear in system time (its memory is handed back to the
+    host when freed and faulted in again), and a 2M-claim `yibao settle` run right after
+    another process spent 1.07-1.20 s of system CPU with them and 0.60-0.77 s without, its
+    wall time 1.84-2.09 s against 1.58-1.70 s (5 alternating rounds, benchmarks/README.md,
+    "session 9: small pages"); user CPU did not move. Like ``one_blas_thread``, only the
+    program sets it, and a value the user set is kept (``NUMPY_MADVISE_HUGEPAGE=1`` restores
+    numpy's default)."""
+    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+
+
 FAST_EXIT = ("settle",)  # commands whose process ends without the interpreter's teardown
 
 
@@ -245,6 +260,7 @@ def entry() -> None:
     after a 2M-claim ``yibao settle`` (issue 14, w16). A Spark run keeps the ordinary exit
     (pyspark stops its JVM from an atexit hook), as do the other commands."""
     one_blas_thread()
+    small_pages()
     code = main()
     if sys.argv[1:2] and sys.argv[1] in FAST_EXIT and "pyspark" not in sys.modules:
         try:
