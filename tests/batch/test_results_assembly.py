@@ -32,9 +32,9 @@ def gather_threads(monkeypatch) -> list:
     held when it ran."""
     names, gather = [], engine._identity_in_order
 
-    def recorded(prep, order):
+    def recorded(prep, order, *threads):
         names.append((threading.current_thread().name, sorted(prep.columns)))
-        return gather(prep, order)
+        return gather(prep, order, *threads)
     monkeypatch.setattr(engine, "_identity_in_order", recorded)
     return names
 
