@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -131,10 +130,6 @@ CHUNK_ROWS = 1 << 16  # rows evaluated and settled at a time: the temporaries st
 # at 2**17, 0.27 at 2**18; the kernel's 0.11-0.13 s the same at all three. 2**18 would hold
 # two chunks of 2**18 rows' temporaries (the build runs one ahead): not for 0.025 s more.
 RUN_CHUNKS = 2
-# In memory (``settle``): chunks built at once, each on its own thread beside the kernel,
-# and identity columns gathered at once after it (a run's streamed path builds one at a
-# time, its identity gather and writer taking the other core)
-IN_MEMORY_BUILDERS = 2
 
 
 def expression_columns(plan: Plan) -> set:
@@ -179,43 +174,32 @@ class ChunkedSettlement:
         # (layer + 1 where they do); each by result row (of ``order``)
         self.missing = self.missing_table = self.overflow = None
 
-    def run(self, chunk_rows: int = None, progress=None, builders: int = 1) -> None:
+    def run(self, chunk_rows: int = None, progress=None) -> None:
         """Settle every chunk in order. With two threads (the default; ``YIBAO_THREADS=1``
-        turns it off) the next chunks' gathers and expressions are built, by ``builders``
-        threads each building one chunk, while the kernel, which releases the GIL, settles
-        this one. Only the main thread runs the kernel, in chunk order, so results are the
-        same whatever the thread count. ``progress(rows)``, when given, is called on the
-        main thread after each chunk with its row count. The key ids, the accumulators and
-        the prepared columns not in ``keep_columns`` are let go at the end (the results need
-        none of them)."""
+        turns it off) the next chunk's gathers and expressions are built while the kernel,
+        which releases the GIL, settles this one. Only the main thread runs the kernel, in
+        chunk order, so results are the same whatever the thread count. ``progress(rows)``,
+        when given, is called on the main thread after each chunk with its row count. The key
+        ids, the accumulators and the prepared columns not in ``keep_columns`` are let go at
+        the end (the results need none of them)."""
         chunk_rows = chunk_rows or CHUNK_ROWS
         starts = list(range(0, self.prep.n, chunk_rows))
         if len(starts) < 2 or os.environ.get("YIBAO_THREADS", "2") == "1":
             for start in starts:
                 self.settle_chunk(self.build(start, chunk_rows), progress)
         else:
-            self._run_built_ahead(starts, chunk_rows, progress, builders)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="yibao-eval") as pool:
+                pending = pool.submit(self.build, starts[0], chunk_rows)
+                for k in range(len(starts)):
+                    built = pending.result()
+                    if k + 1 < len(starts):
+                        pending = pool.submit(self.build, starts[k + 1], chunk_rows)
+                    self.settle_chunk(built, progress)
         self.keys = self.blocks = None
         self.tables = {}
         if self.keep_columns is not None:
             self.prep = replace(self.prep, columns={k: v for k, v in self.prep.columns.items()
                                                     if k in self.keep_columns})
-
-    def _run_built_ahead(self, starts: list, chunk_rows: int, progress, builders: int) -> None:
-        """``run``'s threaded loop: up to ``builders`` chunks are built ahead of the one the
-        kernel settles. The first chunk is built alone: it fills the lookup tables the
-        evaluators share (``self.tables``), which later builds only read. In memory two
-        builders keep both cores busy: one builder took 0.25-0.30 s of CPU for 2M claims
-        against the kernel's 0.16 s, so the kernel waited on it (issue 14, m19)."""
-        with ThreadPoolExecutor(max_workers=builders, thread_name_prefix="yibao-eval") as pool:
-            pending = deque([pool.submit(self.build, starts[0], chunk_rows)])
-            submitted = 1
-            for _ in starts:
-                built = pending.popleft().result()
-                while submitted < len(starts) and len(pending) < builders:
-                    pending.append(pool.submit(self.build, starts[submitted], chunk_rows))
-                    submitted += 1
-                self.settle_chunk(built, progress)
 
     def build(self, start: int, chunk_rows: int) -> tuple:
         """Gather one chunk's rows and evaluate its claim-only expressions (no state). The
@@ -371,7 +355,7 @@ def _claims_in_order(raw: pa.Table, order: np.ndarray, columns) -> pa.Table:
     return raw.take(pa.array(order))
 
 
-def _identity_in_order(prep: Prepared, order: np.ndarray, threads: int = 1) -> pa.Table:
+def _identity_in_order(prep: Prepared, order: np.ndarray) -> pa.Table:
     """claim_id and the identity columns (settlement.IDENTITY) of the prepared rows in
     ``order``: the results' only string gathers, each column gathered once (in C: _order).
     In memory (``settle``) ``_settle_plan`` gathers them after the kernel, once the prepared
@@ -379,24 +363,12 @@ def _identity_in_order(prep: Prepared, order: np.ndarray, threads: int = 1) -> p
     with all of those (2M claims, reference policy, loaded machine: peak RSS growth 3.2× the
     input columns → 2.4–2.5×), for ~0.1 s of wall time the second core no longer hides. A
     run's piece (``settle_by_bucket``'s one-sort path) still gathers them beside the kernel:
-    there ``--memory-limit`` sizes the pieces and the wall time is the target. ``threads``
-    columns are gathered at once (``_gathered``)."""
+    there ``--memory-limit`` sizes the pieces and the wall time is the target."""
     fields = identity_fields(prep.raw.schema)
-    sources = [prep.claim_id] + [prep.raw.column(f.name) for f in fields]
-    columns = _gathered(sources, order, threads)
+    columns = [gather(prep.claim_id, order)] + [gather(prep.raw.column(f.name), order)
+                                                 for f in fields]
     schema = pa.schema([pa.field("claim_id", prep.claim_id.type)] + fields)  # fields as given
     return pa.table(columns, schema=schema)
-
-
-def _gathered(sources: list, order: np.ndarray, threads: int) -> list:
-    """Each column of ``sources`` gathered into ``order``, ``threads`` columns at once (the
-    gathers release the GIL). In memory the identity is gathered after the kernel with
-    nothing beside it: on one thread its 0.15 s of CPU at 2M claims left a core idle (issue
-    14, m19: claim_id 0.057 s, person_id 0.047, hospital_id 0.038, the dates 0.006)."""
-    if threads < 2 or len(order) < CHUNK_ROWS or os.environ.get("YIBAO_THREADS", "2") == "1":
-        return [gather(column, order) for column in sources]
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="yibao-identity") as pool:
-        return list(pool.map(lambda column: gather(column, order), sources))
 
 
 def _beside(rows: int, name: str, fn, *args):
@@ -535,10 +507,10 @@ def _settle_plan(plan: Plan, claims, registry, context=None, progress=None,
     run = ChunkedSettlement(plan, prep, registry, order, keys, keep_columns=())
     del prep, keys  # the run holds them, and lets go of them when it ends
     with timeline.stage("chunks (build beside kernel)"):
-        run.run(progress=progress, builders=IN_MEMORY_BUILDERS)
+        run.run(progress=progress)
     with timeline.stage("identity and results"):
         results, order = run.results(identity() if identity is not None else
-                                     _identity_in_order(run.prep, order, IN_MEMORY_BUILDERS))
+                                     _identity_in_order(run.prep, order))
     del identity
     rejects = run.rejected().rejects
     check_invariants(plan, results)

@@ -32,9 +32,9 @@ def gather_threads(monkeypatch) -> list:
     held when it ran."""
     names, gather = [], engine._identity_in_order
 
-    def recorded(prep, order, *threads):
+    def recorded(prep, order):
         names.append((threading.current_thread().name, sorted(prep.columns)))
-        return gather(prep, order, *threads)
+        return gather(prep, order)
     monkeypatch.setattr(engine, "_identity_in_order", recorded)
     return names
 
