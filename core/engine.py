@@ -29,6 +29,7 @@ from .arrow_io import (MONEY_COLUMNS, REQUIRED, Prepared, as_table, coded_schema
 from .lower import (Lowerer, Program, applying_lookups_missing, dense_ids, key_values,
                     policy_years, settlement_order)
 from .money import OUT_OF_RANGE, out_of_range_message
+from .pages import small_pages
 from .partition import bucket_order
 from .plan import PERSON, Column, Plan, layer_exprs, walk
 from .policy import Policy
@@ -445,12 +446,15 @@ def settle(policy, claims, registry=None, context=None, progress=None) -> BatchR
     ``Policy.of`` it). One version runs the plain path and never the version code; several
     settle each claim under the version in force on its discharge date (core/settlement.py).
     ``context`` holds the run's extra inputs for plugin stages (e.g. ``{"balances": table}``).
-    ``progress(rows)`` is called after each settled chunk of a single-version run."""
+    ``progress(rows)`` is called after each settled chunk of a single-version run. numpy's
+    huge-page advice is off while it runs (``pages.small_pages``: fresh huge pages cost this
+    benchmark VM system time) unless ``NUMPY_MADVISE_HUGEPAGE`` is set."""
     policy = Policy.of(policy)
     registry = registry or default_registry()
-    if policy.single:
-        return _settle_plan(policy.first, claims, registry, context, progress)
-    return _settle_versions(policy.versions, claims, registry, context)
+    with small_pages():  # a caller's process: numpy's huge-page advice off (core/pages.py)
+        if policy.single:
+            return _settle_plan(policy.first, claims, registry, context, progress)
+        return _settle_versions(policy.versions, claims, registry, context)
 
 
 def settle_by_bucket(policy, claims, bucket: np.ndarray, registry=None, context=None,
