@@ -183,6 +183,7 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
     out = OutputFolder(out_dir, overwrite)
     bar = Progress(progress)
     year = _provider_year(plan)
+    provider_out = _ProviderOut(Policy.of(plan).versions[0], year, out)
     hashes = InputHashes([s.path for s in sources])
     try:
         settled = None  # the input row of each result, for supervision (None: unknown)
@@ -202,9 +203,8 @@ def run_settle(plan: Plan, inputs, out_dir, registry=None, memory_limit=None, en
             mode, count = "memory", 1
             totals, settled = _settle_in_memory(plan, sources, out, registry, context, bar,
                                                 year, shape, columns, supervised, read_ahead,
-                                                key_index)
-        with timeline.stage("provider year: hospitals, pools"):
-            pools = _write_provider(Policy.of(plan).versions[0], year, out)
+                                                key_index, provider_out)
+        pools = provider_out.write()  # in memory: already written beside the results writer
         from .supervision.run import write_supervision  # after settlement, whole run
         flags = write_supervision(plan, sources, out, settled)
         if late:
@@ -249,6 +249,23 @@ def _provider_year(plan):
         return None
     from .provider import ProviderYear
     return ProviderYear(first)
+
+
+class _ProviderOut:
+    """hospitals.parquet and pools.parquet of a run, written once (``_write_provider``):
+    an in-memory run writes them as soon as the year's sums are in, while the results
+    writer still encodes claims.parquet on its thread (issue 14, p19: they were written
+    after it, on the run's tail); ``write`` returns the per-pool totals every time."""
+
+    def __init__(self, plan: Plan, year: "ProviderYear", out: OutputFolder):
+        self.plan, self.year, self.out = plan, year, out
+        self.pools = None
+
+    def write(self) -> dict:
+        if self.pools is None:
+            with timeline.stage("provider year: hospitals, pools"):
+                self.pools = _write_provider(self.plan, self.year, self.out)
+        return self.pools
 
 
 def _write_provider(plan: Plan, year: "ProviderYear", out: OutputFolder) -> dict:
@@ -345,12 +362,14 @@ def _input_rows(rows: np.ndarray, at) -> np.ndarray:
 
 def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
                       shape=_as_settled, columns=None, keep_rows=False,
-                      read_ahead=None, key_index=False) -> tuple:
+                      read_ahead=None, key_index=False, provider_out=None) -> tuple:
     """(control totals, the input row of each result when ``keep_rows`` and the engine
     knows them, else None): every file read (only ``columns``) into one table, settled as
     one piece, the results written while it settles (``settle_piece_streamed``: each piece
     goes to the writer thread as soon as it is settled, so its row groups are encoded
-    beside the kernel instead of after it) and counted into the control totals."""
+    beside the kernel instead of after it) and counted into the control totals.
+    ``provider_out`` (``_ProviderOut``): the provider outputs, written once the year's sums
+    are in, before waiting for the results writer."""
     task = bar.task("settle", sum(s.rows for s in sources))
     with timeline.stage("read sources"):
         tables = _read_in_memory(sources, columns, read_ahead)
@@ -380,6 +399,8 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
             with timeline.stage("provider year: sums"):
                 year.add(table, results.whole(), at)
         del table
+        if provider_out is not None:
+            provider_out.write()
         totals.input_fen = fen_in()
         totals.add_rejects(rejects, fen)
         with timeline.stage("write rejects"):
