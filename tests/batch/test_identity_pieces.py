@@ -11,7 +11,7 @@ import pytest
 
 from yibao.core import engine
 from yibao.core.engine import settle_by_bucket, settle_by_bucket_streamed
-from yibao.core.identity import IdentityPieces
+from yibao.core.identity import IdentityPieces, piece_starts
 from yibao.core.partition import buckets
 from claim_edits import shuffled_with_rejects as _claims  # tests/ is on the path
 
@@ -37,8 +37,8 @@ def small_run(monkeypatch, chunk=100, piece=250):
 def test_the_first_piece_waits_only_for_its_own_identity(plan, registry, monkeypatch,
                                                          gathers, threads):
     """One thread: when the first piece is handed out, only its rows' identity is gathered
-    (the old code gathered every row's first). Either way each gather is one piece's rows
-    and the pieces are settle_by_bucket's results."""
+    (the old code gathered every row's first). Either way the gathers are the pieces of
+    ``piece_starts`` and the pieces handed out are settle_by_bucket's results."""
     monkeypatch.setenv("YIBAO_THREADS", threads)
     small_run(monkeypatch)
     claims = _claims(2_000, seed=21)
@@ -52,7 +52,8 @@ def test_the_first_piece_waits_only_for_its_own_identity(plan, registry, monkeyp
     streamed = list(gathers)
     whole = settle_by_bucket(plan, claims, buckets(plan, claims), registry)
     assert pa.concat_tables(pieces).equals(whole.results)
-    assert len(pieces) > 2 and all(rows <= 250 for rows, _ in streamed)
+    sizes = [rows for rows, _ in streamed]
+    assert len(pieces) > 2 and sizes == np.diff(piece_starts(sum(sizes), 250)).tolist()
     if threads == "1":
         assert [rows for rows, _ in gathered_at_first] == [250]
     else:
@@ -93,3 +94,24 @@ def test_a_failed_run_starts_no_more_gathers():
         threading.Event().wait(0.01)
     threading.Event().wait(0.05)
     assert len(started) <= 1 and pieces.waiting == {}
+
+
+def test_pieces_start_on_row_groups_and_double_up_to_a_bound():
+    assert piece_starts(0, 4) == [0, 0]
+    assert piece_starts(3, 4) == [0, 3]
+    assert piece_starts(10, 4) == [0, 4, 8, 10]
+    assert piece_starts(100, 1) == [0, 1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88,
+                                    96, 100]
+
+
+def test_rows_within_a_longer_piece_are_taken_from_it():
+    """Row groups asked for one by one out of a piece of several: the same piece, the
+    right offset, let go after its last row."""
+    def gather(_, rows):
+        return pa.table({"claim_id": pa.array([f"c{r}" for r in rows], pa.string())})
+    pieces = IdentityPieces(gather, None, np.arange(9, dtype=np.int64), 1, threaded=True)
+    got = []
+    for start in range(9):
+        table, at = pieces.between(start, start + 1)
+        got.append(table.column("claim_id")[start - at].as_py())
+    assert got == [f"c{r}" for r in range(9)] and pieces.waiting == {}
