@@ -24,6 +24,7 @@ import pyarrow as pa
 from ._gather import take
 from ._ids import renumber_in_order
 from ._order import gather
+from .identity import IdentityPieces, threaded as identity_threaded
 from .arrow_io import (MONEY_COLUMNS, REQUIRED, Prepared, as_table, coded_schema,
                        only_columns, prepare, reject_more, rejects_table)
 from .lower import (Lowerer, Program, applying_lookups_missing, dense_ids, key_values,
@@ -265,11 +266,13 @@ class ChunkedSettlement:
         copies."""
         return self.results_between(identity, 0, len(self.order))
 
-    def results_between(self, identity: pa.Table, start: int, end: int) -> tuple:
+    def results_between(self, identity: pa.Table, start: int, end: int,
+                        at: int = 0) -> tuple:
         """``results`` of rows ``start:end`` of ``self.order`` only (settled; a run's writer
         takes them piece by piece, ``_ResultStream``): the result columns are views of the
-        kernel's outputs (no copy) unless a row is left out. ``identity``: of every row."""
-        order, ident = self.order[start:end], identity.slice(start, end - start)
+        kernel's outputs (no copy) unless a row is left out. ``identity``: of the rows from
+        row ``at`` of the order on (0: of every row; core/identity.py)."""
+        order, ident = self.order[start:end], identity.slice(start - at, end - start)
         pays, deds, self_pay = self._outputs(start, end)
         if self.missing is not None:  # rare: copies only when a row was left out
             keep = ~self.missing[start:end] & (self.overflow[start:end] == 0)
@@ -406,15 +409,20 @@ def _order_and_keys(plan: Plan, prep: Prepared, lead=None) -> tuple:
     return order, _keys_numbered_along(keys(), order, lead)
 
 
-def _order_keys_and_identity(plan: Plan, prep: Prepared, lead=None) -> tuple:
+def _order_keys_and_identity(plan: Plan, prep: Prepared, lead=None,
+                             identity_of=None) -> tuple:
     """``_order_and_keys``, and for a run's piece (``lead`` given) a function waiting for the
     identity table of the order (``_identity_in_order``): its gathers start as soon as the
     order is known, beside the rest of the key hashing and then the kernel. In memory (no
-    lead) the identity is None: ``_settle_plan`` gathers it after the kernel (peak memory)."""
+    lead) the identity is None: ``_settle_plan`` gathers it after the kernel (peak memory).
+    ``identity_of(prep, order)``: how it is gathered instead (a streamed run's pieces)."""
     keys = _beside(prep.n, "keys", _keys, plan, prep)
     order = _run_order(prep, lead)
-    identity = None if lead is None else _beside(prep.n, "identity", _identity_in_order,
-                                                 prep, order)
+    if identity_of is not None:
+        identity = identity_of(prep, order)
+    else:
+        identity = None if lead is None else _beside(prep.n, "identity", _identity_in_order,
+                                                     prep, order)
     return order, _keys_numbered_along(keys(), order, lead), identity
 
 
@@ -701,7 +709,8 @@ def settle_by_bucket_streamed(policy, claims, bucket: np.ndarray, emit, registry
     pieces = _provider_pieces(plan, prep, registry, early_pieces) if provider else None
     with timeline.stage("order (and keys, identity started)"):
         if early is None:
-            order, keys, identity = _order_keys_and_identity(plan, prep, bucket)
+            order, keys, identity = _order_keys_and_identity(plan, prep, bucket,
+                                                             _identity_pieces)
         else:
             order = _prepared_order(early(), prep.rows, input_rows)
             keys, identity = _keys_and_identity_along(plan, prep, order, bucket)
@@ -714,6 +723,9 @@ def settle_by_bucket_streamed(policy, claims, bucket: np.ndarray, emit, registry
     try:
         run.run(RUN_CHUNKS * CHUNK_ROWS, progress=stream.settled)
         stream.finish()
+    except BaseException:
+        identity.cancel()  # a failed run gathers no more identity pieces
+        raise
     finally:
         # the timed wrappers hold bound methods of ``run``: a reference cycle that would keep
         # each partition's columns alive until the garbage collector ran (s17 saw a 50M run
@@ -789,9 +801,18 @@ def _prepared_order(input_order: np.ndarray, rows: np.ndarray, input_rows: int) 
 
 def _keys_and_identity_along(plan: Plan, prep: Prepared, order: np.ndarray, bucket) -> tuple:
     """``_order_keys_and_identity`` for an order already known: the identity gathers start
-    first (on a thread), then the key ids are renumbered along the order."""
-    identity = _beside(prep.n, "identity", _identity_in_order, prep, order)
+    first (on a thread, a piece of results at a time: ``_identity_pieces``), then the key
+    ids are renumbered along the order."""
+    identity = _identity_pieces(prep, order)
     return _keys_numbered_along(_keys(plan, prep), order, bucket), identity
+
+
+def _identity_pieces(prep: Prepared, order: np.ndarray) -> IdentityPieces:
+    """The identity of a streamed run's order, gathered in the pieces ``_ResultStream``
+    hands out (core/identity.py), so the writer starts on the first piece instead of after
+    the whole gather."""
+    return IdentityPieces(_identity_in_order, prep, order, STREAM_ROWS,
+                          identity_threaded(prep.n, CHUNK_ROWS))
 
 
 def _streamable(policy: Policy, registry, context) -> bool:
@@ -905,7 +926,8 @@ class _ResultStream:
             check_invariants(self.plan, pa.concat_tables(self.overpaid))
 
     def _send(self, end: int) -> None:
-        piece, order = self.run.results_between(self.identity(), self.sent, end)
+        identity, at = self.identity.between(self.sent, end)
+        piece, order = self.run.results_between(identity, self.sent, end, at)
         if self.provider is not None:
             from .provider import append_columns
             piece = append_columns(piece, self.provider.columns(self.sent, end, order))

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -285,15 +286,49 @@ class FileDigest:
     def update(self) -> None:
         with open(self.path, "rb") as f:
             f.seek(self.done)
+            start = self.done
             for chunk in iter(lambda: f.read(1 << 23), b""):
                 self.hash.update(chunk)
                 self.done += len(chunk)
+            start_writeback(f.fileno(), start, self.done - start)
 
     def finish(self) -> tuple:
         """(hex sha256, its identity: (inode, size, mtime in ns)) of the file as it is now,
         complete."""
         self.update()
         return self.hash.hexdigest(), file_identity(self.path)
+
+
+SYNC_FILE_RANGE_WRITE = 2  # linux/fs.h: start writing the range's dirty pages, do not wait
+
+
+def start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start writing a just-written range of a file to disk without waiting for it (Linux
+    ``sync_file_range``), so the fsync before the run is published has little left to write
+    (issue 14, w19: claims.parquet of 2M claims, 62 MB: that fsync took 0.02-0.04 s after
+    the last row group, 0-0.01 s with each row group's bytes sent on as written). Nothing
+    where the call does not exist: the fsync then writes it all, as before."""
+    call = _sync_file_range()
+    if call is not None and length > 0:
+        call(fd, offset, length, SYNC_FILE_RANGE_WRITE)  # an error only leaves it to fsync
+
+
+def _sync_file_range():
+    """libc's ``sync_file_range`` with its argument types, or None (not Linux)."""
+    global _SYNC_FILE_RANGE
+    if _SYNC_FILE_RANGE is False:
+        _SYNC_FILE_RANGE = None
+        if sys.platform.startswith("linux"):
+            import ctypes
+            call = getattr(ctypes.CDLL(None, use_errno=True), "sync_file_range", None)
+            if call is not None:
+                call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
+                                 ctypes.c_uint]
+                _SYNC_FILE_RANGE = call
+    return _SYNC_FILE_RANGE
+
+
+_SYNC_FILE_RANGE = False  # not looked up yet
 
 
 def file_identity(path: Path) -> tuple:

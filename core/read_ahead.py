@@ -69,14 +69,17 @@ class ReadAhead:
     cores start-up keeps one and the decoding takes the other, instead of three threads
     sharing two cores and start-up (the critical path) slowed down. ``tables(paths)`` ends
     the reading ahead: it waits for the file being decoded, and a file not begun by then is
-    left to the run (which reads such files two at a time)."""
+    left to the run (which reads such files two at a time). ``stop(paths)`` ends it without
+    waiting, so the run reads the files not begun while the thread finishes its file."""
 
     def __init__(self, inputs, memory_limit: Optional[int] = None, words=()):
         self.limit = memory_limit or default_memory_limit()
         self.wanted = set(AHEAD_COLUMNS) | set(words)
         self._paths: Optional[list] = None  # the files, once the thread knows it reads them
         self._read: dict = {}  # path -> table of the columns read, file by file
+        self._begun: set = set()  # the files the thread has begun (read, or being read)
         self._enough = threading.Event()  # the run wants the tables: begin no other file
+        self._lock = threading.Lock()  # a file is begun, or the run stops that: not both
         self._thread = threading.Thread(target=self._run, args=(inputs,),
                                         name="yibao-read-ahead", daemon=True)
         self._thread.start()
@@ -104,11 +107,24 @@ class ReadAhead:
             return
         self._paths = paths
         for path in paths:
-            if self._enough.is_set():
-                return
+            with self._lock:
+                if self._enough.is_set():
+                    return
+                self._begun.add(path)
             with coded_file(path) as f:
                 columns = [c for c in f.schema_arrow.names if c in self.wanted]
                 self._read[path] = f.read(columns=columns, use_threads=False)
+
+    def stop(self, paths) -> set:
+        """Begin no other file, and say which of ``paths`` (the run's files) the thread has
+        begun, without waiting for the one being decoded: the run reads the others at once,
+        beside it (``sources.read_beside``), then takes the begun ones from ``tables``. The
+        empty set when the thread reads none of these files (other files, partitions)."""
+        with self._lock:
+            self._enough.set()
+            if self._paths is None or list(self._paths) != list(paths):
+                return set()
+            return set(self._begun)
 
     def tables(self, paths) -> Optional[list]:
         """Per file of ``paths`` (the run's files, in its order) the table read ahead, or

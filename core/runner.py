@@ -70,8 +70,8 @@ from .plan import Plan
 from .policy import Policy
 from .registry import default_registry
 from .sources import (InputError, Source, default_memory_limit, estimated_memory,  # noqa: F401
-                      input_files, open_sources, partition_count, read_columns, read_rest,
-                      read_sources)
+                      input_files, open_sources, partition_count, read_beside,
+                      read_columns, read_rest, read_sources)
 from .spill import KeyCheck, Spill, duplicate_ids
 from . import timeline
 
@@ -422,11 +422,13 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
 
 def _read_in_memory(sources, columns, read_ahead) -> list:
     """Every file's ``columns`` (``read_sources``), those read ahead (``read_ahead``, if
-    given and it read these files) not read again."""
-    early = read_ahead.tables([s.path for s in sources]) if read_ahead is not None else None
-    if early is None:
+    given and it read these files) not read again; the files it did not begin read beside
+    the one it is finishing (``read_beside``)."""
+    if read_ahead is None:
         return read_sources(sources, columns)
-    return read_rest(sources, early, columns)
+    paths = [s.path for s in sources]
+    begun = read_ahead.stop(paths)
+    return read_beside(sources, columns, begun, lambda: read_ahead.tables(paths))
 
 
 RESULTS_AHEAD = 4  # pieces of results that may wait for the writer (_ResultsOut._ahead)

@@ -192,3 +192,41 @@ def test_the_read_ahead_holds_one_file_open_at_a_time(tmp_path, monkeypatch):
     tables = ahead.tables(paths)
     assert tables is not None and all(t is not None for t in tables) and len(tables) == 30
     assert most[0] == 1
+
+
+def test_files_not_begun_are_read_beside_the_file_read_ahead(reference, tmp_path):
+    """``stop`` does not wait for the file being read ahead: the run begins the files the
+    read-ahead had not begun before ``tables`` (waiting for it) returns (issue 14, w19), and
+    the tables are those it would read itself, the begun files' too."""
+    import threading
+    plan, reg = reference
+    files = _split(tmp_path / "p", [300], 128)
+    found = open_sources(plan, files)
+    columns = read_columns(plan, reg)
+    want = read_sources(found, columns)
+    full = _read_whole(ReadAhead(tmp_path / "p")).tables(files)
+    first_read = threading.Event()
+    real = sources.Source.read
+
+    def read(self, cols=None):
+        table = real(self, cols)
+        first_read.set()
+        return table
+
+    def early_tables():  # the read-ahead still decoding the first file
+        assert first_read.wait(10), "the second file was not read beside the first"
+        return [full[0], None]
+    sources.Source.read = read
+    try:
+        got = sources.read_beside(found, columns, {files[0]}, early_tables)
+    finally:
+        sources.Source.read = real
+    assert all(a.equals(b, check_metadata=True) for a, b in zip(got, want))
+    assert sources.read_beside(found, columns, set(files), lambda: None)[1].equals(want[1])
+
+
+def test_stop_says_which_files_were_begun(tmp_path):
+    files = _split(tmp_path / "p", [300], 128)
+    ahead = _read_whole(ReadAhead(tmp_path / "p"))
+    assert ahead.stop(files) == set(files) and ahead.stop(files[:1]) == set()
+    assert ReadAhead(tmp_path / "p", memory_limit=1_000).stop(files) == set()  # partitions

@@ -24,8 +24,8 @@ def held(monkeypatch) -> list:
     seen = []
     real = ChunkedSettlement.results_between
 
-    def results_between(self, identity, start, end):
-        out = real(self, identity, start, end)
+    def results_between(self, identity, start, end, at=0):
+        out = real(self, identity, start, end, at)
         if self.by_chunk is None:  # settle_by_bucket's results, for comparison
             return out
         chunks = [(at, len(outputs[2])) for at, outputs in self.by_chunk.items()]
