@@ -521,8 +521,7 @@ def _spill_batch(plan, table, spill, check, totals) -> None:
         claim_hash = hash_strings(table.column("claim_id"))
         check.add(table, bucket, claim_hash)
         table = (table.append_column("_row", pa.array(rows))
-                 .append_column("_bucket", pa.array(bucket))
-                 .append_column("_chash", pa.array(claim_hash)))
+                 .append_column("_bucket", pa.array(bucket)))
     with timeline.stage("pass 1: spill"):
         spill.add(table, partition_of(bucket, spill.count))
 
@@ -754,7 +753,7 @@ def _without_duplicates(table: pa.Table, duplicates, totals: Totals) -> tuple:
     buckets, [the duplicates' rejects] or [])."""
     rows = np.asarray(table.column("_row").to_numpy(), dtype=np.int64)
     bucket = np.asarray(table.column("_bucket").to_numpy(), dtype=np.int32)
-    table = table.drop_columns(["_row", "_bucket", "_chash"])
+    table = table.drop_columns(["_row", "_bucket"])
     if not len(duplicates):
         return table, rows, bucket, []
     dup, dup_rejects, fen = duplicate_rejects(table, rows, duplicates)

@@ -1,5 +1,5 @@
-"""Pass 1 of the partitioned mode: every input row, tagged with its row number, bucket and
-claim-id hash, spilled to the Arrow IPC file of its partition (a range of buckets), and the
+"""Pass 1 of the partitioned mode: every input row, tagged with its row number and bucket,
+spilled to the Arrow IPC file of its partition (a range of buckets), and the
 checks that need the whole input (claim ids seen twice across partitions; a person under one
 partition key)."""
 from __future__ import annotations
@@ -109,23 +109,25 @@ class KeyCheck:
 
     def __init__(self, plan: Plan):
         self.wide = partition_key(plan).name != PERSON.name
-        self.claims: list = []
+        self.claims: list = []  # (hashes grouped by top byte, group bounds) of each batch
         self.persons: list = []
 
     def add(self, table: pa.Table, bucket: np.ndarray, claim_hash: np.ndarray) -> None:
         valid = np.asarray(pc.is_valid(table.column("claim_id")).to_numpy(
             zero_copy_only=False), dtype=bool)
-        self.claims.append(claim_hash[valid])
+        self.claims.append(_by_top_byte(claim_hash[valid]))
         if self.wide:
             ph = hash_strings(table.column("person_id"))
             pairs = np.unique(np.stack([ph, bucket.astype(np.uint64)], axis=1), axis=0)
             self.persons.append(pairs)
 
     def candidate_hashes(self) -> np.ndarray:
-        """Claim-id hashes seen more than once (the ids themselves are compared later)."""
-        h = np.sort(np.concatenate(self.claims)) if self.claims else np.zeros(0, np.uint64)
+        """Claim-id hashes seen more than once, sorted (the ids themselves are compared
+        later): group by group of ``_by_top_byte``, a hash's copies all in its group."""
+        groups = [_repeated(np.concatenate([h[b[g]:b[g + 1]] for h, b in self.claims]))
+                  for g in range(HASH_GROUPS)] if self.claims else []
         self.claims = []
-        return np.unique(h[1:][h[1:] == h[:-1]])
+        return np.concatenate(groups) if groups else np.zeros(0, np.uint64)
 
     def check_persons(self) -> None:
         if not self.wide or not self.persons:
@@ -141,15 +143,37 @@ class KeyCheck:
                 "each person's family id the same on all of their claims")
 
 
+# Pass 1 keeps every claim-id hash for the duplicate check between the passes (50M at 50M
+# claims). Grouped by their top byte as each batch comes (a radix sort of 8-bit keys, ≈ 3 ms
+# per 2^18 hashes), they are sorted group by group at the end: 256 sorts of arrays that fit
+# the cache instead of one of the whole, and no whole-input copy of fresh pages (issue 14,
+# s19; 10M hashes in 40 batches: 0.70 s of CPU → 0.12 s in pass 1 + 0.39 s between passes).
+HASH_GROUPS = 256
+
+
+def _by_top_byte(hashes: np.ndarray) -> tuple:
+    """(``hashes`` grouped by their top byte, the ``HASH_GROUPS + 1`` bounds of the groups)."""
+    top = (hashes >> np.uint64(56)).astype(np.uint8)
+    order = np.argsort(top, kind="stable")
+    return hashes[order], np.searchsorted(top[order], np.arange(HASH_GROUPS + 1))
+
+
+def _repeated(hashes: np.ndarray) -> np.ndarray:
+    """The values occurring more than once in ``hashes`` (sorted in place), sorted, once."""
+    hashes.sort()
+    return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+
+
 def duplicate_ids(spill: Spill, candidates: np.ndarray) -> pa.Array:
     """Claim ids (strings) occurring more than once in the whole input."""
     if len(candidates) == 0:
         return pa.array([], pa.string())
     found = []
     for p in range(spill.count):
-        t = spill.read(p, ["claim_id", "_chash"])
-        if t is not None:
-            hit = pc.is_in(t.column("_chash"), value_set=pa.array(candidates))
+        t = spill.read(p, ["claim_id"])
+        if t is not None:  # the hashes again (not spilled: most runs have no candidates)
+            hit = pc.is_in(pa.array(hash_strings(t.column("claim_id"))),
+                           value_set=pa.array(candidates))
             found.append(t.column("claim_id").filter(hit))
     ids = pa.chunked_array(found, pa.string()).combine_chunks() if found else \
         pa.array([], pa.string())
