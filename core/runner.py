@@ -72,7 +72,7 @@ from .registry import default_registry
 from .sources import (InputError, Source, default_memory_limit, estimated_memory,  # noqa: F401
                       input_files, open_sources, partition_count, read_columns, read_rest,
                       read_sources)
-from .spill import KeyCheck, Spill, duplicate_ids
+from .spill import KeyCheck, Spill, duplicate_ids, spill_layout
 from . import timeline
 
 if TYPE_CHECKING:
@@ -516,6 +516,7 @@ def _spill_batch(plan, table, spill, check, totals) -> None:
     rows = np.arange(totals.input_rows, totals.input_rows + n, dtype=np.int64)
     totals.input_rows += n
     with timeline.stage("pass 1: fen, buckets, id hashes"):
+        table = spill_layout(table)
         totals.input_fen += input_fen(table)
         bucket = buckets(bucket_plan(plan), table)
         claim_hash = hash_strings(table.column("claim_id"))
@@ -634,10 +635,11 @@ def batch_rows(sources, limit: int) -> int:
 
 def _input_batches(sources, rows: int = BATCH_ROWS, columns=None) -> Iterator[pa.Table]:
     """The files' rows in batches of ``rows`` (only ``columns``), in the run's row order,
-    each read on a thread while pass 1 spills the one before (``read_ahead``)."""
+    each read on a thread while pass 1 spills the one before (``read_ahead``); text read as
+    dictionary codes is left so (pass 1 spills it as codes: ``spill.spill_layout``)."""
     def in_order():
         for source in sources:
-            batches = source.batches(rows, columns)
+            batches = source.batches(rows, columns, source.schema.names)  # spill.spill_layout
             while True:
                 with timeline.stage("pass 1: read batch"):
                     batch = next(batches, None)

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
+from .arrow_io import normal_table
 from .partition import PartitionError, hash_strings, partition_key
 from .plan import PERSON, Plan
 from . import timeline
@@ -27,6 +28,13 @@ SPILL_FLUSH = 1 << 16  # rows buffered per partition before a spill write
 # critical path, and at 50M its CPU went 19.0 → 11.1 s with the radix sort of ``add``, for
 # disk bytes the page cache absorbs here (during a 50M run the whole disk read back ≈ 0.6 GB).
 SPILL_OPTIONS = ipc.IpcWriteOptions(compression=None)
+# Text the input holds as dictionary codes (Parquet's dictionary pages: the reference
+# claims' tier and setting, 23 of 107 bytes a claim decoded) is spilled as its codes and
+# decoded when the partition is read back, on pass 2's read thread (issue 14, s19): pass 1
+# neither decodes it nor sorts and writes the strings. Each batch brings dictionaries of its
+# own, which an IPC *file* refuses (one dictionary per field), so the spill is an IPC
+# *stream* (a dictionary may be replaced from one batch to the next), read back whole.
+SPILL_CODES = pa.dictionary(pa.int32(), pa.string())
 
 
 class Spill:
@@ -73,7 +81,7 @@ class Spill:
         table = pa.concat_tables(self.buffers[p])
         if self.writers[p] is None:
             sink = pa.OSFile(str(self.path(p)), "wb")
-            self.writers[p] = (sink, ipc.new_file(sink, table.schema, options=SPILL_OPTIONS))
+            self.writers[p] = (sink, ipc.new_stream(sink, table.schema, options=SPILL_OPTIONS))
         self.writers[p][1].write_table(table)
         self.buffered -= sum(piece.nbytes for piece in self.buffers[p])
         self.buffers[p], self.sizes[p] = [], 0
@@ -88,19 +96,34 @@ class Spill:
                 sink.close()
 
     def read(self, p: int, columns=None):
-        """Partition ``p``'s rows in the order spilled (only ``columns``; None: all), or None
-        for a partition no row went to."""
+        """Partition ``p``'s rows in the order spilled, in the one column layout (codes
+        decoded: ``SPILL_CODES``), only ``columns`` (None: all), or None for a partition no
+        row went to."""
         path = self.path(p)
         if not path.exists():
             return None
         with pa.OSFile(str(path), "rb") as source:  # read, not mapped: the heap is what counts
-            reader = ipc.open_file(source)
             if columns is None:
-                return reader.read_all()
-            # only the columns' buffers are read and decompressed (in the file's column order)
-            fields = [reader.schema.get_field_index(c) for c in columns]
+                return normal_table(ipc.open_stream(source).read_all(), codes=False)
+            # only the columns' buffers are kept (in the file's column order)
+            fields = [self.schema(p).get_field_index(c) for c in columns]
             options = ipc.IpcReadOptions(included_fields=fields)
-            return ipc.open_file(source, options=options).read_all().select(columns)
+            table = ipc.open_stream(source, options=options).read_all().select(columns)
+            return normal_table(table, codes=False)
+
+    def schema(self, p: int) -> pa.Schema:
+        with pa.OSFile(str(self.path(p)), "rb") as source:
+            return ipc.open_stream(source).schema
+
+
+def spill_layout(table: pa.Table) -> pa.Table:
+    """A read batch as pass 1 spills it: text columns of dictionary codes stay so when their
+    type is ``SPILL_CODES`` (every batch of a partition's stream then has the same schema),
+    any other column in the one layout (``normal_table``), as are the claim id and the
+    person, which pass 1 hashes."""
+    keep = [f.name for f in table.schema
+            if f.type == SPILL_CODES and f.name not in ("claim_id", "person_id")]
+    return normal_table(table, keep, codes=False)
 
 
 class KeyCheck:
