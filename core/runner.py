@@ -699,7 +699,7 @@ def _settle_spilled_streamed(plan, spill, totals, duplicates, registry, context,
     each partition's input row of each result when ``keep_rows`` and known, else None)."""
     task = bar.task("settle", totals.input_rows)
     rejects, settled = [], ([] if keep_rows else None)
-    partitions = _spilled_partitions(spill)
+    partitions = _spilled_partitions(spill, coded=year is None)
     with closing(partitions):  # a failed run waits for the partition being read ahead
         for p, table in partitions:
             piece_rejects, rows = _settle_partition(plan, table, duplicates, totals, registry,
@@ -735,15 +735,17 @@ def _settle_partition(plan, table, duplicates, totals, registry, context, year,
     return _partition_rejects(pieces + [piece_rejects]), _input_rows(rows, at)
 
 
-def _spilled_partitions(spill: Spill) -> Iterator[tuple]:
+def _spilled_partitions(spill: Spill, coded: bool = False) -> Iterator[tuple]:
     """``(p, partition p's table)`` for every partition a row went to, in order; the next
     one read from its spill file on a thread (``read_ahead``) while the caller settles this
     one (reading releases the GIL). One partition's spilled rows (~110 bytes a claim of the
     reference run's columns) are held ahead: a small part of the ~900 bytes a claim that
-    settling a partition is budgeted (docs/scale.md, "What --memory-limit bounds")."""
+    settling a partition is budgeted (docs/scale.md, "What --memory-limit bounds").
+    ``coded``: text spilled as dictionary codes is left so (``Spill.read``), for a settlement
+    alone (the provider year reads the claims as they are)."""
     def read(p: int):
         with timeline.stage("pass 2: spill read"):
-            return p, spill.read(p)
+            return p, spill.read(p, coded=coded)
     for p, table in read_ahead(read(p) for p in range(spill.count)):
         if table is not None:
             yield p, table

@@ -95,16 +95,19 @@ class Spill:
                 writer.close()
                 sink.close()
 
-    def read(self, p: int, columns=None):
-        """Partition ``p``'s rows in the order spilled, in the one column layout (codes
-        decoded: ``SPILL_CODES``), only ``columns`` (None: all), or None for a partition no
-        row went to."""
+    def read(self, p: int, columns=None, coded: bool = False):
+        """Partition ``p``'s rows in the order spilled, only ``columns`` (None: all), or None
+        for a partition no row went to; in the one column layout (the codes decoded:
+        ``SPILL_CODES``) unless ``coded`` (text spilled as codes stays so: a settlement's
+        ``prepare`` codes what only its checks read from the dictionaries, and decodes the
+        rest)."""
         path = self.path(p)
         if not path.exists():
             return None
         with pa.OSFile(str(path), "rb") as source:  # read, not mapped: the heap is what counts
             if columns is None:
-                return normal_table(ipc.open_stream(source).read_all(), codes=False)
+                table = ipc.open_stream(source).read_all()
+                return table if coded else normal_table(table, codes=False)
             # only the columns' buffers are kept (in the file's column order)
             fields = [self.schema(p).get_field_index(c) for c in columns]
             options = ipc.IpcReadOptions(included_fields=fields)

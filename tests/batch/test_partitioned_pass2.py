@@ -78,10 +78,10 @@ def test_the_next_partition_is_read_on_a_thread(plan, registry, claims_path, tmp
     threads = []
     real = spill.Spill.read
 
-    def read(self, p, columns=None):
+    def read(self, p, columns=None, **kw):
         if columns is None:  # pass 2's reads (duplicate_ids reads two columns)
             threads.append(threading.current_thread().name)
-        return real(self, p, columns)
+        return real(self, p, columns, **kw)
     monkeypatch.setattr(spill.Spill, "read", read)
     run_settle(plan, claims_path, tmp_path / "p", registry=registry, progress=False,
                partitions=4)
@@ -101,10 +101,10 @@ def test_a_failed_spill_read_stops_the_run_and_its_threads(plan, registry, claim
     thread outlives the run; the next run publishes every claim."""
     real = spill.Spill.read
 
-    def read(self, p, columns=None):
+    def read(self, p, columns=None, **kw):
         if columns is None and p == failing:
             raise OSError(f"cannot read partition {p}")
-        return real(self, p, columns)
+        return real(self, p, columns, **kw)
     monkeypatch.setattr(spill.Spill, "read", read)
     out = tmp_path / "out"
     with pytest.raises(OSError, match=f"cannot read partition {failing}"):
