@@ -26,7 +26,7 @@ Two local modes, the same results:
   ``engine.settle_by_bucket_streamed``, the results written while the claims settle;
 - *partitioned* (the estimated in-memory size exceeds ``memory_limit``): pass 1 streams the
   input in record batches and spills each row, tagged with its row number and bucket, to the
-  Arrow IPC file of its partition (a range of buckets); duplicate claim ids are found across
+  Arrow IPC stream of its partition (a range of buckets); duplicate claim ids are found across
   the whole input from 64-bit claim-id hashes (then confirmed on the ids themselves); pass 2
   settles partition by partition. Temporary files live in ``out_dir/.yibao-run`` and go on
   success.
@@ -462,7 +462,7 @@ def iter_settle(plan: Plan, batches, workdir, partitions: int = 8, registry=None
                 expected_rows=None, year: "ProviderYear" = None,
                 spill_budget: int = None) -> Iterator[tuple]:
     """Settle a stream of claim batches (pa.RecordBatch or pa.Table, any sizes) in bounded
-    memory: pass 1 spills them to ``partitions`` Arrow IPC files under ``workdir``; then yields
+    memory: pass 1 spills them to ``partitions`` Arrow IPC streams under ``workdir``; then yields
     ``(results, rejects)`` per partition, results in (bucket, discharge_date, claim_id) order
     (concatenated, the file's order), rejects with input row numbers (sorted per piece, not
     across pieces). ``totals`` (if given) receives the control totals, ``year`` (if given)
@@ -639,7 +639,7 @@ def _input_batches(sources, rows: int = BATCH_ROWS, columns=None) -> Iterator[pa
     dictionary codes is left so (pass 1 spills it as codes: ``spill.spill_layout``)."""
     def in_order():
         for source in sources:
-            batches = source.batches(rows, columns, source.schema.names)  # spill.spill_layout
+            batches = source.batches(rows, columns, coded=source.schema.names)  # spill_layout
             while True:
                 with timeline.stage("pass 1: read batch"):
                     batch = next(batches, None)

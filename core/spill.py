@@ -1,5 +1,5 @@
 """Pass 1 of the partitioned mode: every input row, tagged with its row number and bucket,
-spilled to the Arrow IPC file of its partition (a range of buckets), and the
+spilled to the Arrow IPC stream of its partition (a range of buckets), and the
 checks that need the whole input (claim ids seen twice across partitions; a person under one
 partition key)."""
 from __future__ import annotations
@@ -38,7 +38,7 @@ SPILL_CODES = pa.dictionary(pa.int32(), pa.string())
 
 
 class Spill:
-    """Pass 1's output: one Arrow IPC file per partition, written in buffered chunks (each
+    """Pass 1's output: one Arrow IPC stream per partition, written in buffered chunks (each
     flush one or more record batches, read back in the order written)."""
 
     def __init__(self, folder: Path, count: int, budget: int = None):
