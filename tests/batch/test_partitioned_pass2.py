@@ -137,14 +137,14 @@ def test_claims_parquet_is_hashed_as_it_is_written(plan, registry, claims_path, 
 
 def test_purge_delay_follows_the_limit(plan, registry, claims_path, tmp_path, monkeypatch):
     """Freed Arrow memory goes back at once under a limit below 1 GiB (the peak is what
-    such a limit is for), after a second above it (fewer page faults)."""
+    such a limit is for), after 10 s above it (fewer page faults)."""
     assert runner.purge_delay_ms(200 << 20) == 0
     assert runner.purge_delay_ms((1 << 30) - 1) == 0
-    assert runner.purge_delay_ms(1 << 30) == runner.PURGE_AFTER_MS == 1000
-    assert runner.purge_delay_ms(4 << 30) == 1000
+    assert runner.purge_delay_ms(1 << 30) == runner.PURGE_AFTER_MS == 10_000
+    assert runner.purge_delay_ms(4 << 30) == 10_000
     set_to = []
     monkeypatch.setattr(pa, "jemalloc_set_decay_ms", set_to.append)
     for limit in (200 << 20, 4 << 30):
         run_settle(plan, claims_path, tmp_path / str(limit), registry=registry,
                    progress=False, partitions=2, memory_limit=limit)
-    assert set_to in ([0, 1000], [])  # [] where pyarrow has no jemalloc
+    assert set_to in ([0, 10_000], [])  # [] where pyarrow has no jemalloc
