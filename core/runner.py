@@ -26,7 +26,7 @@ Two local modes, the same results:
   ``engine.settle_by_bucket_streamed``, the results written while the claims settle;
 - *partitioned* (the estimated in-memory size exceeds ``memory_limit``): pass 1 streams the
   input in record batches and spills each row, tagged with its row number and bucket, to the
-  Arrow IPC file of its partition (a range of buckets); duplicate claim ids are found across
+  Arrow IPC stream of its partition (a range of buckets); duplicate claim ids are found across
   the whole input from 64-bit claim-id hashes (then confirmed on the ids themselves); pass 2
   settles partition by partition. Temporary files live in ``out_dir/.yibao-run`` and go on
   success.
@@ -72,7 +72,7 @@ from .registry import default_registry
 from .sources import (InputError, Source, default_memory_limit, estimated_memory,  # noqa: F401
                       input_files, open_sources, partition_count, read_beside,
                       read_columns, read_rest, read_sources)
-from .spill import KeyCheck, Spill, duplicate_ids
+from .spill import KeyCheck, Spill, duplicate_ids, spill_layout
 from . import timeline
 
 if TYPE_CHECKING:
@@ -485,7 +485,7 @@ def iter_settle(plan: Plan, batches, workdir, partitions: int = 8, registry=None
                 expected_rows=None, year: "ProviderYear" = None,
                 spill_budget: int = None) -> Iterator[tuple]:
     """Settle a stream of claim batches (pa.RecordBatch or pa.Table, any sizes) in bounded
-    memory: pass 1 spills them to ``partitions`` Arrow IPC files under ``workdir``; then yields
+    memory: pass 1 spills them to ``partitions`` Arrow IPC streams under ``workdir``; then yields
     ``(results, rejects)`` per partition, results in (bucket, discharge_date, claim_id) order
     (concatenated, the file's order), rejects with input row numbers (sorted per piece, not
     across pieces). ``totals`` (if given) receives the control totals, ``year`` (if given)
@@ -539,13 +539,13 @@ def _spill_batch(plan, table, spill, check, totals) -> None:
     rows = np.arange(totals.input_rows, totals.input_rows + n, dtype=np.int64)
     totals.input_rows += n
     with timeline.stage("pass 1: fen, buckets, id hashes"):
+        table = spill_layout(table)
         totals.input_fen += input_fen(table)
         bucket = buckets(bucket_plan(plan), table)
         claim_hash = hash_strings(table.column("claim_id"))
         check.add(table, bucket, claim_hash)
         table = (table.append_column("_row", pa.array(rows))
-                 .append_column("_bucket", pa.array(bucket))
-                 .append_column("_chash", pa.array(claim_hash)))
+                 .append_column("_bucket", pa.array(bucket)))
     with timeline.stage("pass 1: spill"):
         spill.add(table, partition_of(bucket, spill.count))
 
@@ -568,9 +568,14 @@ def _settle_partitioned(plan, sources, out, count, registry, context, bar,
 # 326-335 MiB peak RSS at once, 358-383 MiB after 1 s), else after a second, so pass 1's
 # batches and each partition's buffers reuse the pages the last ones freed instead of
 # faulting fresh ones in (10M claims in 5 partitions, loaded machine: 5.4-6.4 s of system
-# CPU at once, 3.2 s after 1 s, the same peak RSS).
+# CPU at once, 3.2 s after 1 s, the same peak RSS). Since issue 14's s19 after 10 s: a
+# partition of a 50M run under 4G (~2.2M claims) takes 1.5-2.5 s to settle, so a 1 s decay
+# purged each partition's pages before the next one could reuse them (10M in 5 partitions,
+# 3 alternating rounds, load 4-4.6: minor faults 497-530k → 408-418k, CPU 12.3-13.0 →
+# 11.8-12.0 s, peak RSS 1066-1090 → 1076-1135 MB; under 1G, 17 partitions: faults −25 %,
+# peak +90 MB, 0.68 GB against a bound of 1.5 × the limit).
 PURGE_AT_ONCE_BELOW = 1 << 30  # bytes of --memory-limit
-PURGE_AFTER_MS = 1000
+PURGE_AFTER_MS = 10_000
 
 
 def purge_delay_ms(limit: int) -> int:
@@ -580,7 +585,7 @@ def purge_delay_ms(limit: int) -> int:
 
 def _returning_pool(limit: int = None):
     """Make Arrow allocate from jemalloc for the bounded-memory mode, with the decay of
-    ``purge_delay_ms``: freed buffers go back to the OS at once or within a second instead
+    ``purge_delay_ms``: freed buffers go back to the OS at once or within seconds instead
     of staying in the allocator's caches (measured: 2M claims at --memory-limit 200M peak at
     ~450 MiB RSS with the default pool, ~390 MiB with this one). Returns the pool to
     restore, or None where the build has no jemalloc."""
@@ -658,10 +663,11 @@ def batch_rows(sources, limit: int) -> int:
 
 def _input_batches(sources, rows: int = BATCH_ROWS, columns=None) -> Iterator[pa.Table]:
     """The files' rows in batches of ``rows`` (only ``columns``), in the run's row order,
-    each read on a thread while pass 1 spills the one before (``read_ahead``)."""
+    each read on a thread while pass 1 spills the one before (``read_ahead``); text read as
+    dictionary codes is left so (pass 1 spills it as codes: ``spill.spill_layout``)."""
     def in_order():
         for source in sources:
-            batches = source.batches(rows, columns)
+            batches = source.batches(rows, columns, coded=source.schema.names)  # spill_layout
             while True:
                 with timeline.stage("pass 1: read batch"):
                     batch = next(batches, None)
@@ -721,7 +727,7 @@ def _settle_spilled_streamed(plan, spill, totals, duplicates, registry, context,
     each partition's input row of each result when ``keep_rows`` and known, else None)."""
     task = bar.task("settle", totals.input_rows)
     rejects, settled = [], ([] if keep_rows else None)
-    partitions = _spilled_partitions(spill)
+    partitions = _spilled_partitions(spill, coded=year is None)
     with closing(partitions):  # a failed run waits for the partition being read ahead
         for p, table in partitions:
             piece_rejects, rows = _settle_partition(plan, table, duplicates, totals, registry,
@@ -757,15 +763,17 @@ def _settle_partition(plan, table, duplicates, totals, registry, context, year,
     return _partition_rejects(pieces + [piece_rejects]), _input_rows(rows, at)
 
 
-def _spilled_partitions(spill: Spill) -> Iterator[tuple]:
+def _spilled_partitions(spill: Spill, coded: bool = False) -> Iterator[tuple]:
     """``(p, partition p's table)`` for every partition a row went to, in order; the next
     one read from its spill file on a thread (``read_ahead``) while the caller settles this
     one (reading releases the GIL). One partition's spilled rows (~110 bytes a claim of the
     reference run's columns) are held ahead: a small part of the ~900 bytes a claim that
-    settling a partition is budgeted (docs/scale.md, "What --memory-limit bounds")."""
+    settling a partition is budgeted (docs/scale.md, "What --memory-limit bounds").
+    ``coded``: text spilled as dictionary codes is left so (``Spill.read``), for a settlement
+    alone (the provider year reads the claims as they are)."""
     def read(p: int):
         with timeline.stage("pass 2: spill read"):
-            return p, spill.read(p)
+            return p, spill.read(p, coded=coded)
     for p, table in read_ahead(read(p) for p in range(spill.count)):
         if table is not None:
             yield p, table
@@ -777,7 +785,7 @@ def _without_duplicates(table: pa.Table, duplicates, totals: Totals) -> tuple:
     buckets, [the duplicates' rejects] or [])."""
     rows = np.asarray(table.column("_row").to_numpy(), dtype=np.int64)
     bucket = np.asarray(table.column("_bucket").to_numpy(), dtype=np.int32)
-    table = table.drop_columns(["_row", "_bucket", "_chash"])
+    table = table.drop_columns(["_row", "_bucket"])
     if not len(duplicates):
         return table, rows, bucket, []
     dup, dup_rejects, fen = duplicate_rejects(table, rows, duplicates)

@@ -70,22 +70,24 @@ class Source:
         wanted = set(columns)
         return [name for name in self.schema.names if name in wanted]
 
-    def batches(self, rows: int, columns: Optional[list] = None) -> Iterator[pa.Table]:
+    def batches(self, rows: int, columns: Optional[list] = None,
+                coded=()) -> Iterator[pa.Table]:
         """The file in tables of ``rows`` rows, in the one column layout (arrow_io); only
-        ``columns`` (those the file has, in its order; None: all)."""
+        ``columns`` (those the file has, in its order; None: all); the columns of ``coded``
+        that are dictionary-encoded text stay so (``normal_table``)."""
         columns = self.present(columns)
         try:
             if self.ipc:
                 table = self._read_ipc()
                 table = table if columns is None else table.select(columns)
                 for batch in table.to_batches(rows):
-                    yield normal_table(pa.Table.from_batches([batch]), codes=False)
+                    yield normal_table(pa.Table.from_batches([batch]), coded, codes=False)
                 return
             # a buffered stream and no pre-buffering: pages are read as the batches need them,
             # not whole column chunks (a 1M-row row group would be ~135 MB decoded at once)
             reader = pq.ParquetFile(str(self.path), buffer_size=1 << 20, pre_buffer=False)
             for batch in reader.iter_batches(batch_size=rows, columns=columns):
-                yield normal_table(pa.Table.from_batches([batch]), codes=False)
+                yield normal_table(pa.Table.from_batches([batch]), coded, codes=False)
         except (pa.ArrowException, OSError) as exc:
             raise self._error(exc) from exc
 

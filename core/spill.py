@@ -1,5 +1,5 @@
-"""Pass 1 of the partitioned mode: every input row, tagged with its row number, bucket and
-claim-id hash, spilled to the Arrow IPC file of its partition (a range of buckets), and the
+"""Pass 1 of the partitioned mode: every input row, tagged with its row number and bucket,
+spilled to the Arrow IPC stream of its partition (a range of buckets), and the
 checks that need the whole input (claim ids seen twice across partitions; a person under one
 partition key)."""
 from __future__ import annotations
@@ -11,11 +11,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
+from .arrow_io import normal_table
 from .partition import PartitionError, hash_strings, partition_key
 from .plan import PERSON, Plan
 from . import timeline
 
-SPILL_FLUSH = 1 << 16  # rows buffered per partition before a spill write
+# Rows buffered per partition before a spill write. The buffered pieces are slices of their
+# batch's copy sorted by partition, which stays allocated until every one of them is
+# written: at 2^16 rows a 23-partition run (50M under 4G: ~11k rows per partition a batch)
+# held six batches' copies and freed them together, and the allocator purged and faulted
+# them in again. At 2^14 (issue 14, s19; 10M in 23 partitions, 3 alternating rounds, load
+# 4-5) system CPU 1.95-2.20 → 1.76-1.92 s, minor faults 418-437k → 358-396k, peak RSS
+# 547-593 → 479-483 MB, user CPU the same.
+SPILL_FLUSH = 1 << 14
 # Arrow IPC files with lz4-compressed buffers (issue 14, r14; 1M generated claims, the
 # columns a reference run reads plus the three tags, CPU of all threads, best of 3): write
 # 0.25 s, read back 0.10 s, 67 MB; Parquet lz4 without dictionaries (before) 0.54 s, 0.53 s,
@@ -27,10 +35,17 @@ SPILL_FLUSH = 1 << 16  # rows buffered per partition before a spill write
 # critical path, and at 50M its CPU went 19.0 → 11.1 s with the radix sort of ``add``, for
 # disk bytes the page cache absorbs here (during a 50M run the whole disk read back ≈ 0.6 GB).
 SPILL_OPTIONS = ipc.IpcWriteOptions(compression=None)
+# Text the input holds as dictionary codes (Parquet's dictionary pages: the reference
+# claims' tier and setting, 23 of 107 bytes a claim decoded) is spilled as its codes and
+# decoded when the partition is read back, on pass 2's read thread (issue 14, s19): pass 1
+# neither decodes it nor sorts and writes the strings. Each batch brings dictionaries of its
+# own, which an IPC *file* refuses (one dictionary per field), so the spill is an IPC
+# *stream* (a dictionary may be replaced from one batch to the next), read back whole.
+SPILL_CODES = pa.dictionary(pa.int32(), pa.string())
 
 
 class Spill:
-    """Pass 1's output: one Arrow IPC file per partition, written in buffered chunks (each
+    """Pass 1's output: one Arrow IPC stream per partition, written in buffered chunks (each
     flush one or more record batches, read back in the order written)."""
 
     def __init__(self, folder: Path, count: int, budget: int = None):
@@ -73,7 +88,7 @@ class Spill:
         table = pa.concat_tables(self.buffers[p])
         if self.writers[p] is None:
             sink = pa.OSFile(str(self.path(p)), "wb")
-            self.writers[p] = (sink, ipc.new_file(sink, table.schema, options=SPILL_OPTIONS))
+            self.writers[p] = (sink, ipc.new_stream(sink, table.schema, options=SPILL_OPTIONS))
         self.writers[p][1].write_table(table)
         self.buffered -= sum(piece.nbytes for piece in self.buffers[p])
         self.buffers[p], self.sizes[p] = [], 0
@@ -87,20 +102,38 @@ class Spill:
                 writer.close()
                 sink.close()
 
-    def read(self, p: int, columns=None):
-        """Partition ``p``'s rows in the order spilled (only ``columns``; None: all), or None
-        for a partition no row went to."""
+    def read(self, p: int, columns=None, coded: bool = False):
+        """Partition ``p``'s rows in the order spilled, only ``columns`` (None: all), or None
+        for a partition no row went to; in the one column layout (the codes decoded:
+        ``SPILL_CODES``) unless ``coded`` (text spilled as codes stays so: a settlement's
+        ``prepare`` codes what only its checks read from the dictionaries, and decodes the
+        rest)."""
         path = self.path(p)
         if not path.exists():
             return None
         with pa.OSFile(str(path), "rb") as source:  # read, not mapped: the heap is what counts
-            reader = ipc.open_file(source)
             if columns is None:
-                return reader.read_all()
-            # only the columns' buffers are read and decompressed (in the file's column order)
-            fields = [reader.schema.get_field_index(c) for c in columns]
+                table = ipc.open_stream(source).read_all()
+                return table if coded else normal_table(table, codes=False)
+            # only the columns' buffers are kept (in the file's column order)
+            fields = [self.schema(p).get_field_index(c) for c in columns]
             options = ipc.IpcReadOptions(included_fields=fields)
-            return ipc.open_file(source, options=options).read_all().select(columns)
+            table = ipc.open_stream(source, options=options).read_all().select(columns)
+            return normal_table(table, codes=False)
+
+    def schema(self, p: int) -> pa.Schema:
+        with pa.OSFile(str(self.path(p)), "rb") as source:
+            return ipc.open_stream(source).schema
+
+
+def spill_layout(table: pa.Table) -> pa.Table:
+    """A read batch as pass 1 spills it: text columns of dictionary codes stay so when their
+    type is ``SPILL_CODES`` (every batch of a partition's stream then has the same schema),
+    any other column in the one layout (``normal_table``), as are the claim id and the
+    person, which pass 1 hashes."""
+    keep = [f.name for f in table.schema
+            if f.type == SPILL_CODES and f.name not in ("claim_id", "person_id")]
+    return normal_table(table, keep, codes=False)
 
 
 class KeyCheck:
@@ -109,23 +142,25 @@ class KeyCheck:
 
     def __init__(self, plan: Plan):
         self.wide = partition_key(plan).name != PERSON.name
-        self.claims: list = []
+        self.claims: list = []  # (hashes grouped by top byte, group bounds) of each batch
         self.persons: list = []
 
     def add(self, table: pa.Table, bucket: np.ndarray, claim_hash: np.ndarray) -> None:
         valid = np.asarray(pc.is_valid(table.column("claim_id")).to_numpy(
             zero_copy_only=False), dtype=bool)
-        self.claims.append(claim_hash[valid])
+        self.claims.append(_by_top_byte(claim_hash[valid]))
         if self.wide:
             ph = hash_strings(table.column("person_id"))
             pairs = np.unique(np.stack([ph, bucket.astype(np.uint64)], axis=1), axis=0)
             self.persons.append(pairs)
 
     def candidate_hashes(self) -> np.ndarray:
-        """Claim-id hashes seen more than once (the ids themselves are compared later)."""
-        h = np.sort(np.concatenate(self.claims)) if self.claims else np.zeros(0, np.uint64)
+        """Claim-id hashes seen more than once, sorted (the ids themselves are compared
+        later): group by group of ``_by_top_byte``, a hash's copies all in its group."""
+        groups = [_repeated(np.concatenate([h[b[g]:b[g + 1]] for h, b in self.claims]))
+                  for g in range(HASH_GROUPS)] if self.claims else []
         self.claims = []
-        return np.unique(h[1:][h[1:] == h[:-1]])
+        return np.concatenate(groups) if groups else np.zeros(0, np.uint64)
 
     def check_persons(self) -> None:
         if not self.wide or not self.persons:
@@ -141,15 +176,37 @@ class KeyCheck:
                 "each person's family id the same on all of their claims")
 
 
+# Pass 1 keeps every claim-id hash for the duplicate check between the passes (50M at 50M
+# claims). Grouped by their top byte as each batch comes (a radix sort of 8-bit keys, ≈ 3 ms
+# per 2^18 hashes), they are sorted group by group at the end: 256 sorts of arrays that fit
+# the cache instead of one of the whole, and no whole-input copy of fresh pages (issue 14,
+# s19; 10M hashes in 40 batches: 0.70 s of CPU → 0.12 s in pass 1 + 0.39 s between passes).
+HASH_GROUPS = 256
+
+
+def _by_top_byte(hashes: np.ndarray) -> tuple:
+    """(``hashes`` grouped by their top byte, the ``HASH_GROUPS + 1`` bounds of the groups)."""
+    top = (hashes >> np.uint64(56)).astype(np.uint8)
+    order = np.argsort(top, kind="stable")
+    return hashes[order], np.searchsorted(top[order], np.arange(HASH_GROUPS + 1))
+
+
+def _repeated(hashes: np.ndarray) -> np.ndarray:
+    """The values occurring more than once in ``hashes`` (sorted in place), sorted, once."""
+    hashes.sort()
+    return np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+
+
 def duplicate_ids(spill: Spill, candidates: np.ndarray) -> pa.Array:
     """Claim ids (strings) occurring more than once in the whole input."""
     if len(candidates) == 0:
         return pa.array([], pa.string())
     found = []
     for p in range(spill.count):
-        t = spill.read(p, ["claim_id", "_chash"])
-        if t is not None:
-            hit = pc.is_in(t.column("_chash"), value_set=pa.array(candidates))
+        t = spill.read(p, ["claim_id"])
+        if t is not None:  # the hashes again (not spilled: most runs have no candidates)
+            hit = pc.is_in(pa.array(hash_strings(t.column("claim_id"))),
+                           value_set=pa.array(candidates))
             found.append(t.column("claim_id").filter(hit))
     ids = pa.chunked_array(found, pa.string()).combine_chunks() if found else \
         pa.array([], pa.string())

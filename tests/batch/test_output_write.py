@@ -91,25 +91,27 @@ def test_writer_thread_error_is_raised_by_close(tmp_path, monkeypatch):
 
 def test_spill_files_are_plain_arrow_without_dictionaries(plan, claims_file, tmp_path,
                                                            registry, monkeypatch):
-    """Pass 1's spill is Arrow IPC without compression (spill.SPILL_OPTIONS; issue 14, s17:
-    lz4 was a quarter of pass 1's CPU at 50M) and without dictionary columns (the sources
-    decode them), and the partitioned run still gives the in-memory run's bytes."""
+    """Pass 1's spill is an Arrow IPC stream without compression (spill.SPILL_OPTIONS; issue
+    14, s17: lz4 was a quarter of pass 1's CPU at 50M) whose only dictionary columns are the
+    text the sources hold as codes (spill.SPILL_CODES, s19), and the partitioned run still
+    gives the in-memory run's bytes."""
     import pyarrow.ipc as ipc
     from yibao.core import spill
     seen = []
     real = spill.Spill.read
 
-    def read(self, p, columns=None):
+    def read(self, p, columns=None, **kw):
         if self.path(p).exists():
             seen.append(self.path(p).read_bytes())
-        return real(self, p, columns)
+        return real(self, p, columns, **kw)
     monkeypatch.setattr(spill.Spill, "read", read)
     run_settle(plan, claims_file, tmp_path / "p", registry=registry, progress=False,
                partitions=3)
     assert len(seen) == 3
     for data in seen:
-        table = ipc.open_file(pa.BufferReader(data)).read_all()
-        assert not any(pa.types.is_dictionary(f.type) for f in table.schema)
+        table = ipc.open_stream(pa.BufferReader(data)).read_all()
+        assert all(f.type == spill.SPILL_CODES for f in table.schema
+                   if pa.types.is_dictionary(f.type))
         assert bytes.fromhex("04224d18") not in data  # no lz4 frame
         assert len(data) >= table.nbytes  # the buffers as they are
     run_settle(plan, claims_file, tmp_path / "m", registry=registry, progress=False)

@@ -79,9 +79,9 @@ def test_reference_run_leaves_the_code_lists_unread(plan, claims_file, tmp_path,
         decoded.append(self.present(columns))
         return real_read(self, columns)
 
-    def batches(self, rows, columns=None):
+    def batches(self, rows, columns=None, **kw):
         decoded.append(self.present(columns))
-        return real_batches(self, rows, columns)
+        return real_batches(self, rows, columns, **kw)
     monkeypatch.setattr(sources.Source, "read", read)
     monkeypatch.setattr(sources.Source, "batches", batches)
     run_settle(plan, claims_file, tmp_path / "m", registry=registry, progress=False)
