@@ -72,7 +72,7 @@ from .registry import default_registry
 from .sources import (InputError, Source, default_memory_limit, estimated_memory,  # noqa: F401
                       input_files, open_sources, partition_count, read_beside,
                       read_columns, read_rest, read_sources)
-from .spill import KeyCheck, Spill, duplicate_ids, spill_layout
+from .spill import KeyCheck, Spill, duplicate_ids, spill_layout, spilled_codes
 from . import timeline
 
 if TYPE_CHECKING:
@@ -665,9 +665,11 @@ def _input_batches(sources, rows: int = BATCH_ROWS, columns=None) -> Iterator[pa
     """The files' rows in batches of ``rows`` (only ``columns``), in the run's row order,
     each read on a thread while pass 1 spills the one before (``read_ahead``); text read as
     dictionary codes is left so (pass 1 spills it as codes: ``spill.spill_layout``)."""
+    coded = spilled_codes([source.schema for source in sources])
+
     def in_order():
         for source in sources:
-            batches = source.batches(rows, columns, coded=source.schema.names)  # spill_layout
+            batches = source.batches(rows, columns, coded=coded)  # spill_layout
             while True:
                 with timeline.stage("pass 1: read batch"):
                     batch = next(batches, None)

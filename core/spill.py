@@ -136,6 +136,15 @@ def spill_layout(table: pa.Table) -> pa.Table:
     return normal_table(table, keep, codes=False)
 
 
+def spilled_codes(schemas) -> list:
+    """The columns pass 1 may spill as codes: those every input file holds as ``SPILL_CODES``.
+    A partition's stream has one schema, so a column one file holds as codes and another as
+    text (extracts written by different tools) is decoded from every file."""
+    names = [f.name for f in schemas[0] if f.type == SPILL_CODES] if schemas else []
+    return [name for name in names if all(
+        name in schema.names and schema.field(name).type == SPILL_CODES for schema in schemas)]
+
+
 class KeyCheck:
     """Global checks over pass 1: claim-id hashes (duplicates across partitions) and, when the
     partition key is wider than the person, that every person stays in one bucket."""
