@@ -319,8 +319,11 @@ def _sync_file_range():
     if _SYNC_FILE_RANGE is False:
         _SYNC_FILE_RANGE = None
         if sys.platform.startswith("linux"):
-            import ctypes
-            call = getattr(ctypes.CDLL(None, use_errno=True), "sync_file_range", None)
+            try:  # a Python without ctypes, or a libc that cannot be opened: fsync does it all
+                import ctypes
+                call = getattr(ctypes.CDLL(None, use_errno=True), "sync_file_range", None)
+            except (ImportError, OSError):
+                call = None
             if call is not None:
                 call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
                                  ctypes.c_uint]

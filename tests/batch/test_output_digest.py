@@ -98,3 +98,16 @@ def test_each_part_hashed_is_sent_to_disk_as_written(tmp_path, monkeypatch):
     monkeypatch.undo()
     with open(path, "rb") as f:
         manifest.start_writeback(f.fileno(), 0, 8)  # the real call: no error
+
+
+def test_a_python_without_ctypes_still_writes(tmp_path, monkeypatch):
+    """Where ``ctypes`` cannot be imported (a Python built without it) the writeback is left
+    to the publishing fsync: no ImportError ends the run (review of w19, session 9)."""
+    import sys
+    monkeypatch.setitem(sys.modules, "ctypes", None)  # `import ctypes` raises ImportError
+    monkeypatch.setattr(manifest, "_SYNC_FILE_RANGE", False)  # not looked up yet
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"12345678")
+    with open(path, "rb") as f:
+        manifest.start_writeback(f.fileno(), 0, 8)
+    assert manifest._SYNC_FILE_RANGE is None
