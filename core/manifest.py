@@ -122,6 +122,13 @@ class Totals:
     self_pay: int = 0
     reasons: dict = field(default_factory=dict)
 
+    def expect_layers(self, layer_names) -> None:
+        """Every layer listed, at 0 until results add to it, in the policy's order: a
+        partitioned run that settles no row (an empty input, every row rejected) names its
+        layers as the in-memory run does, which adds its one, empty, results table."""
+        for name in layer_names:
+            self.layers.setdefault(name, 0)
+
     def add_results(self, results: pa.Table, layer_names) -> None:
         self.settled_rows += results.num_rows
         paid = 0

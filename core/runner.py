@@ -704,6 +704,7 @@ def _settle_spilled(plan, spill, totals, duplicates, registry, context, bar,
     partition, each partition settled whole."""
     task = bar.task("settle", totals.input_rows)
     names = Policy.of(plan).layer_names()
+    totals.expect_layers(names)
     for p, table in _spilled_partitions(spill):
         table, rows, bucket, pieces = _without_duplicates(table, duplicates, totals)
         with timeline.stage("pass 2: settle piece"):
@@ -728,6 +729,7 @@ def _settle_spilled_streamed(plan, spill, totals, duplicates, registry, context,
     memory), counted into ``totals`` piece by piece. Returns (the rejects of every partition,
     each partition's input row of each result when ``keep_rows`` and known, else None)."""
     task = bar.task("settle", totals.input_rows)
+    totals.expect_layers(Policy.of(plan).layer_names())
     rejects, settled = [], ([] if keep_rows else None)
     partitions = _spilled_partitions(spill, coded=year is None)
     with closing(partitions):  # a failed run waits for the partition being read ahead
