@@ -115,3 +115,35 @@ def test_rows_within_a_longer_piece_are_taken_from_it():
         table, at = pieces.between(start, start + 1)
         got.append(table.column("claim_id")[start - at].as_py())
     assert got == [f"c{r}" for r in range(9)] and pieces.waiting == {}
+
+
+def test_a_run_failing_before_the_kernel_stops_the_identity_gathers(plan, registry,
+                                                                      monkeypatch):
+    """A failure after the identity gathers started but before the kernel ran (building the
+    settlement, the provider layout) cancels the pieces not yet gathered, as a failure in
+    the kernel does (the session-9 review: the thread went on to the end of the order)."""
+    monkeypatch.setenv("YIBAO_THREADS", "2")
+    small_run(monkeypatch)
+    claims = _claims(2_000, seed=22)
+    started, release = [], threading.Event()
+    real = engine._identity_in_order
+
+    def slow(prep, order):
+        started.append(len(order))
+        release.wait(5)
+        return real(prep, order)
+    monkeypatch.setattr(engine, "_identity_in_order", slow)
+
+    class Broken(engine.ChunkedSettlement):
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError("no settlement")
+    monkeypatch.setattr(engine, "ChunkedSettlement", Broken)
+    with pytest.raises(RuntimeError, match="no settlement"):
+        settle_by_bucket_streamed(plan, claims, buckets(plan, claims), lambda piece: None,
+                                  registry)
+    release.set()
+    for thread in threading.enumerate():
+        if thread.name.startswith("yibao-identity"):
+            thread.join(5)
+    pieces = len(piece_starts(claims.num_rows, 250)) - 1
+    assert pieces > 3 and len(started) <= 1  # the piece being gathered, no more
