@@ -6,7 +6,7 @@ settle them in memory (as ``run_settle`` decides: the same estimate against the 
 limit), decodes the columns every run reads (``AHEAD_COLUMNS``: the ids, the dates, the money
 and the identity columns, most of a file's decoded bytes) and those the policy's text names,
 file by file. The run then reads only the columns the compiled policy adds, and the files
-the thread had not begun (``sources.read_rest``), and gets the same tables as reading
+the thread had not begun (``sources.read_beside``), and gets the same tables as reading
 everything then (tests/batch/test_read_ahead.py).
 
 Nothing here decides a result: when the thread read nothing (a run in partitions, an Arrow

@@ -138,12 +138,16 @@ def read_sources(sources, columns: Optional[list] = None) -> list:
 def read_rest(sources, early: list, columns: Optional[list] = None) -> list:
     """``read_sources``, each file's ``early`` columns (read ahead; None: the file was not)
     not read again (``Source.read_rest``)."""
-    def read(source, ahead):
-        return source.read(columns) if ahead is None else source.read_rest(ahead, columns)
     if len(sources) == 1:
-        return [read(sources[0], early[0])]
+        return [_read_after(sources[0], early[0], columns)]
     with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="yibao-read") as pool:
-        return list(pool.map(read, sources, early))
+        return list(pool.map(lambda s, ahead: _read_after(s, ahead, columns), sources, early))
+
+
+def _read_after(source, ahead, columns: Optional[list]) -> pa.Table:
+    """``source``'s table (only ``columns``), its ``ahead`` columns (read ahead; None: not
+    read ahead) not read again."""
+    return source.read(columns) if ahead is None else source.read_rest(ahead, columns)
 
 
 def read_beside(sources, columns: Optional[list], begun: set, early_tables) -> list:
@@ -154,13 +158,11 @@ def read_beside(sources, columns: Optional[list], begun: set, early_tables) -> l
     for the read-ahead and gives each file's table read ahead (None: not read ahead; None
     for all: it read none) and the begun files' other columns are read. The same tables as
     ``read_sources``, in the run's file order; the first file's error is the one raised."""
-    def rest(source, ahead):
-        return source.read(columns) if ahead is None else source.read_rest(ahead, columns)
     with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="yibao-read") as pool:
         now = {i: pool.submit(s.read, columns) for i, s in enumerate(sources)
                if s.path not in begun}
         early = early_tables() or [None] * len(sources)
-        later = {i: pool.submit(rest, s, early[i]) for i, s in enumerate(sources)
+        later = {i: pool.submit(_read_after, s, early[i], columns) for i, s in enumerate(sources)
                  if i not in now}
         return [(now[i] if i in now else later[i]).result() for i in range(len(sources))]
 
