@@ -227,6 +227,7 @@ def _encoded_as_text(claims: pa.Table, name: str) -> tuple:
 
 
 SMALL_INT_SPAN = 1 << 12  # an integer key (a hospital level) numbered by value - min up to this
+INT64_MAX = (1 << 63) - 1
 
 
 def _small_int_codes(col: pa.ChunkedArray):
@@ -236,9 +237,11 @@ def _small_int_codes(col: pa.ChunkedArray):
     No hash of a million values (hospital levels at 1M claims: 4 ms of the provider thread
     that runs beside ``prepare``, issue 14, p19). None for a wider or an all-null column."""
     low, high = pc.min_max(col).values()
-    if not low.is_valid or high.as_py() - low.as_py() >= SMALL_INT_SPAN:
+    if not low.is_valid:
         return None
     low, high = low.as_py(), high.as_py()
+    if high - low >= SMALL_INT_SPAN or high > INT64_MAX:  # uint64 past int64: hashed instead
+        return None
     flat = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     idx = np.asarray(pc.fill_null(flat, low).to_numpy(zero_copy_only=False), np.int64) - low
     if flat.null_count:

@@ -1,7 +1,7 @@
 """An integer coefficient key (a hospital level) numbered by value - min
 (``compute._small_int_codes``) gives every claim the same key text as hashing the column
 does (``_encoded`` then a cast to text): nulls, several chunks, negative values, one wide
-column (left to the hash) and an all-null one."""
+column (left to the hash), uint64 values past int64 (left to the hash) and an all-null one."""
 from __future__ import annotations
 
 import numpy as np
@@ -16,6 +16,7 @@ COLUMNS = {
     "wide": pa.chunked_array([pa.array([5, 10 ** 6], pa.int64())]),
     "all null": pa.chunked_array([pa.array([None, None], pa.int16())]),
     "empty chunks": pa.chunked_array([pa.array([], pa.int8()), pa.array([2, 2], pa.int8())]),
+    "uint64 past int64": pa.chunked_array([pa.array([2 ** 63, 2 ** 63 + 1], pa.uint64())]),
 }
 
 
