@@ -1,6 +1,9 @@
 """Shared helpers for the policy-author tools' tests."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,19 @@ from yibao.dsl.compiler import compile_policy
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "city_configs"
+
+
+def program_line(program: str, prefix: str, unset: str, **env) -> list:
+    """The words after ``prefix`` on the line a fresh ``python -c program`` prints (given the
+    reference city's folder as its argument), run from the repository with ``unset`` taken
+    out of the environment and ``env`` added: the start-up tests' fresh `yibao` process."""
+    environ = {k: v for k, v in os.environ.items() if k != unset}
+    done = subprocess.run([sys.executable, "-c", program, str(CONFIGS / "reference")],
+                          cwd=REPO, env={**environ, **env}, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stdout.splitlines() if x.startswith(prefix + " "))
+    return line.split()[1:]
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,10 @@ console script does, then imports numpy at exit and counts its own threads (Linu
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
 
-from .conftest import CONFIGS, REPO
+from .conftest import program_line
 
 AS_PROGRAM = """
 import atexit, os, sys
@@ -31,13 +29,7 @@ cli.entry()
 
 def threads_and_setting(**env) -> tuple:
     """(threads after numpy's import, OPENBLAS_NUM_THREADS) in a fresh `yibao check`."""
-    environ = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
-    done = subprocess.run([sys.executable, "-c", AS_PROGRAM, str(CONFIGS / "reference")],
-                          cwd=REPO, env={**environ, **env}, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr
-    line = next(x for x in done.stdout.splitlines() if x.startswith("THREADS "))
-    _, threads, setting = line.split()
+    threads, setting = program_line(AS_PROGRAM, "THREADS", "OPENBLAS_NUM_THREADS", **env)
     return int(threads), setting
 
 

@@ -7,13 +7,11 @@ imported (``cli.small_pages``), unless the user set it. A fresh process runs ``c
 the console script does, then asks numpy at exit whether it advises huge pages."""
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 
 import pytest
 
-from .conftest import CONFIGS, REPO
+from .conftest import program_line
 
 AS_PROGRAM = """
 import atexit, os, sys
@@ -34,13 +32,7 @@ cli.entry()
 
 def advice_and_setting(**env) -> tuple:
     """(numpy advises huge pages, NUMPY_MADVISE_HUGEPAGE) in a fresh `yibao check`."""
-    environ = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
-    done = subprocess.run([sys.executable, "-c", AS_PROGRAM, str(CONFIGS / "reference")],
-                          cwd=REPO, env={**environ, **env}, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr
-    line = next(x for x in done.stdout.splitlines() if x.startswith("HUGEPAGE "))
-    _, advised, setting = line.split()
+    advised, setting = program_line(AS_PROGRAM, "HUGEPAGE", "NUMPY_MADVISE_HUGEPAGE", **env)
     return bool(int(advised)), setting
 
 
