@@ -234,7 +234,8 @@ def one_blas_thread() -> None:
 
 
 def small_pages() -> None:
-    """``NUMPY_MADVISE_HUGEPAGE=0`` unless the user set it, before numpy is first imported.
+    """``NUMPY_MADVISE_HUGEPAGE=0`` and ``MIMALLOC_ALLOW_THP=0``, each unless the user set it,
+    before numpy and pyarrow are first imported.
 
     numpy asks the kernel for transparent huge pages (``madvise``) on every array of 4 MiB or
     more, so the first touch of any byte faults in and zeroes a whole 2 MiB page. On the
@@ -244,8 +245,20 @@ def small_pages() -> None:
     wall time 1.84-2.09 s against 1.58-1.70 s (5 alternating rounds, benchmarks/README.md,
     "session 9: small pages"); user CPU did not move. Like ``one_blas_thread``, only the
     program sets it, and a value the user set is kept (``NUMPY_MADVISE_HUGEPAGE=1`` restores
-    numpy's default)."""
+    numpy's default).
+
+    ``MIMALLOC_ALLOW_THP=0`` does the same for pyarrow's memory pool (mimalloc, pyarrow's
+    default on Linux): mimalloc reserves its arenas a GiB at a time with huge pages advised,
+    so Arrow's decoded columns were faulted in 2 MiB at a time too (22 % of a 2M run's
+    `perf` samples zeroing huge pages after numpy's advice was already off, session 10).
+    mimalloc reads it when pyarrow first allocates and then turns transparent huge pages off
+    for the whole process (``prctl(PR_SET_THP_DISABLE)``), so it also covers any other
+    library's advice. 4 alternating rounds after a DuckDB run: 1.43-1.51 s wall and
+    0.51-0.57 s system CPU against 1.58-1.78 s and 0.79-1.14 s (benchmarks/README.md,
+    "Session 10: no huge pages in Arrow's pool"). A mimalloc too old to know the option
+    ignores it; ``MIMALLOC_ALLOW_THP=1`` keeps mimalloc's default."""
     os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+    os.environ.setdefault("MIMALLOC_ALLOW_THP", "0")
 
 
 FAST_EXIT = ("settle",)  # commands whose process ends without the interpreter's teardown
