@@ -72,7 +72,8 @@ from .registry import default_registry
 from .sources import (InputError, Source, default_memory_limit, estimated_memory,  # noqa: F401
                       input_files, open_sources, partition_count, read_beside,
                       read_columns, read_rest, read_sources)
-from .spill import KeyCheck, Spill, duplicate_ids, spill_layout, spilled_codes
+from .spill import (KeyCheck, Spill, duplicate_ids, spill_columns, spill_layout,
+                    spilled_codes)
 from . import timeline
 
 if TYPE_CHECKING:
@@ -519,12 +520,15 @@ def _spill_input(plan, batches, workdir, partitions: int, totals: Totals, bar,
     spill = Spill(Path(workdir), partitions, spill_budget)
     check = KeyCheck(bucket_plan(plan))
     task = bar.task("partition", expected_rows)
-    for table in batches:
+    first = coded = None
+    for k, table in enumerate(batches):
         table = pa.Table.from_batches([table]) if isinstance(table, pa.RecordBatch) else table
-        if totals.input_rows == 0:
+        if first is None:
             for version in Policy.of(plan).versions:  # ClaimsError for a wrong column
                 prepare(version, table.schema.empty_table())
-        _spill_batch(plan, table, spill, check, totals)
+            first, coded = table.schema.empty_table(), spilled_codes([table.schema])
+        table = spill_columns(first, table, k)
+        _spill_batch(plan, table, spill, check, totals, coded)
         bar.advance(task, table.num_rows)
     with timeline.stage("pass 1: close the spill"):
         spill.close()
@@ -534,12 +538,14 @@ def _spill_input(plan, batches, workdir, partitions: int, totals: Totals, bar,
     return spill, duplicates
 
 
-def _spill_batch(plan, table, spill, check, totals) -> None:
+def _spill_batch(plan, table, spill, check, totals, coded) -> None:
+    """One batch tagged and spilled; ``coded``: the text columns spilled as codes, the first
+    batch's choice for every batch (``spill.spill_layout``)."""
     n = table.num_rows
     rows = np.arange(totals.input_rows, totals.input_rows + n, dtype=np.int64)
     totals.input_rows += n
     with timeline.stage("pass 1: fen, buckets, id hashes"):
-        table = spill_layout(table)
+        table = spill_layout(table, coded)
         totals.input_fen += input_fen(table)
         bucket = buckets(bucket_plan(plan), table)
         claim_hash = hash_strings(table.column("claim_id"))

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from .arrow_io import normal_table
+from .arrow_io import ClaimsError, normal_table
 from .partition import PartitionError, hash_strings, partition_key
 from .plan import PERSON, Plan
 from . import timeline
@@ -126,14 +126,45 @@ class Spill:
             return ipc.open_stream(source).schema
 
 
-def spill_layout(table: pa.Table) -> pa.Table:
-    """A read batch as pass 1 spills it: text columns of dictionary codes stay so when their
-    type is ``SPILL_CODES`` (every batch of a partition's stream then has the same schema),
-    any other column in the one layout (``normal_table``), as are the claim id and the
-    person, which pass 1 hashes."""
-    keep = [f.name for f in table.schema
-            if f.type == SPILL_CODES and f.name not in ("claim_id", "person_id")]
-    return normal_table(table, keep, codes=False)
+def spill_layout(table: pa.Table, coded=None) -> pa.Table:
+    """A read batch as pass 1 spills it: the text columns named in ``coded`` as
+    ``SPILL_CODES`` dictionary codes (encoded here if the batch holds them as text or other
+    codes), every other column in the one layout (``normal_table``), as are the claim id and
+    the person, which pass 1 hashes. ``coded`` None: the columns this batch holds as
+    ``SPILL_CODES``. A run passes the same ``coded`` for every batch (``spill_columns``), so
+    every batch of a partition's stream has one schema whatever layout each batch came in."""
+    if coded is None:
+        coded = spilled_codes([table.schema])
+    coded = [name for name in coded if name not in ("claim_id", "person_id")]
+    for name in coded:
+        i = table.schema.get_field_index(name)
+        if i >= 0 and table.schema.field(i).type != SPILL_CODES:
+            table = table.set_column(i, name, _as_spill_codes(table.column(i)))
+    return normal_table(table, coded, codes=False)
+
+
+def _as_spill_codes(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A text column (plain, or codes of another dictionary type) as ``SPILL_CODES``."""
+    plain = normal_table(pa.table({"c": column}), codes=False).column(0)
+    return pc.dictionary_encode(plain).cast(SPILL_CODES)
+
+
+def spill_columns(first: pa.Table, table: pa.Table, k: int) -> pa.Table:
+    """Batch ``k`` (0-based) of a stream with the first batch's columns in their order:
+    pass 1 spills every batch into the same streams, so a batch with other columns is an
+    error that says which (a generator that changed its extract midway), not a failed
+    concatenation."""
+    names = first.schema.names
+    if table.schema.names == names:
+        return table
+    missing = [n for n in names if n not in table.schema.names]
+    extra = [n for n in table.schema.names if n not in names]
+    if missing or extra:
+        raise ClaimsError(
+            f"batch {k + 1} of the claims has other columns than the first batch "
+            f"(missing: {', '.join(missing) or 'none'}; not in the first: "
+            f"{', '.join(extra) or 'none'}): every batch of one run must have the same columns")
+    return table.select(names)
 
 
 def spilled_codes(schemas) -> list:

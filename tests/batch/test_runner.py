@@ -249,3 +249,38 @@ def test_partitions_below_one_refused(plan, claims_file, tmp_path, registry, par
         run_settle(plan, claims_file, tmp_path / "o", registry=registry, progress=False,
                    partitions=parts)
     assert not (tmp_path / "o").exists()
+
+
+def coded_text(table: pa.Table) -> pa.Table:
+    """``table`` with its text columns other than the ids as dictionary codes (int32 indices,
+    what Parquet's dictionary pages decode to)."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_string(f.type) and f.name not in ("claim_id", "person_id"):
+            table = table.set_column(i, f.name, pc.dictionary_encode(table.column(i)))
+    return table
+
+
+@pytest.mark.parametrize("layouts", [("coded", "plain", "coded"), ("plain", "coded", "plain"),
+                                     ("coded", "reordered", "plain")])
+def test_iter_settle_batches_in_different_layouts(plan, claims, tmp_path, registry, layouts):
+    """A stream whose batches hold the same columns as text in one batch, as dictionary codes
+    in the next, or in another column order (extracts from different tools) settles as the
+    whole table does in memory (pass 1 spilled each batch in its own layout, and a
+    partition's pieces of two layouts failed to concatenate)."""
+    thirds = [claims.slice(0, 3000), claims.slice(3000, 3000), claims.slice(6000)]
+    shaped = {"plain": lambda t: t, "coded": coded_text,
+              "reordered": lambda t: coded_text(t).select(t.column_names[::-1])}
+    batches = [shaped[layout](t) for layout, t in zip(layouts, thirds)]
+    pieces = list(runner.iter_settle(plan, iter(batches), tmp_path / "w", partitions=3,
+                                     registry=registry))
+    got = pa.concat_tables([r for r, _ in pieces]).sort_by("claim_id")
+    expected = settle(plan, claims, registry=registry).results.sort_by("claim_id")
+    assert got.select(expected.column_names).equals(expected)
+
+
+def test_iter_settle_batch_with_other_columns_is_named(plan, claims, tmp_path, registry):
+    from yibao.core.arrow_io import ClaimsError
+    batches = [claims.slice(0, 100), claims.slice(100, 100).drop_columns(["total"])]
+    with pytest.raises(ClaimsError, match=r"batch 2 .*missing: total"):
+        list(runner.iter_settle(plan, iter(batches), tmp_path / "w", partitions=2,
+                                registry=registry))
