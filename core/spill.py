@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from .arrow_io import ClaimsError, normal_table
+from .arrow_io import ClaimsError, normal_table, normal_type
 from .partition import PartitionError, hash_strings, partition_key
 from .plan import PERSON, Plan
 from . import timeline
@@ -150,13 +150,12 @@ def _as_spill_codes(column: pa.ChunkedArray) -> pa.ChunkedArray:
 
 
 def spill_columns(first: pa.Table, table: pa.Table, k: int) -> pa.Table:
-    """Batch ``k`` (0-based) of a stream with the first batch's columns in their order:
-    pass 1 spills every batch into the same streams, so a batch with other columns is an
-    error that says which (a generator that changed its extract midway), not a failed
-    concatenation."""
+    """Batch ``k`` (0-based) of a stream with the first batch's columns, in their order and
+    (after ``normal_table``) their types: pass 1 spills every batch into the same streams.
+    An integer column narrower or wider than the first batch's is cast to it, value by value
+    checked; a batch with other columns, or a value its type cannot hold, is an error that
+    says which batch and column, not a failed concatenation."""
     names = first.schema.names
-    if table.schema.names == names:
-        return table
     missing = [n for n in names if n not in table.schema.names]
     extra = [n for n in table.schema.names if n not in names]
     if missing or extra:
@@ -164,7 +163,22 @@ def spill_columns(first: pa.Table, table: pa.Table, k: int) -> pa.Table:
             f"batch {k + 1} of the claims has other columns than the first batch "
             f"(missing: {', '.join(missing) or 'none'}; not in the first: "
             f"{', '.join(extra) or 'none'}): every batch of one run must have the same columns")
-    return table.select(names)
+    if table.schema.names != names:
+        table = table.select(names)
+    for i, (want, got) in enumerate(zip(first.schema, table.schema)):
+        if normal_type(got.type) != normal_type(want.type):
+            table = table.set_column(i, want.name, _cast(table.column(i), want, got, k))
+    return table
+
+
+def _cast(column: pa.ChunkedArray, want: pa.Field, got: pa.Field, k: int) -> pa.ChunkedArray:
+    try:
+        return column.cast(normal_type(want.type))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise ClaimsError(
+            f"batch {k + 1} of the claims: column {want.name!r} is {got.type} where the first "
+            f"batch's is {want.type}, and it cannot be read as that ({exc}): give every batch "
+            "of one run the same column types") from None
 
 
 def spilled_codes(schemas) -> list:

@@ -261,15 +261,18 @@ def coded_text(table: pa.Table) -> pa.Table:
 
 
 @pytest.mark.parametrize("layouts", [("coded", "plain", "coded"), ("plain", "coded", "plain"),
-                                     ("coded", "reordered", "plain")])
+                                     ("coded", "reordered", "plain"), ("plain", "wider", "coded")])
 def test_iter_settle_batches_in_different_layouts(plan, claims, tmp_path, registry, layouts):
     """A stream whose batches hold the same columns as text in one batch, as dictionary codes
     in the next, or in another column order (extracts from different tools) settles as the
     whole table does in memory (pass 1 spilled each batch in its own layout, and a
-    partition's pieces of two layouts failed to concatenate)."""
+    partition's pieces of two layouts failed to concatenate); so does an integer column
+    wider than the first batch's whose values fit the first batch's type."""
     thirds = [claims.slice(0, 3000), claims.slice(3000, 3000), claims.slice(6000)]
     shaped = {"plain": lambda t: t, "coded": coded_text,
-              "reordered": lambda t: coded_text(t).select(t.column_names[::-1])}
+              "reordered": lambda t: coded_text(t).select(t.column_names[::-1]),
+              "wider": lambda t: t.set_column(t.schema.get_field_index("age"), "age",
+                                              t.column("age").cast(pa.int64()))}
     batches = [shaped[layout](t) for layout, t in zip(layouts, thirds)]
     pieces = list(runner.iter_settle(plan, iter(batches), tmp_path / "w", partitions=3,
                                      registry=registry))
@@ -284,3 +287,15 @@ def test_iter_settle_batch_with_other_columns_is_named(plan, claims, tmp_path, r
     with pytest.raises(ClaimsError, match=r"batch 2 .*missing: total"):
         list(runner.iter_settle(plan, iter(batches), tmp_path / "w", partitions=2,
                                 registry=registry))
+
+
+def test_iter_settle_value_the_first_batchs_type_cannot_hold(plan, claims, tmp_path, registry):
+    from yibao.core.arrow_io import ClaimsError
+    second = claims.slice(100, 100)
+    assert claims.schema.field("age").type == pa.int16()
+    second = second.set_column(second.schema.get_field_index("age"), "age",
+                               pa.array([40_000] * 100, pa.int64()))
+    with pytest.raises(ClaimsError, match=r"batch 2 .*'age' is int64 where the first batch's "
+                                          r"is int16"):
+        list(runner.iter_settle(plan, iter([claims.slice(0, 100), second]), tmp_path / "w",
+                                partitions=2, registry=registry))
