@@ -197,14 +197,30 @@ def open_sources(plan: Plan, files: list) -> list:
         prepare(version, first.schema.empty_table())  # raises ClaimsError for a missing/wrong column
     for s in sources[1:]:
         if not normal_schema(s.schema).equals(normal_schema(first.schema)):
-            raise ClaimsError(f"{s.path} has columns {_cols(s.schema)} but {first.path} has "
-                              f"{_cols(first.schema)}: every claims file of a run needs the "
-                              "same columns and types")
+            raise ClaimsError(f"{s.path} differs from {first.path}: "
+                              f"{_difference(s.schema, first.schema)}; every claims file of a "
+                              "run needs the same columns and types")
     return sources
 
 
-def _cols(schema) -> str:
-    return "(" + ", ".join(f"{f.name}: {f.type}" for f in schema) + ")"
+def _difference(schema: pa.Schema, first: pa.Schema) -> str:
+    """What a file's columns have that the first file's lack, and the other way round, in
+    words (a 30-column listing of both hid the one column that differed)."""
+    mine, theirs = normal_schema(schema), normal_schema(first)
+    said = []
+    missing = [n for n in theirs.names if n not in mine.names]
+    extra = [n for n in mine.names if n not in theirs.names]
+    if missing:
+        said.append(f"no column {', '.join(missing)}")
+    if extra:
+        said.append(f"column(s) {', '.join(extra)} the first file does not have")
+    for f in mine:
+        if f.name in theirs.names and theirs.field(f.name).type != f.type:
+            said.append(f"column {f.name} is {schema.field(f.name).type} there but "
+                        f"{first.field(f.name).type} in the first file")
+    if not said:
+        said.append("the columns are in another order")
+    return "; ".join(said)
 
 
 def estimated_memory(sources) -> int:

@@ -74,8 +74,22 @@ def test_files_with_different_columns(plan, claims, tmp_path, registry):
     (tmp_path / "in").mkdir()
     write_claims(claims.slice(0, 100), tmp_path / "in" / "a.parquet")
     write_claims(claims.slice(100).drop_columns(["sex"]), tmp_path / "in" / "b.parquet")
-    with pytest.raises(ClaimsError, match="same columns"):
+    with pytest.raises(ClaimsError, match="b.parquet differs from .*a.parquet: no column sex;"
+                                          " every claims file of a run needs the same columns"):
         settle(plan, tmp_path / "in", tmp_path / "o", registry, None)
+
+
+def test_files_with_a_column_of_another_type_name_it(plan, claims, tmp_path, registry):
+    """The error names the column and both types (it listed every column of both files)."""
+    (tmp_path / "in").mkdir()
+    write_claims(claims.slice(0, 100), tmp_path / "in" / "a.parquet")
+    b = claims.slice(100)
+    b = b.set_column(b.schema.get_field_index("age"), "age", b.column("age").cast(pa.int64()))
+    write_claims(b, tmp_path / "in" / "b.parquet")
+    with pytest.raises(ClaimsError) as err:
+        settle(plan, tmp_path / "in", tmp_path / "o", registry, None)
+    assert "column age is int64 there but int16 in the first file;" in str(err.value)
+    assert "sex" not in str(err.value)
 
 
 @pytest.mark.parametrize("parts", MODES)
