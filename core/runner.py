@@ -68,6 +68,7 @@ from .piece import (bucket_plan, duplicate_rejects, input_fen, settle_piece,  # 
                     settle_piece_streamed, zero_nulls)
 from .plan import Plan
 from .policy import Policy
+from .settlement import AsWritten
 from .registry import default_registry
 from .sources import (InputError, Source, default_memory_limit, estimated_memory,  # noqa: F401
                       input_files, open_sources, partition_count, read_beside,
@@ -299,15 +300,11 @@ def claims_shape(plan, names: str = "yibao"):
     piece by piece as the pieces are written, so a partitioned run stays in bounded memory
     (the results carry the claims' identity columns, so no claim is looked up again)."""
     if names == "yibao":
-        return _as_settled
+        return AsWritten(Policy.of(plan).versions)
     if names != "national":
         raise ValueError(f"unknown names {names!r}: use 'yibao' or 'national'")
     from .national import national_table
     return lambda results: national_table(plan, results)
-
-
-def _as_settled(results: pa.Table) -> pa.Table:
-    return results
 
 
 def _supervised(plan) -> bool:
@@ -361,7 +358,7 @@ def _input_rows(rows: np.ndarray, at) -> np.ndarray:
 
 
 def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
-                      shape=_as_settled, columns=None, keep_rows=False,
+                      shape=None, columns=None, keep_rows=False,
                       read_ahead=None, key_index=False, provider_out=None) -> tuple:
     """(control totals, the input row of each result when ``keep_rows`` and the engine
     knows them, else None): every file read (only ``columns``) into one table, settled as
@@ -371,6 +368,7 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
     ``provider_out`` (``_ProviderOut``): the provider outputs, written once the year's sums
     are in, before waiting for the results writer."""
     task = bar.task("settle", sum(s.rows for s in sources))
+    shape = shape or claims_shape(plan)
     with timeline.stage("read sources"):
         tables = _read_in_memory(sources, columns, read_ahead)
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
@@ -551,7 +549,7 @@ def _spill_batch(plan, table, spill, check, totals) -> None:
 
 
 def _settle_partitioned(plan, sources, out, count, registry, context, bar,
-                        year=None, limit=None, shape=_as_settled, columns=None,
+                        year=None, limit=None, shape=None, columns=None,
                         keep_rows=False) -> tuple:
     """(control totals, the input row of each result or None), as ``_settle_in_memory``."""
     previous = _returning_pool(limit)
@@ -600,10 +598,11 @@ def _returning_pool(limit: int = None):
 
 
 def _settle_partitions(plan, sources, out, count, registry, context, bar, year,
-                       limit, shape=_as_settled, columns=None, keep_rows=False) -> tuple:
+                       limit, shape=None, columns=None, keep_rows=False) -> tuple:
     """Pass 1 (``_spill_input``), then each partition settled with its results written as
     they settle (``_settle_spilled_streamed``), as the in-memory run writes them."""
     totals = Totals()
+    shape = shape or claims_shape(plan)
     limit = limit or default_memory_limit()
     batches = _input_batches(sources, batch_rows(sources, limit), columns)
     spill, duplicates = _spill_input(plan, batches, out.spill, count, totals, bar,

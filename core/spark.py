@@ -35,6 +35,7 @@ from .engine import settle
 from .manifest import ParquetOut
 from .partition import buckets
 from .provider import partials_from_json, partials_to_json, provider_partials
+from .settlement import AsWritten
 
 HELPERS = ("_row", "_bucket", "_dup")
 
@@ -209,8 +210,7 @@ def _collect(table: pa.Table, result_schema, plan, out, totals, year=None,
     for text in partition_rows.column("_partials").to_pylist():
         if text is not None and year is not None:
             year.merge(partials_from_json(text))
-    if shape is not None:
-        results = shape(results)
+    results = (shape or AsWritten([plan]))(results)  # no shape: as the local engine writes
     for name, data, schema in (("claims.parquet", results, results.schema),
                                ("rejects.parquet", rejects, REJECT_SCHEMA)):
         writer = ParquetOut(out.stage(name), schema)
