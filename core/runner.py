@@ -68,8 +68,8 @@ from .piece import (bucket_plan, duplicate_rejects, input_fen, settle_piece,  # 
                     settle_piece_streamed, zero_nulls)
 from .plan import Plan
 from .policy import Policy
-from .settlement import AsWritten
 from .registry import default_registry
+from .settlement import AsWritten
 from .sources import (InputError, Source, default_memory_limit, estimated_memory,  # noqa: F401
                       input_files, open_sources, partition_count, read_beside,
                       read_columns, read_rest, read_sources)

@@ -112,7 +112,7 @@ def required_columns(plans) -> set:
 def settled_file_schema(plans, schema: pa.Schema) -> pa.Schema:
     """``schema`` (a run's results) as claims.parquet stores it: ``required_columns`` not
     nullable (Parquet REQUIRED: no definition levels to write or read; issue 14, w20: 2M
-    reference results, the writer's CPU 0.32 -> 0.27 s), every other column as it is
+    reference results, the writer's CPU 0.32 -> 0.275 s), every other column as it is
     (a plugin stage's, a provider payment's). A reader of files written before, where every
     column is OPTIONAL, reads them together with these (docs/outputs.md)."""
     required = required_columns(plans)
