@@ -51,9 +51,7 @@ def check_list(plan: Plan, types: dict) -> list:
     """Every row check of the batch as (reason, column), in the order they apply: a row is
     rejected for the first it fails."""
     checks = [("null_claim_id", "claim_id"), ("duplicate_claim_id", "claim_id")]
-    key_columns = {k.column for k in plan.keys()} - {"person_id"}  # null falls back to person
-    checks += [("null_value", c.name) for c in plan.columns if c.name not in key_columns]
-    checks.append(("null_value", "person_id"))
+    checks += [("null_value", name) for name in null_checked(plan)]
     checks += [("amount_out_of_range", name) for name, t in types.items() if t.kind == MONEY]
     checks += [("negative_amount", name) for name in MONEY_COLUMNS if name in types]
     if "in_scope" in types:
@@ -63,6 +61,15 @@ def check_list(plan: Plan, types: dict) -> list:
     checks += [("unknown_value", c.name) for c in plan.columns if c.type.domain is not None]
     checks.append(("outside_policy_period", "discharge_date"))
     return checks
+
+
+def null_checked(plan: Plan) -> list:
+    """The columns whose null rejects a claim (``null_value``), in check order: every column
+    the plan reads but a key column other than ``person_id`` (its null falls back to the
+    person), then ``person_id`` (read or not). No accepted claim has a null in one of them
+    (nor in ``claim_id``: ``null_claim_id``)."""
+    key_columns = {k.column for k in plan.keys()} - {"person_id"}
+    return [c.name for c in plan.columns if c.name not in key_columns] + ["person_id"]
 
 
 def check_numbers(checks: list) -> dict:

@@ -229,7 +229,9 @@ class ParquetOut:
     def write(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
-        self.pending.append(table.cast(self.schema))
+        if table.schema != self.schema:  # (a run's pieces come cast already: 0.2 ms each)
+            table = table.cast(self.schema)
+        self.pending.append(table)
         self.count += table.num_rows
         self.rows += table.num_rows
         while self.count >= ROW_GROUP:

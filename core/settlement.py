@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .arrow_io import REJECT_SCHEMA, ClaimsError, Prepared, _message, reject_more
-from .claim_rules import overpaid_message
+from .claim_rules import null_checked, overpaid_message
 from .errors import YibaoError
 from .lower import key_values, policy_years, split_base
 from .plan import Bands, Plan
@@ -93,6 +93,46 @@ def result_schema(plan: Plan) -> pa.Schema:
             fields.append(pa.field(f"{layer.name}_deductible", pa.int64()))
     fields.append(pa.field("self_pay", pa.int64()))
     return pa.schema(fields)
+
+
+def required_columns(plans) -> set:
+    """The result columns no row of a run under ``plans`` (its versions) ever has null, by
+    the contract, never by the data: ``claim_id`` (a null id is rejected), the identity
+    columns every version rejects a null of (``claim_rules.null_checked``: ``person_id``
+    always, ``discharge_date`` as compiled policies always read it; ``hospital_id`` only
+    where every version reads it, not as a key), and the money columns every version
+    computes (a layer of only some versions is null for the claims of the others:
+    ``concat_results``)."""
+    plans = list(plans)
+    computed = set.intersection(*(set(result_schema(p).names) for p in plans))
+    checked = set.intersection(*(set(null_checked(p)) for p in plans))
+    return computed | {"claim_id"} | (checked & set(IDENTITY))
+
+
+def settled_file_schema(plans, schema: pa.Schema) -> pa.Schema:
+    """``schema`` (a run's results) as claims.parquet stores it: ``required_columns`` not
+    nullable (Parquet REQUIRED: no definition levels to write or read; issue 14, w20: 2M
+    reference results, the writer's CPU 0.32 -> 0.275 s), every other column as it is
+    (a plugin stage's, a provider payment's). A reader of files written before, where every
+    column is OPTIONAL, reads them together with these (docs/outputs.md)."""
+    required = required_columns(plans)
+    return pa.schema([f.with_nullable(False) if f.name in required else f for f in schema],
+                     metadata=schema.metadata)
+
+
+class AsWritten:
+    """A run's results as claims.parquet stores them under yibao's names: cast to
+    ``settled_file_schema`` (worked out once per results schema)."""
+
+    def __init__(self, plans):
+        self.plans, self.schemas = list(plans), {}
+
+    def __call__(self, results: pa.Table) -> pa.Table:
+        schema = self.schemas.get(results.schema)
+        if schema is None:
+            schema = self.schemas[results.schema] = settled_file_schema(self.plans,
+                                                                        results.schema)
+        return results.cast(schema)
 
 
 def run_validators(plan: Plan, prep: Prepared, registry) -> Prepared:

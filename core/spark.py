@@ -34,7 +34,9 @@ from .arrow_io import REJECT_SCHEMA, decimal_fen, fen_sum, normal_table
 from .engine import settle
 from .manifest import ParquetOut
 from .partition import buckets
+from .policy import Policy
 from .provider import partials_from_json, partials_to_json, provider_partials
+from .settlement import AsWritten
 
 HELPERS = ("_row", "_bucket", "_dup")
 
@@ -209,8 +211,8 @@ def _collect(table: pa.Table, result_schema, plan, out, totals, year=None,
     for text in partition_rows.column("_partials").to_pylist():
         if text is not None and year is not None:
             year.merge(partials_from_json(text))
-    if shape is not None:
-        results = shape(results)
+    # no shape given: as the local engine writes them
+    results = (shape or AsWritten(Policy.of(plan).versions))(results)
     for name, data, schema in (("claims.parquet", results, results.schema),
                                ("rejects.parquet", rejects, REJECT_SCHEMA)):
         writer = ParquetOut(out.stage(name), schema)

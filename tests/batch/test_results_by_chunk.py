@@ -7,11 +7,13 @@ compares them with settle_by_bucket); here: nothing is held once handed out, a p
 chunks or parts of them, and the writer's queue of such pieces is bounded."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pyarrow as pa
 import pytest
 
-from yibao.core import engine, runner
+from yibao.core import engine, manifest, runner
 from yibao.core.engine import ChunkedSettlement, settle_by_bucket, settle_by_bucket_streamed
 from yibao.core.partition import buckets
 from claim_edits import shuffled_with_rejects as _claims  # tests/ is on the path
@@ -83,3 +85,26 @@ def test_the_writer_queue_of_results_is_bounded_unless_they_are_kept(tmp_path, k
     except AttributeError:  # the stand-in writer has no write(): only its ``ahead`` matters
         pass
     assert made == [0 if keep else runner.RESULTS_AHEAD] and runner.RESULTS_AHEAD > 0
+
+
+def test_a_run_ends_with_one_row_group_at_most_left_to_write(tmp_path, monkeypatch):
+    """The writer is a run's last stage and its encoding runs on one core: every row group
+    queued behind it when the kernel ends is written with the other core idle (issue 14,
+    w20), so a writer slower than the kernel makes the kernel wait instead of queueing
+    more than the one it writes."""
+    monkeypatch.setattr(manifest, "ROW_GROUP", 10)
+    real = manifest.ParquetOut._write
+
+    def slow(self, group):  # a writer far behind the settlement
+        time.sleep(0.02)
+        real(self, group)
+    monkeypatch.setattr(manifest.ParquetOut, "_write", slow)
+    out = type("Out", (), {"stage": lambda self, name: tmp_path / name, "digests": {}})()
+    results = runner._ResultsOut(out, lambda t: t, runner.Totals(), [], keep=False)
+    for k in range(8):
+        results.write(pa.table({"claim_id": [f"c{k}-{i}" for i in range(10)],
+                                "self_pay": pa.array(range(10), pa.int64())}))
+    left = sum(not job.done() for job in results.writer.queued)
+    results.close()
+    assert left <= 1  # the one being written, none queued behind it (4 before w20)
+    assert manifest.pq.read_table(tmp_path / "claims.parquet").num_rows == 80
