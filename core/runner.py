@@ -428,7 +428,23 @@ def _read_in_memory(sources, columns, read_ahead) -> list:
         return read_sources(sources, columns)
     paths = [s.path for s in sources]
     begun = read_ahead.stop(paths)
-    return read_beside(sources, columns, begun, lambda: read_ahead.tables(paths))
+
+    def read_ahead_tables():
+        first_uses()  # this thread would only wait here
+        return read_ahead.tables(paths)
+    return read_beside(sources, columns, begun, read_ahead_tables)
+
+
+def first_uses() -> None:
+    """Pay now what the run's first use of a library would pay on its threads later: the
+    command waits for the read-ahead's file here (one core decoding, the other idle at a
+    single-file run), while from the read to the kernel both cores are busy.
+
+    ``numpy.ma``: pyarrow's ``pa.array`` of a numpy array asks whether it is a masked array,
+    and numpy imports ``numpy.ma`` on that first look (≈ 7.5 ms of CPU). A provider run's
+    first such call is on the provider thread (the decision table's ranks), the start of
+    the chain that gates the results writer's first row group (issue 14, p20)."""
+    import numpy.ma  # noqa: F401
 
 
 RESULTS_AHEAD = 4  # pieces of results that may wait for the writer (_ResultsOut._ahead)
