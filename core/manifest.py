@@ -303,6 +303,9 @@ class ParquetOut:
             self.hashed.clear()
 
 
+DIGEST_READ = 1 << 20  # bytes FileDigest reads at a time (into the same buffer)
+
+
 class FileDigest:
     """The sha256 of a file being written, hashed as it grows: ``update()`` reads the bytes
     appended since the last call (from the page cache, just written), ``finish()`` the rest
@@ -314,14 +317,21 @@ class FileDigest:
 
     def __init__(self, path: Path):
         self.path, self.hash, self.done = Path(path), hashlib.sha256(), 0
+        self.buffer = memoryview(bytearray(DIGEST_READ))
 
     def update(self) -> None:
-        with open(self.path, "rb") as f:
+        """Hash the bytes appended since the last call, read into one buffer kept for every
+        call: a fresh ``read`` of 8 MiB was a fresh allocation each time, its pages faulted in
+        anew (a row group's ~3.4 MB of a 1M-claim provider run: ~850 faults a call)."""
+        with open(self.path, "rb", buffering=0) as f:
             f.seek(self.done)
             start = self.done
-            for chunk in iter(lambda: f.read(1 << 23), b""):
-                self.hash.update(chunk)
-                self.done += len(chunk)
+            while True:
+                got = f.readinto(self.buffer)
+                if not got:
+                    break
+                self.hash.update(self.buffer[:got])
+                self.done += got
             start_writeback(f.fileno(), start, self.done - start)
 
     def finish(self) -> tuple:
