@@ -391,9 +391,10 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
         bar.advance(task, count)
     try:
         with timeline.stage("settle piece"):
+            # the buckets made by the engine once its provider part has started (beside it)
             rejects, fen, at = settle_piece_streamed(
-                plan, table, rows, buckets(bucket_plan(plan), table), registry, context,
-                results.write, chunk_done)
+                plan, table, rows, lambda: buckets(bucket_plan(plan), table), registry,
+                context, results.write, chunk_done)
         bar.advance(task, table.num_rows - settled[0])  # rows rejected before the kernel
         if year is not None:
             with timeline.stage("provider year: sums"):
