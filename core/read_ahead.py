@@ -112,8 +112,13 @@ class ReadAhead:
                     return
                 self._begun.add(path)
             with coded_file(path) as f:
-                columns = [c for c in f.schema_arrow.names if c in self.wanted]
+                columns = self.reads(f.schema_arrow.names)
                 self._read[path] = f.read(columns=columns, use_threads=False)
+
+    def reads(self, names) -> list:
+        """The columns among a file's ``names`` this reads ahead (the run reads the others
+        beside it: ``sources.read_beside``)."""
+        return [name for name in names if name in self.wanted]
 
     def stop(self, paths) -> set:
         """Begin no other file, and say which of ``paths`` (the run's files) the thread has

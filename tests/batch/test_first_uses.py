@@ -19,6 +19,9 @@ class Ahead:
     def stop(self, paths):
         return set(paths)
 
+    def reads(self, names):
+        return list(names)
+
     def tables(self, paths):
         print("MA", "numpy.ma" in sys.modules)
         return [pq.read_table(str(p), columns=["claim_id"]) for p in paths]

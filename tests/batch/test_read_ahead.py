@@ -225,6 +225,37 @@ def test_files_not_begun_are_read_beside_the_file_read_ahead(reference, tmp_path
     assert sources.read_beside(found, columns, set(files), lambda: None)[1].equals(want[1])
 
 
+@pytest.mark.parametrize("cuts", [[], [300]])
+def test_a_begun_files_other_columns_are_read_beside_the_read_ahead(reference, tmp_path,
+                                                                     monkeypatch, cuts):
+    """The columns of a begun file that the read-ahead does not decode (``ReadAhead.reads``)
+    are read before ``tables`` (waiting for it) returns, not after (issue 14, p20), and the
+    tables are those the run would read itself."""
+    import threading
+    plan, reg = reference
+    files = _split(tmp_path / "p", cuts, 128)
+    found = open_sources(plan, files)
+    columns = read_columns(plan, reg)
+    want = read_sources(found, columns)
+    ahead = _read_whole(ReadAhead(tmp_path / "p"))
+    assert set(columns) - set(ahead.reads(columns))  # the run reads columns it did not
+    full = ahead.tables(files)
+    late_read = threading.Event()
+    real = sources.Source.read_late
+
+    def read_late(self, names):
+        table = real(self, names)
+        late_read.set()
+        return table
+
+    def early_tables():  # the read-ahead still decoding
+        assert late_read.wait(10), "the other columns were not read beside the read-ahead"
+        return full
+    monkeypatch.setattr(sources.Source, "read_late", read_late)
+    got = sources.read_beside(found, columns, set(files), early_tables, ahead.reads)
+    assert all(a.equals(b, check_metadata=True) for a, b in zip(got, want))
+
+
 def test_stop_says_which_files_were_begun(tmp_path):
     files = _split(tmp_path / "p", [300], 128)
     ahead = _read_whole(ReadAhead(tmp_path / "p"))
