@@ -433,7 +433,7 @@ def _read_in_memory(sources, columns, read_ahead) -> list:
     def read_ahead_tables():
         first_uses()  # this thread would only wait here
         return read_ahead.tables(paths)
-    return read_beside(sources, columns, begun, read_ahead_tables, read_ahead.reads)
+    return read_beside(sources, columns, begun, read_ahead_tables, read_ahead.taken)
 
 
 def first_uses() -> None:

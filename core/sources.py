@@ -159,25 +159,26 @@ def _read_after(source, ahead, columns: Optional[list], late=None) -> pa.Table:
 
 
 def read_beside(sources, columns: Optional[list], begun: set, early_tables,
-                ahead_reads=None) -> list:
+                taken=None) -> list:
     """``read_rest`` for a read-ahead that may still be decoding a file: the files it has not
     begun (paths not in ``begun``) are read at once, beside it, instead of after it
     (issue 14, w19: at 2M claims in two files the run waited ~0.1 s for the read-ahead's
     first file with a core idle before it began the second); then ``early_tables()`` waits
     for the read-ahead and gives each file's table read ahead (None: not read ahead; None
-    for all: it read none) and the begun files' other columns are added. With
-    ``ahead_reads`` (``ReadAhead.reads``: which of a file's columns the read-ahead decodes)
-    those other columns are read at once too, beside it, not after it (issue 14, p20: a
-    1M-claim provider run waited 18 ms for its diagnoses and procedures after the
-    read-ahead, a core idle meanwhile). The same tables as ``read_sources``, in the run's
-    file order; the first file's error is the one raised."""
+    for all: it read none) and the begun files' other columns are added. With ``taken``
+    (``ReadAhead.taken``: the columns of a file the stopped read-ahead hands over, None if
+    not known yet) those other columns are read at once too, beside it, not after it (issue
+    14, p20: a 1M-claim provider run waited 18 ms for its diagnoses and procedures after
+    the read-ahead, and 0.17 s for the read-ahead's own columns, a core idle meanwhile).
+    The same tables as ``read_sources``, in the run's file order; the first file's error
+    is the one raised."""
     with ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="yibao-read") as pool:
         now = {i: pool.submit(s.read, columns) for i, s in enumerate(sources)
                if s.path not in begun}
         late = {}
         for i, s in enumerate(sources):
-            if ahead_reads is not None and i not in now and not s.ipc:
-                ahead = set(ahead_reads(s.schema.names))
+            ahead = None if taken is None or i in now or s.ipc else taken(s.path)
+            if ahead is not None:  # what the read-ahead hands over is known: read the rest
                 names = [n for n in s.present(columns) or s.schema.names if n not in ahead]
                 late[i] = (names, pool.submit(s.read_late, names).result)
         early = early_tables() or [None] * len(sources)
