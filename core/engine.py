@@ -606,13 +606,18 @@ def _provider_pieces_early(plan: Plan, claims, registry):
 
 
 def _pieces_beside(plan: Plan, claims: pa.Table, registry):
-    """``provider.claim_pieces`` of ``claims`` (only the columns it reads) on a thread;
-    returns a function waiting for it."""
-    from .provider import claim_pieces, needed_columns
+    """``provider.claim_pieces`` of ``claims`` (only the columns it reads) on a thread, joined
+    for the layout (``ClaimPieces.joined``) there too; returns a function waiting for it."""
+    from .provider import needed_columns
     wanted = set(needed_columns(plan)) | {"claim_id"}
     claims = claims.select([c for c in claims.column_names if c in wanted])
-    return _beside(claims.num_rows, "provider", claim_pieces, plan, claims, False, None,
+    return _beside(claims.num_rows, "provider", _joined_pieces, plan, claims,
                    registry.groupers)
+
+
+def _joined_pieces(plan: Plan, claims: pa.Table, groupers):
+    from .provider import claim_pieces
+    return claim_pieces(plan, claims, False, None, groupers).joined()
 
 
 def _provider_pieces(plan: Plan, prep: Prepared, registry, early):

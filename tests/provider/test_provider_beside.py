@@ -220,3 +220,15 @@ def test_a_run_makes_the_buckets_after_the_provider_part_started(table_city, man
     for name in ("claims.parquet", "hospitals.parquet", "pools.parquet"):
         assert (tmp_path / "after" / name).read_bytes() == \
             (tmp_path / "before" / name).read_bytes(), name
+
+
+def test_the_provider_thread_joins_the_pieces_for_the_layout(table_city, many_claims):
+    """What every stretch of the layout shares (the pools' pieces joined, the text columns'
+    tables) is made on the provider thread, not by the first stretch the writer waits for
+    (issue 14, p20); the columns are the same."""
+    waiting = engine._pieces_beside(table_city, many_claims, SHIPPED)
+    pieces = waiting()
+    assert {name for name, _ in provider.CLAIM_FIELDS} <= set(pieces._joined)
+    order = np.random.default_rng(3).permutation(many_claims.num_rows)[:5_000]
+    assert pieces.columns(order).equals(
+        provider.claim_pieces(table_city, many_claims).columns(order))
