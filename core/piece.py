@@ -56,8 +56,9 @@ def settle_piece_streamed(plan: Plan, table: pa.Table, rows: np.ndarray, bucket:
                           registry, context, emit, progress=None) -> tuple:
     """``settle_piece`` with the results handed to ``emit(piece)`` in order as they settle
     (``engine.settle_by_bucket_streamed``: at least one piece, whole when the engine's path
-    makes them at the end). Returns (rejects with input row numbers, fen of the rejected
-    rows' totals, the row of ``table`` of each result or None)."""
+    makes them at the end). ``bucket`` may be a function giving the buckets (the engine
+    calls it once its provider part has started). Returns (rejects with input row numbers,
+    fen of the rejected rows' totals, the row of ``table`` of each result or None)."""
     if table.num_rows == 0:
         empty = settle(plan, table, registry, context)
         emit(empty.results)

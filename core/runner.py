@@ -390,9 +390,10 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
         bar.advance(task, count)
     try:
         with timeline.stage("settle piece"):
+            # the buckets made by the engine once its provider part has started (beside it)
             rejects, fen, at = settle_piece_streamed(
-                plan, table, rows, buckets(bucket_plan(plan), table), registry, context,
-                results.write, chunk_done)
+                plan, table, rows, lambda: buckets(bucket_plan(plan), table), registry,
+                context, results.write, chunk_done)
         bar.advance(task, table.num_rows - settled[0])  # rows rejected before the kernel
         if year is not None:
             with timeline.stage("provider year: sums"):
@@ -427,7 +428,23 @@ def _read_in_memory(sources, columns, read_ahead) -> list:
         return read_sources(sources, columns)
     paths = [s.path for s in sources]
     begun = read_ahead.stop(paths)
-    return read_beside(sources, columns, begun, lambda: read_ahead.tables(paths))
+
+    def read_ahead_tables():
+        first_uses()  # this thread would only wait here
+        return read_ahead.tables(paths)
+    return read_beside(sources, columns, begun, read_ahead_tables, read_ahead.taken)
+
+
+def first_uses() -> None:
+    """Pay now what the run's first use of a library would pay on its threads later: the
+    command waits for the read-ahead's file here (one core decoding, the other idle at a
+    single-file run), while from the read to the kernel both cores are busy.
+
+    ``numpy.ma``: pyarrow's ``pa.array`` of a numpy array asks whether it is a masked array,
+    and numpy imports ``numpy.ma`` on that first look (≈ 7.5 ms of CPU). A provider run's
+    first such call is on the provider thread (the decision table's ranks), the start of
+    the chain that gates the results writer's first row group (issue 14, p20)."""
+    import numpy.ma  # noqa: F401
 
 
 # Row groups of results with the writer thread at once (_ResultsOut._ahead): one, so the kernel

@@ -191,8 +191,12 @@ def _coefficients(pool: Pool, claims: pa.Table, groups: tuple) -> np.ndarray:
     by_idx, by_dict = _encoded_as_text(claims, pool.coefficient_by)
     g_idx, g_dict = groups
     width = len(g_dict) + 1
-    pair = by_idx * width + g_idx
     size = (len(by_dict) + 1) * width
+    # one array per claim, not three: each is fresh memory on the provider thread, the chain
+    # that gates the results writer (issue 14, p20: 23 MB of faults here at 1M claims)
+    pair = np.multiply(by_idx, width, dtype=np.int32 if size <= DENSE_PAIRS else np.int64)
+    pair += g_idx
+    del by_idx
     present = np.arange(size) if size <= EVERY_PAIR else np.unique(pair)  # no sort of pairs
     by_key = pc.take(by_dict, pa.array(present // width, mask=present // width == len(by_dict)))
     g_key = pc.take(g_dict, pa.array(present % width, mask=present % width == len(g_dict)))
@@ -243,7 +247,8 @@ def _small_int_codes(col: pa.ChunkedArray):
     if high - low >= SMALL_INT_SPAN or high > INT64_MAX:  # uint64 past int64: hashed instead
         return None
     flat = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    idx = np.asarray(pc.fill_null(flat, low).to_numpy(zero_copy_only=False), np.int64) - low
+    idx = np.array(pc.fill_null(flat, low).to_numpy(zero_copy_only=False), np.int64)
+    idx -= low  # in place: the copy above is the one array per claim made here
     if flat.null_count:
         idx[np.asarray(flat.is_null().to_numpy(zero_copy_only=False), bool)] = high - low + 1
     return idx, pa.array([str(v) for v in range(low, high + 1)], pa.string())

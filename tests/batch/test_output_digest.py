@@ -5,6 +5,7 @@ names after supervision)."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -111,3 +112,27 @@ def test_a_python_without_ctypes_still_writes(tmp_path, monkeypatch):
     with open(path, "rb") as f:
         manifest.start_writeback(f.fileno(), 0, 8)
     assert manifest._SYNC_FILE_RANGE is None
+
+
+def test_row_groups_are_written_while_the_digest_is_behind(tmp_path, monkeypatch):
+    """The writer thread hands each row group's bytes to the digest's own thread and goes on
+    to the next row group (issue 14, p20: the hash was on the writer's tail, the other core
+    idle); the digest, however late, is still the file's."""
+    monkeypatch.setattr(manifest, "ROW_GROUP", 1_000)
+    behind = threading.Event()
+    real = manifest.FileDigest.update
+
+    def late(self):
+        behind.wait(20)
+        real(self)
+    monkeypatch.setattr(manifest.FileDigest, "update", late)
+    table = pa.table({"a": pa.array(range(5_000), pa.int64())})
+    out = ParquetOut(tmp_path / "t.parquet", table.schema, ahead=0, digest=True)
+    out.write(table)
+    try:
+        for written in list(out.queued):
+            written.result(timeout=10)  # every row group written, none hashed yet
+    finally:
+        behind.set()
+    out.close()
+    assert out.sha256[0] == sha256_file(tmp_path / "t.parquet")

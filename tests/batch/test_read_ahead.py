@@ -225,6 +225,82 @@ def test_files_not_begun_are_read_beside_the_file_read_ahead(reference, tmp_path
     assert sources.read_beside(found, columns, set(files), lambda: None)[1].equals(want[1])
 
 
+@pytest.mark.parametrize("cuts", [[], [300]])
+def test_a_begun_files_other_columns_are_read_beside_the_read_ahead(reference, tmp_path,
+                                                                     monkeypatch, cuts):
+    """The columns of a begun file that the read-ahead does not decode (``ReadAhead.reads``)
+    are read before ``tables`` (waiting for it) returns, not after (issue 14, p20), and the
+    tables are those the run would read itself."""
+    import threading
+    plan, reg = reference
+    files = _split(tmp_path / "p", cuts, 128)
+    found = open_sources(plan, files)
+    columns = read_columns(plan, reg)
+    want = read_sources(found, columns)
+    ahead = _read_whole(ReadAhead(tmp_path / "p"))
+    assert set(columns) - set(ahead.reads(columns))  # the run reads columns it did not
+    full = ahead.tables(files)
+    late_read = threading.Event()
+    real = sources.Source.read_late
+
+    def read_late(self, names):
+        table = real(self, names)
+        late_read.set()
+        return table
+
+    def early_tables():  # the read-ahead still decoding
+        assert late_read.wait(10), "the other columns were not read beside the read-ahead"
+        return full
+    monkeypatch.setattr(sources.Source, "read_late", read_late)
+    got = sources.read_beside(found, columns, set(files), early_tables, ahead.taken)
+    assert all(a.equals(b, check_metadata=True) for a, b in zip(got, want))
+
+
+def test_a_read_ahead_stopped_within_a_file_hands_over_the_columns_it_took(reference,
+                                                                           tmp_path,
+                                                                           monkeypatch):
+    """The read-ahead decodes a file a column at a time: stopped while it decodes one, it
+    hands over the columns read so far and that one (``taken``, known as soon as it is
+    stopped), and the run reads every other column at once, beside it (issue 14, p20: the
+    run's thread waited for the whole file with a core idle); the tables are those the run
+    would read itself."""
+    import threading
+    import pyarrow.parquet as pq
+    plan, reg = reference
+    files = _split(tmp_path / "p", [], 128)
+    found = open_sources(plan, files)
+    columns = read_columns(plan, reg)
+    want = read_sources(found, columns)
+    decoding, go_on = threading.Event(), threading.Event()
+    real = pq.ParquetFile.read
+
+    def read(self, columns=None, **kwargs):
+        if threading.current_thread().name == "yibao-read-ahead" and columns == ["person_id"]:
+            decoding.set()
+            go_on.wait(10)
+        return real(self, columns=columns, **kwargs)
+    monkeypatch.setattr(pq.ParquetFile, "read", read)
+    ahead = ReadAhead(tmp_path / "p")
+    assert decoding.wait(10)
+    assert ahead.stop(files) == set(files)
+    taken = ahead.taken(files[0])
+    assert taken is not None and taken[-1] == "person_id" and "total" not in taken
+    read_late = []
+    real_late = sources.Source.read_late
+
+    def late(self, names):
+        read_late.append(list(names))
+        return real_late(self, names)
+    monkeypatch.setattr(sources.Source, "read_late", late)
+
+    def early_tables():
+        go_on.set()  # the read-ahead finishes its column, then hands over
+        return ahead.tables(files)
+    got = sources.read_beside(found, columns, set(files), early_tables, ahead.taken)
+    assert read_late and "total" in read_late[0] and "person_id" not in read_late[0]
+    assert all(a.equals(b, check_metadata=True) for a, b in zip(got, want))
+
+
 def test_stop_says_which_files_were_begun(tmp_path):
     files = _split(tmp_path / "p", [300], 128)
     ahead = _read_whole(ReadAhead(tmp_path / "p"))

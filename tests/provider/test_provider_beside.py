@@ -195,3 +195,40 @@ def test_claims_a_lookup_misses_in_the_run_leave_the_others_scores_unchanged(
     expected = _expected(plan, many_claims, batch.results)
     for name, _ in provider.CLAIM_FIELDS:
         assert batch.results.column(name).equals(expected.column(name)), name
+
+
+def test_a_run_makes_the_buckets_after_the_provider_part_started(table_city, many_claims,
+                                                                 tmp_path, monkeypatch):
+    """In memory the provider part (which never reads the buckets) starts first and the
+    run's bucket hashes run beside it, not before it (issue 14, p20: the provider thread is
+    the chain that gates the writer's first row group); the outputs are those of the
+    buckets made first."""
+    import pyarrow.parquet as pq
+    from yibao.core import runner
+    pq.write_table(many_claims, tmp_path / "claims.parquet")
+    before = runner.run_settle(table_city, tmp_path / "claims.parquet", tmp_path / "before",
+                               registry=SHIPPED, progress=False)
+    events = []
+    early, real = engine._provider_pieces_early, runner.buckets
+    monkeypatch.setattr(engine, "_provider_pieces_early",
+                        lambda *a: events.append("provider") or early(*a))
+    monkeypatch.setattr(runner, "buckets", lambda *a: events.append("buckets") or real(*a))
+    after = runner.run_settle(table_city, tmp_path / "claims.parquet", tmp_path / "after",
+                              registry=SHIPPED, progress=False)
+    assert events == ["provider", "buckets"]
+    assert after.totals.as_dict() == before.totals.as_dict()
+    for name in ("claims.parquet", "hospitals.parquet", "pools.parquet"):
+        assert (tmp_path / "after" / name).read_bytes() == \
+            (tmp_path / "before" / name).read_bytes(), name
+
+
+def test_the_provider_thread_joins_the_pieces_for_the_layout(table_city, many_claims):
+    """What every stretch of the layout shares (the pools' pieces joined, the text columns'
+    tables) is made on the provider thread, not by the first stretch the writer waits for
+    (issue 14, p20); the columns are the same."""
+    waiting = engine._pieces_beside(table_city, many_claims, SHIPPED)
+    pieces = waiting()
+    assert {name for name, _ in provider.CLAIM_FIELDS} <= set(pieces._joined)
+    order = np.random.default_rng(3).permutation(many_claims.num_rows)[:5_000]
+    assert pieces.columns(order).equals(
+        provider.claim_pieces(table_city, many_claims).columns(order))
