@@ -485,11 +485,13 @@ cdef enum:
     COUNTED_BITS = 16  # groups of up to this many bits (date order: 179 years of days) are
     # counted into place, moving the rows alone: 8 bytes a row, where the radix sort of
     # (group, row) entries takes 32 (two 16-byte entry arrays; 61 MiB for 2M claims)
-    HIGH_BITS = 12  # wider groups of up to 32 bits, about as many as the rows or fewer (a
+    HIGH_BITS = 8  # wider groups of up to 32 bits, about as many as the rows or fewer (a
     # run's (bucket, day) groups: 4,096 buckets of a year of days, 21 bits, at 2M claims) are
-    # counted into place by their high HIGH_BITS bits (4,096 places written at once, in
-    # cache) with their low bits beside, then each high group by its low bits: 18 bytes a
-    # row where the entries took 40 (issue 14, m20: 110 MB of fresh pages at 2M claims)
+    # counted into place by their high HIGH_BITS bits with their low bits beside, then each
+    # high group by its low bits: 18 bytes a row where the entries took 40 (issue 14, m20:
+    # 110 MB of fresh pages at 2M claims). 256 places written at once (three arrays): at
+    # 2M claims 0.043-0.052 s of CPU where 4,096 places (12 bits) took 0.055-0.060 and
+    # 1,024 0.051-0.055, the scattered writes missing the cache more
     DENSE = 4  # … when there are at most DENSE times as many groups as rows: each high
     # group counts over every value of its low bits, so the counting costs O(2**bits)
 

@@ -96,7 +96,7 @@ def test_other_layouts_of_the_ids_give_the_same_order():
 def test_a_runs_bucket_order_counted_in_two_levels(days, width):
     """(bucket, day) groups past 16 bits and no more than four times as many as the rows (a
     run's order: 4,096 buckets of a year of days at 2M claims) are counted into place by
-    their high 12 bits, then each by its low bits (m20): the exact sort, with a tenth of the
+    their high 8 bits, then each by its low bits (m20): the exact sort, with a tenth of the
     rows in one (bucket, day) (a radix sort of their keys; width 9: ids equal on the 8 key
     bytes, the merge sort), equal ids, and the ids in chunks."""
     rng = np.random.default_rng(days + width)
