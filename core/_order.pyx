@@ -10,15 +10,15 @@ issue 14); groups of up to 32 bits no more than a few times as many as the rows 
 bucket order: 4,096 buckets of a year of days at 2M claims) by counting on their high bits,
 then within each high group on their low bits (``HIGH_BITS``); other wide ones by an LSD
 radix sort of (group, row) entries (as few passes as 16-bit digits allow, each as narrow as
-possible so its counts stay in cache; a digit every row shares costs no pass). A group holds the claims of one day (of one bucket):
-a few thousand in date order, one or two in a run's bucket order. Each group is then sorted by
-claim id: first by an integer key made of 8 bytes of the id (after ``skip`` bytes every id
-shares, big-endian, zero-padded: integer order is byte order where the keys differ) — by
-insertion for a few rows, else by a radix sort of the keys, 8 bits a pass, in cache — and
-where two keys are equal by the ids' bytes themselves, then by row. So the order is exact
-byte order of the ids whatever they share, and equal ids (never among accepted claims) keep
-their row order, as Arrow's stable sort would. Worst case O(n log n): ids equal on the 8 key
-bytes go to a merge sort.
+possible so its counts stay in cache; a digit every row shares costs no pass). A group holds
+the claims of one day (of one bucket): a few thousand in date order, one or two in a run's
+bucket order. Each group is then sorted by claim id: first by an integer key made of 8 bytes
+of the id (after ``skip`` bytes every id shares, big-endian, zero-padded: integer order is
+byte order where the keys differ) — by insertion for a few rows, else by a radix sort of the
+keys, 8 bits a pass, in cache — and where two keys are equal by the ids' bytes themselves,
+then by row. So the order is exact byte order of the ids whatever they share, and equal ids
+(never among accepted claims) keep their row order, as Arrow's stable sort would. Worst case
+O(n log n): ids equal on the 8 key bytes go to a merge sort.
 
 The ids are read where the batch holds them, chunk by chunk (``Strings``): a chunked column
 is never combined into one copy (at 5M claims that copy was 0.17x of the input columns, held

@@ -1,7 +1,8 @@
 """The settlement order's groups packed in C (issue 14, m18): ``_order.packed_groups`` is
 (lead − least lead) · day span + (day − first day), uint16 when that fits 16 bits (the
-counted sort), uint32 when it fits 32 (m20: a run's bucket order) and uint64 otherwise, for int32 days and leads; other integers take the numpy
-packing (``lower._packed_groups``); either way the order is Arrow's exact sort."""
+counted sort), uint32 when it fits 32 (m20: a run's bucket order) and uint64 otherwise, for
+int32 days and leads; other integers take the numpy packing (``lower._packed_groups``);
+either way the order is Arrow's exact sort."""
 from __future__ import annotations
 
 import numpy as np
