@@ -53,10 +53,18 @@ def fnv1a(offsets, data, valid):
 # 2M person ids was most of the bucket step before ``prepare`` (issue 14, m18). ``hashes_of``
 # and ``buckets_of`` read each string or large_string chunk's own buffers instead.
 
+ctypedef fused hashed_t:  # what a chunk's hashes are written as: the hash, or its bucket
+    uint64_t
+    int32_t
+
+
 cdef void _fnv_chunk(const uint8_t* valid, int64_t bit_offset, const void* offsets,
-                     bint large, const uint8_t* data, int64_t n, uint64_t* out) noexcept nogil:
-    """FNV-1a of the ``n`` values of one chunk (null: 0) into ``out``."""
+                     bint large, const uint8_t* data, int64_t n, uint64_t nbuckets,
+                     hashed_t* out) noexcept nogil:
+    """FNV-1a of the ``n`` values of one chunk (null: 0) into ``out``: the hash (uint64), or
+    the hash modulo ``nbuckets`` (int32)."""
     cdef int64_t i, a, b
+    cdef uint64_t h
     for i in range(n):
         if valid != NULL and not (valid[(bit_offset + i) >> 3] >> ((bit_offset + i) & 7)) & 1:
             out[i] = 0
@@ -67,7 +75,11 @@ cdef void _fnv_chunk(const uint8_t* valid, int64_t bit_offset, const void* offse
         else:
             a = (<const int32_t*>offsets)[i]
             b = (<const int32_t*>offsets)[i + 1]
-        out[i] = fnv1a_bytes(data + a, b - a)
+        h = fnv1a_bytes(data + a, b - a)
+        if hashed_t is uint64_t:
+            out[i] = h
+        else:
+            out[i] = <int32_t>(h % nbuckets)
 
 
 def _text_chunks(values) -> list:
@@ -92,9 +104,30 @@ cdef uint64_t _address(buf):
 def hashes_of(values):
     """uint64 FNV-1a of every value of ``values`` (string-like, or cast to string; null: 0),
     what ``fnv1a`` gives for ``plain_strings(values)``, read chunk by chunk in place."""
-    cdef int64_t n = len(values), at = 0, length
-    out = np.empty(n, dtype=np.uint64)
+    out = np.empty(len(values), dtype=np.uint64)
     cdef uint64_t[::1] view = out
+    if len(out):
+        _hash_chunks(values, 0, &view[0])
+    return out
+
+
+def buckets_of(values, uint64_t nbuckets):
+    """int32 bucket of every value: its ``hashes_of`` modulo ``nbuckets`` (null: bucket 0),
+    each bucket written as its hash is made: no uint64 array of the hashes first (16 MB of
+    fresh pages at 2M claims, on the run's one thread before ``prepare``: issue 14, m20)."""
+    if nbuckets == 0 or nbuckets > (<uint64_t>1 << 31):
+        raise ValueError(f"buckets_of: {nbuckets} buckets (1 to 2**31)")
+    out = np.empty(len(values), dtype=np.int32)
+    cdef int32_t[::1] view = out
+    if len(out):
+        _hash_chunks(values, nbuckets, &view[0])
+    return out
+
+
+cdef void _hash_chunks(values, uint64_t nbuckets, hashed_t* out) except *:
+    """``_fnv_chunk`` over every chunk of ``values`` (``_text_chunks``), in place, into
+    ``out`` (as long as ``values``)."""
+    cdef int64_t at = 0, length
     cdef const uint8_t* valid
     cdef const void* offsets
     cdef const uint8_t* data
@@ -113,19 +146,5 @@ def hashes_of(values):
         data = <const uint8_t*><size_t>_address(raw) if _address(raw) else &nothing
         bit_offset = chunk.offset
         with nogil:
-            _fnv_chunk(valid, bit_offset, offsets, large, data, length, &view[at])
+            _fnv_chunk(valid, bit_offset, offsets, large, data, length, nbuckets, out + at)
         at += length
-    return out
-
-
-def buckets_of(values, uint64_t nbuckets):
-    """int32 bucket of every value: its ``hashes_of`` modulo ``nbuckets`` (null: bucket 0)."""
-    hashes = hashes_of(values)
-    cdef const uint64_t[::1] h = hashes
-    out = np.empty(len(hashes), dtype=np.int32)
-    cdef int32_t[::1] view = out
-    cdef int64_t i
-    with nogil:
-        for i in range(h.shape[0]):
-            view[i] = <int32_t>(h[i] % nbuckets)
-    return out

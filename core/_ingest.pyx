@@ -251,16 +251,21 @@ cdef struct KeyPass:
     int kind[BLOCK]
 
 
-cdef uint64_t* zeroed_slots(int64_t cap) noexcept nogil:
-    """``cap`` empty (0) table slots, written once here. Not calloc: a large calloc is fresh
-    pages the kernel maps to its zero page, and a table read before it is written then
-    faults twice per page (the read maps the zero page, the first write copies it; w17 saw
-    the write-protect faults' TLB shootdowns in ``perf``): written front to back, each page
-    faults once. NULL: no memory."""
-    cdef uint64_t* slots = <uint64_t*>PyMem_RawMalloc(cap * sizeof(uint64_t))
+cdef void* zeroed_bytes(size_t size) noexcept nogil:
+    """``size`` zero bytes (empty table slots), written once here. Not calloc: a large
+    calloc is fresh pages the kernel maps to its zero page, and a table read before it is
+    written then faults twice per page (the read maps the zero page, the first write copies
+    it; w17 saw the write-protect faults' TLB shootdowns in ``perf``): written front to
+    back, each page faults once. NULL: no memory."""
+    cdef void* slots = PyMem_RawMalloc(size)
     if slots != NULL:
-        memset(slots, 0, cap * sizeof(uint64_t))
+        memset(slots, 0, size)
     return slots
+
+
+cdef uint64_t* zeroed_slots(int64_t cap) noexcept nogil:
+    """``cap`` empty (0) 64-bit table slots (``zeroed_bytes``). NULL: no memory."""
+    return <uint64_t*>zeroed_bytes(cap * sizeof(uint64_t))
 
 
 cdef bint key_table_init(KeyTable* t) noexcept nogil:
@@ -381,21 +386,39 @@ cdef struct ClaimBlock:
     bint valid[BLOCK]
 
 
-cdef inline void claim_probe(uint64_t* table, int64_t mask, const Chunk* chunks, int64_t count,
-                             int64_t row, const uint8_t* a, int64_t la, uint64_t h,
-                             int16_t* first, int16_t k_dup) noexcept nogil:
-    """Enter claim id ``a`` of ``row``, or fail ``k_dup`` on it and on the row that has it."""
-    cdef uint64_t tag = h >> ROW_BITS, entry
-    cdef uint64_t row_mask = (<uint64_t>1 << ROW_BITS) - 1
+ctypedef fused slot_t:  # a claim-id table entry: (hash tag << row bits) | (row + 1)
+    uint32_t  # rows numbered in NARROW_ROW_BITS bits or fewer: a table half as large
+    uint64_t  # ROW_BITS bits of row
+
+
+cdef int NARROW_ROW_BITS = 24  # 32-bit entries keep 8 or more bits of tag (2M claims: 21
+# bits of row, 11 of tag; the table 16 MB, not 32: issue 14, m20)
+
+
+def _wide_claim_table_for_tests(bint wide):
+    """Enter the claim ids in 64-bit entries whatever the row count (True), as beyond
+    2**NARROW_ROW_BITS rows, or in 32-bit ones where they fit (False, the default)."""
+    global NARROW_ROW_BITS
+    NARROW_ROW_BITS = 0 if wide else 24
+
+
+cdef inline void claim_probe(slot_t* table, int64_t mask, int row_bits, const Chunk* chunks,
+                             int64_t count, int64_t row, const uint8_t* a, int64_t la,
+                             uint64_t h, int16_t* first, int16_t k_dup) noexcept nogil:
+    """Enter claim id ``a`` of ``row``, or fail ``k_dup`` on it and on the row that has it.
+    The entry's tag is the hash's top bits (the slot is its low ones)."""
+    cdef int tag_bits = <int>(8 * sizeof(slot_t)) - row_bits
+    cdef slot_t tag = <slot_t>(h >> (64 - tag_bits)), entry
+    cdef slot_t row_mask = (<slot_t>1 << row_bits) - 1
     cdef int64_t slot = <int64_t>(h & <uint64_t>mask), other, lb
     cdef const Chunk* oc
     cdef const uint8_t* b
     while True:
         entry = table[slot]
         if entry == 0:
-            table[slot] = (tag << ROW_BITS) | <uint64_t>(row + 1)
+            table[slot] = (tag << row_bits) | <slot_t>(row + 1)
             return
-        if entry >> ROW_BITS == tag:
+        if entry >> row_bits == tag:
             other = <int64_t>(entry & row_mask) - 1
             oc = chunk_of(chunks, count, other)
             b = text_at(oc, other - oc.start, &lb)
@@ -409,24 +432,48 @@ cdef inline void claim_probe(uint64_t* table, int64_t mask, const Chunk* chunks,
 cdef int id_pass(const Chunk* chunks, int64_t count, int64_t n, int16_t* first,
                  int16_t k_null, int16_t k_dup, KeyPass* keys, int n_keys) noexcept nogil:
     """Null and duplicate claim ids (``chunks`` NULL: not checked), and each key's ids, in
-    one pass (section comment). The
-    claim-id table's entries hold a row number and the top 24 bits of its value's 64-bit hash,
-    so a probe reads one table word and compares bytes only on a tag match (exact whatever
-    the hash does). Every copy of a duplicated id fails ``k_dup``; nulls are never
-    duplicates. -1: no memory (or more rows than 40 bits number)."""
-    cdef int64_t cap = 16, mask, start, row, m, b
-    cdef int k
-    cdef ClaimBlock blk
-    cdef Cursor claim
+    one pass (section comment). The claim-id table's entries hold a row number and the top
+    bits of its value's 64-bit hash (``claim_probe``: 32-bit entries when the rows are
+    numbered in NARROW_ROW_BITS bits, else 64-bit ones with 24 bits of tag), so a probe
+    reads one table word and compares bytes only on a tag match (exact whatever the hash
+    does). Every copy of a duplicated id fails ``k_dup``; nulls are never duplicates. -1: no
+    memory (or more rows than 40 bits number)."""
+    cdef int64_t cap = 16
+    cdef int row_bits = 0, status
     cdef bint claims = chunks != NULL
+    cdef void* table
     if <uint64_t>n >= (<uint64_t>1 << ROW_BITS) - 1:
         return -1
     while claims and cap < 2 * n:
         cap <<= 1
-    mask = cap - 1
-    cdef uint64_t* table = zeroed_slots(cap)  # 0: empty
-    if table == NULL:
-        return -1
+    while (<int64_t>1 << row_bits) <= n:  # row + 1 (1 … n) fits row_bits bits
+        row_bits += 1
+    if claims and row_bits <= NARROW_ROW_BITS:
+        table = zeroed_bytes(cap * sizeof(uint32_t))  # 0: empty
+        if table == NULL:
+            return -1
+        status = id_blocks(<uint32_t*>table, cap - 1, row_bits, chunks, count, n, first,
+                           k_null, k_dup, keys, n_keys)
+    else:
+        table = zeroed_bytes(cap * sizeof(uint64_t))
+        if table == NULL:
+            return -1
+        status = id_blocks(<uint64_t*>table, cap - 1, <int>ROW_BITS, chunks, count, n, first,
+                           k_null, k_dup, keys, n_keys)
+    PyMem_RawFree(table)
+    return status
+
+
+cdef int id_blocks(slot_t* table, int64_t mask, int row_bits, const Chunk* chunks,
+                   int64_t count, int64_t n, int16_t* first, int16_t k_null, int16_t k_dup,
+                   KeyPass* keys, int n_keys) noexcept nogil:
+    """``id_pass``'s rows, a BLOCK at a time, the claim ids entered in ``table`` (``mask``
+    + 1 zeroed slots). -1: no memory."""
+    cdef int64_t start, row, m, b
+    cdef int k
+    cdef ClaimBlock blk
+    cdef Cursor claim
+    cdef bint claims = chunks != NULL
     claim.chunks, claim.j, claim.i = chunks, 0, 0
     start = 0
     while start < n:
@@ -445,8 +492,8 @@ cdef int id_pass(const Chunk* chunks, int64_t count, int64_t n, int16_t* first,
         for b in range(m):  # then probe
             row = start + b
             if blk.valid[b]:
-                claim_probe(table, mask, chunks, count, row, blk.text[b], blk.size[b],
-                            blk.h[b], first, k_dup)
+                claim_probe(table, mask, row_bits, chunks, count, row, blk.text[b],
+                            blk.size[b], blk.h[b], first, k_dup)
             elif claims:
                 fail(first, row, k_null)
             for k in range(n_keys):
@@ -456,10 +503,8 @@ cdef int id_pass(const Chunk* chunks, int64_t count, int64_t n, int16_t* first,
                 keys[k].ids[row] = key_id(&keys[k].t, keys[k].h[b], keys[k].text[b],
                                           keys[k].size[b], keys[k].kind[b])
                 if keys[k].ids[row] < 0:
-                    PyMem_RawFree(table)
                     return -1
         start += m
-    PyMem_RawFree(table)
     return 0
 
 

@@ -5,18 +5,20 @@ gather of the results' string columns into that order (``gather``, at the end).
 ``lead`` (a run's bucket, or none) and the discharge day are packed into one integer, the
 *group*: ``(lead - min lead) * day span + (day - first day)`` (core/lower.py). Rows are put in
 group order stably (rows of one group stay in row order): groups of up to 16 bits (date order
-over up to 179 years, most bucket orders) by counting, moving only the row numbers (8 bytes a
-row: peak memory, issue 14); wider ones by an LSD radix sort of (group, row) entries (as few
-passes as 16-bit digits allow, each as narrow as possible so its counts stay in cache; a digit
-every row shares costs no pass). A group holds the claims of one day (of one bucket):
-a few thousand in date order, one or two in a run's bucket order. Each group is then sorted by
-claim id: first by an integer key made of 8 bytes of the id (after ``skip`` bytes every id
-shares, big-endian, zero-padded: integer order is byte order where the keys differ) — by
-insertion for a few rows, else by a radix sort of the keys, 8 bits a pass, in cache — and
-where two keys are equal by the ids' bytes themselves, then by row. So the order is exact
-byte order of the ids whatever they share, and equal ids (never among accepted claims) keep
-their row order, as Arrow's stable sort would. Worst case O(n log n): ids equal on the 8 key
-bytes go to a merge sort.
+over up to 179 years) by counting, moving only the row numbers (8 bytes a row: peak memory,
+issue 14); groups of up to 32 bits no more than a few times as many as the rows (a run's
+bucket order: 4,096 buckets of a year of days at 2M claims) by counting on their high bits,
+then within each high group on their low bits (``HIGH_BITS``); other wide ones by an LSD
+radix sort of (group, row) entries (as few passes as 16-bit digits allow, each as narrow as
+possible so its counts stay in cache; a digit every row shares costs no pass). A group holds
+the claims of one day (of one bucket): a few thousand in date order, one or two in a run's
+bucket order. Each group is then sorted by claim id: first by an integer key made of 8 bytes
+of the id (after ``skip`` bytes every id shares, big-endian, zero-padded: integer order is
+byte order where the keys differ) — by insertion for a few rows, else by a radix sort of the
+keys, 8 bits a pass, in cache — and where two keys are equal by the ids' bytes themselves,
+then by row. So the order is exact byte order of the ids whatever they share, and equal ids
+(never among accepted claims) keep their row order, as Arrow's stable sort would. Worst case
+O(n log n): ids equal on the 8 key bytes go to a merge sort.
 
 The ids are read where the batch holds them, chunk by chunk (``Strings``): a chunked column
 is never combined into one copy (at 5M claims that copy was 0.17x of the input columns, held
@@ -27,7 +29,7 @@ each row's bytes once (its first pass notes where they are; the copy reads them 
 finding them in both passes, by a binary search of the chunks' first rows, made the gather
 of 2M ids of 16 chunks 2x slower than main's combine-then-gather; now it is faster.
 """
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint64_t, uintptr_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t, uintptr_t
 from libc.string cimport memcmp, memcpy
 
 import numpy as np
@@ -170,16 +172,21 @@ cdef void span_of(const int32_t* v, int64_t n, int64_t* lo, int64_t* hi) noexcep
     lo[0], hi[0] = a, b
 
 
-cdef void groups16(const int32_t* d, const int32_t* lead, int64_t n, int64_t first,
-                   int64_t least, int64_t span, uint16_t* g) noexcept nogil:
-    """The packed group of every row, when it fits 16 bits (``lead`` NULL: none)."""
+ctypedef fused narrow_t:  # a group that fits 16 bits (counted) or 32 (counted in two levels)
+    uint16_t
+    uint32_t
+
+
+cdef void packed_into(const int32_t* d, const int32_t* lead, int64_t n, int64_t first,
+                      int64_t least, int64_t span, narrow_t* g) noexcept nogil:
+    """The packed group of every row, when it fits ``narrow_t`` (``lead`` NULL: none)."""
     cdef int64_t i
     if lead == NULL:
         for i in range(n):
-            g[i] = <uint16_t>(d[i] - first)
+            g[i] = <narrow_t>(d[i] - first)
     else:
         for i in range(n):
-            g[i] = <uint16_t>((lead[i] - least) * span + (d[i] - first))
+            g[i] = <narrow_t>((lead[i] - least) * span + (d[i] - first))
 
 
 cdef void groups64(const int32_t* d, const int32_t* lead, int64_t n, int64_t first,
@@ -217,7 +224,8 @@ def _span(const int32_t[::1] v):
 def packed_groups(days, lead=None):
     """(group per row, how many low bits of it vary): (lead − least lead) · day span + (day −
     first day), so integer order is (lead, day) order; uint16 when that fits COUNTED_BITS
-    bits (``sort_rows`` then counts the rows into place), else uint64. None when it does
+    bits (``sort_rows`` then counts the rows into place), uint32 when it fits 32 bits (a
+    run's bucket order: counted in two levels, or radix sorted), else uint64. None when it does
     not fit 63 bits, or the days or the lead are not integers int32 holds (the caller then
     sorts another way). ``days``, ``lead``: integer arrays of one length n > 0."""
     d = _as_int32(days)
@@ -239,12 +247,18 @@ def packed_groups(days, lead=None):
         lp = &lv[0]
     cdef int64_t n = len(d), f = first, l0 = least, sp = span
     cdef uint16_t[::1] g16
+    cdef uint32_t[::1] g32
     cdef uint64_t[::1] g64
     if bits <= COUNTED_BITS:
         out = np.empty(n, dtype=np.uint16)
         g16 = out
         with nogil:
-            groups16(&dv[0], lp, n, f, l0, sp, &g16[0])
+            packed_into(&dv[0], lp, n, f, l0, sp, &g16[0])
+    elif bits <= 32:
+        out = np.empty(n, dtype=np.uint32)
+        g32 = out
+        with nogil:
+            packed_into(&dv[0], lp, n, f, l0, sp, &g32[0])
     else:
         out = np.empty(n, dtype=np.uint64)
         g64 = out
@@ -436,32 +450,34 @@ def sort_rows(strings, int64_t skip, group, int bits):
     """Row indices (int64) sorted by (``group``, claim id), see the module docstring.
     ``strings`` are the claim ids: a string array or chunked array without nulls, read in
     place; ``skip`` the bytes every id starts with, ``group`` each row's packed (lead, day)
-    (``packed_groups``: uint16 when ``bits`` ≤ COUNTED_BITS, else uint64) and ``bits`` how
-    many low bits of it vary (≤ 64)."""
+    (``packed_groups``: uint16 when ``bits`` ≤ COUNTED_BITS, uint32 when ≤ 32, else uint64)
+    and ``bits`` how many low bits of it vary (≤ 64)."""
     cdef int64_t n = len(group)
-    out = np.arange(n, dtype=np.int64)
     if n < 2:
-        return out
+        return np.arange(n, dtype=np.int64)
     if len(strings) != n:
         raise ValueError(f"sort_rows: {len(strings)} claim ids for {n} rows")
     view = _StringChunks(strings)
-    keys_arr = np.empty(n, dtype=np.uint64)
-    cdef uint64_t[::1] keys = keys_arr
+    out = np.empty(n, dtype=np.int64)  # every row is written: no zeroed pages to write over
     cdef int64_t[::1] rows = out
     cdef const uint16_t[::1] g16
+    cdef const uint32_t[::1] g32
     cdef const uint64_t[::1] g
     cdef Ids ids
     ids.s = strings_of(view)
     ids.keys = NULL
-    if bits <= COUNTED_BITS:  # the keys are laid out in group order as the rows are placed
+    if bits <= COUNTED_BITS:
         g16 = np.ascontiguousarray(group, dtype=np.uint16)
-        by_counted_groups(ids, &g16[0], n, bits, &rows[0], skip, &keys[0])
-        return out
-    g = np.ascontiguousarray(group, dtype=np.uint64)
-    ids.keys = &keys[0]
-    with nogil:
-        id_keys(ids.s, skip, &keys[0])
-    by_radix_groups(ids, &g[0], n, bits, &rows[0], skip)
+        by_counted_groups(ids, &g16[0], n, bits, 0, &rows[0], skip)
+    elif bits <= 32 and (<int64_t>1 << bits) <= DENSE * n:
+        g32 = np.ascontiguousarray(group, dtype=np.uint32)
+        by_counted_groups(ids, &g32[0], n, bits, low_bits(bits), &rows[0], skip)
+    elif bits <= 32:
+        g32 = np.ascontiguousarray(group, dtype=np.uint32)
+        by_radix_groups(ids, &g32[0], n, bits, &rows[0], skip)
+    else:
+        g = np.ascontiguousarray(group, dtype=np.uint64)
+        by_radix_groups(ids, &g[0], n, bits, &rows[0], skip)
     return out
 
 
@@ -469,43 +485,94 @@ cdef enum:
     COUNTED_BITS = 16  # groups of up to this many bits (date order: 179 years of days) are
     # counted into place, moving the rows alone: 8 bytes a row, where the radix sort of
     # (group, row) entries takes 32 (two 16-byte entry arrays; 61 MiB for 2M claims)
+    HIGH_BITS = 8  # wider groups of up to 32 bits, about as many as the rows or fewer (a
+    # run's (bucket, day) groups: 4,096 buckets of a year of days, 21 bits, at 2M claims) are
+    # counted into place by their high HIGH_BITS bits with their low bits beside, then each
+    # high group by its low bits: 18 bytes a row where the entries took 40 (issue 14, m20:
+    # 110 MB of fresh pages at 2M claims). 256 places written at once (three arrays): at
+    # 2M claims 0.043-0.052 s of CPU where 4,096 places (12 bits) took 0.055-0.060 and
+    # 1,024 0.051-0.055, the scattered writes missing the cache more
+    DENSE = 4  # … when there are at most DENSE times as many groups as rows: each high
+    # group counts over every value of its low bits, so the counting costs O(2**bits)
 
 
-cdef int64_t place_by_group(Strings s, const uint16_t* g, int64_t n, int64_t groups,
-                            int64_t* end, int64_t* rows, uint64_t* keys,
-                            int64_t skip) noexcept nogil:
-    """Stable counting sort of rows 0 … n − 1 by group into ``rows``, and each row's
-    ``id_key`` into ``keys`` at the same place; ``end`` (groups + 1, zeroed) ends with
-    ``end[k]`` the end of group k there. Returns the size of the largest group. The ids are
-    read in row order (memory order) and their keys written where the rows go, so that the
-    groups' sorts read them front to back: read by row from a row-ordered array, they were
-    a cache miss a row (issue 14, m17)."""
-    cdef int64_t i, k, at, r, largest = 0
+cdef int low_bits(int bits) noexcept nogil:
+    """How many low bits of a group (COUNTED_BITS < ``bits`` ≤ 32) are counted within its high
+    group: all but HIGH_BITS, or 16 with more than 16 + HIGH_BITS (they are held as uint16)."""
+    cdef int high = bits - 16 if bits - 16 > HIGH_BITS else HIGH_BITS
+    return bits - high
+
+
+cdef int64_t place_by_group(Strings s, const narrow_t* g, int64_t n, int low,
+                            int64_t groups, int64_t* end, int64_t* rows, uint64_t* keys,
+                            uint16_t* lows, int64_t skip) noexcept nogil:
+    """Stable counting sort of rows 0 … n − 1 by their group's high part (``g >> low``, one
+    of ``groups``) into ``rows``, each row's ``id_key`` into ``keys`` and (``low`` > 0) its
+    group's ``low`` low bits into ``lows`` at the same place; ``end`` (groups + 1, zeroed)
+    ends with ``end[k]`` the end of high group k there. Returns the size of the largest. The
+    ids are read in row order (memory order) and their keys written where the rows go, so
+    that the groups' sorts read them front to back: read by row from a row-ordered array,
+    they were a cache miss a row (issue 14, m17)."""
+    cdef int64_t i, k, at, r, h, largest = 0
+    cdef uint32_t mask = (<uint32_t>1 << low) - 1
     cdef const int32_t* offs
     for i in range(n):
-        end[g[i] + 1] += 1
+        end[(g[i] >> low) + 1] += 1
     for k in range(groups):
         if end[k + 1] > largest:
             largest = end[k + 1]
         end[k + 1] += end[k]
     i = 0
-    for k in range(s.chunks):  # end[k]: where group k's next row goes (start, then end)
+    for k in range(s.chunks):  # end[h]: where high group h's next row goes (start, then end)
         offs = s.offsets[k]
         for r in range(s.starts[k + 1] - s.starts[k]):
-            at = end[g[i]]
-            end[g[i]] = at + 1
+            h = g[i] >> low
+            at = end[h]
+            end[h] = at + 1
             rows[at] = i
             keys[at] = id_key(s.data[k] + offs[r], offs[r + 1] - offs[r], skip)
+            if low:
+                lows[at] = <uint16_t>(g[i] & mask)
             i += 1
     return largest
 
 
+cdef Entry* sort_by_low(Ids ids, Entry* run, Entry* tmp, const uint16_t* lows, int64_t k,
+                        int low, int64_t* low_count, int64_t skip,
+                        int64_t* count) noexcept nogil:
+    """Sort one high group's entries (their low bits in ``lows``) by (low bits, claim id):
+    counted by their low bits into ``tmp``, then each run of one low value by claim id.
+    Returns where the sorted entries are (``tmp``)."""
+    cdef int64_t i, d, c, total = 0, values = <int64_t>1 << low
+    for d in range(values + 1):
+        low_count[d] = 0
+    for i in range(k):
+        low_count[lows[i] + 1] += 1
+    for d in range(values):
+        c = low_count[d + 1]
+        low_count[d + 1] = total + c
+        low_count[d] = total  # where value d's next entry goes; d + 1's start is its end
+        total += c
+    for i in range(k):
+        d = lows[i]
+        tmp[low_count[d]] = run[i]
+        low_count[d] += 1
+    c = 0  # the start of value d's run: value d - 1's end
+    for d in range(values):
+        if low_count[d] - c > 1:
+            sort_run_by_id(ids, tmp + c, run + c, low_count[d] - c, skip, count)
+        c = low_count[d]
+    return tmp
+
+
 cdef void sort_placed_groups(Ids ids, int64_t* rows, const uint64_t* keys,
-                             const int64_t* end, int64_t groups, Entry* run, Entry* tmp,
-                             int64_t skip, int64_t* count) noexcept nogil:
-    """Sort each group's rows (group k: ``rows[end[k - 1]:end[k]]``, their keys at the same
-    places of ``keys``) by claim id."""
+                             const uint16_t* lows, int low, const int64_t* end,
+                             int64_t groups, Entry* run, Entry* tmp, int64_t skip,
+                             int64_t* low_count, int64_t* count) noexcept nogil:
+    """Sort each high group's rows (group k: ``rows[end[k - 1]:end[k]]``, their keys and
+    low bits at the same places of ``keys`` and ``lows``) by (low bits, claim id)."""
     cdef int64_t k, j, lo = 0, hi
+    cdef Entry* done
     ids.keys = NULL  # the entries' keys are set here
     for k in range(groups):
         hi = end[k]
@@ -513,47 +580,71 @@ cdef void sort_placed_groups(Ids ids, int64_t* rows, const uint64_t* keys,
             for j in range(hi - lo):
                 run[j].row = rows[lo + j]
                 run[j].key = keys[lo + j]
-            sort_run_by_id(ids, run, tmp, hi - lo, skip, count)
+            if low:
+                done = sort_by_low(ids, run, tmp, lows + lo, hi - lo, low, low_count, skip,
+                                   count)
+            else:
+                sort_run_by_id(ids, run, tmp, hi - lo, skip, count)
+                done = run
             for j in range(hi - lo):
-                rows[lo + j] = run[j].row
+                rows[lo + j] = done[j].row
         lo = hi
 
 
-cdef void by_counted_groups(Ids ids, const uint16_t* g, int64_t n, int bits, int64_t* rows,
-                            int64_t skip, uint64_t* keys):
-    """``rows`` in (group, claim id) order for groups of ``bits`` ≤ COUNTED_BITS: counted
-    into place (with their keys, into ``keys``), then each group sorted by id in entry
-    buffers as long as the largest one."""
-    cdef int64_t groups = <int64_t>1 << bits, largest
+cdef void by_counted_groups(Ids ids, const narrow_t* g, int64_t n, int bits, int low,
+                            int64_t* rows, int64_t skip):
+    """``rows`` in (group, claim id) order for groups of ``bits`` ≤ 32, the ``low`` low bits
+    of them counted within each high group (0: each group counted into place whole):
+    counted into place by the high bits (with their keys and low bits), then each high group
+    sorted in entry buffers as long as the largest one."""
+    cdef int64_t groups = <int64_t>1 << (bits - low), largest
     ends = np.zeros(groups + 1, dtype=np.int64)
+    keys_arr = np.empty(n, dtype=np.uint64)
+    lows_arr = np.empty(n if low else 1, dtype=np.uint16)
     cdef int64_t[::1] end = ends
+    cdef uint64_t[::1] keys = keys_arr
+    cdef uint16_t[::1] lows = lows_arr
     with nogil:
-        largest = place_by_group(ids.s, g, n, groups, &end[0], rows, keys, skip)
+        largest = place_by_group(ids.s, g, n, low, groups, &end[0], rows, &keys[0],
+                                 &lows[0], skip)
     buffers = np.empty((2, max(largest, 1), 2), dtype=np.uint64)  # two Entry arrays
     counts = np.empty(256, dtype=np.int64)
+    low_counts = np.empty((1 << low) + 1, dtype=np.int64)
     cdef uint64_t[:, :, ::1] entries = buffers
     cdef int64_t[::1] count = counts
+    cdef int64_t[::1] low_count = low_counts
     with nogil:
-        sort_placed_groups(ids, rows, keys, &end[0], groups, <Entry*>&entries[0, 0, 0],
-                           <Entry*>&entries[1, 0, 0], skip, &count[0])
+        sort_placed_groups(ids, rows, &keys[0], &lows[0], low, &end[0], groups,
+                           <Entry*>&entries[0, 0, 0], <Entry*>&entries[1, 0, 0], skip,
+                           &low_count[0], &count[0])
 
 
-cdef void by_radix_groups(Ids ids, const uint64_t* g, int64_t n, int bits, int64_t* rows,
+ctypedef fused wide_t:  # a group past 16 bits (uint32: the caller's packing, not widened)
+    uint32_t
+    uint64_t
+
+
+cdef void by_radix_groups(Ids ids, const wide_t* g, int64_t n, int bits, int64_t* rows,
                           int64_t skip):
     """``rows`` in (group, claim id) order for wide groups: (group, row) entries radix
     sorted, as few passes as 16-bit digits allow, each as narrow as it can be (counts that
-    stay in cache), then each group's entries sorted by id."""
+    stay in cache), then each group's entries sorted by id (``ids.keys``: each row's
+    ``id_key``, computed here)."""
     cdef int passes = max(1, (bits + 15) // 16)
     cdef int width = max(1, (bits + passes - 1) // passes)
     cdef int64_t i
+    keys_arr = np.empty(n, dtype=np.uint64)
     buffers = np.empty((2, n, 2), dtype=np.uint64)  # two Entry arrays (key, row)
     counts = np.empty(max(1 << width, 256), dtype=np.int64)
+    cdef uint64_t[::1] keys = keys_arr
     cdef uint64_t[:, :, ::1] entries = buffers
     cdef int64_t[::1] count = counts
     cdef Entry* a = <Entry*>&entries[0, 0, 0]
     cdef Entry* tmp = <Entry*>&entries[1, 0, 0]
     cdef Entry* swap
+    ids.keys = &keys[0]
     with nogil:
+        id_keys(ids.s, skip, &keys[0])
         for i in range(n):
             a[i].key = g[i]
             a[i].row = i

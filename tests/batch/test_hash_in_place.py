@@ -5,8 +5,11 @@ by chunk) and give what the FNV-1a of one combined large_string copy gives (``fn
 empty strings, non-ASCII, dictionaries, integer ids."""
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -64,3 +67,20 @@ def test_buckets_of_a_batch_are_the_hash_of_its_persons(plan):
     claims = pa.Table.from_batches(claims.to_batches(max_chunksize=1_234))
     want = (fnv_of_one_copy(claims.column("person_id")) % np.uint64(NBUCKETS)).astype(np.int32)
     assert buckets(plan, claims).tolist() == want.tolist()
+
+
+def test_buckets_are_written_without_an_array_of_the_hashes():
+    """``buckets_of`` writes each value's bucket as its hash is made (m20): its only array is
+    the int32 buckets (4 bytes a row), not a uint64 array of the hashes first (12)."""
+    ids = pa.chunked_array([pa.array([f"P{k:07d}" for k in range(100_000)]),
+                            pa.array([f"Q{k:07d}" for k in range(50_000)])])
+    tracemalloc.start()
+    try:
+        got = _hash.buckets_of(ids, NBUCKETS)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 * len(ids), f"{peak / len(ids):.1f} bytes a row"
+    assert got.tolist() == (fnv_of_one_copy(ids) % np.uint64(NBUCKETS)).astype(np.int32).tolist()
+    with pytest.raises(ValueError):
+        _hash.buckets_of(ids, 0)

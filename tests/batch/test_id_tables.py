@@ -11,6 +11,8 @@ record keeps, a fallback column, nulls, chunks and sliced arrays.
 ``_order.common_prefix`` (the bytes the sort keys skip) must be the bytes every id shares."""
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -25,11 +27,17 @@ VALUES = ["", "a", "b", "ab", "abcdefg", "abcdefgh", "abcdefghi", "中", "中文
           "a-very-long-identifier-00021", "P188369", "P1883690"]
 
 
-@pytest.fixture(params=[64, 3, 0], ids=["full-hash", "3-bit-hash", "no-hash"])
+@pytest.fixture(params=[(64, False), (3, False), (0, False), (64, True), (0, True)],
+                ids=["full-hash", "3-bit-hash", "no-hash", "full-hash-wide", "no-hash-wide"])
 def hash_bits(request):
-    _ingest._collide_for_tests(request.param)
-    yield request.param
+    """Hashes cut to a few bits or none, with the claim ids entered in 32-bit table entries
+    (the default below 2**24 rows) or in 64-bit ones ("wide", as beyond)."""
+    bits, wide = request.param
+    _ingest._collide_for_tests(bits)
+    _ingest._wide_claim_table_for_tests(wide)
+    yield bits
     _ingest._collide_for_tests(64)
+    _ingest._wide_claim_table_for_tests(False)
 
 
 @st.composite
@@ -94,6 +102,36 @@ def test_many_rows_of_few_values_collide_into_one_slot_chain(hash_bits):
                                               [(pa.array(values), None)])
     assert np.flatnonzero(first == 1).tolist() == [5, 2_999]
     assert (ids.tolist(), count) == _expected_keys(values, None)
+
+
+@pytest.mark.parametrize("n", [1, 2, 255, 256, 70_000])
+def test_duplicates_far_apart_in_a_narrow_table(hash_bits, n):
+    """The 32-bit entries number the rows in as few bits as the row count needs (row + 1 up
+    to n: 1, 2, 8, 9, 17 bits here), the rest of the entry a tag of the hash's top bits:
+    the first and the last row, and rows around a power of two, found as duplicates."""
+    claims = [f"C{k:06d}" for k in range(n)]
+    twins = {0: n - 1, min(127, n - 1): min(128, n - 1)}
+    for a, b in twins.items():
+        claims[b] = claims[a]
+    first = np.full(n, NO, dtype=np.int16)
+    _ingest.claim_ids(pa.array(claims), first, 0, 1)
+    assert first.tolist() == _expected_claims(claims)
+
+
+def test_the_claim_table_of_2m_rows_takes_4_bytes_a_slot():
+    """Up to 2**24 rows the claim-id table's entries are 32 bits (m20): its 2**k ≥ 2n slots
+    take 4 bytes each (2M claims: 16 MB, where 64-bit entries took 32 MB of fresh pages)."""
+    n = 300_000  # 2**20 slots
+    claims = pa.array([f"K000C{k:07d}" for k in range(n)])
+    first = np.full(n, NO, dtype=np.int16)
+    tracemalloc.start()
+    try:
+        _ingest.claim_ids(claims, first, 0, 1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20 + 100_000, f"{peak / 2**20:.1f} MiB"
+    assert (first == NO).all()
 
 
 def _shared_lead(values: list) -> int:
