@@ -58,7 +58,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_io import REJECT_SCHEMA, prepare
+from .arrow_io import REJECT_SCHEMA, ClaimsError, check_unique_names, prepare
 from .engine import run_beside, settle
 from .errors import YibaoError
 from .key_index import FOLDER as KEY_INDEX, KeyIndexWriter
@@ -529,24 +529,26 @@ def _iter_settle_rows(plan: Plan, batches, workdir, partitions: int = 8, registr
     totals = totals if totals is not None else Totals()
     bar = bar or Progress(False)
     spill, duplicates = _spill_input(plan, batches, workdir, partitions, totals, bar,
-                                     expected_rows, spill_budget)
+                                     expected_rows, spill_budget,
+                                     columns=read_columns(plan, registry))
     yield from _settle_spilled(plan, spill, totals, duplicates, registry, context, bar, year)
 
 
 def _spill_input(plan, batches, workdir, partitions: int, totals: Totals, bar,
-                 expected_rows=None, spill_budget: int = None) -> tuple:
+                 expected_rows=None, spill_budget: int = None, columns=None) -> tuple:
     """Pass 1: every batch's rows tagged and spilled to their partitions' files, the input
     counted into ``totals``; then the whole-input checks. Returns (the Spill, the claim ids
-    seen more than once)."""
+    seen more than once). ``columns``: the ones the run reads (``read_columns``; None: the
+    batches hold no others, as a run's file reader gives them)."""
     spill = Spill(Path(workdir), partitions, spill_budget)
     check = KeyCheck(bucket_plan(plan))
     task = bar.task("partition", expected_rows)
     first = coded = None
     for k, table in enumerate(batches):
         table = pa.Table.from_batches([table]) if isinstance(table, pa.RecordBatch) else table
+        if first is None or table.schema != first.schema:
+            table = _checked_batch(plan, table, k, columns)
         if first is None:
-            for version in Policy.of(plan).versions:  # ClaimsError for a wrong column
-                prepare(version, table.schema.empty_table())
             first, coded = table.schema.empty_table(), spilled_codes([table.schema])
         table = spill_columns(first, table, k)
         _spill_batch(plan, table, spill, check, totals, coded)
@@ -557,6 +559,24 @@ def _spill_input(plan, batches, workdir, partitions: int, totals: Totals, bar,
         check.check_persons()
         duplicates = duplicate_ids(spill, check.candidate_hashes())
     return spill, duplicates
+
+
+def _checked_batch(plan, table: pa.Table, k: int, columns) -> pa.Table:
+    """Batch ``k`` (0-based) checked as a batch settled alone would be (unique names, the
+    contract's columns and types: a ``ClaimsError`` naming the batch), with only ``columns``
+    kept. Every batch whose schema differs from the first's is checked, not only the first:
+    a later batch of float money or text dates is refused as it would be on its own."""
+    check_unique_names(table.schema, f"batch {k + 1} of the claims")
+    if columns is not None:
+        table = table.select([c for c in columns if c in table.schema.names])
+    try:
+        for version in Policy.of(plan).versions:
+            prepare(version, table.schema.empty_table())
+    except ClaimsError as exc:
+        if k == 0:
+            raise
+        raise ClaimsError(f"batch {k + 1} of the claims: {exc}") from None
+    return table
 
 
 def _spill_batch(plan, table, spill, check, totals, coded) -> None:

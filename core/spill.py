@@ -153,8 +153,11 @@ def spill_columns(first: pa.Table, table: pa.Table, k: int) -> pa.Table:
     """Batch ``k`` (0-based) of a stream with the first batch's columns, in their order and
     (after ``normal_table``) their types: pass 1 spills every batch into the same streams.
     An integer column narrower or wider than the first batch's is cast to it, value by value
-    checked; a batch with other columns, or a value its type cannot hold, is an error that
-    says which batch and column, not a failed concatenation."""
+    checked (integers mean the same in any width: fen, days, counts). Any other change of
+    type is refused, never cast: money as integer fen in one batch and decimal yuan in the
+    next would be cast 100× off. A batch with other columns, another type, or a value its
+    type cannot hold is an error that says which batch and column, not a failed
+    concatenation."""
     names = first.schema.names
     missing = [n for n in names if n not in table.schema.names]
     extra = [n for n in table.schema.names if n not in names]
@@ -172,13 +175,15 @@ def spill_columns(first: pa.Table, table: pa.Table, k: int) -> pa.Table:
 
 
 def _cast(column: pa.ChunkedArray, want: pa.Field, got: pa.Field, k: int) -> pa.ChunkedArray:
+    said = (f"batch {k + 1} of the claims: column {want.name!r} is {got.type} where the first "
+            f"batch's is {want.type}")
+    if not (pa.types.is_integer(want.type) and pa.types.is_integer(got.type)):
+        raise ClaimsError(f"{said}: give every batch of one run the same column types")
     try:
-        return column.cast(normal_type(want.type))
+        return column.cast(want.type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise ClaimsError(
-            f"batch {k + 1} of the claims: column {want.name!r} is {got.type} where the first "
-            f"batch's is {want.type}, and it cannot be read as that ({exc}): give every batch "
-            "of one run the same column types") from None
+        raise ClaimsError(f"{said}, and it cannot be read as that ({exc}): give every batch "
+                          "of one run the same column types") from None
 
 
 def spilled_codes(schemas) -> list:

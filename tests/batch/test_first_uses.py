@@ -38,8 +38,3 @@ def test_numpy_ma_is_imported_while_the_read_ahead_is_waited_for(claims_file):
     done = subprocess.run([sys.executable, "-c", WAITING, str(claims_file)],
                           capture_output=True, text=True, check=True)
     assert "MA True" in done.stdout.split("\n"), done.stdout + done.stderr
-
-
-def test_first_uses_import_numpy_ma():
-    runner.first_uses()
-    assert "numpy.ma" in sys.modules

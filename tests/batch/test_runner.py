@@ -272,8 +272,9 @@ def test_iter_settle_batches_in_different_layouts(plan, claims, tmp_path, regist
     thirds = [claims.slice(0, 3000), claims.slice(3000, 3000), claims.slice(6000)]
     shaped = {"plain": lambda t: t, "coded": coded_text,
               "reordered": lambda t: coded_text(t).select(t.column_names[::-1]),
-              "wider": lambda t: t.set_column(t.schema.get_field_index("age"), "age",
-                                              t.column("age").cast(pa.int64()))}
+              "wider": lambda t: t.set_column(t.schema.get_field_index("hospital_level"),
+                                              "hospital_level",
+                                              t.column("hospital_level").cast(pa.int64()))}
     batches = [shaped[layout](t) for layout, t in zip(layouts, thirds)]
     pieces = list(runner.iter_settle(plan, iter(batches), tmp_path / "w", partitions=3,
                                      registry=registry))
@@ -282,10 +283,14 @@ def test_iter_settle_batches_in_different_layouts(plan, claims, tmp_path, regist
     assert got.select(expected.column_names).equals(expected)
 
 
-def test_iter_settle_batch_with_other_columns_is_named(plan, claims, tmp_path, registry):
+@pytest.mark.parametrize("dropped, message", [
+    ("total", "batch 2 of the claims: the claims have no column 'total'"),
+    ("hospital_id", r"batch 2 .*missing: hospital_id")])  # optional, but in the first batch
+def test_iter_settle_batch_with_other_columns_is_named(plan, claims, tmp_path, registry,
+                                                       dropped, message):
     from yibao.core.arrow_io import ClaimsError
-    batches = [claims.slice(0, 100), claims.slice(100, 100).drop_columns(["total"])]
-    with pytest.raises(ClaimsError, match=r"batch 2 .*missing: total"):
+    batches = [claims.slice(0, 100), claims.slice(100, 100).drop_columns([dropped])]
+    with pytest.raises(ClaimsError, match=message):
         list(runner.iter_settle(plan, iter(batches), tmp_path / "w", partitions=2,
                                 registry=registry))
 
@@ -293,10 +298,78 @@ def test_iter_settle_batch_with_other_columns_is_named(plan, claims, tmp_path, r
 def test_iter_settle_value_the_first_batchs_type_cannot_hold(plan, claims, tmp_path, registry):
     from yibao.core.arrow_io import ClaimsError
     second = claims.slice(100, 100)
-    assert claims.schema.field("age").type == pa.int16()
-    second = second.set_column(second.schema.get_field_index("age"), "age",
-                               pa.array([40_000] * 100, pa.int64()))
-    with pytest.raises(ClaimsError, match=r"batch 2 .*'age' is int64 where the first batch's "
-                                          r"is int16"):
+    assert claims.schema.field("hospital_level").type == pa.int8()
+    second = second.set_column(second.schema.get_field_index("hospital_level"),
+                               "hospital_level", pa.array([300] * 100, pa.int64()))
+    with pytest.raises(ClaimsError, match=r"batch 2 .*'hospital_level' is int64 where the "
+                                          r"first batch's is int8"):
+        list(runner.iter_settle(plan, iter([claims.slice(0, 100), second]), tmp_path / "w",
+                                partitions=2, registry=registry))
+
+
+def whole_yuan(claims: pa.Table) -> pa.Table:
+    """``claims`` with every money amount a whole number of yuan (in fen)."""
+    for name in ("total", "in_scope", "self_first", "tcm_amount"):
+        fen = claims.column(name).cast(pa.int64()).to_numpy()
+        claims = claims.set_column(claims.schema.get_field_index(name), name,
+                                   pa.array((fen // 100) * 100))
+    return claims
+
+
+def as_decimal_yuan(claims: pa.Table, name: str) -> pa.Table:
+    yuan = [None if v is None else __import__("decimal").Decimal(v) / 100
+            for v in claims.column(name).to_pylist()]
+    return claims.set_column(claims.schema.get_field_index(name), name,
+                             pa.array(yuan, pa.decimal128(22, 2)))
+
+
+@pytest.mark.parametrize("yuan_first", [False, True])
+def test_iter_settle_refuses_money_in_another_unit_in_a_later_batch(plan, claims, tmp_path,
+                                                                   registry, yuan_first):
+    """Integer fen in one batch and whole decimal yuan in the next (each valid alone) is
+    refused with the batch and column named: casting one to the other's type took yuan as
+    fen (100× too small) or fen as yuan (100× too large), and the totals balanced."""
+    from yibao.core.arrow_io import ClaimsError
+    fen = whole_yuan(claims.slice(0, 400))
+    first, second = fen.slice(0, 200), as_decimal_yuan(fen.slice(200), "total")
+    if yuan_first:
+        first, second = as_decimal_yuan(fen.slice(0, 200), "total"), fen.slice(200)
+    with pytest.raises(ClaimsError, match=r"batch 2 .*'total' is .* where the first batch's"):
+        list(runner.iter_settle(plan, iter([first, second]), tmp_path / "w", partitions=2,
+                                registry=registry))
+
+
+@pytest.mark.parametrize("column, values, message", [
+    ("total", lambda n: pa.array([1.5] * n), "total"),
+    ("discharge_date", lambda n: pa.array(["2024-03-01"] * n), "discharge_date")])
+def test_iter_settle_checks_a_later_batch_as_it_would_alone(plan, claims, tmp_path, registry,
+                                                           column, values, message):
+    """Float money or text dates in a later batch are refused as in a first batch."""
+    from yibao.core.arrow_io import ClaimsError
+    second = claims.slice(100, 100)
+    second = second.set_column(second.schema.get_field_index(column), column, values(100))
+    with pytest.raises(ClaimsError, match=message):
+        list(runner.iter_settle(plan, iter([claims.slice(0, 100), second]), tmp_path / "w",
+                                partitions=2, registry=registry))
+
+
+def test_iter_settle_ignores_columns_it_does_not_read(plan, claims, tmp_path, registry):
+    """An extra column all null (type null) in the first batch and text in the next, as
+    pandas or Polars hand over an all-null batch, is not read, so not refused."""
+    first = claims.slice(0, 3000).append_column("memo", pa.nulls(3000))
+    second = claims.slice(3000).append_column("memo", pa.array(["x"] * (claims.num_rows - 3000)))
+    pieces = list(runner.iter_settle(plan, iter([first, second]), tmp_path / "w", partitions=2,
+                                     registry=registry))
+    got = pa.concat_tables([r for r, _ in pieces]).sort_by("claim_id")
+    expected = settle(plan, claims, registry=registry).results.sort_by("claim_id")
+    assert got.select(expected.column_names).equals(expected)
+
+
+def test_iter_settle_later_batch_with_a_column_twice_is_named(plan, claims, tmp_path,
+                                                              registry):
+    from yibao.core.arrow_io import ClaimsError
+    second = claims.slice(100, 100)
+    second = second.append_column("total", second.column("total"))
+    with pytest.raises(ClaimsError, match=r"batch 2 .*total"):
         list(runner.iter_settle(plan, iter([claims.slice(0, 100), second]), tmp_path / "w",
                                 partitions=2, registry=registry))
