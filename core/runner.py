@@ -392,7 +392,7 @@ def _settle_in_memory(plan, sources, out, registry, context, bar, year=None,
         with timeline.stage("settle piece"):
             # the buckets made by the engine once its provider part has started (beside it)
             rejects, fen, at = settle_piece_streamed(
-                plan, table, rows, lambda: buckets(bucket_plan(plan), table), registry,
+                plan, table, rows, lambda t=table: buckets(bucket_plan(plan), t), registry,
                 context, results.write, chunk_done)
         bar.advance(task, table.num_rows - settled[0])  # rows rejected before the kernel
         if year is not None:
