@@ -148,7 +148,7 @@ def normal_schema(schema: pa.Schema) -> pa.Schema:
 # table (≈ 0.08 s of CPU, p18). A plan that reads one as text gets it decoded by ``prepare``
 # (``_convert``), a CHS-DRG grouper by its inputs (provider._drg_inputs); ``normal_schema``
 # still says string.
-CODED_COLUMNS = ("principal_dx",)
+CODED_COLUMNS = ("principal_dx", "hospital_id")
 CODED_TYPE = pa.dictionary(pa.int32(), pa.string())
 
 
