@@ -388,7 +388,7 @@ def _text_in_order(column: pa.ChunkedArray, order: np.ndarray) -> pa.Array:
     unified = column.unify_dictionaries()  # the chunks of several files share one dictionary
     codes = np.concatenate([c.indices.to_numpy(zero_copy_only=False)
                             for c in unified.chunks]) if unified.num_chunks > 1 else \
-        unified.chunk(0).indices.to_numpy(zero_copy_only=False)
+        unified.chunk(0).indices.to_numpy()  # one chunk (_codes_joined): no copy
     return gather(unified.chunk(0).dictionary, take(codes, order).astype(np.int64))
 
 
@@ -847,8 +847,22 @@ def _identity_pieces(prep: Prepared, order: np.ndarray) -> IdentityPieces:
     """The identity of a streamed run's order, gathered in the pieces ``_ResultStream``
     hands out (core/identity.py), so the writer starts on the first piece instead of after
     the whole gather."""
-    return IdentityPieces(_identity_in_order, prep, order, STREAM_ROWS,
+    return IdentityPieces(_identity_in_order, _codes_joined(prep), order, STREAM_ROWS,
                           identity_threaded(prep.n, CHUNK_ROWS))
+
+
+def _codes_joined(prep: Prepared) -> Prepared:
+    """``prep`` with its identity columns read as dictionary codes in one chunk of one
+    dictionary, so that each piece's gather (``_text_in_order``) takes its codes from it
+    instead of joining the column's codes again (a fresh 8 MB per piece for 2M rows)."""
+    raw = prep.raw
+    for f in identity_fields(raw.schema):
+        column = raw.column(f.name)
+        if pa.types.is_dictionary(column.type) and column.num_chunks > 1 \
+                and not column.null_count:
+            joined = pa.chunked_array([column.unify_dictionaries().combine_chunks()])
+            raw = raw.set_column(raw.schema.get_field_index(f.name), f.name, joined)
+    return prep if raw is prep.raw else replace(prep, raw=raw)
 
 
 def _streamable(policy: Policy, registry, context) -> bool:
