@@ -147,8 +147,10 @@ def normal_schema(schema: pa.Schema) -> pa.Schema:
 # of issue 14's provider row were decoded by the reader and hashed back into codes by the
 # table (≈ 0.08 s of CPU, p18). A plan that reads one as text gets it decoded by ``prepare``
 # (``_convert``), a CHS-DRG grouper by its inputs (provider._drg_inputs); ``normal_schema``
-# still says string.
-CODED_COLUMNS = ("principal_dx",)
+# still says string. ``hospital_id`` (~1.7k hospitals in 2M claims) is kept as codes for the
+# results' identity gather, which takes the codes and builds the text from the dictionary
+# (engine._text_in_order; issue 14, h21); its other readers cast it to text.
+CODED_COLUMNS = ("principal_dx", "hospital_id")
 CODED_TYPE = pa.dictionary(pa.int32(), pa.string())
 
 

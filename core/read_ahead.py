@@ -31,7 +31,7 @@ AHEAD_COLUMNS = ("claim_id", "person_id", "discharge_date", "total", "in_scope",
 # columns read as dictionaries, as the run's own read does (arrow_io.CODED_COLUMNS, which is
 # not imported here; tests/provider/test_coded_read.py checks they are the same), so that the
 # tables read ahead and those the run reads concatenate
-CODED_COLUMNS = ("principal_dx",)
+CODED_COLUMNS = ("principal_dx", "hospital_id")
 
 
 def coded_file(path):

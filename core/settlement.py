@@ -72,8 +72,16 @@ IDENTITY = ("person_id", "hospital_id", "discharge_date")
 
 
 def identity_fields(claims_schema: pa.Schema) -> list:
-    """The identity fields the claims carry, in ``IDENTITY`` order."""
-    return [claims_schema.field(n) for n in IDENTITY if n in claims_schema.names]
+    """The identity fields the claims carry, in ``IDENTITY`` order; a column read as
+    dictionary codes (``hospital_id``: arrow_io.CODED_COLUMNS) is text in the results, as it
+    was before it was read so (its gather decodes it: engine._identity_in_order)."""
+    return [_decoded_field(claims_schema.field(n)) for n in IDENTITY if n in claims_schema.names]
+
+
+def _decoded_field(field: pa.Field) -> pa.Field:
+    if pa.types.is_dictionary(field.type):
+        return field.with_type(field.type.value_type)
+    return field
 
 
 def with_identity(results: pa.Table, claims_in_order: pa.Table) -> pa.Table:
@@ -81,7 +89,10 @@ def with_identity(results: pa.Table, claims_in_order: pa.Table) -> pa.Table:
     result row i) inserted after ``claim_id``. An empty batch gets the columns too, so every
     piece of a run has one schema."""
     for at, field in enumerate(identity_fields(claims_in_order.schema), start=1):
-        results = results.add_column(at, field, claims_in_order.column(field.name))
+        column = claims_in_order.column(field.name)
+        if column.type != field.type:  # still dictionary codes (the reference's own take)
+            column = column.cast(field.type)
+        results = results.add_column(at, field, column)
     return results
 
 
