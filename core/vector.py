@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import _arith
 from .errors import EXIT_UNEXPECTED, YibaoError
 from .plan import (MONEY, RATIO, RATIO_SCALE, TEXT, Binary, Call, Column, Cond, Const, Expr,
                    InSet, Lookup, Not, Paid, Plan, Table)
@@ -70,8 +71,13 @@ def checked_add(a, b) -> tuple:
 
 
 def checked_sub(a, b) -> tuple:
+    """(a - b, rows where the difference leaves int64); the difference is only meaningful
+    elsewhere. Columns of one length go through one C pass (_arith); anything else (other
+    shapes, a scalar) is numpy's, with the same sign test."""
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
-    r = a - b
+    if a.ndim == 1 and a.shape == b.shape:
+        return _arith.checked_sub(a, b)
+    r = a - b  # wraps silently on overflow: detected from the signs below
     return r, ((a ^ b) & (a ^ r)) < 0
 
 

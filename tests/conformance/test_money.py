@@ -150,3 +150,29 @@ def test_stages_see_the_claims_that_were_settled():
         out = settle_on(plan, claims, reg)
         assert out.rejects.column("claim_id").to_pylist() == ["c2"]
         assert out.results.column("echo").equals(out.results.column("claim_id"))
+
+
+EDGES = [INT64_MIN, INT64_MIN + 1, -(2**62), -500_000, -1, 0, 1, 500_000, 2**62,
+         INT64_MAX - 1, INT64_MAX]
+
+
+def test_checked_sub_over_columns_of_edge_values():
+    """Every pair of edge values in one column pass (the C loop, as the evaluator calls it),
+    also with a constant as a stride-0 broadcast and a strided column: exact where it fits,
+    flagged where it leaves int64, on each row by itself."""
+    pairs = [(a, b) for a in EDGES for b in EDGES]
+    a = np.array([p[0] for p in pairs], dtype=np.int64)
+    b = np.array([p[1] for p in pairs], dtype=np.int64)
+    cases = [(a, b), (a[::3], b[::3]), (a[::-1], b[::-1])]
+    for c in EDGES:
+        const = np.broadcast_to(np.int64(c), a.shape)
+        cases += [(a, const), (const, a)]
+    for x, y in cases:
+        out, over = checked_sub(x, y)
+        assert out.dtype == np.int64 and over.dtype == bool and out.shape == x.shape
+        for i, (u, v) in enumerate(zip(x.tolist(), y.tolist())):
+            assert bool(over[i]) == (not fits_int64(u - v)), (u, v)
+            if fits_int64(u - v):
+                assert int(out[i]) == u - v, (u, v)
+    empty = np.zeros(0, dtype=np.int64)
+    assert [len(r) for r in checked_sub(empty, empty)] == [0, 0]
