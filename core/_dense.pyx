@@ -55,3 +55,18 @@ def read_cells(const int64_t[::1] index, unsigned char[::1] hit, const int64_t[:
                 hit[t] = 0
                 o[t] = 0
     return out
+
+
+def in_small_set(const int64_t[:] values, const unsigned char[::1] member, int64_t lo):
+    """Whether each value is in a set of integers given as ``member``: member[v - lo] is 1
+    for the set's values over the range they span (the same one-compare range test as
+    ``add_key_codes``; the set's largest value lo + len(member) - 1 is an int64)."""
+    cdef Py_ssize_t n = values.shape[0], span = member.shape[0], t
+    cdef uint64_t at
+    out = np.empty(n, dtype=np.bool_)
+    cdef unsigned char[::1] o = out.view(np.uint8)
+    with nogil:
+        for t in range(n):
+            at = <uint64_t>values[t] - <uint64_t>lo
+            o[t] = member[at] if at < <uint64_t>span else 0
+    return out

@@ -198,6 +198,10 @@ class Evaluator:
         if isinstance(value, (pa.Array, pa.ChunkedArray)):  # open text column
             mask = pc.is_in(value, value_set=pa.array([str(v) for v in e.values]))
             return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False)), bad
+        member = _member_table(e.values)
+        if (member is not None and isinstance(value, np.ndarray) and value.dtype == np.int64
+                and value.ndim == 1):
+            return _dense.in_small_set(value, member[1], member[0]), bad
         return np.isin(value, np.asarray(e.values, dtype=np.int64)), bad
 
     def cond(self, e: Cond):
@@ -350,6 +354,20 @@ def _code_tables(axes) -> list:
         codes[np.asarray(keys, dtype=np.int64) - lo] = np.arange(len(keys))
         tables.append((lo, codes))
     return tables
+
+
+def _member_table(values):
+    """(lo, member) with member[v - lo] = 1 for each of ``values`` over the range they span,
+    for a one-pass ``in`` test (_dense.in_small_set); None unless they are integers spanning
+    a small range."""
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return None
+    lo, hi = min(values), max(values)
+    if lo < -(1 << 63) or hi >= 1 << 63 or hi - lo >= _SMALL_KEY_SPAN:
+        return None
+    member = np.zeros(hi - lo + 1, dtype=np.uint8)
+    member[[v - lo for v in values]] = 1
+    return lo, member
 
 
 _SMALL_KEY_SPAN = 65536  # keys spanning fewer values are coded through a table over the range

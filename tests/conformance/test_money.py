@@ -219,3 +219,19 @@ def test_two_key_lookup_with_an_absent_cell_and_a_constant_key():
     const = np.broadcast_to(np.int64(2), first.shape)
     values, missing = _lookup_rows(rows, [first, const])
     assert values == [8, 8, 0, 0, 0, 0, 0] and missing == [False, False] + [True] * 5
+
+
+@pytest.mark.parametrize("members", [(INT64_MAX,), (INT64_MIN, INT64_MIN + 2), (-1, 0, 1),
+                                     (0,), (5, 500_000)])
+def test_in_set_at_edge_values(members):
+    """``in {…}`` of integer sets at the int64 limits, negative and zero, tested at every edge
+    value (and a stride-0 constant): a value far outside the set's range must not wrap in."""
+    from yibao.core.plan import BOOL, INT, Column, InSet, Type
+    from yibao.core.vector import Evaluator
+    probe = sorted(set(EDGES + [m + d for m in members for d in (-1, 0, 1)
+                                if INT64_MIN <= m + d <= INT64_MAX]))
+    column = np.array(probe, dtype=np.int64)
+    node = InSet(Type(BOOL), Column(Type(INT), "x"), members)
+    for x in (column, np.broadcast_to(column[:1], column.shape)):
+        got = Evaluator(None, {"x": x}, len(x)).checked(node)[0]
+        assert got.dtype == bool and got.tolist() == [v in members for v in x.tolist()]
