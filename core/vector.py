@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import _arith, _dense
 from .errors import EXIT_UNEXPECTED, YibaoError
 from .plan import (MONEY, RATIO, RATIO_SCALE, TEXT, Binary, Call, Column, Cond, Const, Expr,
                    InSet, Lookup, Not, Paid, Plan, Table)
@@ -70,8 +71,13 @@ def checked_add(a, b) -> tuple:
 
 
 def checked_sub(a, b) -> tuple:
+    """(a - b, rows where the difference leaves int64); the difference is only meaningful
+    elsewhere. Columns of one length go through one C pass (_arith); anything else (other
+    shapes, a scalar) is numpy's, with the same sign test."""
     a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
-    r = a - b
+    if a.ndim == 1 and a.shape == b.shape:
+        return _arith.checked_sub(a, b)
+    r = a - b  # wraps silently on overflow: detected from the signs below
     return r, ((a ^ b) & (a ^ r)) < 0
 
 
@@ -192,6 +198,10 @@ class Evaluator:
         if isinstance(value, (pa.Array, pa.ChunkedArray)):  # open text column
             mask = pc.is_in(value, value_set=pa.array([str(v) for v in e.values]))
             return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False)), bad
+        member = _member_table(e.values)
+        if (member is not None and isinstance(value, np.ndarray) and value.dtype == np.int64
+                and value.ndim == 1):
+            return _dense.in_small_set(value, member[1], member[0]), bad
         return np.isin(value, np.asarray(e.values, dtype=np.int64)), bad
 
     def cond(self, e: Cond):
@@ -220,19 +230,30 @@ class Evaluator:
 
     def _lookup(self, e: Lookup):
         dense = self._dense_table(self.plan.table(e.table))
-        index = np.zeros(self.n, dtype=np.int64)
-        hit = np.ones(self.n, dtype=bool)
-        over = None
-        for arg, (keys, stride) in zip(e.args, dense.axes):
+        args, over = [], None
+        for arg in e.args:
             value, bad = self.checked(arg)
             over = _or(over, bad)
-            code, found = _key_codes(value, keys)
-            index += code * stride
-            hit &= found
-        values = dense.values[index]
-        hit &= dense.present[index]
+            args.append(value)
+        index = np.zeros(self.n, dtype=np.int64)
+        hit = np.ones(self.n, dtype=bool)
+        if dense.code_tables is not None and all(
+                isinstance(v, np.ndarray) and v.dtype == np.int64 and v.shape == (self.n,)
+                for v in args):
+            flags = hit.view(np.uint8)  # the C passes clear a row's hit in place
+            for value, (lo, codes), (_, stride) in zip(args, dense.code_tables, dense.axes):
+                _dense.add_key_codes(value, codes, lo, stride, index, flags)
+            values = _dense.read_cells(index, flags, dense.values, dense.present.view(np.uint8))
+        else:
+            for value, (keys, stride) in zip(args, dense.axes):
+                code, found = _key_codes(value, keys)
+                index += code * stride
+                hit &= found
+            values = dense.values[index]
+            hit &= dense.present[index]
+            values = np.where(hit, values, 0)
         miss = ~hit if over is None else ~hit & ~over
-        return np.where(hit, values, 0), miss, over
+        return values, miss, over
 
     def call(self, e: Call):
         decl = self.registry.functions.get(e.function) if self.registry else None
@@ -315,6 +336,41 @@ class DenseTable:
             flat = sum(axis[0].index(k) * axis[1] for k, axis in zip(key, self.axes))
             self.values[flat] = int(value)
             self.present[flat] = True
+        self.code_tables = _code_tables([keys for keys, _ in self.axes]) if ncols else None
+
+
+def _code_tables(axes) -> list:
+    """Per key column, (lo, codes): codes[k - lo] is key k's position among the column's
+    keys, -1 where k is not one; None (numpy's lookup, _key_codes) unless every column's keys
+    are integers spanning a small range."""
+    tables = []
+    for keys in axes:
+        if not keys or not all(isinstance(k, int) and not isinstance(k, bool) for k in keys):
+            return None
+        lo, hi = keys[0], keys[-1]  # sorted
+        if lo < -(1 << 63) or hi >= 1 << 63 or hi - lo >= _SMALL_KEY_SPAN:
+            return None
+        codes = np.full(hi - lo + 1, -1, dtype=np.int64)
+        codes[np.asarray(keys, dtype=np.int64) - lo] = np.arange(len(keys))
+        tables.append((lo, codes))
+    return tables
+
+
+def _member_table(values):
+    """(lo, member) with member[v - lo] = 1 for each of ``values`` over the range they span,
+    for a one-pass ``in`` test (_dense.in_small_set); None unless they are integers spanning
+    a small range."""
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return None
+    lo, hi = min(values), max(values)
+    if lo < -(1 << 63) or hi >= 1 << 63 or hi - lo >= _SMALL_KEY_SPAN:
+        return None
+    member = np.zeros(hi - lo + 1, dtype=np.uint8)
+    member[[v - lo for v in values]] = 1
+    return lo, member
+
+
+_SMALL_KEY_SPAN = 65536  # keys spanning fewer values are coded through a table over the range
 
 
 def _sort_key(v):
@@ -330,7 +386,7 @@ def _key_codes(values, keys):
                           dtype=np.int64), found
     sorted_keys = np.asarray(keys, dtype=np.int64)
     values = np.asarray(values)
-    if len(values) and len(sorted_keys) and sorted_keys[-1] - sorted_keys[0] < 65536:
+    if len(values) and len(sorted_keys) and sorted_keys[-1] - sorted_keys[0] < _SMALL_KEY_SPAN:
         return _small_key_codes(values, sorted_keys)
     values = values.astype(np.int64, copy=False)
     pos = np.searchsorted(sorted_keys, values)

@@ -150,3 +150,88 @@ def test_stages_see_the_claims_that_were_settled():
         out = settle_on(plan, claims, reg)
         assert out.rejects.column("claim_id").to_pylist() == ["c2"]
         assert out.results.column("echo").equals(out.results.column("claim_id"))
+
+
+EDGES = [INT64_MIN, INT64_MIN + 1, -(2**62), -500_000, -1, 0, 1, 500_000, 2**62,
+         INT64_MAX - 1, INT64_MAX]
+
+
+def test_checked_sub_over_columns_of_edge_values():
+    """Every pair of edge values in one column pass (the C loop, as the evaluator calls it),
+    also with a constant as a stride-0 broadcast and a strided column: exact where it fits,
+    flagged where it leaves int64, on each row by itself."""
+    pairs = [(a, b) for a in EDGES for b in EDGES]
+    a = np.array([p[0] for p in pairs], dtype=np.int64)
+    b = np.array([p[1] for p in pairs], dtype=np.int64)
+    cases = [(a, b), (a[::3], b[::3]), (a[::-1], b[::-1])]
+    for c in EDGES:
+        const = np.broadcast_to(np.int64(c), a.shape)
+        cases += [(a, const), (const, a)]
+    for x, y in cases:
+        out, over = checked_sub(x, y)
+        assert out.dtype == np.int64 and over.dtype == bool and out.shape == x.shape
+        for i, (u, v) in enumerate(zip(x.tolist(), y.tolist())):
+            assert bool(over[i]) == (not fits_int64(u - v)), (u, v)
+            if fits_int64(u - v):
+                assert int(out[i]) == u - v, (u, v)
+    empty = np.zeros(0, dtype=np.int64)
+    assert [len(r) for r in checked_sub(empty, empty)] == [0, 0]
+
+
+def _lookup_rows(rows, columns):
+    """Evaluator lookups of a table with ``rows`` ({(key, ...): value}, int keys) at
+    ``columns`` (one int64 array or a stride-0 constant per key): (values, miss)."""
+    from types import SimpleNamespace
+
+    from yibao.core.plan import INT, MONEY, Column, Lookup, Table, Type
+    from yibao.core.vector import Evaluator
+    width = len(next(iter(rows)))
+    table = Table("t", (Type(INT),) * width, Type(MONEY), tuple(rows.items()))
+    plan = SimpleNamespace(table=lambda name: table)
+    n = len(columns[0])
+    ev = Evaluator(plan, {f"k{i}": c for i, c in enumerate(columns)}, n)
+    values, _ = ev.checked(Lookup(Type(MONEY), "t", tuple(Column(Type(INT), f"k{i}")
+                                                         for i in range(width))))
+    return values.tolist(), ev.missing.tolist()
+
+
+@pytest.mark.parametrize("keys", [[INT64_MAX - 2, INT64_MAX], [INT64_MIN, INT64_MIN + 2],
+                                  [-5, 0, 3], [0]])
+def test_lookup_at_edge_keys_hits_exactly_its_rows(keys):
+    """Table keys at the int64 limits, negative and zero, looked up at every edge value: a
+    row hits its key's value or misses (value 0), never a neighbour's cell — a key far outside
+    the table's range must not wrap into it."""
+    rows = {(k,): 100 + i for i, k in enumerate(keys)}
+    probe = sorted(set(EDGES + keys + [k + d for k in keys for d in (-1, 1)
+                                       if INT64_MIN <= k + d <= INT64_MAX]))
+    values, missing = _lookup_rows(rows, [np.array(probe, dtype=np.int64)])
+    assert values == [rows.get((k,), 0) for k in probe]
+    assert missing == [(k,) not in rows for k in probe]
+
+
+def test_two_key_lookup_with_an_absent_cell_and_a_constant_key():
+    rows = {(1, -1): 7, (1, 2): 8, (3, -1): 9}  # (3, 2) is absent: a miss, not 0 paid
+    first = np.array([1, 1, 3, 3, 2, INT64_MIN, INT64_MAX], dtype=np.int64)
+    second = np.array([-1, 2, -1, 2, -1, 2, -1], dtype=np.int64)
+    values, missing = _lookup_rows(rows, [first, second])
+    assert values == [7, 8, 9, 0, 0, 0, 0]
+    assert missing == [False, False, False, True, True, True, True]
+    const = np.broadcast_to(np.int64(2), first.shape)
+    values, missing = _lookup_rows(rows, [first, const])
+    assert values == [8, 8, 0, 0, 0, 0, 0] and missing == [False, False] + [True] * 5
+
+
+@pytest.mark.parametrize("members", [(INT64_MAX,), (INT64_MIN, INT64_MIN + 2), (-1, 0, 1),
+                                     (0,), (5, 500_000)])
+def test_in_set_at_edge_values(members):
+    """``in {…}`` of integer sets at the int64 limits, negative and zero, tested at every edge
+    value (and a stride-0 constant): a value far outside the set's range must not wrap in."""
+    from yibao.core.plan import BOOL, INT, Column, InSet, Type
+    from yibao.core.vector import Evaluator
+    probe = sorted(set(EDGES + [m + d for m in members for d in (-1, 0, 1)
+                                if INT64_MIN <= m + d <= INT64_MAX]))
+    column = np.array(probe, dtype=np.int64)
+    node = InSet(Type(BOOL), Column(Type(INT), "x"), members)
+    for x in (column, np.broadcast_to(column[:1], column.shape)):
+        got = Evaluator(None, {"x": x}, len(x)).checked(node)[0]
+        assert got.dtype == bool and got.tolist() == [v in members for v in x.tolist()]
