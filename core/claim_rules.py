@@ -66,10 +66,15 @@ def check_list(plan: Plan, types: dict) -> list:
 def null_checked(plan: Plan) -> list:
     """The columns whose null rejects a claim (``null_value``), in check order: every column
     the plan reads but a key column other than ``person_id`` (its null falls back to the
-    person), then ``person_id`` (read or not). No accepted claim has a null in one of them
-    (nor in ``claim_id``: ``null_claim_id``)."""
+    person), then ``person_id`` (read or not), then ``hospital_id`` under a plan with a
+    provider part (the hospital its points and payment are summed for: a claim with no
+    hospital cannot be paid to one, and the provider step failed on it). No accepted claim
+    has a null in one of them (nor in ``claim_id``: ``null_claim_id``)."""
     key_columns = {k.column for k in plan.keys()} - {"person_id"}
-    return [c.name for c in plan.columns if c.name not in key_columns] + ["person_id"]
+    checked = [c.name for c in plan.columns if c.name not in key_columns] + ["person_id"]
+    if plan.provider is not None and "hospital_id" not in checked:
+        checked.append("hospital_id")
+    return checked
 
 
 def check_numbers(checks: list) -> dict:

@@ -160,3 +160,26 @@ def test_cli_prints_the_pools_and_refuses_to_overwrite_them(tmp_path, capsys):
         (tmp_path / "o" / name).unlink()
     assert cmd.run(args) == 2  # hospitals.parquet alone is a result worth protecting
     assert "hospitals.parquet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("parts", [None, 3])
+def test_a_claim_without_a_hospital_is_rejected_not_a_crash(jinhua, registry, tmp_path, parts):
+    """Under a policy that pays hospitals, a claim whose hospital_id is null cannot be paid
+    to one: it is rejected (``null_value``: hospital_id) and the rest settle; the provider
+    step crashed sorting the year's hospitals with a None among them (session 10 review)."""
+    t = generate_claims(3_000, seed=11)
+    ids = t.column("hospital_id").to_pylist()
+    missing = list(range(5, 3_000, 97))
+    for i in missing:
+        ids[i] = None
+    t = t.set_column(t.schema.get_field_index("hospital_id"), "hospital_id",
+                     pa.array(ids, pa.string()))
+    write_claims(t, tmp_path / "in.parquet")
+    s = run_settle(jinhua, tmp_path / "in.parquet", tmp_path / "o", registry=registry,
+                   progress=False, partitions=parts)
+    rejects = pq.read_table(tmp_path / "o" / "rejects.parquet").to_pylist()
+    nulls = [r for r in rejects if r["message"].endswith(": hospital_id")]
+    assert sorted(r["row"] for r in nulls) == missing
+    assert {r["reason"] for r in nulls} == {"null_value"}
+    assert s.totals.balanced
+    assert pq.read_table(tmp_path / "o" / "hospitals.parquet").num_rows > 0
