@@ -173,6 +173,9 @@ class Evaluator:
         return self._wide[e.name], None
 
     def binary(self, e: Binary):
+        text = _text_comparison(e)
+        if text is not None:
+            return self._text_equal(e.op, *text)
         (left, lbad), (right, rbad) = self.checked(e.left), self.checked(e.right)
         bad = _or(lbad, rbad)
         if e.op in _CHECKED_OPS:
@@ -192,6 +195,14 @@ class Evaluator:
     def not_(self, e: Not):
         value, bad = self.checked(e.operand)
         return ~np.asarray(value, dtype=bool), bad
+
+    def _text_equal(self, op: str, operand: Expr, literal: str) -> tuple:
+        """An open text column ``==`` / ``!=`` a text literal, compared as text (as ``in_set``
+        does): the literal is no integer, and the column is Arrow text, not codes."""
+        value, bad = self.checked(operand)
+        same = pc.fill_null(pc.equal(value, pa.scalar(literal, pa.string())), False)
+        same = np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)
+        return (same if op == "==" else ~same), bad
 
     def in_set(self, e: InSet):
         value, bad = self.checked(e.operand)
@@ -294,6 +305,17 @@ def engine_width(values):
 
 
 _CHECKED_OPS = {"+": checked_add, "-": checked_sub, "*": checked_mul}
+
+def _text_comparison(e: Binary):
+    """(the other operand, the literal) when ``e`` is ``==`` / ``!=`` with a text literal on
+    one side (an open text column's test: ``applies when hospital_id = "H03"``), else None."""
+    if e.op not in ("==", "!="):
+        return None
+    for operand, other in ((e.left, e.right), (e.right, e.left)):
+        if isinstance(other, Const) and isinstance(other.value, str):
+            return operand, other.value
+    return None
+
 
 _BINARY_OPS = {
     "min": np.minimum,
