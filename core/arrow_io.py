@@ -88,6 +88,13 @@ def only_columns(claims, names):
     return table.select([name for name in table.schema.names if name in names])
 
 
+def column_difference(names, first_names) -> tuple:
+    """(the names in ``first_names`` that ``names`` lacks, the names ``names`` adds), each in
+    its own order: what a batch or file has other than the first of a run."""
+    return ([n for n in first_names if n not in names],
+            [n for n in names if n not in first_names])
+
+
 def check_unique_names(schema: pa.Schema, where: str = "the claims") -> None:
     """Refuse a schema with two columns of one name: which one would be settled is a guess."""
     seen, twice = set(), []

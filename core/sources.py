@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .arrow_io import (MONEY_COLUMNS, REQUIRED, ClaimsError, check_unique_names,
-                       normal_schema, normal_table, prepare)
+                       column_difference, normal_schema, normal_table, prepare)
 from .claim_files import (IPC_SUFFIXES, MEMORY_FACTOR, InputError,  # noqa: F401 (re-exported)
                           default_memory_limit, input_files)
 from .partition import NBUCKETS
@@ -229,8 +229,7 @@ def _difference(schema: pa.Schema, first: pa.Schema) -> str:
     words (a 30-column listing of both hid the one column that differed)."""
     mine, theirs = normal_schema(schema), normal_schema(first)
     said = []
-    missing = [n for n in theirs.names if n not in mine.names]
-    extra = [n for n in mine.names if n not in theirs.names]
+    missing, extra = column_difference(mine.names, theirs.names)
     if missing:
         said.append(f"no column {', '.join(missing)}")
     if extra:

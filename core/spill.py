@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from .arrow_io import ClaimsError, normal_table, normal_type
+from .arrow_io import ClaimsError, column_difference, normal_table, normal_type
 from .partition import PartitionError, hash_strings, partition_key
 from .plan import PERSON, Plan
 from . import timeline
@@ -159,8 +159,7 @@ def spill_columns(first: pa.Table, table: pa.Table, k: int) -> pa.Table:
     type cannot hold is an error that says which batch and column, not a failed
     concatenation."""
     names = first.schema.names
-    missing = [n for n in names if n not in table.schema.names]
-    extra = [n for n in table.schema.names if n not in names]
+    missing, extra = column_difference(table.schema.names, names)
     if missing or extra:
         raise ClaimsError(
             f"batch {k + 1} of the claims has other columns than the first batch "

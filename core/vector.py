@@ -200,15 +200,13 @@ class Evaluator:
         """An open text column ``==`` / ``!=`` a text literal, compared as text (as ``in_set``
         does): the literal is no integer, and the column is Arrow text, not codes."""
         value, bad = self.checked(operand)
-        same = pc.fill_null(pc.equal(value, pa.scalar(literal, pa.string())), False)
-        same = np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)
+        same = _open_text_in(value, [literal])
         return (same if op == "==" else ~same), bad
 
     def in_set(self, e: InSet):
         value, bad = self.checked(e.operand)
         if isinstance(value, (pa.Array, pa.ChunkedArray)):  # open text column
-            mask = pc.is_in(value, value_set=pa.array([str(v) for v in e.values]))
-            return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False)), bad
+            return _open_text_in(value, e.values), bad
         member = _member_table(e.values)
         if (member is not None and isinstance(value, np.ndarray) and value.dtype == np.int64
                 and value.ndim == 1):
@@ -305,6 +303,13 @@ def engine_width(values):
 
 
 _CHECKED_OPS = {"+": checked_add, "-": checked_sub, "*": checked_mul}
+
+def _open_text_in(value, values) -> np.ndarray:
+    """Whether each row of an open text column (Arrow text) is one of ``values`` (a null
+    row is not): ``in_set`` and ``==`` / ``!=`` a text literal."""
+    mask = pc.is_in(value, value_set=pa.array([str(v) for v in values], pa.string()))
+    return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
+
 
 def _text_comparison(e: Binary):
     """(the other operand, the literal) when ``e`` is ``==`` / ``!=`` with a text literal on
